@@ -1,0 +1,39 @@
+# Thin wrapper over CMake so that the README's two commands stay two words.
+BUILD      ?= build
+BUILD_ASAN ?= build-asan
+JOBS       ?= $(shell nproc)
+DEMO_OUT   ?= demo-out
+
+.PHONY: all deps build build-asan demo check check-fast bench clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+build-asan: deps
+	@cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DCBQ_SANITIZE=address,undefined >/dev/null
+	@cmake --build $(BUILD_ASAN) -j $(JOBS)
+
+# The main job: the whole study on the built-in cohort.
+demo: build
+	@scripts/demo.sh $(BUILD) $(DEMO_OUT)
+
+# The whole test suite: the release build, then again under ASan + UBSan.
+check: build build-asan
+	@ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+	@ctest --test-dir $(BUILD_ASAN) --output-on-failure -j $(JOBS) -LE nosan
+
+# Release build only: for quick iteration.
+check-fast: build
+	@ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+bench: build
+	@scripts/bench.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN)

@@ -1,0 +1,44 @@
+/* atomic_file.h - write a file under a temporary name, then rename it.
+ *
+ * No partial output is ever visible under the final name: a crash, a kill or
+ * an error leaves either the old file or nothing.
+ *
+ *   cbq_atomic_file af;
+ *   CBQ_TRY(cbq_atomic_open(&af, "out.csv", &err));
+ *   fprintf(af.fp, "...");
+ *   CBQ_TRY(cbq_atomic_commit(&af, &err));   // or cbq_atomic_abort(&af)
+ */
+#ifndef CBCTIQ_ATOMIC_FILE_H
+#define CBCTIQ_ATOMIC_FILE_H
+
+#include <stdio.h>
+#include "cbctiq/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    FILE *fp;             /* write here between open and commit */
+    char final_path[4096];
+    char tmp_path[4096];
+} cbq_atomic_file;
+
+int cbq_atomic_open(cbq_atomic_file *af, const char *path, cbq_error *err);
+/* Flushes, fsyncs, closes and renames onto the final path. */
+int cbq_atomic_commit(cbq_atomic_file *af, cbq_error *err);
+/* Closes and removes the temporary file; safe to call twice. */
+void cbq_atomic_abort(cbq_atomic_file *af);
+
+/* Temporary sibling name for libraries that write files themselves
+ * (nifti_clib, cairo): write to tmp, then cbq_atomic_rename(tmp, final). */
+int cbq_atomic_tmp_name(char *tmp, size_t cap, const char *final_path, cbq_error *err);
+int cbq_atomic_rename(const char *tmp, const char *final_path, cbq_error *err);
+
+/* mkdir -p; existing folders are fine. */
+int cbq_mkdir_p(const char *path, cbq_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

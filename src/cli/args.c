@@ -1,0 +1,61 @@
+/* args.c - shared option parsing and error reporting for subcommands. */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+int cli_report(const cbq_error *err)
+{
+    fprintf(stderr, "cbctiq: %s\n", err->msg[0] ? err->msg : cbq_code_name(err->code));
+    return CLI_EXIT_FAIL;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "cbctiq %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'cbctiq help %s'.\n", cmd);
+    return CLI_EXIT_USAGE;
+}
+
+int cli_parse_u64(const char *cmd, const char *opt, const char *text, uint64_t lo, uint64_t hi,
+                  uint64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (errno || end == text || *end != '\0' || text[0] == '-' || v < lo || v > hi) {
+        cli_usage_error(cmd, "%s expects an integer in [%llu, %llu], got '%s'", opt,
+                        (unsigned long long)lo, (unsigned long long)hi, text);
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+int cli_parse_double(const char *cmd, const char *opt, const char *text, double lo, double hi,
+                     double *out)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (errno || end == text || *end != '\0' || !isfinite(v) || v < lo || v > hi) {
+        cli_usage_error(cmd, "%s expects a number in [%g, %g], got '%s'", opt, lo, hi, text);
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+void cli_common_defaults(cli_common *c)
+{
+    c->threads = 0;
+    c->seed = 1;
+    c->quiet = 0;
+}

@@ -1,0 +1,76 @@
+/* main.c - the cbctiq binary: dispatches to one subcommand per file. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+    const char *usage;
+} command;
+
+static const command commands[] = {
+#define CBQ_COMMAND(name, summary) {#name, cli_##name, summary, cli_##name##_usage},
+#include "commands.def"
+#undef CBQ_COMMAND
+    {NULL, NULL, NULL, NULL} /* end; also keeps the table valid C while empty */
+};
+
+static void print_overview(FILE *out)
+{
+    fprintf(out,
+            "cbctiq %s - CBCT image-quality CNN, Grad-CAM and Attribution Energy\n\n"
+            "usage: cbctiq COMMAND [OPTIONS]\n\ncommands:\n",
+            CBQ_VERSION);
+    for (size_t i = 0; commands[i].name; i++)
+        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "  %-12s %s\n", "help", "show this list, or `cbctiq help COMMAND`");
+    fprintf(out, "\nRun `cbctiq help COMMAND` for a command's options.\n");
+}
+
+static const command *find_command(const char *name)
+{
+    for (size_t i = 0; commands[i].name; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+static int run_help(int argc, char **argv)
+{
+    if (argc < 3) {
+        print_overview(stdout);
+        return CLI_EXIT_OK;
+    }
+    const command *cmd = find_command(argv[2]);
+    if (!cmd) {
+        fprintf(stderr, "cbctiq: unknown command '%s'; `cbctiq help` lists them\n", argv[2]);
+        return CLI_EXIT_USAGE;
+    }
+    fputs(cmd->usage, stdout);
+    return CLI_EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_overview(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "--version") == 0 || strcmp(name, "version") == 0) {
+        printf("cbctiq %s\n", CBQ_VERSION);
+        return CLI_EXIT_OK;
+    }
+    if (strcmp(name, "help") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0)
+        return run_help(argc, argv);
+    const command *cmd = find_command(name);
+    if (!cmd) {
+        fprintf(stderr, "cbctiq: unknown command '%s'; `cbctiq help` lists them\n", name);
+        return CLI_EXIT_USAGE;
+    }
+    /* Subcommands see argv[0] = their own name, as getopt expects. */
+    return cmd->run(argc - 1, argv + 1);
+}
