@@ -1,0 +1,91 @@
+/* model_spec.h - a network architecture as data: the parsed form of
+ * model.json (docs/formats.md), independent of weights and of the engine.
+ *
+ * The engine (src/nn) builds a runnable network from a cbq_model_spec; the
+ * model files (src/io/model_json.c) read and write it. Layers are in
+ * execution order, a plain chain: each layer's input is the previous layer's
+ * output (the first layer's input is the preprocessed slice, 1 channel).
+ * Ownership: a spec owns its `layers` array and its strings; release with
+ * cbq_model_spec_free.
+ */
+#ifndef CBCTIQ_MODEL_SPEC_H
+#define CBCTIQ_MODEL_SPEC_H
+
+#include <stddef.h>
+#include "cbctiq/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum { CBQ_NAME_MAX = 64, CBQ_MAX_OUTPUTS = 16 };
+
+typedef enum {
+    CBQ_LAYER_CONV2D,
+    CBQ_LAYER_BATCHNORM2D,
+    CBQ_LAYER_RELU,
+    CBQ_LAYER_LEAKY_RELU,
+    CBQ_LAYER_MAXPOOL2D,
+    CBQ_LAYER_AVGPOOL2D,
+    CBQ_LAYER_GLOBAL_AVGPOOL,
+    CBQ_LAYER_DROPOUT,
+    CBQ_LAYER_LINEAR,
+    CBQ_LAYER_KIND_COUNT
+} cbq_layer_kind;
+
+/* "conv2d", "batchnorm2d", ... as written in model.json; NULL for bad kinds. */
+const char *cbq_layer_kind_name(cbq_layer_kind kind);
+/* Parses a model.json type string; returns 0 when unknown. */
+int cbq_layer_kind_parse(const char *name, cbq_layer_kind *kind);
+
+typedef struct { int in_channels, out_channels, kernel_h, kernel_w, stride_h, stride_w,
+                 pad_h, pad_w, bias; } cbq_conv2d_cfg;
+typedef struct { int channels; double eps, momentum; } cbq_batchnorm2d_cfg;
+typedef struct { double negative_slope; } cbq_leaky_relu_cfg;
+typedef struct { int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w; } cbq_pool2d_cfg;
+typedef struct { double p; } cbq_dropout_cfg;
+typedef struct { int in_features, out_features, bias; } cbq_linear_cfg;
+
+typedef struct {
+    char name[CBQ_NAME_MAX];   /* unique; prefix of the state_dict tensor names */
+    cbq_layer_kind kind;
+    union {
+        cbq_conv2d_cfg conv;
+        cbq_batchnorm2d_cfg bn;
+        cbq_leaky_relu_cfg leaky;
+        cbq_pool2d_cfg pool;       /* maxpool2d and avgpool2d */
+        cbq_dropout_cfg dropout;
+        cbq_linear_cfg linear;
+    } cfg;
+} cbq_layer_spec;
+
+/* Slice preprocessing: x = clamp((HU - hu_min) / (hu_max - hu_min), 0, 1). */
+typedef struct {
+    int height, width;
+    double hu_min, hu_max;
+} cbq_input_spec;
+
+typedef struct {
+    char arch[CBQ_NAME_MAX];                 /* e.g. "iqnet-s", or "custom" */
+    cbq_input_spec input;
+    size_t n_layers;
+    cbq_layer_spec *layers;                  /* n_layers, owned */
+    size_t n_outputs;
+    char outputs[CBQ_MAX_OUTPUTS][CBQ_NAME_MAX]; /* category per output unit */
+    char target_layer[CBQ_NAME_MAX];         /* default Grad-CAM layer */
+} cbq_model_spec;
+
+void cbq_model_spec_free(cbq_model_spec *spec);
+
+/* Shape of each layer's output for one sample, in order: shapes[i] =
+ * {channels, height, width} (1x1 spatial after global pool and linear).
+ * Fails with a message naming the layer when shapes do not chain. */
+int cbq_model_spec_shapes(const cbq_model_spec *spec, size_t (*shapes)[3], cbq_error *err);
+
+/* Index of the layer with this name, or -1. */
+long cbq_model_spec_find(const cbq_model_spec *spec, const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
