@@ -1,0 +1,102 @@
+/* net.h - a runnable network built from a cbq_model_spec: parameters,
+ * activations and their gradients in arenas sized once, forward, backward
+ * that can stop at any layer, and access to every tensor by its PyTorch
+ * state_dict name.
+ *
+ * Layout: float32 NCHW throughout; activations of layer i for the current
+ * batch are cbq_net_activation(net, i) with shape [n, C_i, H_i, W_i] where
+ * {C_i, H_i, W_i} come from cbq_model_spec_shapes.
+ *
+ * Gradient convention: parameter gradients accumulate (+=) across backward
+ * calls until cbq_net_zero_grad; buffers hold true gradients (dLoss/dx, not
+ * negated); optimisers subtract.
+ *
+ * Threads: the network decides how OpenMP and BLAS threads share the cores
+ * (cbq_net_set_threads); results for a given thread count are bit-identical
+ * from run to run.
+ *
+ * Ownership: cbq_net_create returns a net owning all its memory and a copy
+ * of the spec; release with cbq_net_free. Pointers returned by accessors
+ * stay valid until cbq_net_free.
+ */
+#ifndef CBCTIQ_NET_H
+#define CBCTIQ_NET_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "cbctiq/error.h"
+#include "cbctiq/model_spec.h"
+#include "cbctiq/rng.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cbq_net cbq_net;
+
+/* Allocates everything for batches of up to max_batch samples. Weights are
+ * initialised as PyTorch does by default (kaiming_uniform_(a=sqrt(5)) for
+ * conv/linear weights, uniform(+-1/sqrt(fan_in)) biases, BN weight 1, bias 0,
+ * running mean 0, running var 1), drawn from `seed`. */
+int cbq_net_create(cbq_net **net, const cbq_model_spec *spec, size_t max_batch,
+                   uint64_t seed, cbq_error *err);
+void cbq_net_free(cbq_net *net);
+const cbq_model_spec *cbq_net_spec(const cbq_net *net);
+
+/* 0 = use all cores. */
+void cbq_net_set_threads(cbq_net *net, int threads);
+/* Training mode: BN uses batch statistics and updates running ones; dropout
+ * active (masks drawn from the net's RNG, reseedable). Eval mode otherwise. */
+void cbq_net_set_training(cbq_net *net, int training);
+void cbq_net_seed_dropout(cbq_net *net, uint64_t seed);
+
+/* ---- named tensors (state_dict) ---------------------------------------- */
+typedef enum { CBQ_DTYPE_F32, CBQ_DTYPE_I64 } cbq_dtype;
+
+typedef struct {
+    const char *name;    /* "conv1.weight", "bn1.running_mean", "bn1.num_batches_tracked" */
+    cbq_dtype dtype;     /* I64 only for num_batches_tracked */
+    void *data;          /* float* or int64_t*, numel elements, owned by the net */
+    int ndim;            /* 0 for the scalar num_batches_tracked */
+    size_t shape[4];
+    size_t numel;
+    int trainable;       /* 1 for weights and biases, 0 for BN buffers */
+    float *grad;         /* gradient of a trainable tensor, NULL otherwise */
+} cbq_tensor_view;
+
+/* Tensors in state_dict order (layer order, then weight, bias, running_mean,
+ * running_var, num_batches_tracked as PyTorch lists them). */
+size_t cbq_net_tensor_count(const cbq_net *net);
+void cbq_net_tensor(const cbq_net *net, size_t index, cbq_tensor_view *view);
+/* By name; returns 0 when absent. */
+int cbq_net_tensor_find(const cbq_net *net, const char *name, cbq_tensor_view *view);
+
+/* ---- running -------------------------------------------------------------- */
+/* in: [n, 1, H, W] preprocessed slices (n <= max_batch). Computes every
+ * layer's activation; returns the output [n, n_outputs]. */
+int cbq_net_forward(cbq_net *net, const float *in, size_t n, const float **out, cbq_error *err);
+
+/* Backward from dout = dLoss/d(output) [n, n_outputs] of the last forward,
+ * down to and including layer `stop_layer` (0 = all the way to the input).
+ * After it, cbq_net_activation_grad(net, i) holds dLoss/d(activation i) for
+ * every i >= stop_layer - 1 ... precisely: for every layer i >= stop_layer,
+ * the gradient with respect to that layer's OUTPUT; and when stop_layer == 0
+ * cbq_net_input_grad holds the gradient with respect to the input.
+ * Parameter gradients of layers >= stop_layer accumulate when
+ * `param_grads` is non-zero (Grad-CAM passes 0 and skips them). */
+int cbq_net_backward(cbq_net *net, const float *dout, size_t stop_layer, int param_grads,
+                     cbq_error *err);
+
+const float *cbq_net_activation(const cbq_net *net, size_t layer);      /* output of layer */
+const float *cbq_net_activation_grad(const cbq_net *net, size_t layer); /* d/d output of layer */
+const float *cbq_net_input_grad(const cbq_net *net);                    /* [n, 1, H, W] */
+void cbq_net_zero_grad(cbq_net *net);
+
+/* Floating-point operations of one forward pass for one sample
+ * (a multiply-add counts 2). */
+double cbq_net_forward_flops(const cbq_net *net);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
