@@ -17,6 +17,7 @@ packages=(
   python3-numpy python3-scipy python3-nibabel python3-pydicom python3-torch  # oracle tests, benchmark peers
   dcm2niix                            # benchmark peer for DICOM reading
   clang-14 libfuzzer-14-dev libclang-rt-14-dev  # fuzz targets
+  libomp-14-dev                       # LLVM OpenMP + Archer: ThreadSanitizer tree
   chromium                            # renders the HTML report in its test
 )
 
