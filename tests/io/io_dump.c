@@ -1,0 +1,89 @@
+/* io_dump.c - test helper that exposes the io readers and writers to the
+ * Python oracle scripts: it dumps what cbctiq reads (voxels as raw float32 +
+ * geometry as text) and writes volumes from raw float32 input.
+ *
+ *   io_dump read IN OUT_PREFIX          -> OUT_PREFIX.raw, OUT_PREFIX.txt
+ *   io_dump write RAW NX NY NZ A00..A23 DTYPE OUT.nii[.gz]
+ *
+ * OUT_PREFIX.txt: line 1 "nx ny nz", line 2 spacing, lines 3-6 affine rows.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cbctiq/nifti.h"
+#include "cbctiq/volume.h"
+
+static int fail(const cbq_error *err)
+{
+    fprintf(stderr, "io_dump: %s\n", err->msg);
+    return 1;
+}
+
+static int dump(const cbq_volume *vol, const char *prefix)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s.raw", prefix);
+    FILE *fp = fopen(path, "wb");
+    size_t n = cbq_volume_count(vol);
+    if (!fp || fwrite(vol->data, sizeof(float), n, fp) != n || fclose(fp) != 0)
+        return 1;
+    snprintf(path, sizeof path, "%s.txt", prefix);
+    fp = fopen(path, "w");
+    if (!fp)
+        return 1;
+    fprintf(fp, "%zu %zu %zu\n%.17g %.17g %.17g\n", vol->nx, vol->ny, vol->nz, vol->spacing[0],
+            vol->spacing[1], vol->spacing[2]);
+    for (int r = 0; r < 4; r++)
+        fprintf(fp, "%.17g %.17g %.17g %.17g\n", vol->affine[r][0], vol->affine[r][1],
+                vol->affine[r][2], vol->affine[r][3]);
+    return fclose(fp) != 0;
+}
+
+static int cmd_read(int argc, char **argv)
+{
+    if (argc != 4)
+        return 2;
+    cbq_volume vol;
+    cbq_error err = {0};
+    if (cbq_nifti_read(&vol, argv[2], &err) != CBQ_OK)
+        return fail(&err);
+    int rc = dump(&vol, argv[3]);
+    cbq_volume_free(&vol);
+    return rc;
+}
+
+static int cmd_write(int argc, char **argv)
+{
+    if (argc != 20)
+        return 2;
+    size_t dims[3];
+    for (int a = 0; a < 3; a++)
+        dims[a] = strtoul(argv[3 + a], NULL, 10);
+    cbq_volume vol;
+    cbq_error err = {0};
+    if (cbq_volume_alloc(&vol, dims[0], dims[1], dims[2], NULL, 0, &err) != CBQ_OK)
+        return fail(&err);
+    for (int r = 0; r < 3; r++)
+        for (int c = 0; c < 4; c++)
+            vol.affine[r][c] = strtod(argv[6 + 4 * r + c], NULL);
+    FILE *fp = fopen(argv[2], "rb");
+    size_t n = cbq_volume_count(&vol);
+    int rc = !fp || fread(vol.data, sizeof(float), n, fp) != n;
+    if (fp)
+        fclose(fp);
+    if (!rc && cbq_nifti_write(argv[19], &vol, (cbq_nifti_dtype)atoi(argv[18]), &err) != CBQ_OK)
+        rc = fail(&err);
+    cbq_volume_free(&vol);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 2 && strcmp(argv[1], "read") == 0)
+        return cmd_read(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "write") == 0)
+        return cmd_write(argc, argv);
+    fprintf(stderr, "usage: io_dump read IN PREFIX | write RAW NX NY NZ A00..A23 DTYPE OUT\n");
+    return 2;
+}
