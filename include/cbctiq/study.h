@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include "cbctiq/error.h"
+#include "cbctiq/net.h"
+#include "cbctiq/volume.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -75,7 +77,7 @@ typedef struct {
     } attrib;
     struct {
         char ci[CBQ_STUDY_STR_MAX];       /* "fisher" or "bootstrap" */
-        int bootstrap;
+        int bootstrap, permutations;
         double ci_level;
     } stats;
     struct {
@@ -170,10 +172,36 @@ int cbq_isotonic_fit(const double *x, const double *y, size_t n, int increasing,
  * z = 0 when both are 0. *scale receives s. */
 int cbq_robust_z(const double *r, size_t n, double *z, double *scale, cbq_error *err);
 
-/* Spearman rho with average ranks for ties; NAN when undefined (n < 3 or a
- * constant input). p from the t distribution with n-2 degrees of freedom
- * (NAN when undefined; 0 when |rho| = 1). */
-double cbq_study_spearman(const double *x, const double *y, size_t n, double *p);
+/* ---- volumes through a model ---------------------------------------------- */
+
+
+/* Reads a CBCT volume (NIfTI file, or DICOM series folder/file) and brings
+ * it to the canonical orientation (orient.h). *vol is owned by the caller
+ * (cbq_volume_free). src_flip_k (may be NULL) receives 1 when canonical
+ * slice k is source slice nz-1-k, so per-slice results can be reported in
+ * the source volume's slice order. */
+int cbq_study_load_volume(const char *path, cbq_volume *vol, int *src_flip_k, cbq_error *err);
+
+/* Axial slices used for a volume: all of them, or (structures_only) those
+ * where `mask` (same canonical grid; NULL = none) is non-zero anywhere.
+ * *ks is allocated (caller frees with free()); *n may be 0. */
+int cbq_study_select_slices(const cbq_volume *vol, const cbq_volume *mask, int structures_only,
+                            size_t **ks, size_t *n, cbq_error *err);
+
+typedef struct {
+    size_t n_slices;      /* slices used */
+    size_t n_outputs;
+    size_t *slice;        /* n_slices canonical indices, ascending (owned) */
+    float *pred;          /* [n_slices][n_outputs] (owned) */
+    double mean[16];      /* volume level: mean over the used slices, per output */
+} cbq_volume_pred;
+
+/* Runs `net` (eval mode) on the selected slices of `vol` (canonical),
+ * windowed and resampled as the model's input spec says, in batches of at
+ * most `batch` (<= the net's max_batch). Free with cbq_volume_pred_free. */
+int cbq_predict_volume(cbq_net *net, const cbq_volume *vol, const size_t *ks, size_t n,
+                       size_t batch, cbq_volume_pred *out, cbq_error *err);
+void cbq_volume_pred_free(cbq_volume_pred *p);
 
 /* ---- running ---------------------------------------------------------------- */
 typedef struct {

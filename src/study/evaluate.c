@@ -4,7 +4,8 @@
  * the stage that reads and writes the CSVs lives in pipeline.c. */
 #include "cbctiq/study.h"
 
-#include <gsl/gsl_cdf.h>
+#include "cbctiq/stats.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,83 +50,6 @@ double cbq_quadratic_kappa(const size_t *confusion, size_t k)
     return expected > 0 ? 1.0 - observed / expected : NAN;
 }
 
-/* Average ranks (1-based) of v[0..n), ties sharing the mean of their ranks. */
-static int average_ranks(const double *v, size_t n, double *rank)
-{
-    size_t *order = malloc(n * sizeof *order);
-    if (!order)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        order[i] = i;
-    /* Insertion sort keeps this dependency-free; n is a test split (tens). */
-    for (size_t i = 1; i < n; i++) {
-        size_t cur = order[i], j = i;
-        while (j > 0 && v[order[j - 1]] > v[cur]) {
-            order[j] = order[j - 1];
-            j--;
-        }
-        order[j] = cur;
-    }
-    for (size_t i = 0; i < n;) {
-        size_t j = i + 1;
-        while (j < n && v[order[j]] == v[order[i]])
-            j++;
-        double r = 0.5 * (double)(i + j - 1) + 1.0;
-        for (size_t t = i; t < j; t++)
-            rank[order[t]] = r;
-        i = j;
-    }
-    free(order);
-    return 1;
-}
-
-double cbq_study_spearman(const double *x, const double *y, size_t n, double *p)
-{
-    if (p)
-        *p = NAN;
-    if (n < 3)
-        return NAN;
-    double *rx = malloc(2 * n * sizeof *rx);
-    if (!rx)
-        return NAN;
-    double *ry = rx + n;
-    if (!average_ranks(x, n, rx) || !average_ranks(y, n, ry)) {
-        free(rx);
-        return NAN;
-    }
-    double mx = 0, my = 0;
-    for (size_t i = 0; i < n; i++) {
-        mx += rx[i];
-        my += ry[i];
-    }
-    mx /= (double)n;
-    my /= (double)n;
-    double sxy = 0, sxx = 0, syy = 0;
-    for (size_t i = 0; i < n; i++) {
-        sxy += (rx[i] - mx) * (ry[i] - my);
-        sxx += (rx[i] - mx) * (rx[i] - mx);
-        syy += (ry[i] - my) * (ry[i] - my);
-    }
-    free(rx);
-    if (sxx <= 0 || syy <= 0)
-        return NAN;
-    double rho = sxy / sqrt(sxx * syy);
-    if (rho > 1)
-        rho = 1;
-    if (rho < -1)
-        rho = -1;
-    if (p) {
-        double df = (double)n - 2.0;
-        if (fabs(rho) >= 1.0) {
-            *p = 0.0;
-        } else {
-            double t = rho * sqrt(df / ((1.0 - rho) * (1.0 + rho)));
-            *p = 2.0 * gsl_cdf_tdist_Q(fabs(t), df);
-        }
-    }
-    return rho;
-}
-
 int cbq_eval_metrics_compute(const double *pred, const double *truth, size_t n,
                              cbq_eval_metrics *m, cbq_error *err)
 {
@@ -143,7 +67,10 @@ int cbq_eval_metrics_compute(const double *pred, const double *truth, size_t n,
     m->n = n;
     m->mae = abs_sum / (double)n;
     m->rmse = sqrt(sq_sum / (double)n);
-    m->rho = cbq_study_spearman(pred, truth, n, &m->p);
+    cbq_corr c;
+    CBQ_TRY(cbq_spearman(pred, truth, n, &c, err));
+    m->rho = c.r;
+    m->p = c.p;
     m->kappa = cbq_quadratic_kappa(&m->confusion[0][0], CBQ_LIKERT_LEVELS);
     return CBQ_OK;
 }

@@ -5,7 +5,6 @@
  *   metrics N then N pred, N truth      -> n mae rmse rho p kappa, then 25 counts
  *   isotonic N INC then N x, N y        -> N fitted values
  *   robustz N then N values             -> scale, then N z
- *   spearman N then N x, N y            -> rho p
  *   hash PATH                           -> hex digest
  *   round X                             -> Likert level
  */
@@ -83,11 +82,7 @@ static int run(const char *what)
     double *x = read_doubles(n), *y = read_doubles(n);
     if (!x || !y)
         return 1;
-    if (strcmp(what, "spearman") == 0) {
-        double p, rho = cbq_study_spearman(x, y, n, &p);
-        put(rho);
-        put(p);
-    } else if (strcmp(what, "metrics") == 0) {
+    if (strcmp(what, "metrics") == 0) {
         cbq_eval_metrics m;
         if (cbq_eval_metrics_compute(x, y, n, &m, &err) != CBQ_OK)
             return 1;
