@@ -60,6 +60,7 @@ typedef struct {
     struct {
         char model[CBQ_STUDY_PATH_MAX];   /* "" = train; else use this model folder */
         char arch[CBQ_STUDY_STR_MAX];
+        int width, depth;         /* preset size; 0 = its default */
         int input_size;
         double hu_min, hu_max;
         char slices[CBQ_STUDY_STR_MAX];   /* "all" or "structures" */
@@ -202,6 +203,28 @@ typedef struct {
 int cbq_predict_volume(cbq_net *net, const cbq_volume *vol, const size_t *ks, size_t n,
                        size_t batch, cbq_volume_pred *out, cbq_error *err);
 void cbq_volume_pred_free(cbq_volume_pred *p);
+
+/* ---- training on a cohort ------------------------------------------------- */
+typedef struct {
+    size_t n_train_volumes, n_val_volumes, n_train_slices, n_val_slices;
+    size_t skipped_volumes;  /* without a consensus in some category */
+    size_t epochs_run, best_epoch;
+    double best_val_loss;
+    int stopped_early;
+} cbq_study_train_result;
+
+/* Trains cfg->train.arch on the train split of `cohort_csv` (its split
+ * column is required) against `consensus_csv`, validating on the val split
+ * at every epoch (volume level: mean over slices, MAE and Spearman per
+ * category) with early stopping on the validation loss, and writes the
+ * best model to `model_dir` (model.json + weights.safetensors) and the
+ * per-epoch log to `log_csv` (epoch, train_loss, val_loss, val_mae_CAT...,
+ * val_rho_CAT..., lr, seconds, improved), each atomically. Outputs are the
+ * categories of cfg->categories; slices: train.slices, train.slice_step;
+ * seeded by cfg->seed. res may be NULL. */
+int cbq_study_train(const cbq_study_config *cfg, const char *cohort_csv, const char *consensus_csv,
+                    const char *model_dir, const char *log_csv, cbq_study_train_result *res,
+                    cbq_error *err);
 
 /* ---- running ---------------------------------------------------------------- */
 typedef struct {

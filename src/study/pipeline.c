@@ -59,6 +59,11 @@ static int stage_identity(const study_ctx *ctx, cbq_study_stage s,
             cbq_sha256_update(&h, stamps[d].output_hash, 64);
     if (s == CBQ_STAGE_COHORT)
         CBQ_TRY(study_cohort_inputs_hash(ctx, &h, err));
+    if (s == CBQ_STAGE_TRAIN && ctx->cfg->train.model[0]) {
+        char model_hash[65];
+        CBQ_TRY(cbq_hash_path(ctx->cfg->train.model, model_hash, err));
+        cbq_sha256_update(&h, model_hash, 64);
+    }
     unsigned char digest[32];
     cbq_sha256_final(&h, digest);
     cbq_sha256_hex(digest, hex);

@@ -10,8 +10,6 @@
     }
 
 PENDING(cohort, "cohort simulator")
-PENDING(train, "training loop")
-PENDING(evaluate, "model files")
 PENDING(attrib, "attribution")
 PENDING(report, "report builder")
 
