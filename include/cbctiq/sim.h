@@ -191,8 +191,11 @@ typedef struct {
     double weight, bias, spread, slope;
 } cbq_rater;
 
-/* Latent quality (continuous, nominally 1..5) of a category from its figures. */
-double cbq_latent_quality(int cat, const cbq_fom *fom_cat, const cbq_fom *fom_all);
+/* Latent quality of every category (continuous, 1..5) from its figures:
+ * parotid and submandibular from CNR (noise and scatter's lost contrast),
+ * larynx from edge sharpness (motion), mandible from streaks (metal),
+ * overall from all of them and cupping. See docs/simulation.md. */
+void cbq_latent_quality(const cbq_fom fom[CBQ_CAT_COUNT], double q[CBQ_CAT_COUNT]);
 /* Draws n raters (weights by experience, bias, spread, use of the scale). */
 void cbq_raters_draw(cbq_rater *raters, size_t n, cbq_rng *rng);
 /* Integer score 1..5 that a rater gives for a latent quality. */
@@ -228,6 +231,18 @@ void cbq_case_draw(cbq_case_params *cp, size_t size, size_t slices, double spaci
 int cbq_case_simulate(const cbq_case_params *cp, size_t size, size_t slices, double spacing,
                       uint64_t seed, cbq_volume *img, cbq_volume *ref, cbq_volume *labels,
                       cbq_error *err);
+
+/* ----------------------------------------------------------------- preview */
+
+typedef struct {
+    const cbq_volume *vol;  /* HU */
+    size_t k;               /* axial slice */
+} cbq_preview_tile;
+
+/* Writes a grey-scale PNG montage of the tiles, `cols` per row, window
+ * [hu_lo, hu_hi], patient right on the image left and anterior at the top. */
+int cbq_sim_preview_png(const char *path, const cbq_preview_tile *tiles, size_t n_tiles, size_t cols,
+                        double hu_lo, double hu_hi, cbq_error *err);
 
 #ifdef __cplusplus
 }

@@ -247,11 +247,15 @@ typedef struct {
     float c, s;     /* cos, sin of the angle */
 } angle_cs;
 
-/* Adds every projection to one axial slice. */
+/* Adds every projection to one axial slice. Per row, a first loop (which
+ * GCC vectorises) finds each voxel's panel position and weights, a second
+ * gathers the four panel samples. */
 static void backproject_slice(const float *filt, const cbq_cb_geometry *g, const angle_cs *ang,
-                              size_t pnu, size_t pnv, const cbq_volume *vol, size_t k, float *acc)
+                              size_t pnu, size_t pnv, const cbq_volume *vol, size_t k, float *acc,
+                              int *restrict off, float *restrict wu, float *restrict wv,
+                              float *restrict wd)
 {
-    const size_t nx = vol->nx, ny = vol->ny;
+    const int nx = (int)vol->nx, ny = (int)vol->ny, stride = (int)pnu;
     const float sx = (float)vol->spacing[0], sy = (float)vol->spacing[1];
     const float cx = 0.5f * (float)(nx - 1), cy = 0.5f * (float)(ny - 1);
     const float z = ((float)k - 0.5f * (float)(vol->nz - 1)) * (float)vol->spacing[2];
@@ -262,27 +266,36 @@ static void backproject_slice(const float *filt, const cbq_cb_geometry *g, const
     const float u_c = 0.5f * (float)(g->nu - 1) + 1.0f + (float)ext - (float)(g->u_offset / g->du);
     const float v_c = 0.5f * (float)(g->nv - 1) + 1.0f;
     const float umax = (float)(g->nu + ext + 1), vmax = (float)(g->nv + 1);
-    memset(acc, 0, nx * ny * sizeof(float));
+    memset(acc, 0, (size_t)nx * (size_t)ny * sizeof(float));
     for (size_t p = 0; p < g->n_proj; p++) {
         const float *restrict q = filt + p * pnu * pnv;
         const float c = ang[p].c, s = ang[p].s;
-        for (size_t j = 0; j < ny; j++) {
-            float *restrict row = acc + nx * j;
+        for (int j = 0; j < ny; j++) {
+            float *restrict row = acc + (size_t)nx * (size_t)j;
             const float y = ((float)j - cy) * sy;
-            for (size_t i = 0; i < nx; i++) {
+            for (int i = 0; i < nx; i++) {
                 float x = ((float)i - cx) * sx;
                 float along = x * c + y * s, t = y * c - x * s;
                 float inv_l = 1.0f / (sad - along);
                 float mag = sdd * inv_l;
-                float fu = fminf(fmaxf(t * mag * inv_du + u_c, 0.0f), umax);
-                float fv = fminf(fmaxf(z * mag * inv_dv + v_c, 0.0f), vmax);
+                /* Ternary clamps (not fminf) so that GCC can use vector min/max. */
+                float fu = t * mag * inv_du + u_c, fv = z * mag * inv_dv + v_c;
+                fu = fu > 0.0f ? fu : 0.0f;
+                fu = fu < umax ? fu : umax;
+                fv = fv > 0.0f ? fv : 0.0f;
+                fv = fv < vmax ? fv : vmax;
                 int iu = (int)fu, iv = (int)fv;
-                float wu = fu - (float)iu, wv = fv - (float)iv;
-                int o = iu + (int)pnu * iv;
-                float lo = q[o] + wu * (q[o + 1] - q[o]);
-                float hi = q[o + (int)pnu] + wu * (q[o + (int)pnu + 1] - q[o + (int)pnu]);
+                wu[i] = fu - (float)iu;
+                wv[i] = fv - (float)iv;
+                off[i] = iu + stride * iv;
                 float w = sad * inv_l;
-                row[i] += w * w * (lo + wv * (hi - lo));
+                wd[i] = w * w;
+            }
+            for (int i = 0; i < nx; i++) {
+                const float *c0 = q + off[i];
+                float lo = c0[0] + wu[i] * (c0[1] - c0[0]);
+                float hi = c0[stride] + wu[i] * (c0[stride + 1] - c0[stride]);
+                row[i] += wd[i] * (lo + wv[i] * (hi - lo));
             }
         }
     }
@@ -317,9 +330,27 @@ int cbq_fdk(const float *proj, const cbq_cb_geometry *g, cbq_apodisation apod, c
         ang[p].s = (float)sin(b);
     }
     size_t slice = vol->nx * vol->ny;
-#pragma omp parallel for schedule(static)
-    for (size_t k = 0; k < vol->nz; k++)
-        backproject_slice(filt, g, ang, pnu, pnv, vol, k, vol->data + k * slice);
+    int fail = 0;
+#pragma omp parallel reduction(|| : fail)
+    {
+        int *off = malloc(vol->nx * sizeof(int));
+        float *w = malloc(3 * vol->nx * sizeof(float));
+        if (!off || !w) {
+            fail = 1;
+        } else {
+#pragma omp for schedule(static)
+            for (size_t k = 0; k < vol->nz; k++)
+                backproject_slice(filt, g, ang, pnu, pnv, vol, k, vol->data + k * slice, off, w,
+                                  w + vol->nx, w + 2 * vol->nx);
+        }
+        free(off);
+        free(w);
+    }
+    if (fail) {
+        free(filt);
+        free(ang);
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "FDK: out of memory in the backprojector");
+    }
     free(filt);
     free(ang);
     return CBQ_OK;

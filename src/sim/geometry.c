@@ -32,7 +32,7 @@ void cbq_cb_geometry_make_short(cbq_cb_geometry *g)
 {
     /* Two degrees beyond the minimum so that Parker's weights have room to
      * taper smoothly at both ends. */
-    g->arc = CBQ_PI + 2.0 * cbq_cb_fan_half_angle(g) + 2.0 * CBQ_PI / 180.0;
+    g->arc = CBQ_PI + 2.0 * cbq_cb_fan_half_angle(g) + 10.0 * CBQ_PI / 180.0;
     g->short_scan = 1;
 }
 

@@ -182,9 +182,7 @@ static void build_body(prim_list *L)
     static const struct { double inset; float hu; } layers[] = {{0, 20}, {2.5, -105}, {9, 45}};
     for (size_t i = 0; i < 3; i++) {
         double t = layers[i].inset;
-        prim *neck = add(L, SH_SUPERQ, 0, 6, -45, 58 - t, 52 - t, 70 - t, layers[i].hu, 0, 0);
-        if (neck)
-            neck->expo = 2.6;
+        add(L, SH_CYLINDER, 0, 6, -45, 58 - t, 52 - t, 70 - t, layers[i].hu, 0, 0);
         add(L, SH_ELLIPSOID, 0, -6, 60, 71 - t, 86 - t, 75 - t, layers[i].hu, 0, G_HEAD);
     }
     /* Fat planes of the neck around the vessels and under the mandible. */
@@ -307,10 +305,10 @@ static void build_teeth(prim_list *L, const cbq_phantom_params *pp)
         tooth_place(t, c, &h);
         double occl = t >= 14 ? -3.5 : 3.5; /* towards the bite */
         if (pp->crown_teeth & (1u << t))
-            add(L, SH_ELLIPSOID, c[0], c[1], c[2] + occl * 0.6, h + 0.8, h + 0.8, 4.5, 28000,
+            add(L, SH_ELLIPSOID, c[0], c[1], c[2] + occl * 0.6, h + 0.8, h + 0.8, 4.5, 45000,
                 CBQ_LAB_METAL, G_HEAD);
         else
-            add(L, SH_ELLIPSOID, c[0], c[1], c[2] + occl, h * 0.6, h * 0.6, 2.0, 30000, CBQ_LAB_METAL,
+            add(L, SH_ELLIPSOID, c[0], c[1], c[2] + occl, h * 0.7, h * 0.7, 2.5, 60000, CBQ_LAB_METAL,
                 G_HEAD);
     }
 }

@@ -90,18 +90,34 @@ static int ray_setup(const double s[3], const double d[3], double len_mm, const 
     return 1;
 }
 
-static float ray_sum(const float *m, const ray_walk *w)
+/* Scratch for one ray: cell offsets and bilinear weights per step. */
+typedef struct {
+    int *off;
+    float *wa, *wb;
+} ray_scratch;
+
+/* Two passes: offsets and weights (vectorised by GCC), then the gathers. */
+static float ray_sum(const float *m, const ray_walk *w, const ray_scratch *sc)
 {
+    const float a0 = (float)w->a0, ad = (float)w->ad, b0 = (float)w->b0, bd = (float)w->bd;
+    const int sp = (int)w->sp, sa = (int)w->sa, sb = (int)w->sb, n = (int)(w->i1 - w->i0 + 1);
+    const int i0 = (int)w->i0;
+    int *restrict off = sc->off;
+    float *restrict wa = sc->wa, *restrict wb = sc->wb;
+    for (int s = 0; s < n; s++) {
+        float fi = (float)(i0 + s);
+        float fa = a0 + ad * fi, fb = b0 + bd * fi;
+        int ia = (int)fa, ib = (int)fb;
+        wa[s] = fa - (float)ia;
+        wb[s] = fb - (float)ib;
+        off[s] = (i0 + s + PAD) * sp + ia * sa + ib * sb;
+    }
     float sum = 0.0f;
-    float a0 = (float)w->a0, ad = (float)w->ad, b0 = (float)w->b0, bd = (float)w->bd;
-    for (long i = w->i0; i <= w->i1; i++) {
-        float fa = a0 + ad * (float)i, fb = b0 + bd * (float)i;
-        long ia = (long)fa, ib = (long)fb;
-        float wa = fa - (float)ia, wb = fb - (float)ib;
-        const float *c = m + (size_t)(i + PAD) * w->sp + (size_t)ia * w->sa + (size_t)ib * w->sb;
-        float lo = c[0] + wa * (c[w->sa] - c[0]);
-        float hi = c[w->sb] + wa * (c[w->sa + w->sb] - c[w->sb]);
-        sum += lo + wb * (hi - lo);
+    for (int s = 0; s < n; s++) {
+        const float *c = m + off[s];
+        float lo = c[0] + wa[s] * (c[sa] - c[0]);
+        float hi = c[sb] + wa[s] * (c[sa + sb] - c[sb]);
+        sum += lo + wb[s] * (hi - lo);
     }
     return sum * (float)w->step_mm;
 }
@@ -178,19 +194,37 @@ int cbq_sim_project(const cbq_volume *mu, const cbq_cb_geometry *g, size_t p0, s
                   p0, p1, g->n_proj);
     padded pv;
     CBQ_TRY(padded_make(&pv, mu, 1, err));
-    size_t per = g->nu * g->nv;
-#pragma omp parallel for schedule(dynamic, 1)
-    for (size_t p = p0; p < p1; p++) {
-        proj_frame f;
-        frame_make(g, mu, p, shift, &f);
-        float *out = proj + p * per;
-        for (size_t iv = 0; iv < g->nv; iv++)
-            for (size_t iu = 0; iu < g->nu; iu++) {
-                ray_walk w;
-                out[iu + g->nu * iv] = pixel_walk(&f, iu, iv, mu, &pv, &w) ? ray_sum(pv.data, &w) : 0.0f;
-            }
+    CBQ_CHECK_ARG(err, pv.pnx * pv.pny * pv.pnz < ((size_t)1 << 31),
+                  "projector: volume of %zu x %zu x %zu voxels is too large for 32-bit offsets",
+                  mu->nx, mu->ny, mu->nz);
+    size_t per = g->nu * g->nv, nmax = mu->nx > mu->ny ? mu->nx : mu->ny;
+    int fail = 0;
+#pragma omp parallel reduction(|| : fail)
+    {
+        ray_scratch sc = {malloc(nmax * sizeof(int)), malloc(nmax * sizeof(float)),
+                          malloc(nmax * sizeof(float))};
+        fail = !sc.off || !sc.wa || !sc.wb;
+#pragma omp for schedule(dynamic, 1)
+        for (size_t p = p0; p < p1; p++) {
+            if (fail)
+                continue;
+            proj_frame f;
+            frame_make(g, mu, p, shift, &f);
+            float *out = proj + p * per;
+            for (size_t iv = 0; iv < g->nv; iv++)
+                for (size_t iu = 0; iu < g->nu; iu++) {
+                    ray_walk w;
+                    out[iu + g->nu * iv] =
+                        pixel_walk(&f, iu, iv, mu, &pv, &w) ? ray_sum(pv.data, &w, &sc) : 0.0f;
+                }
+        }
+        free(sc.off);
+        free(sc.wa);
+        free(sc.wb);
     }
     free(pv.data);
+    if (fail)
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "projector: out of memory");
     return CBQ_OK;
 }
 
