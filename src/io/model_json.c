@@ -589,9 +589,10 @@ char *cbq_model_json_format(const cbq_model_spec *spec, cbq_error *err)
 
 int cbq_model_json_write(const cbq_model_spec *spec, const char *path, cbq_error *err)
 {
+    CBQ_TRY(cbq_model_spec_validate(spec, path, err));
     char *text = cbq_model_json_format(spec, err);
     if (!text)
-        return cbq_error_prefix(err, "%s: ", path);
+        return err ? err->code : CBQ_ERR_NOMEM;
     cbq_atomic_file af;
     int rc = cbq_atomic_open(&af, path, err);
     if (rc == CBQ_OK) {
