@@ -98,9 +98,9 @@ void cbq_resize_bilinear(const float *src, size_t planes, size_t h, size_t w, fl
 
 /* Spearman rank correlation of two equally long arrays (average ranks for
  * ties, then Pearson of the ranks, as scipy.stats.spearmanr); NaN when either
- * is constant or n < 2. `work`: cbq_spearman_work_bytes(n) bytes. */
-size_t cbq_spearman_work_bytes(size_t n);
-double cbq_spearman(const float *a, const float *b, size_t n, void *work);
+ * is constant or n < 2. `work`: cbq_map_spearman_work_bytes(n) bytes. */
+size_t cbq_map_spearman_work_bytes(size_t n);
+double cbq_map_spearman(const float *a, const float *b, size_t n, void *work);
 
 /* ---- running a method on batches of slices ------------------------------- */
 typedef struct cbq_cam cbq_cam;

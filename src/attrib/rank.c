@@ -12,7 +12,7 @@ typedef struct {
     size_t i;
 } keyed;
 
-size_t cbq_spearman_work_bytes(size_t n)
+size_t cbq_map_spearman_work_bytes(size_t n)
 {
     return n * sizeof(keyed) + 2 * n * sizeof(double);
 }
@@ -44,7 +44,7 @@ static void average_ranks(const float *x, size_t n, keyed *tmp, double *r)
     }
 }
 
-double cbq_spearman(const float *a, const float *b, size_t n, void *work)
+double cbq_map_spearman(const float *a, const float *b, size_t n, void *work)
 {
     if (n < 2)
         return NAN;
