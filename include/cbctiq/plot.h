@@ -71,7 +71,8 @@ typedef struct {
 } cbq_series;
 
 typedef enum {
-    CBQ_LEGEND_TOP_RIGHT = 0, CBQ_LEGEND_TOP_LEFT, CBQ_LEGEND_BOTTOM_RIGHT, CBQ_LEGEND_BOTTOM_LEFT
+    CBQ_LEGEND_AUTO = 0, /* the corner covering the least data */
+    CBQ_LEGEND_TOP_RIGHT, CBQ_LEGEND_TOP_LEFT, CBQ_LEGEND_BOTTOM_RIGHT, CBQ_LEGEND_BOTTOM_LEFT
 } cbq_legend_pos;
 
 typedef struct {
@@ -83,8 +84,11 @@ typedef struct {
     double x_min, x_max, y_min, y_max;
     const char *const *x_categories;        /* categorical x axis: tick i named */
     size_t n_categories;                    /*   x_categories[i] (bar charts) */
+    int y_integer;                          /* 1: y ticks on whole numbers only (counts);
+                                               charts of histograms do this anyway */
     const char *annotation;                 /* text box ('\n' separates lines) */
-    cbq_legend_pos legend_pos;              /* annotation takes the other top corner */
+    cbq_legend_pos legend_pos;              /* the annotation goes to the free corner
+                                               covering the least data */
 } cbq_chart;
 
 /* Where data coordinates land on the figure, in pixels from the top left. */

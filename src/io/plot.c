@@ -225,7 +225,12 @@ static int data_ranges(const cbq_chart *c, range *xr, range *yr, cbq_error *err)
         return CBQ_FAIL(err, CBQ_ERR_ARG, "chart '%s': no finite value to plot", c->title ? c->title : "");
     if (!c->n_categories)
         pad(xr, 0.05, 0);
-    pad(yr, 0.05, zero_based);
+    /* Bars and histograms fill the bottom: leave room above them for the
+     * legend and annotation boxes. */
+    int has_box = c->annotation != NULL;
+    for (size_t k = 0; k < c->n_series; k++)
+        has_box |= c->series[k].label != NULL;
+    pad(yr, zero_based && has_box ? 0.3 : 0.05, zero_based);
     if (c->x_fixed) {
         if (!isfinite(c->x_min) || !isfinite(c->x_max) || c->x_min >= c->x_max)
             return CBQ_FAIL(err, CBQ_ERR_ARG, "chart: x limits [%g, %g]: expected finite min < max", c->x_min, c->x_max);
@@ -240,6 +245,35 @@ static int data_ranges(const cbq_chart *c, range *xr, range *yr, cbq_error *err)
 }
 
 /* ---- frame ---- */
+
+static int wants_integer_ticks(const cbq_chart *c)
+{
+    if (c->y_integer)
+        return 1;
+    int hist = 0, other = 0;
+    for (size_t k = 0; k < c->n_series; k++) {
+        cbq_series_kind kind = c->series[k].kind;
+        hist |= kind == CBQ_SERIES_HISTOGRAM;
+        other |= kind != CBQ_SERIES_HISTOGRAM && kind != CBQ_SERIES_VLINE;
+    }
+    return hist && !other;
+}
+
+/* Re-spaces nice ticks onto whole numbers: a step below 1 becomes 1 and a
+ * 2.5 x 10^k step becomes 5 x 10^k (counts have no quarter values). */
+static size_t integer_ticks(double lo, double hi, double *step, double *ticks)
+{
+    double s = *step;
+    if (s < 1.0)
+        s = 1.0;
+    else if (fabs(s / pow(10.0, floor(log10(s))) - 2.5) < 1e-9)
+        s *= 2.0;
+    size_t n = 0;
+    for (double k = ceil(lo / s - 1e-9); k * s <= hi + 1e-9 * s && n < MAX_TICKS; k++)
+        ticks[n++] = k * s == 0 ? 0.0 : k * s;
+    *step = s;
+    return n;
+}
 
 typedef struct {
     cbq_axes_frame f;
@@ -258,6 +292,8 @@ static int chart_layout(const cbq_chart *c, cairo_t *cr, layout *L, cbq_error *e
     double step;
     size_t ymax_ticks = (size_t)(h / 60) + 2;
     L->nyt = cbq_nice_ticks(yr.lo, yr.hi, ymax_ticks, L->yt, MAX_TICKS, &step);
+    if (wants_integer_ticks(c) && L->nyt > 0)
+        L->nyt = integer_ticks(yr.lo, yr.hi, &step, L->yt);
     L->y_dec = tick_decimals(step);
     if (c->n_categories) {
         L->nxt = c->n_categories < MAX_TICKS ? c->n_categories : MAX_TICKS;
@@ -417,6 +453,11 @@ static int draw_histogram(cairo_t *cr, const cbq_axes_frame *f, const cbq_series
     return CBQ_OK;
 }
 
+static double strip_offset(size_t i)
+{
+    return ((double)(i % 7) - 3.0) / 3.0 * 0.25;
+}
+
 static void draw_strip(cairo_t *cr, const cbq_axes_frame *f, const cbq_series *s, int color)
 {
     /* Deterministic spread (no RNG): points alternate left and right of the
@@ -424,7 +465,7 @@ static void draw_strip(cairo_t *cr, const cbq_axes_frame *f, const cbq_series *s
     for (size_t i = 0; i < s->n; i++) {
         if (!isfinite(s->y[i]))
             continue;
-        double offset = ((double)(i % 7) - 3.0) / 3.0 * 0.25;
+        double offset = strip_offset(i);
         double px, py;
         cbq_axes_frame_map(f, s->strip_x + offset, s->y[i], &px, &py);
         marker(cr, px, py, color);
@@ -513,15 +554,113 @@ static void draw_axis_labels(cairo_t *cr, const cbq_chart *c, const layout *L, i
     }
 }
 
-/* A white box with lines of text or legend entries in a corner of the plot. */
-static void corner_box(cairo_t *cr, const cbq_axes_frame *f, cbq_legend_pos pos, double bw, double bh,
-                       double *x0, double *y0)
+/* Top-left corner of a bw x bh box in corner `pos` of the plot area. */
+static void corner_origin(const cbq_axes_frame *f, cbq_legend_pos pos, double bw, double bh, double *x0, double *y0)
 {
     int right = pos == CBQ_LEGEND_TOP_RIGHT || pos == CBQ_LEGEND_BOTTOM_RIGHT;
     int bottom = pos == CBQ_LEGEND_BOTTOM_RIGHT || pos == CBQ_LEGEND_BOTTOM_LEFT;
     *x0 = right ? f->left + f->width - bw - 8 : f->left + 8;
     *y0 = bottom ? f->top + f->height - bh - 8 : f->top + 8;
-    cairo_rectangle(cr, *x0, *y0, bw, bh);
+}
+
+static int inside(double px, double py, double x0, double y0, double w, double h, double margin)
+{
+    return px >= x0 - margin && px <= x0 + w + margin && py >= y0 - margin && py <= y0 + h + margin;
+}
+
+static double rect_overlap(double ax, double ay, double aw, double ah, double bx, double by, double bw, double bh)
+{
+    double w = fmin(ax + aw, bx + bw) - fmax(ax, bx), h = fmin(ay + ah, by + bh) - fmax(ay, by);
+    return w > 0 && h > 0 ? w * h : 0.0;
+}
+
+/* How much data a box in corner `pos` would hide: points and line samples
+ * inside it, plus the covered fraction of bars. Lower is better. */
+static double corner_cost(const cbq_chart *c, const cbq_axes_frame *f, cbq_legend_pos pos, double bw, double bh)
+{
+    double x0, y0, cost = 0, px, py, qx, qy;
+    corner_origin(f, pos, bw, bh, &x0, &y0);
+    for (size_t k = 0; k < c->n_series; k++) {
+        const cbq_series *s = &c->series[k];
+        for (size_t i = 0; i < s->n; i++) {
+            double y = s->y[i];
+            switch (s->kind) {
+            case CBQ_SERIES_SCATTER:
+                cbq_axes_frame_map(f, s->x[i], y, &px, &py);
+                cost += inside(px, py, x0, y0, bw, bh, 6) + (s->point_labels && s->point_labels[i] &&
+                                                            inside(px + 20, py - 8, x0, y0, bw, bh, 0));
+                break;
+            case CBQ_SERIES_STRIP:
+                cbq_axes_frame_map(f, s->strip_x + strip_offset(i), y, &px, &py);
+                cost += inside(px, py, x0, y0, bw, bh, 6);
+                break;
+            case CBQ_SERIES_LINE:
+                if (i + 1 >= s->n)
+                    break;
+                cbq_axes_frame_map(f, s->x[i], y, &px, &py);
+                cbq_axes_frame_map(f, s->x[i + 1], s->y[i + 1], &qx, &qy);
+                for (int t = 0; t < 8; t++)
+                    cost += 0.25 * inside(px + (qx - px) * t / 8.0, py + (qy - py) * t / 8.0, x0, y0, bw, bh, 2);
+                break;
+            case CBQ_SERIES_BARS: {
+                double x = s->x ? s->x[i] : (double)i;
+                cbq_axes_frame_map(f, x - 0.35, y, &px, &py);
+                cbq_axes_frame_map(f, x + 0.35, 0.0, &qx, &qy);
+                cost += 20.0 * rect_overlap(px, fmin(py, qy), qx - px, fabs(qy - py), x0, y0, bw, bh) / (bw * bh);
+                break;
+            }
+            case CBQ_SERIES_VLINE:
+                cbq_axes_frame_map(f, y, f->y_min, &px, &py);
+                cost += 2.0 * (px >= x0 - 2 && px <= x0 + bw + 2);
+                break;
+            case CBQ_SERIES_HLINE:
+                cbq_axes_frame_map(f, f->x_min, y, &px, &py);
+                cost += 2.0 * (py >= y0 - 2 && py <= y0 + bh + 2);
+                break;
+            case CBQ_SERIES_HISTOGRAM:
+                break; /* counted below, per bin */
+            }
+        }
+        if (s->kind == CBQ_SERIES_HISTOGRAM) {
+            double lo, hi;
+            size_t nb = hist_bins(s);
+            size_t *counts = malloc(nb * sizeof *counts);
+            if (counts && hist_span(s, &lo, &hi)) {
+                hist_max_count(s, counts);
+                for (size_t b = 0; b < nb; b++) {
+                    cbq_axes_frame_map(f, lo + (hi - lo) * b / nb, (double)counts[b], &px, &py);
+                    cbq_axes_frame_map(f, lo + (hi - lo) * (b + 1) / nb, 0.0, &qx, &qy);
+                    cost += 20.0 * rect_overlap(px, py, qx - px, qy - py, x0, y0, bw, bh) / (bw * bh);
+                }
+            }
+            free(counts);
+        }
+    }
+    return cost;
+}
+
+/* The corner (other than `taken`) whose box hides the least data; ties go
+ * to the first in `order`. */
+static cbq_legend_pos best_corner(const cbq_chart *c, const cbq_axes_frame *f, double bw, double bh,
+                                  cbq_legend_pos taken, const cbq_legend_pos order[4])
+{
+    cbq_legend_pos best = CBQ_LEGEND_AUTO;
+    double best_cost = INFINITY;
+    for (int i = 0; i < 4; i++) {
+        if (order[i] == taken)
+            continue;
+        double cost = corner_cost(c, f, order[i], bw, bh);
+        if (cost < best_cost - 1e-9) {
+            best = order[i];
+            best_cost = cost;
+        }
+    }
+    return best;
+}
+
+static void corner_box(cairo_t *cr, double x0, double y0, double bw, double bh)
+{
+    cairo_rectangle(cr, x0, y0, bw, bh);
     cairo_set_source_rgba(cr, 1, 1, 1, 0.88);
     cairo_fill_preserve(cr);
     cairo_set_source_rgb(cr, 0.6, 0.6, 0.6);
@@ -529,7 +668,10 @@ static void corner_box(cairo_t *cr, const cbq_axes_frame *f, cbq_legend_pos pos,
     cairo_stroke(cr);
 }
 
-static void draw_legend(cairo_t *cr, const cbq_chart *c, const cbq_axes_frame *f)
+enum { LEGEND_ROW = FONT_SMALL + 9, NOTE_ROW = FONT_SMALL + 8, MAX_NOTE_LINES = 16 };
+
+/* Legend box size; 0 x 0 when no series has a label. */
+static void legend_size(cairo_t *cr, const cbq_chart *c, double *bw, double *bh)
 {
     size_t n = 0;
     double wmax = 0;
@@ -537,14 +679,21 @@ static void draw_legend(cairo_t *cr, const cbq_chart *c, const cbq_axes_frame *f
     for (size_t k = 0; k < c->n_series; k++)
         if (c->series[k].label) {
             n++;
-            double tw = text_width(cr, c->series[k].label);
-            wmax = tw > wmax ? tw : wmax;
+            wmax = fmax(wmax, text_width(cr, c->series[k].label));
         }
-    if (!n)
+    *bw = n ? wmax + 46 : 0;
+    *bh = n ? n * LEGEND_ROW + 8 : 0;
+}
+
+static void draw_legend(cairo_t *cr, const cbq_chart *c, const cbq_axes_frame *f, cbq_legend_pos pos)
+{
+    double bw, bh, x0, y0;
+    legend_size(cr, c, &bw, &bh);
+    if (bw == 0)
         return;
-    double row = FONT_SMALL + 9, x0, y0;
-    corner_box(cr, f, c->legend_pos, wmax + 46, n * row + 8, &x0, &y0);
-    double y = y0 + 4 + row / 2;
+    corner_origin(f, pos, bw, bh, &x0, &y0);
+    corner_box(cr, x0, y0, bw, bh);
+    double y = y0 + 4 + LEGEND_ROW / 2.0;
     for (size_t k = 0; k < c->n_series; k++) {
         const cbq_series *s = &c->series[k];
         if (!s->label)
@@ -565,36 +714,70 @@ static void draw_legend(cairo_t *cr, const cbq_chart *c, const cbq_axes_frame *f
         cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
         text_font(cr, FONT_SMALL + 1, 0);
         text_draw(cr, x0 + 38, y, s->label, ALIGN_START, ALIGN_CENTRE, 0);
-        y += row;
+        y += LEGEND_ROW;
     }
 }
 
-static void draw_annotation(cairo_t *cr, const cbq_chart *c, const cbq_axes_frame *f)
+/* Splits the annotation into lines; returns the count. */
+static size_t annotation_lines(const char *text, char lines[MAX_NOTE_LINES][256])
 {
-    if (!c->annotation || !*c->annotation)
-        return;
-    char lines[16][256];
     size_t n = 0;
-    const char *p = c->annotation;
-    while (*p && n < 16) {
+    const char *p = text ? text : "";
+    while (*p && n < MAX_NOTE_LINES) {
         const char *e = strchr(p, '\n');
         size_t len = e ? (size_t)(e - p) : strlen(p);
-        snprintf(lines[n++], sizeof lines[0], "%.*s", (int)(len < 255 ? len : 255), p);
+        snprintf(lines[n++], 256, "%.*s", (int)(len < 255 ? len : 255), p);
         p = e ? e + 1 : p + len;
     }
+    return n;
+}
+
+static void annotation_size(cairo_t *cr, const cbq_chart *c, double *bw, double *bh)
+{
+    char lines[MAX_NOTE_LINES][256];
+    size_t n = annotation_lines(c->annotation, lines);
+    double wmax = 0;
     text_font(cr, FONT_SMALL + 1, 0);
-    double wmax = 0, row = FONT_SMALL + 8, x0, y0;
-    for (size_t i = 0; i < n; i++) {
-        double tw = text_width(cr, lines[i]);
-        wmax = tw > wmax ? tw : wmax;
-    }
-    /* The corner across from the legend's, on the same side (top/bottom). */
-    static const cbq_legend_pos opposite[] = {CBQ_LEGEND_TOP_LEFT, CBQ_LEGEND_TOP_RIGHT,
-                                              CBQ_LEGEND_BOTTOM_LEFT, CBQ_LEGEND_BOTTOM_RIGHT};
-    corner_box(cr, f, opposite[c->legend_pos & 3], wmax + 16, n * row + 8, &x0, &y0);
-    cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
     for (size_t i = 0; i < n; i++)
-        text_draw(cr, x0 + 8, y0 + 4 + row * (i + 0.5), lines[i], ALIGN_START, ALIGN_CENTRE, 0);
+        wmax = fmax(wmax, text_width(cr, lines[i]));
+    *bw = n ? wmax + 16 : 0;
+    *bh = n ? n * NOTE_ROW + 8 : 0;
+}
+
+static void draw_annotation(cairo_t *cr, const cbq_chart *c, const cbq_axes_frame *f, cbq_legend_pos pos)
+{
+    char lines[MAX_NOTE_LINES][256];
+    size_t n = annotation_lines(c->annotation, lines);
+    double bw, bh, x0, y0;
+    annotation_size(cr, c, &bw, &bh);
+    if (n == 0)
+        return;
+    corner_origin(f, pos, bw, bh, &x0, &y0);
+    corner_box(cr, x0, y0, bw, bh);
+    cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+    text_font(cr, FONT_SMALL + 1, 0);
+    for (size_t i = 0; i < n; i++)
+        text_draw(cr, x0 + 8, y0 + 4 + NOTE_ROW * (i + 0.5), lines[i], ALIGN_START, ALIGN_CENTRE, 0);
+}
+
+static void draw_boxes(cairo_t *cr, const cbq_chart *c, const cbq_axes_frame *f)
+{
+    static const cbq_legend_pos legend_order[4] = {CBQ_LEGEND_TOP_RIGHT, CBQ_LEGEND_TOP_LEFT,
+                                                   CBQ_LEGEND_BOTTOM_RIGHT, CBQ_LEGEND_BOTTOM_LEFT};
+    static const cbq_legend_pos note_order[4] = {CBQ_LEGEND_TOP_LEFT, CBQ_LEGEND_TOP_RIGHT,
+                                                 CBQ_LEGEND_BOTTOM_LEFT, CBQ_LEGEND_BOTTOM_RIGHT};
+    double lw, lh, aw, ah;
+    legend_size(cr, c, &lw, &lh);
+    annotation_size(cr, c, &aw, &ah);
+    cbq_legend_pos lpos = CBQ_LEGEND_AUTO;
+    if (lw > 0) {
+        lpos = c->legend_pos >= CBQ_LEGEND_TOP_RIGHT && c->legend_pos <= CBQ_LEGEND_BOTTOM_LEFT
+                   ? c->legend_pos
+                   : best_corner(c, f, lw, lh, CBQ_LEGEND_AUTO, legend_order);
+        draw_legend(cr, c, f, lpos);
+    }
+    if (aw > 0)
+        draw_annotation(cr, c, f, best_corner(c, f, aw, ah, lpos, note_order));
 }
 
 int cbq_chart_draw(cbq_figure **out, const cbq_chart *chart, cbq_error *err)
@@ -634,8 +817,7 @@ int cbq_chart_draw(cbq_figure **out, const cbq_chart *chart, cbq_error *err)
         }
         cairo_restore(cr);
         draw_axis_labels(cr, chart, &L, w, h);
-        draw_legend(cr, chart, &L.f);
-        draw_annotation(cr, chart, &L.f);
+        draw_boxes(cr, chart, &L.f);
     }
     if (rc != CBQ_OK) {
         cairo_destroy(cr);

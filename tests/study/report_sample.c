@@ -91,7 +91,7 @@ int main(int argc, char **argv)
     const char *score_names[5] = {"1", "2", "3", "4", "5"};
     cbq_series bars = {.kind = CBQ_SERIES_BARS, .y = score_counts, .n = 5, .color = -1};
     cbq_chart ratings = {.title = "Consensus scores (overall)", .x_label = "Likert score", .y_label = "volumes",
-                         .series = &bars, .n_series = 1, .x_categories = score_names, .n_categories = 5,
+                         .series = &bars, .n_series = 1, .y_integer = 1, .x_categories = score_names, .n_categories = 5,
                          .width = 520, .height = 360};
     if (add_chart(r, &ratings, "ratings_overall", "Distribution of overall consensus scores."))
         return 1;
@@ -153,7 +153,7 @@ int main(int argc, char **argv)
         snprintf(note, sizeof note, "rho = %.2f\np = %.3f\nn = %d", c == 2 ? 0.25 : 0.74, c == 2 ? 0.37 : 0.001,
                  N_TEST);
         cbq_chart chart = {.title = title, .x_label = "consensus score", .y_label = "AE (sum of raw Grad-CAM)",
-                           .series = sc, .n_series = 2, .annotation = note, .legend_pos = CBQ_LEGEND_BOTTOM_RIGHT,
+                           .series = sc, .n_series = 2, .annotation = note,
                            .width = 560, .height = 420};
         snprintf(stem, sizeof stem, "scatter_%s", categories[c]);
         snprintf(caption, sizeof caption, "%s: AE against consensus; flagged volumes labelled.", categories[c]);
