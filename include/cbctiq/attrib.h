@@ -122,6 +122,9 @@ const char *cbq_cam_target_name(const cbq_cam *cam);
 void cbq_cam_feature_shape(const cbq_cam *cam, size_t *h, size_t *w);
 void cbq_cam_input_shape(const cbq_cam *cam, size_t *H, size_t *W);
 size_t cbq_cam_n_outputs(const cbq_cam *cam);
+/* The net's spec and the category name of an output (model.json outputs). */
+const cbq_model_spec *cbq_cam_spec(const cbq_cam *cam);
+const char *cbq_cam_category_name(const cbq_cam *cam, size_t output);
 
 /* 1 when the Grad-CAM identity holds for this target layer: the layers after
  * it are only dropout, one global average pool and one linear layer, so the
@@ -161,6 +164,7 @@ typedef struct {
     double ae_in_structure; /* sum of map x structure weight, input grid */
     double structure_sum;   /* sum of the structure weights (voxels on the input grid) */
     double *profile;        /* [n_slices] input-grid sum per slice, owned */
+    float *slice_pred;      /* [n_slices] prediction y_c per slice, owned */
 } cbq_ae;
 
 /* Derived numbers, all from one cbq_ae. */

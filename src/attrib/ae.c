@@ -42,7 +42,9 @@ void cbq_ae_free(cbq_ae *ae)
 {
     if (ae) {
         free(ae->profile);
+        free(ae->slice_pred);
         ae->profile = NULL;
+        ae->slice_pred = NULL;
     }
 }
 
@@ -50,8 +52,11 @@ static int ae_init(cbq_ae *ae, size_t nz, int pixel, int has_structure, cbq_erro
 {
     memset(ae, 0, sizeof *ae);
     ae->profile = calloc(nz, sizeof *ae->profile);
-    if (!ae->profile)
+    ae->slice_pred = calloc(nz, sizeof *ae->slice_pred);
+    if (!ae->profile || !ae->slice_pred) {
+        cbq_ae_free(ae);
         return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory for a profile of %zu slices", nz);
+    }
     ae->n_slices = nz;
     ae->has_structure = has_structure;
     if (pixel)
@@ -75,6 +80,7 @@ static void ae_add_batch(const cbq_cam *cam, size_t c, size_t z0, size_t n, cons
         ae->pred_sum += y;
         ae->pred_part += cam->opt.sign * (y - cam->bias[c]);
         ae->profile[z0 + s] = sums[s].input;
+        ae->slice_pred[z0 + s] = (float)y;
         const float *im = imaps + s * HW;
         if (structure) {
             const float *wgt = structure + (z0 + s) * HW;

@@ -238,6 +238,12 @@ const cbq_attrib_options *cbq_cam_options(const cbq_cam *cam) { return &cam->opt
 size_t cbq_cam_target_index(const cbq_cam *cam) { return cam->target; }
 const char *cbq_cam_target_name(const cbq_cam *cam) { return cam->target_name; }
 size_t cbq_cam_n_outputs(const cbq_cam *cam) { return cam->n_out; }
+const cbq_model_spec *cbq_cam_spec(const cbq_cam *cam) { return cam->spec; }
+
+const char *cbq_cam_category_name(const cbq_cam *cam, size_t output)
+{
+    return output < cam->n_out ? cam->spec->outputs[output] : NULL;
+}
 int cbq_cam_identity_holds(const cbq_cam *cam) { return cam->identity; }
 
 void cbq_cam_feature_shape(const cbq_cam *cam, size_t *h, size_t *w)
