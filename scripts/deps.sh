@@ -18,6 +18,7 @@ packages=(
   dcm2niix                            # benchmark peer for DICOM reading
   clang-14 libfuzzer-14-dev libclang-rt-14-dev  # fuzz targets
   chromium                            # renders the HTML report in its test
+  python3-matplotlib                  # oracle for the viridis/inferno colour-map tables
 )
 
 missing=()
