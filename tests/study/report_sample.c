@@ -126,8 +126,30 @@ int main(int argc, char **argv)
     if (add_chart(r, &train, "training_curves", "Training and validation loss."))
         return 1;
 
+    /* Model performance: prediction against consensus, identity line */
+    TRY(cbq_report_section(r, "Model performance", &err));
+    double cons_all[N_TEST], pred_all[N_TEST], ident[2] = {1.0, 5.0};
+    for (int i = 0; i < N_TEST; i++) {
+        cons_all[i] = 1.0 + 4.0 * (i + 0.5) / N_TEST;
+        pred_all[i] = 0.6 * cons_all[i] + 1.2 + 0.3 * cbq_rng_normal(&rng);
+    }
+    cbq_series perf[2] = {
+        {.kind = CBQ_SERIES_SCATTER, .label = "test volumes", .x = cons_all, .y = pred_all, .n = N_TEST, .color = 0},
+        {.kind = CBQ_SERIES_LINE, .label = "prediction = consensus", .x = ident, .y = ident, .n = 2, .color = 6,
+         .dashed = 1},
+    };
+    cbq_chart pc = {.title = "overall: predicted vs consensus", .x_label = "consensus score",
+                    .y_label = "predicted score", .series = perf, .n_series = 2, .annotation = "MAE = 0.41\nrho = 0.88",
+                    .x_fixed = 1, .x_min = 0.8, .x_max = 5.2, .y_fixed = 1, .y_min = 0.8, .y_max = 5.2,
+                    .width = 480, .height = 440};
+    if (add_chart(r, &pc, "performance_overall", "Volume-level prediction (mean over slices) on the test set."))
+        return 1;
+
     /* Per category: AE vs consensus */
     TRY(cbq_report_section(r, "Attribution Energy against consensus", &err));
+    TRY(cbq_report_note(r, "With a global-average-pool + linear head, the pre-ReLU Grad-CAM of a slice sums to its "
+                           "prediction minus the bias: AE largely repeats the prediction. See rho(AE, prediction) "
+                           "and the partial correlation below.", &err));
     const char *poster_hdr[] = {"category", "n", "median LOO rho", "median LOO p", "rho", "p", "95% CI"};
     char poster[N_CAT][7][48];
     const char *poster_cells[N_CAT * 7];
