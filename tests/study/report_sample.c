@@ -266,6 +266,22 @@ int main(int argc, char **argv)
     const char *fc[] = {"v04", "parotid", "AE far above its score", "3.1",
                         "v12", "larynx", "removal moves rho by 0.21", "-2.4"};
     TRY(cbq_report_table(r, "flagged", "Volumes with atypical attribution", 4, fh, 2, fc, &err));
+    static char vid[N_TEST][24];
+    const char *vids[N_TEST];
+    double resid[N_TEST], limits[2] = {-2.0, 2.0};
+    for (int i = 0; i < N_TEST; i++) {
+        snprintf(vid[i], sizeof vid[i], "HN-CBCT-%03d", i + 1);
+        vids[i] = vid[i];
+        resid[i] = cbq_rng_normal(&rng);
+    }
+    resid[3] = 3.1;
+    cbq_series rs[2] = {{.kind = CBQ_SERIES_BARS, .y = resid, .n = N_TEST, .color = 0},
+                        {.kind = CBQ_SERIES_HLINE, .label = "flag limits", .y = limits, .n = 2, .color = 1,
+                         .dashed = 1}};
+    cbq_chart rc_chart = {.title = "parotid: AE residual per volume", .y_label = "residual (z)", .series = rs,
+                          .n_series = 2, .x_categories = vids, .n_categories = N_TEST, .width = 640, .height = 420};
+    if (add_chart(r, &rc_chart, "residuals_parotid", "Standardised AE residual from the monotone fit."))
+        return 1;
     TRY(cbq_report_section(r, "Sanity checks", &err));
     const char *sh[] = {"check", "result", "detail"};
     const char *sc2[] = {"model randomisation", "pass", "rank correlation 0.04",
