@@ -203,7 +203,9 @@ static int open_cam(attrib_run *a, cbq_error *err)
     if (!cbq_cam_method_parse(cfg->attrib.method, &opt.method))
         return CBQ_FAIL(err, CBQ_ERR_ARG, "attrib.method: unknown '%s' (one of %s)",
                         cfg->attrib.method, cbq_cam_method_list());
-    snprintf(opt.layer, sizeof opt.layer, "%s", cfg->attrib.target_layer);
+    if (strlen(cfg->attrib.target_layer) >= sizeof opt.layer)
+        return CBQ_FAIL(err, CBQ_ERR_RANGE, "attrib.target_layer: name too long");
+    memcpy(opt.layer, cfg->attrib.target_layer, strlen(cfg->attrib.target_layer) + 1);
     CBQ_TRY(cbq_cam_create(&a->cam, a->net, (size_t)cfg->evaluate.batch, &opt, err));
     cbq_cam_input_shape(a->cam, &a->H, &a->W);
     return CBQ_OK;
