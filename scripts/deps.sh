@@ -19,6 +19,7 @@ packages=(
   clang-14 libfuzzer-14-dev libclang-rt-14-dev  # fuzz targets
   libomp-14-dev                       # LLVM OpenMP + Archer: ThreadSanitizer tree
   chromium                            # renders the HTML report in its test
+  python3-matplotlib                  # oracle for the viridis/inferno colour-map tables
 )
 
 missing=()

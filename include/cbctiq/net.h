@@ -92,6 +92,22 @@ const float *cbq_net_activation_grad(const cbq_net *net, size_t layer); /* d/d o
 const float *cbq_net_input_grad(const cbq_net *net);                    /* [n, 1, H, W] */
 void cbq_net_zero_grad(cbq_net *net);
 
+/* ---- for optimisers and the training step -------------------------------- */
+/* All trainable parameters as one contiguous block in state_dict order, and
+ * their gradients in the same layout (owned by the net). */
+float *cbq_net_params(cbq_net *net, size_t *count);
+float *cbq_net_grads(cbq_net *net, size_t *count);
+/* Batch size of the last forward (0 before any). */
+size_t cbq_net_batch(const cbq_net *net);
+/* Per-sample output size {C, H, W} of layer i. */
+void cbq_net_layer_shape(const cbq_net *net, size_t layer, size_t shape[3]);
+/* Backward as cbq_net_backward, but with `input_grad` 0 the gradient with
+ * respect to the network input is not computed (training never needs it). */
+int cbq_net_backward_ex(cbq_net *net, const float *dout, size_t stop_layer, int param_grads,
+                        int input_grad, cbq_error *err);
+/* The OpenMP team size in use. */
+int cbq_net_threads(const cbq_net *net);
+
 /* Floating-point operations of one forward pass for one sample
  * (a multiply-add counts 2). */
 double cbq_net_forward_flops(const cbq_net *net);

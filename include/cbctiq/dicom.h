@@ -1,0 +1,101 @@
+/* dicom.h - DICOM CT/CBCT image series and RTSTRUCT files, read through
+ * DCMTK inside one C++ adapter (src/io/dicom_adapter.cpp); C callers only
+ * see this header.
+ *
+ * Series: every file under a folder (recursively) is looked at; files that
+ * are not DICOM, or DICOM without pixel data (RTSTRUCT, reports), are
+ * skipped. Exactly one image series is read; several give an error listing
+ * them (UID, description, number of files) unless a Series Instance UID
+ * picks one. Slices are ordered by ImagePositionPatient projected on the
+ * slice normal (row cosine x column cosine), never by file name or
+ * InstanceNumber. Refused with a message naming the files: mixed
+ * orientations or sizes, two slices at one position, a missing slice
+ * (a gap about twice the others), uneven gaps, gantry tilt (positions
+ * drifting in-plane), multi-frame or colour images, truncated pixel data.
+ * Voxels are HU = stored value * RescaleSlope + RescaleIntercept (each slice
+ * its own), on the DICOM grid: i = column, j = row, k = slice order above.
+ * The affine maps (i, j, k) to RAS+ mm (DICOM LPS with x, y negated).
+ * Transfer syntaxes: anything DCMTK decodes with its RLE, JPEG (baseline,
+ * extended, lossless) and JPEG-LS decoders registered; JPEG 2000 is refused.
+ */
+#ifndef CBCTIQ_DICOM_H
+#define CBCTIQ_DICOM_H
+
+#include <stddef.h>
+#include "cbctiq/error.h"
+#include "cbctiq/volume.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    char series_uid[68];
+    char study_uid[68];
+    char frame_of_reference_uid[68];
+    char series_description[132];
+    char patient_name[132];
+    char patient_id[68];
+    char modality[20];
+    char manufacturer[132];
+    char model[132];
+    char transfer_syntax[132];   /* name, e.g. "Little Endian Implicit" */
+    char transfer_syntax_uid[68];
+    size_t n_files;
+    char first_file[1024];       /* one file of the series, for messages */
+} cbq_dicom_series_info;
+
+typedef struct {
+    cbq_dicom_series_info info;
+    size_t n_slices;
+    double slice_spacing;        /* mm between slice centres along the normal */
+    double rescale_slope, rescale_intercept;   /* of the first slice */
+    double hu_min, hu_max;
+} cbq_dicom_meta;
+
+/* Image series found under `folder` (or the folder of a file). The caller
+ * frees *series with free(). Zero series is not an error here. */
+int cbq_dicom_find_series(cbq_dicom_series_info **series, size_t *n_series, const char *folder,
+                          cbq_error *err);
+
+/* Reads one series. `path`: a folder (searched recursively) or one file of
+ * the series (its folder is searched for the rest). `series_uid`: NULL or
+ * "" = the only series there. *vol is owned by the caller (cbq_volume_free);
+ * meta may be NULL. */
+int cbq_dicom_read_series(cbq_volume *vol, cbq_dicom_meta *meta, const char *path,
+                          const char *series_uid, cbq_error *err);
+
+/* 1 when `path` is a folder or a file that starts like DICOM ("DICM" at
+ * byte 128); cheap, reads 132 bytes. */
+int cbq_dicom_looks_like(const char *path);
+
+/* ---- RTSTRUCT ---- */
+
+typedef struct {
+    double *xyz;        /* n_points * 3, world RAS+ mm */
+    size_t n_points;
+} cbq_contour;
+
+typedef struct {
+    int number;                 /* ROINumber */
+    char name[132];             /* ROIName */
+    cbq_contour *contours;
+    size_t n_contours;
+} cbq_roi;
+
+typedef struct {
+    char frame_of_reference_uid[68];
+    char referenced_series_uid[68];   /* "" when the file does not say */
+    cbq_roi *rois;
+    size_t n_rois;
+} cbq_rtstruct;
+
+/* Reads the ROIs and their CLOSED_PLANAR contours. Points and open contours
+ * are skipped. Free with cbq_rtstruct_free. */
+int cbq_rtstruct_read(cbq_rtstruct *rs, const char *path, cbq_error *err);
+void cbq_rtstruct_free(cbq_rtstruct *rs);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,244 @@
+/* study.h - the whole poster study as one reproducible, resumable pipeline
+ * (`cbctiq study`), and the pieces it is made of that are worth testing on
+ * their own: the configuration, the stage cache, the evaluation metrics and
+ * the atypical-case detection.
+ *
+ * Stages, each in its own folder under the output folder:
+ *   cohort -> consensus -> train -> evaluate, attrib -> stats, atypical -> report
+ * A stage's identity is a SHA-256 over its options and the content digests of
+ * what it reads; it is skipped when its folder's stamp (`stage.done`, written
+ * last, atomically) carries the same identity. See docs/study.md.
+ */
+#ifndef CBCTIQ_STUDY_H
+#define CBCTIQ_STUDY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "cbctiq/error.h"
+#include "cbctiq/net.h"
+#include "cbctiq/volume.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- stages -------------------------------------------------------------- */
+typedef enum {
+    CBQ_STAGE_COHORT,
+    CBQ_STAGE_CONSENSUS,
+    CBQ_STAGE_TRAIN,
+    CBQ_STAGE_EVALUATE,
+    CBQ_STAGE_ATTRIB,
+    CBQ_STAGE_STATS,
+    CBQ_STAGE_ATYPICAL,
+    CBQ_STAGE_REPORT,
+    CBQ_STAGE_COUNT
+} cbq_study_stage;
+
+/* "cohort", "consensus", ... (also the stage's folder name). */
+const char *cbq_study_stage_name(cbq_study_stage stage);
+
+/* ---- configuration -------------------------------------------------------- */
+enum { CBQ_STUDY_PATH_MAX = 4096, CBQ_STUDY_STR_MAX = 256 };
+
+typedef struct {
+    /* run options: never part of a stage's identity */
+    char out[CBQ_STUDY_PATH_MAX];
+    int threads;              /* 0 = all cores */
+    int quiet;
+    /* study-wide */
+    uint64_t seed;
+    char categories[CBQ_STUDY_STR_MAX]; /* comma-separated, in output order */
+    struct {
+        char csv[CBQ_STUDY_PATH_MAX];     /* "" = the built-in simulated cohort */
+        char ratings[CBQ_STUDY_PATH_MAX]; /* "" = ratings.csv beside csv */
+        char raters[CBQ_STUDY_PATH_MAX];  /* "" = raters.csv beside csv when present */
+        double split_train, split_val;    /* fractions when cohort.csv has no split */
+        struct { int volumes, size, slices, test, raters; double spacing; } simulate;
+    } cohort;
+    struct {
+        char model[CBQ_STUDY_PATH_MAX];   /* "" = train; else use this model folder */
+        char arch[CBQ_STUDY_STR_MAX];
+        int width, depth;         /* preset size; 0 = its default */
+        int input_size;
+        double hu_min, hu_max;
+        char slices[CBQ_STUDY_STR_MAX];   /* "all" or "structures" */
+        int slice_step;
+        int epochs, batch, patience;
+        double lr, weight_decay;
+        char optimizer[CBQ_STUDY_STR_MAX];
+        int augment;
+    } train;
+    struct { int batch; } evaluate;
+    struct {
+        char method[CBQ_STUDY_STR_MAX];
+        char target_layer[CBQ_STUDY_STR_MAX]; /* "" = the model's own */
+        int save_maps;
+    } attrib;
+    struct {
+        char ci[CBQ_STUDY_STR_MAX];       /* "fisher" or "bootstrap" */
+        int bootstrap, permutations;
+        double ci_level;
+    } stats;
+    struct {
+        double mad_threshold;
+        int influential;
+    } atypical;
+    struct { char title[CBQ_STUDY_STR_MAX]; } report;
+} cbq_study_config;
+
+/* Fills every option with its documented default. */
+void cbq_study_config_defaults(cbq_study_config *cfg);
+
+/* Overlays the options found in a JSON document on *cfg. Keys nest as in
+ * --print-config; an unknown key, a wrong type or a value out of range fails
+ * naming `source` and the dotted key. Relative paths in the document are
+ * resolved against `base_dir` (NULL = as written). */
+int cbq_study_config_parse(cbq_study_config *cfg, const char *json_text, const char *source,
+                           const char *base_dir, cbq_error *err);
+/* Reads `path` and parses it with base_dir = the file's folder. */
+int cbq_study_config_load(cbq_study_config *cfg, const char *path, cbq_error *err);
+
+/* The full configuration as indented JSON; the caller frees it with free().
+ * NULL only when out of memory. */
+char *cbq_study_config_json(const cbq_study_config *cfg);
+
+/* Hex SHA-256 of the options that `stage` depends on (canonical text form:
+ * "key=value\n" in table order), so that a changed option changes exactly
+ * the identity of the stages that read it. */
+void cbq_study_config_stage_hash(const cbq_study_config *cfg, cbq_study_stage stage,
+                                 char hex[65]);
+
+/* Every option as a Markdown table row: key, default, help (docs). */
+void cbq_study_config_describe(FILE *out);
+
+/* Categories parsed from cfg->categories; returns how many (<= cap). */
+size_t cbq_study_categories(const cbq_study_config *cfg, char (*names)[64], size_t cap);
+
+/* ---- stage cache ---------------------------------------------------------- */
+typedef struct {
+    char input_hash[65];   /* identity: options + digests of what it read */
+    char output_hash[65];  /* digest of the files the stage wrote */
+} cbq_stage_stamp;
+
+/* Reads DIR/stage.done. *found = 0 (and CBQ_OK) when it does not exist;
+ * a malformed stamp counts as absent. */
+int cbq_stage_stamp_read(const char *stage_dir, cbq_stage_stamp *stamp, int *found,
+                         cbq_error *err);
+/* Writes DIR/stage.done atomically: call after every output is committed. */
+int cbq_stage_stamp_write(const char *stage_dir, const cbq_stage_stamp *stamp, cbq_error *err);
+
+/* Hex SHA-256 over a file's bytes, or over a folder's regular files in
+ * byte-wise sorted relative-path order (names and contents), skipping
+ * stage.done and temporary files (leading '.'). */
+int cbq_hash_path(const char *path, char hex[65], cbq_error *err);
+
+/* rm -rf: removes a file or folder tree; a missing path is fine. */
+int cbq_remove_tree(const char *path, cbq_error *err);
+
+/* ---- evaluation metrics ---------------------------------------------------- */
+enum { CBQ_LIKERT_LEVELS = 5 };
+
+/* A score rounded to a Likert level 1..5: half-up rounding, then clamped. */
+int cbq_likert_round(double score);
+
+typedef struct {
+    size_t n;
+    double mae, rmse;
+    double rho, p;          /* Spearman of prediction vs truth; NAN when undefined */
+    double kappa;           /* quadratic-weighted, on rounded scores; NAN when undefined */
+    /* confusion[t][p]: truth level t+1 (rows), predicted level p+1 (columns) */
+    size_t confusion[CBQ_LIKERT_LEVELS][CBQ_LIKERT_LEVELS];
+} cbq_eval_metrics;
+
+/* Cohen's kappa with quadratic weights w_ij = (i-j)^2/(k-1)^2 from a k x k
+ * confusion matrix (row-major, rows = rater A): 1 - sum(w O) / sum(w E),
+ * E the outer product of the marginals over N. NAN when sum(w E) = 0. */
+double cbq_quadratic_kappa(const size_t *confusion, size_t k);
+
+/* All metrics of `pred` against `truth` (n values each, n >= 1). */
+int cbq_eval_metrics_compute(const double *pred, const double *truth, size_t n,
+                             cbq_eval_metrics *m, cbq_error *err);
+
+/* ---- atypical cases -------------------------------------------------------- */
+/* Least-squares monotone fit of y on x (pool-adjacent-violators): fit[i] for
+ * each input point in its original order; tied x share one fitted value.
+ * increasing = 0 fits a non-increasing function. */
+int cbq_isotonic_fit(const double *x, const double *y, size_t n, int increasing, double *fit,
+                     cbq_error *err);
+
+/* Robust z-scores of residuals: z = (r - median r) / s with s = 1.4826 MAD,
+ * or 1.2533 x mean absolute deviation when MAD = 0 (Iglewicz & Hoaglin); all
+ * z = 0 when both are 0. *scale receives s. */
+int cbq_robust_z(const double *r, size_t n, double *z, double *scale, cbq_error *err);
+
+/* ---- volumes through a model ---------------------------------------------- */
+
+
+/* Reads a CBCT volume (NIfTI file, or DICOM series folder/file) and brings
+ * it to the canonical orientation (orient.h). *vol is owned by the caller
+ * (cbq_volume_free). src_flip_k (may be NULL) receives 1 when canonical
+ * slice k is source slice nz-1-k, so per-slice results can be reported in
+ * the source volume's slice order. */
+int cbq_study_load_volume(const char *path, cbq_volume *vol, int *src_flip_k, cbq_error *err);
+
+/* Axial slices used for a volume: all of them, or (structures_only) those
+ * where `mask` (same canonical grid; NULL = none) is non-zero anywhere.
+ * *ks is allocated (caller frees with free()); *n may be 0. */
+int cbq_study_select_slices(const cbq_volume *vol, const cbq_volume *mask, int structures_only,
+                            size_t **ks, size_t *n, cbq_error *err);
+
+typedef struct {
+    size_t n_slices;      /* slices used */
+    size_t n_outputs;
+    size_t *slice;        /* n_slices canonical indices, ascending (owned) */
+    float *pred;          /* [n_slices][n_outputs] (owned) */
+    double mean[16];      /* volume level: mean over the used slices, per output */
+} cbq_volume_pred;
+
+/* Runs `net` (eval mode) on the selected slices of `vol` (canonical),
+ * windowed and resampled as the model's input spec says, in batches of at
+ * most `batch` (<= the net's max_batch). Free with cbq_volume_pred_free. */
+int cbq_predict_volume(cbq_net *net, const cbq_volume *vol, const size_t *ks, size_t n,
+                       size_t batch, cbq_volume_pred *out, cbq_error *err);
+void cbq_volume_pred_free(cbq_volume_pred *p);
+
+/* ---- training on a cohort ------------------------------------------------- */
+typedef struct {
+    size_t n_train_volumes, n_val_volumes, n_train_slices, n_val_slices;
+    size_t skipped_volumes;  /* without a consensus in some category */
+    size_t epochs_run, best_epoch;
+    double best_val_loss;
+    int stopped_early;
+} cbq_study_train_result;
+
+/* Trains cfg->train.arch on the train split of `cohort_csv` (its split
+ * column is required) against `consensus_csv`, validating on the val split
+ * at every epoch (volume level: mean over slices, MAE and Spearman per
+ * category) with early stopping on the validation loss, and writes the
+ * best model to `model_dir` (model.json + weights.safetensors) and the
+ * per-epoch log to `log_csv` (epoch, train_loss, val_loss, val_mae_CAT...,
+ * val_rho_CAT..., lr, seconds, improved), each atomically. Outputs are the
+ * categories of cfg->categories; slices: train.slices, train.slice_step;
+ * seeded by cfg->seed. res may be NULL. */
+int cbq_study_train(const cbq_study_config *cfg, const char *cohort_csv, const char *consensus_csv,
+                    const char *model_dir, const char *log_csv, cbq_study_train_result *res,
+                    cbq_error *err);
+
+/* ---- running ---------------------------------------------------------------- */
+typedef struct {
+    int ran[CBQ_STAGE_COUNT];      /* 1 = ran this time, 0 = skipped (cached) */
+    double seconds[CBQ_STAGE_COUNT];
+} cbq_study_summary;
+
+/* Runs the pipeline described by cfg into cfg->out: every stage whose stamp
+ * does not match is rerun (folder emptied first), the others are skipped.
+ * `table_out` receives the poster's table at the end (NULL = none). */
+int cbq_study_run(const cbq_study_config *cfg, FILE *table_out, cbq_study_summary *summary,
+                  cbq_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,38 @@
+/* volume_io.h - one entry point for "the user's volume": a NIfTI file
+ * (.nii, .nii.gz) or a DICOM series (folder, or one file of the series).
+ * The volume comes back on its source grid with exact geometry; bring it
+ * to the canonical grid with cbq_volume_canonical (orient.h).
+ */
+#ifndef CBCTIQ_VOLUME_IO_H
+#define CBCTIQ_VOLUME_IO_H
+
+#include "cbctiq/dicom.h"
+#include "cbctiq/error.h"
+#include "cbctiq/nifti.h"
+#include "cbctiq/volume.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { CBQ_SOURCE_NIFTI = 1, CBQ_SOURCE_DICOM = 2 } cbq_source_kind;
+
+typedef struct {
+    cbq_source_kind kind;
+    cbq_nifti_header nifti;   /* kind == CBQ_SOURCE_NIFTI */
+    cbq_dicom_meta dicom;     /* kind == CBQ_SOURCE_DICOM */
+} cbq_volume_source;
+
+/* 1 when `path` names a NIfTI file by its extension. */
+int cbq_path_is_nifti(const char *path);
+
+/* Reads `path`. `series_uid` (DICOM only, NULL = the only series) picks a
+ * series; giving one for a NIfTI file is an error. `src` may be NULL.
+ * *vol is owned by the caller. */
+int cbq_volume_load(cbq_volume *vol, cbq_volume_source *src, const char *path,
+                    const char *series_uid, cbq_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,82 @@
+/* method.c - names of the attribution methods and of the options, and the
+ * options' defaults (the poster's reading of each open choice). */
+#include <string.h>
+
+#include "cbctiq/attrib.h"
+
+static const char *const method_names[CBQ_CAM_METHOD_COUNT] = {
+    [CBQ_CAM_GRADCAM] = "gradcam",     [CBQ_CAM_HIRESCAM] = "hirescam",
+    [CBQ_CAM_LAYERCAM] = "layercam",   [CBQ_CAM_XGRADCAM] = "xgradcam",
+    [CBQ_CAM_GRADCAMPP] = "gradcam++", [CBQ_CAM_SCORECAM] = "scorecam",
+    [CBQ_CAM_EIGENCAM] = "eigencam",   [CBQ_CAM_GRADXINPUT] = "gradxinput",
+    [CBQ_CAM_IG] = "ig",
+};
+_Static_assert(sizeof method_names / sizeof method_names[0] == CBQ_CAM_METHOD_COUNT,
+               "one name per method");
+
+const char *cbq_cam_method_name(cbq_cam_method m)
+{
+    return (unsigned)m < CBQ_CAM_METHOD_COUNT ? method_names[m] : NULL;
+}
+
+int cbq_cam_method_parse(const char *name, cbq_cam_method *m)
+{
+    for (int i = 0; i < CBQ_CAM_METHOD_COUNT; i++) {
+        if (strcmp(name, method_names[i]) == 0) {
+            *m = (cbq_cam_method)i;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int cbq_cam_method_is_pixel(cbq_cam_method m)
+{
+    return m == CBQ_CAM_GRADXINPUT || m == CBQ_CAM_IG;
+}
+
+const char *cbq_cam_method_list(void)
+{
+    return "gradcam, hirescam, layercam, xgradcam, gradcam++, scorecam, eigencam, gradxinput, ig";
+}
+
+void cbq_attrib_options_default(cbq_attrib_options *opt)
+{
+    memset(opt, 0, sizeof *opt);
+    opt->method = CBQ_CAM_GRADCAM;
+    opt->layer[0] = '\0';
+    opt->relu = 1;
+    opt->sign = 1;
+    opt->grid = CBQ_GRID_INPUT;
+    opt->aggregate = CBQ_AGG_SUM;
+    opt->ig_steps = 32;
+    opt->ig_rule = CBQ_IG_TRAPEZOID;
+}
+
+const char *cbq_grid_name(cbq_grid g) { return g == CBQ_GRID_FEATURE ? "feature" : "input"; }
+const char *cbq_aggregate_name(cbq_aggregate a) { return a == CBQ_AGG_MEAN ? "mean" : "sum"; }
+const char *cbq_ig_rule_name(cbq_ig_rule r) { return r == CBQ_IG_RIGHT ? "right" : "trapezoid"; }
+
+int cbq_grid_parse(const char *s, cbq_grid *g)
+{
+    if (strcmp(s, "input") == 0) *g = CBQ_GRID_INPUT;
+    else if (strcmp(s, "feature") == 0) *g = CBQ_GRID_FEATURE;
+    else return 0;
+    return 1;
+}
+
+int cbq_aggregate_parse(const char *s, cbq_aggregate *a)
+{
+    if (strcmp(s, "sum") == 0) *a = CBQ_AGG_SUM;
+    else if (strcmp(s, "mean") == 0) *a = CBQ_AGG_MEAN;
+    else return 0;
+    return 1;
+}
+
+int cbq_ig_rule_parse(const char *s, cbq_ig_rule *r)
+{
+    if (strcmp(s, "trapezoid") == 0) *r = CBQ_IG_TRAPEZOID;
+    else if (strcmp(s, "right") == 0) *r = CBQ_IG_RIGHT;
+    else return 0;
+    return 1;
+}

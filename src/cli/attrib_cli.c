@@ -1,0 +1,358 @@
+/* attrib_cli.c - shared plumbing of the attribution subcommands: options,
+ * volume -> slices, structures -> model-input weights, maps -> NIfTI. */
+#include "attrib_cli.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cbctiq/atomic_file.h"
+#include "cbctiq/nifti.h"
+#include "cbctiq/plot.h"
+#include "cbctiq/volume_io.h"
+#include "cli.h"
+
+const char attrib_cli_options_usage[] =
+    "  --method NAME      gradcam (default), hirescam, layercam, xgradcam, gradcam++,\n"
+    "                     scorecam, eigencam, gradxinput, ig\n"
+    "  --layer NAME       target layer (default: model.json target_layer)\n"
+    "  --relu after|before  ReLU on the map (after, default: Grad-CAM's clipped map)\n"
+    "                     or the signed map (before)\n"
+    "  --grid input|feature  grid of the selected AE (default input: model-input grid)\n"
+    "  --sign pos|neg     explain +y_c (default) or -y_c\n"
+    "  --aggregate sum|mean  selected AE: sum over slices (default) or mean per slice\n"
+    "  --ig-steps N       Integrated Gradients steps (default 32)\n"
+    "  --ig-rule trapezoid|right  quadrature of Integrated Gradients (default trapezoid)\n"
+    "  --batch N          slices per network batch (default 16)\n";
+
+int attrib_cli_option(const char *cmd, int c, const char *arg, cbq_attrib_options *opt,
+                      size_t *batch)
+{
+    uint64_t v;
+    switch (c) {
+    case 1000:
+        if (!cbq_cam_method_parse(arg, &opt->method)) {
+            cli_usage_error(cmd, "--method expects one of %s; got '%s'", cbq_cam_method_list(), arg);
+            return 0;
+        }
+        return 1;
+    case 1001:
+        if (strlen(arg) >= sizeof opt->layer) {
+            cli_usage_error(cmd, "--layer: name too long");
+            return 0;
+        }
+        snprintf(opt->layer, sizeof opt->layer, "%s", arg);
+        return 1;
+    case 1002:
+        if (strcmp(arg, "after") && strcmp(arg, "before")) {
+            cli_usage_error(cmd, "--relu expects after or before, got '%s'", arg);
+            return 0;
+        }
+        opt->relu = strcmp(arg, "after") == 0;
+        return 1;
+    case 1003:
+        if (!cbq_grid_parse(arg, &opt->grid)) {
+            cli_usage_error(cmd, "--grid expects input or feature, got '%s'", arg);
+            return 0;
+        }
+        return 1;
+    case 1004:
+        if (strcmp(arg, "pos") && strcmp(arg, "neg")) {
+            cli_usage_error(cmd, "--sign expects pos or neg, got '%s'", arg);
+            return 0;
+        }
+        opt->sign = strcmp(arg, "pos") == 0 ? 1 : -1;
+        return 1;
+    case 1005:
+        if (!cbq_aggregate_parse(arg, &opt->aggregate)) {
+            cli_usage_error(cmd, "--aggregate expects sum or mean, got '%s'", arg);
+            return 0;
+        }
+        return 1;
+    case 1006:
+        if (!cli_parse_u64(cmd, "--ig-steps", arg, 1, 4096, &v))
+            return 0;
+        opt->ig_steps = (int)v;
+        return 1;
+    case 1007:
+        if (!cbq_ig_rule_parse(arg, &opt->ig_rule)) {
+            cli_usage_error(cmd, "--ig-rule expects trapezoid or right, got '%s'", arg);
+            return 0;
+        }
+        return 1;
+    case 1008:
+        if (!cli_parse_u64(cmd, "--batch", arg, 1, 1024, &v))
+            return 0;
+        *batch = (size_t)v;
+        return 1;
+    default:
+        cli_usage_error(cmd, "unknown option");
+        return 0;
+    }
+}
+
+int attrib_input_load(attrib_input *in, const char *path, const cbq_model_spec *spec,
+                      size_t min_h, size_t min_w, cbq_error *err)
+{
+    memset(in, 0, sizeof *in);
+    cbq_volume src;
+    CBQ_TRY(cbq_volume_load(&src, NULL, path, NULL, err));
+    int rc = cbq_volume_canonical(&in->canon, &src, &in->xf, err);
+    cbq_volume_free(&src);
+    if (rc != CBQ_OK)
+        return cbq_error_prefix(err, "%s: ", path), rc;
+    in->H = (size_t)spec->input.height;
+    in->W = (size_t)spec->input.width;
+    in->nz = in->canon.nz;
+    in->hu_min = spec->input.hu_min;
+    in->hu_max = spec->input.hu_max;
+    if (in->nz < 1 || in->canon.nx < min_w || in->canon.ny < min_h) {
+        rc = CBQ_FAIL(err, CBQ_ERR_RANGE,
+                      "%s: %zu x %zu pixels in plane, %zu axial slices; attribution needs at "
+                      "least 1 slice of at least %zu x %zu pixels (the target layer's grid)",
+                      path, in->canon.nx, in->canon.ny, in->nz, min_w, min_h);
+        goto fail;
+    }
+    cbq_slice_spec ss = {.height = in->H, .width = in->W, .hu_min = spec->input.hu_min,
+                         .hu_max = spec->input.hu_max};
+    if ((rc = cbq_slicer_init(&in->slicer, in->canon.nx, in->canon.ny, &ss, err)) != CBQ_OK)
+        goto fail;
+    size_t count;
+    if (!cbq_size_mul(&count, in->nz, in->H * in->W) ||
+        !(in->slices = malloc(count * sizeof *in->slices))) {
+        rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "%s: out of memory for %zu slices", path, in->nz);
+        goto fail;
+    }
+    size_t *ks = malloc(in->nz * sizeof *ks);
+    if (!ks) {
+        rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    for (size_t k = 0; k < in->nz; k++)
+        ks[k] = k;
+    rc = cbq_slicer_fill(&in->slicer, &in->canon, ks, in->nz, in->slices, err);
+    free(ks);
+    if (rc != CBQ_OK)
+        goto fail;
+    return CBQ_OK;
+fail:
+    attrib_input_free(in);
+    return rc;
+}
+
+void attrib_input_free(attrib_input *in)
+{
+    cbq_volume_free(&in->canon);
+    cbq_slicer_free(&in->slicer);
+    free(in->slices);
+    in->slices = NULL;
+}
+
+size_t attrib_input_source_slice(const attrib_input *in, size_t k)
+{
+    return in->xf.flip[2] ? in->nz - 1 - k : k;
+}
+
+/* Maps [nz, H, W] back onto the canonical grid of the CT. */
+static int unmap_canonical(const attrib_input *in, const float *maps, cbq_volume *mc, cbq_error *err)
+{
+    CBQ_TRY(cbq_volume_alloc(mc, in->canon.nx, in->canon.ny, in->canon.nz, in->canon.spacing, 0, err));
+    memcpy(mc->affine, in->canon.affine, sizeof mc->affine);
+    int rc = CBQ_OK;
+    for (size_t k = 0; k < in->nz && rc == CBQ_OK; k++)
+        rc = cbq_slicer_unmap((cbq_slicer *)&in->slicer, maps + k * in->H * in->W, mc, k, err);
+    if (rc != CBQ_OK)
+        cbq_volume_free(mc);
+    return rc;
+}
+
+int attrib_map_write(const attrib_input *in, const float *maps, const char *out, cbq_error *err)
+{
+    cbq_volume mc = {0}, ms = {0};
+    int rc = unmap_canonical(in, maps, &mc, err);
+    if (rc == CBQ_OK)
+        rc = cbq_volume_uncanonical(&ms, &mc, &in->xf, err);
+    if (rc == CBQ_OK)
+        rc = cbq_nifti_write(out, &ms, CBQ_NIFTI_FLOAT32, err);
+    cbq_volume_free(&mc);
+    cbq_volume_free(&ms);
+    return rc;
+}
+
+/* Parses "3,10,42" (source slice indices) into canonical indices. */
+static size_t parse_slice_list(const attrib_input *in, const char *list, size_t *ks, size_t cap,
+                               cbq_error *err)
+{
+    size_t n = 0;
+    if (!list) {
+        size_t want = in->nz < 5 ? in->nz : 5;
+        for (size_t i = 0; i < want; i++)
+            ks[n++] = (in->nz - 1) * (2 * i + 1) / (2 * want);
+        return n;
+    }
+    const char *p = list;
+    while (*p && n < cap) {
+        char *end = NULL;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 0 || (size_t)v >= in->nz || (*end && *end != ',')) {
+            CBQ_FAIL(err, CBQ_ERR_ARG, "--slices: expected slice indices in [0, %zu) separated "
+                     "by commas, got '%s'", in->nz, list);
+            return 0;
+        }
+        ks[n++] = attrib_input_source_slice(in, (size_t)v); /* the mapping is its own inverse */
+        p = *end ? end + 1 : end;
+    }
+    return n;
+}
+
+int attrib_png_write(const attrib_input *in, const float *maps, const char *dir, const char *list,
+                     double map_max, const char *title, cbq_error *err)
+{
+    size_t ks[64];
+    size_t n = parse_slice_list(in, list, ks, 64, err);
+    if (n == 0)
+        return list ? err->code : CBQ_OK;
+    CBQ_TRY(cbq_mkdir_p(dir, err));
+    if (map_max <= 0.0) {
+        size_t count = in->nz * in->H * in->W;
+        for (size_t i = 0; i < count; i++)
+            map_max = maps[i] > map_max ? maps[i] : map_max;
+        if (map_max <= 0.0)
+            map_max = 1.0;
+    }
+    cbq_volume mc;
+    CBQ_TRY(unmap_canonical(in, maps, &mc, err));
+    size_t nx = in->canon.nx, ny = in->canon.ny;
+    int rc = CBQ_OK;
+    for (size_t i = 0; i < n && rc == CBQ_OK; i++) {
+        char panel_title[64], stem[64];
+        size_t src_k = attrib_input_source_slice(in, ks[i]);
+        snprintf(panel_title, sizeof panel_title, "slice %zu", src_k);
+        snprintf(stem, sizeof stem, "slice_%04zu", src_k);
+        cbq_overlay_panel panel = {.image = in->canon.data + ks[i] * nx * ny,
+                                   .map = mc.data + ks[i] * nx * ny, .width = nx, .height = ny,
+                                   .pixel_aspect = in->canon.spacing[1] / in->canon.spacing[0],
+                                   .title = panel_title};
+        cbq_montage m = {.title = title, .panels = &panel, .n_panels = 1, .window_lo = in->hu_min,
+                         .window_hi = in->hu_max, .cmap = CBQ_CMAP_VIRIDIS, .map_lo = 0.0,
+                         .map_hi = map_max, .map_label = "raw attribution (map units)"};
+        cbq_figure *fig = NULL;
+        rc = cbq_montage_draw(&fig, &m, err);
+        if (rc == CBQ_OK) {
+            char path[4096];
+            snprintf(path, sizeof path, "%s/%s.png", dir, stem);
+            rc = cbq_figure_write_png(fig, path, err);
+        }
+        cbq_figure_free(fig);
+    }
+    cbq_volume_free(&mc);
+    return rc;
+}
+
+int attrib_labels_json_read(char **text, const char *mask_path, cbq_error *err)
+{
+    char path[4096];
+    const char *slash = strrchr(mask_path, '/');
+    int dir_len = slash ? (int)(slash - mask_path + 1) : 0;
+    snprintf(path, sizeof path, "%.*slabels.json", dir_len, mask_path);
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return CBQ_FAIL(err, CBQ_ERR_IO, "%s: cannot open the label names for mask %s", path, mask_path);
+    fseek(fp, 0, SEEK_END);
+    long len = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    *text = len >= 0 ? malloc((size_t)len + 1) : NULL;
+    if (!*text || fread(*text, 1, (size_t)len, fp) != (size_t)len) {
+        fclose(fp);
+        free(*text);
+        *text = NULL;
+        return CBQ_FAIL(err, CBQ_ERR_IO, "%s: cannot read", path);
+    }
+    (*text)[len] = '\0';
+    fclose(fp);
+    return CBQ_OK;
+}
+
+int attrib_labels_load(cbq_volume *labels_canon, const attrib_input *in, const char *path,
+                       cbq_error *err)
+{
+    cbq_volume src;
+    CBQ_TRY(cbq_volume_load(&src, NULL, path, NULL, err));
+    int same = src.nx == in->xf.src_dims[0] && src.ny == in->xf.src_dims[1] &&
+               src.nz == in->xf.src_dims[2];
+    for (int r = 0; r < 3 && same; r++)
+        for (int c = 0; c < 4; c++)
+            same = same && fabs(src.affine[r][c] - in->xf.src_affine[r][c]) <= 1e-3;
+    if (!same) {
+        cbq_volume_free(&src);
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                        "%s: the label volume must be on the CT's grid (same dimensions %zu x %zu "
+                        "x %zu and affine within 0.001 mm)",
+                        path, in->xf.src_dims[0], in->xf.src_dims[1], in->xf.src_dims[2]);
+    }
+    int rc = cbq_volume_canonical(labels_canon, &src, NULL, err);
+    cbq_volume_free(&src);
+    return rc;
+}
+
+/* 1 when label `name` belongs to structure `category`. */
+static int label_in_category(const char *name, const char *category)
+{
+    size_t n = strlen(category);
+    return strncmp(name, category, n) == 0 && (name[n] == '\0' || name[n] == '_');
+}
+
+int attrib_structure_weights(const attrib_input *in, const cbq_volume *labels_canon,
+                             const char *labels_json, const char *category, float **weights,
+                             cbq_error *err)
+{
+    *weights = NULL;
+    cJSON *doc = cJSON_Parse(labels_json);
+    if (!doc || !cJSON_IsObject(doc)) {
+        cJSON_Delete(doc);
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT, "labels.json: expected an object {\"1\": \"parotid_l\", ...}");
+    }
+    long values[256];
+    size_t n_values = 0;
+    for (cJSON *it = doc->child; it; it = it->next) {
+        char *end = NULL;
+        long v = strtol(it->string, &end, 10);
+        if (!cJSON_IsString(it) || !end || *end || end == it->string) {
+            cJSON_Delete(doc);
+            return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                            "labels.json: key '%s' must be an integer label with a string name",
+                            it->string);
+        }
+        if (label_in_category(it->valuestring, category) && n_values < 256)
+            values[n_values++] = v;
+    }
+    cJSON_Delete(doc);
+    if (n_values == 0)
+        return CBQ_OK;
+    size_t nx = in->canon.nx, ny = in->canon.ny, HW = in->H * in->W;
+    float *plane = malloc(nx * ny * sizeof *plane);
+    float *tmp = malloc(ny * in->W * sizeof *tmp);
+    *weights = malloc(in->nz * HW * sizeof **weights);
+    if (!plane || !tmp || !*weights) {
+        free(plane);
+        free(tmp);
+        free(*weights);
+        *weights = NULL;
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory for structure %s", category);
+    }
+    for (size_t k = 0; k < in->nz; k++) {
+        const float *lab = labels_canon->data + k * nx * ny;
+        for (size_t i = 0; i < nx * ny; i++) {
+            float in_s = 0.0f;
+            for (size_t v = 0; v < n_values; v++)
+                in_s = lab[i] == (float)values[v] ? 1.0f : in_s;
+            plane[i] = in_s;
+        }
+        cbq_resample2d(&in->slicer.fx, &in->slicer.fy, plane, tmp, *weights + k * HW);
+    }
+    free(plane);
+    free(tmp);
+    return CBQ_OK;
+}

@@ -1,0 +1,83 @@
+/* attrib_cli.h - what the attribution subcommands (gradcam, ae, sanity)
+ * share: their common options, turning a volume into model-input slices,
+ * structure masks onto the model-input grid, and maps back onto the
+ * volume's own grid as NIfTI. */
+#ifndef CBCTIQ_CLI_ATTRIB_CLI_H
+#define CBCTIQ_CLI_ATTRIB_CLI_H
+
+#include <getopt.h>
+#include <stddef.h>
+
+#include "cbctiq/attrib.h"
+#include "cbctiq/orient.h"
+#include "cbctiq/slices.h"
+#include "cbctiq/volume.h"
+
+/* getopt_long entries for the shared attribution options (values >= 1000). */
+#define ATTRIB_CLI_OPTIONS                                    \
+    {"method", required_argument, NULL, 1000},                \
+    {"layer", required_argument, NULL, 1001},                 \
+    {"relu", required_argument, NULL, 1002},                  \
+    {"grid", required_argument, NULL, 1003},                  \
+    {"sign", required_argument, NULL, 1004},                  \
+    {"aggregate", required_argument, NULL, 1005},             \
+    {"ig-steps", required_argument, NULL, 1006},              \
+    {"ig-rule", required_argument, NULL, 1007},               \
+    {"batch", required_argument, NULL, 1008}
+
+/* Usage lines of those options. */
+extern const char attrib_cli_options_usage[];
+
+/* Handles option `c` (>= 1000) into opt / *batch; returns 1 when handled, 0
+ * after printing a usage error for a bad value. */
+int attrib_cli_option(const char *cmd, int c, const char *arg, cbq_attrib_options *opt,
+                      size_t *batch);
+
+/* A volume prepared for attribution on the canonical grid. */
+typedef struct {
+    cbq_volume canon;      /* the CT, canonical orientation */
+    cbq_reorient xf;       /* canonical <-> source */
+    cbq_slicer slicer;
+    size_t H, W, nz;
+    double hu_min, hu_max; /* the model's window, also the overlays' */
+    float *slices;         /* [nz, 1, H, W] preprocessed */
+} attrib_input;
+
+/* Loads `path` (NIfTI or DICOM series), orients it, windows and resamples
+ * every axial slice to the model input. Refuses a volume whose in-plane
+ * size is below min_h x min_w pixels (the target layer's grid). */
+int attrib_input_load(attrib_input *in, const char *path, const cbq_model_spec *spec,
+                      size_t min_h, size_t min_w, cbq_error *err);
+void attrib_input_free(attrib_input *in);
+
+/* Source-order index of canonical axial slice k. */
+size_t attrib_input_source_slice(const attrib_input *in, size_t k);
+
+/* Writes maps [nz, H, W] (model-input grid) as a float32 NIfTI on the
+ * volume's source grid with its exact geometry (atomically). */
+int attrib_map_write(const attrib_input *in, const float *maps, const char *out, cbq_error *err);
+
+/* Writes DIR/slice_KKKK.png (K: source slice index) for the slices in
+ * `list` ("3,10,42"; NULL: 5 evenly spaced): the CT slice with the map
+ * blended over it on a colour scale [0, map_max] in map units (map_max 0:
+ * the volume's largest map value, the same for every slice). */
+int attrib_png_write(const attrib_input *in, const float *maps, const char *dir, const char *list,
+                     double map_max, const char *title, cbq_error *err);
+
+/* Structure weights of `category` on the model-input grid [nz, H, W] from a
+ * label volume (same grid as the CT) and its labels.json sidecar (same
+ * folder): labels named `category` or `category_*` form the structure;
+ * weights are the area fractions after resampling. *weights is NULL (and
+ * CBQ_OK returned) when no label names the category. Caller frees. */
+int attrib_structure_weights(const attrib_input *in, const cbq_volume *labels_canon,
+                             const char *labels_json, const char *category, float **weights,
+                             cbq_error *err);
+
+/* Loads a label volume, checks it matches the CT's grid, orients it. */
+int attrib_labels_load(cbq_volume *labels_canon, const attrib_input *in, const char *path,
+                       cbq_error *err);
+
+/* Reads labels.json next to `mask_path` into a malloc'd string (caller frees). */
+int attrib_labels_json_read(char **text, const char *mask_path, cbq_error *err);
+
+#endif

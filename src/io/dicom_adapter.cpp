@@ -1,0 +1,702 @@
+/* dicom_adapter.cpp - the only C++ in cbctiq: DCMTK behind include/cbctiq/dicom.h.
+ *
+ * Finds image series in a folder tree, checks their geometry, decodes pixel
+ * data to HU, and reads RTSTRUCT contours. Every entry point catches all
+ * exceptions and returns a cbq status; no DCMTK type leaks out.
+ * Not here: orientation changes (orient.c), rasterising contours (structures.c).
+ */
+#include "cbctiq/dicom.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcrledrg.h>
+#include <dcmtk/dcmdata/dcvrds.h>
+#include <dcmtk/dcmdata/dcxfer.h>
+#include <dcmtk/dcmjpeg/djdecode.h>
+#include <dcmtk/dcmjpls/djdecode.h>
+#include <dcmtk/oflog/oflog.h>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+/* Codec registration and log silencing are process-wide in DCMTK; done once. */
+void dcmtk_init()
+{
+    static std::once_flag once;
+    std::call_once(once, [] {
+        OFLog::configure(OFLogger::FATAL_LOG_LEVEL);
+        DcmRLEDecoderRegistration::registerCodecs();
+        DJDecoderRegistration::registerCodecs();
+        DJLSDecoderRegistration::registerCodecs();
+    });
+}
+
+struct SliceHeader {
+    std::string path;
+    std::string series_uid;
+    double ipp[3] = {0, 0, 0};
+    double iop[6] = {0, 0, 0, 0, 0, 0};
+    bool has_ipp = false, has_iop = false, has_spacing = false;
+    unsigned rows = 0, cols = 0;
+    double spacing[2] = {0, 0}; /* PixelSpacing: between rows, between columns */
+    double thickness = 0;
+    long frames = 1;
+    unsigned samples = 1;
+    double along = 0; /* position along the slice normal */
+};
+
+enum class Kind { not_dicom, no_pixels, image };
+
+void copy_str(char *dst, size_t cap, const std::string &src)
+{
+    std::snprintf(dst, cap, "%s", src.c_str());
+}
+
+std::string get_str(DcmItem *item, const DcmTagKey &tag)
+{
+    OFString v;
+    if (item->findAndGetOFStringArray(tag, v).good())
+        return std::string(v.c_str());
+    return std::string();
+}
+
+bool get_doubles(DcmItem *item, const DcmTagKey &tag, double *out, int n)
+{
+    for (int i = 0; i < n; i++) {
+        Float64 v;
+        if (item->findAndGetFloat64(tag, v, (unsigned long)i).bad() || !std::isfinite(v))
+            return false;
+        out[i] = v;
+    }
+    return true;
+}
+
+Kind read_header(const std::string &path, SliceHeader &h, DcmFileFormat &ff)
+{
+    /* Values longer than 4 KiB (pixel data) stay on disk. */
+    if (ff.loadFile(path.c_str(), EXS_Unknown, EGL_noChange, 4096, ERM_autoDetect).bad())
+        return Kind::not_dicom;
+    DcmDataset *ds = ff.getDataset();
+    h.path = path;
+    h.series_uid = get_str(ds, DCM_SeriesInstanceUID);
+    if (!ds->tagExists(DCM_PixelData))
+        return Kind::no_pixels;
+    Uint16 u16;
+    if (ds->findAndGetUint16(DCM_Rows, u16).good())
+        h.rows = u16;
+    if (ds->findAndGetUint16(DCM_Columns, u16).good())
+        h.cols = u16;
+    if (ds->findAndGetUint16(DCM_SamplesPerPixel, u16).good())
+        h.samples = u16;
+    Sint32 frames;
+    if (ds->findAndGetSint32(DCM_NumberOfFrames, frames).good())
+        h.frames = frames;
+    h.has_ipp = get_doubles(ds, DCM_ImagePositionPatient, h.ipp, 3);
+    h.has_iop = get_doubles(ds, DCM_ImageOrientationPatient, h.iop, 6);
+    h.has_spacing = get_doubles(ds, DCM_PixelSpacing, h.spacing, 2);
+    get_doubles(ds, DCM_SliceThickness, &h.thickness, 1);
+    return Kind::image;
+}
+
+void fill_info(cbq_dicom_series_info *info, DcmFileFormat &ff, const SliceHeader &h)
+{
+    DcmDataset *ds = ff.getDataset();
+    std::memset(info, 0, sizeof *info);
+    copy_str(info->series_uid, sizeof info->series_uid, h.series_uid);
+    copy_str(info->study_uid, sizeof info->study_uid, get_str(ds, DCM_StudyInstanceUID));
+    copy_str(info->frame_of_reference_uid, sizeof info->frame_of_reference_uid,
+             get_str(ds, DCM_FrameOfReferenceUID));
+    copy_str(info->series_description, sizeof info->series_description,
+             get_str(ds, DCM_SeriesDescription));
+    copy_str(info->patient_name, sizeof info->patient_name, get_str(ds, DCM_PatientName));
+    copy_str(info->patient_id, sizeof info->patient_id, get_str(ds, DCM_PatientID));
+    copy_str(info->modality, sizeof info->modality, get_str(ds, DCM_Modality));
+    copy_str(info->manufacturer, sizeof info->manufacturer, get_str(ds, DCM_Manufacturer));
+    copy_str(info->model, sizeof info->model, get_str(ds, DCM_ManufacturerModelName));
+    DcmXfer xfer(ds->getOriginalXfer());
+    copy_str(info->transfer_syntax, sizeof info->transfer_syntax, xfer.getXferName());
+    copy_str(info->transfer_syntax_uid, sizeof info->transfer_syntax_uid, xfer.getXferID());
+    copy_str(info->first_file, sizeof info->first_file, h.path);
+}
+
+struct Scan {
+    std::map<std::string, std::vector<SliceHeader>> series;
+    std::map<std::string, cbq_dicom_series_info> info;
+    std::vector<std::string> order; /* series in order of discovery */
+    size_t n_files = 0, n_not_dicom = 0, n_no_pixels = 0;
+};
+
+int list_files(std::vector<std::string> &files, const std::string &folder, cbq_error *err)
+{
+    std::error_code ec;
+    fs::recursive_directory_iterator it(folder, fs::directory_options::skip_permission_denied, ec);
+    if (ec)
+        return CBQ_FAIL(err, CBQ_ERR_IO, "%s: cannot list folder: %s", folder.c_str(),
+                        ec.message().c_str());
+    for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
+        if (ec)
+            return CBQ_FAIL(err, CBQ_ERR_IO, "%s: cannot list folder: %s", folder.c_str(),
+                            ec.message().c_str());
+        if (it->is_regular_file(ec))
+            files.push_back(it->path().string());
+    }
+    std::sort(files.begin(), files.end()); /* deterministic messages only */
+    return CBQ_OK;
+}
+
+int scan_folder(Scan &scan, const std::string &folder, cbq_error *err)
+{
+    std::vector<std::string> files;
+    CBQ_TRY(list_files(files, folder, err));
+    scan.n_files = files.size();
+    for (const std::string &f : files) {
+        SliceHeader h;
+        DcmFileFormat ff;
+        Kind kind = read_header(f, h, ff);
+        if (kind == Kind::not_dicom) {
+            scan.n_not_dicom++;
+            continue;
+        }
+        if (kind == Kind::no_pixels) {
+            scan.n_no_pixels++;
+            continue;
+        }
+        auto &list = scan.series[h.series_uid];
+        if (list.empty()) {
+            scan.order.push_back(h.series_uid);
+            fill_info(&scan.info[h.series_uid], ff, h);
+        }
+        list.push_back(h);
+        scan.info[h.series_uid].n_files = list.size();
+    }
+    return CBQ_OK;
+}
+
+/* ---- geometry ---------------------------------------------------------- */
+
+void cross(const double a[3], const double b[3], double out[3])
+{
+    out[0] = a[1] * b[2] - a[2] * b[1];
+    out[1] = a[2] * b[0] - a[0] * b[2];
+    out[2] = a[0] * b[1] - a[1] * b[0];
+}
+
+double dot(const double a[3], const double b[3])
+{
+    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
+}
+
+int check_slice_headers(const std::vector<SliceHeader> &s, cbq_error *err)
+{
+    const SliceHeader &a = s[0];
+    for (const SliceHeader &h : s) {
+        if (h.frames != 1)
+            return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                            "%s: multi-frame image (%ld frames) is not supported; cbctiq reads "
+                            "one slice per file", h.path.c_str(), h.frames);
+        if (h.samples != 1)
+            return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                            "%s: %u samples per pixel (colour); a CT slice has 1", h.path.c_str(),
+                            h.samples);
+        if (h.rows == 0 || h.cols == 0)
+            return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: Rows/Columns missing or zero",
+                            h.path.c_str());
+        if (!h.has_ipp || !h.has_iop)
+            return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                            "%s: ImagePositionPatient or ImageOrientationPatient missing or not "
+                            "numeric: the slice cannot be placed", h.path.c_str());
+        if (!h.has_spacing || !(h.spacing[0] > 0) || !(h.spacing[1] > 0))
+            return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                            "%s: PixelSpacing missing or not positive", h.path.c_str());
+        if (h.rows != a.rows || h.cols != a.cols)
+            return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                            "%s: %ux%u pixels but %s has %ux%u: mixed image sizes in one series",
+                            h.path.c_str(), h.cols, h.rows, a.path.c_str(), a.cols, a.rows);
+        for (int i = 0; i < 6; i++)
+            if (std::fabs(h.iop[i] - a.iop[i]) > 1e-4)
+                return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                                "%s: ImageOrientationPatient differs from %s: mixed orientations "
+                                "in one series", h.path.c_str(), a.path.c_str());
+        if (std::fabs(h.spacing[0] - a.spacing[0]) > 1e-4 ||
+            std::fabs(h.spacing[1] - a.spacing[1]) > 1e-4)
+            return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                            "%s: PixelSpacing differs from %s: mixed pixel sizes in one series",
+                            h.path.c_str(), a.path.c_str());
+    }
+    const double *r = a.iop, *c = a.iop + 3;
+    if (std::fabs(dot(r, r) - 1) > 1e-3 || std::fabs(dot(c, c) - 1) > 1e-3 ||
+        std::fabs(dot(r, c)) > 1e-3)
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                        "%s: ImageOrientationPatient is not two orthogonal unit vectors",
+                        a.path.c_str());
+    return CBQ_OK;
+}
+
+/* Sorts along the normal and checks the stack: duplicates, gaps, tilt. */
+int sort_and_check_stack(std::vector<SliceHeader> &s, double normal[3], double *spacing,
+                         cbq_error *err)
+{
+    cross(s[0].iop, s[0].iop + 3, normal);
+    for (SliceHeader &h : s)
+        h.along = dot(h.ipp, normal);
+    std::stable_sort(s.begin(), s.end(),
+                     [](const SliceHeader &x, const SliceHeader &y) { return x.along < y.along; });
+    size_t n = s.size();
+    if (n == 1) {
+        *spacing = s[0].thickness > 0 ? s[0].thickness : 1.0;
+        return CBQ_OK;
+    }
+    std::vector<double> gaps(n - 1);
+    for (size_t i = 0; i + 1 < n; i++) {
+        gaps[i] = s[i + 1].along - s[i].along;
+        if (gaps[i] < 1e-3)
+            return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                            "%s and %s: two slices at the same position (%.3f mm along the "
+                            "normal): duplicate files or several acquisitions in one series",
+                            s[i].path.c_str(), s[i + 1].path.c_str(), s[i].along);
+    }
+    std::vector<double> sorted = gaps;
+    std::nth_element(sorted.begin(), sorted.begin() + (long)sorted.size() / 2, sorted.end());
+    double med = sorted[sorted.size() / 2], tol = std::max(0.02, 0.01 * med);
+    for (size_t i = 0; i + 1 < n; i++) {
+        double g = gaps[i];
+        if (std::fabs(g - med) <= tol)
+            continue;
+        double ratio = g / med;
+        if (std::fabs(ratio - std::round(ratio)) * med <= tol && ratio > 1.5)
+            return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                            "%s and %s: %.0f slice(s) missing between them (gap %.3f mm, the "
+                            "others %.3f mm)", s[i].path.c_str(), s[i + 1].path.c_str(),
+                            std::round(ratio) - 1, g, med);
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                        "%s and %s: uneven slice spacing (gap %.3f mm, the others %.3f mm); "
+                        "cbctiq needs evenly spaced slices", s[i].path.c_str(),
+                        s[i + 1].path.c_str(), g, med);
+    }
+    /* Positions must move along the normal only; an in-plane drift is a
+     * gantry tilt (or a sheared stack) that a voxel grid cannot hold. */
+    const SliceHeader &f = s.front(), &l = s.back();
+    double d[3] = {l.ipp[0] - f.ipp[0], l.ipp[1] - f.ipp[1], l.ipp[2] - f.ipp[2]};
+    double along = dot(d, normal);
+    double drift[3] = {d[0] - along * normal[0], d[1] - along * normal[1], d[2] - along * normal[2]};
+    double drift_mm = std::sqrt(dot(drift, drift));
+    if (drift_mm > std::max(0.01, 1e-4 * along))
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                        "%s to %s: slice positions drift %.2f mm in-plane over %.1f mm "
+                        "(gantry tilt of %.2f degrees or a sheared stack); resample the series "
+                        "to an orthogonal grid first", f.path.c_str(), l.path.c_str(), drift_mm,
+                        along, std::atan2(drift_mm, along) * 180 / M_PI);
+    *spacing = along / (double)(n - 1);
+    return CBQ_OK;
+}
+
+void set_affine(cbq_volume *vol, const SliceHeader &first, const double normal[3], double spacing)
+{
+    const double *r = first.iop, *c = first.iop + 3;
+    double lps[3][4];
+    for (int a = 0; a < 3; a++) {
+        lps[a][0] = r[a] * first.spacing[1]; /* i = column index: along the row cosine */
+        lps[a][1] = c[a] * first.spacing[0]; /* j = row index: along the column cosine */
+        lps[a][2] = normal[a] * spacing;
+        lps[a][3] = first.ipp[a];
+    }
+    std::memset(vol->affine, 0, sizeof vol->affine);
+    for (int a = 0; a < 3; a++)
+        for (int col = 0; col < 4; col++)
+            vol->affine[a][col] = (a < 2 ? -lps[a][col] : lps[a][col]) + 0.0; /* no -0 */
+    vol->affine[3][3] = 1;
+    vol->spacing[0] = first.spacing[1];
+    vol->spacing[1] = first.spacing[0];
+    vol->spacing[2] = spacing;
+}
+
+/* ---- pixels --------------------------------------------------------------- */
+
+int decode_slice(const SliceHeader &h, float *out, double *slope_out, double *inter_out,
+                 cbq_error *err)
+{
+    DcmFileFormat ff;
+    OFCondition cond = ff.loadFile(h.path.c_str());
+    if (cond.bad())
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: cannot read DICOM: %s", h.path.c_str(),
+                        cond.text());
+    DcmDataset *ds = ff.getDataset();
+    DcmXfer xfer(ds->getOriginalXfer());
+    if (xfer.isEncapsulated()) {
+        cond = ds->chooseRepresentation(EXS_LittleEndianExplicit, nullptr);
+        if (cond.bad() || !ds->canWriteXfer(EXS_LittleEndianExplicit))
+            return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                            "%s: cannot decode pixel data in transfer syntax %s (%s): %s",
+                            h.path.c_str(), xfer.getXferName(), xfer.getXferID(),
+                            cond.bad() ? cond.text() : "no decoder");
+    }
+    Uint16 bits = 0, repr = 0;
+    ds->findAndGetUint16(DCM_BitsAllocated, bits);
+    ds->findAndGetUint16(DCM_PixelRepresentation, repr);
+    double slope = 1, inter = 0;
+    Float64 v;
+    if (ds->findAndGetFloat64(DCM_RescaleSlope, v).good() && std::isfinite(v) && v != 0)
+        slope = v;
+    if (ds->findAndGetFloat64(DCM_RescaleIntercept, v).good() && std::isfinite(v))
+        inter = v;
+    *slope_out = slope;
+    *inter_out = inter;
+    DcmElement *px = nullptr;
+    if (ds->findAndGetElement(DCM_PixelData, px).bad() || !px)
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: no pixel data", h.path.c_str());
+    size_t n = (size_t)h.rows * h.cols, need = n * (bits / 8);
+    if (bits != 8 && bits != 16 && bits != 32)
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: BitsAllocated = %u, expected 8, 16 or 32",
+                        h.path.c_str(), bits);
+    void *raw = nullptr;
+    if (bits == 8) {
+        Uint8 *p = nullptr;
+        cond = px->getUint8Array(p);
+        raw = p;
+    } else if (bits == 16) {
+        Uint16 *p = nullptr;
+        cond = px->getUint16Array(p);
+        raw = p;
+    } else {
+        Uint32 *p = nullptr;
+        cond = px->getUint32Array(p);
+        raw = p;
+    }
+    if (cond.bad() || !raw || px->getLength() < need)
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                        "%s: pixel data holds %lu bytes, %ux%u pixels of %u bits need %zu: "
+                        "truncated file", h.path.c_str(), (unsigned long)px->getLength(), h.cols,
+                        h.rows, bits, need);
+    for (size_t i = 0; i < n; i++) {
+        double s;
+        if (bits == 8)
+            s = repr ? (double)((const int8_t *)raw)[i] : (double)((const uint8_t *)raw)[i];
+        else if (bits == 16)
+            s = repr ? (double)((const int16_t *)raw)[i] : (double)((const uint16_t *)raw)[i];
+        else
+            s = repr ? (double)((const int32_t *)raw)[i] : (double)((const uint32_t *)raw)[i];
+        out[i] = (float)(s * slope + inter);
+    }
+    return CBQ_OK;
+}
+
+/* ---- series selection ------------------------------------------------------ */
+
+int locate(std::string &folder, std::string &uid, const char *path, const char *series_uid,
+           cbq_error *err)
+{
+    std::error_code ec;
+    uid = series_uid ? series_uid : "";
+    if (fs::is_directory(path, ec)) {
+        folder = path;
+        return CBQ_OK;
+    }
+    if (!fs::exists(path, ec))
+        return CBQ_FAIL(err, CBQ_ERR_IO, "%s: no such file or folder", path);
+    SliceHeader h;
+    DcmFileFormat ff;
+    Kind kind = read_header(path, h, ff);
+    if (kind == Kind::not_dicom)
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: not a DICOM file", path);
+    if (kind == Kind::no_pixels)
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                        "%s: a DICOM file without pixel data (modality %s): not an image",
+                        path, get_str(ff.getDataset(), DCM_Modality).c_str());
+    if (uid.empty())
+        uid = h.series_uid;
+    fs::path parent = fs::path(path).parent_path();
+    folder = parent.empty() ? "." : parent.string();
+    return CBQ_OK;
+}
+
+int pick_series(std::vector<SliceHeader> **out, cbq_dicom_series_info *info, Scan &scan,
+                const std::string &folder, const std::string &uid, cbq_error *err)
+{
+    if (scan.series.empty())
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                        "%s: no DICOM image series found (%zu files: %zu not DICOM, %zu DICOM "
+                        "without pixel data)", folder.c_str(), scan.n_files, scan.n_not_dicom,
+                        scan.n_no_pixels);
+    if (!uid.empty()) {
+        auto it = scan.series.find(uid);
+        if (it == scan.series.end())
+            return CBQ_FAIL(err, CBQ_ERR_ARG, "%s: no series with UID %s (%zu series found)",
+                            folder.c_str(), uid.c_str(), scan.series.size());
+        *out = &it->second;
+        *info = scan.info[uid];
+        return CBQ_OK;
+    }
+    if (scan.series.size() > 1) {
+        std::string list;
+        for (const std::string &u : scan.order) {
+            const cbq_dicom_series_info &si = scan.info[u];
+            char line[512];
+            std::snprintf(line, sizeof line, "\n  %s  \"%s\"  %s  %zu files", u.c_str(),
+                          si.series_description, si.modality, si.n_files);
+            list += line;
+        }
+        return CBQ_FAIL(err, CBQ_ERR_ARG,
+                        "%s: %zu image series found; choose one with --series UID:%s",
+                        folder.c_str(), scan.series.size(), list.c_str());
+    }
+    *out = &scan.series.begin()->second;
+    *info = scan.info.begin()->second;
+    return CBQ_OK;
+}
+
+int read_series(cbq_volume *vol, cbq_dicom_meta *meta, const char *path, const char *series_uid,
+                cbq_error *err)
+{
+    std::string folder, uid;
+    CBQ_TRY(locate(folder, uid, path, series_uid, err));
+    Scan scan;
+    CBQ_TRY(scan_folder(scan, folder, err));
+    std::vector<SliceHeader> *slices = nullptr;
+    cbq_dicom_series_info info;
+    CBQ_TRY(pick_series(&slices, &info, scan, folder, uid, err));
+    CBQ_TRY(check_slice_headers(*slices, err));
+    double normal[3], spacing = 1;
+    CBQ_TRY(sort_and_check_stack(*slices, normal, &spacing, err));
+    const SliceHeader &first = slices->front();
+    CBQ_TRY(cbq_volume_alloc(vol, first.cols, first.rows, slices->size(), nullptr, 0, err));
+    set_affine(vol, first, normal, spacing);
+    size_t plane = (size_t)first.rows * first.cols;
+    double slope0 = 1, inter0 = 0;
+    for (size_t k = 0; k < slices->size(); k++) {
+        double slope = 1, inter = 0;
+        int rc = decode_slice((*slices)[k], vol->data + k * plane, &slope, &inter, err);
+        if (rc != CBQ_OK) {
+            cbq_volume_free(vol);
+            return rc;
+        }
+        if (k == 0) {
+            slope0 = slope;
+            inter0 = inter;
+        }
+    }
+    if (meta) {
+        std::memset(meta, 0, sizeof *meta);
+        meta->info = info;
+        meta->n_slices = slices->size();
+        meta->slice_spacing = spacing;
+        meta->rescale_slope = slope0;
+        meta->rescale_intercept = inter0;
+        size_t n = cbq_volume_count(vol);
+        meta->hu_min = meta->hu_max = vol->data[0];
+        for (size_t i = 1; i < n; i++) {
+            meta->hu_min = std::min(meta->hu_min, (double)vol->data[i]);
+            meta->hu_max = std::max(meta->hu_max, (double)vol->data[i]);
+        }
+    }
+    return CBQ_OK;
+}
+
+/* ---- RTSTRUCT ------------------------------------------------------------------ */
+
+DcmItem *seq_item(DcmItem *item, const DcmTagKey &seq, unsigned long i)
+{
+    DcmItem *out = nullptr;
+    if (item->findAndGetSequenceItem(seq, out, (signed long)i).bad())
+        return nullptr;
+    return out;
+}
+
+unsigned long seq_card(DcmItem *item, const DcmTagKey &seq)
+{
+    DcmSequenceOfItems *s = nullptr;
+    if (item->findAndGetSequence(seq, s).bad() || !s)
+        return 0;
+    return s->card();
+}
+
+void read_references(cbq_rtstruct *rs, DcmDataset *ds)
+{
+    DcmItem *frame = seq_item(ds, DCM_ReferencedFrameOfReferenceSequence, 0);
+    if (!frame)
+        return;
+    copy_str(rs->frame_of_reference_uid, sizeof rs->frame_of_reference_uid,
+             get_str(frame, DCM_FrameOfReferenceUID));
+    DcmItem *study = seq_item(frame, DCM_RTReferencedStudySequence, 0);
+    DcmItem *series = study ? seq_item(study, DCM_RTReferencedSeriesSequence, 0) : nullptr;
+    if (series)
+        copy_str(rs->referenced_series_uid, sizeof rs->referenced_series_uid,
+                 get_str(series, DCM_SeriesInstanceUID));
+}
+
+int read_contours(cbq_roi *roi, DcmItem *roi_contour, const char *path, cbq_error *err)
+{
+    unsigned long nc = seq_card(roi_contour, DCM_ContourSequence);
+    roi->contours = (cbq_contour *)calloc(nc ? nc : 1, sizeof(cbq_contour));
+    if (!roi->contours)
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "%s: out of memory", path);
+    for (unsigned long c = 0; c < nc; c++) {
+        DcmItem *ci = seq_item(roi_contour, DCM_ContourSequence, c);
+        if (!ci || get_str(ci, DCM_ContourGeometricType) != "CLOSED_PLANAR")
+            continue;
+        DcmElement *el = nullptr;
+        if (ci->findAndGetElement(DCM_ContourData, el).bad() || !el)
+            continue;
+        OFVector<Float64> v;
+        DcmDecimalString *ds = dynamic_cast<DcmDecimalString *>(el);
+        if (!ds || ds->getFloat64Vector(v).bad() || v.size() % 3 != 0 || v.size() < 9)
+            return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                            "%s: ROI %d \"%s\": contour %lu has %zu coordinates, expected a "
+                            "multiple of 3 and at least 3 points", path, roi->number, roi->name,
+                            c + 1, (size_t)v.size());
+        cbq_contour *ct = &roi->contours[roi->n_contours];
+        ct->xyz = (double *)malloc(v.size() * sizeof(double));
+        if (!ct->xyz)
+            return CBQ_FAIL(err, CBQ_ERR_NOMEM, "%s: out of memory", path);
+        ct->n_points = v.size() / 3;
+        roi->n_contours++; /* owned from here on, freed by cbq_rtstruct_free */
+        for (size_t i = 0; i < v.size(); i++) {
+            if (!std::isfinite(v[i]))
+                return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: ROI \"%s\": non-finite contour point",
+                                path, roi->name);
+            ct->xyz[i] = (i % 3 < 2) ? -v[i] : v[i]; /* LPS -> RAS */
+        }
+    }
+    return CBQ_OK;
+}
+
+int read_rtstruct(cbq_rtstruct *rs, const char *path, cbq_error *err)
+{
+    DcmFileFormat ff;
+    OFCondition cond = ff.loadFile(path);
+    if (cond.bad())
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: cannot read DICOM: %s", path, cond.text());
+    DcmDataset *ds = ff.getDataset();
+    std::string modality = get_str(ds, DCM_Modality);
+    if (modality != "RTSTRUCT")
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: modality %s, expected an RTSTRUCT", path,
+                        modality.empty() ? "(none)" : modality.c_str());
+    read_references(rs, ds);
+    unsigned long nr = seq_card(ds, DCM_StructureSetROISequence);
+    rs->rois = (cbq_roi *)calloc(nr ? nr : 1, sizeof(cbq_roi));
+    if (!rs->rois)
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "%s: out of memory", path);
+    for (unsigned long r = 0; r < nr; r++) {
+        DcmItem *it = seq_item(ds, DCM_StructureSetROISequence, r);
+        cbq_roi *roi = &rs->rois[rs->n_rois++];
+        Sint32 num = 0;
+        if (it)
+            it->findAndGetSint32(DCM_ROINumber, num);
+        roi->number = num;
+        copy_str(roi->name, sizeof roi->name, it ? get_str(it, DCM_ROIName) : "");
+    }
+    unsigned long nrc = seq_card(ds, DCM_ROIContourSequence);
+    for (unsigned long r = 0; r < nrc; r++) {
+        DcmItem *it = seq_item(ds, DCM_ROIContourSequence, r);
+        Sint32 ref = 0;
+        if (!it || it->findAndGetSint32(DCM_ReferencedROINumber, ref).bad())
+            continue;
+        for (size_t i = 0; i < rs->n_rois; i++)
+            if (rs->rois[i].number == ref && rs->rois[i].n_contours == 0 && !rs->rois[i].contours)
+                CBQ_TRY(read_contours(&rs->rois[i], it, path, err));
+    }
+    return CBQ_OK;
+}
+
+} /* namespace */
+
+/* ---- C entry points ------------------------------------------------------------- */
+
+extern "C" int cbq_dicom_find_series(cbq_dicom_series_info **series, size_t *n_series,
+                                     const char *folder, cbq_error *err)
+{
+    *series = nullptr;
+    *n_series = 0;
+    try {
+        dcmtk_init();
+        Scan scan;
+        CBQ_TRY(scan_folder(scan, folder, err));
+        if (scan.order.empty())
+            return CBQ_OK;
+        auto *out = (cbq_dicom_series_info *)calloc(scan.order.size(), sizeof **series);
+        if (!out)
+            return CBQ_FAIL(err, CBQ_ERR_NOMEM, "%s: out of memory", folder);
+        for (size_t i = 0; i < scan.order.size(); i++)
+            out[i] = scan.info[scan.order[i]];
+        *series = out;
+        *n_series = scan.order.size();
+        return CBQ_OK;
+    } catch (const std::exception &e) {
+        return CBQ_FAIL(err, CBQ_ERR_INTERNAL, "%s: %s", folder, e.what());
+    } catch (...) {
+        return CBQ_FAIL(err, CBQ_ERR_INTERNAL, "%s: unexpected error in the DICOM reader", folder);
+    }
+}
+
+extern "C" int cbq_dicom_read_series(cbq_volume *vol, cbq_dicom_meta *meta, const char *path,
+                                     const char *series_uid, cbq_error *err)
+{
+    std::memset(vol, 0, sizeof *vol);
+    try {
+        dcmtk_init();
+        return read_series(vol, meta, path, series_uid, err);
+    } catch (const std::bad_alloc &) {
+        cbq_volume_free(vol);
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "%s: out of memory reading the series", path);
+    } catch (const std::exception &e) {
+        cbq_volume_free(vol);
+        return CBQ_FAIL(err, CBQ_ERR_INTERNAL, "%s: %s", path, e.what());
+    } catch (...) {
+        cbq_volume_free(vol);
+        return CBQ_FAIL(err, CBQ_ERR_INTERNAL, "%s: unexpected error in the DICOM reader", path);
+    }
+}
+
+extern "C" int cbq_dicom_looks_like(const char *path)
+{
+    std::error_code ec;
+    if (fs::is_directory(path, ec))
+        return 1;
+    FILE *fp = std::fopen(path, "rb");
+    if (!fp)
+        return 0;
+    unsigned char buf[132];
+    size_t got = std::fread(buf, 1, sizeof buf, fp);
+    std::fclose(fp);
+    return got == sizeof buf && std::memcmp(buf + 128, "DICM", 4) == 0;
+}
+
+extern "C" int cbq_rtstruct_read(cbq_rtstruct *rs, const char *path, cbq_error *err)
+{
+    std::memset(rs, 0, sizeof *rs);
+    int rc;
+    try {
+        dcmtk_init();
+        rc = read_rtstruct(rs, path, err);
+    } catch (const std::bad_alloc &) {
+        rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "%s: out of memory reading the RTSTRUCT", path);
+    } catch (...) {
+        rc = CBQ_FAIL(err, CBQ_ERR_INTERNAL, "%s: unexpected error reading the RTSTRUCT", path);
+    }
+    if (rc != CBQ_OK)
+        cbq_rtstruct_free(rs);
+    return rc;
+}
+
+extern "C" void cbq_rtstruct_free(cbq_rtstruct *rs)
+{
+    for (size_t r = 0; r < rs->n_rois; r++) {
+        for (size_t c = 0; c < rs->rois[r].n_contours; c++)
+            free(rs->rois[r].contours[c].xyz);
+        free(rs->rois[r].contours);
+    }
+    free(rs->rois);
+    std::memset(rs, 0, sizeof *rs);
+}

@@ -1,0 +1,608 @@
+/* model_json.c - read, validate and write model.json
+ * (include/cbctiq/model_json.h). Hyper-parameter names and defaults are
+ * PyTorch's (torch.nn.Conv2d, BatchNorm2d, LeakyReLU, MaxPool2d, AvgPool2d,
+ * Dropout, Linear), so that the file maps one to one onto PyTorch modules.
+ * Every message names the file and the JSON path of the offending value. */
+#include "cbctiq/model_json.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cbctiq/atomic_file.h"
+#include "cbctiq/model_cost.h"
+
+/* Limits that keep every later size product far from overflow. */
+#define MAX_CHANNELS 65536
+#define MAX_WINDOW 4096          /* kernel, stride, padding */
+#define MAX_FEATURES (1 << 30)
+#define MAX_INPUT_SIDE 65536
+#define MAX_LAYERS 100000
+#define MAX_LAYER_PARAMS ((size_t)1 << 32)
+#define MAX_FILE_BYTES (64u << 20)
+
+typedef struct {
+    const char *file;
+    cbq_error *err;
+} ctx;
+
+static int fail(const ctx *c, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(const ctx *c, const char *path, const char *fmt, ...)
+{
+    char what[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return CBQ_FAIL(c->err, CBQ_ERR_FORMAT, "%s: %s: %s", c->file, path, what);
+}
+
+/* "layers[3]" + "kernel_size" -> "layers[3].kernel_size" */
+static const char *join(char *buf, size_t cap, const char *base, const char *key)
+{
+    snprintf(buf, cap, "%s%s%s", base, base[0] ? "." : "", key);
+    return buf;
+}
+
+/* Refuses duplicate keys (cJSON keeps both) and keys not in `allowed`
+ * (NULL-terminated; NULL allowed = any key). */
+static int check_keys(const ctx *c, const cJSON *obj, const char *path, const char *const *allowed,
+                      const char *kind)
+{
+    for (const cJSON *a = obj->child; a; a = a->next) {
+        for (const cJSON *b = obj->child; b != a; b = b->next)
+            if (strcmp(a->string, b->string) == 0)
+                return fail(c, path[0] ? path : "(top level)", "key \"%s\" appears twice", a->string);
+        if (!allowed)
+            continue;
+        int ok = 0;
+        for (size_t i = 0; allowed[i] && !ok; i++)
+            ok = strcmp(a->string, allowed[i]) == 0;
+        if (!ok) {
+            char p[256];
+            return fail(c, join(p, sizeof p, path, a->string), "unknown key for a %s layer", kind);
+        }
+    }
+    return CBQ_OK;
+}
+
+/* An integer field in [lo, hi]; absent -> def when !required. */
+static int get_int(const ctx *c, const cJSON *obj, const char *path, const char *key, int required,
+                   int def, int lo, int hi, int *out)
+{
+    char p[256];
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!j) {
+        if (required)
+            return fail(c, join(p, sizeof p, path, key), "missing (expected an integer in [%d, %d])", lo,
+                        hi);
+        *out = def;
+        return CBQ_OK;
+    }
+    double v = cJSON_IsNumber(j) ? j->valuedouble : NAN;
+    if (!(v >= lo && v <= hi && v == floor(v)))
+        return fail(c, join(p, sizeof p, path, key), "expected an integer in [%d, %d]", lo, hi);
+    *out = (int)v;
+    return CBQ_OK;
+}
+
+static int get_num(const ctx *c, const cJSON *obj, const char *path, const char *key, int required,
+                   double def, double lo, double hi, double *out)
+{
+    char p[256];
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!j) {
+        if (required)
+            return fail(c, join(p, sizeof p, path, key), "missing (expected a number)");
+        *out = def;
+        return CBQ_OK;
+    }
+    if (!cJSON_IsNumber(j) || !(j->valuedouble >= lo && j->valuedouble <= hi))
+        return fail(c, join(p, sizeof p, path, key), "expected a number in [%g, %g]", lo, hi);
+    *out = j->valuedouble;
+    return CBQ_OK;
+}
+
+static int get_bool(const ctx *c, const cJSON *obj, const char *path, const char *key, int def, int *out)
+{
+    char p[256];
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!j) {
+        *out = def;
+        return CBQ_OK;
+    }
+    if (!cJSON_IsBool(j))
+        return fail(c, join(p, sizeof p, path, key), "expected true or false");
+    *out = cJSON_IsTrue(j);
+    return CBQ_OK;
+}
+
+/* PyTorch's _pair: an int or [h, w]. */
+static int get_pair(const ctx *c, const cJSON *obj, const char *path, const char *key, int required,
+                    const int def[2], int lo, int hi, int out[2])
+{
+    char p[256];
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
+    const char *what = lo > 0 ? "positive" : "non-negative";
+    if (!j) {
+        if (required)
+            return fail(c, join(p, sizeof p, path, key), "missing (expected a %s integer or [h, w])", what);
+        out[0] = def[0];
+        out[1] = def[1];
+        return CBQ_OK;
+    }
+    const cJSON *h = j, *w = j;
+    if (cJSON_IsArray(j)) {
+        if (cJSON_GetArraySize(j) != 2)
+            return fail(c, join(p, sizeof p, path, key), "expected a %s integer or [h, w]", what);
+        h = cJSON_GetArrayItem(j, 0);
+        w = cJSON_GetArrayItem(j, 1);
+    }
+    const cJSON *v[2] = {h, w};
+    for (int i = 0; i < 2; i++) {
+        double d = cJSON_IsNumber(v[i]) ? v[i]->valuedouble : NAN;
+        if (!(d >= lo && d <= hi && d == floor(d)))
+            return fail(c, join(p, sizeof p, path, key), "expected a %s integer or [h, w] (each in [%d, %d])",
+                        what, lo, hi);
+        out[i] = (int)d;
+    }
+    return CBQ_OK;
+}
+
+static const char *const conv_keys[] = {"name", "type", "in_channels", "out_channels", "kernel_size",
+                                        "stride", "padding", "bias", NULL};
+static const char *const bn_keys[] = {"name", "type", "num_features", "eps", "momentum", NULL};
+static const char *const leaky_keys[] = {"name", "type", "negative_slope", NULL};
+static const char *const pool_keys[] = {"name", "type", "kernel_size", "stride", "padding", NULL};
+static const char *const dropout_keys[] = {"name", "type", "p", NULL};
+static const char *const linear_keys[] = {"name", "type", "in_features", "out_features", "bias", NULL};
+static const char *const bare_keys[] = {"name", "type", NULL};
+
+static int parse_hyper(const ctx *c, const cJSON *j, const char *path, cbq_layer_spec *l)
+{
+    const char *kind = cbq_layer_kind_name(l->kind);
+    static const int one[2] = {1, 1}, zero[2] = {0, 0};
+    switch (l->kind) {
+    case CBQ_LAYER_CONV2D: {
+        cbq_conv2d_cfg *k = &l->cfg.conv;
+        int ks[2], st[2], pd[2];
+        CBQ_TRY(check_keys(c, j, path, conv_keys, kind));
+        CBQ_TRY(get_int(c, j, path, "in_channels", 1, 0, 1, MAX_CHANNELS, &k->in_channels));
+        CBQ_TRY(get_int(c, j, path, "out_channels", 1, 0, 1, MAX_CHANNELS, &k->out_channels));
+        CBQ_TRY(get_pair(c, j, path, "kernel_size", 1, one, 1, MAX_WINDOW, ks));
+        CBQ_TRY(get_pair(c, j, path, "stride", 0, one, 1, MAX_WINDOW, st));
+        CBQ_TRY(get_pair(c, j, path, "padding", 0, zero, 0, MAX_WINDOW, pd));
+        CBQ_TRY(get_bool(c, j, path, "bias", 1, &k->bias));
+        k->kernel_h = ks[0], k->kernel_w = ks[1], k->stride_h = st[0], k->stride_w = st[1];
+        k->pad_h = pd[0], k->pad_w = pd[1];
+        return CBQ_OK;
+    }
+    case CBQ_LAYER_BATCHNORM2D:
+        CBQ_TRY(check_keys(c, j, path, bn_keys, kind));
+        CBQ_TRY(get_int(c, j, path, "num_features", 1, 0, 1, MAX_CHANNELS, &l->cfg.bn.channels));
+        CBQ_TRY(get_num(c, j, path, "eps", 0, 1e-5, 1e-30, 1.0, &l->cfg.bn.eps));
+        return get_num(c, j, path, "momentum", 0, 0.1, 0.0, 1.0, &l->cfg.bn.momentum);
+    case CBQ_LAYER_LEAKY_RELU:
+        CBQ_TRY(check_keys(c, j, path, leaky_keys, kind));
+        return get_num(c, j, path, "negative_slope", 0, 0.01, -1e6, 1e6, &l->cfg.leaky.negative_slope);
+    case CBQ_LAYER_MAXPOOL2D:
+    case CBQ_LAYER_AVGPOOL2D: {
+        cbq_pool2d_cfg *k = &l->cfg.pool;
+        int ks[2], st[2], pd[2];
+        CBQ_TRY(check_keys(c, j, path, pool_keys, kind));
+        CBQ_TRY(get_pair(c, j, path, "kernel_size", 1, one, 1, MAX_WINDOW, ks));
+        CBQ_TRY(get_pair(c, j, path, "stride", 0, ks, 1, MAX_WINDOW, st)); /* PyTorch: stride = kernel */
+        CBQ_TRY(get_pair(c, j, path, "padding", 0, zero, 0, MAX_WINDOW, pd));
+        k->kernel_h = ks[0], k->kernel_w = ks[1], k->stride_h = st[0], k->stride_w = st[1];
+        k->pad_h = pd[0], k->pad_w = pd[1];
+        return CBQ_OK;
+    }
+    case CBQ_LAYER_DROPOUT:
+        CBQ_TRY(check_keys(c, j, path, dropout_keys, kind));
+        return get_num(c, j, path, "p", 0, 0.5, 0.0, 0.999999, &l->cfg.dropout.p);
+    case CBQ_LAYER_LINEAR:
+        CBQ_TRY(check_keys(c, j, path, linear_keys, kind));
+        CBQ_TRY(get_int(c, j, path, "in_features", 1, 0, 1, MAX_FEATURES, &l->cfg.linear.in_features));
+        CBQ_TRY(get_int(c, j, path, "out_features", 1, 0, 1, MAX_FEATURES, &l->cfg.linear.out_features));
+        return get_bool(c, j, path, "bias", 1, &l->cfg.linear.bias);
+    default:
+        return check_keys(c, j, path, bare_keys, kind);
+    }
+}
+
+static void list_kinds(char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    for (int k = 0; k < CBQ_LAYER_KIND_COUNT; k++) {
+        size_t used = strlen(buf);
+        snprintf(buf + used, cap - used, "%s%s", k ? ", " : "", cbq_layer_kind_name((cbq_layer_kind)k));
+    }
+}
+
+static int parse_layer(const ctx *c, const cJSON *j, size_t index, cbq_layer_spec *l)
+{
+    char path[64], p[256];
+    snprintf(path, sizeof path, "layers[%zu]", index);
+    if (!cJSON_IsObject(j))
+        return fail(c, path, "expected an object with \"name\" and \"type\"");
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(j, "name");
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(j, "type");
+    if (!cJSON_IsString(name))
+        return fail(c, join(p, sizeof p, path, "name"), "missing or not a string");
+    if (strlen(name->valuestring) >= CBQ_NAME_MAX)
+        return fail(c, join(p, sizeof p, path, "name"), "longer than %d characters", CBQ_NAME_MAX - 1);
+    snprintf(l->name, sizeof l->name, "%s", name->valuestring);
+    if (!cJSON_IsString(type))
+        return fail(c, join(p, sizeof p, path, "type"), "missing or not a string");
+    if (!cbq_layer_kind_parse(type->valuestring, &l->kind)) {
+        char kinds[256];
+        list_kinds(kinds, sizeof kinds);
+        return fail(c, join(p, sizeof p, path, "type"), "unknown layer type \"%.64s\" (known: %s)",
+                    type->valuestring, kinds);
+    }
+    return parse_hyper(c, j, path, l);
+}
+
+/* A layer name must work as a PyTorch module path: dot-separated parts of
+ * letters, digits and '_'. */
+static int name_ok(const char *s)
+{
+    size_t part = 0;
+    for (; *s; s++) {
+        if (*s == '.') {
+            if (part == 0)
+                return 0;
+            part = 0;
+        } else if ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+                   *s == '_')
+            part++;
+        else
+            return 0;
+    }
+    return part > 0;
+}
+
+/* "block1" is a module path prefix of "block1.conv1": PyTorch cannot have both as layers. */
+static int is_path_prefix(const char *a, const char *b)
+{
+    size_t n = strlen(a);
+    return strncmp(a, b, n) == 0 && b[n] == '.';
+}
+
+static int validate(const ctx *c, const cbq_model_spec *spec)
+{
+    char p[96];
+    if (spec->n_layers == 0)
+        return fail(c, "layers", "expected at least one layer");
+    if (spec->n_outputs == 0 || spec->n_outputs > CBQ_MAX_OUTPUTS)
+        return fail(c, "outputs", "expected 1 to %d category names", CBQ_MAX_OUTPUTS);
+    for (size_t i = 0; i < spec->n_outputs; i++) {
+        snprintf(p, sizeof p, "outputs[%zu]", i);
+        if (!spec->outputs[i][0])
+            return fail(c, p, "empty category name");
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(spec->outputs[k], spec->outputs[i]) == 0)
+                return fail(c, p, "category \"%s\" appears twice", spec->outputs[i]);
+    }
+    if (!(spec->input.hu_min < spec->input.hu_max) || !isfinite(spec->input.hu_min) ||
+        !isfinite(spec->input.hu_max))
+        return fail(c, "input", "hu_min must be below hu_max (got %g, %g)", spec->input.hu_min,
+                    spec->input.hu_max);
+    for (size_t i = 0; i < spec->n_layers; i++) {
+        const cbq_layer_spec *l = &spec->layers[i];
+        snprintf(p, sizeof p, "layers[%zu].name", i);
+        if (!name_ok(l->name))
+            return fail(c, p, "\"%s\" is not a valid layer name (dot-separated parts of letters, "
+                              "digits and '_')", l->name);
+        for (size_t k = 0; k < i; k++) {
+            if (strcmp(spec->layers[k].name, l->name) == 0)
+                return fail(c, p, "\"%s\" is already the name of layers[%zu]", l->name, k);
+            if (is_path_prefix(spec->layers[k].name, l->name) || is_path_prefix(l->name, spec->layers[k].name))
+                return fail(c, p, "\"%s\" and layers[%zu] \"%s\" clash as PyTorch module paths", l->name, k,
+                            spec->layers[k].name);
+        }
+        if (cbq_layer_param_count(l) > MAX_LAYER_PARAMS)
+            return fail(c, p, "layer \"%s\" would have more than %zu parameters", l->name, MAX_LAYER_PARAMS);
+    }
+    size_t (*shapes)[3] = malloc(spec->n_layers * sizeof *shapes);
+    if (!shapes)
+        return CBQ_FAIL(c->err, CBQ_ERR_NOMEM, "%s: out of memory", c->file);
+    int rc = cbq_model_spec_shapes(spec, shapes, c->err);
+    size_t last[3] = {0, 0, 0};
+    if (rc == CBQ_OK)
+        memcpy(last, shapes[spec->n_layers - 1], sizeof last);
+    free(shapes);
+    if (rc != CBQ_OK)
+        return cbq_error_prefix(c->err, "%s: layers: ", c->file);
+    if (last[0] != spec->n_outputs || last[1] != 1 || last[2] != 1)
+        return fail(c, "outputs", "%zu categories, but the last layer \"%s\" gives %zux%zux%zu values",
+                    spec->n_outputs, spec->layers[spec->n_layers - 1].name, last[0], last[1], last[2]);
+    long t = cbq_model_spec_find(spec, spec->target_layer);
+    if (t < 0)
+        return fail(c, "target_layer", "no layer is named \"%s\"", spec->target_layer);
+    for (long i = 0; i <= t; i++)
+        if (spec->layers[i].kind == CBQ_LAYER_GLOBAL_AVGPOOL || spec->layers[i].kind == CBQ_LAYER_LINEAR)
+            return fail(c, "target_layer",
+                        "\"%s\" must come before the global pool and linear layers (it has no spatial "
+                        "map there)", spec->target_layer);
+    return CBQ_OK;
+}
+
+int cbq_model_spec_validate(const cbq_model_spec *spec, const char *label, cbq_error *err)
+{
+    ctx c = {label ? label : "model", err};
+    return validate(&c, spec);
+}
+
+static int get_string(const ctx *c, const cJSON *obj, const char *key, char *out, size_t cap, int required,
+                      const char *def)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!j) {
+        if (required)
+            return fail(c, key, "missing (expected a string)");
+        snprintf(out, cap, "%s", def);
+        return CBQ_OK;
+    }
+    if (!cJSON_IsString(j) || strlen(j->valuestring) >= cap)
+        return fail(c, key, "expected a string of at most %zu characters", cap - 1);
+    snprintf(out, cap, "%s", j->valuestring);
+    return CBQ_OK;
+}
+
+static int parse_input(const ctx *c, const cJSON *root, cbq_input_spec *in)
+{
+    static const char *const keys[] = {"height", "width", "hu_min", "hu_max", NULL};
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, "input");
+    if (!cJSON_IsObject(j))
+        return fail(c, "input", "missing or not an object {height, width, hu_min, hu_max}");
+    CBQ_TRY(check_keys(c, j, "input", keys, "input"));
+    CBQ_TRY(get_int(c, j, "input", "height", 1, 0, 1, MAX_INPUT_SIDE, &in->height));
+    CBQ_TRY(get_int(c, j, "input", "width", 1, 0, 1, MAX_INPUT_SIDE, &in->width));
+    CBQ_TRY(get_num(c, j, "input", "hu_min", 1, 0, -1e6, 1e6, &in->hu_min));
+    return get_num(c, j, "input", "hu_max", 1, 0, -1e6, 1e6, &in->hu_max);
+}
+
+static int parse_outputs(const ctx *c, const cJSON *root, cbq_model_spec *spec)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, "outputs");
+    if (!cJSON_IsArray(j))
+        return fail(c, "outputs", "missing or not an array of category names");
+    int n = cJSON_GetArraySize(j);
+    if (n < 1 || n > CBQ_MAX_OUTPUTS)
+        return fail(c, "outputs", "expected 1 to %d category names, got %d", CBQ_MAX_OUTPUTS, n);
+    for (int i = 0; i < n; i++) {
+        const cJSON *s = cJSON_GetArrayItem(j, i);
+        if (!cJSON_IsString(s) || strlen(s->valuestring) >= CBQ_NAME_MAX) {
+            char p[32];
+            snprintf(p, sizeof p, "outputs[%d]", i);
+            return fail(c, p, "expected a string of at most %d characters", CBQ_NAME_MAX - 1);
+        }
+        snprintf(spec->outputs[i], CBQ_NAME_MAX, "%s", s->valuestring);
+    }
+    spec->n_outputs = (size_t)n;
+    return CBQ_OK;
+}
+
+static int parse_root(const ctx *c, const cJSON *root, cbq_model_spec *spec)
+{
+    if (!cJSON_IsObject(root))
+        return fail(c, "(top level)", "expected a JSON object");
+    CBQ_TRY(check_keys(c, root, "", NULL, "model"));
+    int version = 0;
+    CBQ_TRY(get_int(c, root, "", "format_version", 1, 0, 1, 1 << 30, &version));
+    if (version > CBQ_MODEL_JSON_VERSION)
+        return fail(c, "format_version", "%d is newer than this cbctiq reads (%d): upgrade cbctiq", version,
+                    CBQ_MODEL_JSON_VERSION);
+    CBQ_TRY(get_string(c, root, "arch", spec->arch, sizeof spec->arch, 0, "custom"));
+    CBQ_TRY(parse_input(c, root, &spec->input));
+    CBQ_TRY(parse_outputs(c, root, spec));
+    CBQ_TRY(get_string(c, root, "target_layer", spec->target_layer, sizeof spec->target_layer, 1, ""));
+    const cJSON *layers = cJSON_GetObjectItemCaseSensitive(root, "layers");
+    if (!cJSON_IsArray(layers))
+        return fail(c, "layers", "missing or not an array");
+    int n = cJSON_GetArraySize(layers);
+    if (n < 1 || n > MAX_LAYERS)
+        return fail(c, "layers", "expected 1 to %d layers, got %d", MAX_LAYERS, n);
+    spec->layers = calloc((size_t)n, sizeof *spec->layers);
+    if (!spec->layers)
+        return CBQ_FAIL(c->err, CBQ_ERR_NOMEM, "%s: out of memory for %d layers", c->file, n);
+    size_t i = 0;
+    for (const cJSON *l = layers->child; l; l = l->next, i++) {
+        CBQ_TRY(parse_layer(c, l, i, &spec->layers[i]));
+        spec->n_layers = i + 1;
+    }
+    return validate(c, spec);
+}
+
+int cbq_model_json_parse(cbq_model_spec *spec, const char *text, size_t len, const char *label,
+                         cbq_error *err)
+{
+    memset(spec, 0, sizeof *spec);
+    ctx c = {label ? label : "model.json", err};
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    if (!root)
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: not valid JSON", c.file);
+    int rc = CBQ_OK;
+    for (const char *p = end; p < text + len && rc == CBQ_OK; p++)
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
+            rc = CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: unexpected text after the JSON object", c.file);
+    if (rc == CBQ_OK)
+        rc = parse_root(&c, root, spec);
+    cJSON_Delete(root);
+    if (rc != CBQ_OK)
+        cbq_model_spec_free(spec);
+    return rc;
+}
+
+int cbq_model_json_read(cbq_model_spec *spec, const char *path, cbq_error *err)
+{
+    memset(spec, 0, sizeof *spec);
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return CBQ_FAIL(err, CBQ_ERR_IO, "%s: cannot open for reading", path);
+    char *buf = malloc(MAX_FILE_BYTES + 1);
+    if (!buf) {
+        fclose(fp);
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "%s: out of memory", path);
+    }
+    size_t n = fread(buf, 1, MAX_FILE_BYTES + 1, fp);
+    int bad = ferror(fp);
+    fclose(fp);
+    int rc;
+    if (bad)
+        rc = CBQ_FAIL(err, CBQ_ERR_IO, "%s: read error", path);
+    else if (n > MAX_FILE_BYTES)
+        rc = CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: larger than %u bytes: not a model.json", path, MAX_FILE_BYTES);
+    else
+        rc = cbq_model_json_parse(spec, buf, n, path, err);
+    free(buf);
+    return rc;
+}
+
+/* ---- writing -------------------------------------------------------------- */
+
+static cJSON *pair(int a, int b)
+{
+    int v[2] = {a, b};
+    return cJSON_CreateIntArray(v, 2);
+}
+
+static cJSON *layer_json(const cbq_layer_spec *l)
+{
+    cJSON *j = cJSON_CreateObject();
+    if (!j)
+        return NULL;
+    cJSON_AddStringToObject(j, "name", l->name);
+    cJSON_AddStringToObject(j, "type", cbq_layer_kind_name(l->kind));
+    switch (l->kind) {
+    case CBQ_LAYER_CONV2D: {
+        const cbq_conv2d_cfg *k = &l->cfg.conv;
+        cJSON_AddNumberToObject(j, "in_channels", k->in_channels);
+        cJSON_AddNumberToObject(j, "out_channels", k->out_channels);
+        cJSON_AddItemToObject(j, "kernel_size", pair(k->kernel_h, k->kernel_w));
+        cJSON_AddItemToObject(j, "stride", pair(k->stride_h, k->stride_w));
+        cJSON_AddItemToObject(j, "padding", pair(k->pad_h, k->pad_w));
+        cJSON_AddBoolToObject(j, "bias", k->bias);
+        break;
+    }
+    case CBQ_LAYER_BATCHNORM2D:
+        cJSON_AddNumberToObject(j, "num_features", l->cfg.bn.channels);
+        cJSON_AddNumberToObject(j, "eps", l->cfg.bn.eps);
+        cJSON_AddNumberToObject(j, "momentum", l->cfg.bn.momentum);
+        break;
+    case CBQ_LAYER_LEAKY_RELU:
+        cJSON_AddNumberToObject(j, "negative_slope", l->cfg.leaky.negative_slope);
+        break;
+    case CBQ_LAYER_MAXPOOL2D:
+    case CBQ_LAYER_AVGPOOL2D: {
+        const cbq_pool2d_cfg *k = &l->cfg.pool;
+        cJSON_AddItemToObject(j, "kernel_size", pair(k->kernel_h, k->kernel_w));
+        cJSON_AddItemToObject(j, "stride", pair(k->stride_h, k->stride_w));
+        cJSON_AddItemToObject(j, "padding", pair(k->pad_h, k->pad_w));
+        break;
+    }
+    case CBQ_LAYER_DROPOUT:
+        cJSON_AddNumberToObject(j, "p", l->cfg.dropout.p);
+        break;
+    case CBQ_LAYER_LINEAR:
+        cJSON_AddNumberToObject(j, "in_features", l->cfg.linear.in_features);
+        cJSON_AddNumberToObject(j, "out_features", l->cfg.linear.out_features);
+        cJSON_AddBoolToObject(j, "bias", l->cfg.linear.bias);
+        break;
+    default:
+        break;
+    }
+    return j;
+}
+
+/* Appends s to a growing buffer; returns 0 when out of memory. */
+static int append(char **buf, size_t *len, size_t *cap, const char *s)
+{
+    size_t n = strlen(s);
+    if (*len + n + 1 > *cap) {
+        size_t cap2 = (*cap + n + 1) * 2;
+        char *b = realloc(*buf, cap2);
+        if (!b)
+            return 0;
+        *buf = b;
+        *cap = cap2;
+    }
+    memcpy(*buf + *len, s, n + 1);
+    *len += n;
+    return 1;
+}
+
+/* Prints an item compactly and appends it; takes ownership of item. */
+static int append_json(char **buf, size_t *len, size_t *cap, cJSON *item)
+{
+    char *s = item ? cJSON_PrintUnformatted(item) : NULL;
+    cJSON_Delete(item);
+    int ok = s && append(buf, len, cap, s);
+    free(s);
+    return ok;
+}
+
+char *cbq_model_json_format(const cbq_model_spec *spec, cbq_error *err)
+{
+    if (cbq_model_spec_validate(spec, "model", err) != CBQ_OK)
+        return NULL;
+    char *buf = NULL, num[64];
+    size_t len = 0, cap = 0;
+    cJSON *input = cJSON_CreateObject();
+    if (input) {
+        cJSON_AddNumberToObject(input, "height", spec->input.height);
+        cJSON_AddNumberToObject(input, "width", spec->input.width);
+        cJSON_AddNumberToObject(input, "hu_min", spec->input.hu_min);
+        cJSON_AddNumberToObject(input, "hu_max", spec->input.hu_max);
+    }
+    const char *names[CBQ_MAX_OUTPUTS];
+    for (size_t i = 0; i < spec->n_outputs; i++)
+        names[i] = spec->outputs[i];
+    snprintf(num, sizeof num, "%d", CBQ_MODEL_JSON_VERSION);
+    int ok = append(&buf, &len, &cap, "{\n  \"format_version\": ") && append(&buf, &len, &cap, num) &&
+             append(&buf, &len, &cap, ",\n  \"arch\": ") &&
+             append_json(&buf, &len, &cap, cJSON_CreateString(spec->arch)) &&
+             append(&buf, &len, &cap, ",\n  \"input\": ") && append_json(&buf, &len, &cap, input) &&
+             append(&buf, &len, &cap, ",\n  \"outputs\": ") &&
+             append_json(&buf, &len, &cap, cJSON_CreateStringArray(names, (int)spec->n_outputs)) &&
+             append(&buf, &len, &cap, ",\n  \"target_layer\": ") &&
+             append_json(&buf, &len, &cap, cJSON_CreateString(spec->target_layer)) &&
+             append(&buf, &len, &cap, ",\n  \"layers\": [");
+    for (size_t i = 0; ok && i < spec->n_layers; i++)
+        ok = append(&buf, &len, &cap, i ? ",\n    " : "\n    ") &&
+             append_json(&buf, &len, &cap, layer_json(&spec->layers[i]));
+    ok = ok && append(&buf, &len, &cap, "\n  ]\n}\n");
+    if (!ok) {
+        free(buf);
+        CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory formatting model.json");
+        return NULL;
+    }
+    return buf;
+}
+
+int cbq_model_json_write(const cbq_model_spec *spec, const char *path, cbq_error *err)
+{
+    CBQ_TRY(cbq_model_spec_validate(spec, path, err));
+    char *text = cbq_model_json_format(spec, err);
+    if (!text)
+        return err ? err->code : CBQ_ERR_NOMEM;
+    cbq_atomic_file af;
+    int rc = cbq_atomic_open(&af, path, err);
+    if (rc == CBQ_OK) {
+        size_t n = strlen(text);
+        if (fwrite(text, 1, n, af.fp) != n) {
+            cbq_atomic_abort(&af);
+            rc = CBQ_FAIL(err, CBQ_ERR_IO, "%s: write failed (disk full?)", path);
+        } else
+            rc = cbq_atomic_commit(&af, err);
+    }
+    free(text);
+    return rc;
+}

@@ -1,0 +1,130 @@
+/* batchnorm2d.c - torch.nn.BatchNorm2d (affine, track_running_stats).
+ *
+ * Training normalises with the batch mean and the BIASED variance and moves
+ * the running statistics by `momentum` towards the batch mean and the
+ * UNBIASED variance (N/(N-1)), incrementing num_batches_tracked; evaluation
+ * uses the running statistics. Statistics are accumulated in double, one
+ * channel per loop iteration (channels are independent, so the parallel
+ * split does not change any sum).
+ */
+#include <math.h>
+
+#include "nn/layer.h"
+
+static void channel_stats(const float *in, size_t c, size_t channels, size_t n, size_t hw,
+                          double *mean, double *var)
+{
+    double sum = 0.0;
+    for (size_t s = 0; s < n; s++) {
+        const float *x = in + (s * channels + c) * hw;
+        for (size_t i = 0; i < hw; i++)
+            sum += x[i];
+    }
+    const double count = (double)(n * hw);
+    const double m = sum / count;
+    double sq = 0.0;
+    for (size_t s = 0; s < n; s++) {
+        const float *x = in + (s * channels + c) * hw;
+        for (size_t i = 0; i < hw; i++) {
+            double d = x[i] - m;
+            sq += d * d;
+        }
+    }
+    *mean = m;
+    *var = sq / count;
+}
+
+/* y = x * scale + shift for one channel of every sample. */
+static void channel_affine(float *out, const float *in, size_t c, size_t channels, size_t n,
+                           size_t hw, float scale, float shift)
+{
+    for (size_t s = 0; s < n; s++) {
+        const float *x = in + (s * channels + c) * hw;
+        float *y = out + (s * channels + c) * hw;
+        for (size_t i = 0; i < hw; i++)
+            y[i] = x[i] * scale + shift;
+    }
+}
+
+void batchnorm2d_forward_train(float *out, float *save_mean, float *save_invstd,
+                               float *running_mean, float *running_var,
+                               int64_t *num_batches_tracked, const float *in, const float *gamma,
+                               const float *beta, const cbq_batchnorm2d_cfg *cfg, size_t n,
+                               size_t hw, int threads)
+{
+    const long channels = cfg->channels;
+    const double count = (double)(n * hw), mom = cfg->momentum;
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (long cl = 0; cl < channels; cl++) {
+        size_t c = (size_t)cl;
+        double mean, var;
+        channel_stats(in, c, (size_t)channels, n, hw, &mean, &var);
+        double invstd = 1.0 / sqrt(var + cfg->eps);
+        save_mean[c] = (float)mean;
+        save_invstd[c] = (float)invstd;
+        double scale = gamma[c] * invstd;
+        channel_affine(out, in, c, (size_t)channels, n, hw, (float)scale,
+                       (float)(beta[c] - mean * scale));
+        double unbiased = count > 1.0 ? var * count / (count - 1.0) : var;
+        running_mean[c] = (float)((1.0 - mom) * running_mean[c] + mom * mean);
+        running_var[c] = (float)((1.0 - mom) * running_var[c] + mom * unbiased);
+    }
+    (*num_batches_tracked)++;
+}
+
+void batchnorm2d_forward_eval(float *out, float *save_mean, float *save_invstd, const float *in,
+                              const float *gamma, const float *beta, const float *running_mean,
+                              const float *running_var, const cbq_batchnorm2d_cfg *cfg, size_t n,
+                              size_t hw, int threads)
+{
+    const long channels = cfg->channels;
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (long cl = 0; cl < channels; cl++) {
+        size_t c = (size_t)cl;
+        double invstd = 1.0 / sqrt((double)running_var[c] + cfg->eps);
+        save_mean[c] = running_mean[c];
+        save_invstd[c] = (float)invstd;
+        double scale = gamma[c] * invstd;
+        channel_affine(out, in, c, (size_t)channels, n, hw, (float)scale,
+                       (float)(beta[c] - running_mean[c] * scale));
+    }
+}
+
+void batchnorm2d_backward(float *din, float *dgamma, float *dbeta, const float *dout,
+                          const float *in, const float *gamma, const float *save_mean,
+                          const float *save_invstd, int training, size_t channels, size_t n,
+                          size_t hw, int threads)
+{
+    const double count = (double)(n * hw);
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (long cl = 0; cl < (long)channels; cl++) {
+        size_t c = (size_t)cl;
+        const double mean = save_mean[c], invstd = save_invstd[c];
+        double sum_g = 0.0, sum_gx = 0.0; /* sum dy, sum dy * xhat */
+        for (size_t s = 0; s < n; s++) {
+            const float *x = in + (s * channels + c) * hw, *g = dout + (s * channels + c) * hw;
+            for (size_t i = 0; i < hw; i++) {
+                sum_g += g[i];
+                sum_gx += g[i] * ((x[i] - mean) * invstd);
+            }
+        }
+        if (dgamma)
+            dgamma[c] += (float)sum_gx;
+        if (dbeta)
+            dbeta[c] += (float)sum_g;
+        if (!din)
+            continue;
+        /* Training: dx = gamma*invstd*(dy - mean(dy) - xhat*mean(dy*xhat));
+         * evaluation: the statistics are constants, dx = gamma*invstd*dy. */
+        const double k = gamma[c] * invstd;
+        const double mg = training ? sum_g / count : 0.0, mgx = training ? sum_gx / count : 0.0;
+        for (size_t s = 0; s < n; s++) {
+            const float *x = in + (s * channels + c) * hw, *g = dout + (s * channels + c) * hw;
+            float *d = din + (s * channels + c) * hw;
+            for (size_t i = 0; i < hw; i++) {
+                double xhat = (x[i] - mean) * invstd;
+                d[i] = (float)(k * (g[i] - mg - xhat * mgx));
+            }
+        }
+    }
+}

@@ -1,0 +1,115 @@
+/* layer.h - the layer kernels of the engine, one .c file per layer kind.
+ *
+ * Conventions for every kernel here:
+ * - float32, NCHW, contiguous; n = batch size; shapes are commented on each
+ *   pointer. Kernels never allocate: scratch memory comes from the caller.
+ * - forward(out, in, params..., cfg, sizes...) and the mirrored
+ *   backward(din, dparams..., dout, in, params..., cfg, sizes...).
+ * - Gradient convention: din is OVERWRITTEN with dLoss/d(in) (skipped when
+ *   din is NULL); parameter gradients ACCUMULATE (+=) and are skipped when
+ *   NULL; all buffers hold true gradients (not negated); zeroing and the
+ *   update are the caller's business (net.c, optim.c).
+ * - `threads` is the OpenMP team size; partitions are static, so a given
+ *   thread count gives bit-identical results run after run.
+ * Semantics are PyTorch 1.13's (torch.nn docs per layer, cited in each file).
+ */
+#ifndef CBQ_NN_LAYER_H
+#define CBQ_NN_LAYER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "cbctiq/model_spec.h"
+#include "cbctiq/rng.h"
+
+/* ---- conv2d.c -------------------------------------------------------------- */
+size_t conv2d_out_size(size_t in, int kernel, int stride, int pad);
+/* Per-thread scratch (floats) for forward and backward at this input size. */
+size_t conv2d_workspace_floats(const cbq_conv2d_cfg *cfg, size_t h, size_t w);
+/* Per-thread private weight+bias gradient accumulator (floats). */
+size_t conv2d_dw_private_floats(const cbq_conv2d_cfg *cfg);
+void conv2d_forward(float *out,          /* [n, Cout, OH, OW] */
+                    const float *in,     /* [n, Cin, h, w] */
+                    const float *weight, /* [Cout, Cin, KH, KW] */
+                    const float *bias,   /* [Cout] or NULL */
+                    const cbq_conv2d_cfg *cfg, size_t n, size_t h, size_t w,
+                    float *workspace,    /* [threads * conv2d_workspace_floats] */
+                    int threads);
+void conv2d_backward(float *din,           /* [n, Cin, h, w] or NULL */
+                     float *dweight,       /* [Cout, Cin, KH, KW] += , or NULL */
+                     float *dbias,         /* [Cout] +=, or NULL */
+                     const float *dout,    /* [n, Cout, OH, OW] */
+                     const float *in,      /* [n, Cin, h, w] */
+                     const float *weight,  /* [Cout, Cin, KH, KW] */
+                     const cbq_conv2d_cfg *cfg, size_t n, size_t h, size_t w,
+                     float *workspace,     /* [threads * conv2d_workspace_floats] */
+                     float *dw_private,    /* [threads * conv2d_dw_private_floats] */
+                     int threads);
+/* The same convolution as plain loops (double accumulation), for tests. */
+void conv2d_forward_ref(float *out, const float *in, const float *weight, const float *bias,
+                        const cbq_conv2d_cfg *cfg, size_t n, size_t h, size_t w);
+void conv2d_backward_ref(float *din, float *dweight, float *dbias, const float *dout,
+                         const float *in, const float *weight, const cbq_conv2d_cfg *cfg, size_t n,
+                         size_t h, size_t w);
+
+/* ---- batchnorm2d.c --------------------------------------------------------- */
+/* Training: normalises with the batch mean and biased variance, saves them
+ * for backward, updates running stats with the unbiased variance. */
+void batchnorm2d_forward_train(float *out,          /* [n, C, hw] */
+                               float *save_mean,    /* [C] */
+                               float *save_invstd,  /* [C] */
+                               float *running_mean, /* [C] updated */
+                               float *running_var,  /* [C] updated */
+                               int64_t *num_batches_tracked,
+                               const float *in,     /* [n, C, hw] */
+                               const float *gamma,  /* [C] */
+                               const float *beta,   /* [C] */
+                               const cbq_batchnorm2d_cfg *cfg, size_t n, size_t hw, int threads);
+/* Evaluation: running statistics; save_* receive them (mean, 1/sqrt(var+eps)). */
+void batchnorm2d_forward_eval(float *out, float *save_mean, float *save_invstd, const float *in,
+                              const float *gamma, const float *beta, const float *running_mean,
+                              const float *running_var, const cbq_batchnorm2d_cfg *cfg, size_t n,
+                              size_t hw, int threads);
+/* `training` selects which forward produced save_*. */
+void batchnorm2d_backward(float *din, float *dgamma, float *dbeta, const float *dout,
+                          const float *in, const float *gamma, const float *save_mean,
+                          const float *save_invstd, int training, size_t channels, size_t n,
+                          size_t hw, int threads);
+
+/* ---- relu.c (relu and leaky_relu) ---------------------------------------- */
+void relu_forward(float *out, const float *in, size_t count, int threads);
+void relu_backward(float *din, const float *dout, const float *in, size_t count, int threads);
+void leaky_relu_forward(float *out, const float *in, float slope, size_t count, int threads);
+void leaky_relu_backward(float *din, const float *dout, const float *in, float slope, size_t count,
+                         int threads);
+
+/* ---- maxpool2d.c, avgpool2d.c: planes = n * C ----------------------------- */
+void maxpool2d_forward(float *out, const float *in, const cbq_pool2d_cfg *cfg, size_t planes,
+                       size_t h, size_t w, int threads);
+void maxpool2d_backward(float *din, const float *dout, const float *in, const cbq_pool2d_cfg *cfg,
+                        size_t planes, size_t h, size_t w, int threads);
+void avgpool2d_forward(float *out, const float *in, const cbq_pool2d_cfg *cfg, size_t planes,
+                       size_t h, size_t w, int threads);
+void avgpool2d_backward(float *din, const float *dout, const cbq_pool2d_cfg *cfg, size_t planes,
+                        size_t h, size_t w, int threads);
+
+/* ---- global_avgpool.c ------------------------------------------------------ */
+void global_avgpool_forward(float *out /* [planes] */, const float *in /* [planes, hw] */,
+                            size_t planes, size_t hw, int threads);
+void global_avgpool_backward(float *din, const float *dout, size_t planes, size_t hw, int threads);
+
+/* ---- dropout.c --------------------------------------------------------------- */
+/* Inverted dropout: mask[i] = 0 with probability p, else 1/(1-p); drawn in
+ * element order from rng (single-threaded, so reproducible). */
+void dropout_forward(float *out, float *mask, const float *in, double p, size_t count, cbq_rng *rng);
+void dropout_backward(float *din, const float *dout, const float *mask, size_t count);
+
+/* ---- linear.c: out = in W^T + b ---------------------------------------------- */
+void linear_forward(float *out,          /* [n, out_f] */
+                    const float *in,     /* [n, in_f] */
+                    const float *weight, /* [out_f, in_f] */
+                    const float *bias,   /* [out_f] or NULL */
+                    const cbq_linear_cfg *cfg, size_t n);
+void linear_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
+                     const float *weight, const cbq_linear_cfg *cfg, size_t n);
+
+#endif

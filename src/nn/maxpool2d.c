@@ -1,0 +1,77 @@
+/* maxpool2d.c - torch.nn.MaxPool2d (dilation 1, ceil_mode False). Padding
+ * counts as -inf. Ties go to the FIRST maximum in row-major window order,
+ * as PyTorch's CPU kernel does (it replaces only on a strictly greater value);
+ * NaN wins like in PyTorch. Backward finds the same index again from the
+ * input instead of storing indices, so it needs no extra memory. */
+#include <math.h>
+#include <string.h>
+
+#include "nn/layer.h"
+
+static size_t pool_out(size_t in, int k, int s, int p)
+{
+    return (in + 2 * (size_t)p - (size_t)k) / (size_t)s + 1;
+}
+
+/* Index in the plane of the window's first maximum; -1 if all padding. */
+static long window_argmax(const float *x, const cbq_pool2d_cfg *c, size_t h, size_t w, size_t y,
+                          size_t xo)
+{
+    long best = -1;
+    float bv = -INFINITY;
+    long y0 = (long)(y * (size_t)c->stride_h) - c->pad_h;
+    long x0 = (long)(xo * (size_t)c->stride_w) - c->pad_w;
+    for (long iy = y0; iy < y0 + c->kernel_h; iy++) {
+        if (iy < 0 || iy >= (long)h)
+            continue;
+        for (long ix = x0; ix < x0 + c->kernel_w; ix++) {
+            if (ix < 0 || ix >= (long)w)
+                continue;
+            float v = x[iy * (long)w + ix];
+            if (best < 0 || v > bv || isnan(v)) {
+                best = iy * (long)w + ix;
+                bv = v;
+                if (isnan(v))
+                    return best;
+            }
+        }
+    }
+    return best;
+}
+
+void maxpool2d_forward(float *out, const float *in, const cbq_pool2d_cfg *cfg, size_t planes,
+                       size_t h, size_t w, int threads)
+{
+    const size_t oh = pool_out(h, cfg->kernel_h, cfg->stride_h, cfg->pad_h);
+    const size_t ow = pool_out(w, cfg->kernel_w, cfg->stride_w, cfg->pad_w);
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (long pl = 0; pl < (long)planes; pl++) {
+        const float *x = in + (size_t)pl * h * w;
+        float *o = out + (size_t)pl * oh * ow;
+        for (size_t y = 0; y < oh; y++)
+            for (size_t xo = 0; xo < ow; xo++) {
+                long idx = window_argmax(x, cfg, h, w, y, xo);
+                o[y * ow + xo] = idx < 0 ? -INFINITY : x[idx];
+            }
+    }
+}
+
+void maxpool2d_backward(float *din, const float *dout, const float *in, const cbq_pool2d_cfg *cfg,
+                        size_t planes, size_t h, size_t w, int threads)
+{
+    const size_t oh = pool_out(h, cfg->kernel_h, cfg->stride_h, cfg->pad_h);
+    const size_t ow = pool_out(w, cfg->kernel_w, cfg->stride_w, cfg->pad_w);
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (long pl = 0; pl < (long)planes; pl++) {
+        const float *x = in + (size_t)pl * h * w;
+        const float *g = dout + (size_t)pl * oh * ow;
+        float *d = din + (size_t)pl * h * w;
+        memset(d, 0, h * w * sizeof *d);
+        for (size_t y = 0; y < oh; y++)
+            for (size_t xo = 0; xo < ow; xo++) {
+                long idx = window_argmax(x, cfg, h, w, y, xo);
+                if (idx >= 0)
+                    d[idx] += g[y * ow + xo];
+            }
+    }
+}

@@ -1,0 +1,356 @@
+/* net.c - a runnable network from a cbq_model_spec (include/cbctiq/net.h).
+ *
+ * Memory plan, all made in cbq_net_create and never changed afterwards:
+ *   params   one block, every trainable tensor in state_dict order
+ *   grads    one block, same layout as params
+ *   buffers  BN running mean/var (float) and num_batches_tracked (int64)
+ *   acts     output of every layer for max_batch samples, then the copy of
+ *            the input; act_grads the same for dLoss/d(output) + input grad
+ *   aux      per-layer saved state: BN mean/invstd, dropout masks
+ *   scratch  conv im2col workspace and per-thread weight-gradient
+ *            accumulators, sized for the largest conv and the most threads
+ * Forward and backward only index into these blocks.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cbctiq/gemm.h"
+#include "nn/layer.h"
+#include "nn/net_impl.h"
+
+static void *alloc_floats(size_t count)
+{
+    size_t bytes = (count ? count : 1) * sizeof(float);
+    bytes = (bytes + 63) / 64 * 64;
+    void *p = aligned_alloc(64, bytes);
+    if (p)
+        memset(p, 0, bytes);
+    return p;
+}
+
+static size_t plane_of(const size_t s[3]) { return s[0] * s[1] * s[2]; }
+
+/* Adds a tensor view; data offsets are fixed up once the blocks exist. */
+static void add_tensor(cbq_net *net, size_t layer, const char *suffix, int kind, size_t off,
+                       int ndim, const size_t *shape)
+{
+    net_tensor *t = &net->tensors[net->n_tensors++];
+    snprintf(t->name, sizeof t->name, "%s.%s", net->spec.layers[layer].name, suffix);
+    t->kind = kind;
+    t->offset = off;
+    t->ndim = ndim;
+    t->numel = 1;
+    for (int d = 0; d < ndim; d++) {
+        t->shape[d] = shape[d];
+        t->numel *= shape[d];
+    }
+}
+
+/* First pass: sizes and offsets of every tensor and buffer. */
+static int plan(cbq_net *net, cbq_error *err)
+{
+    const size_t nb = net->max_batch;
+    size_t act_total = 0, aux_total = 0;
+    int threads_max = cbq_threads_max();
+    for (size_t i = 0; i < net->n_layers; i++) {
+        const cbq_layer_spec *l = &net->spec.layers[i];
+        net_layer *nl = &net->layer[i];
+        const size_t *in = i ? net->shapes[i - 1] : net->in_shape;
+        size_t per = plane_of(net->shapes[i]), bytes;
+        if (!cbq_size_mul(&bytes, per, nb) || !cbq_size_mul(&bytes, bytes, 4 * sizeof(float)))
+            return CBQ_FAIL(err, CBQ_ERR_NOMEM, "layer '%s': activations for batch %zu overflow",
+                            l->name, nb);
+        nl->act_off = act_total;
+        act_total += per * nb;
+        switch (l->kind) {
+        case CBQ_LAYER_CONV2D: {
+            const cbq_conv2d_cfg *c = &l->cfg.conv;
+            size_t ws[4] = {(size_t)c->out_channels, (size_t)c->in_channels, (size_t)c->kernel_h,
+                            (size_t)c->kernel_w};
+            nl->w_off = net->n_params;
+            add_tensor(net, i, "weight", NET_T_PARAM, net->n_params, 4, ws);
+            net->n_params += ws[0] * ws[1] * ws[2] * ws[3];
+            nl->fan_in = ws[1] * ws[2] * ws[3];
+            if (c->bias) {
+                nl->b_off = net->n_params;
+                add_tensor(net, i, "bias", NET_T_PARAM, net->n_params, 1, ws);
+                net->n_params += ws[0];
+            }
+            size_t wsz = conv2d_workspace_floats(c, in[1], in[2]);
+            if (wsz > net->ws_per_thread)
+                net->ws_per_thread = wsz;
+            size_t pv = conv2d_dw_private_floats(c);
+            if (pv > net->dw_per_thread)
+                net->dw_per_thread = pv;
+            break;
+        }
+        case CBQ_LAYER_LINEAR: {
+            const cbq_linear_cfg *c = &l->cfg.linear;
+            size_t ws[2] = {(size_t)c->out_features, (size_t)c->in_features};
+            nl->w_off = net->n_params;
+            add_tensor(net, i, "weight", NET_T_PARAM, net->n_params, 2, ws);
+            net->n_params += ws[0] * ws[1];
+            nl->fan_in = ws[1];
+            if (c->bias) {
+                nl->b_off = net->n_params;
+                add_tensor(net, i, "bias", NET_T_PARAM, net->n_params, 1, ws);
+                net->n_params += ws[0];
+            }
+            break;
+        }
+        case CBQ_LAYER_BATCHNORM2D: {
+            size_t ch = (size_t)l->cfg.bn.channels;
+            nl->w_off = net->n_params;
+            add_tensor(net, i, "weight", NET_T_PARAM, net->n_params, 1, &ch);
+            nl->b_off = net->n_params + ch;
+            add_tensor(net, i, "bias", NET_T_PARAM, net->n_params + ch, 1, &ch);
+            net->n_params += 2 * ch;
+            nl->rm_off = net->n_buffers;
+            add_tensor(net, i, "running_mean", NET_T_BUFFER, net->n_buffers, 1, &ch);
+            add_tensor(net, i, "running_var", NET_T_BUFFER, net->n_buffers + ch, 1, &ch);
+            net->n_buffers += 2 * ch;
+            nl->nbt_index = net->n_counters;
+            add_tensor(net, i, "num_batches_tracked", NET_T_COUNTER, net->n_counters++, 0, NULL);
+            nl->aux_off = aux_total;
+            aux_total += 2 * ch;
+            break;
+        }
+        case CBQ_LAYER_DROPOUT:
+            nl->aux_off = aux_total;
+            aux_total += per * nb;
+            break;
+        default:
+            break;
+        }
+    }
+    net->act_total = act_total;
+    net->aux_total = aux_total;
+    net->threads_cap = threads_max;
+    return CBQ_OK;
+}
+
+static void init_params(cbq_net *net, uint64_t seed)
+{
+    cbq_rng rng;
+    cbq_rng_stream(&rng, seed, 0);
+    for (size_t i = 0; i < net->n_layers; i++) {
+        const cbq_layer_spec *l = &net->spec.layers[i];
+        net_layer *nl = &net->layer[i];
+        if (l->kind == CBQ_LAYER_BATCHNORM2D) {
+            size_t ch = (size_t)l->cfg.bn.channels;
+            for (size_t c = 0; c < ch; c++) {
+                net->params[nl->w_off + c] = 1.0f;
+                net->params[nl->b_off + c] = 0.0f;
+                net->buffers[nl->rm_off + c] = 0.0f;
+                net->buffers[nl->rm_off + ch + c] = 1.0f;
+            }
+            continue;
+        }
+        if (l->kind != CBQ_LAYER_CONV2D && l->kind != CBQ_LAYER_LINEAR)
+            continue;
+        /* kaiming_uniform_(a=sqrt(5)) gives bound sqrt(6/((1+5) fan_in)) =
+         * 1/sqrt(fan_in); PyTorch's default bias bound is the same. */
+        size_t wcount = l->kind == CBQ_LAYER_CONV2D
+                            ? (size_t)l->cfg.conv.out_channels * nl->fan_in
+                            : (size_t)l->cfg.linear.out_features * nl->fan_in;
+        size_t bcount = l->kind == CBQ_LAYER_CONV2D ? (size_t)l->cfg.conv.out_channels
+                                                    : (size_t)l->cfg.linear.out_features;
+        int has_bias = l->kind == CBQ_LAYER_CONV2D ? l->cfg.conv.bias : l->cfg.linear.bias;
+        double bound = 1.0 / sqrt((double)nl->fan_in);
+        for (size_t k = 0; k < wcount; k++)
+            net->params[nl->w_off + k] = (float)((2.0 * cbq_rng_uniform(&rng) - 1.0) * bound);
+        if (has_bias)
+            for (size_t k = 0; k < bcount; k++)
+                net->params[nl->b_off + k] = (float)((2.0 * cbq_rng_uniform(&rng) - 1.0) * bound);
+    }
+}
+
+static int copy_spec(cbq_model_spec *dst, const cbq_model_spec *src, cbq_error *err)
+{
+    *dst = *src;
+    dst->layers = malloc((src->n_layers ? src->n_layers : 1) * sizeof *dst->layers);
+    if (!dst->layers)
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory copying the model spec");
+    memcpy(dst->layers, src->layers, src->n_layers * sizeof *dst->layers);
+    return CBQ_OK;
+}
+
+static int allocate(cbq_net *net, cbq_error *err)
+{
+    size_t in_count = plane_of(net->in_shape) * net->max_batch;
+    size_t tws = net->ws_per_thread * (size_t)net->threads_cap;
+    size_t tdw = net->dw_per_thread * (size_t)net->threads_cap;
+    net->params = alloc_floats(net->n_params);
+    net->grads = alloc_floats(net->n_params);
+    net->buffers = alloc_floats(net->n_buffers);
+    net->counters = calloc(net->n_counters ? net->n_counters : 1, sizeof(int64_t));
+    net->acts = alloc_floats(net->act_total + in_count);
+    net->act_grads = alloc_floats(net->act_total + in_count);
+    net->aux = alloc_floats(net->aux_total);
+    net->workspace = alloc_floats(tws);
+    net->dw_private = alloc_floats(tdw);
+    net->dout_scratch = alloc_floats(plane_of(net->shapes[net->n_layers - 1]) * net->max_batch);
+    if (!net->params || !net->grads || !net->buffers || !net->counters || !net->acts ||
+        !net->act_grads || !net->aux || !net->workspace || !net->dw_private || !net->dout_scratch)
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM,
+                        "out of memory allocating the network for batch %zu (%zu activation values)",
+                        net->max_batch, net->act_total);
+    net->input = net->acts + net->act_total;
+    net->input_grad = net->act_grads + net->act_total;
+    return CBQ_OK;
+}
+
+int cbq_net_create(cbq_net **out, const cbq_model_spec *spec, size_t max_batch, uint64_t seed,
+                   cbq_error *err)
+{
+    *out = NULL;
+    CBQ_CHECK_ARG(err, spec && spec->n_layers > 0, "model spec: no layers");
+    CBQ_CHECK_ARG(err, max_batch > 0, "network: max_batch must be at least 1");
+    cbq_net *net = calloc(1, sizeof *net);
+    if (!net)
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory creating the network");
+    int rc = copy_spec(&net->spec, spec, err);
+    net->n_layers = spec->n_layers;
+    net->max_batch = max_batch;
+    net->in_shape[0] = 1;
+    net->in_shape[1] = (size_t)spec->input.height;
+    net->in_shape[2] = (size_t)spec->input.width;
+    if (rc == CBQ_OK) {
+        net->shapes = calloc(net->n_layers, sizeof *net->shapes);
+        net->layer = calloc(net->n_layers, sizeof *net->layer);
+        net->tensors = calloc(5 * net->n_layers, sizeof *net->tensors);
+        net->views = calloc(5 * net->n_layers, sizeof *net->views);
+        if (!net->shapes || !net->layer || !net->tensors || !net->views)
+            rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory creating the network");
+    }
+    if (rc == CBQ_OK)
+        rc = cbq_model_spec_shapes(&net->spec, net->shapes, err);
+    if (rc == CBQ_OK)
+        rc = plan(net, err);
+    if (rc == CBQ_OK)
+        rc = allocate(net, err);
+    if (rc != CBQ_OK) {
+        cbq_net_free(net);
+        return rc;
+    }
+    for (size_t t = 0; t < net->n_tensors; t++) {
+        net_tensor *nt = &net->tensors[t];
+        cbq_tensor_view *v = &net->views[t];
+        v->name = nt->name;
+        v->ndim = nt->ndim;
+        memcpy(v->shape, nt->shape, sizeof v->shape);
+        v->numel = nt->numel;
+        v->dtype = nt->kind == NET_T_COUNTER ? CBQ_DTYPE_I64 : CBQ_DTYPE_F32;
+        v->trainable = nt->kind == NET_T_PARAM;
+        v->data = nt->kind == NET_T_PARAM    ? (void *)(net->params + nt->offset)
+                  : nt->kind == NET_T_BUFFER ? (void *)(net->buffers + nt->offset)
+                                             : (void *)(net->counters + nt->offset);
+        v->grad = nt->kind == NET_T_PARAM ? net->grads + nt->offset : NULL;
+    }
+    init_params(net, seed);
+    cbq_rng_stream(&net->dropout_rng, seed, 1);
+    net->threads = cbq_threads_init(0);
+    net->training = 1;
+    *out = net;
+    return CBQ_OK;
+}
+
+void cbq_net_free(cbq_net *net)
+{
+    if (!net)
+        return;
+    free(net->spec.layers);
+    free(net->shapes);
+    free(net->layer);
+    free(net->tensors);
+    free(net->views);
+    free(net->params);
+    free(net->grads);
+    free(net->buffers);
+    free(net->counters);
+    free(net->acts);
+    free(net->act_grads);
+    free(net->aux);
+    free(net->workspace);
+    free(net->dw_private);
+    free(net->dout_scratch);
+    free(net);
+}
+
+const cbq_model_spec *cbq_net_spec(const cbq_net *net) { return &net->spec; }
+
+void cbq_net_set_threads(cbq_net *net, int threads)
+{
+    net->threads = cbq_threads_init(threads);
+    if (net->threads > net->threads_cap)
+        net->threads = net->threads_cap;
+}
+
+int cbq_net_threads(const cbq_net *net) { return net->threads; }
+void cbq_net_set_training(cbq_net *net, int training) { net->training = training != 0; }
+void cbq_net_seed_dropout(cbq_net *net, uint64_t seed) { cbq_rng_stream(&net->dropout_rng, seed, 1); }
+
+size_t cbq_net_tensor_count(const cbq_net *net) { return net->n_tensors; }
+
+void cbq_net_tensor(const cbq_net *net, size_t index, cbq_tensor_view *view)
+{
+    *view = net->views[index];
+}
+
+int cbq_net_tensor_find(const cbq_net *net, const char *name, cbq_tensor_view *view)
+{
+    for (size_t t = 0; t < net->n_tensors; t++)
+        if (strcmp(net->views[t].name, name) == 0) {
+            *view = net->views[t];
+            return 1;
+        }
+    return 0;
+}
+
+float *cbq_net_params(cbq_net *net, size_t *count)
+{
+    *count = net->n_params;
+    return net->params;
+}
+
+float *cbq_net_grads(cbq_net *net, size_t *count)
+{
+    *count = net->n_params;
+    return net->grads;
+}
+
+size_t cbq_net_batch(const cbq_net *net) { return net->batch; }
+
+void cbq_net_layer_shape(const cbq_net *net, size_t layer, size_t shape[3])
+{
+    memcpy(shape, net->shapes[layer], 3 * sizeof *shape);
+}
+
+const float *cbq_net_activation(const cbq_net *net, size_t layer)
+{
+    return net->acts + net->layer[layer].act_off;
+}
+
+const float *cbq_net_activation_grad(const cbq_net *net, size_t layer)
+{
+    return net->act_grads + net->layer[layer].act_off;
+}
+
+const float *cbq_net_input_grad(const cbq_net *net) { return net->input_grad; }
+
+void cbq_net_zero_grad(cbq_net *net) { memset(net->grads, 0, net->n_params * sizeof *net->grads); }
+
+double cbq_net_forward_flops(const cbq_net *net)
+{
+    double flops = 0.0;
+    for (size_t i = 0; i < net->n_layers; i++) {
+        const cbq_layer_spec *l = &net->spec.layers[i];
+        if (l->kind == CBQ_LAYER_CONV2D)
+            flops += 2.0 * (double)net->layer[i].fan_in * (double)plane_of(net->shapes[i]);
+        else if (l->kind == CBQ_LAYER_LINEAR)
+            flops += 2.0 * (double)net->layer[i].fan_in * (double)l->cfg.linear.out_features;
+    }
+    return flops;
+}

@@ -1,0 +1,54 @@
+/* net_impl.h - the inside of cbq_net, shared by net.c (construction,
+ * tensors), net_run.c (forward, backward) and train.c. Not public. */
+#ifndef CBQ_NN_NET_IMPL_H
+#define CBQ_NN_NET_IMPL_H
+
+#include "cbctiq/net.h"
+
+enum { NET_T_PARAM, NET_T_BUFFER, NET_T_COUNTER };
+
+typedef struct {
+    char name[CBQ_NAME_MAX + 24];
+    int kind;          /* NET_T_* */
+    size_t offset;     /* into params, buffers or counters */
+    int ndim;
+    size_t shape[4];
+    size_t numel;
+} net_tensor;
+
+typedef struct {
+    size_t act_off;    /* into acts / act_grads, max_batch samples */
+    size_t w_off, b_off; /* into params / grads */
+    size_t rm_off;     /* running_mean at rm_off, running_var at rm_off + C */
+    size_t nbt_index;  /* into counters */
+    size_t aux_off;    /* BN: mean [C], invstd [C]; dropout: mask */
+    size_t fan_in;     /* conv/linear: inputs per output unit */
+} net_layer;
+
+struct cbq_net {
+    cbq_model_spec spec;   /* own copy */
+    size_t n_layers, max_batch;
+    size_t in_shape[3];
+    size_t (*shapes)[3];   /* per layer output {C, H, W} */
+    net_layer *layer;
+    net_tensor *tensors;
+    cbq_tensor_view *views;
+    size_t n_tensors;
+
+    float *params, *grads; size_t n_params;
+    float *buffers;        size_t n_buffers;
+    int64_t *counters;     size_t n_counters;
+    float *acts, *act_grads; size_t act_total;
+    float *input, *input_grad;  /* tails of acts / act_grads */
+    float *aux;            size_t aux_total;
+    float *workspace;      size_t ws_per_thread;
+    float *dw_private;     size_t dw_per_thread;
+    float *dout_scratch;   /* [max_batch, outputs] for the training step */
+
+    int threads, threads_cap, training;
+    int fwd_training;      /* mode of the last forward */
+    size_t batch;          /* n of the last forward */
+    cbq_rng dropout_rng;
+};
+
+#endif

@@ -1,0 +1,160 @@
+/* optim.c - SGD, Adam and AdamW over the net's parameter block (formulas in
+ * optim.h, PyTorch 1.13 single-tensor code paths). Updates are computed in
+ * double per element and stored as float, one pass per parameter. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cbctiq/optim.h"
+
+struct cbq_optim {
+    cbq_net *net;
+    cbq_optim_cfg cfg;
+    size_t count, steps;
+    float *m, *v; /* SGD: m = momentum buffer; Adam: first and second moments */
+};
+
+cbq_optim_cfg cbq_optim_defaults(cbq_optim_kind kind)
+{
+    cbq_optim_cfg c = {.kind = kind, .lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8};
+    if (kind == CBQ_OPTIM_SGD)
+        c.lr = 0.01;
+    if (kind == CBQ_OPTIM_ADAMW)
+        c.weight_decay = 0.01;
+    return c;
+}
+
+int cbq_optim_parse(const char *name, cbq_optim_kind *kind)
+{
+    static const struct { const char *name; cbq_optim_kind kind; } table[] = {
+        {"sgd", CBQ_OPTIM_SGD}, {"adam", CBQ_OPTIM_ADAM}, {"adamw", CBQ_OPTIM_ADAMW}};
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        if (name && strcmp(name, table[i].name) == 0) {
+            *kind = table[i].kind;
+            return 1;
+        }
+    return 0;
+}
+
+int cbq_optim_create(cbq_optim **out, cbq_net *net, const cbq_optim_cfg *cfg, cbq_error *err)
+{
+    *out = NULL;
+    CBQ_CHECK_ARG(err, cfg->lr >= 0.0, "optimiser: learning rate %g must be >= 0", cfg->lr);
+    CBQ_CHECK_ARG(err, cfg->weight_decay >= 0.0, "optimiser: weight_decay %g must be >= 0",
+                  cfg->weight_decay);
+    if (cfg->kind == CBQ_OPTIM_SGD) {
+        CBQ_CHECK_ARG(err, cfg->momentum >= 0.0, "optimiser: momentum %g must be >= 0", cfg->momentum);
+        CBQ_CHECK_ARG(err, !cfg->nesterov || (cfg->momentum > 0.0 && cfg->dampening == 0.0),
+                      "optimiser: nesterov needs momentum > 0 and dampening 0");
+    } else {
+        CBQ_CHECK_ARG(err, cfg->beta1 >= 0.0 && cfg->beta1 < 1.0 && cfg->beta2 >= 0.0 &&
+                               cfg->beta2 < 1.0,
+                      "optimiser: betas (%g, %g) must be in [0, 1)", cfg->beta1, cfg->beta2);
+        CBQ_CHECK_ARG(err, cfg->eps >= 0.0, "optimiser: eps %g must be >= 0", cfg->eps);
+    }
+    cbq_optim *opt = calloc(1, sizeof *opt);
+    if (!opt)
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory creating the optimiser");
+    opt->net = net;
+    opt->cfg = *cfg;
+    cbq_net_params(net, &opt->count);
+    opt->m = calloc(2 * (opt->count ? opt->count : 1), sizeof *opt->m);
+    if (!opt->m) {
+        size_t count = opt->count;
+        free(opt);
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory for optimiser state (%zu parameters)",
+                        count);
+    }
+    opt->v = opt->m + opt->count;
+    *out = opt;
+    return CBQ_OK;
+}
+
+void cbq_optim_free(cbq_optim *opt)
+{
+    if (!opt)
+        return;
+    free(opt->m);
+    free(opt);
+}
+
+void cbq_optim_set_lr(cbq_optim *opt, double lr) { opt->cfg.lr = lr; }
+double cbq_optim_lr(const cbq_optim *opt) { return opt->cfg.lr; }
+size_t cbq_optim_steps(const cbq_optim *opt) { return opt->steps; }
+
+static void sgd_step(cbq_optim *o, float *p, const float *grad)
+{
+    const cbq_optim_cfg *c = &o->cfg;
+    const int first = o->steps == 0;
+    for (size_t i = 0; i < o->count; i++) {
+        float g = grad[i];
+        if (c->weight_decay != 0.0)
+            g = (float)(g + c->weight_decay * p[i]);
+        if (c->momentum != 0.0) {
+            float buf = first ? g : (float)(c->momentum * o->m[i] + (1.0 - c->dampening) * g);
+            o->m[i] = buf;
+            g = c->nesterov ? (float)(g + c->momentum * buf) : buf;
+        }
+        p[i] = (float)(p[i] - c->lr * g);
+    }
+}
+
+static void adam_step(cbq_optim *o, float *p, const float *grad, int decoupled)
+{
+    const cbq_optim_cfg *c = &o->cfg;
+    const double t = (double)(o->steps + 1);
+    const double bc1 = 1.0 - pow(c->beta1, t), bc2_sqrt = sqrt(1.0 - pow(c->beta2, t));
+    const double step_size = c->lr / bc1;
+    for (size_t i = 0; i < o->count; i++) {
+        double g = grad[i];
+        if (decoupled)
+            p[i] = (float)(p[i] * (1.0 - c->lr * c->weight_decay));
+        else if (c->weight_decay != 0.0)
+            g = (float)(g + c->weight_decay * p[i]);
+        float m = (float)(c->beta1 * o->m[i] + (1.0 - c->beta1) * g);
+        float v = (float)(c->beta2 * o->v[i] + (1.0 - c->beta2) * g * g);
+        o->m[i] = m;
+        o->v[i] = v;
+        double denom = sqrt((double)v) / bc2_sqrt + c->eps;
+        p[i] = (float)(p[i] - step_size * m / denom);
+    }
+}
+
+void cbq_optim_step(cbq_optim *opt)
+{
+    size_t count;
+    float *p = cbq_net_params(opt->net, &count);
+    const float *g = cbq_net_grads(opt->net, &count);
+    if (opt->cfg.kind == CBQ_OPTIM_SGD)
+        sgd_step(opt, p, g);
+    else
+        adam_step(opt, p, g, opt->cfg.kind == CBQ_OPTIM_ADAMW);
+    opt->steps++;
+}
+
+double cbq_lr_cosine(size_t step, size_t total_steps, size_t warmup, double base_lr, double min_lr)
+{
+    if (step < warmup)
+        return base_lr * (double)(step + 1) / (double)warmup;
+    if (total_steps <= warmup || step >= total_steps)
+        return step >= total_steps ? min_lr : base_lr;
+    double progress = (double)(step - warmup) / (double)(total_steps - warmup);
+    return min_lr + 0.5 * (base_lr - min_lr) * (1.0 + cos(3.14159265358979323846 * progress));
+}
+
+double cbq_clip_grad_norm(cbq_net *net, double max_norm)
+{
+    size_t count;
+    float *g = cbq_net_grads(net, &count);
+    double sq = 0.0;
+    for (size_t i = 0; i < count; i++)
+        sq += (double)g[i] * g[i];
+    double norm = sqrt(sq);
+    if (max_norm > 0.0) {
+        double coef = max_norm / (norm + 1e-6);
+        if (coef < 1.0)
+            for (size_t i = 0; i < count; i++)
+                g[i] = (float)(g[i] * coef);
+    }
+    return norm;
+}

@@ -1,0 +1,113 @@
+/* atypical.c - which volumes does AE single out: the monotone (isotonic)
+ * fit of AE on consensus, robust z-scores of its residuals, and helpers for
+ * leave-one-out influence. The stage wiring lives in pipeline.c. */
+#include "cbctiq/study.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct { double x, y; size_t idx; } point;
+
+static int cmp_point(const void *a, const void *b)
+{
+    const point *p = a, *q = b;
+    if (p->x != q->x)
+        return p->x < q->x ? -1 : 1;
+    return p->idx < q->idx ? -1 : p->idx > q->idx;
+}
+
+/* Pool adjacent violators on blocks (value, weight) made non-decreasing. */
+static size_t pava(double *val, double *w, size_t *len, size_t nb)
+{
+    size_t top = 0; /* blocks [0, top) are the merged stack */
+    for (size_t i = 0; i < nb; i++) {
+        val[top] = val[i];
+        w[top] = w[i];
+        len[top] = len[i];
+        top++;
+        while (top > 1 && val[top - 2] > val[top - 1]) {
+            double ww = w[top - 2] + w[top - 1];
+            val[top - 2] = (val[top - 2] * w[top - 2] + val[top - 1] * w[top - 1]) / ww;
+            w[top - 2] = ww;
+            len[top - 2] += len[top - 1];
+            top--;
+        }
+    }
+    return top;
+}
+
+int cbq_isotonic_fit(const double *x, const double *y, size_t n, int increasing, double *fit,
+                     cbq_error *err)
+{
+    CBQ_CHECK_ARG(err, n >= 1, "isotonic fit needs at least one point");
+    point *pts = malloc(n * sizeof *pts);
+    double *val = malloc(n * sizeof *val), *w = malloc(n * sizeof *w);
+    size_t *len = malloc(n * sizeof *len);
+    if (!pts || !val || !w || !len) {
+        free(pts); free(val); free(w); free(len);
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "isotonic fit: out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        /* A decreasing fit of y is an increasing fit of -y. */
+        pts[i] = (point){x[i], increasing ? y[i] : -y[i], i};
+    }
+    qsort(pts, n, sizeof *pts, cmp_point);
+    /* Tied x form one starting block (their mean), so they share a value. */
+    size_t nb = 0;
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        double s = 0;
+        while (j < n && pts[j].x == pts[i].x)
+            s += pts[j++].y;
+        val[nb] = s / (double)(j - i);
+        w[nb] = (double)(j - i);
+        len[nb] = j - i;
+        nb++;
+        i = j;
+    }
+    nb = pava(val, w, len, nb);
+    size_t k = 0;
+    for (size_t b = 0; b < nb; b++)
+        for (size_t t = 0; t < len[b]; t++, k++)
+            fit[pts[k].idx] = increasing ? val[b] : -val[b];
+    free(pts); free(val); free(w); free(len);
+    return CBQ_OK;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double p = *(const double *)a, q = *(const double *)b;
+    return (p > q) - (p < q);
+}
+
+static double median_of(double *v, size_t n)
+{
+    qsort(v, n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+int cbq_robust_z(const double *r, size_t n, double *z, double *scale, cbq_error *err)
+{
+    CBQ_CHECK_ARG(err, n >= 1, "robust z-scores need at least one value");
+    double *tmp = malloc(n * sizeof *tmp);
+    if (!tmp)
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "robust z-scores: out of memory");
+    memcpy(tmp, r, n * sizeof *tmp);
+    double med = median_of(tmp, n);
+    double mean_abs = 0;
+    for (size_t i = 0; i < n; i++) {
+        tmp[i] = fabs(r[i] - med);
+        mean_abs += tmp[i];
+    }
+    mean_abs /= (double)n;
+    double mad = median_of(tmp, n);
+    free(tmp);
+    /* 1.4826 = 1/Phi^-1(3/4) makes MAD consistent with the SD of a normal;
+     * 1.2533 = sqrt(pi/2) does the same for the mean absolute deviation. */
+    double s = mad > 0 ? 1.4826 * mad : 1.2533 * mean_abs;
+    *scale = s;
+    for (size_t i = 0; i < n; i++)
+        z[i] = s > 0 ? (r[i] - med) / s : 0.0;
+    return CBQ_OK;
+}

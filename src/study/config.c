@@ -1,0 +1,473 @@
+/* config.c - the study's options: one table gives each option its JSON key,
+ * type, default, range, help and the stages that read it. Defaults,
+ * --print-config, parsing (with unknown-key errors) and the per-stage option
+ * hashes all come from that table, so they cannot drift apart. */
+#define _POSIX_C_SOURCE 200809L
+#include "cbctiq/study.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "study/sha256.h"
+
+typedef enum { OPT_INT, OPT_U64, OPT_DOUBLE, OPT_BOOL, OPT_STRING, OPT_PATH, OPT_LIST } opt_type;
+
+#define STAGE_BIT(s) (1u << (s))
+#define FROM(s) (~0u << (s) & ((1u << CBQ_STAGE_COUNT) - 1u)) /* stage s and all after */
+
+typedef struct {
+    const char *key;          /* dotted JSON key */
+    opt_type type;
+    size_t offset;
+    size_t size;              /* capacity of string options */
+    const char *def;          /* default, in text form */
+    double lo, hi;            /* range of numbers */
+    const char *choices;      /* "|a|b|" for closed string sets, or NULL */
+    unsigned stages;          /* STAGE_BIT mask of the stages that read it */
+    const char *help;
+} opt_def;
+
+#define F(field) offsetof(cbq_study_config, field), sizeof(((cbq_study_config *)0)->field)
+#define S(s) STAGE_BIT(CBQ_STAGE_##s)
+
+static const opt_def OPTS[] = {
+    {"out", OPT_PATH, F(out), "study-out", 0, 0, NULL, 0, "output folder"},
+    {"threads", OPT_INT, F(threads), "0", 0, 1024, NULL, 0, "threads (0 = all cores)"},
+    {"quiet", OPT_BOOL, F(quiet), "false", 0, 0, NULL, 0, "no progress output"},
+    {"seed", OPT_U64, F(seed), "1", 0, 0, NULL, S(COHORT) | S(TRAIN) | S(STATS),
+     "seed of the simulated cohort, the split, training and the bootstrap"},
+    {"categories", OPT_LIST, F(categories), "parotid,submandibular,larynx,mandible,overall", 0, 0,
+     NULL, FROM(CBQ_STAGE_CONSENSUS), "rating categories, in model-output order"},
+    {"cohort.csv", OPT_PATH, F(cohort.csv), "", 0, 0, NULL, S(COHORT),
+     "cohort.csv of your own data; empty = the built-in simulated cohort"},
+    {"cohort.ratings", OPT_PATH, F(cohort.ratings), "", 0, 0, NULL, S(COHORT),
+     "ratings.csv; empty = ratings.csv beside cohort.csv"},
+    {"cohort.raters", OPT_PATH, F(cohort.raters), "", 0, 0, NULL, S(COHORT),
+     "raters.csv (weights); empty = raters.csv beside cohort.csv when present"},
+    {"cohort.split_train", OPT_DOUBLE, F(cohort.split_train), "0.5", 0, 1, NULL, S(COHORT),
+     "fraction of volumes for training when cohort.csv has no split column"},
+    {"cohort.split_val", OPT_DOUBLE, F(cohort.split_val), "0.17", 0, 1, NULL, S(COHORT),
+     "fraction for validation (the rest is the test split)"},
+    {"cohort.simulate.volumes", OPT_INT, F(cohort.simulate.volumes), "48", 6, 100000, NULL,
+     S(COHORT), "volumes of the built-in cohort"},
+    {"cohort.simulate.size", OPT_INT, F(cohort.simulate.size), "96", 16, 4096, NULL, S(COHORT),
+     "simulated in-plane grid (voxels, square)"},
+    {"cohort.simulate.slices", OPT_INT, F(cohort.simulate.slices), "48", 1, 4096, NULL,
+     S(COHORT), "simulated axial slices"},
+    {"cohort.simulate.spacing", OPT_DOUBLE, F(cohort.simulate.spacing), "2.5", 0.1, 20, NULL,
+     S(COHORT), "simulated voxel size (mm)"},
+    {"cohort.simulate.test", OPT_INT, F(cohort.simulate.test), "16", 3, 100000, NULL, S(COHORT),
+     "volumes in the simulated test split"},
+    {"cohort.simulate.raters", OPT_INT, F(cohort.simulate.raters), "5", 1, 100, NULL, S(COHORT),
+     "simulated raters"},
+    {"train.model", OPT_PATH, F(train.model), "", 0, 0, NULL, S(TRAIN),
+     "use this model folder instead of training one"},
+    {"train.arch", OPT_STRING, F(train.arch), "iqnet-s", 0, 0, NULL, S(TRAIN), "architecture preset"},
+    {"train.width", OPT_INT, F(train.width), "0", 0, 1024, NULL, S(TRAIN),
+     "base channels of the preset (0 = its default)"},
+    {"train.depth", OPT_INT, F(train.depth), "0", 0, 16, NULL, S(TRAIN),
+     "blocks of the preset (0 = its default)"},
+    {"train.input_size", OPT_INT, F(train.input_size), "64", 8, 1024, NULL, S(TRAIN),
+     "model input height and width (pixels)"},
+    {"train.hu_min", OPT_DOUBLE, F(train.hu_min), "-1000", -1e5, 1e5, NULL, S(TRAIN),
+     "window lower bound (HU)"},
+    {"train.hu_max", OPT_DOUBLE, F(train.hu_max), "1000", -1e5, 1e5, NULL, S(TRAIN),
+     "window upper bound (HU)"},
+    {"train.slices", OPT_STRING, F(train.slices), "all", 0, 0, "|all|structures|",
+     S(TRAIN) | S(EVALUATE) | S(ATTRIB),
+     "axial slices used: all, or those with any structure present"},
+    {"train.slice_step", OPT_INT, F(train.slice_step), "1", 1, 1000, NULL, S(TRAIN),
+     "use every k-th slice for training"},
+    {"train.epochs", OPT_INT, F(train.epochs), "12", 1, 100000, NULL, S(TRAIN), "maximum epochs"},
+    {"train.batch", OPT_INT, F(train.batch), "32", 1, 4096, NULL, S(TRAIN), "batch size"},
+    {"train.patience", OPT_INT, F(train.patience), "4", 0, 100000, NULL, S(TRAIN),
+     "epochs without validation improvement before stopping (0 = never stop early)"},
+    {"train.lr", OPT_DOUBLE, F(train.lr), "0.001", 1e-12, 10, NULL, S(TRAIN), "learning rate"},
+    {"train.weight_decay", OPT_DOUBLE, F(train.weight_decay), "0", 0, 10, NULL, S(TRAIN),
+     "weight decay"},
+    {"train.optimizer", OPT_STRING, F(train.optimizer), "adam", 0, 0, "|adam|sgd|", S(TRAIN),
+     "optimiser"},
+    {"train.augment", OPT_BOOL, F(train.augment), "true", 0, 0, NULL, S(TRAIN),
+     "random flips and shifts during training"},
+    {"evaluate.batch", OPT_INT, F(evaluate.batch), "64", 1, 4096, NULL,
+     S(EVALUATE) | S(ATTRIB), "slices per forward pass at prediction"},
+    {"attrib.method", OPT_STRING, F(attrib.method), "gradcam", 0, 0, NULL, S(ATTRIB),
+     "CAM method"},
+    {"attrib.target_layer", OPT_STRING, F(attrib.target_layer), "", 0, 0, NULL, S(ATTRIB),
+     "Grad-CAM layer; empty = the model's target_layer"},
+    {"attrib.save_maps", OPT_BOOL, F(attrib.save_maps), "true", 0, 0, NULL, S(ATTRIB),
+     "write Grad-CAM maps as NIfTI volumes"},
+    {"stats.ci", OPT_STRING, F(stats.ci), "fisher", 0, 0, "|fisher|bootstrap|", S(STATS),
+     "the table's confidence interval of rho: Fisher z or bootstrap BCa"},
+    {"stats.bootstrap", OPT_INT, F(stats.bootstrap), "10000", 10, 10000000, NULL, S(STATS),
+     "bootstrap resamples of rho (BCa interval in stats.json; the table's when stats.ci = bootstrap)"},
+    {"stats.permutations", OPT_INT, F(stats.permutations), "100000", 10, 100000000, NULL,
+     S(STATS), "random permutations for the permutation p (all n! when n <= 9)"},
+    {"stats.ci_level", OPT_DOUBLE, F(stats.ci_level), "0.95", 0.5, 0.9999, NULL, S(STATS),
+     "confidence level"},
+    {"atypical.mad_threshold", OPT_DOUBLE, F(atypical.mad_threshold), "3.5", 0.1, 100, NULL,
+     S(ATYPICAL), "robust |z| of the AE residual above which a volume is atypical"},
+    {"atypical.influential", OPT_INT, F(atypical.influential), "3", 0, 1000, NULL, S(ATYPICAL),
+     "most influential leave-one-out volumes listed per category"},
+    {"report.title", OPT_STRING, F(report.title), "Attribution Energy vs expert image quality", 0,
+     0, NULL, S(REPORT), "report title"},
+};
+enum { N_OPTS = sizeof OPTS / sizeof OPTS[0] };
+
+static void *field(cbq_study_config *cfg, const opt_def *o) { return (char *)cfg + o->offset; }
+static const void *cfield(const cbq_study_config *cfg, const opt_def *o)
+{
+    return (const char *)cfg + o->offset;
+}
+
+/* Text form of a value: the canonical form hashed and printed. */
+static void format_value(const cbq_study_config *cfg, const opt_def *o, char *buf, size_t cap)
+{
+    const void *p = cfield(cfg, o);
+    switch (o->type) {
+    case OPT_INT: snprintf(buf, cap, "%d", *(const int *)p); break;
+    case OPT_U64: snprintf(buf, cap, "%llu", (unsigned long long)*(const uint64_t *)p); break;
+    case OPT_DOUBLE: snprintf(buf, cap, "%.17g", *(const double *)p); break;
+    case OPT_BOOL: snprintf(buf, cap, "%s", *(const int *)p ? "true" : "false"); break;
+    default: snprintf(buf, cap, "%s", (const char *)p); break;
+    }
+}
+
+/* Sets an option from text (defaults only; trusted). */
+static void set_from_text(cbq_study_config *cfg, const opt_def *o, const char *text)
+{
+    void *p = field(cfg, o);
+    switch (o->type) {
+    case OPT_INT: *(int *)p = atoi(text); break;
+    case OPT_U64: *(uint64_t *)p = strtoull(text, NULL, 10); break;
+    case OPT_DOUBLE: *(double *)p = strtod(text, NULL); break;
+    case OPT_BOOL: *(int *)p = strcmp(text, "true") == 0; break;
+    default: snprintf(p, o->size, "%s", text); break;
+    }
+}
+
+void cbq_study_config_defaults(cbq_study_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < N_OPTS; i++)
+        set_from_text(cfg, &OPTS[i], OPTS[i].def);
+}
+
+const char *cbq_study_stage_name(cbq_study_stage stage)
+{
+    static const char *names[CBQ_STAGE_COUNT] = {"cohort", "consensus", "train", "evaluate",
+                                                 "attrib", "stats", "atypical", "report"};
+    return (unsigned)stage < CBQ_STAGE_COUNT ? names[stage] : "?";
+}
+
+static const opt_def *find_opt(const char *key)
+{
+    for (size_t i = 0; i < N_OPTS; i++)
+        if (strcmp(OPTS[i].key, key) == 0)
+            return &OPTS[i];
+    return NULL;
+}
+
+/* Is `prefix` (dotted) the parent of some option? */
+static int is_section(const char *prefix)
+{
+    size_t n = strlen(prefix);
+    for (size_t i = 0; i < N_OPTS; i++)
+        if (strncmp(OPTS[i].key, prefix, n) == 0 && OPTS[i].key[n] == '.')
+            return 1;
+    return 0;
+}
+
+static int resolve_path(char *dst, size_t cap, const char *value, const char *base_dir,
+                        const char *source, const char *key, cbq_error *err)
+{
+    int n;
+    if (value[0] == '\0' || value[0] == '/' || !base_dir || !base_dir[0] ||
+        strcmp(base_dir, ".") == 0)
+        n = snprintf(dst, cap, "%s", value);
+    else
+        n = snprintf(dst, cap, "%s/%s", base_dir, value);
+    if (n < 0 || (size_t)n >= cap)
+        return CBQ_FAIL(err, CBQ_ERR_RANGE, "%s: %s: path too long", source, key);
+    return CBQ_OK;
+}
+
+static int set_list(cbq_study_config *cfg, const opt_def *o, const cJSON *item, const char *source,
+                    cbq_error *err)
+{
+    char *dst = field(cfg, o);
+    size_t len = 0, count = 0;
+    dst[0] = '\0';
+    if (!cJSON_IsArray(item))
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: %s: expected an array of names", source, o->key);
+    const cJSON *el;
+    cJSON_ArrayForEach(el, item) {
+        if (!cJSON_IsString(el) || !el->valuestring[0] || strchr(el->valuestring, ',') ||
+            strlen(el->valuestring) >= 64)
+            return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                            "%s: %s: expected non-empty names without commas (< 64 chars)",
+                            source, o->key);
+        size_t n = strlen(el->valuestring);
+        if (len + n + 2 > o->size)
+            return CBQ_FAIL(err, CBQ_ERR_RANGE, "%s: %s: list too long", source, o->key);
+        if (count++)
+            dst[len++] = ',';
+        memcpy(dst + len, el->valuestring, n + 1);
+        len += n;
+    }
+    if (count == 0 || count > 16)
+        return CBQ_FAIL(err, CBQ_ERR_RANGE, "%s: %s: expected 1 to 16 names", source, o->key);
+    return CBQ_OK;
+}
+
+static int set_number(cbq_study_config *cfg, const opt_def *o, const cJSON *item,
+                      const char *source, cbq_error *err)
+{
+    if (!cJSON_IsNumber(item))
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: %s: expected a number", source, o->key);
+    double v = item->valuedouble;
+    if (o->type == OPT_U64) {
+        if (!(v >= 0 && v <= 9007199254740992.0) || v != floor(v))
+            return CBQ_FAIL(err, CBQ_ERR_RANGE, "%s: %s: expected an integer in [0, 2^53], got %g",
+                            source, o->key, v);
+        *(uint64_t *)field(cfg, o) = (uint64_t)v;
+        return CBQ_OK;
+    }
+    if (!isfinite(v) || v < o->lo || v > o->hi || (o->type == OPT_INT && v != floor(v)))
+        return CBQ_FAIL(err, CBQ_ERR_RANGE, "%s: %s: expected %s in [%g, %g], got %g", source,
+                        o->key, o->type == OPT_INT ? "an integer" : "a number", o->lo, o->hi, v);
+    if (o->type == OPT_INT)
+        *(int *)field(cfg, o) = (int)v;
+    else
+        *(double *)field(cfg, o) = v;
+    return CBQ_OK;
+}
+
+static int set_option(cbq_study_config *cfg, const opt_def *o, const cJSON *item,
+                      const char *source, const char *base_dir, cbq_error *err)
+{
+    switch (o->type) {
+    case OPT_INT:
+    case OPT_U64:
+    case OPT_DOUBLE: return set_number(cfg, o, item, source, err);
+    case OPT_BOOL:
+        if (!cJSON_IsBool(item))
+            return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: %s: expected true or false", source, o->key);
+        *(int *)field(cfg, o) = cJSON_IsTrue(item);
+        return CBQ_OK;
+    case OPT_LIST: return set_list(cfg, o, item, source, err);
+    default: break;
+    }
+    if (!cJSON_IsString(item))
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: %s: expected a string", source, o->key);
+    const char *v = item->valuestring;
+    if (o->choices) {
+        char probe[CBQ_STUDY_STR_MAX + 2];
+        snprintf(probe, sizeof probe, "|%s|", v);
+        if (!v[0] || !strstr(o->choices, probe))
+            return CBQ_FAIL(err, CBQ_ERR_RANGE, "%s: %s: expected one of %s, got '%s'", source,
+                            o->key, o->choices, v);
+    }
+    if (o->type == OPT_PATH)
+        return resolve_path(field(cfg, o), o->size, v, base_dir, source, o->key, err);
+    if (strlen(v) >= o->size)
+        return CBQ_FAIL(err, CBQ_ERR_RANGE, "%s: %s: longer than %zu characters", source, o->key,
+                        o->size - 1);
+    snprintf(field(cfg, o), o->size, "%s", v);
+    return CBQ_OK;
+}
+
+static int parse_object(cbq_study_config *cfg, const cJSON *obj, const char *prefix,
+                        const char *source, const char *base_dir, cbq_error *err)
+{
+    const cJSON *item;
+    cJSON_ArrayForEach(item, obj) {
+        char key[256];
+        int n = snprintf(key, sizeof key, "%s%s%s", prefix, prefix[0] ? "." : "", item->string);
+        if (n < 0 || (size_t)n >= sizeof key)
+            return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: key too long under '%s'", source, prefix);
+        const opt_def *o = find_opt(key);
+        if (o) {
+            CBQ_TRY(set_option(cfg, o, item, source, base_dir, err));
+        } else if (is_section(key)) {
+            if (!cJSON_IsObject(item))
+                return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: %s: expected an object", source, key);
+            CBQ_TRY(parse_object(cfg, item, key, source, base_dir, err));
+        } else {
+            return CBQ_FAIL(err, CBQ_ERR_ARG,
+                            "%s: unknown option '%s' (`cbctiq study --print-config` lists them)",
+                            source, key);
+        }
+    }
+    return CBQ_OK;
+}
+
+static int check_consistency(const cbq_study_config *cfg, const char *source, cbq_error *err)
+{
+    if (cfg->train.hu_max <= cfg->train.hu_min)
+        return CBQ_FAIL(err, CBQ_ERR_RANGE, "%s: train.hu_max (%g) must exceed train.hu_min (%g)",
+                        source, cfg->train.hu_max, cfg->train.hu_min);
+    if (cfg->cohort.split_train + cfg->cohort.split_val >= 1.0)
+        return CBQ_FAIL(err, CBQ_ERR_RANGE,
+                        "%s: cohort.split_train + cohort.split_val must leave a test split (< 1)",
+                        source);
+    if (cfg->cohort.split_train <= 0)
+        return CBQ_FAIL(err, CBQ_ERR_RANGE, "%s: cohort.split_train must be > 0", source);
+    return CBQ_OK;
+}
+
+int cbq_study_config_parse(cbq_study_config *cfg, const char *json_text, const char *source,
+                           const char *base_dir, cbq_error *err)
+{
+    cJSON *root = cJSON_Parse(json_text);
+    if (!root) {
+        const char *where = cJSON_GetErrorPtr();
+        size_t line = 1;
+        for (const char *c = json_text; where && c < where && *c; c++)
+            line += *c == '\n';
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: line %zu: invalid JSON", source, line);
+    }
+    int rc = cJSON_IsObject(root) ? parse_object(cfg, root, "", source, base_dir, err)
+                                  : CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: expected a JSON object", source);
+    cJSON_Delete(root);
+    return rc == CBQ_OK ? check_consistency(cfg, source, err) : rc;
+}
+
+int cbq_study_config_load(cbq_study_config *cfg, const char *path, cbq_error *err)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return CBQ_FAIL(err, CBQ_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    char *text = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len + 4096 + 1 > cap) {
+            cap = cap ? 2 * cap : 8192;
+            char *grown = realloc(text, cap);
+            if (!grown) {
+                free(text);
+                fclose(fp);
+                return CBQ_FAIL(err, CBQ_ERR_NOMEM, "%s: out of memory", path);
+            }
+            text = grown;
+        }
+        size_t got = fread(text + len, 1, 4096, fp);
+        len += got;
+        if (got < 4096)
+            break;
+    }
+    int read_failed = ferror(fp);
+    fclose(fp);
+    if (read_failed) {
+        free(text);
+        return CBQ_FAIL(err, CBQ_ERR_IO, "%s: read error", path);
+    }
+    text[len] = '\0';
+    char base[CBQ_STUDY_PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    snprintf(base, sizeof base, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+    if (slash == path)
+        snprintf(base, sizeof base, "/");
+    int rc = cbq_study_config_parse(cfg, text, path, base, err);
+    free(text);
+    return rc;
+}
+
+/* The object holding `key`'s last component, creating sections on the way. */
+static cJSON *section_for(cJSON *root, const char *key, const char **leaf)
+{
+    cJSON *obj = root;
+    const char *start = key;
+    for (const char *dot; (dot = strchr(start, '.')) != NULL; start = dot + 1) {
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", (int)(dot - start), start);
+        cJSON *child = cJSON_GetObjectItemCaseSensitive(obj, name);
+        if (!child)
+            child = cJSON_AddObjectToObject(obj, name);
+        if (!child)
+            return NULL;
+        obj = child;
+    }
+    *leaf = start;
+    return obj;
+}
+
+static cJSON *value_json(const cbq_study_config *cfg, const opt_def *o)
+{
+    const void *p = cfield(cfg, o);
+    switch (o->type) {
+    case OPT_INT: return cJSON_CreateNumber(*(const int *)p);
+    case OPT_U64: return cJSON_CreateNumber((double)*(const uint64_t *)p);
+    case OPT_DOUBLE: return cJSON_CreateNumber(*(const double *)p);
+    case OPT_BOOL: return cJSON_CreateBool(*(const int *)p);
+    case OPT_LIST: {
+        cJSON *arr = cJSON_CreateArray();
+        char buf[CBQ_STUDY_STR_MAX];
+        snprintf(buf, sizeof buf, "%s", (const char *)p);
+        for (char *save = NULL, *t = strtok_r(buf, ",", &save); t && arr;
+             t = strtok_r(NULL, ",", &save))
+            cJSON_AddItemToArray(arr, cJSON_CreateString(t));
+        return arr;
+    }
+    default: return cJSON_CreateString((const char *)p);
+    }
+}
+
+char *cbq_study_config_json(const cbq_study_config *cfg)
+{
+    cJSON *root = cJSON_CreateObject();
+    if (!root)
+        return NULL;
+    for (size_t i = 0; i < N_OPTS; i++) {
+        const char *leaf = NULL;
+        cJSON *obj = section_for(root, OPTS[i].key, &leaf);
+        cJSON *v = obj ? value_json(cfg, &OPTS[i]) : NULL;
+        if (!v || !cJSON_AddItemToObject(obj, leaf, v)) {
+            cJSON_Delete(v);
+            cJSON_Delete(root);
+            return NULL;
+        }
+    }
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    return text;
+}
+
+void cbq_study_config_stage_hash(const cbq_study_config *cfg, cbq_study_stage stage, char hex[65])
+{
+    cbq_sha256 h;
+    cbq_sha256_init(&h);
+    for (size_t i = 0; i < N_OPTS; i++) {
+        if (!(OPTS[i].stages & STAGE_BIT(stage)))
+            continue;
+        char line[CBQ_STUDY_PATH_MAX + 300];
+        char value[CBQ_STUDY_PATH_MAX + 32];
+        format_value(cfg, &OPTS[i], value, sizeof value);
+        int n = snprintf(line, sizeof line, "%s=%s\n", OPTS[i].key, value);
+        cbq_sha256_update(&h, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+    }
+    unsigned char d[32];
+    cbq_sha256_final(&h, d);
+    cbq_sha256_hex(d, hex);
+}
+
+size_t cbq_study_categories(const cbq_study_config *cfg, char (*names)[64], size_t cap)
+{
+    char buf[CBQ_STUDY_STR_MAX];
+    snprintf(buf, sizeof buf, "%s", cfg->categories);
+    size_t n = 0;
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t && n < cap;
+         t = strtok_r(NULL, ",", &save))
+        snprintf(names[n++], 64, "%s", t);
+    return n;
+}
+
+void cbq_study_config_describe(FILE *out)
+{
+    for (size_t i = 0; i < N_OPTS; i++)
+        fprintf(out, "| `%s` | `%s` | %s |\n", OPTS[i].key, OPTS[i].def, OPTS[i].help);
+}

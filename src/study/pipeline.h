@@ -1,0 +1,62 @@
+/* pipeline.h - what the study's stages share (private to src/study): the
+ * run context and one entry point per stage. A stage reads the folders of
+ * the stages before it, writes only into its own folder (emptied before it
+ * runs) and only through atomic writes, and leaves a one-line summary. */
+#ifndef CBQ_STUDY_PIPELINE_H
+#define CBQ_STUDY_PIPELINE_H
+
+#include <stdio.h>
+#include "cbctiq/study.h"
+#include "study/cohort.h"
+#include "study/sha256.h"
+
+enum { STUDY_MAX_CATEGORIES = 16 };
+
+typedef struct {
+    const cbq_study_config *cfg;
+    char dir[CBQ_STAGE_COUNT][CBQ_STUDY_PATH_MAX]; /* each stage's folder */
+    char categories[STUDY_MAX_CATEGORIES][64];
+    size_t n_categories;
+    char summary[1024];   /* the running stage's one-line result */
+} study_ctx;
+
+/* Joins folder and name into buf; fails when it does not fit. */
+int study_path(char *buf, size_t cap, const char *dir, const char *name, cbq_error *err);
+
+/* Hashes, into h, what a stage reads besides upstream stages and options
+ * (only the cohort stage reads files from outside the output folder). */
+int study_cohort_inputs_hash(const study_ctx *ctx, cbq_sha256 *h, cbq_error *err);
+
+int study_stage_cohort(study_ctx *ctx, cbq_error *err);
+int study_stage_consensus(study_ctx *ctx, cbq_error *err);
+int study_stage_train(study_ctx *ctx, cbq_error *err);
+int study_stage_evaluate(study_ctx *ctx, cbq_error *err);
+int study_stage_attrib(study_ctx *ctx, cbq_error *err);
+int study_stage_stats(study_ctx *ctx, cbq_error *err);
+int study_stage_atypical(study_ctx *ctx, cbq_error *err);
+int study_stage_report(study_ctx *ctx, cbq_error *err);
+
+/* Prints the poster's table from the stats stage's table.csv. */
+int study_print_table(const study_ctx *ctx, FILE *out, cbq_error *err);
+
+#endif
+
+/* ---- shared readers (study_data.c) ---- */
+/* Reads the cohort stage's cohort.csv. */
+int study_read_cohort(const study_ctx *ctx, study_cohort *c, cbq_error *err);
+/* consensus.csv into cons[v * n_categories + k] for the cohort's volumes in
+ * the study's category order; NaN where a (volume, category) has none. */
+int study_read_consensus(const study_ctx *ctx, const study_cohort *c, double *cons,
+                         cbq_error *err);
+/* For each study category, the index of the model output with its name. */
+int study_map_outputs(const study_ctx *ctx, const cbq_net *net, size_t *out_index,
+                      const char *model_dir, cbq_error *err);
+/* The trained model's folder. */
+int study_model_dir(const study_ctx *ctx, char *buf, size_t cap, cbq_error *err);
+/* Loads a label volume and, per study category, a 0/1 structure volume on
+ * the same (canonical) grid; structures[k] NULL where no label matches
+ * (labels named CATEGORY or CATEGORY_*). labels_json: the sidecar path
+ * ("" = none: then there are no structures). Caller frees each with
+ * cbq_volume_free + free. */
+int study_load_structures(const study_ctx *ctx, const char *mask_path, const char *labels_json,
+                          cbq_volume *labels, cbq_volume **structures, cbq_error *err);

@@ -1,0 +1,222 @@
+/* stage_cohort.c - stage 1: the cohort the study runs on. Either the user's
+ * cohort.csv (with ratings.csv and optional raters.csv), or the built-in
+ * cohort simulated into the stage folder. Writes the study's own
+ * cohort.csv (paths relative to it, a split for every volume), and copies
+ * of ratings.csv, raters.csv and labels.json, so later stages read only
+ * the output folder. */
+#define _POSIX_C_SOURCE 200809L
+#include "study/pipeline.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cbctiq/atomic_file.h"
+#include "cbctiq/csv.h"
+#include "cbctiq/rng.h"
+#include "cbctiq/sim.h"
+#include "study/cohort.h"
+
+static int file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* Where the user's ratings and raters are (defaults beside cohort.csv). */
+static void user_tables(const cbq_study_config *cfg, char *ratings, char *raters, size_t cap)
+{
+    const char *slash = strrchr(cfg->cohort.csv, '/');
+    int dl = slash ? (int)(slash - cfg->cohort.csv + 1) : 0;
+    if (cfg->cohort.ratings[0])
+        snprintf(ratings, cap, "%s", cfg->cohort.ratings);
+    else
+        snprintf(ratings, cap, "%.*sratings.csv", dl, cfg->cohort.csv);
+    if (cfg->cohort.raters[0])
+        snprintf(raters, cap, "%s", cfg->cohort.raters);
+    else {
+        snprintf(raters, cap, "%.*sraters.csv", dl, cfg->cohort.csv);
+        if (!file_exists(raters))
+            raters[0] = '\0';
+    }
+}
+
+static int hash_into(cbq_sha256 *h, const char *path, cbq_error *err)
+{
+    char hex[65];
+    CBQ_TRY(cbq_hash_path(path, hex, err));
+    cbq_sha256_update(h, hex, 64);
+    return CBQ_OK;
+}
+
+int study_cohort_inputs_hash(const study_ctx *ctx, cbq_sha256 *h, cbq_error *err)
+{
+    const cbq_study_config *cfg = ctx->cfg;
+    if (!cfg->cohort.csv[0])
+        return CBQ_OK; /* simulated: its options say everything */
+    char ratings[CBQ_STUDY_PATH_MAX], raters[CBQ_STUDY_PATH_MAX];
+    user_tables(cfg, ratings, raters, sizeof ratings);
+    CBQ_TRY(hash_into(h, cfg->cohort.csv, err));
+    CBQ_TRY(hash_into(h, ratings, err));
+    if (raters[0])
+        CBQ_TRY(hash_into(h, raters, err));
+    study_cohort c;
+    CBQ_TRY(study_cohort_read(&c, cfg->cohort.csv, err));
+    int rc = CBQ_OK;
+    if (c.labels_json[0])
+        rc = hash_into(h, c.labels_json, err);
+    for (size_t i = 0; i < c.n && rc == CBQ_OK; i++) {
+        rc = hash_into(h, c.v[i].path, err);
+        if (rc == CBQ_OK && c.v[i].mask[0])
+            rc = hash_into(h, c.v[i].mask, err);
+    }
+    study_cohort_free(&c);
+    return rc;
+}
+
+static int copy_file(const char *src, const char *dst, cbq_error *err)
+{
+    FILE *in = fopen(src, "rb");
+    if (!in)
+        return CBQ_FAIL(err, CBQ_ERR_IO, "%s: cannot open: %s", src, strerror(errno));
+    cbq_atomic_file af;
+    int rc = cbq_atomic_open(&af, dst, err);
+    if (rc != CBQ_OK) {
+        fclose(in);
+        return rc;
+    }
+    char buf[1 << 16];
+    size_t got;
+    while ((got = fread(buf, 1, sizeof buf, in)) > 0)
+        fwrite(buf, 1, got, af.fp);
+    int bad = ferror(in);
+    fclose(in);
+    if (bad) {
+        cbq_atomic_abort(&af);
+        return CBQ_FAIL(err, CBQ_ERR_IO, "%s: read error", src);
+    }
+    return cbq_atomic_commit(&af, err);
+}
+
+/* Seeded random split for cohorts without one: shuffle, then the first
+ * round(n f_train) train, the next round(n f_val) val, the rest test. */
+static void assign_split(study_cohort *c, const cbq_study_config *cfg, size_t counts[4])
+{
+    size_t *idx = malloc(c->n * sizeof *idx);
+    if (!idx)
+        return;
+    for (size_t i = 0; i < c->n; i++)
+        idx[i] = i;
+    cbq_rng rng;
+    cbq_rng_stream(&rng, cfg->seed, 0x5b11u);
+    cbq_rng_shuffle_size(&rng, idx, c->n);
+    size_t n_train = (size_t)((double)c->n * cfg->cohort.split_train + 0.5);
+    size_t n_val = (size_t)((double)c->n * cfg->cohort.split_val + 0.5);
+    for (size_t r = 0; r < c->n; r++)
+        c->v[idx[r]].split = r < n_train ? SPLIT_TRAIN : r < n_train + n_val ? SPLIT_VAL : SPLIT_TEST;
+    free(idx);
+    (void)counts;
+}
+
+static int write_cohort(const study_cohort *c, const char *dir, cbq_error *err)
+{
+    char path[CBQ_STUDY_PATH_MAX + 32];
+    CBQ_TRY(study_path(path, sizeof path, dir, "cohort.csv", err));
+    static const char *const header[] = {"volume_id", "path", "mask", "split"};
+    cbq_csv_writer w;
+    CBQ_TRY(cbq_csv_writer_open(&w, path, header, 4, err));
+    for (size_t i = 0; i < c->n; i++) {
+        char rel[CBQ_STUDY_PATH_MAX], relm[CBQ_STUDY_PATH_MAX] = "";
+        int rc = study_relative_path(rel, sizeof rel, dir, c->v[i].path, err);
+        if (rc == CBQ_OK && c->v[i].mask[0])
+            rc = study_relative_path(relm, sizeof relm, dir, c->v[i].mask, err);
+        if (rc != CBQ_OK) {
+            cbq_csv_writer_abort(&w);
+            return rc;
+        }
+        cbq_csv_put_str(&w, c->v[i].id);
+        cbq_csv_put_str(&w, rel);
+        cbq_csv_put_str(&w, relm);
+        cbq_csv_put_str(&w, study_split_name(c->v[i].split));
+        if ((rc = cbq_csv_end_row(&w, err)) != CBQ_OK) {
+            cbq_csv_writer_abort(&w);
+            return rc;
+        }
+    }
+    return cbq_csv_writer_commit(&w, err);
+}
+
+static int simulate(study_ctx *ctx, char *csv, char *ratings, char *raters, size_t cap,
+                    cbq_error *err)
+{
+    const cbq_study_config *cfg = ctx->cfg;
+    char sim_dir[CBQ_STUDY_PATH_MAX + 8];
+    CBQ_TRY(study_path(sim_dir, sizeof sim_dir, ctx->dir[CBQ_STAGE_COHORT], "sim", err));
+    cbq_cohort_options o;
+    cbq_cohort_defaults(&o);
+    o.out_dir = sim_dir;
+    o.volumes = (size_t)cfg->cohort.simulate.volumes;
+    o.size = (size_t)cfg->cohort.simulate.size;
+    o.slices = (size_t)cfg->cohort.simulate.slices;
+    o.spacing = cfg->cohort.simulate.spacing;
+    o.seed = cfg->seed;
+    o.n_test = (size_t)cfg->cohort.simulate.test;
+    o.n_raters = (size_t)cfg->cohort.simulate.raters;
+    o.quiet = cfg->quiet;
+    if (o.n_test + 2 > o.volumes)
+        return CBQ_FAIL(err, CBQ_ERR_RANGE,
+                        "cohort.simulate.test (%zu) must leave at least 2 volumes for training",
+                        o.n_test);
+    CBQ_TRY(cbq_cohort_simulate(&o, err));
+    CBQ_TRY(study_path(csv, cap, sim_dir, "cohort.csv", err));
+    CBQ_TRY(study_path(ratings, cap, sim_dir, "ratings.csv", err));
+    CBQ_TRY(study_path(raters, cap, sim_dir, "raters.csv", err));
+    if (!file_exists(raters))
+        raters[0] = '\0';
+    return CBQ_OK;
+}
+
+int study_stage_cohort(study_ctx *ctx, cbq_error *err)
+{
+    const cbq_study_config *cfg = ctx->cfg;
+    const char *dir = ctx->dir[CBQ_STAGE_COHORT];
+    char csv[CBQ_STUDY_PATH_MAX], ratings[CBQ_STUDY_PATH_MAX], raters[CBQ_STUDY_PATH_MAX];
+    if (cfg->cohort.csv[0]) {
+        snprintf(csv, sizeof csv, "%s", cfg->cohort.csv);
+        user_tables(cfg, ratings, raters, sizeof ratings);
+    } else {
+        CBQ_TRY(simulate(ctx, csv, ratings, raters, sizeof csv, err));
+    }
+    study_cohort c;
+    CBQ_TRY(study_cohort_read(&c, csv, err));
+    const char *how = "from cohort.csv";
+    if (!c.has_split) {
+        assign_split(&c, cfg, NULL);
+        how = "assigned by seed";
+    }
+    size_t count[4] = {0};
+    for (size_t i = 0; i < c.n; i++)
+        count[c.v[i].split]++;
+    int rc = CBQ_OK;
+    if (count[SPLIT_TRAIN] < 2 || count[SPLIT_TEST] < 3)
+        rc = CBQ_FAIL(err, CBQ_ERR_RANGE,
+                      "%s: need at least 2 training and 3 test volumes, have %zu and %zu", csv,
+                      count[SPLIT_TRAIN], count[SPLIT_TEST]);
+    char dst[CBQ_STUDY_PATH_MAX + 32];
+    if (rc == CBQ_OK)
+        rc = write_cohort(&c, dir, err);
+    if (rc == CBQ_OK && (rc = study_path(dst, sizeof dst, dir, "ratings.csv", err)) == CBQ_OK)
+        rc = copy_file(ratings, dst, err);
+    if (rc == CBQ_OK && raters[0] &&
+        (rc = study_path(dst, sizeof dst, dir, "raters.csv", err)) == CBQ_OK)
+        rc = copy_file(raters, dst, err);
+    if (rc == CBQ_OK && c.labels_json[0] &&
+        (rc = study_path(dst, sizeof dst, dir, "labels.json", err)) == CBQ_OK)
+        rc = copy_file(c.labels_json, dst, err);
+    snprintf(ctx->summary, sizeof ctx->summary,
+             "%zu volumes (%zu train, %zu val, %zu test; split %s)%s", c.n, count[SPLIT_TRAIN],
+             count[SPLIT_VAL], count[SPLIT_TEST], how, cfg->cohort.csv[0] ? "" : ", simulated");
+    study_cohort_free(&c);
+    return rc;
+}

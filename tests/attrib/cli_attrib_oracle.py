@@ -1,0 +1,192 @@
+#!/usr/bin/python3
+"""End-to-end checks of `cbctiq gradcam` and `cbctiq ae` against PyTorch and
+nibabel.
+
+A volume whose slices already have the model's input size and canonical
+orientation (affine diag(-dx, -dy, dz): i towards patient left, j towards
+posterior) reaches the network unresampled, so PyTorch can recompute its
+whole pipeline: window, Grad-CAM per slice, bilinear upsampling; the NIfTI
+map must equal it voxel for voxel (1e-4 of the map's maximum) and carry the
+CT's affine; ae.csv's AE, structure energy and identity columns must equal
+PyTorch's sums. A second, resampled volume checks geometry and the
+identity; bad inputs must fail with clear messages."""
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import nibabel as nib
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_model import Net  # noqa: E402
+
+failures = []
+
+
+def check(name, ok, detail=""):
+    print(f"{'ok' if ok else 'FAIL':4} {name} {detail}")
+    if not ok:
+        failures.append(name)
+
+
+def close(name, got, want, rel=1e-4):
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    err = np.abs(got - want).max() / max(np.abs(want).max(), 1e-12)
+    check(name, err <= rel, f"rel err {err:.2e}")
+
+
+def torch_gradcam(net, x):
+    """Grad-CAM of every output at the model's target layer; [n_out, n, H, W]."""
+    x = torch.from_numpy(x).requires_grad_(True)
+    y, A = net.forward_layers(x, keep=net.index(net.spec["target_layer"]))
+    maps, pre_sums = [], []
+    for c in range(y.shape[1]):
+        (G,) = torch.autograd.grad(y[:, c].sum(), A, retain_graph=True)
+        cam = (G.mean((2, 3))[:, :, None, None] * A.detach()).sum(1)
+        pre_sums.append(cam.double().sum().item())
+        up = F.interpolate(F.relu(cam)[:, None], size=x.shape[-2:], mode="bilinear", align_corners=False)
+        maps.append(up[:, 0].numpy())
+    return np.stack(maps), y.detach().numpy(), pre_sums
+
+
+def run(cmd, expect_rc=0):
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != expect_rc:
+        print(p.stdout, p.stderr)
+    return p
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cbctiq", required=True)
+    ap.add_argument("--workdir", required=True)
+    a = ap.parse_args()
+    wd = a.workdir
+    os.makedirs(wd, exist_ok=True)
+    torch.set_num_threads(1)
+    model = os.path.join(wd, "model")
+    subprocess.run([a.cbctiq, "model", "init", "--arch", "iqnet-s", "--width", "4", "--depth", "3",
+                    "--input", "32", "--seed", "9", "--out", model, "--quiet"], check=True)
+    net = Net(model)
+    cats = net.spec["outputs"]
+    rng = np.random.default_rng(3)
+
+    # volume 1: 32 x 32 x 6, canonical, no resampling
+    hu = rng.normal(0, 400, (32, 32, 6)).astype(np.float32)
+    aff = np.diag([-0.8, -0.8, 2.0, 1.0])
+    aff[:3, 3] = [12.5, -7.0, 40.0]
+    nib.save(nib.Nifti1Image(hu, aff), os.path.join(wd, "v1.nii.gz"))
+    lab = np.zeros(hu.shape, np.int16)
+    lab[4:12, 6:20, :] = 1   # parotid_l
+    lab[20:28, 6:20, 2:] = 2  # parotid_r
+    lab[10:22, 22:30, :] = 5  # larynx
+    nib.save(nib.Nifti1Image(lab, aff), os.path.join(wd, "lab1.nii.gz"))
+    with open(os.path.join(wd, "labels.json"), "w") as f:
+        json.dump({"1": "parotid_l", "2": "parotid_r", "5": "larynx"}, f)
+    # volume 2: 45 x 40 x 4, RAS-ordered (reoriented and resampled inside)
+    hu2 = rng.normal(-200, 300, (45, 40, 4)).astype(np.float32)
+    aff2 = np.diag([0.7, 0.75, 2.5, 1.0])
+    nib.save(nib.Nifti1Image(hu2, aff2), os.path.join(wd, "v2.nii.gz"))
+    with open(os.path.join(wd, "cohort.csv"), "w") as f:
+        f.write("volume_id,path,mask,split\nv1,v1.nii.gz,lab1.nii.gz,test\nv2,v2.nii.gz,,test\nv3,nope.nii.gz,,train\n")
+
+    # --- the pipeline PyTorch can redo exactly
+    x = np.clip((hu + 1000.0) / 2000.0, 0, 1).astype(np.float32)
+    x = np.transpose(x, (2, 1, 0))[:, None].copy()  # [k, 1, j, i]
+    maps, y, pre_sums = torch_gradcam(net, x)
+
+    out = os.path.join(wd, "map_larynx.nii.gz")
+    p = run([a.cbctiq, "gradcam", "--model", model, "--category", "larynx", os.path.join(wd, "v1.nii.gz"),
+             "--out", out, "--png", os.path.join(wd, "png"), "--slices", "0,5", "--quiet"])
+    check("gradcam exit 0", p.returncode == 0)
+    img = nib.load(out)
+    check("map affine equals the CT's", np.array_equal(img.affine, nib.load(os.path.join(wd, "v1.nii.gz")).affine))
+    check("map is float32", img.get_data_dtype() == np.float32)
+    m = np.asarray(img.dataobj)
+    check("map shape equals the CT's", m.shape == hu.shape, str(m.shape))
+    close("gradcam NIfTI map = PyTorch Grad-CAM (larynx)", np.transpose(m, (2, 1, 0)), maps[cats.index("larynx")])
+    check("PNG overlays written", all(os.path.exists(os.path.join(wd, "png", f"slice_000{k}.png")) for k in (0, 5)))
+
+    aecsv = os.path.join(wd, "ae.csv")
+    prof = os.path.join(wd, "profile.csv")
+    p = run([a.cbctiq, "ae", "--model", model, "--cohort", os.path.join(wd, "cohort.csv"), "--split", "test",
+             "--out", aecsv, "--profile", prof, "--threads", "1", "--quiet"])
+    check("ae exit 0", p.returncode == 0)
+    rows = list(csv.DictReader(open(aecsv)))
+    check("ae.csv has 2 volumes x 5 categories", len(rows) == 10, str(len(rows)))
+    bias = net.t["head.bias"].double().numpy()
+    lab_t = np.transpose(lab, (2, 1, 0))
+    structures = {"parotid": np.isin(lab_t, [1, 2]), "larynx": lab_t == 5}
+    for r in rows:
+        c = cats.index(r["category"])
+        if r["volume_id"] == "v1":
+            close(f"v1 {r['category']} ae", float(r["ae"]), maps[c].astype(np.float64).sum())
+            close(f"v1 {r['category']} pred", float(r["pred"]), y[:, c].mean(), 1e-5)
+            close(f"v1 {r['category']} pred_part = sum(y - b)", float(r["pred_part"]), (y[:, c] - bias[c]).sum(), 1e-5)
+            close(f"v1 {r['category']} ae_feature_pre = PyTorch pre-ReLU sum", float(r["ae_feature_pre"]), pre_sums[c], 1e-4)
+            check(f"v1 {r['category']} ae_per_slice", abs(float(r["ae_per_slice"]) * 6 - float(r["ae"])) <= 1e-9 * abs(float(r["ae"])) + 1e-15)
+            if r["category"] in structures:
+                inside = (maps[c] * structures[r["category"]]).astype(np.float64).sum()
+                close(f"v1 {r['category']} ae_in_structure", float(r["ae_in_structure"]), inside)
+                close(f"v1 {r['category']} structure_fraction", float(r["structure_fraction"]), inside / maps[c].sum())
+            else:
+                check(f"v1 {r['category']} no structure -> empty", r["ae_in_structure"] == "")
+        else:
+            check(f"v2 {r['category']} no mask -> empty", r["ae_in_structure"] == "" and r["structure_fraction"] == "")
+            close(f"v2 {r['category']} identity", float(r["ae_feature_pre"]), float(r["pred_part"]), 1e-4)
+            check(f"v2 {r['category']} n_slices", r["n_slices"] == "4")
+        for k, v in {"method": "gradcam", "layer": "block3.relu2", "relu": "after", "grid": "input",
+                     "sign": "pos", "aggregate": "sum", "identity": "1"}.items():
+            if r[k] != v:
+                check(f"option column {k}", False, f"{r[k]} != {v}")
+        close(f"{r['volume_id']} {r['category']} clipped = post - pre", float(r["clipped"]),
+              float(r["ae_feature_post"]) - float(r["ae_feature_pre"]), 1e-9)
+    prows = [r for r in csv.DictReader(open(prof)) if r["volume_id"] == "v1" and r["category"] == "larynx"]
+    close("profile per slice = PyTorch per-slice sums", [float(r["ae"]) for r in prows],
+          maps[cats.index("larynx")].astype(np.float64).sum(axis=(1, 2)))
+
+    # v2: the map NIfTI sits on v2's own (RAS) grid
+    out2 = os.path.join(wd, "map_v2.nii.gz")
+    p = run([a.cbctiq, "gradcam", "--model", model, "--category", "overall", os.path.join(wd, "v2.nii.gz"),
+             "--out", out2, "--quiet"])
+    img2 = nib.load(out2)
+    check("resampled volume: map affine and shape equal the CT's",
+          np.array_equal(img2.affine, nib.load(os.path.join(wd, "v2.nii.gz")).affine) and img2.shape == hu2.shape)
+
+    # --- bad input: clear errors, no output
+    tiny = rng.normal(0, 100, (6, 6, 3)).astype(np.float32)
+    nib.save(nib.Nifti1Image(tiny, aff), os.path.join(wd, "tiny.nii.gz"))
+    bad = [(["--category", "brain"], 1, "unknown category 'brain'"),
+           (["--category", "larynx", "--layer", "nope"], 1, "unknown target layer 'nope'"),
+           (["--category", "larynx", "--layer", "gap"], 1, "no spatial grid"),
+           (["--category", "larynx", "--method", "gradcam+"], 2, "--method expects"),
+           (["--category", "larynx", "--relu", "maybe"], 2, "--relu expects")]
+    for extra, rc, msg in bad:
+        bad_out = os.path.join(wd, "bad.nii.gz")
+        p = run([a.cbctiq, "gradcam", "--model", model, os.path.join(wd, "v1.nii.gz"), "--out", bad_out,
+                 "--quiet"] + extra, rc)
+        check(f"bad {' '.join(extra)}: exit {rc} with message", p.returncode == rc and msg in p.stderr
+              and not os.path.exists(bad_out), p.stderr.strip()[:120])
+    p = run([a.cbctiq, "gradcam", "--model", model, "--category", "larynx", os.path.join(wd, "tiny.nii.gz"),
+             "--out", os.path.join(wd, "bad.nii.gz"), "--quiet"], 1)
+    check("volume smaller than the target grid refused", p.returncode == 1 and "at least 1 slice of at least 8 x 8" in p.stderr,
+          p.stderr.strip()[:160])
+    p = run([a.cbctiq, "ae", "--model", model, "--cohort", os.path.join(wd, "cohort.csv"), "--out",
+             os.path.join(wd, "bad.csv"), "--quiet"], 1)
+    check("missing volume in cohort named with its line", p.returncode == 1 and "cohort.csv:4" in p.stderr
+          and "nope.nii.gz" in p.stderr and not os.path.exists(os.path.join(wd, "bad.csv")), p.stderr.strip()[:200])
+
+    if failures:
+        print(f"{len(failures)} checks failed: {failures[:6]}")
+        return 1
+    print("all CLI checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

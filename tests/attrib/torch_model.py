@@ -1,0 +1,90 @@
+"""Builds a PyTorch network from a cbctiq model directory (model.json +
+weights.safetensors) with nothing but json, numpy and torch, for the
+attribution oracles. Layers run in model.json order; `forward_layers`
+returns every layer's output so that tests can hook any target layer."""
+import json
+import struct
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+DTYPES = {"F32": np.float32, "F64": np.float64, "I64": np.int64, "F16": np.float16}
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        raw = f.read()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    base = 8 + n
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        b, e = info["data_offsets"]
+        arr = np.frombuffer(raw[base + b:base + e], dtype=DTYPES[info["dtype"]])
+        out[name] = arr.reshape(info["shape"]).copy()
+    return out
+
+
+def write_safetensors(path, tensors):
+    header, blobs, off = {}, [], 0
+    for name, arr in tensors.items():
+        arr = np.asarray(arr)  # ascontiguousarray would turn a 0-d scalar into shape [1]
+        dt = {np.dtype(np.float32): "F32", np.dtype(np.int64): "I64"}[arr.dtype]
+        header[name] = {"dtype": dt, "shape": list(arr.shape), "data_offsets": [off, off + arr.nbytes]}
+        blobs.append(arr.tobytes())
+        off += arr.nbytes
+    h = json.dumps(header).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+class Net:
+    def __init__(self, model_dir):
+        with open(f"{model_dir}/model.json") as f:
+            self.spec = json.load(f)
+        w = read_safetensors(f"{model_dir}/weights.safetensors")
+        self.t = {k: torch.from_numpy(v.astype(np.float32)) for k, v in w.items()
+                  if not k.endswith("num_batches_tracked")}
+        self.layers = self.spec["layers"]
+        self.names = [l["name"] for l in self.layers]
+
+    def index(self, name):
+        return self.names.index(name)
+
+    def _layer(self, l, x):
+        n, t = l["name"], l["type"]
+        if t == "conv2d":
+            return F.conv2d(x, self.t[n + ".weight"], self.t.get(n + ".bias") if l.get("bias") else None,
+                            stride=tuple(l["stride"]), padding=tuple(l["padding"]))
+        if t == "batchnorm2d":
+            return F.batch_norm(x, self.t[n + ".running_mean"], self.t[n + ".running_var"],
+                                self.t[n + ".weight"], self.t[n + ".bias"], training=False,
+                                eps=l.get("eps", 1e-5))
+        if t == "relu":
+            return F.relu(x)
+        if t == "leaky_relu":
+            return F.leaky_relu(x, l.get("negative_slope", 0.01))
+        if t == "maxpool2d":
+            return F.max_pool2d(x, tuple(l["kernel_size"]), tuple(l["stride"]), tuple(l["padding"]))
+        if t == "avgpool2d":
+            return F.avg_pool2d(x, tuple(l["kernel_size"]), tuple(l["stride"]), tuple(l["padding"]))
+        if t == "global_avgpool":
+            return x.mean(dim=(2, 3), keepdim=True)
+        if t == "dropout":
+            return x  # eval mode
+        if t == "linear":
+            return F.linear(x.flatten(1), self.t[n + ".weight"], self.t.get(n + ".bias") if l.get("bias") else None)
+        raise ValueError(f"layer type {t}")
+
+    def forward_layers(self, x, keep=None):
+        """Returns (output, activation of layer `keep`)."""
+        kept = None
+        for i, l in enumerate(self.layers):
+            x = self._layer(l, x)
+            if i == keep:
+                kept = x
+        return x, kept

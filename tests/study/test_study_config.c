@@ -1,0 +1,170 @@
+/* test_study_config.c - the study configuration: defaults, the printed full
+ * config reads back to the same options, unknown keys and bad values fail
+ * naming the key, and each option changes the identity of exactly the stages
+ * documented to read it. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "cbctiq/study.h"
+
+static void test_defaults_round_trip(void **state)
+{
+    (void)state;
+    cbq_study_config a, b;
+    cbq_study_config_defaults(&a);
+    assert_int_equal(a.train.epochs > 0, 1);
+    assert_string_equal(a.categories, "parotid,submandibular,larynx,mandible,overall");
+    char *json = cbq_study_config_json(&a);
+    assert_non_null(json);
+    /* Reading the printed config over a differently initialised one restores it. */
+    memset(&b, 0x5a, sizeof b);
+    cbq_study_config_defaults(&b);
+    b.train.epochs = 99;
+    snprintf(b.categories, sizeof b.categories, "x");
+    cbq_error err = {0};
+    assert_int_equal(cbq_study_config_parse(&b, json, "printed", NULL, &err), CBQ_OK);
+    assert_memory_equal(&a, &b, sizeof a);
+    free(json);
+}
+
+static void expect_error(const char *json, const char *needle)
+{
+    cbq_study_config cfg;
+    cbq_study_config_defaults(&cfg);
+    cbq_error err = {0};
+    int rc = cbq_study_config_parse(&cfg, json, "study.json", NULL, &err);
+    assert_int_not_equal(rc, CBQ_OK);
+    if (!strstr(err.msg, needle))
+        fail_msg("message '%s' lacks '%s'", err.msg, needle);
+    assert_non_null(strstr(err.msg, "study.json"));
+}
+
+static void test_errors_name_the_key(void **state)
+{
+    (void)state;
+    expect_error("{\"train\": {\"epoch\": 3}}", "train.epoch");
+    expect_error("{\"trian\": {}}", "trian");
+    expect_error("{\"train\": {\"epochs\": 0}}", "train.epochs");
+    expect_error("{\"train\": {\"epochs\": 2.5}}", "train.epochs");
+    expect_error("{\"train\": {\"epochs\": \"3\"}}", "train.epochs");
+    expect_error("{\"train\": 3}", "train");
+    expect_error("{\"train\": {\"slices\": \"some\"}}", "train.slices");
+    expect_error("{\"train\": {\"augment\": 1}}", "train.augment");
+    expect_error("{\"categories\": []}", "categories");
+    expect_error("{\"categories\": [\"a,b\"]}", "categories");
+    expect_error("{\"train\": {\"hu_min\": 500, \"hu_max\": 100}}", "train.hu_max");
+    expect_error("{\"cohort\": {\"split_train\": 0.9, \"split_val\": 0.2}}", "split");
+    expect_error("{\"seed\": -1}", "seed");
+    expect_error("[1, 2]", "object");
+    expect_error("{\n\"seed\": 1,\n oops}", "line 3");
+}
+
+static void test_values_and_paths(void **state)
+{
+    (void)state;
+    cbq_study_config cfg;
+    cbq_study_config_defaults(&cfg);
+    cbq_error err = {0};
+    const char *json = "{\"seed\": 42, \"categories\": [\"a\", \"b\"],"
+                       " \"cohort\": {\"csv\": \"data/cohort.csv\", \"simulate\": {\"volumes\": 12}},"
+                       " \"train\": {\"model\": \"/abs/model\", \"augment\": false, \"lr\": 0.01}}";
+    assert_int_equal(cbq_study_config_parse(&cfg, json, "s.json", "conf", &err), CBQ_OK);
+    assert_int_equal(cfg.seed, 42);
+    assert_string_equal(cfg.categories, "a,b");
+    assert_string_equal(cfg.cohort.csv, "conf/data/cohort.csv");
+    assert_string_equal(cfg.train.model, "/abs/model");
+    assert_int_equal(cfg.cohort.simulate.volumes, 12);
+    assert_int_equal(cfg.train.augment, 0);
+    assert_true(cfg.train.lr == 0.01);
+    char names[16][64];
+    assert_int_equal(cbq_study_categories(&cfg, names, 16), 2);
+    assert_string_equal(names[1], "b");
+}
+
+/* Hash of every stage under cfg. */
+static void all_hashes(const cbq_study_config *cfg, char h[CBQ_STAGE_COUNT][65])
+{
+    for (int s = 0; s < CBQ_STAGE_COUNT; s++)
+        cbq_study_config_stage_hash(cfg, (cbq_study_stage)s, h[s]);
+}
+
+/* Which stages' option hashes change when `json` is applied. */
+static unsigned changed_by(const char *json)
+{
+    cbq_study_config a, b;
+    cbq_study_config_defaults(&a);
+    cbq_study_config_defaults(&b);
+    cbq_error err = {0};
+    assert_int_equal(cbq_study_config_parse(&b, json, "t", NULL, &err), CBQ_OK);
+    char ha[CBQ_STAGE_COUNT][65], hb[CBQ_STAGE_COUNT][65];
+    all_hashes(&a, ha);
+    all_hashes(&b, hb);
+    unsigned mask = 0;
+    for (int s = 0; s < CBQ_STAGE_COUNT; s++)
+        if (strcmp(ha[s], hb[s]) != 0)
+            mask |= 1u << s;
+    return mask;
+}
+
+#define BIT(s) (1u << CBQ_STAGE_##s)
+
+static void test_stage_hashes_follow_dependencies(void **state)
+{
+    (void)state;
+    assert_int_equal(changed_by("{\"atypical\": {\"mad_threshold\": 3}}"), BIT(ATYPICAL));
+    assert_int_equal(changed_by("{\"train\": {\"epochs\": 3}}"), BIT(TRAIN));
+    assert_int_equal(changed_by("{\"stats\": {\"bootstrap\": 99}}"), BIT(STATS));
+    assert_int_equal(changed_by("{\"report\": {\"title\": \"x\"}}"), BIT(REPORT));
+    assert_int_equal(changed_by("{\"attrib\": {\"save_maps\": false}}"), BIT(ATTRIB));
+    assert_int_equal(changed_by("{\"cohort\": {\"simulate\": {\"slices\": 20}}}"), BIT(COHORT));
+    /* Run options never change a stage's identity. */
+    assert_int_equal(changed_by("{\"threads\": 1, \"quiet\": true, \"out\": \"elsewhere\"}"), 0);
+    assert_int_equal(changed_by("{\"seed\": 5}"), BIT(COHORT) | BIT(TRAIN) | BIT(STATS));
+    /* Unchanged value: nothing changes. */
+    assert_int_equal(changed_by("{\"train\": {\"epochs\": 12}}") & BIT(TRAIN),
+                     changed_by("{}") & BIT(TRAIN));
+}
+
+static void test_load_file_resolves_relative_to_it(void **state)
+{
+    (void)state;
+    const char *base = getenv("CBQ_TEST_TMP");
+    char dir[1024], path[1100];
+    snprintf(dir, sizeof dir, "%s/study_config", base ? base : "tmp");
+    snprintf(path, sizeof path, "%s/study.json", dir);
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("{\"cohort\": {\"csv\": \"c.csv\"}}", fp);
+    fclose(fp);
+    cbq_study_config cfg;
+    cbq_study_config_defaults(&cfg);
+    cbq_error err = {0};
+    assert_int_equal(cbq_study_config_load(&cfg, path, &err), CBQ_OK);
+    char want[1200];
+    snprintf(want, sizeof want, "%s/c.csv", dir);
+    assert_string_equal(cfg.cohort.csv, want);
+    snprintf(path, sizeof path, "%s/missing.json", dir);
+    assert_int_equal(cbq_study_config_load(&cfg, path, &err), CBQ_ERR_IO);
+    assert_non_null(strstr(err.msg, "missing.json"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults_round_trip),
+        cmocka_unit_test(test_errors_name_the_key),
+        cmocka_unit_test(test_values_and_paths),
+        cmocka_unit_test(test_stage_hashes_follow_dependencies),
+        cmocka_unit_test(test_load_file_resolves_relative_to_it),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
