@@ -99,10 +99,14 @@ static double acceleration(const double *jack, size_t n)
 static void bca_interval(const double *sorted, size_t m, double theta_hat, const double *jack,
                          size_t n, double conf, cbq_boot *out)
 {
+    /* Resamples often reproduce theta_hat exactly in theory (ranks are
+     * discrete); values within 1e-12 of it count as equal so that rounding
+     * in the last bit cannot move z0. SciPy compares exactly. */
+    double tol = 1e-12 * fmax(1.0, fabs(theta_hat));
     size_t below = 0, at_or_below = 0;
     for (size_t i = 0; i < m; i++) {
-        below += sorted[i] < theta_hat;
-        at_or_below += sorted[i] <= theta_hat;
+        below += sorted[i] < theta_hat - tol;
+        at_or_below += sorted[i] <= theta_hat + tol;
     }
     double frac = (double)(below + at_or_below) / (2.0 * (double)m);
     out->z0 = gsl_cdf_ugaussian_Pinv(frac);

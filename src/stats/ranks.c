@@ -2,7 +2,7 @@
  * precomputed ordering that ranks any multiset of a sample's points in O(n):
  * the kernel under leave-one-out, bootstrap and jackknife, which otherwise
  * would re-sort for every subsample. */
-#include "cbctiq/stats.h"
+#include "stats_internal.h"
 
 #include <gsl/gsl_sort.h>
 #include <math.h>
@@ -93,8 +93,5 @@ double cbq_spearman_counts(const cbq_rank_plan *px, const cbq_rank_plan *py,
         sxx += c * dx * dx;
         syy += c * dy * dy;
     }
-    if (sxx == 0.0 || syy == 0.0)
-        return NAN;
-    double r = sxy / (sqrt(sxx) * sqrt(syy));
-    return r > 1.0 ? 1.0 : r < -1.0 ? -1.0 : r;
+    return stats_r_from_sums(sxy, sxx, syy);
 }

@@ -14,6 +14,9 @@ void stats_gsl_quiet(void);
  * constant. */
 double stats_pearson_r(const double *x, const double *y, size_t n);
 
+/* sxy / sqrt(sxx syy) clipped to [-1, 1]; NaN when sxx or syy is 0. */
+double stats_r_from_sums(double sxy, double sxx, double syy);
+
 /* 1 if every x[i] equals x[0]. */
 int stats_is_constant(const double *x, size_t n);
 
