@@ -19,7 +19,8 @@ seed=3
 
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; cbctiq threads: $threads"
 echo "SciPy $($py -c 'import scipy; print(scipy.__version__)'), NumPy $($py -c 'import numpy; print(numpy.__version__)')"
-printf '%-6s %12s %12s %9s   %s\n' n cbctiq_s scipy_s ratio check
+echo "wall = best of 3 runs of the whole command (process start and file I/O included); cpu = user + sys seconds"
+printf '%-6s %9s %9s %9s %9s %9s %9s   %s\n' n cbq_wall cbq_cpu scipy_wall scipy_cpu wall_x cpu_x check
 for n in 16 1000; do
   $py - "$work" "$n" <<'PY'
 import sys, numpy as np
@@ -35,12 +36,14 @@ with open(f"{work}/both.csv", "w") as f:
     f.write("ae,consensus\n" + "".join(f"{x[i]!r},{y[i]!r}\n" for i in range(n)))
 PY
   best=1e9
+  best_cpu=1e9
   for rep in 1 2 3; do
-    t0=$(date +%s.%N)
-    "$cbctiq" correlate --x "$work/ae.csv:ae" --y "$work/consensus.csv:consensus" --out "$work/stats.json" \
+    /usr/bin/time -o "$work/time" -f "%e %U %S" \
+      "$cbctiq" correlate --x "$work/ae.csv:ae" --y "$work/consensus.csv:consensus" --out "$work/stats.json" \
       --n-boot $n_boot --n-perm $n_perm --seed $seed --threads "$threads" --quiet
-    t1=$(date +%s.%N)
-    best=$(echo "$t1 - $t0" | bc -l | awk -v b="$best" '{print ($1 < b) ? $1 : b}')
+    read -r wall user sys < "$work/time"
+    best=$(awk -v a="$wall" -v b="$best" 'BEGIN{print (a < b) ? a : b}')
+    best_cpu=$(awk -v u="$user" -v s="$sys" -v b="$best_cpu" 'BEGIN{c = u + s; print (c < b) ? c : b}')
   done
   peer=$($py "$here/peer_scipy_stats.py" "$work/both.csv" $n_boot $n_perm $seed)
   check=$($py - "$work/stats.json" "$peer" <<'PY'
@@ -56,6 +59,9 @@ print(("ok" if ok else "MISMATCH") + f" rho={c['rho']:.6f} p={c['p']:.3g} p_perm
 PY
 )
   scipy_s=$(echo "$peer" | $py -c 'import json,sys; print(json.load(sys.stdin)["seconds"])')
-  ratio=$(echo "$scipy_s / $best" | bc -l)
-  printf '%-6s %12.4f %12.4f %8.1fx   %s\n' "$n" "$best" "$scipy_s" "$ratio" "$check"
+  scipy_cpu=$(echo "$peer" | $py -c 'import json,sys; print(json.load(sys.stdin)["cpu_seconds"])')
+  ratio=$(awk -v a="$scipy_s" -v b="$best" 'BEGIN{print a / b}')
+  ratio_cpu=$(awk -v a="$scipy_cpu" -v b="$best_cpu" 'BEGIN{print a / (b > 0.005 ? b : 0.005)}')
+  printf '%-6s %9.3f %9.3f %9.3f %9.3f %8.1fx %8.1fx   %s\n' "$n" "$best" "$best_cpu" "$scipy_s" "$scipy_cpu" \
+    "$ratio" "$ratio_cpu" "$check"
 done

@@ -30,6 +30,7 @@ def main():
     y = np.array([float(r["consensus"]) for r in rows])
     n = len(x)
     t0 = time.perf_counter()
+    c0 = time.process_time()
     sp = stats.spearmanr(x, y)
     loo = [stats.spearmanr(np.delete(x, i), np.delete(y, i)) for i in range(n)]
     rng = np.random.default_rng(seed)
@@ -46,7 +47,8 @@ def main():
     pe = stats.pearsonr(x, y)
     ke = stats.kendalltau(x, y)
     elapsed = time.perf_counter() - t0
-    print(json.dumps({"seconds": elapsed, "rho": float(sp.statistic), "p": float(sp.pvalue),
+    cpu = time.process_time() - c0
+    print(json.dumps({"seconds": elapsed, "cpu_seconds": cpu, "rho": float(sp.statistic), "p": float(sp.pvalue),
                       "loo_median_rho": float(np.median([r.statistic for r in loo])),
                       "bca": [float(boot.confidence_interval.low), float(boot.confidence_interval.high)],
                       "p_perm": float(perm.pvalue), "pearson_p": float(pe.pvalue),

@@ -46,7 +46,8 @@ static int draw_resamples(const double *x, const double *y, size_t n, size_t n_b
         rc = cbq_rank_plan_init(&py, y, n, err);
     int nomem = 0;
     if (rc == CBQ_OK) {
-#pragma omp parallel
+        int parallel = (double)n_boot * (double)n >= STATS_PARALLEL_MIN_WORK;
+#pragma omp parallel if (parallel)
         {
             uint32_t *counts = malloc(n * sizeof *counts);
             double *rx = malloc(2 * n * sizeof *rx);
@@ -60,9 +61,10 @@ static int draw_resamples(const double *x, const double *y, size_t n, size_t n_b
                     continue;
                 cbq_rng rng;
                 cbq_rng_stream(&rng, seed, BOOT_STREAM_BASE + b);
+                stats_draw32 draw = {.rng = &rng};
                 memset(counts, 0, n * sizeof *counts);
                 for (size_t j = 0; j < n; j++) {
-                    uint32_t k = (uint32_t)cbq_rng_below(&rng, n);
+                    uint32_t k = stats_below32(&draw, (uint32_t)n);
                     counts[k]++;
                     if (dump_idx)
                         dump_idx[b * n + j] = k;

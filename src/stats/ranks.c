@@ -62,6 +62,13 @@ void cbq_rank_plan_ranks(const cbq_rank_plan *plan, const uint32_t *counts, doub
     uint64_t before = 0; /* copies with a smaller value */
     for (size_t k = 0; k < plan->n;) {
         size_t end = plan->group_end[k];
+        if (end == k + 1) { /* untied value: the common case, one gather */
+            uint32_t c = counts[order[k]];
+            ranks[order[k]] = c ? (double)before + 0.5 * (double)(c + 1) : 0.0;
+            before += c;
+            k = end;
+            continue;
+        }
         uint64_t in_group = 0;
         for (size_t j = k; j < end; j++)
             in_group += counts[order[j]];
