@@ -146,6 +146,13 @@ def main():
             row = [t for t in table if t["category"] == cat and t["rater"] == r]
             if len(row) != 1 or abs(float(row[0]["value"]) - sp.statistic) > 1e-12:
                 failures.append(f"agreement.csv row {cat} {r}")
+    # correlate --ratings puts the same agreement section into stats.json
+    sp_ = os.path.join(a.workdir, "stats.json")
+    subprocess.run([a.cbctiq, "correlate", "--x", cp + ":consensus", "--y", cp + ":consensus", "--out", sp_,
+                    "--n-boot", "10", "--n-perm", "10", "--ratings", rp, "--raters", wp], check=True)
+    with open(sp_) as f:
+        if json.load(f).get("agreement") != doc:
+            failures.append("stats.json agreement section differs from agreement.json")
     for f_ in failures[:40]:
         print("FAIL:", f_)
     print(f"{len(failures)} failures")
