@@ -2,7 +2,7 @@
  * Python oracle scripts: it dumps what cbctiq reads (voxels as raw float32 +
  * geometry as text) and writes volumes from raw float32 input.
  *
- *   io_dump read IN OUT_PREFIX          -> OUT_PREFIX.raw, OUT_PREFIX.txt
+ *   io_dump read IN OUT_PREFIX          -> OUT_PREFIX.raw, OUT_PREFIX.txt (NIfTI or DICOM)
  *   io_dump write RAW NX NY NZ A00..A23 DTYPE OUT.nii[.gz]
  *   io_dump canon IN OUT_PREFIX         -> the volume on the canonical grid
  *   io_dump slices IN H W HU_MIN HU_MAX OUT.raw   -> all canonical axial slices
@@ -18,6 +18,7 @@
 #include "cbctiq/orient.h"
 #include "cbctiq/slices.h"
 #include "cbctiq/volume.h"
+#include "cbctiq/volume_io.h"
 
 static int fail(const cbq_error *err)
 {
@@ -51,7 +52,7 @@ static int cmd_read(int argc, char **argv)
         return 2;
     cbq_volume vol;
     cbq_error err = {0};
-    if (cbq_nifti_read(&vol, argv[2], &err) != CBQ_OK)
+    if (cbq_volume_load(&vol, NULL, argv[2], NULL, &err) != CBQ_OK)
         return fail(&err);
     int rc = dump(&vol, argv[3]);
     cbq_volume_free(&vol);
