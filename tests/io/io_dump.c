@@ -7,6 +7,8 @@
  *   io_dump canon IN OUT_PREFIX         -> the volume on the canonical grid
  *   io_dump slices IN H W HU_MIN HU_MAX OUT.raw   -> all canonical axial slices
  *   io_dump unmap IN H W MAPS.raw OUT.nii         -> maps [nz][H][W] back onto IN's grid
+ *   io_dump structures IMAGE MASKS OUT_PREFIX      -> OUT_PREFIX.<category>.raw (uint8)
+ *       MASKS: a label NIfTI (labels.json sidecar) or an RTSTRUCT file
  *
  * OUT_PREFIX.txt: line 1 "nx ny nz", line 2 spacing, lines 3-6 affine rows.
  */
@@ -17,6 +19,7 @@
 #include "cbctiq/nifti.h"
 #include "cbctiq/orient.h"
 #include "cbctiq/slices.h"
+#include "cbctiq/structures.h"
 #include "cbctiq/volume.h"
 #include "cbctiq/volume_io.h"
 
@@ -184,8 +187,44 @@ static int cmd_unmap(int argc, char **argv)
     return rc;
 }
 
+static int cmd_structures(int argc, char **argv)
+{
+    if (argc != 5)
+        return 2;
+    cbq_volume vol;
+    cbq_volume_source src;
+    cbq_error err = {0};
+    if (cbq_volume_load(&vol, &src, argv[2], NULL, &err) != CBQ_OK)
+        return fail(&err);
+    cbq_structures st;
+    int rc = cbq_path_is_nifti(argv[3])
+                 ? cbq_structures_from_labels(&st, &vol, argv[3], NULL, &err)
+                 : cbq_structures_from_rtstruct(&st, &vol, src.kind == CBQ_SOURCE_DICOM
+                                                              ? &src.dicom.info : NULL,
+                                                argv[3], &err);
+    if (rc != CBQ_OK) {
+        cbq_volume_free(&vol);
+        return fail(&err);
+    }
+    for (int s = 0; s < CBQ_STRUCT_COUNT && !rc; s++) {
+        if (!st.mask[s])
+            continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s.%s.raw", argv[4], cbq_structure_name(s));
+        FILE *fp = fopen(path, "wb");
+        size_t n = cbq_volume_count(&vol);
+        rc = !fp || fwrite(st.mask[s], 1, n, fp) != n || fclose(fp) != 0;
+        printf("%s: %s\n", cbq_structure_name(s), st.sources[s]);
+    }
+    cbq_structures_free(&st);
+    cbq_volume_free(&vol);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "structures") == 0)
+        return cmd_structures(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "canon") == 0)
         return cmd_canon(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "slices") == 0)
