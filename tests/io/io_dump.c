@@ -9,6 +9,7 @@
  *   io_dump unmap IN H W MAPS.raw OUT.nii         -> maps [nz][H][W] back onto IN's grid
  *   io_dump structures IMAGE MASKS OUT_PREFIX      -> OUT_PREFIX.<category>.raw (uint8)
  *       MASKS: a label NIfTI (labels.json sidecar) or an RTSTRUCT file
+ *   io_dump png IMAGE MASKS|- K OUT.png            -> canonical axial slice K with outlines
  *
  * OUT_PREFIX.txt: line 1 "nx ny nz", line 2 spacing, lines 3-6 affine rows.
  */
@@ -18,6 +19,7 @@
 
 #include "cbctiq/nifti.h"
 #include "cbctiq/orient.h"
+#include "cbctiq/png.h"
 #include "cbctiq/slices.h"
 #include "cbctiq/structures.h"
 #include "cbctiq/volume.h"
@@ -221,8 +223,56 @@ static int cmd_structures(int argc, char **argv)
     return rc;
 }
 
+static int cmd_png(int argc, char **argv)
+{
+    if (argc != 6)
+        return 2;
+    cbq_volume vol, canon;
+    cbq_reorient xf;
+    cbq_volume_source src;
+    cbq_error err = {0};
+    if (cbq_volume_load(&vol, &src, argv[2], NULL, &err) != CBQ_OK)
+        return fail(&err);
+    cbq_structures st = {0};
+    int rc = CBQ_OK;
+    if (strcmp(argv[3], "-") != 0)
+        rc = cbq_path_is_nifti(argv[3]) ? cbq_structures_from_labels(&st, &vol, argv[3], NULL, &err)
+                                        : cbq_structures_from_rtstruct(&st, &vol, NULL, argv[3], &err);
+    if (rc == CBQ_OK)
+        rc = cbq_volume_canonical(&canon, &vol, &xf, &err);
+    if (rc == CBQ_OK) {
+        /* masks follow the image to the canonical grid */
+        for (int s = 0; s < CBQ_STRUCT_COUNT && rc == CBQ_OK; s++) {
+            if (!st.mask[s])
+                continue;
+            cbq_volume m, mc;
+            rc = cbq_volume_alloc(&m, vol.nx, vol.ny, vol.nz, vol.spacing, 0, &err);
+            if (rc != CBQ_OK)
+                break;
+            memcpy(m.affine, vol.affine, sizeof m.affine);
+            for (size_t i = 0; i < cbq_volume_count(&vol); i++)
+                m.data[i] = st.mask[s][i];
+            rc = cbq_volume_canonical(&mc, &m, NULL, &err);
+            for (size_t i = 0; rc == CBQ_OK && i < cbq_volume_count(&vol); i++)
+                st.mask[s][i] = mc.data[i] != 0;
+            cbq_volume_free(&m);
+            if (rc == CBQ_OK)
+                cbq_volume_free(&mc);
+        }
+        if (rc == CBQ_OK)
+            rc = cbq_png_axial(argv[5], &canon, strtoul(argv[4], NULL, 10), -300, 700, &st, 2,
+                               &err);
+        cbq_volume_free(&canon);
+    }
+    cbq_structures_free(&st);
+    cbq_volume_free(&vol);
+    return rc == CBQ_OK ? 0 : fail(&err);
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "png") == 0)
+        return cmd_png(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "structures") == 0)
         return cmd_structures(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "canon") == 0)
