@@ -54,7 +54,10 @@ struct SliceHeader {
     double spacing[2] = {0, 0}; /* PixelSpacing: between rows, between columns */
     double thickness = 0;
     long frames = 1;
-    unsigned samples = 1;
+    unsigned samples = 1, bits = 0;
+    bool encapsulated = false;
+    unsigned long pixel_bytes = 0; /* PixelData value length (native data) */
+    unsigned long long file_bytes = 0;
     double along = 0; /* position along the slice normal */
 };
 
@@ -84,11 +87,28 @@ bool get_doubles(DcmItem *item, const DcmTagKey &tag, double *out, int n)
     return true;
 }
 
-Kind read_header(const std::string &path, SliceHeader &h, DcmFileFormat &ff)
+bool has_dicm_magic(const char *path)
+{
+    FILE *fp = std::fopen(path, "rb");
+    if (!fp)
+        return false;
+    unsigned char buf[132];
+    size_t got = std::fread(buf, 1, sizeof buf, fp);
+    std::fclose(fp);
+    return got == sizeof buf && std::memcmp(buf + 128, "DICM", 4) == 0;
+}
+
+/* A file that says it is DICOM but does not parse is an error, not noise:
+ * silently dropping it could drop a slice of the series. */
+Kind read_header(const std::string &path, SliceHeader &h, DcmFileFormat &ff, std::string *damage)
 {
     /* Values longer than 4 KiB (pixel data) stay on disk. */
-    if (ff.loadFile(path.c_str(), EXS_Unknown, EGL_noChange, 4096, ERM_autoDetect).bad())
+    OFCondition cond = ff.loadFile(path.c_str(), EXS_Unknown, EGL_noChange, 4096, ERM_autoDetect);
+    if (cond.bad()) {
+        if (damage && has_dicm_magic(path.c_str()))
+            *damage = cond.text();
         return Kind::not_dicom;
+    }
     DcmDataset *ds = ff.getDataset();
     h.path = path;
     h.series_uid = get_str(ds, DCM_SeriesInstanceUID);
@@ -101,9 +121,17 @@ Kind read_header(const std::string &path, SliceHeader &h, DcmFileFormat &ff)
         h.cols = u16;
     if (ds->findAndGetUint16(DCM_SamplesPerPixel, u16).good())
         h.samples = u16;
+    if (ds->findAndGetUint16(DCM_BitsAllocated, u16).good())
+        h.bits = u16;
     Sint32 frames;
     if (ds->findAndGetSint32(DCM_NumberOfFrames, frames).good())
         h.frames = frames;
+    h.encapsulated = DcmXfer(ds->getOriginalXfer()).isEncapsulated();
+    DcmElement *px = nullptr;
+    if (ds->findAndGetElement(DCM_PixelData, px).good() && px)
+        h.pixel_bytes = px->getLength();
+    std::error_code ec;
+    h.file_bytes = fs::file_size(path, ec);
     h.has_ipp = get_doubles(ds, DCM_ImagePositionPatient, h.ipp, 3);
     h.has_iop = get_doubles(ds, DCM_ImageOrientationPatient, h.iop, 6);
     h.has_spacing = get_doubles(ds, DCM_PixelSpacing, h.spacing, 2);
@@ -165,7 +193,11 @@ int scan_folder(Scan &scan, const std::string &folder, cbq_error *err)
     for (const std::string &f : files) {
         SliceHeader h;
         DcmFileFormat ff;
-        Kind kind = read_header(f, h, ff);
+        std::string damage;
+        Kind kind = read_header(f, h, ff, &damage);
+        if (!damage.empty())
+            return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: damaged DICOM file: %s", f.c_str(),
+                            damage.c_str());
         if (kind == Kind::not_dicom) {
             scan.n_not_dicom++;
             continue;
@@ -214,6 +246,18 @@ int check_slice_headers(const std::vector<SliceHeader> &s, cbq_error *err)
         if (h.rows == 0 || h.cols == 0)
             return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: Rows/Columns missing or zero",
                             h.path.c_str());
+        if (h.bits != 8 && h.bits != 16 && h.bits != 32)
+            return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: BitsAllocated = %u, expected 8, 16 or 32",
+                            h.path.c_str(), h.bits);
+        /* Before anything is allocated: the pixel data must be able to hold
+         * Rows x Columns (compressed data cannot expand beyond ~1100:1). */
+        double need = (double)h.rows * h.cols * (h.bits / 8);
+        if ((!h.encapsulated && (double)h.pixel_bytes < need) ||
+            (h.encapsulated && need > 1100.0 * (double)h.file_bytes + 65536.0))
+            return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                            "%s: pixel data (%lu bytes) too short for %ux%u pixels of %u bits: "
+                            "truncated or damaged file", h.path.c_str(), h.pixel_bytes, h.cols,
+                            h.rows, h.bits);
         if (!h.has_ipp || !h.has_iop)
             return CBQ_FAIL(err, CBQ_ERR_FORMAT,
                             "%s: ImagePositionPatient or ImageOrientationPatient missing or not "
@@ -408,7 +452,10 @@ int locate(std::string &folder, std::string &uid, const char *path, const char *
         return CBQ_FAIL(err, CBQ_ERR_IO, "%s: no such file or folder", path);
     SliceHeader h;
     DcmFileFormat ff;
-    Kind kind = read_header(path, h, ff);
+    std::string damage;
+    Kind kind = read_header(path, h, ff, &damage);
+    if (!damage.empty())
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: damaged DICOM file: %s", path, damage.c_str());
     if (kind == Kind::not_dicom)
         return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: not a DICOM file", path);
     if (kind == Kind::no_pixels)
@@ -662,15 +709,7 @@ extern "C" int cbq_dicom_read_series(cbq_volume *vol, cbq_dicom_meta *meta, cons
 extern "C" int cbq_dicom_looks_like(const char *path)
 {
     std::error_code ec;
-    if (fs::is_directory(path, ec))
-        return 1;
-    FILE *fp = std::fopen(path, "rb");
-    if (!fp)
-        return 0;
-    unsigned char buf[132];
-    size_t got = std::fread(buf, 1, sizeof buf, fp);
-    std::fclose(fp);
-    return got == sizeof buf && std::memcmp(buf + 128, "DICM", 4) == 0;
+    return fs::is_directory(path, ec) || has_dicm_magic(path);
 }
 
 extern "C" int cbq_rtstruct_read(cbq_rtstruct *rs, const char *path, cbq_error *err)

@@ -8,6 +8,7 @@
 #include "cbctiq/nifti.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -467,6 +468,30 @@ static int read_voxels(gzFile gz, cbq_volume *vol, const cbq_nifti_header *h, co
     return rc;
 }
 
+/* Before allocating: can the file hold what the header promises? Plain
+ * files must hold every byte; deflate cannot expand more than ~1032:1. */
+static int check_file_size(gzFile gz, const cbq_nifti_header *h, const char *path,
+                           cbq_error *err)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return CBQ_OK; /* it was opened; the reads will tell */
+    double size = (double)st.st_size, need = (double)h->vox_offset + (double)h->data_bytes;
+    if (gzdirect(gz) && need > size)
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                        "%s: truncated: the header promises %zu bytes of voxel data after offset "
+                        "%lld (%lldx%lldx%lld %s), the file has %.0f bytes",
+                        path, h->data_bytes, (long long)h->vox_offset, (long long)h->dim[1],
+                        (long long)h->dim[2], (long long)h->dim[3],
+                        cbq_nifti_dtype_name(h->datatype), size);
+    if (!gzdirect(gz) && need > 1100.0 * size + 65536.0)
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                        "%s: truncated or corrupt: %lldx%lldx%lld %s voxels cannot come from "
+                        "%.0f compressed bytes", path, (long long)h->dim[1], (long long)h->dim[2],
+                        (long long)h->dim[3], cbq_nifti_dtype_name(h->datatype), size);
+    return CBQ_OK;
+}
+
 int cbq_nifti_read_ex(cbq_volume *vol, cbq_nifti_header *hdr_out, const char *path,
                       cbq_error *err)
 {
@@ -475,6 +500,8 @@ int cbq_nifti_read_ex(cbq_volume *vol, cbq_nifti_header *hdr_out, const char *pa
     gzFile gz;
     CBQ_TRY(open_read(&gz, path, err));
     int rc = read_header_gz(gz, &h, path, err);
+    if (rc == CBQ_OK)
+        rc = check_file_size(gz, &h, path, err);
     if (rc == CBQ_OK) {
         rc = cbq_volume_alloc(vol, (size_t)h.dim[1], (size_t)h.dim[2], (size_t)h.dim[3], NULL, 0,
                               err);
