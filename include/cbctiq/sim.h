@@ -194,7 +194,9 @@ typedef struct {
 /* Latent quality of every category (continuous, 1..5) from its figures:
  * parotid and submandibular from CNR (noise and scatter's lost contrast),
  * larynx from edge sharpness (motion), mandible from streaks (metal),
- * overall from all of them and cupping. See docs/simulation.md. */
+ * overall from all of them and cupping. See docs/simulation.md. (The
+ * panel is binned with the voxel size at a fixed dose per pixel, so noise in
+ * HU hardly depends on the grid and needs no rescaling.) */
 void cbq_latent_quality(const cbq_fom fom[CBQ_CAT_COUNT], double q[CBQ_CAT_COUNT]);
 /* Draws n raters (weights by experience, bias, spread, use of the scale). */
 void cbq_raters_draw(cbq_rater *raters, size_t n, cbq_rng *rng);
