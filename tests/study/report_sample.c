@@ -226,12 +226,19 @@ int main(int argc, char **argv)
     TRY(cbq_report_section(r, "Grad-CAM overlays", &err));
     TRY(cbq_report_note(r, "Fixed colour scale across panels: map units are raw Grad-CAM values.", &err));
     static float images[3][SLICE * SLICE], maps[3][SLICE * SLICE];
+    static unsigned char masks[3][SLICE * SLICE];
     const char *ptitles[3] = {"highest AE: v07", "median AE: v03", "lowest AE: v12"};
     cbq_overlay_panel panels[3];
     for (int i = 0; i < 3; i++) {
         phantom_slice(images[i], (i - 1) * 3.0, &rng);
         blob_map(maps[i], SLICE * (0.35 + 0.15 * i), SLICE * 0.45, 0.012 / (i + 1));
-        panels[i] = (cbq_overlay_panel){.image = images[i], .map = maps[i], .width = SLICE, .height = SLICE,
+        for (int y = 0; y < SLICE; y++)
+            for (int x = 0; x < SLICE; x++) {
+                double dx = (x - SLICE * 0.3) / 9.0, dy = (y - SLICE * 0.45) / 13.0;
+                masks[i][y * SLICE + x] = dx * dx + dy * dy < 1.0; /* a "parotid" */
+            }
+        panels[i] = (cbq_overlay_panel){.image = images[i], .map = maps[i], .mask = masks[i], .width = SLICE,
+                                        .height = SLICE,
                                         .pixel_aspect = 1.0, .title = ptitles[i]};
     }
     cbq_montage mon = {.title = "parotid: Grad-CAM at the structure's level", .panels = panels, .n_panels = 3,
