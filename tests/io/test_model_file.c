@@ -162,6 +162,8 @@ static void test_missing_files(void **state)
     cbq_error err = {0};
     cbq_net *net = NULL;
     assert_int_equal(cbq_mkdir_p(path, &err), CBQ_OK);
+    snprintf(file, sizeof file, "%s/model.json", path);
+    remove(file); /* left by an earlier run */
     assert_int_equal(cbq_model_load(path, &net, 1, &err), CBQ_ERR_IO);
     assert_non_null(strstr(err.msg, "nofiles/model.json"));
     cbq_net *a = small_net(1);
