@@ -193,9 +193,14 @@ int cbq_attrib_volume(cbq_cam *cam, const float *slices, size_t nz,
 size_t cbq_randomise_n_steps(const cbq_net *net);
 /* Name of the layer re-initialised at step s (1-based). */
 const char *cbq_randomise_step_layer(const cbq_net *net, size_t step);
-/* Copies into `net` the freshly initialised tensors (PyTorch default init
- * drawn from `seed`, as cbq_net_create) of the top `steps` parametrised
- * layers; BN layers get fresh weight, bias and running statistics. */
+/* Copies into `net` the freshly initialised tensors (PyTorch default init,
+ * as cbq_net_create draws it from cbq_randomise_seed(seed)) of the top
+ * `steps` parametrised layers; BN layers get fresh weight, bias and running
+ * statistics. */
+/* The init seed used for randomisation seed `seed`: mixed so that a model
+ * initialised with `seed` itself (e.g. an untrained model from
+ * `cbctiq model init --seed 1`) is not "randomised" into itself. */
+uint64_t cbq_randomise_seed(uint64_t seed);
 int cbq_randomise_top(cbq_net *net, size_t steps, uint64_t seed, cbq_error *err);
 
 #ifdef __cplusplus

@@ -158,6 +158,29 @@ def main():
     check("resampled volume: map affine and shape equal the CT's",
           np.array_equal(img2.affine, nib.load(os.path.join(wd, "v2.nii.gz")).affine) and img2.shape == hu2.shape)
 
+    # --- sanity: the cascade's structure and two facts that hold by construction
+    san = os.path.join(wd, "sanity.csv")
+    p = run([a.cbctiq, "sanity", "--model", model, "--cohort", os.path.join(wd, "cohort.csv"), "--split", "test",
+             "--methods", "gradcam,eigencam", "--max-slices", "3", "--out", san, "--threads", "1", "--quiet"])
+    srows = list(csv.DictReader(open(san)))
+    n_param_layers = sum(l["type"] in ("conv2d", "batchnorm2d", "linear") for l in net.spec["layers"])
+    check("sanity rows = methods x steps x categories", len(srows) == 2 * n_param_layers * len(cats), str(len(srows)))
+    first = [r for r in srows if r["step"] == "1"]
+    check("step 1 re-initialises the head", all(r["layer"] == "head" for r in first))
+    top_down = [r["layer"] for r in srows if r["method"] == "gradcam" and r["category"] == cats[0]]
+    check("cascade runs from the output down", top_down == [l["name"] for l in reversed(net.spec["layers"])
+                                                            if l["type"] in ("conv2d", "batchnorm2d", "linear")])
+    # Eigen-CAM never looks at the head: its maps cannot change at step 1
+    check("eigencam unchanged when only the head is random",
+          all(float(r["median_spearman"]) == 1.0 and abs(float(r["median_ae_ratio"]) - 1) < 1e-12
+              for r in first if r["method"] == "eigencam"))
+    check("gradcam changes when the head is random",
+          any(float(r["median_spearman"]) < 0.999 for r in first if r["method"] == "gradcam"))
+    for meth in ("gradcam", "eigencam"):
+        last = [float(r["median_spearman"]) for r in srows if r["method"] == meth and r["step"] == str(n_param_layers)]
+        flags = {r["survives"] for r in srows if r["method"] == meth}
+        check(f"{meth}: one flag per method", len(flags) == 1)
+
     # --- bad input: clear errors, no output
     tiny = rng.normal(0, 100, (6, 6, 3)).astype(np.float32)
     nib.save(nib.Nifti1Image(tiny, aff), os.path.join(wd, "tiny.nii.gz"))
