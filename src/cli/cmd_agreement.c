@@ -84,7 +84,7 @@ int cli_agreement(int argc, char **argv)
                                          {"raters", required_argument, 0, 'w'},
                                          {"out", required_argument, 0, 'o'},
                                          {"json", required_argument, 0, 'j'},
-                                         {"quiet", no_argument, 0, 'q'},
+                                         {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *ratings = NULL, *raters = NULL, *out = NULL, *json = NULL;
     int c;
@@ -95,6 +95,7 @@ int cli_agreement(int argc, char **argv)
         case 'w': raters = optarg; break;
         case 'o': out = optarg; break;
         case 'j': json = optarg; break;
+        case 'h': fputs(cli_agreement_usage, stdout); return CLI_EXIT_OK;
         case 'q': break;
         default: return cli_usage_error("agreement", "unknown option");
         }

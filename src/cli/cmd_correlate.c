@@ -141,7 +141,7 @@ static int parse_args(correlate_args *a, int argc, char **argv)
         {"n-boot", required_argument, 0, 'B'},  {"n-perm", required_argument, 0, 'P'},
         {"exact-max-n", required_argument, 0, 'E'}, {"threads", required_argument, 0, 't'},
         {"ratings", required_argument, 0, 'R'}, {"raters", required_argument, 0, 'w'},
-        {"quiet", no_argument, 0, 'q'},         {0, 0, 0, 0}};
+        {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     uint64_t v;
     int c;
     optind = 1;
@@ -155,6 +155,7 @@ static int parse_args(correlate_args *a, int argc, char **argv)
         case 'W': a->where = optarg; break;
         case 'R': a->ratings = optarg; break;
         case 'w': a->raters = optarg; break;
+        case 'h': fputs(cli_correlate_usage, stdout); return -1;
         case 'q': a->common.quiet = 1; break;
         case 'g':
             if (a->n_given == MAX_GIVEN)
@@ -207,7 +208,7 @@ int cli_correlate(int argc, char **argv)
     a.opts.seed = a.common.seed;
     int st = parse_args(&a, argc, argv);
     if (st != CLI_EXIT_OK)
-        return st;
+        return st < 0 ? CLI_EXIT_OK : st; /* -1: --help printed */
     if (a.common.threads > 0)
         omp_set_num_threads(a.common.threads);
     cbq_error err = {0};

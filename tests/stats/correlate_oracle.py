@@ -345,6 +345,22 @@ def main():
     check(und["ok"]["rho"] is not None and und["ok"]["p_holm"] == und["ok"]["p"],
           "a single defined category is its own Holm family")
 
+    # --where keeps one method's rows of a table with several; --by none pools
+    rows = [(f"w{i}", m, repr(float(v))) for m, vals in (("gradcam", cases["n20"][0]), ("other", cases["n20"][1]))
+            for i, v in enumerate(vals)]
+    write_table(xp, rows, ["volume_id", "method", "ae"])
+    write_table(yp, [(f"w{i}", repr(float(v))) for i, v in enumerate(cases["n20"][1])], ["volume_id", "consensus"])
+    out = os.path.join(a.workdir, "where.json")
+    run(a.cbctiq, ["correlate", "--x", f"{xp}:ae", "--y", f"{yp}:consensus", "--out", out, "--by", "none",
+                   "--where", "method=gradcam", "--n-boot", "100", "--n-perm", "100"])
+    with open(out) as f:
+        w = json.load(f)["categories"]["all"]
+    close(w["rho"], float(stats.spearmanr(*cases["n20"]).statistic), "--where method=gradcam rho")
+    p = run(a.cbctiq, ["correlate", "--x", f"{xp}:ae", "--y", f"{yp}:consensus", "--out", out + "2",
+                       "--by", "none"], expect_rc=1)
+    check("duplicate row for volume 'w0'" in p.stderr and not os.path.exists(out + "2"),
+          f"two methods without --where: {p.stderr}")
+
     if failures:
         for f_ in failures[:50]:
             print("FAIL:", f_)
