@@ -9,7 +9,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-$here/../build}
 threads=${2:-$(nproc)}
-cbctiq=$build/src/cli/cbctiq
+cbctiq=$build/cbctiq
 py=/usr/bin/python3
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
