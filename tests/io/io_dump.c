@@ -155,7 +155,7 @@ static int cmd_unmap(int argc, char **argv)
 {
     if (argc != 7)
         return 2;
-    cbq_volume canon, back;
+    cbq_volume canon;
     cbq_reorient xf;
     if (read_canonical(&canon, &xf, argv[2]))
         return 1;
@@ -176,13 +176,8 @@ static int cmd_unmap(int argc, char **argv)
             if (cbq_slicer_unmap(&s, maps + k * plane, &canon, k, &err) != CBQ_OK)
                 rc = fail(&err);
         cbq_slicer_free(&s);
-        if (!rc && cbq_volume_uncanonical(&back, &canon, &xf, &err) != CBQ_OK)
+        if (!rc && cbq_map_write_source(argv[6], &canon, &xf, &err) != CBQ_OK)
             rc = fail(&err);
-        else if (!rc) {
-            if (cbq_nifti_write(argv[6], &back, CBQ_NIFTI_FLOAT32, &err) != CBQ_OK)
-                rc = fail(&err);
-            cbq_volume_free(&back);
-        }
     }
     free(maps);
     cbq_volume_free(&canon);
