@@ -735,12 +735,20 @@ int cbq_nifti_write(const char *path, const cbq_volume *vol, cbq_nifti_dtype dty
         return CBQ_FAIL(err, CBQ_ERR_IO, "%s: cannot create: %s", path,
                         errno ? strerror(errno) : "out of memory");
     gzbuffer(gz, 1 << 18);
+    errno = 0;
     int ok = write_body(gz, vol, (int)dtype);
-    int zerr = Z_OK;
-    const char *why = ok ? NULL : gzerror(gz, &zerr);
-    char reason[256];
-    snprintf(reason, sizeof reason, "%s", why ? why : (errno ? strerror(errno) : "write failed"));
-    ok &= gzclose(gz) == Z_OK;
+    char reason[256] = "";
+    if (!ok) {
+        int zerr = Z_OK;
+        const char *why = gzerror(gz, &zerr);
+        snprintf(reason, sizeof reason, "%s", zerr == Z_ERRNO && errno ? strerror(errno)
+                                               : why && *why ? why : "write failed");
+    }
+    int close_rc = gzclose(gz);
+    if (ok && close_rc != Z_OK) {
+        ok = 0;
+        snprintf(reason, sizeof reason, "%s", errno ? strerror(errno) : "close failed");
+    }
     if (!ok) {
         remove(tmp);
         return CBQ_FAIL(err, CBQ_ERR_IO, "%s: cannot write: %s", path, reason);
