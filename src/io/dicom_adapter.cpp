@@ -6,6 +6,7 @@
  * Not here: orientation changes (orient.c), rasterising contours (structures.c).
  */
 #include "cbctiq/dicom.h"
+#include "hugepages.h"
 
 #include <algorithm>
 #include <cmath>
@@ -369,6 +370,33 @@ void set_affine(cbq_volume *vol, const SliceHeader &first, const double normal[3
 
 /* ---- pixels --------------------------------------------------------------- */
 
+/* HU = stored * slope + intercept in double, rounded once to float. The
+ * common CT case (slope 1, whole intercept, 8/16-bit data) is exact in
+ * integer arithmetic, which vectorises. */
+template <typename T>
+void to_hu(const T *raw, size_t n, double slope, double inter, float *out)
+{
+    if (sizeof(T) <= 2 && slope == 1.0 && inter == std::floor(inter) && std::fabs(inter) < 1e6) {
+        int32_t off = (int32_t)inter;
+        for (size_t i = 0; i < n; i++)
+            out[i] = (float)((int32_t)raw[i] + off);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        out[i] = (float)((double)raw[i] * slope + inter);
+}
+
+void slice_range(const float *v, size_t n, float *lo, float *hi)
+{
+    float a = *lo, b = *hi;
+    for (size_t i = 0; i < n; i++) {
+        a = v[i] < a ? v[i] : a;
+        b = v[i] > b ? v[i] : b;
+    }
+    *lo = a;
+    *hi = b;
+}
+
 int decode_slice(const SliceHeader &h, float *out, double *slope_out, double *inter_out,
                  cbq_error *err)
 {
@@ -424,16 +452,18 @@ int decode_slice(const SliceHeader &h, float *out, double *slope_out, double *in
                         "%s: pixel data holds %lu bytes, %ux%u pixels of %u bits need %zu: "
                         "truncated file", h.path.c_str(), (unsigned long)px->getLength(), h.cols,
                         h.rows, bits, need);
-    for (size_t i = 0; i < n; i++) {
-        double s;
-        if (bits == 8)
-            s = repr ? (double)((const int8_t *)raw)[i] : (double)((const uint8_t *)raw)[i];
-        else if (bits == 16)
-            s = repr ? (double)((const int16_t *)raw)[i] : (double)((const uint16_t *)raw)[i];
-        else
-            s = repr ? (double)((const int32_t *)raw)[i] : (double)((const uint32_t *)raw)[i];
-        out[i] = (float)(s * slope + inter);
-    }
+    if (bits == 8 && repr)
+        to_hu((const int8_t *)raw, n, slope, inter, out);
+    else if (bits == 8)
+        to_hu((const uint8_t *)raw, n, slope, inter, out);
+    else if (bits == 16 && repr)
+        to_hu((const int16_t *)raw, n, slope, inter, out);
+    else if (bits == 16)
+        to_hu((const uint16_t *)raw, n, slope, inter, out);
+    else if (repr)
+        to_hu((const int32_t *)raw, n, slope, inter, out);
+    else
+        to_hu((const uint32_t *)raw, n, slope, inter, out);
     return CBQ_OK;
 }
 
@@ -520,8 +550,10 @@ int read_series(cbq_volume *vol, cbq_dicom_meta *meta, const char *path, const c
     const SliceHeader &first = slices->front();
     CBQ_TRY(cbq_volume_alloc(vol, first.cols, first.rows, slices->size(), nullptr, 0, err));
     set_affine(vol, first, normal, spacing);
+    cbq_io_advise_huge(vol);
     size_t plane = (size_t)first.rows * first.cols;
     double slope0 = 1, inter0 = 0;
+    float lo = INFINITY, hi = -INFINITY;
     for (size_t k = 0; k < slices->size(); k++) {
         double slope = 1, inter = 0;
         int rc = decode_slice((*slices)[k], vol->data + k * plane, &slope, &inter, err);
@@ -533,6 +565,7 @@ int read_series(cbq_volume *vol, cbq_dicom_meta *meta, const char *path, const c
             slope0 = slope;
             inter0 = inter;
         }
+        slice_range(vol->data + k * plane, plane, &lo, &hi);
     }
     if (meta) {
         std::memset(meta, 0, sizeof *meta);
@@ -541,12 +574,8 @@ int read_series(cbq_volume *vol, cbq_dicom_meta *meta, const char *path, const c
         meta->slice_spacing = spacing;
         meta->rescale_slope = slope0;
         meta->rescale_intercept = inter0;
-        size_t n = cbq_volume_count(vol);
-        meta->hu_min = meta->hu_max = vol->data[0];
-        for (size_t i = 1; i < n; i++) {
-            meta->hu_min = std::min(meta->hu_min, (double)vol->data[i]);
-            meta->hu_max = std::max(meta->hu_max, (double)vol->data[i]);
-        }
+        meta->hu_min = lo;
+        meta->hu_max = hi;
     }
     return CBQ_OK;
 }

@@ -10,6 +10,8 @@
  *   io_dump structures IMAGE MASKS OUT_PREFIX      -> OUT_PREFIX.<category>.raw (uint8)
  *       MASKS: a label NIfTI (labels.json sidecar) or an RTSTRUCT file
  *   io_dump png IMAGE MASKS|- K OUT.png            -> canonical axial slice K with outlines
+ *   io_dump select IN Z_MIN Z_MAX                  -> prints canonical slices with a non-zero
+ *       voxel, then those with centre z in [Z_MIN, Z_MAX]
  *
  * OUT_PREFIX.txt: line 1 "nx ny nz", line 2 spacing, lines 3-6 affine rows.
  */
@@ -155,7 +157,7 @@ static int cmd_unmap(int argc, char **argv)
 {
     if (argc != 7)
         return 2;
-    cbq_volume canon, back;
+    cbq_volume canon;
     cbq_reorient xf;
     if (read_canonical(&canon, &xf, argv[2]))
         return 1;
@@ -176,13 +178,8 @@ static int cmd_unmap(int argc, char **argv)
             if (cbq_slicer_unmap(&s, maps + k * plane, &canon, k, &err) != CBQ_OK)
                 rc = fail(&err);
         cbq_slicer_free(&s);
-        if (!rc && cbq_volume_uncanonical(&back, &canon, &xf, &err) != CBQ_OK)
+        if (!rc && cbq_map_write_source(argv[6], &canon, &xf, &err) != CBQ_OK)
             rc = fail(&err);
-        else if (!rc) {
-            if (cbq_nifti_write(argv[6], &back, CBQ_NIFTI_FLOAT32, &err) != CBQ_OK)
-                rc = fail(&err);
-            cbq_volume_free(&back);
-        }
     }
     free(maps);
     cbq_volume_free(&canon);
@@ -269,8 +266,32 @@ static int cmd_png(int argc, char **argv)
     return rc == CBQ_OK ? 0 : fail(&err);
 }
 
+static int cmd_select(int argc, char **argv)
+{
+    if (argc != 5)
+        return 2;
+    cbq_volume canon;
+    cbq_reorient xf;
+    if (read_canonical(&canon, &xf, argv[2]))
+        return 1;
+    size_t *ks = malloc(canon.nz * sizeof *ks);
+    size_t n = cbq_slices_nonempty(&canon, ks);
+    for (size_t i = 0; i < n; i++)
+        printf("%s%zu", i ? " " : "", ks[i]);
+    printf("\n");
+    n = cbq_slices_zrange(&canon, strtod(argv[3], NULL), strtod(argv[4], NULL), ks);
+    for (size_t i = 0; i < n; i++)
+        printf("%s%zu", i ? " " : "", ks[i]);
+    printf("\n");
+    free(ks);
+    cbq_volume_free(&canon);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "select") == 0)
+        return cmd_select(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "png") == 0)
         return cmd_png(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "structures") == 0)
