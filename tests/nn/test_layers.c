@@ -356,6 +356,8 @@ static void test_conv_vs_ref(void **state)
     for (size_t i = 0; i < sizeof cfgs / sizeof cfgs[0]; i++)
         for (int t = 1; t <= 2; t++)
             conv_vs_ref(&cfgs[i], 5, 10, 9, t);
+    /* One sample on two threads: one thread has no sample in the backward. */
+    conv_vs_ref(&cfgs[0], 1, 10, 9, 2);
 }
 
 /* ---- dropout ---------------------------------------------------------------------- */
