@@ -140,6 +140,8 @@ static void test_net_gradients_fd(void **state)
     (void)state;
     const size_t n = 3;
     cbq_net *net = make_net(3, n);
+    /* ~1000 tiny forwards: one thread keeps this quick on a busy machine */
+    cbq_net_set_threads(net, 1);
     float in[3 * 64], r[6], din[3 * 64];
     fill(in, sizeof in / sizeof in[0], 21);
     fill(r, 6, 22);
@@ -349,6 +351,7 @@ static void test_convergence(void **state)
     (void)state;
     const size_t n = 32;
     cbq_net *net = make_net(10, n);
+    cbq_net_set_threads(net, 1);
     cbq_optim_cfg oc = cbq_optim_defaults(CBQ_OPTIM_ADAM);
     oc.lr = 1e-2;
     cbq_optim *opt = NULL;
