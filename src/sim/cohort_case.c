@@ -16,12 +16,14 @@ void cbq_case_draw(cbq_case_params *cp, size_t size, size_t slices, double spaci
     memset(cp, 0, sizeof *cp);
     cbq_phantom_draw(&cp->anatomy, rng);
     cbq_physics_draw(&cp->physics, rng);
-    /* Panel binned so that its pitch at the isocentre is ~0.7 voxel, cone
-     * covering the slab of slices. */
+    /* Panel binned so that its pitch at the isocentre is ~0.7 voxel, tall
+     * enough for the slab of slices; about pi/2 x size projections (200 for
+     * the default 128 grid), as angular sampling needs. */
+    size_t nu = (size_t)ceil((double)size / 0.7 / 8.0) * 8;
+    size_t nv = (size_t)ceil((double)slices / 0.7 / 8.0) * 8;
+    size_t n_proj = size * 25 / 16;
+    n_proj = n_proj < 64 ? 64 : n_proj > 400 ? 400 : n_proj;
     double field = (double)size * spacing, height = (double)slices * spacing;
-    size_t nu = (size_t)ceil(field * 1.5 / (0.7 * spacing * 1.5) / 8.0) * 8;
-    size_t nv = (size_t)ceil(height * 1.5 / (0.7 * spacing * 1.5) / 8.0) * 8;
-    size_t n_proj = 200;
     cbq_cb_geometry_default(&cp->geometry, nu, nv, n_proj);
     cp->geometry.du = field * 1.5 * 1.02 / (double)nu;
     cp->geometry.dv = height * 1.5 * 1.08 / (double)nv;
