@@ -266,7 +266,7 @@ static int write_truth(const cbq_cohort_options *o, const volume_record *recs, c
 }
 
 /* Rows: the lowest, median and highest overall quality; columns: teeth,
- * parotid and larynx levels. */
+ * submandibular and larynx levels. */
 static int write_preview(const cbq_cohort_options *o, const volume_record *recs, cbq_error *err)
 {
     size_t n = o->volumes, lo = 0, hi = 0;
