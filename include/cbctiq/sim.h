@@ -173,7 +173,8 @@ typedef struct {
     double contrast;    /* |structure - surroundings| in the image, HU */
     double contrast_ref;/* the same in the reference */
     double cnr;         /* contrast / noise */
-    double streak;      /* RMS of the smoothed error (streaks, shading), HU */
+    double streak;      /* sd of the band-passed error (5x5 minus 15x15 in-plane means:
+                         * streaks, not noise or slow shading), HU */
     double cupping;     /* mean error at the rim minus at the centre of the body slice, HU */
     double sharpness;   /* edge gradient in the image relative to the reference (1 = same) */
     size_t n_voxels;    /* voxels in the structure */
