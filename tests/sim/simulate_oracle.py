@@ -21,8 +21,8 @@ CATS = ["parotid", "submandibular", "larynx", "mandible", "overall"]
 def run(cbctiq, out, threads, n):
     if os.path.exists(out):
         shutil.rmtree(out)
-    cmd = [cbctiq, "simulate", "--out", out, "--volumes", str(n), "--size", "48", "--slices", "24",
-           "--spacing", "5", "--seed", "3", "--threads", str(threads), "--quiet"]
+    cmd = [cbctiq, "simulate", "--out", out, "--volumes", str(n), "--size", "40", "--slices", "20",
+           "--spacing", "6", "--seed", "3", "--threads", str(threads), "--quiet"]
     subprocess.run(cmd, check=True)
 
 
@@ -43,7 +43,7 @@ def main():
     ap.add_argument("--workdir", required=True)
     a = ap.parse_args()
     os.makedirs(a.workdir, exist_ok=True)
-    n = 12
+    n = 16
     d1, d2 = os.path.join(a.workdir, "t1"), os.path.join(a.workdir, "t2")
     run(a.cbctiq, d1, 1, n)
     run(a.cbctiq, d2, 2, n)
@@ -63,8 +63,8 @@ def main():
     for r in rows:
         img = nib.load(os.path.join(d1, r["path"]))
         lab = nib.load(os.path.join(d1, r["mask"]))
-        assert img.shape == (48, 48, 24) and img.get_data_dtype() == np.int16
-        assert lab.shape == img.shape and np.allclose(img.header.get_zooms(), 5.0)
+        assert img.shape == (40, 40, 20) and img.get_data_dtype() == np.int16
+        assert lab.shape == img.shape and np.allclose(img.header.get_zooms(), 6.0)
         v = np.asarray(img.dataobj)
         L = np.asarray(lab.dataobj)
         assert v.min() >= -1024 and v.max() <= 3071

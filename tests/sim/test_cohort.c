@@ -29,7 +29,7 @@ static void base_case(cbq_case_params *cp)
     cp->anatomy.metal_teeth = cp->anatomy.crown_teeth = 0;
     cp->anatomy.n_fillings = cp->anatomy.n_crowns = 0;
     cp->half_fan = 0;
-    cbq_cb_geometry_default(&cp->geometry, 96, 48, 160);
+    cbq_cb_geometry_default(&cp->geometry, 96, 48, 120);
     cp->geometry.du = 400.0 / 96;
     cp->geometry.dv = 200.0 / 48;
 }
