@@ -194,7 +194,8 @@ int cbq_fom_measure(const cbq_volume *img, const cbq_volume *ref, const cbq_volu
     free(c.mask);
     out->n_voxels = (size_t)n_in;
     if (n_in < 1)
-        return CBQ_FAIL(err, CBQ_ERR_UNDEFINED, "figures of merit: no voxel of %s in the label volume",
+        return CBQ_FAIL(err, CBQ_ERR_UNDEFINED, "the %s lies outside the reconstructed field of view, so it cannot be "
+                        "rated; enlarge the grid (--slices, --size) or the voxels (--spacing)",
                         cbq_sim_category_name(cat));
     /* White noise: e - mean3x3(e) has variance sigma^2 (1 - 1/9). */
     out->noise = sqrt(hp / n_in * 9.0 / 8.0);
