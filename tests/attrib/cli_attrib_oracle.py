@@ -54,8 +54,12 @@ def torch_gradcam(net, x):
     return np.stack(maps), y.detach().numpy(), pre_sums
 
 
+# Under the sanitizer build: fontconfig's process-lifetime cache is not a leak of ours.
+ENV = dict(os.environ, LSAN_OPTIONS="suppressions=" + os.path.join(os.path.dirname(os.path.abspath(__file__)), "lsan.supp"))
+
+
 def run(cmd, expect_rc=0):
-    p = subprocess.run(cmd, capture_output=True, text=True)
+    p = subprocess.run(cmd, capture_output=True, text=True, env=ENV)
     if p.returncode != expect_rc:
         print(p.stdout, p.stderr)
     return p
