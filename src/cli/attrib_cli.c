@@ -181,6 +181,29 @@ int attrib_map_write(const attrib_input *in, const float *maps, const char *out,
     return rc;
 }
 
+int attrib_grid_map_write(const attrib_input *in, const float *maps, size_t gh, size_t gw,
+                          const char *out, cbq_error *err)
+{
+    double sx = (double)in->canon.nx / (double)gw, sy = (double)in->canon.ny / (double)gh;
+    double sp[3] = {in->canon.spacing[0] * sx, in->canon.spacing[1] * sy, in->canon.spacing[2]};
+    cbq_volume g;
+    CBQ_TRY(cbq_volume_alloc(&g, gw, gh, in->nz, sp, 0, err));
+    /* affine = canonical affine x (grid -> canonical voxel) */
+    const double grid_to_vox[4][4] = {{sx, 0, 0, 0.5 * sx - 0.5}, {0, sy, 0, 0.5 * sy - 0.5},
+                                      {0, 0, 1, 0}, {0, 0, 0, 1}};
+    for (int r = 0; r < 4; r++)
+        for (int c = 0; c < 4; c++) {
+            double v = 0.0;
+            for (int t = 0; t < 4; t++)
+                v += in->canon.affine[r][t] * grid_to_vox[t][c];
+            g.affine[r][c] = v;
+        }
+    memcpy(g.data, maps, in->nz * gh * gw * sizeof *maps);
+    int rc = cbq_nifti_write(out, &g, CBQ_NIFTI_FLOAT32, err);
+    cbq_volume_free(&g);
+    return rc;
+}
+
 /* Parses "3,10,42" (source slice indices) into canonical indices. */
 static size_t parse_slice_list(const attrib_input *in, const char *list, size_t *ks, size_t cap,
                                cbq_error *err)

@@ -57,6 +57,14 @@ size_t attrib_input_source_slice(const attrib_input *in, size_t k);
  * volume's source grid with its exact geometry (atomically). */
 int attrib_map_write(const attrib_input *in, const float *maps, const char *out, cbq_error *err);
 
+/* Writes maps [nz, gh, gw] on a slice grid (the model input's, or the
+ * target layer's) as a float32 NIfTI whose affine places each grid pixel
+ * where it sits in the CT: grid pixel (u, v) of slice k has its centre at
+ * canonical voxel ((u + 0.5) nx/gw - 0.5, (v + 0.5) ny/gh - 0.5, k), the
+ * half-pixel rule of the resampling (atomically). */
+int attrib_grid_map_write(const attrib_input *in, const float *maps, size_t gh, size_t gw,
+                          const char *out, cbq_error *err);
+
 /* Writes DIR/slice_KKKK.png (K: source slice index) for the slices in
  * `list` ("3,10,42"; NULL: 5 evenly spaced): the CT slice with the map
  * blended over it on a colour scale [0, map_max] in map units (map_max 0:

@@ -44,14 +44,15 @@ def torch_gradcam(net, x):
     """Grad-CAM of every output at the model's target layer; [n_out, n, H, W]."""
     x = torch.from_numpy(x).requires_grad_(True)
     y, A = net.forward_layers(x, keep=net.index(net.spec["target_layer"]))
-    maps, pre_sums = [], []
+    maps, pre_sums, fmaps = [], [], []
     for c in range(y.shape[1]):
         (G,) = torch.autograd.grad(y[:, c].sum(), A, retain_graph=True)
         cam = (G.mean((2, 3))[:, :, None, None] * A.detach()).sum(1)
         pre_sums.append(cam.double().sum().item())
+        fmaps.append(F.relu(cam).numpy())
         up = F.interpolate(F.relu(cam)[:, None], size=x.shape[-2:], mode="bilinear", align_corners=False)
         maps.append(up[:, 0].numpy())
-    return np.stack(maps), y.detach().numpy(), pre_sums
+    return np.stack(maps), y.detach().numpy(), pre_sums, np.stack(fmaps)
 
 
 # Under the sanitizer build: fontconfig's process-lifetime cache is not a leak of ours.
@@ -102,7 +103,7 @@ def main():
     # --- the pipeline PyTorch can redo exactly
     x = np.clip((hu + 1000.0) / 2000.0, 0, 1).astype(np.float32)
     x = np.transpose(x, (2, 1, 0))[:, None].copy()  # [k, 1, j, i]
-    maps, y, pre_sums = torch_gradcam(net, x)
+    maps, y, pre_sums, fmaps = torch_gradcam(net, x)
 
     out = os.path.join(wd, "map_larynx.nii.gz")
     p = run([a.cbctiq, "gradcam", "--model", model, "--category", "larynx", os.path.join(wd, "v1.nii.gz"),
@@ -115,6 +116,18 @@ def main():
     check("map shape equals the CT's", m.shape == hu.shape, str(m.shape))
     close("gradcam NIfTI map = PyTorch Grad-CAM (larynx)", np.transpose(m, (2, 1, 0)), maps[cats.index("larynx")])
     check("PNG overlays written", all(os.path.exists(os.path.join(wd, "png", f"slice_000{k}.png")) for k in (0, 5)))
+
+    # the same map on the model-input and target-layer grids, placed in the world
+    ct_aff = nib.load(os.path.join(wd, "v1.nii.gz")).affine
+    for grid, want, f in (("input", maps, 1.0), ("feature", fmaps, 4.0)):
+        gout = os.path.join(wd, f"map_{grid}.nii.gz")
+        p = run([a.cbctiq, "gradcam", "--model", model, "--category", "larynx", os.path.join(wd, "v1.nii.gz"),
+                 "--out", gout, "--map-grid", grid, "--quiet"])
+        g = nib.load(gout)
+        grid_to_vox = np.array([[f, 0, 0, 0.5 * f - 0.5], [0, f, 0, 0.5 * f - 0.5], [0, 0, 1, 0], [0, 0, 0, 1]])
+        close(f"--map-grid {grid}: affine = CT affine x half-pixel grid scaling", g.affine, ct_aff @ grid_to_vox, 1e-6)
+        close(f"--map-grid {grid}: map = PyTorch", np.transpose(np.asarray(g.dataobj), (2, 1, 0)),
+              want[cats.index("larynx")])
 
     aecsv = os.path.join(wd, "ae.csv")
     prof = os.path.join(wd, "profile.csv")
