@@ -274,15 +274,22 @@ int attrib_png_write(const attrib_input *in, const float *maps, const char *dir,
     return rc;
 }
 
+/* labels.json beside the mask, else in the folder above it (a data set
+ * with one folder per patient and one label table for all). */
 int attrib_labels_json_read(char **text, const char *mask_path, cbq_error *err)
 {
-    char path[4096];
+    char dir[4096], path[4096 + 32];
     const char *slash = strrchr(mask_path, '/');
-    int dir_len = slash ? (int)(slash - mask_path + 1) : 0;
-    snprintf(path, sizeof path, "%.*slabels.json", dir_len, mask_path);
-    FILE *fp = fopen(path, "rb");
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - mask_path) : 1, slash ? mask_path : ".");
+    FILE *fp = NULL;
+    for (int up = 0; up < 2 && !fp; up++) {
+        snprintf(path, sizeof path, "%s/%slabels.json", dir, up ? "../" : "");
+        fp = fopen(path, "rb");
+    }
     if (!fp)
-        return CBQ_FAIL(err, CBQ_ERR_IO, "%s: cannot open the label names for mask %s", path, mask_path);
+        return CBQ_FAIL(err, CBQ_ERR_IO,
+                        "%s: no labels.json beside the mask or in the folder above it (label names "
+                        "as {\"1\": \"parotid_l\", ...})", mask_path);
     fseek(fp, 0, SEEK_END);
     long len = ftell(fp);
     fseek(fp, 0, SEEK_SET);

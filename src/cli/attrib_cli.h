@@ -74,7 +74,7 @@ int attrib_png_write(const attrib_input *in, const float *maps, const char *dir,
 
 /* Structure weights of `category` on the model-input grid [nz, H, W] from a
  * label volume (same grid as the CT) and its labels.json sidecar (same
- * folder): labels named `category` or `category_*` form the structure;
+ * folder or the one above): labels named `category` or `category_*` form the structure;
  * weights are the area fractions after resampling. *weights is NULL (and
  * CBQ_OK returned) when no label names the category. Caller frees. */
 int attrib_structure_weights(const attrib_input *in, const cbq_volume *labels_canon,
@@ -85,7 +85,8 @@ int attrib_structure_weights(const attrib_input *in, const cbq_volume *labels_ca
 int attrib_labels_load(cbq_volume *labels_canon, const attrib_input *in, const char *path,
                        cbq_error *err);
 
-/* Reads labels.json next to `mask_path` into a malloc'd string (caller frees). */
+/* Reads labels.json beside `mask_path`, else one folder up, into a malloc'd
+ * string (caller frees). */
 int attrib_labels_json_read(char **text, const char *mask_path, cbq_error *err);
 
 #endif
