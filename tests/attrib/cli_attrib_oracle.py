@@ -178,8 +178,16 @@ def main():
     # --- sanity: the cascade's structure and two facts that hold by construction
     san = os.path.join(wd, "sanity.csv")
     p = run([a.cbctiq, "sanity", "--model", model, "--cohort", os.path.join(wd, "cohort.csv"), "--split", "test",
-             "--methods", "gradcam,eigencam", "--max-slices", "3", "--out", san, "--threads", "1", "--quiet"])
-    srows = list(csv.DictReader(open(san)))
+             "--methods", "gradcam,eigencam", "--max-slices", "3", "--out", san, "--threads", "1", "--quiet",
+             "--permuted-model", model])
+    allrows = list(csv.DictReader(open(san)))
+    srows = [r for r in allrows if r["test"] == "cascade"]
+    prows = [r for r in allrows if r["test"] == "permuted_labels"]
+    # the "permuted" model is the trained one itself: maps identical, AE ratio 1
+    check("permuted-label rows: one per method and category", len(prows) == 2 * len(cats))
+    check("same model as permuted model: rho 1, AE ratio 1, flagged",
+          all(float(r["median_spearman"]) == 1.0 and float(r["median_ae_ratio"]) == 1.0 and r["survives"] == "1"
+              and r["step"] == "0" for r in prows))
     n_param_layers = sum(l["type"] in ("conv2d", "batchnorm2d", "linear") for l in net.spec["layers"])
     check("sanity rows = methods x steps x categories", len(srows) == 2 * n_param_layers * len(cats), str(len(srows)))
     first = [r for r in srows if r["step"] == "1"]
