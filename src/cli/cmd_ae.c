@@ -162,7 +162,7 @@ static int load_structures(const attrib_input *in, const char *mask_path, const 
     return rc;
 }
 
-static int process_volume(const ae_args *a, cbq_cam *cam, const char *volume_id, const char *path,
+static int process_volume(cbq_cam *cam, const char *volume_id, const char *path,
                           const char *mask_path, writers *w, cbq_error *err)
 {
     size_t h, wd;
@@ -187,7 +187,6 @@ static int process_volume(const ae_args *a, cbq_cam *cam, const char *volume_id,
     for (size_t c = 0; c < no; c++)
         free(weights[c]);
     attrib_input_free(&in);
-    (void)a;
     return rc;
 }
 
@@ -235,7 +234,7 @@ static int run(const ae_args *a, cbq_error *err)
         if (mask_cell[0])
             resolve_path(mask, sizeof mask, a->cohort, mask_cell);
         const char *id = cbq_csv_cell(&cohort, r, col_id);
-        rc = process_volume(a, cam, id, path, mask_cell[0] ? mask : NULL, &w, err);
+        rc = process_volume(cam, id, path, mask_cell[0] ? mask : NULL, &w, err);
         if (rc != CBQ_OK)
             cbq_error_prefix(err, "%s:%zu (volume %s): ", a->cohort, cohort.line[r], id);
         cbq_progress_step(&prog, 1);
