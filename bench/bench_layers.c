@@ -92,6 +92,25 @@ static double time_best(void (*fn)(void *), void *ctx, int reps, double *cores)
     return best;
 }
 
+typedef struct { float *a, *b, *c; } gemm_run;
+
+static void run_gemm(void *p)
+{
+    gemm_run *g = p;
+    cbq_sgemm(0, 0, 1024, 1024, 1024, 1.0f, g->a, 1024, g->b, 1024, 0.0f, g->c, 1024);
+}
+
+/* What this CPU attains in SGEMM 1024^3 on one core, per CPU-second: the
+ * practical ceiling the conv figures are compared with. */
+static double sgemm_ceiling(cbq_rng *rng)
+{
+    gemm_run g = {randn(rng, 1 << 20), randn(rng, 1 << 20), calloc(1 << 20, 4)};
+    double cores = 0;
+    double t = time_best(run_gemm, &g, 5, &cores);
+    free(g.a); free(g.b); free(g.c);
+    return 2.0 * 1024 * 1024 * 1024 / (t * cores) * 1e-9;
+}
+
 typedef struct {
     cbq_conv2d_cfg cfg;
     size_t n, h, w;
@@ -165,6 +184,13 @@ int main(int argc, char **argv)
            "single-threaded under OpenMP\n", batch, size, size, threads);
     printf("peak %.1f GFLOP/s per core; GF/cs = GFLOP per CPU-second (per-core speed, robust to "
            "other jobs), %%pk = GF/cs of the per-core peak\n", peak_core);
+    {
+        cbq_rng g_rng;
+        cbq_rng_seed(&g_rng, 3);
+        double ceil = sgemm_ceiling(&g_rng);
+        printf("this CPU: OpenBLAS SGEMM 1024^3 on one core: %.1f GFLOP per CPU-second (%.0f%% of "
+               "the nominal per-core peak)\n", ceil, 100 * ceil / peak_core);
+    }
     double pf[N_SHAPES] = {0}, pb[N_SHAPES] = {0}, pfc[N_SHAPES] = {0}, pbc[N_SHAPES] = {0};
     int have_peer = peer && read_peer(threads, batch, size, pf, pb, pfc, pbc);
     if (peer && !have_peer)

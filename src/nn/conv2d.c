@@ -43,13 +43,36 @@ static size_t block_rows(const cbq_conv2d_cfg *c, size_t oh, size_t ow)
     return rows > oh ? oh : rows;
 }
 
+/* Stride-1 convolutions get din as a convolution of dout with the flipped,
+ * transposed kernel (padding k-1-p): an im2col copy plus a GEMM with a long
+ * inner dimension (Cout*KH*KW) instead of a GEMM with inner dimension Cout
+ * and a scatter-add col2im. */
+static int din_as_conv(const cbq_conv2d_cfg *c)
+{
+    return !is_pointwise(c) && c->stride_h == 1 && c->stride_w == 1 && c->pad_h < c->kernel_h &&
+           c->pad_w < c->kernel_w;
+}
+
+static cbq_conv2d_cfg transposed_cfg(const cbq_conv2d_cfg *c)
+{
+    cbq_conv2d_cfg t = {c->out_channels, c->in_channels, c->kernel_h, c->kernel_w, 1, 1,
+                        c->kernel_h - 1 - c->pad_h, c->kernel_w - 1 - c->pad_w, 0};
+    return t;
+}
+
 size_t conv2d_workspace_floats(const cbq_conv2d_cfg *cfg, size_t h, size_t w)
 {
     if (is_pointwise(cfg))
         return 0;
     size_t oh = conv2d_out_size(h, cfg->kernel_h, cfg->stride_h, cfg->pad_h);
     size_t ow = conv2d_out_size(w, cfg->kernel_w, cfg->stride_w, cfg->pad_w);
-    return patch_len(cfg) * block_rows(cfg, oh, ow) * ow;
+    size_t fwd = patch_len(cfg) * block_rows(cfg, oh, ow) * ow;
+    if (!din_as_conv(cfg))
+        return fwd;
+    cbq_conv2d_cfg t = transposed_cfg(cfg);
+    size_t back = patch_len(&t) * block_rows(&t, h, w) * w;
+    /* + the thread's copy of the flipped, transposed kernel */
+    return (fwd > back ? fwd : back) + (size_t)cfg->out_channels * patch_len(cfg);
 }
 
 size_t conv2d_dw_private_floats(const cbq_conv2d_cfg *cfg)
@@ -179,16 +202,50 @@ void conv2d_forward(float *out, const float *in, const float *weight, const floa
     }
 }
 
-/* One sample's backward, block by block: dW (private) and din. */
+/* wt [Cin, Cout, KH, KW] = w [Cout, Cin, KH-1-ki, KW-1-kj]. */
+static void flip_transpose(float *wt, const float *w, const cbq_conv2d_cfg *c)
+{
+    const size_t ci_n = (size_t)c->in_channels, co_n = (size_t)c->out_channels;
+    const size_t kh = (size_t)c->kernel_h, kw = (size_t)c->kernel_w;
+    for (size_t co = 0; co < co_n; co++)
+        for (size_t ci = 0; ci < ci_n; ci++)
+            for (size_t i = 0; i < kh; i++)
+                for (size_t j = 0; j < kw; j++)
+                    wt[((ci * co_n + co) * kh + i) * kw + j] =
+                        w[((co * ci_n + ci) * kh + (kh - 1 - i)) * kw + (kw - 1 - j)];
+}
+
+/* din [Cin, h, w] = conv(dout [Cout, oh, ow], wt) for stride 1. */
+static void din_by_conv(float *din, const float *dout, const float *wt, const cbq_conv2d_cfg *cfg,
+                        size_t h, size_t w, float *col)
+{
+    const cbq_conv2d_cfg t = transposed_cfg(cfg);
+    const size_t oh = conv2d_out_size(h, cfg->kernel_h, 1, cfg->pad_h);
+    const size_t ow = conv2d_out_size(w, cfg->kernel_w, 1, cfg->pad_w);
+    const size_t k = patch_len(&t), rows = block_rows(&t, h, w);
+    for (size_t y0 = 0; y0 < h; y0 += rows) {
+        const size_t y1 = y0 + rows < h ? y0 + rows : h, cols = (y1 - y0) * w;
+        im2col(col, dout, &t, oh, ow, w, y0, y1);
+        cbq_sgemm(0, 0, (size_t)cfg->in_channels, cols, k, 1.0f, wt, k, col, cols, 0.0f,
+                  din + y0 * w, h * w);
+    }
+}
+
+/* One sample's backward, block by block: dW (private) and din. `wt` is the
+ * flipped kernel when din_as_conv, else NULL. */
 static void backward_sample(float *din, float *pdw, const float *dout, const float *in,
-                            const float *weight, const cbq_conv2d_cfg *cfg, size_t h, size_t w,
-                            float *col)
+                            const float *weight, const float *wt, const cbq_conv2d_cfg *cfg,
+                            size_t h, size_t w, float *col)
 {
     const size_t oh = conv2d_out_size(h, cfg->kernel_h, cfg->stride_h, cfg->pad_h);
     const size_t ow = conv2d_out_size(w, cfg->kernel_w, cfg->stride_w, cfg->pad_w);
     const size_t cout = (size_t)cfg->out_channels, k = patch_len(cfg), plane = oh * ow;
     const int direct = is_pointwise(cfg);
     const size_t rows = direct ? oh : block_rows(cfg, oh, ow);
+    if (din && wt) {
+        din_by_conv(din, dout, wt, cfg, h, w, col);
+        din = NULL;
+    }
     if (din && !direct)
         memset(din, 0, (size_t)cfg->in_channels * h * w * sizeof *din);
     for (size_t y0 = 0; y0 < oh; y0 += rows) {
@@ -244,9 +301,14 @@ void conv2d_backward(float *din, float *dweight, float *dbias, const float *dout
         float *pdw = want_dw ? dw_private + t * priv : NULL;
         if (pdw)
             memset(pdw, 0, priv * sizeof *pdw);
+        float *col = workspace + t * ws, *wt = NULL;
+        if (din && din_as_conv(cfg)) {
+            wt = col + ws - cout * k;
+            flip_transpose(wt, weight, cfg);
+        }
         for (size_t s = n * t / nt; s < n * (t + 1) / nt; s++)
             backward_sample(din ? din + s * in_size : NULL, pdw, dout + s * cout * plane,
-                            in + s * in_size, weight, cfg, h, w, workspace + t * ws);
+                            in + s * in_size, weight, wt, cfg, h, w, col);
     }
     if (!want_dw)
         return;

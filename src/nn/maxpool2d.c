@@ -69,17 +69,29 @@ static void pool2x2_plane(float *o, const float *x, size_t h, size_t w, size_t o
     }
 }
 
+/* Windows do not overlap: every covered input gets its value or 0 written,
+ * so only an odd last row/column needs zeroing. */
 static void pool2x2_plane_back(float *d, const float *g, const float *x, size_t h, size_t w,
                                size_t oh, size_t ow)
 {
-    memset(d, 0, h * w * sizeof *d);
     for (size_t y = 0; y < oh; y++) {
         const float *r0 = x + 2 * y * w, *r1 = r0 + w;
+        float *d0 = d + 2 * y * w, *d1 = d0 + w;
         for (size_t xo = 0; xo < ow; xo++) {
             int i = argmax4(r0[2 * xo], r0[2 * xo + 1], r1[2 * xo], r1[2 * xo + 1]);
-            d[(2 * y + (size_t)(i >> 1)) * w + 2 * xo + (size_t)(i & 1)] += g[y * ow + xo];
+            float v = g[y * ow + xo];
+            d0[2 * xo] = i == 0 ? v : 0.0f;
+            d0[2 * xo + 1] = i == 1 ? v : 0.0f;
+            d1[2 * xo] = i == 2 ? v : 0.0f;
+            d1[2 * xo + 1] = i == 3 ? v : 0.0f;
+        }
+        if (w > 2 * ow) {
+            d0[w - 1] = 0.0f;
+            d1[w - 1] = 0.0f;
         }
     }
+    if (h > 2 * oh)
+        memset(d + 2 * oh * w, 0, (h - 2 * oh) * w * sizeof *d);
 }
 
 void maxpool2d_forward(float *out, const float *in, const cbq_pool2d_cfg *cfg, size_t planes,
