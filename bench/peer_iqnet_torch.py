@@ -3,7 +3,7 @@ built from the model.json that bench_iqnet wrote, timed the same way.
 
   peer_iqnet_torch.py MODEL_JSON THREADS MODE(train|infer) BATCH MIN_SECONDS
 
-Prints one line: "slices_per_s <value>". Training step: zero_grad, forward,
+Prints one line: "slices_per_s <wall> cpu_ms_per_slice <process CPU time>". Training step: zero_grad, forward,
 MSE loss, backward, Adam step (what cbq_train_step does); inference: eval-mode
 forward under no_grad.
 """
@@ -67,14 +67,15 @@ def main():
 
     net.train(mode == "train")
     step()  # warm-up: allocations, oneDNN primitive creation
-    n, t0 = 0, time.perf_counter()
+    n, t0, c0 = 0, time.perf_counter(), time.process_time()
     while True:
         step()
         n += 1
         el = time.perf_counter() - t0
         if n >= 3 and el >= min_s:
             break
-    print("slices_per_s %.4f" % (n * batch / el))
+    cpu = time.process_time() - c0
+    print("slices_per_s %.4f cpu_ms_per_slice %.4f" % (n * batch / el, 1e3 * cpu / (n * batch)))
 
 
 if __name__ == "__main__":
