@@ -47,6 +47,10 @@ void cbq_figure_free(cbq_figure *fig)
 {
     if (!fig)
         return;
+    /* Finishing first breaks the reference cycle cairo 1.16 leaves between a
+     * recording and the snapshots an SVG replay attached to it; without it
+     * the recording and its fonts are never freed. */
+    cairo_surface_finish(fig->recording);
     cairo_surface_destroy(fig->recording);
     free(fig);
 }

@@ -139,7 +139,7 @@ static int check_series(const cbq_series *s, size_t idx, cbq_error *err)
     return CBQ_OK;
 }
 
-static void pad(range *r, double frac, int keep_zero_lo)
+static void pad(range *r, double lo_frac, double hi_frac, int keep_zero_lo)
 {
     if (r->lo > r->hi) {
         r->lo = 0;
@@ -152,10 +152,10 @@ static void pad(range *r, double frac, int keep_zero_lo)
         r->hi += d;
         return;
     }
-    double d = (r->hi - r->lo) * frac;
+    double span = r->hi - r->lo;
     if (!(keep_zero_lo && r->lo == 0))
-        r->lo -= d;
-    r->hi += d;
+        r->lo -= span * lo_frac;
+    r->hi += span * hi_frac;
 }
 
 static int data_ranges(const cbq_chart *c, range *xr, range *yr, cbq_error *err)
@@ -224,13 +224,13 @@ static int data_ranges(const cbq_chart *c, range *xr, range *yr, cbq_error *err)
     if (xr->lo > xr->hi && yr->lo > yr->hi && !(c->x_fixed && c->y_fixed))
         return CBQ_FAIL(err, CBQ_ERR_ARG, "chart '%s': no finite value to plot", c->title ? c->title : "");
     if (!c->n_categories)
-        pad(xr, 0.05, 0);
+        pad(xr, 0.05, 0.05, 0);
     /* Bars and histograms fill the bottom: leave room above them for the
      * legend and annotation boxes. */
     int has_box = c->annotation != NULL;
     for (size_t k = 0; k < c->n_series; k++)
         has_box |= c->series[k].label != NULL;
-    pad(yr, zero_based && has_box ? 0.3 : 0.05, zero_based);
+    pad(yr, 0.05, zero_based && has_box ? 0.3 : 0.05, zero_based);
     if (c->x_fixed) {
         if (!isfinite(c->x_min) || !isfinite(c->x_max) || c->x_min >= c->x_max)
             return CBQ_FAIL(err, CBQ_ERR_ARG, "chart: x limits [%g, %g]: expected finite min < max", c->x_min, c->x_max);
@@ -280,6 +280,7 @@ typedef struct {
     double xt[MAX_TICKS], yt[MAX_TICKS];
     size_t nxt, nyt;
     int x_dec, y_dec;
+    int x_vertical; /* category names too wide to sit side by side */
 } layout;
 
 static int chart_layout(const cbq_chart *c, cairo_t *cr, layout *L, cbq_error *err)
@@ -315,7 +316,18 @@ static int chart_layout(const cbq_chart *c, cairo_t *cr, layout *L, cbq_error *e
     }
     double left = 10 + (c->y_label ? FONT_LABEL + 10 : 0) + tick_w + 10;
     double top = c->title ? FONT_TITLE + 22 : 14;
-    double bottom = 10 + (c->x_label ? FONT_LABEL + 10 : 0) + FONT_TICK + 12;
+    double x_tick_h = FONT_TICK;
+    L->x_vertical = 0;
+    if (c->n_categories) {
+        double name_w = 0, spacing = (w - left - 24) / (double)L->nxt;
+        for (size_t i = 0; i < L->nxt; i++)
+            name_w = fmax(name_w, text_width(cr, c->x_categories[i] ? c->x_categories[i] : ""));
+        if (name_w > spacing - 6) {
+            L->x_vertical = 1;
+            x_tick_h = fmin(name_w, h * 0.35);
+        }
+    }
+    double bottom = 10 + (c->x_label ? FONT_LABEL + 10 : 0) + x_tick_h + 12;
     double right = 24;
     L->f = (cbq_axes_frame){left, top, w - left - right, h - top - bottom, xr.lo, xr.hi, yr.lo, yr.hi};
     if (L->f.width < 40 || L->f.height < 40)
@@ -536,7 +548,9 @@ static void draw_axis_labels(cairo_t *cr, const cbq_chart *c, const layout *L, i
         cairo_move_to(cr, px, f->top + f->height);
         cairo_line_to(cr, px, f->top + f->height + 5);
         cairo_stroke(cr);
-        if (c->n_categories)
+        if (c->n_categories && L->x_vertical)
+            text_draw(cr, px, f->top + f->height + 8, c->x_categories[i], ALIGN_END, ALIGN_CENTRE, 1);
+        else if (c->n_categories)
             text_draw(cr, px, f->top + f->height + 8, c->x_categories[i], ALIGN_CENTRE, ALIGN_START, 0);
         else {
             format_tick(buf, sizeof buf, L->xt[i], L->x_dec);

@@ -6,9 +6,9 @@ Talks to the browser over the DevTools protocol on --remote-debugging-pipe
 Fails when any <img> did not decode (naturalWidth 0 or not its tag size),
 when the page logs a console error, throws, or fails a load, when it asks
 for anything but file: and data: URLs, when it overflows a 1280 px window
-horizontally, or when text from the data rendered as markup. Saves a
-full-page screenshot beside the report (report_screenshot.png) for people
-to look at."""
+horizontally, or when text from the data rendered as markup. With
+--screenshot PATH it also saves a full-page screenshot for people to look
+at (CBQ_BROWSER_TIMING=1 prints how long each step took)."""
 import argparse
 import base64
 import fcntl
@@ -25,7 +25,8 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--sample", required=True)
 ap.add_argument("--workdir", required=True)
 ap.add_argument("--chromium", default="/usr/bin/chromium")
-ap.add_argument("--timeout", type=float, default=60.0)
+ap.add_argument("--timeout", type=float, default=90.0)
+ap.add_argument("--screenshot", help="also save a full-page PNG screenshot here (takes ~10 s more)")
 args = ap.parse_args()
 
 if not os.access(args.chromium, os.X_OK):
@@ -137,28 +138,44 @@ PROBE = """JSON.stringify({
 })"""
 
 failures = []
+T0 = time.monotonic()
+
+
+def mark(what):
+    if os.environ.get("CBQ_BROWSER_TIMING"):
+        print(f"{time.monotonic() - T0:6.2f} s  {what}")
+
+
 b = Browser()
 try:
+    mark("launched")
     target = b.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+    mark("target")
     session = b.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
     for domain in ("Page", "Runtime", "Log", "Network"):
         b.send(f"{domain}.enable", session=session)
     b.send("Emulation.setDeviceMetricsOverride",
            {"width": 1280, "height": 1000, "deviceScaleFactor": 1, "mobile": False}, session=session)
+    mark("enabled")
     b.send("Page.navigate", {"url": report_url}, session=session)
     b.wait_event("Page.loadEventFired")
+    mark("loaded")
     probe = json.loads(b.send("Runtime.evaluate", {"expression": PROBE, "returnByValue": True},
                               session=session)["result"]["value"])
     height = int(b.send("Page.getLayoutMetrics", session=session)["cssContentSize"]["height"])
-    b.send("Emulation.setDeviceMetricsOverride",
-           {"width": 1280, "height": min(height, 16000), "deviceScaleFactor": 1, "mobile": False},
-           session=session)
-    shot = b.send("Page.captureScreenshot", {"format": "png"}, session=session)
-    with open(os.path.join(args.workdir, "report_screenshot.png"), "wb") as f:
-        f.write(base64.b64decode(shot["data"]))
+    mark("probed")
+    if args.screenshot:
+        b.send("Emulation.setDeviceMetricsOverride",
+               {"width": 1280, "height": min(height, 16000), "deviceScaleFactor": 1, "mobile": False},
+               session=session)
+        shot = b.send("Page.captureScreenshot", {"format": "png"}, session=session)
+        with open(args.screenshot, "wb") as f:
+            f.write(base64.b64decode(shot["data"]))
+        mark("screenshot")
     b.send("Runtime.evaluate", {"expression": "1"}, session=session)  # drain pending events
 finally:
     b.close()
+    mark("closed")
 
 for ev in b.events:
     m, p = ev.get("method"), ev.get("params", {})
@@ -197,5 +214,5 @@ if not probe["title"].startswith("cbctiq study report"):
 for f in failures:
     print("FAIL:", f)
 print(f"{len(images)} images checked, {probe['tables']} tables, {probe['sections']} sections, page "
-      f"{probe['scrollWidth']} x {height} px; screenshot in {args.workdir}/report_screenshot.png")
+      f"{probe['scrollWidth']} x {height} px" + (f"; screenshot in {args.screenshot}" if args.screenshot else ""))
 sys.exit(1 if failures else 0)
