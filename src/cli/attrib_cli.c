@@ -2,7 +2,6 @@
  * volume -> slices, structures -> model-input weights, maps -> NIfTI. */
 #include "attrib_cli.h"
 
-#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +10,7 @@
 #include "cbctiq/atomic_file.h"
 #include "cbctiq/nifti.h"
 #include "cbctiq/plot.h"
+#include "cbctiq/structures.h"
 #include "cbctiq/volume_io.h"
 #include "cli.h"
 
@@ -98,7 +98,7 @@ int attrib_input_load(attrib_input *in, const char *path, const cbq_model_spec *
 {
     memset(in, 0, sizeof *in);
     cbq_volume src;
-    CBQ_TRY(cbq_volume_load(&src, NULL, path, NULL, err));
+    CBQ_TRY(cbq_volume_load(&src, &in->src, path, NULL, err));
     int rc = cbq_volume_canonical(&in->canon, &src, &in->xf, err);
     cbq_volume_free(&src);
     if (rc != CBQ_OK)
@@ -274,115 +274,46 @@ int attrib_png_write(const attrib_input *in, const float *maps, const char *dir,
     return rc;
 }
 
-/* labels.json beside the mask, else in the folder above it (a data set
- * with one folder per patient and one label table for all). */
-int attrib_labels_json_read(char **text, const char *mask_path, cbq_error *err)
+int attrib_structure_weights(const attrib_input *in, const char *mask_path,
+                             const char *rtstruct_path, const cbq_model_spec *spec,
+                             float **weights, cbq_error *err)
 {
-    char dir[4096], path[4096 + 32];
-    const char *slash = strrchr(mask_path, '/');
-    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - mask_path) : 1, slash ? mask_path : ".");
-    FILE *fp = NULL;
-    for (int up = 0; up < 2 && !fp; up++) {
-        snprintf(path, sizeof path, "%s/%slabels.json", dir, up ? "../" : "");
-        fp = fopen(path, "rb");
-    }
-    if (!fp)
-        return CBQ_FAIL(err, CBQ_ERR_IO,
-                        "%s: no labels.json beside the mask or in the folder above it (label names "
-                        "as {\"1\": \"parotid_l\", ...})", mask_path);
-    fseek(fp, 0, SEEK_END);
-    long len = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    *text = len >= 0 ? malloc((size_t)len + 1) : NULL;
-    if (!*text || fread(*text, 1, (size_t)len, fp) != (size_t)len) {
-        fclose(fp);
-        free(*text);
-        *text = NULL;
-        return CBQ_FAIL(err, CBQ_ERR_IO, "%s: cannot read", path);
-    }
-    (*text)[len] = '\0';
-    fclose(fp);
-    return CBQ_OK;
-}
-
-int attrib_labels_load(cbq_volume *labels_canon, const attrib_input *in, const char *path,
-                       cbq_error *err)
-{
-    cbq_volume src;
-    CBQ_TRY(cbq_volume_load(&src, NULL, path, NULL, err));
-    int same = src.nx == in->xf.src_dims[0] && src.ny == in->xf.src_dims[1] &&
-               src.nz == in->xf.src_dims[2];
-    for (int r = 0; r < 3 && same; r++)
-        for (int c = 0; c < 4; c++)
-            same = same && fabs(src.affine[r][c] - in->xf.src_affine[r][c]) <= 1e-3;
-    if (!same) {
-        cbq_volume_free(&src);
-        return CBQ_FAIL(err, CBQ_ERR_FORMAT,
-                        "%s: the label volume must be on the CT's grid (same dimensions %zu x %zu "
-                        "x %zu and affine within 0.001 mm)",
-                        path, in->xf.src_dims[0], in->xf.src_dims[1], in->xf.src_dims[2]);
-    }
-    int rc = cbq_volume_canonical(labels_canon, &src, NULL, err);
-    cbq_volume_free(&src);
-    return rc;
-}
-
-/* 1 when label `name` belongs to structure `category`. */
-static int label_in_category(const char *name, const char *category)
-{
-    size_t n = strlen(category);
-    return strncmp(name, category, n) == 0 && (name[n] == '\0' || name[n] == '_');
-}
-
-int attrib_structure_weights(const attrib_input *in, const cbq_volume *labels_canon,
-                             const char *labels_json, const char *category, float **weights,
-                             cbq_error *err)
-{
-    *weights = NULL;
-    cJSON *doc = cJSON_Parse(labels_json);
-    if (!doc || !cJSON_IsObject(doc)) {
-        cJSON_Delete(doc);
-        return CBQ_FAIL(err, CBQ_ERR_FORMAT, "labels.json: expected an object {\"1\": \"parotid_l\", ...}");
-    }
-    long values[256];
-    size_t n_values = 0;
-    for (cJSON *it = doc->child; it; it = it->next) {
-        char *end = NULL;
-        long v = strtol(it->string, &end, 10);
-        if (!cJSON_IsString(it) || !end || *end || end == it->string) {
-            cJSON_Delete(doc);
-            return CBQ_FAIL(err, CBQ_ERR_FORMAT,
-                            "labels.json: key '%s' must be an integer label with a string name",
-                            it->string);
-        }
-        if (label_in_category(it->valuestring, category) && n_values < 256)
-            values[n_values++] = v;
-    }
-    cJSON_Delete(doc);
-    if (n_values == 0)
-        return CBQ_OK;
+    cbq_structures st;
+    memset(&st, 0, sizeof st);
+    int rc;
+    if (rtstruct_path)
+        rc = cbq_structures_from_rtstruct(&st, &in->canon,
+                                          in->src.kind == CBQ_SOURCE_DICOM ? &in->src.dicom.info : NULL,
+                                          rtstruct_path, err);
+    else
+        rc = cbq_structures_from_labels(&st, &in->canon, mask_path, NULL, err);
+    if (rc != CBQ_OK)
+        return rc;
     size_t nx = in->canon.nx, ny = in->canon.ny, HW = in->H * in->W;
-    float *plane = malloc(nx * ny * sizeof *plane);
-    float *tmp = malloc(ny * in->W * sizeof *tmp);
-    *weights = malloc(in->nz * HW * sizeof **weights);
-    if (!plane || !tmp || !*weights) {
-        free(plane);
-        free(tmp);
-        free(*weights);
-        *weights = NULL;
-        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory for structure %s", category);
-    }
-    for (size_t k = 0; k < in->nz; k++) {
-        const float *lab = labels_canon->data + k * nx * ny;
-        for (size_t i = 0; i < nx * ny; i++) {
-            float in_s = 0.0f;
-            for (size_t v = 0; v < n_values; v++)
-                in_s = lab[i] == (float)values[v] ? 1.0f : in_s;
-            plane[i] = in_s;
+    float *plane = malloc(nx * ny * sizeof *plane), *tmp = malloc(ny * in->W * sizeof *tmp);
+    if (!plane || !tmp)
+        rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory for structure masks");
+    for (size_t c = 0; c < spec->n_outputs && rc == CBQ_OK; c++) {
+        weights[c] = NULL;
+        int s = -1;
+        for (int k = 0; k < CBQ_STRUCT_COUNT; k++)
+            if (strcmp(cbq_structure_name(k), spec->outputs[c]) == 0)
+                s = k;
+        if (s < 0 || !st.mask[s])
+            continue;
+        if (!(weights[c] = malloc(in->nz * HW * sizeof **weights))) {
+            rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory for structure %s", spec->outputs[c]);
+            break;
         }
-        cbq_resample2d(&in->slicer.fx, &in->slicer.fy, plane, tmp, *weights + k * HW);
+        for (size_t k = 0; k < in->nz; k++) {
+            const uint8_t *m = st.mask[s] + k * nx * ny;
+            for (size_t i = 0; i < nx * ny; i++)
+                plane[i] = m[i] ? 1.0f : 0.0f;
+            cbq_resample2d(&in->slicer.fx, &in->slicer.fy, plane, tmp, weights[c] + k * HW);
+        }
     }
     free(plane);
     free(tmp);
-    return CBQ_OK;
+    cbq_structures_free(&st);
+    return rc;
 }

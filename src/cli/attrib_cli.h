@@ -12,6 +12,7 @@
 #include "cbctiq/orient.h"
 #include "cbctiq/slices.h"
 #include "cbctiq/volume.h"
+#include "cbctiq/volume_io.h"
 
 /* getopt_long entries for the shared attribution options (values >= 1000). */
 #define ATTRIB_CLI_OPTIONS                                    \
@@ -36,6 +37,7 @@ int attrib_cli_option(const char *cmd, int c, const char *arg, cbq_attrib_option
 /* A volume prepared for attribution on the canonical grid. */
 typedef struct {
     cbq_volume canon;      /* the CT, canonical orientation */
+    cbq_volume_source src; /* what it was read from (DICOM series identity for RTSTRUCT) */
     cbq_reorient xf;       /* canonical <-> source */
     cbq_slicer slicer;
     size_t H, W, nz;
@@ -72,21 +74,14 @@ int attrib_grid_map_write(const attrib_input *in, const float *maps, size_t gh, 
 int attrib_png_write(const attrib_input *in, const float *maps, const char *dir, const char *list,
                      double map_max, const char *title, cbq_error *err);
 
-/* Structure weights of `category` on the model-input grid [nz, H, W] from a
- * label volume (same grid as the CT) and its labels.json sidecar (same
- * folder or the one above): labels named `category` or `category_*` form the structure;
- * weights are the area fractions after resampling. *weights is NULL (and
- * CBQ_OK returned) when no label names the category. Caller frees. */
-int attrib_structure_weights(const attrib_input *in, const cbq_volume *labels_canon,
-                             const char *labels_json, const char *category, float **weights,
-                             cbq_error *err);
-
-/* Loads a label volume, checks it matches the CT's grid, orients it. */
-int attrib_labels_load(cbq_volume *labels_canon, const attrib_input *in, const char *path,
-                       cbq_error *err);
-
-/* Reads labels.json beside `mask_path`, else one folder up, into a malloc'd
- * string (caller frees). */
-int attrib_labels_json_read(char **text, const char *mask_path, cbq_error *err);
+/* Structure weights per output on the model-input grid: weights[c] =
+ * [nz, H, W] area fractions of output c's structure (io's structures.h:
+ * parotid, submandibular, larynx, mandible) after the slice resampling, or
+ * NULL when the category has no structure in the file. From a label NIfTI
+ * (`mask_path`, labels.json beside it or one folder up) or a DICOM RTSTRUCT
+ * (`rtstruct_path`). The caller frees each weights[c]. */
+int attrib_structure_weights(const attrib_input *in, const char *mask_path,
+                             const char *rtstruct_path, const cbq_model_spec *spec,
+                             float **weights, cbq_error *err);
 
 #endif
