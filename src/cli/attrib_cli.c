@@ -14,19 +14,6 @@
 #include "cbctiq/volume_io.h"
 #include "cli.h"
 
-const char attrib_cli_options_usage[] =
-    "  --method NAME      gradcam (default), hirescam, layercam, xgradcam, gradcam++,\n"
-    "                     scorecam, eigencam, gradxinput, ig\n"
-    "  --layer NAME       target layer (default: model.json target_layer)\n"
-    "  --relu after|before  ReLU on the map (after, default: Grad-CAM's clipped map)\n"
-    "                     or the signed map (before)\n"
-    "  --grid input|feature  grid of the selected AE (default input: model-input grid)\n"
-    "  --sign pos|neg     explain +y_c (default) or -y_c\n"
-    "  --aggregate sum|mean  selected AE: sum over slices (default) or mean per slice\n"
-    "  --ig-steps N       Integrated Gradients steps (default 32)\n"
-    "  --ig-rule trapezoid|right  quadrature of Integrated Gradients (default trapezoid)\n"
-    "  --batch N          slices per network batch (default 16)\n";
-
 int attrib_cli_option(const char *cmd, int c, const char *arg, cbq_attrib_options *opt,
                       size_t *batch)
 {

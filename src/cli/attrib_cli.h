@@ -26,8 +26,19 @@
     {"ig-rule", required_argument, NULL, 1007},               \
     {"batch", required_argument, NULL, 1008}
 
-/* Usage lines of those options. */
-extern const char attrib_cli_options_usage[];
+/* Usage lines of those options, a string literal to splice into usage texts. */
+#define ATTRIB_CLI_OPTIONS_USAGE \
+    "  --method NAME      gradcam (default), hirescam, layercam, xgradcam, gradcam++,\n" \
+    "                     scorecam, eigencam, gradxinput, ig\n" \
+    "  --layer NAME       target layer (default: model.json target_layer)\n" \
+    "  --relu after|before  ReLU on the map (after, default: Grad-CAM's clipped map)\n" \
+    "                     or the signed map (before)\n" \
+    "  --grid input|feature  grid of the selected AE (default input: model-input grid)\n" \
+    "  --sign pos|neg     explain +y_c (default) or -y_c\n" \
+    "  --aggregate sum|mean  selected AE: sum over slices (default) or mean per slice\n" \
+    "  --ig-steps N       Integrated Gradients steps (default 32)\n" \
+    "  --ig-rule trapezoid|right  quadrature of Integrated Gradients (default trapezoid)\n" \
+    "  --batch N          slices per network batch (default 16)\n"
 
 /* Handles option `c` (>= 1000) into opt / *batch; returns 1 when handled, 0
  * after printing a usage error for a bad value. */

@@ -27,7 +27,7 @@ const char cli_ae_usage[] =
     "  --split NAME       only rows with this split (e.g. test)\n"
     "  --out FILE         ae.csv (written atomically)\n"
     "  --profile FILE     per-slice AE profile along z: volume_id, category, slice, ae, pred\n"
-    "%s"
+    ATTRIB_CLI_OPTIONS_USAGE
     "  --threads N        threads (default: all cores)\n"
     "  --quiet            no progress bar\n";
 
@@ -76,7 +76,7 @@ static int parse_args(ae_args *a, int argc, char **argv)
             a->common.threads = (int)v;
             break;
         case 'q': a->common.quiet = 1; break;
-        case 'h': printf(cli_ae_usage, attrib_cli_options_usage); return -1;
+        case 'h': fputs(cli_ae_usage, stdout); return -1;
         case '?': return cli_usage_error("ae", "unknown option");
         default:
             if (!attrib_cli_option("ae", c, optarg, &a->opt, &a->batch))

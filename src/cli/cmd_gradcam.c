@@ -28,7 +28,7 @@ const char cli_gradcam_usage[] =
     "  --slices LIST      source slice indices for --png (default: 5 evenly spaced)\n"
     "  --map-max X        top of the overlay colour scale in map units (default:\n"
     "                     the largest map value of the volume, shared by all PNGs)\n"
-    "%s"
+    ATTRIB_CLI_OPTIONS_USAGE
     "  --threads N        threads (default: all cores)\n"
     "  --quiet            no progress, no summary\n";
 
@@ -81,7 +81,7 @@ static int parse_args(gradcam_args *a, int argc, char **argv)
             a->common.threads = (int)v;
             break;
         case 'q': a->common.quiet = 1; break;
-        case 'h': printf(cli_gradcam_usage, attrib_cli_options_usage); return -1;
+        case 'h': fputs(cli_gradcam_usage, stdout); return -1;
         case '?': return cli_usage_error("gradcam", "unknown option");
         default:
             if (!attrib_cli_option("gradcam", c, optarg, &a->opt, &a->batch))

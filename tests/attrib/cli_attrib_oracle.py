@@ -206,6 +206,11 @@ def main():
         flags = {r["survives"] for r in srows if r["method"] == meth}
         check(f"{meth}: one flag per method", len(flags) == 1)
 
+    for cmd in ("gradcam", "ae", "sanity"):
+        p = run([a.cbctiq, "help", cmd])
+        check(f"help {cmd}: complete usage text", p.returncode == 0 and "--method" in p.stdout + "--methods"
+              and "%s" not in p.stdout and p.stdout.startswith("usage: cbctiq " + cmd))
+
     # --- bad input: clear errors, no output
     tiny = rng.normal(0, 100, (6, 6, 3)).astype(np.float32)
     nib.save(nib.Nifti1Image(tiny, aff), os.path.join(wd, "tiny.nii.gz"))
