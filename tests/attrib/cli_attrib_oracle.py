@@ -206,6 +206,34 @@ def main():
         flags = {r["survives"] for r in srows if r["method"] == meth}
         check(f"{meth}: one flag per method", len(flags) == 1)
 
+    # --- a DICOM series with an RTSTRUCT: the larynx ROI's energy
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "io"))
+    import dicomgen
+    px = rng.integers(-600, 600, (4, 32, 32)).astype(np.int16)  # [slice, row (y), column (x)]
+    uids = dicomgen.write_series(os.path.join(wd, "series"), px, [1, 0, 0, 0, 1, 0], (0.0, 0.0, 0.0),
+                                 (1.0, 1.0), 2.0, rng=np.random.default_rng(5))
+    square = lambda z: np.array([[10.5, 5.5, z], [20.5, 5.5, z], [20.5, 15.5, z], [10.5, 15.5, z]])
+    dicomgen.write_rtstruct(os.path.join(wd, "rs.dcm"), uids["series_uid"], uids["frame_uid"],
+                            [(1, "Larynx", [square(2.0 * k) for k in range(4)])])
+    with open(os.path.join(wd, "cohort_rt.csv"), "w") as f:
+        f.write("volume_id,path,rtstruct\ns1,series,rs.dcm\n")
+    rt_out = os.path.join(wd, "ae_rt.csv")
+    p = run([a.cbctiq, "ae", "--model", model, "--cohort", os.path.join(wd, "cohort_rt.csv"), "--out", rt_out,
+             "--threads", "1", "--quiet"])
+    check("ae with an RTSTRUCT column: exit 0", p.returncode == 0, p.stderr.strip()[:200])
+    if p.returncode == 0:
+        # LPS rows/columns are the canonical j/i here: the slices reach the net unresampled
+        xs = np.clip((px.astype(np.float32) + 1000.0) / 2000.0, 0, 1)[:, None].copy()
+        smaps, _, _, _ = torch_gradcam(net, xs)
+        mask = np.zeros((4, 32, 32), bool)
+        mask[:, 6:16, 11:21] = True  # voxel centres inside the contour
+        rt = {r["category"]: r for r in csv.DictReader(open(rt_out))}
+        lar = smaps[cats.index("larynx")].astype(np.float64)
+        close("RTSTRUCT: ae = PyTorch", float(rt["larynx"]["ae"]), lar.sum())
+        close("RTSTRUCT: ae_in_structure = map over the contour's voxels", float(rt["larynx"]["ae_in_structure"]),
+              (lar * mask).sum())
+        check("RTSTRUCT: categories without an ROI stay empty", rt["parotid"]["ae_in_structure"] == "")
+
     for cmd in ("gradcam", "ae", "sanity"):
         p = run([a.cbctiq, "help", cmd])
         check(f"help {cmd}: complete usage text", p.returncode == 0 and "--method" in p.stdout
