@@ -23,6 +23,10 @@ build-asan: deps
 demo: build
 	@scripts/demo.sh $(BUILD) $(DEMO_OUT)
 
+# Tests run JOBS at a time, each with its own OpenMP team: idle OpenMP threads
+# sleep instead of spinning, so that parallel tests do not starve each other.
+check check-fast: export OMP_WAIT_POLICY = passive
+
 # The whole test suite: the release build, then again under ASan + UBSan.
 check: build build-asan
 	@ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
