@@ -225,11 +225,19 @@ static int build(cbq_report *r, const study_ctx *ctx, cbq_error *err)
     if (rc == CBQ_OK)
         rc = csv_table(r, ctx->dir[CBQ_STAGE_CONSENSUS], "agreement.csv", "agreement",
                        "Inter-rater agreement per category.", err);
-    char *json = rc == CBQ_OK ? cbq_study_config_json(ctx->cfg) : NULL;
+    /* Run options (folder, threads, quiet) do not change any result: they are
+     * left at their defaults so the report depends on the results only. */
+    cbq_study_config shown = *ctx->cfg;
+    cbq_study_config defaults;
+    cbq_study_config_defaults(&defaults);
+    memcpy(shown.out, defaults.out, sizeof shown.out);
+    shown.threads = defaults.threads;
+    shown.quiet = defaults.quiet;
+    char *json = rc == CBQ_OK ? cbq_study_config_json(&shown) : NULL;
     if (rc == CBQ_OK)
         rc = cbq_report_section(r, "Configuration", err);
     if (rc == CBQ_OK)
-        rc = json ? cbq_report_preformatted(r, "study configuration (cbctiq study --print-config)",
+        rc = json ? cbq_report_preformatted(r, "study configuration (run options out, threads, quiet shown at their defaults)",
                                             json, err)
                   : CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
     free(json);
