@@ -90,13 +90,13 @@ static const opt_def OPTS[] = {
     {"train.weight_decay", OPT_DOUBLE, F(train.weight_decay), "0", 0, 10, NULL, S(TRAIN),
      "weight decay"},
     {"train.optimizer", OPT_STRING, F(train.optimizer), "adam", 0, 0, "|adam|sgd|", S(TRAIN),
-     "optimiser"},
+     "optimiser: adam or sgd"},
     {"train.augment", OPT_BOOL, F(train.augment), "true", 0, 0, NULL, S(TRAIN),
-     "random flips and shifts during training"},
+     "random flips, shifts and intensity jitter during training"},
     {"evaluate.batch", OPT_INT, F(evaluate.batch), "64", 1, 4096, NULL,
      S(EVALUATE) | S(ATTRIB), "slices per forward pass at prediction"},
     {"attrib.method", OPT_STRING, F(attrib.method), "gradcam", 0, 0, NULL, S(ATTRIB),
-     "CAM method"},
+     "attribution method: gradcam, hirescam, layercam, xgradcam, gradcam++, scorecam, eigencam, gradxinput, ig"},
     {"attrib.target_layer", OPT_STRING, F(attrib.target_layer), "", 0, 0, NULL, S(ATTRIB),
      "Grad-CAM layer; empty = the model's target_layer"},
     {"attrib.save_maps", OPT_BOOL, F(attrib.save_maps), "true", 0, 0, NULL, S(ATTRIB),
@@ -468,6 +468,11 @@ size_t cbq_study_categories(const cbq_study_config *cfg, char (*names)[64], size
 
 void cbq_study_config_describe(FILE *out)
 {
-    for (size_t i = 0; i < N_OPTS; i++)
-        fprintf(out, "| `%s` | `%s` | %s |\n", OPTS[i].key, OPTS[i].def, OPTS[i].help);
+    for (size_t i = 0; i < N_OPTS; i++) {
+        fprintf(out, "| `%s` | %s%s%s | ", OPTS[i].key, OPTS[i].def[0] ? "`" : "(empty)",
+                OPTS[i].def, OPTS[i].def[0] ? "`" : "");
+        for (const char *c = OPTS[i].help; *c; c++) /* a '|' would end the Markdown cell */
+            fputs(*c == '|' ? "\\|" : (char[2]){*c, 0}, out);
+        fputs(" |\n", out);
+    }
 }
