@@ -1,6 +1,6 @@
 """End-to-end test of `cbctiq study` on a small synthetic cohort
-(make_cohort.py: 16 volumes of 48x48x16, 8 train / 2 val / 6 test, a tiny
-iqnet-s, a few epochs), checked against independent recomputations:
+(make_cohort.py: 20 volumes of 48x48x16, 12 train / 2 val / 6 test, a tiny
+iqnet-s, 8 epochs), checked against independent recomputations:
 
 - consensus: numpy weighted means of ratings.csv with raters.csv weights;
 - the poster's table (stats/table.csv and the table printed on stdout):
@@ -11,7 +11,8 @@ iqnet-s, a few epochs), checked against independent recomputations:
   quadratic-weighted kappa on half-up rounded scores; the model must beat
   the constant training-mean predictor (the cohort's quality signal is a
   tissue intensity shift of 120 HU per score point, learnable in a few
-  epochs; measured margin: see the assertion);
+  epochs; the test asks for a mean MAE below 0.8 x the constant's, measured
+  0.30-0.54 x over seeds 1-3 in both the release and the sanitizer build);
 - atypical cases: the isotonic fit by the max-min formula and robust z of
   the residuals in numpy;
 - caching: a second run reruns nothing and leaves every file unchanged; a
@@ -86,11 +87,11 @@ work = args.workdir
 shutil.rmtree(work, ignore_errors=True)
 os.makedirs(work)
 cohort = os.path.join(work, "cohort")
-subprocess.run([sys.executable, os.path.join(HERE, "make_cohort.py"), "--out", cohort, "--n", "16",
+subprocess.run([sys.executable, os.path.join(HERE, "make_cohort.py"), "--out", cohort, "--n", "20",
                 "--size", "48", "--slices", "16", "--test", "6", "--val", "2"], check=True)
 config = {"cohort": {"csv": "cohort/cohort.csv"},
-          "train": {"width": 8, "depth": 2, "input_size": 32, "epochs": 6, "batch": 16,
-                    "lr": 0.003, "patience": 0},
+          "train": {"width": 8, "depth": 2, "input_size": 32, "epochs": 8, "batch": 8,
+                    "lr": 0.003, "patience": 0, "hu_min": -500, "hu_max": 500},
           "stats": {"bootstrap": 200, "permutations": 500}}
 cfg_path = os.path.join(work, "study.json")
 with open(cfg_path, "w") as f:

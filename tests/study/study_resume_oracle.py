@@ -31,11 +31,11 @@ work = args.workdir
 shutil.rmtree(work, ignore_errors=True)
 os.makedirs(work)
 cohort = os.path.join(work, "cohort")
-subprocess.run([sys.executable, os.path.join(HERE, "make_cohort.py"), "--out", cohort, "--n", "16",
+subprocess.run([sys.executable, os.path.join(HERE, "make_cohort.py"), "--out", cohort, "--n", "20",
                 "--size", "48", "--slices", "16", "--test", "6", "--val", "2"], check=True)
 config = {"cohort": {"csv": "cohort/cohort.csv"},
-          "train": {"width": 8, "depth": 2, "input_size": 32, "epochs": 6, "batch": 16,
-                    "lr": 0.003, "patience": 0},
+          "train": {"width": 8, "depth": 2, "input_size": 32, "epochs": 8, "batch": 8,
+                    "lr": 0.003, "patience": 0, "hu_min": -500, "hu_max": 500},
           "stats": {"bootstrap": 200, "permutations": 500}}
 cfg_path = os.path.join(work, "study.json")
 with open(cfg_path, "w") as f:
