@@ -11,27 +11,69 @@
 
 #include "nn/layer.h"
 
+/* Sums over one channel plane with 8 independent double accumulators
+ * (a fixed order, so still deterministic): without -ffast-math the compiler
+ * may not reorder one long float-to-double sum, which would leave it
+ * latency-bound at one add per 4 cycles. */
+enum { LANES = 8 };
+
+static void plane_sums(const float *x, size_t hw, double *sum, double *sq)
+{
+    double a[LANES] = {0}, b[LANES] = {0};
+    size_t i = 0;
+    for (; i + LANES <= hw; i += LANES)
+        for (int j = 0; j < LANES; j++) {
+            double v = x[i + (size_t)j];
+            a[j] += v;
+            b[j] += v * v;
+        }
+    for (; i < hw; i++) {
+        double v = x[i];
+        a[0] += v;
+        b[0] += v * v;
+    }
+    for (int j = 0; j < LANES; j++) {
+        *sum += a[j];
+        *sq += b[j];
+    }
+}
+
+/* sum of g and of g * (x - mean) * invstd over one plane. */
+static void plane_grad_sums(const float *x, const float *g, size_t hw, double mean, double invstd,
+                            double *sum_g, double *sum_gx)
+{
+    double a[LANES] = {0}, b[LANES] = {0};
+    size_t i = 0;
+    for (; i + LANES <= hw; i += LANES)
+        for (int j = 0; j < LANES; j++) {
+            double gv = g[i + (size_t)j];
+            a[j] += gv;
+            b[j] += gv * ((x[i + (size_t)j] - mean) * invstd);
+        }
+    for (; i < hw; i++) {
+        a[0] += g[i];
+        b[0] += g[i] * ((x[i] - mean) * invstd);
+    }
+    for (int j = 0; j < LANES; j++) {
+        *sum_g += a[j];
+        *sum_gx += b[j];
+    }
+}
+
+/* Mean and biased variance of one channel in a single pass: sum and sum of
+ * squares in double. The cancellation in E[x^2] - mean^2 costs about
+ * 1e-16 * (mean/std)^2 relative, negligible for activations. */
 static void channel_stats(const float *in, size_t c, size_t channels, size_t n, size_t hw,
                           double *mean, double *var)
 {
-    double sum = 0.0;
-    for (size_t s = 0; s < n; s++) {
-        const float *x = in + (s * channels + c) * hw;
-        for (size_t i = 0; i < hw; i++)
-            sum += x[i];
-    }
+    double sum = 0.0, sq = 0.0;
+    for (size_t s = 0; s < n; s++)
+        plane_sums(in + (s * channels + c) * hw, hw, &sum, &sq);
     const double count = (double)(n * hw);
     const double m = sum / count;
-    double sq = 0.0;
-    for (size_t s = 0; s < n; s++) {
-        const float *x = in + (s * channels + c) * hw;
-        for (size_t i = 0; i < hw; i++) {
-            double d = x[i] - m;
-            sq += d * d;
-        }
-    }
+    double v = sq / count - m * m;
     *mean = m;
-    *var = sq / count;
+    *var = v > 0.0 ? v : 0.0;
 }
 
 /* y = x * scale + shift for one channel of every sample. */
@@ -101,13 +143,9 @@ void batchnorm2d_backward(float *din, float *dgamma, float *dbeta, const float *
         size_t c = (size_t)cl;
         const double mean = save_mean[c], invstd = save_invstd[c];
         double sum_g = 0.0, sum_gx = 0.0; /* sum dy, sum dy * xhat */
-        for (size_t s = 0; s < n; s++) {
-            const float *x = in + (s * channels + c) * hw, *g = dout + (s * channels + c) * hw;
-            for (size_t i = 0; i < hw; i++) {
-                sum_g += g[i];
-                sum_gx += g[i] * ((x[i] - mean) * invstd);
-            }
-        }
+        for (size_t s = 0; s < n; s++)
+            plane_grad_sums(in + (s * channels + c) * hw, dout + (s * channels + c) * hw, hw, mean,
+                            invstd, &sum_g, &sum_gx);
         if (dgamma)
             dgamma[c] += (float)sum_gx;
         if (dbeta)

@@ -39,6 +39,61 @@ static long window_argmax(const float *x, const cbq_pool2d_cfg *c, size_t h, siz
     return best;
 }
 
+/* 2x2 stride-2 unpadded windows (every pooling of iqnet-s): the same rule
+ * unrolled; index 0..3 of the first maximum in row-major order. */
+static int is_2x2(const cbq_pool2d_cfg *c)
+{
+    return c->kernel_h == 2 && c->kernel_w == 2 && c->stride_h == 2 && c->stride_w == 2 &&
+           c->pad_h == 0 && c->pad_w == 0;
+}
+
+static inline int argmax4(float a, float b, float c, float d)
+{
+    int i = 0;
+    float m = a;
+    if (b > m || isnan(b)) { if (!isnan(m)) { m = b; i = 1; } }
+    if (c > m || isnan(c)) { if (!isnan(m)) { m = c; i = 2; } }
+    if (d > m || isnan(d)) { if (!isnan(m)) { i = 3; } }
+    return i;
+}
+
+static void pool2x2_plane(float *o, const float *x, size_t h, size_t w, size_t oh, size_t ow)
+{
+    (void)h;
+    for (size_t y = 0; y < oh; y++) {
+        const float *r0 = x + 2 * y * w, *r1 = r0 + w;
+        for (size_t xo = 0; xo < ow; xo++) {
+            float v[4] = {r0[2 * xo], r0[2 * xo + 1], r1[2 * xo], r1[2 * xo + 1]};
+            o[y * ow + xo] = v[argmax4(v[0], v[1], v[2], v[3])];
+        }
+    }
+}
+
+/* Windows do not overlap: every covered input gets its value or 0 written,
+ * so only an odd last row/column needs zeroing. */
+static void pool2x2_plane_back(float *d, const float *g, const float *x, size_t h, size_t w,
+                               size_t oh, size_t ow)
+{
+    for (size_t y = 0; y < oh; y++) {
+        const float *r0 = x + 2 * y * w, *r1 = r0 + w;
+        float *d0 = d + 2 * y * w, *d1 = d0 + w;
+        for (size_t xo = 0; xo < ow; xo++) {
+            int i = argmax4(r0[2 * xo], r0[2 * xo + 1], r1[2 * xo], r1[2 * xo + 1]);
+            float v = g[y * ow + xo];
+            d0[2 * xo] = i == 0 ? v : 0.0f;
+            d0[2 * xo + 1] = i == 1 ? v : 0.0f;
+            d1[2 * xo] = i == 2 ? v : 0.0f;
+            d1[2 * xo + 1] = i == 3 ? v : 0.0f;
+        }
+        if (w > 2 * ow) {
+            d0[w - 1] = 0.0f;
+            d1[w - 1] = 0.0f;
+        }
+    }
+    if (h > 2 * oh)
+        memset(d + 2 * oh * w, 0, (h - 2 * oh) * w * sizeof *d);
+}
+
 void maxpool2d_forward(float *out, const float *in, const cbq_pool2d_cfg *cfg, size_t planes,
                        size_t h, size_t w, int threads)
 {
@@ -48,6 +103,10 @@ void maxpool2d_forward(float *out, const float *in, const cbq_pool2d_cfg *cfg, s
     for (long pl = 0; pl < (long)planes; pl++) {
         const float *x = in + (size_t)pl * h * w;
         float *o = out + (size_t)pl * oh * ow;
+        if (is_2x2(cfg)) {
+            pool2x2_plane(o, x, h, w, oh, ow);
+            continue;
+        }
         for (size_t y = 0; y < oh; y++)
             for (size_t xo = 0; xo < ow; xo++) {
                 long idx = window_argmax(x, cfg, h, w, y, xo);
@@ -66,6 +125,10 @@ void maxpool2d_backward(float *din, const float *dout, const float *in, const cb
         const float *x = in + (size_t)pl * h * w;
         const float *g = dout + (size_t)pl * oh * ow;
         float *d = din + (size_t)pl * h * w;
+        if (is_2x2(cfg)) {
+            pool2x2_plane_back(d, g, x, h, w, oh, ow);
+            continue;
+        }
         memset(d, 0, h * w * sizeof *d);
         for (size_t y = 0; y < oh; y++)
             for (size_t xo = 0; xo < ow; xo++) {

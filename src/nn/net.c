@@ -13,6 +13,7 @@
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,6 +61,11 @@ static int plan(cbq_net *net, cbq_error *err)
         const size_t *in = i ? net->shapes[i - 1] : net->in_shape;
         size_t per = plane_of(net->shapes[i]), bytes;
         if (!cbq_size_mul(&bytes, per, nb) || !cbq_size_mul(&bytes, bytes, 4 * sizeof(float)))
+            return CBQ_FAIL(err, CBQ_ERR_NOMEM, "layer '%s': activations for batch %zu overflow",
+                            l->name, nb);
+        /* Totals stay below SIZE_MAX / 16 so that byte counts of the
+         * activation and gradient blocks (+ input, aux) cannot overflow. */
+        if (act_total > SIZE_MAX / 16 - per * nb)
             return CBQ_FAIL(err, CBQ_ERR_NOMEM, "layer '%s': activations for batch %zu overflow",
                             l->name, nb);
         nl->act_off = act_total;

@@ -202,6 +202,8 @@ def main():
     ties = np.round(rng.standard_normal((2, 3, 8, 8)))  # many equal values in each window
     simple_case(a, rng, "maxpool", "ties", t, 2, 3, 8, 8, lambda x: F.max_pool2d(x, 3, 1, 1),
                 x=ties, kh=3, kw=3, sh=1, sw=1, ph=1, pw=1)
+    simple_case(a, rng, "maxpool", "ties2x2", t, 2, 3, 8, 6, lambda x: F.max_pool2d(x, 2, 2),
+                x=np.round(rng.standard_normal((2, 3, 8, 6))), kh=2, kw=2, sh=2, sw=2, ph=0, pw=0)
     simple_case(a, rng, "avgpool", "k3s2p1", t, 2, 3, 9, 8,
                 lambda x: F.avg_pool2d(x, 3, 2, 1, count_include_pad=True),
                 kh=3, kw=3, sh=2, sw=2, ph=1, pw=1)

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cbctiq/gemm.h"
 #include "cbctiq/loss.h"
 #include "cbctiq/net.h"
 #include "cbctiq/optim.h"
@@ -236,6 +237,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: nn_layer_dump DIR OP key=value...\n");
         return 2;
     }
+    cbq_threads_init(0); /* BLAS single-threaded under our OpenMP, as in the engine */
     dir = argv[1];
     kv = argv + 3;
     nkv = argc - 3;

@@ -239,6 +239,8 @@ static void test_misc_fd(void **state)
     check_misc("leaky_relu", &leaky, 1, 1, 1, 40, 0, 40);
     misc_ctx mp = {.kind = K_MAX, .pool = {3, 2, 2, 1, 1, 0}};
     check_misc("maxpool2d", &mp, 2, 7, 6, 2 * 42, 0, 2 * 4 * 5);
+    misc_ctx mp2 = {.kind = K_MAX, .pool = {2, 2, 2, 2, 0, 0}}; /* unrolled 2x2 path */
+    check_misc("maxpool2d 2x2", &mp2, 2, 7, 5, 2 * 35, 0, 2 * 3 * 2); /* odd h and w */
     misc_ctx ap = {.kind = K_AVG, .pool = {3, 3, 2, 2, 1, 1}};
     check_misc("avgpool2d", &ap, 2, 7, 6, 2 * 42, 0, 2 * 4 * 3);
     misc_ctx gap = {.kind = K_GAP};
@@ -354,6 +356,8 @@ static void test_conv_vs_ref(void **state)
     for (size_t i = 0; i < sizeof cfgs / sizeof cfgs[0]; i++)
         for (int t = 1; t <= 2; t++)
             conv_vs_ref(&cfgs[i], 5, 10, 9, t);
+    /* One sample on two threads: one thread has no sample in the backward. */
+    conv_vs_ref(&cfgs[0], 1, 10, 9, 2);
 }
 
 /* ---- dropout ---------------------------------------------------------------------- */

@@ -140,6 +140,8 @@ static void test_net_gradients_fd(void **state)
     (void)state;
     const size_t n = 3;
     cbq_net *net = make_net(3, n);
+    /* ~1000 tiny forwards: one thread keeps this quick on a busy machine */
+    cbq_net_set_threads(net, 1);
     float in[3 * 64], r[6], din[3 * 64];
     fill(in, sizeof in / sizeof in[0], 21);
     fill(r, 6, 22);
@@ -287,6 +289,19 @@ static void test_reproducible(void **state)
     size_t n;
     float *pa = cbq_net_params(a, &n), *pb = cbq_net_params(b, &n);
     assert_memory_equal(pa, pb, n * sizeof *pa);
+    /* The forward does not depend on the thread count at all: every output
+     * element is summed in the same order (documented in docs/engine.md). */
+    float fin[4 * 64], out1[8];
+    fill(fin, 4 * 64, 299);
+    const float *o;
+    cbq_net_set_training(c, 0);
+    cbq_net_set_threads(c, 1);
+    assert_int_equal(cbq_net_forward(c, fin, 4, &o, NULL), CBQ_OK);
+    memcpy(out1, o, sizeof out1);
+    cbq_net_set_threads(c, 2);
+    assert_int_equal(cbq_net_forward(c, fin, 4, &o, NULL), CBQ_OK);
+    assert_memory_equal(out1, o, sizeof out1);
+    cbq_net_set_training(c, 1);
     /* One forward/backward on the same weights with 1 and 2 threads. */
     float in[4 * 64], r[8];
     fill(in, 4 * 64, 300);
@@ -336,6 +351,7 @@ static void test_convergence(void **state)
     (void)state;
     const size_t n = 32;
     cbq_net *net = make_net(10, n);
+    cbq_net_set_threads(net, 1);
     cbq_optim_cfg oc = cbq_optim_defaults(CBQ_OPTIM_ADAM);
     oc.lr = 1e-2;
     cbq_optim *opt = NULL;
