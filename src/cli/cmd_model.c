@@ -140,7 +140,9 @@ static int model_info(int argc, char **argv)
     printf("outputs (%zu):", s->n_outputs);
     for (size_t i = 0; i < s->n_outputs; i++)
         printf(" %s", s->outputs[i]);
-    printf("\ntarget layer: %s\n\n", s->target_layer);
+    size_t ts[3];
+    cbq_net_layer_shape(net, (size_t)cbq_model_spec_find(s, s->target_layer), ts);
+    printf("\ntarget layer: %s (%zux%zux%zu)\n\n", s->target_layer, ts[0], ts[1], ts[2]);
     printf("%4s  %-20s %-15s %-14s %12s %12s\n", "#", "name", "type", "output", "params", "MFLOP");
     size_t in[3] = {1, (size_t)s->input.height, (size_t)s->input.width}, total_params = 0;
     double total_flops = 0.0;

@@ -16,6 +16,8 @@ says. safetensors files are read and written here with json + numpy (torch
    from PyTorch's own initialisation and random BN statistics, written by this
    script's safetensors writer (tensors in reverse order, metadata, padding);
    cbctiq loads them and must give the same results.
+3. `cbctiq model info`: per-layer output shapes and parameter counts against
+   PyTorch's modules, conv/linear FLOPs from the shapes PyTorch produces.
 Both in eval and train mode (dropout only in eval: masks come from different
 generators), with 1 and 2 threads. Relative error per tensor
 max|ours - torch| / max|torch| <= 1e-4; counters exact.
@@ -260,6 +262,48 @@ def torch_weights_dir(args, label, spec, seed):
     return d
 
 
+def check_model_info(args, model_dir):
+    """`cbctiq model info`: per-layer parameters against PyTorch's numel(),
+    output shapes and conv/linear FLOPs against shapes PyTorch produces."""
+    global checked
+    spec = json.load(open(os.path.join(model_dir, "model.json")))
+    text = subprocess.run([args.cbctiq, "model", "info", model_dir], check=True, capture_output=True,
+                          text=True).stdout
+    rows = {}
+    for line in text.splitlines():
+        f = line.split()
+        if len(f) == 6 and f[0].isdigit():
+            rows[f[1]] = (f[3], int(f[4]), float(f[5]))
+    net = Net(spec).eval()
+    h, w = spec["input"]["height"], spec["input"]["width"]
+    x = torch.zeros(1, 1, h, w)
+    total = 0
+    for L in spec["layers"]:
+        mod = net.get_submodule(L["name"])
+        y = mod(x)
+        params = sum(p.numel() for p in mod.parameters())
+        total += params
+        shape = "x".join(str(d) for d in (list(y.shape[1:]) + [1, 1])[:3])
+        flops = None
+        if isinstance(mod, nn.Conv2d):
+            fan_in = mod.in_channels * mod.kernel_size[0] * mod.kernel_size[1]
+            flops = y.numel() * (2 * fan_in + (1 if mod.bias is not None else 0))
+        elif isinstance(mod, nn.Linear):
+            flops = y.numel() * (2 * mod.in_features + (1 if mod.bias is not None else 0))
+        got = rows.get(L["name"])
+        checked += 1
+        ok = got is not None and got[0] == shape and got[1] == params and \
+            (flops is None or abs(got[2] - flops / 1e6) <= 0.0005 + 1e-6 * flops / 1e6)
+        if not ok:
+            print("model info %s: got %s, torch %s %d params %s FLOP FAIL" % (L["name"], got, shape, params, flops))
+            failures.append("model info " + L["name"])
+        x = y
+    checked += 1
+    if "total: %d parameters" % total not in text:
+        print("model info total: expected %d parameters FAIL" % total)
+        failures.append("model info total")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cbctiq", required=True)
@@ -273,6 +317,7 @@ def main():
     init_dir = os.path.join(args.workdir, "iqnet")
     subprocess.run([args.cbctiq, "model", "init", "--arch", "iqnet-s", "--width", "4", "--depth", "3",
                     "--input", "32", "--seed", "5", "--quiet", "--out", init_dir], check=True)
+    check_model_info(args, init_dir)
     for threads in (1, 2):
         for mode in ("eval", "train"):
             order, torch_order = run_case(args, "iqnet-s", init_dir, mode, threads, 3, 10 + threads)
@@ -282,6 +327,7 @@ def main():
 
     drop_dir = torch_weights_dir(args, "torch-dropout", custom_spec(True), 3)
     plain_dir = torch_weights_dir(args, "torch-plain", custom_spec(False), 4)
+    check_model_info(args, drop_dir)
     for threads in (1, 2):
         run_case(args, "torch-dropout", drop_dir, "eval", threads, 4, 20 + threads)
         for mode in ("eval", "train"):

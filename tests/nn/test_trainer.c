@@ -246,6 +246,51 @@ static void test_augmentations(void **state)
     assert_true(flipped > 60 && kept > 60 && shifted > 100);
 }
 
+/* A fetch callback over the same arrays; fails at index `bad` when set. */
+typedef struct {
+    const task *t;
+    size_t bad;
+} fetch_ctx;
+
+static int fetch(void *ctx, size_t i, float *slice, float *target, cbq_error *err)
+{
+    const fetch_ctx *f = ctx;
+    if (i == f->bad)
+        return CBQ_FAIL(err, CBQ_ERR_IO, "slice %zu: cannot read", i);
+    memcpy(slice, f->t->x + i * S * S, S * S * sizeof *slice);
+    *target = f->t->y[i];
+    return CBQ_OK;
+}
+
+static void test_fetch_callback_matches_arrays(void **state)
+{
+    (void)state;
+    static task t;
+    make_task(&t, 5);
+    cbq_trainer_cfg cfg = base_cfg();
+    cfg.epochs = 2;
+    fetch_ctx fc = {&t, (size_t)-1};
+    cbq_dataset by_fetch = t.ds;
+    by_fetch.slices = NULL;
+    by_fetch.targets = NULL;
+    by_fetch.fetch = fetch;
+    by_fetch.fetch_ctx = &fc;
+    cbq_train_result ra, rb;
+    cbq_error err = {0};
+    cbq_net *a = tiny_net(6), *b = tiny_net(6);
+    assert_int_equal(cbq_train(a, &t.ds, t.train, N_TRAIN, t.val + N_TRAIN, N_VAL, &cfg, &ra, &err), CBQ_OK);
+    assert_int_equal(cbq_train(b, &by_fetch, t.train, N_TRAIN, t.val + N_TRAIN, N_VAL, &cfg, &rb, &err), CBQ_OK);
+    assert_true(ra.best_val_loss == rb.best_val_loss);
+    cbq_tensor_view va, vb;
+    assert_true(cbq_net_tensor_find(a, "head.weight", &va) && cbq_net_tensor_find(b, "head.weight", &vb));
+    assert_memory_equal(va.data, vb.data, va.numel * sizeof(float));
+    fc.bad = N_TRAIN + 3; /* a validation slice */
+    assert_int_equal(cbq_train(b, &by_fetch, t.train, N_TRAIN, t.val + N_TRAIN, N_VAL, &cfg, &rb, &err), CBQ_ERR_IO);
+    assert_non_null(strstr(err.msg, "slice 195: cannot read"));
+    cbq_net_free(a);
+    cbq_net_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -254,6 +299,7 @@ int main(void)
         cmocka_unit_test(test_deterministic_for_a_seed),
         cmocka_unit_test(test_split_keeps_volumes_whole),
         cmocka_unit_test(test_augmentations),
+        cmocka_unit_test(test_fetch_callback_matches_arrays),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,222 @@
+/* bench_iqnet.c - whole-network speed of iqnet-s: training steps
+ * (128x128 batch 32, 256x256 batch 16) and inference (128x128 batch 32) in
+ * slices per second with 1 and 2 threads, against PyTorch CPU measured in the
+ * same run (bench/peer_iqnet_torch.py, torch.set_num_threads(N)) on the same
+ * model.json. Prints achieved GFLOP/s and the fraction of FP32 peak
+ * (40.7 GFLOP/s per core: docs/machine facts, one 256-bit FMA per cycle).
+ *
+ * Before timing it verifies the net: eval-mode outputs of a batch equal those
+ * of each slice run alone, and a training step gives a finite loss.
+ *
+ *   bench_iqnet [--min-seconds S] [--no-peer]
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cbctiq/model_json.h"
+#include "cbctiq/net.h"
+#include "cbctiq/optim.h"
+#include "cbctiq/preset.h"
+#include "cbctiq/progress.h"
+#include "cbctiq/rng.h"
+#include "cbctiq/train.h"
+#include <time.h>
+
+#define PEAK_PER_CORE 40.7e9
+
+typedef struct {
+    const char *mode; /* "train" or "infer" */
+    int side;
+    size_t batch;
+} bench_case;
+
+/* CPU seconds of the whole process (all threads): survives a loaded machine
+ * better than wall time. */
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+typedef struct {
+    double slices_per_s, cpu_ms_per_slice;
+} speed;
+
+static int fail(const char *what, const cbq_error *err)
+{
+    fprintf(stderr, "bench_iqnet: %s: %s\n", what, err ? err->msg : "");
+    exit(1);
+}
+
+/* Eval-mode batch outputs must equal per-slice outputs (up to GEMM blocking). */
+static void verify(cbq_net *net, const float *x, size_t batch, size_t plane, size_t k)
+{
+    cbq_error err = {0};
+    const float *out = NULL;
+    cbq_net_set_training(net, 0);
+    if (cbq_net_forward(net, x, batch, &out, &err) != CBQ_OK)
+        fail("forward", &err);
+    float *all = malloc(batch * k * sizeof *all);
+    memcpy(all, out, batch * k * sizeof *all);
+    double worst = 0.0, scale = 1e-12;
+    for (size_t i = 0; i < batch; i += batch > 4 ? batch / 4 : 1) {
+        if (cbq_net_forward(net, x + i * plane, 1, &out, &err) != CBQ_OK)
+            fail("forward", &err);
+        for (size_t j = 0; j < k; j++) {
+            worst = fmax(worst, fabs(out[j] - all[i * k + j]));
+            scale = fmax(scale, fabs(all[i * k + j]));
+            if (!isfinite(out[j]))
+                fail("verification: non-finite output", NULL);
+        }
+    }
+    free(all);
+    if (worst / scale > 1e-4) {
+        fprintf(stderr, "bench_iqnet: verification failed: batch vs single rel err %.2e\n", worst / scale);
+        exit(1);
+    }
+}
+
+static speed time_cbctiq(const bench_case *c, int threads, double min_s, double *fwd_flops,
+                         double *first_flops)
+{
+    cbq_preset_opts o = {.input = c->side};
+    cbq_model_spec spec;
+    cbq_error err = {0};
+    if (cbq_preset_build(&spec, "iqnet-s", &o, &err) != CBQ_OK)
+        fail("preset", &err);
+    cbq_net *net = NULL;
+    if (cbq_net_create(&net, &spec, c->batch, 1, &err) != CBQ_OK)
+        fail("net", &err);
+    cbq_net_set_threads(net, threads);
+    size_t plane = (size_t)c->side * (size_t)c->side, k = spec.n_outputs;
+    const cbq_layer_spec *l0 = &spec.layers[0];
+    *first_flops = 2.0 * l0->cfg.conv.out_channels * l0->cfg.conv.kernel_h * l0->cfg.conv.kernel_w * (double)plane;
+    cbq_model_spec_free(&spec);
+    *fwd_flops = cbq_net_forward_flops(net);
+    float *x = malloc(c->batch * plane * sizeof *x), *y = malloc(c->batch * k * sizeof *y);
+    cbq_rng rng;
+    cbq_rng_seed(&rng, 7);
+    for (size_t i = 0; i < c->batch * plane; i++)
+        x[i] = (float)cbq_rng_uniform(&rng);
+    for (size_t i = 0; i < c->batch * k; i++)
+        y[i] = (float)cbq_rng_uniform(&rng);
+    verify(net, x, c->batch, plane, k);
+
+    int train = strcmp(c->mode, "train") == 0;
+    cbq_optim_cfg ocfg = cbq_optim_defaults(CBQ_OPTIM_ADAM);
+    cbq_optim *opt = NULL;
+    if (cbq_optim_create(&opt, net, &ocfg, &err) != CBQ_OK)
+        fail("optimiser", &err);
+    cbq_loss_cfg loss = {.kind = CBQ_LOSS_MSE};
+    cbq_net_set_training(net, train);
+    size_t n = 0;
+    double t0 = 0.0, el = 0.0, c0 = 0.0;
+    for (int warm = 1;; warm = 0) {
+        double l = 0.0;
+        const float *out = NULL;
+        int rc = train ? cbq_train_step(net, opt, x, y, c->batch, &loss, 0.0, &l, NULL, &err)
+                       : cbq_net_forward(net, x, c->batch, &out, &err);
+        if (rc != CBQ_OK || (train && !isfinite(l)))
+            fail("step", &err);
+        if (warm) {
+            t0 = cbq_now();
+            c0 = cpu_now();
+            continue;
+        }
+        n++;
+        el = cbq_now() - t0;
+        if (n >= 3 && el >= min_s)
+            break;
+    }
+    double cpu = cpu_now() - c0;
+    cbq_optim_free(opt);
+    cbq_net_free(net);
+    free(x);
+    free(y);
+    return (speed){(double)(n * c->batch) / el, 1e3 * cpu / (double)(n * c->batch)};
+}
+
+static speed time_peer(const char *json, const bench_case *c, int threads, double min_s)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "'%s' '%s/bench/peer_iqnet_torch.py' '%s' %d %s %zu %g 2>&1", CBQ_PYTHON,
+             CBQ_SOURCE_DIR, json, threads, c->mode, c->batch, min_s);
+    speed v = {NAN, NAN};
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return v;
+    char line[512];
+    while (fgets(line, sizeof line, p))
+        if (sscanf(line, "slices_per_s %lf cpu_ms_per_slice %lf", &v.slices_per_s, &v.cpu_ms_per_slice) != 2)
+            fputs(line, stderr);
+    pclose(p);
+    return v;
+}
+
+/* model.json of iqnet-s at this input size, for the peer. */
+static void write_json(char *path, size_t cap, const char *dir, int side)
+{
+    cbq_preset_opts o = {.input = side};
+    cbq_model_spec spec;
+    cbq_error err = {0};
+    snprintf(path, cap, "%s/iqnet-s-%d.json", dir, side);
+    if (cbq_preset_build(&spec, "iqnet-s", &o, &err) != CBQ_OK || cbq_model_json_write(&spec, path, &err) != CBQ_OK)
+        fail("writing model.json", &err);
+    cbq_model_spec_free(&spec);
+}
+
+int main(int argc, char **argv)
+{
+    double min_s = 3.0;
+    int peer = 1;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--min-seconds") == 0 && i + 1 < argc)
+            min_s = atof(argv[++i]);
+        else if (strcmp(argv[i], "--no-peer") == 0)
+            peer = 0;
+        else {
+            fprintf(stderr, "usage: bench_iqnet [--min-seconds S] [--no-peer]\n");
+            return 2;
+        }
+    }
+    const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    double fwd128 = 0.0, first128 = 0.0;
+    static const bench_case cases[] = {{"train", 128, 32}, {"train", 256, 16}, {"infer", 128, 32}};
+    printf("bench_iqnet: iqnet-s, float32, OpenBLAS SGEMM (1 BLAS thread, OpenMP around it), "
+           "peak %.1f GFLOP/s per core\n", PEAK_PER_CORE / 1e9);
+    printf("wall: slices/s; cpu: CPU-ms per slice (all threads); ratios > 1: cbctiq faster\n");
+    printf("%-6s %-8s %5s %3s %11s %7s %9s %6s %10s %7s %6s %7s %7s\n", "mode", "input", "batch", "thr",
+           "cbctiq sl/s", "cpu ms", "GF/cpu-s", "%peak", "torch sl/s", "cpu ms", "%peak", "r wall", "r cpu");
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const bench_case *c = &cases[ci];
+        char json[1024];
+        write_json(json, sizeof json, tmp, c->side);
+        for (int threads = 1; threads <= 2; threads++) {
+            double fwd = 0.0, first = 0.0;
+            speed ours = time_cbctiq(c, threads, min_s, &fwd, &first);
+            if (c->side == 128)
+                fwd128 = fwd, first128 = first;
+            /* Training: forward + weight gradients + input gradients except the first layer's. */
+            double flops = strcmp(c->mode, "train") == 0 ? 3.0 * fwd - first : fwd;
+            double peak = PEAK_PER_CORE * threads;
+            speed theirs = peer ? time_peer(json, c, threads, min_s) : (speed){NAN, NAN};
+            char input[16];
+            snprintf(input, sizeof input, "%dx%d", c->side, c->side);
+            /* %peak: wall-clock GFLOP/s over the nominal peak of `threads` cores. */
+            printf("%-6s %-8s %5zu %3d %11.2f %7.1f %9.1f %5.1f%% %10.2f %7.1f %5.1f%% %7.2f %7.2f\n", c->mode,
+                   input, c->batch, threads, ours.slices_per_s, ours.cpu_ms_per_slice,
+                   flops / (ours.cpu_ms_per_slice * 1e6), 100.0 * ours.slices_per_s * flops / peak,
+                   theirs.slices_per_s, theirs.cpu_ms_per_slice, 100.0 * theirs.slices_per_s * flops / peak,
+                   ours.slices_per_s / theirs.slices_per_s, theirs.cpu_ms_per_slice / ours.cpu_ms_per_slice);
+            fflush(stdout);
+        }
+        remove(json);
+    }
+    printf("FLOPs per slice (conv/linear): 128x128 forward %.3f GFLOP, training step %.3f GFLOP\n",
+           fwd128 / 1e9, (3.0 * fwd128 - first128) / 1e9);
+    return 0;
+}
