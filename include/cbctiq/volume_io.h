@@ -9,6 +9,7 @@
 #include "cbctiq/dicom.h"
 #include "cbctiq/error.h"
 #include "cbctiq/nifti.h"
+#include "cbctiq/orient.h"
 #include "cbctiq/volume.h"
 
 #ifdef __cplusplus
@@ -31,6 +32,13 @@ int cbq_path_is_nifti(const char *path);
  * *vol is owned by the caller. */
 int cbq_volume_load(cbq_volume *vol, cbq_volume_source *src, const char *path,
                     const char *series_uid, cbq_error *err);
+
+/* The last step of the inverse path: `canon_map` (a float map on the
+ * canonical grid of xf, e.g. per-slice maps put back with
+ * cbq_slicer_unmap) is written as a float32 NIfTI on the source grid, with
+ * the source's affine, so viewers overlay it on the original volume. */
+int cbq_map_write_source(const char *path, const cbq_volume *canon_map, const cbq_reorient *xf,
+                         cbq_error *err);
 
 #ifdef __cplusplus
 }

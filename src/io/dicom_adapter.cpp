@@ -6,6 +6,7 @@
  * Not here: orientation changes (orient.c), rasterising contours (structures.c).
  */
 #include "cbctiq/dicom.h"
+#include "hugepages.h"
 
 #include <algorithm>
 #include <cmath>
@@ -54,7 +55,10 @@ struct SliceHeader {
     double spacing[2] = {0, 0}; /* PixelSpacing: between rows, between columns */
     double thickness = 0;
     long frames = 1;
-    unsigned samples = 1;
+    unsigned samples = 1, bits = 0;
+    bool encapsulated = false;
+    unsigned long pixel_bytes = 0; /* PixelData value length (native data) */
+    unsigned long long file_bytes = 0;
     double along = 0; /* position along the slice normal */
 };
 
@@ -84,11 +88,28 @@ bool get_doubles(DcmItem *item, const DcmTagKey &tag, double *out, int n)
     return true;
 }
 
-Kind read_header(const std::string &path, SliceHeader &h, DcmFileFormat &ff)
+bool has_dicm_magic(const char *path)
+{
+    FILE *fp = std::fopen(path, "rb");
+    if (!fp)
+        return false;
+    unsigned char buf[132];
+    size_t got = std::fread(buf, 1, sizeof buf, fp);
+    std::fclose(fp);
+    return got == sizeof buf && std::memcmp(buf + 128, "DICM", 4) == 0;
+}
+
+/* A file that says it is DICOM but does not parse is an error, not noise:
+ * silently dropping it could drop a slice of the series. */
+Kind read_header(const std::string &path, SliceHeader &h, DcmFileFormat &ff, std::string *damage)
 {
     /* Values longer than 4 KiB (pixel data) stay on disk. */
-    if (ff.loadFile(path.c_str(), EXS_Unknown, EGL_noChange, 4096, ERM_autoDetect).bad())
+    OFCondition cond = ff.loadFile(path.c_str(), EXS_Unknown, EGL_noChange, 4096, ERM_autoDetect);
+    if (cond.bad()) {
+        if (damage && has_dicm_magic(path.c_str()))
+            *damage = cond.text();
         return Kind::not_dicom;
+    }
     DcmDataset *ds = ff.getDataset();
     h.path = path;
     h.series_uid = get_str(ds, DCM_SeriesInstanceUID);
@@ -101,9 +122,17 @@ Kind read_header(const std::string &path, SliceHeader &h, DcmFileFormat &ff)
         h.cols = u16;
     if (ds->findAndGetUint16(DCM_SamplesPerPixel, u16).good())
         h.samples = u16;
+    if (ds->findAndGetUint16(DCM_BitsAllocated, u16).good())
+        h.bits = u16;
     Sint32 frames;
     if (ds->findAndGetSint32(DCM_NumberOfFrames, frames).good())
         h.frames = frames;
+    h.encapsulated = DcmXfer(ds->getOriginalXfer()).isEncapsulated();
+    DcmElement *px = nullptr;
+    if (ds->findAndGetElement(DCM_PixelData, px).good() && px)
+        h.pixel_bytes = px->getLength();
+    std::error_code ec;
+    h.file_bytes = fs::file_size(path, ec);
     h.has_ipp = get_doubles(ds, DCM_ImagePositionPatient, h.ipp, 3);
     h.has_iop = get_doubles(ds, DCM_ImageOrientationPatient, h.iop, 6);
     h.has_spacing = get_doubles(ds, DCM_PixelSpacing, h.spacing, 2);
@@ -165,7 +194,11 @@ int scan_folder(Scan &scan, const std::string &folder, cbq_error *err)
     for (const std::string &f : files) {
         SliceHeader h;
         DcmFileFormat ff;
-        Kind kind = read_header(f, h, ff);
+        std::string damage;
+        Kind kind = read_header(f, h, ff, &damage);
+        if (!damage.empty())
+            return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: damaged DICOM file: %s", f.c_str(),
+                            damage.c_str());
         if (kind == Kind::not_dicom) {
             scan.n_not_dicom++;
             continue;
@@ -214,6 +247,18 @@ int check_slice_headers(const std::vector<SliceHeader> &s, cbq_error *err)
         if (h.rows == 0 || h.cols == 0)
             return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: Rows/Columns missing or zero",
                             h.path.c_str());
+        if (h.bits != 8 && h.bits != 16 && h.bits != 32)
+            return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: BitsAllocated = %u, expected 8, 16 or 32",
+                            h.path.c_str(), h.bits);
+        /* Before anything is allocated: the pixel data must be able to hold
+         * Rows x Columns (compressed data cannot expand beyond ~1100:1). */
+        double need = (double)h.rows * h.cols * (h.bits / 8);
+        if ((!h.encapsulated && (double)h.pixel_bytes < need) ||
+            (h.encapsulated && need > 1100.0 * (double)h.file_bytes + 65536.0))
+            return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                            "%s: pixel data (%lu bytes) too short for %ux%u pixels of %u bits: "
+                            "truncated or damaged file", h.path.c_str(), h.pixel_bytes, h.cols,
+                            h.rows, h.bits);
         if (!h.has_ipp || !h.has_iop)
             return CBQ_FAIL(err, CBQ_ERR_FORMAT,
                             "%s: ImagePositionPatient or ImageOrientationPatient missing or not "
@@ -325,6 +370,33 @@ void set_affine(cbq_volume *vol, const SliceHeader &first, const double normal[3
 
 /* ---- pixels --------------------------------------------------------------- */
 
+/* HU = stored * slope + intercept in double, rounded once to float. The
+ * common CT case (slope 1, whole intercept, 8/16-bit data) is exact in
+ * integer arithmetic, which vectorises. */
+template <typename T>
+void to_hu(const T *raw, size_t n, double slope, double inter, float *out)
+{
+    if (sizeof(T) <= 2 && slope == 1.0 && inter == std::floor(inter) && std::fabs(inter) < 1e6) {
+        int32_t off = (int32_t)inter;
+        for (size_t i = 0; i < n; i++)
+            out[i] = (float)((int32_t)raw[i] + off);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        out[i] = (float)((double)raw[i] * slope + inter);
+}
+
+void slice_range(const float *v, size_t n, float *lo, float *hi)
+{
+    float a = *lo, b = *hi;
+    for (size_t i = 0; i < n; i++) {
+        a = v[i] < a ? v[i] : a;
+        b = v[i] > b ? v[i] : b;
+    }
+    *lo = a;
+    *hi = b;
+}
+
 int decode_slice(const SliceHeader &h, float *out, double *slope_out, double *inter_out,
                  cbq_error *err)
 {
@@ -380,16 +452,18 @@ int decode_slice(const SliceHeader &h, float *out, double *slope_out, double *in
                         "%s: pixel data holds %lu bytes, %ux%u pixels of %u bits need %zu: "
                         "truncated file", h.path.c_str(), (unsigned long)px->getLength(), h.cols,
                         h.rows, bits, need);
-    for (size_t i = 0; i < n; i++) {
-        double s;
-        if (bits == 8)
-            s = repr ? (double)((const int8_t *)raw)[i] : (double)((const uint8_t *)raw)[i];
-        else if (bits == 16)
-            s = repr ? (double)((const int16_t *)raw)[i] : (double)((const uint16_t *)raw)[i];
-        else
-            s = repr ? (double)((const int32_t *)raw)[i] : (double)((const uint32_t *)raw)[i];
-        out[i] = (float)(s * slope + inter);
-    }
+    if (bits == 8 && repr)
+        to_hu((const int8_t *)raw, n, slope, inter, out);
+    else if (bits == 8)
+        to_hu((const uint8_t *)raw, n, slope, inter, out);
+    else if (bits == 16 && repr)
+        to_hu((const int16_t *)raw, n, slope, inter, out);
+    else if (bits == 16)
+        to_hu((const uint16_t *)raw, n, slope, inter, out);
+    else if (repr)
+        to_hu((const int32_t *)raw, n, slope, inter, out);
+    else
+        to_hu((const uint32_t *)raw, n, slope, inter, out);
     return CBQ_OK;
 }
 
@@ -408,7 +482,10 @@ int locate(std::string &folder, std::string &uid, const char *path, const char *
         return CBQ_FAIL(err, CBQ_ERR_IO, "%s: no such file or folder", path);
     SliceHeader h;
     DcmFileFormat ff;
-    Kind kind = read_header(path, h, ff);
+    std::string damage;
+    Kind kind = read_header(path, h, ff, &damage);
+    if (!damage.empty())
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: damaged DICOM file: %s", path, damage.c_str());
     if (kind == Kind::not_dicom)
         return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: not a DICOM file", path);
     if (kind == Kind::no_pixels)
@@ -473,8 +550,10 @@ int read_series(cbq_volume *vol, cbq_dicom_meta *meta, const char *path, const c
     const SliceHeader &first = slices->front();
     CBQ_TRY(cbq_volume_alloc(vol, first.cols, first.rows, slices->size(), nullptr, 0, err));
     set_affine(vol, first, normal, spacing);
+    cbq_io_advise_huge(vol);
     size_t plane = (size_t)first.rows * first.cols;
     double slope0 = 1, inter0 = 0;
+    float lo = INFINITY, hi = -INFINITY;
     for (size_t k = 0; k < slices->size(); k++) {
         double slope = 1, inter = 0;
         int rc = decode_slice((*slices)[k], vol->data + k * plane, &slope, &inter, err);
@@ -486,6 +565,7 @@ int read_series(cbq_volume *vol, cbq_dicom_meta *meta, const char *path, const c
             slope0 = slope;
             inter0 = inter;
         }
+        slice_range(vol->data + k * plane, plane, &lo, &hi);
     }
     if (meta) {
         std::memset(meta, 0, sizeof *meta);
@@ -494,12 +574,8 @@ int read_series(cbq_volume *vol, cbq_dicom_meta *meta, const char *path, const c
         meta->slice_spacing = spacing;
         meta->rescale_slope = slope0;
         meta->rescale_intercept = inter0;
-        size_t n = cbq_volume_count(vol);
-        meta->hu_min = meta->hu_max = vol->data[0];
-        for (size_t i = 1; i < n; i++) {
-            meta->hu_min = std::min(meta->hu_min, (double)vol->data[i]);
-            meta->hu_max = std::max(meta->hu_max, (double)vol->data[i]);
-        }
+        meta->hu_min = lo;
+        meta->hu_max = hi;
     }
     return CBQ_OK;
 }
@@ -662,15 +738,7 @@ extern "C" int cbq_dicom_read_series(cbq_volume *vol, cbq_dicom_meta *meta, cons
 extern "C" int cbq_dicom_looks_like(const char *path)
 {
     std::error_code ec;
-    if (fs::is_directory(path, ec))
-        return 1;
-    FILE *fp = std::fopen(path, "rb");
-    if (!fp)
-        return 0;
-    unsigned char buf[132];
-    size_t got = std::fread(buf, 1, sizeof buf, fp);
-    std::fclose(fp);
-    return got == sizeof buf && std::memcmp(buf + 128, "DICM", 4) == 0;
+    return fs::is_directory(path, ec) || has_dicm_magic(path);
 }
 
 extern "C" int cbq_rtstruct_read(cbq_rtstruct *rs, const char *path, cbq_error *err)

@@ -5,9 +5,11 @@
  * bytes go through zlib's gz* calls, which read plain and gzip files alike.
  * Not here: orientation changes (orient.c), DICOM (dicom.c).
  */
+#define _DEFAULT_SOURCE /* madvise */
 #include "cbctiq/nifti.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -20,6 +22,7 @@
 #include <nifti2_io.h>
 
 #include "cbctiq/atomic_file.h"
+#include "hugepages.h"
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "cbctiq assumes a little-endian host");
 
@@ -467,6 +470,30 @@ static int read_voxels(gzFile gz, cbq_volume *vol, const cbq_nifti_header *h, co
     return rc;
 }
 
+/* Before allocating: can the file hold what the header promises? Plain
+ * files must hold every byte; deflate cannot expand more than ~1032:1. */
+static int check_file_size(gzFile gz, const cbq_nifti_header *h, const char *path,
+                           cbq_error *err)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return CBQ_OK; /* it was opened; the reads will tell */
+    double size = (double)st.st_size, need = (double)h->vox_offset + (double)h->data_bytes;
+    if (gzdirect(gz) && need > size)
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                        "%s: truncated: the header promises %zu bytes of voxel data after offset "
+                        "%lld (%lldx%lldx%lld %s), the file has %.0f bytes",
+                        path, h->data_bytes, (long long)h->vox_offset, (long long)h->dim[1],
+                        (long long)h->dim[2], (long long)h->dim[3],
+                        cbq_nifti_dtype_name(h->datatype), size);
+    if (!gzdirect(gz) && need > 1100.0 * size + 65536.0)
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                        "%s: truncated or corrupt: %lldx%lldx%lld %s voxels cannot come from "
+                        "%.0f compressed bytes", path, (long long)h->dim[1], (long long)h->dim[2],
+                        (long long)h->dim[3], cbq_nifti_dtype_name(h->datatype), size);
+    return CBQ_OK;
+}
+
 int cbq_nifti_read_ex(cbq_volume *vol, cbq_nifti_header *hdr_out, const char *path,
                       cbq_error *err)
 {
@@ -475,11 +502,15 @@ int cbq_nifti_read_ex(cbq_volume *vol, cbq_nifti_header *hdr_out, const char *pa
     gzFile gz;
     CBQ_TRY(open_read(&gz, path, err));
     int rc = read_header_gz(gz, &h, path, err);
+    if (rc == CBQ_OK)
+        rc = check_file_size(gz, &h, path, err);
     if (rc == CBQ_OK) {
         rc = cbq_volume_alloc(vol, (size_t)h.dim[1], (size_t)h.dim[2], (size_t)h.dim[3], NULL, 0,
                               err);
         if (rc != CBQ_OK)
             cbq_error_prefix(err, "%s: ", path);
+        else
+            cbq_io_advise_huge(vol);
     }
     if (rc == CBQ_OK)
         rc = set_geometry(vol, &h, path, err);
@@ -614,7 +645,11 @@ static int check_range(const cbq_volume *vol, int dtype, const char *path, cbq_e
     }
     size_t n = cbq_volume_count(vol);
     for (size_t i = 0; i < n; i++) {
-        double v = nearbyint((double)vol->data[i]);
+        /* in range before rounding = in range after (integer bounds) */
+        double v = vol->data[i];
+        if (v >= lo && v <= hi)
+            continue;
+        v = nearbyint(v);
         if (!(v >= lo && v <= hi))
             return CBQ_FAIL(err, CBQ_ERR_RANGE,
                             "%s: voxel %zu (i=%zu j=%zu k=%zu) = %g does not fit %s", path, i,
@@ -624,21 +659,35 @@ static int check_range(const cbq_volume *vol, int dtype, const char *path, cbq_e
     return CBQ_OK;
 }
 
+#define ENCODE_INT(TYPE)                                                       \
+    for (size_t i = 0; i < n; i++) {                                           \
+        TYPE t = (TYPE)nearbyintf(src[i]);                                     \
+        memcpy(dst + i * sizeof(TYPE), &t, sizeof(TYPE));                      \
+    }                                                                          \
+    break;
+
+/* Values were range-checked before; nearbyintf rounds ties to even. */
 static void encode_chunk(unsigned char *dst, const float *src, size_t n, int dtype)
 {
-    for (size_t i = 0; i < n; i++) {
-        double v = dtype == CBQ_NIFTI_FLOAT32 || dtype == CBQ_NIFTI_FLOAT64 ? src[i]
-                                                                             : nearbyint(src[i]);
-        switch (dtype) {
-        case CBQ_NIFTI_UINT8: dst[i] = (uint8_t)v; break;
-        case CBQ_NIFTI_INT8: ((int8_t *)dst)[i] = (int8_t)v; break;
-        case CBQ_NIFTI_INT16: { int16_t t = (int16_t)v; memcpy(dst + 2 * i, &t, 2); } break;
-        case CBQ_NIFTI_UINT16: { uint16_t t = (uint16_t)v; memcpy(dst + 2 * i, &t, 2); } break;
-        case CBQ_NIFTI_INT32: { int32_t t = (int32_t)v; memcpy(dst + 4 * i, &t, 4); } break;
-        case CBQ_NIFTI_FLOAT32: memcpy(dst + 4 * i, &src[i], 4); break;
-        case CBQ_NIFTI_FLOAT64: memcpy(dst + 8 * i, &v, 8); break;
-        default: break;
+    switch (dtype) {
+    case CBQ_NIFTI_UINT8: ENCODE_INT(uint8_t)
+    case CBQ_NIFTI_INT8: ENCODE_INT(int8_t)
+    case CBQ_NIFTI_INT16: ENCODE_INT(int16_t)
+    case CBQ_NIFTI_UINT16: ENCODE_INT(uint16_t)
+    case CBQ_NIFTI_INT32:
+        for (size_t i = 0; i < n; i++) {
+            int32_t t = (int32_t)nearbyint((double)src[i]);
+            memcpy(dst + 4 * i, &t, 4);
         }
+        break;
+    case CBQ_NIFTI_FLOAT32: memcpy(dst, src, 4 * n); break;
+    case CBQ_NIFTI_FLOAT64:
+        for (size_t i = 0; i < n; i++) {
+            double t = src[i];
+            memcpy(dst + 8 * i, &t, 8);
+        }
+        break;
+    default: break;
     }
 }
 
@@ -686,12 +735,20 @@ int cbq_nifti_write(const char *path, const cbq_volume *vol, cbq_nifti_dtype dty
         return CBQ_FAIL(err, CBQ_ERR_IO, "%s: cannot create: %s", path,
                         errno ? strerror(errno) : "out of memory");
     gzbuffer(gz, 1 << 18);
+    errno = 0;
     int ok = write_body(gz, vol, (int)dtype);
-    int zerr = Z_OK;
-    const char *why = ok ? NULL : gzerror(gz, &zerr);
-    char reason[256];
-    snprintf(reason, sizeof reason, "%s", why ? why : (errno ? strerror(errno) : "write failed"));
-    ok &= gzclose(gz) == Z_OK;
+    char reason[256] = "";
+    if (!ok) {
+        int zerr = Z_OK;
+        const char *why = gzerror(gz, &zerr);
+        snprintf(reason, sizeof reason, "%s", zerr == Z_ERRNO && errno ? strerror(errno)
+                                               : why && *why ? why : "write failed");
+    }
+    int close_rc = gzclose(gz);
+    if (ok && close_rc != Z_OK) {
+        ok = 0;
+        snprintf(reason, sizeof reason, "%s", errno ? strerror(errno) : "close failed");
+    }
     if (!ok) {
         remove(tmp);
         return CBQ_FAIL(err, CBQ_ERR_IO, "%s: cannot write: %s", path, reason);

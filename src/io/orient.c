@@ -1,9 +1,12 @@
 /* orient.c - canonical voxel orientation by axis permutation and flips
  * (see include/cbctiq/orient.h). No interpolation ever happens here. */
+#define _DEFAULT_SOURCE /* madvise */
 #include "cbctiq/orient.h"
 
 #include <math.h>
 #include <string.h>
+
+#include "hugepages.h"
 
 /* Wanted sign of the world component for canonical axes i, j, k:
  * i toward Left (-x in RAS+), j toward Posterior (-y), k toward Superior (+z). */
@@ -106,6 +109,7 @@ int cbq_volume_canonical(cbq_volume *out, const cbq_volume *in, cbq_reorient *xf
     ptrdiff_t step[3];
     walk_plan(&xf, cd, step, &origin);
     CBQ_TRY(cbq_volume_alloc(out, cd[0], cd[1], cd[2], NULL, 0, err));
+    cbq_io_advise_huge(out);
     transfer(out->data, in->data, &xf, 1);
     /* Canonical index c_a = source index s or (n_s - 1 - s): world(c) =
      * A_src * M * c, with M the signed permutation plus the flip offsets. */

@@ -31,3 +31,13 @@ int cbq_volume_load(cbq_volume *vol, cbq_volume_source *src, const char *path,
     src->kind = CBQ_SOURCE_DICOM;
     return cbq_dicom_read_series(vol, &src->dicom, path, series_uid, err);
 }
+
+int cbq_map_write_source(const char *path, const cbq_volume *canon_map, const cbq_reorient *xf,
+                         cbq_error *err)
+{
+    cbq_volume back;
+    CBQ_TRY(cbq_volume_uncanonical(&back, canon_map, xf, err));
+    int rc = cbq_nifti_write(path, &back, CBQ_NIFTI_FLOAT32, err);
+    cbq_volume_free(&back);
+    return rc;
+}

@@ -2,11 +2,16 @@
  * Python oracle scripts: it dumps what cbctiq reads (voxels as raw float32 +
  * geometry as text) and writes volumes from raw float32 input.
  *
- *   io_dump read IN OUT_PREFIX          -> OUT_PREFIX.raw, OUT_PREFIX.txt
+ *   io_dump read IN OUT_PREFIX          -> OUT_PREFIX.raw, OUT_PREFIX.txt (NIfTI or DICOM)
  *   io_dump write RAW NX NY NZ A00..A23 DTYPE OUT.nii[.gz]
  *   io_dump canon IN OUT_PREFIX         -> the volume on the canonical grid
  *   io_dump slices IN H W HU_MIN HU_MAX OUT.raw   -> all canonical axial slices
  *   io_dump unmap IN H W MAPS.raw OUT.nii         -> maps [nz][H][W] back onto IN's grid
+ *   io_dump structures IMAGE MASKS OUT_PREFIX      -> OUT_PREFIX.<category>.raw (uint8)
+ *       MASKS: a label NIfTI (labels.json sidecar) or an RTSTRUCT file
+ *   io_dump png IMAGE MASKS|- K OUT.png            -> canonical axial slice K with outlines
+ *   io_dump select IN Z_MIN Z_MAX                  -> prints canonical slices with a non-zero
+ *       voxel, then those with centre z in [Z_MIN, Z_MAX]
  *
  * OUT_PREFIX.txt: line 1 "nx ny nz", line 2 spacing, lines 3-6 affine rows.
  */
@@ -16,8 +21,11 @@
 
 #include "cbctiq/nifti.h"
 #include "cbctiq/orient.h"
+#include "cbctiq/png.h"
 #include "cbctiq/slices.h"
+#include "cbctiq/structures.h"
 #include "cbctiq/volume.h"
+#include "cbctiq/volume_io.h"
 
 static int fail(const cbq_error *err)
 {
@@ -51,7 +59,7 @@ static int cmd_read(int argc, char **argv)
         return 2;
     cbq_volume vol;
     cbq_error err = {0};
-    if (cbq_nifti_read(&vol, argv[2], &err) != CBQ_OK)
+    if (cbq_volume_load(&vol, NULL, argv[2], NULL, &err) != CBQ_OK)
         return fail(&err);
     int rc = dump(&vol, argv[3]);
     cbq_volume_free(&vol);
@@ -149,7 +157,7 @@ static int cmd_unmap(int argc, char **argv)
 {
     if (argc != 7)
         return 2;
-    cbq_volume canon, back;
+    cbq_volume canon;
     cbq_reorient xf;
     if (read_canonical(&canon, &xf, argv[2]))
         return 1;
@@ -170,21 +178,124 @@ static int cmd_unmap(int argc, char **argv)
             if (cbq_slicer_unmap(&s, maps + k * plane, &canon, k, &err) != CBQ_OK)
                 rc = fail(&err);
         cbq_slicer_free(&s);
-        if (!rc && cbq_volume_uncanonical(&back, &canon, &xf, &err) != CBQ_OK)
+        if (!rc && cbq_map_write_source(argv[6], &canon, &xf, &err) != CBQ_OK)
             rc = fail(&err);
-        else if (!rc) {
-            if (cbq_nifti_write(argv[6], &back, CBQ_NIFTI_FLOAT32, &err) != CBQ_OK)
-                rc = fail(&err);
-            cbq_volume_free(&back);
-        }
     }
     free(maps);
     cbq_volume_free(&canon);
     return rc;
 }
 
+static int cmd_structures(int argc, char **argv)
+{
+    if (argc != 5)
+        return 2;
+    cbq_volume vol;
+    cbq_volume_source src;
+    cbq_error err = {0};
+    if (cbq_volume_load(&vol, &src, argv[2], NULL, &err) != CBQ_OK)
+        return fail(&err);
+    cbq_structures st;
+    int rc = cbq_path_is_nifti(argv[3])
+                 ? cbq_structures_from_labels(&st, &vol, argv[3], NULL, &err)
+                 : cbq_structures_from_rtstruct(&st, &vol, src.kind == CBQ_SOURCE_DICOM
+                                                              ? &src.dicom.info : NULL,
+                                                argv[3], &err);
+    if (rc != CBQ_OK) {
+        cbq_volume_free(&vol);
+        return fail(&err);
+    }
+    for (int s = 0; s < CBQ_STRUCT_COUNT && !rc; s++) {
+        if (!st.mask[s])
+            continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s.%s.raw", argv[4], cbq_structure_name(s));
+        FILE *fp = fopen(path, "wb");
+        size_t n = cbq_volume_count(&vol);
+        rc = !fp || fwrite(st.mask[s], 1, n, fp) != n || fclose(fp) != 0;
+        printf("%s: %s\n", cbq_structure_name(s), st.sources[s]);
+    }
+    cbq_structures_free(&st);
+    cbq_volume_free(&vol);
+    return rc;
+}
+
+static int cmd_png(int argc, char **argv)
+{
+    if (argc != 6)
+        return 2;
+    cbq_volume vol, canon;
+    cbq_reorient xf;
+    cbq_volume_source src;
+    cbq_error err = {0};
+    if (cbq_volume_load(&vol, &src, argv[2], NULL, &err) != CBQ_OK)
+        return fail(&err);
+    cbq_structures st = {0};
+    int rc = CBQ_OK;
+    if (strcmp(argv[3], "-") != 0)
+        rc = cbq_path_is_nifti(argv[3]) ? cbq_structures_from_labels(&st, &vol, argv[3], NULL, &err)
+                                        : cbq_structures_from_rtstruct(&st, &vol, NULL, argv[3], &err);
+    if (rc == CBQ_OK)
+        rc = cbq_volume_canonical(&canon, &vol, &xf, &err);
+    if (rc == CBQ_OK) {
+        /* masks follow the image to the canonical grid */
+        for (int s = 0; s < CBQ_STRUCT_COUNT && rc == CBQ_OK; s++) {
+            if (!st.mask[s])
+                continue;
+            cbq_volume m, mc;
+            rc = cbq_volume_alloc(&m, vol.nx, vol.ny, vol.nz, vol.spacing, 0, &err);
+            if (rc != CBQ_OK)
+                break;
+            memcpy(m.affine, vol.affine, sizeof m.affine);
+            for (size_t i = 0; i < cbq_volume_count(&vol); i++)
+                m.data[i] = st.mask[s][i];
+            rc = cbq_volume_canonical(&mc, &m, NULL, &err);
+            for (size_t i = 0; rc == CBQ_OK && i < cbq_volume_count(&vol); i++)
+                st.mask[s][i] = mc.data[i] != 0;
+            cbq_volume_free(&m);
+            if (rc == CBQ_OK)
+                cbq_volume_free(&mc);
+        }
+        if (rc == CBQ_OK)
+            rc = cbq_png_axial(argv[5], &canon, strtoul(argv[4], NULL, 10), -300, 700, &st, 2,
+                               &err);
+        cbq_volume_free(&canon);
+    }
+    cbq_structures_free(&st);
+    cbq_volume_free(&vol);
+    return rc == CBQ_OK ? 0 : fail(&err);
+}
+
+static int cmd_select(int argc, char **argv)
+{
+    if (argc != 5)
+        return 2;
+    cbq_volume canon;
+    cbq_reorient xf;
+    if (read_canonical(&canon, &xf, argv[2]))
+        return 1;
+    size_t *ks = malloc(canon.nz * sizeof *ks);
+    size_t n = cbq_slices_nonempty(&canon, ks);
+    for (size_t i = 0; i < n; i++)
+        printf("%s%zu", i ? " " : "", ks[i]);
+    printf("\n");
+    n = cbq_slices_zrange(&canon, strtod(argv[3], NULL), strtod(argv[4], NULL), ks);
+    for (size_t i = 0; i < n; i++)
+        printf("%s%zu", i ? " " : "", ks[i]);
+    printf("\n");
+    free(ks);
+    cbq_volume_free(&canon);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "select") == 0)
+        return cmd_select(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "png") == 0)
+        return cmd_png(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "structures") == 0)
+        return cmd_structures(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "canon") == 0)
         return cmd_canon(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "slices") == 0)

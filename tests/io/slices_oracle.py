@@ -170,6 +170,26 @@ for name in ["permuted", "lpi"]:
           f"unmap {name}: max err {np.abs(back.get_fdata() - want).max()}")
     print(f"ok  inverse path {name}: {W}x{H} maps -> source grid {src.shape}")
 
+# 4. Slice selection: non-empty mask slices and a z range in mm (canonical k).
+mask = np.zeros((12, 10, 15), np.uint8)
+mask[3, 4, [2, 3, 7, 11]] = 1
+aff = np.diag([-1.0, 1.0, -2.5, 1.0])  # k runs superior -> inferior in the file
+aff[:3, 3] = [10, -5, 40]
+path = os.path.join(args.workdir, "select.nii.gz")
+nib.save(nib.Nifti1Image(mask, aff), path)
+canon, _ = nib_canonical(nib.load(path))
+r = subprocess.run([args.helper, "select", path, "10", "25.5"], capture_output=True, text=True)
+lines = r.stdout.split("\n")
+want_nonempty = np.nonzero(canon.get_fdata().any(axis=(0, 1)))[0]
+cz = np.array([(canon.affine @ [(canon.shape[0] - 1) / 2, (canon.shape[1] - 1) / 2, k, 1])[2]
+               for k in range(canon.shape[2])])
+want_z = np.nonzero((cz >= 10) & (cz <= 25.5))[0]
+check(r.returncode == 0 and lines[0].split() == [str(k) for k in want_nonempty],
+      f"non-empty slices {lines[0]!r} != {want_nonempty}")
+check(r.returncode == 0 and lines[1].split() == [str(k) for k in want_z],
+      f"z-range slices {lines[1]!r} != {want_z}")
+print(f"ok  slice selection: mask slices {list(want_nonempty)}, z in [10, 25.5] -> {list(want_z)}")
+
 if failures:
     print(f"{len(failures)} failures")
     sys.exit(1)

@@ -1,0 +1,56 @@
+"""bad_input_test.py - every bad input under tests/bad/io (static NIfTI files,
+DICOM cases written by make_bad_dicom.py) through `cbctiq info` and
+`cbctiq convert`: exit status 1 or 2 (never a signal), the expected message
+fragment and the file's name on stderr, no sanitizer report, and no output
+file (nor temporary) left behind."""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--cbctiq", required=True)
+ap.add_argument("--workdir", required=True)
+ap.add_argument("--bad", required=True)
+args = ap.parse_args()
+shutil.rmtree(args.workdir, ignore_errors=True)
+os.makedirs(args.workdir)
+gen = os.path.join(args.workdir, "dicom")
+subprocess.run([sys.executable, os.path.join(args.bad, "make_bad_dicom.py"), gen], check=True)
+failures = []
+
+
+def cases(listing, base):
+    for line in open(os.path.join(args.bad, listing)):
+        if line.strip() and not line.startswith("#"):
+            name, fragment = (s.strip() for s in line.split("|", 1))
+            yield os.path.join(base, name), name, fragment
+
+
+outdir = os.path.join(args.workdir, "out")
+n = 0
+for path, name, fragment in [*cases("expected.txt", args.bad), *cases("expected_dicom.txt", gen)]:
+    for cmd in (["info", path], ["convert", path, os.path.join(outdir, "x.nii.gz")]):
+        os.makedirs(outdir, exist_ok=True)
+        r = subprocess.run([args.cbctiq, *cmd], capture_output=True, text=True, timeout=60)
+        problems = []
+        if r.returncode not in (1, 2):
+            problems.append(f"exit status {r.returncode}")
+        if fragment not in r.stderr:
+            problems.append(f"message lacks '{fragment}'")
+        if os.path.basename(name) not in r.stderr:
+            problems.append("message does not name the file")
+        if "Sanitizer" in r.stderr or "runtime error" in r.stderr:
+            problems.append("sanitizer report")
+        if os.listdir(outdir):
+            problems.append(f"left output: {os.listdir(outdir)}")
+        if problems:
+            failures.append(name)
+            print(f"FAIL {cmd[0]} {name}: {', '.join(problems)}\n  stderr: {r.stderr.strip()[:600]}")
+        n += 1
+        shutil.rmtree(outdir)
+if failures:
+    print(f"{len(failures)} of {n} runs failed")
+    sys.exit(1)
+print(f"all {n} bad-input runs gave a clear error")

@@ -1,0 +1,147 @@
+"""dicomgen.py - writes small synthetic CT series with pydicom for the tests
+and the benchmark: chosen orientation, spacing, rescale, slice order and
+file names, plus RTSTRUCT files. Not a reference implementation of anything:
+the tests compare cbctiq with what pydicom reads back from these files."""
+import os
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+from pydicom.sequence import Sequence
+from pydicom.uid import (CTImageStorage, ExplicitVRLittleEndian, ImplicitVRLittleEndian,
+                         RTStructureSetStorage, generate_uid)
+
+
+def _meta(sop_class, sop_uid, ts):
+    m = FileMetaDataset()
+    m.MediaStorageSOPClassUID = sop_class
+    m.MediaStorageSOPInstanceUID = sop_uid
+    m.TransferSyntaxUID = ts
+    m.ImplementationClassUID = generate_uid()
+    return m
+
+
+def write_series(folder, pixels, iop, first_pos, spacing, slice_step, slope=1.0, intercept=0.0,
+                 signed=True, ts=ImplicitVRLittleEndian, rng=None, descending=False,
+                 series_uid=None, frame_uid=None, description="synthetic CT", names=None,
+                 positions=None):
+    """pixels: [n, rows, cols] stored values; iop: 6 direction cosines (LPS);
+    first_pos: IPP of pixels[0]; spacing: (between rows, between columns);
+    slice_step: mm between slices along the normal. Writes one file per
+    slice with random names (or `names`), in shuffled order. Returns UIDs."""
+    os.makedirs(folder, exist_ok=True)
+    rng = rng or np.random.default_rng(0)
+    series_uid = series_uid or generate_uid()
+    frame_uid = frame_uid or generate_uid()
+    study_uid = generate_uid()
+    r, c = np.array(iop[:3], float), np.array(iop[3:], float)
+    normal = np.cross(r, c)
+    n = pixels.shape[0]
+    order = rng.permutation(n)
+    sop_uids = []
+    for idx in order:
+        pos = positions[idx] if positions is not None else \
+            np.asarray(first_pos, float) + idx * slice_step * normal
+        sop = generate_uid()
+        sop_uids.append(sop)
+        name = names[idx] if names else f"{rng.integers(1 << 40):x}.dcm"
+        ds = FileDataset(os.path.join(folder, name), {}, file_meta=_meta(CTImageStorage, sop, ts),
+                         preamble=b"\0" * 128)
+        ds.is_little_endian = True
+        ds.is_implicit_VR = ts == ImplicitVRLittleEndian
+        ds.SOPClassUID = CTImageStorage
+        ds.SOPInstanceUID = sop
+        ds.StudyInstanceUID = study_uid
+        ds.SeriesInstanceUID = series_uid
+        ds.FrameOfReferenceUID = frame_uid
+        ds.Modality = "CT"
+        ds.Manufacturer = "cbctiq-test"
+        ds.SeriesDescription = description
+        ds.PatientName = "Phantom^Test"
+        ds.PatientID = "T1"
+        # InstanceNumber deliberately disagrees with the geometric order.
+        ds.InstanceNumber = int(n - idx if not descending else idx + 1)
+        ds.ImageOrientationPatient = [f"{v:.10g}" for v in iop]
+        ds.ImagePositionPatient = [f"{v:.10g}" for v in pos]
+        ds.PixelSpacing = [f"{spacing[0]:.10g}", f"{spacing[1]:.10g}"]
+        ds.SliceThickness = f"{abs(slice_step):.10g}"
+        ds.RescaleSlope = f"{slope:.10g}"
+        ds.RescaleIntercept = f"{intercept:.10g}"
+        ds.Rows, ds.Columns = pixels.shape[1], pixels.shape[2]
+        ds.SamplesPerPixel = 1
+        ds.PhotometricInterpretation = "MONOCHROME2"
+        ds.BitsAllocated = 16
+        ds.BitsStored = 16
+        ds.HighBit = 15
+        ds.PixelRepresentation = 1 if signed else 0
+        ds.PixelData = pixels[idx].astype(np.int16 if signed else np.uint16).tobytes()
+        ds.save_as(os.path.join(folder, name), write_like_original=False)
+    return {"series_uid": series_uid, "frame_uid": frame_uid, "sop_uids": sop_uids}
+
+
+def write_rtstruct(path, series_uid, frame_uid, rois):
+    """rois: list of (number, name, [contour as [m, 3] LPS points, ...])."""
+    sop = generate_uid()
+    ds = FileDataset(path, {}, file_meta=_meta(RTStructureSetStorage, sop, ExplicitVRLittleEndian),
+                     preamble=b"\0" * 128)
+    ds.is_little_endian = True
+    ds.is_implicit_VR = False
+    ds.SOPClassUID = RTStructureSetStorage
+    ds.SOPInstanceUID = sop
+    ds.Modality = "RTSTRUCT"
+    ds.StudyInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    series = Dataset()
+    series.SeriesInstanceUID = series_uid
+    study = Dataset()
+    study.RTReferencedSeriesSequence = Sequence([series])
+    frame = Dataset()
+    frame.FrameOfReferenceUID = frame_uid
+    frame.RTReferencedStudySequence = Sequence([study])
+    ds.ReferencedFrameOfReferenceSequence = Sequence([frame])
+    ssr, rcs = [], []
+    for number, name, contours in rois:
+        it = Dataset()
+        it.ROINumber = number
+        it.ROIName = name
+        it.ReferencedFrameOfReferenceUID = frame_uid
+        ssr.append(it)
+        rc = Dataset()
+        rc.ReferencedROINumber = number
+        seq = []
+        for pts in contours:
+            ct = Dataset()
+            ct.ContourGeometricType = "CLOSED_PLANAR"
+            ct.NumberOfContourPoints = len(pts)
+            ct.ContourData = [f"{v:.6f}" for v in np.asarray(pts, float).ravel()]
+            seq.append(ct)
+        rc.ContourSequence = Sequence(seq)
+        rcs.append(rc)
+    ds.StructureSetROISequence = Sequence(ssr)
+    ds.ROIContourSequence = Sequence(rcs)
+    ds.save_as(path, write_like_original=False)
+
+
+def read_back(folder):
+    """What pydicom reads: slices sorted along the normal, HU, LPS affine
+    (DICOM PS3.3 C.7.6.2.1.1), converted to RAS+ as NIfTI defines it."""
+    dss = [pydicom.dcmread(os.path.join(folder, f)) for f in sorted(os.listdir(folder))]
+    dss = [d for d in dss if "PixelData" in d]
+    iop = np.array(dss[0].ImageOrientationPatient, float)
+    r, c = iop[:3], iop[3:]
+    normal = np.cross(r, c)
+    dss.sort(key=lambda d: float(np.dot(np.array(d.ImagePositionPatient, float), normal)))
+    hu = np.stack([pydicom.pixel_data_handlers.util.apply_modality_lut(d.pixel_array, d)
+                   for d in dss]).astype(np.float64)  # [k, row, col]
+    ps = np.array(dss[0].PixelSpacing, float)
+    p0 = np.array(dss[0].ImagePositionPatient, float)
+    pn = np.array(dss[-1].ImagePositionPatient, float)
+    # one slice: its thickness is the only spacing there is
+    step = (pn - p0) / (len(dss) - 1) if len(dss) > 1 else normal * float(dss[0].SliceThickness)
+    lps = np.eye(4)
+    lps[:3, 0] = r * ps[1]
+    lps[:3, 1] = c * ps[0]
+    lps[:3, 2] = step
+    lps[:3, 3] = p0
+    ras = np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
+    return hu.transpose(2, 1, 0), ras, dss  # [i=col, j=row, k]
