@@ -104,6 +104,11 @@ typedef struct {
 int cbq_agreement_compute(const cbq_ratings *r, size_t cat, cbq_agreement *out, cbq_error *err);
 void cbq_agreement_free(cbq_agreement *a);
 
+/* Agreement of every category as a JSON object keyed by category (see
+ * docs/statistics.md); caller frees with cJSON_Delete. */
+struct cJSON;
+int cbq_agreement_json(const cbq_ratings *r, struct cJSON **out, cbq_error *err);
+
 #ifdef __cplusplus
 }
 #endif

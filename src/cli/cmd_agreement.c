@@ -18,55 +18,64 @@ const char cli_agreement_usage[] =
     "ratings, and each rater's Spearman rho with the weighted consensus of the\n"
     "other raters. agreement.csv columns: category, measure, rater, value, p, n, reason.\n";
 
-typedef struct {
-    cbq_csv_writer w;
-    cJSON *cat;
-} sink;
-
-static int emit(sink *s, const char *category, const char *measure, const char *rater, double value,
-                double p, size_t n, const char *reason, cbq_error *err)
+static double number(const cJSON *o, const char *key)
 {
-    cbq_csv_put_str(&s->w, category);
-    cbq_csv_put_str(&s->w, measure);
-    cbq_csv_put_str(&s->w, rater ? rater : "");
-    cbq_csv_put_double(&s->w, value);
-    cbq_csv_put_double(&s->w, p);
-    cbq_csv_put_int(&s->w, (long long)n);
-    cbq_csv_put_str(&s->w, isnan(value) ? (reason ? reason : "undefined") : "");
-    if (!rater)
-        cbq_json_add_number(s->cat, measure, value);
-    return cbq_csv_end_row(&s->w, err);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
 }
 
-static int emit_category(sink *s, const cbq_ratings *r, const cbq_agreement *a, cbq_error *err)
+static const char *text(const cJSON *o, const char *key)
 {
-    const char *cat = r->categories[a->category];
-    const cbq_icc *icc = &a->icc;
-    cJSON_AddNumberToObject(s->cat, "n_raters", (double)a->n_raters);
-    cJSON_AddNumberToObject(s->cat, "n_complete", (double)a->n_complete);
-    CBQ_TRY(emit(s, cat, "icc2_1", NULL, icc->icc2_1, NAN, a->n_complete, icc->reason, err));
-    CBQ_TRY(emit(s, cat, "icc2_k", NULL, icc->icc2_k, NAN, a->n_complete, icc->reason, err));
-    CBQ_TRY(emit(s, cat, "icc3_1", NULL, icc->icc3_1, NAN, a->n_complete, icc->reason, err));
-    CBQ_TRY(emit(s, cat, "icc3_k", NULL, icc->icc3_k, NAN, a->n_complete, icc->reason, err));
-    CBQ_TRY(emit(s, cat, "alpha_interval", NULL, a->alpha_interval, NAN, 0, a->alpha_reason, err));
-    CBQ_TRY(emit(s, cat, "alpha_ordinal", NULL, a->alpha_ordinal, NAN, 0, a->alpha_reason, err));
-    CBQ_TRY(emit(s, cat, "kendall_w", NULL, a->kw.w, a->kw.p, a->n_complete, a->kw.reason, err));
-    cbq_json_add_number(s->cat, "kendall_w_p", a->kw.p);
-    if (icc->reason)
-        cJSON_AddStringToObject(s->cat, "icc_reason", icc->reason);
-    cJSON *raters = cJSON_AddObjectToObject(s->cat, "rater_vs_rest");
-    for (size_t j = 0; j < a->n_raters; j++) {
-        const cbq_corr *c = &a->rater_rho[j];
-        const char *name = r->raters[a->rater[j]];
-        CBQ_TRY(emit(s, cat, "spearman_vs_rest", name, c->r, c->p, c->n, c->reason, err));
-        cJSON *o = cJSON_AddObjectToObject(raters, name);
-        cJSON_AddNumberToObject(o, "n", (double)c->n);
-        cbq_json_add_number(o, "rho", c->r);
-        cbq_json_add_number(o, "p", c->p);
-        if (c->reason)
-            cJSON_AddStringToObject(o, "reason", c->reason);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static int row(cbq_csv_writer *w, const char *cat, const char *measure, const char *rater, double value,
+               double p, double n, const char *reason, cbq_error *err)
+{
+    cbq_csv_put_str(w, cat);
+    cbq_csv_put_str(w, measure);
+    cbq_csv_put_str(w, rater);
+    cbq_csv_put_double(w, value);
+    cbq_csv_put_double(w, p);
+    cbq_csv_put_double(w, n);
+    cbq_csv_put_str(w, isnan(value) ? reason : "");
+    return cbq_csv_end_row(w, err);
+}
+
+static int write_table(const cJSON *doc, const char *path, cbq_error *err)
+{
+    static const char *const header[] = {"category", "measure", "rater", "value", "p", "n", "reason"};
+    static const struct {
+        const char *key, *p_key, *reason_key;
+        int complete;
+    } measures[] = {{"icc2_1", NULL, "icc", 1},         {"icc2_k", NULL, "icc", 1},
+                    {"icc3_1", NULL, "icc", 1},         {"icc3_k", NULL, "icc", 1},
+                    {"alpha_interval", NULL, "alpha", 0}, {"alpha_ordinal", NULL, "alpha", 0},
+                    {"kendall_w", "kendall_w_p", "kendall_w", 1}};
+    cbq_csv_writer w;
+    CBQ_TRY(cbq_csv_writer_open(&w, path, header, 7, err));
+    const cJSON *cat, *rj;
+    int rc = CBQ_OK;
+    cJSON_ArrayForEach(cat, doc)
+    {
+        const cJSON *reasons = cJSON_GetObjectItemCaseSensitive(cat, "reasons");
+        for (size_t m = 0; rc == CBQ_OK && m < sizeof measures / sizeof measures[0]; m++)
+            rc = row(&w, cat->string, measures[m].key, "", number(cat, measures[m].key),
+                     measures[m].p_key ? number(cat, measures[m].p_key) : NAN,
+                     measures[m].complete ? number(cat, "n_complete") : NAN,
+                     text(reasons, measures[m].reason_key), err);
+        cJSON_ArrayForEach(rj, cJSON_GetObjectItemCaseSensitive(cat, "rater_vs_rest"))
+        {
+            if (rc == CBQ_OK)
+                rc = row(&w, cat->string, "spearman_vs_rest", rj->string, number(rj, "rho"),
+                         number(rj, "p"), number(rj, "n"), text(rj, "reason"), err);
+        }
     }
-    return CBQ_OK;
+    if (rc == CBQ_OK)
+        return cbq_csv_writer_commit(&w, err);
+    cbq_csv_writer_abort(&w);
+    return rc;
 }
 
 int cli_agreement(int argc, char **argv)
@@ -75,7 +84,7 @@ int cli_agreement(int argc, char **argv)
                                          {"raters", required_argument, 0, 'w'},
                                          {"out", required_argument, 0, 'o'},
                                          {"json", required_argument, 0, 'j'},
-                                         {"quiet", no_argument, 0, 'q'},
+                                         {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *ratings = NULL, *raters = NULL, *out = NULL, *json = NULL;
     int c;
@@ -86,6 +95,7 @@ int cli_agreement(int argc, char **argv)
         case 'w': raters = optarg; break;
         case 'o': out = optarg; break;
         case 'j': json = optarg; break;
+        case 'h': fputs(cli_agreement_usage, stdout); return CLI_EXIT_OK;
         case 'q': break;
         default: return cli_usage_error("agreement", "unknown option");
         }
@@ -98,27 +108,17 @@ int cli_agreement(int argc, char **argv)
     cbq_ratings r;
     if (cbq_ratings_read(&r, ratings, raters, &err) != CBQ_OK)
         return cli_report(&err);
-    static const char *const header[] = {"category", "measure", "rater", "value", "p", "n", "reason"};
-    sink s;
-    cJSON *root = cJSON_CreateObject(), *cats = cJSON_AddObjectToObject(root, "agreement");
-    int rc = cbq_csv_writer_open(&s.w, out, header, 7, &err);
-    int open = rc == CBQ_OK;
-    for (size_t k = 0; rc == CBQ_OK && k < r.n_categories; k++) {
-        cbq_agreement a;
-        rc = cbq_agreement_compute(&r, k, &a, &err);
-        if (rc != CBQ_OK)
-            break;
-        s.cat = cJSON_AddObjectToObject(cats, r.categories[k]);
-        rc = emit_category(&s, &r, &a, &err);
-        cbq_agreement_free(&a);
-    }
-    if (rc == CBQ_OK && json)
-        rc = cli_write_json(root, json, &err);
-    if (rc == CBQ_OK)
-        rc = cbq_csv_writer_commit(&s.w, &err);
-    else if (open)
-        cbq_csv_writer_abort(&s.w);
-    cJSON_Delete(root);
+    cJSON *doc = NULL;
+    int rc = cbq_agreement_json(&r, &doc, &err);
     cbq_ratings_free(&r);
+    if (rc == CBQ_OK)
+        rc = write_table(doc, out, &err);
+    if (rc == CBQ_OK && json) {
+        cJSON *root = cJSON_CreateObject();
+        cJSON_AddItemToObject(root, "agreement", doc);
+        doc = root;
+        rc = cli_write_json(doc, json, &err);
+    }
+    cJSON_Delete(doc);
     return rc == CBQ_OK ? CLI_EXIT_OK : cli_report(&err);
 }

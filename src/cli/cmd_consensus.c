@@ -19,7 +19,7 @@ int cli_consensus(int argc, char **argv)
     static const struct option opts[] = {{"ratings", required_argument, 0, 'r'},
                                          {"raters", required_argument, 0, 'w'},
                                          {"out", required_argument, 0, 'o'},
-                                         {"quiet", no_argument, 0, 'q'},
+                                         {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *ratings = NULL, *raters = NULL, *out = NULL;
     int c;
@@ -29,6 +29,7 @@ int cli_consensus(int argc, char **argv)
         case 'r': ratings = optarg; break;
         case 'w': raters = optarg; break;
         case 'o': out = optarg; break;
+        case 'h': fputs(cli_consensus_usage, stdout); return CLI_EXIT_OK;
         case 'q': break;
         default: return cli_usage_error("consensus", "unknown option");
         }

@@ -8,6 +8,7 @@
 
 #include "cbctiq/correlate.h"
 #include "cbctiq/csv.h"
+#include "cbctiq/ratings.h"
 #include "cli.h"
 #include "cli_json.h"
 
@@ -17,7 +18,7 @@ const char cli_correlate_usage[] =
     "usage: cbctiq correlate --x FILE:COLUMN --y FILE:COLUMN --out stats.json\n"
     "                        [--by category|none] [--given FILE:COLUMN]... [--where COL=VALUE]\n"
     "                        [--csv stats.csv] [--seed N] [--n-boot N] [--n-perm N]\n"
-    "                        [--exact-max-n N] [--threads N] [--quiet]\n"
+    "                        [--exact-max-n N] [--ratings R [--raters W]] [--threads N] [--quiet]\n"
     "\n"
     "Joins the two tables on volume_id (and category) and reports, per category,\n"
     "Spearman rho with its t-test p, permutation p (exact for n <= 9), Fisher-z and\n"
@@ -33,6 +34,8 @@ const char cli_correlate_usage[] =
     "  --n-perm N            random permutations when n > exact-max-n (default 100000)\n"
     "  --exact-max-n N       enumerate all n! permutations up to this n (default 9, max 12)\n"
     "  --seed N              seed of resamples and permutations (default 1)\n"
+    "  --ratings, --raters   also put the rater agreement of `cbctiq agreement` into\n"
+    "                        stats.json (key \"agreement\")\n"
     "  --threads N           worker threads (default: all cores); results do not depend on it\n";
 
 static const char *num_field(const cJSON *o, const char *path1, const char *path2, char *buf)
@@ -121,7 +124,7 @@ static void warn_one_sided(const cbq_joined *j, const char *xs, const char *ys, 
 }
 
 typedef struct {
-    const char *x, *y, *out, *csv, *by, *where;
+    const char *x, *y, *out, *csv, *by, *where, *ratings, *raters;
     const char *given[MAX_GIVEN];
     size_t n_given;
     cbq_correlate_opts opts;
@@ -137,7 +140,8 @@ static int parse_args(correlate_args *a, int argc, char **argv)
         {"where", required_argument, 0, 'W'},   {"seed", required_argument, 0, 's'},
         {"n-boot", required_argument, 0, 'B'},  {"n-perm", required_argument, 0, 'P'},
         {"exact-max-n", required_argument, 0, 'E'}, {"threads", required_argument, 0, 't'},
-        {"quiet", no_argument, 0, 'q'},         {0, 0, 0, 0}};
+        {"ratings", required_argument, 0, 'R'}, {"raters", required_argument, 0, 'w'},
+        {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     uint64_t v;
     int c;
     optind = 1;
@@ -149,6 +153,9 @@ static int parse_args(correlate_args *a, int argc, char **argv)
         case 'c': a->csv = optarg; break;
         case 'b': a->by = optarg; break;
         case 'W': a->where = optarg; break;
+        case 'R': a->ratings = optarg; break;
+        case 'w': a->raters = optarg; break;
+        case 'h': fputs(cli_correlate_usage, stdout); return -1;
         case 'q': a->common.quiet = 1; break;
         case 'g':
             if (a->n_given == MAX_GIVEN)
@@ -186,6 +193,8 @@ static int parse_args(correlate_args *a, int argc, char **argv)
         return cli_usage_error("correlate", "unexpected argument '%s'", argv[optind]);
     if (!a->x || !a->y || !a->out)
         return cli_usage_error("correlate", "--x, --y and --out are required");
+    if (a->raters && !a->ratings)
+        return cli_usage_error("correlate", "--raters needs --ratings");
     if (a->by && strcmp(a->by, "category") != 0 && strcmp(a->by, "none") != 0)
         return cli_usage_error("correlate", "--by expects 'category' or 'none', got '%s'", a->by);
     return CLI_EXIT_OK;
@@ -199,7 +208,7 @@ int cli_correlate(int argc, char **argv)
     a.opts.seed = a.common.seed;
     int st = parse_args(&a, argc, argv);
     if (st != CLI_EXIT_OK)
-        return st;
+        return st < 0 ? CLI_EXIT_OK : st; /* -1: --help printed */
     if (a.common.threads > 0)
         omp_set_num_threads(a.common.threads);
     cbq_error err = {0};
@@ -214,8 +223,23 @@ int cli_correlate(int argc, char **argv)
     if (cbq_join_columns(&x, &y, z, a.n_given, by_category, a.where, &j, &err) != CBQ_OK)
         return cli_report(&err);
     warn_one_sided(&j, a.x, a.y, a.common.quiet);
-    cJSON *doc = NULL;
-    int rc = cbq_correlate(&j, &a.opts, &doc, &err);
+    cJSON *doc = NULL, *agreement = NULL;
+    int rc = CBQ_OK;
+    if (a.ratings) {
+        cbq_ratings r;
+        rc = cbq_ratings_read(&r, a.ratings, a.raters, &err);
+        if (rc == CBQ_OK) {
+            rc = cbq_agreement_json(&r, &agreement, &err);
+            cbq_ratings_free(&r);
+        }
+    }
+    if (rc == CBQ_OK)
+        rc = cbq_correlate(&j, &a.opts, &doc, &err);
+    if (rc == CBQ_OK && agreement) {
+        cJSON_AddItemToObject(doc, "agreement", agreement);
+        agreement = NULL;
+    }
+    cJSON_Delete(agreement);
     if (rc == CBQ_OK) {
         cJSON_AddStringToObject(doc, "x", a.x);
         cJSON_AddStringToObject(doc, "y", a.y);

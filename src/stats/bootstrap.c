@@ -46,7 +46,8 @@ static int draw_resamples(const double *x, const double *y, size_t n, size_t n_b
         rc = cbq_rank_plan_init(&py, y, n, err);
     int nomem = 0;
     if (rc == CBQ_OK) {
-#pragma omp parallel
+        int parallel = (double)n_boot * (double)n >= STATS_PARALLEL_MIN_WORK;
+#pragma omp parallel if (parallel)
         {
             uint32_t *counts = malloc(n * sizeof *counts);
             double *rx = malloc(2 * n * sizeof *rx);
@@ -60,9 +61,10 @@ static int draw_resamples(const double *x, const double *y, size_t n, size_t n_b
                     continue;
                 cbq_rng rng;
                 cbq_rng_stream(&rng, seed, BOOT_STREAM_BASE + b);
+                stats_draw32 draw = {.rng = &rng};
                 memset(counts, 0, n * sizeof *counts);
                 for (size_t j = 0; j < n; j++) {
-                    uint32_t k = (uint32_t)cbq_rng_below(&rng, n);
+                    uint32_t k = stats_below32(&draw, (uint32_t)n);
                     counts[k]++;
                     if (dump_idx)
                         dump_idx[b * n + j] = k;
@@ -99,10 +101,14 @@ static double acceleration(const double *jack, size_t n)
 static void bca_interval(const double *sorted, size_t m, double theta_hat, const double *jack,
                          size_t n, double conf, cbq_boot *out)
 {
+    /* Resamples often reproduce theta_hat exactly in theory (ranks are
+     * discrete); values within 1e-12 of it count as equal so that rounding
+     * in the last bit cannot move z0. SciPy compares exactly. */
+    double tol = 1e-12 * fmax(1.0, fabs(theta_hat));
     size_t below = 0, at_or_below = 0;
     for (size_t i = 0; i < m; i++) {
-        below += sorted[i] < theta_hat;
-        at_or_below += sorted[i] <= theta_hat;
+        below += sorted[i] < theta_hat - tol;
+        at_or_below += sorted[i] <= theta_hat + tol;
     }
     double frac = (double)(below + at_or_below) / (2.0 * (double)m);
     out->z0 = gsl_cdf_ugaussian_Pinv(frac);

@@ -40,9 +40,18 @@ double stats_pearson_r(const double *x, const double *y, size_t n)
         sxx += dx * dx;
         syy += dy * dy;
     }
+    return stats_r_from_sums(sxy, sxx, syy);
+}
+
+double stats_r_from_sums(double sxy, double sxx, double syy)
+{
     if (sxx == 0.0 || syy == 0.0)
         return NAN;
-    double r = sxy / (sqrt(sxx) * sqrt(syy));
+    /* sqrt(s * s) == s exactly, so identical rankings give exactly +-1 (as
+     * SciPy does) and the t p-value is exactly 0, not 1e-8 from 1 - eps. */
+    double den = sxx * syy;
+    den = isfinite(den) && den > 0 ? sqrt(den) : sqrt(sxx) * sqrt(syy);
+    double r = sxy / den;
     return r > 1.0 ? 1.0 : r < -1.0 ? -1.0 : r;
 }
 

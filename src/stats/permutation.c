@@ -14,8 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cbctiq/rng.h"
-
 enum { PERM_BLOCK = 1024 };
 /* Stream ids of permutation blocks; bootstrap uses another range. */
 #define PERM_STREAM_BASE 0x5045524d00000000ULL
@@ -85,7 +83,8 @@ static tail_counts random_counts(const int32_t *rx, const int32_t *ry, size_t n,
     uint64_t le = 0, ge = 0;
     size_t n_blocks = (n_perm + PERM_BLOCK - 1) / PERM_BLOCK;
     int64_t obs = dot_i32(rx, ry, n);
-#pragma omp parallel reduction(+ : le, ge)
+    int parallel = (double)n_perm * (double)n >= STATS_PARALLEL_MIN_WORK;
+#pragma omp parallel if (parallel) reduction(+ : le, ge)
     {
         int32_t *y = malloc(n * sizeof *y);
         if (!y) {
@@ -98,11 +97,12 @@ static tail_counts random_counts(const int32_t *rx, const int32_t *ry, size_t n,
                 continue;
             cbq_rng rng;
             cbq_rng_stream(&rng, seed, PERM_STREAM_BASE + b);
+            stats_draw32 draw = {.rng = &rng};
             memcpy(y, ry, n * sizeof *y);
             size_t count = b + 1 < n_blocks ? PERM_BLOCK : n_perm - b * PERM_BLOCK;
             for (size_t k = 0; k < count; k++) {
                 for (size_t i = n; i > 1; i--) {
-                    size_t j = (size_t)cbq_rng_below(&rng, i);
+                    size_t j = stats_below32(&draw, (uint32_t)i);
                     int32_t t = y[i - 1];
                     y[i - 1] = y[j];
                     y[j] = t;

@@ -2,7 +2,7 @@
  * precomputed ordering that ranks any multiset of a sample's points in O(n):
  * the kernel under leave-one-out, bootstrap and jackknife, which otherwise
  * would re-sort for every subsample. */
-#include "cbctiq/stats.h"
+#include "stats_internal.h"
 
 #include <gsl/gsl_sort.h>
 #include <math.h>
@@ -62,6 +62,13 @@ void cbq_rank_plan_ranks(const cbq_rank_plan *plan, const uint32_t *counts, doub
     uint64_t before = 0; /* copies with a smaller value */
     for (size_t k = 0; k < plan->n;) {
         size_t end = plan->group_end[k];
+        if (end == k + 1) { /* untied value: the common case, one gather */
+            uint32_t c = counts[order[k]];
+            ranks[order[k]] = c ? (double)before + 0.5 * (double)(c + 1) : 0.0;
+            before += c;
+            k = end;
+            continue;
+        }
         uint64_t in_group = 0;
         for (size_t j = k; j < end; j++)
             in_group += counts[order[j]];
@@ -93,8 +100,5 @@ double cbq_spearman_counts(const cbq_rank_plan *px, const cbq_rank_plan *py,
         sxx += c * dx * dx;
         syy += c * dy * dy;
     }
-    if (sxx == 0.0 || syy == 0.0)
-        return NAN;
-    double r = sxy / (sqrt(sxx) * sqrt(syy));
-    return r > 1.0 ? 1.0 : r < -1.0 ? -1.0 : r;
+    return stats_r_from_sums(sxy, sxx, syy);
 }

@@ -4,6 +4,45 @@
 
 #include <stddef.h>
 #include "cbctiq/stats.h"
+#include "cbctiq/rng.h"
+
+/* Uniform integers below n < 2^32 from 32-bit halves of the generator's
+ * output (Lemire's unbiased multiply-shift): half the generator calls of
+ * cbq_rng_below in the resampling loops. */
+typedef struct {
+    cbq_rng *rng;
+    uint64_t spare;
+    int have_spare;
+} stats_draw32;
+
+static inline uint32_t stats_next32(stats_draw32 *d)
+{
+    if (d->have_spare) {
+        d->have_spare = 0;
+        return (uint32_t)(d->spare >> 32);
+    }
+    d->spare = cbq_rng_u64(d->rng);
+    d->have_spare = 1;
+    return (uint32_t)d->spare;
+}
+
+static inline uint32_t stats_below32(stats_draw32 *d, uint32_t n)
+{
+    uint64_t m = (uint64_t)stats_next32(d) * n;
+    uint32_t low = (uint32_t)m;
+    if (low < n) {
+        uint32_t threshold = (uint32_t)(-n) % n;
+        while (low < threshold) {
+            m = (uint64_t)stats_next32(d) * n;
+            low = (uint32_t)m;
+        }
+    }
+    return (uint32_t)(m >> 32);
+}
+
+/* Below this much work (items x size) a resampling loop runs on one thread:
+ * waking a team costs more than it saves. The result is the same either way. */
+#define STATS_PARALLEL_MIN_WORK 4000000.0
 
 /* GSL's default error handler aborts the process (e.g. on underflow in a
  * tail probability); the statistics check their own inputs and read GSL's
@@ -13,6 +52,9 @@ void stats_gsl_quiet(void);
 /* Pearson r of x, y (two-pass, deviations from the mean); NaN when either is
  * constant. */
 double stats_pearson_r(const double *x, const double *y, size_t n);
+
+/* sxy / sqrt(sxx syy) clipped to [-1, 1]; NaN when sxx or syy is 0. */
+double stats_r_from_sums(double sxy, double sxx, double syy);
 
 /* 1 if every x[i] equals x[0]. */
 int stats_is_constant(const double *x, size_t n);
