@@ -173,7 +173,8 @@ typedef struct {
     double contrast;    /* |structure - surroundings| in the image, HU */
     double contrast_ref;/* the same in the reference */
     double cnr;         /* contrast / noise */
-    double streak;      /* RMS of the smoothed error (streaks, shading), HU */
+    double streak;      /* sd of the band-passed error (5x5 minus 15x15 in-plane means:
+                         * streaks, not noise or slow shading), HU */
     double cupping;     /* mean error at the rim minus at the centre of the body slice, HU */
     double sharpness;   /* edge gradient in the image relative to the reference (1 = same) */
     size_t n_voxels;    /* voxels in the structure */
@@ -194,7 +195,9 @@ typedef struct {
 /* Latent quality of every category (continuous, 1..5) from its figures:
  * parotid and submandibular from CNR (noise and scatter's lost contrast),
  * larynx from edge sharpness (motion), mandible from streaks (metal),
- * overall from all of them and cupping. See docs/simulation.md. */
+ * overall from all of them and cupping. See docs/simulation.md. (The
+ * panel is binned with the voxel size at a fixed dose per pixel, so noise in
+ * HU hardly depends on the grid and needs no rescaling.) */
 void cbq_latent_quality(const cbq_fom fom[CBQ_CAT_COUNT], double q[CBQ_CAT_COUNT]);
 /* Draws n raters (weights by experience, bias, spread, use of the scale). */
 void cbq_raters_draw(cbq_rater *raters, size_t n, cbq_rng *rng);
@@ -212,6 +215,9 @@ typedef struct {
     size_t n_test;          /* volumes in the test split (16) */
     size_t n_raters;        /* 5 */
     int quiet, preview;
+    const char *anatomy_ct;     /* real CT as anatomy for every volume (NULL: analytic) */
+    const char *anatomy_labels; /* its label volume */
+    const char *anatomy_dir;    /* folder of subject folders with ct.nii.gz + oar_labels.nii.gz */
 } cbq_cohort_options;
 
 void cbq_cohort_defaults(cbq_cohort_options *o);
@@ -231,6 +237,31 @@ void cbq_case_draw(cbq_case_params *cp, size_t size, size_t slices, double spaci
 int cbq_case_simulate(const cbq_case_params *cp, size_t size, size_t slices, double spacing,
                       uint64_t seed, cbq_volume *img, cbq_volume *ref, cbq_volume *labels,
                       cbq_error *err);
+
+/* ------------------------------------------------------- real CT anatomy */
+
+/* Allocates a simulator grid (size x size x slices at spacing mm) with the
+ * simulator's axes and an affine centred on the isocentre. */
+int cbq_sim_grid_alloc(cbq_volume *v, size_t size, size_t slices, double spacing, cbq_error *err);
+
+/* Real planning CT as anatomy: reads ct_path (HU) and labels_path (OpenKBP
+ * codes: 2 spinal_cord, 3 parotid_r, 4 parotid_l, 6 larynx, 7 mandible; may
+ * be NULL only if the CT has none, which is refused: the crop needs the
+ * mandible and larynx), brings both to canonical orientation, centres the
+ * grid between mandible and larynx (body centre in-plane), resamples
+ * (trilinear HU, nearest labels), turns CT-saturated voxels (>= 3000 HU)
+ * into dental metal and adds submandibular glands from the analytic model
+ * placed relative to the mandible. Allocates hu and labels (simulator
+ * labels, see cbq_sim_label_name). */
+int cbq_anatomy_from_ct(const char *ct_path, const char *labels_path, size_t size, size_t slices,
+                        double spacing, cbq_volume *hu, cbq_volume *labels, cbq_error *err);
+
+/* As cbq_case_simulate with a given anatomy (HU and labels on the
+ * simulator grid, not modified) instead of the analytic phantom; swallowing
+ * is a smooth displacement field around the larynx label. */
+int cbq_case_simulate_anatomy(const cbq_case_params *cp, const cbq_volume *hu_anat,
+                              const cbq_volume *lab_anat, uint64_t seed, cbq_volume *img,
+                              cbq_volume *ref, cbq_volume *labels, cbq_error *err);
 
 /* ----------------------------------------------------------------- preview */
 

@@ -24,6 +24,10 @@ const char cli_simulate_usage[] =
     "  --raters N       simulated raters (5)\n"
     "  --test N         volumes in the test split (16)\n"
     "  --preview        also write DIR/preview.png (lowest, median, highest quality)\n"
+    "  --anatomy CT     real planning CT (NIfTI, HU) as anatomy for every volume\n"
+    "  --labels L       its organ labels (OpenKBP codes; mandible and larynx required)\n"
+    "  --anatomy-cohort DIR  subject folders with ct.nii.gz + oar_labels.nii.gz,\n"
+    "                   used in turn (e.g. the OpenKBP head-and-neck set)\n"
     "  --seed K         random seed (1): same seed, same bytes, any thread count\n"
     "  --threads N      threads (all cores)\n"
     "  --quiet          no progress output\n";
@@ -37,6 +41,8 @@ int cli_simulate(int argc, char **argv)
         {"test", required_argument, NULL, 'T'},    {"preview", no_argument, NULL, 'p'},
         {"seed", required_argument, NULL, 'k'},    {"threads", required_argument, NULL, 't'},
         {"quiet", no_argument, NULL, 'q'},         {"help", no_argument, NULL, 'h'},
+        {"anatomy", required_argument, NULL, 'a'}, {"labels", required_argument, NULL, 'l'},
+        {"anatomy-cohort", required_argument, NULL, 'A'},
         {NULL, 0, NULL, 0}};
     cbq_cohort_options o;
     cbq_cohort_defaults(&o);
@@ -67,6 +73,9 @@ int cli_simulate(int argc, char **argv)
         case 't': if (!cli_parse_u64("simulate", "--threads", optarg, 1, 1024, &u)) return CLI_EXIT_USAGE;
                   common.threads = (int)u; break;
         case 'q': o.quiet = 1; break;
+        case 'a': o.anatomy_ct = optarg; break;
+        case 'l': o.anatomy_labels = optarg; break;
+        case 'A': o.anatomy_dir = optarg; break;
         case 'h': fputs(cli_simulate_usage, stdout); return CLI_EXIT_OK;
         default: return cli_usage_error("simulate", "unknown option");
         }
@@ -75,6 +84,12 @@ int cli_simulate(int argc, char **argv)
         return cli_usage_error("simulate", "unexpected argument '%s'", argv[optind]);
     if (!o.out_dir)
         return cli_usage_error("simulate", "--out DIR is required");
+    if (o.anatomy_labels && !o.anatomy_ct)
+        return cli_usage_error("simulate", "--labels needs --anatomy CT");
+    if (o.anatomy_ct && o.anatomy_dir)
+        return cli_usage_error("simulate", "give --anatomy or --anatomy-cohort, not both");
+    if (o.anatomy_ct && !o.anatomy_labels)
+        return cli_usage_error("simulate", "--anatomy needs --labels (mandible and larynx place the neck)");
     if (common.threads > 0)
         omp_set_num_threads(common.threads);
     cbq_error err = {0};

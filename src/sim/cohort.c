@@ -11,6 +11,7 @@
 #include "cbctiq/nifti.h"
 #include "cbctiq/progress.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -97,6 +98,7 @@ typedef struct {
     double q[CBQ_CAT_COUNT];
     size_t k_level[3];      /* slices: mandible, parotid, larynx */
     cbq_volume thumbs;      /* those three image slices (nx x ny x 3) */
+    char anatomy[4096];     /* "analytic" or the CT it came from */
 } volume_record;
 
 static size_t best_slice(const cbq_volume *lab, int l1, int l2)
@@ -116,15 +118,88 @@ static size_t best_slice(const cbq_volume *lab, int l1, int l2)
     return best;
 }
 
-static int simulate_one(const cbq_cohort_options *o, size_t v, volume_record *rec, cbq_error *err)
+/* Real-CT subjects: names of subject folders (sorted) holding ct.nii.gz. */
+typedef struct {
+    char (*names)[256];
+    size_t n;
+} subject_list;
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp((const char *)a, (const char *)b);
+}
+
+static int list_subjects(const char *dir, subject_list *sl, cbq_error *err)
+{
+    memset(sl, 0, sizeof *sl);
+    DIR *d = opendir(dir);
+    if (!d)
+        return CBQ_FAIL(err, CBQ_ERR_IO, "%s: cannot open the anatomy folder", dir);
+    struct dirent *e;
+    size_t cap = 0;
+    while ((e = readdir(d)) != NULL) {
+        char path[4096];
+        if (e->d_name[0] == '.' || strlen(e->d_name) >= 256)
+            continue;
+        snprintf(path, sizeof path, "%s/%s/ct.nii.gz", dir, e->d_name);
+        FILE *fp = fopen(path, "rb");
+        if (!fp)
+            continue;
+        fclose(fp);
+        if (sl->n == cap) {
+            cap = cap ? 2 * cap : 64;
+            void *nn = realloc(sl->names, cap * sizeof *sl->names);
+            if (!nn) {
+                closedir(d);
+                free(sl->names);
+                return CBQ_FAIL(err, CBQ_ERR_NOMEM, "%s: out of memory listing subjects", dir);
+            }
+            sl->names = nn;
+        }
+        snprintf(sl->names[sl->n++], 256, "%s", e->d_name);
+    }
+    closedir(d);
+    if (sl->n == 0)
+        return CBQ_FAIL(err, CBQ_ERR_ARG, "%s: no subject folder with ct.nii.gz and oar_labels.nii.gz", dir);
+    qsort(sl->names, sl->n, sizeof *sl->names, cmp_names);
+    return CBQ_OK;
+}
+
+/* Simulates volume v from the analytic phantom or from real CT anatomy. */
+static int simulate_case(const cbq_cohort_options *o, const subject_list *sl, size_t v, volume_record *rec,
+                         cbq_volume *img, cbq_volume *ref, cbq_volume *lab, cbq_error *err)
+{
+    if (!o->anatomy_ct && !o->anatomy_dir)
+        return cbq_case_simulate(&rec->cp, o->size, o->slices, o->spacing, rec->noise_seed, img, ref, lab,
+                                 err);
+    char ct[4096], labels[4096];
+    if (o->anatomy_dir) {
+        const char *name = sl->names[v % sl->n];
+        snprintf(ct, sizeof ct, "%s/%s/ct.nii.gz", o->anatomy_dir, name);
+        snprintf(labels, sizeof labels, "%s/%s/oar_labels.nii.gz", o->anatomy_dir, name);
+    } else {
+        snprintf(ct, sizeof ct, "%s", o->anatomy_ct);
+        snprintf(labels, sizeof labels, "%s", o->anatomy_labels ? o->anatomy_labels : "");
+    }
+    snprintf(rec->anatomy, sizeof rec->anatomy, "%s", ct);
+    cbq_volume hu, hl;
+    CBQ_TRY(cbq_anatomy_from_ct(ct, labels, o->size, o->slices, o->spacing, &hu, &hl, err));
+    int rc = cbq_case_simulate_anatomy(&rec->cp, &hu, &hl, rec->noise_seed, img, ref, lab, err);
+    cbq_volume_free(&hu);
+    cbq_volume_free(&hl);
+    return rc;
+}
+
+static int simulate_one(const cbq_cohort_options *o, const subject_list *sl, size_t v, volume_record *rec,
+                        cbq_error *err)
 {
     cbq_rng rng;
     cbq_rng_stream(&rng, o->seed, v);
     cbq_case_draw(&rec->cp, o->size, o->slices, o->spacing, &rng);
     rec->noise_seed = cbq_rng_u64(&rng);
+    snprintf(rec->anatomy, sizeof rec->anatomy, "analytic");
     cbq_volume img, ref, lab;
-    CBQ_TRY(cbq_case_simulate(&rec->cp, o->size, o->slices, o->spacing, rec->noise_seed, &img, &ref,
-                              &lab, err));
+    CBQ_TRY(simulate_case(o, sl, v, rec, &img, &ref, &lab, err));
     int rc = CBQ_OK;
     for (int c = 0; c < CBQ_CAT_COUNT && rc == CBQ_OK; c++)
         rc = cbq_fom_measure(&img, &ref, &lab, c, &rec->fom[c], err);
@@ -228,7 +303,7 @@ static int write_ratings(const cbq_cohort_options *o, const volume_record *recs,
 static int write_truth(const cbq_cohort_options *o, const volume_record *recs, cbq_error *err)
 {
     text t = {0};
-    text_add(&t, "volume_id,noise_seed,scale,width,depth,shift_x,shift_y,shift_z,flexion_deg,yaw_deg,"
+    text_add(&t, "volume_id,anatomy,noise_seed,scale,width,depth,shift_x,shift_y,shift_z,flexion_deg,yaw_deg,"
                  "parotid_hu,submandibular_hu,cartilage_hu,n_fillings,n_crowns,swallow_mm,"
                  "scan,fan,n_proj,arc_deg,start_deg,nu,nv,du,dv,u_offset,"
                  "i0,scatter,scatter_sigma,bh,blur_px,lag,ring_sd,motion_frac,motion_start,swallow,"
@@ -244,8 +319,8 @@ static int write_truth(const cbq_cohort_options *o, const volume_record *recs, c
         const cbq_phantom_params *a = &r->cp.anatomy;
         const cbq_physics *p = &r->cp.physics;
         const cbq_cb_geometry *g = &r->cp.geometry;
-        text_add(&t, "sim%03zu,%llu,%.4f,%.4f,%.4f,%.2f,%.2f,%.2f,%.2f,%.2f,%.1f,%.1f,%.1f,%d,%d,%.2f,",
-                 v, (unsigned long long)r->noise_seed, a->scale, a->width, a->depth, a->shift[0],
+        text_add(&t, "sim%03zu,%s,%llu,%.4f,%.4f,%.4f,%.2f,%.2f,%.2f,%.2f,%.2f,%.1f,%.1f,%.1f,%d,%d,%.2f,",
+                 v, r->anatomy, (unsigned long long)r->noise_seed, a->scale, a->width, a->depth, a->shift[0],
                  a->shift[1], a->shift[2], a->flexion * 180.0 / CBQ_PI, a->yaw * 180.0 / CBQ_PI,
                  a->parotid_hu, a->submand_hu, a->cartilage_hu, a->n_fillings, a->n_crowns, a->swallow_mm);
         text_add(&t, "%s,%s,%zu,%.2f,%.2f,%zu,%zu,%.4f,%.4f,%.2f,", g->short_scan ? "short" : "full",
@@ -266,7 +341,7 @@ static int write_truth(const cbq_cohort_options *o, const volume_record *recs, c
 }
 
 /* Rows: the lowest, median and highest overall quality; columns: teeth,
- * parotid and larynx levels. */
+ * submandibular and larynx levels. */
 static int write_preview(const cbq_cohort_options *o, const volume_record *recs, cbq_error *err)
 {
     size_t n = o->volumes, lo = 0, hi = 0;
@@ -301,15 +376,23 @@ int cbq_cohort_simulate(const cbq_cohort_options *o, cbq_error *err)
                   o->spacing);
     CBQ_CHECK_ARG(err, o->n_raters >= 1 && o->n_raters <= 100, "simulate: %zu raters, expected 1..100",
                   o->n_raters);
-    CBQ_TRY(cbq_mkdir_p(o->out_dir, err));
-    volume_record *recs = calloc(o->volumes, sizeof(volume_record));
-    if (!recs)
-        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "simulate: out of memory for %zu records", o->volumes);
+    CBQ_CHECK_ARG(err, !(o->anatomy_ct && o->anatomy_dir), "simulate: give --anatomy or --anatomy-cohort, not both");
+    CBQ_CHECK_ARG(err, !o->anatomy_ct || o->anatomy_labels,
+                  "simulate: --anatomy %s needs --labels (mandible and larynx place the neck)", o->anatomy_ct);
+    subject_list sl = {0};
+    if (o->anatomy_dir)
+        CBQ_TRY(list_subjects(o->anatomy_dir, &sl, err));
+    int mk = cbq_mkdir_p(o->out_dir, err);
+    volume_record *recs = mk == CBQ_OK ? calloc(o->volumes, sizeof(volume_record)) : NULL;
+    if (!recs) {
+        free(sl.names);
+        return mk != CBQ_OK ? mk : CBQ_FAIL(err, CBQ_ERR_NOMEM, "simulate: out of memory for %zu records", o->volumes);
+    }
     cbq_progress prog;
     cbq_progress_begin(&prog, "simulate", o->volumes, o->quiet);
     int rc = CBQ_OK;
     for (size_t v = 0; v < o->volumes && rc == CBQ_OK; v++) {
-        rc = simulate_one(o, v, &recs[v], err);
+        rc = simulate_one(o, &sl, v, &recs[v], err);
         if (rc != CBQ_OK)
             cbq_error_prefix(err, "volume sim%03zu: ", v);
         cbq_progress_step(&prog, 1);
@@ -323,5 +406,6 @@ int cbq_cohort_simulate(const cbq_cohort_options *o, cbq_error *err)
     for (size_t v = 0; v < o->volumes; v++)
         cbq_volume_free(&recs[v].thumbs);
     free(recs);
+    free(sl.names);
     return rc;
 }

@@ -31,7 +31,7 @@ static int in_category(int cat, int lab)
 }
 
 enum { M_IN = 1, M_RING = 2, M_BAND = 4 };
-enum { RING_R = 3, BOX_R = 2 };
+enum { RING_R = 3, BOX_R = 2, SHADE_R = 7 };
 
 typedef struct {
     size_t nx, ny, nz;
@@ -183,7 +183,10 @@ int cbq_fom_measure(const cbq_volume *img, const cbq_volume *ref, const cbq_volu
                 s_ref += ref->data[v];
                 n_in += 1;
                 double e = (double)img->data[v] - ref->data[v];
-                double e1 = box_error(&c, i, j, k, 1), e2 = box_error(&c, i, j, k, BOX_R);
+                /* Band-pass: the 5x5 mean keeps streaks and drops most noise;
+                 * minus the 15x15 mean drops slow shading (cupping). */
+                double e1 = box_error(&c, i, j, k, 1);
+                double e2 = box_error(&c, i, j, k, BOX_R) - box_error(&c, i, j, k, SHADE_R);
                 hp += (e - e1) * (e - e1);
                 lp += e2;
                 lp2 += e2 * e2;
@@ -196,8 +199,9 @@ int cbq_fom_measure(const cbq_volume *img, const cbq_volume *ref, const cbq_volu
     /* White noise: e - mean3x3(e) has variance sigma^2 (1 - 1/9). */
     out->noise = sqrt(hp / n_in * 9.0 / 8.0);
     double lp_var = lp2 / n_in - (lp / n_in) * (lp / n_in);
-    double box = (2.0 * BOX_R + 1) * (2.0 * BOX_R + 1);
-    out->streak = sqrt(fmax(0.0, lp_var - out->noise * out->noise / box));
+    /* White noise through the band-pass: sigma^2 (1/25 - 1/225). */
+    double b1 = (2.0 * BOX_R + 1) * (2.0 * BOX_R + 1), b2 = (2.0 * SHADE_R + 1) * (2.0 * SHADE_R + 1);
+    out->streak = sqrt(fmax(0.0, lp_var - out->noise * out->noise * (1.0 / b1 - 1.0 / b2)));
     if (n_ring > 0) {
         out->contrast = fabs(s_img / n_in - r_img / n_ring);
         out->contrast_ref = fabs(s_ref / n_in - r_ref / n_ring);

@@ -43,6 +43,7 @@ typedef struct {
 typedef struct {
     prim *p;
     size_t n, cap;
+    int overflow;          /* a primitive did not fit: a bug, reported */
     cbq_rng jit;           /* per-structure jitter */
     const cbq_phantom_params *pp;
 } prim_list;
@@ -140,8 +141,10 @@ static void rot_set(double m[3][3], double about_x, double about_z)
 static prim *add(prim_list *L, shape_kind kind, double cx, double cy, double cz, double a, double b,
                  double c, float hu, int label, int group)
 {
-    if (L->n == L->cap)
+    if (L->n == L->cap) {
+        L->overflow = 1;
         return NULL;
+    }
     prim *p = &L->p[L->n++];
     memset(p, 0, sizeof *p);
     p->kind = kind;
@@ -411,6 +414,10 @@ int cbq_phantom_rasterise(const cbq_phantom_params *pp, double swallow, cbq_volu
     build_jaws(&L);
     build_teeth(&L, pp);
     place_subject(&L, swallow);
+    if (L.overflow) {
+        free(L.p);
+        return CBQ_FAIL(err, CBQ_ERR_INTERNAL, "phantom: more than %zu primitives", L.cap);
+    }
 
     const size_t nx = hu->nx, ny = hu->ny, nz = hu->nz;
     const double *sp = hu->spacing;

@@ -21,6 +21,10 @@ int cbq_sim_preview_png(const char *path, const cbq_preview_tile *tiles, size_t 
         if (tiles[t].vol->nx > tw) tw = tiles[t].vol->nx;
         if (tiles[t].vol->ny > th) th = tiles[t].vol->ny;
     }
+    /* Small grids are drawn at twice their size (nearest neighbour). */
+    size_t zoom = tw <= 256 && th <= 256 ? 2 : 1;
+    tw *= zoom;
+    th *= zoom;
     size_t rows = (n_tiles + cols - 1) / cols, gap = 4;
     size_t w = cols * (tw + gap), h = rows * (th + gap);
     unsigned char *pix = calloc(w * h, 1);
@@ -29,10 +33,10 @@ int cbq_sim_preview_png(const char *path, const cbq_preview_tile *tiles, size_t 
     for (size_t t = 0; t < n_tiles; t++) {
         const cbq_volume *v = tiles[t].vol;
         size_t ox = (t % cols) * (tw + gap), oy = (t / cols) * (th + gap);
-        for (size_t j = 0; j < v->ny; j++)
-            for (size_t i = 0; i < v->nx; i++) {
+        for (size_t j = 0; j < v->ny * zoom; j++)
+            for (size_t i = 0; i < v->nx * zoom; i++) {
                 /* Radiological view: patient right on the image left, anterior up. */
-                double x = (*cbq_volume_at(v, i, j, tiles[t].k) - hu_lo) / (hu_hi - hu_lo);
+                double x = (*cbq_volume_at(v, i / zoom, j / zoom, tiles[t].k) - hu_lo) / (hu_hi - hu_lo);
                 x = fmin(fmax(x, 0.0), 1.0);
                 pix[(ox + i) + w * (oy + j)] = (unsigned char)lrint(255.0 * x);
             }

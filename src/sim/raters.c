@@ -16,21 +16,26 @@ static double to_scale(double x)
     return 1.0 + 4.0 / (1.0 + exp(-x));
 }
 
+static double cnr(const cbq_fom *f)
+{
+    return fmax(f->cnr, 0.05);
+}
+
 void cbq_latent_quality(const cbq_fom fom[CBQ_CAT_COUNT], double q[CBQ_CAT_COUNT])
 {
     double x[CBQ_CAT_COUNT];
     const cbq_fom *f = fom;
-    x[CBQ_CAT_PAROTID] = 2.0 * log(fmax(f[CBQ_CAT_PAROTID].cnr, 0.05) / 2.2) -
+    x[CBQ_CAT_PAROTID] = 2.2 * log(cnr(&f[CBQ_CAT_PAROTID]) / 1.6) -
                          (f[CBQ_CAT_PAROTID].streak - 35.0) / 40.0;
-    x[CBQ_CAT_SUBMAND] = 2.0 * log(fmax(f[CBQ_CAT_SUBMAND].cnr, 0.05) / 5.5) -
+    x[CBQ_CAT_SUBMAND] = 2.2 * log(cnr(&f[CBQ_CAT_SUBMAND]) / 5.0) -
                          (f[CBQ_CAT_SUBMAND].streak - 25.0) / 30.0;
-    x[CBQ_CAT_LARYNX] = 14.0 * (f[CBQ_CAT_LARYNX].sharpness - 0.84) +
-                        0.7 * log(fmax(f[CBQ_CAT_LARYNX].cnr, 0.05) / 5.0);
-    x[CBQ_CAT_MANDIBLE] = -(f[CBQ_CAT_MANDIBLE].streak - 85.0) / 18.0 -
-                          (f[CBQ_CAT_MANDIBLE].noise - 70.0) / 60.0;
-    x[CBQ_CAT_OVERALL] = 0.25 * (x[CBQ_CAT_PAROTID] + x[CBQ_CAT_SUBMAND] + x[CBQ_CAT_LARYNX] +
-                                 x[CBQ_CAT_MANDIBLE]) -
-                         (fabs(f[CBQ_CAT_OVERALL].cupping) - 40.0) / 40.0;
+    x[CBQ_CAT_LARYNX] = 14.0 * (f[CBQ_CAT_LARYNX].sharpness - 0.76) +
+                        0.7 * log(cnr(&f[CBQ_CAT_LARYNX]) / 5.0);
+    x[CBQ_CAT_MANDIBLE] = -(f[CBQ_CAT_MANDIBLE].streak - 95.0) / 20.0 -
+                          (f[CBQ_CAT_MANDIBLE].noise - 90.0) / 60.0;
+    x[CBQ_CAT_OVERALL] = 0.3 * (x[CBQ_CAT_PAROTID] + x[CBQ_CAT_SUBMAND] + x[CBQ_CAT_LARYNX] +
+                                x[CBQ_CAT_MANDIBLE]) -
+                         (fabs(f[CBQ_CAT_OVERALL].cupping) - 60.0) / 50.0;
     for (int c = 0; c < CBQ_CAT_COUNT; c++)
         q[c] = to_scale(x[c]);
 }
