@@ -116,6 +116,8 @@ size_t cbq_nice_ticks(double lo, double hi, size_t max_ticks, double *ticks, siz
 typedef struct {
     const float *image;   /* height x width, row-major, row 0 drawn at the top */
     const float *map;     /* same grid; NULL: the slice alone */
+    const unsigned char *mask; /* same grid, non-zero inside a structure: its
+                                  outline is drawn (vermillion); NULL: none */
     size_t width, height;
     double pixel_aspect;  /* pixel height / pixel width; 0: 1 */
     const char *title;    /* above the panel; NULL: none */

@@ -68,6 +68,32 @@ int cbq_report_preformatted(cbq_report *r, const char *caption, const char *text
 /* Writes DIR/report.html atomically. The report can still be freed after. */
 int cbq_report_finish(cbq_report *r, cbq_error *err);
 
+/* ---- study tables ---- */
+
+/* One row of the poster-style table: Spearman rho of AE against consensus
+ * for one category. NaN marks an undefined value (n < 3, constant input):
+ * it is shown as "n/a" and `reason` (may be NULL) is added to the note. */
+typedef struct {
+    const char *category;
+    size_t n;
+    double median_loo_rho, median_loo_p; /* over the n leave-one-out subsets */
+    double rho, p;                       /* full sample */
+    double ci_lo, ci_hi;                 /* 95 % confidence interval of rho */
+    const char *reason;
+} cbq_poster_row;
+
+/* The poster table (columns: category, n, median LOO rho, median LOO p, rho,
+ * p, 95% CI) in the display formats below, also as DIR/tables/STEM.csv
+ * (full precision lives in stats.json). */
+int cbq_report_poster_table(cbq_report *r, const char *stem, const char *caption, const cbq_poster_row *rows,
+                            size_t n_rows, cbq_error *err);
+
+/* Display formats used in the report's tables: rho with 3 decimals; p with
+ * 2 significant digits ("0.0012", "0.37"), in exponent form below 0.001
+ * ("3.4e-05"); NaN as "n/a". buf should hold 32 bytes. */
+void cbq_format_rho(char *buf, size_t cap, double rho);
+void cbq_format_p(char *buf, size_t cap, double p);
+
 /* HTML-escapes text (& < > " ') into a new string owned by the caller
  * (free()); NULL on allocation failure. Exposed for tests and callers who
  * compose their own markup. */

@@ -63,6 +63,13 @@ static int copy_layer_tensors(cbq_net *dst, const cbq_net *src, const char *laye
     return CBQ_OK;
 }
 
+uint64_t cbq_randomise_seed(uint64_t seed)
+{
+    cbq_rng rng;
+    cbq_rng_stream(&rng, seed, 0x52414e44u); /* "RAND" */
+    return cbq_rng_u64(&rng);
+}
+
 int cbq_randomise_top(cbq_net *net, size_t steps, uint64_t seed, cbq_error *err)
 {
     size_t n_steps = cbq_randomise_n_steps(net);
@@ -71,7 +78,7 @@ int cbq_randomise_top(cbq_net *net, size_t steps, uint64_t seed, cbq_error *err)
     if (steps == 0)
         return CBQ_OK;
     cbq_net *fresh = NULL;
-    CBQ_TRY(cbq_net_create(&fresh, cbq_net_spec(net), 1, seed, err));
+    CBQ_TRY(cbq_net_create(&fresh, cbq_net_spec(net), 1, cbq_randomise_seed(seed), err));
     int rc = CBQ_OK;
     for (size_t s = 1; s <= steps && rc == CBQ_OK; s++)
         rc = copy_layer_tensors(net, fresh, cbq_randomise_step_layer(net, s), err);

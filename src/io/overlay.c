@@ -159,6 +159,45 @@ static cairo_surface_t *blend_panel(const cbq_montage *m, const cbq_overlay_pane
     return img;
 }
 
+/* The structure's outline as crisp vector edges: one segment wherever a
+ * mask pixel meets a non-mask pixel (or the image border). */
+static void draw_mask_outline(cairo_t *cr, const cbq_overlay_panel *p, const double rect[4])
+{
+    double sx = rect[2] / (double)p->width, sy = rect[3] / (double)p->height;
+    const unsigned char *m = p->mask;
+    size_t w = p->width, h = p->height;
+    cairo_new_path(cr);
+    for (size_t y = 0; y < h; y++)
+        for (size_t x = 0; x < w; x++) {
+            if (!m[y * w + x])
+                continue;
+            double x0 = rect[0] + x * sx, y0 = rect[1] + y * sy;
+            if (x == 0 || !m[y * w + x - 1]) {
+                cairo_move_to(cr, x0, y0);
+                cairo_line_to(cr, x0, y0 + sy);
+            }
+            if (x + 1 == w || !m[y * w + x + 1]) {
+                cairo_move_to(cr, x0 + sx, y0);
+                cairo_line_to(cr, x0 + sx, y0 + sy);
+            }
+            if (y == 0 || !m[(y - 1) * w + x]) {
+                cairo_move_to(cr, x0, y0);
+                cairo_line_to(cr, x0 + sx, y0);
+            }
+            if (y + 1 == h || !m[(y + 1) * w + x]) {
+                cairo_move_to(cr, x0, y0 + sy);
+                cairo_line_to(cr, x0 + sx, y0 + sy);
+            }
+        }
+    double rgb[3];
+    palette_rgb(1, rgb);
+    cairo_set_source_rgb(cr, rgb[0], rgb[1], rgb[2]);
+    cairo_set_line_width(cr, 1.5);
+    cairo_set_line_cap(cr, CAIRO_LINE_CAP_SQUARE);
+    cairo_stroke(cr);
+    cairo_set_line_cap(cr, CAIRO_LINE_CAP_BUTT);
+}
+
 static void draw_colorbar(cairo_t *cr, const cbq_montage *m, const montage_layout *L, const cbq_colormap *cm,
                           double lo, double hi)
 {
@@ -245,6 +284,13 @@ int cbq_montage_draw(cbq_figure **out, const cbq_montage *m, cbq_error *err)
         cairo_paint(cr);
         cairo_restore(cr);
         cairo_surface_destroy(img);
+        if (p->mask) {
+            cairo_save(cr);
+            cairo_rectangle(cr, rect[0], rect[1], rect[2], rect[3]);
+            cairo_clip(cr);
+            draw_mask_outline(cr, p, rect);
+            cairo_restore(cr);
+        }
     }
     draw_colorbar(cr, m, &L, &cm, lo, hi);
     CBQ_TRY(figure_finish(&fig, cr, err));

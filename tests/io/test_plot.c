@@ -165,8 +165,10 @@ static void test_montage_blends_exactly(void **state)
         map_hi[i] = 1.0f;    /* top of the scale */
         map_zero[i] = 0.0f;  /* at map_lo: transparent */
     }
+    unsigned char mask[16] = {0};
+    mask[0] = 1; /* top-left pixel of panel b: its outline is drawn */
     cbq_overlay_panel p[2] = {{.image = image, .map = map_hi, .width = 4, .height = 4, .title = "a"},
-                              {.image = image, .map = map_zero, .width = 4, .height = 4, .title = "b"}};
+                              {.image = image, .map = map_zero, .mask = mask, .width = 4, .height = 4, .title = "b"}};
     cbq_montage m = {.panels = p, .n_panels = 2, .panel_size = 40, .window_lo = -100, .window_hi = 100,
                      .cmap = CBQ_CMAP_VIRIDIS, .map_lo = 0, .map_hi = 1, .alpha = 0.5, .map_label = "a.u."};
     cbq_error err = {0};
@@ -183,8 +185,18 @@ static void test_montage_blends_exactly(void **state)
     assert_rgb_near(rgb, 190, 179, 82, 2);
     pixel(img, (int)(r1[0] + 20), (int)(r1[1] + 20), rgb);
     assert_rgb_near(rgb, 128, 128, 128, 1);
+    /* The mask pixel spans 10 x 10 display pixels: its right edge (x = 10)
+     * is outlined in vermillion, its inside stays grey. */
+    pixel(img, (int)(r1[0] + 10), (int)(r1[1] + 5), rgb);
+    assert_rgb_near(rgb, 213, 94, 0, 40);
+    pixel(img, (int)(r1[0] + 5), (int)(r1[1] + 5), rgb);
+    assert_rgb_near(rgb, 128, 128, 128, 1);
     cairo_surface_destroy(img);
     cbq_figure_free(fig);
+    /* Non-square pixels: 0.5 mm x 1.0 mm shows twice as tall as wide. */
+    p[0].pixel_aspect = 2.0;
+    assert_int_equal(cbq_montage_panel_rect(&m, 0, r0, &err), CBQ_OK);
+    assert_true(r0[2] == 20 && r0[3] == 40);
 }
 
 static double srgb_to_linear(double c)

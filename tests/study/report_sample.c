@@ -43,8 +43,6 @@ static void blob_map(float *map, double cx, double cy, double strength)
         }
 }
 
-static void fmt(char *buf, size_t cap, double v) { snprintf(buf, cap, "%.3f", v); }
-
 static int fail(const cbq_error *err)
 {
     fprintf(stderr, "report_sample: %s\n", err->msg);
@@ -150,9 +148,7 @@ int main(int argc, char **argv)
     TRY(cbq_report_note(r, "With a global-average-pool + linear head, the pre-ReLU Grad-CAM of a slice sums to its "
                            "prediction minus the bias: AE largely repeats the prediction. See rho(AE, prediction) "
                            "and the partial correlation below.", &err));
-    const char *poster_hdr[] = {"category", "n", "median LOO rho", "median LOO p", "rho", "p", "95% CI"};
-    char poster[N_CAT][7][48];
-    const char *poster_cells[N_CAT * 7];
+    cbq_poster_row poster[N_CAT];
     double loo_all[N_CAT][N_TEST], strip_x[N_CAT];
     for (int c = 0; c < N_CAT; c++) {
         double cons[N_TEST], ae[N_TEST], iso[N_TEST];
@@ -196,18 +192,13 @@ int main(int argc, char **argv)
         if (add_chart(r, &hist, stem, "Distribution of the leave-one-out correlations."))
             return 1;
         strip_x[c] = c;
-        snprintf(poster[c][0], 48, "%s", categories[c]);
-        snprintf(poster[c][1], 48, "%d", N_TEST);
-        fmt(poster[c][2], 48, full_rho);
-        snprintf(poster[c][3], 48, "%.3g", c == 2 ? 0.37 : 0.0012);
-        fmt(poster[c][4], 48, full_rho);
-        snprintf(poster[c][5], 48, "%.3g", c == 2 ? 0.35 : 0.0010);
-        snprintf(poster[c][6], 48, "[%.2f, %.2f]", full_rho - 0.35, full_rho + 0.15);
-        for (int k = 0; k < 7; k++)
-            poster_cells[c * 7 + k] = poster[c][k];
+        poster[c] = (cbq_poster_row){.category = categories[c], .n = N_TEST, .median_loo_rho = full_rho,
+                                     .median_loo_p = c == 2 ? 0.37 : 0.0012, .rho = full_rho,
+                                     .p = c == 2 ? 0.35 : 3.4e-5, .ci_lo = full_rho - 0.35,
+                                     .ci_hi = full_rho + 0.15};
     }
-    TRY(cbq_report_table(r, "poster_table", "Spearman rho of AE against consensus (test set)", 7, poster_hdr, N_CAT,
-                         poster_cells, &err));
+    TRY(cbq_report_poster_table(r, "poster_table", "Spearman rho of AE against consensus (test set)", poster, N_CAT,
+                                &err));
     cbq_series strips[N_CAT];
     for (int c = 0; c < N_CAT; c++)
         strips[c] = (cbq_series){.kind = CBQ_SERIES_STRIP, .y = loo_all[c], .n = N_TEST, .strip_x = strip_x[c],
@@ -226,12 +217,19 @@ int main(int argc, char **argv)
     TRY(cbq_report_section(r, "Grad-CAM overlays", &err));
     TRY(cbq_report_note(r, "Fixed colour scale across panels: map units are raw Grad-CAM values.", &err));
     static float images[3][SLICE * SLICE], maps[3][SLICE * SLICE];
+    static unsigned char masks[3][SLICE * SLICE];
     const char *ptitles[3] = {"highest AE: v07", "median AE: v03", "lowest AE: v12"};
     cbq_overlay_panel panels[3];
     for (int i = 0; i < 3; i++) {
         phantom_slice(images[i], (i - 1) * 3.0, &rng);
         blob_map(maps[i], SLICE * (0.35 + 0.15 * i), SLICE * 0.45, 0.012 / (i + 1));
-        panels[i] = (cbq_overlay_panel){.image = images[i], .map = maps[i], .width = SLICE, .height = SLICE,
+        for (int y = 0; y < SLICE; y++)
+            for (int x = 0; x < SLICE; x++) {
+                double dx = (x - SLICE * 0.3) / 9.0, dy = (y - SLICE * 0.45) / 13.0;
+                masks[i][y * SLICE + x] = dx * dx + dy * dy < 1.0; /* a "parotid" */
+            }
+        panels[i] = (cbq_overlay_panel){.image = images[i], .map = maps[i], .mask = masks[i], .width = SLICE,
+                                        .height = SLICE,
                                         .pixel_aspect = 1.0, .title = ptitles[i]};
     }
     cbq_montage mon = {.title = "parotid: Grad-CAM at the structure's level", .panels = panels, .n_panels = 3,

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,6 +148,52 @@ static void test_bad_names_refused(void **state)
     assert_null(r);
 }
 
+static void test_poster_table_and_formats(void **state)
+{
+    (void)state;
+    char buf[32];
+    /* printf's %.2g / %.1e / %.3f rounding, as the report promises. */
+    cbq_format_p(buf, sizeof buf, 0.0012);
+    assert_string_equal(buf, "0.0012");
+    cbq_format_p(buf, sizeof buf, 0.374);
+    assert_string_equal(buf, "0.37");
+    cbq_format_p(buf, sizeof buf, 3.44e-5);
+    assert_string_equal(buf, "3.4e-05");
+    cbq_format_p(buf, sizeof buf, 1.0);
+    assert_string_equal(buf, "1");
+    cbq_format_p(buf, sizeof buf, NAN);
+    assert_string_equal(buf, "n/a");
+    cbq_format_rho(buf, sizeof buf, 0.71049);
+    assert_string_equal(buf, "0.710");
+    cbq_format_rho(buf, sizeof buf, -0.0004);
+    assert_string_equal(buf, "-0.000");
+
+    char out[1100], path[1300];
+    snprintf(out, sizeof out, "%s/r3", dir);
+    cbq_error err = {0};
+    cbq_report *r = NULL;
+    assert_int_equal(cbq_report_begin(&r, "t", out, &err), CBQ_OK);
+    cbq_poster_row rows[2] = {
+        {.category = "parotid", .n = 16, .median_loo_rho = 0.7104, .median_loo_p = 0.0021, .rho = 0.71,
+         .p = 0.0020, .ci_lo = 0.33, .ci_hi = 0.89},
+        {.category = "larynx", .n = 2, .median_loo_rho = NAN, .median_loo_p = NAN, .rho = NAN, .p = NAN,
+         .ci_lo = NAN, .ci_hi = NAN, .reason = "n < 3"},
+    };
+    assert_int_equal(cbq_report_poster_table(r, "poster", "Poster", rows, 2, &err), CBQ_OK);
+    assert_int_equal(cbq_report_finish(r, &err), CBQ_OK);
+    cbq_report_free(r);
+    snprintf(path, sizeof path, "%s/tables/poster.csv", out);
+    char *csv = slurp(path);
+    assert_string_equal(csv, "category,n,median LOO rho,median LOO p,rho,p,95% CI\n"
+                             "parotid,16,0.710,0.0021,0.710,0.002,\"[0.33, 0.89]\"\n"
+                             "larynx,2,n/a,n/a,n/a,n/a,n/a\n");
+    free(csv);
+    snprintf(path, sizeof path, "%s/report.html", out);
+    char *html = slurp(path);
+    assert_non_null(strstr(html, "larynx: rho undefined (n &lt; 3).</p>"));
+    free(html);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -154,6 +201,7 @@ int main(void)
         cmocka_unit_test(test_base64_rfc4648_vectors),
         cmocka_unit_test(test_report_contents),
         cmocka_unit_test(test_bad_names_refused),
+        cmocka_unit_test(test_poster_table_and_formats),
     };
     int rc = cmocka_run_group_tests(tests, setup, NULL);
     /* Drop cairo's and fontconfig's process-wide font caches so that
