@@ -127,6 +127,13 @@ for v in test_ids:
 if len(ae_rows) != len(test_ids) * len(CATS):
     fail(f"ae.csv has {len(ae_rows)} rows, want {len(test_ids) * len(CATS)}")
 ae = {(r["volume_id"], r["category"]): r for r in ae_rows}
+# Structure energy where the label volume has the category's structure
+# (make_cohort.py labels all four), none for "overall".
+for (v, c), r in ae.items():
+    if (r["ae_in_structure"] == "") != (c == "overall"):
+        fail(f"ae.csv {v} {c}: ae_in_structure '{r['ae_in_structure']}'")
+    if c != "overall" and not 0 <= float(r["ae_in_structure"]) <= float(r["ae"]) + 1e-9:
+        fail(f"ae.csv {v} {c}: structure AE {r['ae_in_structure']} outside [0, AE {r['ae']}]")
 for c in CATS:
     if not os.path.exists(os.path.join(out, "attrib", "maps", f"{test_ids[0]}_{c}.nii.gz")):
         fail(f"no Grad-CAM map for {test_ids[0]} {c}")
