@@ -52,11 +52,11 @@ int study_map_outputs(const study_ctx *ctx, const cbq_net *net, size_t *out_inde
 /* The trained model's folder. */
 int study_model_dir(const study_ctx *ctx, char *buf, size_t cap, cbq_error *err);
 /* Per study category, a 0/1 structure volume on `image`'s grid (NULL where
- * the category has no structure, e.g. "overall") from a label volume
- * through structures.h (TG-263 name matching). labels_json: the sidecar
- * ("" = look beside the label file). Caller frees each with
- * cbq_volume_free + free. */
-int study_load_structures(const study_ctx *ctx, const cbq_volume *image, const char *mask_path,
+ * the category has no structure, e.g. "overall") from the volume's label
+ * volume or RTSTRUCT through structures.h (TG-263 name matching); all NULL
+ * when it has neither. labels_json: the sidecar ("" = look beside the
+ * label file). Caller frees each with cbq_volume_free + free. */
+int study_load_structures(const study_ctx *ctx, const cbq_volume *image, const study_volume *sv,
                           const char *labels_json, cbq_volume **structures, cbq_error *err);
 
 #endif

@@ -41,10 +41,10 @@ static int structure_weights(attrib_run *a, const study_volume *sv, const cbq_vo
     size_t K = a->ctx->n_categories;
     for (size_t k = 0; k < K; k++)
         weights[k] = NULL;
-    if (!sv->mask[0])
+    if (!sv->mask[0] && !sv->rtstruct[0])
         return CBQ_OK;
     cbq_volume *st[STUDY_MAX_CATEGORIES];
-    int rc = study_load_structures(a->ctx, vol, sv->mask, a->labels_json, st, err);
+    int rc = study_load_structures(a->ctx, vol, sv, a->labels_json, st, err);
     /* A 0/1 mask windowed to [0, 1] and area-averaged gives each input pixel
      * the fraction of it covered by the structure. */
     cbq_slice_spec ss = {.height = a->H, .width = a->W, .hu_min = 0.0, .hu_max = 1.0};

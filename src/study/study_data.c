@@ -85,15 +85,22 @@ int study_model_dir(const study_ctx *ctx, char *buf, size_t cap, cbq_error *err)
     return study_path(buf, cap, ctx->dir[CBQ_STAGE_TRAIN], "model", err);
 }
 
-int study_load_structures(const study_ctx *ctx, const cbq_volume *image, const char *mask_path,
+int study_load_structures(const study_ctx *ctx, const cbq_volume *image, const study_volume *sv,
                           const char *labels_json, cbq_volume **structures, cbq_error *err)
 {
     size_t K = ctx->n_categories;
     for (size_t k = 0; k < K; k++)
         structures[k] = NULL;
     cbq_structures st;
-    CBQ_TRY(cbq_structures_from_labels(&st, image, mask_path, labels_json[0] ? labels_json : NULL,
-                                       err));
+    if (sv->mask[0])
+        CBQ_TRY(cbq_structures_from_labels(&st, image, sv->mask,
+                                           labels_json[0] ? labels_json : NULL, err));
+    else if (sv->rtstruct[0])
+        /* The image's series UIDs are not carried this far, so an RTSTRUCT
+         * is matched to the volume by geometry only. */
+        CBQ_TRY(cbq_structures_from_rtstruct(&st, image, NULL, sv->rtstruct, err));
+    else
+        return CBQ_OK;
     size_t nv = cbq_volume_count(image);
     int rc = CBQ_OK;
     for (size_t k = 0; k < K && rc == CBQ_OK; k++) {
