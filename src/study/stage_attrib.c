@@ -41,13 +41,10 @@ static int structure_weights(attrib_run *a, const study_volume *sv, const cbq_vo
     size_t K = a->ctx->n_categories;
     for (size_t k = 0; k < K; k++)
         weights[k] = NULL;
-    if (!sv->mask[0] || !a->labels_json[0])
+    if (!sv->mask[0] && !sv->rtstruct[0])
         return CBQ_OK;
-    cbq_volume labels = {0};
     cbq_volume *st[STUDY_MAX_CATEGORIES];
-    int rc = study_load_structures(a->ctx, sv->mask, a->labels_json, &labels, st, err);
-    if (rc == CBQ_OK && (labels.nx != vol->nx || labels.ny != vol->ny || labels.nz != vol->nz))
-        rc = CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: label grid differs from the volume's", sv->mask);
+    int rc = study_load_structures(a->ctx, vol, sv, a->labels_json, st, err);
     /* A 0/1 mask windowed to [0, 1] and area-averaged gives each input pixel
      * the fraction of it covered by the structure. */
     cbq_slice_spec ss = {.height = a->H, .width = a->W, .hu_min = 0.0, .hu_max = 1.0};
@@ -71,7 +68,6 @@ static int structure_weights(attrib_run *a, const study_volume *sv, const cbq_vo
             cbq_volume_free(st[k]);
             free(st[k]);
         }
-    cbq_volume_free(&labels);
     return rc;
 }
 

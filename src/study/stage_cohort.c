@@ -70,6 +70,8 @@ int study_cohort_inputs_hash(const study_ctx *ctx, cbq_sha256 *h, cbq_error *err
         rc = hash_into(h, c.v[i].path, err);
         if (rc == CBQ_OK && c.v[i].mask[0])
             rc = hash_into(h, c.v[i].mask, err);
+        if (rc == CBQ_OK && c.v[i].rtstruct[0])
+            rc = hash_into(h, c.v[i].rtstruct, err);
     }
     study_cohort_free(&c);
     return rc;
@@ -123,14 +125,16 @@ static int write_cohort(const study_cohort *c, const char *dir, cbq_error *err)
 {
     char path[CBQ_STUDY_PATH_MAX + 32];
     CBQ_TRY(study_path(path, sizeof path, dir, "cohort.csv", err));
-    static const char *const header[] = {"volume_id", "path", "mask", "split"};
+    static const char *const header[] = {"volume_id", "path", "mask", "rtstruct", "split"};
     cbq_csv_writer w;
-    CBQ_TRY(cbq_csv_writer_open(&w, path, header, 4, err));
+    CBQ_TRY(cbq_csv_writer_open(&w, path, header, 5, err));
     for (size_t i = 0; i < c->n; i++) {
-        char rel[CBQ_STUDY_PATH_MAX], relm[CBQ_STUDY_PATH_MAX] = "";
+        char rel[CBQ_STUDY_PATH_MAX], relm[CBQ_STUDY_PATH_MAX] = "", relr[CBQ_STUDY_PATH_MAX] = "";
         int rc = study_relative_path(rel, sizeof rel, dir, c->v[i].path, err);
         if (rc == CBQ_OK && c->v[i].mask[0])
             rc = study_relative_path(relm, sizeof relm, dir, c->v[i].mask, err);
+        if (rc == CBQ_OK && c->v[i].rtstruct[0])
+            rc = study_relative_path(relr, sizeof relr, dir, c->v[i].rtstruct, err);
         if (rc != CBQ_OK) {
             cbq_csv_writer_abort(&w);
             return rc;
@@ -138,6 +142,7 @@ static int write_cohort(const study_cohort *c, const char *dir, cbq_error *err)
         cbq_csv_put_str(&w, c->v[i].id);
         cbq_csv_put_str(&w, rel);
         cbq_csv_put_str(&w, relm);
+        cbq_csv_put_str(&w, relr);
         cbq_csv_put_str(&w, study_split_name(c->v[i].split));
         if ((rc = cbq_csv_end_row(&w, err)) != CBQ_OK) {
             cbq_csv_writer_abort(&w);
