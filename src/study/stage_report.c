@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "cbctiq/csv.h"
-#include "cbctiq/nifti.h"
 #include "cbctiq/plot.h"
 #include "cbctiq/report.h"
 #include "cbctiq/stats.h"
@@ -181,7 +180,7 @@ static int overlay_montage(cbq_report *r, const study_ctx *ctx, const char *volu
         char path[CBQ_STUDY_PATH_MAX + 600];
         snprintf(path, sizeof path, "%s/maps/%s_%s.nii.gz", ctx->dir[CBQ_STAGE_ATTRIB], volume_id,
                  ctx->categories[k]);
-        rc = cbq_nifti_read(&maps[k], path, err);
+        rc = cbq_study_load_volume(path, &maps[k], NULL, err); /* canonical, like vol */
         if (rc == CBQ_OK && (maps[k].nx != vol.nx || maps[k].ny != vol.ny || maps[k].nz != vol.nz))
             rc = CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: grid differs from the volume's", path);
     }
