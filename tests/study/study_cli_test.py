@@ -107,6 +107,26 @@ with open(os.path.join(work, "s.json"), "w") as f:
 expect("study with a missing volume", run("study", "--config", "s.json", "--out", "o", "--quiet"), 1,
        "v05.nii.gz")
 
+# A cohort without a split column: the study assigns round(n 0.5) train,
+# round(n 0.17) val and the rest test, the same for the same seed.
+nosplit = os.path.join(work, "nosplit")
+subprocess.run([sys.executable, os.path.join(HERE, "make_cohort.py"), "--out", nosplit, "--n", "8",
+                "--size", "32", "--slices", "8", "--no-split"], check=True)
+with open(os.path.join(work, "ns.json"), "w") as f:
+    json.dump({"cohort": {"csv": "nosplit/cohort.csv"}, "train": tiny,
+               "stats": {"bootstrap": 50, "permutations": 50}}, f)
+splits = []
+for out, seed in [("ns1", "1"), ("ns2", "1"), ("ns3", "2")]:
+    r = run("study", "--config", "ns.json", "--out", out, "--seed", seed, "--quiet", "--threads", "1")
+    expect(f"study on a cohort without split ({out})", r, 0)
+    rows = list(csv.DictReader(open(os.path.join(work, out, "cohort", "cohort.csv"))))
+    splits.append([r["split"] for r in rows])
+    counts = {k: splits[-1].count(k) for k in ("train", "val", "test")}
+    if counts != {"train": 4, "val": 1, "test": 3}:
+        failures.append(f"assigned split counts {counts}")
+if splits[0] != splits[1]:
+    failures.append("the same seed assigned different splits")
+
 if failures:
     print("\n".join(failures))
     sys.exit(1)
