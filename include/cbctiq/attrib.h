@@ -13,6 +13,16 @@
  * (gradient x input, Integrated Gradients) have no feature grid.
  *
  * docs/attribution.md defines every method and option precisely.
+ *
+ *   cbq_attrib_options opt;
+ *   cbq_attrib_options_default(&opt);          // Grad-CAM, ReLU, +y_c, model's layer
+ *   cbq_cam *cam;
+ *   CBQ_TRY(cbq_cam_create(&cam, net, 16, &opt, err));
+ *   cbq_ae ae[CBQ_MAX_OUTPUTS];                // one per output category
+ *   CBQ_TRY(cbq_attrib_volume(cam, slices, nz, NULL, ae, NULL, NULL, NULL, err));
+ *   ... ae[c].ae, ae[c].pred_part, cbq_ae_clipped(&ae[c]) ...
+ *   for (size_t c = 0; c < cbq_cam_n_outputs(cam); c++) cbq_ae_free(&ae[c]);
+ *   cbq_cam_free(cam);
  */
 #ifndef CBCTIQ_ATTRIB_H
 #define CBCTIQ_ATTRIB_H
@@ -193,14 +203,14 @@ int cbq_attrib_volume(cbq_cam *cam, const float *slices, size_t nz,
 size_t cbq_randomise_n_steps(const cbq_net *net);
 /* Name of the layer re-initialised at step s (1-based). */
 const char *cbq_randomise_step_layer(const cbq_net *net, size_t step);
-/* Copies into `net` the freshly initialised tensors (PyTorch default init,
- * as cbq_net_create draws it from cbq_randomise_seed(seed)) of the top
- * `steps` parametrised layers; BN layers get fresh weight, bias and running
- * statistics. */
 /* The init seed used for randomisation seed `seed`: mixed so that a model
  * initialised with `seed` itself (e.g. an untrained model from
  * `cbctiq model init --seed 1`) is not "randomised" into itself. */
 uint64_t cbq_randomise_seed(uint64_t seed);
+/* Copies into `net` the freshly initialised tensors (PyTorch default init,
+ * as cbq_net_create draws it from cbq_randomise_seed(seed)) of the top
+ * `steps` parametrised layers; BN layers get fresh weight, bias and running
+ * statistics. Not cumulative by itself: call with the total step count. */
 int cbq_randomise_top(cbq_net *net, size_t steps, uint64_t seed, cbq_error *err);
 
 #ifdef __cplusplus

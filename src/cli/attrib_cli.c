@@ -2,7 +2,6 @@
  * volume -> slices, structures -> model-input weights, maps -> NIfTI. */
 #include "attrib_cli.h"
 
-#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,21 +10,9 @@
 #include "cbctiq/atomic_file.h"
 #include "cbctiq/nifti.h"
 #include "cbctiq/plot.h"
+#include "cbctiq/structures.h"
 #include "cbctiq/volume_io.h"
 #include "cli.h"
-
-const char attrib_cli_options_usage[] =
-    "  --method NAME      gradcam (default), hirescam, layercam, xgradcam, gradcam++,\n"
-    "                     scorecam, eigencam, gradxinput, ig\n"
-    "  --layer NAME       target layer (default: model.json target_layer)\n"
-    "  --relu after|before  ReLU on the map (after, default: Grad-CAM's clipped map)\n"
-    "                     or the signed map (before)\n"
-    "  --grid input|feature  grid of the selected AE (default input: model-input grid)\n"
-    "  --sign pos|neg     explain +y_c (default) or -y_c\n"
-    "  --aggregate sum|mean  selected AE: sum over slices (default) or mean per slice\n"
-    "  --ig-steps N       Integrated Gradients steps (default 32)\n"
-    "  --ig-rule trapezoid|right  quadrature of Integrated Gradients (default trapezoid)\n"
-    "  --batch N          slices per network batch (default 16)\n";
 
 int attrib_cli_option(const char *cmd, int c, const char *arg, cbq_attrib_options *opt,
                       size_t *batch)
@@ -98,7 +85,7 @@ int attrib_input_load(attrib_input *in, const char *path, const cbq_model_spec *
 {
     memset(in, 0, sizeof *in);
     cbq_volume src;
-    CBQ_TRY(cbq_volume_load(&src, NULL, path, NULL, err));
+    CBQ_TRY(cbq_volume_load(&src, &in->src, path, NULL, err));
     int rc = cbq_volume_canonical(&in->canon, &src, &in->xf, err);
     cbq_volume_free(&src);
     if (rc != CBQ_OK)
@@ -181,6 +168,29 @@ int attrib_map_write(const attrib_input *in, const float *maps, const char *out,
     return rc;
 }
 
+int attrib_grid_map_write(const attrib_input *in, const float *maps, size_t gh, size_t gw,
+                          const char *out, cbq_error *err)
+{
+    double sx = (double)in->canon.nx / (double)gw, sy = (double)in->canon.ny / (double)gh;
+    double sp[3] = {in->canon.spacing[0] * sx, in->canon.spacing[1] * sy, in->canon.spacing[2]};
+    cbq_volume g;
+    CBQ_TRY(cbq_volume_alloc(&g, gw, gh, in->nz, sp, 0, err));
+    /* affine = canonical affine x (grid -> canonical voxel) */
+    const double grid_to_vox[4][4] = {{sx, 0, 0, 0.5 * sx - 0.5}, {0, sy, 0, 0.5 * sy - 0.5},
+                                      {0, 0, 1, 0}, {0, 0, 0, 1}};
+    for (int r = 0; r < 4; r++)
+        for (int c = 0; c < 4; c++) {
+            double v = 0.0;
+            for (int t = 0; t < 4; t++)
+                v += in->canon.affine[r][t] * grid_to_vox[t][c];
+            g.affine[r][c] = v;
+        }
+    memcpy(g.data, maps, in->nz * gh * gw * sizeof *maps);
+    int rc = cbq_nifti_write(out, &g, CBQ_NIFTI_FLOAT32, err);
+    cbq_volume_free(&g);
+    return rc;
+}
+
 /* Parses "3,10,42" (source slice indices) into canonical indices. */
 static size_t parse_slice_list(const attrib_input *in, const char *list, size_t *ks, size_t cap,
                                cbq_error *err)
@@ -251,108 +261,46 @@ int attrib_png_write(const attrib_input *in, const float *maps, const char *dir,
     return rc;
 }
 
-int attrib_labels_json_read(char **text, const char *mask_path, cbq_error *err)
+int attrib_structure_weights(const attrib_input *in, const char *mask_path,
+                             const char *rtstruct_path, const cbq_model_spec *spec,
+                             float **weights, cbq_error *err)
 {
-    char path[4096];
-    const char *slash = strrchr(mask_path, '/');
-    int dir_len = slash ? (int)(slash - mask_path + 1) : 0;
-    snprintf(path, sizeof path, "%.*slabels.json", dir_len, mask_path);
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return CBQ_FAIL(err, CBQ_ERR_IO, "%s: cannot open the label names for mask %s", path, mask_path);
-    fseek(fp, 0, SEEK_END);
-    long len = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    *text = len >= 0 ? malloc((size_t)len + 1) : NULL;
-    if (!*text || fread(*text, 1, (size_t)len, fp) != (size_t)len) {
-        fclose(fp);
-        free(*text);
-        *text = NULL;
-        return CBQ_FAIL(err, CBQ_ERR_IO, "%s: cannot read", path);
-    }
-    (*text)[len] = '\0';
-    fclose(fp);
-    return CBQ_OK;
-}
-
-int attrib_labels_load(cbq_volume *labels_canon, const attrib_input *in, const char *path,
-                       cbq_error *err)
-{
-    cbq_volume src;
-    CBQ_TRY(cbq_volume_load(&src, NULL, path, NULL, err));
-    int same = src.nx == in->xf.src_dims[0] && src.ny == in->xf.src_dims[1] &&
-               src.nz == in->xf.src_dims[2];
-    for (int r = 0; r < 3 && same; r++)
-        for (int c = 0; c < 4; c++)
-            same = same && fabs(src.affine[r][c] - in->xf.src_affine[r][c]) <= 1e-3;
-    if (!same) {
-        cbq_volume_free(&src);
-        return CBQ_FAIL(err, CBQ_ERR_FORMAT,
-                        "%s: the label volume must be on the CT's grid (same dimensions %zu x %zu "
-                        "x %zu and affine within 0.001 mm)",
-                        path, in->xf.src_dims[0], in->xf.src_dims[1], in->xf.src_dims[2]);
-    }
-    int rc = cbq_volume_canonical(labels_canon, &src, NULL, err);
-    cbq_volume_free(&src);
-    return rc;
-}
-
-/* 1 when label `name` belongs to structure `category`. */
-static int label_in_category(const char *name, const char *category)
-{
-    size_t n = strlen(category);
-    return strncmp(name, category, n) == 0 && (name[n] == '\0' || name[n] == '_');
-}
-
-int attrib_structure_weights(const attrib_input *in, const cbq_volume *labels_canon,
-                             const char *labels_json, const char *category, float **weights,
-                             cbq_error *err)
-{
-    *weights = NULL;
-    cJSON *doc = cJSON_Parse(labels_json);
-    if (!doc || !cJSON_IsObject(doc)) {
-        cJSON_Delete(doc);
-        return CBQ_FAIL(err, CBQ_ERR_FORMAT, "labels.json: expected an object {\"1\": \"parotid_l\", ...}");
-    }
-    long values[256];
-    size_t n_values = 0;
-    for (cJSON *it = doc->child; it; it = it->next) {
-        char *end = NULL;
-        long v = strtol(it->string, &end, 10);
-        if (!cJSON_IsString(it) || !end || *end || end == it->string) {
-            cJSON_Delete(doc);
-            return CBQ_FAIL(err, CBQ_ERR_FORMAT,
-                            "labels.json: key '%s' must be an integer label with a string name",
-                            it->string);
-        }
-        if (label_in_category(it->valuestring, category) && n_values < 256)
-            values[n_values++] = v;
-    }
-    cJSON_Delete(doc);
-    if (n_values == 0)
-        return CBQ_OK;
+    cbq_structures st;
+    memset(&st, 0, sizeof st);
+    int rc;
+    if (rtstruct_path)
+        rc = cbq_structures_from_rtstruct(&st, &in->canon,
+                                          in->src.kind == CBQ_SOURCE_DICOM ? &in->src.dicom.info : NULL,
+                                          rtstruct_path, err);
+    else
+        rc = cbq_structures_from_labels(&st, &in->canon, mask_path, NULL, err);
+    if (rc != CBQ_OK)
+        return rc;
     size_t nx = in->canon.nx, ny = in->canon.ny, HW = in->H * in->W;
-    float *plane = malloc(nx * ny * sizeof *plane);
-    float *tmp = malloc(ny * in->W * sizeof *tmp);
-    *weights = malloc(in->nz * HW * sizeof **weights);
-    if (!plane || !tmp || !*weights) {
-        free(plane);
-        free(tmp);
-        free(*weights);
-        *weights = NULL;
-        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory for structure %s", category);
-    }
-    for (size_t k = 0; k < in->nz; k++) {
-        const float *lab = labels_canon->data + k * nx * ny;
-        for (size_t i = 0; i < nx * ny; i++) {
-            float in_s = 0.0f;
-            for (size_t v = 0; v < n_values; v++)
-                in_s = lab[i] == (float)values[v] ? 1.0f : in_s;
-            plane[i] = in_s;
+    float *plane = malloc(nx * ny * sizeof *plane), *tmp = malloc(ny * in->W * sizeof *tmp);
+    if (!plane || !tmp)
+        rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory for structure masks");
+    for (size_t c = 0; c < spec->n_outputs && rc == CBQ_OK; c++) {
+        weights[c] = NULL;
+        int s = -1;
+        for (int k = 0; k < CBQ_STRUCT_COUNT; k++)
+            if (strcmp(cbq_structure_name(k), spec->outputs[c]) == 0)
+                s = k;
+        if (s < 0 || !st.mask[s])
+            continue;
+        if (!(weights[c] = malloc(in->nz * HW * sizeof **weights))) {
+            rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory for structure %s", spec->outputs[c]);
+            break;
         }
-        cbq_resample2d(&in->slicer.fx, &in->slicer.fy, plane, tmp, *weights + k * HW);
+        for (size_t k = 0; k < in->nz; k++) {
+            const uint8_t *m = st.mask[s] + k * nx * ny;
+            for (size_t i = 0; i < nx * ny; i++)
+                plane[i] = m[i] ? 1.0f : 0.0f;
+            cbq_resample2d(&in->slicer.fx, &in->slicer.fy, plane, tmp, weights[c] + k * HW);
+        }
     }
     free(plane);
     free(tmp);
-    return CBQ_OK;
+    cbq_structures_free(&st);
+    return rc;
 }

@@ -12,6 +12,7 @@
 #include "cbctiq/orient.h"
 #include "cbctiq/slices.h"
 #include "cbctiq/volume.h"
+#include "cbctiq/volume_io.h"
 
 /* getopt_long entries for the shared attribution options (values >= 1000). */
 #define ATTRIB_CLI_OPTIONS                                    \
@@ -25,8 +26,19 @@
     {"ig-rule", required_argument, NULL, 1007},               \
     {"batch", required_argument, NULL, 1008}
 
-/* Usage lines of those options. */
-extern const char attrib_cli_options_usage[];
+/* Usage lines of those options, a string literal to splice into usage texts. */
+#define ATTRIB_CLI_OPTIONS_USAGE \
+    "  --method NAME      gradcam (default), hirescam, layercam, xgradcam, gradcam++,\n" \
+    "                     scorecam, eigencam, gradxinput, ig\n" \
+    "  --layer NAME       target layer (default: model.json target_layer)\n" \
+    "  --relu after|before  ReLU on the map (after, default: Grad-CAM's clipped map)\n" \
+    "                     or the signed map (before)\n" \
+    "  --grid input|feature  grid of the selected AE (default input: model-input grid)\n" \
+    "  --sign pos|neg     explain +y_c (default) or -y_c\n" \
+    "  --aggregate sum|mean  selected AE: sum over slices (default) or mean per slice\n" \
+    "  --ig-steps N       Integrated Gradients steps (default 32)\n" \
+    "  --ig-rule trapezoid|right  quadrature of Integrated Gradients (default trapezoid)\n" \
+    "  --batch N          slices per network batch (default 16)\n"
 
 /* Handles option `c` (>= 1000) into opt / *batch; returns 1 when handled, 0
  * after printing a usage error for a bad value. */
@@ -36,6 +48,7 @@ int attrib_cli_option(const char *cmd, int c, const char *arg, cbq_attrib_option
 /* A volume prepared for attribution on the canonical grid. */
 typedef struct {
     cbq_volume canon;      /* the CT, canonical orientation */
+    cbq_volume_source src; /* what it was read from (DICOM series identity for RTSTRUCT) */
     cbq_reorient xf;       /* canonical <-> source */
     cbq_slicer slicer;
     size_t H, W, nz;
@@ -57,6 +70,14 @@ size_t attrib_input_source_slice(const attrib_input *in, size_t k);
  * volume's source grid with its exact geometry (atomically). */
 int attrib_map_write(const attrib_input *in, const float *maps, const char *out, cbq_error *err);
 
+/* Writes maps [nz, gh, gw] on a slice grid (the model input's, or the
+ * target layer's) as a float32 NIfTI whose affine places each grid pixel
+ * where it sits in the CT: grid pixel (u, v) of slice k has its centre at
+ * canonical voxel ((u + 0.5) nx/gw - 0.5, (v + 0.5) ny/gh - 0.5, k), the
+ * half-pixel rule of the resampling (atomically). */
+int attrib_grid_map_write(const attrib_input *in, const float *maps, size_t gh, size_t gw,
+                          const char *out, cbq_error *err);
+
 /* Writes DIR/slice_KKKK.png (K: source slice index) for the slices in
  * `list` ("3,10,42"; NULL: 5 evenly spaced): the CT slice with the map
  * blended over it on a colour scale [0, map_max] in map units (map_max 0:
@@ -64,20 +85,14 @@ int attrib_map_write(const attrib_input *in, const float *maps, const char *out,
 int attrib_png_write(const attrib_input *in, const float *maps, const char *dir, const char *list,
                      double map_max, const char *title, cbq_error *err);
 
-/* Structure weights of `category` on the model-input grid [nz, H, W] from a
- * label volume (same grid as the CT) and its labels.json sidecar (same
- * folder): labels named `category` or `category_*` form the structure;
- * weights are the area fractions after resampling. *weights is NULL (and
- * CBQ_OK returned) when no label names the category. Caller frees. */
-int attrib_structure_weights(const attrib_input *in, const cbq_volume *labels_canon,
-                             const char *labels_json, const char *category, float **weights,
-                             cbq_error *err);
-
-/* Loads a label volume, checks it matches the CT's grid, orients it. */
-int attrib_labels_load(cbq_volume *labels_canon, const attrib_input *in, const char *path,
-                       cbq_error *err);
-
-/* Reads labels.json next to `mask_path` into a malloc'd string (caller frees). */
-int attrib_labels_json_read(char **text, const char *mask_path, cbq_error *err);
+/* Structure weights per output on the model-input grid: weights[c] =
+ * [nz, H, W] area fractions of output c's structure (io's structures.h:
+ * parotid, submandibular, larynx, mandible) after the slice resampling, or
+ * NULL when the category has no structure in the file. From a label NIfTI
+ * (`mask_path`, labels.json beside it or one folder up) or a DICOM RTSTRUCT
+ * (`rtstruct_path`). The caller frees each weights[c]. */
+int attrib_structure_weights(const attrib_input *in, const char *mask_path,
+                             const char *rtstruct_path, const cbq_model_spec *spec,
+                             float **weights, cbq_error *err);
 
 #endif

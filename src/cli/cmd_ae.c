@@ -19,13 +19,15 @@ const char cli_ae_usage[] =
     "Attribution Energy (AE: the sum of the raw maps over all axial slices) of every\n"
     "volume in the cohort for every output category, one forward pass per batch of\n"
     "slices and one partial backward per category. With a `mask` column (label\n"
-    "NIfTI + labels.json beside it) also the energy inside each category's structure.\n"
+    "NIfTI + labels.json) or an `rtstruct` column (DICOM RTSTRUCT) also the energy\n"
+    "inside each category's structure.\n"
     "  --model DIR        model directory\n"
-    "  --cohort FILE      volume_id, path[, mask][, split]; paths relative to its folder\n"
+    "  --cohort FILE      volume_id, path[, mask | rtstruct][, split]; paths relative\n"
+    "                     to its folder\n"
     "  --split NAME       only rows with this split (e.g. test)\n"
     "  --out FILE         ae.csv (written atomically)\n"
     "  --profile FILE     per-slice AE profile along z: volume_id, category, slice, ae, pred\n"
-    "%s"
+    ATTRIB_CLI_OPTIONS_USAGE
     "  --threads N        threads (default: all cores)\n"
     "  --quiet            no progress bar\n";
 
@@ -74,7 +76,7 @@ static int parse_args(ae_args *a, int argc, char **argv)
             a->common.threads = (int)v;
             break;
         case 'q': a->common.quiet = 1; break;
-        case 'h': printf(cli_ae_usage, attrib_cli_options_usage); return -1;
+        case 'h': fputs(cli_ae_usage, stdout); return -1;
         case '?': return cli_usage_error("ae", "unknown option");
         default:
             if (!attrib_cli_option("ae", c, optarg, &a->opt, &a->batch))
@@ -147,23 +149,8 @@ static int write_rows(writers *w, const char *volume_id, const cbq_cam *cam, con
     return CBQ_OK;
 }
 
-/* Structure weights per category for one volume, or all NULL. */
-static int load_structures(const attrib_input *in, const char *mask_path, const cbq_cam *cam,
-                           float **weights, cbq_error *err)
-{
-    cbq_volume labels;
-    char *json = NULL;
-    CBQ_TRY(attrib_labels_load(&labels, in, mask_path, err));
-    int rc = attrib_labels_json_read(&json, mask_path, err);
-    for (size_t c = 0; c < cbq_cam_n_outputs(cam) && rc == CBQ_OK; c++)
-        rc = attrib_structure_weights(in, &labels, json, cbq_cam_category_name(cam, c), &weights[c], err);
-    free(json);
-    cbq_volume_free(&labels);
-    return rc;
-}
-
-static int process_volume(const ae_args *a, cbq_cam *cam, const char *volume_id, const char *path,
-                          const char *mask_path, writers *w, cbq_error *err)
+static int process_volume(cbq_cam *cam, const char *volume_id, const char *path,
+                          const char *mask_path, const char *rtstruct_path, writers *w, cbq_error *err)
 {
     size_t h, wd;
     cbq_cam_feature_shape(cam, &h, &wd);
@@ -173,7 +160,9 @@ static int process_volume(const ae_args *a, cbq_cam *cam, const char *volume_id,
     float *preds[CBQ_MAX_OUTPUTS] = {0};
     cbq_ae ae[CBQ_MAX_OUTPUTS];
     size_t no = cbq_cam_n_outputs(cam);
-    int rc = mask_path ? load_structures(&in, mask_path, cam, weights, err) : CBQ_OK;
+    int rc = mask_path || rtstruct_path
+                 ? attrib_structure_weights(&in, mask_path, rtstruct_path, cbq_cam_spec(cam), weights, err)
+                 : CBQ_OK;
     if (rc == CBQ_OK)
         rc = cbq_attrib_volume(cam, in.slices, in.nz, (const float *const *)weights, ae, NULL, NULL,
                                NULL, err);
@@ -187,7 +176,6 @@ static int process_volume(const ae_args *a, cbq_cam *cam, const char *volume_id,
     for (size_t c = 0; c < no; c++)
         free(weights[c]);
     attrib_input_free(&in);
-    (void)a;
     return rc;
 }
 
@@ -197,6 +185,7 @@ static int run(const ae_args *a, cbq_error *err)
     CBQ_TRY(cbq_csv_read(&cohort, a->cohort, err));
     size_t col_id, col_path;
     long col_mask = cbq_csv_col(&cohort, "mask"), col_split = cbq_csv_col(&cohort, "split");
+    long col_rts = cbq_csv_col(&cohort, "rtstruct");
     int rc = cbq_csv_require_col(&cohort, "volume_id", &col_id, err);
     if (rc == CBQ_OK)
         rc = cbq_csv_require_col(&cohort, "path", &col_path, err);
@@ -229,13 +218,17 @@ static int run(const ae_args *a, cbq_error *err)
     for (size_t r = 0; r < cohort.n_rows && rc == CBQ_OK; r++) {
         if (a->split && strcmp(cbq_csv_cell(&cohort, r, (size_t)col_split), a->split) != 0)
             continue;
-        char path[4096], mask[4096];
+        char path[4096], mask[4096], rts[4096];
         resolve_path(path, sizeof path, a->cohort, cbq_csv_cell(&cohort, r, col_path));
         const char *mask_cell = col_mask >= 0 ? cbq_csv_cell(&cohort, r, (size_t)col_mask) : "";
+        const char *rts_cell = col_rts >= 0 ? cbq_csv_cell(&cohort, r, (size_t)col_rts) : "";
         if (mask_cell[0])
             resolve_path(mask, sizeof mask, a->cohort, mask_cell);
+        if (rts_cell[0] && !mask_cell[0])
+            resolve_path(rts, sizeof rts, a->cohort, rts_cell);
         const char *id = cbq_csv_cell(&cohort, r, col_id);
-        rc = process_volume(a, cam, id, path, mask_cell[0] ? mask : NULL, &w, err);
+        rc = process_volume(cam, id, path, mask_cell[0] ? mask : NULL,
+                            rts_cell[0] && !mask_cell[0] ? rts : NULL, &w, err);
         if (rc != CBQ_OK)
             cbq_error_prefix(err, "%s:%zu (volume %s): ", a->cohort, cohort.line[r], id);
         cbq_progress_step(&prog, 1);

@@ -21,16 +21,19 @@ const char cli_gradcam_usage[] =
     "  --model DIR        model directory (model.json + weights.safetensors)\n"
     "  --category NAME    one of the model's outputs\n"
     "  --out FILE         map NIfTI (written atomically)\n"
+    "  --map-grid G       grid of the NIfTI: source (default: the CT's voxels),\n"
+    "                     input (model input) or feature (target layer); the\n"
+    "                     affine places every grid pixel where it lies in the CT\n"
     "  --png DIR          also write heat-map overlays of chosen slices as PNG\n"
     "  --slices LIST      source slice indices for --png (default: 5 evenly spaced)\n"
     "  --map-max X        top of the overlay colour scale in map units (default:\n"
     "                     the largest map value of the volume, shared by all PNGs)\n"
-    "%s"
+    ATTRIB_CLI_OPTIONS_USAGE
     "  --threads N        threads (default: all cores)\n"
     "  --quiet            no progress, no summary\n";
 
 typedef struct {
-    const char *model, *category, *volume, *out, *png, *slices;
+    const char *model, *category, *volume, *out, *png, *slices, *map_grid;
     double map_max;
     cbq_attrib_options opt;
     size_t batch;
@@ -44,12 +47,14 @@ static int parse_args(gradcam_args *a, int argc, char **argv)
         {"out", required_argument, NULL, 'o'},    {"png", required_argument, NULL, 'p'},
         {"slices", required_argument, NULL, 's'}, {"map-max", required_argument, NULL, 'x'},
         {"threads", required_argument, NULL, 't'}, {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},         ATTRIB_CLI_OPTIONS,
+        {"help", no_argument, NULL, 'h'},         {"map-grid", required_argument, NULL, 'g'},
+        ATTRIB_CLI_OPTIONS,
         {NULL, 0, NULL, 0}};
     memset(a, 0, sizeof *a);
     cbq_attrib_options_default(&a->opt);
     cli_common_defaults(&a->common);
     a->batch = 16;
+    a->map_grid = "source";
     int c;
     uint64_t v;
     optind = 1;
@@ -60,6 +65,12 @@ static int parse_args(gradcam_args *a, int argc, char **argv)
         case 'o': a->out = optarg; break;
         case 'p': a->png = optarg; break;
         case 's': a->slices = optarg; break;
+        case 'g':
+            if (strcmp(optarg, "source") && strcmp(optarg, "input") && strcmp(optarg, "feature"))
+                return cli_usage_error("gradcam", "--map-grid expects source, input or feature, got '%s'",
+                                       optarg);
+            a->map_grid = optarg;
+            break;
         case 'x':
             if (!cli_parse_double("gradcam", "--map-max", optarg, 0, 1e30, &a->map_max))
                 return CLI_EXIT_USAGE;
@@ -70,7 +81,7 @@ static int parse_args(gradcam_args *a, int argc, char **argv)
             a->common.threads = (int)v;
             break;
         case 'q': a->common.quiet = 1; break;
-        case 'h': printf(cli_gradcam_usage, attrib_cli_options_usage); return -1;
+        case 'h': fputs(cli_gradcam_usage, stdout); return -1;
         case '?': return cli_usage_error("gradcam", "unknown option");
         default:
             if (!attrib_cli_option("gradcam", c, optarg, &a->opt, &a->batch))
@@ -121,7 +132,7 @@ int cli_gradcam(int argc, char **argv)
     cbq_net *net = NULL;
     cbq_cam *cam = NULL;
     attrib_input in = {0};
-    float *maps = NULL;
+    float *maps = NULL, *fmaps = NULL;
     cbq_ae ae[CBQ_MAX_OUTPUTS];
     int have_ae = 0;
     if (cbq_model_load(a.model, &net, a.batch, &err) != CBQ_OK)
@@ -141,16 +152,33 @@ int cli_gradcam(int argc, char **argv)
         CBQ_FAIL(&err, CBQ_ERR_NOMEM, "out of memory for the map of %zu slices", in.nz);
         goto fail;
     }
-    float *map_ptrs[CBQ_MAX_OUTPUTS] = {0};
+    int feature_out = strcmp(a.map_grid, "feature") == 0;
+    if (feature_out && h * w == 0) {
+        CBQ_FAIL(&err, CBQ_ERR_ARG, "--map-grid feature: method %s has no target-layer grid",
+                 cbq_cam_method_name(a.opt.method));
+        goto fail;
+    }
+    if (feature_out && !(fmaps = malloc(in.nz * h * w * sizeof *fmaps))) {
+        CBQ_FAIL(&err, CBQ_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    float *map_ptrs[CBQ_MAX_OUTPUTS] = {0}, *fmap_ptrs[CBQ_MAX_OUTPUTS] = {0};
     map_ptrs[cat] = maps;
+    fmap_ptrs[cat] = fmaps;
     cbq_progress prog;
     cbq_progress_begin(&prog, "gradcam", in.nz, a.common.quiet);
-    rc = cbq_attrib_volume(cam, in.slices, in.nz, NULL, ae, map_ptrs, NULL, &prog, &err);
+    rc = cbq_attrib_volume(cam, in.slices, in.nz, NULL, ae, map_ptrs, fmap_ptrs, &prog, &err);
     cbq_progress_end(&prog);
     if (rc != CBQ_OK)
         goto fail;
     have_ae = 1;
-    if (attrib_map_write(&in, maps, a.out, &err) != CBQ_OK)
+    if (feature_out)
+        rc = attrib_grid_map_write(&in, fmaps, h, w, a.out, &err);
+    else if (strcmp(a.map_grid, "input") == 0)
+        rc = attrib_grid_map_write(&in, maps, in.H, in.W, a.out, &err);
+    else
+        rc = attrib_map_write(&in, maps, a.out, &err);
+    if (rc != CBQ_OK)
         goto fail;
     if (a.png) {
         char title[256];
@@ -170,6 +198,7 @@ done:
         for (size_t c = 0; c < cbq_cam_n_outputs(cam); c++)
             cbq_ae_free(&ae[c]);
     free(maps);
+    free(fmaps);
     attrib_input_free(&in);
     cbq_cam_free(cam);
     cbq_net_free(net);

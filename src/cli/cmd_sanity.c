@@ -19,6 +19,7 @@
 const char cli_sanity_usage[] =
     "usage: cbctiq sanity --model DIR --cohort cohort.csv --out sanity.csv [--split NAME]\n"
     "                     [--methods A,B,...] [--max-slices N] [--threshold R] [--seed N]\n"
+    "                     [--permuted-model DIR]\n"
     "\n"
     "Cascading model randomisation (Adebayo et al. 2018): re-initialises the\n"
     "model's parametrised layers from the top down (PyTorch default init drawn from\n"
@@ -27,8 +28,12 @@ const char cli_sanity_usage[] =
     "and the trained maps (target-layer grid for CAM methods, input grid for pixel\n"
     "methods) and of the AE ratio random/trained. A method whose median rho at the\n"
     "last step exceeds --threshold is flagged (survives = 1): its maps do not\n"
-    "depend on what the model learned.\n"
+    "depend on what the model learned. With --permuted-model, also the data\n"
+    "randomisation test: maps of a model trained on permuted labels (train it with\n"
+    "the same recipe on ratings whose volume labels were shuffled) against the\n"
+    "trained model's (rows with test = permuted_labels, step 0).\n"
     "  --methods LIST     default gradcam,hirescam,layercam,xgradcam,gradcam++,eigencam,gradxinput\n"
+    "  --permuted-model DIR  a model of the same architecture trained on permuted labels\n"
     "  --max-slices N     evenly spaced axial slices per volume (default 16; 0 = all)\n"
     "  --threshold R      rank correlation that flags a method (default 0.5)\n"
     "  --seed N           seed of the re-initialisation (default 1)\n"
@@ -39,7 +44,7 @@ const char cli_sanity_usage[] =
 enum { MAX_METHODS = CBQ_CAM_METHOD_COUNT };
 
 typedef struct {
-    const char *model, *cohort, *split, *out;
+    const char *model, *cohort, *split, *out, *permuted_model;
     cbq_cam_method methods[MAX_METHODS];
     size_t n_methods, max_slices, batch;
     double threshold;
@@ -69,7 +74,8 @@ static int parse_args(sanity_args *a, int argc, char **argv)
         {"methods", required_argument, NULL, 'M'},    {"max-slices", required_argument, NULL, 'n'},
         {"threshold", required_argument, NULL, 'r'},  {"seed", required_argument, NULL, 'S'},
         {"threads", required_argument, NULL, 't'},    {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},             ATTRIB_CLI_OPTIONS,
+        {"help", no_argument, NULL, 'h'},             {"permuted-model", required_argument, NULL, 'P'},
+        ATTRIB_CLI_OPTIONS,
         {NULL, 0, NULL, 0}};
     memset(a, 0, sizeof *a);
     cbq_attrib_options_default(&a->opt);
@@ -87,6 +93,7 @@ static int parse_args(sanity_args *a, int argc, char **argv)
         case 'c': a->cohort = optarg; break;
         case 's': a->split = optarg; break;
         case 'o': a->out = optarg; break;
+        case 'P': a->permuted_model = optarg; break;
         case 'M': rc = parse_methods(a, optarg); break;
         case 'n':
             if (!cli_parse_u64("sanity", "--max-slices", optarg, 0, 100000, &v)) return CLI_EXIT_USAGE;
@@ -266,31 +273,124 @@ static double median(double *x, size_t n)
 }
 
 static const char *const sanity_columns[] = {
-    "method", "step", "layer", "category", "n_volumes", "median_spearman", "min_spearman",
+    "method", "test", "step", "layer", "category", "n_volumes", "median_spearman", "min_spearman",
     "max_spearman", "median_ae_ratio", "mean_ae_trained", "mean_ae_random", "threshold", "survives"};
 enum { N_SANITY_COLUMNS = sizeof sanity_columns / sizeof sanity_columns[0] };
 
+/* Per comparison slot (slot 0: the label-permuted model; slot s >= 1:
+ * cascade step s), output and volume: rank correlation and AE ratio. */
 typedef struct {
-    double *rho, *ratio, ae_t, ae_r;
-} step_stats;
+    size_t n_slots, no, n_vols;
+    double *rho, *ratio;   /* [slot][output][volume] */
+    double *ae_t, *ae_r;   /* [slot][output], means over volumes */
+} comparisons;
 
-/* Runs one method's cascade over all volumes; writes its rows. */
-static int run_method(const sanity_args *a, cbq_net *net, const snapshot *trained,
+static int comparisons_init(comparisons *cmp, size_t n_slots, size_t no, size_t n_vols, cbq_error *err)
+{
+    size_t cells = n_slots * no * n_vols;
+    cmp->n_slots = n_slots;
+    cmp->no = no;
+    cmp->n_vols = n_vols;
+    cmp->rho = malloc(cells * sizeof *cmp->rho);
+    cmp->ratio = malloc(cells * sizeof *cmp->ratio);
+    cmp->ae_t = calloc(n_slots * no, sizeof *cmp->ae_t);
+    cmp->ae_r = calloc(n_slots * no, sizeof *cmp->ae_r);
+    if (!cmp->rho || !cmp->ratio || !cmp->ae_t || !cmp->ae_r)
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
+    return CBQ_OK;
+}
+
+static void comparisons_free(comparisons *cmp)
+{
+    free(cmp->rho);
+    free(cmp->ratio);
+    free(cmp->ae_t);
+    free(cmp->ae_r);
+}
+
+static void compare_maps(comparisons *cmp, size_t slot, size_t v, const vol_maps *ref,
+                         const vol_maps *cur, void *work)
+{
+    for (size_t c = 0; c < cmp->no; c++) {
+        size_t i = (slot * cmp->no + c) * cmp->n_vols + v;
+        cmp->rho[i] = cbq_map_spearman(ref->maps[c], cur->maps[c], ref->per_map, work);
+        cmp->ratio[i] = ref->ae[c] != 0.0 ? cur->ae[c] / ref->ae[c] : NAN;
+        cmp->ae_t[slot * cmp->no + c] += ref->ae[c] / (double)cmp->n_vols;
+        cmp->ae_r[slot * cmp->no + c] += cur->ae[c] / (double)cmp->n_vols;
+    }
+}
+
+/* 1 when the median rank correlation of `slot`, pooled over outputs and
+ * volumes, exceeds the threshold. */
+static int slot_survives(const comparisons *cmp, size_t slot, double threshold)
+{
+    size_t n = cmp->no * cmp->n_vols;
+    double *x = malloc(n * sizeof *x);
+    if (!x)
+        return 0;
+    memcpy(x, cmp->rho + slot * n, n * sizeof *x);
+    double med = median(x, n);
+    free(x);
+    return isfinite(med) && med > threshold;
+}
+
+static int write_slot(cbq_csv_writer *w, const comparisons *cmp, size_t slot, const char *method,
+                      const char *test, const char *layer, const cbq_cam *cam, double threshold,
+                      int survives, cbq_error *err)
+{
+    double *tmp = malloc(cmp->n_vols * sizeof *tmp);
+    if (!tmp)
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
+    int rc = CBQ_OK;
+    for (size_t c = 0; c < cmp->no && rc == CBQ_OK; c++) {
+        const double *r = cmp->rho + (slot * cmp->no + c) * cmp->n_vols;
+        const double *q = cmp->ratio + (slot * cmp->no + c) * cmp->n_vols;
+        double lo = INFINITY, hi = -INFINITY;
+        for (size_t v = 0; v < cmp->n_vols; v++)
+            if (isfinite(r[v])) {
+                lo = fmin(lo, r[v]);
+                hi = fmax(hi, r[v]);
+            }
+        cbq_csv_put_str(w, method);
+        cbq_csv_put_str(w, test);
+        cbq_csv_put_int(w, (long long)slot);
+        cbq_csv_put_str(w, layer);
+        cbq_csv_put_str(w, cbq_cam_category_name(cam, c));
+        cbq_csv_put_int(w, (long long)cmp->n_vols);
+        memcpy(tmp, r, cmp->n_vols * sizeof *tmp);
+        cbq_csv_put_double(w, median(tmp, cmp->n_vols));
+        cbq_csv_put_double(w, isfinite(lo) ? lo : NAN);
+        cbq_csv_put_double(w, isfinite(hi) ? hi : NAN);
+        memcpy(tmp, q, cmp->n_vols * sizeof *tmp);
+        cbq_csv_put_double(w, median(tmp, cmp->n_vols));
+        cbq_csv_put_double(w, cmp->ae_t[slot * cmp->no + c]);
+        cbq_csv_put_double(w, cmp->ae_r[slot * cmp->no + c]);
+        cbq_csv_put_double(w, threshold);
+        cbq_csv_put_int(w, survives);
+        rc = cbq_csv_end_row(w, err);
+    }
+    free(tmp);
+    return rc;
+}
+
+/* Runs one method's cascade (and the permuted-label comparison when
+ * `permuted` is given) over all volumes; writes its rows. */
+static int run_method(const sanity_args *a, cbq_net *net, const snapshot *trained, cbq_net *permuted,
                       cbq_cam_method method, const vol_slices *vols, size_t n_vols,
                       cbq_csv_writer *w, cbq_progress *prog, cbq_error *err)
 {
     snapshot_restore(trained, net);
     cbq_attrib_options opt = a->opt;
     opt.method = method;
-    cbq_cam *cam = NULL;
+    cbq_cam *cam = NULL, *perm_cam = NULL;
     CBQ_TRY(cbq_cam_create(&cam, net, a->batch, &opt, err));
     size_t no = cbq_cam_n_outputs(cam), steps = cbq_randomise_n_steps(net);
-    size_t cells = (steps + 1) * no * n_vols;
-    double *rho = malloc(cells * sizeof *rho), *ratio = malloc(cells * sizeof *ratio);
-    double *ae_t = calloc((steps + 1) * no, sizeof *ae_t), *ae_r = calloc((steps + 1) * no, sizeof *ae_r);
+    comparisons cmp = {0};
     vol_maps ref = {0}, cur = {0};
     void *work = NULL;
-    int rc = rho && ratio && ae_t && ae_r ? CBQ_OK : CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
+    int rc = comparisons_init(&cmp, steps + 1, no, n_vols, err);
+    if (rc == CBQ_OK && permuted)
+        rc = cbq_cam_create(&perm_cam, permuted, a->batch, &opt, err);
     for (size_t v = 0; v < n_vols && rc == CBQ_OK; v++) {
         snapshot_restore(trained, net);
         if ((rc = compute_maps(cam, &vols[v], &ref, err)) != CBQ_OK)
@@ -300,78 +400,77 @@ static int run_method(const sanity_args *a, cbq_net *net, const snapshot *traine
             rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
             break;
         }
+        if (perm_cam) {
+            if ((rc = compute_maps(perm_cam, &vols[v], &cur, err)) != CBQ_OK)
+                break;
+            compare_maps(&cmp, 0, v, &ref, &cur, work);
+        }
         for (size_t s = 1; s <= steps && rc == CBQ_OK; s++) {
             /* cumulative: the top s layers random, the rest trained */
             if ((rc = cbq_randomise_top(net, s, a->common.seed, err)) != CBQ_OK ||
                 (rc = compute_maps(cam, &vols[v], &cur, err)) != CBQ_OK)
                 break;
-            for (size_t c = 0; c < no; c++) {
-                size_t i = (s * no + c) * n_vols + v;
-                rho[i] = cbq_map_spearman(ref.maps[c], cur.maps[c], ref.per_map, work);
-                ratio[i] = ref.ae[c] != 0.0 ? cur.ae[c] / ref.ae[c] : NAN;
-                ae_t[s * no + c] += ref.ae[c] / (double)n_vols;
-                ae_r[s * no + c] += cur.ae[c] / (double)n_vols;
-            }
+            compare_maps(&cmp, s, v, &ref, &cur, work);
             cbq_progress_step(prog, 1);
         }
     }
-    /* flag: median rho at the last step, pooled over categories */
-    int survives = 0;
-    if (rc == CBQ_OK && steps > 0) {
-        double *last = malloc(no * n_vols * sizeof *last);
-        if (last) {
-            memcpy(last, rho + steps * no * n_vols, no * n_vols * sizeof *last);
-            double med = median(last, no * n_vols);
-            survives = isfinite(med) && med > a->threshold;
-            free(last);
-        }
-    }
-    for (size_t s = 1; s <= steps && rc == CBQ_OK; s++) {
-        for (size_t c = 0; c < no && rc == CBQ_OK; c++) {
-            double *r = rho + (s * no + c) * n_vols, *q = ratio + (s * no + c) * n_vols;
-            double lo = INFINITY, hi = -INFINITY;
-            for (size_t v = 0; v < n_vols; v++)
-                if (isfinite(r[v])) {
-                    lo = fmin(lo, r[v]);
-                    hi = fmax(hi, r[v]);
-                }
-            cbq_csv_put_str(w, cbq_cam_method_name(method));
-            cbq_csv_put_int(w, (long long)s);
-            cbq_csv_put_str(w, cbq_randomise_step_layer(net, s));
-            cbq_csv_put_str(w, cbq_cam_category_name(cam, c));
-            cbq_csv_put_int(w, (long long)n_vols);
-            cbq_csv_put_double(w, median(r, n_vols));
-            cbq_csv_put_double(w, isfinite(lo) ? lo : NAN);
-            cbq_csv_put_double(w, isfinite(hi) ? hi : NAN);
-            cbq_csv_put_double(w, median(q, n_vols));
-            cbq_csv_put_double(w, ae_t[s * no + c]);
-            cbq_csv_put_double(w, ae_r[s * no + c]);
-            cbq_csv_put_double(w, a->threshold);
-            cbq_csv_put_int(w, survives);
-            rc = cbq_csv_end_row(w, err);
-        }
-    }
-    if (rc == CBQ_OK && !a->common.quiet)
-        fprintf(stderr, "sanity: %-10s %s\n", cbq_cam_method_name(method),
+    const char *name = cbq_cam_method_name(method);
+    int survives = rc == CBQ_OK && steps > 0 && slot_survives(&cmp, steps, a->threshold);
+    int survives_perm = rc == CBQ_OK && perm_cam && slot_survives(&cmp, 0, a->threshold);
+    if (rc == CBQ_OK && perm_cam)
+        rc = write_slot(w, &cmp, 0, name, "permuted_labels", "(model trained on permuted labels)",
+                        cam, a->threshold, survives_perm, err);
+    for (size_t s = 1; s <= steps && rc == CBQ_OK; s++)
+        rc = write_slot(w, &cmp, s, name, "cascade", cbq_randomise_step_layer(net, s), cam,
+                        a->threshold, survives, err);
+    if (rc == CBQ_OK && !a->common.quiet) {
+        fprintf(stderr, "sanity: %-10s %s\n", name,
                 survives ? "FLAGGED: maps survive full randomisation" : "maps change with the model");
+        if (perm_cam)
+            fprintf(stderr, "sanity: %-10s %s\n", name,
+                    survives_perm ? "FLAGGED: maps survive label permutation"
+                                  : "maps change when the labels are permuted");
+    }
     for (size_t c = 0; c < CBQ_MAX_OUTPUTS; c++) {
         free(ref.maps[c]);
         free(cur.maps[c]);
     }
     free(work);
-    free(rho);
-    free(ratio);
-    free(ae_t);
-    free(ae_r);
+    comparisons_free(&cmp);
+    cbq_cam_free(perm_cam);
     cbq_cam_free(cam);
     return rc;
 }
 
+static int same_outputs(const cbq_model_spec *x, const cbq_model_spec *y)
+{
+    if (x->n_outputs != y->n_outputs || x->input.height != y->input.height ||
+        x->input.width != y->input.width || x->input.hu_min != y->input.hu_min ||
+        x->input.hu_max != y->input.hu_max)
+        return 0;
+    for (size_t c = 0; c < x->n_outputs; c++)
+        if (strcmp(x->outputs[c], y->outputs[c]) != 0)
+            return 0;
+    return 1;
+}
+
 static int run(const sanity_args *a, cbq_error *err)
 {
-    cbq_net *net = NULL;
+    cbq_net *net = NULL, *permuted = NULL;
     CBQ_TRY(cbq_model_load(a->model, &net, a->batch, err));
     cbq_net_set_threads(net, a->common.threads);
+    if (a->permuted_model) {
+        int prc = cbq_model_load(a->permuted_model, &permuted, a->batch, err);
+        if (prc == CBQ_OK && !same_outputs(cbq_net_spec(net), cbq_net_spec(permuted)))
+            prc = CBQ_FAIL(err, CBQ_ERR_ARG, "%s: --permuted-model must have the same outputs and "
+                           "input as %s", a->permuted_model, a->model);
+        if (prc != CBQ_OK) {
+            cbq_net_free(permuted);
+            cbq_net_free(net);
+            return prc;
+        }
+        cbq_net_set_threads(permuted, a->common.threads);
+    }
     vol_slices *vols = NULL;
     size_t n_vols = 0;
     snapshot trained = {0};
@@ -386,7 +485,7 @@ static int run(const sanity_args *a, cbq_error *err)
     cbq_progress_begin(&prog, "sanity", a->n_methods * n_vols * cbq_randomise_n_steps(net),
                        a->common.quiet || rc != CBQ_OK);
     for (size_t m = 0; m < a->n_methods && rc == CBQ_OK; m++)
-        rc = run_method(a, net, &trained, a->methods[m], vols, n_vols, &w, &prog, err);
+        rc = run_method(a, net, &trained, permuted, a->methods[m], vols, n_vols, &w, &prog, err);
     cbq_progress_end(&prog);
     if (rc == CBQ_OK && opened && (rc = cbq_csv_writer_commit(&w, err)) == CBQ_OK)
         opened = 0;
@@ -396,6 +495,7 @@ static int run(const sanity_args *a, cbq_error *err)
         free(vols[v].slices);
     free(vols);
     snapshot_free(&trained);
+    cbq_net_free(permuted);
     cbq_net_free(net);
     return rc;
 }

@@ -44,18 +44,23 @@ def torch_gradcam(net, x):
     """Grad-CAM of every output at the model's target layer; [n_out, n, H, W]."""
     x = torch.from_numpy(x).requires_grad_(True)
     y, A = net.forward_layers(x, keep=net.index(net.spec["target_layer"]))
-    maps, pre_sums = [], []
+    maps, pre_sums, fmaps = [], [], []
     for c in range(y.shape[1]):
         (G,) = torch.autograd.grad(y[:, c].sum(), A, retain_graph=True)
         cam = (G.mean((2, 3))[:, :, None, None] * A.detach()).sum(1)
         pre_sums.append(cam.double().sum().item())
+        fmaps.append(F.relu(cam).numpy())
         up = F.interpolate(F.relu(cam)[:, None], size=x.shape[-2:], mode="bilinear", align_corners=False)
         maps.append(up[:, 0].numpy())
-    return np.stack(maps), y.detach().numpy(), pre_sums
+    return np.stack(maps), y.detach().numpy(), pre_sums, np.stack(fmaps)
+
+
+# Under the sanitizer build: fontconfig's process-lifetime cache is not a leak of ours.
+ENV = dict(os.environ, LSAN_OPTIONS="suppressions=" + os.path.join(os.path.dirname(os.path.abspath(__file__)), "lsan.supp"))
 
 
 def run(cmd, expect_rc=0):
-    p = subprocess.run(cmd, capture_output=True, text=True)
+    p = subprocess.run(cmd, capture_output=True, text=True, env=ENV)
     if p.returncode != expect_rc:
         print(p.stdout, p.stderr)
     return p
@@ -98,7 +103,7 @@ def main():
     # --- the pipeline PyTorch can redo exactly
     x = np.clip((hu + 1000.0) / 2000.0, 0, 1).astype(np.float32)
     x = np.transpose(x, (2, 1, 0))[:, None].copy()  # [k, 1, j, i]
-    maps, y, pre_sums = torch_gradcam(net, x)
+    maps, y, pre_sums, fmaps = torch_gradcam(net, x)
 
     out = os.path.join(wd, "map_larynx.nii.gz")
     p = run([a.cbctiq, "gradcam", "--model", model, "--category", "larynx", os.path.join(wd, "v1.nii.gz"),
@@ -111,6 +116,18 @@ def main():
     check("map shape equals the CT's", m.shape == hu.shape, str(m.shape))
     close("gradcam NIfTI map = PyTorch Grad-CAM (larynx)", np.transpose(m, (2, 1, 0)), maps[cats.index("larynx")])
     check("PNG overlays written", all(os.path.exists(os.path.join(wd, "png", f"slice_000{k}.png")) for k in (0, 5)))
+
+    # the same map on the model-input and target-layer grids, placed in the world
+    ct_aff = nib.load(os.path.join(wd, "v1.nii.gz")).affine
+    for grid, want, f in (("input", maps, 1.0), ("feature", fmaps, 4.0)):
+        gout = os.path.join(wd, f"map_{grid}.nii.gz")
+        p = run([a.cbctiq, "gradcam", "--model", model, "--category", "larynx", os.path.join(wd, "v1.nii.gz"),
+                 "--out", gout, "--map-grid", grid, "--quiet"])
+        g = nib.load(gout)
+        grid_to_vox = np.array([[f, 0, 0, 0.5 * f - 0.5], [0, f, 0, 0.5 * f - 0.5], [0, 0, 1, 0], [0, 0, 0, 1]])
+        close(f"--map-grid {grid}: affine = CT affine x half-pixel grid scaling", g.affine, ct_aff @ grid_to_vox, 1e-6)
+        close(f"--map-grid {grid}: map = PyTorch", np.transpose(np.asarray(g.dataobj), (2, 1, 0)),
+              want[cats.index("larynx")])
 
     aecsv = os.path.join(wd, "ae.csv")
     prof = os.path.join(wd, "profile.csv")
@@ -161,8 +178,16 @@ def main():
     # --- sanity: the cascade's structure and two facts that hold by construction
     san = os.path.join(wd, "sanity.csv")
     p = run([a.cbctiq, "sanity", "--model", model, "--cohort", os.path.join(wd, "cohort.csv"), "--split", "test",
-             "--methods", "gradcam,eigencam", "--max-slices", "3", "--out", san, "--threads", "1", "--quiet"])
-    srows = list(csv.DictReader(open(san)))
+             "--methods", "gradcam,eigencam", "--max-slices", "3", "--out", san, "--threads", "1", "--quiet",
+             "--permuted-model", model])
+    allrows = list(csv.DictReader(open(san)))
+    srows = [r for r in allrows if r["test"] == "cascade"]
+    prows = [r for r in allrows if r["test"] == "permuted_labels"]
+    # the "permuted" model is the trained one itself: maps identical, AE ratio 1
+    check("permuted-label rows: one per method and category", len(prows) == 2 * len(cats))
+    check("same model as permuted model: rho 1, AE ratio 1, flagged",
+          all(float(r["median_spearman"]) == 1.0 and float(r["median_ae_ratio"]) == 1.0 and r["survives"] == "1"
+              and r["step"] == "0" for r in prows))
     n_param_layers = sum(l["type"] in ("conv2d", "batchnorm2d", "linear") for l in net.spec["layers"])
     check("sanity rows = methods x steps x categories", len(srows) == 2 * n_param_layers * len(cats), str(len(srows)))
     first = [r for r in srows if r["step"] == "1"]
@@ -180,6 +205,39 @@ def main():
         last = [float(r["median_spearman"]) for r in srows if r["method"] == meth and r["step"] == str(n_param_layers)]
         flags = {r["survives"] for r in srows if r["method"] == meth}
         check(f"{meth}: one flag per method", len(flags) == 1)
+
+    # --- a DICOM series with an RTSTRUCT: the larynx ROI's energy
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "io"))
+    import dicomgen
+    px = rng.integers(-600, 600, (4, 32, 32)).astype(np.int16)  # [slice, row (y), column (x)]
+    uids = dicomgen.write_series(os.path.join(wd, "series"), px, [1, 0, 0, 0, 1, 0], (0.0, 0.0, 0.0),
+                                 (1.0, 1.0), 2.0, rng=np.random.default_rng(5))
+    square = lambda z: np.array([[10.5, 5.5, z], [20.5, 5.5, z], [20.5, 15.5, z], [10.5, 15.5, z]])
+    dicomgen.write_rtstruct(os.path.join(wd, "rs.dcm"), uids["series_uid"], uids["frame_uid"],
+                            [(1, "Larynx", [square(2.0 * k) for k in range(4)])])
+    with open(os.path.join(wd, "cohort_rt.csv"), "w") as f:
+        f.write("volume_id,path,rtstruct\ns1,series,rs.dcm\n")
+    rt_out = os.path.join(wd, "ae_rt.csv")
+    p = run([a.cbctiq, "ae", "--model", model, "--cohort", os.path.join(wd, "cohort_rt.csv"), "--out", rt_out,
+             "--threads", "1", "--quiet"])
+    check("ae with an RTSTRUCT column: exit 0", p.returncode == 0, p.stderr.strip()[:200])
+    if p.returncode == 0:
+        # LPS rows/columns are the canonical j/i here: the slices reach the net unresampled
+        xs = np.clip((px.astype(np.float32) + 1000.0) / 2000.0, 0, 1)[:, None].copy()
+        smaps, _, _, _ = torch_gradcam(net, xs)
+        mask = np.zeros((4, 32, 32), bool)
+        mask[:, 6:16, 11:21] = True  # voxel centres inside the contour
+        rt = {r["category"]: r for r in csv.DictReader(open(rt_out))}
+        lar = smaps[cats.index("larynx")].astype(np.float64)
+        close("RTSTRUCT: ae = PyTorch", float(rt["larynx"]["ae"]), lar.sum())
+        close("RTSTRUCT: ae_in_structure = map over the contour's voxels", float(rt["larynx"]["ae_in_structure"]),
+              (lar * mask).sum())
+        check("RTSTRUCT: categories without an ROI stay empty", rt["parotid"]["ae_in_structure"] == "")
+
+    for cmd in ("gradcam", "ae", "sanity"):
+        p = run([a.cbctiq, "help", cmd])
+        check(f"help {cmd}: complete usage text", p.returncode == 0 and "--method" in p.stdout
+              and "%s" not in p.stdout and p.stdout.startswith("usage: cbctiq " + cmd))
 
     # --- bad input: clear errors, no output
     tiny = rng.normal(0, 100, (6, 6, 3)).astype(np.float32)

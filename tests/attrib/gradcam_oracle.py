@@ -133,6 +133,27 @@ def torch_cam(net, x, method, target, sign, relu):
     return res, y.detach(), A.shape
 
 
+def cross_check_builder(net, model, xt):
+    """Our functional builder against the nn.Module builder of the engine's
+    own parity oracle (tests/nn/net_parity_oracle.py), when present."""
+    nn_tests = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "nn")
+    sys.path.insert(0, nn_tests)
+    try:
+        import net_parity_oracle as npo
+    except ImportError:
+        print("note: tests/nn/net_parity_oracle.py not found; builder cross-check skipped")
+        return
+    ref = npo.Net(net.spec)
+    state, _ = npo.read_safetensors(f"{model}/weights.safetensors")
+    ref.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state.items()})
+    ref.eval()
+    target = net.spec["target_layer"]
+    y_ref, a_ref = ref(xt.clone().requires_grad_(True), target)
+    y, a = net.forward_layers(xt, keep=net.index(target))
+    check("builder: outputs = nn.Module builder of net_parity_oracle", y.detach().numpy(), y_ref.detach().numpy(), 1e-6)
+    check("builder: target activation = nn.Module builder", a.detach().numpy(), a_ref.detach().numpy(), 1e-6)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cbctiq", required=True)
@@ -151,6 +172,7 @@ def main():
     slices = os.path.join(args.workdir, "slices.f32")
     x.tofile(slices)
     xt = torch.from_numpy(x)
+    cross_check_builder(net, model, xt)
     head_bias = net.t["head.bias"].double().numpy()
 
     cases = [("gradcam", 1, 1, "-"), ("gradcam", 0, 1, "-"), ("gradcam", 1, -1, "-"),
