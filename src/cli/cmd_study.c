@@ -25,6 +25,7 @@ const char cli_study_usage[] =
     "                   keys are errors); relative paths are relative to FILE\n"
     "  --out DIR        output folder (default: the config's \"out\", study-out)\n"
     "  --print-config   print the full configuration (defaults + FILE) and exit\n"
+    "  --list-options   every option with its default and meaning (Markdown)\n"
     "  --threads N      threads (default: all cores; not part of the cache key)\n"
     "  --seed N         seed of simulation, split, training and bootstrap (default 1)\n"
     "  --quiet          no progress or stage lines on stderr\n"
@@ -36,13 +37,14 @@ int cli_study(int argc, char **argv)
         {"config", required_argument, NULL, 'c'}, {"out", required_argument, NULL, 'o'},
         {"threads", required_argument, NULL, 't'}, {"seed", required_argument, NULL, 's'},
         {"quiet", no_argument, NULL, 'q'}, {"print-config", no_argument, NULL, 'p'},
+        {"list-options", no_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     const char *config = NULL, *out = NULL;
     int print = 0, quiet = 0, have_threads = 0, have_seed = 0;
     uint64_t threads = 0, seed = 0;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "c:o:t:s:qph", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:o:t:s:qpLh", opts, NULL)) != -1) {
         switch (c) {
         case 'c': config = optarg; break;
         case 'o': out = optarg; break;
@@ -58,6 +60,10 @@ int cli_study(int argc, char **argv)
             break;
         case 'q': quiet = 1; break;
         case 'p': print = 1; break;
+        case 'L':
+            printf("| key | default | meaning |\n|---|---|---|\n");
+            cbq_study_config_describe(stdout);
+            return CLI_EXIT_OK;
         case 'h': fputs(cli_study_usage, stdout); return CLI_EXIT_OK;
         default: return cli_usage_error("study", "unknown option");
         }

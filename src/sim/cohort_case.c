@@ -75,9 +75,50 @@ static void motion_range(const cbq_case_params *cp, size_t *p0, size_t *p1)
         *p0 = *p1;
 }
 
+/* Dental metal is kept out of the reference: mu above that of 3071 HU (the
+ * top of the stored range) is split off into a small box, projected on its
+ * own (shifted to its place) and added to the measured line integrals only.
+ * ref_mu receives mu clamped at that level; metal_p the metal's line
+ * integrals (zeros when there is no metal). */
+static int split_metal(const cbq_volume *mu, const cbq_cb_geometry *g, cbq_volume *ref_mu, float *metal_p,
+                       double *shift, cbq_error *err)
+{
+    const float cap = (float)(CBQ_MU_WATER * (1.0 + HU_MAX / 1000.0));
+    size_t lo[3] = {mu->nx, mu->ny, mu->nz}, hi[3] = {0, 0, 0}, n = cbq_volume_count(mu);
+    for (size_t v = 0; v < n; v++) {
+        ref_mu->data[v] = mu->data[v] < cap ? mu->data[v] : cap;
+        if (mu->data[v] > cap) {
+            size_t idx[3] = {v % mu->nx, (v / mu->nx) % mu->ny, v / (mu->nx * mu->ny)};
+            for (int a = 0; a < 3; a++) {
+                if (idx[a] < lo[a]) lo[a] = idx[a];
+                if (idx[a] > hi[a]) hi[a] = idx[a];
+            }
+        }
+    }
+    size_t per = g->nu * g->nv * g->n_proj;
+    memset(metal_p, 0, per * sizeof(float));
+    if (lo[0] > hi[0])
+        return CBQ_OK;
+    cbq_volume box;
+    CBQ_TRY(cbq_volume_alloc(&box, hi[0] - lo[0] + 1, hi[1] - lo[1] + 1, hi[2] - lo[2] + 1, mu->spacing, 0, err));
+    for (size_t k = 0; k < box.nz; k++)
+        for (size_t j = 0; j < box.ny; j++)
+            for (size_t i = 0; i < box.nx; i++) {
+                float m = *cbq_volume_at(mu, lo[0] + i, lo[1] + j, lo[2] + k);
+                *cbq_volume_at(&box, i, j, k) = m > cap ? m - cap : 0.0f;
+            }
+    size_t dims[3] = {mu->nx, mu->ny, mu->nz};
+    for (size_t p = 0; p < g->n_proj; p++)
+        for (int a = 0; a < 3; a++)
+            shift[3 * p + a] = (0.5 * (double)(lo[a] + hi[a]) - 0.5 * (double)(dims[a] - 1)) * mu->spacing[a];
+    int rc = cbq_sim_project(&box, g, 0, g->n_proj, shift, metal_p, err);
+    cbq_volume_free(&box);
+    return rc;
+}
+
 /* From mu at rest (and, when the case moves, mu in the moved state) to the
  * degraded and the reference reconstructions, in HU. img and ref must be
- * allocated on the grid of mu_rest. */
+ * allocated on the grid of mu_rest; ref is also used as scratch. */
 static int simulate_core(const cbq_case_params *cp, const cbq_volume *mu_rest, const cbq_volume *mu_moved,
                          uint64_t seed, cbq_volume *img, cbq_volume *ref, cbq_error *err)
 {
@@ -89,12 +130,16 @@ static int simulate_core(const cbq_case_params *cp, const cbq_volume *mu_rest, c
     double *shift = calloc(3 * g->n_proj, sizeof(double));
     int rc = clean && meas && shift ? CBQ_OK
                                     : CBQ_FAIL(err, CBQ_ERR_NOMEM, "simulate: cannot allocate projections");
-    if (rc == CBQ_OK) rc = cbq_sim_project(mu_rest, g, 0, g->n_proj, NULL, clean, err);
+    /* ref holds the metal-free mu until it receives the reference image. */
+    if (rc == CBQ_OK) rc = split_metal(mu_rest, g, ref, meas, shift, err);
+    if (rc == CBQ_OK) rc = cbq_sim_project(ref, g, 0, g->n_proj, NULL, clean, err);
     if (rc == CBQ_OK) rc = cbq_fdk(clean, g, CBQ_APOD_HANN, ref, err);
     if (rc == CBQ_OK) {
-        memcpy(meas, clean, n_proj_px * sizeof(float));
+        for (size_t n = 0; n < n_proj_px; n++)
+            meas[n] += clean[n];
         size_t p0, p1;
         motion_range(cp, &p0, &p1);
+        memset(shift, 0, 3 * g->n_proj * sizeof(double));
         for (size_t p = p0; p < p1; p++)
             for (int a = 0; a < 3; a++)
                 shift[3 * p + a] = cp->physics.shift_mm[a];

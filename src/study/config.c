@@ -56,9 +56,9 @@ static const opt_def OPTS[] = {
      S(COHORT), "volumes of the built-in cohort"},
     {"cohort.simulate.size", OPT_INT, F(cohort.simulate.size), "96", 16, 4096, NULL, S(COHORT),
      "simulated in-plane grid (voxels, square)"},
-    {"cohort.simulate.slices", OPT_INT, F(cohort.simulate.slices), "48", 1, 4096, NULL,
+    {"cohort.simulate.slices", OPT_INT, F(cohort.simulate.slices), "72", 1, 4096, NULL,
      S(COHORT), "simulated axial slices"},
-    {"cohort.simulate.spacing", OPT_DOUBLE, F(cohort.simulate.spacing), "2.5", 0.1, 20, NULL,
+    {"cohort.simulate.spacing", OPT_DOUBLE, F(cohort.simulate.spacing), "2.667", 0.1, 20, NULL,
      S(COHORT), "simulated voxel size (mm)"},
     {"cohort.simulate.test", OPT_INT, F(cohort.simulate.test), "16", 3, 100000, NULL, S(COHORT),
      "volumes in the simulated test split"},
@@ -73,30 +73,30 @@ static const opt_def OPTS[] = {
      "blocks of the preset (0 = its default)"},
     {"train.input_size", OPT_INT, F(train.input_size), "64", 8, 1024, NULL, S(TRAIN),
      "model input height and width (pixels)"},
-    {"train.hu_min", OPT_DOUBLE, F(train.hu_min), "-1000", -1e5, 1e5, NULL, S(TRAIN),
+    {"train.hu_min", OPT_DOUBLE, F(train.hu_min), "-500", -1e5, 1e5, NULL, S(TRAIN),
      "window lower bound (HU)"},
-    {"train.hu_max", OPT_DOUBLE, F(train.hu_max), "1000", -1e5, 1e5, NULL, S(TRAIN),
+    {"train.hu_max", OPT_DOUBLE, F(train.hu_max), "500", -1e5, 1e5, NULL, S(TRAIN),
      "window upper bound (HU)"},
     {"train.slices", OPT_STRING, F(train.slices), "all", 0, 0, "|all|structures|",
      S(TRAIN) | S(EVALUATE) | S(ATTRIB),
      "axial slices used: all, or those with any structure present"},
-    {"train.slice_step", OPT_INT, F(train.slice_step), "1", 1, 1000, NULL, S(TRAIN),
+    {"train.slice_step", OPT_INT, F(train.slice_step), "2", 1, 1000, NULL, S(TRAIN),
      "use every k-th slice for training"},
-    {"train.epochs", OPT_INT, F(train.epochs), "12", 1, 100000, NULL, S(TRAIN), "maximum epochs"},
+    {"train.epochs", OPT_INT, F(train.epochs), "16", 1, 100000, NULL, S(TRAIN), "maximum epochs"},
     {"train.batch", OPT_INT, F(train.batch), "32", 1, 4096, NULL, S(TRAIN), "batch size"},
-    {"train.patience", OPT_INT, F(train.patience), "4", 0, 100000, NULL, S(TRAIN),
+    {"train.patience", OPT_INT, F(train.patience), "6", 0, 100000, NULL, S(TRAIN),
      "epochs without validation improvement before stopping (0 = never stop early)"},
     {"train.lr", OPT_DOUBLE, F(train.lr), "0.001", 1e-12, 10, NULL, S(TRAIN), "learning rate"},
     {"train.weight_decay", OPT_DOUBLE, F(train.weight_decay), "0", 0, 10, NULL, S(TRAIN),
      "weight decay"},
     {"train.optimizer", OPT_STRING, F(train.optimizer), "adam", 0, 0, "|adam|sgd|", S(TRAIN),
-     "optimiser"},
+     "optimiser: adam or sgd"},
     {"train.augment", OPT_BOOL, F(train.augment), "true", 0, 0, NULL, S(TRAIN),
-     "random flips and shifts during training"},
+     "random flips, shifts and intensity jitter during training"},
     {"evaluate.batch", OPT_INT, F(evaluate.batch), "64", 1, 4096, NULL,
      S(EVALUATE) | S(ATTRIB), "slices per forward pass at prediction"},
     {"attrib.method", OPT_STRING, F(attrib.method), "gradcam", 0, 0, NULL, S(ATTRIB),
-     "CAM method"},
+     "attribution method: gradcam, hirescam, layercam, xgradcam, gradcam++, scorecam, eigencam, gradxinput, ig"},
     {"attrib.target_layer", OPT_STRING, F(attrib.target_layer), "", 0, 0, NULL, S(ATTRIB),
      "Grad-CAM layer; empty = the model's target_layer"},
     {"attrib.save_maps", OPT_BOOL, F(attrib.save_maps), "true", 0, 0, NULL, S(ATTRIB),
@@ -468,6 +468,11 @@ size_t cbq_study_categories(const cbq_study_config *cfg, char (*names)[64], size
 
 void cbq_study_config_describe(FILE *out)
 {
-    for (size_t i = 0; i < N_OPTS; i++)
-        fprintf(out, "| `%s` | `%s` | %s |\n", OPTS[i].key, OPTS[i].def, OPTS[i].help);
+    for (size_t i = 0; i < N_OPTS; i++) {
+        fprintf(out, "| `%s` | %s%s%s | ", OPTS[i].key, OPTS[i].def[0] ? "`" : "(empty)",
+                OPTS[i].def, OPTS[i].def[0] ? "`" : "");
+        for (const char *c = OPTS[i].help; *c; c++) /* a '|' would end the Markdown cell */
+            fputs(*c == '|' ? "\\|" : (char[2]){*c, 0}, out);
+        fputs(" |\n", out);
+    }
 }

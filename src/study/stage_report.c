@@ -1,0 +1,259 @@
+/* stage_report.c - stage 8: report.html (the report builder of report.h)
+ * with every figure beside it as PNG and SVG and every table as CSV. It
+ * only reads the other stages' outputs, so it can be rebuilt alone. */
+#define _POSIX_C_SOURCE 200809L
+#include "study/pipeline.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cbctiq/csv.h"
+#include "cbctiq/plot.h"
+#include "cbctiq/report.h"
+#include "cbctiq/stats.h"
+#include "study/ae_table.h"
+
+/* A CSV shown as a table, numbers rounded to 4 significant digits. */
+static int csv_table(cbq_report *r, const char *dir, const char *name, const char *stem,
+                     const char *caption, cbq_error *err)
+{
+    char path[CBQ_STUDY_PATH_MAX + 64];
+    CBQ_TRY(study_path(path, sizeof path, dir, name, err));
+    cbq_csv t;
+    CBQ_TRY(cbq_csv_read(&t, path, err));
+    size_t n = t.n_rows * t.n_cols;
+    char **cells = calloc(n + 1, sizeof *cells);
+    int rc = cells ? CBQ_OK : CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n && rc == CBQ_OK; i++) {
+        const char *s = t.cells[i];
+        char *end = NULL;
+        double v = s[0] ? strtod(s, &end) : NAN;
+        char buf[64];
+        if (s[0] && end && !*end && strchr(s, '.'))
+            snprintf(buf, sizeof buf, "%.4g", v);
+        else
+            snprintf(buf, sizeof buf, "%.63s", s);
+        if (!(cells[i] = strdup(buf)))
+            rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
+    }
+    if (rc == CBQ_OK)
+        rc = cbq_report_table(r, stem, caption, t.n_cols, (const char *const *)t.header,
+                              t.n_rows, (const char *const *)cells, err);
+    for (size_t i = 0; cells && i < n; i++)
+        free(cells[i]);
+    free(cells);
+    cbq_csv_free(&t);
+    return rc;
+}
+
+static int add_chart(cbq_report *r, const cbq_chart *c, const char *stem, const char *caption,
+                     cbq_error *err)
+{
+    cbq_figure *fig = NULL;
+    CBQ_TRY(cbq_chart_draw(&fig, c, err));
+    int rc = cbq_report_figure(r, fig, stem, caption, err);
+    cbq_figure_free(fig);
+    return rc;
+}
+
+/* AE against consensus with the monotone fit (sorted by consensus). */
+static int ae_scatter(cbq_report *r, const study_ctx *ctx, const ae_category *ac, size_t k,
+                      cbq_error *err)
+{
+    size_t n = ac->n;
+    if (n == 0)
+        return CBQ_OK;
+    double *fit = malloc(3 * n * sizeof *fit), *fx = fit + n, *fy = fx + n;
+    if (!fit)
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
+    cbq_corr c;
+    int rc = cbq_spearman(ac->ae, ac->consensus, n, &c, err);
+    if (rc == CBQ_OK)
+        rc = cbq_isotonic_fit(ac->consensus, ac->ae, n, !(c.r < 0), fit, err);
+    size_t *order = malloc(n * sizeof *order);
+    if (rc == CBQ_OK && !order)
+        rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; rc == CBQ_OK && i < n; i++) {
+        size_t j = i;
+        order[i] = i;
+        while (j > 0 && ac->consensus[order[j - 1]] > ac->consensus[order[j]]) {
+            size_t tmp = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = tmp;
+            j--;
+        }
+    }
+    for (size_t i = 0; rc == CBQ_OK && i < n; i++) {
+        fx[i] = ac->consensus[order[i]];
+        fy[i] = fit[order[i]];
+    }
+    char title[160], note[160], stem[96], caption[256];
+    snprintf(title, sizeof title, "%s: AE vs consensus (test split)", ctx->categories[k]);
+    snprintf(note, sizeof note, "rho = %.3f, p = %.3g, n = %zu", c.r, c.p, n);
+    snprintf(stem, sizeof stem, "ae_vs_consensus_%s", ctx->categories[k]);
+    snprintf(caption, sizeof caption,
+             "%s: Attribution Energy of each test volume against its consensus score, with the "
+             "monotone (isotonic) fit used to flag atypical volumes.", ctx->categories[k]);
+    cbq_series s[2] = {
+        {.kind = CBQ_SERIES_SCATTER, .label = "volumes", .x = ac->consensus, .y = ac->ae, .n = n,
+         .point_labels = (const char *const *)ac->volumes, .color = -1},
+        {.kind = CBQ_SERIES_LINE, .label = "isotonic fit", .x = fx, .y = fy, .n = n, .color = -1}};
+    cbq_chart chart = {.title = title, .x_label = "consensus score", .y_label = "AE",
+                       .series = s, .n_series = 2, .annotation = note};
+    if (rc == CBQ_OK)
+        rc = add_chart(r, &chart, stem, caption, err);
+    free(order);
+    free(fit);
+    return rc;
+}
+
+static int pred_scatter(cbq_report *r, const study_ctx *ctx, const ae_table *t, cbq_error *err)
+{
+    cbq_series s[STUDY_MAX_CATEGORIES];
+    for (size_t k = 0; k < ctx->n_categories; k++)
+        s[k] = (cbq_series){.kind = CBQ_SERIES_SCATTER, .label = ctx->categories[k],
+                            .x = t->cat[k].pred, .y = t->cat[k].ae, .n = t->cat[k].n, .color = -1};
+    cbq_chart c = {.title = "AE vs the model's own prediction", .x_label = "prediction (mean over slices)",
+                   .y_label = "AE", .series = s, .n_series = ctx->n_categories};
+    CBQ_TRY(add_chart(r, &c, "ae_vs_prediction", "AE of each test volume and category against "
+                      "the model's volume-level prediction: with a GAP + linear head AE is close "
+                      "to n_slices x (prediction - bias).", err));
+    for (size_t k = 0; k < ctx->n_categories; k++)
+        s[k].x = t->cat[k].consensus, s[k].y = t->cat[k].pred;
+    cbq_chart c2 = {.title = "Prediction vs consensus (test split)", .x_label = "consensus score",
+                    .y_label = "prediction", .series = s, .n_series = ctx->n_categories};
+    return add_chart(r, &c2, "prediction_vs_consensus",
+                     "Model performance: volume-level prediction against consensus, per category.",
+                     err);
+}
+
+static int training_chart(cbq_report *r, const study_ctx *ctx, cbq_error *err)
+{
+    char path[CBQ_STUDY_PATH_MAX + 32];
+    CBQ_TRY(study_path(path, sizeof path, ctx->dir[CBQ_STAGE_TRAIN], "train_log.csv", err));
+    FILE *probe = fopen(path, "r");
+    if (!probe)
+        return CBQ_OK; /* a given model has no log */
+    fclose(probe);
+    cbq_csv t;
+    CBQ_TRY(cbq_csv_read(&t, path, err));
+    size_t ce, ct, cv;
+    int rc = cbq_csv_require_col(&t, "epoch", &ce, err);
+    if (rc == CBQ_OK)
+        rc = cbq_csv_require_col(&t, "train_loss", &ct, err);
+    if (rc == CBQ_OK)
+        rc = cbq_csv_require_col(&t, "val_loss", &cv, err);
+    double *v = malloc((3 * t.n_rows + 1) * sizeof *v);
+    if (rc == CBQ_OK && !v)
+        rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; rc == CBQ_OK && i < t.n_rows; i++) {
+        rc = cbq_csv_get_double(&t, i, ce, &v[i], err);
+        if (rc == CBQ_OK)
+            rc = cbq_csv_get_double(&t, i, ct, &v[t.n_rows + i], err);
+        const char *cell = cbq_csv_cell(&t, i, cv);
+        v[2 * t.n_rows + i] = cell[0] ? strtod(cell, NULL) : NAN;
+    }
+    cbq_series s[2] = {
+        {.kind = CBQ_SERIES_LINE, .label = "training loss", .x = v, .y = v + t.n_rows, .n = t.n_rows, .color = -1},
+        {.kind = CBQ_SERIES_LINE, .label = "validation loss", .x = v, .y = v + 2 * t.n_rows, .n = t.n_rows, .color = -1}};
+    cbq_chart c = {.title = "Training", .x_label = "epoch", .y_label = "MSE loss", .series = s,
+                   .n_series = 2};
+    if (rc == CBQ_OK && t.n_rows > 0)
+        rc = add_chart(r, &c, "training_loss", "Training and validation loss per epoch; the "
+                       "best validation epoch's weights are kept.", err);
+    free(v);
+    cbq_csv_free(&t);
+    return rc;
+}
+
+static const char CAVEAT[] =
+    "With a global-average-pool + linear head (as in iqnet-s) the pre-ReLU Grad-CAM map of a "
+    "slice sums exactly to that slice's prediction minus the output bias. AE is then close to "
+    "n_slices x (mean prediction - bias) plus what the ReLU clipped, so AE correlates with the "
+    "consensus largely because the prediction does. The table below puts next to rho(AE, "
+    "consensus): rho(AE, prediction), rho(AE per slice, consensus) and the partial Spearman "
+    "rho of AE and consensus given the prediction (and the slice count where it varies); "
+    "attrib/ae.csv holds the clipped remainder per volume (ae_clipped).";
+
+static int build(cbq_report *r, const study_ctx *ctx, cbq_error *err)
+{
+    char intro[1024];
+    snprintf(intro, sizeof intro,
+             "Attribution Energy (AE: the volumetric sum of raw %s maps over all axial slices) "
+             "against the experts' consensus image-quality score, per category, on the test "
+             "split. Every number below is in the CSV/JSON files of the study folder; the "
+             "configuration that produced them is at the end.",
+             ctx->cfg->attrib.method);
+    CBQ_TRY(cbq_report_paragraph(r, intro, err));
+    CBQ_TRY(cbq_report_section(r, "The poster's table", err));
+    CBQ_TRY(csv_table(r, ctx->dir[CBQ_STAGE_STATS], "table.csv", "poster_table",
+                      "Spearman rho of AE with consensus: leave-one-out medians, full sample, "
+                      "confidence interval, Holm and BH adjusted p; then the caveat's columns.",
+                      err));
+    ae_table t;
+    CBQ_TRY(ae_table_read(ctx, &t, err));
+    int rc = cbq_report_section(r, "AE against consensus", err);
+    for (size_t k = 0; k < ctx->n_categories && rc == CBQ_OK; k++)
+        rc = ae_scatter(r, ctx, &t.cat[k], k, err);
+    if (rc == CBQ_OK)
+        rc = cbq_report_section(r, "What AE measures here (the GAP caveat)", err);
+    if (rc == CBQ_OK)
+        rc = cbq_report_note(r, CAVEAT, err);
+    if (rc == CBQ_OK)
+        rc = pred_scatter(r, ctx, &t, err);
+    ae_table_free(&t);
+    if (rc == CBQ_OK)
+        rc = cbq_report_section(r, "Atypical cases", err);
+    if (rc == CBQ_OK)
+        rc = cbq_report_paragraph(r, "Volumes whose AE lies beyond the robust residual threshold "
+                                     "of the monotone fit, and the volumes whose removal moves the "
+                                     "leave-one-out rho most; each row says why.", err);
+    if (rc == CBQ_OK)
+        rc = csv_table(r, ctx->dir[CBQ_STAGE_ATYPICAL], "atypical.csv", "atypical",
+                       "Flagged and influential volumes.", err);
+    if (rc == CBQ_OK)
+        rc = cbq_report_section(r, "Model performance", err);
+    if (rc == CBQ_OK)
+        rc = csv_table(r, ctx->dir[CBQ_STAGE_EVALUATE], "metrics.csv", "metrics",
+                       "Test split, volume level: MAE, RMSE, Spearman, quadratic-weighted kappa "
+                       "on rounded scores; baseline = the training split's mean consensus.", err);
+    if (rc == CBQ_OK)
+        rc = training_chart(r, ctx, err);
+    if (rc == CBQ_OK)
+        rc = cbq_report_section(r, "Raters", err);
+    if (rc == CBQ_OK)
+        rc = csv_table(r, ctx->dir[CBQ_STAGE_CONSENSUS], "agreement.csv", "agreement",
+                       "Inter-rater agreement per category.", err);
+    /* Run options (folder, threads, quiet) do not change any result: they are
+     * left at their defaults so the report depends on the results only. */
+    cbq_study_config shown = *ctx->cfg;
+    cbq_study_config defaults;
+    cbq_study_config_defaults(&defaults);
+    memcpy(shown.out, defaults.out, sizeof shown.out);
+    shown.threads = defaults.threads;
+    shown.quiet = defaults.quiet;
+    char *json = rc == CBQ_OK ? cbq_study_config_json(&shown) : NULL;
+    if (rc == CBQ_OK)
+        rc = cbq_report_section(r, "Configuration", err);
+    if (rc == CBQ_OK)
+        rc = json ? cbq_report_preformatted(r, "study configuration (run options out, threads, quiet shown at their defaults)",
+                                            json, err)
+                  : CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
+    free(json);
+    return rc;
+}
+
+int study_stage_report(study_ctx *ctx, cbq_error *err)
+{
+    cbq_report *r = NULL;
+    CBQ_TRY(cbq_report_begin(&r, ctx->cfg->report.title, ctx->dir[CBQ_STAGE_REPORT], err));
+    int rc = build(r, ctx, err);
+    if (rc == CBQ_OK)
+        rc = cbq_report_finish(r, err);
+    cbq_report_free(r);
+    if (rc == CBQ_OK)
+        snprintf(ctx->summary, sizeof ctx->summary, "%.900s/report.html",
+                 ctx->dir[CBQ_STAGE_REPORT]);
+    return rc;
+}
