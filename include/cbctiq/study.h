@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include "cbctiq/error.h"
 #include "cbctiq/net.h"
+#include "cbctiq/orient.h"
 #include "cbctiq/volume.h"
 
 #ifdef __cplusplus
@@ -182,6 +183,9 @@ int cbq_robust_z(const double *r, size_t n, double *z, double *scale, cbq_error 
  * slice k is source slice nz-1-k, so per-slice results can be reported in
  * the source volume's slice order. */
 int cbq_study_load_volume(const char *path, cbq_volume *vol, int *src_flip_k, cbq_error *err);
+/* The same, keeping the whole transform (orient.h) so that results on the
+ * canonical grid can be written back on the source grid. */
+int cbq_study_load_volume_xf(const char *path, cbq_volume *vol, cbq_reorient *xf, cbq_error *err);
 
 /* Axial slices used for a volume: all of them, or (structures_only) those
  * where `mask` (same canonical grid; NULL = none) is non-zero anywhere.

@@ -13,6 +13,7 @@
 const char cli_train_usage[] =
     "usage: cbctiq train --cohort cohort.csv --consensus consensus.csv --out MODEL\n"
     "                    [--config study.json] [--log FILE] [--arch NAME] [--input-size N]\n"
+    "                    [--width N] [--depth N]\n"
     "                    [--epochs N] [--batch N] [--lr X] [--patience N]\n"
     "                    [--slices all|structures] [--slice-step N] [--no-augment]\n"
     "                    [--threads N] [--seed N] [--quiet]\n"
@@ -27,13 +28,16 @@ const char cli_train_usage[] =
     "  --config FILE       a study.json whose train.*, categories and seed apply\n"
     "  --arch NAME         architecture preset (default iqnet-s)\n"
     "  --input-size N      model input height and width (default 64)\n"
-    "  --epochs N          maximum epochs (default 12)\n"
+    "  --width, --depth N  base channels and blocks of the preset (0 = its default)\n"
+    "  --epochs N          maximum epochs (default 16)\n"
     "  --batch N           batch size (default 32)\n"
     "  --lr X              learning rate (default 0.001, Adam)\n"
-    "  --patience N        early-stopping patience in epochs (default 4; 0 = off)\n"
+    "  --patience N        early-stopping patience in epochs (default 6; 0 = off)\n"
     "  --slices MODE       all (default) or structures: slices where the mask has a label\n"
-    "  --slice-step N      use every N-th selected slice (default 1)\n"
+    "  --slice-step N      use every N-th selected slice (default 2)\n"
     "  --no-augment        no flips, shifts or intensity jitter\n"
+    "Other options (window train.hu_min/hu_max, default [-500, 500] HU; optimizer,\n"
+    "weight decay, categories) come from --config (docs/study.md).\n"
     "See docs/cli-study.md.\n";
 
 typedef struct { int c; const char *v; } given_opt;
@@ -54,7 +58,8 @@ int cli_train(int argc, char **argv)
         {"cohort", required_argument, NULL, 'C'}, {"consensus", required_argument, NULL, 'S'},
         {"out", required_argument, NULL, 'o'}, {"config", required_argument, NULL, 'c'},
         {"log", required_argument, NULL, 'L'}, {"arch", required_argument, NULL, 'a'},
-        {"input-size", required_argument, NULL, 'i'}, {"epochs", required_argument, NULL, 'e'},
+        {"input-size", required_argument, NULL, 'i'}, {"width", required_argument, NULL, 'W'},
+        {"depth", required_argument, NULL, 'D'}, {"epochs", required_argument, NULL, 'e'},
         {"batch", required_argument, NULL, 'b'}, {"lr", required_argument, NULL, 'l'},
         {"patience", required_argument, NULL, 'P'}, {"slices", required_argument, NULL, 'x'},
         {"slice-step", required_argument, NULL, 'k'}, {"no-augment", no_argument, NULL, 'n'},
@@ -99,6 +104,14 @@ int cli_train(int argc, char **argv)
         case 'i':
             if (!cli_parse_u64("train", "--input-size", v, 8, 1024, &u)) return 2;
             cfg.train.input_size = (int)u;
+            break;
+        case 'W':
+            if (!cli_parse_u64("train", "--width", v, 0, 1024, &u)) return 2;
+            cfg.train.width = (int)u;
+            break;
+        case 'D':
+            if (!cli_parse_u64("train", "--depth", v, 0, 16, &u)) return 2;
+            cfg.train.depth = (int)u;
             break;
         case 'e':
             if (!cli_parse_u64("train", "--epochs", v, 1, 100000, &u)) return 2;

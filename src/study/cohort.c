@@ -44,7 +44,7 @@ void study_cohort_free(study_cohort *c)
 }
 
 static int read_row(study_cohort *c, const cbq_csv *t, size_t r, const char *dir, size_t cid,
-                    size_t cpath, long cmask, long csplit, cbq_error *err)
+                    size_t cpath, long cmask, long crt, long csplit, cbq_error *err)
 {
     study_volume *v = &c->v[r];
     const char *id = cbq_csv_cell(t, r, cid), *path = cbq_csv_cell(t, r, cpath);
@@ -58,6 +58,9 @@ static int read_row(study_cohort *c, const cbq_csv *t, size_t r, const char *dir
     const char *mask = cmask >= 0 ? cbq_csv_cell(t, r, (size_t)cmask) : "";
     if (mask[0] && !join_dir(v->mask, sizeof v->mask, dir, mask))
         return cbq_csv_fail(t, r, (size_t)cmask, err, CBQ_ERR_RANGE, "path too long");
+    const char *rt = crt >= 0 ? cbq_csv_cell(t, r, (size_t)crt) : "";
+    if (rt[0] && !join_dir(v->rtstruct, sizeof v->rtstruct, dir, rt))
+        return cbq_csv_fail(t, r, (size_t)crt, err, CBQ_ERR_RANGE, "path too long");
     const char *split = csplit >= 0 ? cbq_csv_cell(t, r, (size_t)csplit) : "";
     if (!parse_split(split, &v->split))
         return cbq_csv_fail(t, r, (size_t)csplit, err, CBQ_ERR_FORMAT,
@@ -85,9 +88,10 @@ int study_cohort_read(study_cohort *c, const char *csv_path, cbq_error *err)
     const char *slash = strrchr(csv_path, '/');
     snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - csv_path) : 0, csv_path);
     long cmask = cbq_csv_col(&t, "mask"), csplit = cbq_csv_col(&t, "split");
+    long crt = cbq_csv_col(&t, "rtstruct");
     c->has_split = csplit >= 0;
     for (size_t r = 0; rc == CBQ_OK && r < t.n_rows; r++) {
-        rc = read_row(c, &t, r, dir, cid, cpath, cmask, csplit, err);
+        rc = read_row(c, &t, r, dir, cid, cpath, cmask, crt, csplit, err);
         if (rc == CBQ_OK && c->v[r].split == SPLIT_NONE)
             c->has_split = 0;
     }

@@ -12,6 +12,7 @@ typedef struct {
     char id[256];
     char path[4096];   /* resolved against the CSV's folder */
     char mask[4096];   /* "" when none */
+    char rtstruct[4096]; /* DICOM RTSTRUCT file, "" when none */
     study_split split;
 } study_volume;
 

@@ -39,8 +39,6 @@ int study_stage_report(study_ctx *ctx, cbq_error *err);
 /* Prints the poster's table from the stats stage's table.csv. */
 int study_print_table(const study_ctx *ctx, FILE *out, cbq_error *err);
 
-#endif
-
 /* ---- shared readers (study_data.c) ---- */
 /* Reads the cohort stage's cohort.csv. */
 int study_read_cohort(const study_ctx *ctx, study_cohort *c, cbq_error *err);
@@ -53,10 +51,12 @@ int study_map_outputs(const study_ctx *ctx, const cbq_net *net, size_t *out_inde
                       const char *model_dir, cbq_error *err);
 /* The trained model's folder. */
 int study_model_dir(const study_ctx *ctx, char *buf, size_t cap, cbq_error *err);
-/* Loads a label volume and, per study category, a 0/1 structure volume on
- * the same (canonical) grid; structures[k] NULL where no label matches
- * (labels named CATEGORY or CATEGORY_*). labels_json: the sidecar path
- * ("" = none: then there are no structures). Caller frees each with
- * cbq_volume_free + free. */
-int study_load_structures(const study_ctx *ctx, const char *mask_path, const char *labels_json,
-                          cbq_volume *labels, cbq_volume **structures, cbq_error *err);
+/* Per study category, a 0/1 structure volume on `image`'s grid (NULL where
+ * the category has no structure, e.g. "overall") from the volume's label
+ * volume or RTSTRUCT through structures.h (TG-263 name matching); all NULL
+ * when it has neither. labels_json: the sidecar ("" = look beside the
+ * label file). Caller frees each with cbq_volume_free + free. */
+int study_load_structures(const study_ctx *ctx, const cbq_volume *image, const study_volume *sv,
+                          const char *labels_json, cbq_volume **structures, cbq_error *err);
+
+#endif

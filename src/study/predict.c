@@ -11,17 +11,23 @@
 #include "cbctiq/slices.h"
 #include "cbctiq/volume_io.h"
 
-int cbq_study_load_volume(const char *path, cbq_volume *vol, int *src_flip_k, cbq_error *err)
+int cbq_study_load_volume_xf(const char *path, cbq_volume *vol, cbq_reorient *xf, cbq_error *err)
 {
     memset(vol, 0, sizeof *vol);
     cbq_volume src;
     CBQ_TRY(cbq_volume_load(&src, NULL, path, NULL, err));
-    cbq_reorient xf;
-    int rc = cbq_volume_canonical(vol, &src, &xf, err);
+    int rc = cbq_volume_canonical(vol, &src, xf, err);
     cbq_volume_free(&src);
-    if (rc == CBQ_OK && src_flip_k)
-        *src_flip_k = xf.flip[2];
     return rc;
+}
+
+int cbq_study_load_volume(const char *path, cbq_volume *vol, int *src_flip_k, cbq_error *err)
+{
+    cbq_reorient xf;
+    CBQ_TRY(cbq_study_load_volume_xf(path, vol, &xf, err));
+    if (src_flip_k)
+        *src_flip_k = xf.flip[2];
+    return CBQ_OK;
 }
 
 int cbq_study_select_slices(const cbq_volume *vol, const cbq_volume *mask, int structures_only,

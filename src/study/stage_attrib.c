@@ -41,13 +41,10 @@ static int structure_weights(attrib_run *a, const study_volume *sv, const cbq_vo
     size_t K = a->ctx->n_categories;
     for (size_t k = 0; k < K; k++)
         weights[k] = NULL;
-    if (!sv->mask[0] || !a->labels_json[0])
+    if (!sv->mask[0] && !sv->rtstruct[0])
         return CBQ_OK;
-    cbq_volume labels = {0};
     cbq_volume *st[STUDY_MAX_CATEGORIES];
-    int rc = study_load_structures(a->ctx, sv->mask, a->labels_json, &labels, st, err);
-    if (rc == CBQ_OK && (labels.nx != vol->nx || labels.ny != vol->ny || labels.nz != vol->nz))
-        rc = CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: label grid differs from the volume's", sv->mask);
+    int rc = study_load_structures(a->ctx, vol, sv, a->labels_json, st, err);
     /* A 0/1 mask windowed to [0, 1] and area-averaged gives each input pixel
      * the fraction of it covered by the structure. */
     cbq_slice_spec ss = {.height = a->H, .width = a->W, .hu_min = 0.0, .hu_max = 1.0};
@@ -71,12 +68,12 @@ static int structure_weights(attrib_run *a, const study_volume *sv, const cbq_vo
             cbq_volume_free(st[k]);
             free(st[k]);
         }
-    cbq_volume_free(&labels);
     return rc;
 }
 
 static int write_maps(attrib_run *a, const study_volume *sv, const cbq_volume *vol,
-                      const size_t *ks, size_t n, float *const *maps, cbq_error *err)
+                      const cbq_reorient *xf, const size_t *ks, size_t n, float *const *maps,
+                      cbq_error *err)
 {
     cbq_slice_spec ss = {.height = a->H, .width = a->W, .hu_min = 0.0, .hu_max = 1.0};
     cbq_slicer slicer;
@@ -96,8 +93,14 @@ static int write_maps(attrib_run *a, const study_volume *sv, const cbq_volume *v
         int len = snprintf(path, sizeof path, "%s/%s_%s.nii.gz", dir, sv->id, a->ctx->categories[k]);
         if (rc == CBQ_OK && (len < 0 || (size_t)len >= sizeof path))
             rc = CBQ_FAIL(err, CBQ_ERR_ARG, "%s: map path too long", sv->id);
+        /* Back on the CBCT's own grid and header geometry, so viewers
+         * overlay the map on the scan without resampling. */
+        cbq_volume src = {0};
         if (rc == CBQ_OK)
-            rc = cbq_nifti_write(path, &out, CBQ_NIFTI_FLOAT32, err);
+            rc = cbq_volume_uncanonical(&src, &out, xf, err);
+        if (rc == CBQ_OK)
+            rc = cbq_nifti_write(path, &src, CBQ_NIFTI_FLOAT32, err);
+        cbq_volume_free(&src);
     }
     cbq_volume_free(&out);
     cbq_slicer_free(&slicer);
@@ -141,7 +144,8 @@ static int attrib_volume(attrib_run *a, const study_volume *sv, cbq_progress *pr
     const float *struct_by_out[CBQ_MAX_OUTPUTS] = {0};
     cbq_ae ae[CBQ_MAX_OUTPUTS];
     memset(ae, 0, sizeof ae);
-    int rc = cbq_study_load_volume(sv->path, &vol, NULL, err);
+    cbq_reorient xf;
+    int rc = cbq_study_load_volume_xf(sv->path, &vol, &xf, err);
     if (rc == CBQ_OK && structures && sv->mask[0])
         rc = cbq_study_load_volume(sv->mask, &mask, NULL, err);
     if (rc == CBQ_OK)
@@ -175,7 +179,7 @@ static int attrib_volume(attrib_run *a, const study_volume *sv, cbq_progress *pr
         float *by_cat[STUDY_MAX_CATEGORIES];
         for (size_t k = 0; k < K; k++)
             by_cat[k] = maps[a->out_index[k]];
-        rc = write_maps(a, sv, &vol, ks, n, by_cat, err);
+        rc = write_maps(a, sv, &vol, &xf, ks, n, by_cat, err);
     }
     for (size_t o = 0; o < n_out; o++)
         cbq_ae_free(&ae[o]);

@@ -70,6 +70,8 @@ int study_cohort_inputs_hash(const study_ctx *ctx, cbq_sha256 *h, cbq_error *err
         rc = hash_into(h, c.v[i].path, err);
         if (rc == CBQ_OK && c.v[i].mask[0])
             rc = hash_into(h, c.v[i].mask, err);
+        if (rc == CBQ_OK && c.v[i].rtstruct[0])
+            rc = hash_into(h, c.v[i].rtstruct, err);
     }
     study_cohort_free(&c);
     return rc;
@@ -101,11 +103,11 @@ static int copy_file(const char *src, const char *dst, cbq_error *err)
 
 /* Seeded random split for cohorts without one: shuffle, then the first
  * round(n f_train) train, the next round(n f_val) val, the rest test. */
-static void assign_split(study_cohort *c, const cbq_study_config *cfg, size_t counts[4])
+static int assign_split(study_cohort *c, const cbq_study_config *cfg, cbq_error *err)
 {
     size_t *idx = malloc(c->n * sizeof *idx);
     if (!idx)
-        return;
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < c->n; i++)
         idx[i] = i;
     cbq_rng rng;
@@ -116,21 +118,23 @@ static void assign_split(study_cohort *c, const cbq_study_config *cfg, size_t co
     for (size_t r = 0; r < c->n; r++)
         c->v[idx[r]].split = r < n_train ? SPLIT_TRAIN : r < n_train + n_val ? SPLIT_VAL : SPLIT_TEST;
     free(idx);
-    (void)counts;
+    return CBQ_OK;
 }
 
 static int write_cohort(const study_cohort *c, const char *dir, cbq_error *err)
 {
     char path[CBQ_STUDY_PATH_MAX + 32];
     CBQ_TRY(study_path(path, sizeof path, dir, "cohort.csv", err));
-    static const char *const header[] = {"volume_id", "path", "mask", "split"};
+    static const char *const header[] = {"volume_id", "path", "mask", "rtstruct", "split"};
     cbq_csv_writer w;
-    CBQ_TRY(cbq_csv_writer_open(&w, path, header, 4, err));
+    CBQ_TRY(cbq_csv_writer_open(&w, path, header, 5, err));
     for (size_t i = 0; i < c->n; i++) {
-        char rel[CBQ_STUDY_PATH_MAX], relm[CBQ_STUDY_PATH_MAX] = "";
+        char rel[CBQ_STUDY_PATH_MAX], relm[CBQ_STUDY_PATH_MAX] = "", relr[CBQ_STUDY_PATH_MAX] = "";
         int rc = study_relative_path(rel, sizeof rel, dir, c->v[i].path, err);
         if (rc == CBQ_OK && c->v[i].mask[0])
             rc = study_relative_path(relm, sizeof relm, dir, c->v[i].mask, err);
+        if (rc == CBQ_OK && c->v[i].rtstruct[0])
+            rc = study_relative_path(relr, sizeof relr, dir, c->v[i].rtstruct, err);
         if (rc != CBQ_OK) {
             cbq_csv_writer_abort(&w);
             return rc;
@@ -138,6 +142,7 @@ static int write_cohort(const study_cohort *c, const char *dir, cbq_error *err)
         cbq_csv_put_str(&w, c->v[i].id);
         cbq_csv_put_str(&w, rel);
         cbq_csv_put_str(&w, relm);
+        cbq_csv_put_str(&w, relr);
         cbq_csv_put_str(&w, study_split_name(c->v[i].split));
         if ((rc = cbq_csv_end_row(&w, err)) != CBQ_OK) {
             cbq_csv_writer_abort(&w);
@@ -191,15 +196,15 @@ int study_stage_cohort(study_ctx *ctx, cbq_error *err)
     study_cohort c;
     CBQ_TRY(study_cohort_read(&c, csv, err));
     const char *how = "from cohort.csv";
+    int rc = CBQ_OK;
     if (!c.has_split) {
-        assign_split(&c, cfg, NULL);
+        rc = assign_split(&c, cfg, err);
         how = "assigned by seed";
     }
     size_t count[4] = {0};
     for (size_t i = 0; i < c.n; i++)
         count[c.v[i].split]++;
-    int rc = CBQ_OK;
-    if (count[SPLIT_TRAIN] < 2 || count[SPLIT_TEST] < 3)
+    if (rc == CBQ_OK && (count[SPLIT_TRAIN] < 2 || count[SPLIT_TEST] < 3))
         rc = CBQ_FAIL(err, CBQ_ERR_RANGE,
                       "%s: need at least 2 training and 3 test volumes, have %zu and %zu", csv,
                       count[SPLIT_TRAIN], count[SPLIT_TEST]);

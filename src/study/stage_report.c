@@ -167,6 +167,84 @@ static int training_chart(cbq_report *r, const study_ctx *ctx, cbq_error *err)
     return rc;
 }
 
+/* The middle used slice of one test volume with every category's map over
+ * it, on one colour scale (maps from the attribution stage, canonical grid). */
+static int overlay_montage(cbq_report *r, const study_ctx *ctx, const char *volume_id,
+                           const char *volume_path, cbq_error *err)
+{
+    size_t K = ctx->n_categories;
+    cbq_volume vol = {0}, maps[STUDY_MAX_CATEGORIES];
+    memset(maps, 0, sizeof maps);
+    int rc = cbq_study_load_volume(volume_path, &vol, NULL, err);
+    for (size_t k = 0; k < K && rc == CBQ_OK; k++) {
+        char path[CBQ_STUDY_PATH_MAX + 600];
+        snprintf(path, sizeof path, "%s/maps/%s_%s.nii.gz", ctx->dir[CBQ_STAGE_ATTRIB], volume_id,
+                 ctx->categories[k]);
+        rc = cbq_study_load_volume(path, &maps[k], NULL, err); /* canonical, like vol */
+        if (rc == CBQ_OK && (maps[k].nx != vol.nx || maps[k].ny != vol.ny || maps[k].nz != vol.nz))
+            rc = CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: grid differs from the volume's", path);
+    }
+    cbq_overlay_panel panels[STUDY_MAX_CATEGORIES];
+    size_t k_mid = vol.nz / 2, plane = vol.nx * vol.ny;
+    for (size_t k = 0; k < K && rc == CBQ_OK; k++)
+        panels[k] = (cbq_overlay_panel){.image = vol.data + k_mid * plane,
+                                        .map = maps[k].data + k_mid * plane, .width = vol.nx,
+                                        .height = vol.ny,
+                                        .pixel_aspect = vol.spacing[1] / vol.spacing[0],
+                                        .title = ctx->categories[k]};
+    char title[400], stem[320], caption[600];
+    snprintf(title, sizeof title, "%s: %s maps, axial slice %zu", volume_id,
+             ctx->cfg->attrib.method, k_mid);
+    snprintf(stem, sizeof stem, "maps_%s", volume_id);
+    snprintf(caption, sizeof caption,
+             "Raw %s maps of test volume %s on its middle axial slice (anterior up, patient "
+             "right on the left), one colour scale for all categories; window [%g, %g] HU.",
+             ctx->cfg->attrib.method, volume_id, ctx->cfg->train.hu_min, ctx->cfg->train.hu_max);
+    cbq_montage m = {.title = title, .panels = panels, .n_panels = K, .n_cols = K,
+                     .window_lo = ctx->cfg->train.hu_min, .window_hi = ctx->cfg->train.hu_max,
+                     .cmap = CBQ_CMAP_VIRIDIS, .map_auto = 1, .map_label = "map value (raw)"};
+    cbq_figure *fig = NULL;
+    if (rc == CBQ_OK)
+        rc = cbq_montage_draw(&fig, &m, err);
+    if (rc == CBQ_OK)
+        rc = cbq_report_figure(r, fig, stem, caption, err);
+    cbq_figure_free(fig);
+    for (size_t k = 0; k < K; k++)
+        cbq_volume_free(&maps[k]);
+    cbq_volume_free(&vol);
+    return rc;
+}
+
+/* Montages of the test volumes with the lowest and the highest overall
+ * consensus (first category when there is no "overall"). */
+static int map_figures(cbq_report *r, const study_ctx *ctx, const ae_table *t, cbq_error *err)
+{
+    if (!ctx->cfg->attrib.save_maps || t->n_categories == 0)
+        return CBQ_OK;
+    size_t kc = 0;
+    for (size_t k = 0; k < ctx->n_categories; k++)
+        if (strcmp(ctx->categories[k], "overall") == 0)
+            kc = k;
+    const ae_category *ac = &t->cat[kc];
+    if (ac->n == 0)
+        return CBQ_OK;
+    size_t lo = 0, hi = 0;
+    for (size_t i = 1; i < ac->n; i++) {
+        if (ac->consensus[i] < ac->consensus[lo])
+            lo = i;
+        if (ac->consensus[i] > ac->consensus[hi])
+            hi = i;
+    }
+    size_t pick[2] = {lo, hi};
+    for (int p = 0; p < (lo == hi ? 1 : 2); p++) {
+        const char *id = ac->volumes[pick[p]];
+        for (size_t v = 0; v < t->cohort.n; v++)
+            if (strcmp(t->cohort.v[v].id, id) == 0)
+                CBQ_TRY(overlay_montage(r, ctx, id, t->cohort.v[v].path, err));
+    }
+    return CBQ_OK;
+}
+
 static const char CAVEAT[] =
     "With a global-average-pool + linear head (as in iqnet-s) the pre-ReLU Grad-CAM map of a "
     "slice sums exactly to that slice's prediction minus the output bias. AE is then close to "
@@ -202,6 +280,10 @@ static int build(cbq_report *r, const study_ctx *ctx, cbq_error *err)
         rc = cbq_report_note(r, CAVEAT, err);
     if (rc == CBQ_OK)
         rc = pred_scatter(r, ctx, &t, err);
+    if (rc == CBQ_OK)
+        rc = cbq_report_section(r, "Attribution maps", err);
+    if (rc == CBQ_OK)
+        rc = map_figures(r, ctx, &t, err);
     ae_table_free(&t);
     if (rc == CBQ_OK)
         rc = cbq_report_section(r, "Atypical cases", err);

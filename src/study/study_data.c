@@ -4,7 +4,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include "study/pipeline.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -12,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "cbctiq/csv.h"
+#include "cbctiq/structures.h"
 
 int study_read_cohort(const study_ctx *ctx, study_cohort *c, cbq_error *err)
 {
@@ -85,97 +85,41 @@ int study_model_dir(const study_ctx *ctx, char *buf, size_t cap, cbq_error *err)
     return study_path(buf, cap, ctx->dir[CBQ_STAGE_TRAIN], "model", err);
 }
 
-static char *read_text(const char *path, cbq_error *err)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        CBQ_FAIL(err, CBQ_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    fseek(fp, 0, SEEK_END);
-    long len = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    char *text = len >= 0 ? malloc((size_t)len + 1) : NULL;
-    if (!text || fread(text, 1, (size_t)len, fp) != (size_t)len) {
-        free(text);
-        fclose(fp);
-        CBQ_FAIL(err, CBQ_ERR_IO, "%s: read error", path);
-        return NULL;
-    }
-    fclose(fp);
-    text[len] = '\0';
-    return text;
-}
-
-/* labels.json {"1": "parotid_l", ...} -> which label values belong to
- * category k: match[k * 256 + value]. */
-static int label_matches(const study_ctx *ctx, const char *labels_json, unsigned char *match,
-                         cbq_error *err)
-{
-    char *text = read_text(labels_json, err);
-    if (!text)
-        return err ? err->code : CBQ_ERR_IO;
-    cJSON *root = cJSON_Parse(text);
-    free(text);
-    if (!cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: expected a JSON object of label names",
-                        labels_json);
-    }
-    const cJSON *item;
-    int rc = CBQ_OK;
-    cJSON_ArrayForEach(item, root) {
-        char *end = NULL;
-        long value = strtol(item->string, &end, 10);
-        if (!cJSON_IsString(item) || *end || value < 1 || value > 255) {
-            rc = CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: key '%s': expected a label 1..255 -> name",
-                          labels_json, item->string);
-            break;
-        }
-        for (size_t k = 0; k < ctx->n_categories; k++) {
-            size_t n = strlen(ctx->categories[k]);
-            const char *name = item->valuestring;
-            if (strncmp(name, ctx->categories[k], n) == 0 && (name[n] == '\0' || name[n] == '_'))
-                match[k * 256 + (size_t)value] = 1;
-        }
-    }
-    cJSON_Delete(root);
-    return rc;
-}
-
-int study_load_structures(const study_ctx *ctx, const char *mask_path, const char *labels_json,
-                          cbq_volume *labels, cbq_volume **structures, cbq_error *err)
+int study_load_structures(const study_ctx *ctx, const cbq_volume *image, const study_volume *sv,
+                          const char *labels_json, cbq_volume **structures, cbq_error *err)
 {
     size_t K = ctx->n_categories;
     for (size_t k = 0; k < K; k++)
         structures[k] = NULL;
-    CBQ_TRY(cbq_study_load_volume(mask_path, labels, NULL, err));
-    if (!labels_json[0])
+    cbq_structures st;
+    if (sv->mask[0])
+        CBQ_TRY(cbq_structures_from_labels(&st, image, sv->mask,
+                                           labels_json[0] ? labels_json : NULL, err));
+    else if (sv->rtstruct[0])
+        /* The image's series UIDs are not carried this far, so an RTSTRUCT
+         * is matched to the volume by geometry only. */
+        CBQ_TRY(cbq_structures_from_rtstruct(&st, image, NULL, sv->rtstruct, err));
+    else
         return CBQ_OK;
-    unsigned char *match = calloc(K * 256, 1);
-    if (!match)
-        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
-    int rc = label_matches(ctx, labels_json, match, err);
-    size_t nv = cbq_volume_count(labels);
+    size_t nv = cbq_volume_count(image);
+    int rc = CBQ_OK;
     for (size_t k = 0; k < K && rc == CBQ_OK; k++) {
-        size_t any = 0;
-        for (size_t v = 1; v < 256; v++)
-            any += match[k * 256 + v];
-        if (!any)
-            continue;
-        cbq_volume *s = calloc(1, sizeof *s);
-        if (!s || cbq_volume_alloc(s, labels->nx, labels->ny, labels->nz, labels->spacing, 0, err)) {
-            free(s);
+        int s = 0;
+        while (s < CBQ_STRUCT_COUNT && strcmp(cbq_structure_name(s), ctx->categories[k]) != 0)
+            s++;
+        if (s == CBQ_STRUCT_COUNT || !st.mask[s])
+            continue; /* "overall", or a structure this volume does not have */
+        cbq_volume *v = calloc(1, sizeof *v);
+        if (!v || cbq_volume_alloc(v, image->nx, image->ny, image->nz, image->spacing, 0, err)) {
+            free(v);
             rc = err ? err->code : CBQ_ERR_NOMEM;
             break;
         }
-        memcpy(s->affine, labels->affine, sizeof s->affine);
-        for (size_t i = 0; i < nv; i++) {
-            long value = lround(labels->data[i]);
-            s->data[i] = value >= 1 && value < 256 && match[k * 256 + (size_t)value] ? 1.0f : 0.0f;
-        }
-        structures[k] = s;
+        memcpy(v->affine, image->affine, sizeof v->affine);
+        for (size_t i = 0; i < nv; i++)
+            v->data[i] = st.mask[s][i] ? 1.0f : 0.0f;
+        structures[k] = v;
     }
-    free(match);
+    cbq_structures_free(&st);
     return rc;
 }

@@ -62,6 +62,8 @@ def main():
     ap.add_argument("--val", type=int, default=2)
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--no-split", action="store_true")
+    ap.add_argument("--ras", action="store_true",
+                    help="store voxels in RAS order (not cbctiq's canonical LPS), same anatomy")
     a = ap.parse_args()
     rng = np.random.default_rng(a.seed)
     os.makedirs(os.path.join(a.out, "volumes"), exist_ok=True)
@@ -74,9 +76,15 @@ def main():
     for i, q in enumerate(qs):
         vid = f"v{i:02d}"
         vol, lab = make_volume(rng, a.size, a.slices, q)
-        nib.save(nib.Nifti1Image(np.round(vol).astype(np.int16), affine),
+        aff = affine
+        if a.ras:
+            # i' = n-1-i along x and y: the same world position for every voxel.
+            vol, lab = vol[::-1, ::-1, :].copy(), lab[::-1, ::-1, :].copy()
+            aff = np.diag([2.0, 2.0, 2.5, 1.0])
+            aff[0, 3] = aff[1, 3] = -2.0 * (a.size - 1)
+        nib.save(nib.Nifti1Image(np.round(vol).astype(np.int16), aff),
                  os.path.join(a.out, "volumes", vid + ".nii.gz"))
-        nib.save(nib.Nifti1Image(lab, affine), os.path.join(a.out, "labels", vid + ".nii.gz"))
+        nib.save(nib.Nifti1Image(lab, aff), os.path.join(a.out, "labels", vid + ".nii.gz"))
         split = "test" if i < a.test else "val" if i < a.test + a.val else "train"
         rows.append((vid, f"volumes/{vid}.nii.gz", f"labels/{vid}.nii.gz", split))
         for cat in CATEGORIES:

@@ -1,5 +1,6 @@
 """End-to-end test of `cbctiq study` on a small synthetic cohort
-(make_cohort.py: 20 volumes of 48x48x16, 12 train / 2 val / 6 test, a tiny
+(make_cohort.py: 20 volumes of 48x48x16 stored in RAS voxel order,
+12 train / 2 val / 6 test, a tiny
 iqnet-s, 8 epochs), checked against independent recomputations:
 
 - consensus: numpy weighted means of ratings.csv with raters.csv weights;
@@ -88,7 +89,7 @@ shutil.rmtree(work, ignore_errors=True)
 os.makedirs(work)
 cohort = os.path.join(work, "cohort")
 subprocess.run([sys.executable, os.path.join(HERE, "make_cohort.py"), "--out", cohort, "--n", "20",
-                "--size", "48", "--slices", "16", "--test", "6", "--val", "2"], check=True)
+                "--size", "48", "--slices", "16", "--test", "6", "--val", "2", "--ras"], check=True)
 config = {"cohort": {"csv": "cohort/cohort.csv"},
           "train": {"width": 8, "depth": 2, "input_size": 32, "epochs": 8, "batch": 8,
                     "lr": 0.003, "patience": 0, "hu_min": -500, "hu_max": 500},
@@ -127,9 +128,28 @@ for v in test_ids:
 if len(ae_rows) != len(test_ids) * len(CATS):
     fail(f"ae.csv has {len(ae_rows)} rows, want {len(test_ids) * len(CATS)}")
 ae = {(r["volume_id"], r["category"]): r for r in ae_rows}
+# Structure energy where the label volume has the category's structure
+# (make_cohort.py labels all four), none for "overall".
+for (v, c), r in ae.items():
+    if (r["ae_in_structure"] == "") != (c == "overall"):
+        fail(f"ae.csv {v} {c}: ae_in_structure '{r['ae_in_structure']}'")
+    if c != "overall" and not 0 <= float(r["ae_in_structure"]) <= float(r["ae"]) + 1e-9:
+        fail(f"ae.csv {v} {c}: structure AE {r['ae_in_structure']} outside [0, AE {r['ae']}]")
+# Maps are on the CBCT's own grid (the cohort is stored in RAS voxel order,
+# not cbctiq's canonical one): same shape and affine as the scan (nibabel).
+import nibabel as nib
+src = nib.load(os.path.join(cohort, "volumes", f"{test_ids[0]}.nii.gz"))
 for c in CATS:
-    if not os.path.exists(os.path.join(out, "attrib", "maps", f"{test_ids[0]}_{c}.nii.gz")):
+    path = os.path.join(out, "attrib", "maps", f"{test_ids[0]}_{c}.nii.gz")
+    if not os.path.exists(path):
         fail(f"no Grad-CAM map for {test_ids[0]} {c}")
+        continue
+    m = nib.load(path)
+    if m.shape != src.shape or not np.allclose(m.affine, src.affine, atol=1e-4):
+        fail(f"map {c}: shape {m.shape} affine {m.affine.tolist()} vs scan {src.shape} {src.affine.tolist()}")
+    data = np.asarray(m.dataobj)
+    if not np.isfinite(data).all() or data.min() < 0:
+        fail(f"map {c}: non-finite or negative values")
 
 
 # ---- the poster's table -------------------------------------------------------------

@@ -1,0 +1,133 @@
+"""The study, train and predict commands as a user meets them: exit codes
+(0 ok, 1 failure with "cbctiq: ..." naming file/key, 2 usage), the printed
+configuration reading back as a config file, and predict's volume-level
+rows being the mean of its per-slice rows (recomputed in numpy)."""
+import argparse
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ap = argparse.ArgumentParser()
+ap.add_argument("--cbctiq", required=True)
+ap.add_argument("--workdir", required=True)
+args = ap.parse_args()
+failures = []
+work = args.workdir
+shutil.rmtree(work, ignore_errors=True)
+os.makedirs(work)
+
+
+def run(*a):
+    return subprocess.run([args.cbctiq] + list(a), capture_output=True, text=True, cwd=work)
+
+
+def expect(name, r, code, needle=None):
+    if r.returncode != code:
+        failures.append(f"{name}: exit {r.returncode}, want {code}; stderr: {r.stderr.strip()}")
+    elif needle and needle not in r.stderr:
+        failures.append(f"{name}: stderr lacks '{needle}': {r.stderr.strip()}")
+
+
+# --print-config is complete JSON that reads back unchanged.
+r = run("study", "--print-config")
+expect("print-config", r, 0)
+cfg = json.loads(r.stdout)
+for key in ["seed", "categories", "cohort", "train", "evaluate", "attrib", "stats", "atypical", "report"]:
+    if key not in cfg:
+        failures.append(f"--print-config lacks '{key}'")
+with open(os.path.join(work, "full.json"), "w") as f:
+    f.write(r.stdout)
+r2 = run("study", "--config", "full.json", "--print-config")
+expect("print-config round trip", r2, 0)
+if json.loads(r2.stdout) != cfg:
+    failures.append("printed config does not read back to itself")
+cfg["train"]["epochs"] = 3
+with open(os.path.join(work, "e3.json"), "w") as f:
+    json.dump(cfg, f)
+if json.loads(run("study", "--config", "e3.json", "--print-config").stdout)["train"]["epochs"] != 3:
+    failures.append("config value not applied")
+r = run("study", "--config", "e3.json", "--seed", "9", "--print-config")
+if json.loads(r.stdout)["seed"] != 9:
+    failures.append("--seed does not override the config")
+
+with open(os.path.join(work, "bad.json"), "w") as f:
+    json.dump({"train": {"epochs": 3, "learning_rate": 0.1}}, f)
+expect("unknown key", run("study", "--config", "bad.json"), 1, "train.learning_rate")
+expect("missing config", run("study", "--config", "nope.json"), 1, "nope.json")
+expect("unknown option", run("study", "--bogus"), 2)
+expect("bad threads", run("study", "--threads", "x"), 2, "--threads")
+expect("train without inputs", run("train", "--out", "m"), 2, "--cohort")
+expect("predict without volumes", run("predict", "--model", "m", "--out", "p.csv"), 2, "VOLUME")
+
+# A cohort with a missing volume file: the study fails naming the file.
+cohort = os.path.join(work, "cohort")
+subprocess.run([sys.executable, os.path.join(HERE, "make_cohort.py"), "--out", cohort, "--n", "8",
+                "--size", "32", "--slices", "8", "--test", "3", "--val", "1"], check=True)
+tiny = {"width": 4, "depth": 2, "input_size": 16, "epochs": 1, "batch": 8}
+with open(os.path.join(work, "tiny.json"), "w") as f:
+    json.dump({"train": tiny}, f)
+r = run("consensus", "--ratings", "cohort/ratings.csv", "--raters", "cohort/raters.csv", "--out", "cons.csv")
+expect("consensus", r, 0)
+r = run("train", "--cohort", "cohort/cohort.csv", "--consensus", "cons.csv", "--out", "model",
+        "--config", "tiny.json", "--threads", "1", "--quiet")
+expect("train", r, 0)
+log = list(csv.DictReader(open(os.path.join(work, "model", "train_log.csv"))))
+if len(log) != 1 or "val_mae_overall" not in log[0]:
+    failures.append(f"train_log.csv: {log}")
+
+vols = [f"cohort/volumes/v0{i}.nii.gz" for i in range(3)]
+expect("predict", run("predict", "--model", "model", "--out", "p.csv", "--quiet", *vols), 0)
+expect("predict per slice", run("predict", "--model", "model", "--out", "ps.csv", "--per-slice",
+                                "--batch", "3", "--quiet", *vols), 0)
+vol = list(csv.DictReader(open(os.path.join(work, "p.csv"))))
+sl = list(csv.DictReader(open(os.path.join(work, "ps.csv"))))
+for row in vol:
+    mine = [float(s["pred"]) for s in sl if s["volume_id"] == row["volume_id"] and s["category"] == row["category"]]
+    if len(mine) != 8 or int(row["n_slices"]) != 8:
+        failures.append(f"{row['volume_id']}: {len(mine)} slice rows, n_slices {row['n_slices']}")
+    elif not np.isclose(float(row["pred"]), np.mean(mine), rtol=1e-6, atol=1e-6):
+        failures.append(f"{row['volume_id']} {row['category']}: pred {row['pred']} != slice mean {np.mean(mine)}")
+slices = sorted(int(s["slice"]) for s in sl if s["volume_id"] == "v00" and s["category"] == "overall")
+if slices != list(range(8)):
+    failures.append(f"per-slice indices {slices}")
+expect("predict missing volume", run("predict", "--model", "model", "--out", "p2.csv", "nothere.nii.gz"),
+       1, "nothere.nii.gz")
+if os.path.exists(os.path.join(work, "p2.csv")):
+    failures.append("a failed predict left p2.csv")
+
+os.remove(os.path.join(cohort, "volumes", "v05.nii.gz"))
+with open(os.path.join(work, "s.json"), "w") as f:
+    json.dump({"cohort": {"csv": "cohort/cohort.csv"}, "train": tiny}, f)
+expect("study with a missing volume", run("study", "--config", "s.json", "--out", "o", "--quiet"), 1,
+       "v05.nii.gz")
+
+# A cohort without a split column: the study assigns round(n 0.5) train,
+# round(n 0.17) val and the rest test, the same for the same seed.
+nosplit = os.path.join(work, "nosplit")
+subprocess.run([sys.executable, os.path.join(HERE, "make_cohort.py"), "--out", nosplit, "--n", "8",
+                "--size", "32", "--slices", "8", "--no-split"], check=True)
+with open(os.path.join(work, "ns.json"), "w") as f:
+    json.dump({"cohort": {"csv": "nosplit/cohort.csv"}, "train": tiny,
+               "stats": {"bootstrap": 50, "permutations": 50}}, f)
+splits = []
+for out, seed in [("ns1", "1"), ("ns2", "1"), ("ns3", "2")]:
+    r = run("study", "--config", "ns.json", "--out", out, "--seed", seed, "--quiet", "--threads", "1")
+    expect(f"study on a cohort without split ({out})", r, 0)
+    rows = list(csv.DictReader(open(os.path.join(work, out, "cohort", "cohort.csv"))))
+    splits.append([r["split"] for r in rows])
+    counts = {k: splits[-1].count(k) for k in ("train", "val", "test")}
+    if counts != {"train": 4, "val": 1, "test": 3}:
+        failures.append(f"assigned split counts {counts}")
+if splits[0] != splits[1]:
+    failures.append("the same seed assigned different splits")
+
+if failures:
+    print("\n".join(failures))
+    sys.exit(1)
+print("study CLI test: all checks passed")
