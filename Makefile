@@ -1,10 +1,11 @@
 # Thin wrapper over CMake so that the README's two commands stay two words.
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
+BUILD_TSAN ?= build-tsan
 JOBS       ?= $(shell nproc)
 DEMO_OUT   ?= demo-out
 
-.PHONY: all deps build build-asan demo check check-fast bench clean
+.PHONY: all deps build build-asan build-tsan demo check check-fast bench clean
 
 all: build
 
@@ -19,6 +20,13 @@ build-asan: deps
 	@cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DCBQ_SANITIZE=address,undefined >/dev/null
 	@cmake --build $(BUILD_ASAN) -j $(JOBS)
 
+# ThreadSanitizer needs clang: GCC's libgomp is not TSan-aware, while LLVM's
+# libomp with its Archer tool tells TSan about OpenMP's barriers and tasks.
+build-tsan: deps
+	@cmake -S . -B $(BUILD_TSAN) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang-14 \
+	       -DCMAKE_CXX_COMPILER=clang++-14 -DCBQ_SANITIZE=thread >/dev/null
+	@cmake --build $(BUILD_TSAN) -j $(JOBS)
+
 # The main job: the whole study on the built-in cohort.
 demo: build
 	@scripts/demo.sh $(BUILD) $(DEMO_OUT)
@@ -27,10 +35,14 @@ demo: build
 # sleep instead of spinning, so that parallel tests do not starve each other.
 check check-fast: export OMP_WAIT_POLICY = passive
 
-# The whole test suite: the release build, then again under ASan + UBSan.
-check: build build-asan
+# The whole test suite: the release build, then again under ASan + UBSan,
+# then the threaded tests under ThreadSanitizer (any report fails the test).
+TSAN_ENV = OMP_TOOL_LIBRARIES=/usr/lib/llvm-14/lib/libarcher.so \
+           TSAN_OPTIONS="halt_on_error=1 exitcode=66 ignore_noninstrumented_modules=1"
+check: build build-asan build-tsan
 	@ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 	@ctest --test-dir $(BUILD_ASAN) --output-on-failure -j $(JOBS) -LE nosan
+	@$(TSAN_ENV) ctest --test-dir $(BUILD_TSAN) --output-on-failure -j $(JOBS) -L threads -LE nosan
 
 # Release build only: for quick iteration.
 check-fast: build
@@ -40,4 +52,4 @@ bench: build
 	@scripts/bench.sh $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN)

@@ -6,6 +6,7 @@
  *
  *   bench_net [--threads N] [--batch B] [--size S] [--reps R] [--no-peer]
  */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime, popen under -std=c11 */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

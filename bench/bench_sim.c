@@ -4,6 +4,7 @@
  * one whole simulated case. Verifies before it times: the phantom's water
  * region must reconstruct near 0 HU without physics. Prints wall and CPU
  * seconds (CPU/wall shows how busy the machine was). */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime, popen under -std=c11 */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>

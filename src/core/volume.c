@@ -1,8 +1,11 @@
 /* volume.c - allocation and geometry of cbq_volume (see volume.h). */
 #include "cbctiq/volume.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "cbctiq/mem_limit.h"
 
 int cbq_volume_alloc(cbq_volume *vol, size_t nx, size_t ny, size_t nz,
                      const double spacing[3], size_t max_bytes, cbq_error *err)
@@ -18,6 +21,9 @@ int cbq_volume_alloc(cbq_volume *vol, size_t nx, size_t ny, size_t nz,
         return CBQ_FAIL(err, CBQ_ERR_NOMEM,
                         "volume of %zux%zux%zu voxels needs %.1f GiB, more than the %.1f GiB allowed",
                         nx, ny, nz, (double)bytes / (1 << 30), (double)max_bytes / (1 << 30));
+    char what[96];
+    snprintf(what, sizeof what, "a volume of %zux%zux%zu voxels", nx, ny, nz);
+    CBQ_TRY(cbq_mem_check(bytes, what, err));
     vol->data = calloc(n, sizeof(float));
     if (!vol->data)
         return CBQ_FAIL(err, CBQ_ERR_NOMEM, "cannot allocate %zux%zux%zu voxels (%.1f GiB)", nx, ny,

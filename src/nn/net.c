@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "cbctiq/gemm.h"
+#include "cbctiq/mem_limit.h"
 #include "nn/layer.h"
 #include "nn/net_impl.h"
 
@@ -188,6 +189,22 @@ static int allocate(cbq_net *net, cbq_error *err)
     size_t in_count = plane_of(net->in_shape) * net->max_batch;
     size_t tws = net->ws_per_thread * (size_t)net->threads_cap;
     size_t tdw = net->dw_per_thread * (size_t)net->threads_cap;
+    /* Refuse what cannot fit before calloc overcommits it. */
+    size_t parts[] = {net->n_params, net->n_params, net->n_buffers, net->act_total, net->act_total,
+                      in_count, in_count, net->aux_total, tws, tdw,
+                      plane_of(net->shapes[net->n_layers - 1]) * net->max_batch};
+    size_t floats = 0, bytes = 0;
+    int fits = 1;
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        fits = fits && floats + parts[i] >= floats;
+        floats += parts[i];
+    }
+    if (!fits || !cbq_size_mul(&bytes, floats, sizeof(float)))
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "the network for batch %zu overflows memory arithmetic",
+                        net->max_batch);
+    char what[96];
+    snprintf(what, sizeof what, "the network for batch %zu", net->max_batch);
+    CBQ_TRY(cbq_mem_check(bytes, what, err));
     net->params = alloc_floats(net->n_params);
     net->grads = alloc_floats(net->n_params);
     net->buffers = alloc_floats(net->n_buffers);

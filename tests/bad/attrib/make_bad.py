@@ -1,0 +1,51 @@
+#!/usr/bin/python3
+"""make_bad.py MODEL GEN VOL SIM - inputs for gradcam/ae/predict bad cases:
+volumes with NaN or Inf voxels, a model whose target layer comes after the
+global pool, cohorts whose ids or files do not match."""
+import csv
+import json
+import os
+import shutil
+import sys
+
+import nibabel as nib
+import numpy as np
+
+model, gen, vol, sim = sys.argv[1:5]
+img = nib.load(vol)
+data = np.asarray(img.dataobj, dtype=np.float32)
+for name, value in (("nan_voxels", np.nan), ("inf_voxels", np.inf)):
+    bad = data.copy()
+    bad[data.shape[0] // 2, data.shape[1] // 2, data.shape[2] // 2] = value
+    out = nib.Nifti1Image(bad, img.affine)
+    out.header.set_data_dtype(np.float32)
+    nib.save(out, os.path.join(gen, f"{name}.nii.gz"))
+
+# A model whose target_layer is the global pool's output or the classifier.
+spec = json.load(open(os.path.join(model, "model.json")))
+names = [l["name"] for l in spec["layers"]]
+kinds = [l["type"] for l in spec["layers"]]
+after = names[kinds.index("global_avgpool")]
+d = os.path.join(gen, "target_after_pool")
+shutil.copytree(model, d)
+spec["target_layer"] = after
+json.dump(spec, open(os.path.join(d, "model.json"), "w"))
+open(os.path.join(gen, "after_pool_layer.txt"), "w").write(after)
+
+
+def cohort(name, rows, header=("volume_id", "path")):
+    with open(os.path.join(gen, name), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+
+
+vp = os.path.relpath(vol, gen)
+cohort("duplicate_ids.csv", [("a", vp), ("a", vp)])
+cohort("missing_volume.csv", [("a", "no_such_volume.nii.gz")])
+cohort("no_path_column.csv", [("a",)], header=("volume_id",))
+cohort("nan_volume.csv", [("n", "nan_voxels.nii.gz")])
+cohort("mask_other_grid.csv", [("a", vp, "other_grid_labels.nii.gz")], header=("volume_id", "path", "mask"))
+labels = np.zeros((7, 5, 3), dtype=np.int16)
+nib.save(nib.Nifti1Image(labels, np.eye(4)), os.path.join(gen, "other_grid_labels.nii.gz"))
+shutil.copy(os.path.join(sim, "labels.json"), os.path.join(gen, "labels.json"))

@@ -1,0 +1,173 @@
+#!/usr/bin/python3
+"""make_bad.py GOOD_MODEL GEN - writes one broken copy of a good model folder
+(model.json + weights.safetensors) per case in cases.txt under GEN/<case>.
+The safetensors files are rebuilt here from the format's definition (8-byte
+little-endian header length, JSON header, raw data), not by cbctiq."""
+import json
+import os
+import shutil
+import struct
+import sys
+
+good, gen = sys.argv[1], sys.argv[2]
+
+
+def read_st(path):
+    raw = open(path, "rb").read()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    return header, raw[8 + n:]
+
+
+def write_st(path, header, data):
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    open(path, "wb").write(struct.pack("<Q", len(text)) + text + data)
+
+
+def first_weight(header):
+    return next(k for k in header if k != "__metadata__" and k.endswith(".weight") and len(header[k]["shape"]) == 4)
+
+
+def case(name):
+    d = os.path.join(gen, name)
+    shutil.copytree(good, d)
+    return os.path.join(d, "model.json"), os.path.join(d, "weights.safetensors")
+
+
+def edit_json(name, change):
+    mj, _ = case(name)
+    spec = json.load(open(mj))
+    change(spec)
+    json.dump(spec, open(mj, "w"))
+
+
+def edit_st(name, change):
+    _, st = case(name)
+    header, data = read_st(st)
+    header, data = change(header, data)
+    write_st(st, header, data)
+
+
+def raw_st(name, change):
+    _, st = case(name)
+    raw = open(st, "rb").read()
+    open(st, "wb").write(change(raw))
+
+
+os.makedirs(gen, exist_ok=True)
+
+# weights.safetensors
+raw_st("truncated_weights", lambda b: b[:len(b) // 2])
+raw_st("weights_too_short", lambda b: b[:5])
+raw_st("header_beyond_file", lambda b: struct.pack("<Q", len(b) + 1000) + b[8:])
+raw_st("header_huge", lambda b: struct.pack("<Q", 1 << 40) + b[8:])
+
+
+def header_not_json(b):
+    (n,) = struct.unpack("<Q", b[:8])
+    return b[:8] + b"{" + b"\x00" * (n - 1) + b[8 + n:]
+
+
+raw_st("header_not_json", header_not_json)
+
+
+def wrong_dtype(h, d):
+    h[first_weight(h)]["dtype"] = "I32"   # same size: only the dtype check can see it
+    return h, d
+
+
+def unknown_dtype(h, d):
+    h[first_weight(h)]["dtype"] = "F128"
+    return h, d
+
+
+def wrong_shape(h, d):
+    s = h[first_weight(h)]["shape"]
+    s[0], s[1] = s[1], s[0]
+    if s[0] == s[1]:
+        s[2], s[3] = s[2] * s[3], 1
+    return h, d
+
+
+def missing_tensor(h, d):
+    victim = first_weight(h)
+    lo, hi = h[victim]["data_offsets"]
+    del h[victim]
+    for k, v in h.items():
+        if k != "__metadata__" and v["data_offsets"][0] >= hi:
+            v["data_offsets"] = [v["data_offsets"][0] - (hi - lo), v["data_offsets"][1] - (hi - lo)]
+    return h, d[:lo] + d[hi:]
+
+
+def extra_tensor(h, d):
+    h["extra.weight"] = {"dtype": "F32", "shape": [2], "data_offsets": [len(d), len(d) + 8]}
+    return h, d + b"\x00" * 8
+
+
+def offsets_beyond(h, d):
+    v = h[first_weight(h)]
+    v["data_offsets"] = [v["data_offsets"][0], len(d) + 64]
+    return h, d
+
+
+edit_st("wrong_dtype", wrong_dtype)
+edit_st("unknown_dtype", unknown_dtype)
+edit_st("wrong_shape", wrong_shape)
+edit_st("missing_tensor", missing_tensor)
+edit_st("extra_tensor", extra_tensor)
+edit_st("offsets_beyond_data", offsets_beyond)
+_, st = case("no_weights")
+os.remove(st)
+
+# model.json
+
+
+def unknown_type(s):
+    s["layers"][0]["type"] = "conv3d"
+
+
+def no_target(s):
+    s["target_layer"] = "no_such_layer"
+
+
+def outputs_mismatch(s):
+    s["outputs"] = s["outputs"][:-1]
+
+
+def newer_version(s):
+    s["format_version"] = 99
+
+
+def bad_input(s):
+    s["input"]["height"] = 0
+
+
+def hu_order(s):
+    s["input"]["hu_min"], s["input"]["hu_max"] = s["input"]["hu_max"], s["input"]["hu_min"]
+
+
+def huge_channels(s):
+    conv = next(l for l in s["layers"] if l["type"] == "conv2d")
+    conv["out_channels"] = 1 << 30
+
+
+def duplicate_output(s):
+    s["outputs"][1] = s["outputs"][0]
+
+
+edit_json("unknown_layer_type", unknown_type)
+edit_json("no_target_layer", no_target)
+edit_json("outputs_mismatch", outputs_mismatch)
+edit_json("newer_format_version", newer_version)
+edit_json("zero_input_height", bad_input)
+edit_json("hu_min_above_max", hu_order)
+edit_json("huge_channels", huge_channels)
+edit_json("duplicate_output", duplicate_output)
+mj, _ = case("model_json_truncated")
+text = open(mj).read()
+open(mj, "w").write(text[:len(text) // 2])
+mj, _ = case("model_json_empty")
+open(mj, "w").close()
+mj, _ = case("no_model_json")
+os.remove(mj)
