@@ -59,6 +59,9 @@ const char *cbq_csv_cell(const cbq_csv *t, size_t row, size_t col);
  * the column number and name. */
 int cbq_csv_get_double(const cbq_csv *t, size_t row, size_t col, double *out, cbq_error *err);
 int cbq_csv_get_int(const cbq_csv *t, size_t row, size_t col, long long *out, cbq_error *err);
+/* Fails, naming file:line, when a value of column `col` repeats an earlier
+ * row's ("duplicate WHAT 'value'"), e.g. volume ids in a cohort. */
+int cbq_csv_require_unique(const cbq_csv *t, size_t col, const char *what, cbq_error *err);
 /* Raises an error about a field: "FILE:LINE: column N (NAME): MESSAGE". */
 int cbq_csv_fail(const cbq_csv *t, size_t row, size_t col, cbq_error *err, int code,
                  const char *fmt, ...)

@@ -217,6 +217,14 @@ static size_t parse_slice_list(const attrib_input *in, const char *list, size_t 
     return n;
 }
 
+int attrib_png_check_slices(const attrib_input *in, const char *list, cbq_error *err)
+{
+    size_t ks[64];
+    if (list && parse_slice_list(in, list, ks, 64, err) == 0)
+        return err->code;
+    return CBQ_OK;
+}
+
 int attrib_png_write(const attrib_input *in, const float *maps, const char *dir, const char *list,
                      double map_max, const char *title, cbq_error *err)
 {

@@ -84,6 +84,9 @@ int attrib_grid_map_write(const attrib_input *in, const float *maps, size_t gh, 
  * the volume's largest map value, the same for every slice). */
 int attrib_png_write(const attrib_input *in, const float *maps, const char *dir, const char *list,
                      double map_max, const char *title, cbq_error *err);
+/* Checks `list` as attrib_png_write will read it, so that a bad --slices
+ * fails before any output is written. */
+int attrib_png_check_slices(const attrib_input *in, const char *list, cbq_error *err);
 
 /* Structure weights per output on the model-input grid: weights[c] =
  * [nz, H, W] area fractions of output c's structure (io's structures.h:

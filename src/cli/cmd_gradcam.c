@@ -147,6 +147,8 @@ int cli_gradcam(int argc, char **argv)
     cbq_cam_feature_shape(cam, &h, &w);
     if (attrib_input_load(&in, a.volume, cbq_net_spec(net), h ? h : 1, w ? w : 1, &err) != CBQ_OK)
         goto fail;
+    if (a.png && attrib_png_check_slices(&in, a.slices, &err) != CBQ_OK)
+        goto fail;
     maps = malloc(in.nz * in.H * in.W * sizeof *maps);
     if (!maps) {
         CBQ_FAIL(&err, CBQ_ERR_NOMEM, "out of memory for the map of %zu slices", in.nz);

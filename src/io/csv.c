@@ -390,3 +390,14 @@ int cbq_csv_writer_commit(cbq_csv_writer *w, cbq_error *err)
 }
 
 void cbq_csv_writer_abort(cbq_csv_writer *w) { cbq_atomic_abort(&w->af); }
+
+int cbq_csv_require_unique(const cbq_csv *t, size_t col, const char *what, cbq_error *err)
+{
+    /* Quadratic, but tables keyed this way (cohorts) have at most thousands of rows. */
+    for (size_t r = 1; r < t->n_rows; r++)
+        for (size_t q = 0; q < r; q++)
+            if (strcmp(cbq_csv_cell(t, r, col), cbq_csv_cell(t, q, col)) == 0)
+                return cbq_csv_fail(t, r, col, err, CBQ_ERR_FORMAT, "duplicate %s '%s'", what,
+                                    cbq_csv_cell(t, r, col));
+    return CBQ_OK;
+}

@@ -65,9 +65,6 @@ static int read_row(study_cohort *c, const cbq_csv *t, size_t r, const char *dir
     if (!parse_split(split, &v->split))
         return cbq_csv_fail(t, r, (size_t)csplit, err, CBQ_ERR_FORMAT,
                             "expected train, val or test, got '%s'", split);
-    for (size_t q = 0; q < r; q++)
-        if (strcmp(c->v[q].id, v->id) == 0)
-            return cbq_csv_fail(t, r, cid, err, CBQ_ERR_FORMAT, "duplicate volume id '%s'", id);
     return CBQ_OK;
 }
 
@@ -80,6 +77,8 @@ int study_cohort_read(study_cohort *c, const char *csv_path, cbq_error *err)
     int rc = cbq_csv_require_col(&t, "volume_id", &cid, err);
     if (rc == CBQ_OK)
         rc = cbq_csv_require_col(&t, "path", &cpath, err);
+    if (rc == CBQ_OK)
+        rc = cbq_csv_require_unique(&t, cid, "volume id", err);
     if (rc == CBQ_OK && t.n_rows == 0)
         rc = CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: no volumes", csv_path);
     if (rc == CBQ_OK && !(c->v = calloc(t.n_rows, sizeof *c->v)))
