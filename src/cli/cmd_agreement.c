@@ -7,7 +7,7 @@
 #include "cbctiq/csv.h"
 #include "cbctiq/ratings.h"
 #include "cli.h"
-#include "cli_json.h"
+#include "cbctiq/json_file.h"
 
 const char cli_agreement_usage[] =
     "usage: cbctiq agreement --ratings ratings.csv [--raters raters.csv] --out agreement.csv\n"
@@ -117,7 +117,7 @@ int cli_agreement(int argc, char **argv)
         cJSON *root = cJSON_CreateObject();
         cJSON_AddItemToObject(root, "agreement", doc);
         doc = root;
-        rc = cli_write_json(doc, json, &err);
+        rc = cbq_json_write(doc, json, &err);
     }
     cJSON_Delete(doc);
     return rc == CBQ_OK ? CLI_EXIT_OK : cli_report(&err);

@@ -10,7 +10,7 @@
 #include "cbctiq/csv.h"
 #include "cbctiq/ratings.h"
 #include "cli.h"
-#include "cli_json.h"
+#include "cbctiq/json_file.h"
 
 enum { MAX_GIVEN = 8 };
 
@@ -247,7 +247,7 @@ int cli_correlate(int argc, char **argv)
         cJSON_AddNumberToObject(doc, "seed", (double)a.opts.seed);
         cJSON_AddNumberToObject(doc, "n_boot", (double)a.opts.n_boot);
         cJSON_AddNumberToObject(doc, "n_perm", (double)a.opts.n_perm);
-        rc = cli_write_json(doc, a.out, &err);
+        rc = cbq_json_write(doc, a.out, &err);
     }
     if (rc == CBQ_OK && a.csv)
         rc = write_csv(doc, a.csv, &err);

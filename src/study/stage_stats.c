@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cbctiq/atomic_file.h"
+#include "cbctiq/json_file.h"
 #include "cbctiq/correlate.h"
 #include "cbctiq/csv.h"
 #include "study/ae_table.h"
@@ -60,18 +60,7 @@ static int write_json(const char *dir, const char *name, const cJSON *root, cbq_
 {
     char path[CBQ_STUDY_PATH_MAX + 64];
     CBQ_TRY(study_path(path, sizeof path, dir, name, err));
-    char *text = cJSON_Print(root);
-    if (!text)
-        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "%s: out of memory", path);
-    cbq_atomic_file af;
-    int rc = cbq_atomic_open(&af, path, err);
-    if (rc == CBQ_OK) {
-        fputs(text, af.fp);
-        fputc('\n', af.fp);
-        rc = cbq_atomic_commit(&af, err);
-    }
-    free(text);
-    return rc;
+    return cbq_json_write(root, path, err);
 }
 
 static int correlate_to(const study_ctx *ctx, const ae_table *t, x_kind xk, y_kind yk, int partial,

@@ -1,11 +1,11 @@
-/* cli_json.c - atomic JSON output for subcommands. */
-#include "cli_json.h"
+/* json_file.c - atomic JSON output (see json_file.h). */
+#include "cbctiq/json_file.h"
 
 #include <stdlib.h>
 
 #include "cbctiq/atomic_file.h"
 
-int cli_write_json(const cJSON *doc, const char *path, cbq_error *err)
+int cbq_json_write(const cJSON *doc, const char *path, cbq_error *err)
 {
     char *text = cJSON_Print(doc);
     if (!text)
