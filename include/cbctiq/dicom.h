@@ -51,7 +51,12 @@ typedef struct {
     double slice_spacing;        /* mm between slice centres along the normal */
     double rescale_slope, rescale_intercept;   /* of the first slice */
     double hu_min, hu_max;
+    size_t n_padding;            /* voxels marked by PixelPaddingValue, set to air */
 } cbq_dicom_meta;
+
+/* HU given to voxels whose stored value is PixelPaddingValue (or within
+ * PixelPaddingRangeLimit): air, not whatever the rescale makes of them. */
+#define CBQ_DICOM_PADDING_HU (-1024.0)
 
 /* Image series found under `folder` (or the folder of a file). The caller
  * frees *series with free(). Zero series is not an error here. */
@@ -60,8 +65,9 @@ int cbq_dicom_find_series(cbq_dicom_series_info **series, size_t *n_series, cons
 
 /* Reads one series. `path`: a folder (searched recursively) or one file of
  * the series (its folder is searched for the rest). `series_uid`: NULL or
- * "" = the only series there. *vol is owned by the caller (cbq_volume_free);
- * meta may be NULL. */
+ * "" = the only series there. Voxels hold stored x RescaleSlope +
+ * RescaleIntercept, except padding (CBQ_DICOM_PADDING_HU). *vol is owned by
+ * the caller (cbq_volume_free); meta may be NULL. */
 int cbq_dicom_read_series(cbq_volume *vol, cbq_dicom_meta *meta, const char *path,
                           const char *series_uid, cbq_error *err);
 

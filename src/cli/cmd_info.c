@@ -83,8 +83,8 @@ static void print_json(const char *path, const cbq_volume *vol, const cbq_volume
             json_str(stdout, vals[i]);
         }
         printf(", \"n_slices\": %zu, \"slice_spacing\": %.17g, \"rescale_slope\": %.17g, "
-               "\"rescale_intercept\": %.17g}", m->n_slices, m->slice_spacing, m->rescale_slope,
-               m->rescale_intercept);
+               "\"rescale_intercept\": %.17g, \"padding_voxels\": %zu}", m->n_slices,
+               m->slice_spacing, m->rescale_slope, m->rescale_intercept, m->n_padding);
     }
     printf("}\n");
 }
@@ -119,6 +119,9 @@ static void print_text(const char *path, const cbq_volume *vol, const cbq_volume
         printf("slices:       %zu, %.4f mm apart; rescale slope %g, intercept %g\n",
                src->dicom.n_slices, src->dicom.slice_spacing, src->dicom.rescale_slope,
                src->dicom.rescale_intercept);
+        if (src->dicom.n_padding)
+            printf("padding:      %zu voxels marked by PixelPaddingValue, read as %g HU\n",
+                   src->dicom.n_padding, CBQ_DICOM_PADDING_HU);
     }
 }
 

@@ -397,8 +397,73 @@ void slice_range(const float *v, size_t n, float *lo, float *hi)
     *hi = b;
 }
 
+/* Stored values equal to PixelPaddingValue, or between it and
+ * PixelPaddingRangeLimit, lie outside the reconstructed image (PS3.3
+ * C.7.5.1.1.2). Rescaled they can land anywhere, e.g. 65535 stored with
+ * intercept -1024 reads as 64511 HU, brighter than metal; they become air. */
+struct Padding {
+    bool present = false;
+    long long lo = 0, hi = 0;
+};
+
+bool get_stored_value(DcmItem *ds, const DcmTagKey &tag, bool is_signed, long long *v)
+{
+    DcmElement *el = nullptr;
+    if (ds->findAndGetElement(tag, el).bad() || !el || el->getVM() < 1)
+        return false;
+    Uint16 u;
+    Sint16 s;
+    Uint32 u32;
+    Sint32 s32;
+    if (el->getUint16(u).good())
+        *v = is_signed ? (long long)(Sint16)u : (long long)u; /* US read where SS was meant */
+    else if (el->getSint16(s).good())
+        *v = s;
+    else if (el->getUint32(u32).good())
+        *v = is_signed ? (long long)(Sint32)u32 : (long long)u32;
+    else if (el->getSint32(s32).good())
+        *v = s32;
+    else
+        return false;
+    return true;
+}
+
+Padding read_padding(DcmItem *ds, bool is_signed)
+{
+    Padding p;
+    long long a = 0, b = 0;
+    if (!get_stored_value(ds, DCM_PixelPaddingValue, is_signed, &a))
+        return p;
+    if (!get_stored_value(ds, DCM_PixelPaddingRangeLimit, is_signed, &b))
+        b = a;
+    p.present = true;
+    p.lo = a < b ? a : b;
+    p.hi = a < b ? b : a;
+    return p;
+}
+
+template <typename T>
+size_t apply_padding(const T *raw, size_t n, const Padding &p, float *out)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++)
+        if ((long long)raw[i] >= p.lo && (long long)raw[i] <= p.hi) {
+            out[i] = (float)CBQ_DICOM_PADDING_HU;
+            count++;
+        }
+    return count;
+}
+
+template <typename T>
+size_t stored_to_hu(const void *raw, size_t n, double slope, double inter, const Padding &p,
+                    float *out)
+{
+    to_hu((const T *)raw, n, slope, inter, out);
+    return p.present ? apply_padding((const T *)raw, n, p, out) : 0;
+}
+
 int decode_slice(const SliceHeader &h, float *out, double *slope_out, double *inter_out,
-                 cbq_error *err)
+                 size_t *n_padding, cbq_error *err)
 {
     DcmFileFormat ff;
     OFCondition cond = ff.loadFile(h.path.c_str());
@@ -452,18 +517,16 @@ int decode_slice(const SliceHeader &h, float *out, double *slope_out, double *in
                         "%s: pixel data holds %lu bytes, %ux%u pixels of %u bits need %zu: "
                         "truncated file", h.path.c_str(), (unsigned long)px->getLength(), h.cols,
                         h.rows, bits, need);
-    if (bits == 8 && repr)
-        to_hu((const int8_t *)raw, n, slope, inter, out);
-    else if (bits == 8)
-        to_hu((const uint8_t *)raw, n, slope, inter, out);
-    else if (bits == 16 && repr)
-        to_hu((const int16_t *)raw, n, slope, inter, out);
+    Padding pad = read_padding(ds, repr != 0);
+    if (bits == 8)
+        *n_padding = repr ? stored_to_hu<int8_t>(raw, n, slope, inter, pad, out)
+                          : stored_to_hu<uint8_t>(raw, n, slope, inter, pad, out);
     else if (bits == 16)
-        to_hu((const uint16_t *)raw, n, slope, inter, out);
-    else if (repr)
-        to_hu((const int32_t *)raw, n, slope, inter, out);
+        *n_padding = repr ? stored_to_hu<int16_t>(raw, n, slope, inter, pad, out)
+                          : stored_to_hu<uint16_t>(raw, n, slope, inter, pad, out);
     else
-        to_hu((const uint32_t *)raw, n, slope, inter, out);
+        *n_padding = repr ? stored_to_hu<int32_t>(raw, n, slope, inter, pad, out)
+                          : stored_to_hu<uint32_t>(raw, n, slope, inter, pad, out);
     return CBQ_OK;
 }
 
@@ -554,9 +617,12 @@ int read_series(cbq_volume *vol, cbq_dicom_meta *meta, const char *path, const c
     size_t plane = (size_t)first.rows * first.cols;
     double slope0 = 1, inter0 = 0;
     float lo = INFINITY, hi = -INFINITY;
+    size_t n_padding = 0;
     for (size_t k = 0; k < slices->size(); k++) {
         double slope = 1, inter = 0;
-        int rc = decode_slice((*slices)[k], vol->data + k * plane, &slope, &inter, err);
+        size_t padded = 0;
+        int rc = decode_slice((*slices)[k], vol->data + k * plane, &slope, &inter, &padded, err);
+        n_padding += padded;
         if (rc != CBQ_OK) {
             cbq_volume_free(vol);
             return rc;
@@ -576,6 +642,7 @@ int read_series(cbq_volume *vol, cbq_dicom_meta *meta, const char *path, const c
         meta->rescale_intercept = inter0;
         meta->hu_min = lo;
         meta->hu_max = hi;
+        meta->n_padding = n_padding;
     }
     return CBQ_OK;
 }

@@ -92,14 +92,21 @@ def compare_with_dcm2niix(name, folder, vox, aff):
 
 
 def case(name, iop, step, slope, intercept, signed=True, ts=None, rows=24, cols=30, n=7,
-         spacing=(0.7, 0.8), first=(-20.0, 35.5, 100.25), encode=None, d2n=True):
+         spacing=(0.7, 0.8), first=(-20.0, 35.5, 100.25), encode=None, d2n=True, extra=None,
+         mark=None):
     folder = os.path.join(args.workdir, name)
     lo, hi = (-2000, 3000) if signed else (0, 4000)
     pixels = rng.integers(lo, hi, size=(n, rows, cols))
+    if mark is not None:  # stored value written over a corner of every slice
+        pixels[:, :3, :4] = mark
     kw = {"ts": ts} if ts else {}
+    if extra:
+        kw["extra"] = extra
     uids = dicomgen.write_series(folder, pixels, iop, first, spacing, step, slope, intercept,
                                  signed=signed, rng=rng, **kw)
     want, ras, dss = dicomgen.read_back(folder)
+    n_padding = int(sum(dicomgen.padding_mask(d).sum() for d in dss))
+    check(bool(extra) == (n_padding > 0), f"{name}: {n_padding} padding voxels written")
     if encode:  # lossless: the decoded voxels must equal the originals
         enc = folder + "_" + encode[0]
         os.makedirs(enc)
@@ -134,7 +141,8 @@ def case(name, iop, step, slope, intercept, signed=True, ts=None, rows=24, cols=
         d = info["dicom"]
         check(d["series_uid"] == uids["series_uid"] and d["n_slices"] == n and
               d["modality"] == "CT" and d["transfer_syntax_uid"] == dss[0].file_meta.TransferSyntaxUID
-              and d["rescale_slope"] == slope and d["rescale_intercept"] == intercept,
+              and d["rescale_slope"] == slope and d["rescale_intercept"] == intercept
+              and d["padding_voxels"] == n_padding,
               f"{name}: metadata {d}")
         check(info["hu_min"] == float(want.min()) and info["hu_max"] == float(want.max()),
               f"{name}: HU range")
@@ -153,6 +161,12 @@ case("oblique", list(R[:, 0]) + list(R[:, 1]), 1.5, 1.0, -1024.0)
 case("rle", AX, 2.0, 1.0, -1024.0, encode=("rle", "dcmcrle"))
 case("jpeg_lossless", AX, 2.0, 1.0, -1024.0, encode=("jpegll", "dcmcjpeg", "+e1"))
 case("single_slice", AX, 2.0, 1.0, -1024.0, n=1, d2n=False)
+# Padding outside the reconstructed circle: 65535 stored would read as 64511 HU
+# (dcm2niix does not apply padding, so it is not compared there).
+case("padding_unsigned", AX, 2.0, 1.0, -1024.0, signed=False, mark=65535, d2n=False,
+     extra={"PixelPaddingValue": 65535})
+case("padding_range_signed", AX, 2.0, 1.0, -1024.0, ts=ExplicitVRLittleEndian, d2n=False,
+     extra={"PixelPaddingValue": -2000, "PixelPaddingRangeLimit": -1500})
 
 # Two series in one folder: an error that lists both, unless --series picks one.
 two = os.path.join(args.workdir, "two_series")

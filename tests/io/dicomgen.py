@@ -24,11 +24,12 @@ def _meta(sop_class, sop_uid, ts):
 def write_series(folder, pixels, iop, first_pos, spacing, slice_step, slope=1.0, intercept=0.0,
                  signed=True, ts=ImplicitVRLittleEndian, rng=None, descending=False,
                  series_uid=None, frame_uid=None, description="synthetic CT", names=None,
-                 positions=None):
+                 positions=None, extra=None):
     """pixels: [n, rows, cols] stored values; iop: 6 direction cosines (LPS);
     first_pos: IPP of pixels[0]; spacing: (between rows, between columns);
     slice_step: mm between slices along the normal. Writes one file per
-    slice with random names (or `names`), in shuffled order. Returns UIDs."""
+    slice with random names (or `names`), in shuffled order; `extra`: more
+    attributes for every slice (e.g. PixelPaddingValue). Returns UIDs."""
     os.makedirs(folder, exist_ok=True)
     rng = rng or np.random.default_rng(0)
     series_uid = series_uid or generate_uid()
@@ -75,6 +76,8 @@ def write_series(folder, pixels, iop, first_pos, spacing, slice_step, slope=1.0,
         ds.HighBit = 15
         ds.PixelRepresentation = 1 if signed else 0
         ds.PixelData = pixels[idx].astype(np.int16 if signed else np.uint16).tobytes()
+        for key, value in (extra or {}).items():
+            setattr(ds, key, value)
         ds.save_as(os.path.join(folder, name), write_like_original=False)
     return {"series_uid": series_uid, "frame_uid": frame_uid, "sop_uids": sop_uids}
 
@@ -122,6 +125,28 @@ def write_rtstruct(path, series_uid, frame_uid, rois):
     ds.save_as(path, write_like_original=False)
 
 
+PADDING_HU = -1024.0  # what cbctiq makes of padding: air
+
+
+def padding_mask(ds):
+    """Stored values marked as padding (PS3.3 C.7.5.1.1.2: PixelPaddingValue,
+    up to PixelPaddingRangeLimit when given)."""
+    stored = ds.pixel_array
+    if "PixelPaddingValue" not in ds:
+        return np.zeros(stored.shape, bool)
+    a = int(ds.PixelPaddingValue)
+    b = int(ds.get("PixelPaddingRangeLimit", a))
+    return (stored >= min(a, b)) & (stored <= max(a, b))
+
+
+def _to_hu(ds):
+    """pydicom's modality LUT, with padding read as air."""
+    hu = pydicom.pixel_data_handlers.util.apply_modality_lut(ds.pixel_array, ds)
+    hu = hu.astype(np.float64)
+    hu[padding_mask(ds)] = PADDING_HU
+    return hu
+
+
 def read_back(folder):
     """What pydicom reads: slices sorted along the normal, HU, LPS affine
     (DICOM PS3.3 C.7.6.2.1.1), converted to RAS+ as NIfTI defines it."""
@@ -131,8 +156,7 @@ def read_back(folder):
     r, c = iop[:3], iop[3:]
     normal = np.cross(r, c)
     dss.sort(key=lambda d: float(np.dot(np.array(d.ImagePositionPatient, float), normal)))
-    hu = np.stack([pydicom.pixel_data_handlers.util.apply_modality_lut(d.pixel_array, d)
-                   for d in dss]).astype(np.float64)  # [k, row, col]
+    hu = np.stack([_to_hu(d) for d in dss])  # [k, row, col]
     ps = np.array(dss[0].PixelSpacing, float)
     p0 = np.array(dss[0].ImagePositionPatient, float)
     pn = np.array(dss[-1].ImagePositionPatient, float)
