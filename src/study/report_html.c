@@ -344,7 +344,7 @@ int cbq_report_table(cbq_report *r, const char *stem, const char *caption, size_
         for (size_t c = 0; c < n_cols; c++) {
             const char *cell = cells[i * n_cols + c];
             sb_puts(b, looks_numeric(cell)                       ? "<td class=\"num\">"
-                       : strlen(cell) > LONG_TEXT_CHARS ? "<td class=\"text\">"
+                       : cell && strlen(cell) > LONG_TEXT_CHARS ? "<td class=\"text\">"
                                                         : "<td>");
             html_text(b, cell);
             sb_puts(b, "</td>");
