@@ -22,6 +22,7 @@ typedef struct {
     cbq_volume *structure;     /* 0/1 structure of the category, NULL when none */
     unsigned char *mask;       /* the shown slice of `structure`, NULL when none */
     size_t slice;              /* the shown axial slice */
+    const char *slice_by;      /* how it was chosen */
     double z_lo, z_hi;         /* the structure's extent along z (mm), NaN when none */
 } pick_view;
 
@@ -108,6 +109,7 @@ static void choose_slice(pick_view *pv)
             first = z < first ? z : first, last = z;
     }
     pv->slice = best;
+    pv->slice_by = pv->structure ? "structure area" : by ? "map sum" : "middle";
     pv->z_lo = first < nz ? study_slice_z_mm(&pv->vol, first) : NAN;
     pv->z_hi = first < nz ? study_slice_z_mm(&pv->vol, last) : NAN;
 }
@@ -203,8 +205,47 @@ static int overlay_figure(cbq_report *r, const study_ctx *ctx, const ae_category
     return rc;
 }
 
+/* The volumes shown, one row each, as a table after the figures (the ids
+ * can be copied, and tests check the choice). */
+static const char *const SHOWN_HEADER[] = {"category", "shown", "volume_id", "ae", "consensus",
+                                           "slice", "z_mm", "slice_chosen_by"};
+enum { SHOWN_COLS = sizeof SHOWN_HEADER / sizeof SHOWN_HEADER[0], SHOWN_CELL = 96 };
+typedef struct {
+    char (*cell)[SHOWN_CELL]; /* n_rows x SHOWN_COLS */
+    size_t n_rows;
+} shown_table;
+
+static void shown_add(shown_table *st, const study_ctx *ctx, const ae_category *ac, size_t k,
+                      const pick_view *pv)
+{
+    char (*c)[SHOWN_CELL] = st->cell + st->n_rows++ * SHOWN_COLS;
+    snprintf(c[0], SHOWN_CELL, "%s", ctx->categories[k]);
+    snprintf(c[1], SHOWN_CELL, "%s", pv->role);
+    snprintf(c[2], SHOWN_CELL, "%s", ac->volumes[pv->row]);
+    snprintf(c[3], SHOWN_CELL, "%.9g", ac->ae[pv->row]);
+    snprintf(c[4], SHOWN_CELL, "%.6g", ac->consensus[pv->row]);
+    snprintf(c[5], SHOWN_CELL, "%zu", pv->slice);
+    snprintf(c[6], SHOWN_CELL, "%.2f", study_slice_z_mm(&pv->vol, pv->slice));
+    snprintf(c[7], SHOWN_CELL, "%s", pv->slice_by);
+}
+
+static int shown_write(cbq_report *r, const shown_table *st, cbq_error *err)
+{
+    const char **cells = malloc((st->n_rows * SHOWN_COLS + 1) * sizeof *cells);
+    if (!cells)
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < st->n_rows * SHOWN_COLS; i++)
+        cells[i] = st->cell[i];
+    int rc = cbq_report_table(r, "maps_shown",
+                              "The volumes of the figures above: AE, consensus, the axial slice "
+                              "shown (canonical index, inferior to superior) with its z and how "
+                              "it was chosen.", SHOWN_COLS, SHOWN_HEADER, st->n_rows, cells, err);
+    free(cells);
+    return rc;
+}
+
 static int category_figures(cbq_report *r, const study_ctx *ctx, const ae_table *t, size_t k,
-                            const report_profiles *prof, cbq_error *err)
+                            const report_profiles *prof, shown_table *st, cbq_error *err)
 {
     const ae_category *ac = &t->cat[k];
     size_t rows[N_PICKS], n = pick_rows(ac, rows);
@@ -226,6 +267,8 @@ static int category_figures(cbq_report *r, const study_ctx *ctx, const ae_table 
                                          .z_hi = pv[p].z_hi};
     if (rc == CBQ_OK)
         rc = report_profile_figure(r, ctx, prof, k, shown, n, ac->n, err);
+    for (size_t p = 0; p < n && rc == CBQ_OK; p++)
+        shown_add(st, ctx, ac, k, &pv[p]);
     for (size_t p = 0; p < N_PICKS; p++)
         pick_free(&pv[p]);
     return rc;
@@ -243,9 +286,14 @@ int report_map_figures(cbq_report *r, const study_ctx *ctx, const ae_table *t, c
     CBQ_TRY(cbq_report_paragraph(r, maps_note, err));
     report_profiles prof;
     CBQ_TRY(report_profiles_read(ctx, &prof, err));
-    int rc = CBQ_OK;
+    shown_table st = {.cell = calloc(ctx->n_categories * N_PICKS * SHOWN_COLS + 1,
+                                     sizeof *st.cell)};
+    int rc = st.cell ? CBQ_OK : CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
     for (size_t k = 0; k < ctx->n_categories && rc == CBQ_OK; k++)
-        rc = category_figures(r, ctx, t, k, &prof, err);
+        rc = category_figures(r, ctx, t, k, &prof, &st, err);
+    if (rc == CBQ_OK && st.n_rows > 0)
+        rc = shown_write(r, &st, err);
+    free(st.cell);
     report_profiles_free(&prof);
     return rc;
 }
