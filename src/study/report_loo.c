@@ -64,12 +64,12 @@ static int category_loo(const cJSON *root, const char *path, const char *cat, do
                         size_t cap, size_t *n, double *rho, cbq_error *err)
 {
     const cJSON *loo = loo_rho_array(root, cat);
-    if (!cJSON_IsArray(loo))
+    if (!cJSON_IsObject(category_obj(root, cat)) || (loo && !cJSON_IsArray(loo)))
         return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: categories.%s.loo.rho: expected an array",
                         path, cat);
     const cJSON *r = cJSON_GetObjectItemCaseSensitive(category_obj(root, cat), "rho");
     *rho = cJSON_IsNumber(r) ? r->valuedouble : NAN;
-    *n = 0;
+    *n = 0; /* no loo.rho: too few volumes, loo.reason says why */
     const cJSON *v;
     cJSON_ArrayForEach(v, loo) {
         if (cJSON_IsNumber(v) && *n < cap)
@@ -111,6 +111,18 @@ static int loo_chart(cbq_report *r, const study_ctx *ctx, const double *y, size_
                             "no single volume carries the correlation.", err);
 }
 
+/* Says why there is no figure (stats.json's loo.reason of the first
+ * category, e.g. too few test volumes). */
+static int no_loo_note(cbq_report *r, const cJSON *root, const study_ctx *ctx, cbq_error *err)
+{
+    const cJSON *loo = cJSON_GetObjectItemCaseSensitive(category_obj(root, ctx->categories[0]), "loo");
+    const cJSON *why = cJSON_GetObjectItemCaseSensitive(loo, "reason");
+    char text[600];
+    snprintf(text, sizeof text, "No leave-one-out rho to show: %.500s.",
+             cJSON_IsString(why) ? why->valuestring : "stats.json has none");
+    return cbq_report_paragraph(r, text, err);
+}
+
 int report_loo_figure(cbq_report *r, const study_ctx *ctx, cbq_error *err)
 {
     char path[CBQ_STUDY_PATH_MAX + 32];
@@ -133,8 +145,13 @@ int report_loo_figure(cbq_report *r, const study_ctx *ctx, cbq_error *err)
     for (size_t k = 0; k < K && rc == CBQ_OK; k++) {
         rc = category_loo(root, path, ctx->categories[k], y + k * cap, cap, &n[k], &full[k], err);
     }
-    if (rc == CBQ_OK)
+    size_t total = 0;
+    for (size_t k = 0; k < K; k++)
+        total += n[k];
+    if (rc == CBQ_OK && total > 0)
         rc = loo_chart(r, ctx, y, cap, n, full, seg, err);
+    else if (rc == CBQ_OK)
+        rc = no_loo_note(r, root, ctx, err);
     free(y);
     cJSON_Delete(root);
     return rc;

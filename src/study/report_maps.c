@@ -167,11 +167,10 @@ static int overlay_figure(cbq_report *r, const study_ctx *ctx, const ae_category
 {
     cbq_overlay_panel panels[N_PICKS];
     char titles[N_PICKS][320];
-    size_t plane = pv[0].vol.nx * pv[0].vol.ny;
     for (size_t p = 0; p < n; p++) {
         snprintf(titles[p], sizeof titles[p], "%.200s  AE %.4g  cons. %.2f  k %zu",
                  ac->volumes[pv[p].row], ac->ae[pv[p].row], ac->consensus[pv[p].row], pv[p].slice);
-        plane = pv[p].vol.nx * pv[p].vol.ny;
+        size_t plane = pv[p].vol.nx * pv[p].vol.ny; /* volumes may differ in size */
         panels[p] = (cbq_overlay_panel){.image = pv[p].vol.data + pv[p].slice * plane,
                                         .map = pv[p].map.data + pv[p].slice * plane,
                                         .mask = pv[p].mask, .width = pv[p].vol.nx,
