@@ -203,12 +203,18 @@ int main(int argc, char **argv)
     for (int c = 0; c < N_CAT; c++)
         strips[c] = (cbq_series){.kind = CBQ_SERIES_STRIP, .y = loo_all[c], .n = N_TEST, .strip_x = strip_x[c],
                                  .color = c};
-    double zero = 0.0;
-    cbq_series all[N_CAT + 1];
+    double zero = 0.0, bar_x[3 * N_CAT], bar_y[3 * N_CAT];
+    for (int c = 0; c < N_CAT; c++) { /* the study's full-sample rho: a bar across each strip */
+        bar_x[3 * c] = c - 0.38, bar_x[3 * c + 1] = c + 0.38, bar_x[3 * c + 2] = NAN;
+        bar_y[3 * c] = bar_y[3 * c + 1] = poster[c].rho, bar_y[3 * c + 2] = NAN;
+    }
+    cbq_series all[N_CAT + 2];
     memcpy(all, strips, sizeof strips);
     all[N_CAT] = (cbq_series){.kind = CBQ_SERIES_HLINE, .y = &zero, .n = 1, .color = 6, .dashed = 1};
+    all[N_CAT + 1] = (cbq_series){.kind = CBQ_SERIES_LINE, .label = "rho of all test volumes", .x = bar_x,
+                                  .y = bar_y, .n = 3 * N_CAT, .color = 1};
     cbq_chart strip = {.title = "Leave-one-out rho per category", .y_label = "Spearman rho", .series = all,
-                       .n_series = N_CAT + 1, .x_categories = categories, .n_categories = N_CAT, .width = 680,
+                       .n_series = N_CAT + 2, .x_categories = categories, .n_categories = N_CAT, .width = 680,
                        .height = 400};
     if (add_chart(r, &strip, "loo_strip", "Each point: rho with one test volume left out."))
         return 1;
