@@ -95,7 +95,8 @@ static double plane_sum(const cbq_volume *v, size_t z)
 }
 
 /* The structure's largest axial slice and z extent; without a structure
- * the slice with the largest map sum (the middle one without a map). */
+ * the slice with the largest map sum (the middle one without a map or
+ * when nothing is above zero). */
 static void choose_slice(pick_view *pv)
 {
     const cbq_volume *by = pv->structure ? pv->structure : pv->map.data ? &pv->map : NULL;
@@ -109,7 +110,8 @@ static void choose_slice(pick_view *pv)
             first = z < first ? z : first, last = z;
     }
     pv->slice = best;
-    pv->slice_by = pv->structure ? "structure area" : by ? "map sum" : "middle";
+    /* A zero map (AE 0) or an empty structure ranks no slice. */
+    pv->slice_by = !(best_sum > 0) ? "middle" : pv->structure ? "structure area" : "map sum";
     pv->z_lo = first < nz ? study_slice_z_mm(&pv->vol, first) : NAN;
     pv->z_hi = first < nz ? study_slice_z_mm(&pv->vol, last) : NAN;
 }

@@ -336,6 +336,8 @@ for c in CATS:
             per_slice, by = np.isin(lab, ids).sum(axis=(0, 1)), "structure area"
         # The cohort's k axis already runs inferior to superior, as the
         # canonical one does, so canonical slice k is the file's slice k.
+        if per_slice.max() <= 0:
+            by = "middle"  # nothing to rank the slices by (e.g. a zero map)
         if r["slice_chosen_by"] != by or not per_slice[k] >= per_slice.max() * (1 - 1e-6):
             fail(f"maps_shown {c} {role} {v}: slice {k} by {r['slice_chosen_by']} has "
                  f"{per_slice[k]}, the largest is {per_slice.max()} (slice {per_slice.argmax()})")
