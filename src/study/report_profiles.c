@@ -81,7 +81,7 @@ static void median_profile(double *xy, size_t n, size_t n_volumes, size_t *m)
     }
 }
 
-/* Splits pairs into x and y arrays (x = xy's buffer reused after copying). */
+/* Splits n (x, y) pairs into separate x and y arrays (cbq_series wants them so). */
 static void unzip(const double *xy, size_t n, double *x, double *y)
 {
     for (size_t i = 0; i < n; i++) {
