@@ -58,5 +58,9 @@ int study_model_dir(const study_ctx *ctx, char *buf, size_t cap, cbq_error *err)
  * label file). Caller frees each with cbq_volume_free + free. */
 int study_load_structures(const study_ctx *ctx, const cbq_volume *image, const study_volume *sv,
                           const char *labels_json, cbq_volume **structures, cbq_error *err);
+/* World superior coordinate (RAS+ mm) of canonical axial slice k of `vol`,
+ * taken at the slice's centre voxel (in an oblique volume z varies across a
+ * slice). profiles.csv's z_mm. */
+double study_slice_z_mm(const cbq_volume *vol, size_t k);
 
 #endif

@@ -296,6 +296,11 @@ static int write_csv(const char *path, size_t n_cols, const char *const *header,
     return cbq_atomic_commit(&af, err);
 }
 
+/* A text cell longer than this is a sentence (e.g. atypical.csv's reason):
+ * it gets a minimum width so that a wide table beside it does not squeeze
+ * it to one word per line. */
+enum { LONG_TEXT_CHARS = 24 };
+
 /* A number, possibly signed, with an optional exponent or trailing '%'. */
 static int looks_numeric(const char *s)
 {
@@ -338,7 +343,9 @@ int cbq_report_table(cbq_report *r, const char *stem, const char *caption, size_
         sb_puts(b, "<tr>");
         for (size_t c = 0; c < n_cols; c++) {
             const char *cell = cells[i * n_cols + c];
-            sb_puts(b, looks_numeric(cell) ? "<td class=\"num\">" : "<td>");
+            sb_puts(b, looks_numeric(cell)                       ? "<td class=\"num\">"
+                       : cell && strlen(cell) > LONG_TEXT_CHARS ? "<td class=\"text\">"
+                                                        : "<td>");
             html_text(b, cell);
             sb_puts(b, "</td>");
         }
@@ -427,6 +434,7 @@ static const char report_css[] =
     "th{background:#eef2f6}\n"
     "tbody tr:nth-child(even){background:#f8f9fb}\n"
     "td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}\n"
+    "td.text{min-width:22em;max-width:40em}\n"
     "figure{margin:1.2em 0;display:inline-block;vertical-align:top;max-width:100%}\n"
     "figure img{max-width:100%;height:auto;border:1px solid #e3e3e3}\n"
     "figcaption{font-size:0.9em;color:#444;margin-top:4px;max-width:720px}\n"

@@ -1,7 +1,8 @@
 /* stage_attrib.c - stage 5: Grad-CAM (or the configured CAM method) on every
  * used axial slice of every test volume, Attribution Energy per volume and
  * category (ae.csv, formats.md, plus the columns the mission's caveat asks
- * for), and optionally the maps as NIfTI volumes on the CBCT's grid. */
+ * for), its per-slice profile along z (profiles.csv, for the report's
+ * z-profiles), and optionally the maps as NIfTI volumes on the CBCT's grid. */
 #define _POSIX_C_SOURCE 200809L
 #include "study/pipeline.h"
 
@@ -21,6 +22,8 @@ static const char *const AE_HEADER[] = {
     "ae_in_structure", "structure_fraction", "target_layer", "ae_feature_pre", "ae_clipped",
     "pred_minus_bias_sum", "identity_holds"};
 enum { AE_COLS = sizeof AE_HEADER / sizeof AE_HEADER[0] };
+static const char *const PROFILE_HEADER[] = {"volume_id", "category", "slice", "z_mm", "ae", "pred"};
+enum { PROFILE_COLS = sizeof PROFILE_HEADER / sizeof PROFILE_HEADER[0] };
 
 typedef struct {
     const study_ctx *ctx;
@@ -28,7 +31,7 @@ typedef struct {
     cbq_cam *cam;
     size_t out_index[STUDY_MAX_CATEGORIES];
     size_t H, W;
-    cbq_csv_writer w;
+    cbq_csv_writer w, prof;
     char labels_json[CBQ_STUDY_PATH_MAX];
     double ae_sum;
     size_t ae_n;
@@ -132,6 +135,23 @@ static int put_row(attrib_run *a, const study_volume *sv, size_t k, const cbq_ae
     return cbq_csv_end_row(w, err);
 }
 
+/* One profiles.csv row per used slice: the slice sums that add up to AE. */
+static int put_profile(attrib_run *a, const study_volume *sv, const cbq_volume *vol, size_t k,
+                       const size_t *ks, const cbq_ae *ae, cbq_error *err)
+{
+    cbq_csv_writer *w = &a->prof;
+    for (size_t i = 0; i < ae->n_slices; i++) {
+        cbq_csv_put_str(w, sv->id);
+        cbq_csv_put_str(w, a->ctx->categories[k]);
+        cbq_csv_put_int(w, (long long)ks[i]);
+        cbq_csv_put_double(w, study_slice_z_mm(vol, ks[i]));
+        cbq_csv_put_double(w, ae->profile[i]);
+        cbq_csv_put_double(w, ae->slice_pred[i]);
+        CBQ_TRY(cbq_csv_end_row(w, err));
+    }
+    return CBQ_OK;
+}
+
 static int attrib_volume(attrib_run *a, const study_volume *sv, cbq_progress *prog,
                          cbq_error *err)
 {
@@ -175,6 +195,8 @@ static int attrib_volume(attrib_run *a, const study_volume *sv, cbq_progress *pr
                                NULL, prog, err);
     for (size_t k = 0; rc == CBQ_OK && k < K; k++)
         rc = put_row(a, sv, k, &ae[a->out_index[k]], err);
+    for (size_t k = 0; rc == CBQ_OK && k < K; k++)
+        rc = put_profile(a, sv, &vol, k, ks, &ae[a->out_index[k]], err);
     if (rc == CBQ_OK && cfg->attrib.save_maps) {
         float *by_cat[STUDY_MAX_CATEGORIES];
         for (size_t k = 0; k < K; k++)
@@ -215,6 +237,18 @@ static int open_cam(attrib_run *a, cbq_error *err)
     return CBQ_OK;
 }
 
+/* Abandons the writers opened (ae.csv, then profiles.csv); aborting one
+ * already committed only removes its temporary name, which is gone. An
+ * ae.csv committed without its profile leaves the stage unstamped, so the
+ * next run empties the folder and redoes it. */
+static void close_writers(attrib_run *a, int n_open)
+{
+    if (n_open == 2)
+        cbq_csv_writer_abort(&a->prof);
+    if (n_open >= 1)
+        cbq_csv_writer_abort(&a->w);
+}
+
 int study_stage_attrib(study_ctx *ctx, cbq_error *err)
 {
     attrib_run a;
@@ -232,10 +266,15 @@ int study_stage_attrib(study_ctx *ctx, cbq_error *err)
         a.labels_json[0] = '\0';
     if (rc == CBQ_OK)
         rc = open_cam(&a, err);
+    int n_open = 0;
     if (rc == CBQ_OK && (rc = study_path(path, sizeof path, ctx->dir[CBQ_STAGE_ATTRIB], "ae.csv",
-                                         err)) == CBQ_OK)
-        rc = cbq_csv_writer_open(&a.w, path, AE_HEADER, AE_COLS, err);
-    int writer_open = rc == CBQ_OK;
+                                         err)) == CBQ_OK &&
+        (rc = cbq_csv_writer_open(&a.w, path, AE_HEADER, AE_COLS, err)) == CBQ_OK)
+        n_open = 1;
+    if (rc == CBQ_OK && (rc = study_path(path, sizeof path, ctx->dir[CBQ_STAGE_ATTRIB],
+                                         "profiles.csv", err)) == CBQ_OK &&
+        (rc = cbq_csv_writer_open(&a.prof, path, PROFILE_HEADER, PROFILE_COLS, err)) == CBQ_OK)
+        n_open = 2;
     size_t n_test = 0;
     for (size_t i = 0; i < c.n; i++)
         n_test += c.v[i].split == SPLIT_TEST;
@@ -247,10 +286,10 @@ int study_stage_attrib(study_ctx *ctx, cbq_error *err)
             cbq_progress_step(&prog, 1);
         }
     cbq_progress_end(&prog);
-    if (rc == CBQ_OK)
-        rc = cbq_csv_writer_commit(&a.w, err);
-    else if (writer_open)
-        cbq_csv_writer_abort(&a.w);
+    if (rc == CBQ_OK && (rc = cbq_csv_writer_commit(&a.w, err)) == CBQ_OK)
+        rc = cbq_csv_writer_commit(&a.prof, err);
+    if (rc != CBQ_OK)
+        close_writers(&a, n_open);
     snprintf(ctx->summary, sizeof ctx->summary, "%s AE of %zu test volumes x %zu categories on %s%s",
              ctx->cfg->attrib.method, n_test, ctx->n_categories,
              a.cam ? cbq_cam_target_name(a.cam) : "?",

@@ -13,41 +13,79 @@
 #include "cbctiq/report.h"
 #include "cbctiq/stats.h"
 #include "study/ae_table.h"
+#include "study/report_figures.h"
 
-/* A CSV shown as a table, numbers rounded to 4 significant digits. */
-static int csv_table(cbq_report *r, const char *dir, const char *name, const char *stem,
-                     const char *caption, cbq_error *err)
+/* Column order for display: the columns named in `lead` (those present)
+ * first, in that order, then the others in file order. */
+static void lead_order(const cbq_csv *t, const char *const *lead, size_t n_lead, size_t *perm)
+{
+    size_t n = 0;
+    for (size_t l = 0; l < n_lead; l++)
+        for (size_t c = 0; c < t->n_cols; c++)
+            if (strcmp(t->header[c], lead[l]) == 0)
+                perm[n++] = c;
+    for (size_t c = 0; c < t->n_cols; c++) {
+        int led = 0;
+        for (size_t l = 0; l < n_lead; l++)
+            led |= strcmp(t->header[c], lead[l]) == 0;
+        if (!led)
+            perm[n++] = c;
+    }
+}
+
+/* One cell for display: numbers with a decimal point rounded to 4
+ * significant digits, anything else as it is. */
+static char *display_cell(const char *s)
+{
+    char *end = NULL;
+    double v = s[0] ? strtod(s, &end) : NAN;
+    char buf[64];
+    if (s[0] && end && !*end && strchr(s, '.')) {
+        snprintf(buf, sizeof buf, "%.4g", v);
+        return strdup(buf);
+    }
+    return strdup(s);
+}
+
+/* A CSV shown as a table (columns in `lead` first, see lead_order). */
+static int csv_table_lead(cbq_report *r, const char *dir, const char *name, const char *stem,
+                          const char *caption, const char *const *lead, size_t n_lead,
+                          cbq_error *err)
 {
     char path[CBQ_STUDY_PATH_MAX + 64];
     CBQ_TRY(study_path(path, sizeof path, dir, name, err));
     cbq_csv t;
     CBQ_TRY(cbq_csv_read(&t, path, err));
-    size_t n = t.n_rows * t.n_cols;
+    size_t n = t.n_rows * t.n_cols, *perm = malloc((t.n_cols + 1) * sizeof *perm);
     char **cells = calloc(n + 1, sizeof *cells);
-    int rc = cells ? CBQ_OK : CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; i < n && rc == CBQ_OK; i++) {
-        const char *s = t.cells[i];
-        char *end = NULL;
-        double v = s[0] ? strtod(s, &end) : NAN;
-        char buf[64];
-        if (s[0] && end && !*end && strchr(s, '.'))
-            snprintf(buf, sizeof buf, "%.4g", v);
-        else
-            snprintf(buf, sizeof buf, "%.63s", s);
-        if (!(cells[i] = strdup(buf)))
-            rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
-    }
+    const char **header = malloc((t.n_cols + 1) * sizeof *header);
+    int rc = cells && perm && header ? CBQ_OK : CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
     if (rc == CBQ_OK)
-        rc = cbq_report_table(r, stem, caption, t.n_cols, (const char *const *)t.header,
-                              t.n_rows, (const char *const *)cells, err);
+        lead_order(&t, lead, n_lead, perm);
+    for (size_t c = 0; c < t.n_cols && rc == CBQ_OK; c++)
+        header[c] = t.header[perm[c]];
+    for (size_t i = 0; i < n && rc == CBQ_OK; i++)
+        if (!(cells[i] = display_cell(cbq_csv_cell(&t, i / t.n_cols, perm[i % t.n_cols]))))
+            rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
+    if (rc == CBQ_OK)
+        rc = cbq_report_table(r, stem, caption, t.n_cols, header, t.n_rows,
+                              (const char *const *)cells, err);
     for (size_t i = 0; cells && i < n; i++)
         free(cells[i]);
     free(cells);
+    free(header);
+    free(perm);
     cbq_csv_free(&t);
     return rc;
 }
 
-static int add_chart(cbq_report *r, const cbq_chart *c, const char *stem, const char *caption,
+static int csv_table(cbq_report *r, const char *dir, const char *name, const char *stem,
+                     const char *caption, cbq_error *err)
+{
+    return csv_table_lead(r, dir, name, stem, caption, NULL, 0, err);
+}
+
+int report_add_chart(cbq_report *r, const cbq_chart *c, const char *stem, const char *caption,
                      cbq_error *err)
 {
     cbq_figure *fig = NULL;
@@ -102,7 +140,7 @@ static int ae_scatter(cbq_report *r, const study_ctx *ctx, const ae_category *ac
     cbq_chart chart = {.title = title, .x_label = "consensus score", .y_label = "AE",
                        .series = s, .n_series = 2, .annotation = note};
     if (rc == CBQ_OK)
-        rc = add_chart(r, &chart, stem, caption, err);
+        rc = report_add_chart(r, &chart, stem, caption, err);
     free(order);
     free(fit);
     return rc;
@@ -116,14 +154,14 @@ static int pred_scatter(cbq_report *r, const study_ctx *ctx, const ae_table *t, 
                             .x = t->cat[k].pred, .y = t->cat[k].ae, .n = t->cat[k].n, .color = -1};
     cbq_chart c = {.title = "AE vs the model's own prediction", .x_label = "prediction (mean over slices)",
                    .y_label = "AE", .series = s, .n_series = ctx->n_categories};
-    CBQ_TRY(add_chart(r, &c, "ae_vs_prediction", "AE of each test volume and category against "
+    CBQ_TRY(report_add_chart(r, &c, "ae_vs_prediction", "AE of each test volume and category against "
                       "the model's volume-level prediction: with a GAP + linear head AE is close "
                       "to n_slices x (prediction - bias).", err));
     for (size_t k = 0; k < ctx->n_categories; k++)
         s[k].x = t->cat[k].consensus, s[k].y = t->cat[k].pred;
     cbq_chart c2 = {.title = "Prediction vs consensus (test split)", .x_label = "consensus score",
                     .y_label = "prediction", .series = s, .n_series = ctx->n_categories};
-    return add_chart(r, &c2, "prediction_vs_consensus",
+    return report_add_chart(r, &c2, "prediction_vs_consensus",
                      "Model performance: volume-level prediction against consensus, per category.",
                      err);
 }
@@ -160,89 +198,21 @@ static int training_chart(cbq_report *r, const study_ctx *ctx, cbq_error *err)
     cbq_chart c = {.title = "Training", .x_label = "epoch", .y_label = "MSE loss", .series = s,
                    .n_series = 2};
     if (rc == CBQ_OK && t.n_rows > 0)
-        rc = add_chart(r, &c, "training_loss", "Training and validation loss per epoch; the "
+        rc = report_add_chart(r, &c, "training_loss", "Training and validation loss per epoch; the "
                        "best validation epoch's weights are kept.", err);
     free(v);
     cbq_csv_free(&t);
     return rc;
 }
 
-/* The middle used slice of one test volume with every category's map over
- * it, on one colour scale (maps from the attribution stage, canonical grid). */
-static int overlay_montage(cbq_report *r, const study_ctx *ctx, const char *volume_id,
-                           const char *volume_path, cbq_error *err)
+/* atypical.csv with the words (flag and reason) before the numbers, so the
+ * reason is read without scrolling a wide table sideways. */
+static int atypical_table(cbq_report *r, const study_ctx *ctx, cbq_error *err)
 {
-    size_t K = ctx->n_categories;
-    cbq_volume vol = {0}, maps[STUDY_MAX_CATEGORIES];
-    memset(maps, 0, sizeof maps);
-    int rc = cbq_study_load_volume(volume_path, &vol, NULL, err);
-    for (size_t k = 0; k < K && rc == CBQ_OK; k++) {
-        char path[CBQ_STUDY_PATH_MAX + 600];
-        snprintf(path, sizeof path, "%s/maps/%s_%s.nii.gz", ctx->dir[CBQ_STAGE_ATTRIB], volume_id,
-                 ctx->categories[k]);
-        rc = cbq_study_load_volume(path, &maps[k], NULL, err); /* canonical, like vol */
-        if (rc == CBQ_OK && (maps[k].nx != vol.nx || maps[k].ny != vol.ny || maps[k].nz != vol.nz))
-            rc = CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: grid differs from the volume's", path);
-    }
-    cbq_overlay_panel panels[STUDY_MAX_CATEGORIES];
-    size_t k_mid = vol.nz / 2, plane = vol.nx * vol.ny;
-    for (size_t k = 0; k < K && rc == CBQ_OK; k++)
-        panels[k] = (cbq_overlay_panel){.image = vol.data + k_mid * plane,
-                                        .map = maps[k].data + k_mid * plane, .width = vol.nx,
-                                        .height = vol.ny,
-                                        .pixel_aspect = vol.spacing[1] / vol.spacing[0],
-                                        .title = ctx->categories[k]};
-    char title[400], stem[320], caption[600];
-    snprintf(title, sizeof title, "%s: %s maps, axial slice %zu", volume_id,
-             ctx->cfg->attrib.method, k_mid);
-    snprintf(stem, sizeof stem, "maps_%s", volume_id);
-    snprintf(caption, sizeof caption,
-             "Raw %s maps of test volume %s on its middle axial slice (anterior up, patient "
-             "right on the left), one colour scale for all categories; window [%g, %g] HU.",
-             ctx->cfg->attrib.method, volume_id, ctx->cfg->train.hu_min, ctx->cfg->train.hu_max);
-    cbq_montage m = {.title = title, .panels = panels, .n_panels = K, .n_cols = K,
-                     .window_lo = ctx->cfg->train.hu_min, .window_hi = ctx->cfg->train.hu_max,
-                     .cmap = CBQ_CMAP_VIRIDIS, .map_auto = 1, .map_label = "map value (raw)"};
-    cbq_figure *fig = NULL;
-    if (rc == CBQ_OK)
-        rc = cbq_montage_draw(&fig, &m, err);
-    if (rc == CBQ_OK)
-        rc = cbq_report_figure(r, fig, stem, caption, err);
-    cbq_figure_free(fig);
-    for (size_t k = 0; k < K; k++)
-        cbq_volume_free(&maps[k]);
-    cbq_volume_free(&vol);
-    return rc;
-}
-
-/* Montages of the test volumes with the lowest and the highest overall
- * consensus (first category when there is no "overall"). */
-static int map_figures(cbq_report *r, const study_ctx *ctx, const ae_table *t, cbq_error *err)
-{
-    if (!ctx->cfg->attrib.save_maps || t->n_categories == 0)
-        return CBQ_OK;
-    size_t kc = 0;
-    for (size_t k = 0; k < ctx->n_categories; k++)
-        if (strcmp(ctx->categories[k], "overall") == 0)
-            kc = k;
-    const ae_category *ac = &t->cat[kc];
-    if (ac->n == 0)
-        return CBQ_OK;
-    size_t lo = 0, hi = 0;
-    for (size_t i = 1; i < ac->n; i++) {
-        if (ac->consensus[i] < ac->consensus[lo])
-            lo = i;
-        if (ac->consensus[i] > ac->consensus[hi])
-            hi = i;
-    }
-    size_t pick[2] = {lo, hi};
-    for (int p = 0; p < (lo == hi ? 1 : 2); p++) {
-        const char *id = ac->volumes[pick[p]];
-        for (size_t v = 0; v < t->cohort.n; v++)
-            if (strcmp(t->cohort.v[v].id, id) == 0)
-                CBQ_TRY(overlay_montage(r, ctx, id, t->cohort.v[v].path, err));
-    }
-    return CBQ_OK;
+    static const char *const lead[] = {"category", "volume_id", "flag", "reason"};
+    return csv_table_lead(r, ctx->dir[CBQ_STAGE_ATYPICAL], "atypical.csv", "atypical",
+                          "Flagged and influential volumes (columns as in atypical/atypical.csv, "
+                          "flag and reason first).", lead, sizeof lead / sizeof lead[0], err);
 }
 
 static const char CAVEAT[] =
@@ -275,6 +245,8 @@ static int build(cbq_report *r, const study_ctx *ctx, cbq_error *err)
     for (size_t k = 0; k < ctx->n_categories && rc == CBQ_OK; k++)
         rc = ae_scatter(r, ctx, &t.cat[k], k, err);
     if (rc == CBQ_OK)
+        rc = report_loo_figure(r, ctx, err);
+    if (rc == CBQ_OK)
         rc = cbq_report_section(r, "What AE measures here (the GAP caveat)", err);
     if (rc == CBQ_OK)
         rc = cbq_report_note(r, CAVEAT, err);
@@ -283,7 +255,7 @@ static int build(cbq_report *r, const study_ctx *ctx, cbq_error *err)
     if (rc == CBQ_OK)
         rc = cbq_report_section(r, "Attribution maps", err);
     if (rc == CBQ_OK)
-        rc = map_figures(r, ctx, &t, err);
+        rc = report_map_figures(r, ctx, &t, err);
     ae_table_free(&t);
     if (rc == CBQ_OK)
         rc = cbq_report_section(r, "Atypical cases", err);
@@ -292,8 +264,7 @@ static int build(cbq_report *r, const study_ctx *ctx, cbq_error *err)
                                      "of the monotone fit, and the volumes whose removal moves the "
                                      "leave-one-out rho most; each row says why.", err);
     if (rc == CBQ_OK)
-        rc = csv_table(r, ctx->dir[CBQ_STAGE_ATYPICAL], "atypical.csv", "atypical",
-                       "Flagged and influential volumes.", err);
+        rc = atypical_table(r, ctx, err);
     if (rc == CBQ_OK)
         rc = cbq_report_section(r, "Model performance", err);
     if (rc == CBQ_OK)

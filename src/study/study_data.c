@@ -123,3 +123,10 @@ int study_load_structures(const study_ctx *ctx, const cbq_volume *image, const s
     cbq_structures_free(&st);
     return rc;
 }
+
+double study_slice_z_mm(const cbq_volume *vol, size_t k)
+{
+    double ci = 0.5 * ((double)vol->nx - 1.0), cj = 0.5 * ((double)vol->ny - 1.0);
+    return vol->affine[2][0] * ci + vol->affine[2][1] * cj + vol->affine[2][2] * (double)k +
+           vol->affine[2][3];
+}

@@ -6,9 +6,11 @@ Talks to the browser over the DevTools protocol on --remote-debugging-pipe
 Fails when any <img> did not decode (naturalWidth 0 or not its tag size),
 when the page logs a console error, throws, or fails a load, when it asks
 for anything but file: and data: URLs, when it overflows a 1280 px window
-horizontally, or when text from the data rendered as markup. With
+horizontally, when a sentence cell of a table is squeezed narrower than
+300 px, or when text from the data rendered as markup. With
 --screenshot PATH it also saves a full-page screenshot for people to look
-at (CBQ_BROWSER_TIMING=1 prints how long each step took)."""
+at (CBQ_BROWSER_TIMING=1 prints how long each step took). --report PATH
+checks an existing report (e.g. a real study's) instead of the sample."""
 import argparse
 import base64
 import fcntl
@@ -22,7 +24,8 @@ import tempfile
 import time
 
 ap = argparse.ArgumentParser()
-ap.add_argument("--sample", required=True)
+ap.add_argument("--sample", help="report_sample binary: build the sample report and check it")
+ap.add_argument("--report", help="check this report.html instead (e.g. a real study's)")
 ap.add_argument("--workdir", required=True)
 ap.add_argument("--chromium", default="/usr/bin/chromium")
 ap.add_argument("--timeout", type=float, default=90.0)
@@ -33,11 +36,17 @@ if not os.access(args.chromium, os.X_OK):
     print(f"FAIL: {args.chromium} not found (Debian package chromium)")
     sys.exit(1)
 
-out = os.path.join(args.workdir, "report")
-shutil.rmtree(out, ignore_errors=True)
 os.makedirs(args.workdir, exist_ok=True)
-subprocess.run([args.sample, out], check=True)
-report_url = "file://" + os.path.abspath(os.path.join(out, "report.html"))
+if args.report:
+    report_path = args.report
+elif args.sample:
+    out = os.path.join(args.workdir, "report")
+    shutil.rmtree(out, ignore_errors=True)
+    subprocess.run([args.sample, out], check=True)
+    report_path = os.path.join(out, "report.html")
+else:
+    sys.exit("one of --sample, --report is required")
+report_url = "file://" + os.path.abspath(report_path)
 
 
 class Browser:
@@ -131,6 +140,8 @@ PROBE = """JSON.stringify({
   sections: document.querySelectorAll('section > h2').length,
   toc: document.querySelectorAll('nav.toc a').length,
   tables: document.querySelectorAll('table').length,
+  textCells: Array.from(document.querySelectorAll('td.text')).map(td => ({
+           w: td.getBoundingClientRect().width, text: td.innerText.slice(0, 40)})),
   scrollWidth: document.documentElement.scrollWidth,
   clientWidth: document.documentElement.clientWidth,
   text: document.body.innerText,
@@ -206,9 +217,16 @@ if probe["sections"] < 6 or probe["toc"] != probe["sections"]:
     failures.append(f"{probe['sections']} sections, {probe['toc']} contents entries")
 if probe["scrollWidth"] > probe["clientWidth"]:
     failures.append(f"page wider ({probe['scrollWidth']} px) than the 1280 px window")
-if "<script>alert('x')</script>" not in probe["text"]:
+# Sentence cells (e.g. the atypical table's reason) keep a readable width
+# beside many numeric columns instead of wrapping word by word.
+if args.sample and not probe["textCells"]:
+    failures.append("the sample has no long text cell (td.text) to check")
+for cell in probe["textCells"]:
+    if cell["w"] < 300:
+        failures.append(f"text cell {cell['text']!r} squeezed to {cell['w']:.0f} px")
+if args.sample and "<script>alert('x')</script>" not in probe["text"]:
     failures.append("escaped sample text did not render as text")
-if not probe["title"].startswith("cbctiq study report"):
+if args.sample and not probe["title"].startswith("cbctiq study report"):
     failures.append(f"title {probe['title']!r}")
 
 for f in failures:

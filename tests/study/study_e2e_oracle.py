@@ -16,6 +16,14 @@ iqnet-s, 8 epochs), checked against independent recomputations:
   0.30-0.54 x over seeds 1-3 in both the release and the sanitizer build);
 - atypical cases: the isotonic fit by the max-min formula and robust z of
   the residuals in numpy;
+- attrib/profiles.csv: one row per test volume x category x slice, slice
+  sums adding up to ae.csv's AE, z_mm the world z of each slice's centre
+  (nibabel), mean slice prediction equal to ae.csv's pred;
+- the report's map figures (report/tables/maps_shown.csv): the highest-,
+  median- and lowest-AE volume per category from ae.csv, each shown on
+  the slice where its structure (label volume) has the largest area, or
+  for "overall" the largest map sum (map NIfTI); the LOO, overlay and
+  profile figures exist as PNG and SVG and are in report.html;
 - caching: a second run reruns nothing and leaves every file unchanged; a
   changed atypical option reruns atypical and report only; a changed
   stats option reruns stats and report only.
@@ -152,6 +160,32 @@ for c in CATS:
         fail(f"map {c}: non-finite or negative values")
 
 
+# ---- z-profiles of attribution ------------------------------------------------------
+prof = read_csv(os.path.join(out, "attrib", "profiles.csv"))
+if prof and list(prof[0].keys()) != ["volume_id", "category", "slice", "z_mm", "ae", "pred"]:
+    fail(f"profiles.csv columns {list(prof[0].keys())}")
+by_vc = {}
+for r in prof:
+    by_vc.setdefault((r["volume_id"], r["category"]), []).append(r)
+if set(by_vc) != {(v, c) for v in test_ids for c in CATS}:
+    fail(f"profiles.csv covers {sorted(by_vc)[:4]}..., want every test volume x category")
+for (v, c), rows in by_vc.items():
+    img = nib.load(os.path.join(cohort, "volumes", f"{v}.nii.gz"))
+    nx, ny, nz = img.shape
+    # train.slices = all: every slice, each once; z of the centre voxel of each.
+    if sorted(int(r["slice"]) for r in rows) != list(range(nz)):
+        fail(f"profiles.csv {v} {c}: slices {[r['slice'] for r in rows]}")
+        continue
+    want_z = sorted((img.affine @ [(nx - 1) / 2, (ny - 1) / 2, k, 1])[2] for k in range(nz))
+    got_z = sorted(float(r["z_mm"]) for r in rows)
+    if not np.allclose(got_z, want_z, atol=1e-3):
+        fail(f"profiles.csv {v} {c}: z_mm {got_z[:3]}... want {want_z[:3]}...")
+    if (v, c) in ae:
+        close(f"profile sum {v} {c}", sum(float(r["ae"]) for r in rows), float(ae[(v, c)]["ae"]), 1e-4)
+        close(f"profile pred {v} {c}", np.mean([float(r["pred"]) for r in rows]),
+              float(ae[(v, c)]["pred"]), 1e-5)
+
+
 # ---- the poster's table -------------------------------------------------------------
 def holm(p):
     p = np.asarray(p)
@@ -278,6 +312,42 @@ for c in CATS:
         flagged = "residual" in row["flag"]
         if flagged != (abs(zz) > 3.5):
             fail(f"{c} {row['volume_id']}: flag '{row['flag']}' but |z| = {abs(zz)}")
+
+# ---- the report's map figures: which volumes, which slice --------------------------------
+labels = json.load(open(os.path.join(cohort, "labels.json")))
+shown = read_csv(os.path.join(out, "report", "tables", "maps_shown.csv"))
+for c in CATS:
+    rows = {r["shown"]: r for r in shown if r["category"] == c}
+    order = sorted(test_ids, key=lambda v: -float(ae[(v, c)]["ae"]))
+    want = {"highest": order[0], "median": order[(len(order) - 1) // 2], "lowest": order[-1]}
+    for role, v in want.items():
+        r = rows.get(role)
+        if r is None or r["volume_id"] != v:
+            fail(f"maps_shown {c} {role}: {r and r['volume_id']}, want {v} (by ae.csv)")
+            continue
+        close(f"maps_shown {c} {role} ae", r["ae"], ae[(v, c)]["ae"], 1e-7)
+        k = int(r["slice"])
+        if c == "overall":
+            m = np.asarray(nib.load(os.path.join(out, "attrib", "maps", f"{v}_{c}.nii.gz")).dataobj)
+            per_slice, by = m.sum(axis=(0, 1)), "map sum"
+        else:
+            lab = np.asarray(nib.load(os.path.join(cohort, "labels", f"{v}.nii.gz")).dataobj)
+            ids = [int(i) for i, name in labels.items() if name.split("_")[0] == c]
+            per_slice, by = np.isin(lab, ids).sum(axis=(0, 1)), "structure area"
+        # The cohort's k axis already runs inferior to superior, as the
+        # canonical one does, so canonical slice k is the file's slice k.
+        if per_slice.max() <= 0:
+            by = "middle"  # nothing to rank the slices by (e.g. a zero map)
+        if r["slice_chosen_by"] != by or not per_slice[k] >= per_slice.max() * (1 - 1e-6):
+            fail(f"maps_shown {c} {role} {v}: slice {k} by {r['slice_chosen_by']} has "
+                 f"{per_slice[k]}, the largest is {per_slice.max()} (slice {per_slice.argmax()})")
+html = open(os.path.join(out, "report", "report.html")).read()
+for stem in ["loo_rho"] + [f"{kind}_{c}" for c in CATS for kind in ("maps", "profile")]:
+    for ext in ("png", "svg"):
+        if not os.path.exists(os.path.join(out, "report", "figures", f"{stem}.{ext}")):
+            fail(f"missing figure {stem}.{ext}")
+    if f'href="figures/{stem}.png"' not in html:
+        fail(f"report.html does not show {stem}")
 
 for f in ["report/report.html", "report/figures/ae_vs_consensus_parotid.png",
           "report/figures/ae_vs_consensus_parotid.svg", "report/tables/poster_table.csv",

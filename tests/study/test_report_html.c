@@ -83,8 +83,9 @@ static void test_report_contents(void **state)
     assert_int_equal(cbq_report_section(r, "Cohort & <ratings>", &err), CBQ_OK);
     assert_int_equal(cbq_report_paragraph(r, "<script>alert(1)</script>\nline two\n\nsecond", &err), CBQ_OK);
     const char *hdr[] = {"volume_id", "note"};
-    const char *cells[] = {"v01", "a,b", "v\"02", NULL, "v03", "<i>"};
-    assert_int_equal(cbq_report_table(r, "t1", "cap <c>", 2, hdr, 3, cells, &err), CBQ_OK);
+    const char *cells[] = {"v01", "a,b", "v\"02", NULL, "v03", "<i>",
+                           "v04", "a sentence long enough to wrap", "v05", "12.5"};
+    assert_int_equal(cbq_report_table(r, "t1", "cap <c>", 2, hdr, 5, cells, &err), CBQ_OK);
     double x[2] = {0, 1}, y[2] = {1, 2};
     cbq_series s = {.kind = CBQ_SERIES_LINE, .x = x, .y = y, .n = 2, .color = -1};
     cbq_chart c = {.series = &s, .n_series = 1, .width = 200, .height = 150};
@@ -110,6 +111,9 @@ static void test_report_contents(void **state)
     assert_null(strstr(html, "<script"));
     assert_null(strstr(html, "<i>"));
     assert_non_null(strstr(html, "<td>v&quot;02</td><td></td>"));
+    /* Sentences get a minimum width, numbers do not wrap. */
+    assert_non_null(strstr(html, "<td>v04</td><td class=\"text\">a sentence long enough to wrap</td>"));
+    assert_non_null(strstr(html, "<td>v05</td><td class=\"num\">12.5</td>"));
     assert_non_null(strstr(html, "href=\"tables/t1.csv\""));
     assert_non_null(strstr(html, "<img src=\"data:image/png;base64,iVBORw0KGgo"));
     assert_non_null(strstr(html, "width=\"200\" height=\"150\" alt=\"fig &quot;one&quot;\""));
@@ -122,7 +126,8 @@ static void test_report_contents(void **state)
     snprintf(path, sizeof path, "%s/tables/t1.csv", out);
     char *csv = slurp(path);
     assert_non_null(csv);
-    assert_string_equal(csv, "volume_id,note\nv01,\"a,b\"\n\"v\"\"02\",\nv03,<i>\n");
+    assert_string_equal(csv, "volume_id,note\nv01,\"a,b\"\n\"v\"\"02\",\nv03,<i>\n"
+                             "v04,a sentence long enough to wrap\nv05,12.5\n");
     free(csv);
     snprintf(path, sizeof path, "%s/figures/f1.png", out);
     assert_int_equal(stat(path, &st), 0);

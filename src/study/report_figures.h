@@ -1,0 +1,49 @@
+/* report_figures.h - the report stage's figure sections that read more than
+ * one table (private to src/study): the leave-one-out rho strip plot, and
+ * per category the overlays and z-profiles of the highest-, median- and
+ * lowest-AE test volumes. stage_report.c calls them in reading order. */
+#ifndef CBQ_STUDY_REPORT_FIGURES_H
+#define CBQ_STUDY_REPORT_FIGURES_H
+
+#include "cbctiq/csv.h"
+#include "cbctiq/plot.h"
+#include "cbctiq/report.h"
+#include "study/ae_table.h"
+
+/* Draws `c` and adds it to the report as STEM.png/.svg with its caption. */
+int report_add_chart(cbq_report *r, const cbq_chart *c, const char *stem, const char *caption,
+                     cbq_error *err);
+
+/* stats/stats.json's leave-one-out rho values per category as one strip
+ * plot, each category's full-sample rho marked (stem "loo_rho"). */
+int report_loo_figure(cbq_report *r, const study_ctx *ctx, cbq_error *err);
+
+/* Per category: the highest-, median- and lowest-AE test volumes as a
+ * Grad-CAM overlay montage at the structure's largest axial slice (stem
+ * "maps_CATEGORY"; only when attrib.save_maps is on, otherwise a note says
+ * so) and their AE profiles along z from attrib/profiles.csv (stem
+ * "profile_CATEGORY"). */
+int report_map_figures(cbq_report *r, const study_ctx *ctx, const ae_table *t, cbq_error *err);
+
+/* attrib/profiles.csv (report_profiles.c). */
+typedef struct {
+    cbq_csv t;
+    size_t c_volume, c_category, c_z, c_ae;
+} report_profiles;
+
+/* A volume whose profile is drawn, with its structure's extent (NaN: none). */
+typedef struct {
+    const char *id, *role;
+    double ae, z_lo, z_hi;
+} report_profile_pick;
+
+int report_profiles_read(const study_ctx *ctx, report_profiles *p, cbq_error *err);
+void report_profiles_free(report_profiles *p);
+/* Category k's chart (stem "profile_CATEGORY"): the picks' AE per slice
+ * against z, and the median over the category's n_volumes test volumes at
+ * the slice positions at least half of them share. */
+int report_profile_figure(cbq_report *r, const study_ctx *ctx, const report_profiles *p, size_t k,
+                          const report_profile_pick *picks, size_t n_picks, size_t n_volumes,
+                          cbq_error *err);
+
+#endif
