@@ -70,6 +70,7 @@ typedef struct {
         double lr, weight_decay;
         char optimizer[CBQ_STUDY_STR_MAX];
         int augment;
+        int permute_labels;       /* data-randomisation control (see cbq_study_permute_labels) */
     } train;
     struct { int batch; } evaluate;
     struct {
@@ -212,6 +213,7 @@ void cbq_volume_pred_free(cbq_volume_pred *p);
 typedef struct {
     size_t n_train_volumes, n_val_volumes, n_train_slices, n_val_slices;
     size_t skipped_volumes;  /* without a consensus in some category */
+    size_t n_relabelled;     /* train.permute_labels: volumes given another's targets */
     size_t epochs_run, best_epoch;
     double best_val_loss;
     int stopped_early;
@@ -229,6 +231,17 @@ typedef struct {
 int cbq_study_train(const cbq_study_config *cfg, const char *cohort_csv, const char *consensus_csv,
                     const char *model_dir, const char *log_csv, cbq_study_train_result *res,
                     cbq_error *err);
+
+/* The label permutation of `cbctiq train --permute-labels`, the data
+ * randomisation test of Adebayo et al. 2018: volume v trains on the targets
+ * of volume from[v]. Volumes are permuted only among those with the same
+ * group[v] >= 0 (the split: train labels stay in train, val labels in val,
+ * so that early stopping also sees permuted labels); group[v] < 0 keeps
+ * from[v] = v. Uniform, drawn on the seed's own stream. When target is not
+ * NULL its rows ([n][K]) are permuted in place, all K categories together
+ * (row v becomes the old row from[v]), so their correlation is kept. */
+int cbq_study_permute_labels(uint64_t seed, const int *group, size_t n, size_t K, double *target,
+                             size_t *from, cbq_error *err);
 
 /* ---- running ---------------------------------------------------------------- */
 typedef struct {

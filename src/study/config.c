@@ -93,6 +93,8 @@ static const opt_def OPTS[] = {
      "optimiser: adam or sgd"},
     {"train.augment", OPT_BOOL, F(train.augment), "true", 0, 0, NULL, S(TRAIN),
      "random flips, shifts and intensity jitter during training"},
+    {"train.permute_labels", OPT_BOOL, F(train.permute_labels), "false", 0, 0, NULL, S(TRAIN),
+     "train on consensus scores permuted between volumes within each split (a control)"},
     {"evaluate.batch", OPT_INT, F(evaluate.batch), "64", 1, 4096, NULL,
      S(EVALUATE) | S(ATTRIB), "slices per forward pass at prediction"},
     {"attrib.method", OPT_STRING, F(attrib.method), "gradcam", 0, 0, NULL, S(ATTRIB),

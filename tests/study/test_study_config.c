@@ -119,6 +119,7 @@ static void test_stage_hashes_follow_dependencies(void **state)
     (void)state;
     assert_int_equal(changed_by("{\"atypical\": {\"mad_threshold\": 3}}"), BIT(ATYPICAL));
     assert_int_equal(changed_by("{\"train\": {\"epochs\": 3}}"), BIT(TRAIN));
+    assert_int_equal(changed_by("{\"train\": {\"permute_labels\": true}}"), BIT(TRAIN));
     assert_int_equal(changed_by("{\"stats\": {\"bootstrap\": 99}}"), BIT(STATS));
     assert_int_equal(changed_by("{\"report\": {\"title\": \"x\"}}"), BIT(REPORT));
     assert_int_equal(changed_by("{\"attrib\": {\"save_maps\": false}}"), BIT(ATTRIB));
