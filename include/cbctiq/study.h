@@ -18,6 +18,7 @@
 #include "cbctiq/error.h"
 #include "cbctiq/net.h"
 #include "cbctiq/orient.h"
+#include "cbctiq/sanity.h"
 #include "cbctiq/volume.h"
 
 #ifdef __cplusplus
@@ -242,6 +243,13 @@ int cbq_study_train(const cbq_study_config *cfg, const char *cohort_csv, const c
  * (row v becomes the old row from[v]), so their correlation is kept. */
 int cbq_study_permute_labels(uint64_t seed, const int *group, size_t n, size_t K, double *target,
                              size_t *from, cbq_error *err);
+
+/* ---- sanity checks ------------------------------------------------------ */
+/* Writes cbq_sanity_run's rows as sanity.csv, atomically: method, test
+ * (cascade or permuted_labels), step, layer, category, n_volumes,
+ * median_spearman, min_spearman, max_spearman, median_ae_ratio,
+ * mean_ae_trained, mean_ae_random, threshold, survives. */
+int cbq_study_sanity_write(const char *path, const cbq_sanity_result *res, cbq_error *err);
 
 /* ---- running ---------------------------------------------------------------- */
 typedef struct {
