@@ -4,7 +4,7 @@
  * the atypical-case detection.
  *
  * Stages, each in its own folder under the output folder:
- *   cohort -> consensus -> train -> evaluate, attrib -> stats, atypical -> report
+ *   cohort -> consensus -> train -> evaluate, attrib -> stats, atypical, sanity -> report
  * A stage's identity is a SHA-256 over its options and the content digests of
  * what it reads; it is skipped when its folder's stamp (`stage.done`, written
  * last, atomically) carries the same identity. See docs/study.md.
@@ -34,6 +34,7 @@ typedef enum {
     CBQ_STAGE_ATTRIB,
     CBQ_STAGE_STATS,
     CBQ_STAGE_ATYPICAL,
+    CBQ_STAGE_SANITY,
     CBQ_STAGE_REPORT,
     CBQ_STAGE_COUNT
 } cbq_study_stage;
@@ -88,6 +89,13 @@ typedef struct {
         double mad_threshold;
         int influential;
     } atypical;
+    struct {
+        int enabled;
+        int permuted_labels;      /* also train a label-permuted model and compare */
+        char methods[CBQ_STUDY_STR_MAX]; /* comma-separated; "" = attrib.method,gradxinput */
+        int max_slices;           /* per volume; 0 = all */
+        double threshold;
+    } sanity;
     struct { char title[CBQ_STUDY_STR_MAX]; } report;
 } cbq_study_config;
 
