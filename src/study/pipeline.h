@@ -6,6 +6,7 @@
 #define CBQ_STUDY_PIPELINE_H
 
 #include <stdio.h>
+#include "cbctiq/report.h"
 #include "cbctiq/study.h"
 #include "study/cohort.h"
 #include "study/sha256.h"
@@ -36,6 +37,14 @@ int study_stage_stats(study_ctx *ctx, cbq_error *err);
 int study_stage_atypical(study_ctx *ctx, cbq_error *err);
 int study_stage_sanity(study_ctx *ctx, cbq_error *err);
 int study_stage_report(study_ctx *ctx, cbq_error *err);
+
+/* The report's "Sanity checks" section from the sanity stage's sanity.csv
+ * (report_sanity.c). */
+int study_report_sanity(cbq_report *r, const study_ctx *ctx, cbq_error *err);
+/* A CSV of stage folder `dir` shown as a report table, numbers rounded to 4
+ * significant digits (stage_report.c). */
+int csv_table(cbq_report *r, const char *dir, const char *name, const char *stem,
+              const char *caption, cbq_error *err);
 
 /* Prints the poster's table from the stats stage's table.csv. */
 int study_print_table(const study_ctx *ctx, FILE *out, cbq_error *err);

@@ -15,7 +15,7 @@
 #include "study/ae_table.h"
 
 /* A CSV shown as a table, numbers rounded to 4 significant digits. */
-static int csv_table(cbq_report *r, const char *dir, const char *name, const char *stem,
+int csv_table(cbq_report *r, const char *dir, const char *name, const char *stem,
                      const char *caption, cbq_error *err)
 {
     char path[CBQ_STUDY_PATH_MAX + 64];
@@ -307,6 +307,8 @@ static int build(cbq_report *r, const study_ctx *ctx, cbq_error *err)
     if (rc == CBQ_OK)
         rc = csv_table(r, ctx->dir[CBQ_STAGE_CONSENSUS], "agreement.csv", "agreement",
                        "Inter-rater agreement per category.", err);
+    if (rc == CBQ_OK)
+        rc = study_report_sanity(r, ctx, err);
     /* Run options (folder, threads, quiet) do not change any result: they are
      * left at their defaults so the report depends on the results only. */
     cbq_study_config shown = *ctx->cfg;

@@ -146,7 +146,7 @@ subprocess.run([sys.executable, os.path.join(HERE, "make_cohort.py"), "--out", n
                 "--size", "32", "--slices", "8", "--no-split"], check=True)
 with open(os.path.join(work, "ns.json"), "w") as f:
     json.dump({"cohort": {"csv": "nosplit/cohort.csv"}, "train": tiny,
-               "stats": {"bootstrap": 50, "permutations": 50}}, f)
+               "stats": {"bootstrap": 50, "permutations": 50}, "sanity": {"enabled": False}}, f)
 splits = []
 for out, seed in [("ns1", "1"), ("ns2", "1"), ("ns3", "2")]:
     r = run("study", "--config", "ns.json", "--out", out, "--seed", seed, "--quiet", "--threads", "1")
@@ -158,6 +158,11 @@ for out, seed in [("ns1", "1"), ("ns2", "1"), ("ns3", "2")]:
         failures.append(f"assigned split counts {counts}")
 if splits[0] != splits[1]:
     failures.append("the same seed assigned different splits")
+# sanity.enabled = false: the stage leaves header-only tables and the report says so.
+if len(open(os.path.join(work, "ns1", "sanity", "sanity.csv")).read().splitlines()) != 1:
+    failures.append("sanity.enabled = false still wrote sanity rows")
+if "sanity checks were off" not in open(os.path.join(work, "ns1", "report", "report.html")).read():
+    failures.append("the report does not say the sanity checks were off")
 
 if failures:
     print("\n".join(failures))

@@ -343,6 +343,9 @@ if r.returncode != 0:
     fail(f"cbctiq sanity: {r.stderr}")
 elif read_csv(cli_csv) != san:
     fail("the study's sanity.csv differs from `cbctiq sanity` on the same inputs")
+html = open(os.path.join(out, "report", "report.html")).read()
+if "Sanity checks" not in html or not os.path.exists(os.path.join(out, "report", "figures", "sanity_cascade.png")):
+    fail("the report lacks the sanity section or its chart")
 
 for f in ["report/report.html", "report/figures/ae_vs_consensus_parotid.png",
           "report/figures/ae_vs_consensus_parotid.svg", "report/tables/poster_table.csv",
