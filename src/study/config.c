@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cbctiq/attrib.h"
 #include "study/sha256.h"
 
 typedef enum { OPT_INT, OPT_U64, OPT_DOUBLE, OPT_BOOL, OPT_STRING, OPT_PATH, OPT_LIST } opt_type;
@@ -322,8 +323,28 @@ static int parse_object(cbq_study_config *cfg, const cJSON *obj, const char *pre
     return CBQ_OK;
 }
 
+/* sanity.methods is checked here so that a typo fails at once instead of
+ * after training, when the sanity stage reaches it. */
+static int check_methods(const char *list, const char *source, cbq_error *err)
+{
+    char buf[CBQ_STUDY_STR_MAX];
+    snprintf(buf, sizeof buf, "%s", list);
+    size_t n = 0;
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save), n++) {
+        cbq_cam_method m;
+        if (!cbq_cam_method_parse(t, &m))
+            return CBQ_FAIL(err, CBQ_ERR_RANGE, "%s: sanity.methods: unknown method '%s' (one of %s)",
+                            source, t, cbq_cam_method_list());
+    }
+    if ((list[0] && n == 0) || n > CBQ_CAM_METHOD_COUNT)
+        return CBQ_FAIL(err, CBQ_ERR_RANGE, "%s: sanity.methods: expected 1 to %d method names, "
+                        "comma-separated", source, (int)CBQ_CAM_METHOD_COUNT);
+    return CBQ_OK;
+}
+
 static int check_consistency(const cbq_study_config *cfg, const char *source, cbq_error *err)
 {
+    CBQ_TRY(check_methods(cfg->sanity.methods, source, err));
     if (cfg->train.hu_max <= cfg->train.hu_min)
         return CBQ_FAIL(err, CBQ_ERR_RANGE, "%s: train.hu_max (%g) must exceed train.hu_min (%g)",
                         source, cfg->train.hu_max, cfg->train.hu_min);

@@ -61,6 +61,9 @@ static void test_errors_name_the_key(void **state)
     expect_error("{\"train\": {\"hu_min\": 500, \"hu_max\": 100}}", "train.hu_max");
     expect_error("{\"cohort\": {\"split_train\": 0.9, \"split_val\": 0.2}}", "split");
     expect_error("{\"seed\": -1}", "seed");
+    expect_error("{\"sanity\": {\"methods\": \"gradcam,gradcm\"}}", "gradcm");
+    expect_error("{\"sanity\": {\"methods\": \",\"}}", "sanity.methods");
+    expect_error("{\"sanity\": {\"threshold\": 1.5}}", "sanity.threshold");
     expect_error("[1, 2]", "object");
     expect_error("{\n\"seed\": 1,\n oops}", "line 3");
 }
