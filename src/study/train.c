@@ -120,6 +120,18 @@ static int read_targets(const char *path, const study_cohort *c, char (*cats)[64
     return rc;
 }
 
+/* The smallest group value above `after` into *g; 0 when there is none. */
+static int next_group(const int *group, size_t n, int after, int *g)
+{
+    int found = 0;
+    for (size_t v = 0; v < n; v++)
+        if (group[v] > after && (!found || group[v] < *g)) {
+            *g = group[v];
+            found = 1;
+        }
+    return found;
+}
+
 int cbq_study_permute_labels(uint64_t seed, const int *group, size_t n, size_t K, double *target,
                              size_t *from, cbq_error *err)
 {
@@ -132,12 +144,9 @@ int cbq_study_permute_labels(uint64_t seed, const int *group, size_t n, size_t K
     }
     cbq_rng rng;
     cbq_rng_stream(&rng, seed, 0x5045524du); /* "PERM": apart from the trainer's streams */
-    int top = -1;
-    for (size_t v = 0; v < n; v++) {
+    for (size_t v = 0; v < n; v++)
         from[v] = v;
-        top = group[v] > top ? group[v] : top;
-    }
-    for (int g = 0; g <= top; g++) {
+    for (int g = -1; next_group(group, n, g, &g);) { /* ascending, each group once */
         size_t m = 0;
         for (size_t v = 0; v < n; v++)
             if (group[v] == g)

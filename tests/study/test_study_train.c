@@ -72,7 +72,7 @@ static void test_rows_move_together(void **state)
             assert_true(target[v * K + k] == orig[from[v] * K + k]);
 }
 
-static void test_empty_and_single(void **state)
+static void test_empty_single_and_odd_groups(void **state)
 {
     (void)state;
     cbq_error err = {0};
@@ -81,6 +81,14 @@ static void test_empty_and_single(void **state)
     assert_int_equal(cbq_study_permute_labels(1, one, 0, K, NULL, from, &err), CBQ_OK);
     assert_int_equal(cbq_study_permute_labels(1, one, 1, K, NULL, from, &err), CBQ_OK);
     assert_int_equal(from[0], 0);
+    /* any group values, visited once each */
+    const int far[6] = {1000000, 5, 1000000, 5, 1000000, -7};
+    size_t f6[6];
+    assert_int_equal(cbq_study_permute_labels(1, far, 6, 0, NULL, f6, &err), CBQ_OK);
+    for (size_t v = 0; v < 6; v++)
+        assert_int_equal(far[f6[v]], far[v]);
+    assert_int_equal(f6[5], 5);
+    assert_int_equal((f6[1] == 1) + (f6[1] == 3), 1);
 }
 
 int main(void)
@@ -89,7 +97,7 @@ int main(void)
         cmocka_unit_test(test_bijection_within_each_split),
         cmocka_unit_test(test_seeded),
         cmocka_unit_test(test_rows_move_together),
-        cmocka_unit_test(test_empty_and_single),
+        cmocka_unit_test(test_empty_single_and_odd_groups),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
