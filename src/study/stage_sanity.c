@@ -78,7 +78,7 @@ static int make_options(const cbq_study_config *cfg, cbq_sanity_options *o, cbq_
     o->quiet = cfg->quiet;
     if (strlen(cfg->attrib.target_layer) >= sizeof o->attrib.layer)
         return CBQ_FAIL(err, CBQ_ERR_RANGE, "attrib.target_layer: name too long");
-    snprintf(o->attrib.layer, sizeof o->attrib.layer, "%s", cfg->attrib.target_layer);
+    memcpy(o->attrib.layer, cfg->attrib.target_layer, strlen(cfg->attrib.target_layer) + 1);
     return CBQ_OK;
 }
 
