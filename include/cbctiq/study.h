@@ -4,7 +4,7 @@
  * the atypical-case detection.
  *
  * Stages, each in its own folder under the output folder:
- *   cohort -> consensus -> train -> evaluate, attrib -> stats, atypical -> report
+ *   cohort -> consensus -> train -> evaluate, attrib -> stats, atypical, sanity -> report
  * A stage's identity is a SHA-256 over its options and the content digests of
  * what it reads; it is skipped when its folder's stamp (`stage.done`, written
  * last, atomically) carries the same identity. See docs/study.md.
@@ -18,6 +18,7 @@
 #include "cbctiq/error.h"
 #include "cbctiq/net.h"
 #include "cbctiq/orient.h"
+#include "cbctiq/sanity.h"
 #include "cbctiq/volume.h"
 
 #ifdef __cplusplus
@@ -33,6 +34,7 @@ typedef enum {
     CBQ_STAGE_ATTRIB,
     CBQ_STAGE_STATS,
     CBQ_STAGE_ATYPICAL,
+    CBQ_STAGE_SANITY,
     CBQ_STAGE_REPORT,
     CBQ_STAGE_COUNT
 } cbq_study_stage;
@@ -70,6 +72,7 @@ typedef struct {
         double lr, weight_decay;
         char optimizer[CBQ_STUDY_STR_MAX];
         int augment;
+        int permute_labels;       /* data-randomisation control (see cbq_study_permute_labels) */
     } train;
     struct { int batch; } evaluate;
     struct {
@@ -86,6 +89,13 @@ typedef struct {
         double mad_threshold;
         int influential;
     } atypical;
+    struct {
+        int enabled;
+        int permuted_labels;      /* also train a label-permuted model and compare */
+        char methods[CBQ_STUDY_STR_MAX]; /* comma-separated; "" = attrib.method,gradxinput */
+        int max_slices;           /* per volume; 0 = all */
+        double threshold;
+    } sanity;
     struct { char title[CBQ_STUDY_STR_MAX]; } report;
 } cbq_study_config;
 
@@ -212,6 +222,7 @@ void cbq_volume_pred_free(cbq_volume_pred *p);
 typedef struct {
     size_t n_train_volumes, n_val_volumes, n_train_slices, n_val_slices;
     size_t skipped_volumes;  /* without a consensus in some category */
+    size_t n_relabelled;     /* train.permute_labels: volumes given another's targets */
     size_t epochs_run, best_epoch;
     double best_val_loss;
     int stopped_early;
@@ -229,6 +240,24 @@ typedef struct {
 int cbq_study_train(const cbq_study_config *cfg, const char *cohort_csv, const char *consensus_csv,
                     const char *model_dir, const char *log_csv, cbq_study_train_result *res,
                     cbq_error *err);
+
+/* The label permutation of `cbctiq train --permute-labels`, the data
+ * randomisation test of Adebayo et al. 2018: volume v trains on the targets
+ * of volume from[v]. Volumes are permuted only among those with the same
+ * group[v] >= 0 (the split: train labels stay in train, val labels in val,
+ * so that early stopping also sees permuted labels); group[v] < 0 keeps
+ * from[v] = v. Uniform, drawn on the seed's own stream. When target is not
+ * NULL its rows ([n][K]) are permuted in place, all K categories together
+ * (row v becomes the old row from[v]), so their correlation is kept. */
+int cbq_study_permute_labels(uint64_t seed, const int *group, size_t n, size_t K, double *target,
+                             size_t *from, cbq_error *err);
+
+/* ---- sanity checks ------------------------------------------------------ */
+/* Writes cbq_sanity_run's rows as sanity.csv, atomically: method, test
+ * (cascade or permuted_labels), step, layer, category, n_volumes,
+ * median_spearman, min_spearman, max_spearman, median_ae_ratio,
+ * mean_ae_trained, mean_ae_random, threshold, survives. */
+int cbq_study_sanity_write(const char *path, const cbq_sanity_result *res, cbq_error *err);
 
 /* ---- running ---------------------------------------------------------------- */
 typedef struct {

@@ -16,7 +16,8 @@ const char cli_study_usage[] =
     "Runs the whole study: cohort (your cohort.csv, or the built-in simulated\n"
     "cohort), consensus and rater agreement, training with early stopping,\n"
     "evaluation on the test split, Grad-CAM and Attribution Energy, Spearman\n"
-    "statistics with leave-one-out, atypical cases, and the HTML report.\n"
+    "statistics with leave-one-out, atypical cases, sanity checks of the maps\n"
+    "(model and label randomisation), and the HTML report.\n"
     "Each stage writes into its own folder under DIR and is skipped on a rerun\n"
     "when its inputs and options are unchanged; an interrupted run resumes.\n"
     "Prints the poster's table (per category: n, median LOO rho and p, rho, p,\n"
@@ -27,7 +28,8 @@ const char cli_study_usage[] =
     "  --print-config   print the full configuration (defaults + FILE) and exit\n"
     "  --list-options   every option with its default and meaning (Markdown)\n"
     "  --threads N      threads (default: all cores; not part of the cache key)\n"
-    "  --seed N         seed of simulation, split, training and bootstrap (default 1)\n"
+    "  --seed N         seed of simulation, split, training, bootstrap and sanity\n"
+    "                   checks (default 1)\n"
     "  --quiet          no progress or stage lines on stderr\n"
     "See docs/study.md.\n";
 

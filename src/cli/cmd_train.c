@@ -16,6 +16,7 @@ const char cli_train_usage[] =
     "                    [--width N] [--depth N]\n"
     "                    [--epochs N] [--batch N] [--lr X] [--patience N]\n"
     "                    [--slices all|structures] [--slice-step N] [--no-augment]\n"
+    "                    [--permute-labels]\n"
     "                    [--threads N] [--seed N] [--quiet]\n"
     "\n"
     "Trains on the axial slices of the cohort's train split (each slice takes its\n"
@@ -36,6 +37,11 @@ const char cli_train_usage[] =
     "  --slices MODE       all (default) or structures: slices where the mask has a label\n"
     "  --slice-step N      use every N-th selected slice (default 2)\n"
     "  --no-augment        no flips, shifts or intensity jitter\n"
+    "  --permute-labels    a control for `cbctiq sanity --permuted-model`: train on the\n"
+    "                      consensus scores of other volumes, permuted (from --seed)\n"
+    "                      among the train volumes and separately among the val volumes,\n"
+    "                      all categories together; MODEL/permutation.csv says who got\n"
+    "                      whose (volume_id, split, labels_from)\n"
     "Other options (window train.hu_min/hu_max, default [-500, 500] HU; optimizer,\n"
     "weight decay, categories) come from --config (docs/study.md).\n"
     "See docs/cli-study.md.\n";
@@ -65,7 +71,7 @@ int cli_train(int argc, char **argv)
         {"slice-step", required_argument, NULL, 'k'}, {"no-augment", no_argument, NULL, 'n'},
         {"threads", required_argument, NULL, 't'}, {"seed", required_argument, NULL, 's'},
         {"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+        {"permute-labels", no_argument, NULL, 'p'}, {NULL, 0, NULL, 0}};
     const char *cohort = NULL, *consensus = NULL, *out = NULL, *config = NULL, *log = NULL;
     /* Options are applied after the config file, so remember them first. */
     given_opt given[32];
@@ -139,6 +145,7 @@ int cli_train(int argc, char **argv)
             cfg.train.slice_step = (int)u;
             break;
         case 'n': cfg.train.augment = 0; break;
+        case 'p': cfg.train.permute_labels = 1; break;
         case 't':
             if (!cli_parse_u64("train", "--threads", v, 0, 1024, &u)) return 2;
             cfg.threads = (int)u;
@@ -168,5 +175,8 @@ int cli_train(int argc, char **argv)
                 "of %zu, val loss %.4f%s; model in %s\n",
                 r.n_train_slices, r.n_train_volumes, r.n_val_volumes, r.best_epoch, r.epochs_run,
                 r.best_val_loss, r.stopped_early ? " (stopped early)" : "", out);
+    if (!cfg.quiet && cfg.train.permute_labels)
+        fprintf(stderr, "labels permuted: %zu of %zu volumes train on another volume's scores "
+                "(%s/permutation.csv)\n", r.n_relabelled, r.n_train_volumes + r.n_val_volumes, out);
     return CLI_EXIT_OK;
 }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cbctiq/attrib.h"
 #include "study/sha256.h"
 
 typedef enum { OPT_INT, OPT_U64, OPT_DOUBLE, OPT_BOOL, OPT_STRING, OPT_PATH, OPT_LIST } opt_type;
@@ -33,13 +34,15 @@ typedef struct {
 
 #define F(field) offsetof(cbq_study_config, field), sizeof(((cbq_study_config *)0)->field)
 #define S(s) STAGE_BIT(CBQ_STAGE_##s)
+/* The train recipe: the sanity stage trains its label-permuted model with it. */
+#define RECIPE (S(TRAIN) | S(SANITY))
 
 static const opt_def OPTS[] = {
     {"out", OPT_PATH, F(out), "study-out", 0, 0, NULL, 0, "output folder"},
     {"threads", OPT_INT, F(threads), "0", 0, 1024, NULL, 0, "threads (0 = all cores)"},
     {"quiet", OPT_BOOL, F(quiet), "false", 0, 0, NULL, 0, "no progress output"},
-    {"seed", OPT_U64, F(seed), "1", 0, 0, NULL, S(COHORT) | S(TRAIN) | S(STATS),
-     "seed of the simulated cohort, the split, training and the bootstrap"},
+    {"seed", OPT_U64, F(seed), "1", 0, 0, NULL, S(COHORT) | S(TRAIN) | S(STATS) | S(SANITY),
+     "seed of the simulated cohort, the split, training, the bootstrap and the sanity checks"},
     {"categories", OPT_LIST, F(categories), "parotid,submandibular,larynx,mandible,overall", 0, 0,
      NULL, FROM(CBQ_STAGE_CONSENSUS), "rating categories, in model-output order"},
     {"cohort.csv", OPT_PATH, F(cohort.csv), "", 0, 0, NULL, S(COHORT),
@@ -66,38 +69,41 @@ static const opt_def OPTS[] = {
      "simulated raters"},
     {"train.model", OPT_PATH, F(train.model), "", 0, 0, NULL, S(TRAIN),
      "use this model folder instead of training one"},
-    {"train.arch", OPT_STRING, F(train.arch), "iqnet-s", 0, 0, NULL, S(TRAIN), "architecture preset"},
-    {"train.width", OPT_INT, F(train.width), "0", 0, 1024, NULL, S(TRAIN),
+    {"train.arch", OPT_STRING, F(train.arch), "iqnet-s", 0, 0, NULL, RECIPE, "architecture preset"},
+    {"train.width", OPT_INT, F(train.width), "0", 0, 1024, NULL, RECIPE,
      "base channels of the preset (0 = its default)"},
-    {"train.depth", OPT_INT, F(train.depth), "0", 0, 16, NULL, S(TRAIN),
+    {"train.depth", OPT_INT, F(train.depth), "0", 0, 16, NULL, RECIPE,
      "blocks of the preset (0 = its default)"},
-    {"train.input_size", OPT_INT, F(train.input_size), "64", 8, 1024, NULL, S(TRAIN),
+    {"train.input_size", OPT_INT, F(train.input_size), "64", 8, 1024, NULL, RECIPE,
      "model input height and width (pixels)"},
-    {"train.hu_min", OPT_DOUBLE, F(train.hu_min), "-500", -1e5, 1e5, NULL, S(TRAIN),
+    {"train.hu_min", OPT_DOUBLE, F(train.hu_min), "-500", -1e5, 1e5, NULL, RECIPE,
      "window lower bound (HU)"},
-    {"train.hu_max", OPT_DOUBLE, F(train.hu_max), "500", -1e5, 1e5, NULL, S(TRAIN),
+    {"train.hu_max", OPT_DOUBLE, F(train.hu_max), "500", -1e5, 1e5, NULL, RECIPE,
      "window upper bound (HU)"},
     {"train.slices", OPT_STRING, F(train.slices), "all", 0, 0, "|all|structures|",
-     S(TRAIN) | S(EVALUATE) | S(ATTRIB),
+     RECIPE | S(EVALUATE) | S(ATTRIB),
      "axial slices used: all, or those with any structure present"},
-    {"train.slice_step", OPT_INT, F(train.slice_step), "2", 1, 1000, NULL, S(TRAIN),
+    {"train.slice_step", OPT_INT, F(train.slice_step), "2", 1, 1000, NULL, RECIPE,
      "use every k-th slice for training"},
-    {"train.epochs", OPT_INT, F(train.epochs), "16", 1, 100000, NULL, S(TRAIN), "maximum epochs"},
-    {"train.batch", OPT_INT, F(train.batch), "32", 1, 4096, NULL, S(TRAIN), "batch size"},
-    {"train.patience", OPT_INT, F(train.patience), "6", 0, 100000, NULL, S(TRAIN),
+    {"train.epochs", OPT_INT, F(train.epochs), "16", 1, 100000, NULL, RECIPE, "maximum epochs"},
+    {"train.batch", OPT_INT, F(train.batch), "32", 1, 4096, NULL, RECIPE, "batch size"},
+    {"train.patience", OPT_INT, F(train.patience), "6", 0, 100000, NULL, RECIPE,
      "epochs without validation improvement before stopping (0 = never stop early)"},
-    {"train.lr", OPT_DOUBLE, F(train.lr), "0.001", 1e-12, 10, NULL, S(TRAIN), "learning rate"},
-    {"train.weight_decay", OPT_DOUBLE, F(train.weight_decay), "0", 0, 10, NULL, S(TRAIN),
+    {"train.lr", OPT_DOUBLE, F(train.lr), "0.001", 1e-12, 10, NULL, RECIPE, "learning rate"},
+    {"train.weight_decay", OPT_DOUBLE, F(train.weight_decay), "0", 0, 10, NULL, RECIPE,
      "weight decay"},
-    {"train.optimizer", OPT_STRING, F(train.optimizer), "adam", 0, 0, "|adam|sgd|", S(TRAIN),
+    {"train.optimizer", OPT_STRING, F(train.optimizer), "adam", 0, 0, "|adam|sgd|", RECIPE,
      "optimiser: adam or sgd"},
-    {"train.augment", OPT_BOOL, F(train.augment), "true", 0, 0, NULL, S(TRAIN),
+    {"train.augment", OPT_BOOL, F(train.augment), "true", 0, 0, NULL, RECIPE,
      "random flips, shifts and intensity jitter during training"},
+    {"train.permute_labels", OPT_BOOL, F(train.permute_labels), "false", 0, 0, NULL, S(TRAIN),
+     "train on consensus scores permuted between volumes within each split (a control)"},
     {"evaluate.batch", OPT_INT, F(evaluate.batch), "64", 1, 4096, NULL,
-     S(EVALUATE) | S(ATTRIB), "slices per forward pass at prediction"},
-    {"attrib.method", OPT_STRING, F(attrib.method), "gradcam", 0, 0, NULL, S(ATTRIB),
+     S(EVALUATE) | S(ATTRIB) | S(SANITY), "slices per forward pass at prediction"},
+    {"attrib.method", OPT_STRING, F(attrib.method), "gradcam", 0, 0, NULL, S(ATTRIB) | S(SANITY),
      "attribution method: gradcam, hirescam, layercam, xgradcam, gradcam++, scorecam, eigencam, gradxinput, ig"},
-    {"attrib.target_layer", OPT_STRING, F(attrib.target_layer), "", 0, 0, NULL, S(ATTRIB),
+    {"attrib.target_layer", OPT_STRING, F(attrib.target_layer), "", 0, 0, NULL,
+     S(ATTRIB) | S(SANITY),
      "Grad-CAM layer; empty = the model's target_layer"},
     {"attrib.save_maps", OPT_BOOL, F(attrib.save_maps), "true", 0, 0, NULL, S(ATTRIB),
      "write Grad-CAM maps as NIfTI volumes"},
@@ -113,6 +119,16 @@ static const opt_def OPTS[] = {
      S(ATYPICAL), "robust |z| of the AE residual above which a volume is atypical"},
     {"atypical.influential", OPT_INT, F(atypical.influential), "3", 0, 1000, NULL, S(ATYPICAL),
      "most influential leave-one-out volumes listed per category"},
+    {"sanity.enabled", OPT_BOOL, F(sanity.enabled), "true", 0, 0, NULL, S(SANITY),
+     "run the sanity checks of the attribution maps (false = the stage writes an empty table)"},
+    {"sanity.permuted_labels", OPT_BOOL, F(sanity.permuted_labels), "true", 0, 0, NULL, S(SANITY),
+     "also train a model on permuted labels (the train recipe) and compare its maps"},
+    {"sanity.methods", OPT_STRING, F(sanity.methods), "", 0, 0, NULL, S(SANITY),
+     "comma-separated methods to test; empty = attrib.method and gradxinput"},
+    {"sanity.max_slices", OPT_INT, F(sanity.max_slices), "16", 0, 100000, NULL, S(SANITY),
+     "evenly spaced slices per test volume (0 = all)"},
+    {"sanity.threshold", OPT_DOUBLE, F(sanity.threshold), "0.5", -1, 1, NULL, S(SANITY),
+     "median rank correlation above which a method survives randomisation (flagged)"},
     {"report.title", OPT_STRING, F(report.title), "Attribution Energy vs expert image quality", 0,
      0, NULL, S(REPORT), "report title"},
 };
@@ -160,7 +176,8 @@ void cbq_study_config_defaults(cbq_study_config *cfg)
 const char *cbq_study_stage_name(cbq_study_stage stage)
 {
     static const char *names[CBQ_STAGE_COUNT] = {"cohort", "consensus", "train", "evaluate",
-                                                 "attrib", "stats", "atypical", "report"};
+                                                 "attrib", "stats", "atypical", "sanity",
+                                                 "report"};
     return (unsigned)stage < CBQ_STAGE_COUNT ? names[stage] : "?";
 }
 
@@ -306,8 +323,28 @@ static int parse_object(cbq_study_config *cfg, const cJSON *obj, const char *pre
     return CBQ_OK;
 }
 
+/* sanity.methods is checked here so that a typo fails at once instead of
+ * after training, when the sanity stage reaches it. */
+static int check_methods(const char *list, const char *source, cbq_error *err)
+{
+    char buf[CBQ_STUDY_STR_MAX];
+    snprintf(buf, sizeof buf, "%s", list);
+    size_t n = 0;
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save), n++) {
+        cbq_cam_method m;
+        if (!cbq_cam_method_parse(t, &m))
+            return CBQ_FAIL(err, CBQ_ERR_RANGE, "%s: sanity.methods: unknown method '%s' (one of %s)",
+                            source, t, cbq_cam_method_list());
+    }
+    if ((list[0] && n == 0) || n > CBQ_CAM_METHOD_COUNT)
+        return CBQ_FAIL(err, CBQ_ERR_RANGE, "%s: sanity.methods: expected 1 to %d method names, "
+                        "comma-separated", source, (int)CBQ_CAM_METHOD_COUNT);
+    return CBQ_OK;
+}
+
 static int check_consistency(const cbq_study_config *cfg, const char *source, cbq_error *err)
 {
+    CBQ_TRY(check_methods(cfg->sanity.methods, source, err));
     if (cfg->train.hu_max <= cfg->train.hu_min)
         return CBQ_FAIL(err, CBQ_ERR_RANGE, "%s: train.hu_max (%g) must exceed train.hu_min (%g)",
                         source, cfg->train.hu_max, cfg->train.hu_min);

@@ -29,10 +29,11 @@ static const stage_def STAGES[CBQ_STAGE_COUNT] = {
     [CBQ_STAGE_ATTRIB] = {study_stage_attrib, DEP(COHORT) | DEP(TRAIN), 4},
     [CBQ_STAGE_STATS] = {study_stage_stats, DEP(CONSENSUS) | DEP(ATTRIB), 1},
     [CBQ_STAGE_ATYPICAL] = {study_stage_atypical, DEP(CONSENSUS) | DEP(ATTRIB), 1},
+    [CBQ_STAGE_SANITY] = {study_stage_sanity, DEP(COHORT) | DEP(CONSENSUS) | DEP(TRAIN), 1},
     [CBQ_STAGE_REPORT] = {study_stage_report,
                           DEP(COHORT) | DEP(CONSENSUS) | DEP(TRAIN) | DEP(EVALUATE) | DEP(ATTRIB) |
-                              DEP(STATS) | DEP(ATYPICAL),
-                          3},
+                              DEP(STATS) | DEP(ATYPICAL) | DEP(SANITY),
+                          4},
 };
 
 int study_path(char *buf, size_t cap, const char *dir, const char *name, cbq_error *err)

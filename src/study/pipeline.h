@@ -6,6 +6,7 @@
 #define CBQ_STUDY_PIPELINE_H
 
 #include <stdio.h>
+#include "cbctiq/report.h"
 #include "cbctiq/study.h"
 #include "study/cohort.h"
 #include "study/sha256.h"
@@ -34,6 +35,7 @@ int study_stage_evaluate(study_ctx *ctx, cbq_error *err);
 int study_stage_attrib(study_ctx *ctx, cbq_error *err);
 int study_stage_stats(study_ctx *ctx, cbq_error *err);
 int study_stage_atypical(study_ctx *ctx, cbq_error *err);
+int study_stage_sanity(study_ctx *ctx, cbq_error *err);
 int study_stage_report(study_ctx *ctx, cbq_error *err);
 
 /* Prints the poster's table from the stats stage's table.csv. */

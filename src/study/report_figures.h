@@ -1,7 +1,7 @@
 /* report_figures.h - the report stage's figure sections that read more than
- * one table (private to src/study): the leave-one-out rho strip plot, and
- * per category the overlays and z-profiles of the highest-, median- and
- * lowest-AE test volumes. stage_report.c calls them in reading order. */
+ * one table (private to src/study): the leave-one-out rho strip plot, per
+ * category the overlays and z-profiles of the highest-, median- and
+ * lowest-AE test volumes, and the sanity checks. stage_report.c calls them in reading order. */
 #ifndef CBQ_STUDY_REPORT_FIGURES_H
 #define CBQ_STUDY_REPORT_FIGURES_H
 
@@ -9,6 +9,11 @@
 #include "cbctiq/plot.h"
 #include "cbctiq/report.h"
 #include "study/ae_table.h"
+
+/* A CSV of stage folder `dir` shown as a report table, numbers rounded to 4
+ * significant digits (stage_report.c). */
+int report_csv_table(cbq_report *r, const char *dir, const char *name, const char *stem,
+                     const char *caption, cbq_error *err);
 
 /* Draws `c` and adds it to the report as STEM.png/.svg with its caption. */
 int report_add_chart(cbq_report *r, const cbq_chart *c, const char *stem, const char *caption,
@@ -45,5 +50,9 @@ void report_profiles_free(report_profiles *p);
 int report_profile_figure(cbq_report *r, const study_ctx *ctx, const report_profiles *p, size_t k,
                           const report_profile_pick *picks, size_t n_picks, size_t n_volumes,
                           cbq_error *err);
+
+/* The "Sanity checks" section from the sanity stage's sanity.csv and
+ * pooled.csv (report_sanity.c). */
+int report_sanity_section(cbq_report *r, const study_ctx *ctx, cbq_error *err);
 
 #endif

@@ -79,7 +79,7 @@ static int csv_table_lead(cbq_report *r, const char *dir, const char *name, cons
     return rc;
 }
 
-static int csv_table(cbq_report *r, const char *dir, const char *name, const char *stem,
+int report_csv_table(cbq_report *r, const char *dir, const char *name, const char *stem,
                      const char *caption, cbq_error *err)
 {
     return csv_table_lead(r, dir, name, stem, caption, NULL, 0, err);
@@ -235,10 +235,10 @@ static int build(cbq_report *r, const study_ctx *ctx, cbq_error *err)
              ctx->cfg->attrib.method);
     CBQ_TRY(cbq_report_paragraph(r, intro, err));
     CBQ_TRY(cbq_report_section(r, "The poster's table", err));
-    CBQ_TRY(csv_table(r, ctx->dir[CBQ_STAGE_STATS], "table.csv", "poster_table",
-                      "Spearman rho of AE with consensus: leave-one-out medians, full sample, "
-                      "confidence interval, Holm and BH adjusted p; then the caveat's columns.",
-                      err));
+    CBQ_TRY(report_csv_table(r, ctx->dir[CBQ_STAGE_STATS], "table.csv", "poster_table",
+                             "Spearman rho of AE with consensus: leave-one-out medians, full "
+                             "sample, confidence interval, Holm and BH adjusted p; then the "
+                             "caveat's columns.", err));
     ae_table t;
     CBQ_TRY(ae_table_read(ctx, &t, err));
     int rc = cbq_report_section(r, "AE against consensus", err);
@@ -266,18 +266,21 @@ static int build(cbq_report *r, const study_ctx *ctx, cbq_error *err)
     if (rc == CBQ_OK)
         rc = atypical_table(r, ctx, err);
     if (rc == CBQ_OK)
+        rc = report_sanity_section(r, ctx, err);
+    if (rc == CBQ_OK)
         rc = cbq_report_section(r, "Model performance", err);
     if (rc == CBQ_OK)
-        rc = csv_table(r, ctx->dir[CBQ_STAGE_EVALUATE], "metrics.csv", "metrics",
-                       "Test split, volume level: MAE, RMSE, Spearman, quadratic-weighted kappa "
-                       "on rounded scores; baseline = the training split's mean consensus.", err);
+        rc = report_csv_table(r, ctx->dir[CBQ_STAGE_EVALUATE], "metrics.csv", "metrics",
+                              "Test split, volume level: MAE, RMSE, Spearman, quadratic-weighted "
+                              "kappa on rounded scores; baseline = the training split's mean "
+                              "consensus.", err);
     if (rc == CBQ_OK)
         rc = training_chart(r, ctx, err);
     if (rc == CBQ_OK)
         rc = cbq_report_section(r, "Raters", err);
     if (rc == CBQ_OK)
-        rc = csv_table(r, ctx->dir[CBQ_STAGE_CONSENSUS], "agreement.csv", "agreement",
-                       "Inter-rater agreement per category.", err);
+        rc = report_csv_table(r, ctx->dir[CBQ_STAGE_CONSENSUS], "agreement.csv", "agreement",
+                              "Inter-rater agreement per category.", err);
     /* Run options (folder, threads, quiet) do not change any result: they are
      * left at their defaults so the report depends on the results only. */
     cbq_study_config shown = *ctx->cfg;

@@ -3,7 +3,13 @@
  * and val volumes' axial slices into model inputs (each slice inherits its
  * volume's consensus scores as targets), runs the trainer with early
  * stopping, logs volume-level validation metrics per epoch, and saves the
- * best model. Slices are held in memory: volumes x slices x H x W floats. */
+ * best model. Slices are held in memory: volumes x slices x H x W floats.
+ *
+ * Under train.permute_labels the volumes' target rows are first permuted
+ * among the train volumes and separately among the val volumes: the data
+ * randomisation test of Adebayo et al. 2018 wants a model that learned
+ * nothing real, so early stopping must not see the true labels either
+ * (it would pick the epoch that happens to fit them best). */
 #define _POSIX_C_SOURCE 200809L
 #include "cbctiq/study.h"
 
@@ -11,10 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cbctiq/atomic_file.h"
 #include "cbctiq/csv.h"
 #include "cbctiq/model_file.h"
 #include "cbctiq/preset.h"
 #include "cbctiq/progress.h"
+#include "cbctiq/rng.h"
 #include "cbctiq/slices.h"
 #include "cbctiq/stats.h"
 #include "cbctiq/trainer.h"
@@ -40,6 +48,8 @@ typedef struct {
     cbq_net *net;
     size_t *val_idx, n_val;
     cbq_csv_writer log;
+    cbq_csv_writer perm;  /* permutation.csv, committed with the model */
+    int perm_open;
     int log_rc;
     cbq_error log_err;
     float *buf;          /* batch buffer */
@@ -110,6 +120,89 @@ static int read_targets(const char *path, const study_cohort *c, char (*cats)[64
     return rc;
 }
 
+/* The smallest group value above `after` into *g; 0 when there is none. */
+static int next_group(const int *group, size_t n, int after, int *g)
+{
+    int found = 0;
+    for (size_t v = 0; v < n; v++)
+        if (group[v] > after && (!found || group[v] < *g)) {
+            *g = group[v];
+            found = 1;
+        }
+    return found;
+}
+
+int cbq_study_permute_labels(uint64_t seed, const int *group, size_t n, size_t K, double *target,
+                             size_t *from, cbq_error *err)
+{
+    size_t *members = malloc((2 * n + 1) * sizeof *members), *shuffled = members + n;
+    double *orig = target ? malloc((n * K + 1) * sizeof *orig) : NULL;
+    if (!members || (target && !orig)) {
+        free(members);
+        free(orig);
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
+    }
+    cbq_rng rng;
+    cbq_rng_stream(&rng, seed, 0x5045524du); /* "PERM": apart from the trainer's streams */
+    for (size_t v = 0; v < n; v++)
+        from[v] = v;
+    for (int g = -1; next_group(group, n, g, &g);) { /* ascending, each group once */
+        size_t m = 0;
+        for (size_t v = 0; v < n; v++)
+            if (group[v] == g)
+                members[m++] = v;
+        memcpy(shuffled, members, m * sizeof *members);
+        cbq_rng_shuffle_size(&rng, shuffled, m);
+        for (size_t i = 0; i < m; i++)
+            from[members[i]] = shuffled[i];
+    }
+    if (target) {
+        memcpy(orig, target, n * K * sizeof *orig);
+        for (size_t v = 0; v < n; v++)
+            memcpy(target + v * K, orig + from[v] * K, K * sizeof *orig);
+    }
+    free(members);
+    free(orig);
+    return CBQ_OK;
+}
+
+/* Under train.permute_labels: permutes the complete train and val volumes'
+ * target rows (within each split) and opens MODEL/permutation.csv with who
+ * got whose labels, committed only with the model so the two never part. */
+static int permute_targets(train_run *t, const study_cohort *c, double *target,
+                           const char *model_dir, size_t *n_relabelled, cbq_error *err)
+{
+    size_t K = t->K, *from = malloc((c->n + 1) * sizeof *from);
+    int *group = malloc((c->n + 1) * sizeof *group);
+    int rc = from && group ? CBQ_OK : CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
+    for (size_t v = 0; v < c->n && rc == CBQ_OK; v++) {
+        int used = c->v[v].split == SPLIT_TRAIN || c->v[v].split == SPLIT_VAL;
+        for (size_t k = 0; k < K; k++)
+            used &= isfinite(target[v * K + k]) != 0;
+        group[v] = used ? (int)c->v[v].split : -1;
+    }
+    if (rc == CBQ_OK)
+        rc = cbq_study_permute_labels(t->cfg->seed, group, c->n, K, target, from, err);
+    static const char *const header[] = {"volume_id", "split", "labels_from"};
+    char path[CBQ_STUDY_PATH_MAX + 32];
+    if (rc == CBQ_OK && (size_t)snprintf(path, sizeof path, "%s/permutation.csv", model_dir) >= sizeof path)
+        rc = CBQ_FAIL(err, CBQ_ERR_ARG, "%s: path too long", model_dir);
+    if (rc == CBQ_OK && (rc = cbq_mkdir_p(model_dir, err)) == CBQ_OK)
+        t->perm_open = (rc = cbq_csv_writer_open(&t->perm, path, header, 3, err)) == CBQ_OK;
+    for (size_t v = 0; v < c->n && rc == CBQ_OK; v++) {
+        if (group[v] < 0)
+            continue;
+        cbq_csv_put_str(&t->perm, c->v[v].id);
+        cbq_csv_put_str(&t->perm, study_split_name(c->v[v].split));
+        cbq_csv_put_str(&t->perm, c->v[from[v]].id);
+        *n_relabelled += from[v] != v;
+        rc = cbq_csv_end_row(&t->perm, err);
+    }
+    free(from);
+    free(group);
+    return rc;
+}
+
 static int add_volume(train_run *t, const study_volume *sv, const double *target, int is_val,
                       cbq_error *err)
 {
@@ -154,7 +247,7 @@ static int add_volume(train_run *t, const study_volume *sv, const double *target
 }
 
 static int load_slices(train_run *t, const char *cohort_csv, const char *consensus_csv,
-                       cbq_study_train_result *res, cbq_error *err)
+                       const char *model_dir, cbq_study_train_result *res, cbq_error *err)
 {
     study_cohort c;
     CBQ_TRY(study_cohort_read(&c, cohort_csv, err));
@@ -170,6 +263,8 @@ static int load_slices(train_run *t, const char *cohort_csv, const char *consens
                       cohort_csv);
     if (rc == CBQ_OK)
         rc = read_targets(consensus_csv, &c, t->cats, K, target, err);
+    if (rc == CBQ_OK && t->cfg->train.permute_labels)
+        rc = permute_targets(t, &c, target, model_dir, &res->n_relabelled, err);
     size_t n_use = 0;
     for (size_t v = 0; v < c.n; v++)
         n_use += c.v[v].split == SPLIT_TRAIN || c.v[v].split == SPLIT_VAL;
@@ -408,6 +503,10 @@ static int run_training(train_run *t, const char *model_dir, const char *log_csv
         rc = cbq_csv_writer_commit(&t->log, err);
     else if (log_open)
         cbq_csv_writer_abort(&t->log);
+    if (rc == CBQ_OK && t->perm_open) {
+        t->perm_open = 0; /* a failed commit cleans up after itself */
+        rc = cbq_csv_writer_commit(&t->perm, err);
+    }
     if (rc == CBQ_OK) {
         res->epochs_run = tr.epochs_run;
         res->best_epoch = tr.best_epoch;
@@ -431,9 +530,11 @@ int cbq_study_train(const cbq_study_config *cfg, const char *cohort_csv, const c
     t.K = cbq_study_categories(cfg, t.cats, MAX_CAT);
     t.s.H = t.s.W = (size_t)cfg->train.input_size;
     t.s.K = t.K;
-    int rc = load_slices(&t, cohort_csv, consensus_csv, res, err);
+    int rc = load_slices(&t, cohort_csv, consensus_csv, model_dir, res, err);
     if (rc == CBQ_OK)
         rc = run_training(&t, model_dir, log_csv, res, err);
+    if (t.perm_open)
+        cbq_csv_writer_abort(&t.perm);
     if (t.net)
         cbq_net_free(t.net);
     free(t.val_idx);

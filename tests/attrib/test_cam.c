@@ -2,7 +2,8 @@
  * the Grad-CAM identity (pre-ReLU map sums to y_c - b_c on the feature
  * grid), scaling of the head, the map of a zero slice, batch independence,
  * gradient x input against finite differences, Integrated Gradients'
- * completeness, the randomisation cascade, structure energy, bad layers. */
+ * completeness, the randomisation cascade and the sanity checks built on
+ * it, structure energy, bad layers. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,7 @@
 
 #include "cbctiq/attrib.h"
 #include "cbctiq/net.h"
+#include "cbctiq/sanity.h"
 
 enum { IN = 8 };
 
@@ -477,6 +479,65 @@ static void test_randomise_cascade(void **state)
     free_fixture(f);
 }
 
+/* cbq_sanity_run on two volumes: the rows' layout, a permuted model that
+ * is an exact copy correlating perfectly (and flagged), the trained
+ * weights back in place afterwards, the same rows on a rerun, bad input. */
+static void test_sanity_run(void **state)
+{
+    (void)state;
+    fixture *f = make_fixture(1, IN, 2), *copy = make_fixture(1, IN, 2);
+    float *x = random_slices(6, IN, 5);
+    cbq_sanity_volume vols[2] = {{.id = "v0", .slices = x, .nz = 3},
+                                 {.id = "v1", .slices = x + 3 * IN * IN, .nz = 3}};
+    cbq_sanity_options o;
+    cbq_sanity_options_default(&o);
+    o.methods[1] = CBQ_CAM_GRADXINPUT;
+    o.n_methods = 2;
+    o.batch = 2;
+    o.quiet = 1;
+    cbq_tensor_view w;
+    assert_true(cbq_net_tensor_find(f->net, "head.weight", &w));
+    float keep = ((float *)w.data)[0];
+    cbq_sanity_result res, again;
+    cbq_error err = {0};
+    assert_int_equal(cbq_sanity_run(f->net, copy->net, vols, 2, &o, &res, &err), CBQ_OK);
+    assert_true(((float *)w.data)[0] == keep);
+    assert_int_equal(res.n_steps, 4);
+    assert_int_equal(res.n_methods, 2);
+    assert_int_equal(res.n_rows, 2 * (1 + 4) * 3);
+    const char *layers[] = {"head", "conv2", "bn1", "conv1"};
+    for (size_t i = 0; i < res.n_rows; i++) {
+        const cbq_sanity_row *r = &res.rows[i];
+        size_t slot = (i / 3) % 5;
+        assert_int_equal(r->method, o.methods[i / 15]);
+        assert_int_equal(r->permuted, slot == 0);
+        assert_int_equal(r->step, slot);
+        if (slot)
+            assert_string_equal(r->layer, layers[slot - 1]);
+        assert_int_equal(r->n_volumes, 2);
+        if (slot == 0)
+            assert_true(fabs(r->median_rho - 1.0) < 1e-12 && fabs(r->median_ae_ratio - 1.0) < 1e-9);
+    }
+    for (size_t m = 0; m < 2; m++) {
+        assert_true(res.methods[m].survives_permuted);
+        assert_true(res.methods[m].last_rho == res.rows[m * 15 + 12].pooled_rho);
+    }
+    assert_int_equal(cbq_sanity_run(f->net, copy->net, vols, 2, &o, &again, &err), CBQ_OK);
+    assert_memory_equal(res.rows, again.rows, res.n_rows * sizeof *res.rows);
+    cbq_sanity_result_free(&again);
+    cbq_sanity_result_free(&res);
+    snprintf(copy->spec.outputs[2], CBQ_NAME_MAX, "z");
+    cbq_net *other = NULL;
+    assert_int_equal(cbq_net_create(&other, &copy->spec, 2, 7, &err), CBQ_OK);
+    assert_int_equal(cbq_sanity_run(f->net, other, vols, 2, &o, &res, &err), CBQ_ERR_ARG);
+    assert_non_null(strstr(err.msg, "same outputs"));
+    assert_int_equal(cbq_sanity_run(f->net, NULL, vols, 0, &o, &res, &err), CBQ_ERR_ARG);
+    cbq_net_free(other);
+    free(x);
+    free_fixture(copy);
+    free_fixture(f);
+}
+
 static void test_bad_layers(void **state)
 {
     (void)state;
@@ -520,6 +581,7 @@ int main(void)
         cmocka_unit_test(test_ig_completeness),
         cmocka_unit_test(test_structure_energy),
         cmocka_unit_test(test_randomise_cascade),
+        cmocka_unit_test(test_sanity_run),
         cmocka_unit_test(test_bad_layers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -81,6 +81,38 @@ log = list(csv.DictReader(open(os.path.join(work, "model", "train_log.csv"))))
 if len(log) != 1 or "val_mae_overall" not in log[0]:
     failures.append(f"train_log.csv: {log}")
 
+if os.path.exists(os.path.join(work, "model", "permutation.csv")):
+    failures.append("a plain train wrote permutation.csv")
+
+
+# --permute-labels: labels permuted within each split, seeded, written beside the model.
+def permuted_train(seed, out):
+    r = run("train", "--cohort", "cohort/cohort.csv", "--consensus", "cons.csv", "--out", out,
+            "--config", "tiny.json", "--threads", "1", "--permute-labels", "--seed", str(seed))
+    expect(f"train --permute-labels --seed {seed}", r, 0, "labels permuted")
+    for f in ("model.json", "weights.safetensors", "train_log.csv", "permutation.csv"):
+        if not os.path.exists(os.path.join(work, out, f)):
+            failures.append(f"train --permute-labels: no {out}/{f}")
+            return []
+    return [(p["volume_id"], p["split"], p["labels_from"])
+            for p in csv.DictReader(open(os.path.join(work, out, "permutation.csv")))]
+
+
+split_of = {c["volume_id"]: c["split"] for c in csv.DictReader(open(os.path.join(cohort, "cohort.csv")))}
+perm = permuted_train(1, "perm1")
+for s in ("train", "val"):
+    mine = sorted(v for v, sp, _ in perm if sp == s)
+    if mine != sorted(v for v, sp in split_of.items() if sp == s):
+        failures.append(f"permutation.csv {s} volumes {mine}")
+    if sorted(f for _, sp, f in perm if sp == s) != mine:
+        failures.append(f"permutation.csv: {s} labels are not a permutation of the {s} volumes: {perm}")
+if permuted_train(1, "perm1b") != perm:
+    failures.append("the same seed gave another permutation")
+if all(permuted_train(seed, f"perm{seed}") == perm for seed in (2, 3)):
+    failures.append("seeds 1, 2 and 3 gave the same permutation")
+expect("--permute-labels takes no value", run("train", "--cohort", "cohort/cohort.csv", "--consensus",
+       "cons.csv", "--out", "px", "--permute-labels=yes"), 2)
+
 vols = [f"cohort/volumes/v0{i}.nii.gz" for i in range(3)]
 expect("predict", run("predict", "--model", "model", "--out", "p.csv", "--quiet", *vols), 0)
 expect("predict per slice", run("predict", "--model", "model", "--out", "ps.csv", "--per-slice",
@@ -114,7 +146,7 @@ subprocess.run([sys.executable, os.path.join(HERE, "make_cohort.py"), "--out", n
                 "--size", "32", "--slices", "8", "--no-split"], check=True)
 with open(os.path.join(work, "ns.json"), "w") as f:
     json.dump({"cohort": {"csv": "nosplit/cohort.csv"}, "train": tiny,
-               "stats": {"bootstrap": 50, "permutations": 50}}, f)
+               "stats": {"bootstrap": 50, "permutations": 50}, "sanity": {"enabled": False}}, f)
 splits = []
 for out, seed in [("ns1", "1"), ("ns2", "1"), ("ns3", "2")]:
     r = run("study", "--config", "ns.json", "--out", out, "--seed", seed, "--quiet", "--threads", "1")
@@ -126,6 +158,11 @@ for out, seed in [("ns1", "1"), ("ns2", "1"), ("ns3", "2")]:
         failures.append(f"assigned split counts {counts}")
 if splits[0] != splits[1]:
     failures.append("the same seed assigned different splits")
+# sanity.enabled = false: the stage leaves header-only tables and the report says so.
+if len(open(os.path.join(work, "ns1", "sanity", "sanity.csv")).read().splitlines()) != 1:
+    failures.append("sanity.enabled = false still wrote sanity rows")
+if "sanity checks were off" not in open(os.path.join(work, "ns1", "report", "report.html")).read():
+    failures.append("the report does not say the sanity checks were off")
 
 if failures:
     print("\n".join(failures))

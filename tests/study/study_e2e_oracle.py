@@ -101,13 +101,14 @@ subprocess.run([sys.executable, os.path.join(HERE, "make_cohort.py"), "--out", c
 config = {"cohort": {"csv": "cohort/cohort.csv"},
           "train": {"width": 8, "depth": 2, "input_size": 32, "epochs": 8, "batch": 8,
                     "lr": 0.003, "patience": 0, "hu_min": -500, "hu_max": 500},
-          "stats": {"bootstrap": 200, "permutations": 500}}
+          "stats": {"bootstrap": 200, "permutations": 500},
+          "sanity": {"max_slices": 4}}
 cfg_path = os.path.join(work, "study.json")
 with open(cfg_path, "w") as f:
     json.dump(config, f)
 out = os.path.join(work, "out")
 stdout, ran, cached = run_study(out, cfg_path)
-if len(ran) != 8:
+if len(ran) != 9:
     fail(f"first run ran {ran}")
 
 # ---- consensus from the ratings ------------------------------------------------
@@ -349,6 +350,72 @@ for stem in ["loo_rho"] + [f"{kind}_{c}" for c in CATS for kind in ("maps", "pro
     if f'href="figures/{stem}.png"' not in html:
         fail(f"report.html does not show {stem}")
 
+# ---- sanity checks ---------------------------------------------------------------------------
+# Rows: every method x comparison (the permuted-labels model, then each
+# cascade step, top layer first) x category; the verdicts' pooled medians in
+# pooled.csv; the numbers equal what `cbctiq sanity` gives on the same model,
+# permuted model and test volumes (the same slices through another reader).
+model = json.load(open(os.path.join(out, "train", "model", "model.json")))
+param_layers = [l["name"] for l in model["layers"] if l["type"] in ("conv2d", "linear", "batchnorm2d")]
+san = read_csv(os.path.join(out, "sanity", "sanity.csv"))
+methods = ["gradcam", "gradxinput"]
+want_rows = []
+for m in methods:
+    want_rows += [(m, "permuted_labels", "0", "(model trained on permuted labels)", c) for c in CATS]
+    for s_i, layer in enumerate(reversed(param_layers), 1):
+        want_rows += [(m, "cascade", str(s_i), layer, c) for c in CATS]
+got_rows = [(r["method"], r["test"], r["step"], r["layer"], r["category"]) for r in san]
+if got_rows != want_rows:
+    fail(f"sanity.csv rows {got_rows[:6]}... ({len(got_rows)}), want {want_rows[:6]}... ({len(want_rows)})")
+for r in san:
+    for k in ("median_spearman", "min_spearman", "max_spearman"):
+        # empty where every volume's map was constant (a layer's ReLUs all off): rho undefined
+        if r[k] != "" and not -1 - 1e-12 <= num(r[k]) <= 1 + 1e-12:
+            fail(f"sanity.csv {r['method']} step {r['step']} {r['category']}: {k} = {r[k]}")
+    if int(r["n_volumes"]) != len(test_ids) or num(r["threshold"]) != 0.5:
+        fail(f"sanity.csv row {r}")
+pooled = read_csv(os.path.join(out, "sanity", "pooled.csv"))
+want_pooled = []
+for w in want_rows:
+    if w[:3] not in want_pooled:
+        want_pooled.append(w[:3])
+if [(p["method"], p["test"], p["step"]) for p in pooled] != want_pooled:
+    fail(f"pooled.csv rows {[(p['method'], p['test'], p['step']) for p in pooled]}")
+last = {(p["method"], p["test"]): num(p["median_spearman"]) for p in pooled
+        if p["test"] == "permuted_labels" or p["step"] == str(len(param_layers))}
+for p in pooled:
+    verdict = last[(p["method"], p["test"])]
+    if not -1 <= num(p["median_spearman"]) <= 1 or int(p["survives"]) != int(verdict > 0.5):
+        fail(f"pooled.csv: {p} (verdict statistic {verdict})")
+    mine = [r for r in san if (r["method"], r["test"], r["step"]) == (p["method"], p["test"], p["step"])]
+    if any(r["survives"] != p["survives"] for r in mine):
+        fail(f"sanity.csv and pooled.csv disagree on {p}")
+if not -1 <= last[("gradcam", "cascade")] <= 1:
+    fail(f"gradcam's last-step median rho {last[('gradcam', 'cascade')]} is not a correlation")
+print(f"sanity: gradcam last-step median rho {last[('gradcam', 'cascade')]:.3f}, "
+      f"permuted-labels {last[('gradcam', 'permuted_labels')]:.3f}")
+perm_dir = os.path.join(out, "sanity", "permuted_model")
+for f in ("model.json", "weights.safetensors", "train_log.csv", "permutation.csv"):
+    if not os.path.exists(os.path.join(perm_dir, f)):
+        fail(f"missing output sanity/permuted_model/{f}")
+perm = read_csv(os.path.join(perm_dir, "permutation.csv"))
+for sp in ("train", "val"):
+    ids = sorted(v for v, s in split.items() if s == sp)
+    if sorted(p["volume_id"] for p in perm if p["split"] == sp) != ids or \
+            sorted(p["labels_from"] for p in perm if p["split"] == sp) != ids:
+        fail(f"permutation.csv is not a permutation of the {sp} volumes")
+cli_csv = os.path.join(work, "sanity_cli.csv")
+r = subprocess.run([args.cbctiq, "sanity", "--model", os.path.join(out, "train", "model"), "--cohort",
+                    os.path.join(out, "cohort", "cohort.csv"), "--split", "test", "--methods",
+                    ",".join(methods), "--max-slices", "4", "--batch", "64", "--permuted-model", perm_dir,
+                    "--out", cli_csv, "--threads", "2", "--quiet"], capture_output=True, text=True)
+if r.returncode != 0:
+    fail(f"cbctiq sanity: {r.stderr}")
+elif read_csv(cli_csv) != san:
+    fail("the study's sanity.csv differs from `cbctiq sanity` on the same inputs")
+if "Sanity checks" not in html or not os.path.exists(os.path.join(out, "report", "figures", "sanity_cascade.png")):
+    fail("the report lacks the sanity section or its chart")
+
 for f in ["report/report.html", "report/figures/ae_vs_consensus_parotid.png",
           "report/figures/ae_vs_consensus_parotid.svg", "report/tables/poster_table.csv",
           "train/train_log.csv", "train/model/model.json", "train/model/weights.safetensors"]:
@@ -358,7 +425,7 @@ for f in ["report/report.html", "report/figures/ae_vs_consensus_parotid.png",
 # ---- caching ---------------------------------------------------------------------------------------
 before = tree_digest(out)
 stdout2, ran, cached = run_study(out, cfg_path)
-if ran or len(cached) != 8:
+if ran or len(cached) != 9:
     fail(f"second run reran {ran}")
 if tree_digest(out) != before:
     fail("a fully cached rerun changed files")
@@ -377,6 +444,12 @@ with open(cfg_path, "w") as f:
 _, ran, _ = run_study(out, cfg_path)
 if ran != ["stats", "report"]:
     fail(f"changing stats.bootstrap reran {ran}")
+config["sanity"]["threshold"] = 0.9
+with open(cfg_path, "w") as f:
+    json.dump(config, f)
+_, ran, _ = run_study(out, cfg_path)
+if ran != ["sanity", "report"]:
+    fail(f"changing sanity.threshold reran {ran}")
 after = tree_digest(out)
 for k, v in before.items():
     if k.startswith(("cohort/", "consensus/", "train/", "evaluate/", "attrib/")) and after.get(k) != v:

@@ -61,6 +61,9 @@ static void test_errors_name_the_key(void **state)
     expect_error("{\"train\": {\"hu_min\": 500, \"hu_max\": 100}}", "train.hu_max");
     expect_error("{\"cohort\": {\"split_train\": 0.9, \"split_val\": 0.2}}", "split");
     expect_error("{\"seed\": -1}", "seed");
+    expect_error("{\"sanity\": {\"methods\": \"gradcam,gradcm\"}}", "gradcm");
+    expect_error("{\"sanity\": {\"methods\": \",\"}}", "sanity.methods");
+    expect_error("{\"sanity\": {\"threshold\": 1.5}}", "sanity.threshold");
     expect_error("[1, 2]", "object");
     expect_error("{\n\"seed\": 1,\n oops}", "line 3");
 }
@@ -118,14 +121,20 @@ static void test_stage_hashes_follow_dependencies(void **state)
 {
     (void)state;
     assert_int_equal(changed_by("{\"atypical\": {\"mad_threshold\": 3}}"), BIT(ATYPICAL));
-    assert_int_equal(changed_by("{\"train\": {\"epochs\": 3}}"), BIT(TRAIN));
+    /* The train recipe also trains the sanity stage's permuted-labels model. */
+    assert_int_equal(changed_by("{\"train\": {\"epochs\": 3}}"), BIT(TRAIN) | BIT(SANITY));
+    assert_int_equal(changed_by("{\"train\": {\"permute_labels\": true}}"), BIT(TRAIN));
+    assert_int_equal(changed_by("{\"sanity\": {\"max_slices\": 4}}"), BIT(SANITY));
+    assert_int_equal(changed_by("{\"attrib\": {\"method\": \"hirescam\"}}"),
+                     BIT(ATTRIB) | BIT(SANITY));
     assert_int_equal(changed_by("{\"stats\": {\"bootstrap\": 99}}"), BIT(STATS));
     assert_int_equal(changed_by("{\"report\": {\"title\": \"x\"}}"), BIT(REPORT));
     assert_int_equal(changed_by("{\"attrib\": {\"save_maps\": false}}"), BIT(ATTRIB));
     assert_int_equal(changed_by("{\"cohort\": {\"simulate\": {\"slices\": 20}}}"), BIT(COHORT));
     /* Run options never change a stage's identity. */
     assert_int_equal(changed_by("{\"threads\": 1, \"quiet\": true, \"out\": \"elsewhere\"}"), 0);
-    assert_int_equal(changed_by("{\"seed\": 5}"), BIT(COHORT) | BIT(TRAIN) | BIT(STATS));
+    assert_int_equal(changed_by("{\"seed\": 5}"),
+                     BIT(COHORT) | BIT(TRAIN) | BIT(STATS) | BIT(SANITY));
     /* Every option given at its default value: nothing changes. */
     cbq_study_config d;
     cbq_study_config_defaults(&d);

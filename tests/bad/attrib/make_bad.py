@@ -32,6 +32,13 @@ spec["target_layer"] = after
 json.dump(spec, open(os.path.join(d, "model.json"), "w"))
 open(os.path.join(gen, "after_pool_layer.txt"), "w").write(after)
 
+# The same model with its outputs renamed: no label-permuted control for it.
+d = os.path.join(gen, "other_outputs")
+shutil.copytree(model, d)
+spec["target_layer"] = json.load(open(os.path.join(model, "model.json")))["target_layer"]
+spec["outputs"] = ["x" + o for o in spec["outputs"]]
+json.dump(spec, open(os.path.join(d, "model.json"), "w"))
+
 
 def cohort(name, rows, header=("volume_id", "path")):
     with open(os.path.join(gen, name), "w", newline="") as f:

@@ -1,0 +1,242 @@
+/* stage_sanity.c - stage 8: the sanity checks of the attribution maps
+ * (sanity.h) on the test volumes: the cascading model randomisation of the
+ * trained model and, under sanity.permuted_labels, the maps of a model
+ * trained with the study's own recipe on permuted consensus scores
+ * (sanity/permuted_model/). Writes sanity/sanity.csv, the same table as
+ * `cbctiq sanity`, and pooled.csv (each verdict's statistic); with
+ * sanity.enabled = false only their headers. */
+#define _POSIX_C_SOURCE 200809L
+#include "study/pipeline.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cbctiq/csv.h"
+#include "cbctiq/model_file.h"
+#include "cbctiq/sanity.h"
+#include "cbctiq/slices.h"
+
+/* pooled.csv: one row per method and comparison with the statistic behind
+ * its verdict (the median over all categories and volumes), which
+ * sanity.csv's per-category rows cannot give back; the report plots it. */
+static int write_pooled(const char *path, const cbq_sanity_result *res, cbq_error *err)
+{
+    static const char *const header[] = {"method", "test", "step", "layer", "median_spearman",
+                                         "threshold", "survives"};
+    cbq_csv_writer w;
+    CBQ_TRY(cbq_csv_writer_open(&w, path, header, sizeof header / sizeof header[0], err));
+    int rc = CBQ_OK;
+    for (size_t i = 0; res && i < res->n_rows && rc == CBQ_OK; i++) {
+        const cbq_sanity_row *row = &res->rows[i], *prev = i ? row - 1 : NULL;
+        if (prev && prev->method == row->method && prev->permuted == row->permuted &&
+            prev->step == row->step)
+            continue; /* another category of the same comparison */
+        cbq_csv_put_str(&w, cbq_cam_method_name(row->method));
+        cbq_csv_put_str(&w, row->permuted ? "permuted_labels" : "cascade");
+        cbq_csv_put_int(&w, (long long)row->step);
+        cbq_csv_put_str(&w, row->layer);
+        cbq_csv_put_double(&w, row->pooled_rho);
+        cbq_csv_put_double(&w, row->threshold);
+        cbq_csv_put_int(&w, row->survives);
+        rc = cbq_csv_end_row(&w, err);
+    }
+    if (rc == CBQ_OK)
+        return cbq_csv_writer_commit(&w, err);
+    cbq_csv_writer_abort(&w);
+    return rc;
+}
+
+/* sanity.methods, or attrib.method and gradxinput when it is empty. */
+static int parse_methods(const cbq_study_config *cfg, cbq_sanity_options *o, cbq_error *err)
+{
+    char buf[2 * CBQ_STUDY_STR_MAX + 16];
+    if (cfg->sanity.methods[0])
+        snprintf(buf, sizeof buf, "%s", cfg->sanity.methods);
+    else if (strcmp(cfg->attrib.method, "gradxinput") == 0)
+        snprintf(buf, sizeof buf, "gradxinput");
+    else
+        snprintf(buf, sizeof buf, "%s,gradxinput", cfg->attrib.method);
+    o->n_methods = 0;
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (o->n_methods == CBQ_CAM_METHOD_COUNT || !cbq_cam_method_parse(t, &o->methods[o->n_methods]))
+            return CBQ_FAIL(err, CBQ_ERR_ARG, "%s: unknown method '%s' (one of %s)",
+                            cfg->sanity.methods[0] ? "sanity.methods" : "attrib.method", t,
+                            cbq_cam_method_list());
+        o->n_methods++;
+    }
+    return o->n_methods ? CBQ_OK : CBQ_FAIL(err, CBQ_ERR_ARG, "sanity.methods: no method");
+}
+
+static int make_options(const cbq_study_config *cfg, cbq_sanity_options *o, cbq_error *err)
+{
+    cbq_sanity_options_default(o);
+    CBQ_TRY(parse_methods(cfg, o, err));
+    o->threshold = cfg->sanity.threshold;
+    o->seed = cfg->seed;
+    o->batch = (size_t)cfg->evaluate.batch;
+    o->quiet = cfg->quiet;
+    if (strlen(cfg->attrib.target_layer) >= sizeof o->attrib.layer)
+        return CBQ_FAIL(err, CBQ_ERR_RANGE, "attrib.target_layer: name too long");
+    memcpy(o->attrib.layer, cfg->attrib.target_layer, strlen(cfg->attrib.target_layer) + 1);
+    return CBQ_OK;
+}
+
+/* One test volume's tested slices as the model's input: those the study
+ * uses (train.slices), at most sanity.max_slices, evenly spaced. */
+static int load_test_volume(const study_ctx *ctx, const cbq_net *net, const study_volume *sv,
+                            cbq_sanity_volume *out, cbq_error *err)
+{
+    const cbq_study_config *cfg = ctx->cfg;
+    const cbq_model_spec *spec = cbq_net_spec(net);
+    int structures = strcmp(cfg->train.slices, "structures") == 0;
+    cbq_volume vol = {0}, mask = {0};
+    size_t *ks = NULL, n = 0;
+    float *x = NULL;
+    int rc = cbq_study_load_volume(sv->path, &vol, NULL, err);
+    if (rc == CBQ_OK && structures && sv->mask[0])
+        rc = cbq_study_load_volume(sv->mask, &mask, NULL, err);
+    if (rc == CBQ_OK)
+        rc = cbq_study_select_slices(&vol, mask.data ? &mask : NULL, structures, &ks, &n, err);
+    if (rc == CBQ_OK && n == 0)
+        rc = CBQ_FAIL(err, CBQ_ERR_FORMAT, "no slice to test");
+    size_t m = cbq_sanity_n_slices(n, (size_t)cfg->sanity.max_slices);
+    for (size_t i = 0; rc == CBQ_OK && i < m; i++) /* ascending, so in place */
+        ks[i] = ks[cbq_sanity_slice_index(n, m, i)];
+    size_t plane = (size_t)spec->input.height * (size_t)spec->input.width;
+    if (rc == CBQ_OK && !(x = malloc(m * plane * sizeof *x)))
+        rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory for %zu slices", m);
+    cbq_slice_spec ss = {.height = (size_t)spec->input.height, .width = (size_t)spec->input.width,
+                         .hu_min = spec->input.hu_min, .hu_max = spec->input.hu_max};
+    cbq_slicer slicer;
+    if (rc == CBQ_OK && (rc = cbq_slicer_init(&slicer, vol.nx, vol.ny, &ss, err)) == CBQ_OK) {
+        rc = cbq_slicer_fill(&slicer, &vol, ks, m, x, err);
+        cbq_slicer_free(&slicer);
+    }
+    free(ks);
+    cbq_volume_free(&vol);
+    cbq_volume_free(&mask);
+    if (rc != CBQ_OK) {
+        free(x);
+        return cbq_error_prefix(err, "%s: ", sv->id);
+    }
+    *out = (cbq_sanity_volume){.id = sv->id, .slices = x, .nz = m};
+    return CBQ_OK;
+}
+
+static int load_test_volumes(const study_ctx *ctx, const cbq_net *net, const study_cohort *c,
+                             cbq_sanity_volume **vols, size_t *n, cbq_error *err)
+{
+    *n = 0;
+    *vols = calloc(c->n + 1, sizeof **vols);
+    if (!*vols)
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < c->n; i++)
+        if (c->v[i].split == SPLIT_TEST) {
+            CBQ_TRY(load_test_volume(ctx, net, &c->v[i], &(*vols)[*n], err));
+            (*n)++;
+        }
+    return *n ? CBQ_OK : CBQ_FAIL(err, CBQ_ERR_FORMAT, "no test volumes");
+}
+
+/* The label-permuted model, trained with the study's recipe into
+ * sanity/permuted_model/ (its own train_log.csv there). */
+static int train_permuted(const study_ctx *ctx, char *model_dir, size_t cap, cbq_error *err)
+{
+    char log[CBQ_STUDY_PATH_MAX + 64], cohort[CBQ_STUDY_PATH_MAX + 32], cons[CBQ_STUDY_PATH_MAX + 32];
+    CBQ_TRY(study_path(model_dir, cap, ctx->dir[CBQ_STAGE_SANITY], "permuted_model", err));
+    CBQ_TRY(study_path(log, sizeof log, model_dir, "train_log.csv", err));
+    CBQ_TRY(study_path(cohort, sizeof cohort, ctx->dir[CBQ_STAGE_COHORT], "cohort.csv", err));
+    CBQ_TRY(study_path(cons, sizeof cons, ctx->dir[CBQ_STAGE_CONSENSUS], "consensus.csv", err));
+    cbq_study_config pcfg = *ctx->cfg;
+    pcfg.train.permute_labels = 1;
+    CBQ_TRY(cbq_mkdir_p(model_dir, err));
+    return cbq_study_train(&pcfg, cohort, cons, model_dir, log, NULL, err);
+}
+
+static int load_net(const study_ctx *ctx, const char *dir, cbq_net **net, cbq_error *err)
+{
+    CBQ_TRY(cbq_model_load(dir, net, (size_t)ctx->cfg->evaluate.batch, err));
+    cbq_net_set_threads(*net, ctx->cfg->threads);
+    return CBQ_OK;
+}
+
+static void summarise(study_ctx *ctx, const cbq_sanity_result *res, int permuted, const char *note)
+{
+    size_t len = 0, cap = sizeof ctx->summary;
+    ctx->summary[0] = '\0';
+    for (size_t m = 0; m < res->n_methods && len < cap; m++) {
+        const cbq_sanity_method *sm = &res->methods[m];
+        int n = snprintf(ctx->summary + len, cap - len,
+                         "%s%s: maps %s randomisation (median rho %.2f at the last step)",
+                         m ? "; " : "", cbq_cam_method_name(sm->method),
+                         sm->survives ? "SURVIVE" : "change under", sm->last_rho);
+        len += n > 0 ? (size_t)n : 0;
+        if (permuted && len < cap) {
+            n = snprintf(ctx->summary + len, cap - len, ", permuted-label model rho %.2f%s",
+                         sm->permuted_rho, sm->survives_permuted ? " (SURVIVE)" : "");
+            len += n > 0 ? (size_t)n : 0;
+        }
+    }
+    if (note[0] && len < cap)
+        snprintf(ctx->summary + len, cap - len, "; %s", note);
+}
+
+/* Trains the permuted model when asked, loads the nets and the test
+ * volumes, runs the checks and writes sanity.csv. */
+static int run_checks(study_ctx *ctx, const study_cohort *c, const char *csv_path,
+                      const char *pooled_path, const cbq_sanity_options *o, cbq_error *err)
+{
+    const cbq_study_config *cfg = ctx->cfg;
+    char model[CBQ_STUDY_PATH_MAX + 16], permuted_dir[CBQ_STUDY_PATH_MAX + 32];
+    /* A given model (train.model) was not trained with the recipe, so a
+     * permuted model trained with it would not be its control. */
+    int want_permuted = cfg->sanity.permuted_labels && !cfg->train.model[0];
+    cbq_net *net = NULL, *permuted = NULL;
+    cbq_sanity_volume *vols = NULL;
+    size_t n_vols = 0;
+    int rc = study_model_dir(ctx, model, sizeof model, err);
+    if (rc == CBQ_OK && want_permuted)
+        rc = train_permuted(ctx, permuted_dir, sizeof permuted_dir, err);
+    if (rc == CBQ_OK)
+        rc = load_net(ctx, model, &net, err);
+    if (rc == CBQ_OK && want_permuted)
+        rc = load_net(ctx, permuted_dir, &permuted, err);
+    if (rc == CBQ_OK)
+        rc = load_test_volumes(ctx, net, c, &vols, &n_vols, err);
+    cbq_sanity_result res;
+    if (rc == CBQ_OK && (rc = cbq_sanity_run(net, permuted, vols, n_vols, o, &res, err)) == CBQ_OK) {
+        rc = cbq_study_sanity_write(csv_path, &res, err);
+        if (rc == CBQ_OK)
+            rc = write_pooled(pooled_path, &res, err);
+        summarise(ctx, &res, permuted != NULL,
+                  cfg->sanity.permuted_labels && !want_permuted
+                      ? "no permuted-labels test: train.model was given" : "");
+        cbq_sanity_result_free(&res);
+    }
+    for (size_t v = 0; vols && v < n_vols; v++)
+        free((float *)vols[v].slices);
+    free(vols);
+    cbq_net_free(permuted);
+    cbq_net_free(net);
+    return rc;
+}
+
+int study_stage_sanity(study_ctx *ctx, cbq_error *err)
+{
+    char path[CBQ_STUDY_PATH_MAX + 32], pooled[CBQ_STUDY_PATH_MAX + 32];
+    CBQ_TRY(study_path(path, sizeof path, ctx->dir[CBQ_STAGE_SANITY], "sanity.csv", err));
+    CBQ_TRY(study_path(pooled, sizeof pooled, ctx->dir[CBQ_STAGE_SANITY], "pooled.csv", err));
+    if (!ctx->cfg->sanity.enabled) {
+        snprintf(ctx->summary, sizeof ctx->summary, "off (sanity.enabled = false)");
+        CBQ_TRY(cbq_study_sanity_write(path, NULL, err));
+        return write_pooled(pooled, NULL, err);
+    }
+    cbq_sanity_options o;
+    CBQ_TRY(make_options(ctx->cfg, &o, err));
+    study_cohort c;
+    CBQ_TRY(study_read_cohort(ctx, &c, err));
+    int rc = run_checks(ctx, &c, path, pooled, &o, err);
+    study_cohort_free(&c);
+    return rc;
+}
