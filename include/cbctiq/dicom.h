@@ -71,6 +71,9 @@ int cbq_dicom_find_series(cbq_dicom_series_info **series, size_t *n_series, cons
 int cbq_dicom_read_series(cbq_volume *vol, cbq_dicom_meta *meta, const char *path,
                           const char *series_uid, cbq_error *err);
 
+/* The version of DCMTK this build reads with, e.g. "3.6.7". */
+const char *cbq_dicom_toolkit_version(void);
+
 /* 1 when `path` is a folder or a file that starts like DICOM ("DICM" at
  * byte 128); cheap, reads 132 bytes. */
 int cbq_dicom_looks_like(const char *path);

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cbctiq/versions.h"
 #include "cli.h"
 
 typedef struct {
@@ -28,6 +29,17 @@ static void print_overview(FILE *out)
         fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "  %-12s %s\n", "help", "show this list, or `cbctiq help COMMAND`");
     fprintf(out, "\nRun `cbctiq help COMMAND` for a command's options.\n");
+}
+
+/* The first line is cbctiq's own version; then every library it computes
+ * with, so a result can be traced to the exact build. */
+static void print_versions(void)
+{
+    cbq_component_version v[CBQ_MAX_COMPONENTS];
+    size_t n = cbq_component_versions(v, CBQ_MAX_COMPONENTS);
+    printf("cbctiq %s\n", CBQ_VERSION);
+    for (size_t i = 1; i < n; i++)
+        printf("  %-11s %s\n", v[i].component, v[i].version);
 }
 
 static const command *find_command(const char *name)
@@ -61,7 +73,7 @@ int main(int argc, char **argv)
     }
     const char *name = argv[1];
     if (strcmp(name, "--version") == 0 || strcmp(name, "version") == 0) {
-        printf("cbctiq %s\n", CBQ_VERSION);
+        print_versions();
         return CLI_EXIT_OK;
     }
     if (strcmp(name, "help") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0)

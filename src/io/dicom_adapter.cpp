@@ -23,6 +23,7 @@
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
 #include <dcmtk/dcmdata/dcrledrg.h>
+#include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmdata/dcvrds.h>
 #include <dcmtk/dcmdata/dcxfer.h>
 #include <dcmtk/dcmjpeg/djdecode.h>
@@ -806,6 +807,11 @@ extern "C" int cbq_dicom_looks_like(const char *path)
 {
     std::error_code ec;
     return fs::is_directory(path, ec) || has_dicm_magic(path);
+}
+
+extern "C" const char *cbq_dicom_toolkit_version(void)
+{
+    return OFFIS_DCMTK_VERSION_STRING;
 }
 
 extern "C" int cbq_rtstruct_read(cbq_rtstruct *rs, const char *path, cbq_error *err)

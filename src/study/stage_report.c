@@ -12,6 +12,7 @@
 #include "cbctiq/plot.h"
 #include "cbctiq/report.h"
 #include "cbctiq/stats.h"
+#include "cbctiq/versions.h"
 #include "study/ae_table.h"
 #include "study/report_figures.h"
 
@@ -224,6 +225,28 @@ static const char CAVEAT[] =
     "rho of AE and consensus given the prediction (and the slice count where it varies); "
     "attrib/ae.csv holds the clipped remainder per volume (ae_clipped).";
 
+/* What a reader needs to rerun the study and get the same numbers: the
+ * command, the seed and the versions of everything that computed them. */
+static int reproduce_section(cbq_report *r, const study_ctx *ctx, cbq_error *err)
+{
+    char text[512];
+    snprintf(text, sizeof text,
+             "Save the configuration below as study.json in the folder the study was run from "
+             "and run `cbctiq study --config study.json --out NEW_FOLDER`. With the same seed "
+             "(%llu), cohort, versions and thread count every output is the same to the bit; "
+             "another thread count moves only the last bits of float32 sums.", (unsigned long long)ctx->cfg->seed);
+    cbq_component_version v[CBQ_MAX_COMPONENTS];
+    size_t n = cbq_component_versions(v, CBQ_MAX_COMPONENTS);
+    const char *keys[CBQ_MAX_COMPONENTS], *values[CBQ_MAX_COMPONENTS];
+    for (size_t i = 0; i < n; i++) {
+        keys[i] = v[i].component;
+        values[i] = v[i].version;
+    }
+    CBQ_TRY(cbq_report_section(r, "Reproducing these results", err));
+    CBQ_TRY(cbq_report_paragraph(r, text, err));
+    return cbq_report_keyvalues(r, n, keys, values, err);
+}
+
 static int build(cbq_report *r, const study_ctx *ctx, cbq_error *err)
 {
     char intro[1024];
@@ -290,6 +313,8 @@ static int build(cbq_report *r, const study_ctx *ctx, cbq_error *err)
     shown.threads = defaults.threads;
     shown.quiet = defaults.quiet;
     char *json = rc == CBQ_OK ? cbq_study_config_json(&shown) : NULL;
+    if (rc == CBQ_OK)
+        rc = reproduce_section(r, ctx, err);
     if (rc == CBQ_OK)
         rc = cbq_report_section(r, "Configuration", err);
     if (rc == CBQ_OK)

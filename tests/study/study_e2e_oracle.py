@@ -415,6 +415,14 @@ elif read_csv(cli_csv) != san:
     fail("the study's sanity.csv differs from `cbctiq sanity` on the same inputs")
 if "Sanity checks" not in html or not os.path.exists(os.path.join(out, "report", "figures", "sanity_cascade.png")):
     fail("the report lacks the sanity section or its chart")
+# The versions that computed the report, as `cbctiq --version` names them.
+versions = subprocess.run([args.cbctiq, "--version"], capture_output=True, text=True).stdout
+if "Reproducing these results" not in html:
+    fail("the report lacks its reproduction section")
+for line in versions.splitlines()[1:]:
+    component, version = line.split(None, 1)
+    if f"<dt>{component}</dt><dd>{version}</dd>" not in html:
+        fail(f"the report does not give the {component} version {version!r}")
 
 for f in ["report/report.html", "report/figures/ae_vs_consensus_parotid.png",
           "report/figures/ae_vs_consensus_parotid.svg", "report/tables/poster_table.csv",
