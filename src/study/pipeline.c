@@ -33,7 +33,7 @@ static const stage_def STAGES[CBQ_STAGE_COUNT] = {
     [CBQ_STAGE_REPORT] = {study_stage_report,
                           DEP(COHORT) | DEP(CONSENSUS) | DEP(TRAIN) | DEP(EVALUATE) | DEP(ATTRIB) |
                               DEP(STATS) | DEP(ATYPICAL) | DEP(SANITY),
-                          5},
+                          6},
 };
 
 int study_path(char *buf, size_t cap, const char *dir, const char *name, cbq_error *err)

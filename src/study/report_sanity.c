@@ -1,7 +1,8 @@
 /* report_sanity.c - the report's "Sanity checks" section from the sanity
  * stage's sanity.csv: what the test asks, the cascade's rank correlations
  * per method as a line chart against the threshold, which methods (if any)
- * survive randomisation, the permuted-labels result, and the table. */
+ * survive randomisation, the permuted-labels result, and the pooled table
+ * (the per-category sanity.csv, a row per category and step, stays a file). */
 #define _POSIX_C_SOURCE 200809L
 #include "study/pipeline.h"
 #include "study/report_figures.h"
@@ -146,11 +147,12 @@ int report_sanity_section(cbq_report *r, const study_ctx *ctx, cbq_error *err)
     if (rc == CBQ_OK)
         rc = verdict(r, ctx, c, n, err);
     if (rc == CBQ_OK)
-        rc = report_csv_table(r, ctx->dir[CBQ_STAGE_SANITY], "sanity.csv", "sanity",
-                              "Per method, comparison and category: median, minimum and maximum "
-                              "rank correlation over test volumes, median AE ratio random/trained; "
-                              "survives compares the median over all categories and volumes with "
-                              "the threshold.", err);
+        rc = report_csv_table(r, ctx->dir[CBQ_STAGE_SANITY], "pooled.csv", "sanity_pooled",
+                              "Per method and comparison: the median rank correlation over all "
+                              "categories and test volumes, which decides whether the method "
+                              "survives; empty where every map was constant (the correlation is "
+                              "undefined). Per category, with minimum, maximum and the AE ratio "
+                              "random/trained: sanity/sanity.csv in the study folder.", err);
     free(c);
     return rc;
 }

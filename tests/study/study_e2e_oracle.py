@@ -415,6 +415,11 @@ elif read_csv(cli_csv) != san:
     fail("the study's sanity.csv differs from `cbctiq sanity` on the same inputs")
 if "Sanity checks" not in html or not os.path.exists(os.path.join(out, "report", "figures", "sanity_cascade.png")):
     fail("the report lacks the sanity section or its chart")
+shown_pooled = os.path.join(out, "report", "tables", "sanity_pooled.csv")
+if not os.path.exists(shown_pooled) or \
+        [r["method"] + r["test"] + r["step"] for r in read_csv(shown_pooled)] != \
+        [p["method"] + p["test"] + p["step"] for p in pooled]:
+    fail("the report's sanity table is not pooled.csv")
 # The versions that computed the report, as `cbctiq --version` names them.
 versions = subprocess.run([args.cbctiq, "--version"], capture_output=True, text=True).stdout
 if "Reproducing these results" not in html:
