@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cbctiq/csv.h"
+#include "cbctiq/study.h"
 
 const char *study_split_name(study_split s)
 {
@@ -175,4 +176,20 @@ int study_relative_path(char *out, size_t cap, const char *from_dir, const char 
     else if (out[strlen(out) - 1] == '/')
         out[strlen(out) - 1] = '\0';
     return CBQ_OK;
+}
+
+int study_volume_used_slices(const study_volume *sv, int structures_only, cbq_volume *vol,
+                             cbq_reorient *xf, size_t **ks, size_t *n, cbq_error *err)
+{
+    cbq_reorient local;
+    cbq_volume mask = {0};
+    *ks = NULL;
+    *n = 0;
+    int rc = cbq_study_load_volume_xf(sv->path, vol, xf ? xf : &local, err);
+    if (rc == CBQ_OK && structures_only && sv->mask[0])
+        rc = cbq_study_load_volume(sv->mask, &mask, NULL, err);
+    if (rc == CBQ_OK)
+        rc = cbq_study_select_slices(vol, mask.data ? &mask : NULL, structures_only, ks, n, err);
+    cbq_volume_free(&mask);
+    return rc;
 }

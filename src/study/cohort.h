@@ -5,6 +5,8 @@
 
 #include <stddef.h>
 #include "cbctiq/error.h"
+#include "cbctiq/orient.h"
+#include "cbctiq/volume.h"
 
 typedef enum { SPLIT_NONE = 0, SPLIT_TRAIN, SPLIT_VAL, SPLIT_TEST } study_split;
 
@@ -29,6 +31,14 @@ typedef struct {
 int study_cohort_read(study_cohort *c, const char *csv_path, cbq_error *err);
 void study_cohort_free(study_cohort *c);
 const char *study_split_name(study_split s);
+
+/* Loads sv's volume on the canonical grid (*xf, may be NULL: how it was
+ * reoriented) and picks the axial slices the study uses: all of them, or
+ * with structures_only (train.slices = "structures") those where sv's mask
+ * has a label. *ks is allocated (caller frees it, and *vol, also after a
+ * failure); *n may be 0. */
+int study_volume_used_slices(const study_volume *sv, int structures_only, cbq_volume *vol,
+                             cbq_reorient *xf, size_t **ks, size_t *n, cbq_error *err);
 
 /* The path of `target` relative to folder `from` (both existing or not;
  * made absolute against the current folder first, "." and ".." folded). */

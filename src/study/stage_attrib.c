@@ -158,18 +158,14 @@ static int attrib_volume(attrib_run *a, const study_volume *sv, cbq_progress *pr
     const cbq_study_config *cfg = a->ctx->cfg;
     size_t K = a->ctx->n_categories, n_out = cbq_cam_n_outputs(a->cam);
     int structures = strcmp(cfg->train.slices, "structures") == 0;
-    cbq_volume vol = {0}, mask = {0};
+    cbq_volume vol = {0};
     size_t *ks = NULL, n = 0;
     float *x = NULL, *weights[STUDY_MAX_CATEGORIES] = {0}, *maps[CBQ_MAX_OUTPUTS] = {0};
     const float *struct_by_out[CBQ_MAX_OUTPUTS] = {0};
     cbq_ae ae[CBQ_MAX_OUTPUTS];
     memset(ae, 0, sizeof ae);
     cbq_reorient xf;
-    int rc = cbq_study_load_volume_xf(sv->path, &vol, &xf, err);
-    if (rc == CBQ_OK && structures && sv->mask[0])
-        rc = cbq_study_load_volume(sv->mask, &mask, NULL, err);
-    if (rc == CBQ_OK)
-        rc = cbq_study_select_slices(&vol, mask.data ? &mask : NULL, structures, &ks, &n, err);
+    int rc = study_volume_used_slices(sv, structures, &vol, &xf, &ks, &n, err);
     if (rc == CBQ_OK && n == 0)
         rc = CBQ_FAIL(err, CBQ_ERR_FORMAT, "no slice with a structure");
     size_t plane = a->H * a->W;
@@ -212,7 +208,6 @@ static int attrib_volume(attrib_run *a, const study_volume *sv, cbq_progress *pr
     free(x);
     free(ks);
     cbq_volume_free(&vol);
-    cbq_volume_free(&mask);
     return rc == CBQ_OK ? rc : cbq_error_prefix(err, "%s: ", sv->id);
 }
 

@@ -57,15 +57,12 @@ static int predict_test(study_ctx *ctx, eval_data *d, cbq_error *err)
     int structures = strcmp(cfg->train.slices, "structures") == 0;
     for (size_t t = 0; t < d->n_test && rc == CBQ_OK; t++) {
         const study_volume *sv = &d->cohort.v[d->test[t]];
-        cbq_volume vol = {0}, mask = {0};
-        int flip = 0;
+        cbq_volume vol = {0};
+        cbq_reorient xf = {0};
         size_t *ks = NULL, n = 0;
         cbq_volume_pred vp = {0};
-        rc = cbq_study_load_volume(sv->path, &vol, &flip, err);
-        if (rc == CBQ_OK && structures && sv->mask[0])
-            rc = cbq_study_load_volume(sv->mask, &mask, NULL, err);
-        if (rc == CBQ_OK)
-            rc = cbq_study_select_slices(&vol, mask.data ? &mask : NULL, structures, &ks, &n, err);
+        rc = study_volume_used_slices(sv, structures, &vol, &xf, &ks, &n, err);
+        int flip = xf.flip[2];
         if (rc == CBQ_OK && n == 0)
             rc = CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: no slice with a structure", sv->mask);
         if (rc == CBQ_OK)
@@ -86,7 +83,6 @@ static int predict_test(study_ctx *ctx, eval_data *d, cbq_error *err)
         cbq_volume_pred_free(&vp);
         free(ks);
         cbq_volume_free(&vol);
-        cbq_volume_free(&mask);
         cbq_progress_step(&prog, 1);
     }
     cbq_progress_end(&prog);

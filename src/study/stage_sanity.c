@@ -90,14 +90,10 @@ static int load_test_volume(const study_ctx *ctx, const cbq_net *net, const stud
     const cbq_study_config *cfg = ctx->cfg;
     const cbq_model_spec *spec = cbq_net_spec(net);
     int structures = strcmp(cfg->train.slices, "structures") == 0;
-    cbq_volume vol = {0}, mask = {0};
+    cbq_volume vol = {0};
     size_t *ks = NULL, n = 0;
     float *x = NULL;
-    int rc = cbq_study_load_volume(sv->path, &vol, NULL, err);
-    if (rc == CBQ_OK && structures && sv->mask[0])
-        rc = cbq_study_load_volume(sv->mask, &mask, NULL, err);
-    if (rc == CBQ_OK)
-        rc = cbq_study_select_slices(&vol, mask.data ? &mask : NULL, structures, &ks, &n, err);
+    int rc = study_volume_used_slices(sv, structures, &vol, NULL, &ks, &n, err);
     if (rc == CBQ_OK && n == 0)
         rc = CBQ_FAIL(err, CBQ_ERR_FORMAT, "no slice to test");
     size_t m = cbq_sanity_n_slices(n, (size_t)cfg->sanity.max_slices);
@@ -115,7 +111,6 @@ static int load_test_volume(const study_ctx *ctx, const cbq_net *net, const stud
     }
     free(ks);
     cbq_volume_free(&vol);
-    cbq_volume_free(&mask);
     if (rc != CBQ_OK) {
         free(x);
         return cbq_error_prefix(err, "%s: ", sv->id);

@@ -209,13 +209,9 @@ static int add_volume(train_run *t, const study_volume *sv, const double *target
     const cbq_study_config *cfg = t->cfg;
     slice_set *s = &t->s;
     int structures = strcmp(cfg->train.slices, "structures") == 0;
-    cbq_volume vol = {0}, mask = {0};
+    cbq_volume vol = {0};
     size_t *ks = NULL, n = 0;
-    int rc = cbq_study_load_volume(sv->path, &vol, NULL, err);
-    if (rc == CBQ_OK && structures && sv->mask[0])
-        rc = cbq_study_load_volume(sv->mask, &mask, NULL, err);
-    if (rc == CBQ_OK)
-        rc = cbq_study_select_slices(&vol, mask.data ? &mask : NULL, structures, &ks, &n, err);
+    int rc = study_volume_used_slices(sv, structures, &vol, NULL, &ks, &n, err);
     size_t m = 0; /* every slice_step-th of the selected slices */
     for (size_t i = 0; i < n; i += (size_t)cfg->train.slice_step)
         ks[m++] = ks[i];
@@ -242,7 +238,6 @@ static int add_volume(train_run *t, const study_volume *sv, const double *target
     }
     free(ks);
     cbq_volume_free(&vol);
-    cbq_volume_free(&mask);
     return rc == CBQ_OK ? rc : cbq_error_prefix(err, "%s: ", sv->id);
 }
 

@@ -39,13 +39,15 @@ def make_volume(rng, size, slices, q):
         sl += rng.normal(0, 15.0 + 10.0 * (5 - q), size=(size, size))
         vol[:, :, k] = sl
         z = k / max(slices - 1, 1)
-        if z > 0.6:
+        # The end slices have no structure, so train.slices = "structures"
+        # has something to leave out.
+        if 0.6 < z <= 0.92:
             lab[:, :, k][ellipse((size, size), c - size * 0.1, c - size * 0.18, 4, 3)] = 1
             lab[:, :, k][ellipse((size, size), c - size * 0.1, c + size * 0.18, 4, 3)] = 2
         if 0.3 < z <= 0.6:
             lab[:, :, k][ellipse((size, size), c + size * 0.1, c - size * 0.15, 3, 3)] = 3
             lab[:, :, k][ellipse((size, size), c + size * 0.1, c + size * 0.15, 3, 3)] = 4
-        if z <= 0.3:
+        if 0.08 < z <= 0.3:
             lab[:, :, k][ellipse((size, size), c, c, 3, 4)] = 5
         if 0.4 < z <= 0.8:
             lab[:, :, k][ellipse((size, size), c - size * 0.25, c, 2, 8)] = 6

@@ -459,6 +459,26 @@ for k, v in before.items():
     if k.startswith(("cohort/", "consensus/", "train/", "evaluate/", "attrib/")) and after.get(k) != v:
         fail(f"{k} changed although its stage did not rerun")
 
+# train.slices = structures: every stage from train on uses exactly the
+# slices where the volume's label volume has a structure.
+config["train"]["slices"] = "structures"
+with open(cfg_path, "w") as f:
+    json.dump(config, f)
+_, ran, _ = run_study(out, cfg_path)
+if ran != ["train", "evaluate", "attrib", "stats", "atypical", "sanity", "report"]:
+    fail(f"changing train.slices reran {ran}")
+pred_slices = read_csv(os.path.join(out, "evaluate", "pred_slices.csv"))
+profile_rows = read_csv(os.path.join(out, "attrib", "profiles.csv"))
+for v in test_ids:
+    lab = np.asarray(nib.load(os.path.join(cohort, "labels", f"{v}.nii.gz")).dataobj)
+    want = sorted(int(k) for k in np.nonzero((lab != 0).any(axis=(0, 1)))[0])
+    if not 0 < len(want) < lab.shape[2]:
+        fail(f"{v}: the test needs some slices without structures ({len(want)} of {lab.shape[2]})")
+    got_pred = sorted({int(r["slice"]) for r in pred_slices if r["volume_id"] == v})
+    got_profile = sorted({int(r["slice"]) for r in profile_rows if r["volume_id"] == v})
+    if got_pred != want or got_profile != want:
+        fail(f"{v}: structure slices {want}, evaluate used {got_pred}, attrib {got_profile}")
+
 if failures:
     print("\n".join(failures))
     sys.exit(1)
