@@ -13,6 +13,7 @@
 
 #include "cbctiq/nifti.h"
 #include "cbctiq/orient.h"
+#include "cbctiq/text_file.h"
 
 static const char *const category_names[CBQ_STRUCT_COUNT] = {"parotid", "submandibular",
                                                              "larynx", "mandible"};
@@ -25,6 +26,8 @@ const char *cbq_structure_name(int s)
 /* ---- name matching ----------------------------------------------------- */
 
 enum { MAX_TOKENS = 16, TOKEN_LEN = 32 };
+/* A labels sidecar names a few dozen structures; anything near this is not one. */
+enum { LABELS_JSON_MAX_BYTES = 1 << 24 };
 
 /* Splits on anything not a letter or digit and at lower->upper case changes
  * ("LeftParotid" -> left, parotid); tokens are lower case. */
@@ -129,40 +132,6 @@ static int mask_for(cbq_structures *st, int cat, const char *source, cbq_error *
 
 /* ---- label volumes ----------------------------------------------------------- */
 
-static int read_text(char **out, const char *path, cbq_error *err)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return CBQ_FAIL(err, CBQ_ERR_IO, "%s: cannot open", path);
-    char *buf = NULL;
-    size_t cap = 0, len = 0;
-    for (;;) {
-        if (len + 4096 + 1 > cap) {
-            cap = cap ? 2 * cap : 8192;
-            char *nb = cap > (1u << 24) ? NULL : realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(fp);
-                return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: too large for a labels file", path);
-            }
-            buf = nb;
-        }
-        size_t got = fread(buf + len, 1, 4096, fp);
-        len += got;
-        if (got < 4096)
-            break;
-    }
-    int bad = ferror(fp);
-    fclose(fp);
-    if (bad) {
-        free(buf);
-        return CBQ_FAIL(err, CBQ_ERR_IO, "%s: read error", path);
-    }
-    buf[len] = '\0';
-    *out = buf;
-    return CBQ_OK;
-}
-
 static int find_sidecar(char *out, size_t cap, const char *label_path)
 {
     char dir[4096];
@@ -187,7 +156,7 @@ static int find_sidecar(char *out, size_t cap, const char *label_path)
 static int parse_labels(cJSON **root, const char *json_path, cbq_error *err)
 {
     char *text = NULL;
-    CBQ_TRY(read_text(&text, json_path, err));
+    CBQ_TRY(cbq_read_text_file(json_path, LABELS_JSON_MAX_BYTES, &text, NULL, err));
     *root = cJSON_Parse(text);
     free(text);
     if (!*root || !cJSON_IsObject(*root)) {

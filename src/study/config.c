@@ -6,13 +6,13 @@
 #include "cbctiq/study.h"
 
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cbctiq/attrib.h"
+#include "cbctiq/text_file.h"
 #include "study/sha256.h"
 
 typedef enum { OPT_INT, OPT_U64, OPT_DOUBLE, OPT_BOOL, OPT_STRING, OPT_PATH, OPT_LIST } opt_type;
@@ -376,34 +376,8 @@ int cbq_study_config_parse(cbq_study_config *cfg, const char *json_text, const c
 
 int cbq_study_config_load(cbq_study_config *cfg, const char *path, cbq_error *err)
 {
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return CBQ_FAIL(err, CBQ_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     char *text = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len + 4096 + 1 > cap) {
-            cap = cap ? 2 * cap : 8192;
-            char *grown = realloc(text, cap);
-            if (!grown) {
-                free(text);
-                fclose(fp);
-                return CBQ_FAIL(err, CBQ_ERR_NOMEM, "%s: out of memory", path);
-            }
-            text = grown;
-        }
-        size_t got = fread(text + len, 1, 4096, fp);
-        len += got;
-        if (got < 4096)
-            break;
-    }
-    int read_failed = ferror(fp);
-    fclose(fp);
-    if (read_failed) {
-        free(text);
-        return CBQ_FAIL(err, CBQ_ERR_IO, "%s: read error", path);
-    }
-    text[len] = '\0';
+    CBQ_TRY(cbq_read_text_file(path, 0, &text, NULL, err));
     char base[CBQ_STUDY_PATH_MAX];
     const char *slash = strrchr(path, '/');
     snprintf(base, sizeof base, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");

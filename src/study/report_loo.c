@@ -11,40 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The whole file as a NUL-terminated string (caller frees). */
-static int read_text(const char *path, char **out, cbq_error *err)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return CBQ_FAIL(err, CBQ_ERR_IO, "%s: cannot open", path);
-    size_t len = 0, cap = 0;
-    char *text = NULL;
-    int rc = CBQ_OK;
-    for (;;) {
-        if (len + 4097 > cap) {
-            char *grown = realloc(text, cap = 2 * cap + 8192);
-            if (!grown) {
-                rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "%s: out of memory", path);
-                break;
-            }
-            text = grown;
-        }
-        size_t got = fread(text + len, 1, 4096, fp);
-        len += got;
-        if (got < 4096)
-            break;
-    }
-    if (rc == CBQ_OK && ferror(fp))
-        rc = CBQ_FAIL(err, CBQ_ERR_IO, "%s: read error", path);
-    fclose(fp);
-    if (rc != CBQ_OK) {
-        free(text);
-        return rc;
-    }
-    text[len] = '\0';
-    *out = text;
-    return CBQ_OK;
-}
+#include "cbctiq/text_file.h"
 
 static const cJSON *category_obj(const cJSON *root, const char *cat)
 {
@@ -128,7 +95,7 @@ int report_loo_figure(cbq_report *r, const study_ctx *ctx, cbq_error *err)
     char path[CBQ_STUDY_PATH_MAX + 32];
     CBQ_TRY(study_path(path, sizeof path, ctx->dir[CBQ_STAGE_STATS], "stats.json", err));
     char *text = NULL;
-    CBQ_TRY(read_text(path, &text, err));
+    CBQ_TRY(cbq_read_text_file(path, 0, &text, NULL, err));
     cJSON *root = cJSON_Parse(text);
     free(text);
     if (!root)
