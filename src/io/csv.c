@@ -3,6 +3,7 @@
  * per volume), and holding them whole lets callers look cells up freely. */
 #define _POSIX_C_SOURCE 200809L
 #include "cbctiq/csv.h"
+#include "cbctiq/text_file.h"
 
 #include <errno.h>
 #include <math.h>
@@ -205,33 +206,10 @@ int cbq_csv_parse(cbq_csv *t, const char *text, size_t len, const char *name, cb
 int cbq_csv_read(cbq_csv *t, const char *path, cbq_error *err)
 {
     memset(t, 0, sizeof *t);
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return CBQ_FAIL(err, CBQ_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     char *buf = NULL;
-    size_t len = 0, cap = 0;
-    int rc = CBQ_OK;
-    for (;;) {
-        if (cap - len < 65536) {
-            cap = cap ? 2 * cap : 65536;
-            char *nb = realloc(buf, cap);
-            if (!nb) {
-                rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "%s: out of memory", path);
-                break;
-            }
-            buf = nb;
-        }
-        size_t got = fread(buf + len, 1, cap - len, fp);
-        len += got;
-        if (got == 0) {
-            if (ferror(fp))
-                rc = CBQ_FAIL(err, CBQ_ERR_IO, "%s: read error", path);
-            break;
-        }
-    }
-    fclose(fp);
-    if (rc == CBQ_OK)
-        rc = cbq_csv_parse(t, buf, len, path, err);
+    size_t len = 0;
+    CBQ_TRY(cbq_read_text_file(path, 0, &buf, &len, err));
+    int rc = cbq_csv_parse(t, buf, len, path, err);
     free(buf);
     return rc;
 }

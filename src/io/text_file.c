@@ -1,5 +1,6 @@
-/* text_file.c - cbq_read_text_file. Reads in chunks rather than trusting a
- * size from stat, so pipes and files that grow while read work too. */
+/* text_file.c - cbq_read_text_file. Reads until end of file into a buffer
+ * that doubles, filling all of its free space per fread, rather than
+ * trusting a size from stat, so pipes and growing files work too. */
 #include "cbctiq/text_file.h"
 
 #include <errno.h>
@@ -7,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { CHUNK = 4096 };
+enum { FIRST_CAPACITY = 65536 };
 
 int cbq_read_text_file(const char *path, size_t max_bytes, char **text, size_t *len,
                        cbq_error *err)
@@ -24,8 +25,8 @@ int cbq_read_text_file(const char *path, size_t max_bytes, char **text, size_t *
             rc = CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: larger than %zu bytes", path, max_bytes);
             break;
         }
-        if (used + CHUNK + 1 > cap) {
-            cap = cap ? 2 * cap : 2 * CHUNK;
+        if (cap - used < FIRST_CAPACITY) { /* room for a good read and the NUL */
+            cap = cap ? 2 * cap : FIRST_CAPACITY;
             char *grown = realloc(buf, cap);
             if (!grown) {
                 rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "%s: out of memory", path);
@@ -33,15 +34,14 @@ int cbq_read_text_file(const char *path, size_t max_bytes, char **text, size_t *
             }
             buf = grown;
         }
-        size_t got = fread(buf + used, 1, CHUNK, fp);
+        size_t got = fread(buf + used, 1, cap - used - 1, fp);
         used += got;
-        if (got < CHUNK)
+        if (got == 0) {
+            if (ferror(fp))
+                rc = CBQ_FAIL(err, CBQ_ERR_IO, "%s: read error", path);
             break;
+        }
     }
-    if (rc == CBQ_OK && ferror(fp))
-        rc = CBQ_FAIL(err, CBQ_ERR_IO, "%s: read error", path);
-    if (rc == CBQ_OK && max_bytes && used > max_bytes)
-        rc = CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: larger than %zu bytes", path, max_bytes);
     fclose(fp);
     if (rc != CBQ_OK) {
         free(buf);

@@ -1,5 +1,5 @@
-/* test_text_file.c - cbq_read_text_file: contents byte for byte across the
- * reader's chunk boundary, empty files, the size limit and a missing file,
+/* test_text_file.c - cbq_read_text_file: contents byte for byte on both sides
+ * of the reader's buffer growth, empty files, the size limit and a missing file,
  * each error naming the file. */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
@@ -35,7 +35,8 @@ static void write_pattern(char *path, size_t cap, size_t n)
 static void test_sizes_around_chunks(void **state)
 {
     (void)state;
-    const size_t sizes[] = {0, 1, 4095, 4096, 4097, 8191, 8192, 8193, 100000};
+    /* The first read takes up to 65535 bytes, the buffer then doubles. */
+    const size_t sizes[] = {0, 1, 4096, 65534, 65535, 65536, 65537, 131071, 131072, 300000};
     for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
         char path[4096];
         write_pattern(path, sizeof path, sizes[s]);
