@@ -53,6 +53,15 @@ int cli_parse_double(const char *cmd, const char *opt, const char *text, double 
     return 1;
 }
 
+int cli_parse_threads(const char *cmd, const char *text, int *threads)
+{
+    uint64_t v;
+    if (!cli_parse_u64(cmd, "--threads", text, 0, 1024, &v))
+        return 0;
+    *threads = (int)v;
+    return 1;
+}
+
 void cli_common_defaults(cli_common *c)
 {
     c->threads = 0;

@@ -32,6 +32,10 @@ int cli_parse_u64(const char *cmd, const char *opt, const char *text, uint64_t l
 int cli_parse_double(const char *cmd, const char *opt, const char *text, double lo, double hi,
                      double *out);
 
+/* --threads N: 0 (all cores) to 1024, the same bound for every command;
+ * 0 after a usage error, as cli_parse_u64. */
+int cli_parse_threads(const char *cmd, const char *text, int *threads);
+
 /* Options every long-running command takes: --threads N, --seed N, --quiet. */
 typedef struct {
     int threads;      /* 0 = all cores */

@@ -61,7 +61,6 @@ static int parse_args(ae_args *a, int argc, char **argv)
     cli_common_defaults(&a->common);
     a->batch = 16;
     int c;
-    uint64_t v;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -71,9 +70,8 @@ static int parse_args(ae_args *a, int argc, char **argv)
         case 'o': a->out = optarg; break;
         case 'p': a->profile = optarg; break;
         case 't':
-            if (!cli_parse_u64("ae", "--threads", optarg, 0, 1024, &v))
+            if (!cli_parse_threads("ae", optarg, &a->common.threads))
                 return CLI_EXIT_USAGE;
-            a->common.threads = (int)v;
             break;
         case 'q': a->common.quiet = 1; break;
         case 'h': fputs(cli_ae_usage, stdout); return -1;

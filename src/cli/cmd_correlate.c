@@ -182,9 +182,8 @@ static int parse_args(correlate_args *a, int argc, char **argv)
             a->opts.exact_max_n = (size_t)v;
             break;
         case 't':
-            if (!cli_parse_u64("correlate", "--threads", optarg, 0, 1024, &v))
+            if (!cli_parse_threads("correlate", optarg, &a->common.threads))
                 return CLI_EXIT_USAGE;
-            a->common.threads = (int)v;
             break;
         default: return cli_usage_error("correlate", "unknown option");
         }

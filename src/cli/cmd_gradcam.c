@@ -56,7 +56,6 @@ static int parse_args(gradcam_args *a, int argc, char **argv)
     a->batch = 16;
     a->map_grid = "source";
     int c;
-    uint64_t v;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -76,9 +75,8 @@ static int parse_args(gradcam_args *a, int argc, char **argv)
                 return CLI_EXIT_USAGE;
             break;
         case 't':
-            if (!cli_parse_u64("gradcam", "--threads", optarg, 0, 1024, &v))
+            if (!cli_parse_threads("gradcam", optarg, &a->common.threads))
                 return CLI_EXIT_USAGE;
-            a->common.threads = (int)v;
             break;
         case 'q': a->common.quiet = 1; break;
         case 'h': fputs(cli_gradcam_usage, stdout); return -1;

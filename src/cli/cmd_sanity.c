@@ -110,8 +110,7 @@ static int parse_args(sanity_args *a, int argc, char **argv)
             if (!cli_parse_u64("sanity", "--seed", optarg, 0, UINT64_MAX, &a->common.seed)) return CLI_EXIT_USAGE;
             break;
         case 't':
-            if (!cli_parse_u64("sanity", "--threads", optarg, 0, 1024, &v)) return CLI_EXIT_USAGE;
-            a->common.threads = (int)v;
+            if (!cli_parse_threads("sanity", optarg, &a->common.threads)) return CLI_EXIT_USAGE;
             break;
         case 'q': a->common.quiet = 1; break;
         case 'h': fputs(cli_sanity_usage, stdout); return -1;

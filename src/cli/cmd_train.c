@@ -147,8 +147,7 @@ int cli_train(int argc, char **argv)
         case 'n': cfg.train.augment = 0; break;
         case 'p': cfg.train.permute_labels = 1; break;
         case 't':
-            if (!cli_parse_u64("train", "--threads", v, 0, 1024, &u)) return 2;
-            cfg.threads = (int)u;
+            if (!cli_parse_threads("train", v, &cfg.threads)) return 2;
             break;
         case 's':
             if (!cli_parse_u64("train", "--seed", v, 0, 9007199254740992ull, &u)) return 2;
