@@ -55,6 +55,12 @@ typedef enum {
 const char *cbq_cam_method_name(cbq_cam_method m);
 /* Parses a name; returns 0 when unknown. */
 int cbq_cam_method_parse(const char *name, cbq_cam_method *m);
+/* Parses a comma-separated list of names into out[0..cap) (*n: how many;
+ * empty items are skipped). On an unknown name, or a name beyond cap, it
+ * returns 0 with that name in bad (bad_cap bytes) for the caller's message;
+ * *too_many (may be NULL) tells the two apart. */
+int cbq_cam_method_list_parse(const char *list, cbq_cam_method *out, size_t cap, size_t *n,
+                              char *bad, size_t bad_cap, int *too_many);
 /* 1 for methods whose map lives on the input grid only (no target layer). */
 int cbq_cam_method_is_pixel(cbq_cam_method m);
 /* Comma-separated list of all names, for usage texts and error messages. */

@@ -1,5 +1,6 @@
 /* method.c - names of the attribution methods and of the options, and the
  * options' defaults (the poster's reading of each open choice). */
+#include <stdio.h>
 #include <string.h>
 
 #include "cbctiq/attrib.h"
@@ -28,6 +29,31 @@ int cbq_cam_method_parse(const char *name, cbq_cam_method *m)
         }
     }
     return 0;
+}
+
+int cbq_cam_method_list_parse(const char *list, cbq_cam_method *out, size_t cap, size_t *n,
+                              char *bad, size_t bad_cap, int *too_many)
+{
+    *n = 0;
+    if (too_many)
+        *too_many = 0;
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ",");
+        char name[64];
+        snprintf(name, sizeof name, "%.*s", (int)len, p);
+        p += len + (p[len] == ',');
+        if (!name[0])
+            continue;
+        int full = *n == cap;
+        if (full || !cbq_cam_method_parse(name, &out[*n])) {
+            snprintf(bad, bad_cap, "%s", name);
+            if (too_many)
+                *too_many = full;
+            return 0;
+        }
+        (*n)++;
+    }
+    return 1;
 }
 
 int cbq_cam_method_is_pixel(cbq_cam_method m)

@@ -58,15 +58,11 @@ typedef struct {
 
 static int parse_methods(sanity_args *a, const char *list)
 {
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", list);
-    a->n_methods = 0;
-    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-        if (a->n_methods == MAX_METHODS || !cbq_cam_method_parse(tok, &a->methods[a->n_methods]))
-            return cli_usage_error("sanity", "--methods: unknown method '%s'; known: %s", tok,
-                                   cbq_cam_method_list());
-        a->n_methods++;
-    }
+    char bad[64];
+    if (!cbq_cam_method_list_parse(list, a->methods, MAX_METHODS, &a->n_methods, bad, sizeof bad,
+                                   NULL))
+        return cli_usage_error("sanity", "--methods: unknown method '%s'; known: %s", bad,
+                               cbq_cam_method_list());
     return a->n_methods ? CLI_EXIT_OK : cli_usage_error("sanity", "--methods is empty");
 }
 

@@ -327,16 +327,15 @@ static int parse_object(cbq_study_config *cfg, const cJSON *obj, const char *pre
  * after training, when the sanity stage reaches it. */
 static int check_methods(const char *list, const char *source, cbq_error *err)
 {
-    char buf[CBQ_STUDY_STR_MAX];
-    snprintf(buf, sizeof buf, "%s", list);
+    cbq_cam_method m[CBQ_CAM_METHOD_COUNT];
     size_t n = 0;
-    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save), n++) {
-        cbq_cam_method m;
-        if (!cbq_cam_method_parse(t, &m))
-            return CBQ_FAIL(err, CBQ_ERR_RANGE, "%s: sanity.methods: unknown method '%s' (one of %s)",
-                            source, t, cbq_cam_method_list());
-    }
-    if ((list[0] && n == 0) || n > CBQ_CAM_METHOD_COUNT)
+    char bad[64];
+    int too_many = 0;
+    if (!cbq_cam_method_list_parse(list, m, CBQ_CAM_METHOD_COUNT, &n, bad, sizeof bad, &too_many) &&
+        !too_many)
+        return CBQ_FAIL(err, CBQ_ERR_RANGE, "%s: sanity.methods: unknown method '%s' (one of %s)",
+                        source, bad, cbq_cam_method_list());
+    if ((list[0] && n == 0) || too_many)
         return CBQ_FAIL(err, CBQ_ERR_RANGE, "%s: sanity.methods: expected 1 to %d method names, "
                         "comma-separated", source, (int)CBQ_CAM_METHOD_COUNT);
     return CBQ_OK;

@@ -57,14 +57,12 @@ static int parse_methods(const cbq_study_config *cfg, cbq_sanity_options *o, cbq
         snprintf(buf, sizeof buf, "gradxinput");
     else
         snprintf(buf, sizeof buf, "%s,gradxinput", cfg->attrib.method);
-    o->n_methods = 0;
-    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        if (o->n_methods == CBQ_CAM_METHOD_COUNT || !cbq_cam_method_parse(t, &o->methods[o->n_methods]))
-            return CBQ_FAIL(err, CBQ_ERR_ARG, "%s: unknown method '%s' (one of %s)",
-                            cfg->sanity.methods[0] ? "sanity.methods" : "attrib.method", t,
-                            cbq_cam_method_list());
-        o->n_methods++;
-    }
+    char bad[64];
+    if (!cbq_cam_method_list_parse(buf, o->methods, CBQ_CAM_METHOD_COUNT, &o->n_methods, bad,
+                                   sizeof bad, NULL))
+        return CBQ_FAIL(err, CBQ_ERR_ARG, "%s: unknown method '%s' (one of %s)",
+                        cfg->sanity.methods[0] ? "sanity.methods" : "attrib.method", bad,
+                        cbq_cam_method_list());
     return o->n_methods ? CBQ_OK : CBQ_FAIL(err, CBQ_ERR_ARG, "sanity.methods: no method");
 }
 

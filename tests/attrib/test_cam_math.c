@@ -132,9 +132,33 @@ static void test_names_round_trip(void **state)
     assert_null(cbq_cam_method_name(CBQ_CAM_METHOD_COUNT));
 }
 
+static void test_method_lists(void **state)
+{
+    (void)state;
+    cbq_cam_method m[3];
+    size_t n = 99;
+    char bad[64] = "";
+    int too_many = -1;
+    assert_true(cbq_cam_method_list_parse(",gradcam,,ig,", m, 3, &n, bad, sizeof bad, &too_many));
+    assert_int_equal(n, 2);
+    assert_int_equal(m[0], CBQ_CAM_GRADCAM);
+    assert_int_equal(m[1], CBQ_CAM_IG);
+    assert_int_equal(too_many, 0);
+    assert_true(cbq_cam_method_list_parse("", m, 3, &n, bad, sizeof bad, NULL));
+    assert_int_equal(n, 0);
+    assert_false(cbq_cam_method_list_parse("hirescam,gradcam+", m, 3, &n, bad, sizeof bad, &too_many));
+    assert_string_equal(bad, "gradcam+");
+    assert_int_equal(too_many, 0);
+    assert_false(cbq_cam_method_list_parse("ig,ig,layercam", m, 2, &n, bad, sizeof bad, &too_many));
+    assert_string_equal(bad, "layercam");
+    assert_int_equal(too_many, 1);
+    assert_int_equal(n, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_method_lists),
         cmocka_unit_test(test_resize_matches_torch),
         cmocka_unit_test(test_resize_integer_factor_keeps_mass),
         cmocka_unit_test(test_gradcam),
