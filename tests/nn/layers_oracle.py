@@ -5,9 +5,12 @@ C helper nn_layer_dump on them and computes the same operation with torch
 (float32, CPU). Every output is compared by relative error
 max|ours - torch| / max(max|torch|, 1e-6) <= 1e-4 (optimisers: 1e-5 after
 several steps; loss values: 1e-5). Cases run with 1 and 2 threads.
+Gradient clipping is checked after every SGD step, with per-step norms on
+both sides of the threshold.
 """
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 
@@ -174,13 +177,52 @@ def optim_case(a, rng, tag, kind, make, steps=5, clip=0.0, **kw):
     c.compare("p_new", p.detach(), tol=1e-5)
 
 
+def clip_case(a, rng, tag, kind, make, clip, scales, **kw):
+    """Global-norm clipping step by step. Each step's gradient has its own
+    scale, so that its norm lies below the threshold on some steps and above
+    it on others: a wrong threshold, a rescale applied to every step or a
+    wrong factor changes the parameters after some step. With SGD (no
+    momentum) the update is proportional to the clipped gradient, so, unlike
+    Adam, it does not hide a constant rescale."""
+    c = Case(a.workdir, a.helper, "clip_" + tag)
+    count, steps = 37, len(scales)
+    p0 = rng.standard_normal(count)
+    gs = rng.standard_normal((steps, count)) * np.asarray(scales)[:, None]
+    c.put("p", p0)
+    c.put("g", gs)
+    c.run("optim", kind=kind, count=count, steps=steps, clip=clip, **kw)
+    p = torch.nn.Parameter(t32(p0))
+    opt = make([p])
+    want_p, want_norm = [], []
+    for s in range(steps):
+        p.grad = t32(gs[s]).clone()
+        want_norm.append(float(torch.nn.utils.clip_grad_norm_([p], clip)))
+        opt.step()
+        want_p.append(p.detach().clone().numpy())
+    clipped = [n > clip for n in want_norm]
+    if all(clipped) or not any(clipped):
+        failures.append("%s: the case must clip some steps and not others (norms %s)" % (c.name, want_norm))
+    c.compare("norms", np.asarray(want_norm), tol=1e-5)
+    got = c.get("p_steps").reshape(steps, count)
+    for s in range(steps):
+        global checked
+        checked += 1
+        e = rel_err(got[s], want_p[s])
+        print("%-40s step %d norm %.3f %s rel err %.2e %s" % (c.name, s, want_norm[s],
+              "clipped" if clipped[s] else "kept   ", e, "ok" if e <= 1e-5 else "FAIL"))
+        if not e <= 1e-5:
+            failures.append("%s/step%d" % (c.name, s))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cbctiq")
     ap.add_argument("--workdir", required=True)
     ap.add_argument("--helper", required=True)
     a = ap.parse_args()
-    os.makedirs(a.workdir, exist_ok=True)
+    # an empty folder: a result file left by an earlier run must not stand in for this run's
+    shutil.rmtree(a.workdir, ignore_errors=True)
+    os.makedirs(a.workdir)
     torch.set_num_threads(1)
     rng = np.random.default_rng(20261127)
 
@@ -237,6 +279,11 @@ def main():
     optim_case(a, rng, "adamw", 2, lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=0.1),
                lr=1e-2, wd=0.1)
     optim_case(a, rng, "adam_clip", 1, lambda p: torch.optim.Adam(p, lr=1e-3), clip=0.5, lr=1e-3)
+    # per-step norms about 6 x scale: 3, 12, 4.8, 18, 7.2, 1.8 against a threshold of 6
+    scales = [0.5, 2.0, 0.8, 3.0, 1.2, 0.3]
+    clip_case(a, rng, "sgd", 0, lambda p: torch.optim.SGD(p, lr=0.1), 6.0, scales, lr=0.1)
+    clip_case(a, rng, "sgd_momentum", 0, lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9),
+              6.0, scales, lr=0.05, momentum=0.9)
 
     print("%d comparisons, %d failed" % (checked, len(failures)))
     if failures:

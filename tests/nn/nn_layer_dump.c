@@ -10,7 +10,9 @@
  *   relu / leaky / maxpool / avgpool / gap   in dout -> out din
  *   linear   in w [b] dout          -> out din dw [db]
  *   loss     pred target            -> loss (1 value) dpred
- *   optim    p g (steps x count)    -> p_new
+ *   optim    p g (steps x count)    -> p_new, p_steps (steps x count: the
+ *            parameters after each step), norms (steps: the gradient norm
+ *            cbq_clip_grad_norm returned before clipping; 0 without clip)
  * Test helper only: exits 1 with a message on any I/O problem.
  */
 #include <stdio.h>
@@ -218,15 +220,19 @@ static void run_optim(void)
     size_t pc;
     float *p = cbq_net_params(net, &pc), *g = cbq_net_grads(net, &pc);
     float *p0 = load("p", count), *gs = load("g", steps * count);
+    float *p_steps = zeros(steps * count), *norms = zeros(steps);
+    double clip = get("clip", 0.0);
     memcpy(p, p0, count * sizeof *p);
     for (size_t s = 0; s < steps; s++) {
         memcpy(g, gs + s * count, count * sizeof *g);
-        double clip = get("clip", 0.0);
         if (clip > 0)
-            cbq_clip_grad_norm(net, clip);
+            norms[s] = (float)cbq_clip_grad_norm(net, clip);
         cbq_optim_step(opt);
+        memcpy(p_steps + s * count, p, count * sizeof *p);
     }
     save("p_new", p, count);
+    save("p_steps", p_steps, steps * count);
+    save("norms", norms, steps);
     cbq_optim_free(opt);
     cbq_net_free(net);
 }
