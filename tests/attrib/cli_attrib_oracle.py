@@ -14,6 +14,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -40,19 +41,43 @@ def close(name, got, want, rel=1e-4):
     check(name, err <= rel, f"rel err {err:.2e}")
 
 
-def torch_gradcam(net, x):
-    """Grad-CAM of every output at the model's target layer; [n_out, n, H, W]."""
+def torch_gradcam(net, x, sign=1):
+    """Grad-CAM of every output (of sign * y with --sign neg) at the model's
+    target layer: upsampled post-ReLU maps [n_out, n, H, W], predictions, the
+    pre-ReLU feature-grid sums and the post-ReLU feature maps [n_out, n, h, w]."""
     x = torch.from_numpy(x).requires_grad_(True)
     y, A = net.forward_layers(x, keep=net.index(net.spec["target_layer"]))
     maps, pre_sums, fmaps = [], [], []
     for c in range(y.shape[1]):
-        (G,) = torch.autograd.grad(y[:, c].sum(), A, retain_graph=True)
+        (G,) = torch.autograd.grad(sign * y[:, c].sum(), A, retain_graph=True)
         cam = (G.mean((2, 3))[:, :, None, None] * A.detach()).sum(1)
         pre_sums.append(cam.double().sum().item())
         fmaps.append(F.relu(cam).numpy())
         up = F.interpolate(F.relu(cam)[:, None], size=x.shape[-2:], mode="bilinear", align_corners=False)
         maps.append(up[:, 0].numpy())
     return np.stack(maps), y.detach().numpy(), pre_sums, np.stack(fmaps)
+
+
+def check_v1_columns(r, c, maps, fmaps, pre_sums, y, bias, sign):
+    """Every number of an ae.csv row of v1 against PyTorch's maps (sign: the
+    run's --sign). v1's 6 slices reach the net unresampled."""
+    tag = f"v1 {r['category']} sign {sign:+d}"
+    ae = maps[c].astype(np.float64).sum()
+    post = fmaps[c].astype(np.float64).sum()
+    pred_part = sign * (y[:, c].astype(np.float64) - bias[c]).sum()
+    close(f"{tag} ae = PyTorch input-grid sum", float(r["ae"]), ae)
+    close(f"{tag} ae_selected = ae (grid input, aggregate sum)", float(r["ae_selected"]), ae)
+    close(f"{tag} ae_feature = PyTorch post-ReLU feature-grid sum", float(r["ae_feature"]), post)
+    close(f"{tag} ae_feature_post = PyTorch post-ReLU feature-grid sum", float(r["ae_feature_post"]), post)
+    close(f"{tag} ae_feature_pre = PyTorch pre-ReLU sum", float(r["ae_feature_pre"]), pre_sums[c])
+    scale = max(abs(post), abs(pre_sums[c]))  # a difference: its error is relative to its parts
+    check(f"{tag} clipped = PyTorch post - pre", abs(float(r["clipped"]) - (post - pre_sums[c])) <= 1e-4 * scale,
+          f"{r['clipped']} vs {post - pre_sums[c]:.6g}")
+    close(f"{tag} pred_part = sign * sum(y - b)", float(r["pred_part"]), pred_part, 1e-5)
+    close(f"{tag} ae_per_slice = PyTorch sum / 6", float(r["ae_per_slice"]), ae / 6)
+    close(f"{tag} bias = head.bias", float(r["bias"]), bias[c], 1e-7)
+    check(f"{tag} n_slices", r["n_slices"] == "6", r["n_slices"])
+    check(f"{tag} sign column", r["sign"] == ("pos" if sign > 0 else "neg"), r["sign"])
 
 
 # Under the sanitizer build: fontconfig's process-lifetime cache is not a leak of ours.
@@ -72,7 +97,9 @@ def main():
     ap.add_argument("--workdir", required=True)
     a = ap.parse_args()
     wd = a.workdir
-    os.makedirs(wd, exist_ok=True)
+    # an empty folder: an output left by an earlier run must not stand in for this run's
+    shutil.rmtree(wd, ignore_errors=True)
+    os.makedirs(wd)
     torch.set_num_threads(1)
     model = os.path.join(wd, "model")
     subprocess.run([a.cbctiq, "model", "init", "--arch", "iqnet-s", "--width", "4", "--depth", "3",
@@ -142,11 +169,8 @@ def main():
     for r in rows:
         c = cats.index(r["category"])
         if r["volume_id"] == "v1":
-            close(f"v1 {r['category']} ae", float(r["ae"]), maps[c].astype(np.float64).sum())
+            check_v1_columns(r, c, maps, fmaps, pre_sums, y, bias, 1)
             close(f"v1 {r['category']} pred", float(r["pred"]), y[:, c].mean(), 1e-5)
-            close(f"v1 {r['category']} pred_part = sum(y - b)", float(r["pred_part"]), (y[:, c] - bias[c]).sum(), 1e-5)
-            close(f"v1 {r['category']} ae_feature_pre = PyTorch pre-ReLU sum", float(r["ae_feature_pre"]), pre_sums[c], 1e-4)
-            check(f"v1 {r['category']} ae_per_slice", abs(float(r["ae_per_slice"]) * 6 - float(r["ae"])) <= 1e-9 * abs(float(r["ae"])) + 1e-15)
             if r["category"] in structures:
                 inside = (maps[c] * structures[r["category"]]).astype(np.float64).sum()
                 close(f"v1 {r['category']} ae_in_structure", float(r["ae_in_structure"]), inside)
@@ -157,12 +181,22 @@ def main():
             check(f"v2 {r['category']} no mask -> empty", r["ae_in_structure"] == "" and r["structure_fraction"] == "")
             close(f"v2 {r['category']} identity", float(r["ae_feature_pre"]), float(r["pred_part"]), 1e-4)
             check(f"v2 {r['category']} n_slices", r["n_slices"] == "4")
+            close(f"v2 {r['category']} pred_part = n_slices (pred - bias)", float(r["pred_part"]),
+                  4 * (float(r["pred"]) - bias[c]), 1e-5)
         for k, v in {"method": "gradcam", "layer": "block3.relu2", "relu": "after", "grid": "input",
                      "sign": "pos", "aggregate": "sum", "identity": "1"}.items():
             if r[k] != v:
                 check(f"option column {k}", False, f"{r[k]} != {v}")
-        close(f"{r['volume_id']} {r['category']} clipped = post - pre", float(r["clipped"]),
-              float(r["ae_feature_post"]) - float(r["ae_feature_pre"]), 1e-9)
+    # --sign neg: the maps of -y; PyTorch redoes them on v1
+    neg_csv = os.path.join(wd, "ae_neg.csv")
+    p = run([a.cbctiq, "ae", "--model", model, "--cohort", os.path.join(wd, "cohort.csv"), "--split", "test",
+             "--sign", "neg", "--out", neg_csv, "--threads", "1", "--quiet"])
+    check("ae --sign neg exit 0", p.returncode == 0)
+    nmaps, _, npre, nfmaps = torch_gradcam(net, x, sign=-1)
+    nrows = [r for r in csv.DictReader(open(neg_csv)) if r["volume_id"] == "v1"]
+    check("ae --sign neg: v1 has a row per category", len(nrows) == len(cats), str(len(nrows)))
+    for r in nrows:
+        check_v1_columns(r, cats.index(r["category"]), nmaps, nfmaps, npre, y, bias, -1)
     prows = [r for r in csv.DictReader(open(prof)) if r["volume_id"] == "v1" and r["category"] == "larynx"]
     close("profile per slice = PyTorch per-slice sums", [float(r["ae"]) for r in prows],
           maps[cats.index("larynx")].astype(np.float64).sum(axis=(1, 2)))
