@@ -210,18 +210,14 @@ def main():
           np.array_equal(img2.affine, nib.load(os.path.join(wd, "v2.nii.gz")).affine) and img2.shape == hu2.shape)
 
     # --- sanity: the cascade's structure and two facts that hold by construction
+    # (sanity_oracle.py recomputes its numbers and the permuted-labels rows in PyTorch)
     san = os.path.join(wd, "sanity.csv")
     p = run([a.cbctiq, "sanity", "--model", model, "--cohort", os.path.join(wd, "cohort.csv"), "--split", "test",
-             "--methods", "gradcam,eigencam", "--max-slices", "3", "--out", san, "--threads", "1", "--quiet",
-             "--permuted-model", model])
+             "--methods", "gradcam,eigencam", "--max-slices", "3", "--out", san, "--threads", "1", "--quiet"])
+    check("sanity exit 0", p.returncode == 0, p.stderr.strip()[:200])
     allrows = list(csv.DictReader(open(san)))
     srows = [r for r in allrows if r["test"] == "cascade"]
-    prows = [r for r in allrows if r["test"] == "permuted_labels"]
-    # the "permuted" model is the trained one itself: maps identical, AE ratio 1
-    check("permuted-label rows: one per method and category", len(prows) == 2 * len(cats))
-    check("same model as permuted model: rho 1, AE ratio 1, flagged",
-          all(float(r["median_spearman"]) == 1.0 and float(r["median_ae_ratio"]) == 1.0 and r["survives"] == "1"
-              and r["step"] == "0" for r in prows))
+    check("no permuted-labels rows without --permuted-model", len(srows) == len(allrows))
     n_param_layers = sum(l["type"] in ("conv2d", "batchnorm2d", "linear") for l in net.spec["layers"])
     check("sanity rows = methods x steps x categories", len(srows) == 2 * n_param_layers * len(cats), str(len(srows)))
     first = [r for r in srows if r["step"] == "1"]
@@ -236,7 +232,6 @@ def main():
     check("gradcam changes when the head is random",
           any(float(r["median_spearman"]) < 0.999 for r in first if r["method"] == "gradcam"))
     for meth in ("gradcam", "eigencam"):
-        last = [float(r["median_spearman"]) for r in srows if r["method"] == meth and r["step"] == str(n_param_layers)]
         flags = {r["survives"] for r in srows if r["method"] == meth}
         check(f"{meth}: one flag per method", len(flags) == 1)
 
