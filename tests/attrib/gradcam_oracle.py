@@ -9,6 +9,7 @@ to 1e-4 relative, on the target layer's grid and on the input grid
 (F.interpolate bilinear, align_corners=False)."""
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 
@@ -160,7 +161,9 @@ def main():
     ap.add_argument("--workdir", required=True)
     ap.add_argument("--dump", required=True)
     args = ap.parse_args()
-    os.makedirs(args.workdir, exist_ok=True)
+    # an empty folder: an output left by an earlier run must not stand in for this run's
+    shutil.rmtree(args.workdir, ignore_errors=True)
+    os.makedirs(args.workdir)
     torch.set_num_threads(1)
     model = os.path.join(args.workdir, "model")
     make_model(args.cbctiq, model)

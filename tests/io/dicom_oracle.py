@@ -48,6 +48,9 @@ def cbctiq(*a):
 
 def helper_read(path):
     prefix = os.path.join(args.workdir, "dump")
+    for ext in (".txt", ".raw"):  # the previous read's dump must not stand in for this one
+        if os.path.exists(prefix + ext):
+            os.remove(prefix + ext)
     r = subprocess.run([args.helper, "read", path, prefix], capture_output=True, text=True)
     if r.returncode != 0:
         return None, r.stderr
@@ -189,7 +192,7 @@ print("ok  series selection")
 folder = os.path.join(args.workdir, "oblique")
 want, ras, _ = dicomgen.read_back(folder)
 for opt in [[], ["--canonical"]]:
-    out = os.path.join(args.workdir, "conv.nii.gz")
+    out = os.path.join(args.workdir, "conv%s.nii.gz" % "".join(opt).replace("-", "_"))
     r = cbctiq("convert", "--quiet", *opt, folder, out)
     check(r.returncode == 0 and r.stdout == "", f"convert {opt}: {r.stderr}")
     img = nib.load(out)

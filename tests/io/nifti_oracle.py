@@ -8,6 +8,7 @@ nibabel must read back the same voxels, sform and qform.
 """
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 
@@ -19,7 +20,9 @@ ap.add_argument("--cbctiq")
 ap.add_argument("--workdir", required=True)
 ap.add_argument("--helper", required=True)
 args = ap.parse_args()
-os.makedirs(args.workdir, exist_ok=True)
+# an empty folder: an output left by an earlier run must not stand in for this run's
+shutil.rmtree(args.workdir, ignore_errors=True)
+os.makedirs(args.workdir)
 rng = np.random.default_rng(7)
 failures = []
 
@@ -32,6 +35,9 @@ def check(cond, what):
 
 def helper_read(path):
     prefix = os.path.join(args.workdir, "dump")
+    for ext in (".txt", ".raw"):  # the previous read's dump must not stand in for this one
+        if os.path.exists(prefix + ext):
+            os.remove(prefix + ext)
     r = subprocess.run([args.helper, "read", path, prefix], capture_output=True, text=True)
     if r.returncode != 0:
         return None, r.stderr

@@ -58,6 +58,9 @@ def helper(*a):
 
 def read(path):
     prefix = os.path.join(args.workdir, "dump")
+    for ext in (".txt", ".raw"):  # the previous read's dump must not stand in for this one
+        if os.path.exists(prefix + ext):
+            os.remove(prefix + ext)
     helper("read", path, prefix)
     with open(prefix + ".txt") as f:
         lines = f.read().split("\n")

@@ -9,6 +9,7 @@ model grid back to the source grid, then nibabel's inverse reorientation.
 """
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 
@@ -23,7 +24,9 @@ ap.add_argument("--cbctiq")
 ap.add_argument("--workdir", required=True)
 ap.add_argument("--helper", required=True)
 args = ap.parse_args()
-os.makedirs(args.workdir, exist_ok=True)
+# an empty folder: an output left by an earlier run must not stand in for this run's
+shutil.rmtree(args.workdir, ignore_errors=True)
+os.makedirs(args.workdir)
 rng = np.random.default_rng(11)
 failures = []
 
@@ -102,8 +105,8 @@ for name, aff in AFFS.items():
     path = os.path.join(args.workdir, f"orient_{name}.nii.gz")
     nib.save(nib.Nifti1Image(data, aff), path)
     ref, _ = nib_canonical(nib.load(path))
-    run("canon", path, os.path.join(args.workdir, "c"))
-    vox, caff = load_dump(os.path.join(args.workdir, "c"))
+    run("canon", path, os.path.join(args.workdir, f"c_{name}"))
+    vox, caff = load_dump(os.path.join(args.workdir, f"c_{name}"))
     check(vox.shape == ref.shape and np.array_equal(vox, ref.get_fdata()),
           f"canonical voxels {name}")
     check(np.allclose(caff, ref.affine, atol=1e-5), f"canonical affine {name}\n{caff}\n{ref.affine}")
@@ -119,14 +122,14 @@ cases = [  # (volume i, j sizes), (H, W), expectation
     ((40, 12), (30, 16), "x shrink, y enlarge"),
     ((33, 33), (33, 33), "same size"),
 ]
-for (nx, ny), (H, W), what in cases:
+for case, ((nx, ny), (H, W), what) in enumerate(cases):
     nz = 4
     data = rng.normal(100, 400, size=(nx, ny, nz)).astype(np.float32)
-    path = os.path.join(args.workdir, "slices_src.nii.gz")
+    path = os.path.join(args.workdir, f"slices_src{case}.nii.gz")
     nib.save(nib.Nifti1Image(data, AFFS["lps"]), path)  # LPS: canonical already? no: k up, i,j flipped
     canon, _ = nib_canonical(nib.load(path))
     cdata = canon.get_fdata()
-    out = os.path.join(args.workdir, "slices.raw")
+    out = os.path.join(args.workdir, f"slices{case}.raw")
     run("slices", path, H, W, HU_MIN, HU_MAX, out)
     got = np.fromfile(out, dtype=np.float32).reshape(canon.shape[2], 1, H, W)
     win = np.clip((cdata - HU_MIN) / (HU_MAX - HU_MIN), 0, 1)

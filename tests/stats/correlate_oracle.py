@@ -19,6 +19,7 @@ import warnings
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 
@@ -248,7 +249,9 @@ def main():
     ap.add_argument("--workdir", required=True)
     ap.add_argument("--helper", required=True)
     a = ap.parse_args()
-    os.makedirs(a.workdir, exist_ok=True)
+    # an empty folder: an output left by an earlier run must not stand in for this run's
+    shutil.rmtree(a.workdir, ignore_errors=True)
+    os.makedirs(a.workdir)
     rng = np.random.default_rng(20240611)
     cases = make_cases(rng)
     xrows, yrows, zrows = [], [], []

@@ -11,6 +11,7 @@ import csv
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import warnings
@@ -70,7 +71,9 @@ def main():
     ap.add_argument("--cbctiq", required=True)
     ap.add_argument("--workdir", required=True)
     a = ap.parse_args()
-    os.makedirs(a.workdir, exist_ok=True)
+    # an empty folder: an output left by an earlier run must not stand in for this run's
+    shutil.rmtree(a.workdir, ignore_errors=True)
+    os.makedirs(a.workdir)
     rng = np.random.default_rng(5)
     n_vol, raters, cats = 30, ["r1", "r2", "r3", "r4"], ["parotid", "larynx", "overall"]
     weights = {"r1": 1.0, "r2": 2.5, "r3": 0.5, "r4": 1.25}

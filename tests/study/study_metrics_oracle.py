@@ -12,6 +12,7 @@ stage_cache.c) against independent references:
 import argparse
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 
@@ -23,7 +24,9 @@ ap.add_argument("--cbctiq")
 ap.add_argument("--workdir")
 ap.add_argument("--probe", required=True)
 args = ap.parse_args()
-os.makedirs(args.workdir, exist_ok=True)
+# an empty folder: an output left by an earlier run must not stand in for this run's
+shutil.rmtree(args.workdir, ignore_errors=True)
+os.makedirs(args.workdir)
 failures = []
 
 
