@@ -104,7 +104,7 @@ def check_ae_rows(net, rows, vid, ct_path, lab_path, labels):
         c = cats.index(cat)
         terms = np.abs(y[:, c] - bias[c]).sum()  # the size of what pred_part sums
         close(f"{vid} {cat}: ae = PyTorch", float(r["ae"]), maps[c].astype(np.float64).sum())
-        close(f"{vid} {cat}: pred = PyTorch", float(r["pred"]), y[:, c].mean(), 1e-5)
+        close(f"{vid} {cat}: pred = PyTorch", float(r["pred"]), y[:, c].mean(), 1e-5, np.abs(y[:, c]).mean())
         close(f"{vid} {cat}: pred_part = PyTorch sum(y - b)", float(r["pred_part"]),
               (y[:, c] - bias[c]).sum(), 1e-5, terms)
         close(f"{vid} {cat}: ae_feature_pre = PyTorch", float(r["ae_feature_pre"]), pre[c], 1e-4, terms)
@@ -182,7 +182,8 @@ def main():
               and m2.shape == hu.shape, f"{m2.shape} {hu.shape}")
         src = window(net, np.transpose(hu, (2, 1, 0)))[:, None]  # [k, 1, row, column]
         size = (net.spec["input"]["height"], net.spec["input"]["width"])
-        # the slicer's area average; the factor is an integer here (512 -> 128)
+        # the slicer's area average is a plain block mean when the factor is an integer (512 -> 128)
+        check("DICOM: slices shrink by an integer factor", all(n % m == 0 for n, m in zip(src.shape[-2:], size)))
         x = F.adaptive_avg_pool2d(torch.from_numpy(src), size).numpy()
         maps, _, _, _ = torch_gradcam(net, x, [size, src.shape[-2:]])
         close("DICOM: gradcam NIfTI = PyTorch map (window, area average, net, upsampling)",
