@@ -1,7 +1,7 @@
 /* test_anatomy_ct.c - real OpenKBP planning CT as anatomy: the crop holds
  * the labelled organs, the analytic submandibular glands sit below the
  * mandible, a simulated CBCT of it keeps bone as bone, and a missing file is
- * named in the error. Needs ../shared/data (label realdata). */
+ * named in the error. Reads the repository's fixture (tests/data, PROVENANCE.md). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,7 +14,7 @@
 
 #include "cbctiq/sim.h"
 
-#define SUBJECT CBQ_SHARED_DATA "/openkbp_hn_ct/openkbp_test_pt_245/"
+#define SUBJECT CBQ_TEST_DATA "/openkbp_hn_ct/openkbp_test_pt_245/"
 
 static double centroid_z(const cbq_volume *lab, int code, size_t *count)
 {
