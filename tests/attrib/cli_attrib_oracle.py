@@ -26,6 +26,9 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_model import Net  # noqa: E402
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from cli_check import run_problems  # noqa: E402
+
 failures = []
 
 
@@ -268,7 +271,7 @@ def main():
         check(f"help {cmd}: complete usage text", p.returncode == 0 and "--method" in p.stdout
               and "%s" not in p.stdout and p.stdout.startswith("usage: cbctiq " + cmd))
 
-    # --- bad input: clear errors, no output
+    # --- bad input: clear errors with the exact exit status, no sanitizer report, no output
     tiny = rng.normal(0, 100, (6, 6, 3)).astype(np.float32)
     nib.save(nib.Nifti1Image(tiny, aff), os.path.join(wd, "tiny.nii.gz"))
     bad = [(["--category", "brain"], 1, "unknown category 'brain'"),
@@ -280,16 +283,18 @@ def main():
         bad_out = os.path.join(wd, "bad.nii.gz")
         p = run([a.cbctiq, "gradcam", "--model", model, os.path.join(wd, "v1.nii.gz"), "--out", bad_out,
                  "--quiet"] + extra, rc)
-        check(f"bad {' '.join(extra)}: exit {rc} with message", p.returncode == rc and msg in p.stderr
-              and not os.path.exists(bad_out), p.stderr.strip()[:120])
+        problems = run_problems(p, rc, stderr=[msg])
+        check(f"bad {' '.join(extra)}: exit {rc} with message", not problems and not os.path.exists(bad_out),
+              "; ".join(problems) + " " + p.stderr.strip()[:120])
     p = run([a.cbctiq, "gradcam", "--model", model, "--category", "larynx", os.path.join(wd, "tiny.nii.gz"),
              "--out", os.path.join(wd, "bad.nii.gz"), "--quiet"], 1)
-    check("volume smaller than the target grid refused", p.returncode == 1 and "at least 1 slice of at least 8 x 8" in p.stderr,
-          p.stderr.strip()[:160])
+    problems = run_problems(p, 1, stderr=["at least 1 slice of at least 8 x 8"])
+    check("volume smaller than the target grid refused", not problems, "; ".join(problems) + " " + p.stderr.strip()[:160])
     p = run([a.cbctiq, "ae", "--model", model, "--cohort", os.path.join(wd, "cohort.csv"), "--out",
              os.path.join(wd, "bad.csv"), "--quiet"], 1)
-    check("missing volume in cohort named with its line", p.returncode == 1 and "cohort.csv:4" in p.stderr
-          and "nope.nii.gz" in p.stderr and not os.path.exists(os.path.join(wd, "bad.csv")), p.stderr.strip()[:200])
+    problems = run_problems(p, 1, stderr=["cohort.csv:4", "nope.nii.gz"])
+    check("missing volume in cohort named with its line", not problems and not os.path.exists(os.path.join(wd, "bad.csv")),
+          "; ".join(problems) + " " + p.stderr.strip()[:200])
 
     if failures:
         print(f"{len(failures)} checks failed: {failures[:6]}")

@@ -1,11 +1,12 @@
 #!/usr/bin/python3
 """bad_inputs.py - runs cbctiq on every bad input listed in tests/bad/<area>/
-cases.txt (areas: model, sim, attrib) and requires of each run: exit status
-1 or 2 (never a signal, never 0), the expected message fragment and the name
-of the offending file or option on stderr, no sanitizer report, and no file
-left in the output folder (no output, no temporary file).
+cases.txt (areas: model, sim, attrib) and requires of each run: the case's
+exact exit status (1 bad input, 2 usage error; never a signal, never 0), the
+expected message fragment and the name of the offending file or option on
+stderr, no sanitizer report, and no file left in the output folder (no
+output, no temporary file).
 
-cases.txt lines:  name | must-name | fragment | command [;; command ...]
+cases.txt lines:  name | exit | must-name | fragment | command [;; command ...]
   `define NAME = command ;; command` defines @NAME for use as the command.
   Placeholders: {case} = GEN/name (what the area's make_bad.py wrote),
   {gen} = GEN, {bad} = the area's folder, {model} = a good small model,
@@ -19,6 +20,9 @@ import shlex
 import shutil
 import subprocess
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from cli_check import bad_input_exit, run_problems  # noqa: E402
 
 AREAS = ("model", "sim", "attrib")
 
@@ -50,7 +54,8 @@ vol = os.path.join(sim, sorted(n for n in os.listdir(sim) if n.endswith(".nii.gz
 
 def load_cases(area):
     defs, cases = {}, []
-    for line in open(os.path.join(args.bad, area, "cases.txt")):
+    path = os.path.join(args.bad, area, "cases.txt")
+    for number, line in enumerate(open(path), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -58,8 +63,11 @@ def load_cases(area):
             name, body = line[len("define "):].split("=", 1)
             defs["@" + name.strip()] = body.strip()
             continue
-        name, must, fragment, cmds = (s.strip() for s in line.split("|", 3))
-        cases.append((name, must, fragment, defs.get(cmds, cmds)))
+        fields = [s.strip() for s in line.split("|", 4)]
+        if len(fields) != 5:
+            sys.exit(f"{path}:{number}: expected 'name | exit | must-name | fragment | command'")
+        name, code, must, fragment, cmds = fields
+        cases.append((name, bad_input_exit(code, f"{path}:{number}"), must, fragment, defs.get(cmds, cmds)))
     return cases
 
 
@@ -71,7 +79,7 @@ for area in AREAS:
     maker = os.path.join(src, "make_bad.py")
     if os.path.exists(maker):
         subprocess.run([sys.executable, maker, model, gen, vol, sim], check=True)
-    for name, must, fragment, cmds in load_cases(area):
+    for name, code, must, fragment, cmds in load_cases(area):
         n_cases += 1
         out = os.path.join(W, "out")
         for cmd in cmds.split(";;"):
@@ -79,15 +87,9 @@ for area in AREAS:
             words = [w.format(case=os.path.join(gen, name), gen=gen, bad=src, model=model, vol=vol,
                               sim=sim, out=out) for w in shlex.split(cmd)]
             r = subprocess.run([args.cbctiq, *words], capture_output=True, text=True, timeout=300)
-            problems = []
-            if r.returncode not in (1, 2):
-                problems.append(f"exit status {r.returncode}")
-            if fragment not in r.stderr:
-                problems.append(f"message lacks '{fragment}'")
+            problems = run_problems(r, code, stderr=[fragment])
             if must not in r.stderr:
                 problems.append(f"message does not name '{must}'")
-            if "Sanitizer" in r.stderr or "runtime error" in r.stderr:
-                problems.append("sanitizer report")
             left = [os.path.join(d, f) for d, _, fs in os.walk(out) for f in fs]
             if left:
                 problems.append(f"left in the output folder: {left}")

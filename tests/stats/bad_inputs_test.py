@@ -1,12 +1,15 @@
 """bad_inputs_test.py - every bad file under tests/bad/stats/ makes the CLI
-fail cleanly: exit 1 or 2 (never a signal), a message naming file and line
-and saying what is wrong, and no output file left behind. A BOM + CRLF file
-is accepted."""
+fail cleanly: the exit status its line in cases.txt gives (never a signal),
+a message naming file and line and saying what is wrong, no sanitizer
+report, and no output file left behind. A BOM + CRLF file is accepted."""
 import argparse
 import os
 import shutil
 import subprocess
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from cli_check import bad_input_exit, run_problems  # noqa: E402
 
 
 def command_line(cbctiq, cmd, files, out):
@@ -31,28 +34,31 @@ def main():
     os.makedirs(a.workdir)
     failures = []
     n = 0
-    with open(os.path.join(a.bad, "cases.txt")) as f:
-        for line in f:
+    cases = os.path.join(a.bad, "cases.txt")
+    with open(cases) as f:
+        for number, line in enumerate(f, 1):
             if not line.strip() or line.startswith("#"):
                 continue
-            cmd, files, where, fragment = [s.strip() for s in line.split("|")]
+            fields = [s.strip() for s in line.split("|")]
+            if len(fields) != 5:
+                sys.exit(f"{cases}:{number}: expected 'command | exit | files | file:line | fragment'")
+            cmd, code, files, where, fragment = fields
+            code = bad_input_exit(code, f"{cases}:{number}")
             paths = [os.path.join(a.bad, p) for p in files.split()]
             out = os.path.join(a.workdir, f"out{n}")
             n += 1
             p = subprocess.run(command_line(a.cbctiq, cmd, paths, out), capture_output=True, text=True)
-            msg = p.stderr
-            if p.returncode not in (1, 2):
-                failures.append(f"{cmd} {files}: exit {p.returncode}")
-            if where not in msg or fragment not in msg:
-                failures.append(f"{cmd} {files}: message {msg!r} lacks {where!r} or {fragment!r}")
+            failures += [f"{cmd} {files}: {problem}; stderr {p.stderr!r}"
+                         for problem in run_problems(p, code, stderr=[where, fragment])]
             left = [e for e in os.listdir(a.workdir) if e.startswith(f"out{n - 1}")]
             if left:
                 failures.append(f"{cmd} {files}: left {left}")
     good = os.path.join(a.workdir, "good.csv")
     p = subprocess.run([a.cbctiq, "consensus", "--ratings", os.path.join(a.bad, "good_bom_crlf.csv"),
                         "--out", good], capture_output=True, text=True)
-    if p.returncode != 0:
-        failures.append(f"BOM + CRLF file rejected: {p.stderr}")
+    problems = run_problems(p, 0)
+    if problems:
+        failures.append(f"BOM + CRLF file: {', '.join(problems)}; stderr {p.stderr!r}")
     else:
         with open(good) as f:
             rows = f.read().splitlines()

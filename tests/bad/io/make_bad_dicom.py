@@ -63,5 +63,7 @@ for f in os.listdir(folder):
     ds.save_as(os.path.join(folder, f))
 
 # Not DICOM at all, under a .dcm name; and a DICOM file with garbage after the preamble.
-open(os.path.join(out, "garbage.dcm"), "wb").write(os.urandom(2000))
-open(os.path.join(out, "bad_after_preamble.dcm"), "wb").write(b"\0" * 128 + b"DICM" + os.urandom(500))
+# Seeded garbage, so that a failure reproduces (and the fuzzers' seeds stay fixed).
+garbage = np.random.default_rng(3)
+open(os.path.join(out, "garbage.dcm"), "wb").write(garbage.bytes(2000))
+open(os.path.join(out, "bad_after_preamble.dcm"), "wb").write(b"\0" * 128 + b"DICM" + garbage.bytes(500))
