@@ -3,8 +3,9 @@
 Series are written at test time by pydicom (dicomgen.py) with shuffled
 random file names, InstanceNumbers that disagree with the geometry,
 descending slice positions, rescale slope/intercept, axial, coronal,
-sagittal and oblique orientation cosines, and re-encoded with DCMTK's
-command-line tools in RLE and JPEG lossless. cbctiq's voxels must equal
+sagittal and oblique orientation cosines, 12-bit values in 16-bit cells
+with garbage above BitsStored, and re-encoded with DCMTK's command-line
+tools in RLE and JPEG lossless. cbctiq's voxels must equal
 pydicom's pixel_array through the modality LUT, its affine the standard
 DICOM formula from pydicom's values (LPS -> RAS+), and every voxel must sit
 where dcm2niix's NIfTI puts the same value.
