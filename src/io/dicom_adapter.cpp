@@ -101,8 +101,8 @@ struct SliceHeader {
     unsigned samples = 1, bits = 0;
     bool encapsulated = false;
     unsigned long pixel_bytes = 0; /* PixelData value length (native data) */
-    /* RescaleSlope/Intercept as written ("" = absent), checked in
-     * check_slice_headers, and their values once checked. */
+    /* RescaleSlope/Intercept: present or not, as written, and their values
+     * once check_slice_headers has parsed them. */
     std::string slope_text, inter_text;
     bool has_slope = false, has_inter = false;
     double slope = 1, inter = 0;
