@@ -11,9 +11,13 @@
  * InstanceNumber. Refused with a message naming the files: mixed
  * orientations or sizes, two slices at one position, a missing slice
  * (a gap about twice the others), uneven gaps, gantry tilt (positions
- * drifting in-plane), multi-frame or colour images, truncated pixel data.
+ * drifting in-plane), zig-zag positions, multi-frame or colour images,
+ * pixel data longer or shorter than Rows x Columns, RescaleSlope 0 or not
+ * a number, mixed rescale (some slices without it), and compressed data
+ * that the decoder decodes only with a warning.
  * Voxels are HU = stored value * RescaleSlope + RescaleIntercept (each slice
- * its own), on the DICOM grid: i = column, j = row, k = slice order above.
+ * its own; the stored value is the cell masked to BitsStored, sign-extended
+ * when signed), on the DICOM grid: i = column, j = row, k = slice order.
  * The affine maps (i, j, k) to RAS+ mm (DICOM LPS with x, y negated).
  * Transfer syntaxes: anything DCMTK decodes with its RLE, JPEG (baseline,
  * extended, lossless) and JPEG-LS decoders registered; JPEG 2000 is refused.

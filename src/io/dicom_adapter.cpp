@@ -17,9 +17,11 @@
 #include <mutex>
 #include <string>
 #include <system_error>
+#include <type_traits>
 #include <vector>
 
 #include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dccodec.h>
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
 #include <dcmtk/dcmdata/dcrledrg.h>
@@ -29,17 +31,56 @@
 #include <dcmtk/dcmjpeg/djdecode.h>
 #include <dcmtk/dcmjpls/djdecode.h>
 #include <dcmtk/oflog/oflog.h>
+#include <dcmtk/oflog/spi/logevent.h>
 
 namespace fs = std::filesystem;
 
 namespace {
 
-/* Codec registration and log silencing are process-wide in DCMTK; done once. */
+/* DCMTK's decoders report damaged data that they still decode (the IJG
+ * library's "Corrupt JPEG data: premature end of data segment", an RLE
+ * frame shorter than the image) only as log warnings and return success.
+ * The log is process-wide, so one appender per decoder logger is attached
+ * once; it hands warnings to the thread that is decoding, if that thread is
+ * listening (DecoderWarnings below), and drops them otherwise. */
+thread_local std::vector<std::string> *decoder_warnings = nullptr;
+
+class WarningCollector : public dcmtk::log4cplus::Appender {
+public:
+    ~WarningCollector() override { destructorImpl(); }
+    void close() override {}
+
+protected:
+    void append(const dcmtk::log4cplus::spi::InternalLoggingEvent &event) override
+    {
+        if (decoder_warnings && event.getLogLevel() >= dcmtk::log4cplus::WARN_LOG_LEVEL)
+            decoder_warnings->push_back(event.getMessage().c_str());
+    }
+};
+
+/* Collects the decoder warnings raised on this thread while it lives. */
+struct DecoderWarnings {
+    std::vector<std::string> list;
+    DecoderWarnings() { decoder_warnings = &list; }
+    ~DecoderWarnings() { decoder_warnings = nullptr; }
+    DecoderWarnings(const DecoderWarnings &) = delete;
+    DecoderWarnings &operator=(const DecoderWarnings &) = delete;
+};
+
+/* Codec registration and logging are process-wide in DCMTK; done once.
+ * Nothing DCMTK logs reaches stderr: the decoders' loggers feed only the
+ * collector, everything else stops below FATAL. */
 void dcmtk_init()
 {
     static std::once_flag once;
     std::call_once(once, [] {
         OFLog::configure(OFLogger::FATAL_LOG_LEVEL);
+        for (const char *name : {"dcmtk.dcmjpeg", "dcmtk.dcmjpls", "dcmtk.dcmdata"}) {
+            OFLogger logger = OFLog::getLogger(name);
+            logger.setLogLevel(dcmtk::log4cplus::WARN_LOG_LEVEL);
+            logger.setAdditivity(false);
+            logger.addAppender(dcmtk::log4cplus::SharedAppenderPtr(new WarningCollector));
+        }
         DcmRLEDecoderRegistration::registerCodecs();
         DJDecoderRegistration::registerCodecs();
         DJLSDecoderRegistration::registerCodecs();
@@ -56,9 +97,15 @@ struct SliceHeader {
     double spacing[2] = {0, 0}; /* PixelSpacing: between rows, between columns */
     double thickness = 0;
     long frames = 1;
+    std::string frames_text;       /* NumberOfFrames as written, when present */
     unsigned samples = 1, bits = 0;
     bool encapsulated = false;
     unsigned long pixel_bytes = 0; /* PixelData value length (native data) */
+    /* RescaleSlope/Intercept: present or not, as written, and their values
+     * once check_slice_headers has parsed them. */
+    std::string slope_text, inter_text;
+    bool has_slope = false, has_inter = false;
+    double slope = 1, inter = 0;
     unsigned long long file_bytes = 0;
     double along = 0; /* position along the slice normal */
 };
@@ -125,9 +172,11 @@ Kind read_header(const std::string &path, SliceHeader &h, DcmFileFormat &ff, std
         h.samples = u16;
     if (ds->findAndGetUint16(DCM_BitsAllocated, u16).good())
         h.bits = u16;
-    Sint32 frames;
-    if (ds->findAndGetSint32(DCM_NumberOfFrames, frames).good())
-        h.frames = frames;
+    h.frames_text = get_str(ds, DCM_NumberOfFrames);
+    h.has_slope = ds->tagExists(DCM_RescaleSlope);
+    h.has_inter = ds->tagExists(DCM_RescaleIntercept);
+    h.slope_text = get_str(ds, DCM_RescaleSlope);
+    h.inter_text = get_str(ds, DCM_RescaleIntercept);
     h.encapsulated = DcmXfer(ds->getOriginalXfer()).isEncapsulated();
     DcmElement *px = nullptr;
     if (ds->findAndGetElement(DCM_PixelData, px).good() && px)
@@ -233,8 +282,103 @@ double dot(const double a[3], const double b[3])
     return a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
 }
 
-int check_slice_headers(const std::vector<SliceHeader> &s, cbq_error *err)
+/* A whole decimal string (DICOM DS/IS: leading/trailing spaces allowed)
+ * that is a finite number; "1A", "", "1\\2" are not. */
+bool parse_number(const std::string &text, double *out)
 {
+    size_t a = text.find_first_not_of(' '), b = text.find_last_not_of(' ');
+    if (a == std::string::npos)
+        return false;
+    std::string t = text.substr(a, b - a + 1);
+    char *end = nullptr;
+    double v = std::strtod(t.c_str(), &end);
+    if (end != t.c_str() + t.size() || !std::isfinite(v))
+        return false;
+    *out = v;
+    return true;
+}
+
+/* NumberOfFrames and the rescale of one slice, as numbers. A value that is
+ * present but not a number, or a slope of 0, would otherwise be read as a
+ * default and give plausible wrong HU. */
+int parse_slice_numbers(SliceHeader &h, cbq_error *err)
+{
+    double v = 0;
+    if (!h.frames_text.empty()) {
+        if (!parse_number(h.frames_text, &v) || v != std::floor(v) || v < 1 || v > 1e9)
+            return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                            "%s: NumberOfFrames '%s' is not a whole number >= 1",
+                            h.path.c_str(), h.frames_text.c_str());
+        h.frames = (long)v;
+    }
+    if (h.has_slope) {
+        if (!parse_number(h.slope_text, &h.slope))
+            return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: RescaleSlope '%s' is not a number",
+                            h.path.c_str(), h.slope_text.c_str());
+        if (h.slope == 0)
+            return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                            "%s: RescaleSlope is 0: every voxel would read as the intercept",
+                            h.path.c_str());
+    }
+    if (h.has_inter && !parse_number(h.inter_text, &h.inter))
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: RescaleIntercept '%s' is not a number",
+                        h.path.c_str(), h.inter_text.c_str());
+    return CBQ_OK;
+}
+
+/* Every slice either carries RescaleSlope (RescaleIntercept) or none does:
+ * a slice without it would silently read with 1 (0), hundreds of HU off. */
+int check_rescale_consistent(const SliceHeader &h, const SliceHeader &a, cbq_error *err)
+{
+    const char *names[2] = {"RescaleSlope", "RescaleIntercept"};
+    bool has_h[2] = {h.has_slope, h.has_inter}, has_a[2] = {a.has_slope, a.has_inter};
+    for (int i = 0; i < 2; i++)
+        if (has_h[i] != has_a[i]) {
+            const SliceHeader &with = has_h[i] ? h : a, &without = has_h[i] ? a : h;
+            return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                            "%s has no %s but %s has one: mixed rescale in one series",
+                            without.path.c_str(), names[i], with.path.c_str());
+        }
+    return CBQ_OK;
+}
+
+/* Native pixel data must hold exactly Rows x Columns x BitsAllocated/8 x
+ * NumberOfFrames bytes, plus one pad byte when that is odd (PS3.5 8.1.1):
+ * fewer is a truncated file, more means the header describes other data
+ * (Rows or Columns too small, a wrong NumberOfFrames). Compressed data can
+ * only be bounded (it cannot expand beyond ~1100:1). Checked before
+ * anything is allocated. */
+int check_pixel_length(const SliceHeader &h, cbq_error *err)
+{
+    double need = (double)h.rows * h.cols * (h.bits / 8) * (double)h.frames;
+    if (h.encapsulated) {
+        if (need > 1100.0 * (double)h.file_bytes + 65536.0)
+            return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                            "%s: %.0f bytes of compressed data too short for %ux%u pixels of "
+                            "%u bits: truncated or damaged file", h.path.c_str(),
+                            (double)h.file_bytes, h.cols, h.rows, h.bits);
+        return CBQ_OK;
+    }
+    double have = (double)h.pixel_bytes, pad = std::fmod(need, 2.0);
+    if (have < need)
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                        "%s: pixel data (%lu bytes) too short for %ux%u pixels of %u bits "
+                        "(%.0f bytes): truncated or damaged file", h.path.c_str(), h.pixel_bytes,
+                        h.cols, h.rows, h.bits, need);
+    if (have > need + pad)
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                        "%s: pixel data (%lu bytes) too long for %ux%u pixels of %u bits in %ld "
+                        "frame(s) (%.0f bytes): %.0f bytes too many; Rows, Columns, "
+                        "BitsAllocated or NumberOfFrames disagree with the data",
+                        h.path.c_str(), h.pixel_bytes, h.cols, h.rows, h.bits, h.frames, need,
+                        have - need);
+    return CBQ_OK;
+}
+
+int check_slice_headers(std::vector<SliceHeader> &s, cbq_error *err)
+{
+    for (SliceHeader &h : s)
+        CBQ_TRY(parse_slice_numbers(h, err));
     const SliceHeader &a = s[0];
     for (const SliceHeader &h : s) {
         if (h.frames != 1)
@@ -251,15 +395,8 @@ int check_slice_headers(const std::vector<SliceHeader> &s, cbq_error *err)
         if (h.bits != 8 && h.bits != 16 && h.bits != 32)
             return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: BitsAllocated = %u, expected 8, 16 or 32",
                             h.path.c_str(), h.bits);
-        /* Before anything is allocated: the pixel data must be able to hold
-         * Rows x Columns (compressed data cannot expand beyond ~1100:1). */
-        double need = (double)h.rows * h.cols * (h.bits / 8);
-        if ((!h.encapsulated && (double)h.pixel_bytes < need) ||
-            (h.encapsulated && need > 1100.0 * (double)h.file_bytes + 65536.0))
-            return CBQ_FAIL(err, CBQ_ERR_FORMAT,
-                            "%s: pixel data (%lu bytes) too short for %ux%u pixels of %u bits: "
-                            "truncated or damaged file", h.path.c_str(), h.pixel_bytes, h.cols,
-                            h.rows, h.bits);
+        CBQ_TRY(check_pixel_length(h, err));
+        CBQ_TRY(check_rescale_consistent(h, a, err));
         if (!h.has_ipp || !h.has_iop)
             return CBQ_FAIL(err, CBQ_ERR_FORMAT,
                             "%s: ImagePositionPatient or ImageOrientationPatient missing or not "
@@ -291,7 +428,37 @@ int check_slice_headers(const std::vector<SliceHeader> &s, cbq_error *err)
     return CBQ_OK;
 }
 
-/* Sorts along the normal and checks the stack: duplicates, gaps, tilt. */
+/* Every slice must sit on the line from the first slice to the last (s is
+ * sorted along the normal). In-plane offsets that jump back and forth
+ * (zig-zag positions, as dcm2niix warns of) mean interleaved stacks or
+ * wrong ImagePositionPatient values; a first-to-last check alone would
+ * miss them when the first and last slices happen to line up. */
+int check_on_one_line(const std::vector<SliceHeader> &s, double tol_mm, cbq_error *err)
+{
+    const SliceHeader &f = s.front(), &l = s.back();
+    double span = l.along - f.along, worst = 0;
+    size_t worst_k = 0;
+    for (size_t k = 1; k + 1 < s.size(); k++) {
+        double t = (s[k].along - f.along) / span, off[3];
+        for (int a = 0; a < 3; a++)
+            off[a] = s[k].ipp[a] - (f.ipp[a] + t * (l.ipp[a] - f.ipp[a]));
+        double dev = std::sqrt(dot(off, off));
+        if (dev > worst) {
+            worst = dev;
+            worst_k = k;
+        }
+    }
+    if (worst > tol_mm)
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                        "%s: ImagePositionPatient lies %.3f mm in-plane off the line from %s to "
+                        "%s: slice positions zig-zag along the stack (interleaved stacks or "
+                        "wrong positions); a voxel grid cannot hold them",
+                        s[worst_k].path.c_str(), worst, f.path.c_str(), l.path.c_str());
+    return CBQ_OK;
+}
+
+/* Sorts along the normal and checks the stack: duplicates, gaps, zig-zag,
+ * tilt. */
 int sort_and_check_stack(std::vector<SliceHeader> &s, double normal[3], double *spacing,
                          cbq_error *err)
 {
@@ -337,6 +504,7 @@ int sort_and_check_stack(std::vector<SliceHeader> &s, double normal[3], double *
     const SliceHeader &f = s.front(), &l = s.back();
     double d[3] = {l.ipp[0] - f.ipp[0], l.ipp[1] - f.ipp[1], l.ipp[2] - f.ipp[2]};
     double along = dot(d, normal);
+    CBQ_TRY(check_on_one_line(s, std::max(0.01, 1e-4 * along), err));
     double drift[3] = {d[0] - along * normal[0], d[1] - along * normal[1], d[2] - along * normal[2]};
     double drift_mm = std::sqrt(dot(drift, drift));
     if (drift_mm > std::max(0.01, 1e-4 * along))
@@ -455,16 +623,130 @@ size_t apply_padding(const T *raw, size_t n, const Padding &p, float *out)
     return count;
 }
 
-template <typename T>
-size_t stored_to_hu(const void *raw, size_t n, double slope, double inter, const Padding &p,
-                    float *out)
+/* How stored values sit in their cells (PS3.3 C.7.6.3.1). */
+struct PixelFormat {
+    unsigned bits_allocated = 0, bits_stored = 0;
+    bool is_signed = false;
+};
+
+int read_pixel_format(DcmItem *ds, const std::string &path, PixelFormat *pf, cbq_error *err)
 {
-    to_hu((const T *)raw, n, slope, inter, out);
-    return p.present ? apply_padding((const T *)raw, n, p, out) : 0;
+    Uint16 bits = 0, stored = 0, high = 0, repr = 0;
+    ds->findAndGetUint16(DCM_BitsAllocated, bits);
+    if (bits != 8 && bits != 16 && bits != 32)
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: BitsAllocated = %u, expected 8, 16 or 32",
+                        path.c_str(), bits);
+    if (ds->findAndGetUint16(DCM_BitsStored, stored).bad())
+        stored = bits;
+    if (stored < 1 || stored > bits)
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: BitsStored = %u, expected 1 to BitsAllocated "
+                        "(%u)", path.c_str(), stored, bits);
+    if (ds->findAndGetUint16(DCM_HighBit, high).bad())
+        high = (Uint16)(stored - 1);
+    if (high != stored - 1)
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                        "%s: HighBit = %u with BitsStored = %u: only values stored in the low "
+                        "bits (HighBit = BitsStored - 1) are supported", path.c_str(), high,
+                        stored);
+    ds->findAndGetUint16(DCM_PixelRepresentation, repr);
+    if (repr > 1)
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                        "%s: PixelRepresentation = %u, expected 0 (unsigned) or 1 (signed)",
+                        path.c_str(), repr);
+    pf->bits_allocated = bits;
+    pf->bits_stored = stored;
+    pf->is_signed = repr == 1;
+    return CBQ_OK;
 }
 
-int decode_slice(const SliceHeader &h, float *out, double *slope_out, double *inter_out,
-                 size_t *n_padding, cbq_error *err)
+/* Only the low BitsStored bits of a cell are the value; the bits above may
+ * hold overlays or scanner garbage. Like dcm2niix they are masked off, and
+ * signed values are sign-extended from bit BitsStored - 1. */
+template <typename T>
+void mask_to_bits_stored(T *v, size_t n, unsigned bits_stored, bool is_signed)
+{
+    using U = typename std::make_unsigned<T>::type;
+    const U mask = (U)(((uint64_t)1 << bits_stored) - 1);
+    const U sign = (U)((uint64_t)1 << (bits_stored - 1));
+    const U high = (U)~mask;
+    for (size_t i = 0; i < n; i++) {
+        U u = (U)((U)v[i] & mask);
+        if (is_signed && (u & sign))
+            u = (U)(u | high);
+        v[i] = (T)u;
+    }
+}
+
+template <typename T>
+void byteswap_values(T *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char *b = (unsigned char *)&v[i];
+        std::reverse(b, b + sizeof(T));
+    }
+}
+
+/* Reads n cells of type T, masks them to BitsStored, rescales and marks
+ * padding. `order` is the byte order the cells are asked for in (see
+ * cell_byte_order). */
+template <typename T>
+int cells_to_hu(DcmElement *px, E_ByteOrder order, size_t n, const PixelFormat &pf,
+                const SliceHeader &h, const Padding &pad, float *out, size_t *n_padding,
+                cbq_error *err)
+{
+    std::vector<T> cells(n);
+    OFCondition cond = px->getPartialValue(cells.data(), 0, (Uint32)(n * sizeof(T)), nullptr,
+                                           order);
+    if (cond.bad())
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: cannot read pixel data: %s", h.path.c_str(),
+                        cond.text());
+    if (order != gLocalByteOrder && sizeof(T) > 1)
+        byteswap_values(cells.data(), n);
+    if (pf.bits_stored < 8 * sizeof(T))
+        mask_to_bits_stored(cells.data(), n, pf.bits_stored, pf.is_signed);
+    to_hu(cells.data(), n, h.slope, h.inter, out);
+    *n_padding = pad.present ? apply_padding(cells.data(), n, pad, out) : 0;
+    return CBQ_OK;
+}
+
+/* The byte order to ask DCMTK for. It hands OW data over as 16-bit words
+ * in the order asked for, which is right for 8- and 16-bit cells; a 32-bit
+ * cell in OW is two words that only the file's own byte order keeps
+ * together (as pydicom reads it). Decoded (formerly compressed) data is
+ * little endian. */
+E_ByteOrder cell_byte_order(DcmDataset *ds, unsigned bits, bool was_encapsulated)
+{
+    if (bits == 32 && !was_encapsulated)
+        return DcmXfer(ds->getOriginalXfer()).getByteOrder();
+    return EBO_LittleEndian;
+}
+
+/* Decompresses in place. DCMTK's decoders return success on some damaged
+ * streams and only log a warning; those warnings are errors here. */
+int decompress(DcmDataset *ds, const SliceHeader &h, cbq_error *err)
+{
+    DcmXfer xfer(ds->getOriginalXfer());
+    if (!DcmCodecList::canChangeCoding(xfer.getXfer(), EXS_LittleEndianExplicit))
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                        "%s: no decoder for transfer syntax %s (%s) in this DCMTK build; "
+                        "decompress the series first (e.g. gdcmconv --raw)", h.path.c_str(),
+                        xfer.getXferName(), xfer.getXferID());
+    DecoderWarnings warnings;
+    OFCondition cond = ds->chooseRepresentation(EXS_LittleEndianExplicit, nullptr);
+    if (cond.bad() || !ds->canWriteXfer(EXS_LittleEndianExplicit))
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                        "%s: cannot decode pixel data in transfer syntax %s (%s): %s",
+                        h.path.c_str(), xfer.getXferName(), xfer.getXferID(),
+                        cond.bad() ? cond.text() : "no decoder");
+    if (!warnings.list.empty())
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                        "%s: damaged %s pixel data: the decoder reports \"%s\"%s",
+                        h.path.c_str(), xfer.getXferName(), warnings.list[0].c_str(),
+                        warnings.list.size() > 1 ? " (and more)" : "");
+    return CBQ_OK;
+}
+
+int decode_slice(const SliceHeader &h, float *out, size_t *n_padding, cbq_error *err)
 {
     DcmFileFormat ff;
     OFCondition cond = ff.loadFile(h.path.c_str());
@@ -472,63 +754,30 @@ int decode_slice(const SliceHeader &h, float *out, double *slope_out, double *in
         return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: cannot read DICOM: %s", h.path.c_str(),
                         cond.text());
     DcmDataset *ds = ff.getDataset();
-    DcmXfer xfer(ds->getOriginalXfer());
-    if (xfer.isEncapsulated()) {
-        cond = ds->chooseRepresentation(EXS_LittleEndianExplicit, nullptr);
-        if (cond.bad() || !ds->canWriteXfer(EXS_LittleEndianExplicit))
-            return CBQ_FAIL(err, CBQ_ERR_FORMAT,
-                            "%s: cannot decode pixel data in transfer syntax %s (%s): %s",
-                            h.path.c_str(), xfer.getXferName(), xfer.getXferID(),
-                            cond.bad() ? cond.text() : "no decoder");
-    }
-    Uint16 bits = 0, repr = 0;
-    ds->findAndGetUint16(DCM_BitsAllocated, bits);
-    ds->findAndGetUint16(DCM_PixelRepresentation, repr);
-    double slope = 1, inter = 0;
-    Float64 v;
-    if (ds->findAndGetFloat64(DCM_RescaleSlope, v).good() && std::isfinite(v) && v != 0)
-        slope = v;
-    if (ds->findAndGetFloat64(DCM_RescaleIntercept, v).good() && std::isfinite(v))
-        inter = v;
-    *slope_out = slope;
-    *inter_out = inter;
+    bool was_encapsulated = DcmXfer(ds->getOriginalXfer()).isEncapsulated();
+    if (was_encapsulated)
+        CBQ_TRY(decompress(ds, h, err));
+    PixelFormat pf;
+    CBQ_TRY(read_pixel_format(ds, h.path, &pf, err));
     DcmElement *px = nullptr;
     if (ds->findAndGetElement(DCM_PixelData, px).bad() || !px)
         return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: no pixel data", h.path.c_str());
-    size_t n = (size_t)h.rows * h.cols, need = n * (bits / 8);
-    if (bits != 8 && bits != 16 && bits != 32)
-        return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: BitsAllocated = %u, expected 8, 16 or 32",
-                        h.path.c_str(), bits);
-    void *raw = nullptr;
-    if (bits == 8) {
-        Uint8 *p = nullptr;
-        cond = px->getUint8Array(p);
-        raw = p;
-    } else if (bits == 16) {
-        Uint16 *p = nullptr;
-        cond = px->getUint16Array(p);
-        raw = p;
-    } else {
-        Uint32 *p = nullptr;
-        cond = px->getUint32Array(p);
-        raw = p;
-    }
-    if (cond.bad() || !raw || px->getLength() < need)
+    size_t n = (size_t)h.rows * h.cols, need = n * (pf.bits_allocated / 8);
+    if (px->getLength() < need || need > 0xFFFFFFFFu)
         return CBQ_FAIL(err, CBQ_ERR_FORMAT,
-                        "%s: pixel data holds %lu bytes, %ux%u pixels of %u bits need %zu: "
-                        "truncated file", h.path.c_str(), (unsigned long)px->getLength(), h.cols,
-                        h.rows, bits, need);
-    Padding pad = read_padding(ds, repr != 0);
-    if (bits == 8)
-        *n_padding = repr ? stored_to_hu<int8_t>(raw, n, slope, inter, pad, out)
-                          : stored_to_hu<uint8_t>(raw, n, slope, inter, pad, out);
-    else if (bits == 16)
-        *n_padding = repr ? stored_to_hu<int16_t>(raw, n, slope, inter, pad, out)
-                          : stored_to_hu<uint16_t>(raw, n, slope, inter, pad, out);
-    else
-        *n_padding = repr ? stored_to_hu<int32_t>(raw, n, slope, inter, pad, out)
-                          : stored_to_hu<uint32_t>(raw, n, slope, inter, pad, out);
-    return CBQ_OK;
+                        "%s: decoded pixel data holds %lu bytes, %ux%u pixels of %u bits need "
+                        "%zu: damaged file", h.path.c_str(), (unsigned long)px->getLength(),
+                        h.cols, h.rows, pf.bits_allocated, need);
+    E_ByteOrder order = cell_byte_order(ds, pf.bits_allocated, was_encapsulated);
+    Padding pad = read_padding(ds, pf.is_signed);
+    if (pf.bits_allocated == 8)
+        return pf.is_signed ? cells_to_hu<int8_t>(px, order, n, pf, h, pad, out, n_padding, err)
+                            : cells_to_hu<uint8_t>(px, order, n, pf, h, pad, out, n_padding, err);
+    if (pf.bits_allocated == 16)
+        return pf.is_signed ? cells_to_hu<int16_t>(px, order, n, pf, h, pad, out, n_padding, err)
+                            : cells_to_hu<uint16_t>(px, order, n, pf, h, pad, out, n_padding, err);
+    return pf.is_signed ? cells_to_hu<int32_t>(px, order, n, pf, h, pad, out, n_padding, err)
+                        : cells_to_hu<uint32_t>(px, order, n, pf, h, pad, out, n_padding, err);
 }
 
 /* ---- series selection ------------------------------------------------------ */
@@ -616,21 +865,15 @@ int read_series(cbq_volume *vol, cbq_dicom_meta *meta, const char *path, const c
     set_affine(vol, first, normal, spacing);
     cbq_io_advise_huge(vol);
     size_t plane = (size_t)first.rows * first.cols;
-    double slope0 = 1, inter0 = 0;
     float lo = INFINITY, hi = -INFINITY;
     size_t n_padding = 0;
     for (size_t k = 0; k < slices->size(); k++) {
-        double slope = 1, inter = 0;
         size_t padded = 0;
-        int rc = decode_slice((*slices)[k], vol->data + k * plane, &slope, &inter, &padded, err);
+        int rc = decode_slice((*slices)[k], vol->data + k * plane, &padded, err);
         n_padding += padded;
         if (rc != CBQ_OK) {
             cbq_volume_free(vol);
             return rc;
-        }
-        if (k == 0) {
-            slope0 = slope;
-            inter0 = inter;
         }
         slice_range(vol->data + k * plane, plane, &lo, &hi);
     }
@@ -639,8 +882,8 @@ int read_series(cbq_volume *vol, cbq_dicom_meta *meta, const char *path, const c
         meta->info = info;
         meta->n_slices = slices->size();
         meta->slice_spacing = spacing;
-        meta->rescale_slope = slope0;
-        meta->rescale_intercept = inter0;
+        meta->rescale_slope = first.slope;
+        meta->rescale_intercept = first.inter;
         meta->hu_min = lo;
         meta->hu_max = hi;
         meta->n_padding = n_padding;

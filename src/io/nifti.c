@@ -322,10 +322,18 @@ void cbq_nifti_header_affine(const cbq_nifti_header *h, double a[4][4])
     }
 }
 
+static double det3(const double a[4][4])
+{
+    return a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1]) -
+           a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0]) +
+           a[0][2] * (a[1][0] * a[2][1] - a[1][1] * a[2][0]);
+}
+
 static int set_geometry(cbq_volume *vol, const cbq_nifti_header *h, const char *path,
                         cbq_error *err)
 {
     cbq_nifti_header_affine(h, vol->affine);
+    const char *form = h->sform_code ? "sform" : "qform";
     for (int c = 0; c < 3; c++) {
         double s = 0;
         for (int r = 0; r < 3; r++)
@@ -334,8 +342,18 @@ static int set_geometry(cbq_volume *vol, const cbq_nifti_header *h, const char *
         if (!(vol->spacing[c] > 0) || !isfinite(vol->spacing[c]))
             return CBQ_FAIL(err, CBQ_ERR_FORMAT,
                             "%s: the %s gives voxel axis %d zero length: a singular affine", path,
-                            h->sform_code ? "sform" : "qform", c);
+                            form, c);
     }
+    /* Axes of non-zero length can still be (nearly) parallel: the volume of
+     * a voxel, relative to the product of its edge lengths, is |sin| of the
+     * angles between them. Such an affine has no inverse: world positions
+     * cannot be mapped back to voxels. */
+    double rel = fabs(det3(vol->affine)) / (vol->spacing[0] * vol->spacing[1] * vol->spacing[2]);
+    if (!(rel > 1e-6))
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                        "%s: the %s is rank-deficient (its voxel axes are linearly dependent, "
+                        "normalised determinant %.3g): a singular affine; expected three "
+                        "independent axes", path, form, rel);
     return CBQ_OK;
 }
 
@@ -494,6 +512,27 @@ static int check_file_size(gzFile gz, const cbq_nifti_header *h, const char *pat
     return CBQ_OK;
 }
 
+/* zlib checks a gzip member's trailer (CRC-32 and length) only when a read
+ * reaches it, and the voxels end before it. Reading on to the end makes it
+ * check: a missing or cut trailer leaves Z_BUF_ERROR ("unexpected end of
+ * file", which gzread itself reports as a plain end of file), a wrong CRC
+ * Z_DATA_ERROR. Bytes after the voxel data are allowed. */
+static int check_gzip_end(gzFile gz, const char *path, cbq_error *err)
+{
+    unsigned char sink[4096];
+    int got;
+    while ((got = gzread(gz, sink, sizeof sink)) > 0)
+        ;
+    int zerr = Z_OK;
+    const char *why = gzerror(gz, &zerr);
+    if (got < 0 || zerr != Z_OK)
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                        "%s: truncated or corrupt gzip stream after the voxel data (%s): a "
+                        ".nii.gz must end with its gzip trailer (CRC-32 and length)",
+                        path, zerr == Z_BUF_ERROR ? "no gzip trailer" : why);
+    return CBQ_OK;
+}
+
 int cbq_nifti_read_ex(cbq_volume *vol, cbq_nifti_header *hdr_out, const char *path,
                       cbq_error *err)
 {
@@ -516,6 +555,8 @@ int cbq_nifti_read_ex(cbq_volume *vol, cbq_nifti_header *hdr_out, const char *pa
         rc = set_geometry(vol, &h, path, err);
     if (rc == CBQ_OK)
         rc = read_voxels(gz, vol, &h, path, err);
+    if (rc == CBQ_OK && !gzdirect(gz))
+        rc = check_gzip_end(gz, path, err);
     gzclose(gz);
     if (rc != CBQ_OK) {
         cbq_volume_free(vol);
@@ -539,6 +580,26 @@ static int ends_with(const char *s, const char *suffix)
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
+/* A qform is a rotation, positive voxel sizes and an optional flip of k;
+ * it cannot hold a sheared (or otherwise non-orthogonal) affine. True when
+ * the quaternion found for `m` gives `m` back. */
+static int qform_holds(const nifti_dmat44 *m, double qb, double qc, double qd, double dx,
+                       double dy, double dz, double qfac)
+{
+    nifti_dmat44 back = nifti_quatern_to_dmat44(qb, qc, qd, 0, 0, 0, dx, dy, dz, qfac);
+    double scale = fmax(dx, fmax(dy, dz));
+    for (int r = 0; r < 3; r++)
+        for (int c = 0; c < 3; c++)
+            if (fabs(back.m[r][c] - m->m[r][c]) > 1e-6 * scale)
+                return 0;
+    return 1;
+}
+
+/* The sform holds the affine exactly. The qform holds it too (code 1,
+ * scanner) when it can; for a sheared affine nifti_dmat44_to_quatern would
+ * give the nearest rotation, a second transform that disagrees with the
+ * sform, so the qform is left unset (code 0, quaternion zero) instead and
+ * every reader takes the sform. pixdim holds the column lengths either way. */
 static void fill_geometry_v1(nifti_1_header *h, const cbq_volume *vol)
 {
     nifti_dmat44 m;
@@ -548,6 +609,11 @@ static void fill_geometry_v1(nifti_1_header *h, const cbq_volume *vol)
             m.m[r][c] = vol->affine[r][c];
     double qb, qc, qd, qx, qy, qz, dx, dy, dz, qfac;
     nifti_dmat44_to_quatern(m, &qb, &qc, &qd, &qx, &qy, &qz, &dx, &dy, &dz, &qfac);
+    int has_qform = qform_holds(&m, qb, qc, qd, dx, dy, dz, qfac);
+    if (!has_qform) { /* dx, dy, dz stay: the column lengths */
+        qb = qc = qd = qx = qy = qz = 0;
+        qfac = 1;
+    }
     h->pixdim[0] = (float)qfac;
     h->pixdim[1] = (float)dx;
     h->pixdim[2] = (float)dy;
@@ -563,7 +629,8 @@ static void fill_geometry_v1(nifti_1_header *h, const cbq_volume *vol)
         h->srow_y[c] = (float)vol->affine[1][c];
         h->srow_z[c] = (float)vol->affine[2][c];
     }
-    h->qform_code = h->sform_code = NIFTI_XFORM_SCANNER_ANAT;
+    h->qform_code = has_qform ? NIFTI_XFORM_SCANNER_ANAT : NIFTI_XFORM_UNKNOWN;
+    h->sform_code = NIFTI_XFORM_SCANNER_ANAT;
 }
 
 /* NIfTI-1 header + 4 zero extension bytes, little-endian. */
@@ -613,7 +680,8 @@ static size_t build_header_v2(unsigned char *out, const cbq_volume *vol, int dty
     h.vox_offset = 544;
     h.scl_slope = 1;
     h.xyzt_units = NIFTI_UNITS_MM;
-    h.qform_code = h.sform_code = NIFTI_XFORM_SCANNER_ANAT;
+    h.qform_code = h1.qform_code;
+    h.sform_code = h1.sform_code;
     h.quatern_b = h1.quatern_b;
     h.quatern_c = h1.quatern_c;
     h.quatern_d = h1.quatern_d;

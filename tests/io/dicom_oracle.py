@@ -3,8 +3,9 @@
 Series are written at test time by pydicom (dicomgen.py) with shuffled
 random file names, InstanceNumbers that disagree with the geometry,
 descending slice positions, rescale slope/intercept, axial, coronal,
-sagittal and oblique orientation cosines, and re-encoded with DCMTK's
-command-line tools in RLE and JPEG lossless. cbctiq's voxels must equal
+sagittal and oblique orientation cosines, 12-bit values in 16-bit cells
+with garbage above BitsStored, and re-encoded with DCMTK's command-line
+tools in RLE and JPEG lossless. cbctiq's voxels must equal
 pydicom's pixel_array through the modality LUT, its affine the standard
 DICOM formula from pydicom's values (LPS -> RAS+), and every voxel must sit
 where dcm2niix's NIfTI puts the same value.
@@ -96,9 +97,11 @@ def compare_with_dcm2niix(name, folder, vox, aff):
 
 def case(name, iop, step, slope, intercept, signed=True, ts=None, rows=24, cols=30, n=7,
          spacing=(0.7, 0.8), first=(-20.0, 35.5, 100.25), encode=None, d2n=True, extra=None,
-         mark=None):
+         mark=None, full_cells=False):
     folder = os.path.join(args.workdir, name)
     lo, hi = (-2000, 3000) if signed else (0, 4000)
+    if full_cells:  # every bit of the 16-bit cells set at random, above BitsStored too
+        lo, hi = (-32768, 32768) if signed else (0, 65536)
     pixels = rng.integers(lo, hi, size=(n, rows, cols))
     if mark is not None:  # stored value written over a corner of every slice
         pixels[:, :3, :4] = mark
@@ -109,7 +112,11 @@ def case(name, iop, step, slope, intercept, signed=True, ts=None, rows=24, cols=
                                  signed=signed, rng=rng, **kw)
     want, ras, dss = dicomgen.read_back(folder)
     n_padding = int(sum(dicomgen.padding_mask(d).sum() for d in dss))
-    check(bool(extra) == (n_padding > 0), f"{name}: {n_padding} padding voxels written")
+    check(("PixelPaddingValue" in (extra or {})) == (n_padding > 0),
+          f"{name}: {n_padding} padding voxels written")
+    if full_cells:  # the masking must matter: raw cells differ from stored values
+        check(any(not np.array_equal(d.pixel_array, dicomgen.stored_values(d)) for d in dss),
+              f"{name}: no cell has bits above BitsStored")
     if encode:  # lossless: the decoded voxels must equal the originals
         enc = folder + "_" + encode[0]
         os.makedirs(enc)
@@ -164,6 +171,15 @@ case("oblique", list(R[:, 0]) + list(R[:, 1]), 1.5, 1.0, -1024.0)
 case("rle", AX, 2.0, 1.0, -1024.0, encode=("rle", "dcmcrle"))
 case("jpeg_lossless", AX, 2.0, 1.0, -1024.0, encode=("jpegll", "dcmcjpeg", "+e1"))
 case("single_slice", AX, 2.0, 1.0, -1024.0, n=1, d2n=False)
+# BitsStored 12 in 16-bit cells whose upper 4 bits hold garbage: the value is
+# the low 12 bits, as dcm2niix reads it; signed values are sign-extended
+# from bit 11 (PS3.5 8.1.1). dcm2niix 1.0.20220720 masks signed cells
+# without sign-extending them (a stored -1 reads as 4095), so the signed
+# case is compared with pydicom only.
+case("bits_stored_12_unsigned", AX, 2.0, 1.0, -1024.0, signed=False, full_cells=True,
+     extra={"BitsStored": 12, "HighBit": 11})
+case("bits_stored_12_signed", AX, 2.0, 1.0, 0.0, full_cells=True, d2n=False,
+     extra={"BitsStored": 12, "HighBit": 11})
 # Padding outside the reconstructed circle: 65535 stored would read as 64511 HU
 # (dcm2niix does not apply padding, so it is not compared there).
 case("padding_unsigned", AX, 2.0, 1.0, -1024.0, signed=False, mark=65535, d2n=False,

@@ -128,10 +128,25 @@ def write_rtstruct(path, series_uid, frame_uid, rois):
 PADDING_HU = -1024.0  # what cbctiq makes of padding: air
 
 
+def stored_values(ds):
+    """The stored values: pydicom's pixel_array (2.3) keeps every bit of the
+    cell, but only the low BitsStored bits are the value (PS3.3 C.7.6.3.1.1,
+    HighBit = BitsStored - 1); the bits above are masked off and signed values
+    sign-extended from bit BitsStored - 1, as dcm2niix reads them."""
+    cells = ds.pixel_array.astype(np.int64)
+    bits = int(ds.BitsStored)
+    if bits >= 8 * ds.pixel_array.dtype.itemsize:
+        return cells
+    low = cells & ((1 << bits) - 1)
+    if int(ds.PixelRepresentation) == 1:
+        low = np.where(low >= 1 << (bits - 1), low - (1 << bits), low)
+    return low
+
+
 def padding_mask(ds):
     """Stored values marked as padding (PS3.3 C.7.5.1.1.2: PixelPaddingValue,
     up to PixelPaddingRangeLimit when given)."""
-    stored = ds.pixel_array
+    stored = stored_values(ds)
     if "PixelPaddingValue" not in ds:
         return np.zeros(stored.shape, bool)
     a = int(ds.PixelPaddingValue)
@@ -141,7 +156,7 @@ def padding_mask(ds):
 
 def _to_hu(ds):
     """pydicom's modality LUT, with padding read as air."""
-    hu = pydicom.pixel_data_handlers.util.apply_modality_lut(ds.pixel_array, ds)
+    hu = pydicom.pixel_data_handlers.util.apply_modality_lut(stored_values(ds), ds)
     hu = hu.astype(np.float64)
     hu[padding_mask(ds)] = PADDING_HU
     return hu

@@ -214,6 +214,42 @@ for kind in ["ras", "lps", "oblique", "permuted"]:
                               atol=1e-5), f"{name}: pixdim {img.header.get_zooms()}")
     print(f"ok  writer, {kind}")
 
+# A sheared affine has no qform (a rotation, sizes and a flip): cbctiq keeps
+# it exactly in the sform and leaves the qform unset (code 0), rather than
+# writing the nearest rotation as a qform that disagrees with the sform.
+# Both through the writer and through `convert` of a nibabel file.
+sheared = affine_of("oblique")
+sheared[:3, 1] += 0.3 * sheared[:3, 0]
+src = os.path.join(args.workdir, "sheared_src.nii.gz")
+vals = rng.integers(-1000, 1000, size=(6, 5, 4)).astype(np.int16)
+img = nib.Nifti1Image(vals, None)
+img.set_sform(sheared, code=1)
+img.set_qform(None, code=0)
+nib.save(img, src)
+raw = os.path.join(args.workdir, "w.raw")
+vals.astype(np.float32).ravel(order="F").tofile(raw)
+written = os.path.join(args.workdir, "sheared_written.nii")
+r1 = subprocess.run([args.helper, "write", raw, "6", "5", "4",
+                     *[repr(float(v)) for v in sheared[:3].ravel()], "4", written],
+                    capture_output=True, text=True)
+converted = os.path.join(args.workdir, "sheared_converted.nii.gz")
+r2 = subprocess.run([args.cbctiq, "convert", "--quiet", src, converted], capture_output=True,
+                    text=True)
+for name, r, out in [("write sheared", r1, written), ("convert sheared", r2, converted)]:
+    if r.returncode != 0:
+        check(False, f"{name}: {r.stderr.strip()}")
+        continue
+    back = nib.load(out)
+    sf, scode = back.get_sform(coded=True)
+    _, qcode = back.get_qform(coded=True)
+    check(scode == 1 and qcode == 0, f"{name}: sform code {scode}, qform code {qcode} (want 1, 0)")
+    check(np.allclose(sf, sheared, atol=1e-5) and np.allclose(back.affine, sheared, atol=1e-5),
+          f"{name}: sform\n{sf}")
+    check(np.allclose(back.header.get_zooms(), np.sqrt((sheared[:3, :3] ** 2).sum(0)), atol=1e-5),
+          f"{name}: pixdim {back.header.get_zooms()}")
+    check(np.array_equal(np.asarray(back.dataobj), vals), f"{name}: voxels differ")
+print("ok  sheared affine: sform only")
+
 # Integer overflow on write is refused and leaves no file.
 vals = np.full((2, 2, 2), 300, np.float32)
 raw = os.path.join(args.workdir, "w.raw")

@@ -1,10 +1,13 @@
 """make_bad_dicom.py OUTDIR - writes the bad DICOM inputs (too big to keep
 as files) with pydicom; expected_dicom.txt lists what cbctiq must say."""
 import os
+import shutil
+import subprocess
 import sys
 
 import numpy as np
 import pydicom
+from pydicom.encaps import decode_data_sequence, encapsulate
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "io"))
 import dicomgen  # noqa: E402
@@ -67,3 +70,54 @@ for f in os.listdir(folder):
 garbage = np.random.default_rng(3)
 open(os.path.join(out, "garbage.dcm"), "wb").write(garbage.bytes(2000))
 open(os.path.join(out, "bad_after_preamble.dcm"), "wb").write(b"\0" * 128 + b"DICM" + garbage.bytes(500))
+
+
+def slice_files(name):
+    folder = os.path.join(out, name)
+    return [os.path.join(folder, f) for f in sorted(os.listdir(folder))]
+
+
+# One slice without RescaleIntercept while the others have -1024: it would
+# read 1024 HU too bright.
+series("missing_intercept", n=4, intercept=-1024.0)
+victim = slice_files("missing_intercept")[2]
+ds = pydicom.dcmread(victim)
+del ds.RescaleIntercept
+ds.save_as(victim)
+
+# RescaleSlope 0 (every voxel = the intercept) and a slope that is text.
+series("slope_zero", n=3, slope=0.0)
+series("slope_text", n=3, slope=77.5)
+victim = slice_files("slope_text")[1]
+data = open(victim, "rb").read()
+assert data.count(b"77.5") == 1
+open(victim, "wb").write(data.replace(b"77.5", b"abc "))
+
+# Rows too small for the pixel data: 8x16 pixels declared, 16x16 stored.
+series("rows_too_small", n=3)
+for f in slice_files("rows_too_small"):
+    ds = pydicom.dcmread(f)
+    ds.Rows = 8
+    ds.save_as(f)
+
+# In-plane offsets jumping back and forth along the stack; the first and
+# last slices line up, so the stack shows no overall drift (tilt).
+series("zigzag", n=5, positions=[np.array([x, 0.0, z]) for x, z in
+                                 zip([0, 0.6, 0, 0.6, 0], [0, 2, 4, 6, 8])])
+
+# JPEG lossless series (DCMTK's dcmcjpeg) whose second slice lost part of its
+# entropy-coded data: the decoder warns "premature end of data segment" and
+# would fill the rest of the slice with whatever it had.
+series("corrupt_jpeg_plain", n=3)
+os.makedirs(os.path.join(out, "corrupt_jpeg"))
+for f in slice_files("corrupt_jpeg_plain"):
+    subprocess.run(["dcmcjpeg", "+e1", f, os.path.join(out, "corrupt_jpeg", os.path.basename(f))],
+                   check=True)
+shutil.rmtree(os.path.join(out, "corrupt_jpeg_plain"))
+victim = slice_files("corrupt_jpeg")[1]
+ds = pydicom.dcmread(victim)
+stream = b"".join(decode_data_sequence(ds.PixelData))
+sos = stream.find(b"\xff\xda")
+scan_start = sos + 2 + int.from_bytes(stream[sos + 2:sos + 4], "big")
+ds.PixelData = encapsulate([stream[:scan_start + 100] + stream[-2:]])  # keep EOI
+ds.save_as(victim)

@@ -57,3 +57,19 @@ open("overflow_dims_nifti2.nii", "wb").write(bytes(blk) + b"\0" * 4 + b"\0" * 16
 nan = np.zeros((3, 3, 3), np.float32)
 nan[1, 1, 1] = np.nan
 nib.save(nib.Nifti1Image(nan, np.eye(4)), "nan_voxels.nii")
+# sform whose first two voxel axes are parallel (rank 2): no inverse.
+flat = nib.Nifti1Image(np.zeros((4, 4, 3), np.int16), None)
+flat.set_sform(np.array([[1.0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]), code=1)
+flat.set_qform(np.eye(4), code=0)
+nib.save(flat, "rank_deficient_sform.nii")
+# gzip member without its 8-byte trailer (CRC-32 + ISIZE), and one whose CRC
+# is wrong: zlib only checks them when a read reaches them. 1.3 MB of zero
+# voxels (1.3 kB compressed): more than zlib inflates ahead while reading
+# the header, so only a read past the voxels reaches the trailer.
+zeros = np.zeros((128, 128, 40), np.int16)
+blank = nib.Nifti1Image(zeros, np.eye(4))
+whole = gzip.compress(blank.header.binaryblock + b"\0" * 4 + zeros.tobytes(order="F"), mtime=0)
+open("missing_gzip_trailer.nii.gz", "wb").write(whole[:-8])
+bad_crc = bytearray(whole)
+bad_crc[-8] ^= 0xFF
+open("bad_crc.nii.gz", "wb").write(bytes(bad_crc))
