@@ -22,6 +22,7 @@
 #include <nifti2_io.h>
 
 #include "cbctiq/atomic_file.h"
+#include "cbctiq/volume_io.h"
 #include "hugepages.h"
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "cbctiq assumes a little-endian host");
@@ -383,6 +384,8 @@ static void convert_chunk(convert_ctx *c, const unsigned char *src, float *out, 
 
 static int open_read(gzFile *gz, const char *path, cbq_error *err)
 {
+    *gz = NULL;
+    CBQ_TRY(cbq_volume_path_check(path, 0, err));
     *gz = gzopen(path, "rb");
     if (!*gz)
         return CBQ_FAIL(err, CBQ_ERR_IO, "%s: cannot open: %s", path,
