@@ -31,9 +31,19 @@ int cbq_atomic_commit(cbq_atomic_file *af, cbq_error *err);
 void cbq_atomic_abort(cbq_atomic_file *af);
 
 /* Temporary sibling name for libraries that write files themselves
- * (nifti_clib, cairo): write to tmp, then cbq_atomic_rename(tmp, final). */
+ * (nifti_clib, cairo): write to tmp, then cbq_atomic_rename(tmp, final), or
+ * on failure cbq_atomic_discard(tmp). From the name on, the file is pending:
+ * cbq_atomic_remove_pending removes it if the process is interrupted. */
 int cbq_atomic_tmp_name(char *tmp, size_t cap, const char *final_path, cbq_error *err);
 int cbq_atomic_rename(const char *tmp, const char *final_path, cbq_error *err);
+/* Removes the temporary file and forgets it. */
+void cbq_atomic_discard(const char *tmp);
+
+/* Unlinks every pending temporary file (named, not yet renamed or
+ * discarded). Async-signal-safe: for a SIGINT/SIGTERM handler, so that an
+ * interrupted write leaves no hidden file behind. A kill -9 cannot be
+ * caught; its leftovers carry the dead process id in their names. */
+void cbq_atomic_remove_pending(void);
 
 /* mkdir -p; existing folders are fine. */
 int cbq_mkdir_p(const char *path, cbq_error *err);

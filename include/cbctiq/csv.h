@@ -2,6 +2,9 @@
  *
  * Input: UTF-8 (a leading BOM is skipped), LF or CRLF line ends, fields
  * separated by commas, quoted fields with "" escapes and embedded newlines.
+ * Refused with a message that says so: UTF-16 text (a byte-order mark, or
+ * NUL bytes between the characters), old Mac line ends (a CR without LF)
+ * and a NUL byte anywhere.
  * The first record is the header; columns are found by name, so their order is
  * free and extra columns are ignored. Every data record must have as many
  * fields as the header. Completely empty lines are skipped. Errors name the
@@ -62,6 +65,9 @@ int cbq_csv_get_int(const cbq_csv *t, size_t row, size_t col, long long *out, cb
 /* Fails, naming file:line, when a value of column `col` repeats an earlier
  * row's ("duplicate WHAT 'value'"), e.g. volume ids in a cohort. */
 int cbq_csv_require_unique(const cbq_csv *t, size_t col, const char *what, cbq_error *err);
+/* Fails, naming file:line, when a value of column `col` cannot become part
+ * of a file name (safe_name.h): volume ids, categories, raters. */
+int cbq_csv_require_names(const cbq_csv *t, size_t col, const char *what, cbq_error *err);
 /* Raises an error about a field: "FILE:LINE: column N (NAME): MESSAGE". */
 int cbq_csv_fail(const cbq_csv *t, size_t row, size_t col, cbq_error *err, int code,
                  const char *fmt, ...)

@@ -27,6 +27,12 @@ typedef struct {
 /* 1 when `path` names a NIfTI file by its extension. */
 int cbq_path_is_nifti(const char *path);
 
+/* Fails, naming the path, when it exists but is neither a regular file nor
+ * (folder_ok) a folder: a FIFO, a device or a socket, whose open or read
+ * could wait forever for a writer. A missing path passes (the reader says
+ * so). Every volume reader calls it before opening. */
+int cbq_volume_path_check(const char *path, int folder_ok, cbq_error *err);
+
 /* Reads `path`. `series_uid` (DICOM only, NULL = the only series) picks a
  * series; giving one for a NIfTI file is an error. `src` may be NULL.
  * *vol is owned by the caller. */

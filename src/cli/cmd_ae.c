@@ -191,6 +191,8 @@ static int run(const ae_args *a, cbq_error *err)
         rc = CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: --split %s given but the file has no 'split' column",
                       a->cohort, a->split);
     if (rc == CBQ_OK)
+        rc = cbq_csv_require_names(&cohort, col_id, "volume id", err);
+    if (rc == CBQ_OK)
         rc = cbq_csv_require_unique(&cohort, col_id, "volume id", err);
     cbq_net *net = NULL;
     cbq_cam *cam = NULL;

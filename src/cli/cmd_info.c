@@ -10,14 +10,16 @@
 #include "cli.h"
 
 const char cli_info_usage[] =
-    "usage: cbctiq info [--series UID] [--json] PATH\n"
+    "usage: cbctiq info [--series UID] [--json] [--show-phi] PATH\n"
     "\n"
     "Reads a volume and prints its geometry and metadata.\n"
     "PATH: a NIfTI file (.nii, .nii.gz), a folder holding a DICOM series (searched\n"
     "recursively) or one file of a DICOM series.\n"
     "\n"
     "  --series UID   pick one series when the folder holds several\n"
-    "  --json         print one JSON object instead of text\n";
+    "  --json         print one JSON object instead of text\n"
+    "  --show-phi     print the DICOM patient name and ID (hidden by default: they\n"
+    "                 identify a person, and terminals and logs get copied)\n";
 
 static void json_str(FILE *out, const char *s)
 {
@@ -46,7 +48,7 @@ static void value_range(const cbq_volume *vol, double *lo, double *hi)
 }
 
 static void print_json(const char *path, const cbq_volume *vol, const cbq_volume_source *src,
-                       const char *code, double lo, double hi)
+                       const char *code, double lo, double hi, int show_phi)
 {
     printf("{\"path\": ");
     json_str(stdout, path);
@@ -77,10 +79,17 @@ static void print_json(const char *path, const cbq_volume *vol, const cbq_volume
                               s->series_description, s->modality, s->manufacturer, s->model,
                               s->patient_name, s->patient_id, s->transfer_syntax,
                               s->transfer_syntax_uid};
+        /* Which of them identify the patient (null unless --show-phi). */
+        const int identifies[] = {0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0};
+        _Static_assert(sizeof identifies / sizeof *identifies == sizeof keys / sizeof *keys,
+                       "one flag per key");
         printf(", \"dicom\": {");
         for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
             printf("%s\"%s\": ", i ? ", " : "", keys[i]);
-            json_str(stdout, vals[i]);
+            if (identifies[i] && !show_phi)
+                printf("null");
+            else
+                json_str(stdout, vals[i]);
         }
         printf(", \"n_slices\": %zu, \"slice_spacing\": %.17g, \"rescale_slope\": %.17g, "
                "\"rescale_intercept\": %.17g, \"padding_voxels\": %zu}", m->n_slices,
@@ -90,7 +99,7 @@ static void print_json(const char *path, const cbq_volume *vol, const cbq_volume
 }
 
 static void print_text(const char *path, const cbq_volume *vol, const cbq_volume_source *src,
-                       const char *code, double lo, double hi)
+                       const char *code, double lo, double hi, int show_phi)
 {
     printf("path:         %s\n", path);
     if (src->kind == CBQ_SOURCE_NIFTI)
@@ -115,7 +124,10 @@ static void print_text(const char *path, const cbq_volume *vol, const cbq_volume
         printf("description:  %s\n", s->series_description);
         printf("modality:     %s\n", s->modality);
         printf("manufacturer: %s %s\n", s->manufacturer, s->model);
-        printf("patient:      %s (%s)\n", s->patient_name, s->patient_id);
+        if (show_phi)
+            printf("patient:      %s (%s)\n", s->patient_name, s->patient_id);
+        else
+            printf("patient:      (hidden; --show-phi to print)\n");
         printf("slices:       %zu, %.4f mm apart; rescale slope %g, intercept %g\n",
                src->dicom.n_slices, src->dicom.slice_spacing, src->dicom.rescale_slope,
                src->dicom.rescale_intercept);
@@ -130,15 +142,17 @@ int cli_info(int argc, char **argv)
     static const struct option opts[] = {
         {"series", required_argument, NULL, 's'},
         {"json", no_argument, NULL, 'j'},
+        {"show-phi", no_argument, NULL, 'p'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     const char *series = NULL;
-    int json = 0, c;
+    int json = 0, show_phi = 0, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 's': series = optarg; break;
         case 'j': json = 1; break;
+        case 'p': show_phi = 1; break;
         case 'h': fputs(cli_info_usage, stdout); return CLI_EXIT_OK;
         default: return cli_usage_error("info", "unknown option");
         }
@@ -156,9 +170,9 @@ int cli_info(int argc, char **argv)
     double lo, hi;
     value_range(&vol, &lo, &hi);
     if (json)
-        print_json(path, &vol, &src, code, lo, hi);
+        print_json(path, &vol, &src, code, lo, hi, show_phi);
     else
-        print_text(path, &vol, &src, code, lo, hi);
+        print_text(path, &vol, &src, code, lo, hi, show_phi);
     cbq_volume_free(&vol);
     return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
 }

@@ -164,6 +164,8 @@ static int load_cohort(const sanity_args *a, const cbq_model_spec *spec, vol_sli
     int rc = cbq_csv_require_col(&t, "volume_id", &col_id, err);
     if (rc == CBQ_OK)
         rc = cbq_csv_require_col(&t, "path", &col_path, err);
+    if (rc == CBQ_OK)
+        rc = cbq_csv_require_names(&t, col_id, "volume id", err);
     if (rc == CBQ_OK && a->split && col_split < 0)
         rc = CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: --split given but no 'split' column", a->cohort);
     *vols = calloc(t.n_rows ? t.n_rows : 1, sizeof **vols);

@@ -1,6 +1,8 @@
 /* cmd_simulate.c - `cbctiq simulate`: the built-in simulated cohort. */
 #include "cli.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <getopt.h>
 #include <omp.h>
 #include <stdio.h>
@@ -16,7 +18,9 @@ const char cli_simulate_usage[] =
     "simulated expert ratings; writes DIR/cohort.csv, ratings.csv, raters.csv,\n"
     "truth.csv, labels.json, simNNN.nii.gz and simNNN_labels.nii.gz.\n"
     "\n"
-    "  --out DIR        output folder (created)\n"
+    "  --out DIR        output folder (created; an existing one must be empty)\n"
+    "  --force          write into a non-empty --out folder (files of the same\n"
+    "                   names are replaced, others are left)\n"
     "  --volumes N      number of volumes (64)\n"
     "  --size S         in-plane grid S x S (128)\n"
     "  --slices Z       axial slices (96)\n"
@@ -32,6 +36,36 @@ const char cli_simulate_usage[] =
     "  --threads N      threads (all cores)\n"
     "  --quiet          no progress output\n";
 
+/* A cohort written over another one mixes their volumes and ratings: an
+ * existing --out folder must be empty unless --force. Returns 1 when it may
+ * be written (absent or empty), 0 after printing why not. */
+static int out_dir_free(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        if (errno == ENOENT)
+            return 1;
+        if (errno == ENOTDIR) {
+            fprintf(stderr, "cbctiq: %s: --out exists and is not a folder\n", dir);
+            return 0;
+        }
+        return 1; /* unreadable: creating files there fails with its own message */
+    }
+    const struct dirent *e;
+    char first[256] = "";
+    while ((e = readdir(d)) != NULL && !first[0])
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            snprintf(first, sizeof first, "%s", e->d_name);
+    closedir(d);
+    if (!first[0])
+        return 1;
+    fprintf(stderr,
+            "cbctiq: %s: --out folder is not empty (it holds '%s'); simulate would overwrite "
+            "what is there: choose a new folder, or give --force\n",
+            dir, first);
+    return 0;
+}
+
 int cli_simulate(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -42,7 +76,7 @@ int cli_simulate(int argc, char **argv)
         {"seed", required_argument, NULL, 'k'},    {"threads", required_argument, NULL, 't'},
         {"quiet", no_argument, NULL, 'q'},         {"help", no_argument, NULL, 'h'},
         {"anatomy", required_argument, NULL, 'a'}, {"labels", required_argument, NULL, 'l'},
-        {"anatomy-cohort", required_argument, NULL, 'A'},
+        {"anatomy-cohort", required_argument, NULL, 'A'}, {"force", no_argument, NULL, 'f'},
         {NULL, 0, NULL, 0}};
     cbq_cohort_options o;
     cbq_cohort_defaults(&o);
@@ -50,6 +84,7 @@ int cli_simulate(int argc, char **argv)
     cli_common_defaults(&common);
     uint64_t u;
     double d;
+    int force = 0;
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -76,6 +111,7 @@ int cli_simulate(int argc, char **argv)
         case 'a': o.anatomy_ct = optarg; break;
         case 'l': o.anatomy_labels = optarg; break;
         case 'A': o.anatomy_dir = optarg; break;
+        case 'f': force = 1; break;
         case 'h': fputs(cli_simulate_usage, stdout); return CLI_EXIT_OK;
         default: return cli_usage_error("simulate", "unknown option");
         }
@@ -90,6 +126,8 @@ int cli_simulate(int argc, char **argv)
         return cli_usage_error("simulate", "give --anatomy or --anatomy-cohort, not both");
     if (o.anatomy_ct && !o.anatomy_labels)
         return cli_usage_error("simulate", "--anatomy needs --labels (mandible and larynx place the neck)");
+    if (!force && !out_dir_free(o.out_dir))
+        return CLI_EXIT_FAIL;
     if (common.threads > 0)
         omp_set_num_threads(common.threads);
     cbq_error err = {0};

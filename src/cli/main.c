@@ -1,7 +1,10 @@
 /* main.c - the cbctiq binary: dispatches to one subcommand per file. */
+#define _POSIX_C_SOURCE 200809L
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "cbctiq/atomic_file.h"
 #include "cbctiq/versions.h"
 #include "cli.h"
 
@@ -65,8 +68,35 @@ static int run_help(int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
+/* Ctrl-C, kill or a closed terminal during a write: remove the hidden
+ * temporary file, then die of the same signal (SA_RESETHAND restored the
+ * default action; the raised signal is delivered when the handler returns),
+ * so the caller still sees how the process ended. */
+static void remove_temporaries_and_die(int sig)
+{
+    cbq_atomic_remove_pending();
+    raise(sig);
+}
+
+static void catch_interrupts(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = remove_temporaries_and_die;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    const int signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+    for (size_t i = 0; i < sizeof signals / sizeof *signals; i++) {
+        struct sigaction old;
+        /* A signal the caller ignores (nohup, `&` in a script) stays ignored. */
+        if (sigaction(signals[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN)
+            sigaction(signals[i], &sa, NULL);
+    }
+}
+
 int main(int argc, char **argv)
 {
+    catch_interrupts();
     if (argc < 2) {
         print_overview(stderr);
         return CLI_EXIT_USAGE;

@@ -3,9 +3,59 @@
 #include "cbctiq/atomic_file.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* The temporary files being written now, for cbq_atomic_remove_pending.
+ * Process-wide by necessity: a signal handler gets no arguments. Slots are
+ * claimed with lock-free atomics, so writer threads and a handler that
+ * interrupts any of them never wait on each other. A full table only
+ * means an interrupt may leave that file behind. */
+enum { PENDING_SLOTS = 64, SLOT_FREE = 0, SLOT_FILLING, SLOT_PENDING };
+static struct {
+    atomic_int state;
+    char path[4096];
+} pending[PENDING_SLOTS];
+
+static void pending_add(const char *tmp)
+{
+    for (size_t i = 0; i < PENDING_SLOTS; i++) {
+        int expected = SLOT_FREE;
+        if (atomic_compare_exchange_strong(&pending[i].state, &expected, SLOT_FILLING)) {
+            snprintf(pending[i].path, sizeof pending[i].path, "%s", tmp);
+            atomic_store(&pending[i].state, SLOT_PENDING);
+            return;
+        }
+    }
+}
+
+static void pending_forget(const char *tmp)
+{
+    for (size_t i = 0; i < PENDING_SLOTS; i++) {
+        int expected = SLOT_PENDING;
+        if (strcmp(pending[i].path, tmp) == 0 &&
+            atomic_compare_exchange_strong(&pending[i].state, &expected, SLOT_FILLING)) {
+            pending[i].path[0] = '\0';
+            atomic_store(&pending[i].state, SLOT_FREE);
+            return;
+        }
+    }
+}
+
+void cbq_atomic_remove_pending(void)
+{
+    for (size_t i = 0; i < PENDING_SLOTS; i++)
+        if (atomic_load(&pending[i].state) == SLOT_PENDING)
+            unlink(pending[i].path);
+}
+
+void cbq_atomic_discard(const char *tmp)
+{
+    remove(tmp);
+    pending_forget(tmp);
+}
 
 int cbq_atomic_tmp_name(char *tmp, size_t cap, const char *final_path, cbq_error *err)
 {
@@ -17,6 +67,7 @@ int cbq_atomic_tmp_name(char *tmp, size_t cap, const char *final_path, cbq_error
     int n = snprintf(tmp, cap, "%.*s.%s.tmp%ld", dir_len, final_path, base, (long)getpid());
     if (n < 0 || (size_t)n >= cap)
         return CBQ_FAIL(err, CBQ_ERR_ARG, "%s: path too long", final_path);
+    pending_add(tmp);
     return CBQ_OK;
 }
 
@@ -28,8 +79,11 @@ int cbq_atomic_open(cbq_atomic_file *af, const char *path, cbq_error *err)
     strcpy(af->final_path, path);
     CBQ_TRY(cbq_atomic_tmp_name(af->tmp_path, sizeof af->tmp_path, path, err));
     af->fp = fopen(af->tmp_path, "wb");
-    if (!af->fp)
-        return CBQ_FAIL(err, CBQ_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+    if (!af->fp) {
+        int e = errno;
+        pending_forget(af->tmp_path);
+        return CBQ_FAIL(err, CBQ_ERR_IO, "%s: cannot create: %s", path, strerror(e));
+    }
     return CBQ_OK;
 }
 
@@ -37,9 +91,10 @@ int cbq_atomic_rename(const char *tmp, const char *final_path, cbq_error *err)
 {
     if (rename(tmp, final_path) != 0) {
         int e = errno;
-        remove(tmp);
+        cbq_atomic_discard(tmp);
         return CBQ_FAIL(err, CBQ_ERR_IO, "%s: cannot write: %s", final_path, strerror(e));
     }
+    pending_forget(tmp);
     return CBQ_OK;
 }
 
@@ -52,7 +107,7 @@ int cbq_atomic_commit(cbq_atomic_file *af, cbq_error *err)
     failed |= fclose(af->fp) != 0;
     af->fp = NULL;
     if (failed) {
-        remove(af->tmp_path);
+        cbq_atomic_discard(af->tmp_path);
         return CBQ_FAIL(err, CBQ_ERR_IO, "%s: write failed: %s", af->final_path, strerror(e));
     }
     return cbq_atomic_rename(af->tmp_path, af->final_path, err);
@@ -65,7 +120,7 @@ void cbq_atomic_abort(cbq_atomic_file *af)
         af->fp = NULL;
     }
     if (af->tmp_path[0])
-        remove(af->tmp_path);
+        cbq_atomic_discard(af->tmp_path);
     af->tmp_path[0] = '\0';
 }
 

@@ -3,6 +3,7 @@
  * per volume), and holding them whole lets callers look cells up freely. */
 #define _POSIX_C_SOURCE 200809L
 #include "cbctiq/csv.h"
+#include "cbctiq/safe_name.h"
 #include "cbctiq/text_file.h"
 
 #include <errno.h>
@@ -100,6 +101,11 @@ static int parse_plain(parser *ps, size_t field_no, cbq_error *err)
                             "%s:%zu: column %zu: a quote inside an unquoted field "
                             "(quote the whole field and double the inner quotes)",
                             ps->name, ps->line, field_no);
+        if (c == '\r')
+            return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                            "%s:%zu: column %zu: a carriage return (CR) without a line feed: "
+                            "old Mac line ends? Save the file with LF or CRLF line ends",
+                            ps->name, ps->line, field_no);
         ps->store[ps->store_len++] = c;
         ps->pos++;
     }
@@ -176,9 +182,35 @@ static int build_table(cbq_csv *t, parser *ps, cbq_error *err)
     return CBQ_OK;
 }
 
+/* UTF-16 text, with or without a byte-order mark, and NUL bytes anywhere:
+ * refused before parsing, as no field of a CSV table holds one. */
+static int check_encoding(const char *text, size_t len, const char *name, cbq_error *err)
+{
+    const unsigned char *u = (const unsigned char *)text;
+    if (len >= 2 && ((u[0] == 0xFF && u[1] == 0xFE) || (u[0] == 0xFE && u[1] == 0xFF)))
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                        "%s: UTF-16 text (byte-order mark %02X %02X); save the file as UTF-8 CSV",
+                        name, u[0], u[1]);
+    const char *nul = memchr(text, '\0', len);
+    if (!nul)
+        return CBQ_OK;
+    /* ASCII written as UTF-16 without a mark: a NUL before or after every
+     * character of the first line. */
+    if (len >= 4 && (u[0] == 0) != (u[1] == 0) && (u[2] == 0) != (u[3] == 0))
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                        "%s: UTF-16 text (a NUL byte every other byte); save the file as UTF-8 CSV",
+                        name);
+    size_t line = 1;
+    for (const char *p = text; p < nul; p++)
+        line += *p == '\n';
+    return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s:%zu: a NUL byte (binary data, not CSV text)", name,
+                    line);
+}
+
 int cbq_csv_parse(cbq_csv *t, const char *text, size_t len, const char *name, cbq_error *err)
 {
     memset(t, 0, sizeof *t);
+    CBQ_TRY(check_encoding(text, len, name, err));
     parser ps = {.text = text, .len = len, .line = 1, .name = name};
     if (len >= 3 && (unsigned char)text[0] == 0xEF && (unsigned char)text[1] == 0xBB &&
         (unsigned char)text[2] == 0xBF)
@@ -368,6 +400,19 @@ int cbq_csv_writer_commit(cbq_csv_writer *w, cbq_error *err)
 }
 
 void cbq_csv_writer_abort(cbq_csv_writer *w) { cbq_atomic_abort(&w->af); }
+
+int cbq_csv_require_names(const cbq_csv *t, size_t col, const char *what, cbq_error *err)
+{
+    for (size_t r = 0; r < t->n_rows; r++) {
+        char why[160];
+        if (!cbq_name_ok(cbq_csv_cell(t, r, col), why, sizeof why))
+            return cbq_csv_fail(t, r, col, err, CBQ_ERR_FORMAT,
+                                "%s %s (names become parts of file names: no '/', '\\', control "
+                                "characters, '.' or '..')",
+                                what, why);
+    }
+    return CBQ_OK;
+}
 
 int cbq_csv_require_unique(const cbq_csv *t, size_t col, const char *what, cbq_error *err)
 {

@@ -6,6 +6,7 @@
  * Not here: orientation changes (orient.c), rasterising contours (structures.c).
  */
 #include "cbctiq/dicom.h"
+#include "cbctiq/volume_io.h"
 #include "hugepages.h"
 
 #include <algorithm>
@@ -1031,6 +1032,7 @@ extern "C" int cbq_dicom_read_series(cbq_volume *vol, cbq_dicom_meta *meta, cons
                                      const char *series_uid, cbq_error *err)
 {
     std::memset(vol, 0, sizeof *vol);
+    CBQ_TRY(cbq_volume_path_check(path, 1, err));
     try {
         dcmtk_init();
         return read_series(vol, meta, path, series_uid, err);
@@ -1060,6 +1062,7 @@ extern "C" const char *cbq_dicom_toolkit_version(void)
 extern "C" int cbq_rtstruct_read(cbq_rtstruct *rs, const char *path, cbq_error *err)
 {
     std::memset(rs, 0, sizeof *rs);
+    CBQ_TRY(cbq_volume_path_check(path, 0, err));
     int rc;
     try {
         dcmtk_init();

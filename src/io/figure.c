@@ -81,7 +81,7 @@ int cbq_figure_write_png(const cbq_figure *fig, const char *path, cbq_error *err
         st = cairo_surface_write_to_png(img, tmp);
     cairo_surface_destroy(img);
     if (st != CAIRO_STATUS_SUCCESS) {
-        remove(tmp);
+        cbq_atomic_discard(tmp);
         return CBQ_FAIL(err, CBQ_ERR_IO, "%s: cannot write PNG: %s", path, cairo_status_to_string(st));
     }
     return cbq_atomic_rename(tmp, path, err);
@@ -103,7 +103,7 @@ int cbq_figure_write_svg(const cbq_figure *fig, const char *path, cbq_error *err
         st = cairo_surface_status(svg);
     cairo_surface_destroy(svg);
     if (st != CAIRO_STATUS_SUCCESS) {
-        remove(tmp);
+        cbq_atomic_discard(tmp);
         return CBQ_FAIL(err, CBQ_ERR_IO, "%s: cannot write SVG: %s", path, cairo_status_to_string(st));
     }
     return cbq_atomic_rename(tmp, path, err);

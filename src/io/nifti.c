@@ -22,6 +22,7 @@
 #include <nifti2_io.h>
 
 #include "cbctiq/atomic_file.h"
+#include "cbctiq/volume_io.h"
 #include "hugepages.h"
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "cbctiq assumes a little-endian host");
@@ -401,6 +402,8 @@ static void convert_chunk(convert_ctx *c, const unsigned char *src, float *out, 
 
 static int open_read(gzFile *gz, const char *path, cbq_error *err)
 {
+    *gz = NULL;
+    CBQ_TRY(cbq_volume_path_check(path, 0, err));
     *gz = gzopen(path, "rb");
     if (!*gz)
         return CBQ_FAIL(err, CBQ_ERR_IO, "%s: cannot open: %s", path,
@@ -799,9 +802,11 @@ int cbq_nifti_write(const char *path, const cbq_volume *vol, cbq_nifti_dtype dty
     /* Level 1: CT noise compresses little better at higher levels, and
      * writing stays I/O-bound rather than deflate-bound. "T" = plain file. */
     gzFile gz = gzopen(tmp, ends_with(path, ".gz") ? "wb1" : "wbT");
-    if (!gz)
-        return CBQ_FAIL(err, CBQ_ERR_IO, "%s: cannot create: %s", path,
-                        errno ? strerror(errno) : "out of memory");
+    if (!gz) {
+        const char *why = errno ? strerror(errno) : "out of memory";
+        cbq_atomic_discard(tmp);
+        return CBQ_FAIL(err, CBQ_ERR_IO, "%s: cannot create: %s", path, why);
+    }
     gzbuffer(gz, 1 << 18);
     errno = 0;
     int ok = write_body(gz, vol, (int)dtype);
@@ -818,7 +823,7 @@ int cbq_nifti_write(const char *path, const cbq_volume *vol, cbq_nifti_dtype dty
         snprintf(reason, sizeof reason, "%s", errno ? strerror(errno) : "close failed");
     }
     if (!ok) {
-        remove(tmp);
+        cbq_atomic_discard(tmp);
         return CBQ_FAIL(err, CBQ_ERR_IO, "%s: cannot write: %s", path, reason);
     }
     return cbq_atomic_rename(tmp, path, err);

@@ -1,7 +1,9 @@
 /* volume_io.c - dispatch between the NIfTI and DICOM readers (see volume_io.h). */
+#define _POSIX_C_SOURCE 200809L
 #include "cbctiq/volume_io.h"
 
 #include <string.h>
+#include <sys/stat.h>
 
 static int ends_with(const char *s, const char *suffix)
 {
@@ -14,6 +16,25 @@ int cbq_path_is_nifti(const char *path)
     return ends_with(path, ".nii") || ends_with(path, ".nii.gz");
 }
 
+static const char *file_kind(mode_t mode)
+{
+    if (S_ISFIFO(mode)) return "a FIFO (named pipe)";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    if (S_ISSOCK(mode)) return "a socket";
+    if (S_ISDIR(mode)) return "a folder";
+    return "not a regular file";
+}
+
+int cbq_volume_path_check(const char *path, int folder_ok, cbq_error *err)
+{
+    struct stat st;
+    if (stat(path, &st) != 0 || S_ISREG(st.st_mode) || (folder_ok && S_ISDIR(st.st_mode)))
+        return CBQ_OK;
+    return CBQ_FAIL(err, CBQ_ERR_IO, "%s: is %s; expected a volume file%s", path,
+                    file_kind(st.st_mode), folder_ok ? " or a DICOM series folder" : "");
+}
+
 int cbq_volume_load(cbq_volume *vol, cbq_volume_source *src, const char *path,
                     const char *series_uid, cbq_error *err)
 {
@@ -21,6 +42,7 @@ int cbq_volume_load(cbq_volume *vol, cbq_volume_source *src, const char *path,
     if (!src)
         src = &local;
     memset(src, 0, sizeof *src);
+    CBQ_TRY(cbq_volume_path_check(path, !cbq_path_is_nifti(path), err));
     if (cbq_path_is_nifti(path)) {
         if (series_uid && series_uid[0])
             return CBQ_FAIL(err, CBQ_ERR_ARG, "%s: a series UID only applies to DICOM input",

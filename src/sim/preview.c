@@ -41,7 +41,7 @@ int cbq_sim_preview_png(const char *path, const cbq_preview_tile *tiles, size_t 
                 pix[(ox + i) + w * (oy + j)] = (unsigned char)lrint(255.0 * x);
             }
     }
-    char tmp[4096];
+    char tmp[4096] = "";
     int rc = cbq_atomic_tmp_name(tmp, sizeof tmp, path, err);
     FILE *fp = rc == CBQ_OK ? fopen(tmp, "wb") : NULL;
     if (rc == CBQ_OK && !fp)
@@ -70,7 +70,7 @@ int cbq_sim_preview_png(const char *path, const cbq_preview_tile *tiles, size_t 
     free(pix);
     if (rc == CBQ_OK)
         rc = cbq_atomic_rename(tmp, path, err);
-    else if (fp)
-        remove(tmp);
+    else if (tmp[0])
+        cbq_atomic_discard(tmp);
     return rc;
 }

@@ -119,6 +119,8 @@ static int read_weights(cbq_ratings *r, const char *path, name_set *raters, cons
     int rc = cbq_csv_require_col(&w, "rater", &c_rater, err);
     if (rc == CBQ_OK)
         rc = cbq_csv_require_col(&w, "weight", &c_weight, err);
+    if (rc == CBQ_OK)
+        rc = cbq_csv_require_names(&w, c_rater, "rater", err);
     size_t *seen_line = calloc(raters->n + 1, sizeof *seen_line);
     r->weight = malloc((raters->n + 1) * sizeof *r->weight);
     if (rc == CBQ_OK && (!seen_line || !r->weight))
@@ -129,7 +131,8 @@ static int read_weights(cbq_ratings *r, const char *path, name_set *raters, cons
         if (rc != CBQ_OK)
             break;
         if (!(v > 0)) {
-            rc = cbq_csv_fail(&w, row, c_weight, err, CBQ_ERR_RANGE, "weight %g must be > 0", v);
+            rc = cbq_csv_fail(&w, row, c_weight, err, CBQ_ERR_RANGE, "weight %s must be > 0",
+                              cbq_csv_cell(&w, row, c_weight));
             break;
         }
         long k = name_find(raters, cbq_csv_cell(&w, row, c_rater));
@@ -162,16 +165,20 @@ static int parse_rows(const cbq_csv *t, name_set *vols, name_set *raters, name_s
     CBQ_TRY(cbq_csv_require_col(t, "rater", &c_rater, err));
     CBQ_TRY(cbq_csv_require_col(t, "category", &c_cat, err));
     CBQ_TRY(cbq_csv_require_col(t, "score", &c_score, err));
-    for (size_t row = 0; row < t->n_rows; row++) {
-        const size_t cols[3] = {c_vol, c_rater, c_cat};
+    const size_t name_cols[3] = {c_vol, c_rater, c_cat};
+    static const char *const name_what[3] = {"volume id", "rater", "category"};
+    for (size_t row = 0; row < t->n_rows; row++)
         for (int j = 0; j < 3; j++)
-            if (!cbq_csv_cell(t, row, cols[j])[0])
-                return cbq_csv_fail(t, row, cols[j], err, CBQ_ERR_FORMAT, "empty field");
+            if (!cbq_csv_cell(t, row, name_cols[j])[0])
+                return cbq_csv_fail(t, row, name_cols[j], err, CBQ_ERR_FORMAT, "empty field");
+    for (int j = 0; j < 3; j++)
+        CBQ_TRY(cbq_csv_require_names(t, name_cols[j], name_what[j], err));
+    for (size_t row = 0; row < t->n_rows; row++) {
         double s;
         CBQ_TRY(cbq_csv_get_double(t, row, c_score, &s, err));
         if (s < CBQ_SCORE_MIN || s > CBQ_SCORE_MAX)
-            return cbq_csv_fail(t, row, c_score, err, CBQ_ERR_RANGE, "score %g outside [%g, %g]", s,
-                                CBQ_SCORE_MIN, CBQ_SCORE_MAX);
+            return cbq_csv_fail(t, row, c_score, err, CBQ_ERR_RANGE, "score %s outside [%g, %g]",
+                                cbq_csv_cell(t, row, c_score), CBQ_SCORE_MIN, CBQ_SCORE_MAX);
         long v = name_add(vols, cbq_csv_cell(t, row, c_vol));
         size_t before = raters->n;
         long k = name_add(raters, cbq_csv_cell(t, row, c_rater));

@@ -79,6 +79,8 @@ int study_cohort_read(study_cohort *c, const char *csv_path, cbq_error *err)
     if (rc == CBQ_OK)
         rc = cbq_csv_require_col(&t, "path", &cpath, err);
     if (rc == CBQ_OK)
+        rc = cbq_csv_require_names(&t, cid, "volume id", err);
+    if (rc == CBQ_OK)
         rc = cbq_csv_require_unique(&t, cid, "volume id", err);
     if (rc == CBQ_OK && t.n_rows == 0)
         rc = CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: no volumes", csv_path);

@@ -71,6 +71,10 @@ int cbq_stage_stamp_write(const char *stage_dir, const cbq_stage_stamp *stamp, c
 
 static int hash_file_into(cbq_sha256 *h, const char *path, cbq_error *err)
 {
+    /* A FIFO or a device would block the open or never end. */
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return CBQ_FAIL(err, CBQ_ERR_IO, "%s: not a regular file (a FIFO, device or socket)", path);
     FILE *fp = fopen(path, "rb");
     if (!fp)
         return CBQ_FAIL(err, CBQ_ERR_IO, "%s: cannot open: %s", path, strerror(errno));

@@ -53,6 +53,13 @@ cohort("missing_volume.csv", [("a", "no_such_volume.nii.gz")])
 cohort("no_path_column.csv", [("a",)], header=("volume_id",))
 cohort("nan_volume.csv", [("n", "nan_voxels.nii.gz")])
 cohort("mask_other_grid.csv", [("a", vp, "other_grid_labels.nii.gz")], header=("volume_id", "path", "mask"))
+# Ids that would lead out of a folder once they are part of a file name.
+for name, bad_id in (("id_parent", "../x"), ("id_slash", "a/b"), ("id_backslash", "a\\b"), ("id_dot", "."),
+                     ("id_dotdot", ".."), ("id_control", "a\x01b")):
+    cohort(f"{name}.csv", [("ok", vp, "test"), (bad_id, vp, "test")], header=("volume_id", "path", "split"))
+# A FIFO as a mask: refused at once instead of waiting for a writer.
+os.mkfifo(os.path.join(gen, "fifo_labels.nii.gz"))
+cohort("mask_fifo.csv", [("a", vp, "fifo_labels.nii.gz")], header=("volume_id", "path", "mask"))
 labels = np.zeros((7, 5, 3), dtype=np.int16)
 nib.save(nib.Nifti1Image(labels, np.eye(4)), os.path.join(gen, "other_grid_labels.nii.gz"))
 shutil.copy(os.path.join(sim, "labels.json"), os.path.join(gen, "labels.json"))
