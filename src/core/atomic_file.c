@@ -35,7 +35,8 @@ static void pending_forget(const char *tmp)
 {
     for (size_t i = 0; i < PENDING_SLOTS; i++) {
         int expected = SLOT_PENDING;
-        if (strcmp(pending[i].path, tmp) == 0 &&
+        /* the state first: a slot another thread is filling has a path in flux */
+        if (atomic_load(&pending[i].state) == SLOT_PENDING && strcmp(pending[i].path, tmp) == 0 &&
             atomic_compare_exchange_strong(&pending[i].state, &expected, SLOT_FILLING)) {
             pending[i].path[0] = '\0';
             atomic_store(&pending[i].state, SLOT_FREE);
