@@ -150,7 +150,7 @@ static double pair_item(const cJSON *obj, const char *key, const char *sub, int 
 static const char *const TABLE_HEADER[] = {
     "category", "n", "median_loo_rho", "median_loo_p", "rho", "p", "ci_low", "ci_high",
     "ci_method", "p_holm", "p_bh", "rho_ae_pred", "p_ae_pred", "rho_ae_per_slice",
-    "partial_rho", "partial_p", "partial_given"};
+    "partial_rho", "partial_p", "partial_given", "p_perm", "p_perm_exact"};
 enum { TABLE_COLS = sizeof TABLE_HEADER / sizeof TABLE_HEADER[0] };
 
 static int write_table(const study_ctx *ctx, const ae_table *t, const cJSON *main_j,
@@ -187,6 +187,8 @@ static int write_table(const study_ctx *ctx, const ae_table *t, const cJSON *mai
         cbq_csv_put_double(&w, num(m, "partial_spearman.rho"));
         cbq_csv_put_double(&w, num(m, "partial_spearman.p"));
         cbq_csv_put_str(&w, varies(t->cat[k].n_slices, t->cat[k].n) ? "pred+n_slices" : "pred");
+        cbq_csv_put_double(&w, num(m, "p_perm"));
+        cbq_csv_put_int(&w, cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "p_perm_exact")));
         rc = cbq_csv_end_row(&w, err);
     }
     if (rc != CBQ_OK) {

@@ -3,14 +3,21 @@ cohort (make_cohort.py, 5 test volumes):
 - test volumes without a consensus score (an id typo in the ratings, a
   category nobody rated) are named with the reason on stderr, in stats.json
   ("dropped") and in the report, and the statistics count only the others;
-  a category left with fewer than 3 fails the study, naming the volumes."""
+  a category left with fewer than 3 fails the study, naming the volumes;
+- the printed poster's table at n = 3 (one category here) shows the exact
+  permutation p (scipy.stats.permutation_test over all pairings), not the
+  t-test's 0 as "0.0000"."""
 import argparse
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+
+import numpy as np
+from scipy import stats
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ap = argparse.ArgumentParser()
@@ -78,6 +85,21 @@ if r.returncode == 0:
     table = {row["category"]: row for row in csv.DictReader(open(os.path.join(work, "typo", "stats", "table.csv")))}
     check("table.csv parotid n", table["parotid"]["n"] == "3", table["parotid"])
     check("table.csv overall n", table["overall"]["n"] == "4", table["overall"])
+    # parotid keeps 3 volumes: its printed p is the exact permutation p.
+    joined = [row for row in csv.DictReader(open(os.path.join(work, "typo", "stats", "joined.csv")))
+              if row["category"] == "parotid"]
+    x = np.array([float(row["ae"]) for row in joined])
+    y = np.array([float(row["consensus"]) for row in joined])
+    want = stats.permutation_test((x,), lambda xs: stats.spearmanr(xs, y).correlation,
+                                  permutation_type="pairings", n_resamples=np.inf).pvalue
+    got = table["parotid"]
+    check("table.csv parotid p_perm is the exact permutation p", got.get("p_perm_exact") == "1" and
+          abs(float(got.get("p_perm") or "nan") - want) < 1e-12, f"{got.get('p_perm')} vs scipy {want}")
+    line = next((l for l in r.stdout.splitlines() if l.startswith("parotid ")), "")
+    fields = line.replace("[", " ").replace("]", " ").replace(",", " ").split()
+    check("printed parotid p is the exact p, %.2g", len(fields) > 5 and fields[5] == f"{want:.2g}",
+          line)
+    check("no p printed as 0.0000", not re.search(r"\b0\.0000\b", r.stdout), r.stdout)
     html = open(os.path.join(work, "typo", "report", "report.html")).read()
     check("the report names the left-out volumes", "left out of the statistics" in html and
           "&#39;v00&#39;: no consensus score in any category" in html, "no note")
