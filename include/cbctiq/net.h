@@ -76,6 +76,11 @@ int cbq_net_tensor_find(const cbq_net *net, const char *name, cbq_tensor_view *v
  * layer's activation; returns the output [n, n_outputs]. */
 int cbq_net_forward(cbq_net *net, const float *in, size_t n, const float **out, cbq_error *err);
 
+/* Fails, naming the output, when an output of cbq_net_forward
+ * ([n, n_outputs]) is NaN or infinite: a result must be an error, never an
+ * empty cell. Callers add the volume. */
+int cbq_net_check_outputs(const cbq_net *net, const float *out, size_t n, cbq_error *err);
+
 /* Backward from dout = dLoss/d(output) [n, n_outputs] of the last forward,
  * down to and including layer `stop_layer` (0 = all the way to the input).
  * After it, cbq_net_activation_grad(net, i) holds dLoss/d(activation i) for

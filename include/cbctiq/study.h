@@ -246,11 +246,22 @@ int cbq_study_train(const cbq_study_config *cfg, const char *cohort_csv, const c
  * of volume from[v]. Volumes are permuted only among those with the same
  * group[v] >= 0 (the split: train labels stay in train, val labels in val,
  * so that early stopping also sees permuted labels); group[v] < 0 keeps
- * from[v] = v. Uniform, drawn on the seed's own stream. When target is not
- * NULL its rows ([n][K]) are permuted in place, all K categories together
- * (row v becomes the old row from[v]), so their correlation is kept. */
+ * from[v] = v. Within a group the permutation is a derangement (from[v] != v
+ * for every member), uniform over all derangements (Fisher-Yates shuffles
+ * drawn until one has no fixed point), on the seed's own stream; a group
+ * with a single member has none and fails (CBQ_ERR_UNDEFINED). When target
+ * is not NULL its rows ([n][K]) are permuted in place, all K categories
+ * together (row v becomes the old row from[v]), so their correlation is
+ * kept. Two volumes with identical rows still train on the same scores. */
 int cbq_study_permute_labels(uint64_t seed, const int *group, size_t n, size_t K, double *target,
                              size_t *from, cbq_error *err);
+
+/* Whether cbq_study_train can run under train.permute_labels with these
+ * inputs: why[0] = '\0' when it can, else why not (a split whose volumes
+ * with complete consensus number one), in words. Fails only when the files
+ * cannot be read. */
+int cbq_study_permute_check(const cbq_study_config *cfg, const char *cohort_csv,
+                            const char *consensus_csv, char *why, size_t cap, cbq_error *err);
 
 /* ---- sanity checks ------------------------------------------------------ */
 /* Writes cbq_sanity_run's rows as sanity.csv, atomically: method, test

@@ -99,6 +99,22 @@ static void ae_add_batch(const cbq_cam *cam, size_t c, size_t z0, size_t n, cons
     }
 }
 
+/* Finite outputs can still give maps whose sum overflows (huge gradients):
+ * an error naming the output, never an "inf" or empty AE cell. */
+static int check_finite(const cbq_cam *cam, cbq_ae *ae, cbq_error *err)
+{
+    const cbq_model_spec *spec = cbq_cam_spec(cam);
+    for (size_t c = 0; c < cam->n_out; c++)
+        if (!isfinite(ae[c].ae) || isinf(ae[c].ae_feature) || !isfinite(ae[c].ae_in_structure)) {
+            for (size_t j = 0; j < cam->n_out; j++)
+                cbq_ae_free(&ae[j]);
+            return CBQ_FAIL(err, CBQ_ERR_RANGE, "the attribution energy of output '%s' is not "
+                            "finite (the maps overflow: check the model's weights)",
+                            spec->outputs[c]);
+        }
+    return CBQ_OK;
+}
+
 int cbq_attrib_volume(cbq_cam *cam, const float *slices, size_t nz,
                       const float *const *structures, cbq_ae *ae, float *const *maps_input,
                       float *const *maps_feature, cbq_progress *progress, cbq_error *err)
@@ -128,5 +144,5 @@ int cbq_attrib_volume(cbq_cam *cam, const float *slices, size_t nz,
         if (progress)
             cbq_progress_step(progress, n);
     }
-    return CBQ_OK;
+    return check_finite(cam, ae, err);
 }

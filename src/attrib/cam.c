@@ -369,6 +369,7 @@ int cbq_cam_run(cbq_cam *cam, const float *x, size_t n, cbq_error *err)
                   n, cam->max_batch);
     const float *out = NULL;
     CBQ_TRY(cbq_net_forward(cam->net, x, n, &out, err));
+    CBQ_TRY(cbq_net_check_outputs(cam->net, out, n, err));
     memcpy(cam->pred, out, n * cam->n_out * sizeof *cam->pred);
     cam->n = n;
     switch (cam->opt.method) {

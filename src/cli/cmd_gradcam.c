@@ -169,8 +169,10 @@ int cli_gradcam(int argc, char **argv)
     cbq_progress_begin(&prog, "gradcam", in.nz, a.common.quiet);
     rc = cbq_attrib_volume(cam, in.slices, in.nz, NULL, ae, map_ptrs, fmap_ptrs, &prog, &err);
     cbq_progress_end(&prog);
-    if (rc != CBQ_OK)
+    if (rc != CBQ_OK) {
+        cbq_error_prefix(&err, "%s: ", a.volume);
         goto fail;
+    }
     have_ae = 1;
     if (feature_out)
         rc = attrib_grid_map_write(&in, fmaps, h, w, a.out, &err);

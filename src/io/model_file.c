@@ -1,6 +1,7 @@
 /* model_file.c - save and load a model directory (include/cbctiq/model_file.h). */
 #include "cbctiq/model_file.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,32 @@ static int is_float(cbq_st_dtype d)
     return d == CBQ_ST_F32 || d == CBQ_ST_F64 || d == CBQ_ST_F16 || d == CBQ_ST_BF16;
 }
 
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t ls = strlen(s), lx = strlen(suffix);
+    return ls >= lx && strcmp(s + ls - lx, suffix) == 0;
+}
+
+/* A NaN or infinite weight (or one beyond float range, which converts to
+ * infinity) makes every output NaN, and a negative batch-norm variance a
+ * NaN square root: refused here, naming the tensor, rather than found as
+ * empty cells in a table later. */
+static int check_values(const cbq_tensor_view *v, const char *file, cbq_error *err)
+{
+    const float *x = v->data;
+    int is_var = ends_with(v->name, ".running_var");
+    for (size_t i = 0; i < v->numel; i++) {
+        if (!isfinite(x[i]))
+            return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: tensor '%s': element %zu is %s, expected "
+                            "a finite float32 value", file, v->name, i,
+                            isnan(x[i]) ? "NaN" : "infinite (or beyond float32 range)");
+        if (is_var && x[i] < 0)
+            return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: tensor '%s': element %zu is %g, a variance "
+                            "must not be negative", file, v->name, i, (double)x[i]);
+    }
+    return CBQ_OK;
+}
+
 static int load_tensor(const cbq_tensor_view *v, const cbq_st_tensor *t, const char *file, cbq_error *err)
 {
     int want_int = v->dtype == CBQ_DTYPE_I64;
@@ -71,7 +98,9 @@ static int load_tensor(const cbq_tensor_view *v, const cbq_st_tensor *t, const c
     }
     int rc = want_int ? cbq_st_tensor_to_i64(t, v->data, v->numel, err)
                       : cbq_st_tensor_to_f32(t, v->data, v->numel, err);
-    return rc == CBQ_OK ? rc : cbq_error_prefix(err, "%s: ", file);
+    if (rc != CBQ_OK)
+        return cbq_error_prefix(err, "%s: ", file);
+    return want_int ? CBQ_OK : check_values(v, file, err);
 }
 
 int cbq_model_load_weights(cbq_net *net, const cbq_safetensors *st, cbq_error *err)

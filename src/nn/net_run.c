@@ -1,5 +1,6 @@
 /* net_run.c - forward and (partial) backward through a cbq_net. Every
  * pointer comes from the blocks made in net.c; nothing is allocated here. */
+#include <math.h>
 #include <string.h>
 
 #include "nn/layer.h"
@@ -64,6 +65,18 @@ static void layer_forward(cbq_net *net, size_t i, const float *x, size_t n)
     default:
         break;
     }
+}
+
+int cbq_net_check_outputs(const cbq_net *net, const float *out, size_t n, cbq_error *err)
+{
+    const cbq_model_spec *spec = &net->spec;
+    size_t K = spec->n_outputs;
+    for (size_t i = 0; i < n * K; i++)
+        if (!isfinite(out[i]))
+            return CBQ_FAIL(err, CBQ_ERR_RANGE, "the model's output '%s' is %s (the network "
+                            "overflows float32 on this input: check the weights)",
+                            spec->outputs[i % K], isnan(out[i]) ? "NaN" : "infinite");
+    return CBQ_OK;
 }
 
 int cbq_net_forward(cbq_net *net, const float *in, size_t n, const float **out, cbq_error *err)

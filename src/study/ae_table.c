@@ -3,6 +3,7 @@
 #include "study/ae_table.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,7 +16,50 @@ void ae_table_free(ae_table *t)
         free(t->cat[k].consensus);
     }
     study_cohort_free(&t->cohort);
+    free(t->left_out);
     memset(t, 0, sizeof *t);
+}
+
+static const char NOT_RATED[] =
+    "no consensus score in any category: not rated, or its volume_id is spelled differently "
+    "in the ratings";
+static const char NOT_RATED_HERE[] = "no consensus score in this category: no rater scored it";
+
+const char *ae_table_left_out_reason(const ae_table *t, size_t v, size_t k)
+{
+    unsigned all = (1u << t->n_categories) - 1u;
+    if (!t->left_out || !(t->left_out[v] >> k & 1u))
+        return NULL;
+    return t->left_out[v] == all ? NOT_RATED : NOT_RATED_HERE;
+}
+
+void ae_table_left_out_text(const ae_table *t, const study_ctx *ctx, char *buf, size_t cap)
+{
+    unsigned all = (1u << t->n_categories) - 1u;
+    size_t len = 0;
+    buf[0] = '\0';
+    for (size_t v = 0; v < t->cohort.n && len < cap; v++) {
+        unsigned mask = t->left_out ? t->left_out[v] : 0;
+        if (!mask)
+            continue;
+        int n = snprintf(buf + len, cap - len, "%s'%s': ", len ? "; " : "", t->cohort.v[v].id);
+        len += n > 0 ? (size_t)n : 0;
+        if (mask == all) {
+            n = len < cap ? snprintf(buf + len, cap - len, "%s", NOT_RATED) : 0;
+            len += n > 0 ? (size_t)n : 0;
+            continue;
+        }
+        n = len < cap ? snprintf(buf + len, cap - len, "no consensus score in") : 0;
+        len += n > 0 ? (size_t)n : 0;
+        for (size_t k = 0, first = 1; k < t->n_categories && len < cap; k++)
+            if (mask >> k & 1u) {
+                n = snprintf(buf + len, cap - len, "%s %s", first ? "" : ",", ctx->categories[k]);
+                len += n > 0 ? (size_t)n : 0;
+                first = 0;
+            }
+        n = len < cap ? snprintf(buf + len, cap - len, " (no rater scored it there)") : 0;
+        len += n > 0 ? (size_t)n : 0;
+    }
 }
 
 static int alloc_category(ae_category *c, size_t cap)
@@ -77,7 +121,8 @@ int ae_table_read(const study_ctx *ctx, ae_table *t, cbq_error *err)
     t->n_categories = K;
     char path[CBQ_STUDY_PATH_MAX + 32];
     double *cons = malloc((t->cohort.n * K + 1) * sizeof *cons);
-    int rc = cons ? CBQ_OK : CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
+    t->left_out = calloc(t->cohort.n + 1, sizeof *t->left_out);
+    int rc = cons && t->left_out ? CBQ_OK : CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
     if (rc == CBQ_OK)
         rc = study_read_consensus(ctx, &t->cohort, cons, err);
     cbq_csv csv = {0};
@@ -95,8 +140,13 @@ int ae_table_read(const study_ctx *ctx, ae_table *t, cbq_error *err)
         }
         for (size_t v = 0; v < t->cohort.n && rc == CBQ_OK; v++) {
             const study_volume *sv = &t->cohort.v[v];
-            if (sv->split != SPLIT_TEST || !isfinite(cons[v * K + k]))
+            if (sv->split != SPLIT_TEST)
                 continue;
+            if (!isfinite(cons[v * K + k])) {
+                t->n_left_out += !t->left_out[v];
+                t->left_out[v] |= 1u << k;
+                continue;
+            }
             long r = find_row(&csv, &cols, sv->id, ctx->categories[k]);
             if (r < 0) {
                 rc = CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: no AE for volume '%s', category '%s'",

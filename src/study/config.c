@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cbctiq/attrib.h"
+#include "cbctiq/preset.h"
 #include "cbctiq/text_file.h"
 #include "study/sha256.h"
 
@@ -213,6 +214,20 @@ static int resolve_path(char *dst, size_t cap, const char *value, const char *ba
     return CBQ_OK;
 }
 
+/* Why a category name cannot be a file name component, or NULL. */
+static const char *name_problem(const char *name)
+{
+    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+        return "is '.' or '..'";
+    for (const unsigned char *c = (const unsigned char *)name; *c; c++) {
+        if (*c == '/' || *c == '\\')
+            return "contains a path separator ('/' or '\\')";
+        if (*c < 0x20 || *c == 0x7f)
+            return "contains a control character";
+    }
+    return NULL;
+}
+
 static int set_list(cbq_study_config *cfg, const opt_def *o, const cJSON *item, const char *source,
                     cbq_error *err)
 {
@@ -228,6 +243,15 @@ static int set_list(cbq_study_config *cfg, const opt_def *o, const cJSON *item, 
             return CBQ_FAIL(err, CBQ_ERR_FORMAT,
                             "%s: %s: expected non-empty names without commas (< 64 chars)",
                             source, o->key);
+        const char *why = name_problem(el->valuestring);
+        if (why)
+            return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: %s: '%s' %s; a category names files, so it "
+                            "must be one plain path component", source, o->key, el->valuestring,
+                            why);
+        for (const cJSON *prev = item->child; prev != el; prev = prev->next)
+            if (strcmp(prev->valuestring, el->valuestring) == 0)
+                return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: %s: '%s' appears twice", source, o->key,
+                                el->valuestring);
         size_t n = strlen(el->valuestring);
         if (len + n + 2 > o->size)
             return CBQ_FAIL(err, CBQ_ERR_RANGE, "%s: %s: list too long", source, o->key);
@@ -307,6 +331,12 @@ static int parse_object(cbq_study_config *cfg, const cJSON *obj, const char *pre
         int n = snprintf(key, sizeof key, "%s%s%s", prefix, prefix[0] ? "." : "", item->string);
         if (n < 0 || (size_t)n >= sizeof key)
             return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: key too long under '%s'", source, prefix);
+        /* cJSON keeps both copies of a repeated key and finds the first, so
+         * one of two values would be silently ignored. */
+        for (const cJSON *prev = obj->child; prev != item; prev = prev->next)
+            if (strcmp(prev->string, item->string) == 0)
+                return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: '%s' appears twice (each key once)",
+                                source, key);
         const opt_def *o = find_opt(key);
         if (o) {
             CBQ_TRY(set_option(cfg, o, item, source, base_dir, err));
@@ -341,9 +371,64 @@ static int check_methods(const char *list, const char *source, cbq_error *err)
     return CBQ_OK;
 }
 
+static int check_arch(const char *arch, const char *source, cbq_error *err)
+{
+    char known[256] = "";
+    for (size_t i = 0; cbq_preset_names[i]; i++) {
+        if (strcmp(cbq_preset_names[i], arch) == 0)
+            return CBQ_OK;
+        size_t len = strlen(known);
+        snprintf(known + len, sizeof known - len, "%s%s", i ? ", " : "", cbq_preset_names[i]);
+    }
+    return CBQ_FAIL(err, CBQ_ERR_RANGE, "%s: train.arch: unknown architecture '%s' (one of %s)",
+                    source, arch, known);
+}
+
+/* attrib.target_layer must be a layer with a spatial grid (before the
+ * global pool and the linear head) of the model the study will train: the
+ * train.arch preset with these options. With train.model the architecture
+ * is only known once that model is read (the attrib stage checks it then). */
+static int check_target_layer(const cbq_study_config *cfg, const char *source, cbq_error *err)
+{
+    if (!cfg->attrib.target_layer[0] || cfg->train.model[0])
+        return CBQ_OK;
+    char cats[16][64];
+    const char *outs[16];
+    size_t K = cbq_study_categories(cfg, cats, 16);
+    for (size_t k = 0; k < K; k++)
+        outs[k] = cats[k];
+    cbq_preset_opts po = {.width = cfg->train.width, .depth = cfg->train.depth,
+                          .input = cfg->train.input_size, .hu_min = cfg->train.hu_min,
+                          .hu_max = cfg->train.hu_max, .n_outputs = K, .outputs = outs};
+    cbq_model_spec spec;
+    if (cbq_preset_build(&spec, cfg->train.arch, &po, err) != CBQ_OK)
+        return cbq_error_prefix(err, "%s: train: ", source);
+    char names[1024] = "";
+    int found = 0;
+    for (size_t i = 0; i < spec.n_layers && !found; i++) {
+        cbq_layer_kind kind = spec.layers[i].kind;
+        if (kind == CBQ_LAYER_GLOBAL_AVGPOOL || kind == CBQ_LAYER_LINEAR)
+            break;
+        found = strcmp(spec.layers[i].name, cfg->attrib.target_layer) == 0;
+        size_t len = strlen(names);
+        snprintf(names + len, sizeof names - len, "%s%s", len ? ", " : "", spec.layers[i].name);
+    }
+    cbq_model_spec_free(&spec);
+    if (found)
+        return CBQ_OK;
+    return CBQ_FAIL(err, CBQ_ERR_RANGE, "%s: attrib.target_layer: '%s' is not a layer with a "
+                    "spatial grid of the %s model this study trains (one of %s)", source,
+                    cfg->attrib.target_layer, cfg->train.arch, names);
+}
+
 static int check_consistency(const cbq_study_config *cfg, const char *source, cbq_error *err)
 {
     CBQ_TRY(check_methods(cfg->sanity.methods, source, err));
+    cbq_cam_method method;
+    if (!cbq_cam_method_parse(cfg->attrib.method, &method))
+        return CBQ_FAIL(err, CBQ_ERR_RANGE, "%s: attrib.method: unknown method '%s' (one of %s)",
+                        source, cfg->attrib.method, cbq_cam_method_list());
+    CBQ_TRY(check_arch(cfg->train.arch, source, err));
     if (cfg->train.hu_max <= cfg->train.hu_min)
         return CBQ_FAIL(err, CBQ_ERR_RANGE, "%s: train.hu_max (%g) must exceed train.hu_min (%g)",
                         source, cfg->train.hu_max, cfg->train.hu_min);
@@ -353,7 +438,7 @@ static int check_consistency(const cbq_study_config *cfg, const char *source, cb
                         source);
     if (cfg->cohort.split_train <= 0)
         return CBQ_FAIL(err, CBQ_ERR_RANGE, "%s: cohort.split_train must be > 0", source);
-    return CBQ_OK;
+    return check_target_layer(cfg, source, err);
 }
 
 int cbq_study_config_parse(cbq_study_config *cfg, const char *json_text, const char *source,

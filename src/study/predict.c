@@ -89,6 +89,8 @@ int cbq_predict_volume(cbq_net *net, const cbq_volume *vol, const size_t *ks, si
         if (rc == CBQ_OK)
             rc = cbq_net_forward(net, x, nb, &y, err);
         if (rc == CBQ_OK)
+            rc = cbq_net_check_outputs(net, y, nb, err);
+        if (rc == CBQ_OK)
             memcpy(out->pred + b0 * K, y, nb * K * sizeof *y);
     }
     free(x);

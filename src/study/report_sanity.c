@@ -10,9 +10,11 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cbctiq/csv.h"
 #include "cbctiq/plot.h"
+#include "cbctiq/text_file.h"
 
 enum { MAX_CURVES = 16, MAX_STEPS = 256 }; /* steps beyond are left off the chart */
 
@@ -133,6 +135,28 @@ static int verdict(cbq_report *r, const study_ctx *ctx, const curve *c, size_t n
     return cbq_report_note(r, text, err);
 }
 
+/* The sanity stage's notes.txt (why a part did not run), each line a note;
+ * a folder from before notes.txt existed has none. */
+static int stage_notes(cbq_report *r, const study_ctx *ctx, cbq_error *err)
+{
+    char path[CBQ_STUDY_PATH_MAX + 32];
+    CBQ_TRY(study_path(path, sizeof path, ctx->dir[CBQ_STAGE_SANITY], "notes.txt", err));
+    if (access(path, F_OK) != 0)
+        return CBQ_OK;
+    char *text;
+    CBQ_TRY(cbq_read_text_file(path, 1u << 20, &text, NULL, err));
+    int rc = CBQ_OK;
+    for (char *line = text, *next; line && *line && rc == CBQ_OK; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        if (*line)
+            rc = cbq_report_note(r, line, err);
+    }
+    free(text);
+    return rc;
+}
+
 int report_sanity_section(cbq_report *r, const study_ctx *ctx, cbq_error *err)
 {
     CBQ_TRY(cbq_report_section(r, "Sanity checks", err));
@@ -146,6 +170,8 @@ int report_sanity_section(cbq_report *r, const study_ctx *ctx, cbq_error *err)
         rc = chart(r, ctx, c, n, err);
     if (rc == CBQ_OK)
         rc = verdict(r, ctx, c, n, err);
+    if (rc == CBQ_OK)
+        rc = stage_notes(r, ctx, err);
     if (rc == CBQ_OK)
         rc = report_csv_table(r, ctx->dir[CBQ_STAGE_SANITY], "pooled.csv", "sanity_pooled",
                               "Per method and comparison: the median rank correlation over all "

@@ -247,6 +247,18 @@ static int reproduce_section(cbq_report *r, const study_ctx *ctx, cbq_error *err
     return cbq_report_keyvalues(r, n, keys, values, err);
 }
 
+/* Names the test volumes the statistics leave out, and why. */
+static int left_out_note(cbq_report *r, const study_ctx *ctx, const ae_table *t, cbq_error *err)
+{
+    if (!t->n_left_out)
+        return CBQ_OK;
+    char text[4096], note[4200];
+    ae_table_left_out_text(t, ctx, text, sizeof text);
+    snprintf(note, sizeof note, "%zu test volume%s left out of the statistics (n above counts "
+             "only those kept): %s.", t->n_left_out, t->n_left_out == 1 ? " is" : "s are", text);
+    return cbq_report_note(r, note, err);
+}
+
 static int build(cbq_report *r, const study_ctx *ctx, cbq_error *err)
 {
     char intro[1024];
@@ -264,7 +276,9 @@ static int build(cbq_report *r, const study_ctx *ctx, cbq_error *err)
                              "caveat's columns.", err));
     ae_table t;
     CBQ_TRY(ae_table_read(ctx, &t, err));
-    int rc = cbq_report_section(r, "AE against consensus", err);
+    int rc = left_out_note(r, ctx, &t, err);
+    if (rc == CBQ_OK)
+        rc = cbq_report_section(r, "AE against consensus", err);
     for (size_t k = 0; k < ctx->n_categories && rc == CBQ_OK; k++)
         rc = ae_scatter(r, ctx, &t.cat[k], k, err);
     if (rc == CBQ_OK)

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cbctiq/atomic_file.h"
 #include "cbctiq/csv.h"
 #include "cbctiq/model_file.h"
 #include "cbctiq/sanity.h"
@@ -133,8 +134,11 @@ static int load_test_volumes(const study_ctx *ctx, const cbq_net *net, const stu
 }
 
 /* The label-permuted model, trained with the study's recipe into
- * sanity/permuted_model/ (its own train_log.csv there). */
-static int train_permuted(const study_ctx *ctx, char *model_dir, size_t cap, cbq_error *err)
+ * sanity/permuted_model/ (its own train_log.csv there). When a split has
+ * too few volumes to derange, trains nothing: model_dir[0] = '\0' and
+ * skipped says why. */
+static int train_permuted(const study_ctx *ctx, char *model_dir, size_t cap, char *skipped,
+                          size_t skipped_cap, cbq_error *err)
 {
     char log[CBQ_STUDY_PATH_MAX + 64], cohort[CBQ_STUDY_PATH_MAX + 32], cons[CBQ_STUDY_PATH_MAX + 32];
     CBQ_TRY(study_path(model_dir, cap, ctx->dir[CBQ_STAGE_SANITY], "permuted_model", err));
@@ -143,8 +147,28 @@ static int train_permuted(const study_ctx *ctx, char *model_dir, size_t cap, cbq
     CBQ_TRY(study_path(cons, sizeof cons, ctx->dir[CBQ_STAGE_CONSENSUS], "consensus.csv", err));
     cbq_study_config pcfg = *ctx->cfg;
     pcfg.train.permute_labels = 1;
+    char why[CBQ_STUDY_PATH_MAX];
+    CBQ_TRY(cbq_study_permute_check(&pcfg, cohort, cons, why, sizeof why, err));
+    if (why[0]) {
+        snprintf(skipped, skipped_cap, "no permuted-labels test: %s", why);
+        model_dir[0] = '\0';
+        return CBQ_OK;
+    }
     CBQ_TRY(cbq_mkdir_p(model_dir, err));
     return cbq_study_train(&pcfg, cohort, cons, model_dir, log, NULL, err);
+}
+
+/* sanity/notes.txt: why a part of the checks did not run, one line each,
+ * for the report; empty when everything ran. */
+static int write_notes(const study_ctx *ctx, const char *note, cbq_error *err)
+{
+    char path[CBQ_STUDY_PATH_MAX + 32];
+    CBQ_TRY(study_path(path, sizeof path, ctx->dir[CBQ_STAGE_SANITY], "notes.txt", err));
+    cbq_atomic_file f;
+    CBQ_TRY(cbq_atomic_open(&f, path, err));
+    if (note[0])
+        fprintf(f.fp, "%s\n", note);
+    return cbq_atomic_commit(&f, err);
 }
 
 static int load_net(const study_ctx *ctx, const char *dir, cbq_net **net, cbq_error *err)
@@ -185,12 +209,19 @@ static int run_checks(study_ctx *ctx, const study_cohort *c, const char *csv_pat
     /* A given model (train.model) was not trained with the recipe, so a
      * permuted model trained with it would not be its control. */
     int want_permuted = cfg->sanity.permuted_labels && !cfg->train.model[0];
+    char note[CBQ_STUDY_PATH_MAX + 64] = "";
+    if (cfg->sanity.permuted_labels && !want_permuted)
+        snprintf(note, sizeof note, "no permuted-labels test: train.model was given");
     cbq_net *net = NULL, *permuted = NULL;
     cbq_sanity_volume *vols = NULL;
     size_t n_vols = 0;
     int rc = study_model_dir(ctx, model, sizeof model, err);
-    if (rc == CBQ_OK && want_permuted)
-        rc = train_permuted(ctx, permuted_dir, sizeof permuted_dir, err);
+    if (rc == CBQ_OK && want_permuted) {
+        rc = train_permuted(ctx, permuted_dir, sizeof permuted_dir, note, sizeof note, err);
+        want_permuted = permuted_dir[0] != '\0';
+    }
+    if (rc == CBQ_OK)
+        rc = write_notes(ctx, note, err);
     if (rc == CBQ_OK)
         rc = load_net(ctx, model, &net, err);
     if (rc == CBQ_OK && want_permuted)
@@ -202,9 +233,7 @@ static int run_checks(study_ctx *ctx, const study_cohort *c, const char *csv_pat
         rc = cbq_study_sanity_write(csv_path, &res, err);
         if (rc == CBQ_OK)
             rc = write_pooled(pooled_path, &res, err);
-        summarise(ctx, &res, permuted != NULL,
-                  cfg->sanity.permuted_labels && !want_permuted
-                      ? "no permuted-labels test: train.model was given" : "");
+        summarise(ctx, &res, permuted != NULL, note);
         cbq_sanity_result_free(&res);
     }
     for (size_t v = 0; vols && v < n_vols; v++)

@@ -11,6 +11,7 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,6 +64,50 @@ static int write_json(const char *dir, const char *name, const cJSON *root, cbq_
     return cbq_json_write(root, path, err);
 }
 
+/* Each category's "dropped": the test volumes its statistics do not use,
+ * each with the reason (formats.md). */
+static int add_left_out(const study_ctx *ctx, const ae_table *t, cJSON *root, cbq_error *err)
+{
+    cJSON *cats = cJSON_GetObjectItemCaseSensitive(root, "categories");
+    for (size_t k = 0; k < ctx->n_categories; k++) {
+        cJSON *list = cJSON_CreateArray();
+        if (!list || !cJSON_AddItemToObject(cJSON_GetObjectItemCaseSensitive(cats, ctx->categories[k]),
+                                            "dropped", list)) {
+            cJSON_Delete(list);
+            return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
+        }
+        for (size_t v = 0; v < t->cohort.n; v++) {
+            const char *why = ae_table_left_out_reason(t, v, k);
+            cJSON *item = why ? cJSON_CreateObject() : NULL;
+            if (!why)
+                continue;
+            if (!item || !cJSON_AddItemToArray(list, item) ||
+                !cJSON_AddStringToObject(item, "volume_id", t->cohort.v[v].id) ||
+                !cJSON_AddStringToObject(item, "reason", why))
+                return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
+        }
+    }
+    return CBQ_OK;
+}
+
+/* Names every test volume left out on stderr, and fails when a category
+ * keeps fewer than 3 (a rank correlation of 2 pairs is +-1 whatever the data). */
+static int check_left_out(const study_ctx *ctx, const ae_table *t, cbq_error *err)
+{
+    char text[4096];
+    ae_table_left_out_text(t, ctx, text, sizeof text);
+    if (t->n_left_out)
+        fprintf(stderr, "cbctiq: warning: stats: %zu test volume%s left out of the statistics: "
+                "%s\n", t->n_left_out, t->n_left_out == 1 ? "" : "s", text);
+    for (size_t k = 0; k < ctx->n_categories; k++)
+        if (t->cat[k].n < 3)
+            return CBQ_FAIL(err, CBQ_ERR_UNDEFINED, "category '%s': %zu test volume%s with a "
+                            "consensus score, at least 3 are needed%s%s", ctx->categories[k],
+                            t->cat[k].n, t->cat[k].n == 1 ? "" : "s",
+                            t->n_left_out ? "; left out: " : "", text);
+    return CBQ_OK;
+}
+
 static int correlate_to(const study_ctx *ctx, const ae_table *t, x_kind xk, y_kind yk, int partial,
                         const char *name, cJSON **out, cbq_error *err)
 {
@@ -78,6 +123,7 @@ static int correlate_to(const study_ctx *ctx, const ae_table *t, x_kind xk, y_ki
     o.conf = cfg->stats.ci_level;
     o.seed = cfg->seed;
     CBQ_TRY(cbq_correlate(&j, &o, out, err));
+    CBQ_TRY(add_left_out(ctx, t, *out, err));
     return write_json(ctx->dir[CBQ_STAGE_STATS], name, *out, err);
 }
 
@@ -104,7 +150,7 @@ static double pair_item(const cJSON *obj, const char *key, const char *sub, int 
 static const char *const TABLE_HEADER[] = {
     "category", "n", "median_loo_rho", "median_loo_p", "rho", "p", "ci_low", "ci_high",
     "ci_method", "p_holm", "p_bh", "rho_ae_pred", "p_ae_pred", "rho_ae_per_slice",
-    "partial_rho", "partial_p", "partial_given"};
+    "partial_rho", "partial_p", "partial_given", "p_perm", "p_perm_exact"};
 enum { TABLE_COLS = sizeof TABLE_HEADER / sizeof TABLE_HEADER[0] };
 
 static int write_table(const study_ctx *ctx, const ae_table *t, const cJSON *main_j,
@@ -141,6 +187,8 @@ static int write_table(const study_ctx *ctx, const ae_table *t, const cJSON *mai
         cbq_csv_put_double(&w, num(m, "partial_spearman.rho"));
         cbq_csv_put_double(&w, num(m, "partial_spearman.p"));
         cbq_csv_put_str(&w, varies(t->cat[k].n_slices, t->cat[k].n) ? "pred+n_slices" : "pred");
+        cbq_csv_put_double(&w, num(m, "p_perm"));
+        cbq_csv_put_int(&w, cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "p_perm_exact")));
         rc = cbq_csv_end_row(&w, err);
     }
     if (rc != CBQ_OK) {
@@ -184,7 +232,9 @@ int study_stage_stats(study_ctx *ctx, cbq_error *err)
     ae_table t;
     CBQ_TRY(ae_table_read(ctx, &t, err));
     cJSON *main_j = NULL, *pred_j = NULL, *slice_j = NULL;
-    int rc = write_joined(ctx, &t, err);
+    int rc = check_left_out(ctx, &t, err);
+    if (rc == CBQ_OK)
+        rc = write_joined(ctx, &t, err);
     if (rc == CBQ_OK)
         rc = correlate_to(ctx, &t, X_AE, Y_CONSENSUS, 1, "stats.json", &main_j, err);
     if (rc == CBQ_OK)
@@ -202,6 +252,10 @@ int study_stage_stats(study_ctx *ctx, cbq_error *err)
             len += (size_t)snprintf(ctx->summary + len, sizeof ctx->summary - len, " %s %.2f",
                                     ctx->categories[k],
                                     num(cJSON_GetObjectItemCaseSensitive(cats, ctx->categories[k]), "rho"));
+        if (t.n_left_out && len < sizeof ctx->summary)
+            snprintf(ctx->summary + len, sizeof ctx->summary - len, "; %zu test volume%s left "
+                     "out (no consensus; stats.json \"dropped\")", t.n_left_out,
+                     t.n_left_out == 1 ? "" : "s");
     }
     cJSON_Delete(main_j);
     cJSON_Delete(pred_j);

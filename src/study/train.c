@@ -5,8 +5,9 @@
  * stopping, logs volume-level validation metrics per epoch, and saves the
  * best model. Slices are held in memory: volumes x slices x H x W floats.
  *
- * Under train.permute_labels the volumes' target rows are first permuted
- * among the train volumes and separately among the val volumes: the data
+ * Under train.permute_labels the volumes' target rows are first deranged
+ * (no volume keeps its own) among the train volumes and separately among
+ * the val volumes: the data
  * randomisation test of Adebayo et al. 2018 wants a model that learned
  * nothing real, so early stopping must not see the true labels either
  * (it would pick the epoch that happens to fit them best). */
@@ -14,6 +15,7 @@
 #include "cbctiq/study.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -132,9 +134,34 @@ static int next_group(const int *group, size_t n, int after, int *g)
     return found;
 }
 
+/* A uniformly random derangement of members[0..m) into shuffled: Fisher-Yates
+ * shuffles drawn until none leaves a member in place. About e (2.72) draws
+ * on average for any m >= 2; rejection keeps every derangement equally
+ * likely, which Sattolo's algorithm (cyclic permutations only) would not. */
+static void draw_derangement(cbq_rng *rng, const size_t *members, size_t *shuffled, size_t m)
+{
+    for (;;) {
+        memcpy(shuffled, members, m * sizeof *members);
+        cbq_rng_shuffle_size(rng, shuffled, m);
+        size_t i = 0;
+        while (i < m && shuffled[i] != members[i])
+            i++;
+        if (i == m)
+            return;
+    }
+}
+
 int cbq_study_permute_labels(uint64_t seed, const int *group, size_t n, size_t K, double *target,
                              size_t *from, cbq_error *err)
 {
+    for (int g = -1; next_group(group, n, g, &g);) {
+        size_t m = 0;
+        for (size_t v = 0; v < n; v++)
+            m += group[v] == g;
+        if (m < 2)
+            return CBQ_FAIL(err, CBQ_ERR_UNDEFINED, "group %d has a single volume: no "
+                            "permutation moves its labels (at least 2 are needed)", g);
+    }
     size_t *members = malloc((2 * n + 1) * sizeof *members), *shuffled = members + n;
     double *orig = target ? malloc((n * K + 1) * sizeof *orig) : NULL;
     if (!members || (target && !orig)) {
@@ -151,8 +178,7 @@ int cbq_study_permute_labels(uint64_t seed, const int *group, size_t n, size_t K
         for (size_t v = 0; v < n; v++)
             if (group[v] == g)
                 members[m++] = v;
-        memcpy(shuffled, members, m * sizeof *members);
-        cbq_rng_shuffle_size(&rng, shuffled, m);
+        draw_derangement(&rng, members, shuffled, m);
         for (size_t i = 0; i < m; i++)
             from[members[i]] = shuffled[i];
     }
@@ -166,7 +192,61 @@ int cbq_study_permute_labels(uint64_t seed, const int *group, size_t n, size_t K
     return CBQ_OK;
 }
 
-/* Under train.permute_labels: permutes the complete train and val volumes'
+/* The permutation groups: a train or val volume with every category's
+ * consensus is in its split's group; the rest (-1) keep their labels. */
+static void permutation_groups(const study_cohort *c, const double *target, size_t K, int *group)
+{
+    for (size_t v = 0; v < c->n; v++) {
+        int used = c->v[v].split == SPLIT_TRAIN || c->v[v].split == SPLIT_VAL;
+        for (size_t k = 0; k < K; k++)
+            used &= isfinite(target[v * K + k]) != 0;
+        group[v] = used ? (int)c->v[v].split : -1;
+    }
+}
+
+/* Why no derangement exists (a split with a single volume) into why, or ""
+ * when every split can be permuted. */
+static void permutation_obstacle(const study_cohort *c, const int *group, char *why, size_t cap)
+{
+    why[0] = '\0';
+    static const study_split splits[] = {SPLIT_TRAIN, SPLIT_VAL};
+    for (size_t s = 0; s < sizeof splits / sizeof splits[0] && !why[0]; s++) {
+        size_t m = 0, only = 0;
+        for (size_t v = 0; v < c->n; v++)
+            if (group[v] == (int)splits[s]) {
+                m++;
+                only = v;
+            }
+        if (m == 1)
+            snprintf(why, cap, "the %s split has a single volume with consensus scores (%s): "
+                     "permuted labels need at least 2 volumes in each split, so that none keeps "
+                     "its own scores", study_split_name(splits[s]), c->v[only].id);
+    }
+}
+
+int cbq_study_permute_check(const cbq_study_config *cfg, const char *cohort_csv,
+                            const char *consensus_csv, char *why, size_t cap, cbq_error *err)
+{
+    char cats[MAX_CAT][64];
+    size_t K = cbq_study_categories(cfg, cats, MAX_CAT);
+    study_cohort c;
+    CBQ_TRY(study_cohort_read(&c, cohort_csv, err));
+    double *target = malloc((c.n * K + 1) * sizeof *target);
+    int *group = malloc((c.n + 1) * sizeof *group);
+    int rc = target && group ? CBQ_OK : CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
+    if (rc == CBQ_OK)
+        rc = read_targets(consensus_csv, &c, cats, K, target, err);
+    if (rc == CBQ_OK) {
+        permutation_groups(&c, target, K, group);
+        permutation_obstacle(&c, group, why, cap);
+    }
+    free(target);
+    free(group);
+    study_cohort_free(&c);
+    return rc;
+}
+
+/* Under train.permute_labels: deranges the complete train and val volumes'
  * target rows (within each split) and opens MODEL/permutation.csv with who
  * got whose labels, committed only with the model so the two never part. */
 static int permute_targets(train_run *t, const study_cohort *c, double *target,
@@ -175,11 +255,12 @@ static int permute_targets(train_run *t, const study_cohort *c, double *target,
     size_t K = t->K, *from = malloc((c->n + 1) * sizeof *from);
     int *group = malloc((c->n + 1) * sizeof *group);
     int rc = from && group ? CBQ_OK : CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
-    for (size_t v = 0; v < c->n && rc == CBQ_OK; v++) {
-        int used = c->v[v].split == SPLIT_TRAIN || c->v[v].split == SPLIT_VAL;
-        for (size_t k = 0; k < K; k++)
-            used &= isfinite(target[v * K + k]) != 0;
-        group[v] = used ? (int)c->v[v].split : -1;
+    char why[CBQ_STUDY_PATH_MAX];
+    if (rc == CBQ_OK) {
+        permutation_groups(c, target, K, group);
+        permutation_obstacle(c, group, why, sizeof why);
+        if (why[0])
+            rc = CBQ_FAIL(err, CBQ_ERR_UNDEFINED, "--permute-labels: %s", why);
     }
     if (rc == CBQ_OK)
         rc = cbq_study_permute_labels(t->cfg->seed, group, c->n, K, target, from, err);

@@ -85,20 +85,35 @@ if os.path.exists(os.path.join(work, "model", "permutation.csv")):
     failures.append("a plain train wrote permutation.csv")
 
 
-# --permute-labels: labels permuted within each split, seeded, written beside the model.
+# --permute-labels: labels deranged within each split (no volume keeps its
+# own), seeded, written beside the model. cohort_perm.csv moves one train
+# volume to val: 3 train and 2 val volumes (with 3 train volumes, seed 3 once
+# drew the identity).
+perm_rows = list(csv.DictReader(open(os.path.join(cohort, "cohort.csv"))))
+perm_rows[4]["split"] = "val"
+with open(os.path.join(cohort, "cohort_perm.csv"), "w", newline="") as f:
+    w = csv.DictWriter(f, fieldnames=list(perm_rows[0]))
+    w.writeheader()
+    w.writerows(perm_rows)
+
+
 def permuted_train(seed, out):
-    r = run("train", "--cohort", "cohort/cohort.csv", "--consensus", "cons.csv", "--out", out,
+    r = run("train", "--cohort", "cohort/cohort_perm.csv", "--consensus", "cons.csv", "--out", out,
             "--config", "tiny.json", "--threads", "1", "--permute-labels", "--seed", str(seed))
-    expect(f"train --permute-labels --seed {seed}", r, 0, "labels permuted")
+    expect(f"train --permute-labels --seed {seed}", r, 0, "labels permuted: 5 of 5 volumes")
     for f in ("model.json", "weights.safetensors", "train_log.csv", "permutation.csv"):
         if not os.path.exists(os.path.join(work, out, f)):
             failures.append(f"train --permute-labels: no {out}/{f}")
             return []
-    return [(p["volume_id"], p["split"], p["labels_from"])
+    perm = [(p["volume_id"], p["split"], p["labels_from"])
             for p in csv.DictReader(open(os.path.join(work, out, "permutation.csv")))]
+    kept = [v for v, _, f in perm if v == f]
+    if kept:
+        failures.append(f"train --permute-labels --seed {seed}: {kept} keep their own labels")
+    return perm
 
 
-split_of = {c["volume_id"]: c["split"] for c in csv.DictReader(open(os.path.join(cohort, "cohort.csv")))}
+split_of = {c["volume_id"]: c["split"] for c in perm_rows}
 perm = permuted_train(1, "perm1")
 for s in ("train", "val"):
     mine = sorted(v for v, sp, _ in perm if sp == s)
@@ -108,8 +123,14 @@ for s in ("train", "val"):
         failures.append(f"permutation.csv: {s} labels are not a permutation of the {s} volumes: {perm}")
 if permuted_train(1, "perm1b") != perm:
     failures.append("the same seed gave another permutation")
-if all(permuted_train(seed, f"perm{seed}") == perm for seed in (2, 3)):
+if all(p == perm for p in [permuted_train(seed, f"perm{seed}") for seed in (2, 3)]):
     failures.append("seeds 1, 2 and 3 gave the same permutation")
+# The plain cohort has a single val volume: no derangement, so no control.
+r = run("train", "--cohort", "cohort/cohort.csv", "--consensus", "cons.csv", "--out", "perm_val1",
+        "--config", "tiny.json", "--threads", "1", "--permute-labels", "--quiet")
+expect("train --permute-labels, one val volume", r, 1, "the val split has a single volume")
+if os.path.exists(os.path.join(work, "perm_val1", "model.json")):
+    failures.append("train --permute-labels with one val volume wrote a model")
 expect("--permute-labels takes no value", run("train", "--cohort", "cohort/cohort.csv", "--consensus",
        "cons.csv", "--out", "px", "--permute-labels=yes"), 2)
 
@@ -163,6 +184,25 @@ if len(open(os.path.join(work, "ns1", "sanity", "sanity.csv")).read().splitlines
     failures.append("sanity.enabled = false still wrote sanity rows")
 if "sanity checks were off" not in open(os.path.join(work, "ns1", "report", "report.html")).read():
     failures.append("the report does not say the sanity checks were off")
+
+# The same study with the sanity checks on: its single val volume has no
+# derangement, so the permuted-labels control is skipped, not run on the
+# true labels; the stage line and the report's sanity section say why.
+with open(os.path.join(work, "ns_sanity.json"), "w") as f:
+    json.dump({"cohort": {"csv": "nosplit/cohort.csv"}, "train": tiny,
+               "stats": {"bootstrap": 50, "permutations": 50},
+               "sanity": {"methods": "gradcam", "max_slices": 2}}, f)
+r = run("study", "--config", "ns_sanity.json", "--out", "ns_sanity", "--seed", "1", "--threads", "1")
+skip_note = "no permuted-labels test: the val split has a single volume"
+expect("study with one val volume and sanity on", r, 0, skip_note)
+if r.returncode == 0:
+    if skip_note not in open(os.path.join(work, "ns_sanity", "report", "report.html")).read():
+        failures.append("the report does not say why the permuted-labels test did not run")
+    if os.path.exists(os.path.join(work, "ns_sanity", "sanity", "permuted_model")):
+        failures.append("a permuted model was trained for a split of one volume")
+    tests = {row["test"] for row in csv.DictReader(open(os.path.join(work, "ns_sanity", "sanity", "sanity.csv")))}
+    if tests != {"cascade"}:
+        failures.append(f"sanity.csv tests {tests}, want only the cascade")
 
 if failures:
     print("\n".join(failures))

@@ -90,6 +90,50 @@ static void test_values_and_paths(void **state)
     assert_string_equal(names[1], "b");
 }
 
+/* Values that used to pass the configuration and fail (or do something
+ * else) only when a stage reached them, hours later. */
+static void test_checked_when_read(void **state)
+{
+    (void)state;
+    expect_error("{\"attrib\": {\"method\": \"gradcm\"}}",
+                 "attrib.method: unknown method 'gradcm' (one of gradcam,");
+    expect_error("{\"attrib\": {\"target_layer\": \"block9.relu2\"}}",
+                 "attrib.target_layer: 'block9.relu2' is not a layer with a spatial grid of the "
+                 "iqnet-s model");
+    expect_error("{\"attrib\": {\"target_layer\": \"head\"}}", "'head' is not a layer");
+    expect_error("{\"train\": {\"depth\": 2}, \"attrib\": {\"target_layer\": \"block3.relu2\"}}",
+                 "one of block1.conv1,");
+    expect_error("{\"train\": {\"arch\": \"resnet50\"}}",
+                 "train.arch: unknown architecture 'resnet50' (one of iqnet-s)");
+    expect_error("{\"categories\": [\"a\", \"b\", \"a\"]}", "categories: 'a' appears twice");
+    expect_error("{\"categories\": [\"../x\"]}", "'../x' contains a path separator");
+    expect_error("{\"categories\": [\"a\\\\b\"]}", "contains a path separator");
+    expect_error("{\"categories\": [\"..\"]}", "'..' is '.' or '..'");
+    expect_error("{\"categories\": [\".\"]}", "'.' is '.' or '..'");
+    expect_error("{\"categories\": [\"a\\tb\"]}", "contains a control character");
+    expect_error("{\"seed\": 1, \"seed\": 2}", "'seed' appears twice");
+    expect_error("{\"train\": {\"epochs\": 3, \"epochs\": 30}}", "'train.epochs' appears twice");
+    expect_error("{\"train\": {\"epochs\": 3}, \"train\": {\"batch\": 4}}", "'train' appears twice");
+
+    /* What is fine stays fine: a real layer of the preset (also one whose
+     * depth the config changes), and a given model's layer, checked when
+     * that model is read. */
+    cbq_study_config cfg;
+    cbq_error err = {0};
+    cbq_study_config_defaults(&cfg);
+    assert_int_equal(cbq_study_config_parse(&cfg, "{\"attrib\": {\"target_layer\": "
+                                                  "\"block2.conv1\", \"method\": \"hirescam\"}}",
+                                            "s.json", NULL, &err), CBQ_OK);
+    cbq_study_config_defaults(&cfg);
+    assert_int_equal(cbq_study_config_parse(&cfg, "{\"train\": {\"depth\": 2}, \"attrib\": "
+                                                  "{\"target_layer\": \"block2.relu2\"}}",
+                                            "s.json", NULL, &err), CBQ_OK);
+    cbq_study_config_defaults(&cfg);
+    assert_int_equal(cbq_study_config_parse(&cfg, "{\"train\": {\"model\": \"m\"}, \"attrib\": "
+                                                  "{\"target_layer\": \"custom.layer\"}}",
+                                            "s.json", NULL, &err), CBQ_OK);
+}
+
 /* Hash of every stage under cfg. */
 static void all_hashes(const cbq_study_config *cfg, char h[CBQ_STAGE_COUNT][65])
 {
@@ -176,6 +220,7 @@ int main(void)
         cmocka_unit_test(test_defaults_round_trip),
         cmocka_unit_test(test_errors_name_the_key),
         cmocka_unit_test(test_values_and_paths),
+        cmocka_unit_test(test_checked_when_read),
         cmocka_unit_test(test_stage_hashes_follow_dependencies),
         cmocka_unit_test(test_load_file_resolves_relative_to_it),
     };

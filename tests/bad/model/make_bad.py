@@ -3,6 +3,7 @@
 (model.json + weights.safetensors) per case in cases.txt under GEN/<case>.
 The safetensors files are rebuilt here from the format's definition (8-byte
 little-endian header length, JSON header, raw data), not by cbctiq."""
+import array
 import json
 import os
 import shutil
@@ -111,6 +112,44 @@ def offsets_beyond(h, d):
     return h, d
 
 
+def set_floats(h, d, name, change):
+    """Rewrites tensor `name` (F32) element by element with change(i, value)."""
+    lo, hi = h[name]["data_offsets"]
+    vals = array.array("f", d[lo:hi])
+    for i in range(len(vals)):
+        vals[i] = change(i, vals[i])
+    return d[:lo] + vals.tobytes() + d[hi:]
+
+
+def first_running_var(header):
+    return next(k for k in header if k.endswith(".running_var"))
+
+
+def nan_weight(h, d):
+    return h, set_floats(h, d, first_weight(h), lambda i, v: float("nan") if i == 3 else v)
+
+
+def inf_weight(h, d):
+    return h, set_floats(h, d, first_weight(h), lambda i, v: float("-inf") if i == 5 else v)
+
+
+def negative_running_var(h, d):
+    return h, set_floats(h, d, first_running_var(h), lambda i, v: -0.5 if i == 1 else v)
+
+
+def huge_weights(h, d):
+    """Every weight and bias 1e30: finite, loads, but each layer multiplies
+    the activations by about 1e30, so the output overflows float32."""
+    for k in h:
+        if k != "__metadata__" and (k.endswith(".weight") or k.endswith(".bias")):
+            d = set_floats(h, d, k, lambda i, v: 1e30)
+    return h, d
+
+
+edit_st("nan_weight", nan_weight)
+edit_st("inf_weight", inf_weight)
+edit_st("negative_running_var", negative_running_var)
+edit_st("huge_weights", huge_weights)
 edit_st("wrong_dtype", wrong_dtype)
 edit_st("unknown_dtype", unknown_dtype)
 edit_st("wrong_shape", wrong_shape)
