@@ -1,6 +1,7 @@
 /* study_folder.c - whose folder `--out` is, and who is using it. A study
  * folder is marked by its lock file, cbctiq-study.lock, written on the
- * first run into a new or empty folder; cbctiq study refuses any other
+ * first run into a new or empty folder (or into a folder of stamped stage
+ * folders that an older cbctiq wrote); cbctiq study refuses any other
  * non-empty folder. A run holds an exclusive flock on that file for its
  * whole length and writes its PID into it, so that a second run on the
  * same folder is refused naming the first. Not for the stage folders
@@ -37,6 +38,38 @@ static int only_lock_file(const char *dir, int *empty, cbq_error *err)
     return CBQ_OK;
 }
 
+static int is_stage_name(const char *name)
+{
+    for (int s = 0; s < CBQ_STAGE_COUNT; s++)
+        if (strcmp(name, cbq_study_stage_name((cbq_study_stage)s)) == 0)
+            return 1;
+    return 0;
+}
+
+/* A study folder from before the lock file existed: nothing but stage
+ * folders, each carrying a cbctiq stamp. */
+static int written_by_older_cbctiq(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    int ours = 1, stages = 0;
+    struct dirent *e;
+    while (ours && (e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char stamp[CBQ_STUDY_PATH_MAX + 300], head[16] = "";
+        snprintf(stamp, sizeof stamp, "%s/%s/stage.done", dir, e->d_name);
+        FILE *fp = is_stage_name(e->d_name) ? fopen(stamp, "r") : NULL;
+        ours = fp && fgets(head, sizeof head, fp) && strncmp(head, "cbctiq-stage ", 13) == 0;
+        if (fp)
+            fclose(fp);
+        stages += ours;
+    }
+    closedir(d);
+    return ours && stages > 0;
+}
+
 /* The lock file's first bytes (NUL-terminated, "" when empty). */
 static void read_head(int fd, char *buf, size_t cap)
 {
@@ -65,7 +98,7 @@ static int open_lock_file(const char *out, const char *path, int *fd, cbq_error 
     }
     int empty = 0;
     CBQ_TRY(only_lock_file(out, &empty, err));
-    if (!empty)
+    if (!empty && !written_by_older_cbctiq(out))
         return CBQ_FAIL(err, CBQ_ERR_IO,
                         "%s: is not empty and is not a cbctiq study folder (it has no %s); "
                         "cbctiq study writes only into a new or empty folder or one it made: "

@@ -2,7 +2,8 @@
 (a tiny cohort and net, about a second per run):
 
 - a folder cbctiq did not make is never emptied: a non-empty --out without
-  cbctiq-study.lock is refused naming it, and so is a stage folder
+  cbctiq-study.lock (and not made only of stamped stage folders, as an older
+  cbctiq left them) is refused naming it, and so is a stage folder
   (OUT/train) without a stage.done inside a study folder; the user's files
   survive byte for byte and nothing runs;
 - one run at a time: a second run on a folder held by another process
@@ -132,6 +133,18 @@ def not_ours():
         r = study(cfg, "s1")
         if expect_ok("after the user's train/ is gone", r) and r.ran[:1] != ["train"]:
             failures.append(f"after removing train/ the rerun ran {r.ran}")
+        # A study folder from before the lock file (only stamped stage
+        # folders) is still cbctiq's; with one file of the user's it is not.
+        legacy = os.path.join(work, "legacy")
+        shutil.copytree(s1, legacy, symlinks=True)
+        os.remove(os.path.join(legacy, "cbctiq-study.lock"))
+        r = study(cfg, "legacy")
+        if expect_ok("a study folder without cbctiq-study.lock", r) and r.ran:
+            failures.append(f"a study folder without its lock file reran {r.ran}")
+        os.remove(os.path.join(legacy, "cbctiq-study.lock"))
+        open(os.path.join(legacy, "notes.txt"), "w").write("mine")
+        expect_refused("stage folders and a user's file", study(cfg, "legacy"),
+                       "legacy: is not empty and is not a cbctiq study folder")
 
 
 # ---- 4. one run at a time --------------------------------------------------------------------------
