@@ -1,12 +1,17 @@
 """`cbctiq study` survives kill -9: a run killed (SIGKILL) in the middle of
 a stage, then rerun, ends with the same outputs as a run never
 interrupted. Same cohort and options as study_e2e_oracle.py (a small
-synthetic cohort, tiny net). Kill points: just after the train stage
-starts and just after the attrib stage starts (the run is killed as soon
-as the stage's "running" line appears on stderr, plus a short delay).
+synthetic cohort, tiny net). Kill points: inside the train stage and
+inside the sanity stage (the two long ones), 30% of the way through by the
+reference run's duration of that stage, after its "running" line appeared.
+The kill must have landed inside that stage: the run had not printed the
+stage's "done" line nor "study complete", and the stage's stage.done is the
+"running" marker. The rerun must rerun that stage (and the ones after it)
+and take every earlier stage from the cache.
 Compared: every file's bytes, except each train_log.csv's `seconds`
-column (wall time) and the stamps of the stages that read train_log
-(their digests include those seconds); no temporary file may remain.
+column (wall time), the stamps of the stages that read train_log (their
+digests include those seconds) and cbctiq-study.lock (the PID of the last
+run); no temporary file may remain.
 """
 import argparse
 import csv
@@ -14,6 +19,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -46,6 +52,13 @@ def cmd(out):
     return [args.cbctiq, "study", "--config", cfg_path, "--out", out, "--threads", "2"]
 
 
+STAGES = ["cohort", "consensus", "train", "evaluate", "attrib", "stats", "atypical", "sanity", "report"]
+
+
+def line(stage, what):
+    return f"] {stage:<9} {what}"
+
+
 def run(out):
     r = subprocess.run(cmd(out), capture_output=True, text=True)
     if r.returncode != 0:
@@ -54,22 +67,21 @@ def run(out):
     return r.stderr
 
 
-def run_and_kill(out, marker, delay):
-    log = open(os.path.join(work, "killed.log"), "w+")
-    p = subprocess.Popen(cmd(out), stdout=subprocess.DEVNULL, stderr=log)
-    deadline = time.time() + 300
-    while time.time() < deadline and p.poll() is None:
-        log.seek(0)
-        if marker in log.read():
-            time.sleep(delay)
-            break
-        time.sleep(0.02)
-    killed = p.poll() is None
-    if killed:
-        os.kill(p.pid, signal.SIGKILL)
-    p.wait()
-    log.close()
-    return killed
+def run_and_kill(out, stage, delay):
+    """Starts a run, SIGKILLs it `delay` s after `stage` started; its stderr."""
+    log_path = os.path.join(work, f"killed_{stage}.log")
+    with open(log_path, "w+") as log:
+        p = subprocess.Popen(cmd(out), stdout=subprocess.DEVNULL, stderr=log)
+        deadline = time.time() + 600
+        while time.time() < deadline and p.poll() is None:
+            if line(stage, "running") in open(log_path).read():
+                time.sleep(delay)
+                break
+            time.sleep(0.01)
+        if p.poll() is None:
+            os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+    return open(log_path).read()
 
 
 def normalised(root):
@@ -88,25 +100,40 @@ def normalised(root):
                 data = "\n".join(",".join(r[:col] + r[col + 1:]) for r in rows).encode()
             if f == "stage.done" and rel.split(os.sep)[0] != "cohort" and rel.split(os.sep)[0] != "consensus":
                 data = b"(depends on wall-clock seconds in train_log.csv)"
+            if rel == "cbctiq-study.lock":
+                data = b"(the PID of the last run)"
             out[rel] = hashlib.sha256(data).hexdigest()
     return out
 
 
 ref = os.path.join(work, "ref")
-run(ref)
+ref_log = run(ref)
 want = normalised(ref)
+seconds = {m.group(1): float(m.group(2)) for m in re.finditer(r"\] (\w+)\s+done in ([0-9.]+) s", ref_log)}
 
-for marker, delay in [("] train     running", 0.5), ("] attrib    running", 0.3)]:
-    out = os.path.join(work, "killed_" + marker.split()[1])
-    killed = run_and_kill(out, marker, delay)
-    print(f"kill at '{marker.strip()}' + {delay} s: {'killed' if killed else 'finished first'}")
+for stage in ("train", "sanity"):
+    out = os.path.join(work, "killed_" + stage)
+    delay = max(0.2, 0.3 * seconds.get(stage, 0.0))
+    log = run_and_kill(out, stage, delay)
+    print(f"killed {delay:.1f} s into '{stage}' (the reference took {seconds.get(stage, 0.0):.1f} s)")
+    if line(stage, "running") not in log or line(stage, "done") in log or "study complete" in log:
+        failures.append(f"the kill did not land inside '{stage}': {log[-300:]!r}")
+        continue
+    stamp = open(os.path.join(out, stage, "stage.done")).read()
+    if stamp != "cbctiq-stage 2\nrunning\n":
+        failures.append(f"{stage}/stage.done after the kill is {stamp[:60]!r}, want the running marker")
     stderr = run(out)
+    k = STAGES.index(stage)
+    for s in STAGES[:k]:
+        if line(s, "up to date (cached)") not in stderr:
+            failures.append(f"after a kill in '{stage}' the finished stage '{s}' did not come from the cache")
+    for s in STAGES[k:]:
+        if line(s, "running") not in stderr:
+            failures.append(f"after a kill in '{stage}' the rerun did not run '{s}'")
     got = normalised(out)
     if got != want:
         diff = sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))
-        failures.append(f"after a kill at '{marker}': files differ: {diff[:10]}")
-    if killed and "running" not in stderr:
-        failures.append(f"after a kill at '{marker}' the rerun ran nothing")
+        failures.append(f"after a kill in '{stage}': files differ: {diff[:10]}")
 
 if failures:
     print("\n".join(failures))
