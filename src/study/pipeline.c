@@ -19,12 +19,13 @@
  * identity hashes exactly these, so a stage must read nothing more. Bump a
  * stage's version when its code changes what it writes, so that old caches
  * are not trusted. */
+#define READS_FILES(kind) (1u << (2 + (kind))) /* the cohort's files of one study_files_kind */
 enum {
     READS_USER_TABLES = 1u << 0, /* your cohort.csv, ratings.csv, raters.csv, labels.json */
     READS_GIVEN_MODEL = 1u << 1, /* train.model's folder, when set */
-    READS_VOLUMES = 1u << (2 + STUDY_FILES_VOLUMES),
-    READS_LABELS = 1u << (2 + STUDY_FILES_LABELS),
-    READS_LABEL_NAMES = 1u << (2 + STUDY_FILES_LABEL_NAMES),
+    READS_VOLUMES = READS_FILES(STUDY_FILES_VOLUMES),
+    READS_LABELS = READS_FILES(STUDY_FILES_LABELS),
+    READS_LABEL_NAMES = READS_FILES(STUDY_FILES_LABEL_NAMES),
 };
 #define READS_STRUCTURES (READS_LABELS | READS_LABEL_NAMES)
 
@@ -78,7 +79,7 @@ static int hash_declared_reads(study_ctx *ctx, cbq_study_stage s, cbq_sha256 *h,
         cbq_sha256_update(h, model_hash, 64);
     }
     for (int k = 0; k < STUDY_FILES_KINDS; k++)
-        if (reads & (1u << (2 + k))) {
+        if (reads & READS_FILES(k)) {
             CBQ_TRY(study_cohort_files_hash(ctx, err));
             cbq_sha256_update(h, ctx->files_hex[k], 64);
         }

@@ -1,12 +1,13 @@
 """`cbctiq study` survives kill -9: a run killed (SIGKILL) in the middle of
 a stage, then rerun, ends with the same outputs as a run never
 interrupted. Same cohort and options as study_e2e_oracle.py (a small
-synthetic cohort, tiny net). Kill points: inside the train stage and
-inside the sanity stage (the two long ones), 30% of the way through by the
-reference run's duration of that stage, after its "running" line appeared.
-The kill must have landed inside that stage: the run had not printed the
-stage's "done" line nor "study complete", and the stage's stage.done is the
-"running" marker. The rerun must rerun that stage (and the ones after it)
+synthetic cohort, tiny net). Kill points, found by watching the stage's
+folder (not by timing, which a loaded machine upsets): in the train stage
+once its train_log.csv is being written (training has begun), and in the
+sanity stage once its permuted-labels model is saved (the cascade of map
+comparisons, most of the stage, is still to come). The kill must have
+landed inside that stage: the run had not printed the stage's "done" line
+nor "study complete", and the stage's stage.done is the "running" marker. The rerun must rerun that stage (and the ones after it)
 and take every earlier stage from the cache.
 Compared: every file's bytes, except each train_log.csv's `seconds`
 column (wall time), the stamps of the stages that read train_log (their
@@ -19,7 +20,6 @@ import hashlib
 import io
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -67,21 +67,30 @@ def run(out):
     return r.stderr
 
 
-def run_and_kill(out, stage, delay):
-    """Starts a run, SIGKILLs it `delay` s after `stage` started; its stderr."""
+def run_and_kill(out, stage, ready):
+    """Starts a run and SIGKILLs it as soon as `stage` runs and ready(stage folder)
+    holds; returns its stderr."""
     log_path = os.path.join(work, f"killed_{stage}.log")
+    stage_dir = os.path.join(out, stage)
     with open(log_path, "w+") as log:
         p = subprocess.Popen(cmd(out), stdout=subprocess.DEVNULL, stderr=log)
         deadline = time.time() + 600
         while time.time() < deadline and p.poll() is None:
-            if line(stage, "running") in open(log_path).read():
-                time.sleep(delay)
+            if line(stage, "running") in open(log_path).read() and ready(stage_dir):
                 break
-            time.sleep(0.01)
+            time.sleep(0.005)
         if p.poll() is None:
             os.kill(p.pid, signal.SIGKILL)
         p.wait()
     return open(log_path).read()
+
+
+def training_log_open(d):
+    return os.path.isdir(d) and any(f.startswith(".train_log.csv.tmp") for f in os.listdir(d))
+
+
+def permuted_model_saved(d):
+    return os.path.exists(os.path.join(d, "permuted_model", "model.json"))
 
 
 def normalised(root):
@@ -107,15 +116,13 @@ def normalised(root):
 
 
 ref = os.path.join(work, "ref")
-ref_log = run(ref)
+run(ref)
 want = normalised(ref)
-seconds = {m.group(1): float(m.group(2)) for m in re.finditer(r"\] (\w+)\s+done in ([0-9.]+) s", ref_log)}
 
-for stage in ("train", "sanity"):
+for stage, ready in (("train", training_log_open), ("sanity", permuted_model_saved)):
     out = os.path.join(work, "killed_" + stage)
-    delay = max(0.2, 0.3 * seconds.get(stage, 0.0))
-    log = run_and_kill(out, stage, delay)
-    print(f"killed {delay:.1f} s into '{stage}' (the reference took {seconds.get(stage, 0.0):.1f} s)")
+    log = run_and_kill(out, stage, ready)
+    print(f"killed in '{stage}' when {ready.__name__}")
     if line(stage, "running") not in log or line(stage, "done") in log or "study complete" in log:
         failures.append(f"the kill did not land inside '{stage}': {log[-300:]!r}")
         continue
