@@ -49,6 +49,11 @@ typedef struct {
     char sources[CBQ_STRUCT_COUNT][256]; /* label/ROI names merged, e.g. "Parotid_L + Parotid_R" */
 } cbq_structures;
 
+/* The labels.json sidecar of a label NIfTI (beside it, else in its parent
+ * folder) into out; 0 when there is none. What cbq_structures_from_labels
+ * reads when given none, so that callers can hash it. */
+int cbq_structures_sidecar(char *out, size_t cap, const char *label_path);
+
 /* Masks from a label NIfTI. `labels_json`: NULL = find the sidecar.
  * `image` gives the grid the masks are made on. */
 int cbq_structures_from_labels(cbq_structures *st, const cbq_volume *image, const char *label_path,

@@ -130,15 +130,35 @@ size_t cbq_study_categories(const cbq_study_config *cfg, char (*names)[64], size
 /* ---- stage cache ---------------------------------------------------------- */
 typedef struct {
     char input_hash[65];   /* identity: options + digests of what it read */
-    char output_hash[65];  /* digest of the files the stage wrote */
+    char output_hash[65];  /* digest of the stage's manifest (the files it wrote) */
 } cbq_stage_stamp;
 
-/* Reads DIR/stage.done. *found = 0 (and CBQ_OK) when it does not exist;
- * a malformed stamp counts as absent. */
+/* DIR/stage.done is the stage folder's marker and, once the stage has
+ * finished, its manifest:
+ *   cbctiq-stage 2 / input HEX / output HEX / file SIZE SHA256 PATH ...
+ * (one "file" line per file the stage wrote, sorted; output = SHA-256 of
+ * those lines). While the stage runs it holds "cbctiq-stage 2 / running". */
+
+/* Reads DIR/stage.done. *found = 0 (and CBQ_OK) when it does not exist, is
+ * a "running" marker or is malformed (the stage reruns). */
 int cbq_stage_stamp_read(const char *stage_dir, cbq_stage_stamp *stamp, int *found,
                          cbq_error *err);
-/* Writes DIR/stage.done atomically: call after every output is committed. */
-int cbq_stage_stamp_write(const char *stage_dir, const cbq_stage_stamp *stamp, cbq_error *err);
+/* Lists and hashes every file in DIR (not the stamp, not '.'-prefixed
+ * temporaries), sets stamp->output_hash and writes DIR/stage.done
+ * atomically: call after every output is committed. */
+int cbq_stage_stamp_write(const char *stage_dir, cbq_stage_stamp *stamp, cbq_error *err);
+/* Whether DIR still holds exactly the files of its stamp's manifest (same
+ * names, sizes and SHA-256). *intact = 0 with `why` naming the first file
+ * that is missing, changed or extra (or "no valid stage.done"). */
+int cbq_stage_verify(const char *stage_dir, int *intact, char *why, size_t why_cap,
+                     cbq_error *err);
+/* Fails, naming DIR, unless DIR is absent, an empty folder or a folder
+ * carrying a cbctiq stage.done: cbctiq never empties a folder it did not
+ * make. */
+int cbq_stage_dir_check(const char *stage_dir, cbq_error *err);
+/* Makes DIR ready for a (re)run of its stage: checks it (as above),
+ * creates it, marks it "running" and removes everything else in it. */
+int cbq_stage_dir_begin(const char *stage_dir, cbq_error *err);
 
 /* Hex SHA-256 over a file's bytes, or over a folder's regular files in
  * byte-wise sorted relative-path order (names and contents), skipping

@@ -132,7 +132,7 @@ static int mask_for(cbq_structures *st, int cat, const char *source, cbq_error *
 
 /* ---- label volumes ----------------------------------------------------------- */
 
-static int find_sidecar(char *out, size_t cap, const char *label_path)
+int cbq_structures_sidecar(char *out, size_t cap, const char *label_path)
 {
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", label_path);
@@ -227,7 +227,7 @@ int cbq_structures_from_labels(cbq_structures *st, const cbq_volume *image, cons
     memset(st, 0, sizeof *st);
     char sidecar[4200];
     if (!labels_json) {
-        if (!find_sidecar(sidecar, sizeof sidecar, label_path))
+        if (!cbq_structures_sidecar(sidecar, sizeof sidecar, label_path))
             return CBQ_FAIL(err, CBQ_ERR_IO,
                             "%s: no labels.json beside the label volume or in its parent folder: "
                             "label names are needed to find the structures", label_path);

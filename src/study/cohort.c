@@ -1,8 +1,10 @@
 /* cohort.c - reading cohort.csv into the study's volume list, and the
  * relative paths that keep a study folder movable. */
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700
 #include "study/cohort.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -110,47 +112,46 @@ int study_cohort_read(study_cohort *c, const char *csv_path, cbq_error *err)
     return CBQ_OK;
 }
 
-/* Absolute, with "." and ".." folded textually (no symlinks resolved). */
-static int absolute(char *out, size_t cap, const char *p)
+/* Absolute and free of symbolic links, "." and "..", as the system resolves
+ * it: realpath of the folder, then the last name as written (so that a
+ * volume that is itself a link keeps its name). The folder must exist. */
+static int resolve(char *out, size_t cap, const char *p, cbq_error *err)
 {
-    char buf[8192];
-    if (p[0] == '/') {
-        snprintf(buf, sizeof buf, "%s", p);
+    char parent[4096], real[PATH_MAX];
+    int n = snprintf(parent, sizeof parent, "%s", p);
+    if (n < 0 || (size_t)n >= sizeof parent)
+        return CBQ_FAIL(err, CBQ_ERR_RANGE, "%s: path too long", p);
+    while (n > 1 && parent[n - 1] == '/')
+        parent[--n] = '\0';
+    char *slash = strrchr(parent, '/');
+    const char *name = slash ? slash + 1 : parent;
+    int whole = strcmp(name, ".") == 0 || strcmp(name, "..") == 0 || slash == parent;
+    if (whole) {
+        if (!realpath(parent, real))
+            return CBQ_FAIL(err, CBQ_ERR_IO, "%s: %s", p, strerror(errno));
+        n = snprintf(out, cap, "%s", real);
     } else {
-        char cwd[4096];
-        if (!getcwd(cwd, sizeof cwd))
-            return 0;
-        snprintf(buf, sizeof buf, "%s/%s", cwd, p);
+        const char *folder = slash ? parent : ".";
+        if (slash)
+            *slash = '\0';
+        if (!realpath(folder, real))
+            return CBQ_FAIL(err, CBQ_ERR_IO, "%s: %s", p, strerror(errno));
+        n = snprintf(out, cap, "%s%s%s", real, strcmp(real, "/") == 0 ? "" : "/", name);
     }
-    size_t len = 0;
-    out[0] = '\0';
-    for (char *save = NULL, *seg = strtok_r(buf, "/", &save); seg; seg = strtok_r(NULL, "/", &save)) {
-        if (strcmp(seg, ".") == 0)
-            continue;
-        if (strcmp(seg, "..") == 0) {
-            char *last = strrchr(out, '/');
-            len = last ? (size_t)(last - out) : 0;
-            out[len] = '\0';
-            continue;
-        }
-        size_t n = strlen(seg);
-        if (len + n + 2 > cap)
-            return 0;
-        out[len++] = '/';
-        memcpy(out + len, seg, n + 1);
-        len += n;
-    }
-    if (len == 0)
-        snprintf(out, cap, "/");
-    return 1;
+    if (n < 0 || (size_t)n >= cap)
+        return CBQ_FAIL(err, CBQ_ERR_RANGE, "%s: path too long", p);
+    return CBQ_OK;
 }
 
 int study_relative_path(char *out, size_t cap, const char *from_dir, const char *target,
                         cbq_error *err)
 {
-    char a[4096], b[4096];
-    if (!absolute(a, sizeof a, from_dir) || !absolute(b, sizeof b, target))
-        return CBQ_FAIL(err, CBQ_ERR_IO, "%s: cannot make a relative path", target);
+    char a[4096], b[4096], real[PATH_MAX];
+    if (!realpath(from_dir, real))
+        return CBQ_FAIL(err, CBQ_ERR_IO, "%s: %s", from_dir, strerror(errno));
+    if (snprintf(a, sizeof a, "%s", real) >= (int)sizeof a)
+        return CBQ_FAIL(err, CBQ_ERR_RANGE, "%s: path too long", from_dir);
+    CBQ_TRY(resolve(b, sizeof b, target, err));
     /* Longest common prefix ending at a folder boundary. */
     size_t common = 0;
     for (size_t i = 0;; i++) {

@@ -40,8 +40,9 @@ const char *study_split_name(study_split s);
 int study_volume_used_slices(const study_volume *sv, int structures_only, cbq_volume *vol,
                              cbq_reorient *xf, size_t **ks, size_t *n, cbq_error *err);
 
-/* The path of `target` relative to folder `from` (both existing or not;
- * made absolute against the current folder first, "." and ".." folded). */
+/* The path of `target` relative to folder `from_dir`, both resolved as the
+ * system resolves them (symbolic links, "." and ".."), so that
+ * from_dir/result opens target. from_dir and target's folder must exist. */
 int study_relative_path(char *out, size_t cap, const char *from_dir, const char *target,
                         cbq_error *err);
 

@@ -1,8 +1,10 @@
 /* pipeline.c - runs the study's stages in order, skipping those whose stamp
- * matches their identity (options + digests of what they read), rerunning
- * the others from an empty folder, and stamping each only after all of its
- * outputs are committed. A kill at any moment leaves every stamped stage
- * complete and every unstamped one to be redone. */
+ * matches their identity (options + digests of what they read) and whose
+ * folder still holds what the stamp lists, rerunning the others from an
+ * empty folder, and stamping each only after all of its outputs are
+ * committed. A kill at any moment leaves every stamped stage complete and
+ * every unstamped one to be redone. One run at a time holds the output
+ * folder (study_folder.c). */
 #define _POSIX_C_SOURCE 200809L
 #include "study/pipeline.h"
 
@@ -12,28 +14,49 @@
 #include "cbctiq/atomic_file.h"
 #include "cbctiq/progress.h"
 
-/* Bump a stage's version when its code changes what it writes, so that old
- * caches are not trusted. */
+/* What each stage reads, declared here and nowhere else: the folders of
+ * earlier stages (deps) and files outside the output folder (reads). Its
+ * identity hashes exactly these, so a stage must read nothing more. Bump a
+ * stage's version when its code changes what it writes, so that old caches
+ * are not trusted. */
+#define READS_FILES(kind) (1u << (2 + (kind))) /* the cohort's files of one study_files_kind */
+enum {
+    READS_USER_TABLES = 1u << 0, /* your cohort.csv, ratings.csv, raters.csv, labels.json */
+    READS_GIVEN_MODEL = 1u << 1, /* train.model's folder, when set */
+    READS_VOLUMES = READS_FILES(STUDY_FILES_VOLUMES),
+    READS_LABELS = READS_FILES(STUDY_FILES_LABELS),
+    READS_LABEL_NAMES = READS_FILES(STUDY_FILES_LABEL_NAMES),
+};
+#define READS_STRUCTURES (READS_LABELS | READS_LABEL_NAMES)
+
 typedef struct {
     int (*run)(study_ctx *ctx, cbq_error *err);
     unsigned deps; /* bit s: reads stage s's folder */
+    unsigned reads;
     int version;
 } stage_def;
 
 #define DEP(s) (1u << CBQ_STAGE_##s)
 static const stage_def STAGES[CBQ_STAGE_COUNT] = {
-    [CBQ_STAGE_COHORT] = {study_stage_cohort, 0, 1},
-    [CBQ_STAGE_CONSENSUS] = {study_stage_consensus, DEP(COHORT), 1},
-    [CBQ_STAGE_TRAIN] = {study_stage_train, DEP(COHORT) | DEP(CONSENSUS), 1},
-    [CBQ_STAGE_EVALUATE] = {study_stage_evaluate, DEP(COHORT) | DEP(CONSENSUS) | DEP(TRAIN), 1},
-    [CBQ_STAGE_ATTRIB] = {study_stage_attrib, DEP(COHORT) | DEP(TRAIN), 4},
-    [CBQ_STAGE_STATS] = {study_stage_stats, DEP(CONSENSUS) | DEP(ATTRIB), 1},
-    [CBQ_STAGE_ATYPICAL] = {study_stage_atypical, DEP(CONSENSUS) | DEP(ATTRIB), 1},
-    [CBQ_STAGE_SANITY] = {study_stage_sanity, DEP(COHORT) | DEP(CONSENSUS) | DEP(TRAIN), 1},
+    [CBQ_STAGE_COHORT] = {study_stage_cohort, 0, READS_USER_TABLES, 1},
+    [CBQ_STAGE_CONSENSUS] = {study_stage_consensus, DEP(COHORT), 0, 1},
+    /* train.slices = structures picks slices by the label volumes */
+    [CBQ_STAGE_TRAIN] = {study_stage_train, DEP(COHORT) | DEP(CONSENSUS),
+                         READS_GIVEN_MODEL | READS_VOLUMES | READS_LABELS, 1},
+    [CBQ_STAGE_EVALUATE] = {study_stage_evaluate, DEP(COHORT) | DEP(CONSENSUS) | DEP(TRAIN),
+                            READS_VOLUMES | READS_LABELS, 1},
+    [CBQ_STAGE_ATTRIB] = {study_stage_attrib, DEP(COHORT) | DEP(TRAIN),
+                          READS_VOLUMES | READS_STRUCTURES, 4},
+    /* stats and atypical read the test split from cohort.csv (ae_table.c) */
+    [CBQ_STAGE_STATS] = {study_stage_stats, DEP(COHORT) | DEP(CONSENSUS) | DEP(ATTRIB), 0, 1},
+    [CBQ_STAGE_ATYPICAL] = {study_stage_atypical, DEP(COHORT) | DEP(CONSENSUS) | DEP(ATTRIB), 0,
+                            1},
+    [CBQ_STAGE_SANITY] = {study_stage_sanity, DEP(COHORT) | DEP(CONSENSUS) | DEP(TRAIN),
+                          READS_VOLUMES | READS_LABELS, 1},
     [CBQ_STAGE_REPORT] = {study_stage_report,
                           DEP(COHORT) | DEP(CONSENSUS) | DEP(TRAIN) | DEP(EVALUATE) | DEP(ATTRIB) |
                               DEP(STATS) | DEP(ATYPICAL) | DEP(SANITY),
-                          6},
+                          READS_VOLUMES | READS_STRUCTURES, 6},
 };
 
 int study_path(char *buf, size_t cap, const char *dir, const char *name, cbq_error *err)
@@ -44,7 +67,26 @@ int study_path(char *buf, size_t cap, const char *dir, const char *name, cbq_err
     return CBQ_OK;
 }
 
-static int stage_identity(const study_ctx *ctx, cbq_study_stage s,
+/* Hashes into h the files outside the output folder that stage s declares. */
+static int hash_declared_reads(study_ctx *ctx, cbq_study_stage s, cbq_sha256 *h, cbq_error *err)
+{
+    unsigned reads = STAGES[s].reads;
+    if (reads & READS_USER_TABLES)
+        CBQ_TRY(study_cohort_inputs_hash(ctx, h, err));
+    if ((reads & READS_GIVEN_MODEL) && ctx->cfg->train.model[0]) {
+        char model_hash[65];
+        CBQ_TRY(cbq_hash_path(ctx->cfg->train.model, model_hash, err));
+        cbq_sha256_update(h, model_hash, 64);
+    }
+    for (int k = 0; k < STUDY_FILES_KINDS; k++)
+        if (reads & READS_FILES(k)) {
+            CBQ_TRY(study_cohort_files_hash(ctx, err));
+            cbq_sha256_update(h, ctx->files_hex[k], 64);
+        }
+    return CBQ_OK;
+}
+
+static int stage_identity(study_ctx *ctx, cbq_study_stage s,
                           const cbq_stage_stamp stamps[CBQ_STAGE_COUNT], char hex[65],
                           cbq_error *err)
 {
@@ -58,13 +100,7 @@ static int stage_identity(const study_ctx *ctx, cbq_study_stage s,
     for (int d = 0; d < CBQ_STAGE_COUNT; d++)
         if (STAGES[s].deps & (1u << d))
             cbq_sha256_update(&h, stamps[d].output_hash, 64);
-    if (s == CBQ_STAGE_COHORT)
-        CBQ_TRY(study_cohort_inputs_hash(ctx, &h, err));
-    if (s == CBQ_STAGE_TRAIN && ctx->cfg->train.model[0]) {
-        char model_hash[65];
-        CBQ_TRY(cbq_hash_path(ctx->cfg->train.model, model_hash, err));
-        cbq_sha256_update(&h, model_hash, 64);
-    }
+    CBQ_TRY(hash_declared_reads(ctx, s, &h, err));
     unsigned char digest[32];
     cbq_sha256_final(&h, digest);
     cbq_sha256_hex(digest, hex);
@@ -74,20 +110,73 @@ static int stage_identity(const study_ctx *ctx, cbq_study_stage s,
 static int run_stage(study_ctx *ctx, cbq_study_stage s, cbq_stage_stamp *stamp, cbq_error *err)
 {
     const char *dir = ctx->dir[s];
-    char done[CBQ_STUDY_PATH_MAX + 16];
-    CBQ_TRY(study_path(done, sizeof done, dir, "stage.done", err));
-    /* The stamp goes first, then everything else: a kill from here on leaves
-     * a folder the next run recognises as unfinished. */
-    if (remove(done) != 0)
-        (void)0; /* absent is the usual case */
-    CBQ_TRY(cbq_remove_tree(dir, err));
-    CBQ_TRY(cbq_mkdir_p(dir, err));
+    /* Marks the folder "running" before emptying it: a kill from here on
+     * leaves a folder the next run recognises as its own and unfinished. */
+    CBQ_TRY(cbq_stage_dir_begin(dir, err));
     ctx->summary[0] = '\0';
     int rc = STAGES[s].run(ctx, err);
     if (rc != CBQ_OK)
         return cbq_error_prefix(err, "stage %s: ", cbq_study_stage_name(s));
-    CBQ_TRY(cbq_hash_path(dir, stamp->output_hash, err));
     return cbq_stage_stamp_write(dir, stamp, err);
+}
+
+/* *cached = 1 when stage s's stamp carries `identity` and its folder still
+ * holds exactly what the stage wrote; why says otherwise. */
+static int stage_is_cached(const study_ctx *ctx, cbq_study_stage s, const char identity[65],
+                           cbq_stage_stamp *stamp, int *cached, char *why, size_t cap,
+                           cbq_error *err)
+{
+    int found = 0;
+    *cached = 0;
+    why[0] = '\0';
+    CBQ_TRY(cbq_stage_stamp_read(ctx->dir[s], stamp, &found, err));
+    if (!found || strcmp(stamp->input_hash, identity) != 0)
+        return CBQ_OK;
+    return cbq_stage_verify(ctx->dir[s], cached, why, cap, err);
+}
+
+static int run_stages(study_ctx *ctx, cbq_study_summary *summary, cbq_error *err)
+{
+    const cbq_study_config *cfg = ctx->cfg;
+    /* Every stage folder is checked before any work: a folder that is not
+     * cbctiq's stops the run before anything is written. */
+    for (int s = 0; s < CBQ_STAGE_COUNT; s++)
+        CBQ_TRY(cbq_stage_dir_check(ctx->dir[s], err));
+    cbq_stage_stamp stamps[CBQ_STAGE_COUNT];
+    memset(stamps, 0, sizeof stamps);
+    for (int si = 0; si < CBQ_STAGE_COUNT; si++) {
+        cbq_study_stage s = (cbq_study_stage)si;
+        const char *name = cbq_study_stage_name(s);
+        char identity[65], why[CBQ_STUDY_PATH_MAX + 128];
+        CBQ_TRY(stage_identity(ctx, s, stamps, identity, err));
+        cbq_stage_stamp old;
+        int cached;
+        CBQ_TRY(stage_is_cached(ctx, s, identity, &old, &cached, why, sizeof why, err));
+        if (cached) {
+            stamps[s] = old;
+            if (!cfg->quiet)
+                fprintf(stderr, "[%d/%d] %-9s up to date (cached)\n", si + 1, CBQ_STAGE_COUNT,
+                        name);
+            continue;
+        }
+        if (!cfg->quiet && why[0])
+            fprintf(stderr, "[%d/%d] %-9s outputs changed since it ran: %s\n", si + 1,
+                    CBQ_STAGE_COUNT, name, why);
+        if (!cfg->quiet)
+            fprintf(stderr, "[%d/%d] %-9s running...\n", si + 1, CBQ_STAGE_COUNT, name);
+        double t0 = cbq_now();
+        memcpy(stamps[s].input_hash, identity, sizeof identity);
+        CBQ_TRY(run_stage(ctx, s, &stamps[s], err));
+        double dt = cbq_now() - t0;
+        if (summary) {
+            summary->ran[s] = 1;
+            summary->seconds[s] = dt;
+        }
+        if (!cfg->quiet)
+            fprintf(stderr, "[%d/%d] %-9s done in %.1f s: %s\n", si + 1, CBQ_STAGE_COUNT, name,
+                    dt, ctx->summary[0] ? ctx->summary : "ok");
+    }
+    return CBQ_OK;
 }
 
 int cbq_study_run(const cbq_study_config *cfg, FILE *table_out, cbq_study_summary *summary,
@@ -99,45 +188,17 @@ int cbq_study_run(const cbq_study_config *cfg, FILE *table_out, cbq_study_summar
     ctx.n_categories = cbq_study_categories(cfg, ctx.categories, STUDY_MAX_CATEGORIES);
     if (summary)
         memset(summary, 0, sizeof *summary);
-    CBQ_TRY(cbq_mkdir_p(cfg->out, err));
     for (int s = 0; s < CBQ_STAGE_COUNT; s++)
         CBQ_TRY(study_path(ctx.dir[s], sizeof ctx.dir[s], cfg->out,
                            cbq_study_stage_name((cbq_study_stage)s), err));
-    cbq_stage_stamp stamps[CBQ_STAGE_COUNT];
-    memset(stamps, 0, sizeof stamps);
+    study_folder_lock lock;
+    CBQ_TRY(study_folder_claim(cfg->out, &lock, err));
     double t_all = cbq_now();
-    for (int si = 0; si < CBQ_STAGE_COUNT; si++) {
-        cbq_study_stage s = (cbq_study_stage)si;
-        const char *name = cbq_study_stage_name(s);
-        char identity[65];
-        CBQ_TRY(stage_identity(&ctx, s, stamps, identity, err));
-        cbq_stage_stamp old;
-        int found = 0;
-        CBQ_TRY(cbq_stage_stamp_read(ctx.dir[s], &old, &found, err));
-        if (found && strcmp(old.input_hash, identity) == 0) {
-            stamps[s] = old;
-            if (!cfg->quiet)
-                fprintf(stderr, "[%d/%d] %-9s up to date (cached)\n", si + 1, CBQ_STAGE_COUNT,
-                        name);
-            continue;
-        }
-        if (!cfg->quiet)
-            fprintf(stderr, "[%d/%d] %-9s running...\n", si + 1, CBQ_STAGE_COUNT, name);
-        double t0 = cbq_now();
-        memcpy(stamps[s].input_hash, identity, sizeof identity);
-        CBQ_TRY(run_stage(&ctx, s, &stamps[s], err));
-        double dt = cbq_now() - t0;
-        if (summary) {
-            summary->ran[s] = 1;
-            summary->seconds[s] = dt;
-        }
-        if (!cfg->quiet)
-            fprintf(stderr, "[%d/%d] %-9s done in %.1f s: %s\n", si + 1, CBQ_STAGE_COUNT, name, dt,
-                    ctx.summary[0] ? ctx.summary : "ok");
-    }
-    if (!cfg->quiet)
+    int rc = run_stages(&ctx, summary, err);
+    if (rc == CBQ_OK && !cfg->quiet)
         fprintf(stderr, "study complete in %.1f s: %s\n", cbq_now() - t_all, cfg->out);
-    if (table_out)
-        CBQ_TRY(study_print_table(&ctx, table_out, err));
-    return CBQ_OK;
+    if (rc == CBQ_OK && table_out)
+        rc = study_print_table(&ctx, table_out, err);
+    study_folder_release(&lock);
+    return rc;
 }

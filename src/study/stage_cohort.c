@@ -63,18 +63,52 @@ int study_cohort_inputs_hash(const study_ctx *ctx, cbq_sha256 *h, cbq_error *err
         CBQ_TRY(hash_into(h, raters, err));
     study_cohort c;
     CBQ_TRY(study_cohort_read(&c, cfg->cohort.csv, err));
-    int rc = CBQ_OK;
-    if (c.labels_json[0])
-        rc = hash_into(h, c.labels_json, err);
-    for (size_t i = 0; i < c.n && rc == CBQ_OK; i++) {
-        rc = hash_into(h, c.v[i].path, err);
-        if (rc == CBQ_OK && c.v[i].mask[0])
-            rc = hash_into(h, c.v[i].mask, err);
-        if (rc == CBQ_OK && c.v[i].rtstruct[0])
-            rc = hash_into(h, c.v[i].rtstruct, err);
-    }
+    int rc = c.labels_json[0] ? hash_into(h, c.labels_json, err) : CBQ_OK;
     study_cohort_free(&c);
     return rc;
+}
+
+static int hash_volume_files(const study_cohort *c, const study_volume *sv,
+                             cbq_sha256 h[STUDY_FILES_KINDS], cbq_error *err)
+{
+    CBQ_TRY(hash_into(&h[STUDY_FILES_VOLUMES], sv->path, err));
+    if (sv->mask[0]) {
+        CBQ_TRY(hash_into(&h[STUDY_FILES_LABELS], sv->mask, err));
+        char names[CBQ_STUDY_PATH_MAX + 32];
+        if (study_label_names_path(c, sv, names, sizeof names))
+            CBQ_TRY(hash_into(&h[STUDY_FILES_LABEL_NAMES], names, err));
+        else
+            cbq_sha256_update(&h[STUDY_FILES_LABEL_NAMES], "none", 4);
+    }
+    if (sv->rtstruct[0])
+        CBQ_TRY(hash_into(&h[STUDY_FILES_LABELS], sv->rtstruct, err));
+    return CBQ_OK;
+}
+
+int study_cohort_files_hash(study_ctx *ctx, cbq_error *err)
+{
+    if (ctx->files_hashed)
+        return CBQ_OK;
+    study_cohort c;
+    CBQ_TRY(study_read_cohort(ctx, &c, err));
+    cbq_sha256 h[STUDY_FILES_KINDS];
+    for (int k = 0; k < STUDY_FILES_KINDS; k++)
+        cbq_sha256_init(&h[k]);
+    int rc = CBQ_OK;
+    for (size_t i = 0; i < c.n && rc == CBQ_OK; i++)
+        if ((rc = hash_volume_files(&c, &c.v[i], h, err)) != CBQ_OK)
+            rc = cbq_error_prefix(err, "%s/cohort.csv: volume '%s': ",
+                                  ctx->dir[CBQ_STAGE_COHORT], c.v[i].id);
+    study_cohort_free(&c);
+    if (rc != CBQ_OK)
+        return rc;
+    for (int k = 0; k < STUDY_FILES_KINDS; k++) {
+        unsigned char d[32];
+        cbq_sha256_final(&h[k], d);
+        cbq_sha256_hex(d, ctx->files_hex[k]);
+    }
+    ctx->files_hashed = 1;
+    return CBQ_OK;
 }
 
 static int copy_file(const char *src, const char *dst, cbq_error *err)
@@ -121,7 +155,20 @@ static int assign_split(study_cohort *c, const cbq_study_config *cfg, cbq_error 
     return CBQ_OK;
 }
 
-static int write_cohort(const study_cohort *c, const char *dir, cbq_error *err)
+/* Every file a row names must exist: later stages read them. */
+static int check_row_files(const study_volume *v, const char *csv, cbq_error *err)
+{
+    const char *paths[3] = {v->path, v->mask, v->rtstruct};
+    for (int i = 0; i < 3; i++) {
+        struct stat st;
+        if (paths[i][0] && stat(paths[i], &st) != 0)
+            return CBQ_FAIL(err, CBQ_ERR_IO, "%s: volume '%s': %s: %s", csv, v->id, paths[i],
+                            strerror(errno));
+    }
+    return CBQ_OK;
+}
+
+static int write_cohort(const study_cohort *c, const char *csv, const char *dir, cbq_error *err)
 {
     char path[CBQ_STUDY_PATH_MAX + 32];
     CBQ_TRY(study_path(path, sizeof path, dir, "cohort.csv", err));
@@ -130,7 +177,9 @@ static int write_cohort(const study_cohort *c, const char *dir, cbq_error *err)
     CBQ_TRY(cbq_csv_writer_open(&w, path, header, 5, err));
     for (size_t i = 0; i < c->n; i++) {
         char rel[CBQ_STUDY_PATH_MAX], relm[CBQ_STUDY_PATH_MAX] = "", relr[CBQ_STUDY_PATH_MAX] = "";
-        int rc = study_relative_path(rel, sizeof rel, dir, c->v[i].path, err);
+        int rc = check_row_files(&c->v[i], csv, err);
+        if (rc == CBQ_OK)
+            rc = study_relative_path(rel, sizeof rel, dir, c->v[i].path, err);
         if (rc == CBQ_OK && c->v[i].mask[0])
             rc = study_relative_path(relm, sizeof relm, dir, c->v[i].mask, err);
         if (rc == CBQ_OK && c->v[i].rtstruct[0])
@@ -210,7 +259,7 @@ int study_stage_cohort(study_ctx *ctx, cbq_error *err)
                       count[SPLIT_TRAIN], count[SPLIT_TEST]);
     char dst[CBQ_STUDY_PATH_MAX + 32];
     if (rc == CBQ_OK)
-        rc = write_cohort(&c, dir, err);
+        rc = write_cohort(&c, csv, dir, err);
     if (rc == CBQ_OK && (rc = study_path(dst, sizeof dst, dir, "ratings.csv", err)) == CBQ_OK)
         rc = copy_file(ratings, dst, err);
     if (rc == CBQ_OK && raters[0] &&

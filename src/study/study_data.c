@@ -85,6 +85,15 @@ int study_model_dir(const study_ctx *ctx, char *buf, size_t cap, cbq_error *err)
     return study_path(buf, cap, ctx->dir[CBQ_STAGE_TRAIN], "model", err);
 }
 
+int study_label_names_path(const study_cohort *c, const study_volume *sv, char *out, size_t cap)
+{
+    if (c->labels_json[0]) {
+        snprintf(out, cap, "%s", c->labels_json);
+        return 1;
+    }
+    return sv->mask[0] && cbq_structures_sidecar(out, cap, sv->mask);
+}
+
 int study_load_structures(const study_ctx *ctx, const cbq_volume *image, const study_volume *sv,
                           const char *labels_json, cbq_volume **structures, cbq_error *err)
 {

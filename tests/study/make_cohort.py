@@ -64,6 +64,8 @@ def main():
     ap.add_argument("--val", type=int, default=2)
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--no-split", action="store_true")
+    ap.add_argument("--labels-beside-masks", action="store_true",
+                    help="write labels.json into labels/ (beside the label volumes), not beside cohort.csv")
     ap.add_argument("--ras", action="store_true",
                     help="store voxels in RAS order (not cbctiq's canonical LPS), same anatomy")
     a = ap.parse_args()
@@ -106,7 +108,8 @@ def main():
         f.write("rater,weight\n")
         for name, w, _ in raters:
             f.write(f"{name},{w}\n")
-    with open(os.path.join(a.out, "labels.json"), "w") as f:
+    labels_dir = os.path.join(a.out, "labels") if a.labels_beside_masks else a.out
+    with open(os.path.join(labels_dir, "labels.json"), "w") as f:
         json.dump({str(k): v for k, v in LABELS.items()}, f)
 
 

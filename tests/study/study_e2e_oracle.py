@@ -83,10 +83,13 @@ def run_study(out, config, extra=()):
 
 
 def tree_digest(root):
+    """Every output's digest; not cbctiq-study.lock, which holds the last run's PID."""
     out = {}
     for d, _, files in os.walk(root):
         for f in files:
             p = os.path.join(d, f)
+            if os.path.relpath(p, root) == "cbctiq-study.lock":
+                continue
             with open(p, "rb") as fh:
                 out[os.path.relpath(p, root)] = hashlib.sha256(fh.read()).hexdigest()
     return out

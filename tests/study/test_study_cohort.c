@@ -1,7 +1,7 @@
 /* test_study_cohort.c - the study's cohort reader (paths resolved against
  * the CSV's folder, split column, errors naming file and line) and the
- * relative paths that keep a study folder movable. Expected values are
- * worked out by hand below. */
+ * relative paths that keep a study folder movable, also through symbolic
+ * links. Expected values are worked out by hand below. */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "cbctiq/atomic_file.h"
@@ -37,21 +38,61 @@ static void write_csv(const char *name, const char *text, char *path, size_t cap
 
 static void relative(const char *from, const char *to, const char *want)
 {
-    char out[4096];
+    char out[4096], from_path[2048], to_path[2048];
     cbq_error err = {0};
-    assert_int_equal(study_relative_path(out, sizeof out, from, to, &err), CBQ_OK);
+    snprintf(from_path, sizeof from_path, "%s/rel/%s", dir, from);
+    snprintf(to_path, sizeof to_path, "%s/rel/%s", dir, to);
+    if (study_relative_path(out, sizeof out, from_path, to_path, &err) != CBQ_OK)
+        fail_msg("%s -> %s: %s", from, to, err.msg);
     assert_string_equal(out, want);
 }
 
+static void make_tree(const char *const *folders, size_t n)
+{
+    cbq_error err = {0};
+    char path[2048];
+    for (size_t i = 0; i < n; i++) {
+        snprintf(path, sizeof path, "%s/rel/%s", dir, folders[i]);
+        assert_int_equal(cbq_mkdir_p(path, &err), CBQ_OK);
+    }
+}
+
+/* Paths are resolved as the system resolves them, so "from/result" opens
+ * "to" also when a folder on the way is a symbolic link. */
 static void test_relative_paths(void **state)
 {
     (void)state;
-    relative("/a/out/cohort", "/a/data/v1.nii.gz", "../../data/v1.nii.gz");
-    relative("/a/out", "/a/out/sim/v1.nii", "sim/v1.nii");
-    relative("/a/out/", "/a/out/x", "x");
-    relative("/a/b/../out/./c", "/a/out/c/d", "d");
-    relative("/a/outer", "/a/out/x", "../out/x");   /* no false common prefix "out" */
-    relative("/a/b", "/a/b", ".");
+    static const char *const folders[] = {"a/out/cohort", "a/out/sim", "a/out/c/d", "a/data",
+                                          "a/b", "a/outer", "a/deep/er", "a/deep/data"};
+    make_tree(folders, sizeof folders / sizeof *folders);
+    char link[2048], target[2048];
+    snprintf(link, sizeof link, "%s/rel/a/lnk", dir);
+    snprintf(target, sizeof target, "%s/rel/a/deep/er", dir);
+    unlink(link);
+    assert_int_equal(symlink(target, link), 0);
+    snprintf(link, sizeof link, "%s/rel/a/data/link.nii.gz", dir);
+    unlink(link);
+    assert_int_equal(symlink("v1.nii.gz", link), 0);
+
+    relative("a/out/cohort", "a/data/v1.nii.gz", "../../data/v1.nii.gz");
+    relative("a/out", "a/out/sim/v1.nii", "sim/v1.nii");
+    relative("a/out/", "a/out/x", "x");
+    relative("a/b/../out/./c", "a/out/c/d", "d");
+    relative("a/outer", "a/out/x", "../out/x"); /* no false common prefix "out" */
+    relative("a/b", "a/b", ".");
+    /* from a folder reached through a link (a/lnk -> a/deep/er) */
+    relative("a/lnk", "a/data/v1.nii.gz", "../../data/v1.nii.gz");
+    /* ".." after a link leaves the link's target, not the link's folder */
+    relative("a/out", "a/lnk/../data/v1.nii.gz", "../deep/data/v1.nii.gz");
+    /* a volume that is itself a link keeps its own name */
+    relative("a/out/cohort", "a/data/link.nii.gz", "../../data/link.nii.gz");
+
+    char out[4096], from_path[2048], to_path[2048];
+    cbq_error err = {0};
+    snprintf(from_path, sizeof from_path, "%s/rel/a/out", dir);
+    snprintf(to_path, sizeof to_path, "%s/rel/a/nowhere/v.nii", dir);
+    assert_int_not_equal(study_relative_path(out, sizeof out, from_path, to_path, &err), CBQ_OK);
+    assert_non_null(strstr(err.msg, "nowhere/v.nii"));
 }
 
 static void test_read_with_split(void **state)
