@@ -256,6 +256,18 @@ static int list_dir(const char *dir, int with_hidden, char ***names_out, size_t 
 }
 
 /* rel: path relative to the hashed root, part of the digest so that renames count. */
+/* A folder entry's path, and its path relative to the walk's root. */
+static int child_paths(const char *path, const char *rel, const char *name,
+                       char child[CBQ_STUDY_PATH_MAX], char child_rel[CBQ_STUDY_PATH_MAX],
+                       cbq_error *err)
+{
+    int a = snprintf(child, CBQ_STUDY_PATH_MAX, "%s/%s", path, name);
+    int b = snprintf(child_rel, CBQ_STUDY_PATH_MAX, "%s%s%s", rel, rel[0] ? "/" : "", name);
+    if (a < 0 || a >= CBQ_STUDY_PATH_MAX || b < 0 || b >= CBQ_STUDY_PATH_MAX)
+        return CBQ_FAIL(err, CBQ_ERR_ARG, "%s/%s: path too long", path, name);
+    return CBQ_OK;
+}
+
 static int hash_tree_into(cbq_sha256 *h, const char *path, const char *rel, cbq_error *err)
 {
     struct stat st;
@@ -276,11 +288,8 @@ static int hash_tree_into(cbq_sha256 *h, const char *path, const char *rel, cbq_
     int rc = CBQ_OK;
     for (size_t i = 0; i < n && rc == CBQ_OK; i++) {
         char child[CBQ_STUDY_PATH_MAX], child_rel[CBQ_STUDY_PATH_MAX];
-        int a = snprintf(child, sizeof child, "%s/%s", path, names[i]);
-        int b = snprintf(child_rel, sizeof child_rel, "%s%s%s", rel, rel[0] ? "/" : "", names[i]);
-        if (a < 0 || (size_t)a >= sizeof child || b < 0 || (size_t)b >= sizeof child_rel)
-            rc = CBQ_FAIL(err, CBQ_ERR_ARG, "%s/%s: path too long", path, names[i]);
-        else
+        rc = child_paths(path, rel, names[i], child, child_rel, err);
+        if (rc == CBQ_OK)
             rc = hash_tree_into(h, child, child_rel, err);
     }
     free_names(names, n);
@@ -332,12 +341,11 @@ static int manifest_walk(const char *path, const char *rel, text_buf *b, cbq_err
     int rc = CBQ_OK;
     for (size_t i = 0; i < n && rc == CBQ_OK; i++) {
         char child[CBQ_STUDY_PATH_MAX], child_rel[CBQ_STUDY_PATH_MAX];
-        int a = snprintf(child, sizeof child, "%s/%s", path, names[i]);
-        int c = snprintf(child_rel, sizeof child_rel, "%s%s%s", rel, rel[0] ? "/" : "", names[i]);
         struct stat st;
-        if (a < 0 || (size_t)a >= sizeof child || c < 0 || (size_t)c >= sizeof child_rel)
-            rc = CBQ_FAIL(err, CBQ_ERR_ARG, "%s/%s: path too long", path, names[i]);
-        else if (stat(child, &st) != 0)
+        rc = child_paths(path, rel, names[i], child, child_rel, err);
+        if (rc != CBQ_OK)
+            break;
+        if (stat(child, &st) != 0)
             rc = CBQ_FAIL(err, CBQ_ERR_IO, "%s: %s", child, strerror(errno));
         else if (S_ISDIR(st.st_mode))
             rc = manifest_walk(child, child_rel, b, err);
