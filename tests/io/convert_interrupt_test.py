@@ -2,9 +2,7 @@
 SIGINT while it writes) leaves nothing in the output folder: no hidden
 temporary file, no partial output. The signal is sent once the temporary
 file exists, and the process must still die of that signal."""
-import argparse
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -12,14 +10,11 @@ import time
 
 import nibabel as nib
 import numpy as np
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from test_args import parse_test_args  # noqa: E402
 
-ap = argparse.ArgumentParser()
-ap.add_argument("--cbctiq", required=True)
-ap.add_argument("--workdir", required=True)
-args = ap.parse_args()
+args = parse_test_args()
 W = args.workdir
-shutil.rmtree(W, ignore_errors=True)
-os.makedirs(W)
 failures = []
 
 # Random float32 voxels: about 64 MB that compress slowly, so the write

@@ -2,9 +2,7 @@
 writes. A pydicom series with PatientName and PatientID: `info` (text and
 --json) hides both unless --show-phi; convert's NIfTI, predict's and ae's
 CSVs and every command's stdout/stderr hold neither."""
-import argparse
 import os
-import shutil
 import subprocess
 import sys
 
@@ -12,14 +10,11 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dicomgen  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from test_args import parse_test_args  # noqa: E402
 
-ap = argparse.ArgumentParser()
-ap.add_argument("--cbctiq", required=True)
-ap.add_argument("--workdir", required=True)
-args = ap.parse_args()
+args = parse_test_args()
 W = args.workdir
-shutil.rmtree(W, ignore_errors=True)
-os.makedirs(W)
 NAME, PID = "Doe^Jane", "PID98765"
 PHI = (NAME.encode(), b"Doe", PID.encode())
 failures = []

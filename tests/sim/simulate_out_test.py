@@ -3,18 +3,13 @@ that holds something: a non-empty folder (a user's file, or an earlier
 cohort) is refused with exit 1 and a message naming it, and left exactly as
 it was; --force writes the cohort there and keeps the other files; an empty
 existing folder is used as is."""
-import argparse
 import os
-import shutil
 import subprocess
 import sys
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from test_args import parse_test_args  # noqa: E402
 
-ap = argparse.ArgumentParser()
-ap.add_argument("--cbctiq", required=True)
-ap.add_argument("--workdir", required=True)
-args = ap.parse_args()
-shutil.rmtree(args.workdir, ignore_errors=True)
-os.makedirs(args.workdir)
+args = parse_test_args()
 SMALL = ["--volumes", "1", "--size", "32", "--slices", "24", "--spacing", "4", "--raters", "1",
          "--test", "0", "--seed", "1", "--threads", "1", "--quiet"]
 failures = []

@@ -3,21 +3,17 @@ study folder (`../../../escape`: the attrib stage writes maps/<id>_<category>
 .nii.gz) makes `cbctiq study` fail before any stage runs, with a message
 naming cohort.csv, the line and the id; nothing outside --out is created or
 changed (a file already lying where the map would land keeps its bytes)."""
-import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ap = argparse.ArgumentParser()
-ap.add_argument("--cbctiq", required=True)
-ap.add_argument("--workdir", required=True)
-args = ap.parse_args()
+sys.path.insert(0, os.path.join(HERE, "..", "common"))
+from test_args import parse_test_args  # noqa: E402
+
+args = parse_test_args()
 work = args.workdir
-shutil.rmtree(work, ignore_errors=True)
-os.makedirs(work)
 failures = []
 
 cohort = os.path.join(work, "cohort")

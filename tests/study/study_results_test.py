@@ -7,12 +7,10 @@ cohort (make_cohort.py, 5 test volumes):
 - the printed poster's table at n = 3 (one category here) shows the exact
   permutation p (scipy.stats.permutation_test over all pairings), not the
   t-test's 0 as "0.0000"."""
-import argparse
 import csv
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 
@@ -20,13 +18,11 @@ import numpy as np
 from scipy import stats
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ap = argparse.ArgumentParser()
-ap.add_argument("--cbctiq", required=True)
-ap.add_argument("--workdir", required=True)
-args = ap.parse_args()
+sys.path.insert(0, os.path.join(HERE, "..", "common"))
+from test_args import parse_test_args  # noqa: E402
+
+args = parse_test_args()
 work = args.workdir
-shutil.rmtree(work, ignore_errors=True)
-os.makedirs(work)
 failures = []
 
 
