@@ -9,22 +9,32 @@ DEMO_OUT   ?= demo-out
 
 all: build
 
+# Which package groups of scripts/deps.sh to install, and whether the release
+# tree builds the test suite: `make demo` installs only what cbctiq needs to
+# build and run; check adds the test group, bench the benchmark peers. (A
+# target's value here also holds for the targets it depends on.)
+DEPS  = build
+TESTS = OFF
+check check-fast: DEPS = build test
+check check-fast: TESTS = ON
+bench: DEPS = build bench
+
 deps:
-	@scripts/deps.sh
+	@scripts/deps.sh $(DEPS)
 
 build: deps
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DCBQ_TESTS=$(TESTS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
 build-asan: deps
-	@cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DCBQ_SANITIZE=address,undefined >/dev/null
+	@cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DCBQ_SANITIZE=address,undefined -DCBQ_TESTS=ON >/dev/null
 	@cmake --build $(BUILD_ASAN) -j $(JOBS)
 
 # ThreadSanitizer needs clang: GCC's libgomp is not TSan-aware, while LLVM's
 # libomp with its Archer tool tells TSan about OpenMP's barriers and tasks.
 build-tsan: deps
 	@cmake -S . -B $(BUILD_TSAN) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang-14 \
-	       -DCMAKE_CXX_COMPILER=clang++-14 -DCBQ_SANITIZE=thread >/dev/null
+	       -DCMAKE_CXX_COMPILER=clang++-14 -DCBQ_SANITIZE=thread -DCBQ_TESTS=ON >/dev/null
 	@cmake --build $(BUILD_TSAN) -j $(JOBS)
 
 # The main job: the whole study on the built-in cohort.

@@ -20,6 +20,12 @@ enum { CLI_EXIT_OK = 0, CLI_EXIT_FAIL = 1, CLI_EXIT_USAGE = 2 };
 #include "commands.def"
 #undef CBQ_COMMAND
 
+/* 1 when the arguments after the command name ask for its help: `--help` or
+ * `-h` anywhere before a `--` (after which every argument is an operand), so
+ * `cbctiq model init --help` works the same as `cbctiq help model`. main.c
+ * asks this once for every command, before the command parses anything. */
+int cli_wants_help(int argc, char **argv);
+
 /* Prints "cbctiq: MESSAGE" for a failed library call; returns CLI_EXIT_FAIL. */
 int cli_report(const cbq_error *err);
 /* Prints "cbctiq CMD: MESSAGE" and a hint to `cbctiq help CMD`; returns CLI_EXIT_USAGE. */

@@ -31,7 +31,8 @@ static void print_overview(FILE *out)
     for (size_t i = 0; commands[i].name; i++)
         fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "  %-12s %s\n", "help", "show this list, or `cbctiq help COMMAND`");
-    fprintf(out, "\nRun `cbctiq help COMMAND` for a command's options.\n");
+    fprintf(out, "\nRun `cbctiq help COMMAND` or `cbctiq COMMAND [SUBCOMMAND] --help` for a"
+                 " command's\noptions.\n");
 }
 
 /* The first line is cbctiq's own version; then every library it computes
@@ -55,7 +56,7 @@ static const command *find_command(const char *name)
 
 static int run_help(int argc, char **argv)
 {
-    if (argc < 3) {
+    if (argc < 3 || strcmp(argv[2], "help") == 0) {
         print_overview(stdout);
         return CLI_EXIT_OK;
     }
@@ -113,6 +114,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "cbctiq: unknown command '%s'; `cbctiq help` lists them\n", name);
         return CLI_EXIT_USAGE;
     }
-    /* Subcommands see argv[0] = their own name, as getopt expects. */
+    /* Subcommands see argv[0] = their own name, as getopt expects. Help is
+     * answered here, for every command and subcommand alike, before the
+     * command checks its arguments. */
+    if (cli_wants_help(argc - 1, argv + 1)) {
+        fputs(cmd->usage, stdout);
+        return CLI_EXIT_OK;
+    }
     return cmd->run(argc - 1, argv + 1);
 }
