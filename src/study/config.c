@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cbctiq/attrib.h"
+#include "cbctiq/layer_table.h"
 #include "cbctiq/preset.h"
 #include "cbctiq/text_file.h"
 #include "study/sha256.h"
@@ -406,8 +407,7 @@ static int check_target_layer(const cbq_study_config *cfg, const char *source, c
     char names[1024] = "";
     int found = 0;
     for (size_t i = 0; i < spec.n_layers && !found; i++) {
-        cbq_layer_kind kind = spec.layers[i].kind;
-        if (kind == CBQ_LAYER_GLOBAL_AVGPOOL || kind == CBQ_LAYER_LINEAR)
+        if (cbq_layer_kind_info_of(spec.layers[i].kind)->flattens)
             break;
         found = strcmp(spec.layers[i].name, cfg->attrib.target_layer) == 0;
         size_t len = strlen(names);
