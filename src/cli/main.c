@@ -64,7 +64,7 @@ static int run_help(int argc, char **argv)
         fprintf(stderr, "cbctiq: unknown command '%s'; `cbctiq help` lists them\n", argv[2]);
         return CLI_EXIT_USAGE;
     }
-    fputs(cmd->usage, stdout);
+    cli_usage_print(stdout, cmd->usage);
     return CLI_EXIT_OK;
 }
 
