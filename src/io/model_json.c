@@ -420,6 +420,17 @@ static int parse_root(const ctx *c, const cJSON *root, cbq_model_spec *spec)
     return validate(c, spec);
 }
 
+/* The parsed object, which only white space may follow (up to stop). */
+static int parse_document(const ctx *c, const cJSON *root, const char *end, const char *stop,
+                          cbq_model_spec *spec)
+{
+    for (const char *p = end; p < stop; p++)
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
+            return CBQ_FAIL(c->err, CBQ_ERR_FORMAT, "%s: unexpected text after the JSON object",
+                            c->file);
+    return parse_root(c, root, spec);
+}
+
 int cbq_model_json_parse(cbq_model_spec *spec, const char *text, size_t len, const char *label,
                          cbq_error *err)
 {
@@ -429,12 +440,7 @@ int cbq_model_json_parse(cbq_model_spec *spec, const char *text, size_t len, con
     cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (!root)
         return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: not valid JSON", c.file);
-    int rc = CBQ_OK;
-    for (const char *p = end; p < text + len && rc == CBQ_OK; p++)
-        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
-            rc = CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: unexpected text after the JSON object", c.file);
-    if (rc == CBQ_OK)
-        rc = parse_root(&c, root, spec);
+    int rc = parse_document(&c, root, end, text + len, spec);
     cJSON_Delete(root);
     if (rc != CBQ_OK)
         cbq_model_spec_free(spec);
