@@ -38,16 +38,14 @@ extern "C" {
 #endif
 
 /* ---- methods ------------------------------------------------------------- */
+/* One value per line of cbctiq/cam_methods.def: CBQ_CAM_GRADCAM ("gradcam"),
+ * CBQ_CAM_HIRESCAM, CBQ_CAM_LAYERCAM, CBQ_CAM_XGRADCAM, CBQ_CAM_GRADCAMPP
+ * ("gradcam++"), CBQ_CAM_SCORECAM, CBQ_CAM_EIGENCAM, CBQ_CAM_GRADXINPUT,
+ * CBQ_CAM_IG ("ig"), then CBQ_CAM_METHOD_COUNT. */
 typedef enum {
-    CBQ_CAM_GRADCAM,      /* "gradcam"   */
-    CBQ_CAM_HIRESCAM,     /* "hirescam"  */
-    CBQ_CAM_LAYERCAM,     /* "layercam"  */
-    CBQ_CAM_XGRADCAM,     /* "xgradcam"  */
-    CBQ_CAM_GRADCAMPP,    /* "gradcam++" */
-    CBQ_CAM_SCORECAM,     /* "scorecam"  */
-    CBQ_CAM_EIGENCAM,     /* "eigencam"  */
-    CBQ_CAM_GRADXINPUT,   /* "gradxinput" */
-    CBQ_CAM_IG,           /* "ig"        */
+#define CBQ_CAM_METHOD(id, name, input_grid_only, sanity_default) CBQ_CAM_##id,
+#include "cbctiq/cam_methods.def"
+#undef CBQ_CAM_METHOD
     CBQ_CAM_METHOD_COUNT
 } cbq_cam_method;
 
@@ -63,7 +61,10 @@ int cbq_cam_method_list_parse(const char *list, cbq_cam_method *out, size_t cap,
                               char *bad, size_t bad_cap, int *too_many);
 /* 1 for methods whose map lives on the input grid only (no target layer). */
 int cbq_cam_method_is_pixel(cbq_cam_method m);
-/* Comma-separated list of all names, for usage texts and error messages. */
+/* 1 for the methods `cbctiq sanity` tests by default (cam_methods.def). */
+int cbq_cam_method_sanity_default(cbq_cam_method m);
+/* "gradcam, hirescam, ...": every name in table order, for usage texts and
+ * error messages (a static string). */
 const char *cbq_cam_method_list(void);
 
 /* ---- the five choices the poster leaves open, and method settings -------- */

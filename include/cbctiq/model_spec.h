@@ -20,16 +20,12 @@ extern "C" {
 
 enum { CBQ_NAME_MAX = 64, CBQ_MAX_OUTPUTS = 16 };
 
+/* One value per line of cbctiq/layer_kinds.def: CBQ_LAYER_CONV2D,
+ * CBQ_LAYER_BATCHNORM2D, ..., then CBQ_LAYER_KIND_COUNT. */
 typedef enum {
-    CBQ_LAYER_CONV2D,
-    CBQ_LAYER_BATCHNORM2D,
-    CBQ_LAYER_RELU,
-    CBQ_LAYER_LEAKY_RELU,
-    CBQ_LAYER_MAXPOOL2D,
-    CBQ_LAYER_AVGPOOL2D,
-    CBQ_LAYER_GLOBAL_AVGPOOL,
-    CBQ_LAYER_DROPOUT,
-    CBQ_LAYER_LINEAR,
+#define CBQ_LAYER_KIND(id, stem) CBQ_LAYER_##id,
+#include "cbctiq/layer_kinds.def"
+#undef CBQ_LAYER_KIND
     CBQ_LAYER_KIND_COUNT
 } cbq_layer_kind;
 

@@ -11,11 +11,10 @@
 #include <string.h>
 
 #include "cam_private.h"
+#include "cbctiq/layer_table.h"
 
-static int is_spatial_end(cbq_layer_kind k)
-{
-    return k == CBQ_LAYER_GLOBAL_AVGPOOL || k == CBQ_LAYER_LINEAR;
-}
+/* The global pool, a linear layer: no spatial grid after them. */
+static int is_spatial_end(cbq_layer_kind k) { return cbq_layer_kind_info_of(k)->flattens; }
 
 static void list_spatial_layers(const cbq_model_spec *spec, char *buf, size_t cap)
 {

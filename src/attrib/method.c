@@ -1,29 +1,41 @@
-/* method.c - names of the attribution methods and of the options, and the
- * options' defaults (the poster's reading of each open choice). */
+/* method.c - the attribution methods' table (built from
+ * cbctiq/cam_methods.def: names, grids, sanity defaults), the names of the
+ * options, and the options' defaults (the poster's reading of each open
+ * choice). */
 #include <stdio.h>
 #include <string.h>
 
 #include "cbctiq/attrib.h"
 
-static const char *const method_names[CBQ_CAM_METHOD_COUNT] = {
-    [CBQ_CAM_GRADCAM] = "gradcam",     [CBQ_CAM_HIRESCAM] = "hirescam",
-    [CBQ_CAM_LAYERCAM] = "layercam",   [CBQ_CAM_XGRADCAM] = "xgradcam",
-    [CBQ_CAM_GRADCAMPP] = "gradcam++", [CBQ_CAM_SCORECAM] = "scorecam",
-    [CBQ_CAM_EIGENCAM] = "eigencam",   [CBQ_CAM_GRADXINPUT] = "gradxinput",
-    [CBQ_CAM_IG] = "ig",
+typedef struct {
+    const char *name;
+    int input_grid_only, sanity_default;
+} method_info;
+
+static const method_info methods[] = {
+#define CBQ_CAM_METHOD(id, name, input_grid_only, sanity_default) \
+    [CBQ_CAM_##id] = {name, input_grid_only, sanity_default},
+#include "cbctiq/cam_methods.def"
+#undef CBQ_CAM_METHOD
 };
-_Static_assert(sizeof method_names / sizeof method_names[0] == CBQ_CAM_METHOD_COUNT,
-               "one name per method");
+_Static_assert(sizeof methods / sizeof methods[0] == CBQ_CAM_METHOD_COUNT, "one row per method");
+
+/* ", gradcam, hirescam, ...": cbq_cam_method_list skips the first ", ". */
+static const char method_list[] =
+#define CBQ_CAM_METHOD(id, name, input_grid_only, sanity_default) ", " name
+#include "cbctiq/cam_methods.def"
+#undef CBQ_CAM_METHOD
+    ;
 
 const char *cbq_cam_method_name(cbq_cam_method m)
 {
-    return (unsigned)m < CBQ_CAM_METHOD_COUNT ? method_names[m] : NULL;
+    return (unsigned)m < CBQ_CAM_METHOD_COUNT ? methods[m].name : NULL;
 }
 
 int cbq_cam_method_parse(const char *name, cbq_cam_method *m)
 {
     for (int i = 0; i < CBQ_CAM_METHOD_COUNT; i++) {
-        if (strcmp(name, method_names[i]) == 0) {
+        if (strcmp(name, methods[i].name) == 0) {
             *m = (cbq_cam_method)i;
             return 1;
         }
@@ -58,13 +70,15 @@ int cbq_cam_method_list_parse(const char *list, cbq_cam_method *out, size_t cap,
 
 int cbq_cam_method_is_pixel(cbq_cam_method m)
 {
-    return m == CBQ_CAM_GRADXINPUT || m == CBQ_CAM_IG;
+    return (unsigned)m < CBQ_CAM_METHOD_COUNT && methods[m].input_grid_only;
 }
 
-const char *cbq_cam_method_list(void)
+int cbq_cam_method_sanity_default(cbq_cam_method m)
 {
-    return "gradcam, hirescam, layercam, xgradcam, gradcam++, scorecam, eigencam, gradxinput, ig";
+    return (unsigned)m < CBQ_CAM_METHOD_COUNT && methods[m].sanity_default;
 }
+
+const char *cbq_cam_method_list(void) { return method_list + 2; }
 
 void cbq_attrib_options_default(cbq_attrib_options *opt)
 {

@@ -10,11 +10,9 @@
 #include <string.h>
 
 #include "cbctiq/attrib.h"
+#include "cbctiq/layer_table.h"
 
-static int has_params(cbq_layer_kind k)
-{
-    return k == CBQ_LAYER_CONV2D || k == CBQ_LAYER_LINEAR || k == CBQ_LAYER_BATCHNORM2D;
-}
+static int has_params(cbq_layer_kind k) { return cbq_layer_kind_info_of(k)->param_count != NULL; }
 
 /* Index of the layer re-initialised at step s (1-based), or -1. */
 static long step_layer_index(const cbq_model_spec *spec, size_t step)

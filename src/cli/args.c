@@ -1,5 +1,8 @@
-/* args.c - shared option parsing and error reporting for subcommands. */
+/* args.c - shared option parsing, usage texts and error reporting for
+ * subcommands. */
 #include "cli.h"
+
+#include "cbctiq/attrib.h"
 
 #include <errno.h>
 #include <math.h>
@@ -17,6 +20,60 @@ int cli_wants_help(int argc, char **argv)
             return 1;
     }
     return 0;
+}
+
+enum { USAGE_WIDTH = 80 };
+
+/* "gradcam (default), hirescam, ...": words wrapped at USAGE_WIDTH, each
+ * continuation line indented to `column` (where the list starts). */
+static void print_method_list(FILE *out, size_t column)
+{
+    cbq_attrib_options def;
+    cbq_attrib_options_default(&def);
+    size_t at = column;
+    for (int m = 0; m < CBQ_CAM_METHOD_COUNT; m++) {
+        char word[64];
+        snprintf(word, sizeof word, "%s%s%s", cbq_cam_method_name((cbq_cam_method)m),
+                 m == (int)def.method ? " (default)" : "", m + 1 < CBQ_CAM_METHOD_COUNT ? "," : "");
+        size_t need = strlen(word) + (at > column ? 1 : 0);
+        if (at > column && at + need > USAGE_WIDTH) {
+            fprintf(out, "\n%*s", (int)column, "");
+            at = column;
+            need = strlen(word);
+        }
+        fprintf(out, "%s%s", at > column ? " " : "", word);
+        at += need;
+    }
+}
+
+/* "gradcam,hirescam,...": one --methods value, never wrapped. */
+static void print_sanity_methods(FILE *out)
+{
+    const char *sep = "";
+    for (int m = 0; m < CBQ_CAM_METHOD_COUNT; m++) {
+        if (!cbq_cam_method_sanity_default((cbq_cam_method)m))
+            continue;
+        fprintf(out, "%s%s", sep, cbq_cam_method_name((cbq_cam_method)m));
+        sep = ",";
+    }
+}
+
+void cli_usage_print(FILE *out, const char *usage)
+{
+    static const char methods[] = "{methods}", sanity[] = "{sanity_methods}";
+    size_t column = 0;
+    for (const char *p = usage; *p;) {
+        if (strncmp(p, methods, sizeof methods - 1) == 0) {
+            print_method_list(out, column);
+            p += sizeof methods - 1;
+        } else if (strncmp(p, sanity, sizeof sanity - 1) == 0) {
+            print_sanity_methods(out);
+            p += sizeof sanity - 1;
+        } else {
+            column = *p == '\n' ? 0 : column + 1;
+            fputc(*p++, out);
+        }
+    }
 }
 
 int cli_report(const cbq_error *err)

@@ -26,10 +26,10 @@
     {"ig-rule", required_argument, NULL, 1007},               \
     {"batch", required_argument, NULL, 1008}
 
-/* Usage lines of those options, a string literal to splice into usage texts. */
+/* Usage lines of those options, a string literal to splice into usage texts
+ * (printed by cli_usage_print, which fills in {methods}). */
 #define ATTRIB_CLI_OPTIONS_USAGE \
-    "  --method NAME      gradcam (default), hirescam, layercam, xgradcam, gradcam++,\n" \
-    "                     scorecam, eigencam, gradxinput, ig\n" \
+    "  --method NAME      {methods}\n" \
     "  --layer NAME       target layer (default: model.json target_layer)\n" \
     "  --relu after|before  ReLU on the map (after, default: Grad-CAM's clipped map)\n" \
     "                     or the signed map (before)\n" \

@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include "cbctiq/error.h"
 
 enum { CLI_EXIT_OK = 0, CLI_EXIT_FAIL = 1, CLI_EXIT_USAGE = 2 };
@@ -25,6 +26,15 @@ enum { CLI_EXIT_OK = 0, CLI_EXIT_FAIL = 1, CLI_EXIT_USAGE = 2 };
  * `cbctiq model init --help` works the same as `cbctiq help model`. main.c
  * asks this once for every command, before the command parses anything. */
 int cli_wants_help(int argc, char **argv);
+
+/* Prints a usage text, filling in lists that come from the library's tables
+ * so that a new entry shows up without editing any usage text:
+ *   {methods}         every attribution method, the default marked, wrapped
+ *                     at 80 columns under the column where it starts
+ *   {sanity_methods}  the methods `cbctiq sanity` tests by default, a
+ *                     comma-separated --methods value
+ * Every usage text is printed through this function. */
+void cli_usage_print(FILE *out, const char *usage);
 
 /* Prints "cbctiq: MESSAGE" for a failed library call; returns CLI_EXIT_FAIL. */
 int cli_report(const cbq_error *err);

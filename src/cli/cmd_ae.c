@@ -74,7 +74,7 @@ static int parse_args(ae_args *a, int argc, char **argv)
                 return CLI_EXIT_USAGE;
             break;
         case 'q': a->common.quiet = 1; break;
-        case 'h': fputs(cli_ae_usage, stdout); return -1;
+        case 'h': cli_usage_print(stdout, cli_ae_usage); return -1;
         case '?': return cli_usage_error("ae", "unknown option");
         default:
             if (!attrib_cli_option("ae", c, optarg, &a->opt, &a->batch))

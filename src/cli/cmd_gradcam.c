@@ -79,7 +79,7 @@ static int parse_args(gradcam_args *a, int argc, char **argv)
                 return CLI_EXIT_USAGE;
             break;
         case 'q': a->common.quiet = 1; break;
-        case 'h': fputs(cli_gradcam_usage, stdout); return -1;
+        case 'h': cli_usage_print(stdout, cli_gradcam_usage); return -1;
         case '?': return cli_usage_error("gradcam", "unknown option");
         default:
             if (!attrib_cli_option("gradcam", c, optarg, &a->opt, &a->batch))

@@ -36,7 +36,7 @@ const char cli_sanity_usage[] =
     "--permute-labels` with the trained model's recipe) against the trained\n"
     "model's (rows with test = permuted_labels, step 0). `cbctiq study` runs both\n"
     "tests in its sanity stage.\n"
-    "  --methods LIST     default gradcam,hirescam,layercam,xgradcam,gradcam++,eigencam,gradxinput\n"
+    "  --methods LIST     default {sanity_methods}\n"
     "  --permuted-model DIR  a model of the same architecture trained on permuted labels\n"
     "  --max-slices N     evenly spaced axial slices per volume (default 16; 0 = all)\n"
     "  --threshold R      rank correlation that flags a method (default 0.5)\n"
@@ -83,7 +83,10 @@ static int parse_args(sanity_args *a, int argc, char **argv)
     a->batch = 16;
     a->max_slices = 16;
     a->threshold = 0.5;
-    int rc = parse_methods(a, "gradcam,hirescam,layercam,xgradcam,gradcam++,eigencam,gradxinput");
+    for (int m = 0; m < CBQ_CAM_METHOD_COUNT; m++)
+        if (cbq_cam_method_sanity_default((cbq_cam_method)m))
+            a->methods[a->n_methods++] = (cbq_cam_method)m;
+    int rc = CLI_EXIT_OK;
     int c;
     uint64_t v;
     optind = 1;
@@ -109,7 +112,7 @@ static int parse_args(sanity_args *a, int argc, char **argv)
             if (!cli_parse_threads("sanity", optarg, &a->common.threads)) return CLI_EXIT_USAGE;
             break;
         case 'q': a->common.quiet = 1; break;
-        case 'h': fputs(cli_sanity_usage, stdout); return -1;
+        case 'h': cli_usage_print(stdout, cli_sanity_usage); return -1;
         case '?': return cli_usage_error("sanity", "unknown option");
         default:
             if (c == 1000 || c == 1003 || c == 1005)

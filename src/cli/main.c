@@ -65,7 +65,7 @@ static int run_help(int argc, char **argv)
         fprintf(stderr, "cbctiq: unknown command '%s'; `cbctiq help` lists them\n", argv[2]);
         return CLI_EXIT_USAGE;
     }
-    fputs(cmd->usage, stdout);
+    cli_usage_print(stdout, cmd->usage);
     return CLI_EXIT_OK;
 }
 
@@ -118,7 +118,7 @@ int main(int argc, char **argv)
      * answered here, for every command and subcommand alike, before the
      * command checks its arguments. */
     if (cli_wants_help(argc - 1, argv + 1)) {
-        fputs(cmd->usage, stdout);
+        cli_usage_print(stdout, cmd->usage);
         return CLI_EXIT_OK;
     }
     return cmd->run(argc - 1, argv + 1);

@@ -1,8 +1,8 @@
 /* model_json.c - read, validate and write model.json
- * (include/cbctiq/model_json.h). Hyper-parameter names and defaults are
- * PyTorch's (torch.nn.Conv2d, BatchNorm2d, LeakyReLU, MaxPool2d, AvgPool2d,
- * Dropout, Linear), so that the file maps one to one onto PyTorch modules.
- * Every message names the file and the JSON path of the offending value. */
+ * (include/cbctiq/model_json.h). A layer's keys, their defaults and ranges
+ * (PyTorch's names) come from the layer table (include/cbctiq/layer_table.h):
+ * nothing here is written per layer kind. Every message names the file and
+ * the JSON path of the offending value. */
 #include "cbctiq/model_json.h"
 
 #include <cjson/cJSON.h>
@@ -13,12 +13,11 @@
 #include <string.h>
 
 #include "cbctiq/atomic_file.h"
+#include "cbctiq/layer_table.h"
 #include "cbctiq/model_cost.h"
 
-/* Limits that keep every later size product far from overflow. */
-#define MAX_CHANNELS 65536
-#define MAX_WINDOW 4096          /* kernel, stride, padding */
-#define MAX_FEATURES (1 << 30)
+/* Limits that keep every later size product far from overflow (a layer's
+ * own limits are in the layer table). */
 #define MAX_INPUT_SIDE 65536
 #define MAX_LAYERS 100000
 #define MAX_LAYER_PARAMS ((size_t)1 << 32)
@@ -154,65 +153,66 @@ static int get_pair(const ctx *c, const cJSON *obj, const char *path, const char
     return CBQ_OK;
 }
 
-static const char *const conv_keys[] = {"name", "type", "in_channels", "out_channels", "kernel_size",
-                                        "stride", "padding", "bias", NULL};
-static const char *const bn_keys[] = {"name", "type", "num_features", "eps", "momentum", NULL};
-static const char *const leaky_keys[] = {"name", "type", "negative_slope", NULL};
-static const char *const pool_keys[] = {"name", "type", "kernel_size", "stride", "padding", NULL};
-static const char *const dropout_keys[] = {"name", "type", "p", NULL};
-static const char *const linear_keys[] = {"name", "type", "in_features", "out_features", "bias", NULL};
-static const char *const bare_keys[] = {"name", "type", NULL};
+static int *int_at(cbq_layer_spec *l, size_t offset) { return (int *)((char *)l + offset); }
+static double *num_at(cbq_layer_spec *l, size_t offset) { return (double *)((char *)l + offset); }
+static int int_of(const cbq_layer_spec *l, size_t offset)
+{
+    return *(const int *)((const char *)l + offset);
+}
+static double num_of(const cbq_layer_spec *l, size_t offset)
+{
+    return *(const double *)((const char *)l + offset);
+}
+
+/* The hyper-parameter `key` of a kind's row, or NULL. */
+static const cbq_hyper_param *find_hyper(const cbq_layer_kind_info *info, const char *key)
+{
+    for (size_t i = 0; i < info->n_hyper; i++)
+        if (strcmp(info->hyper[i].key, key) == 0)
+            return &info->hyper[i];
+    return NULL;
+}
+
+/* One hyper-parameter into *l; those before it in the row are already read. */
+static int parse_one_hyper(const ctx *c, const cJSON *j, const char *path,
+                           const cbq_layer_kind_info *info, const cbq_hyper_param *h,
+                           cbq_layer_spec *l)
+{
+    switch (h->type) {
+    case CBQ_HYPER_INT:
+        return get_int(c, j, path, h->key, h->required, (int)h->def, (int)h->lo, (int)h->hi,
+                       int_at(l, h->offset));
+    case CBQ_HYPER_NUMBER:
+        return get_num(c, j, path, h->key, h->required, h->def, h->lo, h->hi, num_at(l, h->offset));
+    case CBQ_HYPER_BOOL:
+        return get_bool(c, j, path, h->key, (int)h->def, int_at(l, h->offset));
+    case CBQ_HYPER_PAIR: {
+        int def[2] = {(int)h->def, (int)h->def}, v[2];
+        const cbq_hyper_param *from = h->default_from ? find_hyper(info, h->default_from) : NULL;
+        if (from)
+            def[0] = int_of(l, from->offset), def[1] = int_of(l, from->offset_w);
+        CBQ_TRY(get_pair(c, j, path, h->key, h->required, def, (int)h->lo, (int)h->hi, v));
+        *int_at(l, h->offset) = v[0];
+        *int_at(l, h->offset_w) = v[1];
+        return CBQ_OK;
+    }
+    }
+    return fail(c, path, "hyper-parameter \"%s\" has no type", h->key);
+}
 
 static int parse_hyper(const ctx *c, const cJSON *j, const char *path, cbq_layer_spec *l)
 {
-    const char *kind = cbq_layer_kind_name(l->kind);
-    static const int one[2] = {1, 1}, zero[2] = {0, 0};
-    switch (l->kind) {
-    case CBQ_LAYER_CONV2D: {
-        cbq_conv2d_cfg *k = &l->cfg.conv;
-        int ks[2], st[2], pd[2];
-        CBQ_TRY(check_keys(c, j, path, conv_keys, kind));
-        CBQ_TRY(get_int(c, j, path, "in_channels", 1, 0, 1, MAX_CHANNELS, &k->in_channels));
-        CBQ_TRY(get_int(c, j, path, "out_channels", 1, 0, 1, MAX_CHANNELS, &k->out_channels));
-        CBQ_TRY(get_pair(c, j, path, "kernel_size", 1, one, 1, MAX_WINDOW, ks));
-        CBQ_TRY(get_pair(c, j, path, "stride", 0, one, 1, MAX_WINDOW, st));
-        CBQ_TRY(get_pair(c, j, path, "padding", 0, zero, 0, MAX_WINDOW, pd));
-        CBQ_TRY(get_bool(c, j, path, "bias", 1, &k->bias));
-        k->kernel_h = ks[0], k->kernel_w = ks[1], k->stride_h = st[0], k->stride_w = st[1];
-        k->pad_h = pd[0], k->pad_w = pd[1];
-        return CBQ_OK;
-    }
-    case CBQ_LAYER_BATCHNORM2D:
-        CBQ_TRY(check_keys(c, j, path, bn_keys, kind));
-        CBQ_TRY(get_int(c, j, path, "num_features", 1, 0, 1, MAX_CHANNELS, &l->cfg.bn.channels));
-        CBQ_TRY(get_num(c, j, path, "eps", 0, 1e-5, 1e-30, 1.0, &l->cfg.bn.eps));
-        return get_num(c, j, path, "momentum", 0, 0.1, 0.0, 1.0, &l->cfg.bn.momentum);
-    case CBQ_LAYER_LEAKY_RELU:
-        CBQ_TRY(check_keys(c, j, path, leaky_keys, kind));
-        return get_num(c, j, path, "negative_slope", 0, 0.01, -1e6, 1e6, &l->cfg.leaky.negative_slope);
-    case CBQ_LAYER_MAXPOOL2D:
-    case CBQ_LAYER_AVGPOOL2D: {
-        cbq_pool2d_cfg *k = &l->cfg.pool;
-        int ks[2], st[2], pd[2];
-        CBQ_TRY(check_keys(c, j, path, pool_keys, kind));
-        CBQ_TRY(get_pair(c, j, path, "kernel_size", 1, one, 1, MAX_WINDOW, ks));
-        CBQ_TRY(get_pair(c, j, path, "stride", 0, ks, 1, MAX_WINDOW, st)); /* PyTorch: stride = kernel */
-        CBQ_TRY(get_pair(c, j, path, "padding", 0, zero, 0, MAX_WINDOW, pd));
-        k->kernel_h = ks[0], k->kernel_w = ks[1], k->stride_h = st[0], k->stride_w = st[1];
-        k->pad_h = pd[0], k->pad_w = pd[1];
-        return CBQ_OK;
-    }
-    case CBQ_LAYER_DROPOUT:
-        CBQ_TRY(check_keys(c, j, path, dropout_keys, kind));
-        return get_num(c, j, path, "p", 0, 0.5, 0.0, 0.999999, &l->cfg.dropout.p);
-    case CBQ_LAYER_LINEAR:
-        CBQ_TRY(check_keys(c, j, path, linear_keys, kind));
-        CBQ_TRY(get_int(c, j, path, "in_features", 1, 0, 1, MAX_FEATURES, &l->cfg.linear.in_features));
-        CBQ_TRY(get_int(c, j, path, "out_features", 1, 0, 1, MAX_FEATURES, &l->cfg.linear.out_features));
-        return get_bool(c, j, path, "bias", 1, &l->cfg.linear.bias);
-    default:
-        return check_keys(c, j, path, bare_keys, kind);
-    }
+    const cbq_layer_kind_info *info = cbq_layer_kind_info_of(l->kind);
+    const char *keys[2 + CBQ_HYPER_MAX + 1] = {"name", "type"};
+    if (info->n_hyper > CBQ_HYPER_MAX)
+        return fail(c, path, "the %s row of the layer table has more than %d keys", info->name,
+                    CBQ_HYPER_MAX);
+    for (size_t i = 0; i < info->n_hyper; i++)
+        keys[2 + i] = info->hyper[i].key;
+    CBQ_TRY(check_keys(c, j, path, keys, info->name));
+    for (size_t i = 0; i < info->n_hyper; i++)
+        CBQ_TRY(parse_one_hyper(c, j, path, info, &info->hyper[i], l));
+    return CBQ_OK;
 }
 
 static void list_kinds(char *buf, size_t cap)
@@ -326,7 +326,7 @@ static int validate(const ctx *c, const cbq_model_spec *spec)
     if (t < 0)
         return fail(c, "target_layer", "no layer is named \"%s\"", spec->target_layer);
     for (long i = 0; i <= t; i++)
-        if (spec->layers[i].kind == CBQ_LAYER_GLOBAL_AVGPOOL || spec->layers[i].kind == CBQ_LAYER_LINEAR)
+        if (cbq_layer_kind_info_of(spec->layers[i].kind)->flattens)
             return fail(c, "target_layer",
                         "\"%s\" must come before the global pool and linear layers (it has no spatial "
                         "map there)", spec->target_layer);
@@ -420,6 +420,17 @@ static int parse_root(const ctx *c, const cJSON *root, cbq_model_spec *spec)
     return validate(c, spec);
 }
 
+/* The parsed object, which only white space may follow (up to stop). */
+static int parse_document(const ctx *c, const cJSON *root, const char *end, const char *stop,
+                          cbq_model_spec *spec)
+{
+    for (const char *p = end; p < stop; p++)
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
+            return CBQ_FAIL(c->err, CBQ_ERR_FORMAT, "%s: unexpected text after the JSON object",
+                            c->file);
+    return parse_root(c, root, spec);
+}
+
 int cbq_model_json_parse(cbq_model_spec *spec, const char *text, size_t len, const char *label,
                          cbq_error *err)
 {
@@ -429,12 +440,7 @@ int cbq_model_json_parse(cbq_model_spec *spec, const char *text, size_t len, con
     cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (!root)
         return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: not valid JSON", c.file);
-    int rc = CBQ_OK;
-    for (const char *p = end; p < text + len && rc == CBQ_OK; p++)
-        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
-            rc = CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: unexpected text after the JSON object", c.file);
-    if (rc == CBQ_OK)
-        rc = parse_root(&c, root, spec);
+    int rc = parse_document(&c, root, end, text + len, spec);
     cJSON_Delete(root);
     if (rc != CBQ_OK)
         cbq_model_spec_free(spec);
@@ -474,51 +480,32 @@ static cJSON *pair(int a, int b)
     return cJSON_CreateIntArray(v, 2);
 }
 
+static cJSON *hyper_json(const cbq_layer_spec *l, const cbq_hyper_param *h)
+{
+    switch (h->type) {
+    case CBQ_HYPER_INT:
+        return cJSON_CreateNumber(int_of(l, h->offset));
+    case CBQ_HYPER_NUMBER:
+        return cJSON_CreateNumber(num_of(l, h->offset));
+    case CBQ_HYPER_BOOL:
+        return cJSON_CreateBool(int_of(l, h->offset));
+    case CBQ_HYPER_PAIR:
+        return pair(int_of(l, h->offset), int_of(l, h->offset_w));
+    }
+    return NULL;
+}
+
+/* Every hyper-parameter explicitly, in the table's order. */
 static cJSON *layer_json(const cbq_layer_spec *l)
 {
+    const cbq_layer_kind_info *info = cbq_layer_kind_info_of(l->kind);
     cJSON *j = cJSON_CreateObject();
     if (!j)
         return NULL;
     cJSON_AddStringToObject(j, "name", l->name);
-    cJSON_AddStringToObject(j, "type", cbq_layer_kind_name(l->kind));
-    switch (l->kind) {
-    case CBQ_LAYER_CONV2D: {
-        const cbq_conv2d_cfg *k = &l->cfg.conv;
-        cJSON_AddNumberToObject(j, "in_channels", k->in_channels);
-        cJSON_AddNumberToObject(j, "out_channels", k->out_channels);
-        cJSON_AddItemToObject(j, "kernel_size", pair(k->kernel_h, k->kernel_w));
-        cJSON_AddItemToObject(j, "stride", pair(k->stride_h, k->stride_w));
-        cJSON_AddItemToObject(j, "padding", pair(k->pad_h, k->pad_w));
-        cJSON_AddBoolToObject(j, "bias", k->bias);
-        break;
-    }
-    case CBQ_LAYER_BATCHNORM2D:
-        cJSON_AddNumberToObject(j, "num_features", l->cfg.bn.channels);
-        cJSON_AddNumberToObject(j, "eps", l->cfg.bn.eps);
-        cJSON_AddNumberToObject(j, "momentum", l->cfg.bn.momentum);
-        break;
-    case CBQ_LAYER_LEAKY_RELU:
-        cJSON_AddNumberToObject(j, "negative_slope", l->cfg.leaky.negative_slope);
-        break;
-    case CBQ_LAYER_MAXPOOL2D:
-    case CBQ_LAYER_AVGPOOL2D: {
-        const cbq_pool2d_cfg *k = &l->cfg.pool;
-        cJSON_AddItemToObject(j, "kernel_size", pair(k->kernel_h, k->kernel_w));
-        cJSON_AddItemToObject(j, "stride", pair(k->stride_h, k->stride_w));
-        cJSON_AddItemToObject(j, "padding", pair(k->pad_h, k->pad_w));
-        break;
-    }
-    case CBQ_LAYER_DROPOUT:
-        cJSON_AddNumberToObject(j, "p", l->cfg.dropout.p);
-        break;
-    case CBQ_LAYER_LINEAR:
-        cJSON_AddNumberToObject(j, "in_features", l->cfg.linear.in_features);
-        cJSON_AddNumberToObject(j, "out_features", l->cfg.linear.out_features);
-        cJSON_AddBoolToObject(j, "bias", l->cfg.linear.bias);
-        break;
-    default:
-        break;
-    }
+    cJSON_AddStringToObject(j, "type", info->name);
+    for (size_t i = 0; i < info->n_hyper; i++)
+        cJSON_AddItemToObject(j, info->hyper[i].key, hyper_json(l, &info->hyper[i]));
     return j;
 }
 

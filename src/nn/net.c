@@ -9,9 +9,11 @@
  *   aux      per-layer saved state: BN mean/invstd, dropout masks
  *   scratch  conv im2col workspace and per-thread weight-gradient
  *            accumulators, sized for the largest conv and the most threads
- * Forward and backward only index into these blocks.
+ * Forward and backward only index into these blocks. What each layer kind
+ * reserves and how it is initialised is its row of the engine's layer
+ * table (layer_ops.c).
  */
-#include <math.h>
+#include <assert.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -19,7 +21,7 @@
 
 #include "cbctiq/gemm.h"
 #include "cbctiq/mem_limit.h"
-#include "nn/layer.h"
+#include "nn/layer_ops.h"
 #include "nn/net_impl.h"
 
 static void *alloc_floats(size_t count)
@@ -34,14 +36,14 @@ static void *alloc_floats(size_t count)
 
 static size_t plane_of(const size_t s[3]) { return s[0] * s[1] * s[2]; }
 
-/* Adds a tensor view; data offsets are fixed up once the blocks exist. */
-static void add_tensor(cbq_net *net, size_t layer, const char *suffix, int kind, size_t off,
-                       int ndim, const size_t *shape)
+void net_add_tensor(cbq_net *net, size_t layer, const char *suffix, int kind, size_t offset,
+                    int ndim, const size_t *shape)
 {
+    assert(net->n_tensors < net->max_tensors); /* the row's max_tensors is wrong */
     net_tensor *t = &net->tensors[net->n_tensors++];
     snprintf(t->name, sizeof t->name, "%s.%s", net->spec.layers[layer].name, suffix);
     t->kind = kind;
-    t->offset = off;
+    t->offset = offset;
     t->ndim = ndim;
     t->numel = 1;
     for (int d = 0; d < ndim; d++) {
@@ -54,11 +56,9 @@ static void add_tensor(cbq_net *net, size_t layer, const char *suffix, int kind,
 static int plan(cbq_net *net, cbq_error *err)
 {
     const size_t nb = net->max_batch;
-    size_t act_total = 0, aux_total = 0;
-    int threads_max = cbq_threads_max();
+    size_t act_total = 0;
     for (size_t i = 0; i < net->n_layers; i++) {
         const cbq_layer_spec *l = &net->spec.layers[i];
-        net_layer *nl = &net->layer[i];
         const size_t *in = i ? net->shapes[i - 1] : net->in_shape;
         size_t per = plane_of(net->shapes[i]), bytes;
         if (!cbq_size_mul(&bytes, per, nb) || !cbq_size_mul(&bytes, bytes, 4 * sizeof(float)))
@@ -69,108 +69,26 @@ static int plan(cbq_net *net, cbq_error *err)
         if (act_total > SIZE_MAX / 16 - per * nb)
             return CBQ_FAIL(err, CBQ_ERR_NOMEM, "layer '%s': activations for batch %zu overflow",
                             l->name, nb);
-        nl->act_off = act_total;
+        net->layer[i].act_off = act_total;
         act_total += per * nb;
-        switch (l->kind) {
-        case CBQ_LAYER_CONV2D: {
-            const cbq_conv2d_cfg *c = &l->cfg.conv;
-            size_t ws[4] = {(size_t)c->out_channels, (size_t)c->in_channels, (size_t)c->kernel_h,
-                            (size_t)c->kernel_w};
-            nl->w_off = net->n_params;
-            add_tensor(net, i, "weight", NET_T_PARAM, net->n_params, 4, ws);
-            net->n_params += ws[0] * ws[1] * ws[2] * ws[3];
-            nl->fan_in = ws[1] * ws[2] * ws[3];
-            if (c->bias) {
-                nl->b_off = net->n_params;
-                add_tensor(net, i, "bias", NET_T_PARAM, net->n_params, 1, ws);
-                net->n_params += ws[0];
-            }
-            size_t wsz = conv2d_workspace_floats(c, in[1], in[2]);
-            if (wsz > net->ws_per_thread)
-                net->ws_per_thread = wsz;
-            size_t pv = conv2d_dw_private_floats(c);
-            if (pv > net->dw_per_thread)
-                net->dw_per_thread = pv;
-            break;
-        }
-        case CBQ_LAYER_LINEAR: {
-            const cbq_linear_cfg *c = &l->cfg.linear;
-            size_t ws[2] = {(size_t)c->out_features, (size_t)c->in_features};
-            nl->w_off = net->n_params;
-            add_tensor(net, i, "weight", NET_T_PARAM, net->n_params, 2, ws);
-            net->n_params += ws[0] * ws[1];
-            nl->fan_in = ws[1];
-            if (c->bias) {
-                nl->b_off = net->n_params;
-                add_tensor(net, i, "bias", NET_T_PARAM, net->n_params, 1, ws);
-                net->n_params += ws[0];
-            }
-            break;
-        }
-        case CBQ_LAYER_BATCHNORM2D: {
-            size_t ch = (size_t)l->cfg.bn.channels;
-            nl->w_off = net->n_params;
-            add_tensor(net, i, "weight", NET_T_PARAM, net->n_params, 1, &ch);
-            nl->b_off = net->n_params + ch;
-            add_tensor(net, i, "bias", NET_T_PARAM, net->n_params + ch, 1, &ch);
-            net->n_params += 2 * ch;
-            nl->rm_off = net->n_buffers;
-            add_tensor(net, i, "running_mean", NET_T_BUFFER, net->n_buffers, 1, &ch);
-            add_tensor(net, i, "running_var", NET_T_BUFFER, net->n_buffers + ch, 1, &ch);
-            net->n_buffers += 2 * ch;
-            nl->nbt_index = net->n_counters;
-            add_tensor(net, i, "num_batches_tracked", NET_T_COUNTER, net->n_counters++, 0, NULL);
-            nl->aux_off = aux_total;
-            aux_total += 2 * ch;
-            break;
-        }
-        case CBQ_LAYER_DROPOUT:
-            nl->aux_off = aux_total;
-            aux_total += per * nb;
-            break;
-        default:
-            break;
-        }
+        const net_layer_ops *ops = net_layer_ops_of(l->kind);
+        if (ops->plan)
+            ops->plan(net, i, in);
     }
     net->act_total = act_total;
-    net->aux_total = aux_total;
-    net->threads_cap = threads_max;
+    net->threads_cap = cbq_threads_max();
     return CBQ_OK;
 }
 
+/* One random stream for all layers, drawn in layer order. */
 static void init_params(cbq_net *net, uint64_t seed)
 {
     cbq_rng rng;
     cbq_rng_stream(&rng, seed, 0);
     for (size_t i = 0; i < net->n_layers; i++) {
-        const cbq_layer_spec *l = &net->spec.layers[i];
-        net_layer *nl = &net->layer[i];
-        if (l->kind == CBQ_LAYER_BATCHNORM2D) {
-            size_t ch = (size_t)l->cfg.bn.channels;
-            for (size_t c = 0; c < ch; c++) {
-                net->params[nl->w_off + c] = 1.0f;
-                net->params[nl->b_off + c] = 0.0f;
-                net->buffers[nl->rm_off + c] = 0.0f;
-                net->buffers[nl->rm_off + ch + c] = 1.0f;
-            }
-            continue;
-        }
-        if (l->kind != CBQ_LAYER_CONV2D && l->kind != CBQ_LAYER_LINEAR)
-            continue;
-        /* kaiming_uniform_(a=sqrt(5)) gives bound sqrt(6/((1+5) fan_in)) =
-         * 1/sqrt(fan_in); PyTorch's default bias bound is the same. */
-        size_t wcount = l->kind == CBQ_LAYER_CONV2D
-                            ? (size_t)l->cfg.conv.out_channels * nl->fan_in
-                            : (size_t)l->cfg.linear.out_features * nl->fan_in;
-        size_t bcount = l->kind == CBQ_LAYER_CONV2D ? (size_t)l->cfg.conv.out_channels
-                                                    : (size_t)l->cfg.linear.out_features;
-        int has_bias = l->kind == CBQ_LAYER_CONV2D ? l->cfg.conv.bias : l->cfg.linear.bias;
-        double bound = 1.0 / sqrt((double)nl->fan_in);
-        for (size_t k = 0; k < wcount; k++)
-            net->params[nl->w_off + k] = (float)((2.0 * cbq_rng_uniform(&rng) - 1.0) * bound);
-        if (has_bias)
-            for (size_t k = 0; k < bcount; k++)
-                net->params[nl->b_off + k] = (float)((2.0 * cbq_rng_uniform(&rng) - 1.0) * bound);
+        const net_layer_ops *ops = net_layer_ops_of(net->spec.layers[i].kind);
+        if (ops->init)
+            ops->init(net, i, &rng);
     }
 }
 
@@ -225,39 +143,9 @@ static int allocate(cbq_net *net, cbq_error *err)
     return CBQ_OK;
 }
 
-int cbq_net_create(cbq_net **out, const cbq_model_spec *spec, size_t max_batch, uint64_t seed,
-                   cbq_error *err)
+/* Views of the tensors once the blocks exist. */
+static void make_views(cbq_net *net)
 {
-    *out = NULL;
-    CBQ_CHECK_ARG(err, spec && spec->n_layers > 0, "model spec: no layers");
-    CBQ_CHECK_ARG(err, max_batch > 0, "network: max_batch must be at least 1");
-    cbq_net *net = calloc(1, sizeof *net);
-    if (!net)
-        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory creating the network");
-    int rc = copy_spec(&net->spec, spec, err);
-    net->n_layers = spec->n_layers;
-    net->max_batch = max_batch;
-    net->in_shape[0] = 1;
-    net->in_shape[1] = (size_t)spec->input.height;
-    net->in_shape[2] = (size_t)spec->input.width;
-    if (rc == CBQ_OK) {
-        net->shapes = calloc(net->n_layers, sizeof *net->shapes);
-        net->layer = calloc(net->n_layers, sizeof *net->layer);
-        net->tensors = calloc(5 * net->n_layers, sizeof *net->tensors);
-        net->views = calloc(5 * net->n_layers, sizeof *net->views);
-        if (!net->shapes || !net->layer || !net->tensors || !net->views)
-            rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory creating the network");
-    }
-    if (rc == CBQ_OK)
-        rc = cbq_model_spec_shapes(&net->spec, net->shapes, err);
-    if (rc == CBQ_OK)
-        rc = plan(net, err);
-    if (rc == CBQ_OK)
-        rc = allocate(net, err);
-    if (rc != CBQ_OK) {
-        cbq_net_free(net);
-        return rc;
-    }
     for (size_t t = 0; t < net->n_tensors; t++) {
         net_tensor *nt = &net->tensors[t];
         cbq_tensor_view *v = &net->views[t];
@@ -271,6 +159,49 @@ int cbq_net_create(cbq_net **out, const cbq_model_spec *spec, size_t max_batch, 
                   : nt->kind == NET_T_BUFFER ? (void *)(net->buffers + nt->offset)
                                              : (void *)(net->counters + nt->offset);
         v->grad = nt->kind == NET_T_PARAM ? net->grads + nt->offset : NULL;
+    }
+}
+
+/* Everything cbq_net_create makes; on failure the caller frees the net. */
+static int build(cbq_net *net, const cbq_model_spec *spec, cbq_error *err)
+{
+    CBQ_TRY(copy_spec(&net->spec, spec, err));
+    net->shapes = calloc(net->n_layers, sizeof *net->shapes);
+    net->layer = calloc(net->n_layers, sizeof *net->layer);
+    if (!net->shapes || !net->layer)
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory creating the network");
+    /* also refuses kinds outside the layer table */
+    CBQ_TRY(cbq_model_spec_shapes(&net->spec, net->shapes, err));
+    for (size_t i = 0; i < net->n_layers; i++)
+        net->max_tensors += net_layer_ops_of(spec->layers[i].kind)->max_tensors;
+    net->tensors = calloc(net->max_tensors ? net->max_tensors : 1, sizeof *net->tensors);
+    net->views = calloc(net->max_tensors ? net->max_tensors : 1, sizeof *net->views);
+    if (!net->tensors || !net->views)
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory creating the network");
+    CBQ_TRY(plan(net, err));
+    CBQ_TRY(allocate(net, err));
+    make_views(net);
+    return CBQ_OK;
+}
+
+int cbq_net_create(cbq_net **out, const cbq_model_spec *spec, size_t max_batch, uint64_t seed,
+                   cbq_error *err)
+{
+    *out = NULL;
+    CBQ_CHECK_ARG(err, spec && spec->n_layers > 0, "model spec: no layers");
+    CBQ_CHECK_ARG(err, max_batch > 0, "network: max_batch must be at least 1");
+    cbq_net *net = calloc(1, sizeof *net);
+    if (!net)
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory creating the network");
+    net->n_layers = spec->n_layers;
+    net->max_batch = max_batch;
+    net->in_shape[0] = 1;
+    net->in_shape[1] = (size_t)spec->input.height;
+    net->in_shape[2] = (size_t)spec->input.width;
+    int rc = build(net, spec, err);
+    if (rc != CBQ_OK) {
+        cbq_net_free(net);
+        return rc;
     }
     init_params(net, seed);
     cbq_rng_stream(&net->dropout_rng, seed, 1);
@@ -365,15 +296,11 @@ const float *cbq_net_input_grad(const cbq_net *net) { return net->input_grad; }
 
 void cbq_net_zero_grad(cbq_net *net) { memset(net->grads, 0, net->n_params * sizeof *net->grads); }
 
+/* fan_in is 0 for layers without a matrix product */
 double cbq_net_forward_flops(const cbq_net *net)
 {
     double flops = 0.0;
-    for (size_t i = 0; i < net->n_layers; i++) {
-        const cbq_layer_spec *l = &net->spec.layers[i];
-        if (l->kind == CBQ_LAYER_CONV2D)
-            flops += 2.0 * (double)net->layer[i].fan_in * (double)plane_of(net->shapes[i]);
-        else if (l->kind == CBQ_LAYER_LINEAR)
-            flops += 2.0 * (double)net->layer[i].fan_in * (double)l->cfg.linear.out_features;
-    }
+    for (size_t i = 0; i < net->n_layers; i++)
+        flops += 2.0 * (double)net->layer[i].fan_in * (double)plane_of(net->shapes[i]);
     return flops;
 }

@@ -1,5 +1,6 @@
 /* net_impl.h - the inside of cbq_net, shared by net.c (construction,
- * tensors), net_run.c (forward, backward) and train.c. Not public. */
+ * tensors), net_run.c (forward, backward), layer_ops.c (each layer kind's
+ * part) and train.c. Not public. */
 #ifndef CBQ_NN_NET_IMPL_H
 #define CBQ_NN_NET_IMPL_H
 
@@ -33,7 +34,7 @@ struct cbq_net {
     net_layer *layer;
     net_tensor *tensors;
     cbq_tensor_view *views;
-    size_t n_tensors;
+    size_t n_tensors, max_tensors; /* max: the layers' rows summed */
 
     float *params, *grads; size_t n_params;
     float *buffers;        size_t n_buffers;

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cbctiq/attrib.h"
+#include "cbctiq/layer_table.h"
 #include "cbctiq/preset.h"
 #include "cbctiq/text_file.h"
 #include "study/sha256.h"
@@ -102,7 +103,7 @@ static const opt_def OPTS[] = {
     {"evaluate.batch", OPT_INT, F(evaluate.batch), "64", 1, 4096, NULL,
      S(EVALUATE) | S(ATTRIB) | S(SANITY), "slices per forward pass at prediction"},
     {"attrib.method", OPT_STRING, F(attrib.method), "gradcam", 0, 0, NULL, S(ATTRIB) | S(SANITY),
-     "attribution method: gradcam, hirescam, layercam, xgradcam, gradcam++, scorecam, eigencam, gradxinput, ig"},
+     "attribution method: {methods}"},
     {"attrib.target_layer", OPT_STRING, F(attrib.target_layer), "", 0, 0, NULL,
      S(ATTRIB) | S(SANITY),
      "Grad-CAM layer; empty = the model's target_layer"},
@@ -406,8 +407,7 @@ static int check_target_layer(const cbq_study_config *cfg, const char *source, c
     char names[1024] = "";
     int found = 0;
     for (size_t i = 0; i < spec.n_layers && !found; i++) {
-        cbq_layer_kind kind = spec.layers[i].kind;
-        if (kind == CBQ_LAYER_GLOBAL_AVGPOOL || kind == CBQ_LAYER_LINEAR)
+        if (cbq_layer_kind_info_of(spec.layers[i].kind)->flattens)
             break;
         found = strcmp(spec.layers[i].name, cfg->attrib.target_layer) == 0;
         size_t len = strlen(names);
@@ -561,13 +561,34 @@ size_t cbq_study_categories(const cbq_study_config *cfg, char (*names)[64], size
     return n;
 }
 
+/* n characters of text in a Markdown cell, where a '|' would end the cell */
+static void put_cell(FILE *out, const char *text, size_t n)
+{
+    for (size_t i = 0; i < n && text[i]; i++)
+        fputs(text[i] == '|' ? "\\|" : (char[2]){text[i], 0}, out);
+}
+
+/* A help text; {methods} stands for the attribution methods of the method
+ * table (cbctiq/cam_methods.def), so that a new method is listed here too. */
+static void put_help(FILE *out, const char *help)
+{
+    static const char token[] = "{methods}";
+    const char *at = strstr(help, token);
+    if (!at) {
+        put_cell(out, help, strlen(help));
+        return;
+    }
+    put_cell(out, help, (size_t)(at - help));
+    put_cell(out, cbq_cam_method_list(), strlen(cbq_cam_method_list()));
+    put_cell(out, at + sizeof token - 1, strlen(at + sizeof token - 1));
+}
+
 void cbq_study_config_describe(FILE *out)
 {
     for (size_t i = 0; i < N_OPTS; i++) {
         fprintf(out, "| `%s` | %s%s%s | ", OPTS[i].key, OPTS[i].def[0] ? "`" : "(empty)",
                 OPTS[i].def, OPTS[i].def[0] ? "`" : "");
-        for (const char *c = OPTS[i].help; *c; c++) /* a '|' would end the Markdown cell */
-            fputs(*c == '|' ? "\\|" : (char[2]){*c, 0}, out);
+        put_help(out, OPTS[i].help);
         fputs(" |\n", out);
     }
 }

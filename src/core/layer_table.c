@@ -1,0 +1,326 @@
+/* layer_table.c - the layer table (include/cbctiq/layer_table.h): per layer
+ * kind, its model.json hyper-parameters, shape rule and cost, one section
+ * per kind, then the table built from cbctiq/layer_kinds.def.
+ *
+ * Hyper-parameter names and defaults are PyTorch's (torch.nn.Conv2d,
+ * BatchNorm2d, LeakyReLU, MaxPool2d, AvgPool2d, Dropout, Linear), so that
+ * model.json maps one to one onto PyTorch modules. Shape rules are PyTorch's
+ * too (ceil_mode=False, dilation 1):
+ *   conv/pool: out = floor((in + 2*pad - kernel) / stride) + 1
+ *   linear: flattens its input (C*H*W must equal in_features)
+ * Pooling also follows PyTorch in refusing pad > kernel/2. The FLOP
+ * convention is stated once in include/cbctiq/model_cost.h.
+ */
+#include "cbctiq/layer_table.h"
+
+#include <stddef.h>
+
+/* Limits that keep every later size product far from overflow. */
+#define MAX_CHANNELS 65536
+#define MAX_WINDOW 4096 /* kernel, stride, padding */
+#define MAX_FEATURES (1 << 30)
+
+#define AT(member) offsetof(cbq_layer_spec, cfg.member)
+#define N_OF(array) (sizeof array / sizeof array[0])
+
+static double numel(const size_t s[3]) { return (double)s[0] * (double)s[1] * (double)s[2]; }
+
+/* ---- window ops (conv2d, pooling) ------------------------------------------ */
+
+/* One spatial axis of a window op; 0 on success, else fills why. */
+static int window_out(size_t in, int kernel, int stride, int pad, size_t *out, const char **why)
+{
+    if (kernel <= 0 || stride <= 0 || pad < 0) {
+        *why = "kernel and stride must be positive and padding non-negative";
+        return -1;
+    }
+    size_t padded = in + 2 * (size_t)pad; /* in < 2^34, pad < 2^31: no overflow */
+    if (padded < (size_t)kernel) {
+        *why = "the kernel is larger than the padded input";
+        return -1;
+    }
+    *out = (padded - (size_t)kernel) / (size_t)stride + 1;
+    return 0;
+}
+
+static int window_shape(const char *layer, const char *kind, int kh, int kw, int sh, int sw,
+                        int ph, int pw, const size_t in[3], size_t out[3], cbq_error *err)
+{
+    const char *why = NULL;
+    if (window_out(in[1], kh, sh, ph, &out[1], &why) || window_out(in[2], kw, sw, pw, &out[2], &why))
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                        "layer '%s' (%s): input %zux%zux%zu: %s (kernel %dx%d, stride %dx%d, "
+                        "padding %dx%d)",
+                        layer, kind, in[0], in[1], in[2], why, kh, kw, sh, sw, ph, pw);
+    return CBQ_OK;
+}
+
+/* ---- conv2d ---------------------------------------------------------------- */
+
+static const cbq_hyper_param conv2d_hyper[] = {
+    {.key = "in_channels", .type = CBQ_HYPER_INT, .offset = AT(conv.in_channels), .required = 1,
+     .lo = 1, .hi = MAX_CHANNELS},
+    {.key = "out_channels", .type = CBQ_HYPER_INT, .offset = AT(conv.out_channels), .required = 1,
+     .lo = 1, .hi = MAX_CHANNELS},
+    {.key = "kernel_size", .type = CBQ_HYPER_PAIR, .offset = AT(conv.kernel_h),
+     .offset_w = AT(conv.kernel_w), .required = 1, .def = 1, .lo = 1, .hi = MAX_WINDOW},
+    {.key = "stride", .type = CBQ_HYPER_PAIR, .offset = AT(conv.stride_h),
+     .offset_w = AT(conv.stride_w), .def = 1, .lo = 1, .hi = MAX_WINDOW},
+    {.key = "padding", .type = CBQ_HYPER_PAIR, .offset = AT(conv.pad_h), .offset_w = AT(conv.pad_w),
+     .def = 0, .lo = 0, .hi = MAX_WINDOW},
+    {.key = "bias", .type = CBQ_HYPER_BOOL, .offset = AT(conv.bias), .def = 1},
+};
+
+static int conv2d_shape(const cbq_layer_spec *l, const size_t in[3], size_t out[3], cbq_error *err)
+{
+    const cbq_conv2d_cfg *c = &l->cfg.conv;
+    if (c->in_channels <= 0 || c->out_channels <= 0)
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT, "layer '%s' (conv2d): channel counts must be positive",
+                        l->name);
+    if ((size_t)c->in_channels != in[0])
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                        "layer '%s' (conv2d): in_channels is %d but its input has %zu channels",
+                        l->name, c->in_channels, in[0]);
+    CBQ_TRY(window_shape(l->name, "conv2d", c->kernel_h, c->kernel_w, c->stride_h, c->stride_w,
+                         c->pad_h, c->pad_w, in, out, err));
+    out[0] = (size_t)c->out_channels;
+    return CBQ_OK;
+}
+
+static size_t conv2d_param_count(const cbq_layer_spec *l)
+{
+    const cbq_conv2d_cfg *c = &l->cfg.conv;
+    return (size_t)c->out_channels * (size_t)c->in_channels * (size_t)c->kernel_h *
+               (size_t)c->kernel_w + (c->bias ? (size_t)c->out_channels : 0);
+}
+
+static double conv2d_flops(const cbq_layer_spec *l, const size_t in[3], const size_t out[3])
+{
+    (void)in;
+    const cbq_conv2d_cfg *c = &l->cfg.conv;
+    double fan_in = (double)c->in_channels * c->kernel_h * c->kernel_w;
+    return numel(out) * (2.0 * fan_in + (c->bias ? 1.0 : 0.0));
+}
+
+static const cbq_layer_kind_info conv2d_kind = {
+    .name = "conv2d", .hyper = conv2d_hyper, .n_hyper = N_OF(conv2d_hyper),
+    .shape = conv2d_shape, .param_count = conv2d_param_count, .forward_flops = conv2d_flops,
+};
+
+/* ---- batchnorm2d ----------------------------------------------------------- */
+
+static const cbq_hyper_param batchnorm2d_hyper[] = {
+    {.key = "num_features", .type = CBQ_HYPER_INT, .offset = AT(bn.channels), .required = 1,
+     .lo = 1, .hi = MAX_CHANNELS},
+    {.key = "eps", .type = CBQ_HYPER_NUMBER, .offset = AT(bn.eps), .def = 1e-5, .lo = 1e-30, .hi = 1.0},
+    {.key = "momentum", .type = CBQ_HYPER_NUMBER, .offset = AT(bn.momentum), .def = 0.1, .lo = 0.0,
+     .hi = 1.0},
+};
+
+static int batchnorm2d_shape(const cbq_layer_spec *l, const size_t in[3], size_t out[3], cbq_error *err)
+{
+    (void)out;
+    if (l->cfg.bn.channels <= 0 || (size_t)l->cfg.bn.channels != in[0])
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                        "layer '%s' (batchnorm2d): num_features is %d but its input has %zu channels",
+                        l->name, l->cfg.bn.channels, in[0]);
+    return CBQ_OK;
+}
+
+/* weight and bias; the running statistics are buffers, not parameters */
+static size_t batchnorm2d_param_count(const cbq_layer_spec *l) { return 2 * (size_t)l->cfg.bn.channels; }
+
+static double batchnorm2d_flops(const cbq_layer_spec *l, const size_t in[3], const size_t out[3])
+{
+    (void)l, (void)in;
+    return 2.0 * numel(out);
+}
+
+static const cbq_layer_kind_info batchnorm2d_kind = {
+    .name = "batchnorm2d", .hyper = batchnorm2d_hyper, .n_hyper = N_OF(batchnorm2d_hyper),
+    .shape = batchnorm2d_shape, .param_count = batchnorm2d_param_count,
+    .forward_flops = batchnorm2d_flops,
+};
+
+/* ---- element-wise: relu, leaky_relu, dropout -------------------------------- */
+
+/* Output = input shape; nothing to check. */
+static int same_shape(const cbq_layer_spec *l, const size_t in[3], size_t out[3], cbq_error *err)
+{
+    (void)l, (void)in, (void)out, (void)err;
+    return CBQ_OK;
+}
+
+static double one_per_value(const cbq_layer_spec *l, const size_t in[3], const size_t out[3])
+{
+    (void)l, (void)in;
+    return numel(out);
+}
+
+static const cbq_layer_kind_info relu_kind = {
+    .name = "relu", .shape = same_shape, .forward_flops = one_per_value,
+};
+
+static const cbq_hyper_param leaky_relu_hyper[] = {
+    {.key = "negative_slope", .type = CBQ_HYPER_NUMBER, .offset = AT(leaky.negative_slope),
+     .def = 0.01, .lo = -1e6, .hi = 1e6},
+};
+
+static int leaky_relu_shape(const cbq_layer_spec *l, const size_t in[3], size_t out[3], cbq_error *err)
+{
+    (void)in, (void)out;
+    if (!(l->cfg.leaky.negative_slope == l->cfg.leaky.negative_slope))
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT, "layer '%s' (leaky_relu): negative_slope is NaN", l->name);
+    return CBQ_OK;
+}
+
+static const cbq_layer_kind_info leaky_relu_kind = {
+    .name = "leaky_relu", .hyper = leaky_relu_hyper, .n_hyper = N_OF(leaky_relu_hyper),
+    .shape = leaky_relu_shape, .forward_flops = one_per_value,
+};
+
+static const cbq_hyper_param dropout_hyper[] = {
+    {.key = "p", .type = CBQ_HYPER_NUMBER, .offset = AT(dropout.p), .def = 0.5, .lo = 0.0,
+     .hi = 0.999999},
+};
+
+static int dropout_shape(const cbq_layer_spec *l, const size_t in[3], size_t out[3], cbq_error *err)
+{
+    (void)in, (void)out;
+    if (!(l->cfg.dropout.p >= 0.0 && l->cfg.dropout.p < 1.0))
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT, "layer '%s' (dropout): p must be in [0, 1)", l->name);
+    return CBQ_OK;
+}
+
+/* identity in eval mode */
+static double dropout_flops(const cbq_layer_spec *l, const size_t in[3], const size_t out[3])
+{
+    (void)l, (void)in, (void)out;
+    return 0.0;
+}
+
+static const cbq_layer_kind_info dropout_kind = {
+    .name = "dropout", .hyper = dropout_hyper, .n_hyper = N_OF(dropout_hyper),
+    .shape = dropout_shape, .forward_flops = dropout_flops,
+};
+
+/* ---- maxpool2d, avgpool2d ---------------------------------------------------- */
+
+static const cbq_hyper_param pool2d_hyper[] = {
+    {.key = "kernel_size", .type = CBQ_HYPER_PAIR, .offset = AT(pool.kernel_h),
+     .offset_w = AT(pool.kernel_w), .required = 1, .def = 1, .lo = 1, .hi = MAX_WINDOW},
+    {.key = "stride", .type = CBQ_HYPER_PAIR, .offset = AT(pool.stride_h),
+     .offset_w = AT(pool.stride_w), .def = 1, .lo = 1, .hi = MAX_WINDOW,
+     .default_from = "kernel_size"}, /* PyTorch: stride defaults to kernel_size */
+    {.key = "padding", .type = CBQ_HYPER_PAIR, .offset = AT(pool.pad_h), .offset_w = AT(pool.pad_w),
+     .def = 0, .lo = 0, .hi = MAX_WINDOW},
+};
+
+static int pool2d_shape(const cbq_layer_spec *l, const size_t in[3], size_t out[3], cbq_error *err)
+{
+    const char *kind = cbq_layer_kind_name(l->kind);
+    const cbq_pool2d_cfg *p = &l->cfg.pool;
+    if (p->pad_h > p->kernel_h / 2 || p->pad_w > p->kernel_w / 2)
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                        "layer '%s' (%s): padding %dx%d must be at most half the kernel %dx%d",
+                        l->name, kind, p->pad_h, p->pad_w, p->kernel_h, p->kernel_w);
+    return window_shape(l->name, kind, p->kernel_h, p->kernel_w, p->stride_h, p->stride_w,
+                        p->pad_h, p->pad_w, in, out, err);
+}
+
+static double pool2d_flops(const cbq_layer_spec *l, const size_t in[3], const size_t out[3])
+{
+    (void)in;
+    return numel(out) * l->cfg.pool.kernel_h * l->cfg.pool.kernel_w;
+}
+
+static const cbq_layer_kind_info maxpool2d_kind = {
+    .name = "maxpool2d", .hyper = pool2d_hyper, .n_hyper = N_OF(pool2d_hyper),
+    .shape = pool2d_shape, .forward_flops = pool2d_flops,
+};
+
+static const cbq_layer_kind_info avgpool2d_kind = {
+    .name = "avgpool2d", .hyper = pool2d_hyper, .n_hyper = N_OF(pool2d_hyper),
+    .shape = pool2d_shape, .forward_flops = pool2d_flops,
+};
+
+/* ---- global_avgpool ---------------------------------------------------------- */
+
+static int global_avgpool_shape(const cbq_layer_spec *l, const size_t in[3], size_t out[3],
+                                cbq_error *err)
+{
+    (void)l, (void)in, (void)err;
+    out[1] = out[2] = 1;
+    return CBQ_OK;
+}
+
+static double global_avgpool_flops(const cbq_layer_spec *l, const size_t in[3], const size_t out[3])
+{
+    (void)l, (void)out;
+    return numel(in);
+}
+
+static const cbq_layer_kind_info global_avgpool_kind = {
+    .name = "global_avgpool", .flattens = 1,
+    .shape = global_avgpool_shape, .forward_flops = global_avgpool_flops,
+};
+
+/* ---- linear ------------------------------------------------------------------ */
+
+static const cbq_hyper_param linear_hyper[] = {
+    {.key = "in_features", .type = CBQ_HYPER_INT, .offset = AT(linear.in_features), .required = 1,
+     .lo = 1, .hi = MAX_FEATURES},
+    {.key = "out_features", .type = CBQ_HYPER_INT, .offset = AT(linear.out_features), .required = 1,
+     .lo = 1, .hi = MAX_FEATURES},
+    {.key = "bias", .type = CBQ_HYPER_BOOL, .offset = AT(linear.bias), .def = 1},
+};
+
+static int linear_shape(const cbq_layer_spec *l, const size_t in[3], size_t out[3], cbq_error *err)
+{
+    const cbq_linear_cfg *c = &l->cfg.linear;
+    size_t flat = in[0] * in[1] * in[2]; /* below the spec's activation limit */
+    if (c->in_features <= 0 || c->out_features <= 0)
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT, "layer '%s' (linear): feature counts must be positive",
+                        l->name);
+    if ((size_t)c->in_features != flat)
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                        "layer '%s' (linear): in_features is %d but its input has %zu values "
+                        "(%zux%zux%zu)",
+                        l->name, c->in_features, flat, in[0], in[1], in[2]);
+    out[0] = (size_t)c->out_features;
+    out[1] = out[2] = 1;
+    return CBQ_OK;
+}
+
+static size_t linear_param_count(const cbq_layer_spec *l)
+{
+    const cbq_linear_cfg *c = &l->cfg.linear;
+    return (size_t)c->out_features * (size_t)c->in_features + (c->bias ? (size_t)c->out_features : 0);
+}
+
+static double linear_flops(const cbq_layer_spec *l, const size_t in[3], const size_t out[3])
+{
+    (void)in;
+    return numel(out) * (2.0 * l->cfg.linear.in_features + (l->cfg.linear.bias ? 1.0 : 0.0));
+}
+
+static const cbq_layer_kind_info linear_kind = {
+    .name = "linear", .hyper = linear_hyper, .n_hyper = N_OF(linear_hyper), .flattens = 1,
+    .shape = linear_shape, .param_count = linear_param_count, .forward_flops = linear_flops,
+};
+
+/* ---- the table ----------------------------------------------------------------- */
+
+static const cbq_layer_kind_info *const layer_table[] = {
+#define CBQ_LAYER_KIND(id, stem) [CBQ_LAYER_##id] = &stem##_kind,
+#include "cbctiq/layer_kinds.def"
+#undef CBQ_LAYER_KIND
+};
+_Static_assert(N_OF(layer_table) == CBQ_LAYER_KIND_COUNT, "one row per layer kind");
+
+const cbq_layer_kind_info *cbq_layer_kind_info_of(cbq_layer_kind kind)
+{
+    if ((int)kind < 0 || kind >= CBQ_LAYER_KIND_COUNT)
+        return NULL;
+    return layer_table[kind];
+}
