@@ -1,7 +1,9 @@
-/* ratings.c - reads ratings.csv (long format) and raters.csv into a dense
- * [category][volume][rater] score array, validating every row. */
+/* ratings_csv.c - the ratings tables on disk: reads ratings.csv (long
+ * format) and raters.csv into a dense [category][volume][rater] score array,
+ * validating every row, and writes consensus.csv. The statistics on the
+ * array live in src/stats. */
 #define _POSIX_C_SOURCE 200809L
-#include "cbctiq/ratings.h"
+#include "cbctiq/ratings_csv.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -225,20 +227,26 @@ static int fill_scores(cbq_ratings *r, const cbq_csv *t, const rating_row *rows,
     return rc;
 }
 
-int cbq_ratings_read(cbq_ratings *r, const char *ratings_path, const char *raters_path,
-                     cbq_error *err)
+/* Equal weights when there is no raters.csv. */
+static int unit_weights(cbq_ratings *r, const char *ratings_path, cbq_error *err)
 {
-    memset(r, 0, sizeof *r);
-    cbq_csv t;
-    CBQ_TRY(cbq_csv_read(&t, ratings_path, err));
+    r->weight = malloc((r->n_raters + 1) * sizeof *r->weight);
+    if (!r->weight)
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "%s: out of memory", ratings_path);
+    for (size_t k = 0; k < r->n_raters; k++)
+        r->weight[k] = 1.0;
+    return CBQ_OK;
+}
+
+/* Parses the rows of t into r (names, scores) and the weights; r takes the
+ * names whatever happens, so that one cbq_ratings_free releases them. */
+static int ratings_from_table(cbq_ratings *r, const cbq_csv *t, const char *raters_path,
+                              rating_row *rows, size_t *first_row, cbq_error *err)
+{
     name_set vols = {0}, raters = {0}, cats = {0};
-    rating_row *rows = malloc((t.n_rows + 1) * sizeof *rows);
-    size_t *first_row = malloc((t.n_rows + 1) * sizeof *first_row);
-    int rc = rows && first_row ? CBQ_OK : CBQ_FAIL(err, CBQ_ERR_NOMEM, "%s: out of memory", ratings_path);
-    if (rc == CBQ_OK)
-        rc = parse_rows(&t, &vols, &raters, &cats, rows, first_row, err);
-    if (rc == CBQ_OK && t.n_rows == 0)
-        rc = CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s:2: no ratings after the header", ratings_path);
+    int rc = parse_rows(t, &vols, &raters, &cats, rows, first_row, err);
+    if (rc == CBQ_OK && t->n_rows == 0)
+        rc = CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s:2: no ratings after the header", t->name);
     r->volumes = vols.names;
     r->n_volumes = vols.n;
     r->raters = raters.names;
@@ -246,23 +254,55 @@ int cbq_ratings_read(cbq_ratings *r, const char *ratings_path, const char *rater
     r->categories = cats.names;
     r->n_categories = cats.n;
     if (rc == CBQ_OK)
-        rc = fill_scores(r, &t, rows, err);
-    if (rc == CBQ_OK && raters_path)
-        rc = read_weights(r, raters_path, &raters, first_row, &t, err);
-    else if (rc == CBQ_OK) {
-        r->weight = malloc((r->n_raters + 1) * sizeof *r->weight);
-        if (!r->weight)
-            rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "%s: out of memory", ratings_path);
-        for (size_t k = 0; rc == CBQ_OK && k < r->n_raters; k++)
-            r->weight[k] = 1.0;
-    }
+        rc = fill_scores(r, t, rows, err);
+    if (rc == CBQ_OK)
+        rc = raters_path ? read_weights(r, raters_path, &raters, first_row, t, err)
+                         : unit_weights(r, t->name, err);
     name_free_index(&vols);
     name_free_index(&raters);
     name_free_index(&cats);
+    return rc;
+}
+
+int cbq_ratings_read(cbq_ratings *r, const char *ratings_path, const char *raters_path,
+                     cbq_error *err)
+{
+    memset(r, 0, sizeof *r);
+    cbq_csv t;
+    CBQ_TRY(cbq_csv_read(&t, ratings_path, err));
+    rating_row *rows = malloc((t.n_rows + 1) * sizeof *rows);
+    size_t *first_row = malloc((t.n_rows + 1) * sizeof *first_row);
+    int rc = rows && first_row ? ratings_from_table(r, &t, raters_path, rows, first_row, err)
+                               : CBQ_FAIL(err, CBQ_ERR_NOMEM, "%s: out of memory", ratings_path);
     free(rows);
     free(first_row);
     cbq_csv_free(&t);
     if (rc != CBQ_OK)
         cbq_ratings_free(r);
     return rc;
+}
+
+int cbq_consensus_write(const cbq_ratings *r, const cbq_consensus *table, const char *path,
+                        cbq_error *err)
+{
+    static const char *const header[] = {"volume_id", "category", "consensus", "n_raters", "sd"};
+    cbq_csv_writer w;
+    CBQ_TRY(cbq_csv_writer_open(&w, path, header, 5, err));
+    for (size_t v = 0; v < r->n_volumes; v++)
+        for (size_t c = 0; c < r->n_categories; c++) {
+            const cbq_consensus *cs = &table[v * r->n_categories + c];
+            if (!cs->n_raters)
+                continue;
+            cbq_csv_put_str(&w, r->volumes[v]);
+            cbq_csv_put_str(&w, r->categories[c]);
+            cbq_csv_put_double(&w, cs->mean);
+            cbq_csv_put_int(&w, (long long)cs->n_raters);
+            cbq_csv_put_double(&w, cs->sd);
+            int rc = cbq_csv_end_row(&w, err);
+            if (rc != CBQ_OK) {
+                cbq_csv_writer_abort(&w);
+                return rc;
+            }
+        }
+    return cbq_csv_writer_commit(&w, err);
 }
