@@ -1,7 +1,8 @@
-/* atypical.c - which volumes does AE single out: the monotone (isotonic)
- * fit of AE on consensus, robust z-scores of its residuals, and helpers for
- * leave-one-out influence. The stage wiring lives in pipeline.c. */
-#include "cbctiq/study.h"
+/* robust_fit.c - the monotone (isotonic) least-squares fit of y on x by
+ * pool-adjacent-violators, and robust z-scores of residuals (median / MAD).
+ * The study's atypical stage fits AE on consensus with them; it reads and
+ * writes the tables. */
+#include "cbctiq/robust_fit.h"
 
 #include <math.h>
 #include <stdlib.h>
