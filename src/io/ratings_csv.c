@@ -112,48 +112,57 @@ typedef struct {
     double score;
 } rating_row;
 
-static int read_weights(cbq_ratings *r, const char *path, name_set *raters, const size_t *first_row,
-                        const cbq_csv *rt, cbq_error *err)
+/* r->weight[k] from raters.csv; seen_line[k]: the line that gave it. */
+static int weights_from_table(cbq_ratings *r, const cbq_csv *w, const name_set *raters,
+                              size_t *seen_line, cbq_error *err)
+{
+    size_t c_rater, c_weight;
+    CBQ_TRY(cbq_csv_require_col(w, "rater", &c_rater, err));
+    CBQ_TRY(cbq_csv_require_col(w, "weight", &c_weight, err));
+    CBQ_TRY(cbq_csv_require_names(w, c_rater, "rater", err));
+    for (size_t row = 0; row < w->n_rows; row++) {
+        double v;
+        CBQ_TRY(cbq_csv_get_double(w, row, c_weight, &v, err));
+        if (!(v > 0))
+            return cbq_csv_fail(w, row, c_weight, err, CBQ_ERR_RANGE, "weight %s must be > 0",
+                                cbq_csv_cell(w, row, c_weight));
+        long k = name_find(raters, cbq_csv_cell(w, row, c_rater));
+        if (k < 0)
+            continue; /* a rater with no ratings: harmless */
+        if (seen_line[k])
+            return cbq_csv_fail(w, row, c_rater, err, CBQ_ERR_FORMAT,
+                                "rater '%s' appears twice (first on line %zu)", raters->names[k],
+                                seen_line[k]);
+        seen_line[k] = w->line[row];
+        r->weight[k] = v;
+    }
+    return CBQ_OK;
+}
+
+/* A rater of ratings.csv without a weight is reported at its first line there. */
+static int check_all_weighted(const cbq_csv *rt, const name_set *raters, const size_t *first_row,
+                              const size_t *seen_line, const char *path, cbq_error *err)
+{
+    long c_rater = cbq_csv_col(rt, "rater");
+    for (size_t k = 0; k < raters->n; k++)
+        if (!seen_line[k])
+            return cbq_csv_fail(rt, first_row[k], c_rater >= 0 ? (size_t)c_rater : 0, err,
+                                CBQ_ERR_FORMAT, "rater '%s' has no weight in %s", raters->names[k],
+                                path);
+    return CBQ_OK;
+}
+
+static int read_weights(cbq_ratings *r, const char *path, const name_set *raters,
+                        const size_t *first_row, const cbq_csv *rt, cbq_error *err)
 {
     cbq_csv w;
     CBQ_TRY(cbq_csv_read(&w, path, err));
-    size_t c_rater, c_weight;
-    int rc = cbq_csv_require_col(&w, "rater", &c_rater, err);
-    if (rc == CBQ_OK)
-        rc = cbq_csv_require_col(&w, "weight", &c_weight, err);
-    if (rc == CBQ_OK)
-        rc = cbq_csv_require_names(&w, c_rater, "rater", err);
     size_t *seen_line = calloc(raters->n + 1, sizeof *seen_line);
     r->weight = malloc((raters->n + 1) * sizeof *r->weight);
-    if (rc == CBQ_OK && (!seen_line || !r->weight))
-        rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "%s: out of memory", path);
-    for (size_t row = 0; rc == CBQ_OK && row < w.n_rows; row++) {
-        double v;
-        rc = cbq_csv_get_double(&w, row, c_weight, &v, err);
-        if (rc != CBQ_OK)
-            break;
-        if (!(v > 0)) {
-            rc = cbq_csv_fail(&w, row, c_weight, err, CBQ_ERR_RANGE, "weight %s must be > 0",
-                              cbq_csv_cell(&w, row, c_weight));
-            break;
-        }
-        long k = name_find(raters, cbq_csv_cell(&w, row, c_rater));
-        if (k < 0)
-            continue; /* a rater with no ratings: harmless */
-        if (seen_line[k]) {
-            rc = cbq_csv_fail(&w, row, c_rater, err, CBQ_ERR_FORMAT,
-                              "rater '%s' appears twice (first on line %zu)", raters->names[k],
-                              seen_line[k]);
-            break;
-        }
-        seen_line[k] = w.line[row];
-        r->weight[k] = v;
-    }
-    for (size_t k = 0; rc == CBQ_OK && k < raters->n; k++)
-        if (!seen_line[k])
-            rc = cbq_csv_fail(rt, first_row[k], cbq_csv_col(rt, "rater") >= 0 ? (size_t)cbq_csv_col(rt, "rater") : 0,
-                              err, CBQ_ERR_FORMAT, "rater '%s' has no weight in %s", raters->names[k],
-                              path);
+    int rc = seen_line && r->weight ? weights_from_table(r, &w, raters, seen_line, err)
+                                    : CBQ_FAIL(err, CBQ_ERR_NOMEM, "%s: out of memory", path);
+    if (rc == CBQ_OK)
+        rc = check_all_weighted(rt, raters, first_row, seen_line, path, err);
     free(seen_line);
     cbq_csv_free(&w);
     return rc;
