@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cbctiq/correlate.h"
+#include "cbctiq/table_join.h"
 #include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cbctiq/ratings.h"
+#include "cbctiq/ratings_csv.h"
 #include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

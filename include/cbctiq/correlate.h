@@ -1,8 +1,9 @@
 /* correlate.h - the study's statistics of one value against another, per
- * category: join two tables on volume_id (and category), then Spearman with
- * its p-values, confidence intervals, leave-one-out, Pearson, Kendall,
- * partial Spearman and the multiple-testing adjustment across categories,
- * as a cJSON document (the stats.json of docs/formats.md). */
+ * category, on values already paired by volume (table_join.h reads and joins
+ * the tables): Spearman with its p-values, confidence intervals,
+ * leave-one-out, Pearson, Kendall, partial Spearman and the multiple-testing
+ * adjustment across categories, as a cJSON document (the stats.json of
+ * docs/formats.md). No file I/O here. */
 #ifndef CBCTIQ_CORRELATE_H
 #define CBCTIQ_CORRELATE_H
 
@@ -15,15 +16,7 @@
 extern "C" {
 #endif
 
-/* "FILE:COLUMN": a numeric column of a CSV keyed by volume_id [, category]. */
-typedef struct {
-    const char *spec;     /* as given, for messages and the JSON */
-    char path[4096];
-    char column[256];
-} cbq_column_ref;
-/* Splits "FILE:COLUMN" at the last colon. */
-int cbq_column_ref_parse(cbq_column_ref *ref, const char *spec, cbq_error *err);
-
+/* One category's paired values; filled and freed by table_join.h. */
 typedef struct {
     char *category;       /* "all" when not grouped */
     size_t n;             /* volumes in both tables (and every covariate) */
@@ -39,17 +32,6 @@ typedef struct {
     cbq_corr_group *groups;
     size_t n_groups;
 } cbq_joined;
-
-/* Reads x, y and k covariate columns and joins them on volume_id, and on
- * category when by_category (tables without a category column then match
- * every category). where: NULL or "COLUMN=VALUE" keeping only matching rows
- * of the tables that have that column. Groups follow y's category order. A
- * duplicate key, a missing column or a non-numeric cell is an error naming
- * file:line:column. Free with cbq_joined_free. */
-int cbq_join_columns(const cbq_column_ref *x, const cbq_column_ref *y, const cbq_column_ref *z,
-                     size_t k, int by_category, const char *where, cbq_joined *out,
-                     cbq_error *err);
-void cbq_joined_free(cbq_joined *j);
 
 typedef struct {
     size_t n_boot;        /* bootstrap resamples (default 10000) */

@@ -1,9 +1,11 @@
-/* ratings.h - expert ratings: reading ratings.csv / raters.csv, the
- * weighted consensus per (volume, category), and inter-rater agreement
- * (ICC, Krippendorff's alpha, Kendall's W, each rater against the others).
+/* ratings.h - statistics of expert ratings held in memory: the weighted
+ * consensus per (volume, category) and inter-rater agreement (ICC,
+ * Krippendorff's alpha, Kendall's W, each rater against the others). No file
+ * I/O here: ratings_csv.h reads ratings.csv / raters.csv into a cbq_ratings
+ * and writes consensus.csv.
  *
  *   cbq_ratings r;
- *   CBQ_TRY(cbq_ratings_read(&r, "ratings.csv", "raters.csv", err)); // raters may be NULL
+ *   CBQ_TRY(cbq_ratings_read(&r, "ratings.csv", "raters.csv", err)); // ratings_csv.h
  *   cbq_consensus c;
  *   cbq_consensus_of(&r, cat, vol, CBQ_NO_RATER, &c);
  *   cbq_ratings_free(&r);
@@ -23,6 +25,7 @@ extern "C" {
 #define CBQ_SCORE_MAX 5.0
 #define CBQ_NO_RATER ((size_t)-1)
 
+/* The ratings as a dense table; filled and freed by ratings_csv.h. */
 typedef struct {
     size_t n_volumes, n_raters, n_categories;
     char **volumes;     /* names in order of first appearance (owned) */
@@ -31,15 +34,6 @@ typedef struct {
     double *weight;     /* n_raters; 1 when no raters.csv */
     double *score;      /* [category][volume][rater], NaN = not rated */
 } cbq_ratings;
-
-/* Reads ratings.csv (volume_id, rater, category, score in [1, 5]) and, when
- * raters_path is not NULL, raters.csv (rater, weight > 0). Every problem is
- * an error naming file:line and column: a missing column, a non-numeric or
- * out-of-range score, a duplicate (volume, rater, category), a rater without
- * a weight, a zero or negative weight. *r owns its memory on success. */
-int cbq_ratings_read(cbq_ratings *r, const char *ratings_path, const char *raters_path,
-                     cbq_error *err);
-void cbq_ratings_free(cbq_ratings *r);
 
 static inline double cbq_ratings_score(const cbq_ratings *r, size_t cat, size_t vol, size_t rater)
 {
@@ -57,9 +51,9 @@ typedef struct {
  * V1 = sum w, V2 = sum w^2: the usual sample sd for equal weights. */
 void cbq_consensus_of(const cbq_ratings *r, size_t cat, size_t vol, size_t skip,
                       cbq_consensus *out);
-/* Writes consensus.csv (volume_id, category, consensus, n_raters, sd) for
- * every rated (volume, category), atomically. */
-int cbq_consensus_write(const cbq_ratings *r, const char *path, cbq_error *err);
+/* The consensus of every (volume, category) with nobody left out, as
+ * *table[volume * n_categories + category] (caller frees with free()). */
+int cbq_consensus_table(const cbq_ratings *r, cbq_consensus **table, cbq_error *err);
 
 /* ---- agreement (icc.c, krippendorff.c, kendall_w.c, agreement.c) ---- */
 typedef struct {

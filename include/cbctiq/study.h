@@ -168,42 +168,6 @@ int cbq_hash_path(const char *path, char hex[65], cbq_error *err);
 /* rm -rf: removes a file or folder tree; a missing path is fine. */
 int cbq_remove_tree(const char *path, cbq_error *err);
 
-/* ---- evaluation metrics ---------------------------------------------------- */
-enum { CBQ_LIKERT_LEVELS = 5 };
-
-/* A score rounded to a Likert level 1..5: half-up rounding, then clamped. */
-int cbq_likert_round(double score);
-
-typedef struct {
-    size_t n;
-    double mae, rmse;
-    double rho, p;          /* Spearman of prediction vs truth; NAN when undefined */
-    double kappa;           /* quadratic-weighted, on rounded scores; NAN when undefined */
-    /* confusion[t][p]: truth level t+1 (rows), predicted level p+1 (columns) */
-    size_t confusion[CBQ_LIKERT_LEVELS][CBQ_LIKERT_LEVELS];
-} cbq_eval_metrics;
-
-/* Cohen's kappa with quadratic weights w_ij = (i-j)^2/(k-1)^2 from a k x k
- * confusion matrix (row-major, rows = rater A): 1 - sum(w O) / sum(w E),
- * E the outer product of the marginals over N. NAN when sum(w E) = 0. */
-double cbq_quadratic_kappa(const size_t *confusion, size_t k);
-
-/* All metrics of `pred` against `truth` (n values each, n >= 1). */
-int cbq_eval_metrics_compute(const double *pred, const double *truth, size_t n,
-                             cbq_eval_metrics *m, cbq_error *err);
-
-/* ---- atypical cases -------------------------------------------------------- */
-/* Least-squares monotone fit of y on x (pool-adjacent-violators): fit[i] for
- * each input point in its original order; tied x share one fitted value.
- * increasing = 0 fits a non-increasing function. */
-int cbq_isotonic_fit(const double *x, const double *y, size_t n, int increasing, double *fit,
-                     cbq_error *err);
-
-/* Robust z-scores of residuals: z = (r - median r) / s with s = 1.4826 MAD,
- * or 1.2533 x mean absolute deviation when MAD = 0 (Iglewicz & Hoaglin); all
- * z = 0 when both are 0. *scale receives s. */
-int cbq_robust_z(const double *r, size_t n, double *z, double *scale, cbq_error *err);
-
 /* ---- volumes through a model ---------------------------------------------- */
 
 

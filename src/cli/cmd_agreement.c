@@ -5,7 +5,7 @@
 
 #include "cbctiq/correlate.h"
 #include "cbctiq/csv.h"
-#include "cbctiq/ratings.h"
+#include "cbctiq/ratings_csv.h"
 #include "cli.h"
 #include "cbctiq/json_file.h"
 

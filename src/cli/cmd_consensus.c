@@ -1,8 +1,9 @@
 /* cmd_consensus.c - `cbctiq consensus`: weighted consensus per (volume, category). */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 
-#include "cbctiq/ratings.h"
+#include "cbctiq/ratings_csv.h"
 #include "cli.h"
 
 const char cli_consensus_usage[] =
@@ -42,7 +43,11 @@ int cli_consensus(int argc, char **argv)
     cbq_ratings r;
     if (cbq_ratings_read(&r, ratings, raters, &err) != CBQ_OK)
         return cli_report(&err);
-    int rc = cbq_consensus_write(&r, out, &err);
+    cbq_consensus *table = NULL;
+    int rc = cbq_consensus_table(&r, &table, &err);
+    if (rc == CBQ_OK)
+        rc = cbq_consensus_write(&r, table, out, &err);
+    free(table);
     cbq_ratings_free(&r);
     return rc == CBQ_OK ? CLI_EXIT_OK : cli_report(&err);
 }

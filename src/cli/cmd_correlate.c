@@ -8,7 +8,8 @@
 
 #include "cbctiq/correlate.h"
 #include "cbctiq/csv.h"
-#include "cbctiq/ratings.h"
+#include "cbctiq/ratings_csv.h"
+#include "cbctiq/table_join.h"
 #include "cli.h"
 #include "cbctiq/json_file.h"
 

@@ -4,8 +4,7 @@
 #include "cbctiq/ratings.h"
 
 #include <math.h>
-
-#include "cbctiq/csv.h"
+#include <stdlib.h>
 
 void cbq_consensus_of(const cbq_ratings *r, size_t cat, size_t vol, size_t skip,
                       cbq_consensus *out)
@@ -37,27 +36,16 @@ void cbq_consensus_of(const cbq_ratings *r, size_t cat, size_t vol, size_t skip,
     out->sd = sqrt(ss / (v1 - v2 / v1));
 }
 
-int cbq_consensus_write(const cbq_ratings *r, const char *path, cbq_error *err)
+int cbq_consensus_table(const cbq_ratings *r, cbq_consensus **table, cbq_error *err)
 {
-    static const char *const header[] = {"volume_id", "category", "consensus", "n_raters", "sd"};
-    cbq_csv_writer w;
-    CBQ_TRY(cbq_csv_writer_open(&w, path, header, 5, err));
-    int rc = CBQ_OK;
-    for (size_t v = 0; rc == CBQ_OK && v < r->n_volumes; v++)
-        for (size_t c = 0; rc == CBQ_OK && c < r->n_categories; c++) {
-            cbq_consensus cs;
-            cbq_consensus_of(r, c, v, CBQ_NO_RATER, &cs);
-            if (!cs.n_raters)
-                continue;
-            cbq_csv_put_str(&w, r->volumes[v]);
-            cbq_csv_put_str(&w, r->categories[c]);
-            cbq_csv_put_double(&w, cs.mean);
-            cbq_csv_put_int(&w, (long long)cs.n_raters);
-            cbq_csv_put_double(&w, cs.sd);
-            rc = cbq_csv_end_row(&w, err);
-        }
-    if (rc == CBQ_OK)
-        return cbq_csv_writer_commit(&w, err);
-    cbq_csv_writer_abort(&w);
-    return rc;
+    size_t cells;
+    if (!cbq_size_mul(&cells, r->n_volumes, r->n_categories))
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "consensus: too many volumes x categories");
+    *table = malloc((cells ? cells : 1) * sizeof **table);
+    if (!*table)
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "consensus: out of memory");
+    for (size_t v = 0; v < r->n_volumes; v++)
+        for (size_t c = 0; c < r->n_categories; c++)
+            cbq_consensus_of(r, c, v, CBQ_NO_RATER, &(*table)[v * r->n_categories + c]);
+    return CBQ_OK;
 }

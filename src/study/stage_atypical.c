@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cbctiq/csv.h"
+#include "cbctiq/robust_fit.h"
 #include "cbctiq/stats.h"
 #include "study/ae_table.h"
 

@@ -5,11 +5,12 @@
 #include "study/pipeline.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "cbctiq/csv.h"
-#include "cbctiq/ratings.h"
+#include "cbctiq/ratings_csv.h"
 
 static long find_category(const cbq_ratings *r, const char *name)
 {
@@ -81,33 +82,53 @@ static int write_agreement(const study_ctx *ctx, const cbq_ratings *r, const siz
     return rc;
 }
 
+/* cats[k]: the index in r of the study's category k; each must have ratings. */
+static int find_categories(const study_ctx *ctx, const cbq_ratings *r, const char *ratings,
+                           size_t *cats, cbq_error *err)
+{
+    for (size_t k = 0; k < ctx->n_categories; k++) {
+        long c = find_category(r, ctx->categories[k]);
+        if (c < 0)
+            return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                            "%s: no ratings in category '%s' (categories option)", ratings,
+                            ctx->categories[k]);
+        cats[k] = (size_t)c;
+    }
+    return CBQ_OK;
+}
+
+static int write_consensus(const study_ctx *ctx, const cbq_ratings *r, cbq_error *err)
+{
+    char out[CBQ_STUDY_PATH_MAX + 32];
+    CBQ_TRY(study_path(out, sizeof out, ctx->dir[CBQ_STAGE_CONSENSUS], "consensus.csv", err));
+    cbq_consensus *table;
+    CBQ_TRY(cbq_consensus_table(r, &table, err));
+    int rc = cbq_consensus_write(r, table, out, err);
+    free(table);
+    return rc;
+}
+
+static int consensus_outputs(study_ctx *ctx, const cbq_ratings *r, const char *ratings,
+                             double *mean_icc, cbq_error *err)
+{
+    size_t cats[STUDY_MAX_CATEGORIES];
+    CBQ_TRY(find_categories(ctx, r, ratings, cats, err));
+    CBQ_TRY(write_consensus(ctx, r, err));
+    return write_agreement(ctx, r, cats, mean_icc, err);
+}
+
 int study_stage_consensus(study_ctx *ctx, cbq_error *err)
 {
     const char *in = ctx->dir[CBQ_STAGE_COHORT];
-    char ratings[CBQ_STUDY_PATH_MAX + 32], raters[CBQ_STUDY_PATH_MAX + 32], out[CBQ_STUDY_PATH_MAX + 32];
+    char ratings[CBQ_STUDY_PATH_MAX + 32], raters[CBQ_STUDY_PATH_MAX + 32];
     CBQ_TRY(study_path(ratings, sizeof ratings, in, "ratings.csv", err));
     CBQ_TRY(study_path(raters, sizeof raters, in, "raters.csv", err));
     struct stat st;
     int have_raters = stat(raters, &st) == 0;
     cbq_ratings r;
     CBQ_TRY(cbq_ratings_read(&r, ratings, have_raters ? raters : NULL, err));
-    size_t cats[STUDY_MAX_CATEGORIES];
-    int rc = CBQ_OK;
-    for (size_t k = 0; k < ctx->n_categories && rc == CBQ_OK; k++) {
-        long c = find_category(&r, ctx->categories[k]);
-        if (c < 0)
-            rc = CBQ_FAIL(err, CBQ_ERR_FORMAT,
-                          "%s: no ratings in category '%s' (categories option)", ratings,
-                          ctx->categories[k]);
-        else
-            cats[k] = (size_t)c;
-    }
     double mean_icc = NAN;
-    if (rc == CBQ_OK && (rc = study_path(out, sizeof out, ctx->dir[CBQ_STAGE_CONSENSUS],
-                                         "consensus.csv", err)) == CBQ_OK)
-        rc = cbq_consensus_write(&r, out, err);
-    if (rc == CBQ_OK)
-        rc = write_agreement(ctx, &r, cats, &mean_icc, err);
+    int rc = consensus_outputs(ctx, &r, ratings, &mean_icc, err);
     snprintf(ctx->summary, sizeof ctx->summary,
              "%zu volumes x %zu categories from %zu raters; mean ICC(2,1) %.2f", r.n_volumes,
              ctx->n_categories, r.n_raters, mean_icc);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cbctiq/csv.h"
+#include "cbctiq/likert_metrics.h"
 #include "cbctiq/model_file.h"
 #include "cbctiq/progress.h"
 

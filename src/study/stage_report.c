@@ -11,6 +11,7 @@
 #include "cbctiq/csv.h"
 #include "cbctiq/plot.h"
 #include "cbctiq/report.h"
+#include "cbctiq/robust_fit.h"
 #include "cbctiq/stats.h"
 #include "cbctiq/versions.h"
 #include "study/ae_table.h"

@@ -1,11 +1,12 @@
-/* atypical.c - which volumes does AE single out: the monotone (isotonic)
- * fit of AE on consensus, robust z-scores of its residuals, and helpers for
- * leave-one-out influence. The stage wiring lives in pipeline.c. */
-#include "cbctiq/study.h"
+/* robust_fit.c - the monotone (isotonic) least-squares fit of y on x by
+ * pool-adjacent-violators, and robust z-scores of residuals (median / MAD).
+ * The study's atypical stage fits AE on consensus with them; it reads and
+ * writes the tables. */
+#include "cbctiq/robust_fit.h"
+#include "stats_internal.h"
 
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
 typedef struct { double x, y; size_t idx; } point;
 
@@ -75,34 +76,21 @@ int cbq_isotonic_fit(const double *x, const double *y, size_t n, int increasing,
     return CBQ_OK;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double p = *(const double *)a, q = *(const double *)b;
-    return (p > q) - (p < q);
-}
-
-static double median_of(double *v, size_t n)
-{
-    qsort(v, n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 int cbq_robust_z(const double *r, size_t n, double *z, double *scale, cbq_error *err)
 {
     CBQ_CHECK_ARG(err, n >= 1, "robust z-scores need at least one value");
-    double *tmp = malloc(n * sizeof *tmp);
-    if (!tmp)
+    double *dev = malloc(2 * n * sizeof *dev), *scratch = dev + n;
+    if (!dev)
         return CBQ_FAIL(err, CBQ_ERR_NOMEM, "robust z-scores: out of memory");
-    memcpy(tmp, r, n * sizeof *tmp);
-    double med = median_of(tmp, n);
+    double med = stats_median(r, n, scratch);
     double mean_abs = 0;
     for (size_t i = 0; i < n; i++) {
-        tmp[i] = fabs(r[i] - med);
-        mean_abs += tmp[i];
+        dev[i] = fabs(r[i] - med);
+        mean_abs += dev[i];
     }
     mean_abs /= (double)n;
-    double mad = median_of(tmp, n);
-    free(tmp);
+    double mad = stats_median(dev, n, scratch);
+    free(dev);
     /* 1.4826 = 1/Phi^-1(3/4) makes MAD consistent with the SD of a normal;
      * 1.2533 = sqrt(pi/2) does the same for the mean absolute deviation. */
     double s = mad > 0 ? 1.4826 * mad : 1.2533 * mean_abs;

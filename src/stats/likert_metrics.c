@@ -1,8 +1,8 @@
-/* evaluate.c - how well volume-level predictions match the consensus:
+/* likert_metrics.c - how well volume-level predictions match the consensus:
  * MAE, RMSE, Spearman, and agreement on the Likert scale (confusion matrix,
  * quadratic-weighted kappa on rounded scores). Pure numbers in, numbers out;
- * the stage that reads and writes the CSVs lives in pipeline.c. */
-#include "cbctiq/study.h"
+ * the study's evaluate stage reads and writes the CSVs. */
+#include "cbctiq/likert_metrics.h"
 
 #include "cbctiq/stats.h"
 

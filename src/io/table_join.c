@@ -1,7 +1,9 @@
-/* join.c - pairs the values of two (or more) tables by volume_id and
- * category, keeping track of volumes found in one table only. */
+/* table_join.c - reads a numeric column from each of two (or more) CSV
+ * tables and pairs the values by volume_id and category, keeping track of
+ * volumes found in one table only. The statistics on the pairs live in
+ * src/stats (correlate.c). */
 #define _POSIX_C_SOURCE 200809L
-#include "cbctiq/correlate.h"
+#include "cbctiq/table_join.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -95,51 +97,66 @@ static int matches_where(const cbq_csv *t, size_t row, const char *where)
     return 1; /* the table has no such column */
 }
 
-static int table_load(keyed_table *t, const cbq_column_ref *ref, int by_category, const char *where,
-                      cbq_error *err)
+/* One entry per row that passes `where`, in file order and sorted by key. */
+static int table_entries(keyed_table *t, const cbq_column_ref *ref, size_t c_vol, size_t c_val,
+                         long c_cat, const char *where, cbq_error *err)
 {
-    memset(t, 0, sizeof *t);
-    CBQ_TRY(cbq_csv_read(&t->csv, ref->path, err));
-    size_t c_vol, c_val;
-    long c_cat = by_category ? cbq_csv_col(&t->csv, "category") : -1;
-    t->has_cat = c_cat >= 0;
-    int rc = cbq_csv_require_col(&t->csv, "volume_id", &c_vol, err);
-    if (rc == CBQ_OK)
-        rc = cbq_csv_require_col(&t->csv, ref->column, &c_val, err);
     t->e = calloc(t->csv.n_rows + 1, sizeof *t->e);
     t->in_order = malloc((t->csv.n_rows + 1) * sizeof *t->in_order);
-    if (rc == CBQ_OK && (!t->e || !t->in_order))
-        rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "%s: out of memory", ref->path);
-    for (size_t row = 0; rc == CBQ_OK && row < t->csv.n_rows; row++) {
+    if (!t->e || !t->in_order)
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "%s: out of memory", ref->path);
+    for (size_t row = 0; row < t->csv.n_rows; row++) {
         if (!matches_where(&t->csv, row, where))
             continue;
         entry *e = &t->e[t->n];
         e->vol = cbq_csv_cell(&t->csv, row, c_vol);
         e->cat = t->has_cat ? cbq_csv_cell(&t->csv, row, (size_t)c_cat) : NULL;
         if (!e->vol[0])
-            rc = cbq_csv_fail(&t->csv, row, c_vol, err, CBQ_ERR_FORMAT, "empty volume_id");
-        if (rc == CBQ_OK)
-            rc = parse_value(&t->csv, row, c_val, &e->v, err);
-        if (rc == CBQ_OK && !(e->key = make_key(e->vol, e->cat)))
-            rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "%s: out of memory", ref->path);
-        if (rc == CBQ_OK) {
-            e->row = row;
-            t->in_order[t->n++] = *e;
+            return cbq_csv_fail(&t->csv, row, c_vol, err, CBQ_ERR_FORMAT, "empty volume_id");
+        CBQ_TRY(parse_value(&t->csv, row, c_val, &e->v, err));
+        if (!(e->key = make_key(e->vol, e->cat)))
+            return CBQ_FAIL(err, CBQ_ERR_NOMEM, "%s: out of memory", ref->path);
+        e->row = row;
+        t->in_order[t->n++] = *e;
+    }
+    qsort(t->e, t->n, sizeof *t->e, cmp_entry);
+    return CBQ_OK;
+}
+
+/* A key twice is an error naming the second row and the line of the first. */
+static int check_unique(const keyed_table *t, size_t c_vol, const char *where, cbq_error *err)
+{
+    for (size_t i = 1; i < t->n; i++)
+        if (strcmp(t->e[i].key, t->e[i - 1].key) == 0) {
+            size_t a = t->e[i - 1].row, b = t->e[i].row;
+            size_t first = a < b ? a : b, second = a < b ? b : a;
+            return cbq_csv_fail(&t->csv, second, c_vol, err, CBQ_ERR_FORMAT,
+                                "duplicate row for volume '%s'%s%s (first on line %zu)%s",
+                                t->e[i].vol, t->e[i].cat ? " in category " : "",
+                                t->e[i].cat ? t->e[i].cat : "", t->csv.line[first],
+                                where ? "" : "; select rows with --where COLUMN=VALUE");
         }
-    }
-    if (rc == CBQ_OK) {
-        qsort(t->e, t->n, sizeof *t->e, cmp_entry);
-        for (size_t i = 1; rc == CBQ_OK && i < t->n; i++)
-            if (strcmp(t->e[i].key, t->e[i - 1].key) == 0) {
-                size_t a = t->e[i - 1].row, b = t->e[i].row;
-                size_t first = a < b ? a : b, second = a < b ? b : a;
-                rc = cbq_csv_fail(&t->csv, second, c_vol, err, CBQ_ERR_FORMAT,
-                                  "duplicate row for volume '%s'%s%s (first on line %zu)%s",
-                                  t->e[i].vol, t->e[i].cat ? " in category " : "",
-                                  t->e[i].cat ? t->e[i].cat : "", t->csv.line[first],
-                                  where ? "" : "; select rows with --where COLUMN=VALUE");
-            }
-    }
+    return CBQ_OK;
+}
+
+static int table_index(keyed_table *t, const cbq_column_ref *ref, int by_category,
+                       const char *where, cbq_error *err)
+{
+    size_t c_vol, c_val;
+    long c_cat = by_category ? cbq_csv_col(&t->csv, "category") : -1;
+    t->has_cat = c_cat >= 0;
+    CBQ_TRY(cbq_csv_require_col(&t->csv, "volume_id", &c_vol, err));
+    CBQ_TRY(cbq_csv_require_col(&t->csv, ref->column, &c_val, err));
+    CBQ_TRY(table_entries(t, ref, c_vol, c_val, c_cat, where, err));
+    return check_unique(t, c_vol, where, err);
+}
+
+static int table_load(keyed_table *t, const cbq_column_ref *ref, int by_category, const char *where,
+                      cbq_error *err)
+{
+    memset(t, 0, sizeof *t);
+    CBQ_TRY(cbq_csv_read(&t->csv, ref->path, err));
+    int rc = table_index(t, ref, by_category, where, err);
     if (rc != CBQ_OK)
         table_free(t);
     return rc;
@@ -246,45 +263,52 @@ static int build_group(cbq_corr_group *g, const char *cat, const keyed_table *tx
     return 1;
 }
 
+/* x, y and the k covariate tables; a failed load leaves its table empty. */
+static int load_tables(keyed_table *tx, keyed_table *ty, keyed_table *tz, const cbq_column_ref *x,
+                       const cbq_column_ref *y, const cbq_column_ref *z, size_t k, int by_category,
+                       const char *where, cbq_error *err)
+{
+    CBQ_TRY(table_load(tx, x, by_category, where, err));
+    CBQ_TRY(table_load(ty, y, by_category, where, err));
+    for (size_t q = 0; q < k; q++)
+        CBQ_TRY(table_load(&tz[q], &z[q], by_category, where, err));
+    return CBQ_OK;
+}
+
+/* One group per category (y's order, else x's), or one group "all". */
+static int build_groups(cbq_joined *out, const keyed_table *tx, const keyed_table *ty,
+                        const keyed_table *tz, size_t k, int by_category, cbq_error *err)
+{
+    char **cats = NULL;
+    size_t n_cats = 1;
+    if (by_category && (ty->has_cat || tx->has_cat) &&
+        !list_categories(ty->has_cat ? ty : tx, &cats, &n_cats))
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "join: out of memory");
+    out->groups = calloc(n_cats + 1, sizeof *out->groups);
+    out->n_groups = n_cats;
+    int ok = out->groups != NULL;
+    for (size_t g = 0; ok && g < n_cats; g++)
+        ok = build_group(&out->groups[g], cats ? cats[g] : NULL, tx, ty, tz, k);
+    free(cats);
+    return ok ? CBQ_OK : CBQ_FAIL(err, CBQ_ERR_NOMEM, "join: out of memory");
+}
+
 int cbq_join_columns(const cbq_column_ref *x, const cbq_column_ref *y, const cbq_column_ref *z,
                      size_t k, int by_category, const char *where, cbq_joined *out,
                      cbq_error *err)
 {
     memset(out, 0, sizeof *out);
     CBQ_CHECK_ARG(err, !where || strchr(where, '='), "--where '%s': expected COLUMN=VALUE", where);
-    keyed_table tx, ty, *tz = calloc(k + 1, sizeof *tz);
+    keyed_table tx = {0}, ty = {0}, *tz = calloc(k + 1, sizeof *tz);
     if (!tz)
         return CBQ_FAIL(err, CBQ_ERR_NOMEM, "join: out of memory");
-    int rc = table_load(&tx, x, by_category, where, err);
-    if (rc != CBQ_OK) {
-        free(tz);
-        return rc;
-    }
-    rc = table_load(&ty, y, by_category, where, err);
-    size_t loaded = 0;
-    for (; rc == CBQ_OK && loaded < k; loaded++)
-        if ((rc = table_load(&tz[loaded], &z[loaded], by_category, where, err)) != CBQ_OK)
-            break;
-    char **cats = NULL;
-    size_t n_cats = 1;
-    if (rc == CBQ_OK && by_category && (ty.has_cat || tx.has_cat)) {
-        if (!list_categories(ty.has_cat ? &ty : &tx, &cats, &n_cats))
-            rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "join: out of memory");
-    }
-    if (rc == CBQ_OK) {
-        out->groups = calloc(n_cats + 1, sizeof *out->groups);
-        out->n_groups = n_cats;
-        if (!out->groups)
-            rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "join: out of memory");
-        for (size_t g = 0; rc == CBQ_OK && g < n_cats; g++)
-            if (!build_group(&out->groups[g], cats ? cats[g] : NULL, &tx, &ty, tz, k))
-                rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "join: out of memory");
-    }
-    free(cats);
-    for (size_t q = 0; q < loaded && q < k; q++)
+    int rc = load_tables(&tx, &ty, tz, x, y, z, k, by_category, where, err);
+    if (rc == CBQ_OK)
+        rc = build_groups(out, &tx, &ty, tz, k, by_category, err);
+    for (size_t q = 0; q < k; q++)
         table_free(&tz[q]);
     free(tz);
-    table_free(&ty); /* a failed load left it empty */
+    table_free(&ty);
     table_free(&tx);
     if (rc != CBQ_OK)
         cbq_joined_free(out);

@@ -1,7 +1,9 @@
-/* ratings.c - reads ratings.csv (long format) and raters.csv into a dense
- * [category][volume][rater] score array, validating every row. */
+/* ratings_csv.c - the ratings tables on disk: reads ratings.csv (long
+ * format) and raters.csv into a dense [category][volume][rater] score array,
+ * validating every row, and writes consensus.csv. The statistics on the
+ * array live in src/stats. */
 #define _POSIX_C_SOURCE 200809L
-#include "cbctiq/ratings.h"
+#include "cbctiq/ratings_csv.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -110,48 +112,57 @@ typedef struct {
     double score;
 } rating_row;
 
-static int read_weights(cbq_ratings *r, const char *path, name_set *raters, const size_t *first_row,
-                        const cbq_csv *rt, cbq_error *err)
+/* r->weight[k] from raters.csv; seen_line[k]: the line that gave it. */
+static int weights_from_table(cbq_ratings *r, const cbq_csv *w, const name_set *raters,
+                              size_t *seen_line, cbq_error *err)
+{
+    size_t c_rater, c_weight;
+    CBQ_TRY(cbq_csv_require_col(w, "rater", &c_rater, err));
+    CBQ_TRY(cbq_csv_require_col(w, "weight", &c_weight, err));
+    CBQ_TRY(cbq_csv_require_names(w, c_rater, "rater", err));
+    for (size_t row = 0; row < w->n_rows; row++) {
+        double v;
+        CBQ_TRY(cbq_csv_get_double(w, row, c_weight, &v, err));
+        if (!(v > 0))
+            return cbq_csv_fail(w, row, c_weight, err, CBQ_ERR_RANGE, "weight %s must be > 0",
+                                cbq_csv_cell(w, row, c_weight));
+        long k = name_find(raters, cbq_csv_cell(w, row, c_rater));
+        if (k < 0)
+            continue; /* a rater with no ratings: harmless */
+        if (seen_line[k])
+            return cbq_csv_fail(w, row, c_rater, err, CBQ_ERR_FORMAT,
+                                "rater '%s' appears twice (first on line %zu)", raters->names[k],
+                                seen_line[k]);
+        seen_line[k] = w->line[row];
+        r->weight[k] = v;
+    }
+    return CBQ_OK;
+}
+
+/* A rater of ratings.csv without a weight is reported at its first line there. */
+static int check_all_weighted(const cbq_csv *rt, const name_set *raters, const size_t *first_row,
+                              const size_t *seen_line, const char *path, cbq_error *err)
+{
+    long c_rater = cbq_csv_col(rt, "rater");
+    for (size_t k = 0; k < raters->n; k++)
+        if (!seen_line[k])
+            return cbq_csv_fail(rt, first_row[k], c_rater >= 0 ? (size_t)c_rater : 0, err,
+                                CBQ_ERR_FORMAT, "rater '%s' has no weight in %s", raters->names[k],
+                                path);
+    return CBQ_OK;
+}
+
+static int read_weights(cbq_ratings *r, const char *path, const name_set *raters,
+                        const size_t *first_row, const cbq_csv *rt, cbq_error *err)
 {
     cbq_csv w;
     CBQ_TRY(cbq_csv_read(&w, path, err));
-    size_t c_rater, c_weight;
-    int rc = cbq_csv_require_col(&w, "rater", &c_rater, err);
-    if (rc == CBQ_OK)
-        rc = cbq_csv_require_col(&w, "weight", &c_weight, err);
-    if (rc == CBQ_OK)
-        rc = cbq_csv_require_names(&w, c_rater, "rater", err);
     size_t *seen_line = calloc(raters->n + 1, sizeof *seen_line);
     r->weight = malloc((raters->n + 1) * sizeof *r->weight);
-    if (rc == CBQ_OK && (!seen_line || !r->weight))
-        rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "%s: out of memory", path);
-    for (size_t row = 0; rc == CBQ_OK && row < w.n_rows; row++) {
-        double v;
-        rc = cbq_csv_get_double(&w, row, c_weight, &v, err);
-        if (rc != CBQ_OK)
-            break;
-        if (!(v > 0)) {
-            rc = cbq_csv_fail(&w, row, c_weight, err, CBQ_ERR_RANGE, "weight %s must be > 0",
-                              cbq_csv_cell(&w, row, c_weight));
-            break;
-        }
-        long k = name_find(raters, cbq_csv_cell(&w, row, c_rater));
-        if (k < 0)
-            continue; /* a rater with no ratings: harmless */
-        if (seen_line[k]) {
-            rc = cbq_csv_fail(&w, row, c_rater, err, CBQ_ERR_FORMAT,
-                              "rater '%s' appears twice (first on line %zu)", raters->names[k],
-                              seen_line[k]);
-            break;
-        }
-        seen_line[k] = w.line[row];
-        r->weight[k] = v;
-    }
-    for (size_t k = 0; rc == CBQ_OK && k < raters->n; k++)
-        if (!seen_line[k])
-            rc = cbq_csv_fail(rt, first_row[k], cbq_csv_col(rt, "rater") >= 0 ? (size_t)cbq_csv_col(rt, "rater") : 0,
-                              err, CBQ_ERR_FORMAT, "rater '%s' has no weight in %s", raters->names[k],
-                              path);
+    int rc = seen_line && r->weight ? weights_from_table(r, &w, raters, seen_line, err)
+                                    : CBQ_FAIL(err, CBQ_ERR_NOMEM, "%s: out of memory", path);
+    if (rc == CBQ_OK)
+        rc = check_all_weighted(rt, raters, first_row, seen_line, path, err);
     free(seen_line);
     cbq_csv_free(&w);
     return rc;
@@ -225,20 +236,26 @@ static int fill_scores(cbq_ratings *r, const cbq_csv *t, const rating_row *rows,
     return rc;
 }
 
-int cbq_ratings_read(cbq_ratings *r, const char *ratings_path, const char *raters_path,
-                     cbq_error *err)
+/* Equal weights when there is no raters.csv. */
+static int unit_weights(cbq_ratings *r, const char *ratings_path, cbq_error *err)
 {
-    memset(r, 0, sizeof *r);
-    cbq_csv t;
-    CBQ_TRY(cbq_csv_read(&t, ratings_path, err));
+    r->weight = malloc((r->n_raters + 1) * sizeof *r->weight);
+    if (!r->weight)
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "%s: out of memory", ratings_path);
+    for (size_t k = 0; k < r->n_raters; k++)
+        r->weight[k] = 1.0;
+    return CBQ_OK;
+}
+
+/* Parses the rows of t into r (names, scores) and the weights; r takes the
+ * names whatever happens, so that one cbq_ratings_free releases them. */
+static int ratings_from_table(cbq_ratings *r, const cbq_csv *t, const char *raters_path,
+                              rating_row *rows, size_t *first_row, cbq_error *err)
+{
     name_set vols = {0}, raters = {0}, cats = {0};
-    rating_row *rows = malloc((t.n_rows + 1) * sizeof *rows);
-    size_t *first_row = malloc((t.n_rows + 1) * sizeof *first_row);
-    int rc = rows && first_row ? CBQ_OK : CBQ_FAIL(err, CBQ_ERR_NOMEM, "%s: out of memory", ratings_path);
-    if (rc == CBQ_OK)
-        rc = parse_rows(&t, &vols, &raters, &cats, rows, first_row, err);
-    if (rc == CBQ_OK && t.n_rows == 0)
-        rc = CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s:2: no ratings after the header", ratings_path);
+    int rc = parse_rows(t, &vols, &raters, &cats, rows, first_row, err);
+    if (rc == CBQ_OK && t->n_rows == 0)
+        rc = CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s:2: no ratings after the header", t->name);
     r->volumes = vols.names;
     r->n_volumes = vols.n;
     r->raters = raters.names;
@@ -246,23 +263,55 @@ int cbq_ratings_read(cbq_ratings *r, const char *ratings_path, const char *rater
     r->categories = cats.names;
     r->n_categories = cats.n;
     if (rc == CBQ_OK)
-        rc = fill_scores(r, &t, rows, err);
-    if (rc == CBQ_OK && raters_path)
-        rc = read_weights(r, raters_path, &raters, first_row, &t, err);
-    else if (rc == CBQ_OK) {
-        r->weight = malloc((r->n_raters + 1) * sizeof *r->weight);
-        if (!r->weight)
-            rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "%s: out of memory", ratings_path);
-        for (size_t k = 0; rc == CBQ_OK && k < r->n_raters; k++)
-            r->weight[k] = 1.0;
-    }
+        rc = fill_scores(r, t, rows, err);
+    if (rc == CBQ_OK)
+        rc = raters_path ? read_weights(r, raters_path, &raters, first_row, t, err)
+                         : unit_weights(r, t->name, err);
     name_free_index(&vols);
     name_free_index(&raters);
     name_free_index(&cats);
+    return rc;
+}
+
+int cbq_ratings_read(cbq_ratings *r, const char *ratings_path, const char *raters_path,
+                     cbq_error *err)
+{
+    memset(r, 0, sizeof *r);
+    cbq_csv t;
+    CBQ_TRY(cbq_csv_read(&t, ratings_path, err));
+    rating_row *rows = malloc((t.n_rows + 1) * sizeof *rows);
+    size_t *first_row = malloc((t.n_rows + 1) * sizeof *first_row);
+    int rc = rows && first_row ? ratings_from_table(r, &t, raters_path, rows, first_row, err)
+                               : CBQ_FAIL(err, CBQ_ERR_NOMEM, "%s: out of memory", ratings_path);
     free(rows);
     free(first_row);
     cbq_csv_free(&t);
     if (rc != CBQ_OK)
         cbq_ratings_free(r);
     return rc;
+}
+
+int cbq_consensus_write(const cbq_ratings *r, const cbq_consensus *table, const char *path,
+                        cbq_error *err)
+{
+    static const char *const header[] = {"volume_id", "category", "consensus", "n_raters", "sd"};
+    cbq_csv_writer w;
+    CBQ_TRY(cbq_csv_writer_open(&w, path, header, 5, err));
+    for (size_t v = 0; v < r->n_volumes; v++)
+        for (size_t c = 0; c < r->n_categories; c++) {
+            const cbq_consensus *cs = &table[v * r->n_categories + c];
+            if (!cs->n_raters)
+                continue;
+            cbq_csv_put_str(&w, r->volumes[v]);
+            cbq_csv_put_str(&w, r->categories[c]);
+            cbq_csv_put_double(&w, cs->mean);
+            cbq_csv_put_int(&w, (long long)cs->n_raters);
+            cbq_csv_put_double(&w, cs->sd);
+            int rc = cbq_csv_end_row(&w, err);
+            if (rc != CBQ_OK) {
+                cbq_csv_writer_abort(&w);
+                return rc;
+            }
+        }
+    return cbq_csv_writer_commit(&w, err);
 }
