@@ -123,7 +123,7 @@ static int put_row(cbq_csv_writer *w, const char *cat, const ae_category *ac,
 static int open_writer(const study_ctx *ctx, cbq_csv_writer *w, const char *name, cbq_error *err)
 {
     char path[CBQ_STUDY_PATH_MAX + 32];
-    CBQ_TRY(study_path(path, sizeof path, ctx->dir[CBQ_STAGE_ATYPICAL], name, err));
+    CBQ_TRY(study_output_path(ctx, name, path, sizeof path, err));
     return cbq_csv_writer_open(w, path, ATYP_HEADER, ATYP_COLS, err);
 }
 
