@@ -7,6 +7,7 @@
  * with what it declares. */
 #define _POSIX_C_SOURCE 200809L
 #include "study/pipeline.h"
+#include "study/ae_input.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -153,4 +154,13 @@ int study_read_cohort_files(const study_ctx *ctx, unsigned reads, study_cohort *
 int study_read_cohort(const study_ctx *ctx, study_cohort *c, cbq_error *err)
 {
     return study_read_cohort_files(ctx, 0, c, err);
+}
+
+int study_read_ae_table(const study_ctx *ctx, ae_table *t, cbq_error *err)
+{
+    /* ae_table_read joins attrib/ae.csv itself; the declaration is checked
+     * here, where the stage asks for it. */
+    char path[CBQ_STUDY_PATH_MAX + 32];
+    CBQ_TRY(study_input_path(ctx, CBQ_STAGE_ATTRIB, "ae.csv", path, sizeof path, err));
+    return ae_table_read(ctx, t, err);
 }

@@ -13,7 +13,7 @@
 #include "cbctiq/report.h"
 #include "cbctiq/stats.h"
 #include "cbctiq/versions.h"
-#include "study/ae_table.h"
+#include "study/ae_input.h"
 #include "study/report_figures.h"
 
 /* Column order for display: the columns named in `lead` (those present)
@@ -275,7 +275,7 @@ static int build(cbq_report *r, const study_ctx *ctx, cbq_error *err)
                              "sample, confidence interval, Holm and BH adjusted p; then the "
                              "caveat's columns.", err));
     ae_table t;
-    CBQ_TRY(ae_table_read(ctx, &t, err));
+    CBQ_TRY(study_read_ae_table(ctx, &t, err));
     int rc = left_out_note(r, ctx, &t, err);
     if (rc == CBQ_OK)
         rc = cbq_report_section(r, "AE against consensus", err);
