@@ -264,7 +264,8 @@ int study_stage_attrib(study_ctx *ctx, cbq_error *err)
     if (rc == CBQ_OK && (rc = study_output_path(ctx, "ae.csv", path, sizeof path, err)) == CBQ_OK &&
         (rc = cbq_csv_writer_open(&a.w, path, AE_HEADER, AE_COLS, err)) == CBQ_OK)
         n_open = 1;
-    if (rc == CBQ_OK && (rc = study_output_path(ctx, "profiles.csv", path, sizeof path, err)) == CBQ_OK &&
+    if (rc == CBQ_OK &&
+        (rc = study_output_path(ctx, "profiles.csv", path, sizeof path, err)) == CBQ_OK &&
         (rc = cbq_csv_writer_open(&a.prof, path, PROFILE_HEADER, PROFILE_COLS, err)) == CBQ_OK)
         n_open = 2;
     size_t n_test = 0;

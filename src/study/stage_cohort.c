@@ -213,17 +213,42 @@ static int simulate(study_ctx *ctx, char *csv, char *ratings, char *raters, size
     return CBQ_OK;
 }
 
+/* Copies `src` into the stage's folder as `name`. */
+static int copy_in(const study_ctx *ctx, const char *src, const char *name, cbq_error *err)
+{
+    char dst[CBQ_STUDY_PATH_MAX + 32];
+    CBQ_TRY(study_output_path(ctx, name, dst, sizeof dst, err));
+    return copy_file(src, dst, err);
+}
+
+/* The split checked, cohort.csv written, the tables it names copied in. */
+static int write_outputs(const study_ctx *ctx, const study_cohort *c, const size_t count[4],
+                         const char *csv, const char *ratings, const char *raters,
+                         cbq_error *err)
+{
+    if (count[SPLIT_TRAIN] < 2 || count[SPLIT_TEST] < 3)
+        return CBQ_FAIL(err, CBQ_ERR_RANGE,
+                        "%s: need at least 2 training and 3 test volumes, have %zu and %zu", csv,
+                        count[SPLIT_TRAIN], count[SPLIT_TEST]);
+    char dir[CBQ_STUDY_PATH_MAX];
+    CBQ_TRY(study_output_path(ctx, NULL, dir, sizeof dir, err));
+    CBQ_TRY(write_cohort(c, csv, dir, err));
+    CBQ_TRY(copy_in(ctx, ratings, "ratings.csv", err));
+    if (raters[0])
+        CBQ_TRY(copy_in(ctx, raters, "raters.csv", err));
+    if (c->labels_json[0])
+        CBQ_TRY(copy_in(ctx, c->labels_json, "labels.json", err));
+    return CBQ_OK;
+}
+
 int study_stage_cohort(study_ctx *ctx, cbq_error *err)
 {
     const cbq_study_config *cfg = ctx->cfg;
-    char dir[CBQ_STUDY_PATH_MAX];
-    CBQ_TRY(study_output_path(ctx, NULL, dir, sizeof dir, err));
     char csv[CBQ_STUDY_PATH_MAX], ratings[CBQ_STUDY_PATH_MAX], raters[CBQ_STUDY_PATH_MAX];
-    if (cfg->cohort.csv[0]) {
+    if (cfg->cohort.csv[0])
         CBQ_TRY(study_user_tables(ctx, csv, ratings, raters, sizeof csv, err));
-    } else {
+    else
         CBQ_TRY(simulate(ctx, csv, ratings, raters, sizeof csv, err));
-    }
     study_cohort c;
     CBQ_TRY(study_cohort_read(&c, csv, err));
     const char *how = "from cohort.csv";
@@ -235,21 +260,8 @@ int study_stage_cohort(study_ctx *ctx, cbq_error *err)
     size_t count[4] = {0};
     for (size_t i = 0; i < c.n; i++)
         count[c.v[i].split]++;
-    if (rc == CBQ_OK && (count[SPLIT_TRAIN] < 2 || count[SPLIT_TEST] < 3))
-        rc = CBQ_FAIL(err, CBQ_ERR_RANGE,
-                      "%s: need at least 2 training and 3 test volumes, have %zu and %zu", csv,
-                      count[SPLIT_TRAIN], count[SPLIT_TEST]);
-    char dst[CBQ_STUDY_PATH_MAX + 32];
     if (rc == CBQ_OK)
-        rc = write_cohort(&c, csv, dir, err);
-    if (rc == CBQ_OK && (rc = study_path(dst, sizeof dst, dir, "ratings.csv", err)) == CBQ_OK)
-        rc = copy_file(ratings, dst, err);
-    if (rc == CBQ_OK && raters[0] &&
-        (rc = study_path(dst, sizeof dst, dir, "raters.csv", err)) == CBQ_OK)
-        rc = copy_file(raters, dst, err);
-    if (rc == CBQ_OK && c.labels_json[0] &&
-        (rc = study_path(dst, sizeof dst, dir, "labels.json", err)) == CBQ_OK)
-        rc = copy_file(c.labels_json, dst, err);
+        rc = write_outputs(ctx, &c, count, csv, ratings, raters, err);
     snprintf(ctx->summary, sizeof ctx->summary,
              "%zu volumes (%zu train, %zu val, %zu test; split %s)%s", c.n, count[SPLIT_TRAIN],
              count[SPLIT_VAL], count[SPLIT_TEST], how, cfg->cohort.csv[0] ? "" : ", simulated");

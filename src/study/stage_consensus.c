@@ -80,32 +80,36 @@ static int write_agreement(const study_ctx *ctx, const cbq_ratings *r, const siz
     return rc;
 }
 
+/* consensus.csv and the agreement tables, for the study's categories. */
+static int write_tables(const study_ctx *ctx, const cbq_ratings *r, const char *ratings,
+                        double *mean_icc, cbq_error *err)
+{
+    size_t cats[STUDY_MAX_CATEGORIES];
+    for (size_t k = 0; k < ctx->n_categories; k++) {
+        long c = find_category(r, ctx->categories[k]);
+        if (c < 0)
+            return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                            "%s: no ratings in category '%s' (categories option)", ratings,
+                            ctx->categories[k]);
+        cats[k] = (size_t)c;
+    }
+    char out[CBQ_STUDY_PATH_MAX + 32];
+    CBQ_TRY(study_output_path(ctx, "consensus.csv", out, sizeof out, err));
+    CBQ_TRY(cbq_consensus_write(r, out, err));
+    return write_agreement(ctx, r, cats, mean_icc, err);
+}
+
 int study_stage_consensus(study_ctx *ctx, cbq_error *err)
 {
-    char ratings[CBQ_STUDY_PATH_MAX + 32], raters[CBQ_STUDY_PATH_MAX + 32], out[CBQ_STUDY_PATH_MAX + 32];
+    char ratings[CBQ_STUDY_PATH_MAX + 32], raters[CBQ_STUDY_PATH_MAX + 32];
     CBQ_TRY(study_input_path(ctx, CBQ_STAGE_COHORT, "ratings.csv", ratings, sizeof ratings, err));
     CBQ_TRY(study_input_path(ctx, CBQ_STAGE_COHORT, "raters.csv", raters, sizeof raters, err));
     struct stat st;
     int have_raters = stat(raters, &st) == 0;
     cbq_ratings r;
     CBQ_TRY(cbq_ratings_read(&r, ratings, have_raters ? raters : NULL, err));
-    size_t cats[STUDY_MAX_CATEGORIES];
-    int rc = CBQ_OK;
-    for (size_t k = 0; k < ctx->n_categories && rc == CBQ_OK; k++) {
-        long c = find_category(&r, ctx->categories[k]);
-        if (c < 0)
-            rc = CBQ_FAIL(err, CBQ_ERR_FORMAT,
-                          "%s: no ratings in category '%s' (categories option)", ratings,
-                          ctx->categories[k]);
-        else
-            cats[k] = (size_t)c;
-    }
     double mean_icc = NAN;
-    if (rc == CBQ_OK && (rc = study_output_path(ctx, "consensus.csv", out, sizeof out, err)) ==
-                            CBQ_OK)
-        rc = cbq_consensus_write(&r, out, err);
-    if (rc == CBQ_OK)
-        rc = write_agreement(ctx, &r, cats, &mean_icc, err);
+    int rc = write_tables(ctx, &r, ratings, &mean_icc, err);
     snprintf(ctx->summary, sizeof ctx->summary,
              "%zu volumes x %zu categories from %zu raters; mean ICC(2,1) %.2f", r.n_volumes,
              ctx->n_categories, r.n_raters, mean_icc);

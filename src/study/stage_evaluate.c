@@ -45,7 +45,8 @@ static int predict_test(study_ctx *ctx, eval_data *d, cbq_error *err)
     int rc = study_map_outputs(ctx, net, out_index, model_dir, err);
     static const char *const hs[] = {"volume_id", "slice", "category", "pred"};
     cbq_csv_writer ws;
-    if (rc == CBQ_OK && (rc = study_output_path(ctx, "pred_slices.csv", path, sizeof path, err)) == CBQ_OK)
+    if (rc == CBQ_OK &&
+        (rc = study_output_path(ctx, "pred_slices.csv", path, sizeof path, err)) == CBQ_OK)
         rc = cbq_csv_writer_open(&ws, path, hs, 4, err);
     if (rc != CBQ_OK) {
         cbq_net_free(net);

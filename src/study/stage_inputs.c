@@ -133,9 +133,10 @@ int study_output_path(const study_ctx *ctx, const char *name, char *buf, size_t 
 int study_read_cohort_files(const study_ctx *ctx, unsigned reads, study_cohort *c,
                             cbq_error *err)
 {
-    if (reads & ~(unsigned)STUDY_READS_COHORT_FILES)
+    unsigned not_in_rows = reads & ~(unsigned)STUDY_READS_COHORT_FILES;
+    if (not_in_rows)
         return CBQ_FAIL(err, CBQ_ERR_INTERNAL, "stage %s: cohort.csv names no %s",
-                        running_name(ctx), outside_name(reads & ~(unsigned)STUDY_READS_COHORT_FILES));
+                        running_name(ctx), outside_name(not_in_rows));
     char path[CBQ_STUDY_PATH_MAX + 32];
     CBQ_TRY(study_input_path(ctx, CBQ_STAGE_COHORT, "cohort.csv", path, sizeof path, err));
     CBQ_TRY(study_input_outside(ctx, reads, err));

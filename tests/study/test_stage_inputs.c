@@ -249,9 +249,9 @@ static void test_studies_read_what_stages_declare(void **state)
     char out1[1100], out2[1100], json[8192], from[1300], to[1300];
     snprintf(out1, sizeof out1, "%s/simulated", root);
     snprintf(json, sizeof json,
-             "{\"cohort\": {\"simulate\": {\"volumes\": 16, \"size\": 32, \"slices\": 12, \"spacing\": 8, "
-             "\"test\": 3, \"raters\": 2}}, \"train\": {" RECIPE ", \"slices\": \"structures\"}, "
-             SMALL "}",
+             "{\"cohort\": {\"simulate\": {\"volumes\": 16, \"size\": 32, \"slices\": 12, "
+             "\"spacing\": 8, \"test\": 3, \"raters\": 2}}, "
+             "\"train\": {" RECIPE ", \"slices\": \"structures\"}, " SMALL "}",
              "true");
     study_inputs used[CBQ_STAGE_COUNT], all[CBQ_STAGE_COUNT];
     run_study(json, out1, used);
