@@ -16,18 +16,17 @@
 
 /* What each stage reads, declared here and nowhere else: the folders of
  * earlier stages (deps) and files outside the output folder (reads). Its
- * identity hashes exactly these, so a stage must read nothing more. Bump a
- * stage's version when its code changes what it writes, so that old caches
- * are not trusted. */
-#define READS_FILES(kind) (1u << (2 + (kind))) /* the cohort's files of one study_files_kind */
+ * identity hashes exactly these, and a stage gets every input path through
+ * stage_inputs.c, which refuses what is not declared here. Bump a stage's
+ * version when its code changes what it writes, so that old caches are not
+ * trusted. */
 enum {
-    READS_USER_TABLES = 1u << 0, /* your cohort.csv, ratings.csv, raters.csv, labels.json */
-    READS_GIVEN_MODEL = 1u << 1, /* train.model's folder, when set */
-    READS_VOLUMES = READS_FILES(STUDY_FILES_VOLUMES),
-    READS_LABELS = READS_FILES(STUDY_FILES_LABELS),
-    READS_LABEL_NAMES = READS_FILES(STUDY_FILES_LABEL_NAMES),
+    READS_USER_TABLES = STUDY_READS_USER_TABLES,
+    READS_GIVEN_MODEL = STUDY_READS_GIVEN_MODEL,
+    READS_VOLUMES = STUDY_READS_VOLUMES,
+    READS_LABELS = STUDY_READS_LABELS,
+    READS_STRUCTURES = STUDY_READS_STRUCTURES,
 };
-#define READS_STRUCTURES (READS_LABELS | READS_LABEL_NAMES)
 
 typedef struct {
     int (*run)(study_ctx *ctx, cbq_error *err);
@@ -59,6 +58,11 @@ static const stage_def STAGES[CBQ_STAGE_COUNT] = {
                           READS_VOLUMES | READS_STRUCTURES, 6},
 };
 
+study_inputs study_stage_declared(cbq_study_stage s)
+{
+    return (study_inputs){.stages = STAGES[s].deps, .outside = STAGES[s].reads};
+}
+
 int study_path(char *buf, size_t cap, const char *dir, const char *name, cbq_error *err)
 {
     int n = snprintf(buf, cap, "%s/%s", dir, name);
@@ -79,7 +83,7 @@ static int hash_declared_reads(study_ctx *ctx, cbq_study_stage s, cbq_sha256 *h,
         cbq_sha256_update(h, model_hash, 64);
     }
     for (int k = 0; k < STUDY_FILES_KINDS; k++)
-        if (reads & READS_FILES(k)) {
+        if (reads & STUDY_READS_FILES(k)) {
             CBQ_TRY(study_cohort_files_hash(ctx, err));
             cbq_sha256_update(h, ctx->files_hex[k], 64);
         }
@@ -107,14 +111,19 @@ static int stage_identity(study_ctx *ctx, cbq_study_stage s,
     return CBQ_OK;
 }
 
-static int run_stage(study_ctx *ctx, cbq_study_stage s, cbq_stage_stamp *stamp, cbq_error *err)
+static int run_stage(study_ctx *ctx, cbq_study_stage s, cbq_stage_stamp *stamp,
+                     study_inputs *used, cbq_error *err)
 {
     const char *dir = ctx->dir[s];
     /* Marks the folder "running" before emptying it: a kill from here on
      * leaves a folder the next run recognises as its own and unfinished. */
     CBQ_TRY(cbq_stage_dir_begin(dir, err));
     ctx->summary[0] = '\0';
+    ctx->stage = s;
+    ctx->used = used;
     int rc = STAGES[s].run(ctx, err);
+    ctx->stage = STUDY_PIPELINE;
+    ctx->used = NULL;
     if (rc != CBQ_OK)
         return cbq_error_prefix(err, "stage %s: ", cbq_study_stage_name(s));
     return cbq_stage_stamp_write(dir, stamp, err);
@@ -135,7 +144,8 @@ static int stage_is_cached(const study_ctx *ctx, cbq_study_stage s, const char i
     return cbq_stage_verify(ctx->dir[s], cached, why, cap, err);
 }
 
-static int run_stages(study_ctx *ctx, cbq_study_summary *summary, cbq_error *err)
+static int run_stages(study_ctx *ctx, cbq_study_summary *summary,
+                      study_inputs used[CBQ_STAGE_COUNT], cbq_error *err)
 {
     const cbq_study_config *cfg = ctx->cfg;
     /* Every stage folder is checked before any work: a folder that is not
@@ -166,7 +176,7 @@ static int run_stages(study_ctx *ctx, cbq_study_summary *summary, cbq_error *err
             fprintf(stderr, "[%d/%d] %-9s running...\n", si + 1, CBQ_STAGE_COUNT, name);
         double t0 = cbq_now();
         memcpy(stamps[s].input_hash, identity, sizeof identity);
-        CBQ_TRY(run_stage(ctx, s, &stamps[s], err));
+        CBQ_TRY(run_stage(ctx, s, &stamps[s], used ? &used[s] : NULL, err));
         double dt = cbq_now() - t0;
         if (summary) {
             summary->ran[s] = 1;
@@ -179,12 +189,15 @@ static int run_stages(study_ctx *ctx, cbq_study_summary *summary, cbq_error *err
     return CBQ_OK;
 }
 
-int cbq_study_run(const cbq_study_config *cfg, FILE *table_out, cbq_study_summary *summary,
-                  cbq_error *err)
+int study_run(const cbq_study_config *cfg, FILE *table_out, cbq_study_summary *summary,
+              study_inputs used[CBQ_STAGE_COUNT], cbq_error *err)
 {
     study_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
     ctx.cfg = cfg;
+    ctx.stage = STUDY_PIPELINE;
+    if (used)
+        memset(used, 0, CBQ_STAGE_COUNT * sizeof *used);
     ctx.n_categories = cbq_study_categories(cfg, ctx.categories, STUDY_MAX_CATEGORIES);
     if (summary)
         memset(summary, 0, sizeof *summary);
@@ -194,11 +207,17 @@ int cbq_study_run(const cbq_study_config *cfg, FILE *table_out, cbq_study_summar
     study_folder_lock lock;
     CBQ_TRY(study_folder_claim(cfg->out, &lock, err));
     double t_all = cbq_now();
-    int rc = run_stages(&ctx, summary, err);
+    int rc = run_stages(&ctx, summary, used, err);
     if (rc == CBQ_OK && !cfg->quiet)
         fprintf(stderr, "study complete in %.1f s: %s\n", cbq_now() - t_all, cfg->out);
     if (rc == CBQ_OK && table_out)
         rc = study_print_table(&ctx, table_out, err);
     study_folder_release(&lock);
     return rc;
+}
+
+int cbq_study_run(const cbq_study_config *cfg, FILE *table_out, cbq_study_summary *summary,
+                  cbq_error *err)
+{
+    return study_run(cfg, table_out, summary, NULL, err);
 }

@@ -1,8 +1,10 @@
 /* pipeline.h - what the study's stages share (private to src/study): the
- * run context and one entry point per stage. A stage reads the folders of
- * the stages before it and the files its entry in pipeline.c's STAGES
- * table declares, writes only into its own folder (emptied before it runs)
- * and only through atomic writes, and leaves a one-line summary. */
+ * run context and one entry point per stage. A stage reads only what its
+ * entry in pipeline.c's STAGES table declares (earlier stages' folders and
+ * files outside the output folder), and gets every input path from the
+ * accessors below, which refuse an undeclared one; it writes only into its
+ * own folder (emptied before it runs) and only through atomic writes, and
+ * leaves a one-line summary. */
 #ifndef CBQ_STUDY_PIPELINE_H
 #define CBQ_STUDY_PIPELINE_H
 
@@ -23,9 +25,37 @@ typedef enum {
     STUDY_FILES_KINDS
 } study_files_kind;
 
+/* Files outside the output folder a stage may read, as bits: the user's
+ * tables, a given model and the cohort's files of each study_files_kind. */
+#define STUDY_READS_FILES(kind) (1u << (2 + (kind)))
+enum {
+    STUDY_READS_USER_TABLES = 1u << 0, /* cohort.csv, ratings.csv, raters.csv, labels.json */
+    STUDY_READS_GIVEN_MODEL = 1u << 1, /* train.model's folder, when set */
+    STUDY_READS_VOLUMES = STUDY_READS_FILES(STUDY_FILES_VOLUMES),
+    STUDY_READS_LABELS = STUDY_READS_FILES(STUDY_FILES_LABELS),
+    STUDY_READS_LABEL_NAMES = STUDY_READS_FILES(STUDY_FILES_LABEL_NAMES),
+    STUDY_READS_STRUCTURES = STUDY_READS_LABELS | STUDY_READS_LABEL_NAMES,
+    STUDY_READS_COHORT_FILES = STUDY_READS_VOLUMES | STUDY_READS_STRUCTURES,
+};
+
+/* A set of inputs: what a stage declares, or what it asked for. */
+typedef struct {
+    unsigned stages;  /* bit s: files in stage s's folder */
+    unsigned outside; /* STUDY_READS_* bits */
+} study_inputs;
+
+/* What stage s declares it reads (pipeline.c's STAGES table). */
+study_inputs study_stage_declared(cbq_study_stage s);
+
+/* ctx->stage while the pipeline itself hashes a stage's declared inputs
+ * (every input allowed, nothing recorded). */
+#define STUDY_PIPELINE CBQ_STAGE_COUNT
+
 typedef struct {
     const cbq_study_config *cfg;
-    char dir[CBQ_STAGE_COUNT][CBQ_STUDY_PATH_MAX]; /* each stage's folder */
+    char dir[CBQ_STAGE_COUNT][CBQ_STUDY_PATH_MAX]; /* each stage's folder: use the accessors */
+    cbq_study_stage stage; /* the stage running, or STUDY_PIPELINE */
+    study_inputs *used;    /* where the accessors record what it asked for; may be NULL */
     char categories[STUDY_MAX_CATEGORIES][64];
     size_t n_categories;
     char summary[1024];   /* the running stage's one-line result */
@@ -49,6 +79,35 @@ void study_folder_release(study_folder_lock *lock);
 
 /* Joins folder and name into buf; fails when it does not fit. */
 int study_path(char *buf, size_t cap, const char *dir, const char *name, cbq_error *err);
+
+/* Runs the study as cbq_study_run does and, when used is not NULL, records
+ * in used[s] what each stage that ran asked the accessors for. */
+int study_run(const cbq_study_config *cfg, FILE *table_out, cbq_study_summary *summary,
+              study_inputs used[CBQ_STAGE_COUNT], cbq_error *err);
+
+/* ---- a stage's inputs and outputs (stage_inputs.c) ----
+ * The only way a stage gets a path to read. Each fails with CBQ_ERR_INTERNAL
+ * (a bug in cbctiq: its cache would miss a change) when the running stage
+ * has not declared the input in STAGES, and records it otherwise. */
+/* buf = stage `from`'s folder / name (name NULL: the folder itself). */
+int study_input_path(const study_ctx *ctx, cbq_study_stage from, const char *name, char *buf,
+                     size_t cap, cbq_error *err);
+/* Before a stage opens files outside the output folder of the kinds in
+ * `reads` (STUDY_READS_* bits) by paths it got some other way (the rows of
+ * cohort.csv read by train.c). */
+int study_input_outside(const study_ctx *ctx, unsigned reads, cbq_error *err);
+/* What reading the slices the model sees takes: the volumes, and with
+ * train.slices = structures the label volumes that pick the slices. */
+unsigned study_slice_reads(const cbq_study_config *cfg);
+/* The folder of the given model (train.model); "" when none is set. */
+int study_given_model(const study_ctx *ctx, const char **dir, cbq_error *err);
+/* The user's tables: cohort.csv, ratings.csv (default beside it) and
+ * raters.csv ("" when not given and not beside it). */
+int study_user_tables(const study_ctx *ctx, char *csv, char *ratings, char *raters, size_t cap,
+                      cbq_error *err);
+/* buf = the running stage's own folder / name (name NULL: the folder). */
+int study_output_path(const study_ctx *ctx, const char *name, char *buf, size_t cap,
+                      cbq_error *err);
 
 /* Hashes, into h, the user's tables the cohort stage reads: cohort.csv,
  * ratings.csv, raters.csv and the labels.json beside cohort.csv (nothing
@@ -74,7 +133,13 @@ int study_stage_report(study_ctx *ctx, cbq_error *err);
 int study_print_table(const study_ctx *ctx, FILE *out, cbq_error *err);
 
 /* ---- shared readers (study_data.c) ---- */
-/* Reads the cohort stage's cohort.csv. */
+/* Reads the cohort stage's cohort.csv, keeping in its rows only the paths
+ * of the files of the kinds in `reads` (STUDY_READS_COHORT_FILES bits,
+ * checked and recorded as by study_input_outside); the others are "", so
+ * that a stage cannot open what it did not ask for. */
+int study_read_cohort_files(const study_ctx *ctx, unsigned reads, study_cohort *c,
+                            cbq_error *err);
+/* The same for the ids and splits only (no file paths). */
 int study_read_cohort(const study_ctx *ctx, study_cohort *c, cbq_error *err);
 /* consensus.csv into cons[v * n_categories + k] for the cohort's volumes in
  * the study's category order; NaN where a (volume, category) has none. */

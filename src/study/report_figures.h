@@ -10,10 +10,10 @@
 #include "cbctiq/report.h"
 #include "study/ae_table.h"
 
-/* A CSV of stage folder `dir` shown as a report table, numbers rounded to 4
- * significant digits (stage_report.c). */
-int report_csv_table(cbq_report *r, const char *dir, const char *name, const char *stem,
-                     const char *caption, cbq_error *err);
+/* The CSV `name` of stage `from`'s folder shown as a report table, numbers
+ * rounded to 4 significant digits (stage_report.c). */
+int report_csv_table(cbq_report *r, const study_ctx *ctx, cbq_study_stage from, const char *name,
+                     const char *stem, const char *caption, cbq_error *err);
 
 /* Draws `c` and adds it to the report as STEM.png/.svg with its caption. */
 int report_add_chart(cbq_report *r, const cbq_chart *c, const char *stem, const char *caption,

@@ -93,7 +93,7 @@ static int no_loo_note(cbq_report *r, const cJSON *root, const study_ctx *ctx, c
 int report_loo_figure(cbq_report *r, const study_ctx *ctx, cbq_error *err)
 {
     char path[CBQ_STUDY_PATH_MAX + 32];
-    CBQ_TRY(study_path(path, sizeof path, ctx->dir[CBQ_STAGE_STATS], "stats.json", err));
+    CBQ_TRY(study_input_path(ctx, CBQ_STAGE_STATS, "stats.json", path, sizeof path, err));
     char *text = NULL;
     CBQ_TRY(cbq_read_text_file(path, 0, &text, NULL, err));
     cJSON *root = cJSON_Parse(text);

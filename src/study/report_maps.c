@@ -139,25 +139,26 @@ static const study_volume *find_volume(const study_cohort *c, const char *id)
 
 static int load_map(const study_ctx *ctx, const char *id, size_t k, pick_view *pv, cbq_error *err)
 {
-    char path[CBQ_STUDY_PATH_MAX + 600];
-    snprintf(path, sizeof path, "%s/maps/%s_%s.nii.gz", ctx->dir[CBQ_STAGE_ATTRIB], id,
-             ctx->categories[k]);
+    char name[600], path[CBQ_STUDY_PATH_MAX + 600];
+    snprintf(name, sizeof name, "maps/%s_%s.nii.gz", id, ctx->categories[k]);
+    CBQ_TRY(study_input_path(ctx, CBQ_STAGE_ATTRIB, name, path, sizeof path, err));
     CBQ_TRY(cbq_study_load_volume(path, &pv->map, NULL, err)); /* canonical, like the CBCT */
     if (pv->map.nx != pv->vol.nx || pv->map.ny != pv->vol.ny || pv->map.nz != pv->vol.nz)
         return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: grid differs from the volume's", path);
     return CBQ_OK;
 }
 
-static int pick_load(const study_ctx *ctx, const ae_table *t, size_t k, size_t row, pick_view *pv,
-                     cbq_error *err)
+/* files: the cohort with the paths of its volumes and label volumes. */
+static int pick_load(const study_ctx *ctx, const ae_table *t, const study_cohort *files, size_t k,
+                     size_t row, pick_view *pv, cbq_error *err)
 {
     const char *id = t->cat[k].volumes[row];
-    const study_volume *sv = find_volume(&t->cohort, id);
+    const study_volume *sv = find_volume(files, id);
     if (!sv)
         return CBQ_FAIL(err, CBQ_ERR_FORMAT, "attrib/ae.csv: volume '%s' is not in the cohort", id);
     pv->row = row;
     CBQ_TRY(cbq_study_load_volume(sv->path, &pv->vol, NULL, err));
-    CBQ_TRY(load_structure(ctx, &t->cohort, sv, k, pv, err));
+    CBQ_TRY(load_structure(ctx, files, sv, k, pv, err));
     if (ctx->cfg->attrib.save_maps)
         CBQ_TRY(load_map(ctx, id, k, pv, err));
     choose_slice(pv);
@@ -245,8 +246,9 @@ static int shown_write(cbq_report *r, const shown_table *st, cbq_error *err)
     return rc;
 }
 
-static int category_figures(cbq_report *r, const study_ctx *ctx, const ae_table *t, size_t k,
-                            const report_profiles *prof, shown_table *st, cbq_error *err)
+static int category_figures(cbq_report *r, const study_ctx *ctx, const ae_table *t,
+                            const study_cohort *files, size_t k, const report_profiles *prof,
+                            shown_table *st, cbq_error *err)
 {
     const ae_category *ac = &t->cat[k];
     size_t rows[N_PICKS], n = pick_rows(ac, rows);
@@ -256,7 +258,7 @@ static int category_figures(cbq_report *r, const study_ctx *ctx, const ae_table 
     memset(pv, 0, sizeof pv);
     int rc = cbq_report_subsection(r, ctx->categories[k], err);
     for (size_t p = 0; p < n && rc == CBQ_OK; p++) {
-        rc = pick_load(ctx, t, k, rows[p], &pv[p], err);
+        rc = pick_load(ctx, t, files, k, rows[p], &pv[p], err);
         pv[p].role = ROLE[n == N_PICKS ? p : (p == 0 ? 0 : 2)];
     }
     if (rc == CBQ_OK && ctx->cfg->attrib.save_maps)
@@ -285,16 +287,23 @@ int report_map_figures(cbq_report *r, const study_ctx *ctx, const ae_table *t, c
             : "Grad-CAM maps were not saved (attrib.save_maps is off), so no overlays are "
               "shown; the AE profiles along z come from attrib/profiles.csv.";
     CBQ_TRY(cbq_report_paragraph(r, maps_note, err));
+    study_cohort files;
+    CBQ_TRY(study_read_cohort_files(ctx, STUDY_READS_VOLUMES | STUDY_READS_LABELS, &files, err));
     report_profiles prof;
-    CBQ_TRY(report_profiles_read(ctx, &prof, err));
+    int rc = report_profiles_read(ctx, &prof, err);
+    if (rc != CBQ_OK) {
+        study_cohort_free(&files);
+        return rc;
+    }
     shown_table st = {.cell = calloc(ctx->n_categories * N_PICKS * SHOWN_COLS + 1,
                                      sizeof *st.cell)};
-    int rc = st.cell ? CBQ_OK : CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
+    rc = st.cell ? CBQ_OK : CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
     for (size_t k = 0; k < ctx->n_categories && rc == CBQ_OK; k++)
-        rc = category_figures(r, ctx, t, k, &prof, &st, err);
+        rc = category_figures(r, ctx, t, &files, k, &prof, &st, err);
     if (rc == CBQ_OK && st.n_rows > 0)
         rc = shown_write(r, &st, err);
     free(st.cell);
     report_profiles_free(&prof);
+    study_cohort_free(&files);
     return rc;
 }

@@ -16,7 +16,7 @@ int report_profiles_read(const study_ctx *ctx, report_profiles *p, cbq_error *er
 {
     char path[CBQ_STUDY_PATH_MAX + 32];
     memset(p, 0, sizeof *p);
-    CBQ_TRY(study_path(path, sizeof path, ctx->dir[CBQ_STAGE_ATTRIB], "profiles.csv", err));
+    CBQ_TRY(study_input_path(ctx, CBQ_STAGE_ATTRIB, "profiles.csv", path, sizeof path, err));
     CBQ_TRY(cbq_csv_read(&p->t, path, err));
     int rc = cbq_csv_require_col(&p->t, "volume_id", &p->c_volume, err);
     if (rc == CBQ_OK)

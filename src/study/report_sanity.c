@@ -59,7 +59,7 @@ static curve *curve_of(curve *c, size_t *n, const char *method)
 static int read_curves(const study_ctx *ctx, curve *c, size_t *n, cbq_error *err)
 {
     char path[CBQ_STUDY_PATH_MAX + 32];
-    CBQ_TRY(study_path(path, sizeof path, ctx->dir[CBQ_STAGE_SANITY], "pooled.csv", err));
+    CBQ_TRY(study_input_path(ctx, CBQ_STAGE_SANITY, "pooled.csv", path, sizeof path, err));
     cbq_csv t;
     CBQ_TRY(cbq_csv_read(&t, path, err));
     size_t cm, ct, cs, cr, cv;
@@ -140,7 +140,7 @@ static int verdict(cbq_report *r, const study_ctx *ctx, const curve *c, size_t n
 static int stage_notes(cbq_report *r, const study_ctx *ctx, cbq_error *err)
 {
     char path[CBQ_STUDY_PATH_MAX + 32];
-    CBQ_TRY(study_path(path, sizeof path, ctx->dir[CBQ_STAGE_SANITY], "notes.txt", err));
+    CBQ_TRY(study_input_path(ctx, CBQ_STAGE_SANITY, "notes.txt", path, sizeof path, err));
     if (access(path, F_OK) != 0)
         return CBQ_OK;
     char *text;
@@ -173,7 +173,7 @@ int report_sanity_section(cbq_report *r, const study_ctx *ctx, cbq_error *err)
     if (rc == CBQ_OK)
         rc = stage_notes(r, ctx, err);
     if (rc == CBQ_OK)
-        rc = report_csv_table(r, ctx->dir[CBQ_STAGE_SANITY], "pooled.csv", "sanity_pooled",
+        rc = report_csv_table(r, ctx, CBQ_STAGE_SANITY, "pooled.csv", "sanity_pooled",
                               "Per method and comparison: the median rank correlation over all "
                               "categories and test volumes, which decides whether the method "
                               "survives; empty where every map was constant (the correlation is "

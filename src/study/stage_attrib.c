@@ -86,8 +86,7 @@ static int write_maps(attrib_run *a, const study_volume *sv, const cbq_volume *v
     if (rc == CBQ_OK)
         memcpy(out.affine, vol->affine, sizeof out.affine);
     char dir[CBQ_STUDY_PATH_MAX + 16], path[CBQ_STUDY_PATH_MAX + 600];
-    if (rc == CBQ_OK && (rc = study_path(dir, sizeof dir, a->ctx->dir[CBQ_STAGE_ATTRIB], "maps",
-                                         err)) == CBQ_OK)
+    if (rc == CBQ_OK && (rc = study_output_path(a->ctx, "maps", dir, sizeof dir, err)) == CBQ_OK)
         rc = cbq_mkdir_p(dir, err);
     for (size_t k = 0; k < a->ctx->n_categories && rc == CBQ_OK; k++) {
         memset(out.data, 0, cbq_volume_count(&out) * sizeof(float));
@@ -250,10 +249,10 @@ int study_stage_attrib(study_ctx *ctx, cbq_error *err)
     memset(&a, 0, sizeof a);
     a.ctx = ctx;
     study_cohort c;
-    CBQ_TRY(study_read_cohort(ctx, &c, err));
+    CBQ_TRY(study_read_cohort_files(ctx, STUDY_READS_VOLUMES | STUDY_READS_LABELS, &c, err));
     char path[CBQ_STUDY_PATH_MAX + 32];
-    int rc = study_path(a.labels_json, sizeof a.labels_json, ctx->dir[CBQ_STAGE_COHORT],
-                        "labels.json", err);
+    int rc = study_input_path(ctx, CBQ_STAGE_COHORT, "labels.json", a.labels_json,
+                              sizeof a.labels_json, err);
     FILE *probe = rc == CBQ_OK ? fopen(a.labels_json, "r") : NULL;
     if (probe)
         fclose(probe);
@@ -262,12 +261,11 @@ int study_stage_attrib(study_ctx *ctx, cbq_error *err)
     if (rc == CBQ_OK)
         rc = open_cam(&a, err);
     int n_open = 0;
-    if (rc == CBQ_OK && (rc = study_path(path, sizeof path, ctx->dir[CBQ_STAGE_ATTRIB], "ae.csv",
-                                         err)) == CBQ_OK &&
+    if (rc == CBQ_OK && (rc = study_output_path(ctx, "ae.csv", path, sizeof path, err)) == CBQ_OK &&
         (rc = cbq_csv_writer_open(&a.w, path, AE_HEADER, AE_COLS, err)) == CBQ_OK)
         n_open = 1;
-    if (rc == CBQ_OK && (rc = study_path(path, sizeof path, ctx->dir[CBQ_STAGE_ATTRIB],
-                                         "profiles.csv", err)) == CBQ_OK &&
+    if (rc == CBQ_OK &&
+        (rc = study_output_path(ctx, "profiles.csv", path, sizeof path, err)) == CBQ_OK &&
         (rc = cbq_csv_writer_open(&a.prof, path, PROFILE_HEADER, PROFILE_COLS, err)) == CBQ_OK)
         n_open = 2;
     size_t n_test = 0;

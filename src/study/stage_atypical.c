@@ -15,7 +15,7 @@
 #include "cbctiq/csv.h"
 #include "cbctiq/robust_fit.h"
 #include "cbctiq/stats.h"
-#include "study/ae_table.h"
+#include "study/ae_input.h"
 
 typedef struct {
     double *fit, *resid, *z;
@@ -124,14 +124,14 @@ static int put_row(cbq_csv_writer *w, const char *cat, const ae_category *ac,
 static int open_writer(const study_ctx *ctx, cbq_csv_writer *w, const char *name, cbq_error *err)
 {
     char path[CBQ_STUDY_PATH_MAX + 32];
-    CBQ_TRY(study_path(path, sizeof path, ctx->dir[CBQ_STAGE_ATYPICAL], name, err));
+    CBQ_TRY(study_output_path(ctx, name, path, sizeof path, err));
     return cbq_csv_writer_open(w, path, ATYP_HEADER, ATYP_COLS, err);
 }
 
 int study_stage_atypical(study_ctx *ctx, cbq_error *err)
 {
     ae_table t;
-    CBQ_TRY(ae_table_read(ctx, &t, err));
+    CBQ_TRY(study_read_ae_table(ctx, &t, err));
     cbq_csv_writer wf, wa;
     int rc = open_writer(ctx, &wf, "atypical.csv", err);
     int open_f = rc == CBQ_OK, open_a = 0;

@@ -24,24 +24,6 @@ static int file_exists(const char *path)
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* Where the user's ratings and raters are (defaults beside cohort.csv). */
-static void user_tables(const cbq_study_config *cfg, char *ratings, char *raters, size_t cap)
-{
-    const char *slash = strrchr(cfg->cohort.csv, '/');
-    int dl = slash ? (int)(slash - cfg->cohort.csv + 1) : 0;
-    if (cfg->cohort.ratings[0])
-        snprintf(ratings, cap, "%s", cfg->cohort.ratings);
-    else
-        snprintf(ratings, cap, "%.*sratings.csv", dl, cfg->cohort.csv);
-    if (cfg->cohort.raters[0])
-        snprintf(raters, cap, "%s", cfg->cohort.raters);
-    else {
-        snprintf(raters, cap, "%.*sraters.csv", dl, cfg->cohort.csv);
-        if (!file_exists(raters))
-            raters[0] = '\0';
-    }
-}
-
 static int hash_into(cbq_sha256 *h, const char *path, cbq_error *err)
 {
     char hex[65];
@@ -52,17 +34,16 @@ static int hash_into(cbq_sha256 *h, const char *path, cbq_error *err)
 
 int study_cohort_inputs_hash(const study_ctx *ctx, cbq_sha256 *h, cbq_error *err)
 {
-    const cbq_study_config *cfg = ctx->cfg;
-    if (!cfg->cohort.csv[0])
+    if (!ctx->cfg->cohort.csv[0])
         return CBQ_OK; /* simulated: its options say everything */
-    char ratings[CBQ_STUDY_PATH_MAX], raters[CBQ_STUDY_PATH_MAX];
-    user_tables(cfg, ratings, raters, sizeof ratings);
-    CBQ_TRY(hash_into(h, cfg->cohort.csv, err));
+    char csv[CBQ_STUDY_PATH_MAX], ratings[CBQ_STUDY_PATH_MAX], raters[CBQ_STUDY_PATH_MAX];
+    CBQ_TRY(study_user_tables(ctx, csv, ratings, raters, sizeof csv, err));
+    CBQ_TRY(hash_into(h, csv, err));
     CBQ_TRY(hash_into(h, ratings, err));
     if (raters[0])
         CBQ_TRY(hash_into(h, raters, err));
     study_cohort c;
-    CBQ_TRY(study_cohort_read(&c, cfg->cohort.csv, err));
+    CBQ_TRY(study_cohort_read(&c, csv, err));
     int rc = c.labels_json[0] ? hash_into(h, c.labels_json, err) : CBQ_OK;
     study_cohort_free(&c);
     return rc;
@@ -89,16 +70,17 @@ int study_cohort_files_hash(study_ctx *ctx, cbq_error *err)
 {
     if (ctx->files_hashed)
         return CBQ_OK;
+    char csv[CBQ_STUDY_PATH_MAX + 32];
+    CBQ_TRY(study_input_path(ctx, CBQ_STAGE_COHORT, "cohort.csv", csv, sizeof csv, err));
     study_cohort c;
-    CBQ_TRY(study_read_cohort(ctx, &c, err));
+    CBQ_TRY(study_read_cohort_files(ctx, STUDY_READS_COHORT_FILES, &c, err));
     cbq_sha256 h[STUDY_FILES_KINDS];
     for (int k = 0; k < STUDY_FILES_KINDS; k++)
         cbq_sha256_init(&h[k]);
     int rc = CBQ_OK;
     for (size_t i = 0; i < c.n && rc == CBQ_OK; i++)
         if ((rc = hash_volume_files(&c, &c.v[i], h, err)) != CBQ_OK)
-            rc = cbq_error_prefix(err, "%s/cohort.csv: volume '%s': ",
-                                  ctx->dir[CBQ_STAGE_COHORT], c.v[i].id);
+            rc = cbq_error_prefix(err, "%s: volume '%s': ", csv, c.v[i].id);
     study_cohort_free(&c);
     if (rc != CBQ_OK)
         return rc;
@@ -206,7 +188,7 @@ static int simulate(study_ctx *ctx, char *csv, char *ratings, char *raters, size
 {
     const cbq_study_config *cfg = ctx->cfg;
     char sim_dir[CBQ_STUDY_PATH_MAX + 8];
-    CBQ_TRY(study_path(sim_dir, sizeof sim_dir, ctx->dir[CBQ_STAGE_COHORT], "sim", err));
+    CBQ_TRY(study_output_path(ctx, "sim", sim_dir, sizeof sim_dir, err));
     cbq_cohort_options o;
     cbq_cohort_defaults(&o);
     o.out_dir = sim_dir;
@@ -231,17 +213,42 @@ static int simulate(study_ctx *ctx, char *csv, char *ratings, char *raters, size
     return CBQ_OK;
 }
 
+/* Copies `src` into the stage's folder as `name`. */
+static int copy_in(const study_ctx *ctx, const char *src, const char *name, cbq_error *err)
+{
+    char dst[CBQ_STUDY_PATH_MAX + 32];
+    CBQ_TRY(study_output_path(ctx, name, dst, sizeof dst, err));
+    return copy_file(src, dst, err);
+}
+
+/* The split checked, cohort.csv written, the tables it names copied in. */
+static int write_outputs(const study_ctx *ctx, const study_cohort *c, const size_t count[4],
+                         const char *csv, const char *ratings, const char *raters,
+                         cbq_error *err)
+{
+    if (count[SPLIT_TRAIN] < 2 || count[SPLIT_TEST] < 3)
+        return CBQ_FAIL(err, CBQ_ERR_RANGE,
+                        "%s: need at least 2 training and 3 test volumes, have %zu and %zu", csv,
+                        count[SPLIT_TRAIN], count[SPLIT_TEST]);
+    char dir[CBQ_STUDY_PATH_MAX];
+    CBQ_TRY(study_output_path(ctx, NULL, dir, sizeof dir, err));
+    CBQ_TRY(write_cohort(c, csv, dir, err));
+    CBQ_TRY(copy_in(ctx, ratings, "ratings.csv", err));
+    if (raters[0])
+        CBQ_TRY(copy_in(ctx, raters, "raters.csv", err));
+    if (c->labels_json[0])
+        CBQ_TRY(copy_in(ctx, c->labels_json, "labels.json", err));
+    return CBQ_OK;
+}
+
 int study_stage_cohort(study_ctx *ctx, cbq_error *err)
 {
     const cbq_study_config *cfg = ctx->cfg;
-    const char *dir = ctx->dir[CBQ_STAGE_COHORT];
     char csv[CBQ_STUDY_PATH_MAX], ratings[CBQ_STUDY_PATH_MAX], raters[CBQ_STUDY_PATH_MAX];
-    if (cfg->cohort.csv[0]) {
-        snprintf(csv, sizeof csv, "%s", cfg->cohort.csv);
-        user_tables(cfg, ratings, raters, sizeof ratings);
-    } else {
+    if (cfg->cohort.csv[0])
+        CBQ_TRY(study_user_tables(ctx, csv, ratings, raters, sizeof csv, err));
+    else
         CBQ_TRY(simulate(ctx, csv, ratings, raters, sizeof csv, err));
-    }
     study_cohort c;
     CBQ_TRY(study_cohort_read(&c, csv, err));
     const char *how = "from cohort.csv";
@@ -253,21 +260,8 @@ int study_stage_cohort(study_ctx *ctx, cbq_error *err)
     size_t count[4] = {0};
     for (size_t i = 0; i < c.n; i++)
         count[c.v[i].split]++;
-    if (rc == CBQ_OK && (count[SPLIT_TRAIN] < 2 || count[SPLIT_TEST] < 3))
-        rc = CBQ_FAIL(err, CBQ_ERR_RANGE,
-                      "%s: need at least 2 training and 3 test volumes, have %zu and %zu", csv,
-                      count[SPLIT_TRAIN], count[SPLIT_TEST]);
-    char dst[CBQ_STUDY_PATH_MAX + 32];
     if (rc == CBQ_OK)
-        rc = write_cohort(&c, csv, dir, err);
-    if (rc == CBQ_OK && (rc = study_path(dst, sizeof dst, dir, "ratings.csv", err)) == CBQ_OK)
-        rc = copy_file(ratings, dst, err);
-    if (rc == CBQ_OK && raters[0] &&
-        (rc = study_path(dst, sizeof dst, dir, "raters.csv", err)) == CBQ_OK)
-        rc = copy_file(raters, dst, err);
-    if (rc == CBQ_OK && c.labels_json[0] &&
-        (rc = study_path(dst, sizeof dst, dir, "labels.json", err)) == CBQ_OK)
-        rc = copy_file(c.labels_json, dst, err);
+        rc = write_outputs(ctx, &c, count, csv, ratings, raters, err);
     snprintf(ctx->summary, sizeof ctx->summary,
              "%zu volumes (%zu train, %zu val, %zu test; split %s)%s", c.n, count[SPLIT_TRAIN],
              count[SPLIT_VAL], count[SPLIT_TEST], how, cfg->cohort.csv[0] ? "" : ", simulated");

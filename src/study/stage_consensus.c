@@ -23,10 +23,9 @@ static long find_category(const cbq_ratings *r, const char *name)
 static int write_agreement(const study_ctx *ctx, const cbq_ratings *r, const size_t *cats,
                            double *mean_icc, cbq_error *err)
 {
-    const char *dir = ctx->dir[CBQ_STAGE_CONSENSUS];
     char path[CBQ_STUDY_PATH_MAX + 32], path2[CBQ_STUDY_PATH_MAX + 32];
-    CBQ_TRY(study_path(path, sizeof path, dir, "agreement.csv", err));
-    CBQ_TRY(study_path(path2, sizeof path2, dir, "rater_agreement.csv", err));
+    CBQ_TRY(study_output_path(ctx, "agreement.csv", path, sizeof path, err));
+    CBQ_TRY(study_output_path(ctx, "rater_agreement.csv", path2, sizeof path2, err));
     static const char *const h1[] = {"category", "n_raters", "n_complete", "icc2_1", "icc2_k",
                                      "icc3_1", "alpha_interval", "alpha_ordinal", "kendall_w",
                                      "kendall_w_p"};
@@ -100,7 +99,7 @@ static int find_categories(const study_ctx *ctx, const cbq_ratings *r, const cha
 static int write_consensus(const study_ctx *ctx, const cbq_ratings *r, cbq_error *err)
 {
     char out[CBQ_STUDY_PATH_MAX + 32];
-    CBQ_TRY(study_path(out, sizeof out, ctx->dir[CBQ_STAGE_CONSENSUS], "consensus.csv", err));
+    CBQ_TRY(study_output_path(ctx, "consensus.csv", out, sizeof out, err));
     cbq_consensus *table;
     CBQ_TRY(cbq_consensus_table(r, &table, err));
     int rc = cbq_consensus_write(r, table, out, err);
@@ -119,10 +118,9 @@ static int consensus_outputs(study_ctx *ctx, const cbq_ratings *r, const char *r
 
 int study_stage_consensus(study_ctx *ctx, cbq_error *err)
 {
-    const char *in = ctx->dir[CBQ_STAGE_COHORT];
     char ratings[CBQ_STUDY_PATH_MAX + 32], raters[CBQ_STUDY_PATH_MAX + 32];
-    CBQ_TRY(study_path(ratings, sizeof ratings, in, "ratings.csv", err));
-    CBQ_TRY(study_path(raters, sizeof raters, in, "raters.csv", err));
+    CBQ_TRY(study_input_path(ctx, CBQ_STAGE_COHORT, "ratings.csv", ratings, sizeof ratings, err));
+    CBQ_TRY(study_input_path(ctx, CBQ_STAGE_COHORT, "raters.csv", raters, sizeof raters, err));
     struct stat st;
     int have_raters = stat(raters, &st) == 0;
     cbq_ratings r;

@@ -46,8 +46,8 @@ static int predict_test(study_ctx *ctx, eval_data *d, cbq_error *err)
     int rc = study_map_outputs(ctx, net, out_index, model_dir, err);
     static const char *const hs[] = {"volume_id", "slice", "category", "pred"};
     cbq_csv_writer ws;
-    if (rc == CBQ_OK && (rc = study_path(path, sizeof path, ctx->dir[CBQ_STAGE_EVALUATE],
-                                         "pred_slices.csv", err)) == CBQ_OK)
+    if (rc == CBQ_OK &&
+        (rc = study_output_path(ctx, "pred_slices.csv", path, sizeof path, err)) == CBQ_OK)
         rc = cbq_csv_writer_open(&ws, path, hs, 4, err);
     if (rc != CBQ_OK) {
         cbq_net_free(net);
@@ -97,7 +97,7 @@ static int predict_test(study_ctx *ctx, eval_data *d, cbq_error *err)
 static int write_pred(const study_ctx *ctx, const eval_data *d, cbq_error *err)
 {
     char path[CBQ_STUDY_PATH_MAX + 32];
-    CBQ_TRY(study_path(path, sizeof path, ctx->dir[CBQ_STAGE_EVALUATE], "pred.csv", err));
+    CBQ_TRY(study_output_path(ctx, "pred.csv", path, sizeof path, err));
     static const char *const h[] = {"volume_id", "category", "pred", "n_slices", "consensus"};
     cbq_csv_writer w;
     CBQ_TRY(cbq_csv_writer_open(&w, path, h, 5, err));
@@ -136,8 +136,8 @@ static int write_metrics(study_ctx *ctx, const eval_data *d, cbq_error *err)
 {
     size_t K = ctx->n_categories;
     char path[CBQ_STUDY_PATH_MAX + 32], cpath[CBQ_STUDY_PATH_MAX + 32];
-    CBQ_TRY(study_path(path, sizeof path, ctx->dir[CBQ_STAGE_EVALUATE], "metrics.csv", err));
-    CBQ_TRY(study_path(cpath, sizeof cpath, ctx->dir[CBQ_STAGE_EVALUATE], "confusion.csv", err));
+    CBQ_TRY(study_output_path(ctx, "metrics.csv", path, sizeof path, err));
+    CBQ_TRY(study_output_path(ctx, "confusion.csv", cpath, sizeof cpath, err));
     static const char *const h[] = {"category", "n", "mae", "rmse", "rho", "p", "kappa",
                                     "baseline_pred", "baseline_mae", "baseline_rmse"};
     static const char *const hc[] = {"category", "consensus_level", "pred_level", "count"};
@@ -217,7 +217,7 @@ int study_stage_evaluate(study_ctx *ctx, cbq_error *err)
     eval_data d;
     memset(&d, 0, sizeof d);
     size_t K = ctx->n_categories;
-    CBQ_TRY(study_read_cohort(ctx, &d.cohort, err));
+    CBQ_TRY(study_read_cohort_files(ctx, study_slice_reads(ctx->cfg), &d.cohort, err));
     d.cons = malloc(d.cohort.n * K * sizeof *d.cons);
     d.test = malloc(d.cohort.n * sizeof *d.test);
     d.pred = malloc(d.cohort.n * K * sizeof *d.pred);

@@ -14,7 +14,7 @@
 #include "cbctiq/robust_fit.h"
 #include "cbctiq/stats.h"
 #include "cbctiq/versions.h"
-#include "study/ae_table.h"
+#include "study/ae_input.h"
 #include "study/report_figures.h"
 
 /* Column order for display: the columns named in `lead` (those present)
@@ -50,12 +50,12 @@ static char *display_cell(const char *s)
 }
 
 /* A CSV shown as a table (columns in `lead` first, see lead_order). */
-static int csv_table_lead(cbq_report *r, const char *dir, const char *name, const char *stem,
-                          const char *caption, const char *const *lead, size_t n_lead,
-                          cbq_error *err)
+static int csv_table_lead(cbq_report *r, const study_ctx *ctx, cbq_study_stage from,
+                          const char *name, const char *stem, const char *caption,
+                          const char *const *lead, size_t n_lead, cbq_error *err)
 {
     char path[CBQ_STUDY_PATH_MAX + 64];
-    CBQ_TRY(study_path(path, sizeof path, dir, name, err));
+    CBQ_TRY(study_input_path(ctx, from, name, path, sizeof path, err));
     cbq_csv t;
     CBQ_TRY(cbq_csv_read(&t, path, err));
     size_t n = t.n_rows * t.n_cols, *perm = malloc((t.n_cols + 1) * sizeof *perm);
@@ -81,10 +81,10 @@ static int csv_table_lead(cbq_report *r, const char *dir, const char *name, cons
     return rc;
 }
 
-int report_csv_table(cbq_report *r, const char *dir, const char *name, const char *stem,
-                     const char *caption, cbq_error *err)
+int report_csv_table(cbq_report *r, const study_ctx *ctx, cbq_study_stage from, const char *name,
+                     const char *stem, const char *caption, cbq_error *err)
 {
-    return csv_table_lead(r, dir, name, stem, caption, NULL, 0, err);
+    return csv_table_lead(r, ctx, from, name, stem, caption, NULL, 0, err);
 }
 
 int report_add_chart(cbq_report *r, const cbq_chart *c, const char *stem, const char *caption,
@@ -171,7 +171,7 @@ static int pred_scatter(cbq_report *r, const study_ctx *ctx, const ae_table *t, 
 static int training_chart(cbq_report *r, const study_ctx *ctx, cbq_error *err)
 {
     char path[CBQ_STUDY_PATH_MAX + 32];
-    CBQ_TRY(study_path(path, sizeof path, ctx->dir[CBQ_STAGE_TRAIN], "train_log.csv", err));
+    CBQ_TRY(study_input_path(ctx, CBQ_STAGE_TRAIN, "train_log.csv", path, sizeof path, err));
     FILE *probe = fopen(path, "r");
     if (!probe)
         return CBQ_OK; /* a given model has no log */
@@ -212,7 +212,7 @@ static int training_chart(cbq_report *r, const study_ctx *ctx, cbq_error *err)
 static int atypical_table(cbq_report *r, const study_ctx *ctx, cbq_error *err)
 {
     static const char *const lead[] = {"category", "volume_id", "flag", "reason"};
-    return csv_table_lead(r, ctx->dir[CBQ_STAGE_ATYPICAL], "atypical.csv", "atypical",
+    return csv_table_lead(r, ctx, CBQ_STAGE_ATYPICAL, "atypical.csv", "atypical",
                           "Flagged and influential volumes (columns as in atypical/atypical.csv, "
                           "flag and reason first).", lead, sizeof lead / sizeof lead[0], err);
 }
@@ -271,12 +271,12 @@ static int build(cbq_report *r, const study_ctx *ctx, cbq_error *err)
              ctx->cfg->attrib.method);
     CBQ_TRY(cbq_report_paragraph(r, intro, err));
     CBQ_TRY(cbq_report_section(r, "The poster's table", err));
-    CBQ_TRY(report_csv_table(r, ctx->dir[CBQ_STAGE_STATS], "table.csv", "poster_table",
+    CBQ_TRY(report_csv_table(r, ctx, CBQ_STAGE_STATS, "table.csv", "poster_table",
                              "Spearman rho of AE with consensus: leave-one-out medians, full "
                              "sample, confidence interval, Holm and BH adjusted p; then the "
                              "caveat's columns.", err));
     ae_table t;
-    CBQ_TRY(ae_table_read(ctx, &t, err));
+    CBQ_TRY(study_read_ae_table(ctx, &t, err));
     int rc = left_out_note(r, ctx, &t, err);
     if (rc == CBQ_OK)
         rc = cbq_report_section(r, "AE against consensus", err);
@@ -308,7 +308,7 @@ static int build(cbq_report *r, const study_ctx *ctx, cbq_error *err)
     if (rc == CBQ_OK)
         rc = cbq_report_section(r, "Model performance", err);
     if (rc == CBQ_OK)
-        rc = report_csv_table(r, ctx->dir[CBQ_STAGE_EVALUATE], "metrics.csv", "metrics",
+        rc = report_csv_table(r, ctx, CBQ_STAGE_EVALUATE, "metrics.csv", "metrics",
                               "Test split, volume level: MAE, RMSE, Spearman, quadratic-weighted "
                               "kappa on rounded scores; baseline = the training split's mean "
                               "consensus.", err);
@@ -317,7 +317,7 @@ static int build(cbq_report *r, const study_ctx *ctx, cbq_error *err)
     if (rc == CBQ_OK)
         rc = cbq_report_section(r, "Raters", err);
     if (rc == CBQ_OK)
-        rc = report_csv_table(r, ctx->dir[CBQ_STAGE_CONSENSUS], "agreement.csv", "agreement",
+        rc = report_csv_table(r, ctx, CBQ_STAGE_CONSENSUS, "agreement.csv", "agreement",
                               "Inter-rater agreement per category.", err);
     /* Run options (folder, threads, quiet) do not change any result: they are
      * left at their defaults so the report depends on the results only. */
@@ -343,13 +343,14 @@ static int build(cbq_report *r, const study_ctx *ctx, cbq_error *err)
 int study_stage_report(study_ctx *ctx, cbq_error *err)
 {
     cbq_report *r = NULL;
-    CBQ_TRY(cbq_report_begin(&r, ctx->cfg->report.title, ctx->dir[CBQ_STAGE_REPORT], err));
+    char dir[CBQ_STUDY_PATH_MAX];
+    CBQ_TRY(study_output_path(ctx, NULL, dir, sizeof dir, err));
+    CBQ_TRY(cbq_report_begin(&r, ctx->cfg->report.title, dir, err));
     int rc = build(r, ctx, err);
     if (rc == CBQ_OK)
         rc = cbq_report_finish(r, err);
     cbq_report_free(r);
     if (rc == CBQ_OK)
-        snprintf(ctx->summary, sizeof ctx->summary, "%.900s/report.html",
-                 ctx->dir[CBQ_STAGE_REPORT]);
+        snprintf(ctx->summary, sizeof ctx->summary, "%.900s/report.html", dir);
     return rc;
 }

@@ -141,10 +141,10 @@ static int train_permuted(const study_ctx *ctx, char *model_dir, size_t cap, cha
                           size_t skipped_cap, cbq_error *err)
 {
     char log[CBQ_STUDY_PATH_MAX + 64], cohort[CBQ_STUDY_PATH_MAX + 32], cons[CBQ_STUDY_PATH_MAX + 32];
-    CBQ_TRY(study_path(model_dir, cap, ctx->dir[CBQ_STAGE_SANITY], "permuted_model", err));
+    CBQ_TRY(study_output_path(ctx, "permuted_model", model_dir, cap, err));
     CBQ_TRY(study_path(log, sizeof log, model_dir, "train_log.csv", err));
-    CBQ_TRY(study_path(cohort, sizeof cohort, ctx->dir[CBQ_STAGE_COHORT], "cohort.csv", err));
-    CBQ_TRY(study_path(cons, sizeof cons, ctx->dir[CBQ_STAGE_CONSENSUS], "consensus.csv", err));
+    CBQ_TRY(study_input_path(ctx, CBQ_STAGE_COHORT, "cohort.csv", cohort, sizeof cohort, err));
+    CBQ_TRY(study_input_path(ctx, CBQ_STAGE_CONSENSUS, "consensus.csv", cons, sizeof cons, err));
     cbq_study_config pcfg = *ctx->cfg;
     pcfg.train.permute_labels = 1;
     char why[CBQ_STUDY_PATH_MAX];
@@ -163,7 +163,7 @@ static int train_permuted(const study_ctx *ctx, char *model_dir, size_t cap, cha
 static int write_notes(const study_ctx *ctx, const char *note, cbq_error *err)
 {
     char path[CBQ_STUDY_PATH_MAX + 32];
-    CBQ_TRY(study_path(path, sizeof path, ctx->dir[CBQ_STAGE_SANITY], "notes.txt", err));
+    CBQ_TRY(study_output_path(ctx, "notes.txt", path, sizeof path, err));
     cbq_atomic_file f;
     CBQ_TRY(cbq_atomic_open(&f, path, err));
     if (note[0])
@@ -247,8 +247,8 @@ static int run_checks(study_ctx *ctx, const study_cohort *c, const char *csv_pat
 int study_stage_sanity(study_ctx *ctx, cbq_error *err)
 {
     char path[CBQ_STUDY_PATH_MAX + 32], pooled[CBQ_STUDY_PATH_MAX + 32];
-    CBQ_TRY(study_path(path, sizeof path, ctx->dir[CBQ_STAGE_SANITY], "sanity.csv", err));
-    CBQ_TRY(study_path(pooled, sizeof pooled, ctx->dir[CBQ_STAGE_SANITY], "pooled.csv", err));
+    CBQ_TRY(study_output_path(ctx, "sanity.csv", path, sizeof path, err));
+    CBQ_TRY(study_output_path(ctx, "pooled.csv", pooled, sizeof pooled, err));
     if (!ctx->cfg->sanity.enabled) {
         snprintf(ctx->summary, sizeof ctx->summary, "off (sanity.enabled = false)");
         CBQ_TRY(cbq_study_sanity_write(path, NULL, err));
@@ -257,7 +257,7 @@ int study_stage_sanity(study_ctx *ctx, cbq_error *err)
     cbq_sanity_options o;
     CBQ_TRY(make_options(ctx->cfg, &o, err));
     study_cohort c;
-    CBQ_TRY(study_read_cohort(ctx, &c, err));
+    CBQ_TRY(study_read_cohort_files(ctx, study_slice_reads(ctx->cfg), &c, err));
     int rc = run_checks(ctx, &c, path, pooled, &o, err);
     study_cohort_free(&c);
     return rc;

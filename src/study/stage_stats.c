@@ -18,7 +18,7 @@
 #include "cbctiq/json_file.h"
 #include "cbctiq/correlate.h"
 #include "cbctiq/csv.h"
-#include "study/ae_table.h"
+#include "study/ae_input.h"
 
 typedef enum { X_AE, X_AE_PER_SLICE } x_kind;
 typedef enum { Y_CONSENSUS, Y_PRED } y_kind;
@@ -57,10 +57,10 @@ static int make_joined(const study_ctx *ctx, const ae_table *t, x_kind xk, y_kin
     return CBQ_OK;
 }
 
-static int write_json(const char *dir, const char *name, const cJSON *root, cbq_error *err)
+static int write_json(const study_ctx *ctx, const char *name, const cJSON *root, cbq_error *err)
 {
     char path[CBQ_STUDY_PATH_MAX + 64];
-    CBQ_TRY(study_path(path, sizeof path, dir, name, err));
+    CBQ_TRY(study_output_path(ctx, name, path, sizeof path, err));
     return cbq_json_write(root, path, err);
 }
 
@@ -124,7 +124,7 @@ static int correlate_to(const study_ctx *ctx, const ae_table *t, x_kind xk, y_ki
     o.seed = cfg->seed;
     CBQ_TRY(cbq_correlate(&j, &o, out, err));
     CBQ_TRY(add_left_out(ctx, t, *out, err));
-    return write_json(ctx->dir[CBQ_STAGE_STATS], name, *out, err);
+    return write_json(ctx, name, *out, err);
 }
 
 static double num(const cJSON *obj, const char *path)
@@ -157,7 +157,7 @@ static int write_table(const study_ctx *ctx, const ae_table *t, const cJSON *mai
                        const cJSON *pred_j, const cJSON *slice_j, cbq_error *err)
 {
     char path[CBQ_STUDY_PATH_MAX + 32];
-    CBQ_TRY(study_path(path, sizeof path, ctx->dir[CBQ_STAGE_STATS], "table.csv", err));
+    CBQ_TRY(study_output_path(ctx, "table.csv", path, sizeof path, err));
     cbq_csv_writer w;
     CBQ_TRY(cbq_csv_writer_open(&w, path, TABLE_HEADER, TABLE_COLS, err));
     int boot = strcmp(ctx->cfg->stats.ci, "bootstrap") == 0;
@@ -201,7 +201,7 @@ static int write_table(const study_ctx *ctx, const ae_table *t, const cJSON *mai
 static int write_joined(const study_ctx *ctx, const ae_table *t, cbq_error *err)
 {
     char path[CBQ_STUDY_PATH_MAX + 32];
-    CBQ_TRY(study_path(path, sizeof path, ctx->dir[CBQ_STAGE_STATS], "joined.csv", err));
+    CBQ_TRY(study_output_path(ctx, "joined.csv", path, sizeof path, err));
     static const char *const h[] = {"volume_id", "category", "consensus", "ae", "ae_per_slice",
                                     "pred", "n_slices", "ae_clipped"};
     cbq_csv_writer w;
@@ -230,7 +230,7 @@ static int write_joined(const study_ctx *ctx, const ae_table *t, cbq_error *err)
 int study_stage_stats(study_ctx *ctx, cbq_error *err)
 {
     ae_table t;
-    CBQ_TRY(ae_table_read(ctx, &t, err));
+    CBQ_TRY(study_read_ae_table(ctx, &t, err));
     cJSON *main_j = NULL, *pred_j = NULL, *slice_j = NULL;
     int rc = check_left_out(ctx, &t, err);
     if (rc == CBQ_OK)

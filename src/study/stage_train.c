@@ -12,12 +12,12 @@
 #include "cbctiq/atomic_file.h"
 #include "cbctiq/model_file.h"
 
-static int copy_model(const study_ctx *ctx, const char *dst, cbq_error *err)
+static int copy_model(const study_ctx *ctx, const char *given, const char *dst, cbq_error *err)
 {
     cbq_net *net = NULL;
-    CBQ_TRY(cbq_model_load(ctx->cfg->train.model, &net, 1, err));
+    CBQ_TRY(cbq_model_load(given, &net, 1, err));
     size_t idx[STUDY_MAX_CATEGORIES];
-    int rc = study_map_outputs(ctx, net, idx, ctx->cfg->train.model, err);
+    int rc = study_map_outputs(ctx, net, idx, given, err);
     if (rc == CBQ_OK)
         rc = cbq_model_save(dst, net, err);
     cbq_net_free(net);
@@ -26,19 +26,21 @@ static int copy_model(const study_ctx *ctx, const char *dst, cbq_error *err)
 
 int study_stage_train(study_ctx *ctx, cbq_error *err)
 {
-    const char *dir = ctx->dir[CBQ_STAGE_TRAIN];
     char model[CBQ_STUDY_PATH_MAX + 16], log[CBQ_STUDY_PATH_MAX + 32];
     char cohort[CBQ_STUDY_PATH_MAX + 32], cons[CBQ_STUDY_PATH_MAX + 32];
-    CBQ_TRY(study_model_dir(ctx, model, sizeof model, err));
-    if (ctx->cfg->train.model[0]) {
-        CBQ_TRY(copy_model(ctx, model, err));
-        snprintf(ctx->summary, sizeof ctx->summary, "using the given model %.900s",
-                 ctx->cfg->train.model);
+    CBQ_TRY(study_output_path(ctx, "model", model, sizeof model, err));
+    const char *given;
+    CBQ_TRY(study_given_model(ctx, &given, err));
+    if (given[0]) {
+        CBQ_TRY(copy_model(ctx, given, model, err));
+        snprintf(ctx->summary, sizeof ctx->summary, "using the given model %.900s", given);
         return CBQ_OK;
     }
-    CBQ_TRY(study_path(log, sizeof log, dir, "train_log.csv", err));
-    CBQ_TRY(study_path(cohort, sizeof cohort, ctx->dir[CBQ_STAGE_COHORT], "cohort.csv", err));
-    CBQ_TRY(study_path(cons, sizeof cons, ctx->dir[CBQ_STAGE_CONSENSUS], "consensus.csv", err));
+    CBQ_TRY(study_output_path(ctx, "train_log.csv", log, sizeof log, err));
+    CBQ_TRY(study_input_path(ctx, CBQ_STAGE_COHORT, "cohort.csv", cohort, sizeof cohort, err));
+    CBQ_TRY(study_input_path(ctx, CBQ_STAGE_CONSENSUS, "consensus.csv", cons, sizeof cons, err));
+    /* train.c opens the files cohort.csv's rows name. */
+    CBQ_TRY(study_input_outside(ctx, study_slice_reads(ctx->cfg), err));
     cbq_study_train_result r;
     CBQ_TRY(cbq_study_train(ctx->cfg, cohort, cons, model, log, &r, err));
     snprintf(ctx->summary, sizeof ctx->summary,

@@ -13,13 +13,6 @@
 #include "cbctiq/csv.h"
 #include "cbctiq/structures.h"
 
-int study_read_cohort(const study_ctx *ctx, study_cohort *c, cbq_error *err)
-{
-    char path[CBQ_STUDY_PATH_MAX + 32];
-    CBQ_TRY(study_path(path, sizeof path, ctx->dir[CBQ_STAGE_COHORT], "cohort.csv", err));
-    return study_cohort_read(c, path, err);
-}
-
 static long category_index(const study_ctx *ctx, const char *name)
 {
     for (size_t k = 0; k < ctx->n_categories; k++)
@@ -40,7 +33,7 @@ int study_read_consensus(const study_ctx *ctx, const study_cohort *c, double *co
                          cbq_error *err)
 {
     char path[CBQ_STUDY_PATH_MAX + 32];
-    CBQ_TRY(study_path(path, sizeof path, ctx->dir[CBQ_STAGE_CONSENSUS], "consensus.csv", err));
+    CBQ_TRY(study_input_path(ctx, CBQ_STAGE_CONSENSUS, "consensus.csv", path, sizeof path, err));
     size_t K = ctx->n_categories;
     for (size_t i = 0; i < c->n * K; i++)
         cons[i] = NAN;
@@ -82,7 +75,7 @@ int study_map_outputs(const study_ctx *ctx, const cbq_net *net, size_t *out_inde
 
 int study_model_dir(const study_ctx *ctx, char *buf, size_t cap, cbq_error *err)
 {
-    return study_path(buf, cap, ctx->dir[CBQ_STAGE_TRAIN], "model", err);
+    return study_input_path(ctx, CBQ_STAGE_TRAIN, "model", buf, cap, err);
 }
 
 int study_label_names_path(const study_cohort *c, const study_volume *sv, char *out, size_t cap)
@@ -101,6 +94,10 @@ int study_load_structures(const study_ctx *ctx, const cbq_volume *image, const s
     for (size_t k = 0; k < K; k++)
         structures[k] = NULL;
     cbq_structures st;
+    /* Without labels_json, the names come from the sidecar beside the label
+     * volume (outside the output folder). */
+    if (sv->mask[0] && !labels_json[0])
+        CBQ_TRY(study_input_outside(ctx, STUDY_READS_LABEL_NAMES, err));
     if (sv->mask[0])
         CBQ_TRY(cbq_structures_from_labels(&st, image, sv->mask,
                                            labels_json[0] ? labels_json : NULL, err));

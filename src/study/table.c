@@ -40,7 +40,7 @@ static void put_num(FILE *out, const char *cell, int width, int digits)
 int study_print_table(const study_ctx *ctx, FILE *out, cbq_error *err)
 {
     char path[CBQ_STUDY_PATH_MAX + 32];
-    CBQ_TRY(study_path(path, sizeof path, ctx->dir[CBQ_STAGE_STATS], "table.csv", err));
+    CBQ_TRY(study_input_path(ctx, CBQ_STAGE_STATS, "table.csv", path, sizeof path, err));
     cbq_csv t;
     CBQ_TRY(cbq_csv_read(&t, path, err));
     static const char *const cols[] = {"category", "n", "median_loo_rho", "median_loo_p",
