@@ -38,7 +38,7 @@ cbq_layer_rule(io     USES core)
 cbq_layer_rule(nn     USES core io)     # model_file.c builds a net from io's model.json + safetensors
 cbq_layer_rule(attrib USES core nn)
 cbq_layer_rule(draw   USES core io)
-cbq_layer_rule(stats  USES core io)     # io only until the CSV readers move out of stats
+cbq_layer_rule(stats  USES core io)     # io until its CSV readers move to io; then core only
 cbq_layer_rule(sim    USES core io)
 cbq_layer_rule(data   USES core io nn attrib)
 cbq_layer_rule(study  USES core io nn attrib draw stats sim data)
