@@ -15,6 +15,7 @@
 # before its folder lands. tests/arch/layers_test.py reads the same rows to
 # check each file's #include "cbctiq/..." against the layer that owns it.
 
+include_guard(GLOBAL)
 get_filename_component(CBQ_ROOT "${CMAKE_CURRENT_LIST_DIR}/.." ABSOLUTE)
 
 function(cbq_layer_rule name)
