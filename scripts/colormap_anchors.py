@@ -1,10 +1,10 @@
 #!/usr/bin/python3
-"""Prints the anchor colours of src/io/colormap.c from matplotlib's tables.
+"""Prints the anchor colours of src/draw/colormap.c from matplotlib's tables.
 
 viridis and inferno (van der Walt & Smith, 2015) are published as 256-entry
 sRGB tables (matplotlib's `_cm_listed`). cbctiq keeps every 4th entry plus
 the last (65 anchors) and rebuilds the table with a natural cubic spline;
-tests/io/colormap_oracle.py checks the result against matplotlib within
+tests/draw/colormap_oracle.py checks the result against matplotlib within
 0.5/255. Run once when the anchors must change; the output is pasted into
 colormap.c by hand.
 """

@@ -5,7 +5,7 @@
  * in colour and the maps survive grey-scale printing. Each is rebuilt from 65
  * anchor colours of the published 256-entry tables (van der Walt & Smith,
  * matplotlib 2015) by a natural cubic spline; the result stays within 0.5/255
- * of the published table (checked by tests/io/colormap_oracle.py).
+ * of the published table (checked by tests/draw/colormap_oracle.py).
  *
  *   cbq_colormap cm;
  *   CBQ_TRY(cbq_colormap_build(&cm, CBQ_CMAP_VIRIDIS, err));

@@ -22,6 +22,7 @@ int cbq_model_save(const char *dir, const cbq_net *net, cbq_error *err)
 {
     char path[PATH_CAP];
     CBQ_TRY(cbq_mkdir_p(dir, err));
+    CBQ_TRY(join_path(path, dir, "weights.safetensors", err));
     size_t n = cbq_net_tensor_count(net);
     cbq_st_entry *e = calloc(n ? n : 1, sizeof *e);
     cbq_tensor_view *v = calloc(n ? n : 1, sizeof *v);
@@ -36,9 +37,7 @@ int cbq_model_save(const char *dir, const cbq_net *net, cbq_error *err)
                               .ndim = v[i].ndim, .shape = v[i].shape, .data = v[i].data};
     }
     static const char *const meta[] = {"format", "pt", "producer", "cbctiq"};
-    int rc = join_path(path, dir, "weights.safetensors", err);
-    if (rc == CBQ_OK)
-        rc = cbq_safetensors_write(path, e, n, meta, 2, err);
+    int rc = cbq_safetensors_write(path, e, n, meta, 2, err);
     free(e);
     free(v);
     CBQ_TRY(rc);
@@ -124,6 +123,17 @@ int cbq_model_load_weights(cbq_net *net, const cbq_safetensors *st, cbq_error *e
     return CBQ_OK;
 }
 
+static int load_weights_file(cbq_net *net, const char *dir, cbq_error *err)
+{
+    char path[PATH_CAP];
+    CBQ_TRY(join_path(path, dir, "weights.safetensors", err));
+    cbq_safetensors st;
+    CBQ_TRY(cbq_safetensors_read(&st, path, err));
+    int rc = cbq_model_load_weights(net, &st, err);
+    cbq_safetensors_free(&st);
+    return rc;
+}
+
 int cbq_model_load(const char *dir, cbq_net **out, size_t max_batch, cbq_error *err)
 {
     char path[PATH_CAP];
@@ -135,14 +145,7 @@ int cbq_model_load(const char *dir, cbq_net **out, size_t max_batch, cbq_error *
     int rc = cbq_net_create(&net, &spec, max_batch, 0, err);
     cbq_model_spec_free(&spec);
     CBQ_TRY(rc);
-    cbq_safetensors st;
-    rc = join_path(path, dir, "weights.safetensors", err);
-    if (rc == CBQ_OK)
-        rc = cbq_safetensors_read(&st, path, err);
-    if (rc == CBQ_OK) {
-        rc = cbq_model_load_weights(net, &st, err);
-        cbq_safetensors_free(&st);
-    }
+    rc = load_weights_file(net, dir, err);
     if (rc != CBQ_OK) {
         cbq_net_free(net);
         return rc;
