@@ -10,23 +10,17 @@
 (scikit-learn, whose cohen_kappa_score and IsotonicRegression would be the
 natural peers, is not packaged for the Debian release we build on.)
 """
-import argparse
 import os
-import shutil
 import subprocess
 import sys
 
 import numpy as np
 from scipy import stats
 
-ap = argparse.ArgumentParser()
-ap.add_argument("--cbctiq")
-ap.add_argument("--workdir")
-ap.add_argument("--probe", required=True)
-args = ap.parse_args()
-# an empty folder: an output left by an earlier run must not stand in for this run's
-shutil.rmtree(args.workdir, ignore_errors=True)
-os.makedirs(args.workdir)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from test_args import parse_test_args  # noqa: E402
+
+args = parse_test_args(lambda ap: ap.add_argument("--probe", required=True))
 failures = []
 
 

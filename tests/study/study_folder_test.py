@@ -19,7 +19,6 @@
   attrib/ae.csv reruns attrib, which writes the same bytes again, so
   nothing downstream reruns.
 """
-import argparse
 import fcntl
 import hashlib
 import json
@@ -32,14 +31,12 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ap = argparse.ArgumentParser()
-ap.add_argument("--cbctiq", required=True)
-ap.add_argument("--workdir", required=True)
-args = ap.parse_args()
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from test_args import parse_test_args  # noqa: E402
+
+args = parse_test_args()
 failures = []
 work = os.path.abspath(args.workdir)
-shutil.rmtree(work, ignore_errors=True)
-os.makedirs(work)
 STAGES = ["cohort", "consensus", "train", "evaluate", "attrib", "stats", "atypical", "sanity", "report"]
 
 

@@ -2,23 +2,17 @@
 cbq_hash_path) against hashlib.sha256: a file's hash is the plain SHA-256 of
 its bytes, across the block-boundary sizes of the padding.
 """
-import argparse
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 
 import numpy as np
 
-ap = argparse.ArgumentParser()
-ap.add_argument("--cbctiq")
-ap.add_argument("--workdir")
-ap.add_argument("--probe", required=True)
-args = ap.parse_args()
-# an empty folder: an output left by an earlier run must not stand in for this run's
-shutil.rmtree(args.workdir, ignore_errors=True)
-os.makedirs(args.workdir)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from test_args import parse_test_args  # noqa: E402
+
+args = parse_test_args(lambda ap: ap.add_argument("--probe", required=True))
 failures = []
 rng = np.random.default_rng(7)
 
