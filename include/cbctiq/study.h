@@ -27,15 +27,9 @@ extern "C" {
 
 /* ---- stages -------------------------------------------------------------- */
 typedef enum {
-    CBQ_STAGE_COHORT,
-    CBQ_STAGE_CONSENSUS,
-    CBQ_STAGE_TRAIN,
-    CBQ_STAGE_EVALUATE,
-    CBQ_STAGE_ATTRIB,
-    CBQ_STAGE_STATS,
-    CBQ_STAGE_ATYPICAL,
-    CBQ_STAGE_SANITY,
-    CBQ_STAGE_REPORT,
+#define CBQ_STUDY_STAGE(id, name) CBQ_STAGE_##id,
+#include "cbctiq/study_stages.def"
+#undef CBQ_STUDY_STAGE
     CBQ_STAGE_COUNT
 } cbq_study_stage;
 

@@ -177,9 +177,11 @@ void cbq_study_config_defaults(cbq_study_config *cfg)
 
 const char *cbq_study_stage_name(cbq_study_stage stage)
 {
-    static const char *names[CBQ_STAGE_COUNT] = {"cohort", "consensus", "train", "evaluate",
-                                                 "attrib", "stats", "atypical", "sanity",
-                                                 "report"};
+    static const char *names[CBQ_STAGE_COUNT] = {
+#define CBQ_STUDY_STAGE(id, name) [CBQ_STAGE_##id] = #name,
+#include "cbctiq/study_stages.def"
+#undef CBQ_STUDY_STAGE
+    };
     return (unsigned)stage < CBQ_STAGE_COUNT ? names[stage] : "?";
 }
 

@@ -201,9 +201,14 @@ int study_run(const cbq_study_config *cfg, FILE *table_out, cbq_study_summary *s
     ctx.n_categories = cbq_study_categories(cfg, ctx.categories, STUDY_MAX_CATEGORIES);
     if (summary)
         memset(summary, 0, sizeof *summary);
-    for (int s = 0; s < CBQ_STAGE_COUNT; s++)
+    for (int s = 0; s < CBQ_STAGE_COUNT; s++) {
+        if (!STAGES[s].run)
+            return CBQ_FAIL(err, CBQ_ERR_INTERNAL,
+                            "stage %s has no row in STAGES (src/study/pipeline.c)",
+                            cbq_study_stage_name((cbq_study_stage)s));
         CBQ_TRY(study_path(ctx.dir[s], sizeof ctx.dir[s], cfg->out,
                            cbq_study_stage_name((cbq_study_stage)s), err));
+    }
     study_folder_lock lock;
     CBQ_TRY(study_folder_claim(cfg->out, &lock, err));
     double t_all = cbq_now();

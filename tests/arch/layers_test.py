@@ -29,6 +29,7 @@ DECLARED_FUNCTION_RE = re.compile(r"\b(cbq_\w+)\s*\(")
 OWNERS_WITHOUT_FUNCTIONS = {
     "layer_kinds.def": "core",   # the network layer kinds, read by model_spec and nn
     "cam_methods.def": "attrib",  # the CAM methods, read by attrib and the CLI's help
+    "study_stages.def": "study",  # the study's stages, read by study.h and config.c
 }
 
 
