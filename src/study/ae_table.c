@@ -15,7 +15,7 @@ void ae_table_free(ae_table *t)
         free(t->cat[k].volumes);
         free(t->cat[k].consensus);
     }
-    study_cohort_free(&t->cohort);
+    cbq_cohort_free(&t->cohort);
     free(t->left_out);
     memset(t, 0, sizeof *t);
 }
@@ -139,8 +139,8 @@ int ae_table_read(const study_ctx *ctx, ae_table *t, cbq_error *err)
             break;
         }
         for (size_t v = 0; v < t->cohort.n && rc == CBQ_OK; v++) {
-            const study_volume *sv = &t->cohort.v[v];
-            if (sv->split != SPLIT_TEST)
+            const cbq_cohort_volume *sv = &t->cohort.v[v];
+            if (sv->split != CBQ_SPLIT_TEST)
                 continue;
             if (!isfinite(cons[v * K + k])) {
                 t->n_left_out += !t->left_out[v];

@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include "cbctiq/report.h"
 #include "cbctiq/study.h"
-#include "study/cohort.h"
+#include "cbctiq/cohort.h"
 #include "study/sha256.h"
 
 enum { STUDY_MAX_CATEGORIES = 16 };
@@ -58,7 +58,7 @@ int study_cohort_inputs_hash(const study_ctx *ctx, cbq_sha256 *h, cbq_error *err
 int study_cohort_files_hash(study_ctx *ctx, cbq_error *err);
 /* The labels.json that names sv's label volume's values: the cohort's own
  * (c->labels_json) or the one found beside the label volume; 0 = none. */
-int study_label_names_path(const study_cohort *c, const study_volume *sv, char *out, size_t cap);
+int study_label_names_path(const cbq_cohort *c, const cbq_cohort_volume *sv, char *out, size_t cap);
 
 int study_stage_cohort(study_ctx *ctx, cbq_error *err);
 int study_stage_consensus(study_ctx *ctx, cbq_error *err);
@@ -75,10 +75,10 @@ int study_print_table(const study_ctx *ctx, FILE *out, cbq_error *err);
 
 /* ---- shared readers (study_data.c) ---- */
 /* Reads the cohort stage's cohort.csv. */
-int study_read_cohort(const study_ctx *ctx, study_cohort *c, cbq_error *err);
+int study_read_cohort(const study_ctx *ctx, cbq_cohort *c, cbq_error *err);
 /* consensus.csv into cons[v * n_categories + k] for the cohort's volumes in
  * the study's category order; NaN where a (volume, category) has none. */
-int study_read_consensus(const study_ctx *ctx, const study_cohort *c, double *cons,
+int study_read_consensus(const study_ctx *ctx, const cbq_cohort *c, double *cons,
                          cbq_error *err);
 /* For each study category, the index of the model output with its name. */
 int study_map_outputs(const study_ctx *ctx, const cbq_net *net, size_t *out_index,
@@ -90,7 +90,7 @@ int study_model_dir(const study_ctx *ctx, char *buf, size_t cap, cbq_error *err)
  * volume or RTSTRUCT through structures.h (TG-263 name matching); all NULL
  * when it has neither. labels_json: the sidecar ("" = look beside the
  * label file). Caller frees each with cbq_volume_free + free. */
-int study_load_structures(const study_ctx *ctx, const cbq_volume *image, const study_volume *sv,
+int study_load_structures(const study_ctx *ctx, const cbq_volume *image, const cbq_cohort_volume *sv,
                           const char *labels_json, cbq_volume **structures, cbq_error *err);
 /* World superior coordinate (RAS+ mm) of canonical axial slice k of `vol`,
  * taken at the slice's centre voxel (in an oblique volume z varies across a

@@ -69,7 +69,7 @@ static void pick_free(pick_view *pv)
 }
 
 /* The category's structure on the volume's grid (all others freed). */
-static int load_structure(const study_ctx *ctx, const study_cohort *c, const study_volume *sv,
+static int load_structure(const study_ctx *ctx, const cbq_cohort *c, const cbq_cohort_volume *sv,
                           size_t k, pick_view *pv, cbq_error *err)
 {
     cbq_volume *st[STUDY_MAX_CATEGORIES];
@@ -129,7 +129,7 @@ static int structure_mask(pick_view *pv, cbq_error *err)
     return CBQ_OK;
 }
 
-static const study_volume *find_volume(const study_cohort *c, const char *id)
+static const cbq_cohort_volume *find_volume(const cbq_cohort *c, const char *id)
 {
     for (size_t i = 0; i < c->n; i++)
         if (strcmp(c->v[i].id, id) == 0)
@@ -152,7 +152,7 @@ static int pick_load(const study_ctx *ctx, const ae_table *t, size_t k, size_t r
                      cbq_error *err)
 {
     const char *id = t->cat[k].volumes[row];
-    const study_volume *sv = find_volume(&t->cohort, id);
+    const cbq_cohort_volume *sv = find_volume(&t->cohort, id);
     if (!sv)
         return CBQ_FAIL(err, CBQ_ERR_FORMAT, "attrib/ae.csv: volume '%s' is not in the cohort", id);
     pv->row = row;

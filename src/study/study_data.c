@@ -13,11 +13,11 @@
 #include "cbctiq/csv.h"
 #include "cbctiq/structures.h"
 
-int study_read_cohort(const study_ctx *ctx, study_cohort *c, cbq_error *err)
+int study_read_cohort(const study_ctx *ctx, cbq_cohort *c, cbq_error *err)
 {
     char path[CBQ_STUDY_PATH_MAX + 32];
     CBQ_TRY(study_path(path, sizeof path, ctx->dir[CBQ_STAGE_COHORT], "cohort.csv", err));
-    return study_cohort_read(c, path, err);
+    return cbq_cohort_read(c, path, err);
 }
 
 static long category_index(const study_ctx *ctx, const char *name)
@@ -28,7 +28,7 @@ static long category_index(const study_ctx *ctx, const char *name)
     return -1;
 }
 
-static long volume_index(const study_cohort *c, const char *id)
+static long volume_index(const cbq_cohort *c, const char *id)
 {
     for (size_t i = 0; i < c->n; i++)
         if (strcmp(c->v[i].id, id) == 0)
@@ -36,7 +36,7 @@ static long volume_index(const study_cohort *c, const char *id)
     return -1;
 }
 
-int study_read_consensus(const study_ctx *ctx, const study_cohort *c, double *cons,
+int study_read_consensus(const study_ctx *ctx, const cbq_cohort *c, double *cons,
                          cbq_error *err)
 {
     char path[CBQ_STUDY_PATH_MAX + 32];
@@ -85,7 +85,7 @@ int study_model_dir(const study_ctx *ctx, char *buf, size_t cap, cbq_error *err)
     return study_path(buf, cap, ctx->dir[CBQ_STAGE_TRAIN], "model", err);
 }
 
-int study_label_names_path(const study_cohort *c, const study_volume *sv, char *out, size_t cap)
+int study_label_names_path(const cbq_cohort *c, const cbq_cohort_volume *sv, char *out, size_t cap)
 {
     if (c->labels_json[0]) {
         snprintf(out, cap, "%s", c->labels_json);
@@ -94,7 +94,7 @@ int study_label_names_path(const study_cohort *c, const study_volume *sv, char *
     return sv->mask[0] && cbq_structures_sidecar(out, cap, sv->mask);
 }
 
-int study_load_structures(const study_ctx *ctx, const cbq_volume *image, const study_volume *sv,
+int study_load_structures(const study_ctx *ctx, const cbq_volume *image, const cbq_cohort_volume *sv,
                           const char *labels_json, cbq_volume **structures, cbq_error *err)
 {
     size_t K = ctx->n_categories;

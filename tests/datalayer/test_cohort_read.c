@@ -14,7 +14,7 @@
 #include <cmocka.h>
 
 #include "cbctiq/atomic_file.h"
-#include "study/cohort.h"
+#include "cbctiq/cohort.h"
 
 static char dir[1024];
 
@@ -22,7 +22,7 @@ static int setup(void **state)
 {
     (void)state;
     const char *base = getenv("CBQ_TEST_TMP");
-    snprintf(dir, sizeof dir, "%s/study_cohort", base ? base : "tmp");
+    snprintf(dir, sizeof dir, "%s/cbq_cohort", base ? base : "tmp");
     cbq_error err = {0};
     return cbq_mkdir_p(dir, &err);
 }
@@ -42,7 +42,7 @@ static void relative(const char *from, const char *to, const char *want)
     cbq_error err = {0};
     snprintf(from_path, sizeof from_path, "%s/rel/%s", dir, from);
     snprintf(to_path, sizeof to_path, "%s/rel/%s", dir, to);
-    if (study_relative_path(out, sizeof out, from_path, to_path, &err) != CBQ_OK)
+    if (cbq_path_relative(out, sizeof out, from_path, to_path, &err) != CBQ_OK)
         fail_msg("%s -> %s: %s", from, to, err.msg);
     assert_string_equal(out, want);
 }
@@ -91,7 +91,7 @@ static void test_relative_paths(void **state)
     cbq_error err = {0};
     snprintf(from_path, sizeof from_path, "%s/rel/a/out", dir);
     snprintf(to_path, sizeof to_path, "%s/rel/a/nowhere/v.nii", dir);
-    assert_int_not_equal(study_relative_path(out, sizeof out, from_path, to_path, &err), CBQ_OK);
+    assert_int_not_equal(cbq_path_relative(out, sizeof out, from_path, to_path, &err), CBQ_OK);
     assert_non_null(strstr(err.msg, "nowhere/v.nii"));
 }
 
@@ -105,9 +105,9 @@ static void test_read_with_split(void **state)
               "/abs/b.nii,b,test,\r\n"
               "c_dicom,c,val,\r\n",
               path, sizeof path);
-    study_cohort c;
+    cbq_cohort c;
     cbq_error err = {0};
-    assert_int_equal(study_cohort_read(&c, path, &err), CBQ_OK);
+    assert_int_equal(cbq_cohort_read(&c, path, &err), CBQ_OK);
     assert_int_equal(c.n, 3);
     assert_int_equal(c.has_split, 1);
     char want[1300];
@@ -117,19 +117,19 @@ static void test_read_with_split(void **state)
     assert_string_equal(c.v[0].mask, want);
     assert_string_equal(c.v[1].path, "/abs/b.nii");
     assert_string_equal(c.v[1].mask, "");
-    assert_int_equal(c.v[0].split, SPLIT_TRAIN);
-    assert_int_equal(c.v[1].split, SPLIT_TEST);
-    assert_int_equal(c.v[2].split, SPLIT_VAL);
-    study_cohort_free(&c);
+    assert_int_equal(c.v[0].split, CBQ_SPLIT_TRAIN);
+    assert_int_equal(c.v[1].split, CBQ_SPLIT_TEST);
+    assert_int_equal(c.v[2].split, CBQ_SPLIT_VAL);
+    cbq_cohort_free(&c);
 }
 
 static void expect_error(const char *text, const char *needle)
 {
     char path[1200];
     write_csv("bad.csv", text, path, sizeof path);
-    study_cohort c;
+    cbq_cohort c;
     cbq_error err = {0};
-    assert_int_not_equal(study_cohort_read(&c, path, &err), CBQ_OK);
+    assert_int_not_equal(cbq_cohort_read(&c, path, &err), CBQ_OK);
     if (!strstr(err.msg, needle) || !strstr(err.msg, "bad.csv"))
         fail_msg("message '%s' lacks '%s' or the file name", err.msg, needle);
 }
@@ -150,11 +150,11 @@ static void test_missing_split_means_none(void **state)
     (void)state;
     char path[1200];
     write_csv("c2.csv", "volume_id,path,split\na,a.nii,train\nb,b.nii,\n", path, sizeof path);
-    study_cohort c;
+    cbq_cohort c;
     cbq_error err = {0};
-    assert_int_equal(study_cohort_read(&c, path, &err), CBQ_OK);
+    assert_int_equal(cbq_cohort_read(&c, path, &err), CBQ_OK);
     assert_int_equal(c.has_split, 0); /* one row without: the study assigns all */
-    study_cohort_free(&c);
+    cbq_cohort_free(&c);
 }
 
 int main(void)
