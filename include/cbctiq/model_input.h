@@ -69,7 +69,8 @@ typedef struct {
 } cbq_model_input;
 
 /* Loads row v of cohort c (c gives the labels.json; may be NULL) for a
- * model whose input is `input`. The volume must be finite; its structures
+ * model whose input is `input` (NULL: only the canonical volume and its
+ * structures, for figures; n = 0). The volume must be finite; its structures
  * must lie on its grid (an RTSTRUCT must reference its DICOM series). On
  * failure *in is freed. */
 int cbq_model_input_load(cbq_model_input *in, const cbq_cohort_volume *v, const cbq_cohort *c,

@@ -159,6 +159,8 @@ static int load(cbq_model_input *in, const char *path, const cbq_cohort_volume *
     int selection_needs = v && o->selection == CBQ_SLICES_STRUCTURES && !v->mask[0]; /* RTSTRUCT */
     if (v && (o->with_structures || selection_needs))
         CBQ_TRY(load_structures(in, v, c, err));
+    if (!input)
+        return CBQ_OK; /* the grid and its structures only */
     CBQ_TRY(select_slices(in, v, o, err));
     return fill_batch(in, input, err);
 }

@@ -56,9 +56,6 @@ int study_path(char *buf, size_t cap, const char *dir, const char *name, cbq_err
 int study_cohort_inputs_hash(const study_ctx *ctx, cbq_sha256 *h, cbq_error *err);
 /* Fills ctx->files_hex from the files cohort/cohort.csv points to. */
 int study_cohort_files_hash(study_ctx *ctx, cbq_error *err);
-/* The labels.json that names sv's label volume's values: the cohort's own
- * (c->labels_json) or the one found beside the label volume; 0 = none. */
-int study_label_names_path(const cbq_cohort *c, const cbq_cohort_volume *sv, char *out, size_t cap);
 
 int study_stage_cohort(study_ctx *ctx, cbq_error *err);
 int study_stage_consensus(study_ctx *ctx, cbq_error *err);
@@ -85,13 +82,6 @@ int study_map_outputs(const study_ctx *ctx, const cbq_net *net, size_t *out_inde
                       const char *model_dir, cbq_error *err);
 /* The trained model's folder. */
 int study_model_dir(const study_ctx *ctx, char *buf, size_t cap, cbq_error *err);
-/* Per study category, a 0/1 structure volume on `image`'s grid (NULL where
- * the category has no structure, e.g. "overall") from the volume's label
- * volume or RTSTRUCT through structures.h (TG-263 name matching); all NULL
- * when it has neither. labels_json: the sidecar ("" = look beside the
- * label file). Caller frees each with cbq_volume_free + free. */
-int study_load_structures(const study_ctx *ctx, const cbq_volume *image, const cbq_cohort_volume *sv,
-                          const char *labels_json, cbq_volume **structures, cbq_error *err);
 /* World superior coordinate (RAS+ mm) of canonical axial slice k of `vol`,
  * taken at the slice's centre voxel (in an oblique volume z varies across a
  * slice). profiles.csv's z_mm. */

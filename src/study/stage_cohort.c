@@ -75,7 +75,7 @@ static int hash_volume_files(const cbq_cohort *c, const cbq_cohort_volume *sv,
     if (sv->mask[0]) {
         CBQ_TRY(hash_into(&h[STUDY_FILES_LABELS], sv->mask, err));
         char names[CBQ_STUDY_PATH_MAX + 32];
-        if (study_label_names_path(c, sv, names, sizeof names))
+        if (cbq_cohort_labels_json(c, sv, names, sizeof names))
             CBQ_TRY(hash_into(&h[STUDY_FILES_LABEL_NAMES], names, err));
         else
             cbq_sha256_update(&h[STUDY_FILES_LABEL_NAMES], "none", 4);
