@@ -1,7 +1,7 @@
 /* stage_attrib.c - stage 5: Grad-CAM (or the configured CAM method) on every
  * used axial slice of every test volume, Attribution Energy per volume and
- * category (ae.csv, formats.md, plus the columns the mission's caveat asks
- * for), its per-slice profile along z (profiles.csv, for the report's
+ * category (ae.csv through the data layer's one writer, ae_table.h, the
+ * same file `cbctiq ae` writes), its per-slice profile along z (profiles.csv, for the report's
  * z-profiles), and optionally the maps as NIfTI volumes on the CBCT's grid. */
 #define _POSIX_C_SOURCE 200809L
 #include "study/pipeline.h"
@@ -14,10 +14,9 @@
 #include "cbctiq/attrib.h"
 #include "cbctiq/csv.h"
 #include "cbctiq/model_file.h"
+#include "cbctiq/model_input.h"
 #include "cbctiq/nifti.h"
 #include "cbctiq/progress.h"
-#include "cbctiq/model_input.h"
-#include "cbctiq/slices.h"
 
 static const char *const PROFILE_HEADER[] = {"volume_id", "category", "slice", "z_mm", "ae", "pred"};
 enum { PROFILE_COLS = sizeof PROFILE_HEADER / sizeof PROFILE_HEADER[0] };
@@ -27,46 +26,48 @@ typedef struct {
     cbq_net *net;
     cbq_cam *cam;
     size_t out_index[STUDY_MAX_CATEGORIES];
-    size_t H, W;
     const cbq_cohort *cohort;
     cbq_ae_writer w;
     cbq_csv_writer prof;
     size_t n_test;
 } attrib_run;
 
-static int write_maps(attrib_run *a, const cbq_cohort_volume *sv, const cbq_volume *vol,
-                      const cbq_reorient *xf, const size_t *ks, size_t n, float *const *maps,
-                      cbq_error *err)
+/* One category's maps [n, H, W] back through the input's own resampling
+ * onto its canonical grid, then on the CBCT's own grid and header geometry,
+ * so that viewers overlay the map on the scan without resampling. */
+static int write_map(cbq_model_input *in, const float *maps, cbq_volume *canon_map,
+                     const char *path, cbq_error *err)
 {
-    cbq_slice_spec ss = {.height = a->H, .width = a->W, .hu_min = 0.0, .hu_max = 1.0};
-    cbq_slicer slicer;
-    CBQ_TRY(cbq_slicer_init(&slicer, vol->nx, vol->ny, &ss, err));
-    cbq_volume out = {0};
-    int rc = cbq_volume_alloc(&out, vol->nx, vol->ny, vol->nz, vol->spacing, 0, err);
+    memset(canon_map->data, 0, cbq_volume_count(canon_map) * sizeof(float));
+    for (size_t i = 0; i < in->n; i++)
+        CBQ_TRY(cbq_slicer_unmap(&in->slicer, maps + i * in->H * in->W, canon_map, in->ks[i], err));
+    cbq_volume src = {0};
+    int rc = cbq_volume_uncanonical(&src, canon_map, &in->xf, err);
     if (rc == CBQ_OK)
-        memcpy(out.affine, vol->affine, sizeof out.affine);
+        rc = cbq_nifti_write(path, &src, CBQ_NIFTI_FLOAT32, err);
+    cbq_volume_free(&src);
+    return rc;
+}
+
+static int write_maps(attrib_run *a, const cbq_cohort_volume *sv, cbq_model_input *in,
+                      float *const *maps, cbq_error *err)
+{
     char dir[CBQ_STUDY_PATH_MAX + 16], path[CBQ_STUDY_PATH_MAX + 600];
-    if (rc == CBQ_OK && (rc = study_path(dir, sizeof dir, a->ctx->dir[CBQ_STAGE_ATTRIB], "maps",
-                                         err)) == CBQ_OK)
-        rc = cbq_mkdir_p(dir, err);
+    CBQ_TRY(study_path(dir, sizeof dir, a->ctx->dir[CBQ_STAGE_ATTRIB], "maps", err));
+    CBQ_TRY(cbq_mkdir_p(dir, err));
+    const cbq_volume *vol = &in->canon;
+    cbq_volume out = {0};
+    CBQ_TRY(cbq_volume_alloc(&out, vol->nx, vol->ny, vol->nz, vol->spacing, 0, err));
+    memcpy(out.affine, vol->affine, sizeof out.affine);
+    int rc = CBQ_OK;
     for (size_t k = 0; k < a->ctx->n_categories && rc == CBQ_OK; k++) {
-        memset(out.data, 0, cbq_volume_count(&out) * sizeof(float));
-        for (size_t i = 0; i < n && rc == CBQ_OK; i++)
-            rc = cbq_slicer_unmap(&slicer, maps[k] + i * a->H * a->W, &out, ks[i], err);
         int len = snprintf(path, sizeof path, "%s/%s_%s.nii.gz", dir, sv->id, a->ctx->categories[k]);
-        if (rc == CBQ_OK && (len < 0 || (size_t)len >= sizeof path))
+        if (len < 0 || (size_t)len >= sizeof path)
             rc = CBQ_FAIL(err, CBQ_ERR_ARG, "%s: map path too long", sv->id);
-        /* Back on the CBCT's own grid and header geometry, so viewers
-         * overlay the map on the scan without resampling. */
-        cbq_volume src = {0};
-        if (rc == CBQ_OK)
-            rc = cbq_volume_uncanonical(&src, &out, xf, err);
-        if (rc == CBQ_OK)
-            rc = cbq_nifti_write(path, &src, CBQ_NIFTI_FLOAT32, err);
-        cbq_volume_free(&src);
+        else
+            rc = write_map(in, maps[k], &out, path, err);
     }
     cbq_volume_free(&out);
-    cbq_slicer_free(&slicer);
     return rc;
 }
 
@@ -126,7 +127,7 @@ static int attrib_volume(attrib_run *a, const cbq_cohort_volume *sv, cbq_error *
         float *by_cat[STUDY_MAX_CATEGORIES];
         for (size_t k = 0; k < K; k++)
             by_cat[k] = maps[a->out_index[k]];
-        rc = write_maps(a, sv, &in.canon, &in.xf, in.ks, n, by_cat, err);
+        rc = write_maps(a, sv, &in, by_cat, err);
     }
     for (size_t o_i = 0; o_i < n_out; o_i++)
         cbq_ae_free(&ae[o_i]);
@@ -155,7 +156,6 @@ static int open_cam(attrib_run *a, cbq_error *err)
         return CBQ_FAIL(err, CBQ_ERR_RANGE, "attrib.target_layer: name too long");
     memcpy(opt.layer, cfg->attrib.target_layer, strlen(cfg->attrib.target_layer) + 1);
     CBQ_TRY(cbq_cam_create(&a->cam, a->net, (size_t)cfg->evaluate.batch, &opt, err));
-    cbq_cam_input_shape(a->cam, &a->H, &a->W);
     return CBQ_OK;
 }
 

@@ -12,6 +12,7 @@
 
 #include "cbctiq/csv.h"
 #include "cbctiq/model_file.h"
+#include "cbctiq/model_input.h"
 #include "cbctiq/progress.h"
 
 typedef struct {

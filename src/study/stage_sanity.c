@@ -15,8 +15,8 @@
 #include "cbctiq/atomic_file.h"
 #include "cbctiq/csv.h"
 #include "cbctiq/model_file.h"
+#include "cbctiq/model_input.h"
 #include "cbctiq/sanity.h"
-#include "cbctiq/slices.h"
 
 /* pooled.csv: one row per method and comparison with the statistic behind
  * its verdict (the median over all categories and volumes), which

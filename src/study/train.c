@@ -22,10 +22,10 @@
 #include "cbctiq/atomic_file.h"
 #include "cbctiq/csv.h"
 #include "cbctiq/model_file.h"
+#include "cbctiq/model_input.h"
 #include "cbctiq/preset.h"
 #include "cbctiq/progress.h"
 #include "cbctiq/rng.h"
-#include "cbctiq/model_input.h"
 #include "cbctiq/stats.h"
 #include "cbctiq/trainer.h"
 #include "cbctiq/cohort.h"
@@ -284,35 +284,39 @@ static int permute_targets(train_run *t, const cbq_cohort *c, double *target,
     return rc;
 }
 
-static int add_volume(train_run *t, const cbq_cohort *c, const cbq_cohort_volume *sv,
-                      const double *target, int is_val, cbq_error *err)
+/* Appends a volume's model input (every slice_step-th selected slice) to
+ * the training set, each slice with the volume's targets. */
+static int append_slices(slice_set *s, const cbq_model_input *in, const double *target,
+                         int is_val, cbq_error *err)
 {
-    const cbq_study_config *cfg = t->cfg;
-    slice_set *s = &t->s;
-    cbq_model_input_options o = {.step = (size_t)cfg->train.slice_step};
-    if (!cbq_slice_selection_parse(cfg->train.slices, &o.selection))
-        return CBQ_FAIL(err, CBQ_ERR_ARG, "train.slices: unknown '%s'", cfg->train.slices);
-    cbq_input_spec input = {.height = (int)s->H, .width = (int)s->W, .hu_min = cfg->train.hu_min,
-                            .hu_max = cfg->train.hu_max};
-    cbq_model_input in;
-    int rc = cbq_model_input_load(&in, sv, c, &input, &o, err);
-    size_t m = in.n; /* every slice_step-th of the selected slices */
-    if (rc == CBQ_OK)
-        rc = grow(s, s->n + m, err);
-    if (rc == CBQ_OK)
-        memcpy(s->x + s->n * s->H * s->W, in.x, m * s->H * s->W * sizeof *in.x);
-    size_t vi = s->n_volumes;
-    for (size_t i = 0; rc == CBQ_OK && i < m; i++) {
+    size_t m = in->n, vi = s->n_volumes, plane = s->H * s->W;
+    CBQ_TRY(grow(s, s->n + m, err));
+    memcpy(s->x + s->n * plane, in->x, m * plane * sizeof *in->x);
+    for (size_t i = 0; i < m; i++) {
         for (size_t k = 0; k < s->K; k++)
             s->y[(s->n + i) * s->K + k] = (float)target[k];
         s->volume[s->n + i] = vi;
     }
-    if (rc == CBQ_OK) {
-        s->n += m;
-        memcpy(s->vol_target + vi * s->K, target, s->K * sizeof *target);
-        s->vol_is_val[vi] = is_val;
-        s->n_volumes++;
-    }
+    s->n += m;
+    memcpy(s->vol_target + vi * s->K, target, s->K * sizeof *target);
+    s->vol_is_val[vi] = is_val;
+    s->n_volumes++;
+    return CBQ_OK;
+}
+
+static int add_volume(train_run *t, const cbq_cohort *c, const cbq_cohort_volume *sv,
+                      const double *target, int is_val, cbq_error *err)
+{
+    const cbq_study_config *cfg = t->cfg;
+    cbq_model_input_options o = {.step = (size_t)cfg->train.slice_step};
+    if (!cbq_slice_selection_parse(cfg->train.slices, &o.selection))
+        return CBQ_FAIL(err, CBQ_ERR_ARG, "train.slices: unknown '%s'", cfg->train.slices);
+    cbq_input_spec input = {.height = (int)t->s.H, .width = (int)t->s.W,
+                            .hu_min = cfg->train.hu_min, .hu_max = cfg->train.hu_max};
+    cbq_model_input in;
+    int rc = cbq_model_input_load(&in, sv, c, &input, &o, err);
+    if (rc == CBQ_OK)
+        rc = append_slices(&t->s, &in, target, is_val, err);
     cbq_model_input_free(&in);
     return rc == CBQ_OK ? rc : cbq_error_prefix(err, "%s: ", sv->id);
 }
