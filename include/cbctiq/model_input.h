@@ -21,6 +21,7 @@
 #define CBCTIQ_MODEL_INPUT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "cbctiq/cohort.h"
 #include "cbctiq/error.h"
@@ -84,6 +85,11 @@ void cbq_model_input_free(cbq_model_input *in);
 
 /* Source-order index (as in the file) of canonical axial slice k. */
 size_t cbq_model_input_source_slice(const cbq_model_input *in, size_t k);
+
+/* The 0/1 mask on the canonical grid of a category's structure (a category
+ * name: parotid, submandibular, larynx, mandible), or NULL when the volume
+ * has none ("overall", or a structure missing from its file). */
+const uint8_t *cbq_model_input_structure(const cbq_model_input *in, const char *category);
 
 /* Per category name: the area fraction of its structure (structures.h:
  * parotid, submandibular, larynx, mandible) on the model-input grid of the

@@ -186,12 +186,12 @@ int cbq_model_input_load_path(cbq_model_input *in, const char *path, const cbq_i
     return rc;
 }
 
-static int find_structure(const char *category)
+const uint8_t *cbq_model_input_structure(const cbq_model_input *in, const char *category)
 {
     for (int s = 0; s < CBQ_STRUCT_COUNT; s++)
         if (strcmp(cbq_structure_name(s), category) == 0)
-            return s;
-    return -1;
+            return in->structures.mask[s];
+    return NULL;
 }
 
 int cbq_model_input_structure_weights(const cbq_model_input *in, const char *const *categories,
@@ -203,8 +203,7 @@ int cbq_model_input_structure_weights(const cbq_model_input *in, const char *con
     float *plane = malloc(nx * ny * sizeof *plane), *tmp = malloc(ny * in->W * sizeof *tmp);
     int rc = plane && tmp ? CBQ_OK : CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory for structure masks");
     for (size_t c = 0; c < n_categories && rc == CBQ_OK; c++) {
-        int s = find_structure(categories[c]);
-        const uint8_t *mask = s >= 0 ? in->structures.mask[s] : NULL;
+        const uint8_t *mask = cbq_model_input_structure(in, categories[c]);
         if (!mask)
             continue; /* "overall", or a structure this volume does not have */
         if (!(weights[c] = malloc((in->n ? in->n : 1) * HW * sizeof **weights))) {

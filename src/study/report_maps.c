@@ -72,9 +72,7 @@ static int load_structure(const study_ctx *ctx, const cbq_cohort *c, const cbq_c
 {
     cbq_model_input_options o = {.with_structures = 1};
     CBQ_TRY(cbq_model_input_load(&pv->in, sv, c, NULL, &o, err));
-    for (int s = 0; s < CBQ_STRUCT_COUNT; s++)
-        if (strcmp(cbq_structure_name(s), ctx->categories[k]) == 0)
-            pv->structure = pv->in.structures.mask[s];
+    pv->structure = cbq_model_input_structure(&pv->in, ctx->categories[k]);
     return CBQ_OK;
 }
 

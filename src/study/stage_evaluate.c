@@ -64,7 +64,8 @@ static int predict_test(study_ctx *ctx, eval_data *d, cbq_error *err)
         cbq_volume_pred vp = {0};
         rc = cbq_model_input_load(&in, sv, &d->cohort, &cbq_net_spec(net)->input, &o, err);
         if (rc == CBQ_OK && in.n == 0)
-            rc = CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: no slice with a structure", sv->mask);
+            rc = CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: no slice with a structure",
+                          sv->mask[0] ? sv->mask : sv->rtstruct);
         if (rc == CBQ_OK)
             rc = cbq_predict_input(net, &in, (size_t)cfg->evaluate.batch, &vp, err);
         for (size_t i = 0; rc == CBQ_OK && i < vp.n_slices; i++)
