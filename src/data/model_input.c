@@ -90,8 +90,8 @@ static int mask_slices(const cbq_model_input *in, const char *mask_path, size_t 
     const cbq_volume *vol = &in->canon;
     if (mask.nx != vol->nx || mask.ny != vol->ny || mask.nz != vol->nz)
         rc = CBQ_FAIL(err, CBQ_ERR_FORMAT,
-                      "mask grid %zux%zux%zu differs from the volume's %zux%zux%zu", mask.nx,
-                      mask.ny, mask.nz, vol->nx, vol->ny, vol->nz);
+                      "%s: mask grid %zux%zux%zu differs from the volume's %zux%zux%zu", mask_path,
+                      mask.nx, mask.ny, mask.nz, vol->nx, vol->ny, vol->nz);
     else
         *n = cbq_slices_nonempty(&mask, ks);
     cbq_volume_free(&mask);
