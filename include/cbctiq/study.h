@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include "cbctiq/error.h"
+#include "cbctiq/model_input.h"
 #include "cbctiq/net.h"
 #include "cbctiq/orient.h"
 #include "cbctiq/sanity.h"
@@ -171,16 +172,6 @@ int cbq_remove_tree(const char *path, cbq_error *err);
  * slice k is source slice nz-1-k, so per-slice results can be reported in
  * the source volume's slice order. */
 int cbq_study_load_volume(const char *path, cbq_volume *vol, int *src_flip_k, cbq_error *err);
-/* The same, keeping the whole transform (orient.h) so that results on the
- * canonical grid can be written back on the source grid. */
-int cbq_study_load_volume_xf(const char *path, cbq_volume *vol, cbq_reorient *xf, cbq_error *err);
-
-/* Axial slices used for a volume: all of them, or (structures_only) those
- * where `mask` (same canonical grid; NULL = none) is non-zero anywhere.
- * *ks is allocated (caller frees with free()); *n may be 0. */
-int cbq_study_select_slices(const cbq_volume *vol, const cbq_volume *mask, int structures_only,
-                            size_t **ks, size_t *n, cbq_error *err);
-
 typedef struct {
     size_t n_slices;      /* slices used */
     size_t n_outputs;
@@ -189,11 +180,11 @@ typedef struct {
     double mean[16];      /* volume level: mean over the used slices, per output */
 } cbq_volume_pred;
 
-/* Runs `net` (eval mode) on the selected slices of `vol` (canonical),
- * windowed and resampled as the model's input spec says, in batches of at
- * most `batch` (<= the net's max_batch). Free with cbq_volume_pred_free. */
-int cbq_predict_volume(cbq_net *net, const cbq_volume *vol, const size_t *ks, size_t n,
-                       size_t batch, cbq_volume_pred *out, cbq_error *err);
+/* Runs `net` (eval mode) on the selected slices of a model input
+ * (model_input.h), in batches of at most `batch` (<= the net's max_batch).
+ * Free with cbq_volume_pred_free. */
+int cbq_predict_input(cbq_net *net, const cbq_model_input *in, size_t batch, cbq_volume_pred *out,
+                      cbq_error *err);
 void cbq_volume_pred_free(cbq_volume_pred *p);
 
 /* ---- training on a cohort ------------------------------------------------- */

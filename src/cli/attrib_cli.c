@@ -1,5 +1,5 @@
 /* attrib_cli.c - shared plumbing of the attribution subcommands: options,
- * volume -> slices, structures -> model-input weights, maps -> NIfTI. */
+ * maps -> NIfTI and PNG. */
 #include "attrib_cli.h"
 
 #include <math.h>
@@ -10,7 +10,6 @@
 #include "cbctiq/atomic_file.h"
 #include "cbctiq/nifti.h"
 #include "cbctiq/plot.h"
-#include "cbctiq/structures.h"
 #include "cbctiq/volume_io.h"
 #include "cli.h"
 
@@ -80,82 +79,20 @@ int attrib_cli_option(const char *cmd, int c, const char *arg, cbq_attrib_option
     }
 }
 
-int attrib_input_load(attrib_input *in, const char *path, const cbq_model_spec *spec,
-                      size_t min_h, size_t min_w, cbq_error *err)
-{
-    memset(in, 0, sizeof *in);
-    cbq_volume src;
-    CBQ_TRY(cbq_volume_load(&src, &in->src, path, NULL, err));
-    int rc = cbq_volume_canonical(&in->canon, &src, &in->xf, err);
-    cbq_volume_free(&src);
-    if (rc != CBQ_OK)
-        return cbq_error_prefix(err, "%s: ", path), rc;
-    in->H = (size_t)spec->input.height;
-    in->W = (size_t)spec->input.width;
-    in->nz = in->canon.nz;
-    in->hu_min = spec->input.hu_min;
-    in->hu_max = spec->input.hu_max;
-    if (in->nz < 1 || in->canon.nx < min_w || in->canon.ny < min_h) {
-        rc = CBQ_FAIL(err, CBQ_ERR_RANGE,
-                      "%s: %zu x %zu pixels in plane, %zu axial slices; attribution needs at "
-                      "least 1 slice of at least %zu x %zu pixels (the target layer's grid)",
-                      path, in->canon.nx, in->canon.ny, in->nz, min_w, min_h);
-        goto fail;
-    }
-    cbq_slice_spec ss = {.height = in->H, .width = in->W, .hu_min = spec->input.hu_min,
-                         .hu_max = spec->input.hu_max};
-    if ((rc = cbq_slicer_init(&in->slicer, in->canon.nx, in->canon.ny, &ss, err)) != CBQ_OK)
-        goto fail;
-    size_t count;
-    if (!cbq_size_mul(&count, in->nz, in->H * in->W) ||
-        !(in->slices = malloc(count * sizeof *in->slices))) {
-        rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "%s: out of memory for %zu slices", path, in->nz);
-        goto fail;
-    }
-    size_t *ks = malloc(in->nz * sizeof *ks);
-    if (!ks) {
-        rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
-        goto fail;
-    }
-    for (size_t k = 0; k < in->nz; k++)
-        ks[k] = k;
-    rc = cbq_slicer_fill(&in->slicer, &in->canon, ks, in->nz, in->slices, err);
-    free(ks);
-    if (rc != CBQ_OK)
-        goto fail;
-    return CBQ_OK;
-fail:
-    attrib_input_free(in);
-    return rc;
-}
-
-void attrib_input_free(attrib_input *in)
-{
-    cbq_volume_free(&in->canon);
-    cbq_slicer_free(&in->slicer);
-    free(in->slices);
-    in->slices = NULL;
-}
-
-size_t attrib_input_source_slice(const attrib_input *in, size_t k)
-{
-    return in->xf.flip[2] ? in->nz - 1 - k : k;
-}
-
 /* Maps [nz, H, W] back onto the canonical grid of the CT. */
-static int unmap_canonical(const attrib_input *in, const float *maps, cbq_volume *mc, cbq_error *err)
+static int unmap_canonical(const cbq_model_input *in, const float *maps, cbq_volume *mc, cbq_error *err)
 {
     CBQ_TRY(cbq_volume_alloc(mc, in->canon.nx, in->canon.ny, in->canon.nz, in->canon.spacing, 0, err));
     memcpy(mc->affine, in->canon.affine, sizeof mc->affine);
     int rc = CBQ_OK;
-    for (size_t k = 0; k < in->nz && rc == CBQ_OK; k++)
+    for (size_t k = 0; k < in->canon.nz && rc == CBQ_OK; k++)
         rc = cbq_slicer_unmap((cbq_slicer *)&in->slicer, maps + k * in->H * in->W, mc, k, err);
     if (rc != CBQ_OK)
         cbq_volume_free(mc);
     return rc;
 }
 
-int attrib_map_write(const attrib_input *in, const float *maps, const char *out, cbq_error *err)
+int attrib_map_write(const cbq_model_input *in, const float *maps, const char *out, cbq_error *err)
 {
     cbq_volume mc = {0}, ms = {0};
     int rc = unmap_canonical(in, maps, &mc, err);
@@ -168,13 +105,13 @@ int attrib_map_write(const attrib_input *in, const float *maps, const char *out,
     return rc;
 }
 
-int attrib_grid_map_write(const attrib_input *in, const float *maps, size_t gh, size_t gw,
+int attrib_grid_map_write(const cbq_model_input *in, const float *maps, size_t gh, size_t gw,
                           const char *out, cbq_error *err)
 {
     double sx = (double)in->canon.nx / (double)gw, sy = (double)in->canon.ny / (double)gh;
     double sp[3] = {in->canon.spacing[0] * sx, in->canon.spacing[1] * sy, in->canon.spacing[2]};
     cbq_volume g;
-    CBQ_TRY(cbq_volume_alloc(&g, gw, gh, in->nz, sp, 0, err));
+    CBQ_TRY(cbq_volume_alloc(&g, gw, gh, in->canon.nz, sp, 0, err));
     /* affine = canonical affine x (grid -> canonical voxel) */
     const double grid_to_vox[4][4] = {{sx, 0, 0, 0.5 * sx - 0.5}, {0, sy, 0, 0.5 * sy - 0.5},
                                       {0, 0, 1, 0}, {0, 0, 0, 1}};
@@ -185,39 +122,39 @@ int attrib_grid_map_write(const attrib_input *in, const float *maps, size_t gh, 
                 v += in->canon.affine[r][t] * grid_to_vox[t][c];
             g.affine[r][c] = v;
         }
-    memcpy(g.data, maps, in->nz * gh * gw * sizeof *maps);
+    memcpy(g.data, maps, in->canon.nz * gh * gw * sizeof *maps);
     int rc = cbq_nifti_write(out, &g, CBQ_NIFTI_FLOAT32, err);
     cbq_volume_free(&g);
     return rc;
 }
 
 /* Parses "3,10,42" (source slice indices) into canonical indices. */
-static size_t parse_slice_list(const attrib_input *in, const char *list, size_t *ks, size_t cap,
+static size_t parse_slice_list(const cbq_model_input *in, const char *list, size_t *ks, size_t cap,
                                cbq_error *err)
 {
     size_t n = 0;
     if (!list) {
-        size_t want = in->nz < 5 ? in->nz : 5;
+        size_t want = in->canon.nz < 5 ? in->canon.nz : 5;
         for (size_t i = 0; i < want; i++)
-            ks[n++] = (in->nz - 1) * (2 * i + 1) / (2 * want);
+            ks[n++] = (in->canon.nz - 1) * (2 * i + 1) / (2 * want);
         return n;
     }
     const char *p = list;
     while (*p && n < cap) {
         char *end = NULL;
         long v = strtol(p, &end, 10);
-        if (end == p || v < 0 || (size_t)v >= in->nz || (*end && *end != ',')) {
+        if (end == p || v < 0 || (size_t)v >= in->canon.nz || (*end && *end != ',')) {
             CBQ_FAIL(err, CBQ_ERR_ARG, "--slices: expected slice indices in [0, %zu) separated "
-                     "by commas, got '%s'", in->nz, list);
+                     "by commas, got '%s'", in->canon.nz, list);
             return 0;
         }
-        ks[n++] = attrib_input_source_slice(in, (size_t)v); /* the mapping is its own inverse */
+        ks[n++] = cbq_model_input_source_slice(in, (size_t)v); /* the mapping is its own inverse */
         p = *end ? end + 1 : end;
     }
     return n;
 }
 
-int attrib_png_check_slices(const attrib_input *in, const char *list, cbq_error *err)
+int attrib_png_check_slices(const cbq_model_input *in, const char *list, cbq_error *err)
 {
     size_t ks[64];
     if (list && parse_slice_list(in, list, ks, 64, err) == 0)
@@ -225,7 +162,7 @@ int attrib_png_check_slices(const attrib_input *in, const char *list, cbq_error 
     return CBQ_OK;
 }
 
-int attrib_png_write(const attrib_input *in, const float *maps, const char *dir, const char *list,
+int attrib_png_write(const cbq_model_input *in, const float *maps, const char *dir, const char *list,
                      double map_max, const char *title, cbq_error *err)
 {
     size_t ks[64];
@@ -234,7 +171,7 @@ int attrib_png_write(const attrib_input *in, const float *maps, const char *dir,
         return list ? err->code : CBQ_OK;
     CBQ_TRY(cbq_mkdir_p(dir, err));
     if (map_max <= 0.0) {
-        size_t count = in->nz * in->H * in->W;
+        size_t count = in->canon.nz * in->H * in->W;
         for (size_t i = 0; i < count; i++)
             map_max = maps[i] > map_max ? maps[i] : map_max;
         if (map_max <= 0.0)
@@ -246,7 +183,7 @@ int attrib_png_write(const attrib_input *in, const float *maps, const char *dir,
     int rc = CBQ_OK;
     for (size_t i = 0; i < n && rc == CBQ_OK; i++) {
         char panel_title[64], stem[64];
-        size_t src_k = attrib_input_source_slice(in, ks[i]);
+        size_t src_k = cbq_model_input_source_slice(in, ks[i]);
         snprintf(panel_title, sizeof panel_title, "slice %zu", src_k);
         snprintf(stem, sizeof stem, "slice_%04zu", src_k);
         cbq_overlay_panel panel = {.image = in->canon.data + ks[i] * nx * ny,
@@ -266,49 +203,5 @@ int attrib_png_write(const attrib_input *in, const float *maps, const char *dir,
         cbq_figure_free(fig);
     }
     cbq_volume_free(&mc);
-    return rc;
-}
-
-int attrib_structure_weights(const attrib_input *in, const char *mask_path,
-                             const char *rtstruct_path, const cbq_model_spec *spec,
-                             float **weights, cbq_error *err)
-{
-    cbq_structures st;
-    memset(&st, 0, sizeof st);
-    int rc;
-    if (rtstruct_path)
-        rc = cbq_structures_from_rtstruct(&st, &in->canon,
-                                          in->src.kind == CBQ_SOURCE_DICOM ? &in->src.dicom.info : NULL,
-                                          rtstruct_path, err);
-    else
-        rc = cbq_structures_from_labels(&st, &in->canon, mask_path, NULL, err);
-    if (rc != CBQ_OK)
-        return rc;
-    size_t nx = in->canon.nx, ny = in->canon.ny, HW = in->H * in->W;
-    float *plane = malloc(nx * ny * sizeof *plane), *tmp = malloc(ny * in->W * sizeof *tmp);
-    if (!plane || !tmp)
-        rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory for structure masks");
-    for (size_t c = 0; c < spec->n_outputs && rc == CBQ_OK; c++) {
-        weights[c] = NULL;
-        int s = -1;
-        for (int k = 0; k < CBQ_STRUCT_COUNT; k++)
-            if (strcmp(cbq_structure_name(k), spec->outputs[c]) == 0)
-                s = k;
-        if (s < 0 || !st.mask[s])
-            continue;
-        if (!(weights[c] = malloc(in->nz * HW * sizeof **weights))) {
-            rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory for structure %s", spec->outputs[c]);
-            break;
-        }
-        for (size_t k = 0; k < in->nz; k++) {
-            const uint8_t *m = st.mask[s] + k * nx * ny;
-            for (size_t i = 0; i < nx * ny; i++)
-                plane[i] = m[i] ? 1.0f : 0.0f;
-            cbq_resample2d(&in->slicer.fx, &in->slicer.fy, plane, tmp, weights[c] + k * HW);
-        }
-    }
-    free(plane);
-    free(tmp);
-    cbq_structures_free(&st);
     return rc;
 }

@@ -1,7 +1,6 @@
 /* attrib_cli.h - what the attribution subcommands (gradcam, ae, sanity)
- * share: their common options, turning a volume into model-input slices,
- * structure masks onto the model-input grid, and maps back onto the
- * volume's own grid as NIfTI. */
+ * share: their common options, and maps back onto the volume's own grid as
+ * NIfTI and PNG. Volumes become model input through model_input.h. */
 #ifndef CBCTIQ_CLI_ATTRIB_CLI_H
 #define CBCTIQ_CLI_ATTRIB_CLI_H
 
@@ -9,10 +8,7 @@
 #include <stddef.h>
 
 #include "cbctiq/attrib.h"
-#include "cbctiq/orient.h"
-#include "cbctiq/slices.h"
-#include "cbctiq/volume.h"
-#include "cbctiq/volume_io.h"
+#include "cbctiq/model_input.h"
 
 /* getopt_long entries for the shared attribution options (values >= 1000). */
 #define ATTRIB_CLI_OPTIONS                                    \
@@ -45,57 +41,26 @@
 int attrib_cli_option(const char *cmd, int c, const char *arg, cbq_attrib_options *opt,
                       size_t *batch);
 
-/* A volume prepared for attribution on the canonical grid. */
-typedef struct {
-    cbq_volume canon;      /* the CT, canonical orientation */
-    cbq_volume_source src; /* what it was read from (DICOM series identity for RTSTRUCT) */
-    cbq_reorient xf;       /* canonical <-> source */
-    cbq_slicer slicer;
-    size_t H, W, nz;
-    double hu_min, hu_max; /* the model's window, also the overlays' */
-    float *slices;         /* [nz, 1, H, W] preprocessed */
-} attrib_input;
-
-/* Loads `path` (NIfTI or DICOM series), orients it, windows and resamples
- * every axial slice to the model input. Refuses a volume whose in-plane
- * size is below min_h x min_w pixels (the target layer's grid). */
-int attrib_input_load(attrib_input *in, const char *path, const cbq_model_spec *spec,
-                      size_t min_h, size_t min_w, cbq_error *err);
-void attrib_input_free(attrib_input *in);
-
-/* Source-order index of canonical axial slice k. */
-size_t attrib_input_source_slice(const attrib_input *in, size_t k);
-
-/* Writes maps [nz, H, W] (model-input grid) as a float32 NIfTI on the
+/* Writes maps [nz, H, W] (model-input grid; `in` holds every slice) as a float32 NIfTI on the
  * volume's source grid with its exact geometry (atomically). */
-int attrib_map_write(const attrib_input *in, const float *maps, const char *out, cbq_error *err);
+int attrib_map_write(const cbq_model_input *in, const float *maps, const char *out, cbq_error *err);
 
 /* Writes maps [nz, gh, gw] on a slice grid (the model input's, or the
  * target layer's) as a float32 NIfTI whose affine places each grid pixel
  * where it sits in the CT: grid pixel (u, v) of slice k has its centre at
  * canonical voxel ((u + 0.5) nx/gw - 0.5, (v + 0.5) ny/gh - 0.5, k), the
  * half-pixel rule of the resampling (atomically). */
-int attrib_grid_map_write(const attrib_input *in, const float *maps, size_t gh, size_t gw,
+int attrib_grid_map_write(const cbq_model_input *in, const float *maps, size_t gh, size_t gw,
                           const char *out, cbq_error *err);
 
 /* Writes DIR/slice_KKKK.png (K: source slice index) for the slices in
  * `list` ("3,10,42"; NULL: 5 evenly spaced): the CT slice with the map
  * blended over it on a colour scale [0, map_max] in map units (map_max 0:
  * the volume's largest map value, the same for every slice). */
-int attrib_png_write(const attrib_input *in, const float *maps, const char *dir, const char *list,
+int attrib_png_write(const cbq_model_input *in, const float *maps, const char *dir, const char *list,
                      double map_max, const char *title, cbq_error *err);
 /* Checks `list` as attrib_png_write will read it, so that a bad --slices
  * fails before any output is written. */
-int attrib_png_check_slices(const attrib_input *in, const char *list, cbq_error *err);
-
-/* Structure weights per output on the model-input grid: weights[c] =
- * [nz, H, W] area fractions of output c's structure (io's structures.h:
- * parotid, submandibular, larynx, mandible) after the slice resampling, or
- * NULL when the category has no structure in the file. From a label NIfTI
- * (`mask_path`, labels.json beside it or one folder up) or a DICOM RTSTRUCT
- * (`rtstruct_path`). The caller frees each weights[c]. */
-int attrib_structure_weights(const attrib_input *in, const char *mask_path,
-                             const char *rtstruct_path, const cbq_model_spec *spec,
-                             float **weights, cbq_error *err);
+int attrib_png_check_slices(const cbq_model_input *in, const char *list, cbq_error *err);
 
 #endif

@@ -129,7 +129,7 @@ int cli_gradcam(int argc, char **argv)
     cbq_error err = {0};
     cbq_net *net = NULL;
     cbq_cam *cam = NULL;
-    attrib_input in = {0};
+    cbq_model_input in = {0};
     float *maps = NULL, *fmaps = NULL;
     cbq_ae ae[CBQ_MAX_OUTPUTS];
     int have_ae = 0;
@@ -143,13 +143,15 @@ int cli_gradcam(int argc, char **argv)
         goto fail;
     size_t h, w;
     cbq_cam_feature_shape(cam, &h, &w);
-    if (attrib_input_load(&in, a.volume, cbq_net_spec(net), h ? h : 1, w ? w : 1, &err) != CBQ_OK)
+    cbq_model_input_options every_slice = {.min_h = h ? h : 1, .min_w = w ? w : 1};
+    if (cbq_model_input_load_path(&in, a.volume, &cbq_net_spec(net)->input, &every_slice, &err) !=
+        CBQ_OK)
         goto fail;
     if (a.png && attrib_png_check_slices(&in, a.slices, &err) != CBQ_OK)
         goto fail;
-    maps = malloc(in.nz * in.H * in.W * sizeof *maps);
+    maps = malloc(in.n * in.H * in.W * sizeof *maps);
     if (!maps) {
-        CBQ_FAIL(&err, CBQ_ERR_NOMEM, "out of memory for the map of %zu slices", in.nz);
+        CBQ_FAIL(&err, CBQ_ERR_NOMEM, "out of memory for the map of %zu slices", in.n);
         goto fail;
     }
     int feature_out = strcmp(a.map_grid, "feature") == 0;
@@ -158,7 +160,7 @@ int cli_gradcam(int argc, char **argv)
                  cbq_cam_method_name(a.opt.method));
         goto fail;
     }
-    if (feature_out && !(fmaps = malloc(in.nz * h * w * sizeof *fmaps))) {
+    if (feature_out && !(fmaps = malloc(in.n * h * w * sizeof *fmaps))) {
         CBQ_FAIL(&err, CBQ_ERR_NOMEM, "out of memory");
         goto fail;
     }
@@ -166,8 +168,8 @@ int cli_gradcam(int argc, char **argv)
     map_ptrs[cat] = maps;
     fmap_ptrs[cat] = fmaps;
     cbq_progress prog;
-    cbq_progress_begin(&prog, "gradcam", in.nz, a.common.quiet);
-    rc = cbq_attrib_volume(cam, in.slices, in.nz, NULL, ae, map_ptrs, fmap_ptrs, &prog, &err);
+    cbq_progress_begin(&prog, "gradcam", in.n, a.common.quiet);
+    rc = cbq_attrib_volume(cam, in.x, in.n, NULL, ae, map_ptrs, fmap_ptrs, &prog, &err);
     cbq_progress_end(&prog);
     if (rc != CBQ_OK) {
         cbq_error_prefix(&err, "%s: ", a.volume);
@@ -201,7 +203,7 @@ done:
             cbq_ae_free(&ae[c]);
     free(maps);
     free(fmaps);
-    attrib_input_free(&in);
+    cbq_model_input_free(&in);
     cbq_cam_free(cam);
     cbq_net_free(net);
     return rc;

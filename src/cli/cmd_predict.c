@@ -46,20 +46,17 @@ static int predict_one(cbq_net *net, const char *path, size_t batch, int per_sli
     const cbq_model_spec *spec = cbq_net_spec(net);
     char id[512];
     volume_id(path, id, sizeof id);
-    cbq_volume vol;
-    int flip = 0;
-    CBQ_TRY(cbq_study_load_volume(path, &vol, &flip, err));
-    size_t *ks = NULL, n = 0;
+    cbq_model_input in;
+    cbq_model_input_options every_slice = {.selection = CBQ_SLICES_ALL};
+    CBQ_TRY(cbq_model_input_load_path(&in, path, &spec->input, &every_slice, err));
     cbq_volume_pred vp = {0};
-    int rc = cbq_study_select_slices(&vol, NULL, 0, &ks, &n, err);
-    if (rc == CBQ_OK)
-        rc = cbq_predict_volume(net, &vol, ks, n, batch, &vp, err);
+    int rc = cbq_predict_input(net, &in, batch, &vp, err);
     for (size_t i = 0; rc == CBQ_OK && per_slice && i < vp.n_slices; i++)
         for (size_t o = 0; o < vp.n_outputs && rc == CBQ_OK; o++) {
             cbq_csv_put_str(w, id);
             cbq_csv_put_str(w, spec->outputs[o]);
             cbq_csv_put_double(w, vp.pred[i * vp.n_outputs + o]);
-            cbq_csv_put_int(w, (long long)(flip ? vol.nz - 1 - vp.slice[i] : vp.slice[i]));
+            cbq_csv_put_int(w, (long long)cbq_model_input_source_slice(&in, vp.slice[i]));
             rc = cbq_csv_end_row(w, err);
         }
     for (size_t o = 0; rc == CBQ_OK && !per_slice && o < vp.n_outputs; o++) {
@@ -70,8 +67,7 @@ static int predict_one(cbq_net *net, const char *path, size_t batch, int per_sli
         rc = cbq_csv_end_row(w, err);
     }
     cbq_volume_pred_free(&vp);
-    free(ks);
-    cbq_volume_free(&vol);
+    cbq_model_input_free(&in);
     return rc == CBQ_OK ? rc : cbq_error_prefix(err, "%s: ", path);
 }
 

@@ -6,15 +6,16 @@
  * maps still correlate after the whole network is random (median rho above
  * --threshold) explains the image, not the model, and is flagged. The
  * checks themselves are the library's (sanity.h); this file parses the
- * options and reads the cohort's volumes. */
+ * options and reads the cohort's volumes through the data layer. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "attrib_cli.h"
-#include "cbctiq/csv.h"
+#include "cbctiq/cohort.h"
 #include "cbctiq/model_file.h"
+#include "cbctiq/model_input.h"
 #include "cbctiq/sanity.h"
 #include "cbctiq/study.h"
 #include "cli.h"
@@ -132,70 +133,28 @@ static int parse_args(sanity_args *a, int argc, char **argv)
 
 /* Volumes of the cohort, each reduced to its tested slices as it is read,
  * so that only those stay in memory. */
-typedef struct {
-    char id[128];
-    float *slices;  /* [nz, 1, H, W] */
-    size_t nz;
-} vol_slices;
-
-static int load_volume(const sanity_args *a, const cbq_model_spec *spec, const char *path,
-                       vol_slices *v, cbq_error *err)
+static int load_cohort(const sanity_args *a, const cbq_model_spec *spec, cbq_sanity_volume **vols,
+                       cbq_cohort *c, size_t *n_vols, cbq_error *err)
 {
-    attrib_input in;
-    CBQ_TRY(attrib_input_load(&in, path, spec, 1, 1, err));
-    size_t HW = (size_t)spec->input.height * (size_t)spec->input.width;
-    v->nz = cbq_sanity_n_slices(in.nz, a->max_slices);
-    v->slices = malloc(v->nz * HW * sizeof *v->slices);
-    if (!v->slices) {
-        attrib_input_free(&in);
-        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
-    }
-    for (size_t i = 0; i < v->nz; i++)
-        memcpy(v->slices + i * HW, in.slices + cbq_sanity_slice_index(in.nz, v->nz, i) * HW,
-               HW * sizeof(float));
-    attrib_input_free(&in);
-    return CBQ_OK;
-}
-
-static int load_cohort(const sanity_args *a, const cbq_model_spec *spec, vol_slices **vols,
-                       size_t *n_vols, cbq_error *err)
-{
-    cbq_csv t;
-    CBQ_TRY(cbq_csv_read(&t, a->cohort, err));
-    size_t col_id, col_path;
-    long col_split = cbq_csv_col(&t, "split");
-    int rc = cbq_csv_require_col(&t, "volume_id", &col_id, err);
-    if (rc == CBQ_OK)
-        rc = cbq_csv_require_col(&t, "path", &col_path, err);
-    if (rc == CBQ_OK)
-        rc = cbq_csv_require_names(&t, col_id, "volume id", err);
-    if (rc == CBQ_OK && a->split && col_split < 0)
-        rc = CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: --split given but no 'split' column", a->cohort);
-    *vols = calloc(t.n_rows ? t.n_rows : 1, sizeof **vols);
+    *vols = NULL;
     *n_vols = 0;
-    if (!*vols && rc == CBQ_OK)
-        rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
-    for (size_t r = 0; r < t.n_rows && rc == CBQ_OK; r++) {
-        if (a->split && strcmp(cbq_csv_cell(&t, r, (size_t)col_split), a->split) != 0)
+    CBQ_TRY(cbq_cohort_read(c, a->cohort, err));
+    size_t todo;
+    CBQ_TRY(cbq_cohort_count_split(c, a->split, &todo, err));
+    if (!(*vols = calloc(todo, sizeof **vols)))
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
+    cbq_model_input_options o = {.max_slices = a->max_slices};
+    for (size_t r = 0; r < c->n; r++) {
+        if (!cbq_cohort_in_split(c, r, a->split))
             continue;
-        char path[4096];
-        const char *rel = cbq_csv_cell(&t, r, col_path), *slash = strrchr(a->cohort, '/');
-        if (rel[0] == '/' || !slash)
-            snprintf(path, sizeof path, "%s", rel);
-        else
-            snprintf(path, sizeof path, "%.*s%s", (int)(slash - a->cohort + 1), a->cohort, rel);
-        vol_slices *v = &(*vols)[*n_vols];
-        if ((rc = load_volume(a, spec, path, v, err)) != CBQ_OK) {
-            cbq_error_prefix(err, "%s:%zu: ", a->cohort, t.line[r]);
-            break;
-        }
-        snprintf(v->id, sizeof v->id, "%s", cbq_csv_cell(&t, r, col_id));
-        (*n_vols)++;
+        cbq_model_input in;
+        if (cbq_model_input_load(&in, &c->v[r], c, &spec->input, &o, err) != CBQ_OK)
+            return cbq_error_prefix(err, "%s:%zu: ", a->cohort, c->v[r].line);
+        (*vols)[(*n_vols)++] = (cbq_sanity_volume){.id = c->v[r].id, .slices = in.x, .nz = in.n};
+        in.x = NULL; /* now the cohort's */
+        cbq_model_input_free(&in);
     }
-    if (rc == CBQ_OK && *n_vols == 0)
-        rc = CBQ_FAIL(err, CBQ_ERR_ARG, "%s: no volumes to test", a->cohort);
-    cbq_csv_free(&t);
-    return rc;
+    return CBQ_OK;
 }
 
 static void print_verdicts(const cbq_sanity_result *res, int permuted)
@@ -229,16 +188,12 @@ static int load_nets(const sanity_args *a, cbq_net **net, cbq_net **permuted, cb
 static int run(const sanity_args *a, cbq_error *err)
 {
     cbq_net *net = NULL, *permuted = NULL;
-    vol_slices *vols = NULL;
+    cbq_sanity_volume *sv = NULL;
+    cbq_cohort cohort = {0};
     size_t n_vols = 0;
     int rc = load_nets(a, &net, &permuted, err);
     if (rc == CBQ_OK)
-        rc = load_cohort(a, cbq_net_spec(net), &vols, &n_vols, err);
-    cbq_sanity_volume *sv = rc == CBQ_OK ? calloc(n_vols, sizeof *sv) : NULL;
-    if (rc == CBQ_OK && !sv)
-        rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
-    for (size_t v = 0; v < n_vols && sv; v++)
-        sv[v] = (cbq_sanity_volume){.id = vols[v].id, .slices = vols[v].slices, .nz = vols[v].nz};
+        rc = load_cohort(a, cbq_net_spec(net), &sv, &cohort, &n_vols, err);
     cbq_sanity_options o;
     cbq_sanity_options_default(&o);
     memcpy(o.methods, a->methods, sizeof o.methods);
@@ -256,9 +211,9 @@ static int run(const sanity_args *a, cbq_error *err)
         cbq_sanity_result_free(&res);
     }
     for (size_t v = 0; v < n_vols; v++)
-        free(vols[v].slices);
-    free(vols);
+        free((float *)sv[v].slices); /* ours; const only to the checks */
     free(sv);
+    cbq_cohort_free(&cohort);
     cbq_net_free(permuted);
     cbq_net_free(net);
     return rc;

@@ -1,4 +1,5 @@
-/* ae_table.c - ae.csv joined with consensus.csv per category. */
+/* ae_table.c - ae.csv (read by the data layer, ae_table.h) joined with
+ * consensus.csv per category. */
 #define _POSIX_C_SOURCE 200809L
 #include "study/ae_table.h"
 
@@ -7,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cbctiq/csv.h"
+#include "cbctiq/ae_table.h"
 
 void ae_table_free(ae_table *t)
 {
@@ -15,7 +16,7 @@ void ae_table_free(ae_table *t)
         free(t->cat[k].volumes);
         free(t->cat[k].consensus);
     }
-    study_cohort_free(&t->cohort);
+    cbq_cohort_free(&t->cohort);
     free(t->left_out);
     memset(t, 0, sizeof *t);
 }
@@ -76,41 +77,13 @@ static int alloc_category(ae_category *c, size_t cap)
     return 1;
 }
 
-typedef struct { size_t vol, cat, ae, per_slice, pred, n_slices, clipped; } ae_cols;
-
-static int find_cols(const cbq_csv *t, ae_cols *c, cbq_error *err)
+static void fill_row(const cbq_ae_row *r, ae_category *ac, size_t i)
 {
-    CBQ_TRY(cbq_csv_require_col(t, "volume_id", &c->vol, err));
-    CBQ_TRY(cbq_csv_require_col(t, "category", &c->cat, err));
-    CBQ_TRY(cbq_csv_require_col(t, "ae", &c->ae, err));
-    CBQ_TRY(cbq_csv_require_col(t, "ae_per_slice", &c->per_slice, err));
-    CBQ_TRY(cbq_csv_require_col(t, "pred", &c->pred, err));
-    CBQ_TRY(cbq_csv_require_col(t, "n_slices", &c->n_slices, err));
-    return cbq_csv_require_col(t, "ae_clipped", &c->clipped, err);
-}
-
-/* Row of ae.csv for (volume, category), or -1. */
-static long find_row(const cbq_csv *t, const ae_cols *c, const char *vol, const char *cat)
-{
-    for (size_t r = 0; r < t->n_rows; r++)
-        if (strcmp(cbq_csv_cell(t, r, c->vol), vol) == 0 &&
-            strcmp(cbq_csv_cell(t, r, c->cat), cat) == 0)
-            return (long)r;
-    return -1;
-}
-
-static int fill_row(const cbq_csv *t, const ae_cols *c, size_t r, ae_category *ac, size_t i,
-                    cbq_error *err)
-{
-    CBQ_TRY(cbq_csv_get_double(t, r, c->ae, &ac->ae[i], err));
-    CBQ_TRY(cbq_csv_get_double(t, r, c->per_slice, &ac->ae_per_slice[i], err));
-    CBQ_TRY(cbq_csv_get_double(t, r, c->pred, &ac->pred[i], err));
-    CBQ_TRY(cbq_csv_get_double(t, r, c->n_slices, &ac->n_slices[i], err));
-    const char *clip = cbq_csv_cell(t, r, c->clipped);
-    ac->clipped[i] = NAN;
-    if (clip[0])
-        CBQ_TRY(cbq_csv_get_double(t, r, c->clipped, &ac->clipped[i], err));
-    return CBQ_OK;
+    ac->ae[i] = r->ae;
+    ac->ae_per_slice[i] = r->ae_per_slice;
+    ac->pred[i] = r->pred;
+    ac->n_slices[i] = r->n_slices;
+    ac->clipped[i] = r->ae_clipped;
 }
 
 int ae_table_read(const study_ctx *ctx, ae_table *t, cbq_error *err)
@@ -125,13 +98,10 @@ int ae_table_read(const study_ctx *ctx, ae_table *t, cbq_error *err)
     int rc = cons && t->left_out ? CBQ_OK : CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
     if (rc == CBQ_OK)
         rc = study_read_consensus(ctx, &t->cohort, cons, err);
-    cbq_csv csv = {0};
-    ae_cols cols;
-    if (rc == CBQ_OK && (rc = study_path(path, sizeof path, ctx->dir[CBQ_STAGE_ATTRIB], "ae.csv",
-                                         err)) == CBQ_OK)
-        rc = cbq_csv_read(&csv, path, err);
-    if (rc == CBQ_OK)
-        rc = find_cols(&csv, &cols, err);
+    cbq_ae_table ae = {0};
+    if (rc == CBQ_OK &&
+        (rc = study_input_path(ctx, CBQ_STAGE_ATTRIB, "ae.csv", path, sizeof path, err)) == CBQ_OK)
+        rc = cbq_ae_table_read(&ae, path, err);
     for (size_t k = 0; k < K && rc == CBQ_OK; k++) {
         ae_category *ac = &t->cat[k];
         if (!alloc_category(ac, t->cohort.n)) {
@@ -139,15 +109,15 @@ int ae_table_read(const study_ctx *ctx, ae_table *t, cbq_error *err)
             break;
         }
         for (size_t v = 0; v < t->cohort.n && rc == CBQ_OK; v++) {
-            const study_volume *sv = &t->cohort.v[v];
-            if (sv->split != SPLIT_TEST)
+            const cbq_cohort_volume *sv = &t->cohort.v[v];
+            if (sv->split != CBQ_SPLIT_TEST)
                 continue;
             if (!isfinite(cons[v * K + k])) {
                 t->n_left_out += !t->left_out[v];
                 t->left_out[v] |= 1u << k;
                 continue;
             }
-            long r = find_row(&csv, &cols, sv->id, ctx->categories[k]);
+            long r = cbq_ae_table_find(&ae, sv->id, ctx->categories[k]);
             if (r < 0) {
                 rc = CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: no AE for volume '%s', category '%s'",
                               path, sv->id, ctx->categories[k]);
@@ -155,11 +125,11 @@ int ae_table_read(const study_ctx *ctx, ae_table *t, cbq_error *err)
             }
             ac->volumes[ac->n] = t->cohort.v[v].id;
             ac->consensus[ac->n] = cons[v * K + k];
-            rc = fill_row(&csv, &cols, (size_t)r, ac, ac->n, err);
+            fill_row(&ae.rows[r], ac, ac->n);
             ac->n++;
         }
     }
-    cbq_csv_free(&csv);
+    cbq_ae_table_free(&ae);
     free(cons);
     if (rc != CBQ_OK)
         ae_table_free(t);

@@ -15,7 +15,7 @@ typedef struct {
 typedef struct {
     size_t n_categories;
     ae_category cat[STUDY_MAX_CATEGORIES];
-    study_cohort cohort;
+    cbq_cohort cohort;
     unsigned *left_out;  /* per cohort volume: bit k set = a test volume left
                             out of category k for want of a consensus score */
     size_t n_left_out;   /* test volumes left out of at least one category */

@@ -45,7 +45,7 @@ static const stage_def STAGES[CBQ_STAGE_COUNT] = {
     [CBQ_STAGE_EVALUATE] = {study_stage_evaluate, DEP(COHORT) | DEP(CONSENSUS) | DEP(TRAIN),
                             READS_VOLUMES | READS_LABELS, 1},
     [CBQ_STAGE_ATTRIB] = {study_stage_attrib, DEP(COHORT) | DEP(TRAIN),
-                          READS_VOLUMES | READS_STRUCTURES, 4},
+                          READS_VOLUMES | READS_STRUCTURES, 5},
     /* stats and atypical read the test split from cohort.csv (ae_table.c) */
     [CBQ_STAGE_STATS] = {study_stage_stats, DEP(COHORT) | DEP(CONSENSUS) | DEP(ATTRIB), 0, 1},
     [CBQ_STAGE_ATYPICAL] = {study_stage_atypical, DEP(COHORT) | DEP(CONSENSUS) | DEP(ATTRIB), 0,

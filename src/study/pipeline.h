@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include "cbctiq/report.h"
 #include "cbctiq/study.h"
-#include "study/cohort.h"
+#include "cbctiq/cohort.h"
 #include "study/sha256.h"
 
 enum { STUDY_MAX_CATEGORIES = 16 };
@@ -115,9 +115,6 @@ int study_output_path(const study_ctx *ctx, const char *name, char *buf, size_t 
 int study_cohort_inputs_hash(const study_ctx *ctx, cbq_sha256 *h, cbq_error *err);
 /* Fills ctx->files_hex from the files cohort/cohort.csv points to. */
 int study_cohort_files_hash(study_ctx *ctx, cbq_error *err);
-/* The labels.json that names sv's label volume's values: the cohort's own
- * (c->labels_json) or the one found beside the label volume; 0 = none. */
-int study_label_names_path(const study_cohort *c, const study_volume *sv, char *out, size_t cap);
 
 int study_stage_cohort(study_ctx *ctx, cbq_error *err);
 int study_stage_consensus(study_ctx *ctx, cbq_error *err);
@@ -137,26 +134,19 @@ int study_print_table(const study_ctx *ctx, FILE *out, cbq_error *err);
  * of the files of the kinds in `reads` (STUDY_READS_COHORT_FILES bits,
  * checked and recorded as by study_input_outside); the others are "", so
  * that a stage cannot open what it did not ask for. */
-int study_read_cohort_files(const study_ctx *ctx, unsigned reads, study_cohort *c,
+int study_read_cohort_files(const study_ctx *ctx, unsigned reads, cbq_cohort *c,
                             cbq_error *err);
 /* The same for the ids and splits only (no file paths). */
-int study_read_cohort(const study_ctx *ctx, study_cohort *c, cbq_error *err);
+int study_read_cohort(const study_ctx *ctx, cbq_cohort *c, cbq_error *err);
 /* consensus.csv into cons[v * n_categories + k] for the cohort's volumes in
  * the study's category order; NaN where a (volume, category) has none. */
-int study_read_consensus(const study_ctx *ctx, const study_cohort *c, double *cons,
+int study_read_consensus(const study_ctx *ctx, const cbq_cohort *c, double *cons,
                          cbq_error *err);
 /* For each study category, the index of the model output with its name. */
 int study_map_outputs(const study_ctx *ctx, const cbq_net *net, size_t *out_index,
                       const char *model_dir, cbq_error *err);
 /* The trained model's folder. */
 int study_model_dir(const study_ctx *ctx, char *buf, size_t cap, cbq_error *err);
-/* Per study category, a 0/1 structure volume on `image`'s grid (NULL where
- * the category has no structure, e.g. "overall") from the volume's label
- * volume or RTSTRUCT through structures.h (TG-263 name matching); all NULL
- * when it has neither. labels_json: the sidecar ("" = look beside the
- * label file). Caller frees each with cbq_volume_free + free. */
-int study_load_structures(const study_ctx *ctx, const cbq_volume *image, const study_volume *sv,
-                          const char *labels_json, cbq_volume **structures, cbq_error *err);
 /* World superior coordinate (RAS+ mm) of canonical axial slice k of `vol`,
  * taken at the slice's centre voxel (in an oblique volume z varies across a
  * slice). profiles.csv's z_mm. */

@@ -6,6 +6,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "study/report_figures.h"
 
+#include "cbctiq/model_input.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,10 +19,10 @@ static const char *const ROLE[N_PICKS] = {"highest", "median", "lowest"};
 typedef struct {
     size_t row;                /* index into the category's ae_category arrays */
     const char *role;
-    cbq_volume vol;            /* the CBCT */
+    cbq_model_input in;        /* the CBCT (in.canon) and its structures */
     cbq_volume map;            /* this category's map; data NULL when maps are not saved */
-    cbq_volume *structure;     /* 0/1 structure of the category, NULL when none */
-    unsigned char *mask;       /* the shown slice of `structure`, NULL when none */
+    const uint8_t *structure;  /* 0/1 structure of the category (in in), NULL when none */
+    const unsigned char *mask; /* the shown slice of `structure`, NULL when none */
     size_t slice;              /* the shown axial slice */
     const char *slice_by;      /* how it was chosen */
     double z_lo, z_hi;         /* the structure's extent along z (mm), NaN when none */
@@ -58,39 +60,29 @@ static size_t pick_rows(const ae_category *ac, size_t rows[N_PICKS])
 
 static void pick_free(pick_view *pv)
 {
-    cbq_volume_free(&pv->vol);
+    cbq_model_input_free(&pv->in);
     cbq_volume_free(&pv->map);
-    if (pv->structure) {
-        cbq_volume_free(pv->structure);
-        free(pv->structure);
-    }
-    free(pv->mask);
     memset(pv, 0, sizeof *pv);
 }
 
-/* The category's structure on the volume's grid (all others freed). */
-static int load_structure(const study_ctx *ctx, const study_cohort *c, const study_volume *sv,
+/* The volume on the canonical grid with its structures, through the one
+ * model-input path; pv->structure is category k's. */
+static int load_structure(const study_ctx *ctx, const cbq_cohort *c, const cbq_cohort_volume *sv,
                           size_t k, pick_view *pv, cbq_error *err)
 {
-    cbq_volume *st[STUDY_MAX_CATEGORIES];
-    CBQ_TRY(study_load_structures(ctx, &pv->vol, sv, c->labels_json, st, err));
-    for (size_t j = 0; j < ctx->n_categories; j++) {
-        if (j == k) {
-            pv->structure = st[j];
-        } else if (st[j]) {
-            cbq_volume_free(st[j]);
-            free(st[j]);
-        }
-    }
+    cbq_model_input_options o = {.with_structures = 1};
+    CBQ_TRY(cbq_model_input_load(&pv->in, sv, c, NULL, &o, err));
+    pv->structure = cbq_model_input_structure(&pv->in, ctx->categories[k]);
     return CBQ_OK;
 }
 
-static double plane_sum(const cbq_volume *v, size_t z)
+/* Sum of axial plane z of the structure, else of the map. */
+static double plane_sum(const pick_view *pv, size_t z)
 {
-    size_t plane = v->nx * v->ny;
+    size_t plane = pv->in.canon.nx * pv->in.canon.ny;
     double s = 0.0;
     for (size_t i = 0; i < plane; i++)
-        s += v->data[z * plane + i];
+        s += pv->structure ? pv->structure[z * plane + i] : pv->map.data[z * plane + i];
     return s;
 }
 
@@ -99,11 +91,11 @@ static double plane_sum(const cbq_volume *v, size_t z)
  * when nothing is above zero). */
 static void choose_slice(pick_view *pv)
 {
-    const cbq_volume *by = pv->structure ? pv->structure : pv->map.data ? &pv->map : NULL;
-    size_t nz = pv->vol.nz, best = nz / 2, first = nz, last = 0;
+    int by = pv->structure || pv->map.data;
+    size_t nz = pv->in.canon.nz, best = nz / 2, first = nz, last = 0;
     double best_sum = 0.0;
     for (size_t z = 0; by && z < nz; z++) {
-        double s = plane_sum(by, z);
+        double s = plane_sum(pv, z);
         if (s > best_sum)
             best_sum = s, best = z;
         if (pv->structure && s > 0)
@@ -112,24 +104,17 @@ static void choose_slice(pick_view *pv)
     pv->slice = best;
     /* A zero map (AE 0) or an empty structure ranks no slice. */
     pv->slice_by = !(best_sum > 0) ? "middle" : pv->structure ? "structure area" : "map sum";
-    pv->z_lo = first < nz ? study_slice_z_mm(&pv->vol, first) : NAN;
-    pv->z_hi = first < nz ? study_slice_z_mm(&pv->vol, last) : NAN;
+    pv->z_lo = first < nz ? study_slice_z_mm(&pv->in.canon, first) : NAN;
+    pv->z_hi = first < nz ? study_slice_z_mm(&pv->in.canon, last) : NAN;
 }
 
-static int structure_mask(pick_view *pv, cbq_error *err)
+static void structure_mask(pick_view *pv)
 {
-    if (!pv->structure)
-        return CBQ_OK;
-    size_t plane = pv->vol.nx * pv->vol.ny;
-    if (!(pv->mask = malloc(plane)))
-        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
-    const float *s = pv->structure->data + pv->slice * plane;
-    for (size_t i = 0; i < plane; i++)
-        pv->mask[i] = s[i] > 0.5f;
-    return CBQ_OK;
+    size_t plane = pv->in.canon.nx * pv->in.canon.ny;
+    pv->mask = pv->structure ? pv->structure + pv->slice * plane : NULL;
 }
 
-static const study_volume *find_volume(const study_cohort *c, const char *id)
+static const cbq_cohort_volume *find_volume(const cbq_cohort *c, const char *id)
 {
     for (size_t i = 0; i < c->n; i++)
         if (strcmp(c->v[i].id, id) == 0)
@@ -143,26 +128,26 @@ static int load_map(const study_ctx *ctx, const char *id, size_t k, pick_view *p
     snprintf(name, sizeof name, "maps/%s_%s.nii.gz", id, ctx->categories[k]);
     CBQ_TRY(study_input_path(ctx, CBQ_STAGE_ATTRIB, name, path, sizeof path, err));
     CBQ_TRY(cbq_study_load_volume(path, &pv->map, NULL, err)); /* canonical, like the CBCT */
-    if (pv->map.nx != pv->vol.nx || pv->map.ny != pv->vol.ny || pv->map.nz != pv->vol.nz)
+    if (pv->map.nx != pv->in.canon.nx || pv->map.ny != pv->in.canon.ny || pv->map.nz != pv->in.canon.nz)
         return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: grid differs from the volume's", path);
     return CBQ_OK;
 }
 
 /* files: the cohort with the paths of its volumes and label volumes. */
-static int pick_load(const study_ctx *ctx, const ae_table *t, const study_cohort *files, size_t k,
+static int pick_load(const study_ctx *ctx, const ae_table *t, const cbq_cohort *files, size_t k,
                      size_t row, pick_view *pv, cbq_error *err)
 {
     const char *id = t->cat[k].volumes[row];
-    const study_volume *sv = find_volume(files, id);
+    const cbq_cohort_volume *sv = find_volume(files, id);
     if (!sv)
         return CBQ_FAIL(err, CBQ_ERR_FORMAT, "attrib/ae.csv: volume '%s' is not in the cohort", id);
     pv->row = row;
-    CBQ_TRY(cbq_study_load_volume(sv->path, &pv->vol, NULL, err));
     CBQ_TRY(load_structure(ctx, files, sv, k, pv, err));
     if (ctx->cfg->attrib.save_maps)
         CBQ_TRY(load_map(ctx, id, k, pv, err));
     choose_slice(pv);
-    return structure_mask(pv, err);
+    structure_mask(pv);
+    return CBQ_OK;
 }
 
 static int overlay_figure(cbq_report *r, const study_ctx *ctx, const ae_category *ac, size_t k,
@@ -173,12 +158,12 @@ static int overlay_figure(cbq_report *r, const study_ctx *ctx, const ae_category
     for (size_t p = 0; p < n; p++) {
         snprintf(titles[p], sizeof titles[p], "%.200s  AE %.4g  cons. %.2f  k %zu",
                  ac->volumes[pv[p].row], ac->ae[pv[p].row], ac->consensus[pv[p].row], pv[p].slice);
-        size_t plane = pv[p].vol.nx * pv[p].vol.ny; /* volumes may differ in size */
-        panels[p] = (cbq_overlay_panel){.image = pv[p].vol.data + pv[p].slice * plane,
+        size_t plane = pv[p].in.canon.nx * pv[p].in.canon.ny; /* volumes may differ in size */
+        panels[p] = (cbq_overlay_panel){.image = pv[p].in.canon.data + pv[p].slice * plane,
                                         .map = pv[p].map.data + pv[p].slice * plane,
-                                        .mask = pv[p].mask, .width = pv[p].vol.nx,
-                                        .height = pv[p].vol.ny,
-                                        .pixel_aspect = pv[p].vol.spacing[1] / pv[p].vol.spacing[0],
+                                        .mask = pv[p].mask, .width = pv[p].in.canon.nx,
+                                        .height = pv[p].in.canon.ny,
+                                        .pixel_aspect = pv[p].in.canon.spacing[1] / pv[p].in.canon.spacing[0],
                                         .title = titles[p]};
     }
     const cbq_study_config *cfg = ctx->cfg;
@@ -227,7 +212,7 @@ static void shown_add(shown_table *st, const study_ctx *ctx, const ae_category *
     snprintf(c[3], SHOWN_CELL, "%.9g", ac->ae[pv->row]);
     snprintf(c[4], SHOWN_CELL, "%.6g", ac->consensus[pv->row]);
     snprintf(c[5], SHOWN_CELL, "%zu", pv->slice);
-    snprintf(c[6], SHOWN_CELL, "%.2f", study_slice_z_mm(&pv->vol, pv->slice));
+    snprintf(c[6], SHOWN_CELL, "%.2f", study_slice_z_mm(&pv->in.canon, pv->slice));
     snprintf(c[7], SHOWN_CELL, "%s", pv->slice_by);
 }
 
@@ -247,7 +232,7 @@ static int shown_write(cbq_report *r, const shown_table *st, cbq_error *err)
 }
 
 static int category_figures(cbq_report *r, const study_ctx *ctx, const ae_table *t,
-                            const study_cohort *files, size_t k, const report_profiles *prof,
+                            const cbq_cohort *files, size_t k, const report_profiles *prof,
                             shown_table *st, cbq_error *err)
 {
     const ae_category *ac = &t->cat[k];
@@ -287,12 +272,12 @@ int report_map_figures(cbq_report *r, const study_ctx *ctx, const ae_table *t, c
             : "Grad-CAM maps were not saved (attrib.save_maps is off), so no overlays are "
               "shown; the AE profiles along z come from attrib/profiles.csv.";
     CBQ_TRY(cbq_report_paragraph(r, maps_note, err));
-    study_cohort files;
+    cbq_cohort files;
     CBQ_TRY(study_read_cohort_files(ctx, STUDY_READS_VOLUMES | STUDY_READS_LABELS, &files, err));
     report_profiles prof;
     int rc = report_profiles_read(ctx, &prof, err);
     if (rc != CBQ_OK) {
-        study_cohort_free(&files);
+        cbq_cohort_free(&files);
         return rc;
     }
     shown_table st = {.cell = calloc(ctx->n_categories * N_PICKS * SHOWN_COLS + 1,
@@ -304,6 +289,6 @@ int report_map_figures(cbq_report *r, const study_ctx *ctx, const ae_table *t, c
         rc = shown_write(r, &st, err);
     free(st.cell);
     report_profiles_free(&prof);
-    study_cohort_free(&files);
+    cbq_cohort_free(&files);
     return rc;
 }

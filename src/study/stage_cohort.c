@@ -16,7 +16,7 @@
 #include "cbctiq/csv.h"
 #include "cbctiq/rng.h"
 #include "cbctiq/sim.h"
-#include "study/cohort.h"
+#include "cbctiq/cohort.h"
 
 static int file_exists(const char *path)
 {
@@ -42,21 +42,21 @@ int study_cohort_inputs_hash(const study_ctx *ctx, cbq_sha256 *h, cbq_error *err
     CBQ_TRY(hash_into(h, ratings, err));
     if (raters[0])
         CBQ_TRY(hash_into(h, raters, err));
-    study_cohort c;
-    CBQ_TRY(study_cohort_read(&c, csv, err));
+    cbq_cohort c;
+    CBQ_TRY(cbq_cohort_read(&c, csv, err));
     int rc = c.labels_json[0] ? hash_into(h, c.labels_json, err) : CBQ_OK;
-    study_cohort_free(&c);
+    cbq_cohort_free(&c);
     return rc;
 }
 
-static int hash_volume_files(const study_cohort *c, const study_volume *sv,
+static int hash_volume_files(const cbq_cohort *c, const cbq_cohort_volume *sv,
                              cbq_sha256 h[STUDY_FILES_KINDS], cbq_error *err)
 {
     CBQ_TRY(hash_into(&h[STUDY_FILES_VOLUMES], sv->path, err));
     if (sv->mask[0]) {
         CBQ_TRY(hash_into(&h[STUDY_FILES_LABELS], sv->mask, err));
         char names[CBQ_STUDY_PATH_MAX + 32];
-        if (study_label_names_path(c, sv, names, sizeof names))
+        if (cbq_cohort_labels_json(c, sv, names, sizeof names))
             CBQ_TRY(hash_into(&h[STUDY_FILES_LABEL_NAMES], names, err));
         else
             cbq_sha256_update(&h[STUDY_FILES_LABEL_NAMES], "none", 4);
@@ -72,7 +72,7 @@ int study_cohort_files_hash(study_ctx *ctx, cbq_error *err)
         return CBQ_OK;
     char csv[CBQ_STUDY_PATH_MAX + 32];
     CBQ_TRY(study_input_path(ctx, CBQ_STAGE_COHORT, "cohort.csv", csv, sizeof csv, err));
-    study_cohort c;
+    cbq_cohort c;
     CBQ_TRY(study_read_cohort_files(ctx, STUDY_READS_COHORT_FILES, &c, err));
     cbq_sha256 h[STUDY_FILES_KINDS];
     for (int k = 0; k < STUDY_FILES_KINDS; k++)
@@ -81,7 +81,7 @@ int study_cohort_files_hash(study_ctx *ctx, cbq_error *err)
     for (size_t i = 0; i < c.n && rc == CBQ_OK; i++)
         if ((rc = hash_volume_files(&c, &c.v[i], h, err)) != CBQ_OK)
             rc = cbq_error_prefix(err, "%s: volume '%s': ", csv, c.v[i].id);
-    study_cohort_free(&c);
+    cbq_cohort_free(&c);
     if (rc != CBQ_OK)
         return rc;
     for (int k = 0; k < STUDY_FILES_KINDS; k++) {
@@ -119,7 +119,7 @@ static int copy_file(const char *src, const char *dst, cbq_error *err)
 
 /* Seeded random split for cohorts without one: shuffle, then the first
  * round(n f_train) train, the next round(n f_val) val, the rest test. */
-static int assign_split(study_cohort *c, const cbq_study_config *cfg, cbq_error *err)
+static int assign_split(cbq_cohort *c, const cbq_study_config *cfg, cbq_error *err)
 {
     size_t *idx = malloc(c->n * sizeof *idx);
     if (!idx)
@@ -132,13 +132,13 @@ static int assign_split(study_cohort *c, const cbq_study_config *cfg, cbq_error 
     size_t n_train = (size_t)((double)c->n * cfg->cohort.split_train + 0.5);
     size_t n_val = (size_t)((double)c->n * cfg->cohort.split_val + 0.5);
     for (size_t r = 0; r < c->n; r++)
-        c->v[idx[r]].split = r < n_train ? SPLIT_TRAIN : r < n_train + n_val ? SPLIT_VAL : SPLIT_TEST;
+        c->v[idx[r]].split = r < n_train ? CBQ_SPLIT_TRAIN : r < n_train + n_val ? CBQ_SPLIT_VAL : CBQ_SPLIT_TEST;
     free(idx);
     return CBQ_OK;
 }
 
 /* Every file a row names must exist: later stages read them. */
-static int check_row_files(const study_volume *v, const char *csv, cbq_error *err)
+static int check_row_files(const cbq_cohort_volume *v, const char *csv, cbq_error *err)
 {
     const char *paths[3] = {v->path, v->mask, v->rtstruct};
     for (int i = 0; i < 3; i++) {
@@ -150,7 +150,7 @@ static int check_row_files(const study_volume *v, const char *csv, cbq_error *er
     return CBQ_OK;
 }
 
-static int write_cohort(const study_cohort *c, const char *csv, const char *dir, cbq_error *err)
+static int write_cohort(const cbq_cohort *c, const char *csv, const char *dir, cbq_error *err)
 {
     char path[CBQ_STUDY_PATH_MAX + 32];
     CBQ_TRY(study_path(path, sizeof path, dir, "cohort.csv", err));
@@ -161,11 +161,11 @@ static int write_cohort(const study_cohort *c, const char *csv, const char *dir,
         char rel[CBQ_STUDY_PATH_MAX], relm[CBQ_STUDY_PATH_MAX] = "", relr[CBQ_STUDY_PATH_MAX] = "";
         int rc = check_row_files(&c->v[i], csv, err);
         if (rc == CBQ_OK)
-            rc = study_relative_path(rel, sizeof rel, dir, c->v[i].path, err);
+            rc = cbq_path_relative(rel, sizeof rel, dir, c->v[i].path, err);
         if (rc == CBQ_OK && c->v[i].mask[0])
-            rc = study_relative_path(relm, sizeof relm, dir, c->v[i].mask, err);
+            rc = cbq_path_relative(relm, sizeof relm, dir, c->v[i].mask, err);
         if (rc == CBQ_OK && c->v[i].rtstruct[0])
-            rc = study_relative_path(relr, sizeof relr, dir, c->v[i].rtstruct, err);
+            rc = cbq_path_relative(relr, sizeof relr, dir, c->v[i].rtstruct, err);
         if (rc != CBQ_OK) {
             cbq_csv_writer_abort(&w);
             return rc;
@@ -174,7 +174,7 @@ static int write_cohort(const study_cohort *c, const char *csv, const char *dir,
         cbq_csv_put_str(&w, rel);
         cbq_csv_put_str(&w, relm);
         cbq_csv_put_str(&w, relr);
-        cbq_csv_put_str(&w, study_split_name(c->v[i].split));
+        cbq_csv_put_str(&w, cbq_split_name(c->v[i].split));
         if ((rc = cbq_csv_end_row(&w, err)) != CBQ_OK) {
             cbq_csv_writer_abort(&w);
             return rc;
@@ -222,14 +222,14 @@ static int copy_in(const study_ctx *ctx, const char *src, const char *name, cbq_
 }
 
 /* The split checked, cohort.csv written, the tables it names copied in. */
-static int write_outputs(const study_ctx *ctx, const study_cohort *c, const size_t count[4],
+static int write_outputs(const study_ctx *ctx, const cbq_cohort *c, const size_t count[4],
                          const char *csv, const char *ratings, const char *raters,
                          cbq_error *err)
 {
-    if (count[SPLIT_TRAIN] < 2 || count[SPLIT_TEST] < 3)
+    if (count[CBQ_SPLIT_TRAIN] < 2 || count[CBQ_SPLIT_TEST] < 3)
         return CBQ_FAIL(err, CBQ_ERR_RANGE,
                         "%s: need at least 2 training and 3 test volumes, have %zu and %zu", csv,
-                        count[SPLIT_TRAIN], count[SPLIT_TEST]);
+                        count[CBQ_SPLIT_TRAIN], count[CBQ_SPLIT_TEST]);
     char dir[CBQ_STUDY_PATH_MAX];
     CBQ_TRY(study_output_path(ctx, NULL, dir, sizeof dir, err));
     CBQ_TRY(write_cohort(c, csv, dir, err));
@@ -249,8 +249,8 @@ int study_stage_cohort(study_ctx *ctx, cbq_error *err)
         CBQ_TRY(study_user_tables(ctx, csv, ratings, raters, sizeof csv, err));
     else
         CBQ_TRY(simulate(ctx, csv, ratings, raters, sizeof csv, err));
-    study_cohort c;
-    CBQ_TRY(study_cohort_read(&c, csv, err));
+    cbq_cohort c;
+    CBQ_TRY(cbq_cohort_read(&c, csv, err));
     const char *how = "from cohort.csv";
     int rc = CBQ_OK;
     if (!c.has_split) {
@@ -263,8 +263,8 @@ int study_stage_cohort(study_ctx *ctx, cbq_error *err)
     if (rc == CBQ_OK)
         rc = write_outputs(ctx, &c, count, csv, ratings, raters, err);
     snprintf(ctx->summary, sizeof ctx->summary,
-             "%zu volumes (%zu train, %zu val, %zu test; split %s)%s", c.n, count[SPLIT_TRAIN],
-             count[SPLIT_VAL], count[SPLIT_TEST], how, cfg->cohort.csv[0] ? "" : ", simulated");
-    study_cohort_free(&c);
+             "%zu volumes (%zu train, %zu val, %zu test; split %s)%s", c.n, count[CBQ_SPLIT_TRAIN],
+             count[CBQ_SPLIT_VAL], count[CBQ_SPLIT_TEST], how, cfg->cohort.csv[0] ? "" : ", simulated");
+    cbq_cohort_free(&c);
     return rc;
 }

@@ -13,10 +13,11 @@
 #include "cbctiq/csv.h"
 #include "cbctiq/likert_metrics.h"
 #include "cbctiq/model_file.h"
+#include "cbctiq/model_input.h"
 #include "cbctiq/progress.h"
 
 typedef struct {
-    study_cohort cohort;
+    cbq_cohort cohort;
     double *cons;        /* [volume][category] */
     size_t *test;        /* indices of test volumes */
     size_t n_test;
@@ -26,7 +27,7 @@ typedef struct {
 
 static void eval_free(eval_data *d)
 {
-    study_cohort_free(&d->cohort);
+    cbq_cohort_free(&d->cohort);
     free(d->cons);
     free(d->test);
     free(d->pred);
@@ -55,35 +56,34 @@ static int predict_test(study_ctx *ctx, eval_data *d, cbq_error *err)
     }
     cbq_progress prog;
     cbq_progress_begin(&prog, "evaluate", d->n_test, cfg->quiet);
-    int structures = strcmp(cfg->train.slices, "structures") == 0;
+    cbq_model_input_options o = {0};
+    if (!cbq_slice_selection_parse(cfg->train.slices, &o.selection))
+        rc = CBQ_FAIL(err, CBQ_ERR_ARG, "train.slices: unknown '%s'", cfg->train.slices);
     for (size_t t = 0; t < d->n_test && rc == CBQ_OK; t++) {
-        const study_volume *sv = &d->cohort.v[d->test[t]];
-        cbq_volume vol = {0};
-        cbq_reorient xf = {0};
-        size_t *ks = NULL, n = 0;
+        const cbq_cohort_volume *sv = &d->cohort.v[d->test[t]];
+        cbq_model_input in;
         cbq_volume_pred vp = {0};
-        rc = study_volume_used_slices(sv, structures, &vol, &xf, &ks, &n, err);
-        int flip = xf.flip[2];
-        if (rc == CBQ_OK && n == 0)
-            rc = CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: no slice with a structure", sv->mask);
+        rc = cbq_model_input_load(&in, sv, &d->cohort, &cbq_net_spec(net)->input, &o, err);
+        if (rc == CBQ_OK && in.n == 0)
+            rc = CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: no slice with a structure",
+                          sv->mask[0] ? sv->mask : sv->rtstruct);
         if (rc == CBQ_OK)
-            rc = cbq_predict_volume(net, &vol, ks, n, (size_t)cfg->evaluate.batch, &vp, err);
+            rc = cbq_predict_input(net, &in, (size_t)cfg->evaluate.batch, &vp, err);
         for (size_t i = 0; rc == CBQ_OK && i < vp.n_slices; i++)
             for (size_t k = 0; k < K && rc == CBQ_OK; k++) {
                 cbq_csv_put_str(&ws, sv->id);
-                cbq_csv_put_int(&ws, (long long)(flip ? vol.nz - 1 - vp.slice[i] : vp.slice[i]));
+                cbq_csv_put_int(&ws, (long long)cbq_model_input_source_slice(&in, vp.slice[i]));
                 cbq_csv_put_str(&ws, ctx->categories[k]);
                 cbq_csv_put_double(&ws, vp.pred[i * vp.n_outputs + out_index[k]]);
                 rc = cbq_csv_end_row(&ws, err);
             }
         for (size_t k = 0; rc == CBQ_OK && k < K; k++)
             d->pred[t * K + k] = vp.mean[out_index[k]];
-        d->n_slices[t] = n;
+        d->n_slices[t] = in.n;
         if (rc != CBQ_OK)
             cbq_error_prefix(err, "%s: ", sv->id);
         cbq_volume_pred_free(&vp);
-        free(ks);
-        cbq_volume_free(&vol);
+        cbq_model_input_free(&in);
         cbq_progress_step(&prog, 1);
     }
     cbq_progress_end(&prog);
@@ -125,7 +125,7 @@ static double train_mean(const eval_data *d, size_t K, size_t k)
     double s = 0;
     size_t n = 0;
     for (size_t i = 0; i < d->cohort.n; i++)
-        if (d->cohort.v[i].split == SPLIT_TRAIN && isfinite(d->cons[i * K + k])) {
+        if (d->cohort.v[i].split == CBQ_SPLIT_TRAIN && isfinite(d->cons[i * K + k])) {
             s += d->cons[i * K + k];
             n++;
         }
@@ -228,7 +228,7 @@ int study_stage_evaluate(study_ctx *ctx, cbq_error *err)
     if (rc == CBQ_OK)
         rc = study_read_consensus(ctx, &d.cohort, d.cons, err);
     for (size_t i = 0; rc == CBQ_OK && i < d.cohort.n; i++)
-        if (d.cohort.v[i].split == SPLIT_TEST)
+        if (d.cohort.v[i].split == CBQ_SPLIT_TEST)
             d.test[d.n_test++] = i;
     if (rc == CBQ_OK)
         rc = predict_test(ctx, &d, err);

@@ -130,7 +130,7 @@ int study_output_path(const study_ctx *ctx, const char *name, char *buf, size_t 
     return study_path(buf, cap, dir, name, err);
 }
 
-int study_read_cohort_files(const study_ctx *ctx, unsigned reads, study_cohort *c,
+int study_read_cohort_files(const study_ctx *ctx, unsigned reads, cbq_cohort *c,
                             cbq_error *err)
 {
     unsigned not_in_rows = reads & ~(unsigned)STUDY_READS_COHORT_FILES;
@@ -140,7 +140,7 @@ int study_read_cohort_files(const study_ctx *ctx, unsigned reads, study_cohort *
     char path[CBQ_STUDY_PATH_MAX + 32];
     CBQ_TRY(study_input_path(ctx, CBQ_STAGE_COHORT, "cohort.csv", path, sizeof path, err));
     CBQ_TRY(study_input_outside(ctx, reads, err));
-    CBQ_TRY(study_cohort_read(c, path, err));
+    CBQ_TRY(cbq_cohort_read(c, path, err));
     for (size_t i = 0; i < c->n; i++) {
         if (!(reads & STUDY_READS_VOLUMES))
             c->v[i].path[0] = '\0';
@@ -152,7 +152,7 @@ int study_read_cohort_files(const study_ctx *ctx, unsigned reads, study_cohort *
     return CBQ_OK;
 }
 
-int study_read_cohort(const study_ctx *ctx, study_cohort *c, cbq_error *err)
+int study_read_cohort(const study_ctx *ctx, cbq_cohort *c, cbq_error *err)
 {
     return study_read_cohort_files(ctx, 0, c, err);
 }

@@ -15,8 +15,8 @@
 #include "cbctiq/atomic_file.h"
 #include "cbctiq/csv.h"
 #include "cbctiq/model_file.h"
+#include "cbctiq/model_input.h"
 #include "cbctiq/sanity.h"
-#include "cbctiq/slices.h"
 
 /* pooled.csv: one row per method and comparison with the statistic behind
  * its verdict (the median over all categories and volumes), which
@@ -83,42 +83,28 @@ static int make_options(const cbq_study_config *cfg, cbq_sanity_options *o, cbq_
 
 /* One test volume's tested slices as the model's input: those the study
  * uses (train.slices), at most sanity.max_slices, evenly spaced. */
-static int load_test_volume(const study_ctx *ctx, const cbq_net *net, const study_volume *sv,
-                            cbq_sanity_volume *out, cbq_error *err)
+static int load_test_volume(const study_ctx *ctx, const cbq_net *net, const cbq_cohort *c,
+                            const cbq_cohort_volume *sv, cbq_sanity_volume *out, cbq_error *err)
 {
     const cbq_study_config *cfg = ctx->cfg;
-    const cbq_model_spec *spec = cbq_net_spec(net);
-    int structures = strcmp(cfg->train.slices, "structures") == 0;
-    cbq_volume vol = {0};
-    size_t *ks = NULL, n = 0;
-    float *x = NULL;
-    int rc = study_volume_used_slices(sv, structures, &vol, NULL, &ks, &n, err);
-    if (rc == CBQ_OK && n == 0)
+    cbq_model_input_options o = {.max_slices = (size_t)cfg->sanity.max_slices};
+    if (!cbq_slice_selection_parse(cfg->train.slices, &o.selection))
+        return CBQ_FAIL(err, CBQ_ERR_ARG, "train.slices: unknown '%s'", cfg->train.slices);
+    cbq_model_input in;
+    int rc = cbq_model_input_load(&in, sv, c, &cbq_net_spec(net)->input, &o, err);
+    if (rc == CBQ_OK && in.n == 0)
         rc = CBQ_FAIL(err, CBQ_ERR_FORMAT, "no slice to test");
-    size_t m = cbq_sanity_n_slices(n, (size_t)cfg->sanity.max_slices);
-    for (size_t i = 0; rc == CBQ_OK && i < m; i++) /* ascending, so in place */
-        ks[i] = ks[cbq_sanity_slice_index(n, m, i)];
-    size_t plane = (size_t)spec->input.height * (size_t)spec->input.width;
-    if (rc == CBQ_OK && !(x = malloc(m * plane * sizeof *x)))
-        rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory for %zu slices", m);
-    cbq_slice_spec ss = {.height = (size_t)spec->input.height, .width = (size_t)spec->input.width,
-                         .hu_min = spec->input.hu_min, .hu_max = spec->input.hu_max};
-    cbq_slicer slicer;
-    if (rc == CBQ_OK && (rc = cbq_slicer_init(&slicer, vol.nx, vol.ny, &ss, err)) == CBQ_OK) {
-        rc = cbq_slicer_fill(&slicer, &vol, ks, m, x, err);
-        cbq_slicer_free(&slicer);
-    }
-    free(ks);
-    cbq_volume_free(&vol);
     if (rc != CBQ_OK) {
-        free(x);
+        cbq_model_input_free(&in);
         return cbq_error_prefix(err, "%s: ", sv->id);
     }
-    *out = (cbq_sanity_volume){.id = sv->id, .slices = x, .nz = m};
+    *out = (cbq_sanity_volume){.id = sv->id, .slices = in.x, .nz = in.n};
+    in.x = NULL; /* now out's */
+    cbq_model_input_free(&in);
     return CBQ_OK;
 }
 
-static int load_test_volumes(const study_ctx *ctx, const cbq_net *net, const study_cohort *c,
+static int load_test_volumes(const study_ctx *ctx, const cbq_net *net, const cbq_cohort *c,
                              cbq_sanity_volume **vols, size_t *n, cbq_error *err)
 {
     *n = 0;
@@ -126,8 +112,8 @@ static int load_test_volumes(const study_ctx *ctx, const cbq_net *net, const stu
     if (!*vols)
         return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < c->n; i++)
-        if (c->v[i].split == SPLIT_TEST) {
-            CBQ_TRY(load_test_volume(ctx, net, &c->v[i], &(*vols)[*n], err));
+        if (c->v[i].split == CBQ_SPLIT_TEST) {
+            CBQ_TRY(load_test_volume(ctx, net, c, &c->v[i], &(*vols)[*n], err));
             (*n)++;
         }
     return *n ? CBQ_OK : CBQ_FAIL(err, CBQ_ERR_FORMAT, "no test volumes");
@@ -201,7 +187,7 @@ static void summarise(study_ctx *ctx, const cbq_sanity_result *res, int permuted
 
 /* Trains the permuted model when asked, loads the nets and the test
  * volumes, runs the checks and writes sanity.csv. */
-static int run_checks(study_ctx *ctx, const study_cohort *c, const char *csv_path,
+static int run_checks(study_ctx *ctx, const cbq_cohort *c, const char *csv_path,
                       const char *pooled_path, const cbq_sanity_options *o, cbq_error *err)
 {
     const cbq_study_config *cfg = ctx->cfg;
@@ -256,9 +242,9 @@ int study_stage_sanity(study_ctx *ctx, cbq_error *err)
     }
     cbq_sanity_options o;
     CBQ_TRY(make_options(ctx->cfg, &o, err));
-    study_cohort c;
+    cbq_cohort c;
     CBQ_TRY(study_read_cohort_files(ctx, study_slice_reads(ctx->cfg), &c, err));
     int rc = run_checks(ctx, &c, path, pooled, &o, err);
-    study_cohort_free(&c);
+    cbq_cohort_free(&c);
     return rc;
 }

@@ -1,6 +1,6 @@
 /* study_data.c - what several stages read: the study's cohort, the
  * consensus table aligned with it, the model's outputs matched to the
- * categories, and structure masks from label volumes. */
+ * categories. */
 #define _POSIX_C_SOURCE 200809L
 #include "study/pipeline.h"
 
@@ -11,7 +11,6 @@
 #include <sys/stat.h>
 
 #include "cbctiq/csv.h"
-#include "cbctiq/structures.h"
 
 static long category_index(const study_ctx *ctx, const char *name)
 {
@@ -21,7 +20,7 @@ static long category_index(const study_ctx *ctx, const char *name)
     return -1;
 }
 
-static long volume_index(const study_cohort *c, const char *id)
+static long volume_index(const cbq_cohort *c, const char *id)
 {
     for (size_t i = 0; i < c->n; i++)
         if (strcmp(c->v[i].id, id) == 0)
@@ -29,7 +28,7 @@ static long volume_index(const study_cohort *c, const char *id)
     return -1;
 }
 
-int study_read_consensus(const study_ctx *ctx, const study_cohort *c, double *cons,
+int study_read_consensus(const study_ctx *ctx, const cbq_cohort *c, double *cons,
                          cbq_error *err)
 {
     char path[CBQ_STUDY_PATH_MAX + 32];
@@ -76,58 +75,6 @@ int study_map_outputs(const study_ctx *ctx, const cbq_net *net, size_t *out_inde
 int study_model_dir(const study_ctx *ctx, char *buf, size_t cap, cbq_error *err)
 {
     return study_input_path(ctx, CBQ_STAGE_TRAIN, "model", buf, cap, err);
-}
-
-int study_label_names_path(const study_cohort *c, const study_volume *sv, char *out, size_t cap)
-{
-    if (c->labels_json[0]) {
-        snprintf(out, cap, "%s", c->labels_json);
-        return 1;
-    }
-    return sv->mask[0] && cbq_structures_sidecar(out, cap, sv->mask);
-}
-
-int study_load_structures(const study_ctx *ctx, const cbq_volume *image, const study_volume *sv,
-                          const char *labels_json, cbq_volume **structures, cbq_error *err)
-{
-    size_t K = ctx->n_categories;
-    for (size_t k = 0; k < K; k++)
-        structures[k] = NULL;
-    cbq_structures st;
-    /* Without labels_json, the names come from the sidecar beside the label
-     * volume (outside the output folder). */
-    if (sv->mask[0] && !labels_json[0])
-        CBQ_TRY(study_input_outside(ctx, STUDY_READS_LABEL_NAMES, err));
-    if (sv->mask[0])
-        CBQ_TRY(cbq_structures_from_labels(&st, image, sv->mask,
-                                           labels_json[0] ? labels_json : NULL, err));
-    else if (sv->rtstruct[0])
-        /* The image's series UIDs are not carried this far, so an RTSTRUCT
-         * is matched to the volume by geometry only. */
-        CBQ_TRY(cbq_structures_from_rtstruct(&st, image, NULL, sv->rtstruct, err));
-    else
-        return CBQ_OK;
-    size_t nv = cbq_volume_count(image);
-    int rc = CBQ_OK;
-    for (size_t k = 0; k < K && rc == CBQ_OK; k++) {
-        int s = 0;
-        while (s < CBQ_STRUCT_COUNT && strcmp(cbq_structure_name(s), ctx->categories[k]) != 0)
-            s++;
-        if (s == CBQ_STRUCT_COUNT || !st.mask[s])
-            continue; /* "overall", or a structure this volume does not have */
-        cbq_volume *v = calloc(1, sizeof *v);
-        if (!v || cbq_volume_alloc(v, image->nx, image->ny, image->nz, image->spacing, 0, err)) {
-            free(v);
-            rc = err ? err->code : CBQ_ERR_NOMEM;
-            break;
-        }
-        memcpy(v->affine, image->affine, sizeof v->affine);
-        for (size_t i = 0; i < nv; i++)
-            v->data[i] = st.mask[s][i] ? 1.0f : 0.0f;
-        structures[k] = v;
-    }
-    cbq_structures_free(&st);
-    return rc;
 }
 
 double study_slice_z_mm(const cbq_volume *vol, size_t k)

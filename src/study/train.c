@@ -22,13 +22,13 @@
 #include "cbctiq/atomic_file.h"
 #include "cbctiq/csv.h"
 #include "cbctiq/model_file.h"
+#include "cbctiq/model_input.h"
 #include "cbctiq/preset.h"
 #include "cbctiq/progress.h"
 #include "cbctiq/rng.h"
-#include "cbctiq/slices.h"
 #include "cbctiq/stats.h"
 #include "cbctiq/trainer.h"
-#include "study/cohort.h"
+#include "cbctiq/cohort.h"
 
 enum { MAX_CAT = 16 };
 
@@ -95,7 +95,7 @@ static int grow(slice_set *s, size_t need, cbq_error *err)
 }
 
 /* Consensus per volume (cohort order) and category; NaN where missing. */
-static int read_targets(const char *path, const study_cohort *c, char (*cats)[64], size_t K,
+static int read_targets(const char *path, const cbq_cohort *c, char (*cats)[64], size_t K,
                         double *t, cbq_error *err)
 {
     for (size_t i = 0; i < c->n * K; i++)
@@ -194,10 +194,10 @@ int cbq_study_permute_labels(uint64_t seed, const int *group, size_t n, size_t K
 
 /* The permutation groups: a train or val volume with every category's
  * consensus is in its split's group; the rest (-1) keep their labels. */
-static void permutation_groups(const study_cohort *c, const double *target, size_t K, int *group)
+static void permutation_groups(const cbq_cohort *c, const double *target, size_t K, int *group)
 {
     for (size_t v = 0; v < c->n; v++) {
-        int used = c->v[v].split == SPLIT_TRAIN || c->v[v].split == SPLIT_VAL;
+        int used = c->v[v].split == CBQ_SPLIT_TRAIN || c->v[v].split == CBQ_SPLIT_VAL;
         for (size_t k = 0; k < K; k++)
             used &= isfinite(target[v * K + k]) != 0;
         group[v] = used ? (int)c->v[v].split : -1;
@@ -206,10 +206,10 @@ static void permutation_groups(const study_cohort *c, const double *target, size
 
 /* Why no derangement exists (a split with a single volume) into why, or ""
  * when every split can be permuted. */
-static void permutation_obstacle(const study_cohort *c, const int *group, char *why, size_t cap)
+static void permutation_obstacle(const cbq_cohort *c, const int *group, char *why, size_t cap)
 {
     why[0] = '\0';
-    static const study_split splits[] = {SPLIT_TRAIN, SPLIT_VAL};
+    static const cbq_split splits[] = {CBQ_SPLIT_TRAIN, CBQ_SPLIT_VAL};
     for (size_t s = 0; s < sizeof splits / sizeof splits[0] && !why[0]; s++) {
         size_t m = 0, only = 0;
         for (size_t v = 0; v < c->n; v++)
@@ -220,7 +220,7 @@ static void permutation_obstacle(const study_cohort *c, const int *group, char *
         if (m == 1)
             snprintf(why, cap, "the %s split has a single volume with consensus scores (%s): "
                      "permuted labels need at least 2 volumes in each split, so that none keeps "
-                     "its own scores", study_split_name(splits[s]), c->v[only].id);
+                     "its own scores", cbq_split_name(splits[s]), c->v[only].id);
     }
 }
 
@@ -229,8 +229,8 @@ int cbq_study_permute_check(const cbq_study_config *cfg, const char *cohort_csv,
 {
     char cats[MAX_CAT][64];
     size_t K = cbq_study_categories(cfg, cats, MAX_CAT);
-    study_cohort c;
-    CBQ_TRY(study_cohort_read(&c, cohort_csv, err));
+    cbq_cohort c;
+    CBQ_TRY(cbq_cohort_read(&c, cohort_csv, err));
     double *target = malloc((c.n * K + 1) * sizeof *target);
     int *group = malloc((c.n + 1) * sizeof *group);
     int rc = target && group ? CBQ_OK : CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
@@ -242,14 +242,14 @@ int cbq_study_permute_check(const cbq_study_config *cfg, const char *cohort_csv,
     }
     free(target);
     free(group);
-    study_cohort_free(&c);
+    cbq_cohort_free(&c);
     return rc;
 }
 
 /* Under train.permute_labels: deranges the complete train and val volumes'
  * target rows (within each split) and opens MODEL/permutation.csv with who
  * got whose labels, committed only with the model so the two never part. */
-static int permute_targets(train_run *t, const study_cohort *c, double *target,
+static int permute_targets(train_run *t, const cbq_cohort *c, double *target,
                            const char *model_dir, size_t *n_relabelled, cbq_error *err)
 {
     size_t K = t->K, *from = malloc((c->n + 1) * sizeof *from);
@@ -274,7 +274,7 @@ static int permute_targets(train_run *t, const study_cohort *c, double *target,
         if (group[v] < 0)
             continue;
         cbq_csv_put_str(&t->perm, c->v[v].id);
-        cbq_csv_put_str(&t->perm, study_split_name(c->v[v].split));
+        cbq_csv_put_str(&t->perm, cbq_split_name(c->v[v].split));
         cbq_csv_put_str(&t->perm, c->v[from[v]].id);
         *n_relabelled += from[v] != v;
         rc = cbq_csv_end_row(&t->perm, err);
@@ -284,49 +284,48 @@ static int permute_targets(train_run *t, const study_cohort *c, double *target,
     return rc;
 }
 
-static int add_volume(train_run *t, const study_volume *sv, const double *target, int is_val,
-                      cbq_error *err)
+/* Appends a volume's model input (every slice_step-th selected slice) to
+ * the training set, each slice with the volume's targets. */
+static int append_slices(slice_set *s, const cbq_model_input *in, const double *target,
+                         int is_val, cbq_error *err)
 {
-    const cbq_study_config *cfg = t->cfg;
-    slice_set *s = &t->s;
-    int structures = strcmp(cfg->train.slices, "structures") == 0;
-    cbq_volume vol = {0};
-    size_t *ks = NULL, n = 0;
-    int rc = study_volume_used_slices(sv, structures, &vol, NULL, &ks, &n, err);
-    size_t m = 0; /* every slice_step-th of the selected slices */
-    for (size_t i = 0; i < n; i += (size_t)cfg->train.slice_step)
-        ks[m++] = ks[i];
-    if (rc == CBQ_OK)
-        rc = grow(s, s->n + m, err);
-    cbq_slice_spec ss = {.height = s->H, .width = s->W, .hu_min = cfg->train.hu_min,
-                         .hu_max = cfg->train.hu_max};
-    cbq_slicer slicer;
-    if (rc == CBQ_OK && m && (rc = cbq_slicer_init(&slicer, vol.nx, vol.ny, &ss, err)) == CBQ_OK) {
-        rc = cbq_slicer_fill(&slicer, &vol, ks, m, s->x + s->n * s->H * s->W, err);
-        cbq_slicer_free(&slicer);
-    }
-    size_t vi = s->n_volumes;
-    for (size_t i = 0; rc == CBQ_OK && i < m; i++) {
+    size_t m = in->n, vi = s->n_volumes, plane = s->H * s->W;
+    CBQ_TRY(grow(s, s->n + m, err));
+    memcpy(s->x + s->n * plane, in->x, m * plane * sizeof *in->x);
+    for (size_t i = 0; i < m; i++) {
         for (size_t k = 0; k < s->K; k++)
             s->y[(s->n + i) * s->K + k] = (float)target[k];
         s->volume[s->n + i] = vi;
     }
-    if (rc == CBQ_OK) {
-        s->n += m;
-        memcpy(s->vol_target + vi * s->K, target, s->K * sizeof *target);
-        s->vol_is_val[vi] = is_val;
-        s->n_volumes++;
-    }
-    free(ks);
-    cbq_volume_free(&vol);
+    s->n += m;
+    memcpy(s->vol_target + vi * s->K, target, s->K * sizeof *target);
+    s->vol_is_val[vi] = is_val;
+    s->n_volumes++;
+    return CBQ_OK;
+}
+
+static int add_volume(train_run *t, const cbq_cohort *c, const cbq_cohort_volume *sv,
+                      const double *target, int is_val, cbq_error *err)
+{
+    const cbq_study_config *cfg = t->cfg;
+    cbq_model_input_options o = {.step = (size_t)cfg->train.slice_step};
+    if (!cbq_slice_selection_parse(cfg->train.slices, &o.selection))
+        return CBQ_FAIL(err, CBQ_ERR_ARG, "train.slices: unknown '%s'", cfg->train.slices);
+    cbq_input_spec input = {.height = (int)t->s.H, .width = (int)t->s.W,
+                            .hu_min = cfg->train.hu_min, .hu_max = cfg->train.hu_max};
+    cbq_model_input in;
+    int rc = cbq_model_input_load(&in, sv, c, &input, &o, err);
+    if (rc == CBQ_OK)
+        rc = append_slices(&t->s, &in, target, is_val, err);
+    cbq_model_input_free(&in);
     return rc == CBQ_OK ? rc : cbq_error_prefix(err, "%s: ", sv->id);
 }
 
 static int load_slices(train_run *t, const char *cohort_csv, const char *consensus_csv,
                        const char *model_dir, cbq_study_train_result *res, cbq_error *err)
 {
-    study_cohort c;
-    CBQ_TRY(study_cohort_read(&c, cohort_csv, err));
+    cbq_cohort c;
+    CBQ_TRY(cbq_cohort_read(&c, cohort_csv, err));
     size_t K = t->K;
     double *target = malloc((c.n * K + 1) * sizeof *target);
     t->s.vol_target = malloc((c.n * K + 1) * sizeof *t->s.vol_target);
@@ -343,11 +342,11 @@ static int load_slices(train_run *t, const char *cohort_csv, const char *consens
         rc = permute_targets(t, &c, target, model_dir, &res->n_relabelled, err);
     size_t n_use = 0;
     for (size_t v = 0; v < c.n; v++)
-        n_use += c.v[v].split == SPLIT_TRAIN || c.v[v].split == SPLIT_VAL;
+        n_use += c.v[v].split == CBQ_SPLIT_TRAIN || c.v[v].split == CBQ_SPLIT_VAL;
     cbq_progress prog;
     cbq_progress_begin(&prog, "load slices", n_use, t->cfg->quiet);
     for (size_t v = 0; v < c.n && rc == CBQ_OK; v++) {
-        if (c.v[v].split != SPLIT_TRAIN && c.v[v].split != SPLIT_VAL)
+        if (c.v[v].split != CBQ_SPLIT_TRAIN && c.v[v].split != CBQ_SPLIT_VAL)
             continue;
         int complete = 1;
         for (size_t k = 0; k < K; k++)
@@ -355,9 +354,9 @@ static int load_slices(train_run *t, const char *cohort_csv, const char *consens
         if (!complete) {
             res->skipped_volumes++;
         } else {
-            int is_val = c.v[v].split == SPLIT_VAL;
+            int is_val = c.v[v].split == CBQ_SPLIT_VAL;
             size_t before = t->s.n;
-            rc = add_volume(t, &c.v[v], target + v * K, is_val, err);
+            rc = add_volume(t, &c, &c.v[v], target + v * K, is_val, err);
             *(is_val ? &res->n_val_volumes : &res->n_train_volumes) += 1;
             *(is_val ? &res->n_val_slices : &res->n_train_slices) += t->s.n - before;
         }
@@ -368,7 +367,7 @@ static int load_slices(train_run *t, const char *cohort_csv, const char *consens
         rc = CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: no training slices (train split with consensus)",
                       cohort_csv);
     free(target);
-    study_cohort_free(&c);
+    cbq_cohort_free(&c);
     return rc;
 }
 

@@ -74,9 +74,9 @@ def check_v1_columns(r, c, maps, fmaps, pre_sums, y, bias, sign):
     close(f"{tag} ae_feature_post = PyTorch post-ReLU feature-grid sum", float(r["ae_feature_post"]), post)
     close(f"{tag} ae_feature_pre = PyTorch pre-ReLU sum", float(r["ae_feature_pre"]), pre_sums[c])
     scale = max(abs(post), abs(pre_sums[c]))  # a difference: its error is relative to its parts
-    check(f"{tag} clipped = PyTorch post - pre", abs(float(r["clipped"]) - (post - pre_sums[c])) <= 1e-4 * scale,
-          f"{r['clipped']} vs {post - pre_sums[c]:.6g}")
-    close(f"{tag} pred_part = sign * sum(y - b)", float(r["pred_part"]), pred_part, 1e-5)
+    check(f"{tag} clipped = PyTorch post - pre", abs(float(r["ae_clipped"]) - (post - pre_sums[c])) <= 1e-4 * scale,
+          f"{r['ae_clipped']} vs {post - pre_sums[c]:.6g}")
+    close(f"{tag} pred_part = sign * sum(y - b)", float(r["pred_minus_bias_sum"]), pred_part, 1e-5)
     close(f"{tag} ae_per_slice = PyTorch sum / 6", float(r["ae_per_slice"]), ae / 6)
     close(f"{tag} bias = head.bias", float(r["bias"]), bias[c], 1e-7)
     check(f"{tag} n_slices", r["n_slices"] == "6", r["n_slices"])
@@ -182,12 +182,12 @@ def main():
                 check(f"v1 {r['category']} no structure -> empty", r["ae_in_structure"] == "")
         else:
             check(f"v2 {r['category']} no mask -> empty", r["ae_in_structure"] == "" and r["structure_fraction"] == "")
-            close(f"v2 {r['category']} identity", float(r["ae_feature_pre"]), float(r["pred_part"]), 1e-4)
+            close(f"v2 {r['category']} identity", float(r["ae_feature_pre"]), float(r["pred_minus_bias_sum"]), 1e-4)
             check(f"v2 {r['category']} n_slices", r["n_slices"] == "4")
-            close(f"v2 {r['category']} pred_part = n_slices (pred - bias)", float(r["pred_part"]),
+            close(f"v2 {r['category']} pred_part = n_slices (pred - bias)", float(r["pred_minus_bias_sum"]),
                   4 * (float(r["pred"]) - bias[c]), 1e-5)
-        for k, v in {"method": "gradcam", "layer": "block3.relu2", "relu": "after", "grid": "input",
-                     "sign": "pos", "aggregate": "sum", "identity": "1"}.items():
+        for k, v in {"method": "gradcam", "target_layer": "block3.relu2", "relu": "after", "grid": "input",
+                     "sign": "pos", "aggregate": "sum", "identity_holds": "1"}.items():
             if r[k] != v:
                 check(f"option column {k}", False, f"{r[k]} != {v}")
     # --sign neg: the maps of -y; PyTorch redoes them on v1

@@ -7,7 +7,7 @@ real scanner DICOM series (phantom), from the repository's fixture
 - OpenKBP: each CT's slices are 128 x 128 in the canonical orientation, the
   model input, so they reach the network unresampled and PyTorch redoes the
   whole pipeline from nibabel's voxels: window, Grad-CAM per slice on the
-  target layer, bilinear upsampling. ae.csv's ae, pred, pred_part,
+  target layer, bilinear upsampling. ae.csv's ae, pred, pred_minus_bias_sum,
   ae_feature_pre/post and the structure energies of the real organ labels
   (parotid = parotid_l + parotid_r, larynx, mandible) must equal PyTorch's
   sums; the gradcam NIfTI must equal PyTorch's map voxel for voxel, on the
@@ -105,13 +105,13 @@ def check_ae_rows(net, rows, vid, ct_path, lab_path, labels):
         terms = np.abs(y[:, c] - bias[c]).sum()  # the size of what pred_part sums
         close(f"{vid} {cat}: ae = PyTorch", float(r["ae"]), maps[c].astype(np.float64).sum())
         close(f"{vid} {cat}: pred = PyTorch", float(r["pred"]), y[:, c].mean(), 1e-5, np.abs(y[:, c]).mean())
-        close(f"{vid} {cat}: pred_part = PyTorch sum(y - b)", float(r["pred_part"]),
+        close(f"{vid} {cat}: pred_part = PyTorch sum(y - b)", float(r["pred_minus_bias_sum"]),
               (y[:, c] - bias[c]).sum(), 1e-5, terms)
         close(f"{vid} {cat}: ae_feature_pre = PyTorch", float(r["ae_feature_pre"]), pre[c], 1e-4, terms)
         close(f"{vid} {cat}: ae_feature_post = PyTorch", float(r["ae_feature_post"]), post[c])
         check(f"{vid} {cat}: n_slices", r["n_slices"] == str(x.shape[0]), r["n_slices"])
         check(f"{vid} {cat}: identity ae_feature_pre = pred_part",
-              abs(float(r["ae_feature_pre"]) - float(r["pred_part"])) <= 1e-4 * max(terms, 1e-3))
+              abs(float(r["ae_feature_pre"]) - float(r["pred_minus_bias_sum"])) <= 1e-4 * max(terms, 1e-3))
         if cat in STRUCTURES:
             inside = (maps[c] * np.isin(lab, [codes[n] for n in STRUCTURES[cat]])).astype(np.float64).sum()
             close(f"{vid} {cat}: ae_in_structure = PyTorch map over the labels", float(r["ae_in_structure"]),

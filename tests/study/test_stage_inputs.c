@@ -128,15 +128,15 @@ static void test_cohort_rows_hold_only_asked_paths(void **state)
     study_ctx ctx;
     study_inputs used;
     make_ctx(&ctx, &cfg, CBQ_STAGE_ATYPICAL, &used);
-    study_cohort c;
+    cbq_cohort c;
     assert_int_equal(study_read_cohort(&ctx, &c, &err), CBQ_OK);
     assert_int_equal(c.n, 2);
     assert_string_equal(c.v[0].id, "a");
-    assert_int_equal(c.v[1].split, SPLIT_TRAIN);
+    assert_int_equal(c.v[1].split, CBQ_SPLIT_TRAIN);
     assert_string_equal(c.v[0].path, "");
     assert_string_equal(c.v[0].mask, "");
     assert_string_equal(c.v[1].rtstruct, "");
-    study_cohort_free(&c);
+    cbq_cohort_free(&c);
     assert_int_equal(used.stages, 1u << CBQ_STAGE_COHORT);
     assert_int_equal(used.outside, 0);
     assert_int_equal(study_read_cohort_files(&ctx, STUDY_READS_VOLUMES, &c, &err),
@@ -148,7 +148,7 @@ static void test_cohort_rows_hold_only_asked_paths(void **state)
     assert_string_equal(c.v[0].path, path);
     assert_string_equal(c.v[0].mask, "");
     assert_string_equal(c.v[1].rtstruct, "");
-    study_cohort_free(&c);
+    cbq_cohort_free(&c);
     assert_int_equal(used.outside, STUDY_READS_VOLUMES);
     assert_int_equal(
         study_read_cohort_files(&ctx, STUDY_READS_VOLUMES | STUDY_READS_LABELS, &c, &err), CBQ_OK);
@@ -156,7 +156,7 @@ static void test_cohort_rows_hold_only_asked_paths(void **state)
     assert_string_equal(c.v[0].mask, path);
     snprintf(path, sizeof path, "%s/r/b.dcm", dir);
     assert_string_equal(c.v[1].rtstruct, path);
-    study_cohort_free(&c);
+    cbq_cohort_free(&c);
     assert_int_equal(used.outside, STUDY_READS_VOLUMES | STUDY_READS_LABELS);
 }
 
@@ -314,10 +314,8 @@ static void test_no_stage_builds_input_paths_by_hand(void **state)
                              REG_EXTENDED | REG_NOSUB),
                      0);
     /* The pipeline and the accessors own these paths; config.c parses the
-     * options. ae_table.c still joins attrib/ae.csv itself (stats, atypical
-     * and report, which read it, all declare attrib): to move with the
-     * ae.csv reader. */
-    static const char *const owners[] = {"pipeline.c", "stage_inputs.c", "config.c", "ae_table.c"};
+     * options. */
+    static const char *const owners[] = {"pipeline.c", "stage_inputs.c", "config.c"};
     char dir_path[2048];
     snprintf(dir_path, sizeof dir_path, "%s/src/study", CBQ_SOURCE_DIR);
     DIR *d = opendir(dir_path);

@@ -1,7 +1,9 @@
-/* test_study_cohort.c - the study's cohort reader (paths resolved against
- * the CSV's folder, split column, errors naming file and line) and the
- * relative paths that keep a study folder movable, also through symbolic
- * links. Expected values are worked out by hand below. */
+/* test_cohort_read.c - the one cohort reader (cohort.h: paths resolved
+ * against the CSV's folder, mask and RTSTRUCT columns, labels.json beside
+ * the CSV, split column and --split selection, unsafe ids, errors naming
+ * file and line) and the relative paths that keep a study folder movable,
+ * also through symbolic links. Expected values are worked out by hand
+ * below. */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,7 +16,7 @@
 #include <cmocka.h>
 
 #include "cbctiq/atomic_file.h"
-#include "study/cohort.h"
+#include "cbctiq/cohort.h"
 
 static char dir[1024];
 
@@ -22,7 +24,7 @@ static int setup(void **state)
 {
     (void)state;
     const char *base = getenv("CBQ_TEST_TMP");
-    snprintf(dir, sizeof dir, "%s/study_cohort", base ? base : "tmp");
+    snprintf(dir, sizeof dir, "%s/cbq_cohort", base ? base : "tmp");
     cbq_error err = {0};
     return cbq_mkdir_p(dir, &err);
 }
@@ -42,7 +44,7 @@ static void relative(const char *from, const char *to, const char *want)
     cbq_error err = {0};
     snprintf(from_path, sizeof from_path, "%s/rel/%s", dir, from);
     snprintf(to_path, sizeof to_path, "%s/rel/%s", dir, to);
-    if (study_relative_path(out, sizeof out, from_path, to_path, &err) != CBQ_OK)
+    if (cbq_path_relative(out, sizeof out, from_path, to_path, &err) != CBQ_OK)
         fail_msg("%s -> %s: %s", from, to, err.msg);
     assert_string_equal(out, want);
 }
@@ -91,7 +93,7 @@ static void test_relative_paths(void **state)
     cbq_error err = {0};
     snprintf(from_path, sizeof from_path, "%s/rel/a/out", dir);
     snprintf(to_path, sizeof to_path, "%s/rel/a/nowhere/v.nii", dir);
-    assert_int_not_equal(study_relative_path(out, sizeof out, from_path, to_path, &err), CBQ_OK);
+    assert_int_not_equal(cbq_path_relative(out, sizeof out, from_path, to_path, &err), CBQ_OK);
     assert_non_null(strstr(err.msg, "nowhere/v.nii"));
 }
 
@@ -105,9 +107,9 @@ static void test_read_with_split(void **state)
               "/abs/b.nii,b,test,\r\n"
               "c_dicom,c,val,\r\n",
               path, sizeof path);
-    study_cohort c;
+    cbq_cohort c;
     cbq_error err = {0};
-    assert_int_equal(study_cohort_read(&c, path, &err), CBQ_OK);
+    assert_int_equal(cbq_cohort_read(&c, path, &err), CBQ_OK);
     assert_int_equal(c.n, 3);
     assert_int_equal(c.has_split, 1);
     char want[1300];
@@ -117,19 +119,19 @@ static void test_read_with_split(void **state)
     assert_string_equal(c.v[0].mask, want);
     assert_string_equal(c.v[1].path, "/abs/b.nii");
     assert_string_equal(c.v[1].mask, "");
-    assert_int_equal(c.v[0].split, SPLIT_TRAIN);
-    assert_int_equal(c.v[1].split, SPLIT_TEST);
-    assert_int_equal(c.v[2].split, SPLIT_VAL);
-    study_cohort_free(&c);
+    assert_int_equal(c.v[0].split, CBQ_SPLIT_TRAIN);
+    assert_int_equal(c.v[1].split, CBQ_SPLIT_TEST);
+    assert_int_equal(c.v[2].split, CBQ_SPLIT_VAL);
+    cbq_cohort_free(&c);
 }
 
 static void expect_error(const char *text, const char *needle)
 {
     char path[1200];
     write_csv("bad.csv", text, path, sizeof path);
-    study_cohort c;
+    cbq_cohort c;
     cbq_error err = {0};
-    assert_int_not_equal(study_cohort_read(&c, path, &err), CBQ_OK);
+    assert_int_not_equal(cbq_cohort_read(&c, path, &err), CBQ_OK);
     if (!strstr(err.msg, needle) || !strstr(err.msg, "bad.csv"))
         fail_msg("message '%s' lacks '%s' or the file name", err.msg, needle);
 }
@@ -150,11 +152,89 @@ static void test_missing_split_means_none(void **state)
     (void)state;
     char path[1200];
     write_csv("c2.csv", "volume_id,path,split\na,a.nii,train\nb,b.nii,\n", path, sizeof path);
-    study_cohort c;
+    cbq_cohort c;
     cbq_error err = {0};
-    assert_int_equal(study_cohort_read(&c, path, &err), CBQ_OK);
+    assert_int_equal(cbq_cohort_read(&c, path, &err), CBQ_OK);
     assert_int_equal(c.has_split, 0); /* one row without: the study assigns all */
-    study_cohort_free(&c);
+    cbq_cohort_free(&c);
+}
+
+/* RTSTRUCT column, the labels.json beside the CSV, each row's line. */
+static void test_rtstruct_labels_lines(void **state)
+{
+    (void)state;
+    char path[1200], labels[1200];
+    write_csv("labels.json", "{\"1\": \"parotid_l\"}\n", labels, sizeof labels);
+    write_csv("c3.csv",
+              "volume_id,path,rtstruct,mask\n"
+              "a,dicom/a,rt/a.dcm,\n"
+              "\n"
+              "\"b\",b.nii,,labs/b.nii\n",
+              path, sizeof path);
+    cbq_cohort c;
+    cbq_error err = {0};
+    assert_int_equal(cbq_cohort_read(&c, path, &err), CBQ_OK);
+    assert_int_equal(c.n, 2);
+    char want[1300];
+    snprintf(want, sizeof want, "%s/rt/a.dcm", dir);
+    assert_string_equal(c.v[0].rtstruct, want);
+    assert_string_equal(c.v[1].rtstruct, "");
+    assert_string_equal(c.labels_json, labels);
+    assert_int_equal(c.v[0].line, 2);
+    assert_int_equal(c.v[1].line, 4); /* after the blank line */
+    assert_int_equal(c.has_split_column, 0);
+    assert_int_equal(c.has_split, 0);
+    assert_string_equal(c.csv, path);
+    char got[4096];
+    assert_int_equal(cbq_cohort_labels_json(&c, &c.v[1], got, sizeof got), 1);
+    assert_string_equal(got, labels); /* the cohort's, before the mask's sidecar */
+    cbq_cohort_free(&c);
+    remove(labels);
+}
+
+/* Ids become file names: the reader refuses what cannot be one. */
+static void test_unsafe_ids(void **state)
+{
+    (void)state;
+    expect_error("volume_id,path\nok,a.nii\n../x,b.nii\n", "bad.csv:3");
+    expect_error("volume_id,path\nok,a.nii\n../x,b.nii\n", "contains '/'");
+    expect_error("volume_id,path\n..,a.nii\n", "is a folder name");
+    expect_error("volume_id,path,rtstruct\n,a.nii,\n", "bad.csv:2");
+}
+
+/* --split: a name of a split or all; the file must have the column. */
+static void test_split_selection(void **state)
+{
+    (void)state;
+    char path[1200];
+    write_csv("c4.csv", "volume_id,path,split\na,a.nii,train\nb,b.nii,test\nc,c.nii,test\n", path,
+              sizeof path);
+    cbq_cohort c;
+    cbq_error err = {0};
+    assert_int_equal(cbq_cohort_read(&c, path, &err), CBQ_OK);
+    size_t n = 99;
+    assert_int_equal(cbq_cohort_count_split(&c, "test", &n, &err), CBQ_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(cbq_cohort_count_split(&c, "all", &n, &err), CBQ_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(cbq_cohort_count_split(&c, NULL, &n, &err), CBQ_OK);
+    assert_int_equal(n, 3);
+    assert_int_not_equal(cbq_cohort_count_split(&c, "val", &n, &err), CBQ_OK);
+    assert_non_null(strstr(err.msg, "no volumes with split val"));
+    assert_int_not_equal(cbq_cohort_count_split(&c, "tset", &n, &err), CBQ_OK);
+    assert_non_null(strstr(err.msg, "'tset'"));
+    assert_int_equal(cbq_cohort_in_split(&c, 0, "test"), 0);
+    assert_int_equal(cbq_cohort_in_split(&c, 1, "test"), 1);
+    assert_int_equal(cbq_cohort_in_split(&c, 0, "all"), 1);
+    assert_string_equal(cbq_split_name(c.v[0].split), "train");
+    cbq_cohort_free(&c);
+
+    write_csv("c5.csv", "volume_id,path\na,a.nii\n", path, sizeof path);
+    assert_int_equal(cbq_cohort_read(&c, path, &err), CBQ_OK);
+    assert_int_not_equal(cbq_cohort_count_split(&c, "test", &n, &err), CBQ_OK);
+    assert_non_null(strstr(err.msg, "has no 'split' column"));
+    assert_non_null(strstr(err.msg, "c5.csv"));
+    cbq_cohort_free(&c);
 }
 
 int main(void)
@@ -164,6 +244,9 @@ int main(void)
         cmocka_unit_test(test_read_with_split),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_missing_split_means_none),
+        cmocka_unit_test(test_rtstruct_labels_lines),
+        cmocka_unit_test(test_unsafe_ids),
+        cmocka_unit_test(test_split_selection),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

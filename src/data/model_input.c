@@ -1,0 +1,230 @@
+/* model_input.c - a cohort row to the model's input slices (model_input.h):
+ * read, reorient, structures, select, window and resample. Not the model
+ * itself: what runs on the batch is attrib's and nn's. */
+#define _POSIX_C_SOURCE 200809L
+#include "cbctiq/model_input.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cbctiq/sanity.h"
+
+int cbq_slice_selection_parse(const char *s, cbq_slice_selection *out)
+{
+    if (strcmp(s, "all") == 0)
+        *out = CBQ_SLICES_ALL;
+    else if (strcmp(s, "structures") == 0)
+        *out = CBQ_SLICES_STRUCTURES;
+    else
+        return 0;
+    return 1;
+}
+
+const char *cbq_slice_selection_name(cbq_slice_selection s)
+{
+    return s == CBQ_SLICES_STRUCTURES ? "structures" : "all";
+}
+
+void cbq_model_input_free(cbq_model_input *in)
+{
+    cbq_volume_free(&in->canon);
+    cbq_structures_free(&in->structures);
+    cbq_slicer_free(&in->slicer);
+    free(in->ks);
+    free(in->x);
+    memset(in, 0, sizeof *in);
+}
+
+size_t cbq_model_input_source_slice(const cbq_model_input *in, size_t k)
+{
+    return in->xf.flip[2] ? in->canon.nz - 1 - k : k;
+}
+
+static int load_volume(cbq_model_input *in, const char *path, const cbq_model_input_options *o,
+                       cbq_error *err)
+{
+    cbq_volume src;
+    CBQ_TRY(cbq_volume_load(&src, &in->src, path, NULL, err));
+    int rc = cbq_volume_canonical(&in->canon, &src, &in->xf, err);
+    cbq_volume_free(&src);
+    if (rc != CBQ_OK)
+        return cbq_error_prefix(err, "%s: ", path), rc;
+    if (in->canon.nz < 1 || in->canon.nx < o->min_w || in->canon.ny < o->min_h)
+        return CBQ_FAIL(err, CBQ_ERR_RANGE,
+                        "%s: %zu x %zu pixels in plane, %zu axial slices; attribution needs at "
+                        "least 1 slice of at least %zu x %zu pixels (the target layer's grid)",
+                        path, in->canon.nx, in->canon.ny, in->canon.nz, o->min_w, o->min_h);
+    return CBQ_OK;
+}
+
+/* The row's structures on the canonical grid: from its label mask, or from
+ * its RTSTRUCT matched to the DICOM series the volume came from. */
+static int load_structures(cbq_model_input *in, const cbq_cohort_volume *v, const cbq_cohort *c,
+                           cbq_error *err)
+{
+    if (v->mask[0]) {
+        const char *labels = c && c->labels_json[0] ? c->labels_json : NULL; /* NULL: sidecar */
+        CBQ_TRY(cbq_structures_from_labels(&in->structures, &in->canon, v->mask, labels, err));
+    } else if (v->rtstruct[0]) {
+        const cbq_dicom_series_info *series =
+            in->src.kind == CBQ_SOURCE_DICOM ? &in->src.dicom.info : NULL;
+        CBQ_TRY(cbq_structures_from_rtstruct(&in->structures, &in->canon, series, v->rtstruct, err));
+    } else {
+        return CBQ_OK;
+    }
+    in->has_structures = 1;
+    return CBQ_OK;
+}
+
+/* Slices where any label of the mask file is set (labels that name no
+ * category count too: the slice shows anatomy someone drew). */
+static int mask_slices(const cbq_model_input *in, const char *mask_path, size_t *ks, size_t *n,
+                       cbq_error *err)
+{
+    cbq_volume raw, mask;
+    CBQ_TRY(cbq_volume_load(&raw, NULL, mask_path, NULL, err));
+    int rc = cbq_volume_canonical(&mask, &raw, NULL, err);
+    cbq_volume_free(&raw);
+    if (rc != CBQ_OK)
+        return rc;
+    const cbq_volume *vol = &in->canon;
+    if (mask.nx != vol->nx || mask.ny != vol->ny || mask.nz != vol->nz)
+        rc = CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                      "%s: mask grid %zux%zux%zu differs from the volume's %zux%zux%zu", mask_path,
+                      mask.nx, mask.ny, mask.nz, vol->nx, vol->ny, vol->nz);
+    else
+        *n = cbq_slices_nonempty(&mask, ks);
+    cbq_volume_free(&mask);
+    return rc;
+}
+
+/* Slices where any structure of an RTSTRUCT is present. */
+static size_t structure_slices(const cbq_model_input *in, size_t *ks)
+{
+    size_t plane = in->canon.nx * in->canon.ny, n = 0;
+    for (size_t k = 0; k < in->canon.nz; k++) {
+        int any = 0;
+        for (int s = 0; s < CBQ_STRUCT_COUNT && !any; s++)
+            for (size_t i = 0; in->structures.mask[s] && i < plane && !any; i++)
+                any = in->structures.mask[s][k * plane + i] != 0;
+        if (any)
+            ks[n++] = k;
+    }
+    return n;
+}
+
+static int select_slices(cbq_model_input *in, const cbq_cohort_volume *v,
+                         const cbq_model_input_options *o, cbq_error *err)
+{
+    size_t nz = in->canon.nz, n = nz;
+    if (!(in->ks = malloc(nz * sizeof *in->ks)))
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory choosing slices");
+    for (size_t k = 0; k < nz; k++)
+        in->ks[k] = k;
+    if (o->selection == CBQ_SLICES_STRUCTURES && v && v->mask[0])
+        CBQ_TRY(mask_slices(in, v->mask, in->ks, &n, err));
+    else if (o->selection == CBQ_SLICES_STRUCTURES && in->has_structures)
+        n = structure_slices(in, in->ks);
+    size_t step = o->step > 1 ? o->step : 1, m = 0;
+    for (size_t i = 0; i < n; i += step) /* ascending, so in place */
+        in->ks[m++] = in->ks[i];
+    size_t keep = cbq_sanity_n_slices(m, o->max_slices); /* evenly spaced, as sanity.h tests */
+    for (size_t i = 0; i < keep; i++)
+        in->ks[i] = in->ks[cbq_sanity_slice_index(m, keep, i)];
+    in->n = keep;
+    return CBQ_OK;
+}
+
+static int fill_batch(cbq_model_input *in, const cbq_input_spec *input, cbq_error *err)
+{
+    in->H = (size_t)input->height;
+    in->W = (size_t)input->width;
+    in->hu_min = input->hu_min;
+    in->hu_max = input->hu_max;
+    cbq_slice_spec ss = {.height = in->H, .width = in->W, .hu_min = input->hu_min,
+                         .hu_max = input->hu_max};
+    CBQ_TRY(cbq_slicer_init(&in->slicer, in->canon.nx, in->canon.ny, &ss, err));
+    size_t count;
+    if (!cbq_size_mul(&count, in->n ? in->n : 1, in->H * in->W) ||
+        !(in->x = malloc(count * sizeof *in->x)))
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory for %zu slices", in->n);
+    return cbq_slicer_fill(&in->slicer, &in->canon, in->ks, in->n, in->x, err);
+}
+
+static int load(cbq_model_input *in, const char *path, const cbq_cohort_volume *v,
+                const cbq_cohort *c, const cbq_input_spec *input, const cbq_model_input_options *o,
+                cbq_error *err)
+{
+    CBQ_TRY(load_volume(in, path, o, err));
+    int selection_needs = v && o->selection == CBQ_SLICES_STRUCTURES && !v->mask[0]; /* RTSTRUCT */
+    if (v && (o->with_structures || selection_needs))
+        CBQ_TRY(load_structures(in, v, c, err));
+    if (!input)
+        return CBQ_OK; /* the grid and its structures only */
+    CBQ_TRY(select_slices(in, v, o, err));
+    return fill_batch(in, input, err);
+}
+
+int cbq_model_input_load(cbq_model_input *in, const cbq_cohort_volume *v, const cbq_cohort *c,
+                         const cbq_input_spec *input, const cbq_model_input_options *o,
+                         cbq_error *err)
+{
+    memset(in, 0, sizeof *in);
+    int rc = load(in, v->path, v, c, input, o, err);
+    if (rc != CBQ_OK)
+        cbq_model_input_free(in);
+    return rc;
+}
+
+int cbq_model_input_load_path(cbq_model_input *in, const char *path, const cbq_input_spec *input,
+                              const cbq_model_input_options *o, cbq_error *err)
+{
+    memset(in, 0, sizeof *in);
+    int rc = load(in, path, NULL, NULL, input, o, err);
+    if (rc != CBQ_OK)
+        cbq_model_input_free(in);
+    return rc;
+}
+
+const uint8_t *cbq_model_input_structure(const cbq_model_input *in, const char *category)
+{
+    for (int s = 0; s < CBQ_STRUCT_COUNT; s++)
+        if (strcmp(cbq_structure_name(s), category) == 0)
+            return in->structures.mask[s];
+    return NULL;
+}
+
+int cbq_model_input_structure_weights(const cbq_model_input *in, const char *const *categories,
+                                      size_t n_categories, float **weights, cbq_error *err)
+{
+    for (size_t c = 0; c < n_categories; c++)
+        weights[c] = NULL;
+    size_t nx = in->canon.nx, ny = in->canon.ny, HW = in->H * in->W;
+    float *plane = malloc(nx * ny * sizeof *plane), *tmp = malloc(ny * in->W * sizeof *tmp);
+    int rc = plane && tmp ? CBQ_OK : CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory for structure masks");
+    for (size_t c = 0; c < n_categories && rc == CBQ_OK; c++) {
+        const uint8_t *mask = cbq_model_input_structure(in, categories[c]);
+        if (!mask)
+            continue; /* "overall", or a structure this volume does not have */
+        if (!(weights[c] = malloc((in->n ? in->n : 1) * HW * sizeof **weights))) {
+            rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory for structure %s", categories[c]);
+            break;
+        }
+        /* A 0/1 plane area-averaged by the image's resampling gives each
+         * input pixel the fraction of it the structure covers. */
+        for (size_t i = 0; i < in->n; i++) {
+            const uint8_t *m = mask + in->ks[i] * nx * ny;
+            for (size_t p = 0; p < nx * ny; p++)
+                plane[p] = m[p] ? 1.0f : 0.0f;
+            cbq_resample2d(&in->slicer.fx, &in->slicer.fy, plane, tmp, weights[c] + i * HW);
+        }
+    }
+    free(plane);
+    free(tmp);
+    if (rc != CBQ_OK)
+        for (size_t c = 0; c < n_categories; c++) {
+            free(weights[c]);
+            weights[c] = NULL;
+        }
+    return rc;
+}

@@ -1,0 +1,157 @@
+/* test_model_input.c - the one model-input path (model_input.h) on a small
+ * volume written here: slice selection (all, structures by any label,
+ * step, evenly spaced at most N), the windowed batch and the structure
+ * weights on the model-input grid. The input grid equals the volume's
+ * plane, so the resampling is the identity and every expected sum is
+ * worked out by hand below. */
+#define _POSIX_C_SOURCE 200809L
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "cbctiq/atomic_file.h"
+#include "cbctiq/model_input.h"
+#include "cbctiq/nifti.h"
+
+enum { NX = 8, NY = 6, NZ = 5 };
+static char dir[1024];
+static cbq_cohort_volume row;
+static const cbq_input_spec INPUT = {.height = NY, .width = NX, .hu_min = 0.0, .hu_max = 100.0};
+
+/* CT: HU = 10 k + i. Labels: 1 (parotid_l) a 2 x 3 block on slices 1 and
+ * 3, 2 (brainstem, no category) one voxel on slice 4. */
+static int setup(void **state)
+{
+    (void)state;
+    const char *base = getenv("CBQ_TEST_TMP");
+    snprintf(dir, sizeof dir, "%s/model_input/labs", base ? base : "tmp");
+    cbq_error err = {0};
+    if (cbq_mkdir_p(dir, &err) != CBQ_OK)
+        return -1;
+    const double sp[3] = {1.0, 1.0, 2.0};
+    cbq_volume ct, lab;
+    if (cbq_volume_alloc(&ct, NX, NY, NZ, sp, 0, &err) || cbq_volume_alloc(&lab, NX, NY, NZ, sp, 0, &err))
+        return -1;
+    for (size_t k = 0; k < NZ; k++)
+        for (size_t j = 0; j < NY; j++)
+            for (size_t i = 0; i < NX; i++) {
+                *cbq_volume_at(&ct, i, j, k) = (float)(10 * k + i);
+                int block = i >= 2 && i < 4 && j >= 1 && j < 4 && (k == 1 || k == 3);
+                *cbq_volume_at(&lab, i, j, k) = block ? 1.0f : (k == 4 && i == 0 && j == 0) ? 2.0f : 0.0f;
+            }
+    snprintf(row.id, sizeof row.id, "v");
+    snprintf(row.path, sizeof row.path, "%s/../ct.nii.gz", dir);
+    snprintf(row.mask, sizeof row.mask, "%s/m.nii.gz", dir);
+    char labels[1200];
+    snprintf(labels, sizeof labels, "%s/labels.json", dir);
+    FILE *fp = fopen(labels, "w");
+    if (!fp)
+        return -1;
+    fputs("{\"1\": \"parotid_l\", \"2\": \"brainstem\"}\n", fp);
+    fclose(fp);
+    int rc = cbq_nifti_write(row.path, &ct, CBQ_NIFTI_INT16, &err) ||
+             cbq_nifti_write(row.mask, &lab, CBQ_NIFTI_UINT8, &err);
+    cbq_volume_free(&ct);
+    cbq_volume_free(&lab);
+    return rc ? -1 : 0;
+}
+
+static void load(cbq_model_input *in, const cbq_model_input_options *o)
+{
+    cbq_error err = {0};
+    if (cbq_model_input_load(in, &row, NULL, &INPUT, o, &err) != CBQ_OK)
+        fail_msg("%s", err.msg);
+}
+
+static void expect_slices(const cbq_model_input_options *o, const size_t *want, size_t n)
+{
+    cbq_model_input in;
+    load(&in, o);
+    assert_int_equal(in.n, n);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(in.ks[i], want[i]);
+    cbq_model_input_free(&in);
+}
+
+static void test_selection(void **state)
+{
+    (void)state;
+    const size_t all[] = {0, 1, 2, 3, 4}, labelled[] = {1, 3, 4}, every2[] = {1, 4}, spaced[] = {1, 3};
+    expect_slices(&(cbq_model_input_options){.selection = CBQ_SLICES_ALL}, all, 5);
+    /* any label counts, also one that names no category (slice 4) */
+    expect_slices(&(cbq_model_input_options){.selection = CBQ_SLICES_STRUCTURES}, labelled, 3);
+    expect_slices(&(cbq_model_input_options){.selection = CBQ_SLICES_STRUCTURES, .step = 2}, every2, 2);
+    /* 2 of 5 evenly spaced: (2i + 1) 5 / 4 = 1, 3 */
+    expect_slices(&(cbq_model_input_options){.max_slices = 2}, spaced, 2);
+}
+
+/* x = clamp(HU / 100, 0, 1); slice k sums to NY (80 k + 28) / 100. */
+static void test_batch(void **state)
+{
+    (void)state;
+    cbq_model_input in;
+    load(&in, &(cbq_model_input_options){.selection = CBQ_SLICES_STRUCTURES});
+    assert_int_equal(in.H, NY);
+    assert_int_equal(in.W, NX);
+    for (size_t s = 0; s < in.n; s++) {
+        double sum = 0.0;
+        for (size_t p = 0; p < (size_t)(NX * NY); p++)
+            sum += in.x[s * NX * NY + p];
+        assert_float_equal(sum, NY * (80.0 * (double)in.ks[s] + 28.0) / 100.0, 1e-4);
+    }
+    assert_int_equal(cbq_model_input_source_slice(&in, 1), 1); /* k already inferior -> superior */
+    cbq_model_input_free(&in);
+}
+
+/* parotid: the 6-voxel block on slices 1 and 3, none on 4; overall: none. */
+static void test_structure_weights(void **state)
+{
+    (void)state;
+    cbq_model_input in;
+    load(&in, &(cbq_model_input_options){.selection = CBQ_SLICES_STRUCTURES, .with_structures = 1});
+    assert_int_equal(in.has_structures, 1);
+    const char *cats[] = {"parotid", "overall", "larynx"};
+    float *w[3];
+    cbq_error err = {0};
+    assert_int_equal(cbq_model_input_structure_weights(&in, cats, 3, w, &err), CBQ_OK);
+    assert_non_null(w[0]);
+    assert_null(w[1]);
+    assert_null(w[2]);
+    const double want[] = {6.0, 6.0, 0.0};
+    for (size_t s = 0; s < in.n; s++) {
+        double sum = 0.0;
+        for (size_t p = 0; p < (size_t)(NX * NY); p++)
+            sum += w[0][s * NX * NY + p];
+        assert_float_equal(sum, want[s], 1e-6);
+    }
+    free(w[0]);
+    cbq_model_input_free(&in);
+}
+
+static void test_too_small(void **state)
+{
+    (void)state;
+    cbq_model_input in;
+    cbq_error err = {0};
+    cbq_model_input_options o = {.min_h = 7, .min_w = 1};
+    assert_int_not_equal(cbq_model_input_load(&in, &row, NULL, &INPUT, &o, &err), CBQ_OK);
+    assert_non_null(strstr(err.msg, "ct.nii.gz"));
+    assert_non_null(strstr(err.msg, "at least 1 x 7 pixels"));
+    assert_null(in.x); /* freed on failure */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_selection),
+        cmocka_unit_test(test_batch),
+        cmocka_unit_test(test_structure_weights),
+        cmocka_unit_test(test_too_small),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
