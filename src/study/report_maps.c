@@ -273,7 +273,7 @@ int report_map_figures(cbq_report *r, const study_ctx *ctx, const ae_table *t, c
               "shown; the AE profiles along z come from attrib/profiles.csv.";
     CBQ_TRY(cbq_report_paragraph(r, maps_note, err));
     cbq_cohort files;
-    CBQ_TRY(study_read_cohort_files(ctx, STUDY_READS_VOLUMES | STUDY_READS_LABELS, &files, err));
+    CBQ_TRY(study_read_cohort_files(ctx, STUDY_READS_VOLUMES | STUDY_READS_STRUCTURES, &files, err));
     report_profiles prof;
     int rc = report_profiles_read(ctx, &prof, err);
     if (rc != CBQ_OK) {
