@@ -260,6 +260,44 @@ static int left_out_note(cbq_report *r, const study_ctx *ctx, const ae_table *t,
     return cbq_report_note(r, note, err);
 }
 
+/* The sections drawn from attrib/ae.csv: AE against consensus, the caveat,
+ * the maps. */
+static int ae_sections(cbq_report *r, const study_ctx *ctx, const ae_table *t, cbq_error *err)
+{
+    CBQ_TRY(left_out_note(r, ctx, t, err));
+    CBQ_TRY(cbq_report_section(r, "AE against consensus", err));
+    for (size_t k = 0; k < ctx->n_categories; k++)
+        CBQ_TRY(ae_scatter(r, ctx, &t->cat[k], k, err));
+    CBQ_TRY(report_loo_figure(r, ctx, err));
+    CBQ_TRY(cbq_report_section(r, "What AE measures here (the GAP caveat)", err));
+    CBQ_TRY(cbq_report_note(r, CAVEAT, err));
+    CBQ_TRY(pred_scatter(r, ctx, t, err));
+    CBQ_TRY(cbq_report_section(r, "Attribution maps", err));
+    return report_map_figures(r, ctx, t, err);
+}
+
+/* The study's configuration as JSON. Run options (folder, threads, quiet) do
+ * not change any result: they are shown at their defaults so that the report
+ * depends on the results only. */
+static int configuration_section(cbq_report *r, const study_ctx *ctx, cbq_error *err)
+{
+    cbq_study_config shown = *ctx->cfg;
+    cbq_study_config defaults;
+    cbq_study_config_defaults(&defaults);
+    memcpy(shown.out, defaults.out, sizeof shown.out);
+    shown.threads = defaults.threads;
+    shown.quiet = defaults.quiet;
+    CBQ_TRY(cbq_report_section(r, "Configuration", err));
+    char *json = cbq_study_config_json(&shown);
+    if (!json)
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
+    int rc = cbq_report_preformatted(
+        r, "study configuration (run options out, threads, quiet shown at their defaults)", json,
+        err);
+    free(json);
+    return rc;
+}
+
 static int build(cbq_report *r, const study_ctx *ctx, cbq_error *err)
 {
     char intro[1024];
@@ -277,67 +315,26 @@ static int build(cbq_report *r, const study_ctx *ctx, cbq_error *err)
                              "caveat's columns.", err));
     ae_table t;
     CBQ_TRY(study_read_ae_table(ctx, &t, err));
-    int rc = left_out_note(r, ctx, &t, err);
-    if (rc == CBQ_OK)
-        rc = cbq_report_section(r, "AE against consensus", err);
-    for (size_t k = 0; k < ctx->n_categories && rc == CBQ_OK; k++)
-        rc = ae_scatter(r, ctx, &t.cat[k], k, err);
-    if (rc == CBQ_OK)
-        rc = report_loo_figure(r, ctx, err);
-    if (rc == CBQ_OK)
-        rc = cbq_report_section(r, "What AE measures here (the GAP caveat)", err);
-    if (rc == CBQ_OK)
-        rc = cbq_report_note(r, CAVEAT, err);
-    if (rc == CBQ_OK)
-        rc = pred_scatter(r, ctx, &t, err);
-    if (rc == CBQ_OK)
-        rc = cbq_report_section(r, "Attribution maps", err);
-    if (rc == CBQ_OK)
-        rc = report_map_figures(r, ctx, &t, err);
+    int rc = ae_sections(r, ctx, &t, err);
     ae_table_free(&t);
-    if (rc == CBQ_OK)
-        rc = cbq_report_section(r, "Atypical cases", err);
-    if (rc == CBQ_OK)
-        rc = cbq_report_paragraph(r, "Volumes whose AE lies beyond the robust residual threshold "
-                                     "of the monotone fit, and the volumes whose removal moves the "
-                                     "leave-one-out rho most; each row says why.", err);
-    if (rc == CBQ_OK)
-        rc = atypical_table(r, ctx, err);
-    if (rc == CBQ_OK)
-        rc = report_sanity_section(r, ctx, err);
-    if (rc == CBQ_OK)
-        rc = cbq_report_section(r, "Model performance", err);
-    if (rc == CBQ_OK)
-        rc = report_csv_table(r, ctx, CBQ_STAGE_EVALUATE, "metrics.csv", "metrics",
-                              "Test split, volume level: MAE, RMSE, Spearman, quadratic-weighted "
-                              "kappa on rounded scores; baseline = the training split's mean "
-                              "consensus.", err);
-    if (rc == CBQ_OK)
-        rc = training_chart(r, ctx, err);
-    if (rc == CBQ_OK)
-        rc = cbq_report_section(r, "Raters", err);
-    if (rc == CBQ_OK)
-        rc = report_csv_table(r, ctx, CBQ_STAGE_CONSENSUS, "agreement.csv", "agreement",
-                              "Inter-rater agreement per category.", err);
-    /* Run options (folder, threads, quiet) do not change any result: they are
-     * left at their defaults so the report depends on the results only. */
-    cbq_study_config shown = *ctx->cfg;
-    cbq_study_config defaults;
-    cbq_study_config_defaults(&defaults);
-    memcpy(shown.out, defaults.out, sizeof shown.out);
-    shown.threads = defaults.threads;
-    shown.quiet = defaults.quiet;
-    char *json = rc == CBQ_OK ? cbq_study_config_json(&shown) : NULL;
-    if (rc == CBQ_OK)
-        rc = reproduce_section(r, ctx, err);
-    if (rc == CBQ_OK)
-        rc = cbq_report_section(r, "Configuration", err);
-    if (rc == CBQ_OK)
-        rc = json ? cbq_report_preformatted(r, "study configuration (run options out, threads, quiet shown at their defaults)",
-                                            json, err)
-                  : CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
-    free(json);
-    return rc;
+    CBQ_TRY(rc);
+    CBQ_TRY(cbq_report_section(r, "Atypical cases", err));
+    CBQ_TRY(cbq_report_paragraph(r, "Volumes whose AE lies beyond the robust residual threshold "
+                                    "of the monotone fit, and the volumes whose removal moves the "
+                                    "leave-one-out rho most; each row says why.", err));
+    CBQ_TRY(atypical_table(r, ctx, err));
+    CBQ_TRY(report_sanity_section(r, ctx, err));
+    CBQ_TRY(cbq_report_section(r, "Model performance", err));
+    CBQ_TRY(report_csv_table(r, ctx, CBQ_STAGE_EVALUATE, "metrics.csv", "metrics",
+                             "Test split, volume level: MAE, RMSE, Spearman, quadratic-weighted "
+                             "kappa on rounded scores; baseline = the training split's mean "
+                             "consensus.", err));
+    CBQ_TRY(training_chart(r, ctx, err));
+    CBQ_TRY(cbq_report_section(r, "Raters", err));
+    CBQ_TRY(report_csv_table(r, ctx, CBQ_STAGE_CONSENSUS, "agreement.csv", "agreement",
+                             "Inter-rater agreement per category.", err));
+    CBQ_TRY(reproduce_section(r, ctx, err));
+    return configuration_section(r, ctx, err);
 }
 
 int study_stage_report(study_ctx *ctx, cbq_error *err)
