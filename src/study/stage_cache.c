@@ -350,20 +350,12 @@ static int manifest_walk(const char *path, const char *rel, text_buf *b, cbq_err
         else if (S_ISDIR(st.st_mode))
             rc = manifest_walk(child, child_rel, b, err);
         else {
-            cbq_sha256 h;
-            unsigned char d[32];
-            char hex[65], line[128];
-            cbq_sha256_init(&h);
-            rc = hash_file_into(&h, child, err);
-            cbq_sha256_final(&h, d);
-            cbq_sha256_hex(d, hex);
-            snprintf(line, sizeof line, "file %llu %s ", (unsigned long long)st.st_size, hex);
+            char hex[65], line[CBQ_STUDY_PATH_MAX + 128];
+            rc = cbq_hash_path(child, hex, err);
+            int len = snprintf(line, sizeof line, "file %llu %s %s\n",
+                               (unsigned long long)st.st_size, hex, child_rel);
             if (rc == CBQ_OK)
-                rc = buf_append(b, line, strlen(line), err);
-            if (rc == CBQ_OK)
-                rc = buf_append(b, child_rel, strlen(child_rel), err);
-            if (rc == CBQ_OK)
-                rc = buf_append(b, "\n", 1, err);
+                rc = buf_append(b, line, (size_t)len, err);
         }
     }
     free_names(names, n);
