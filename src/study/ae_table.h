@@ -21,7 +21,8 @@ typedef struct {
     size_t n_left_out;   /* test volumes left out of at least one category */
 } ae_table;
 
-/* Reads attrib/ae.csv and the consensus; every test volume must have an AE
+/* Reads attrib/ae.csv and the consensus through the running stage's
+ * declared inputs (stage_inputs.c); every test volume must have an AE
  * row for every category (an error names what is missing). A test volume
  * without a consensus score in a category is left out of that category
  * (left_out says which). */

@@ -68,9 +68,10 @@ study_inputs study_stage_declared(cbq_study_stage s)
 
 int study_path(char *buf, size_t cap, const char *dir, const char *name, cbq_error *err)
 {
-    int n = snprintf(buf, cap, "%s/%s", dir, name);
+    const char *sep = name ? "/" : "";
+    int n = snprintf(buf, cap, "%s%s%s", dir, sep, name ? name : "");
     if (n < 0 || (size_t)n >= cap)
-        return CBQ_FAIL(err, CBQ_ERR_ARG, "%s/%s: path too long", dir, name);
+        return CBQ_FAIL(err, CBQ_ERR_ARG, "%s%s%s: path too long", dir, sep, name ? name : "");
     return CBQ_OK;
 }
 

@@ -77,7 +77,8 @@ typedef struct {
 int study_folder_claim(const char *out, study_folder_lock *lock, cbq_error *err);
 void study_folder_release(study_folder_lock *lock);
 
-/* Joins folder and name into buf; fails when it does not fit. */
+/* Joins folder and name into buf (the folder alone when name is NULL);
+ * fails when it does not fit. */
 int study_path(char *buf, size_t cap, const char *dir, const char *name, cbq_error *err);
 
 /* Runs the study as cbq_study_run does and, when used is not NULL, records

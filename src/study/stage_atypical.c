@@ -15,7 +15,7 @@
 #include "cbctiq/csv.h"
 #include "cbctiq/robust_fit.h"
 #include "cbctiq/stats.h"
-#include "study/ae_input.h"
+#include "study/ae_table.h"
 
 typedef struct {
     double *fit, *resid, *z;
@@ -131,7 +131,7 @@ static int open_writer(const study_ctx *ctx, cbq_csv_writer *w, const char *name
 int study_stage_atypical(study_ctx *ctx, cbq_error *err)
 {
     ae_table t;
-    CBQ_TRY(study_read_ae_table(ctx, &t, err));
+    CBQ_TRY(ae_table_read(ctx, &t, err));
     cbq_csv_writer wf, wa;
     int rc = open_writer(ctx, &wf, "atypical.csv", err);
     int open_f = rc == CBQ_OK, open_a = 0;

@@ -7,7 +7,6 @@
  * with what it declares. */
 #define _POSIX_C_SOURCE 200809L
 #include "study/pipeline.h"
-#include "study/ae_input.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -46,12 +45,6 @@ int study_input_path(const study_ctx *ctx, cbq_study_stage from, const char *nam
                             cbq_study_stage_name(from));
         if (ctx->used)
             ctx->used->stages |= 1u << from;
-    }
-    if (!name) {
-        int n = snprintf(buf, cap, "%s", ctx->dir[from]);
-        return n >= 0 && (size_t)n < cap
-                   ? CBQ_OK
-                   : CBQ_FAIL(err, CBQ_ERR_ARG, "%s: path too long", ctx->dir[from]);
     }
     return study_path(buf, cap, ctx->dir[from], name, err);
 }
@@ -121,13 +114,7 @@ int study_output_path(const study_ctx *ctx, const char *name, char *buf, size_t 
     if (ctx->stage == STUDY_PIPELINE)
         return CBQ_FAIL(err, CBQ_ERR_INTERNAL, "no stage is running to write %s",
                         name ? name : "its folder");
-    const char *dir = ctx->dir[ctx->stage];
-    if (!name) {
-        int n = snprintf(buf, cap, "%s", dir);
-        return n >= 0 && (size_t)n < cap ? CBQ_OK
-                                          : CBQ_FAIL(err, CBQ_ERR_ARG, "%s: path too long", dir);
-    }
-    return study_path(buf, cap, dir, name, err);
+    return study_path(buf, cap, ctx->dir[ctx->stage], name, err);
 }
 
 int study_read_cohort_files(const study_ctx *ctx, unsigned reads, cbq_cohort *c,
@@ -155,13 +142,4 @@ int study_read_cohort_files(const study_ctx *ctx, unsigned reads, cbq_cohort *c,
 int study_read_cohort(const study_ctx *ctx, cbq_cohort *c, cbq_error *err)
 {
     return study_read_cohort_files(ctx, 0, c, err);
-}
-
-int study_read_ae_table(const study_ctx *ctx, ae_table *t, cbq_error *err)
-{
-    /* ae_table_read joins attrib/ae.csv itself; the declaration is checked
-     * here, where the stage asks for it. */
-    char path[CBQ_STUDY_PATH_MAX + 32];
-    CBQ_TRY(study_input_path(ctx, CBQ_STAGE_ATTRIB, "ae.csv", path, sizeof path, err));
-    return ae_table_read(ctx, t, err);
 }

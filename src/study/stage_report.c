@@ -14,7 +14,7 @@
 #include "cbctiq/robust_fit.h"
 #include "cbctiq/stats.h"
 #include "cbctiq/versions.h"
-#include "study/ae_input.h"
+#include "study/ae_table.h"
 #include "study/report_figures.h"
 
 /* Column order for display: the columns named in `lead` (those present)
@@ -314,7 +314,7 @@ static int build(cbq_report *r, const study_ctx *ctx, cbq_error *err)
                              "sample, confidence interval, Holm and BH adjusted p; then the "
                              "caveat's columns.", err));
     ae_table t;
-    CBQ_TRY(study_read_ae_table(ctx, &t, err));
+    CBQ_TRY(ae_table_read(ctx, &t, err));
     int rc = ae_sections(r, ctx, &t, err);
     ae_table_free(&t);
     CBQ_TRY(rc);

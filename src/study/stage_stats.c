@@ -18,7 +18,7 @@
 #include "cbctiq/json_file.h"
 #include "cbctiq/correlate.h"
 #include "cbctiq/csv.h"
-#include "study/ae_input.h"
+#include "study/ae_table.h"
 
 typedef enum { X_AE, X_AE_PER_SLICE } x_kind;
 typedef enum { Y_CONSENSUS, Y_PRED } y_kind;
@@ -230,7 +230,7 @@ static int write_joined(const study_ctx *ctx, const ae_table *t, cbq_error *err)
 int study_stage_stats(study_ctx *ctx, cbq_error *err)
 {
     ae_table t;
-    CBQ_TRY(study_read_ae_table(ctx, &t, err));
+    CBQ_TRY(ae_table_read(ctx, &t, err));
     cJSON *main_j = NULL, *pred_j = NULL, *slice_j = NULL;
     int rc = check_left_out(ctx, &t, err);
     if (rc == CBQ_OK)
