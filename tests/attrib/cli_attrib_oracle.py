@@ -48,17 +48,14 @@ def torch_gradcam(net, x, sign=1):
     """Grad-CAM of every output (of sign * y with --sign neg) at the model's
     target layer: upsampled post-ReLU maps [n_out, n, H, W], predictions, the
     pre-ReLU feature-grid sums and the post-ReLU feature maps [n_out, n, h, w]."""
-    x = torch.from_numpy(x).requires_grad_(True)
-    y, A = net.forward_layers(x, keep=net.index(net.spec["target_layer"]))
+    cams, y = net.gradcam_feature_maps(x, sign)
     maps, pre_sums, fmaps = [], [], []
-    for c in range(y.shape[1]):
-        (G,) = torch.autograd.grad(sign * y[:, c].sum(), A, retain_graph=True)
-        cam = (G.mean((2, 3))[:, :, None, None] * A.detach()).sum(1)
+    for cam in cams:
         pre_sums.append(cam.double().sum().item())
         fmaps.append(F.relu(cam).numpy())
         up = F.interpolate(F.relu(cam)[:, None], size=x.shape[-2:], mode="bilinear", align_corners=False)
         maps.append(up[:, 0].numpy())
-    return np.stack(maps), y.detach().numpy(), pre_sums, np.stack(fmaps)
+    return np.stack(maps), y, pre_sums, np.stack(fmaps)
 
 
 def check_v1_columns(r, c, maps, fmaps, pre_sums, y, bias, sign):

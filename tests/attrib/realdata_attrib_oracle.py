@@ -61,19 +61,16 @@ def torch_gradcam(net, x, out_size):
     slices x [n, 1, H, W]: (maps upsampled to out_size [n_out, n, h, w],
     outputs y [n, n_out], per-output sums of the signed and of the ReLU'd
     feature-grid maps)."""
-    x = torch.from_numpy(x).requires_grad_(True)
-    y, A = net.forward_layers(x, keep=net.index(net.spec["target_layer"]))
+    cams, y = net.gradcam_feature_maps(x)
     maps, pre, post = [], [], []
-    for c in range(y.shape[1]):
-        (G,) = torch.autograd.grad(y[:, c].sum(), A, retain_graph=True)
-        cam = (G.mean((2, 3))[:, :, None, None] * A.detach()).sum(1)
+    for cam in cams:
         pre.append(cam.double().sum().item())
         post.append(F.relu(cam).double().sum().item())
         up = F.relu(cam)[:, None]
         for size in out_size:  # the model input first, then the source grid when it differs
             up = F.interpolate(up, size=size, mode="bilinear", align_corners=False)
         maps.append(up[:, 0].numpy())
-    return np.stack(maps), y.detach().numpy(), pre, post
+    return np.stack(maps), y, pre, post
 
 
 def window(net, hu):

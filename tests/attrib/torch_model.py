@@ -88,3 +88,14 @@ class Net:
             if i == keep:
                 kept = x
         return x, kept
+
+    def gradcam_feature_maps(self, x, sign=1):
+        """Grad-CAM of every output (of sign * y) at the model's target layer,
+        before the ReLU: (maps [n_out, n, h, w] as tensors, outputs y [n, n_out])."""
+        x = torch.from_numpy(x).requires_grad_(True)
+        y, A = self.forward_layers(x, keep=self.index(self.spec["target_layer"]))
+        cams = []
+        for c in range(y.shape[1]):
+            (G,) = torch.autograd.grad(sign * y[:, c].sum(), A, retain_graph=True)
+            cams.append((G.mean((2, 3))[:, :, None, None] * A.detach()).sum(1))
+        return cams, y.detach().numpy()
