@@ -131,7 +131,9 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc) o.batch = strtoul(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--repeats") && i + 1 < argc) o.repeats = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--no-peer")) o.peer = 0;
-        else { fprintf(stderr, "usage: bench_gradcam [--slices N] [--batch B] [--repeats R] [--no-peer]\n"); return 2; }
+        /* --quick: every code path once, in seconds (the test bench_quick) */
+        else if (!strcmp(argv[i], "--quick")) o.n_slices = 8, o.batch = 4, o.repeats = 1;
+        else { fprintf(stderr, "usage: bench_gradcam [--slices N] [--batch B] [--repeats R] [--no-peer] [--quick]\n"); return 2; }
     }
     cbq_error err = {0};
     cbq_model_spec spec;

@@ -6,8 +6,13 @@
 # the same values at the same world positions, then times each command
 # (best of 3 wall-clock runs, with user+sys CPU of that run) and prints the
 # ratios. Goal: cbctiq within 1.5x of dcm2niix.
+#
+# usage: bench/bench_io.sh [--quick] [BUILD_DIR]   (--quick: 8 slices, one
+# run each: every step once, in seconds; the test bench_quick)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+n_slices=200 runs=3
+if [ "${1:-}" = --quick ]; then n_slices=8 runs=1; shift; fi
 build="${1:-$root/build}"
 cbctiq="$build/cbctiq"
 py=/usr/bin/python3
@@ -16,13 +21,13 @@ trap 'rm -rf "$tmp"' EXIT
 
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "cbctiq: $("$cbctiq" --version); dcm2niix: $(dcm2niix -v 2>&1 | grep -o 'v[0-9][0-9.]*' | head -1)"
-"$py" - "$root/tests/io" "$tmp" <<'PY'
+"$py" - "$root/tests/io" "$tmp" "$n_slices" <<'PY'
 import sys
 sys.path.insert(0, sys.argv[1])
 import numpy as np
 import dicomgen
 rng = np.random.default_rng(0)
-n, size = 200, 512
+n, size = int(sys.argv[3]), 512
 jj, ii = np.mgrid[0:size, 0:size]
 body = ((ii - 256) / 180.0) ** 2 + ((jj - 270) / 140.0) ** 2 < 1
 bone = ((ii - 256) / 40.0) ** 2 + ((jj - 330) / 30.0) ** 2 < 1
@@ -54,9 +59,9 @@ assert np.array_equal(cv, dv), "values differ"
 print(f"verified: {ijk.shape[1]} sampled voxels equal at equal world positions")
 PY
 
-best() { # best wall time of 3 runs: prints "wall user+sys"
+best() { # best wall time of $runs runs: prints "wall user+sys"
   local b="" bc=""
-  for _ in 1 2 3; do
+  for _ in $(seq "$runs"); do
     rm -f "$tmp"/o.* "$tmp"/d.*
     /usr/bin/time -f "%e %U %S" -o "$tmp/t" "$@" >/dev/null 2>&1
     read -r e u s <"$tmp/t"

@@ -153,7 +153,8 @@ static speed time_peer(const char *json, const bench_case *c, int threads, doubl
     while (fgets(line, sizeof line, p))
         if (sscanf(line, "slices_per_s %lf cpu_ms_per_slice %lf", &v.slices_per_s, &v.cpu_ms_per_slice) != 2)
             fputs(line, stderr);
-    pclose(p);
+    if (pclose(p) != 0 || !isfinite(v.slices_per_s))
+        fail("the PyTorch peer failed", NULL);
     return v;
 }
 
@@ -172,26 +173,34 @@ static void write_json(char *path, size_t cap, const char *dir, int side)
 int main(int argc, char **argv)
 {
     double min_s = 3.0;
-    int peer = 1;
+    int peer = 1, quick = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--min-seconds") == 0 && i + 1 < argc)
             min_s = atof(argv[++i]);
         else if (strcmp(argv[i], "--no-peer") == 0)
             peer = 0;
+        else if (strcmp(argv[i], "--quick") == 0)
+            quick = 1;
         else {
-            fprintf(stderr, "usage: bench_iqnet [--min-seconds S] [--no-peer]\n");
+            fprintf(stderr, "usage: bench_iqnet [--min-seconds S] [--no-peer] [--quick]\n");
             return 2;
         }
     }
     const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     double fwd128 = 0.0, first128 = 0.0;
-    static const bench_case cases[] = {{"train", 128, 32}, {"train", 256, 16}, {"infer", 128, 32}};
+    static const bench_case full_cases[] = {{"train", 128, 32}, {"train", 256, 16}, {"infer", 128, 32}};
+    /* --quick: every code path once, on sizes that take seconds (the test bench_quick). */
+    static const bench_case quick_cases[] = {{"train", 128, 4}, {"infer", 128, 4}};
+    const bench_case *cases = quick ? quick_cases : full_cases;
+    size_t n_cases = quick ? 2 : sizeof full_cases / sizeof full_cases[0];
+    if (quick)
+        min_s = 0.0;
     printf("bench_iqnet: iqnet-s, float32, OpenBLAS SGEMM (1 BLAS thread, OpenMP around it), "
            "peak %.1f GFLOP/s per core\n", PEAK_PER_CORE / 1e9);
     printf("wall: slices/s; cpu: CPU-ms per slice (all threads); ratios > 1: cbctiq faster\n");
     printf("%-6s %-8s %5s %3s %11s %7s %9s %6s %10s %7s %6s %7s %7s\n", "mode", "input", "batch", "thr",
            "cbctiq sl/s", "cpu ms", "GF/cpu-s", "%peak", "torch sl/s", "cpu ms", "%peak", "r wall", "r cpu");
-    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+    for (size_t ci = 0; ci < n_cases; ci++) {
         const bench_case *c = &cases[ci];
         char json[1024];
         write_json(json, sizeof json, tmp, c->side);

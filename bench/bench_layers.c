@@ -175,8 +175,10 @@ int main(int argc, char **argv)
             peak_core = atof(argv[++i]);
         else if (!strcmp(argv[i], "--no-peer"))
             peer = 0;
+        else if (!strcmp(argv[i], "--quick")) /* every code path once, in seconds */
+            batch = 2, size = 32;
         else {
-            fprintf(stderr, "usage: bench_layers [--threads N] [--batch N] [--size S] [--peak GFLOPS_PER_CORE] [--no-peer]\n");
+            fprintf(stderr, "usage: bench_layers [--threads N] [--batch N] [--size S] [--peak GFLOPS_PER_CORE] [--no-peer] [--quick]\n");
             return 2;
         }
     }
@@ -194,8 +196,10 @@ int main(int argc, char **argv)
     }
     double pf[N_SHAPES] = {0}, pb[N_SHAPES] = {0}, pfc[N_SHAPES] = {0}, pbc[N_SHAPES] = {0};
     int have_peer = peer && read_peer(threads, batch, size, pf, pb, pfc, pbc);
-    if (peer && !have_peer)
-        printf("(PyTorch peer unavailable: ratios omitted)\n");
+    if (peer && !have_peer) {
+        fprintf(stderr, "bench_layers: the PyTorch peer failed (--no-peer times cbctiq alone)\n");
+        return 1;
+    }
     printf("%-19s %8s %7s %6s %4s | %8s %7s %6s %4s | %6s %6s %6s %6s\n", "layer", "fwd ms",
            "GF/s", "GF/cs", "%pk", "bwd ms", "GF/s", "GF/cs", "%pk", "fwd x", "bwd x", "fwdc x",
            "bwdc x");

@@ -4,9 +4,12 @@
 # Pearson, Kendall) against SciPy doing the same, for n = 16 and n = 1000,
 # in the same run. Verifies rho and p agree before it reports times.
 #
-# usage: bench/bench_stats.sh [BUILD_DIR] [THREADS]
+# usage: bench/bench_stats.sh [--quick] [BUILD_DIR] [THREADS]
+# (--quick: n = 16 only, one run: every step once; the test bench_quick)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+sizes="16 1000" runs=3
+if [ "${1:-}" = --quick ]; then sizes=16 runs=1; shift; fi
 build=${1:-$here/../build}
 threads=${2:-$(nproc)}
 cbctiq=$build/cbctiq
@@ -19,9 +22,9 @@ seed=3
 
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; cbctiq threads: $threads"
 echo "SciPy $($py -c 'import scipy; print(scipy.__version__)'), NumPy $($py -c 'import numpy; print(numpy.__version__)')"
-echo "wall = best of 3 runs of the whole command (process start and file I/O included); cpu = user + sys seconds"
+echo "wall = best of $runs run(s) of the whole command (process start and file I/O included); cpu = user + sys seconds"
 printf '%-6s %9s %9s %9s %9s %9s %9s   %s\n' n cbq_wall cbq_cpu scipy_wall scipy_cpu wall_x cpu_x check
-for n in 16 1000; do
+for n in $sizes; do
   $py - "$work" "$n" <<'PY'
 import sys, numpy as np
 work, n = sys.argv[1], int(sys.argv[2])
@@ -37,7 +40,7 @@ with open(f"{work}/both.csv", "w") as f:
 PY
   best=1e9
   best_cpu=1e9
-  for rep in 1 2 3; do
+  for _ in $(seq "$runs"); do
     /usr/bin/time -o "$work/time" -f "%e %U %S" \
       "$cbctiq" correlate --x "$work/ae.csv:ae" --y "$work/consensus.csv:consensus" --out "$work/stats.json" \
       --n-boot $n_boot --n-perm $n_perm --seed $seed --threads "$threads" --quiet
@@ -64,4 +67,5 @@ PY
   ratio_cpu=$(awk -v a="$scipy_cpu" -v b="$best_cpu" 'BEGIN{print a / (b > 0.005 ? b : 0.005)}')
   printf '%-6s %9.3f %9.3f %9.3f %9.3f %8.1fx %8.1fx   %s\n' "$n" "$best" "$best_cpu" "$scipy_s" "$scipy_cpu" \
     "$ratio" "$ratio_cpu" "$check"
+  case "$check" in ok*) ;; *) echo "bench_stats: cbctiq and SciPy disagree (n = $n)" >&2; exit 1 ;; esac
 done

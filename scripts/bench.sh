@@ -1,12 +1,26 @@
 #!/usr/bin/env bash
 # `make bench`: every benchmark program under bench/, each printing its
-# figures and its ratio to the peer measured in the same run.
+# figures and its ratio to the peer measured in the same run; any benchmark
+# that fails (its check against the peer, or the peer itself) fails the run.
+#
+# usage: scripts/bench.sh [--quick] [BUILD_DIR]
+# --quick runs each benchmark on sizes that take seconds: every code path and
+# every peer once, figures meaningless (the test bench_quick, so that no
+# benchmark can rot unnoticed).
 set -euo pipefail
-build=${1:-build}
+quick=()
+if [ "${1:-}" = --quick ]; then quick=(--quick); shift; fi
+build=$(cd "${1:-build}" && pwd)
+cd "$(dirname "$0")/.."
 shopt -s nullglob
-for b in "$build"/bench/bench_*; do
-  [ -x "$b" ] && "$b"
+programs=("$build"/bench/bench_*)
+[ ${#programs[@]} -gt 0 ] || { echo "bench: no benchmark programs in $build/bench" >&2; exit 1; }
+for b in "${programs[@]}"; do
+  [ -x "$b" ] || continue
+  echo "== $(basename "$b")"
+  "$b" "${quick[@]}"
 done
-for py in bench/bench_*.sh; do
-  bash "$py" "$build"
+for script in bench/bench_*.sh; do
+  echo "== $(basename "$script")"
+  bash "$script" "${quick[@]}" "$build"
 done
