@@ -8,13 +8,20 @@
  * Before timing it verifies the net: eval-mode outputs of a batch equal those
  * of each slice run alone, and a training step gives a finite loss.
  *
- *   bench_iqnet [--min-seconds S] [--no-peer]
+ * Then peak memory: the peak resident set of a process that makes the net
+ * and runs two training steps (batch 32, 2 threads), against PyTorch's doing
+ * the same, each in a fresh process (bench_iqnet runs itself with
+ * --peak-rss-child SIDE BATCH).
+ *
+ *   bench_iqnet [--min-seconds S] [--no-peer] [--quick]
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "cbctiq/model_json.h"
 #include "cbctiq/net.h"
@@ -89,7 +96,8 @@ static speed time_cbctiq(const bench_case *c, int threads, double min_s, double 
     if (cbq_preset_build(&spec, "iqnet-s", &o, &err) != CBQ_OK)
         fail("preset", &err);
     cbq_net *net = NULL;
-    if (cbq_net_create(&net, &spec, c->batch, 1, &err) != CBQ_OK)
+    int train = strcmp(c->mode, "train") == 0;
+    if ((train ? cbq_net_create_training : cbq_net_create)(&net, &spec, c->batch, 1, &err) != CBQ_OK)
         fail("net", &err);
     cbq_net_set_threads(net, threads);
     size_t plane = (size_t)c->side * (size_t)c->side, k = spec.n_outputs;
@@ -106,7 +114,6 @@ static speed time_cbctiq(const bench_case *c, int threads, double min_s, double 
         y[i] = (float)cbq_rng_uniform(&rng);
     verify(net, x, c->batch, plane, k);
 
-    int train = strcmp(c->mode, "train") == 0;
     cbq_optim_cfg ocfg = cbq_optim_defaults(CBQ_OPTIM_ADAM);
     cbq_optim *opt = NULL;
     if (cbq_optim_create(&opt, net, &ocfg, &err) != CBQ_OK)
@@ -158,6 +165,53 @@ static speed time_peer(const char *json, const bench_case *c, int threads, doubl
     return v;
 }
 
+/* The child of the memory table: the net for `batch` slices of side x side,
+ * two training steps, its peak resident set in KiB on stdout. */
+static int peak_rss_child(int side, size_t batch)
+{
+    cbq_preset_opts o = {.input = side};
+    cbq_model_spec spec;
+    cbq_error err = {0};
+    cbq_net *net = NULL;
+    cbq_optim *opt = NULL;
+    cbq_optim_cfg ocfg = cbq_optim_defaults(CBQ_OPTIM_ADAM);
+    if (cbq_preset_build(&spec, "iqnet-s", &o, &err) != CBQ_OK || cbq_net_create_training(&net, &spec, batch, 1, &err) != CBQ_OK ||
+        cbq_optim_create(&opt, net, &ocfg, &err) != CBQ_OK)
+        fail("memory: the net", &err);
+    cbq_net_set_threads(net, 2);
+    size_t plane = (size_t)side * (size_t)side, k = spec.n_outputs;
+    float *x = malloc(batch * plane * sizeof *x), *y = calloc(batch * k, sizeof *y);
+    cbq_rng rng;
+    cbq_rng_seed(&rng, 7);
+    for (size_t i = 0; i < batch * plane; i++)
+        x[i] = (float)cbq_rng_uniform(&rng);
+    cbq_loss_cfg loss = {.kind = CBQ_LOSS_MSE};
+    cbq_net_set_training(net, 1);
+    for (int step = 0; step < 2; step++) {
+        double l = 0.0;
+        if (cbq_train_step(net, opt, x, y, batch, &loss, 0.0, &l, NULL, &err) != CBQ_OK || !isfinite(l))
+            fail("memory: training step", &err);
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("peak_rss_kb %ld\n", ru.ru_maxrss);
+    return 0;
+}
+
+/* Runs cmd and returns the number after "peak_rss_kb" in its output, in MiB. */
+static double peak_rss_of(const char *cmd)
+{
+    FILE *p = popen(cmd, "r");
+    char line[512];
+    long kb = -1;
+    while (p && fgets(line, sizeof line, p))
+        if (sscanf(line, "peak_rss_kb %ld", &kb) != 1)
+            fputs(line, stderr);
+    if (!p || pclose(p) != 0 || kb < 0)
+        fail("memory: the measuring process failed", NULL);
+    return (double)kb / 1024.0;
+}
+
 /* model.json of iqnet-s at this input size, for the peer. */
 static void write_json(char *path, size_t cap, const char *dir, int side)
 {
@@ -168,6 +222,33 @@ static void write_json(char *path, size_t cap, const char *dir, int side)
     if (cbq_preset_build(&spec, "iqnet-s", &o, &err) != CBQ_OK || cbq_model_json_write(&spec, path, &err) != CBQ_OK)
         fail("writing model.json", &err);
     cbq_model_spec_free(&spec);
+}
+
+/* Peak resident set of training, ours and PyTorch's, each in a fresh process. */
+static void print_memory(int quick, int peer, const char *tmp)
+{
+    static const int full_sides[] = {128, 256, 512}, quick_sides[] = {64};
+    const int *sides = quick ? quick_sides : full_sides;
+    size_t n_sides = quick ? 1 : 3, batch = quick ? 4 : 32;
+    printf("peak memory, training batch %zu, 2 threads (peak RSS of the whole process, MiB; ratio < 1: "
+           "cbctiq smaller)\n", batch);
+    printf("%-8s %10s %10s %7s\n", "input", "cbctiq", "torch", "ratio");
+    for (size_t i = 0; i < n_sides; i++) {
+        char cmd[4096], json[1024];
+        snprintf(cmd, sizeof cmd, "/proc/%ld/exe --peak-rss-child %d %zu", (long)getpid(), sides[i], batch);
+        double ours = peak_rss_of(cmd), theirs = NAN;
+        if (peer) {
+            write_json(json, sizeof json, tmp, sides[i]);
+            snprintf(cmd, sizeof cmd, "'%s' '%s/bench/peer_iqnet_torch.py' '%s' 2 memory %zu 0 2>&1", CBQ_PYTHON,
+                     CBQ_SOURCE_DIR, json, batch);
+            theirs = peak_rss_of(cmd);
+            remove(json);
+        }
+        char input[16];
+        snprintf(input, sizeof input, "%dx%d", sides[i], sides[i]);
+        printf("%-8s %10.0f %10.0f %7.2f\n", input, ours, theirs, ours / theirs);
+        fflush(stdout);
+    }
 }
 
 int main(int argc, char **argv)
@@ -181,6 +262,8 @@ int main(int argc, char **argv)
             peer = 0;
         else if (strcmp(argv[i], "--quick") == 0)
             quick = 1;
+        else if (strcmp(argv[i], "--peak-rss-child") == 0 && i + 2 < argc)
+            return peak_rss_child(atoi(argv[i + 1]), (size_t)atol(argv[i + 2]));
         else {
             fprintf(stderr, "usage: bench_iqnet [--min-seconds S] [--no-peer] [--quick]\n");
             return 2;
@@ -227,5 +310,6 @@ int main(int argc, char **argv)
     }
     printf("FLOPs per slice (conv/linear): 128x128 forward %.3f GFLOP, training step %.3f GFLOP\n",
            fwd128 / 1e9, (3.0 * fwd128 - first128) / 1e9);
+    print_memory(quick, peer, tmp);
     return 0;
 }

@@ -1,13 +1,16 @@
 """peer_iqnet_torch.py - PyTorch CPU peer of bench_iqnet: the same network,
 built from the model.json that bench_iqnet wrote, timed the same way.
 
-  peer_iqnet_torch.py MODEL_JSON THREADS MODE(train|infer) BATCH MIN_SECONDS
+  peer_iqnet_torch.py MODEL_JSON THREADS MODE(train|infer|memory) BATCH MIN_SECONDS
 
 Prints one line: "slices_per_s <wall> cpu_ms_per_slice <process CPU time>". Training step: zero_grad, forward,
 MSE loss, backward, Adam step (what cbq_train_step does); inference: eval-mode
-forward under no_grad.
+forward under no_grad. Mode memory: two training steps, then "peak_rss_kb <the
+process's peak resident set>" (interpreter and libraries included, as in
+cbctiq's figure).
 """
 import json
+import resource
 import sys
 import time
 
@@ -56,7 +59,7 @@ def main():
     loss_fn = nn.MSELoss()
 
     def step():
-        if mode == "train":
+        if mode in ("train", "memory"):
             opt.zero_grad()
             loss = loss_fn(net(x), y)
             loss.backward()
@@ -65,8 +68,12 @@ def main():
             with torch.no_grad():
                 net(x)
 
-    net.train(mode == "train")
+    net.train(mode != "infer")
     step()  # warm-up: allocations, oneDNN primitive creation
+    if mode == "memory":
+        step()
+        print("peak_rss_kb %d" % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+        return
     n, t0, c0 = 0, time.perf_counter(), time.process_time()
     while True:
         step()

@@ -40,6 +40,14 @@ typedef struct cbq_net cbq_net;
  * running mean 0, running var 1), drawn from `seed`. */
 int cbq_net_create(cbq_net **net, const cbq_model_spec *spec, size_t max_batch,
                    uint64_t seed, cbq_error *err);
+/* As cbq_net_create, for training: a relu right after a conv2d, batchnorm2d
+ * or linear layer runs in place, as torch.nn.ReLU(inplace=True) does (their
+ * backward does not read their own output), so that layer's activation
+ * holds the relu's output. Outputs and gradients are those of
+ * cbq_net_create, with one activation block fewer per conv-BN-relu unit;
+ * Grad-CAM at such a layer needs a net from cbq_net_create. */
+int cbq_net_create_training(cbq_net **net, const cbq_model_spec *spec, size_t max_batch,
+                            uint64_t seed, cbq_error *err);
 void cbq_net_free(cbq_net *net);
 const cbq_model_spec *cbq_net_spec(const cbq_net *net);
 
@@ -83,9 +91,10 @@ int cbq_net_check_outputs(const cbq_net *net, const float *out, size_t n, cbq_er
 
 /* Backward from dout = dLoss/d(output) [n, n_outputs] of the last forward,
  * down to and including layer `stop_layer` (0 = all the way to the input).
- * After it, cbq_net_activation_grad(net, i) holds dLoss/d(activation i) for
- * every i >= stop_layer - 1 ... precisely: for every layer i >= stop_layer,
- * the gradient with respect to that layer's OUTPUT; and when stop_layer == 0
+ * After it, cbq_net_activation_grad(net, stop_layer) holds dLoss/d(output of
+ * stop_layer) (Grad-CAM stops at its target layer and reads it); the
+ * gradients of the layers above are not kept (two buffers serve the whole
+ * chain, which halves training memory); when stop_layer == 0
  * cbq_net_input_grad holds the gradient with respect to the input.
  * Parameter gradients of layers >= stop_layer accumulate when
  * `param_grads` is non-zero (Grad-CAM passes 0 and skips them). */

@@ -5,7 +5,9 @@
  *   grads    one block, same layout as params
  *   buffers  BN running mean/var (float) and num_batches_tracked (int64)
  *   acts     output of every layer for max_batch samples, then the copy of
- *            the input; act_grads the same for dLoss/d(output) + input grad
+ *            the input (backward reads them all)
+ *   grad_buf two buffers of the largest layer's output size, alternating
+ *            between layers, for dLoss/d(output), and the input's gradient
  *   aux      per-layer saved state: BN mean/invstd, dropout masks
  *   scratch  conv im2col workspace and per-thread weight-gradient
  *            accumulators, sized for the largest conv and the most threads
@@ -52,6 +54,16 @@ void net_add_tensor(cbq_net *net, size_t layer, const char *suffix, int kind, si
     }
 }
 
+/* Whether layer i is a relu that may overwrite its input: its input comes
+ * from a layer whose backward reads only that layer's own input. */
+static int relu_runs_in_place(const cbq_net *net, size_t i)
+{
+    if (!net->relu_in_place || i == 0 || net->spec.layers[i].kind != CBQ_LAYER_RELU)
+        return 0;
+    cbq_layer_kind before = net->spec.layers[i - 1].kind;
+    return before == CBQ_LAYER_CONV2D || before == CBQ_LAYER_BATCHNORM2D || before == CBQ_LAYER_LINEAR;
+}
+
 /* First pass: sizes and offsets of every tensor and buffer. */
 static int plan(cbq_net *net, cbq_error *err)
 {
@@ -70,7 +82,12 @@ static int plan(cbq_net *net, cbq_error *err)
             return CBQ_FAIL(err, CBQ_ERR_NOMEM, "layer '%s': activations for batch %zu overflow",
                             l->name, nb);
         net->layer[i].act_off = act_total;
-        act_total += per * nb;
+        if (relu_runs_in_place(net, i))
+            net->layer[i].act_off = net->layer[i - 1].act_off;
+        else
+            act_total += per * nb;
+        if (per * nb > net->grad_max)
+            net->grad_max = per * nb;
         const net_layer_ops *ops = net_layer_ops_of(l->kind);
         if (ops->plan)
             ops->plan(net, i, in);
@@ -108,8 +125,8 @@ static int allocate(cbq_net *net, cbq_error *err)
     size_t tws = net->ws_per_thread * (size_t)net->threads_cap;
     size_t tdw = net->dw_per_thread * (size_t)net->threads_cap;
     /* Refuse what cannot fit before calloc overcommits it. */
-    size_t parts[] = {net->n_params, net->n_params, net->n_buffers, net->act_total, net->act_total,
-                      in_count, in_count, net->aux_total, tws, tdw,
+    size_t parts[] = {net->n_params, net->n_params, net->n_buffers, net->act_total, net->grad_max,
+                      net->grad_max, in_count, in_count, net->aux_total, tws, tdw,
                       plane_of(net->shapes[net->n_layers - 1]) * net->max_batch};
     size_t floats = 0, bytes = 0;
     int fits = 1;
@@ -128,18 +145,20 @@ static int allocate(cbq_net *net, cbq_error *err)
     net->buffers = alloc_floats(net->n_buffers);
     net->counters = calloc(net->n_counters ? net->n_counters : 1, sizeof(int64_t));
     net->acts = alloc_floats(net->act_total + in_count);
-    net->act_grads = alloc_floats(net->act_total + in_count);
+    net->grad_buf[0] = alloc_floats(net->grad_max);
+    net->grad_buf[1] = alloc_floats(net->grad_max);
+    net->input_grad = alloc_floats(in_count);
     net->aux = alloc_floats(net->aux_total);
     net->workspace = alloc_floats(tws);
     net->dw_private = alloc_floats(tdw);
     net->dout_scratch = alloc_floats(plane_of(net->shapes[net->n_layers - 1]) * net->max_batch);
     if (!net->params || !net->grads || !net->buffers || !net->counters || !net->acts ||
-        !net->act_grads || !net->aux || !net->workspace || !net->dw_private || !net->dout_scratch)
+        !net->grad_buf[0] || !net->grad_buf[1] || !net->input_grad || !net->aux || !net->workspace ||
+        !net->dw_private || !net->dout_scratch)
         return CBQ_FAIL(err, CBQ_ERR_NOMEM,
                         "out of memory allocating the network for batch %zu (%zu activation values)",
                         net->max_batch, net->act_total);
     net->input = net->acts + net->act_total;
-    net->input_grad = net->act_grads + net->act_total;
     return CBQ_OK;
 }
 
@@ -184,8 +203,8 @@ static int build(cbq_net *net, const cbq_model_spec *spec, cbq_error *err)
     return CBQ_OK;
 }
 
-int cbq_net_create(cbq_net **out, const cbq_model_spec *spec, size_t max_batch, uint64_t seed,
-                   cbq_error *err)
+static int create(cbq_net **out, const cbq_model_spec *spec, size_t max_batch, uint64_t seed,
+                  int relu_in_place, cbq_error *err)
 {
     *out = NULL;
     CBQ_CHECK_ARG(err, spec && spec->n_layers > 0, "model spec: no layers");
@@ -195,6 +214,7 @@ int cbq_net_create(cbq_net **out, const cbq_model_spec *spec, size_t max_batch, 
         return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory creating the network");
     net->n_layers = spec->n_layers;
     net->max_batch = max_batch;
+    net->relu_in_place = relu_in_place;
     net->in_shape[0] = 1;
     net->in_shape[1] = (size_t)spec->input.height;
     net->in_shape[2] = (size_t)spec->input.width;
@@ -211,6 +231,18 @@ int cbq_net_create(cbq_net **out, const cbq_model_spec *spec, size_t max_batch, 
     return CBQ_OK;
 }
 
+int cbq_net_create(cbq_net **out, const cbq_model_spec *spec, size_t max_batch, uint64_t seed,
+                   cbq_error *err)
+{
+    return create(out, spec, max_batch, seed, 0, err);
+}
+
+int cbq_net_create_training(cbq_net **out, const cbq_model_spec *spec, size_t max_batch, uint64_t seed,
+                            cbq_error *err)
+{
+    return create(out, spec, max_batch, seed, 1, err);
+}
+
 void cbq_net_free(cbq_net *net)
 {
     if (!net)
@@ -225,7 +257,9 @@ void cbq_net_free(cbq_net *net)
     free(net->buffers);
     free(net->counters);
     free(net->acts);
-    free(net->act_grads);
+    free(net->grad_buf[0]);
+    free(net->grad_buf[1]);
+    free(net->input_grad);
     free(net->aux);
     free(net->workspace);
     free(net->dw_private);
@@ -289,7 +323,7 @@ const float *cbq_net_activation(const cbq_net *net, size_t layer)
 
 const float *cbq_net_activation_grad(const cbq_net *net, size_t layer)
 {
-    return net->act_grads + net->layer[layer].act_off;
+    return net->grad_buf[layer % 2];
 }
 
 const float *cbq_net_input_grad(const cbq_net *net) { return net->input_grad; }

@@ -18,7 +18,7 @@ typedef struct {
 } net_tensor;
 
 typedef struct {
-    size_t act_off;    /* into acts / act_grads, max_batch samples */
+    size_t act_off;    /* into acts, max_batch samples */
     size_t w_off, b_off; /* into params / grads */
     size_t rm_off;     /* running_mean at rm_off, running_var at rm_off + C */
     size_t nbt_index;  /* into counters */
@@ -39,13 +39,19 @@ struct cbq_net {
     float *params, *grads; size_t n_params;
     float *buffers;        size_t n_buffers;
     int64_t *counters;     size_t n_counters;
-    float *acts, *act_grads; size_t act_total;
-    float *input, *input_grad;  /* tails of acts / act_grads */
+    float *acts; size_t act_total;
+    float *input;          /* tail of acts */
+    /* dLoss/d(output of layer i) lives in grad_buf[i % 2]: backward needs only
+     * a layer's output gradient and its input gradient at once, so two
+     * buffers of the largest layer's size serve the whole chain. */
+    float *grad_buf[2]; size_t grad_max;
+    float *input_grad;
     float *aux;            size_t aux_total;
     float *workspace;      size_t ws_per_thread;
     float *dw_private;     size_t dw_per_thread;
     float *dout_scratch;   /* [max_batch, outputs] for the training step */
 
+    int relu_in_place;     /* cbq_net_create_training */
     int threads, threads_cap, training;
     int fwd_training;      /* mode of the last forward */
     size_t batch;          /* n of the last forward */

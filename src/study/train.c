@@ -523,7 +523,7 @@ static int build_net(train_run *t, cbq_error *err)
                           .hu_max = cfg->train.hu_max, .n_outputs = t->K, .outputs = outs};
     cbq_model_spec spec;
     CBQ_TRY(cbq_preset_build(&spec, cfg->train.arch, &po, err));
-    int rc = cbq_net_create(&t->net, &spec, (size_t)cfg->train.batch, cfg->seed, err);
+    int rc = cbq_net_create_training(&t->net, &spec, (size_t)cfg->train.batch, cfg->seed, err);
     cbq_model_spec_free(&spec);
     if (rc != CBQ_OK)
         return rc;

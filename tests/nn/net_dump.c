@@ -57,12 +57,19 @@ int main(int argc, char **argv)
     const float *out = NULL;
     if (cbq_net_forward(net, in, n, &out, &err) != CBQ_OK)
         die("forward", &err);
+    /* The target's gradient as Grad-CAM gets it (backward stops there), then
+     * the whole backward for the input and parameter gradients. */
+    size_t target = (size_t)cbq_model_spec_find(spec, spec->target_layer), ts[3];
+    cbq_net_layer_shape(net, target, ts);
+    size_t target_count = n * ts[0] * ts[1] * ts[2];
+    float *target_grad = malloc(target_count * sizeof *target_grad);
+    if (!target_grad || cbq_net_backward(net, dout, target, 0, &err) != CBQ_OK)
+        die("backward to the target layer", &err);
+    memcpy(target_grad, cbq_net_activation_grad(net, target), target_count * sizeof *target_grad);
     cbq_net_zero_grad(net);
     if (cbq_net_backward(net, dout, 0, 1, &err) != CBQ_OK)
         die("backward", &err);
 
-    size_t target = (size_t)cbq_model_spec_find(spec, spec->target_layer), ts[3];
-    cbq_net_layer_shape(net, target, ts);
     size_t nt = cbq_net_tensor_count(net);
     cbq_st_entry *e = calloc(4 + 2 * nt, sizeof *e);
     char (*names)[160] = calloc(2 * nt, sizeof *names);
@@ -74,7 +81,7 @@ int main(int argc, char **argv)
     e[m++] = (cbq_st_entry){"output", CBQ_ST_F32, 2, s_out, out};
     e[m++] = (cbq_st_entry){"input_grad", CBQ_ST_F32, 4, s_in, cbq_net_input_grad(net)};
     e[m++] = (cbq_st_entry){"target_act", CBQ_ST_F32, 4, s_t, cbq_net_activation(net, target)};
-    e[m++] = (cbq_st_entry){"target_grad", CBQ_ST_F32, 4, s_t, cbq_net_activation_grad(net, target)};
+    e[m++] = (cbq_st_entry){"target_grad", CBQ_ST_F32, 4, s_t, target_grad};
     for (size_t i = 0; i < nt; i++) {
         cbq_net_tensor(net, i, &v[i]);
         cbq_st_dtype dt = v[i].dtype == CBQ_DTYPE_I64 ? CBQ_ST_I64 : CBQ_ST_F32;
@@ -88,6 +95,7 @@ int main(int argc, char **argv)
     if (cbq_safetensors_write(argv[7], e, m, NULL, 0, &err) != CBQ_OK)
         die("writing the results", &err);
     free(e);
+    free(target_grad);
     free(names);
     free(v);
     free(in);

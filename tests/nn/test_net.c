@@ -186,7 +186,8 @@ static void test_partial_backward(void **state)
     cbq_net_set_training(net, 0);
     assert_int_equal(cbq_net_forward(net, in, n, NULL, NULL), CBQ_OK);
     cbq_net_zero_grad(net);
-    assert_int_equal(cbq_net_backward(net, r, 0, 1, NULL), CBQ_OK);
+    /* Down to the target with parameter gradients (as training computes it). */
+    assert_int_equal(cbq_net_backward(net, r, target, 1, NULL), CBQ_OK);
     size_t shape[3];
     cbq_net_layer_shape(net, target, shape);
     size_t count = n * shape[0] * shape[1] * shape[2];
@@ -278,6 +279,35 @@ static void train_few(cbq_net *net, int threads, size_t steps)
         assert_int_equal(cbq_train_step(net, opt, in, tgt, 4, &lc, 1.0, NULL, NULL, NULL), CBQ_OK);
     }
     cbq_optim_free(opt);
+}
+
+/* The training net (relu in place after conv/BN/linear) trains to the same
+ * bits as the plain one and shares bn1's block with relu1. */
+static void test_training_net_relu_in_place(void **state)
+{
+    (void)state;
+    cbq_model_spec spec = make_spec();
+    cbq_net *plain = make_net(11, 4), *lean = NULL;
+    assert_int_equal(cbq_net_create_training(&lean, &spec, 4, 11, NULL), CBQ_OK);
+    assert_ptr_equal(cbq_net_activation(lean, 1), cbq_net_activation(lean, 2));
+    assert_ptr_not_equal(cbq_net_activation(plain, 1), cbq_net_activation(plain, 2));
+    /* act2 is a leaky relu: its input (bn2) is kept */
+    assert_ptr_not_equal(cbq_net_activation(lean, 5), cbq_net_activation(lean, 6));
+    train_few(plain, 2, 4);
+    train_few(lean, 2, 4);
+    size_t n;
+    float *pa = cbq_net_params(plain, &n), *pb = cbq_net_params(lean, &n);
+    assert_memory_equal(pa, pb, n * sizeof *pa);
+    float in[4 * 64];
+    fill(in, 4 * 64, 77);
+    const float *oa, *ob;
+    float out_plain[8];
+    assert_int_equal(cbq_net_forward(plain, in, 4, &oa, NULL), CBQ_OK);
+    memcpy(out_plain, oa, sizeof out_plain);
+    assert_int_equal(cbq_net_forward(lean, in, 4, &ob, NULL), CBQ_OK);
+    assert_memory_equal(out_plain, ob, sizeof out_plain);
+    cbq_net_free(plain);
+    cbq_net_free(lean);
 }
 
 static void test_reproducible(void **state)
@@ -398,6 +428,7 @@ int main(void)
         cmocka_unit_test(test_net_gradients_fd), cmocka_unit_test(test_partial_backward),
         cmocka_unit_test(test_bn_modes_and_counter), cmocka_unit_test(test_errors),
         cmocka_unit_test(test_reproducible),     cmocka_unit_test(test_convergence),
+        cmocka_unit_test(test_training_net_relu_in_place),
         cmocka_unit_test(test_lr_cosine),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
