@@ -166,7 +166,7 @@ def consensus(ratings, raters: Optional[str] = None):
 def agreement(ratings, raters: Optional[str] = None) -> dict:
     """Inter-rater agreement per category (ICC, Krippendorff's alpha,
     Kendall's W, each rater against the others' consensus): the JSON
-    document `cbctiq agreement --json` writes, as a dict."""
+    object `cbctiq agreement --json` writes under "agreement", as a dict."""
     with _Ratings(ratings, raters) as r:
         doc, err = C.c_void_p(), _lib.new_error()
         _lib.check(lib.cbq_agreement_json(C.byref(r), C.byref(doc), C.byref(err)), err)
