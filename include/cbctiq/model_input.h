@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cbctiq/attrib.h"
 #include "cbctiq/cohort.h"
 #include "cbctiq/error.h"
 #include "cbctiq/model_spec.h"
@@ -114,6 +115,15 @@ const uint8_t *cbq_model_input_structure(const cbq_model_input *in, const char *
  * structure in this volume. The caller frees each weights[c]. */
 int cbq_model_input_structure_weights(const cbq_model_input *in, const char *const *categories,
                                       size_t n_categories, float **weights, cbq_error *err);
+
+/* Attribution of every selected slice of `in` for every output of cam
+ * (cbq_attrib_volume), each category's structure weights applied when the
+ * volume has that structure: what `cbctiq ae` and the Python binding compute
+ * per volume. ae[cbq_cam_n_outputs(cam)] as cbq_attrib_volume fills it (the
+ * caller frees each with cbq_ae_free); maps_input as there (NULL: none).
+ * Fails when no slice is selected. */
+int cbq_model_input_attrib(cbq_cam *cam, const cbq_model_input *in, cbq_ae *ae,
+                           float *const *maps_input, cbq_error *err);
 
 #ifdef __cplusplus
 }

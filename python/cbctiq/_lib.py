@@ -112,6 +112,11 @@ class cbq_model_input(C.Structure):
                 ("hu_max", C.c_double), ("n", c_size), ("ks", c_size_p), ("x", c_float_p)]
 
 
+class cbq_cohort_volume(C.Structure):
+    _fields_ = [("id", C.c_char * 256), ("path", C.c_char * 4096), ("mask", C.c_char * 4096),
+                ("rtstruct", C.c_char * 4096), ("split", C.c_int), ("line", c_size)]
+
+
 class cbq_input_spec(C.Structure):
     _fields_ = [("height", C.c_int), ("width", C.c_int), ("hu_min", C.c_double),
                 ("hu_max", C.c_double)]
@@ -208,7 +213,7 @@ class cbq_consensus(C.Structure):
 
 # Every mirrored structure, for the layout test.
 STRUCTS = [cbq_error, cbq_volume, cbq_nifti_header, cbq_dicom_series_info, cbq_dicom_meta,
-           cbq_volume_source, cbq_reorient, cbq_structures, cbq_slice_spec, cbq_resample_axis,
+           cbq_volume_source, cbq_cohort_volume, cbq_reorient, cbq_structures, cbq_slice_spec, cbq_resample_axis,
            cbq_slicer, cbq_model_input_options, cbq_model_input, cbq_input_spec, cbq_layer_spec,
            cbq_model_spec, cbq_volume_pred, cbq_attrib_options, cbq_ae, cbq_corr, cbq_perm,
            cbq_boot, cbq_loo, cbq_ratings, cbq_consensus, cbq_atomic_file, cbq_csv_writer,
@@ -250,6 +255,10 @@ _PROTOTYPES = {
     "cbq_model_input_from_volume": (C.c_int, [P(cbq_model_input), P(cbq_volume), C.c_char_p,
                                               P(cbq_input_spec), P(cbq_model_input_options),
                                               P(cbq_error)]),
+    "cbq_model_input_load": (C.c_int, [P(cbq_model_input), P(cbq_cohort_volume), VOID_P,
+                                       P(cbq_input_spec), P(cbq_model_input_options), P(cbq_error)]),
+    "cbq_model_input_attrib": (C.c_int, [VOID_P, P(cbq_model_input), P(cbq_ae), P(c_float_p),
+                                         P(cbq_error)]),
     "cbq_model_input_free": (None, [P(cbq_model_input)]),
     "cbq_model_input_source_slice": (c_size, [P(cbq_model_input), c_size]),
     "cbq_model_input_unmap_source": (C.c_int, [P(cbq_model_input), c_float_p, P(cbq_volume),

@@ -37,26 +37,54 @@ def _positive_int(name, value, high):
 
 
 class _ModelInput:
-    """A volume as the model sees it (cbq_model_input), freed on exit."""
+    """A volume as the model sees it (cbq_model_input), freed on exit: a
+    Volume in memory, or (row) a cohort row's files, volume with its label
+    mask or RTSTRUCT, read as `cbctiq ae` reads them."""
 
-    def __init__(self, volume: Volume, spec, selection=SLICES_ALL, step=1, min_h=0, min_w=0):
-        self.volume = volume
+    def __init__(self, volume: Volume, spec, selection=SLICES_ALL, step=1, min_h=0, min_w=0, row=None):
+        self.volume, self.row = volume, row
         self.c = _lib.cbq_model_input()
         self.spec = spec
         self.opts = _lib.cbq_model_input_options(selection=selection, step=step, min_h=min_h,
-                                                 min_w=min_w)
+                                                 min_w=min_w, with_structures=1)
 
     def __enter__(self):
         err = _lib.new_error()
-        cvol = self.volume._as_c()  # views the numpy voxels; copied onto the canonical grid
-        rc = lib.cbq_model_input_from_volume(C.byref(self.c), C.byref(cvol),
-                                             _lib.encode(self.volume.name), C.byref(self.spec.input),
-                                             C.byref(self.opts), C.byref(err))
+        if self.row is not None:
+            rc = lib.cbq_model_input_load(C.byref(self.c), C.byref(self.row), None, C.byref(self.spec.input),
+                                          C.byref(self.opts), C.byref(err))
+        else:
+            cvol = self.volume._as_c()  # views the numpy voxels; copied onto the canonical grid
+            rc = lib.cbq_model_input_from_volume(C.byref(self.c), C.byref(cvol),
+                                                 _lib.encode(self.volume.name), C.byref(self.spec.input),
+                                                 C.byref(self.opts), C.byref(err))
         _lib.check(rc, err)
         return self.c
 
     def __exit__(self, *exc):
         lib.cbq_model_input_free(C.byref(self.c))
+
+
+def _cohort_row(volume, mask, rtstruct):
+    """A cohort row (cbq_cohort_volume) for a volume file with its label
+    mask (labels.json beside it) or RTSTRUCT."""
+    if not isinstance(volume, (str, bytes, os.PathLike)):
+        raise TypeError("mask= and rtstruct= need the volume as a path (the structures are matched "
+                        "to the file's grid and series), got a " + type(volume).__name__)
+    row = _lib.cbq_cohort_volume()
+    path = os.fsencode(volume)
+    name = os.path.basename(os.path.normpath(os.fsdecode(volume)))
+    for ext in (".nii.gz", ".nii"):
+        if name.endswith(ext) and len(name) > len(ext):
+            name = name[: -len(ext)]
+            break
+    for field, value, size in (("path", path, 4096), ("mask", mask, 4096), ("rtstruct", rtstruct, 4096),
+                               ("id", name.encode(), 256)):
+        value = os.fsencode(value) if value is not None else b""
+        if len(value) >= size:
+            raise ValueError(f"{field}: longer than {size - 1} bytes")
+        setattr(row, field, value)
+    return row, name
 
 
 class Model:
@@ -223,8 +251,9 @@ class _Cam:
         lib.cbq_cam_feature_shape(self.cam, C.byref(h), C.byref(w))
         return h.value, w.value
 
-    def run(self, mi, maps_input=None, output=0):
-        """cbq_attrib_volume over every selected slice; fills ae (one per
+    def run(self, mi, name, maps_input=None, output=0):
+        """Attribution of every selected slice (cbq_model_input_attrib, with
+        the structures' weights when the input has them); fills ae (one per
         output) and, when given, the input-grid maps of `output`."""
         no = lib.cbq_cam_n_outputs(self.cam)
         ae = (_lib.cbq_ae * no)()
@@ -233,7 +262,9 @@ class _Cam:
             ptrs = (_lib.c_float_p * no)()
             ptrs[output] = maps_input.ctypes.data_as(_lib.c_float_p)
         err = _lib.new_error()
-        rc = lib.cbq_attrib_volume(self.cam, mi.x, mi.n, None, ae, ptrs, None, None, C.byref(err))
+        rc = lib.cbq_model_input_attrib(self.cam, C.byref(mi), ae, ptrs, C.byref(err))
+        if rc != 0:
+            err.msg = (name.encode() + b": " + err.msg)[:1023]
         _lib.check(rc, err)
         return ae
 
@@ -265,7 +296,7 @@ def gradcam(model: Model, volume: Union[Volume, PathLike], category: str, method
         h, w = cam.feature_shape()
         with _ModelInput(volume, model._spec(cam.net), min_h=max(h, 1), min_w=max(w, 1)) as mi:
             maps = np.empty((mi.n, mi.H, mi.W), dtype=np.float32)
-            ae = cam.run(mi, maps, model.categories.index(category))
+            ae = cam.run(mi, volume.name, maps, model.categories.index(category))
             cam.free_ae(ae)
             err = _lib.new_error()
             out = _lib.cbq_volume()
@@ -278,6 +309,7 @@ def attribution_energy(model: Model, volume: Union[Volume, PathLike], method: st
                        slices: str = "all", *, layer: Optional[str] = None, relu: bool = True,
                        sign: int = 1, grid: str = "input", aggregate: str = "sum",
                        slice_step: int = 1, ig_steps: int = 32, batch: int = 16,
+                       mask: Optional[PathLike] = None, rtstruct: Optional[PathLike] = None,
                        full: bool = False):
     """Attribution Energy of one volume for every category: {category:
     AE}, AE being ae.csv's ae_selected (the sum of the raw maps over the
@@ -286,10 +318,20 @@ def attribution_energy(model: Model, volume: Union[Volume, PathLike], method: st
     full=True returns the whole decomposition instead, exactly ae.csv's rows
     (every column `cbctiq ae` writes, from the same writer): a pandas
     DataFrame with one row per category when pandas is installed, else
-    {category: {column: value}}. slices: "all" or "structures" (a volume
-    without a mask or RTSTRUCT has no structures: every slice)."""
+    {category: {column: value}}. slices: "all" or "structures" (the slices
+    where the structures are drawn; without them, every slice).
+
+    mask (a label NIfTI, its labels.json beside it) or rtstruct (a DICOM
+    RTSTRUCT of the volume's series) give the structures, as the columns of
+    a cohort.csv row do: then `volume` must be the volume's path, and the
+    structure columns (ae_in_structure, structure_fraction) are filled."""
     _check_model(model)
-    volume = _as_volume(volume)
+    row = None
+    if mask is not None or rtstruct is not None:
+        row, name = _cohort_row(volume, mask, rtstruct)
+        volume = Volume(np.zeros((1, 1, 1), np.float32), np.eye(4), name=name)  # a name only
+    else:
+        volume = _as_volume(volume)
     opt = _attrib_options(method, layer, relu, sign, grid, aggregate, ig_steps)
     batch = _positive_int("batch", batch, 1024)
     step = _positive_int("slice_step", slice_step, 1000)
@@ -298,10 +340,9 @@ def attribution_energy(model: Model, volume: Union[Volume, PathLike], method: st
         raise ValueError(f"slices expects all or structures, got {slices!r}")
     with _Cam(model, opt, batch) as cam:
         h, w = cam.feature_shape()
-        with _ModelInput(volume, model._spec(cam.net), selection.value, step, max(h, 1), max(w, 1)) as mi:
-            if mi.n == 0:
-                raise _lib.Error(f"{volume.name}: no slice with a structure")
-            ae = cam.run(mi)
+        with _ModelInput(volume, model._spec(cam.net), selection.value, step, max(h, 1), max(w, 1),
+                         row=row) as mi:
+            ae = cam.run(mi, volume.name)
             try:
                 columns = _ae_rows(cam, ae, volume.name)
             finally:

@@ -288,3 +288,22 @@ int cbq_model_input_structure_weights(const cbq_model_input *in, const char *con
         }
     return rc;
 }
+
+int cbq_model_input_attrib(cbq_cam *cam, const cbq_model_input *in, cbq_ae *ae,
+                           float *const *maps_input, cbq_error *err)
+{
+    if (in->n == 0)
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT, "no slice with a structure");
+    size_t no = cbq_cam_n_outputs(cam);
+    const char *names[CBQ_MAX_OUTPUTS] = {0};
+    for (size_t c = 0; c < no; c++)
+        names[c] = cbq_cam_category_name(cam, c);
+    float *weights[CBQ_MAX_OUTPUTS] = {0};
+    int rc = cbq_model_input_structure_weights(in, names, no, weights, err);
+    if (rc == CBQ_OK)
+        rc = cbq_attrib_volume(cam, in->x, in->n, (const float *const *)weights, ae, maps_input,
+                               NULL, NULL, err);
+    for (size_t c = 0; c < no; c++)
+        free(weights[c]);
+    return rc;
+}

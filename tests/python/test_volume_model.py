@@ -234,3 +234,25 @@ def test_long_calls_release_the_gil(model, nifti):
     assert duration > 0.2, f"the call took {duration:.3f} s: too short to tell"
     gaps = np.diff([span["start"]] + inside + [span["end"]])
     assert gaps.max() < duration / 4, f"largest gap {gaps.max():.3f} s of a {duration:.3f} s call"
+
+
+@pytest.mark.parametrize("slices", ["all", "structures"])
+def test_attribution_energy_with_masks_equals_cli(cli, model, model_dir, sim, tmp_path, slices):
+    """A cohort row's label mask gives the structure columns, and with
+    slices="structures" the slices, as `cbctiq ae` on that cohort."""
+    out = tmp_path / "ae.csv"
+    cli("ae", "--model", model_dir, "--cohort", os.path.join(sim, "cohort.csv"), "--slices", slices,
+        "--out", out, "--quiet")
+    want = cbctiq.read_table(out)
+    rows = list(csv.DictReader(open(os.path.join(sim, "cohort.csv"))))
+    for r in rows[:3]:
+        got = cbctiq.attribution_energy(model, os.path.join(sim, r["path"]), slices=slices,
+                                        mask=os.path.join(sim, r["mask"]), full=True)
+        mine = want[want["volume_id"] == r["volume_id"]]
+        assert len(mine) == len(model.categories)
+        for column in want.columns:
+            np.testing.assert_array_equal(got[column].to_numpy(), mine[column].to_numpy(), err_msg=column)
+        assert np.isfinite(got.loc["parotid", "ae_in_structure"])
+    with pytest.raises(TypeError, match="as a path"):
+        cbctiq.attribution_energy(model, cbctiq.read_volume(os.path.join(sim, rows[0]["path"])),
+                                  mask=os.path.join(sim, rows[0]["mask"]))
