@@ -38,6 +38,9 @@ class Volume:
         if not np.all(np.isfinite(aff)):
             raise ValueError("Volume: affine has a non-finite value")
         self.array = np.asarray(arr, dtype=np.float32, order="F")
+        if not np.isfinite(self.array).all():
+            raise ValueError(f"Volume: array has non-finite values (NaN or infinite HU, "
+                             f"or beyond float32); shape {arr.shape}")
         self.affine = aff
         if spacing is None:
             spacing = np.sqrt((aff[:3, :3] ** 2).sum(axis=0))  # column norms, as cbctiq's readers
@@ -78,7 +81,8 @@ class _OwnedVoxels:
                                     "data": (C.cast(v.data, C.c_void_p).value or 0, False)}
 
     def __del__(self):
-        lib.cbq_volume_free(C.byref(self._v))
+        if lib is not None:  # None only while the interpreter shuts down
+            lib.cbq_volume_free(C.byref(self._v))
 
 
 def volume_from_c(v: "_lib.cbq_volume", name: str) -> Volume:

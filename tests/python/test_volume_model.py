@@ -162,6 +162,8 @@ def test_wrong_types_and_shapes(model, nifti):
         cbctiq.Volume(np.array([[["a"]]]), np.eye(4))
     with pytest.raises(TypeError, match="dtype"):
         cbctiq.Volume(np.zeros((2, 2, 2), np.complex64), np.eye(4))
+    with pytest.raises(ValueError, match="non-finite"):
+        cbctiq.Volume(np.full((2, 2, 2), np.nan), np.eye(4))
     with pytest.raises(ValueError, match="4x4"):
         cbctiq.Volume(np.zeros((2, 2, 2)), np.eye(3))
     with pytest.raises(TypeError, match="Volume or a path"):
