@@ -13,7 +13,7 @@ import numpy as np
 from . import _lib
 from ._lib import lib
 from ._table import _read_csv_columns, _frame_or_dict
-from ._volume import PathLike, Volume, read_volume, volume_from_c
+from ._volume import PathLike, Volume, read_volume, volume_from_c, volume_name
 
 __all__ = ["Model", "gradcam", "attribution_energy"]
 
@@ -73,11 +73,7 @@ def _cohort_row(volume, mask, rtstruct):
                         "to the file's grid and series), got a " + type(volume).__name__)
     row = _lib.cbq_cohort_volume()
     path = os.fsencode(volume)
-    name = os.path.basename(os.path.normpath(os.fsdecode(volume)))
-    for ext in (".nii.gz", ".nii"):
-        if name.endswith(ext) and len(name) > len(ext):
-            name = name[: -len(ext)]
-            break
+    name = volume_name(volume)
     for field, value, size in (("path", path, 4096), ("mask", mask, 4096), ("rtstruct", rtstruct, 4096),
                                ("id", name.encode(), 256)):
         value = os.fsencode(value) if value is not None else b""

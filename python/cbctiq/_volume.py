@@ -104,9 +104,14 @@ def read_volume(path: PathLike, series: Optional[str] = None) -> Volume:
     rc = lib.cbq_volume_load(C.byref(v), None, _lib.encode(path),
                              _lib.encode(series) if series else None, C.byref(err))
     _lib.check(rc, err)
-    base = os.path.basename(os.path.normpath(path))
+    return volume_from_c(v, volume_name(path))
+
+
+def volume_name(path: PathLike) -> str:
+    """The file or folder name without .nii/.nii.gz: the volume_id the CLI
+    gives a path (`cbctiq predict`)."""
+    base = os.path.basename(os.path.normpath(os.fsdecode(path)))
     for ext in (".nii.gz", ".nii"):
         if base.endswith(ext) and len(base) > len(ext):
-            base = base[: -len(ext)]
-            break
-    return volume_from_c(v, base)
+            return base[: -len(ext)]
+    return base
