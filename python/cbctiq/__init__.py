@@ -20,6 +20,10 @@ from ._model import Model, gradcam, attribution_energy
 from ._table import read_table
 from . import stats
 
-__version__ = "0.1.0"
+try:  # the installed distribution's, which setup.py takes from CMake's project version
+    from importlib.metadata import version as _version
+    __version__ = _version("cbctiq")
+except Exception:  # imported from the source tree, not installed
+    __version__ = "unknown"
 __all__ = ["Error", "Volume", "read_volume", "Model", "gradcam", "attribution_energy",
            "read_table", "stats"]
