@@ -16,6 +16,7 @@ set -euo pipefail
 
 pkgs_build=(
   cmake build-essential pkg-config    # the build (gcc, libgomp for OpenMP)
+  python3                             # lists the public API: libcbctiq.so's exports
   libopenblas-dev                     # SGEMM under the convolutions
   libcjson-dev                        # model.json, study.json, stats.json
   libnifti2-dev zlib1g-dev            # NIfTI-1/2 (.nii, .nii.gz)
@@ -27,6 +28,7 @@ pkgs_test=(
   libcmocka-dev libfontconfig-dev     # C unit tests (the figure tests free fontconfig's caches)
   python3 python3-numpy python3-scipy python3-nibabel python3-pydicom python3-torch  # oracle tests
   python3-matplotlib                  # oracle for the viridis/inferno colour-map tables
+  python3-pip python3-setuptools python3-pytest python3-pandas  # the Python package: install, tests
   dcmtk dcm2niix                      # DICOM oracle: dcmcrle/dcmcjpeg encode, dcm2niix reads
   clang-14 libfuzzer-14-dev libclang-rt-14-dev  # fuzz targets, ThreadSanitizer tree
   libomp-14-dev                       # LLVM OpenMP + Archer: ThreadSanitizer tree

@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cbctiq/attrib.h"
 #include "cbctiq/cohort.h"
 #include "cbctiq/error.h"
 #include "cbctiq/model_spec.h"
@@ -81,10 +82,27 @@ int cbq_model_input_load(cbq_model_input *in, const cbq_cohort_volume *v, const 
 int cbq_model_input_load_path(cbq_model_input *in, const char *path,
                               const cbq_input_spec *input, const cbq_model_input_options *o,
                               cbq_error *err);
+/* The same for a volume already in memory (read by the caller, or made by
+ * a program; borrowed, copied onto the canonical grid), named `name` in
+ * messages. No structures, no source metadata (src.kind is 0). */
+int cbq_model_input_from_volume(cbq_model_input *in, const cbq_volume *vol, const char *name,
+                                const cbq_input_spec *input, const cbq_model_input_options *o,
+                                cbq_error *err);
 void cbq_model_input_free(cbq_model_input *in);
 
 /* Source-order index (as in the file) of canonical axial slice k. */
 size_t cbq_model_input_source_slice(const cbq_model_input *in, size_t k);
+
+/* Maps on the model-input grid back onto the volume's grids: maps [n, H, W]
+ * (one per selected slice, in ks order) resampled into *out, the canonical
+ * grid with its affine (slices not selected stay 0), or (unmap_source) the
+ * volume's own source grid and affine, as read. *out is owned by the
+ * caller (cbq_volume_free). Not thread-safe on one model input: the
+ * resampling uses its slicer's scratch. */
+int cbq_model_input_unmap_canonical(const cbq_model_input *in, const float *maps, cbq_volume *out,
+                                    cbq_error *err);
+int cbq_model_input_unmap_source(const cbq_model_input *in, const float *maps, cbq_volume *out,
+                                 cbq_error *err);
 
 /* The 0/1 mask on the canonical grid of a category's structure (a category
  * name: parotid, submandibular, larynx, mandible), or NULL when the volume
@@ -97,6 +115,15 @@ const uint8_t *cbq_model_input_structure(const cbq_model_input *in, const char *
  * structure in this volume. The caller frees each weights[c]. */
 int cbq_model_input_structure_weights(const cbq_model_input *in, const char *const *categories,
                                       size_t n_categories, float **weights, cbq_error *err);
+
+/* Attribution of every selected slice of `in` for every output of cam
+ * (cbq_attrib_volume), each category's structure weights applied when the
+ * volume has that structure: what `cbctiq ae` and the Python binding compute
+ * per volume. ae[cbq_cam_n_outputs(cam)] as cbq_attrib_volume fills it (the
+ * caller frees each with cbq_ae_free); maps_input as there (NULL: none).
+ * Fails when no slice is selected. */
+int cbq_model_input_attrib(cbq_cam *cam, const cbq_model_input *in, cbq_ae *ae,
+                           float *const *maps_input, cbq_error *err);
 
 #ifdef __cplusplus
 }

@@ -79,28 +79,11 @@ int attrib_cli_option(const char *cmd, int c, const char *arg, cbq_attrib_option
     }
 }
 
-/* Maps [nz, H, W] back onto the canonical grid of the CT. */
-static int unmap_canonical(const cbq_model_input *in, const float *maps, cbq_volume *mc, cbq_error *err)
-{
-    CBQ_TRY(cbq_volume_alloc(mc, in->canon.nx, in->canon.ny, in->canon.nz, in->canon.spacing, 0, err));
-    memcpy(mc->affine, in->canon.affine, sizeof mc->affine);
-    int rc = CBQ_OK;
-    for (size_t k = 0; k < in->canon.nz && rc == CBQ_OK; k++)
-        rc = cbq_slicer_unmap((cbq_slicer *)&in->slicer, maps + k * in->H * in->W, mc, k, err);
-    if (rc != CBQ_OK)
-        cbq_volume_free(mc);
-    return rc;
-}
-
 int attrib_map_write(const cbq_model_input *in, const float *maps, const char *out, cbq_error *err)
 {
-    cbq_volume mc = {0}, ms = {0};
-    int rc = unmap_canonical(in, maps, &mc, err);
-    if (rc == CBQ_OK)
-        rc = cbq_volume_uncanonical(&ms, &mc, &in->xf, err);
-    if (rc == CBQ_OK)
-        rc = cbq_nifti_write(out, &ms, CBQ_NIFTI_FLOAT32, err);
-    cbq_volume_free(&mc);
+    cbq_volume ms;
+    CBQ_TRY(cbq_model_input_unmap_source(in, maps, &ms, err));
+    int rc = cbq_nifti_write(out, &ms, CBQ_NIFTI_FLOAT32, err);
     cbq_volume_free(&ms);
     return rc;
 }
@@ -178,7 +161,7 @@ int attrib_png_write(const cbq_model_input *in, const float *maps, const char *d
             map_max = 1.0;
     }
     cbq_volume mc;
-    CBQ_TRY(unmap_canonical(in, maps, &mc, err));
+    CBQ_TRY(cbq_model_input_unmap_canonical(in, maps, &mc, err));
     size_t nx = in->canon.nx, ny = in->canon.ny;
     int rc = CBQ_OK;
     for (size_t i = 0; i < n && rc == CBQ_OK; i++) {

@@ -150,17 +150,8 @@ static int process_volume(cbq_cam *cam, const cbq_cohort *cohort, const cbq_coho
     o.with_structures = 1;
     cbq_model_input in;
     CBQ_TRY(cbq_model_input_load(&in, v, cohort, &cbq_cam_spec(cam)->input, &o, err));
-    const char *names[CBQ_MAX_OUTPUTS];
-    for (size_t c = 0; c < no; c++)
-        names[c] = cbq_cam_category_name(cam, c);
-    float *weights[CBQ_MAX_OUTPUTS] = {0};
     cbq_ae ae[CBQ_MAX_OUTPUTS];
-    int rc = in.n ? CBQ_OK : CBQ_FAIL(err, CBQ_ERR_FORMAT, "no slice with a structure");
-    if (rc == CBQ_OK)
-        rc = cbq_model_input_structure_weights(&in, names, no, weights, err);
-    if (rc == CBQ_OK)
-        rc = cbq_attrib_volume(cam, in.x, in.n, (const float *const *)weights, ae, NULL, NULL, NULL,
-                               err);
+    int rc = cbq_model_input_attrib(cam, &in, ae, NULL, err);
     if (rc == CBQ_OK) {
         rc = write_rows(w, v->id, cam, ae, err);
         if (rc == CBQ_OK && w->has_profile)
@@ -168,8 +159,6 @@ static int process_volume(cbq_cam *cam, const cbq_cohort *cohort, const cbq_coho
         for (size_t c = 0; c < no; c++)
             cbq_ae_free(&ae[c]);
     }
-    for (size_t c = 0; c < no; c++)
-        free(weights[c]);
     cbq_model_input_free(&in);
     return rc;
 }

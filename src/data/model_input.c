@@ -40,21 +40,31 @@ size_t cbq_model_input_source_slice(const cbq_model_input *in, size_t k)
     return in->xf.flip[2] ? in->canon.nz - 1 - k : k;
 }
 
+/* The volume on the canonical grid, checked against the smallest plane the
+ * caller can use; `name` (a path, or what a caller calls an in-memory
+ * volume) begins every message. */
+static int canonical_volume(cbq_model_input *in, const cbq_volume *src, const char *name,
+                            const cbq_model_input_options *o, cbq_error *err)
+{
+    int rc = cbq_volume_canonical(&in->canon, src, &in->xf, err);
+    if (rc != CBQ_OK)
+        return cbq_error_prefix(err, "%s: ", name), rc;
+    if (in->canon.nz < 1 || in->canon.nx < o->min_w || in->canon.ny < o->min_h)
+        return CBQ_FAIL(err, CBQ_ERR_RANGE,
+                        "%s: %zu x %zu pixels in plane, %zu axial slices; attribution needs at "
+                        "least 1 slice of at least %zu x %zu pixels (the target layer's grid)",
+                        name, in->canon.nx, in->canon.ny, in->canon.nz, o->min_w, o->min_h);
+    return CBQ_OK;
+}
+
 static int load_volume(cbq_model_input *in, const char *path, const cbq_model_input_options *o,
                        cbq_error *err)
 {
     cbq_volume src;
     CBQ_TRY(cbq_volume_load(&src, &in->src, path, NULL, err));
-    int rc = cbq_volume_canonical(&in->canon, &src, &in->xf, err);
+    int rc = canonical_volume(in, &src, path, o, err);
     cbq_volume_free(&src);
-    if (rc != CBQ_OK)
-        return cbq_error_prefix(err, "%s: ", path), rc;
-    if (in->canon.nz < 1 || in->canon.nx < o->min_w || in->canon.ny < o->min_h)
-        return CBQ_FAIL(err, CBQ_ERR_RANGE,
-                        "%s: %zu x %zu pixels in plane, %zu axial slices; attribution needs at "
-                        "least 1 slice of at least %zu x %zu pixels (the target layer's grid)",
-                        path, in->canon.nx, in->canon.ny, in->canon.nz, o->min_w, o->min_h);
-    return CBQ_OK;
+    return rc;
 }
 
 /* The row's structures on the canonical grid: from its label mask, or from
@@ -151,11 +161,11 @@ static int fill_batch(cbq_model_input *in, const cbq_input_spec *input, cbq_erro
     return cbq_slicer_fill(&in->slicer, &in->canon, in->ks, in->n, in->x, err);
 }
 
-static int load(cbq_model_input *in, const char *path, const cbq_cohort_volume *v,
-                const cbq_cohort *c, const cbq_input_spec *input, const cbq_model_input_options *o,
-                cbq_error *err)
+/* Structures, slices and the batch of a model input whose canonical volume
+ * is in place. */
+static int prepare(cbq_model_input *in, const cbq_cohort_volume *v, const cbq_cohort *c,
+                   const cbq_input_spec *input, const cbq_model_input_options *o, cbq_error *err)
 {
-    CBQ_TRY(load_volume(in, path, o, err));
     int selection_needs = v && o->selection == CBQ_SLICES_STRUCTURES && !v->mask[0]; /* RTSTRUCT */
     if (v && (o->with_structures || selection_needs))
         CBQ_TRY(load_structures(in, v, c, err));
@@ -163,6 +173,14 @@ static int load(cbq_model_input *in, const char *path, const cbq_cohort_volume *
         return CBQ_OK; /* the grid and its structures only */
     CBQ_TRY(select_slices(in, v, o, err));
     return fill_batch(in, input, err);
+}
+
+static int load(cbq_model_input *in, const char *path, const cbq_cohort_volume *v,
+                const cbq_cohort *c, const cbq_input_spec *input, const cbq_model_input_options *o,
+                cbq_error *err)
+{
+    CBQ_TRY(load_volume(in, path, o, err));
+    return prepare(in, v, c, input, o, err);
 }
 
 int cbq_model_input_load(cbq_model_input *in, const cbq_cohort_volume *v, const cbq_cohort *c,
@@ -183,6 +201,48 @@ int cbq_model_input_load_path(cbq_model_input *in, const char *path, const cbq_i
     int rc = load(in, path, NULL, NULL, input, o, err);
     if (rc != CBQ_OK)
         cbq_model_input_free(in);
+    return rc;
+}
+
+int cbq_model_input_from_volume(cbq_model_input *in, const cbq_volume *vol, const char *name,
+                                const cbq_input_spec *input, const cbq_model_input_options *o,
+                                cbq_error *err)
+{
+    memset(in, 0, sizeof *in);
+    int rc = canonical_volume(in, vol, name, o, err);
+    if (rc == CBQ_OK)
+        rc = prepare(in, NULL, NULL, input, o, err);
+    if (rc != CBQ_OK)
+        cbq_model_input_free(in);
+    return rc;
+}
+
+int cbq_model_input_unmap_canonical(const cbq_model_input *in, const float *maps, cbq_volume *out,
+                                    cbq_error *err)
+{
+    CBQ_TRY(cbq_volume_alloc(out, in->canon.nx, in->canon.ny, in->canon.nz, in->canon.spacing, 0,
+                             err));
+    memcpy(out->affine, in->canon.affine, sizeof out->affine);
+    /* cbq_slicer_unmap only reads its tables and writes into its scratch,
+     * which belongs to this model input. */
+    cbq_slicer *slicer = (cbq_slicer *)&in->slicer;
+    for (size_t i = 0; i < in->n; i++) {
+        int rc = cbq_slicer_unmap(slicer, maps + i * in->H * in->W, out, in->ks[i], err);
+        if (rc != CBQ_OK) {
+            cbq_volume_free(out);
+            return rc;
+        }
+    }
+    return CBQ_OK;
+}
+
+int cbq_model_input_unmap_source(const cbq_model_input *in, const float *maps, cbq_volume *out,
+                                 cbq_error *err)
+{
+    cbq_volume canon;
+    CBQ_TRY(cbq_model_input_unmap_canonical(in, maps, &canon, err));
+    int rc = cbq_volume_uncanonical(out, &canon, &in->xf, err);
+    cbq_volume_free(&canon);
     return rc;
 }
 
@@ -226,5 +286,24 @@ int cbq_model_input_structure_weights(const cbq_model_input *in, const char *con
             free(weights[c]);
             weights[c] = NULL;
         }
+    return rc;
+}
+
+int cbq_model_input_attrib(cbq_cam *cam, const cbq_model_input *in, cbq_ae *ae,
+                           float *const *maps_input, cbq_error *err)
+{
+    if (in->n == 0)
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT, "no slice with a structure");
+    size_t no = cbq_cam_n_outputs(cam);
+    const char *names[CBQ_MAX_OUTPUTS] = {0};
+    for (size_t c = 0; c < no; c++)
+        names[c] = cbq_cam_category_name(cam, c);
+    float *weights[CBQ_MAX_OUTPUTS] = {0};
+    int rc = cbq_model_input_structure_weights(in, names, no, weights, err);
+    if (rc == CBQ_OK)
+        rc = cbq_attrib_volume(cam, in->x, in->n, (const float *const *)weights, ae, maps_input,
+                               NULL, NULL, err);
+    for (size_t c = 0; c < no; c++)
+        free(weights[c]);
     return rc;
 }

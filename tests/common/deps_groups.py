@@ -3,8 +3,9 @@
 benchmarks use, and README.md says why for each package.
 
 - Every Python module imported by the tests (tests/, fuzz/) comes from the
-  standard library, from the repository, or from a Debian package in the
-  build or test group; the same for the benchmarks (bench/, Python in their
+  standard library, from the repository (python/cbctiq counts with every
+  module its files import), or from a Debian package in the build or test
+  group; the same for the benchmarks (bench/, Python in their
   shell scripts) with the build and bench groups. A repository module (such
   as tests/io/dicomgen.py) counts with what it imports in turn.
 - README.md's "Dependencies, and why" names every package of every group.
@@ -47,9 +48,13 @@ def files_under(folder, suffixes):
                 yield os.path.join(base, n)
 
 
-# Modules of the repository itself, by name (dicomgen, torch_model, cli_check...).
-LOCAL = {os.path.basename(p)[:-3]: p for folder in ("tests", "bench", "fuzz", "scripts")
+# Modules of the repository itself, by name (dicomgen, torch_model, cli_check...),
+# each with its files; a package of python/ (cbctiq) with every file in it.
+LOCAL = {os.path.basename(p)[:-3]: [p] for folder in ("tests", "bench", "fuzz", "scripts")
          for p in files_under(folder, (".py",))}
+for package in sorted(os.listdir(os.path.join(ROOT, "python"))):
+    if os.path.exists(os.path.join(ROOT, "python", package, "__init__.py")):
+        LOCAL[package] = list(files_under(os.path.join("python", package), (".py",)))
 
 
 def python_imports(path):
@@ -98,7 +103,7 @@ def check_group(label, paths, allowed):
                 continue
             if module in LOCAL:
                 seen_modules[module] = "repository"
-                todo.append(LOCAL[module])
+                todo.extend(LOCAL[module])
                 continue
             pkg = owning_package(module)
             seen_modules[module] = pkg

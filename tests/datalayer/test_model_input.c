@@ -1,7 +1,8 @@
 /* test_model_input.c - the one model-input path (model_input.h) on a small
  * volume written here: slice selection (all, structures by any label,
  * step, evenly spaced at most N), the windowed batch and the structure
- * weights on the model-input grid. The input grid equals the volume's
+ * weights on the model-input grid; the same from a volume in memory, and
+ * maps back onto the volume. The input grid equals the volume's
  * plane, so the resampling is the identity and every expected sum is
  * worked out by hand below. */
 #define _POSIX_C_SOURCE 200809L
@@ -145,6 +146,64 @@ static void test_too_small(void **state)
     assert_null(in.x); /* freed on failure */
 }
 
+/* A volume in memory gives the batch its file gives. */
+static void test_from_volume(void **state)
+{
+    (void)state;
+    cbq_model_input from_file, from_memory;
+    load(&from_file, &(cbq_model_input_options){0});
+    cbq_error err = {0};
+    cbq_volume vol;
+    assert_int_equal(cbq_volume_load(&vol, NULL, row.path, NULL, &err), CBQ_OK);
+    cbq_model_input_options o = {0};
+    assert_int_equal(cbq_model_input_from_volume(&from_memory, &vol, "mine", &INPUT, &o, &err), CBQ_OK);
+    assert_int_equal(from_memory.n, NZ);
+    assert_int_equal(from_memory.src.kind, 0);
+    assert_memory_equal(from_memory.x, from_file.x, (size_t)NZ * NX * NY * sizeof(float));
+    cbq_model_input_free(&from_memory);
+    o.min_h = 7;
+    assert_int_not_equal(cbq_model_input_from_volume(&from_memory, &vol, "mine", &INPUT, &o, &err), CBQ_OK);
+    assert_non_null(strstr(err.msg, "mine: "));
+    assert_null(from_memory.x);
+    cbq_volume_free(&vol);
+    cbq_model_input_free(&from_file);
+}
+
+/* Maps of the selected slices (1, 3, 4) back onto the volume: the maps
+ * are the batch itself, which the identity resampling puts back unchanged
+ * on the canonical grid; on the source grid they are the windowed CT as
+ * the file holds it, HU / 100 = (10 k + i) / 100, with the file's affine
+ * (cbq_volume_alloc's diag(spacing)). Slices not selected stay 0. */
+static void test_unmap(void **state)
+{
+    (void)state;
+    cbq_model_input in;
+    load(&in, &(cbq_model_input_options){.selection = CBQ_SLICES_STRUCTURES});
+    cbq_error err = {0};
+    cbq_volume canon, source;
+    assert_int_equal(cbq_model_input_unmap_canonical(&in, in.x, &canon, &err), CBQ_OK);
+    assert_int_equal(cbq_model_input_unmap_source(&in, in.x, &source, &err), CBQ_OK);
+    size_t plane = NX * NY;
+    for (size_t k = 0, s = 0; k < NZ; k++) {
+        int selected = s < in.n && in.ks[s] == k;
+        for (size_t j = 0; j < NY; j++)
+            for (size_t i = 0; i < NX; i++) {
+                size_t p = j * NX + i;
+                assert_float_equal(canon.data[k * plane + p], selected ? in.x[s * plane + p] : 0.0f, 1e-6);
+                assert_float_equal(*cbq_volume_at(&source, i, j, k),
+                                   selected ? (10.0 * (double)k + (double)i) / 100.0 : 0.0, 1e-6);
+            }
+        s += selected;
+    }
+    const double want_affine[4][4] = {{1, 0, 0, 0}, {0, 1, 0, 0}, {0, 0, 2, 0}, {0, 0, 0, 1}};
+    for (int r = 0; r < 4; r++)
+        for (int c = 0; c < 4; c++)
+            assert_float_equal(source.affine[r][c], want_affine[r][c], 1e-9);
+    cbq_volume_free(&canon);
+    cbq_volume_free(&source);
+    cbq_model_input_free(&in);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -152,6 +211,8 @@ int main(void)
         cmocka_unit_test(test_batch),
         cmocka_unit_test(test_structure_weights),
         cmocka_unit_test(test_too_small),
+        cmocka_unit_test(test_from_volume),
+        cmocka_unit_test(test_unmap),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
