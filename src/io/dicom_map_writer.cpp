@@ -1,7 +1,7 @@
 /* dicom_map_writer.cpp - attribution maps out as DICOM (include/cbctiq/dicom_write.h):
  * a Parametric Map through DCMTK's dcmpmap/dcmfg/dcmiod, a Secondary Capture
  * RGB series through dcmdata, both on the slices of a DICOM series that lies
- * on the map's grid.
+ * on the volume's grid.
  *
  * Reads only the headers of that series (pixel values are not loaded): the
  * slices' positions, the UIDs it references, and the patient, study and
@@ -278,21 +278,21 @@ int match_slice(SourceSlice &s, const cbq_volume *vol, const double inv[3][3], c
     int sc = 0, sr = 0, ac = unit_axis(dcol, &sc), ar = unit_axis(drow, &sr);
     if (ac < 0 || ar < 0 || ac == ar)
         return CBQ_FAIL(err, CBQ_ERR_ARG, "%s: its rows and columns (ImageOrientationPatient %s, "
-                        "PixelSpacing %s) do not run along the map's voxel axes: not the map's grid",
+                        "PixelSpacing %s) do not run along the volume's voxel axes: not the volume's grid",
                         s.path.c_str(), s.iop_text.c_str(), s.spacing_text.c_str());
     int as = 3 - ac - ar;
     long idx[3];
     for (int i = 0; i < 3; i++)
         if (!near_int(v0[i], &idx[i]))
             return CBQ_FAIL(err, CBQ_ERR_ARG, "%s: its first pixel (ImagePositionPatient %s) lies at "
-                            "voxel (%.3f, %.3f, %.3f) of the map, not on a voxel centre: not the "
-                            "map's grid", s.path.c_str(), s.ipp_text.c_str(), v0[0], v0[1], v0[2]);
+                            "voxel (%.3f, %.3f, %.3f) of the volume, not on a voxel centre: not the "
+                            "volume's grid", s.path.c_str(), s.ipp_text.c_str(), v0[0], v0[1], v0[2]);
     long first_c = idx[ac], last_c = idx[ac] + sc * (long)(s.cols - 1);
     long first_r = idx[ar], last_r = idx[ar] + sr * (long)(s.rows - 1);
     if (s.cols != n[ac] || s.rows != n[ar] || std::min(first_c, last_c) != 0 ||
         std::min(first_r, last_r) != 0 || idx[as] < 0 || idx[as] >= (long)n[as])
         return CBQ_FAIL(err, CBQ_ERR_ARG, "%s: its %u x %u pixels at voxel (%ld, %ld, %ld) do not "
-                        "cover a slice of the map's %zu x %zu x %zu grid", s.path.c_str(), s.rows,
+                        "cover a slice of the volume's %zu x %zu x %zu grid", s.path.c_str(), s.rows,
                         s.cols, idx[0], idx[1], idx[2], n[0], n[1], n[2]);
     s.base = idx[0] * stride[0] + idx[1] * stride[1] + idx[2] * stride[2];
     s.step_col = sc * stride[ac];
@@ -305,12 +305,12 @@ int match_grid(cbq_dicom_grid &g, const cbq_volume *vol, cbq_error *err)
 {
     double inv[3][3];
     if (!invert3(vol->affine, inv))
-        return CBQ_FAIL(err, CBQ_ERR_ARG, "the map's affine is singular");
+        return CBQ_FAIL(err, CBQ_ERR_ARG, "the volume's affine is singular");
     std::vector<long> seen;
     for (SourceSlice &s : g.slices) {
         CBQ_TRY(match_slice(s, vol, inv, err));
         if (std::find(seen.begin(), seen.end(), s.slice_index) != seen.end())
-            return CBQ_FAIL(err, CBQ_ERR_ARG, "%s: a second slice at the same position of the map's "
+            return CBQ_FAIL(err, CBQ_ERR_ARG, "%s: a second slice at the same position of the volume's "
                             "grid (ImagePositionPatient %s)", s.path.c_str(), s.ipp_text.c_str());
         seen.push_back(s.slice_index);
     }
@@ -319,7 +319,7 @@ int match_grid(cbq_dicom_grid &g, const cbq_volume *vol, cbq_error *err)
     g.cols = f.cols;
     g.nvox = cbq_volume_count(vol);
     if (g.slices.size() * g.rows * g.cols != g.nvox)
-        return CBQ_FAIL(err, CBQ_ERR_ARG, "%s: series %s has %zu slices of %zu x %zu; the map's grid "
+        return CBQ_FAIL(err, CBQ_ERR_ARG, "%s: series %s has %zu slices of %zu x %zu; the volume's grid "
                         "is %zu x %zu x %zu: the series does not cover it", g.folder.c_str(),
                         g.series_uid.c_str(), g.slices.size(), g.rows, g.cols, vol->nx, vol->ny,
                         vol->nz);
@@ -744,7 +744,7 @@ extern "C" int cbq_dicom_grid_open(cbq_dicom_grid **out, const char *series_path
         CBQ_TRY(scan_series(*g, err));
         int rc = match_grid(*g, grid, err);
         if (rc != CBQ_OK) {
-            cbq_error_prefix(err, "DICOM series %s is not on the map's grid: ", series_path);
+            cbq_error_prefix(err, "DICOM series %s is not on the volume's grid: ", series_path);
             return rc;
         }
         *out = g.release();
