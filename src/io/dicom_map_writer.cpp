@@ -10,9 +10,11 @@
  * Every entry point catches all exceptions and returns a cbq status.
  */
 #include "cbctiq/dicom_write.h"
+#include "cbctiq/atomic_file.h"
 #include "cbctiq/dicom.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -21,7 +23,6 @@
 #include <mutex>
 #include <string>
 #include <system_error>
-#include <unistd.h>
 #include <vector>
 
 #include <dcmtk/config/osconfig.h>
@@ -330,17 +331,45 @@ int match_grid(cbq_dicom_grid &g, const cbq_volume *vol, cbq_error *err)
 
 /* ---- output folder ------------------------------------------------------ */
 
-/* A temporary sibling of `dir`, removed unless committed. */
+/* A temporary sibling folder of `dir` (atomic_file.h: a signal removes it
+ * too), removed unless committed. */
 struct TmpDir {
-    std::string path, final_path;
+    char path[4200] = "";
+    std::string final_path;
     bool committed = false;
     ~TmpDir()
     {
-        std::error_code ec;
-        if (!committed && !path.empty())
-            fs::remove_all(path, ec);
+        if (!committed && path[0])
+            cbq_atomic_discard_dir(path);
     }
 };
+
+/* What these writers put in a folder: map.dcm, sc_NNNN.dcm. */
+bool is_our_file(const std::string &name)
+{
+    return name == "map.dcm" || (name.size() == 11 && name.compare(0, 3, "sc_") == 0 &&
+                                 name.compare(7, 4, ".dcm") == 0 &&
+                                 std::all_of(name.begin() + 3, name.begin() + 7, ::isdigit));
+}
+
+/* An existing `dir` is replaced at the end only when it holds nothing but
+ * an earlier map: never a folder of the user's own files. */
+int check_replaceable(const fs::path &dir, cbq_error *err)
+{
+    std::error_code ec;
+    if (!fs::exists(dir, ec))
+        return CBQ_OK;
+    if (!fs::is_directory(dir, ec))
+        return CBQ_FAIL(err, CBQ_ERR_ARG, "%s: exists and is not a folder; a DICOM map is a folder",
+                        dir.c_str());
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+        if (!it->is_regular_file(ec) || !is_our_file(it->path().filename().string()))
+            return CBQ_FAIL(err, CBQ_ERR_ARG, "%s: the folder exists and holds %s, not a DICOM map of "
+                            "cbctiq's; give a new or empty folder", dir.c_str(),
+                            it->path().filename().c_str());
+    return ec ? CBQ_FAIL(err, CBQ_ERR_IO, "%s: cannot list: %s", dir.c_str(), ec.message().c_str())
+              : CBQ_OK;
+}
 
 int tmp_dir_create(TmpDir &t, const char *dir, cbq_error *err)
 {
@@ -348,49 +377,22 @@ int tmp_dir_create(TmpDir &t, const char *dir, cbq_error *err)
     fs::path final_path = fs::path(dir).lexically_normal();
     if (final_path.filename().empty())
         final_path = final_path.parent_path();
+    CBQ_TRY(check_replaceable(final_path, err));
     fs::path parent = final_path.parent_path();
     if (!parent.empty() && !fs::is_directory(parent, ec))
         fs::create_directories(parent, ec);
     if (ec)
         return CBQ_FAIL(err, CBQ_ERR_IO, "%s: cannot create folder: %s", parent.c_str(),
                         ec.message().c_str());
-    if (fs::exists(final_path, ec) && !fs::is_directory(final_path, ec))
-        return CBQ_FAIL(err, CBQ_ERR_ARG, "%s: exists and is not a folder; a DICOM map is a folder",
-                        dir);
     t.final_path = final_path.string();
-    t.path = (parent / ("." + final_path.filename().string() + ".tmp-" + std::to_string(getpid())))
-                 .string();
-    fs::remove_all(t.path, ec);
-    if (!fs::create_directory(t.path, ec))
-        return CBQ_FAIL(err, CBQ_ERR_IO, "%s: cannot create folder: %s", t.path.c_str(),
-                        ec.message().c_str());
-    return CBQ_OK;
+    return cbq_atomic_tmp_dir(t.path, sizeof t.path, t.final_path.c_str(), err);
 }
 
-/* Moves the finished folder onto its name; an old folder there goes only now. */
+/* Moves the finished folder onto its name; an earlier map there goes only now. */
 int tmp_dir_commit(TmpDir &t, cbq_error *err)
 {
-    std::error_code ec;
-    std::string old = t.path + ".old";
-    bool had_old = fs::exists(t.final_path, ec);
-    if (had_old) {
-        fs::rename(t.final_path, old, ec);
-        if (ec)
-            return CBQ_FAIL(err, CBQ_ERR_IO, "%s: cannot replace: %s", t.final_path.c_str(),
-                            ec.message().c_str());
-    }
-    fs::rename(t.path, t.final_path, ec);
-    if (ec) {
-        std::error_code ec2;
-        if (had_old)
-            fs::rename(old, t.final_path, ec2);
-        return CBQ_FAIL(err, CBQ_ERR_IO, "%s: cannot rename the finished folder: %s",
-                        t.final_path.c_str(), ec.message().c_str());
-    }
-    t.committed = true;
-    if (had_old)
-        fs::remove_all(old, ec);
-    return CBQ_OK;
+    t.committed = true; /* rename_dir discards the temporary folder itself on failure */
+    return cbq_atomic_rename_dir(t.path, t.final_path.c_str(), err);
 }
 
 int check_cond(const OFCondition &c, const char *what, const char *dir, cbq_error *err)
@@ -777,7 +779,7 @@ extern "C" int cbq_dicom_write_parametric_map(const char *dir, const cbq_dicom_g
             return CBQ_FAIL(err, CBQ_ERR_INTERNAL, "%s: the map is not on the grid the series was matched to", dir);
         TmpDir tmp;
         CBQ_TRY(tmp_dir_create(tmp, dir, err));
-        CBQ_TRY(write_parametric_map(tmp.path.c_str(), *g, map, label, err));
+        CBQ_TRY(write_parametric_map(tmp.path, *g, map, label, err));
         return tmp_dir_commit(tmp, err);
     });
 }
@@ -789,7 +791,7 @@ extern "C" int cbq_dicom_write_secondary_capture(const char *dir, const cbq_dico
     return guarded(dir, err, [&]() -> int {
         TmpDir tmp;
         CBQ_TRY(tmp_dir_create(tmp, dir, err));
-        CBQ_TRY(write_secondary_capture(tmp.path.c_str(), *g, rgb, label, err));
+        CBQ_TRY(write_secondary_capture(tmp.path, *g, rgb, label, err));
         return tmp_dir_commit(tmp, err);
     });
 }

@@ -248,6 +248,12 @@ def main():
           p.returncode == 1 and series in p.stderr and "not on the volume's grid" in p.stderr, p.stderr.strip())
     check("refused: no output, no temporary folder",
           not os.path.exists(bad) and not [n for n in os.listdir(w) if ".tmp" in n], str(os.listdir(w)))
+    mine = os.path.join(w, "users_folder")
+    os.makedirs(mine)
+    open(os.path.join(mine, "notes.txt"), "w").write("mine\n")
+    p = run(base + [series, "--out", mine, "--format", "dicom"])
+    check("a folder with other files is not replaced: exit 1, the file kept",
+          p.returncode == 1 and "notes.txt" in p.stderr and os.listdir(mine) == ["notes.txt"], p.stderr.strip())
     if failures:
         print(f"{len(failures)} checks failed: {failures[:6]}")
         return 1
