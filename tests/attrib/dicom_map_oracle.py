@@ -12,7 +12,9 @@ map of the same command (nibabel) and against the source series' own headers:
 - the Secondary Capture series: one RGB image per source slice, referencing
   it, with the pixels a separate Python blend of the same slice and map gives
   (grey window of the model, matplotlib's viridis, the stated opacity);
-- dciodvfy (dicom3tools) reports no error for either;
+- dciodvfy (dicom3tools) reports no error for either; dcm2niix, a reader
+  independent of DCMTK, places the Parametric Map's values where the NIfTI
+  map has them;
 - a NIfTI volume writes DICOM only with --dicom-template, on the same grid
   (here a NIfTI of the series with its axes permuted and flipped by
   nibabel, so the frames are found through the affine, not copied in order); a NIfTI without
@@ -174,6 +176,31 @@ def check_secondary_capture(folder, nifti_path, src, model_json):
     check_identity("SC", pydicom.dcmread(files[0]), src[0])
 
 
+def check_dcm2niix(tag, folder, nifti_path, workdir):
+    """dcm2niix, a reader independent of DCMTK and of this test, converts the
+    Parametric Map to NIfTI: every voxel, placed by dcm2niix's affine, lands
+    on a voxel of cbctiq's NIfTI map with the same value."""
+    out = os.path.join(workdir, f"dcm2niix_{tag}")
+    os.makedirs(out)
+    p = subprocess.run(["dcm2niix", "-o", out, "-f", "pm", "-z", "n", folder], capture_output=True, text=True)
+    got = os.path.join(out, "pm.nii")
+    check(f"{tag}: dcm2niix converts the Parametric Map", p.returncode == 0 and os.path.exists(got), p.stderr[-300:])
+    if not os.path.exists(got):
+        return
+    a, b = nib.load(got), nib.load(nifti_path)
+    va, vb = np.asarray(a.dataobj, np.float64), np.asarray(b.dataobj, np.float64)
+    ijk = np.indices(va.shape).reshape(3, -1)
+    world = a.affine @ np.vstack([ijk, np.ones(ijk.shape[1])])
+    vox = (np.linalg.inv(b.affine) @ world)[:3]
+    idx = np.rint(vox).astype(int)
+    on_grid = va.size == vb.size and np.abs(vox - idx).max() < 1e-3 and (idx >= 0).all() and \
+        all((idx[d] < vb.shape[d]).all() for d in range(3))
+    check(f"{tag}: dcm2niix's voxels lie on the NIfTI map's grid", on_grid, f"{va.shape} {vb.shape}")
+    if on_grid:
+        err = np.abs(va.reshape(-1) - vb[idx[0], idx[1], idx[2]]).max() / np.abs(vb).max()
+        check(f"{tag}: dcm2niix's values = the NIfTI map's, in world space", err <= 1e-6, f"rel err {err:.2e}")
+
+
 def dciodvfy(path):
     p = subprocess.run(["dciodvfy", path], capture_output=True, text=True)
     out = p.stdout + p.stderr
@@ -209,6 +236,7 @@ def main():
     if p.returncode == 0:
         check_parametric_map("PM", os.path.join(pm, "map.dcm"), nifti, src, label)
         dciodvfy(os.path.join(pm, "map.dcm"))
+        check_dcm2niix("PM", pm, nifti, w)
         p = run(base + [series, "--out", pm, "--format", "dicom"])
         check("a second write replaces the folder", p.returncode == 0 and os.listdir(pm) == ["map.dcm"])
     sc = os.path.join(w, "sc")
