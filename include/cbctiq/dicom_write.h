@@ -14,8 +14,9 @@
  * instance UIDs (DCMTK's generator), today's date and time.
  *
  * Output: a folder, written atomically (a temporary sibling folder renamed
- * onto `dir` at the end; an existing `dir` is replaced only then; on any
- * error nothing is left behind).
+ * onto `dir` at the end, atomic_file.h; on an error or an interrupt nothing
+ * is left behind). An existing `dir` is replaced, only then, when it holds
+ * nothing but an earlier map (map.dcm, sc_NNNN.dcm); otherwise refused.
  *   Parametric Map: DIR/map.dcm, one enhanced multi-frame object
  *     (SOP Class 1.2.840.10008.5.1.4.1.1.30), float32 frames (Float Pixel
  *     Data), a Real World Value Mapping naming the method, category and

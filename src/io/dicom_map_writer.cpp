@@ -134,7 +134,7 @@ int pick_uid(std::string &uid, const char *path, const char *series_uid, cbq_err
     if (n > 1 && fs::is_directory(path, ec))
         return CBQ_FAIL(err, CBQ_ERR_ARG,
                         "%s: %zu image series found; a DICOM map needs exactly one series on the "
-                        "map's grid (point at one file of the series to choose it)", path, n);
+                        "volume's grid (point at one file of the series to choose it)", path, n);
     if (n > 1) {
         DcmFileFormat ff;
         if (ff.loadFile(path, EXS_Unknown, EGL_noChange, 256).bad())
