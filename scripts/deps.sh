@@ -20,7 +20,7 @@ pkgs_build=(
   libopenblas-dev                     # SGEMM under the convolutions
   libcjson-dev                        # model.json, study.json, stats.json
   libnifti2-dev zlib1g-dev            # NIfTI-1/2 (.nii, .nii.gz)
-  libdcmtk-dev                        # DICOM series and RTSTRUCT
+  libdcmtk-dev                        # DICOM series and RTSTRUCT in; Parametric Maps and Secondary Captures out
   libgsl-dev                          # distributions for p-values
   libcairo2-dev libpng-dev fonts-dejavu-core  # figures and PNG overlays
 )
@@ -30,6 +30,7 @@ pkgs_test=(
   python3-matplotlib                  # oracle for the viridis/inferno colour-map tables
   python3-pip python3-setuptools python3-pytest python3-pandas  # the Python package: install, tests
   dcmtk dcm2niix                      # DICOM oracle: dcmcrle/dcmcjpeg encode, dcm2niix reads
+  dicom3tools                         # dciodvfy checks the DICOM maps against the standard's IODs
   clang-14 libfuzzer-14-dev libclang-rt-14-dev  # fuzz targets, ThreadSanitizer tree
   libomp-14-dev                       # LLVM OpenMP + Archer: ThreadSanitizer tree
   chromium                            # renders the HTML report in its test

@@ -39,6 +39,17 @@ int cbq_atomic_rename(const char *tmp, const char *final_path, cbq_error *err);
 /* Removes the temporary file and forgets it. */
 void cbq_atomic_discard(const char *tmp);
 
+/* The same for a writer that fills a whole folder with files (a DICOM
+ * series): creates the empty temporary folder `tmp` beside `final_dir`,
+ * pending like a temporary file (cbq_atomic_remove_pending removes it with
+ * the files in it; one level, no subfolders). cbq_atomic_rename_dir moves
+ * it onto final_dir, replacing a folder there (its files are removed after
+ * the rename; the caller decides whether that folder may be replaced);
+ * cbq_atomic_discard_dir removes it. */
+int cbq_atomic_tmp_dir(char *tmp, size_t cap, const char *final_dir, cbq_error *err);
+int cbq_atomic_rename_dir(const char *tmp, const char *final_dir, cbq_error *err);
+void cbq_atomic_discard_dir(const char *tmp);
+
 /* Unlinks every pending temporary file (named, not yet renamed or
  * discarded). Async-signal-safe: for a SIGINT/SIGTERM handler, so that an
  * interrupted write leaves no hidden file behind. A kill -9 cannot be

@@ -144,6 +144,11 @@ typedef struct {
  * colour bar, in map units, serves all panels (a fixed scale, so panels can
  * be compared by eye). *out is a new figure owned by the caller. */
 int cbq_montage_draw(cbq_figure **out, const cbq_montage *montage, cbq_error *err);
+/* Panel i's pixels exactly as cbq_montage_draw blends them (window, colour
+ * map, opacity, the montage's map scale), at the image's own size, without
+ * titles, outline or colour bar: rgb[(y * width + x) * 3 + {0, 1, 2}] (R, G,
+ * B), width * height * 3 bytes. For images written as they are (DICOM). */
+int cbq_overlay_rgb(const cbq_montage *montage, size_t i, unsigned char *rgb, cbq_error *err);
 /* Pixel rectangle of panel i's image: rect = {left, top, width, height}. */
 int cbq_montage_panel_rect(const cbq_montage *montage, size_t i, double rect[4], cbq_error *err);
 

@@ -39,6 +39,8 @@ const char *cbq_study_stage_name(cbq_study_stage stage);
 
 /* ---- configuration -------------------------------------------------------- */
 enum { CBQ_STUDY_PATH_MAX = 4096, CBQ_STUDY_STR_MAX = 256 };
+/* attrib.save_maps = "dicom": NIfTI maps and DICOM Parametric Maps */
+enum { CBQ_SAVE_MAPS_DICOM = 2 };
 
 typedef struct {
     /* run options: never part of a stage's identity */
@@ -73,7 +75,7 @@ typedef struct {
     struct {
         char method[CBQ_STUDY_STR_MAX];
         char target_layer[CBQ_STUDY_STR_MAX]; /* "" = the model's own */
-        int save_maps;
+        int save_maps;            /* 0 no maps, 1 NIfTI, CBQ_SAVE_MAPS_DICOM NIfTI and DICOM */
     } attrib;
     struct {
         char ci[CBQ_STUDY_STR_MAX];       /* "fisher" or "bootstrap" */

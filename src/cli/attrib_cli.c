@@ -88,6 +88,107 @@ int attrib_map_write(const cbq_model_input *in, const float *maps, const char *o
     return rc;
 }
 
+int attrib_out_format_parse(const char *s, attrib_out_format *out)
+{
+    static const char *const names[] = {"nifti", "dicom", "dicom-sc"};
+    for (int f = 0; f < 3; f++)
+        if (strcmp(s, names[f]) == 0) {
+            *out = (attrib_out_format)f;
+            return 1;
+        }
+    return 0;
+}
+
+int attrib_dicom_open(cbq_dicom_grid **g, const cbq_model_input *in, const char *volume_path,
+                      const char *template_path, cbq_error *err)
+{
+    if (!template_path && in->src.kind != CBQ_SOURCE_DICOM)
+        return CBQ_FAIL(err, CBQ_ERR_ARG,
+                        "%s: a NIfTI volume has no DICOM series to reference; a DICOM map of it "
+                        "needs --dicom-template SERIES (a DICOM series on the same grid)",
+                        volume_path);
+    cbq_volume ct = {0};
+    CBQ_TRY(cbq_volume_uncanonical(&ct, &in->canon, &in->xf, err));
+    int rc = template_path ? cbq_dicom_grid_open(g, template_path, NULL, &ct, err)
+                           : cbq_dicom_grid_open(g, volume_path, in->src.dicom.info.series_uid, &ct, err);
+    cbq_volume_free(&ct);
+    return rc;
+}
+
+static double largest(const float *v, size_t n)
+{
+    double top = 0.0;
+    for (size_t i = 0; i < n; i++)
+        top = v[i] > top ? v[i] : top;
+    return top > 0.0 ? top : 1.0;
+}
+
+/* Every frame of the CT with the map over it, as cbq_montage_draw colours it. */
+static int overlay_frames(const cbq_model_input *in, const cbq_volume *ms, const cbq_dicom_grid *g,
+                          double map_max, unsigned char **rgb, cbq_error *err)
+{
+    cbq_volume ct = {0};
+    CBQ_TRY(cbq_volume_uncanonical(&ct, &in->canon, &in->xf, err));
+    size_t rows, cols, n = cbq_dicom_grid_frames(g, &rows, &cols);
+    float *image = malloc(rows * cols * sizeof *image), *map = malloc(rows * cols * sizeof *map);
+    int rc = image && map ? CBQ_OK : CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory for the overlays");
+    for (size_t f = 0; f < n && rc == CBQ_OK; f++) {
+        cbq_dicom_grid_frame(g, &ct, f, image);
+        cbq_dicom_grid_frame(g, ms, f, map);
+        cbq_overlay_panel panel = {.image = image, .map = map, .width = cols, .height = rows};
+        cbq_montage m = {.panels = &panel, .n_panels = 1, .window_lo = in->hu_min,
+                         .window_hi = in->hu_max, .cmap = CBQ_CMAP_VIRIDIS, .map_lo = 0.0,
+                         .map_hi = map_max};
+        rgb[f] = malloc(rows * cols * 3);
+        rc = rgb[f] ? cbq_overlay_rgb(&m, 0, rgb[f], err)
+                    : CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory for the overlays");
+    }
+    free(image);
+    free(map);
+    cbq_volume_free(&ct);
+    return rc;
+}
+
+static int write_secondary_capture(const cbq_model_input *in, const cbq_volume *ms,
+                                   const cbq_dicom_grid *g, double map_max,
+                                   const cbq_dicom_map_label *label, const char *dir, cbq_error *err)
+{
+    size_t rows, cols, n = cbq_dicom_grid_frames(g, &rows, &cols);
+    if (map_max <= 0.0)
+        map_max = largest(ms->data, cbq_volume_count(ms));
+    unsigned char **rgb = calloc(n, sizeof *rgb);
+    if (!rgb)
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory for the overlays");
+    int rc = overlay_frames(in, ms, g, map_max, rgb, err);
+    char rendering[512];
+    snprintf(rendering, sizeof rendering,
+             "CT in grey, window [%g, %g] HU; the map in viridis from 0 (transparent) to %.6g "
+             "(map units), opacity 0.55, rising from 0 over the lowest tenth of the scale",
+             in->hu_min, in->hu_max, map_max);
+    cbq_dicom_map_label with_rendering = *label;
+    with_rendering.rendering = rendering;
+    if (rc == CBQ_OK)
+        rc = cbq_dicom_write_secondary_capture(dir, g, (const unsigned char *const *)rgb,
+                                               &with_rendering, err);
+    for (size_t f = 0; f < n; f++)
+        free(rgb[f]);
+    free(rgb);
+    return rc;
+}
+
+int attrib_dicom_write(const cbq_model_input *in, const float *maps, const cbq_dicom_grid *g,
+                       attrib_out_format format, double map_max, const cbq_dicom_map_label *label,
+                       const char *dir, cbq_error *err)
+{
+    cbq_volume ms = {0};
+    CBQ_TRY(cbq_model_input_unmap_source(in, maps, &ms, err));
+    int rc = format == ATTRIB_OUT_DICOM_SC
+                 ? write_secondary_capture(in, &ms, g, map_max, label, dir, err)
+                 : cbq_dicom_write_parametric_map(dir, g, &ms, label, err);
+    cbq_volume_free(&ms);
+    return rc;
+}
+
 int attrib_grid_map_write(const cbq_model_input *in, const float *maps, size_t gh, size_t gw,
                           const char *out, cbq_error *err)
 {

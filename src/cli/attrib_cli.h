@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "cbctiq/attrib.h"
+#include "cbctiq/dicom_write.h"
 #include "cbctiq/model_input.h"
 
 /* getopt_long entries for the shared attribution options (values >= 1000). */
@@ -52,6 +53,28 @@ int attrib_map_write(const cbq_model_input *in, const float *maps, const char *o
  * half-pixel rule of the resampling (atomically). */
 int attrib_grid_map_write(const cbq_model_input *in, const float *maps, size_t gh, size_t gw,
                           const char *out, cbq_error *err);
+
+/* --format of gradcam's map: NIfTI file, DICOM Parametric Map folder, or
+ * DICOM Secondary Capture folder (the map over the CT in colour). */
+typedef enum { ATTRIB_OUT_NIFTI = 0, ATTRIB_OUT_DICOM, ATTRIB_OUT_DICOM_SC } attrib_out_format;
+
+/* "nifti" / "dicom" / "dicom-sc"; 0 when unknown. */
+int attrib_out_format_parse(const char *s, attrib_out_format *out);
+
+/* The DICOM series a DICOM map of `in` will reference, matched to the
+ * volume's source grid: `template_path` when given, else the volume's own
+ * series (a NIfTI volume without a template is refused, naming the option).
+ * Called before any map is computed, so a bad template costs nothing. */
+int attrib_dicom_open(cbq_dicom_grid **g, const cbq_model_input *in, const char *volume_path,
+                      const char *template_path, cbq_error *err);
+
+/* Writes maps [nz, H, W] (model-input grid, every slice) into folder `dir`
+ * as a Parametric Map or, for ATTRIB_OUT_DICOM_SC, as the CT with the map
+ * blended over it (the window of the model input, viridis on [0, map_max];
+ * map_max 0: the volume's largest value), atomically. */
+int attrib_dicom_write(const cbq_model_input *in, const float *maps, const cbq_dicom_grid *g,
+                       attrib_out_format format, double map_max, const cbq_dicom_map_label *label,
+                       const char *dir, cbq_error *err);
 
 /* Writes DIR/slice_KKKK.png (K: source slice index) for the slices in
  * `list` ("3,10,42"; NULL: 5 evenly spaced): the CT slice with the map

@@ -1,6 +1,7 @@
 /* cmd_gradcam.c - `cbctiq gradcam`: the attribution map of one volume and
- * category as a NIfTI aligned with the CBCT, optional PNG overlays, and the
- * volume's Attribution Energy on stdout. */
+ * category as a NIfTI aligned with the CBCT (or a DICOM Parametric Map or
+ * Secondary Capture series that references it), optional PNG overlays, and
+ * the volume's Attribution Energy on stdout. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,8 @@
 const char cli_gradcam_usage[] =
     "usage: cbctiq gradcam --model DIR --category NAME VOLUME --out MAP.nii[.gz]\n"
     "                      [--png DIR] [--slices K,K,...] [options]\n"
+    "       cbctiq gradcam ... VOLUME --out DIR --format dicom|dicom-sc\n"
+    "                      [--dicom-template SERIES]\n"
     "\n"
     "Computes the raw attribution map of every axial slice of VOLUME (NIfTI file or\n"
     "DICOM series) for one output category and writes it as a float32 NIfTI on the\n"
@@ -20,7 +23,16 @@ const char cli_gradcam_usage[] =
     "Prints the volume's Attribution Energy (docs/attribution.md).\n"
     "  --model DIR        model directory (model.json + weights.safetensors)\n"
     "  --category NAME    one of the model's outputs\n"
-    "  --out FILE         map NIfTI (written atomically)\n"
+    "  --out FILE         map NIfTI, or with --format dicom* a folder (written\n"
+    "                     atomically)\n"
+    "  --format F         nifti (default); dicom: a DICOM Parametric Map (float\n"
+    "                     frames, DIR/map.dcm) that references the volume's DICOM\n"
+    "                     series, same study, patient and frame of reference, a new\n"
+    "                     series; dicom-sc: a Secondary Capture RGB series of the map\n"
+    "                     over the CT (DIR/sc_NNNN.dcm; window and colour scale in\n"
+    "                     each image's comments) for archives without Parametric Maps\n"
+    "  --dicom-template SERIES  the DICOM series a DICOM map references when\n"
+    "                     VOLUME is NIfTI (it must lie on the volume's grid)\n"
     "  --map-grid G       grid of the NIfTI: source (default: the CT's voxels),\n"
     "                     input (model input) or feature (target layer); the\n"
     "                     affine places every grid pixel where it lies in the CT\n"
@@ -33,7 +45,8 @@ const char cli_gradcam_usage[] =
     "  --quiet            no progress, no summary\n";
 
 typedef struct {
-    const char *model, *category, *volume, *out, *png, *slices, *map_grid;
+    const char *model, *category, *volume, *out, *png, *slices, *map_grid, *dicom_template;
+    attrib_out_format format;
     double map_max;
     cbq_attrib_options opt;
     size_t batch;
@@ -48,6 +61,7 @@ static int parse_args(gradcam_args *a, int argc, char **argv)
         {"slices", required_argument, NULL, 's'}, {"map-max", required_argument, NULL, 'x'},
         {"threads", required_argument, NULL, 't'}, {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},         {"map-grid", required_argument, NULL, 'g'},
+        {"format", required_argument, NULL, 'f'}, {"dicom-template", required_argument, NULL, 'T'},
         ATTRIB_CLI_OPTIONS,
         {NULL, 0, NULL, 0}};
     memset(a, 0, sizeof *a);
@@ -70,6 +84,12 @@ static int parse_args(gradcam_args *a, int argc, char **argv)
                                        optarg);
             a->map_grid = optarg;
             break;
+        case 'f':
+            if (!attrib_out_format_parse(optarg, &a->format))
+                return cli_usage_error("gradcam", "--format expects nifti, dicom or dicom-sc, got '%s'",
+                                       optarg);
+            break;
+        case 'T': a->dicom_template = optarg; break;
         case 'x':
             if (!cli_parse_double("gradcam", "--map-max", optarg, 0, 1e30, &a->map_max))
                 return CLI_EXIT_USAGE;
@@ -91,6 +111,12 @@ static int parse_args(gradcam_args *a, int argc, char **argv)
     a->volume = argv[optind];
     if (!a->model || !a->category || !a->out)
         return cli_usage_error("gradcam", "--model, --category and --out are required");
+    if (a->format != ATTRIB_OUT_NIFTI && strcmp(a->map_grid, "source") != 0)
+        return cli_usage_error("gradcam", "--format %s writes the map on the DICOM series' own grid; "
+                               "--map-grid %s cannot be used with it",
+                               a->format == ATTRIB_OUT_DICOM ? "dicom" : "dicom-sc", a->map_grid);
+    if (a->dicom_template && a->format == ATTRIB_OUT_NIFTI)
+        return cli_usage_error("gradcam", "--dicom-template needs --format dicom or dicom-sc");
     return CLI_EXIT_OK;
 }
 
@@ -130,6 +156,7 @@ int cli_gradcam(int argc, char **argv)
     cbq_net *net = NULL;
     cbq_cam *cam = NULL;
     cbq_model_input in = {0};
+    cbq_dicom_grid *dicom_grid = NULL;
     float *maps = NULL, *fmaps = NULL;
     cbq_ae ae[CBQ_MAX_OUTPUTS];
     int have_ae = 0;
@@ -148,6 +175,9 @@ int cli_gradcam(int argc, char **argv)
         CBQ_OK)
         goto fail;
     if (a.png && attrib_png_check_slices(&in, a.slices, &err) != CBQ_OK)
+        goto fail;
+    if (a.format != ATTRIB_OUT_NIFTI &&
+        attrib_dicom_open(&dicom_grid, &in, a.volume, a.dicom_template, &err) != CBQ_OK)
         goto fail;
     maps = malloc(in.n * in.H * in.W * sizeof *maps);
     if (!maps) {
@@ -176,7 +206,11 @@ int cli_gradcam(int argc, char **argv)
         goto fail;
     }
     have_ae = 1;
-    if (feature_out)
+    cbq_dicom_map_label label = {.method = cbq_cam_method_name(a.opt.method), .category = a.category,
+                                 .target_layer = cbq_cam_target_name(cam)};
+    if (dicom_grid)
+        rc = attrib_dicom_write(&in, maps, dicom_grid, a.format, a.map_max, &label, a.out, &err);
+    else if (feature_out)
         rc = attrib_grid_map_write(&in, fmaps, h, w, a.out, &err);
     else if (strcmp(a.map_grid, "input") == 0)
         rc = attrib_grid_map_write(&in, maps, in.H, in.W, a.out, &err);
@@ -203,6 +237,7 @@ done:
             cbq_ae_free(&ae[c]);
     free(maps);
     free(fmaps);
+    cbq_dicom_grid_free(dicom_grid);
     cbq_model_input_free(&in);
     cbq_cam_free(cam);
     cbq_net_free(net);

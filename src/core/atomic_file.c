@@ -1,8 +1,10 @@
 /* atomic_file.c - temporary-then-rename writes (see atomic_file.h). */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* getdents64: a folder emptied from a signal handler */
 #include "cbctiq/atomic_file.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -45,11 +47,81 @@ static void pending_forget(const char *tmp)
     }
 }
 
+/* Removes the files in folder `path` (one level: what a folder writer put
+ * there) and the folder, with async-signal-safe calls only (open,
+ * getdents64, unlinkat, rmdir), so that the signal handler can use it. A
+ * few passes: entries removed while reading may hide others from one pass. */
+static void remove_flat_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    for (int pass = 0; pass < 4 && rmdir(path) != 0; pass++) {
+        char buf[4096] __attribute__((aligned(8)));
+        lseek(fd, 0, SEEK_SET);
+        ssize_t n;
+        while ((n = getdents64(fd, buf, sizeof buf)) > 0)
+            for (ssize_t off = 0; off < n;) {
+                const struct dirent64 *e = (const struct dirent64 *)(void *)(buf + off);
+                if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+                    unlinkat(fd, e->d_name, 0);
+                off += e->d_reclen;
+            }
+    }
+    close(fd);
+}
+
 void cbq_atomic_remove_pending(void)
 {
     for (size_t i = 0; i < PENDING_SLOTS; i++)
-        if (atomic_load(&pending[i].state) == SLOT_PENDING)
-            unlink(pending[i].path);
+        if (atomic_load(&pending[i].state) == SLOT_PENDING && unlink(pending[i].path) != 0 &&
+            errno == EISDIR)
+            remove_flat_dir(pending[i].path);
+}
+
+int cbq_atomic_tmp_dir(char *tmp, size_t cap, const char *final_dir, cbq_error *err)
+{
+    CBQ_TRY(cbq_atomic_tmp_name(tmp, cap, final_dir, err));
+    remove_flat_dir(tmp); /* a leftover of a killed process that had our pid */
+    if (mkdir(tmp, 0777) != 0) {
+        int e = errno;
+        pending_forget(tmp);
+        return CBQ_FAIL(err, CBQ_ERR_IO, "%s: cannot create a folder beside it: %s", final_dir,
+                        strerror(e));
+    }
+    return CBQ_OK;
+}
+
+void cbq_atomic_discard_dir(const char *tmp)
+{
+    remove_flat_dir(tmp);
+    pending_forget(tmp);
+}
+
+int cbq_atomic_rename_dir(const char *tmp, const char *final_dir, cbq_error *err)
+{
+    char old[4200];
+    int n = snprintf(old, sizeof old, "%s.old", tmp);
+    struct stat st;
+    int replace = stat(final_dir, &st) == 0;
+    if (replace && (n < 0 || (size_t)n >= sizeof old || !S_ISDIR(st.st_mode) ||
+                    rename(final_dir, old) != 0)) {
+        int e = errno;
+        cbq_atomic_discard_dir(tmp);
+        return CBQ_FAIL(err, CBQ_ERR_IO, "%s: cannot replace: %s", final_dir,
+                        S_ISDIR(st.st_mode) ? strerror(e) : "not a folder");
+    }
+    if (rename(tmp, final_dir) != 0) {
+        int e = errno;
+        if (replace)
+            rename(old, final_dir);
+        cbq_atomic_discard_dir(tmp);
+        return CBQ_FAIL(err, CBQ_ERR_IO, "%s: cannot write: %s", final_dir, strerror(e));
+    }
+    pending_forget(tmp);
+    if (replace)
+        remove_flat_dir(old);
+    return CBQ_OK;
 }
 
 void cbq_atomic_discard(const char *tmp)

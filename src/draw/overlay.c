@@ -122,6 +122,28 @@ int cbq_montage_panel_rect(const cbq_montage *m, size_t i, double rect[4], cbq_e
     return CBQ_OK;
 }
 
+/* Pixel k of a panel: the grey slice with the map blended over it, 8-bit sRGB. */
+static void blend_pixel(const cbq_montage *m, const cbq_overlay_panel *p, const cbq_colormap *cm,
+                        double lo, double hi, size_t k, unsigned char out[3])
+{
+    double alpha = m->alpha > 0 ? m->alpha : 0.55;
+    double v = p->image[k];
+    double g = isfinite(v) ? (v - m->window_lo) / (m->window_hi - m->window_lo) : 0.0;
+    g = g < 0 ? 0 : g > 1 ? 1 : g;
+    double rgb[3] = {g, g, g};
+    if (p->map && isfinite(p->map[k]) && p->map[k] > lo) {
+        double t = (p->map[k] - lo) / (hi - lo);
+        const unsigned char *c = cbq_colormap_lookup(cm, t);
+        /* Opacity ramps up over the lowest tenth of the scale so that
+         * the faint tails of a map do not veil the anatomy. */
+        double a = alpha * (t < ALPHA_RAMP ? t / ALPHA_RAMP : 1.0);
+        for (int ch = 0; ch < 3; ch++)
+            rgb[ch] = a * (c[ch] / 255.0) + (1 - a) * g;
+    }
+    for (int ch = 0; ch < 3; ch++)
+        out[ch] = (unsigned char)lround(rgb[ch] * 255);
+}
+
 /* The panel blended at its native resolution, as an opaque cairo image. */
 static cairo_surface_t *blend_panel(const cbq_montage *m, const cbq_overlay_panel *p, const cbq_colormap *cm,
                                     double lo, double hi)
@@ -132,31 +154,29 @@ static cairo_surface_t *blend_panel(const cbq_montage *m, const cbq_overlay_pane
     cairo_surface_flush(img);
     unsigned char *data = cairo_image_surface_get_data(img);
     int stride = cairo_image_surface_get_stride(img);
-    double alpha = m->alpha > 0 ? m->alpha : 0.55;
     for (size_t y = 0; y < p->height; y++) {
         uint32_t *row = (uint32_t *)(void *)(data + (size_t)stride * y);
         for (size_t x = 0; x < p->width; x++) {
-            size_t k = y * p->width + x;
-            double v = p->image[k];
-            double g = isfinite(v) ? (v - m->window_lo) / (m->window_hi - m->window_lo) : 0.0;
-            g = g < 0 ? 0 : g > 1 ? 1 : g;
-            double rgb[3] = {g, g, g};
-            if (p->map && isfinite(p->map[k]) && p->map[k] > lo) {
-                double t = (p->map[k] - lo) / (hi - lo);
-                const unsigned char *c = cbq_colormap_lookup(cm, t);
-                /* Opacity ramps up over the lowest tenth of the scale so that
-                 * the faint tails of a map do not veil the anatomy. */
-                double a = alpha * (t < ALPHA_RAMP ? t / ALPHA_RAMP : 1.0);
-                for (int ch = 0; ch < 3; ch++)
-                    rgb[ch] = a * (c[ch] / 255.0) + (1 - a) * g;
-            }
-            uint32_t r8 = (uint32_t)lround(rgb[0] * 255), g8 = (uint32_t)lround(rgb[1] * 255),
-                     b8 = (uint32_t)lround(rgb[2] * 255);
-            row[x] = 0xff000000u | r8 << 16 | g8 << 8 | b8;
+            unsigned char c[3];
+            blend_pixel(m, p, cm, lo, hi, y * p->width + x, c);
+            row[x] = 0xff000000u | (uint32_t)c[0] << 16 | (uint32_t)c[1] << 8 | c[2];
         }
     }
     cairo_surface_mark_dirty(img);
     return img;
+}
+
+int cbq_overlay_rgb(const cbq_montage *m, size_t i, unsigned char *rgb, cbq_error *err)
+{
+    double lo, hi;
+    CBQ_TRY(check_montage(m, &lo, &hi, err));
+    CBQ_CHECK_ARG(err, i < m->n_panels, "montage: panel %zu of %zu", i, m->n_panels);
+    cbq_colormap cm;
+    CBQ_TRY(cbq_colormap_build(&cm, m->cmap, err));
+    const cbq_overlay_panel *p = &m->panels[i];
+    for (size_t k = 0; k < p->width * p->height; k++)
+        blend_pixel(m, p, &cm, lo, hi, k, rgb + 3 * k);
+    return CBQ_OK;
 }
 
 /* The structure's outline as crisp vector edges: one segment wherever a

@@ -107,8 +107,9 @@ static const opt_def OPTS[] = {
     {"attrib.target_layer", OPT_STRING, F(attrib.target_layer), "", 0, 0, NULL,
      S(ATTRIB) | S(SANITY),
      "Grad-CAM layer; empty = the model's target_layer"},
-    {"attrib.save_maps", OPT_BOOL, F(attrib.save_maps), "true", 0, 0, NULL, S(ATTRIB),
-     "write Grad-CAM maps as NIfTI volumes"},
+    {"attrib.save_maps", OPT_BOOL, F(attrib.save_maps), "true", 0, 0, "|dicom|", S(ATTRIB),
+     "write Grad-CAM maps as NIfTI volumes; \"dicom\": also as DICOM Parametric Maps of "
+     "the test volumes' DICOM series (refused for NIfTI volumes)"},
     {"stats.ci", OPT_STRING, F(stats.ci), "fisher", 0, 0, "|fisher|bootstrap|", S(STATS),
      "the table's confidence interval of rho: Fisher z or bootstrap BCa"},
     {"stats.bootstrap", OPT_INT, F(stats.bootstrap), "10000", 10, 10000000, NULL, S(STATS),
@@ -142,6 +143,35 @@ static const void *cfield(const cbq_study_config *cfg, const opt_def *o)
     return (const char *)cfg + o->offset;
 }
 
+/* A boolean option with `choices` also takes those words (attrib.save_maps =
+ * "dicom"): the first is stored as 2 (CBQ_SAVE_MAPS_DICOM), and so on. */
+static int bool_choice(const opt_def *o, const char *word)
+{
+    char probe[CBQ_STUDY_STR_MAX + 2];
+    snprintf(probe, sizeof probe, "|%s|", word);
+    const char *at = o->choices && word[0] ? strstr(o->choices, probe) : NULL;
+    if (!at)
+        return -1;
+    int index = 2;
+    for (const char *c = o->choices + 1; c < at + 1; c++)
+        index += *c == '|';
+    return index;
+}
+
+/* The text of a boolean option's value into word[cap]: true, false or its choice. */
+static const char *bool_text(const opt_def *o, int v, char *word, size_t cap)
+{
+    if (v == 0 || v == 1 || !o->choices) {
+        snprintf(word, cap, "%s", v ? "true" : "false");
+        return word;
+    }
+    const char *c = o->choices + 1;
+    for (int i = 2; i < v && strchr(c, '|'); i++)
+        c = strchr(c, '|') + 1;
+    snprintf(word, cap, "%.*s", (int)strcspn(c, "|"), c);
+    return word;
+}
+
 /* Text form of a value: the canonical form hashed and printed. */
 static void format_value(const cbq_study_config *cfg, const opt_def *o, char *buf, size_t cap)
 {
@@ -150,7 +180,7 @@ static void format_value(const cbq_study_config *cfg, const opt_def *o, char *bu
     case OPT_INT: snprintf(buf, cap, "%d", *(const int *)p); break;
     case OPT_U64: snprintf(buf, cap, "%llu", (unsigned long long)*(const uint64_t *)p); break;
     case OPT_DOUBLE: snprintf(buf, cap, "%.17g", *(const double *)p); break;
-    case OPT_BOOL: snprintf(buf, cap, "%s", *(const int *)p ? "true" : "false"); break;
+    case OPT_BOOL: bool_text(o, *(const int *)p, buf, cap); break;
     default: snprintf(buf, cap, "%s", (const char *)p); break;
     }
 }
@@ -163,7 +193,7 @@ static void set_from_text(cbq_study_config *cfg, const opt_def *o, const char *t
     case OPT_INT: *(int *)p = atoi(text); break;
     case OPT_U64: *(uint64_t *)p = strtoull(text, NULL, 10); break;
     case OPT_DOUBLE: *(double *)p = strtod(text, NULL); break;
-    case OPT_BOOL: *(int *)p = strcmp(text, "true") == 0; break;
+    case OPT_BOOL: *(int *)p = bool_choice(o, text) > 1 ? bool_choice(o, text) : strcmp(text, "true") == 0; break;
     default: snprintf(p, o->size, "%s", text); break;
     }
 }
@@ -299,8 +329,13 @@ static int set_option(cbq_study_config *cfg, const opt_def *o, const cJSON *item
     case OPT_U64:
     case OPT_DOUBLE: return set_number(cfg, o, item, source, err);
     case OPT_BOOL:
+        if (cJSON_IsString(item) && bool_choice(o, item->valuestring) > 1) {
+            *(int *)field(cfg, o) = bool_choice(o, item->valuestring);
+            return CBQ_OK;
+        }
         if (!cJSON_IsBool(item))
-            return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: %s: expected true or false", source, o->key);
+            return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: %s: expected true or false%s%s", source, o->key,
+                            o->choices ? " or one of " : "", o->choices ? o->choices : "");
         *(int *)field(cfg, o) = cJSON_IsTrue(item);
         return CBQ_OK;
     case OPT_LIST: return set_list(cfg, o, item, source, err);
@@ -426,6 +461,10 @@ static int check_target_layer(const cbq_study_config *cfg, const char *source, c
 static int check_consistency(const cbq_study_config *cfg, const char *source, cbq_error *err)
 {
     CBQ_TRY(check_methods(cfg->sanity.methods, source, err));
+    if (cfg->attrib.save_maps == CBQ_SAVE_MAPS_DICOM && !cfg->cohort.csv[0])
+        return CBQ_FAIL(err, CBQ_ERR_ARG, "%s: attrib.save_maps = dicom needs DICOM test volumes; "
+                        "the built-in simulated cohort is NIfTI (give cohort.csv of DICOM series, "
+                        "or set attrib.save_maps to true)", source);
     cbq_cam_method method;
     if (!cbq_cam_method_parse(cfg->attrib.method, &method))
         return CBQ_FAIL(err, CBQ_ERR_RANGE, "%s: attrib.method: unknown method '%s' (one of %s)",
@@ -500,7 +539,11 @@ static cJSON *value_json(const cbq_study_config *cfg, const opt_def *o)
     case OPT_INT: return cJSON_CreateNumber(*(const int *)p);
     case OPT_U64: return cJSON_CreateNumber((double)*(const uint64_t *)p);
     case OPT_DOUBLE: return cJSON_CreateNumber(*(const double *)p);
-    case OPT_BOOL: return cJSON_CreateBool(*(const int *)p);
+    case OPT_BOOL: {
+        char word[CBQ_STUDY_STR_MAX];
+        return *(const int *)p > 1 ? cJSON_CreateString(bool_text(o, *(const int *)p, word, sizeof word))
+                                   : cJSON_CreateBool(*(const int *)p);
+    }
     case OPT_LIST: {
         cJSON *arr = cJSON_CreateArray();
         char buf[CBQ_STUDY_STR_MAX];

@@ -44,8 +44,9 @@ static const stage_def STAGES[CBQ_STAGE_COUNT] = {
                          READS_GIVEN_MODEL | READS_VOLUMES | READS_LABELS, 2},
     [CBQ_STAGE_EVALUATE] = {study_stage_evaluate, DEP(COHORT) | DEP(CONSENSUS) | DEP(TRAIN),
                             READS_VOLUMES | READS_LABELS, 2},
+    /* v6: attrib.save_maps = "dicom" also writes DICOM Parametric Maps */
     [CBQ_STAGE_ATTRIB] = {study_stage_attrib, DEP(COHORT) | DEP(TRAIN),
-                          READS_VOLUMES | READS_STRUCTURES, 5},
+                          READS_VOLUMES | READS_STRUCTURES, 6},
     /* stats and atypical read the test split from cohort.csv (ae_table.c).
      * v2 of train, evaluate, sanity (v7 of report): an RTSTRUCT row with
      * slices = structures uses only the slices its structures reach, and the

@@ -2,7 +2,9 @@
  * used axial slice of every test volume, Attribution Energy per volume and
  * category (ae.csv through the data layer's one writer, ae_table.h, the
  * same file `cbctiq ae` writes), its per-slice profile along z (profiles.csv, for the report's
- * z-profiles), and optionally the maps as NIfTI volumes on the CBCT's grid. */
+ * z-profiles), and optionally the maps as NIfTI volumes on the CBCT's grid
+ * (maps/) and, with attrib.save_maps = "dicom", as DICOM Parametric Maps
+ * that reference the test volume's DICOM series (dicom/). */
 #define _POSIX_C_SOURCE 200809L
 #include "study/pipeline.h"
 
@@ -13,10 +15,12 @@
 #include "cbctiq/ae_table.h"
 #include "cbctiq/attrib.h"
 #include "cbctiq/csv.h"
+#include "cbctiq/dicom_write.h"
 #include "cbctiq/model_file.h"
 #include "cbctiq/model_input.h"
 #include "cbctiq/nifti.h"
 #include "cbctiq/progress.h"
+#include "cbctiq/volume_io.h"
 
 static const char *const PROFILE_HEADER[] = {"volume_id", "category", "slice", "z_mm", "ae", "pred"};
 enum { PROFILE_COLS = sizeof PROFILE_HEADER / sizeof PROFILE_HEADER[0] };
@@ -36,7 +40,8 @@ typedef struct {
  * onto its canonical grid, then on the CBCT's own grid and header geometry,
  * so that viewers overlay the map on the scan without resampling. */
 static int write_map(cbq_model_input *in, const float *maps, cbq_volume *canon_map,
-                     const char *path, cbq_error *err)
+                     const char *path, const cbq_dicom_grid *dicom, const char *dicom_dir,
+                     const cbq_dicom_map_label *label, cbq_error *err)
 {
     memset(canon_map->data, 0, cbq_volume_count(canon_map) * sizeof(float));
     for (size_t i = 0; i < in->n; i++)
@@ -45,29 +50,71 @@ static int write_map(cbq_model_input *in, const float *maps, cbq_volume *canon_m
     int rc = cbq_volume_uncanonical(&src, canon_map, &in->xf, err);
     if (rc == CBQ_OK)
         rc = cbq_nifti_write(path, &src, CBQ_NIFTI_FLOAT32, err);
+    if (rc == CBQ_OK && dicom)
+        rc = cbq_dicom_write_parametric_map(dicom_dir, dicom, &src, label, err);
     cbq_volume_free(&src);
     return rc;
+}
+
+/* attrib.save_maps = "dicom": the volume's own DICOM series, matched to its grid. */
+static int open_dicom_series(const cbq_cohort_volume *sv, const cbq_model_input *in,
+                             cbq_dicom_grid **g, cbq_error *err)
+{
+    if (in->src.kind != CBQ_SOURCE_DICOM)
+        return CBQ_FAIL(err, CBQ_ERR_ARG, "attrib.save_maps = dicom: %s is not a DICOM series",
+                        sv->path);
+    cbq_volume ct = {0};
+    CBQ_TRY(cbq_volume_uncanonical(&ct, &in->canon, &in->xf, err));
+    int rc = cbq_dicom_grid_open(g, sv->path, in->src.dicom.info.series_uid, &ct, err);
+    cbq_volume_free(&ct);
+    return rc;
+}
+
+/* Refuses attrib.save_maps = "dicom" before any work when a test volume is
+ * NIfTI: a Parametric Map must reference a DICOM series. */
+static int check_dicom_sources(const attrib_run *a, const cbq_cohort *c, cbq_error *err)
+{
+    if (a->ctx->cfg->attrib.save_maps != CBQ_SAVE_MAPS_DICOM)
+        return CBQ_OK;
+    for (size_t i = 0; i < c->n; i++)
+        if (c->v[i].split == CBQ_SPLIT_TEST && cbq_path_is_nifti(c->v[i].path))
+            return CBQ_FAIL(err, CBQ_ERR_ARG,
+                            "attrib.save_maps = dicom: %s line %zu: test volume %s is NIfTI (%s); "
+                            "DICOM maps reference a DICOM series (set attrib.save_maps to true for "
+                            "NIfTI maps)", c->csv, c->v[i].line, c->v[i].id, c->v[i].path);
+    return CBQ_OK;
 }
 
 static int write_maps(attrib_run *a, const cbq_cohort_volume *sv, cbq_model_input *in,
                       float *const *maps, cbq_error *err)
 {
     char dir[CBQ_STUDY_PATH_MAX + 16], path[CBQ_STUDY_PATH_MAX + 600];
+    char dicom_root[CBQ_STUDY_PATH_MAX + 16], dicom_dir[CBQ_STUDY_PATH_MAX + 600];
     CBQ_TRY(study_output_path(a->ctx, "maps", dir, sizeof dir, err));
+    CBQ_TRY(study_output_path(a->ctx, "dicom", dicom_root, sizeof dicom_root, err));
     CBQ_TRY(cbq_mkdir_p(dir, err));
+    cbq_dicom_grid *dicom = NULL;
+    if (a->ctx->cfg->attrib.save_maps == CBQ_SAVE_MAPS_DICOM)
+        CBQ_TRY(open_dicom_series(sv, in, &dicom, err));
     const cbq_volume *vol = &in->canon;
     cbq_volume out = {0};
-    CBQ_TRY(cbq_volume_alloc(&out, vol->nx, vol->ny, vol->nz, vol->spacing, 0, err));
-    memcpy(out.affine, vol->affine, sizeof out.affine);
-    int rc = CBQ_OK;
+    int rc = cbq_volume_alloc(&out, vol->nx, vol->ny, vol->nz, vol->spacing, 0, err);
+    if (rc == CBQ_OK)
+        memcpy(out.affine, vol->affine, sizeof out.affine);
     for (size_t k = 0; k < a->ctx->n_categories && rc == CBQ_OK; k++) {
+        cbq_dicom_map_label label = {.method = a->ctx->cfg->attrib.method,
+                                     .category = a->ctx->categories[k],
+                                     .target_layer = cbq_cam_target_name(a->cam)};
         int len = snprintf(path, sizeof path, "%s/%s_%s.nii.gz", dir, sv->id, a->ctx->categories[k]);
-        if (len < 0 || (size_t)len >= sizeof path)
+        int dlen = snprintf(dicom_dir, sizeof dicom_dir, "%s/%s_%s", dicom_root, sv->id,
+                            a->ctx->categories[k]);
+        if (len < 0 || (size_t)len >= sizeof path || dlen < 0 || (size_t)dlen >= sizeof dicom_dir)
             rc = CBQ_FAIL(err, CBQ_ERR_ARG, "%s: map path too long", sv->id);
         else
-            rc = write_map(in, maps[k], &out, path, err);
+            rc = write_map(in, maps[k], &out, path, dicom, dicom_dir, &label, err);
     }
     cbq_volume_free(&out);
+    cbq_dicom_grid_free(dicom);
     return rc;
 }
 
@@ -186,7 +233,9 @@ static int open_writers(attrib_run *a, int *n_open, cbq_error *err)
 static int attrib_test_volumes(attrib_run *a, const cbq_cohort *c, cbq_error *err)
 {
     int n_open = 0;
-    int rc = open_cam(a, err);
+    int rc = check_dicom_sources(a, c, err);
+    if (rc == CBQ_OK)
+        rc = open_cam(a, err);
     if (rc == CBQ_OK)
         rc = open_writers(a, &n_open, err);
     size_t n_test = 0;

@@ -107,6 +107,52 @@ static void test_remove_pending_removes_only_unfinished(void **state)
     remove(tmp);
 }
 
+static void put_file(const char *folder, const char *name)
+{
+    char path[4300];
+    snprintf(path, sizeof path, "%s/%s", folder, name);
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    fputs("x\n", fp);
+    fclose(fp);
+}
+
+/* A folder writer: the temporary folder and its files go on an interrupt,
+ * a committed folder replaces the earlier one, a discarded one leaves nothing. */
+static void test_folder_pending_rename_discard(void **state)
+{
+    (void)state;
+    char final_dir[1100], tmp[4200], path[4300];
+    snprintf(final_dir, sizeof final_dir, "%s/series", dir);
+    cbq_error err = {0};
+    assert_int_equal(cbq_atomic_tmp_dir(tmp, sizeof tmp, final_dir, &err), CBQ_OK);
+    put_file(tmp, "a.dcm");
+    put_file(tmp, "b.dcm");
+    cbq_atomic_remove_pending();
+    assert_false(exists(tmp));
+    cbq_atomic_discard_dir(tmp); /* forgets the slot */
+
+    assert_int_equal(cbq_atomic_tmp_dir(tmp, sizeof tmp, final_dir, &err), CBQ_OK);
+    put_file(tmp, "old.dcm");
+    assert_int_equal(cbq_atomic_rename_dir(tmp, final_dir, &err), CBQ_OK);
+    assert_int_equal(cbq_atomic_tmp_dir(tmp, sizeof tmp, final_dir, &err), CBQ_OK);
+    put_file(tmp, "new.dcm");
+    assert_int_equal(cbq_atomic_rename_dir(tmp, final_dir, &err), CBQ_OK);
+    snprintf(path, sizeof path, "%s/new.dcm", final_dir);
+    assert_true(exists(path));
+    snprintf(path, sizeof path, "%s/old.dcm", final_dir);
+    assert_false(exists(path));
+    cbq_atomic_remove_pending(); /* committed: no longer anyone's to remove */
+    assert_true(exists(final_dir));
+    snprintf(path, sizeof path, "%s.old", tmp);
+    assert_false(exists(tmp) || exists(path));
+
+    assert_int_equal(cbq_atomic_tmp_dir(tmp, sizeof tmp, final_dir, &err), CBQ_OK);
+    put_file(tmp, "c.dcm");
+    cbq_atomic_discard_dir(tmp);
+    assert_false(exists(tmp));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -114,6 +160,7 @@ int main(void)
         cmocka_unit_test(test_abort_leaves_nothing),
         cmocka_unit_test(test_remove_pending_removes_only_unfinished),
         cmocka_unit_test(test_unwritable_folder_names_the_file),
+        cmocka_unit_test(test_folder_pending_rename_discard),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

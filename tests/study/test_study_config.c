@@ -188,6 +188,39 @@ static void test_stage_hashes_follow_dependencies(void **state)
     free(json);
 }
 
+/* attrib.save_maps also takes "dicom" (with a cohort.csv of DICOM series):
+ * read, printed and read back as such; it changes only the attrib stage's
+ * identity; other words and the built-in NIfTI cohort are refused. */
+static void test_save_maps_dicom(void **state)
+{
+    (void)state;
+    const char *with_csv = "{\"cohort\": {\"csv\": \"c.csv\"}, \"attrib\": {\"save_maps\": %s}}";
+    char json[256];
+    cbq_study_config nifti, dicom, back;
+    cbq_error err = {0};
+    cbq_study_config_defaults(&nifti);
+    cbq_study_config_defaults(&dicom);
+    snprintf(json, sizeof json, with_csv, "true");
+    assert_int_equal(cbq_study_config_parse(&nifti, json, "t", NULL, &err), CBQ_OK);
+    snprintf(json, sizeof json, with_csv, "\"dicom\"");
+    assert_int_equal(cbq_study_config_parse(&dicom, json, "t", NULL, &err), CBQ_OK);
+    assert_int_equal(nifti.attrib.save_maps, 1);
+    assert_int_equal(dicom.attrib.save_maps, CBQ_SAVE_MAPS_DICOM);
+    char *printed = cbq_study_config_json(&dicom);
+    assert_non_null(printed);
+    cbq_study_config_defaults(&back);
+    assert_int_equal(cbq_study_config_parse(&back, printed, "printed", NULL, &err), CBQ_OK);
+    assert_int_equal(back.attrib.save_maps, CBQ_SAVE_MAPS_DICOM);
+    free(printed);
+    char ha[CBQ_STAGE_COUNT][65], hb[CBQ_STAGE_COUNT][65];
+    all_hashes(&nifti, ha);
+    all_hashes(&dicom, hb);
+    for (int st = 0; st < CBQ_STAGE_COUNT; st++)
+        assert_int_equal(strcmp(ha[st], hb[st]) != 0, st == CBQ_STAGE_ATTRIB);
+    expect_error("{\"attrib\": {\"save_maps\": \"nifti\"}}", "attrib.save_maps");
+    expect_error("{\"attrib\": {\"save_maps\": \"dicom\"}}", "simulated cohort");
+}
+
 static void test_load_file_resolves_relative_to_it(void **state)
 {
     (void)state;
@@ -223,6 +256,7 @@ int main(void)
         cmocka_unit_test(test_checked_when_read),
         cmocka_unit_test(test_stage_hashes_follow_dependencies),
         cmocka_unit_test(test_load_file_resolves_relative_to_it),
+        cmocka_unit_test(test_save_maps_dicom),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
