@@ -27,6 +27,7 @@ pkgs_test=(
   libcmocka-dev libfontconfig-dev     # C unit tests (the figure tests free fontconfig's caches)
   python3 python3-numpy python3-scipy python3-nibabel python3-pydicom python3-torch  # oracle tests
   python3-matplotlib                  # oracle for the viridis/inferno colour-map tables
+  python3-pandas                      # oracle reshaping a wide rating sheet into the long one
   dcmtk dcm2niix                      # DICOM oracle: dcmcrle/dcmcjpeg encode, dcm2niix reads
   clang-14 libfuzzer-14-dev libclang-rt-14-dev  # fuzz targets, ThreadSanitizer tree
   libomp-14-dev                       # LLVM OpenMP + Archer: ThreadSanitizer tree
