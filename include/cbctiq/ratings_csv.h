@@ -29,9 +29,8 @@ extern "C" {
  * of blanks only is skipped, and names (volumes, raters, categories) enter
  * in the order of their first rating. Every problem is an error naming
  * file:line and column: every missing column at once with both expected
- * headers, a non-numeric or
- * out-of-range score, a duplicate (volume, rater, category), a rater without
- * a weight, a zero or negative weight. *r owns its memory on success. */
+ * headers, a non-numeric or out-of-range score, a duplicate (volume, rater,
+ * category), a rater without a weight, a zero or negative weight. *r owns its memory on success. */
 int cbq_ratings_read(cbq_ratings *r, const char *ratings_path, const char *raters_path,
                      cbq_error *err);
 void cbq_ratings_free(cbq_ratings *r);
