@@ -27,6 +27,7 @@ struct cbq_report {
     strbuf body, toc;
     int n_sections, n_figures, n_tables;
     int in_section; /* a <section> is open in body */
+    int dpi;        /* of the PNG files under figures/ */
 };
 
 static void sb_append(strbuf *b, const char *s, size_t n)
@@ -156,7 +157,17 @@ int cbq_report_begin(cbq_report **out, const char *title, const char *dir, cbq_e
         return CBQ_FAIL(err, CBQ_ERR_NOMEM, "report: out of memory");
     }
     strcpy(r->dir, dir);
+    r->dpi = CBQ_FIGURE_DPI;
     *out = r;
+    return CBQ_OK;
+}
+
+int cbq_report_set_dpi(cbq_report *r, int dpi, cbq_error *err)
+{
+    if (dpi < CBQ_FIGURE_DPI_MIN || dpi > CBQ_FIGURE_DPI_MAX)
+        return CBQ_FAIL(err, CBQ_ERR_ARG, "report resolution %d dpi: expected %d..%d", dpi,
+                        CBQ_FIGURE_DPI_MIN, CBQ_FIGURE_DPI_MAX);
+    r->dpi = dpi;
     return CBQ_OK;
 }
 
@@ -361,7 +372,7 @@ int cbq_report_figure(cbq_report *r, const cbq_figure *fig, const char *stem, co
     CBQ_TRY(check_stem(stem, "figure", err));
     char dir[4200];
     snprintf(dir, sizeof dir, "%s/figures", r->dir);
-    CBQ_TRY(cbq_figure_save(fig, dir, stem, err));
+    CBQ_TRY(cbq_figure_save_dpi(fig, dir, stem, r->dpi, err));
     unsigned char *png;
     size_t len;
     CBQ_TRY(cbq_figure_png_bytes(fig, &png, &len, err));
@@ -379,7 +390,8 @@ int cbq_report_figure(cbq_report *r, const cbq_figure *fig, const char *stem, co
     sb_printf(b, "\">\n<figcaption>Figure %d. ", k);
     html_text(b, caption);
     sb_printf(b, " <a class=\"file\" href=\"figures/%s.png\">PNG</a> <a class=\"file\" href=\"figures/%s.svg\">SVG</a>"
-                 "</figcaption>\n</figure>\n", stem, stem);
+                 " <a class=\"file\" href=\"figures/%s.pdf\">PDF</a></figcaption>\n</figure>\n",
+              stem, stem, stem);
     return check_memory(r, err);
 }
 

@@ -280,6 +280,43 @@ static void test_png_bytes_and_svg(void **state)
     cbq_figure_free(fig);
 }
 
+/* report.dpi: a scatter point at data (x, y) lands at pixel (px, py) on the
+ * page and at (2 px, 2 py) in the 300-dpi file; a resolution outside
+ * CBQ_FIGURE_DPI_MIN..MAX is refused, naming the file, and writes nothing. */
+static void test_png_dpi(void **state)
+{
+    (void)state;
+    double x[1] = {2}, y[1] = {3};
+    cbq_series s = {.kind = CBQ_SERIES_SCATTER, .x = x, .y = y, .n = 1, .color = 0};
+    cbq_chart c = {.series = &s, .n_series = 1, .width = 200, .height = 150, .x_fixed = 1,
+                   .x_max = 4, .y_fixed = 1, .y_max = 6};
+    cbq_error err = {0};
+    cbq_figure *fig = NULL;
+    assert_int_equal(cbq_chart_draw(&fig, &c, &err), CBQ_OK);
+    cbq_axes_frame frame;
+    assert_int_equal(cbq_chart_frame(&c, &frame, &err), CBQ_OK);
+    double px, py;
+    cbq_axes_frame_map(&frame, 2, 3, &px, &py);
+    char path[1200];
+    snprintf(path, sizeof path, "%s/dpi300.png", dir);
+    assert_int_equal(cbq_figure_write_png_dpi(fig, path, 300, &err), CBQ_OK);
+    cairo_surface_t *img = cairo_image_surface_create_from_png(path);
+    assert_int_equal(cairo_surface_status(img), CAIRO_STATUS_SUCCESS);
+    assert_int_equal(cairo_image_surface_get_width(img), 400);
+    assert_int_equal(cairo_image_surface_get_height(img), 300);
+    cairo_surface_flush(img);
+    int rgb[3];
+    pixel(img, (int)(2 * px), (int)(2 * py), rgb);
+    assert_true(rgb[0] < 200 || rgb[1] < 200 || rgb[2] < 200); /* the point, not the white page */
+    cairo_surface_destroy(img);
+    snprintf(path, sizeof path, "%s/dpi_bad.png", dir);
+    assert_int_equal(cbq_figure_write_png_dpi(fig, path, 10, &err), CBQ_ERR_ARG);
+    assert_non_null(strstr(err.msg, "dpi_bad.png: resolution 10 dpi: expected 50..1200"));
+    FILE *fp = fopen(path, "rb");
+    assert_null(fp);
+    cbq_figure_free(fig);
+}
+
 static void test_bad_input_is_refused(void **state)
 {
     (void)state;
@@ -329,6 +366,7 @@ int main(void)
         cmocka_unit_test(test_montage_blends_exactly),
         cmocka_unit_test(test_colormap_published_colours_and_lightness),
         cmocka_unit_test(test_png_bytes_and_svg),
+        cmocka_unit_test(test_png_dpi),
         cmocka_unit_test(test_bad_input_is_refused),
     };
     int rc = cmocka_run_group_tests(tests, setup, NULL);
