@@ -11,7 +11,7 @@ averaged over 2x2 blocks, is the inlined picture; every SVG is well-formed
 XML with an <svg> root of the figure's size; every PDF is one page whose
 MediaBox is the figure's size at 150 px per inch, in points; every table's
 CSV (read with the csv module) holds exactly the cells shown in the HTML
-table."""
+table, a wide table's blocks joined again."""
 import argparse
 import base64
 import csv
@@ -182,9 +182,25 @@ first = next(l for l in figure_links if l.endswith(".png"))
 page_png = base64.b64decode(inline[first[:-4]][2].split(",", 1)[1])
 difference = compare_2x(png_pixels(open(os.path.join(out, first), "rb").read()), png_pixels(page_png), first)
 
-table_links = [l for l in p.links if l.startswith("tables/")]
-check(len(table_links) == len(p.tables) >= 4, f"{len(p.tables)} tables, {len(table_links)} CSV links")
+# A table wider than the page wraps into blocks (table-STEM, table-STEM-part2,
+# ...), each after the first repeating the first column: joined back here.
+tables = {}
 for table in p.tables:
+    m = re.fullmatch(r"table-(.+?)(?:-part(\d+))?", table["id"])
+    stem, part = m.group(1), int(m.group(2) or 1)
+    if part == 1:
+        tables[stem] = {"id": table["id"], "rows": [list(r) for r in table["rows"]]}
+        continue
+    base = tables.get(stem)
+    check(base is not None and len(base["rows"]) == len(table["rows"]), f"{table['id']}: no matching first part")
+    for row, more in zip(base["rows"] if base else [], table["rows"]):
+        check(more[0] == row[0], f"{table['id']}: row {more[0]!r} does not repeat {row[0]!r}")
+        row += more[1:]
+wrapped = len(p.tables) - len(tables)
+table_links = [l for l in p.links if l.startswith("tables/")]
+check(len(table_links) == len(tables) >= 4, f"{len(tables)} tables, {len(table_links)} CSV links")
+check(wrapped >= 1, "no table of the sample is wide enough to wrap")
+for table in tables.values():
     stem = table["id"][len("table-"):]
     with open(os.path.join(out, "tables", stem + ".csv"), newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
@@ -192,6 +208,7 @@ for table in p.tables:
 
 for f in failures:
     print("FAIL:", f)
-print(f"{len(p.imgs)} images, {len(figure_links)} figure files, {len(p.tables)} tables checked; "
+print(f"{len(p.imgs)} images, {len(figure_links)} figure files, {len(tables)} tables "
+      f"({wrapped} continued blocks) checked; "
       f"{first} at {DPI} dpi differs from the page's image by {difference:.2f}/255 on average")
 sys.exit(1 if failures else 0)
