@@ -28,7 +28,7 @@ pkgs_test=(
   libcmocka-dev libfontconfig-dev     # C unit tests (the figure tests free fontconfig's caches)
   python3 python3-numpy python3-scipy python3-nibabel python3-pydicom python3-torch  # oracle tests
   python3-matplotlib                  # oracle for the viridis/inferno colour-map tables
-  python3-pip python3-setuptools python3-pytest python3-pandas  # the Python package: install, tests
+  python3-pip python3-setuptools python3-pytest python3-pandas  # the Python package: install, tests; wide sheets
   dcmtk dcm2niix                      # DICOM oracle: dcmcrle/dcmcjpeg encode, dcm2niix reads
   dicom3tools                         # dciodvfy checks the DICOM maps against the standard's IODs
   clang-14 libfuzzer-14-dev libclang-rt-14-dev  # fuzz targets, ThreadSanitizer tree

@@ -2,7 +2,7 @@
  *
  * A figure is described as data (a cbq_chart or a cbq_montage: plain structs
  * pointing at the caller's arrays), drawn once into a cbq_figure (a cairo
- * vector recording) and then written as PNG and/or SVG. Nothing is global:
+ * vector recording) and then written as PNG, SVG and/or PDF. Nothing is global:
  * two threads may draw two figures at once. Text is DejaVu Sans. Files are
  * written atomically (temporary name, then rename).
  *
@@ -12,7 +12,7 @@
  *                  .y_label = "AE", .series = &s, .n_series = 1};
  *   cbq_figure *fig = NULL;
  *   CBQ_TRY(cbq_chart_draw(&fig, &c, err));
- *   int rc = cbq_figure_save(fig, "out/figures", "scatter", err); // .png + .svg
+ *   int rc = cbq_figure_save(fig, "out/figures", "scatter", err); // .png .svg .pdf
  *   cbq_figure_free(fig);
  */
 #ifndef CBCTIQ_PLOT_H
@@ -34,10 +34,24 @@ void cbq_figure_free(cbq_figure *fig);            /* NULL is fine */
 int cbq_figure_width(const cbq_figure *fig);      /* pixels */
 int cbq_figure_height(const cbq_figure *fig);
 
-/* PNG (white background) / SVG (units px) under `path`, atomically. */
+/* A figure's pixel is 1/CBQ_FIGURE_DPI inch: a PNG at that resolution has
+ * one pixel per figure pixel, one at twice it has twice the pixels each
+ * way, and the PDF page has the PNG's size in inches (640 px: 4.27 in). */
+#define CBQ_FIGURE_DPI 150
+#define CBQ_FIGURE_DPI_MIN 50
+#define CBQ_FIGURE_DPI_MAX 1200
+
+/* PNG (white background) / SVG (units px) / PDF (vector, fonts embedded)
+ * under `path`, atomically. cbq_figure_write_png is at CBQ_FIGURE_DPI;
+ * _dpi renders the vector drawing at `dpi` (CBQ_FIGURE_DPI_MIN..MAX). */
 int cbq_figure_write_png(const cbq_figure *fig, const char *path, cbq_error *err);
+int cbq_figure_write_png_dpi(const cbq_figure *fig, const char *path, int dpi, cbq_error *err);
 int cbq_figure_write_svg(const cbq_figure *fig, const char *path, cbq_error *err);
-/* Both: DIR/STEM.png and DIR/STEM.svg (DIR is created if missing). */
+int cbq_figure_write_pdf(const cbq_figure *fig, const char *path, cbq_error *err);
+/* All three: DIR/STEM.png (at `dpi`; cbq_figure_save: CBQ_FIGURE_DPI),
+ * DIR/STEM.svg and DIR/STEM.pdf (DIR is created if missing). */
+int cbq_figure_save_dpi(const cbq_figure *fig, const char *dir, const char *stem, int dpi,
+                        cbq_error *err);
 int cbq_figure_save(const cbq_figure *fig, const char *dir, const char *stem, cbq_error *err);
 /* The PNG file's bytes in memory; on success *png is malloc'ed and owned by
  * the caller (free()). */

@@ -1,5 +1,5 @@
-/* ratings_csv.h - the ratings tables on disk: reads ratings.csv (long
- * format) and raters.csv into the cbq_ratings table of ratings.h, and writes
+/* ratings_csv.h - the ratings tables on disk: reads ratings.csv (long or
+ * wide layout) and raters.csv into the cbq_ratings table of ratings.h, and writes
  * consensus.csv from a consensus computed by the statistics (ratings.h).
  * File formats: docs/formats.md.
  *
@@ -21,11 +21,16 @@
 extern "C" {
 #endif
 
-/* Reads ratings.csv (volume_id, rater, category, score in [1, 5]) and, when
- * raters_path is not NULL, raters.csv (rater, weight > 0). Every problem is
- * an error naming file:line and column: a missing column, a non-numeric or
- * out-of-range score, a duplicate (volume, rater, category), a rater without
- * a weight, a zero or negative weight. *r owns its memory on success. */
+/* Reads ratings.csv and, when raters_path is not NULL, raters.csv (rater,
+ * weight > 0). ratings.csv has either layout, told apart by its header: long
+ * (volume_id, rater, category, score in [1, 5]; a `category` or `score`
+ * column makes it long) or wide (volume_id, rater, then one column per
+ * category holding its score). A blank score is "not rated" in both, a row
+ * of blanks only is skipped, and names (volumes, raters, categories) enter
+ * in the order of their first rating. Every problem is an error naming
+ * file:line and column: every missing column at once with both expected
+ * headers, a non-numeric or out-of-range score, a duplicate (volume, rater,
+ * category), a rater without a weight, a zero or negative weight. *r owns its memory on success. */
 int cbq_ratings_read(cbq_ratings *r, const char *ratings_path, const char *raters_path,
                      cbq_error *err);
 void cbq_ratings_free(cbq_ratings *r);

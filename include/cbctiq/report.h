@@ -5,7 +5,7 @@
  * writes DIR/report.html atomically. The page needs nothing else to render:
  * CSS is inline, figures are inlined as base64 PNG, there is no JavaScript
  * and no external resource. Beside it, every figure is also saved as
- * DIR/figures/STEM.png and .svg and every table as DIR/tables/STEM.csv, and
+ * DIR/figures/STEM.png, .svg and .pdf and every table as DIR/tables/STEM.csv, and
  * the page links to those copies. All text is HTML-escaped here; callers
  * pass plain UTF-8.
  *
@@ -37,6 +37,9 @@ typedef struct cbq_report cbq_report; /* opaque; owned by the caller */
  * if missing). *out is owned by the caller: cbq_report_free(). */
 int cbq_report_begin(cbq_report **out, const char *title, const char *dir, cbq_error *err);
 void cbq_report_free(cbq_report *r); /* NULL is fine */
+/* The resolution of the PNG files under DIR/figures/ (default
+ * CBQ_FIGURE_DPI; 300 for print), CBQ_FIGURE_DPI_MIN..MAX. */
+int cbq_report_set_dpi(cbq_report *r, int dpi, cbq_error *err);
 
 /* A numbered top-level section (listed in the contents) or a subsection. */
 int cbq_report_section(cbq_report *r, const char *heading, cbq_error *err);
@@ -54,8 +57,10 @@ int cbq_report_note(cbq_report *r, const char *text, cbq_error *err);
 int cbq_report_table(cbq_report *r, const char *stem, const char *caption, size_t n_cols,
                      const char *const *header, size_t n_rows, const char *const *cells, cbq_error *err);
 
-/* A figure: saved as DIR/figures/STEM.png and .svg and inlined as PNG with
- * its caption (plain text, may be NULL). The figure stays the caller's. */
+/* A figure: saved as DIR/figures/STEM.png (at the report's resolution),
+ * .svg and .pdf, and inlined as PNG (at CBQ_FIGURE_DPI, the size the page
+ * shows) with its caption (plain text, may be NULL). The figure stays the
+ * caller's. */
 int cbq_report_figure(cbq_report *r, const cbq_figure *fig, const char *stem, const char *caption,
                       cbq_error *err);
 

@@ -93,7 +93,10 @@ typedef struct {
         int max_slices;           /* per volume; 0 = all */
         double threshold;
     } sanity;
-    struct { char title[CBQ_STUDY_STR_MAX]; } report;
+    struct {
+        char title[CBQ_STUDY_STR_MAX];
+        int dpi;
+    } report;
 } cbq_study_config;
 
 /* Fills every option with its documented default. */

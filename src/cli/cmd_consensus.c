@@ -11,7 +11,8 @@ const char cli_consensus_usage[] =
     "\n"
     "Writes the weighted mean score of every (volume, category) over the raters\n"
     "who scored it, with n_raters and the weighted sd (docs/statistics.md).\n"
-    "  --ratings FILE  volume_id, rater, category, score (1-5)\n"
+    "  --ratings FILE  volume_id, rater, category, score (1-5), or the wide sheet\n"
+    "                  volume_id, rater, <category>...; a blank score = not rated\n"
     "  --raters FILE   rater, weight (> 0); default: equal weights\n"
     "  --out FILE      consensus.csv (written atomically)\n";
 

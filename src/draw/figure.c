@@ -1,7 +1,9 @@
-/* figure.c - the cbq_figure object: a cairo recording replayed into PNG or
- * SVG files (atomically) or PNG bytes in memory; shared text helpers. */
+/* figure.c - the cbq_figure object: a cairo recording replayed into PNG
+ * (at any resolution), SVG or PDF files (atomically) or PNG bytes in memory;
+ * shared text helpers. */
 #include "plot_internal.h"
 
+#include <cairo-pdf.h>
 #include <cairo-svg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,24 +60,30 @@ void cbq_figure_free(cbq_figure *fig)
 int cbq_figure_width(const cbq_figure *fig) { return fig->width; }
 int cbq_figure_height(const cbq_figure *fig) { return fig->height; }
 
-/* Replays the recording onto an opaque image surface of the figure's size. */
-static cairo_surface_t *render_image(const cbq_figure *fig)
+/* Replays the recording onto an opaque image surface of the figure's size
+ * times `scale` (vector replay: text and lines stay sharp). */
+static cairo_surface_t *render_image(const cbq_figure *fig, double scale)
 {
-    cairo_surface_t *img = cairo_image_surface_create(CAIRO_FORMAT_RGB24, fig->width, fig->height);
+    int width = (int)(fig->width * scale + 0.5), height = (int)(fig->height * scale + 0.5);
+    cairo_surface_t *img = cairo_image_surface_create(CAIRO_FORMAT_RGB24, width, height);
     cairo_t *cr = cairo_create(img);
     cairo_set_source_rgb(cr, 1, 1, 1);
     cairo_paint(cr);
+    cairo_scale(cr, scale, scale);
     cairo_set_source_surface(cr, fig->recording, 0, 0);
     cairo_paint(cr);
     cairo_destroy(cr);
     return img;
 }
 
-int cbq_figure_write_png(const cbq_figure *fig, const char *path, cbq_error *err)
+int cbq_figure_write_png_dpi(const cbq_figure *fig, const char *path, int dpi, cbq_error *err)
 {
+    if (dpi < CBQ_FIGURE_DPI_MIN || dpi > CBQ_FIGURE_DPI_MAX)
+        return CBQ_FAIL(err, CBQ_ERR_ARG, "%s: resolution %d dpi: expected %d..%d", path, dpi,
+                        CBQ_FIGURE_DPI_MIN, CBQ_FIGURE_DPI_MAX);
     char tmp[4200];
     CBQ_TRY(cbq_atomic_tmp_name(tmp, sizeof tmp, path, err));
-    cairo_surface_t *img = render_image(fig);
+    cairo_surface_t *img = render_image(fig, (double)dpi / CBQ_FIGURE_DPI);
     cairo_status_t st = cairo_surface_status(img);
     if (st == CAIRO_STATUS_SUCCESS)
         st = cairo_surface_write_to_png(img, tmp);
@@ -87,21 +95,53 @@ int cbq_figure_write_png(const cbq_figure *fig, const char *path, cbq_error *err
     return cbq_atomic_rename(tmp, path, err);
 }
 
+int cbq_figure_write_png(const cbq_figure *fig, const char *path, cbq_error *err)
+{
+    return cbq_figure_write_png_dpi(fig, path, CBQ_FIGURE_DPI, err);
+}
+
+/* Replays the recording onto a vector surface (SVG or PDF), scaled by
+ * `scale`; finishes and destroys it and reports cairo's status. */
+static cairo_status_t replay_vector(const cbq_figure *fig, cairo_surface_t *surface, double scale)
+{
+    cairo_t *cr = cairo_create(surface);
+    cairo_scale(cr, scale, scale);
+    cairo_set_source_surface(cr, fig->recording, 0, 0);
+    cairo_paint(cr);
+    cairo_status_t st = cairo_status(cr);
+    cairo_destroy(cr);
+    cairo_surface_finish(surface);
+    if (st == CAIRO_STATUS_SUCCESS)
+        st = cairo_surface_status(surface);
+    cairo_surface_destroy(surface);
+    return st;
+}
+
+int cbq_figure_write_pdf(const cbq_figure *fig, const char *path, cbq_error *err)
+{
+    char tmp[4200];
+    CBQ_TRY(cbq_atomic_tmp_name(tmp, sizeof tmp, path, err));
+    /* One figure pixel is 1/CBQ_FIGURE_DPI inch: the page has the size the
+     * PNG has at that resolution, in points (1/72 inch). */
+    double scale = 72.0 / CBQ_FIGURE_DPI;
+    cairo_surface_t *pdf = cairo_pdf_surface_create(tmp, fig->width * scale, fig->height * scale);
+    /* No creation time: the same figure gives the same bytes. */
+    cairo_pdf_surface_set_metadata(pdf, CAIRO_PDF_METADATA_CREATE_DATE, "");
+    cairo_status_t st = replay_vector(fig, pdf, scale);
+    if (st != CAIRO_STATUS_SUCCESS) {
+        cbq_atomic_discard(tmp);
+        return CBQ_FAIL(err, CBQ_ERR_IO, "%s: cannot write PDF: %s", path, cairo_status_to_string(st));
+    }
+    return cbq_atomic_rename(tmp, path, err);
+}
+
 int cbq_figure_write_svg(const cbq_figure *fig, const char *path, cbq_error *err)
 {
     char tmp[4200];
     CBQ_TRY(cbq_atomic_tmp_name(tmp, sizeof tmp, path, err));
     cairo_surface_t *svg = cairo_svg_surface_create(tmp, fig->width, fig->height);
     cairo_svg_surface_set_document_unit(svg, CAIRO_SVG_UNIT_PX);
-    cairo_t *cr = cairo_create(svg);
-    cairo_set_source_surface(cr, fig->recording, 0, 0);
-    cairo_paint(cr);
-    cairo_status_t st = cairo_status(cr);
-    cairo_destroy(cr);
-    cairo_surface_finish(svg);
-    if (st == CAIRO_STATUS_SUCCESS)
-        st = cairo_surface_status(svg);
-    cairo_surface_destroy(svg);
+    cairo_status_t st = replay_vector(fig, svg, 1.0);
     if (st != CAIRO_STATUS_SUCCESS) {
         cbq_atomic_discard(tmp);
         return CBQ_FAIL(err, CBQ_ERR_IO, "%s: cannot write SVG: %s", path, cairo_status_to_string(st));
@@ -109,16 +149,24 @@ int cbq_figure_write_svg(const cbq_figure *fig, const char *path, cbq_error *err
     return cbq_atomic_rename(tmp, path, err);
 }
 
-int cbq_figure_save(const cbq_figure *fig, const char *dir, const char *stem, cbq_error *err)
+int cbq_figure_save_dpi(const cbq_figure *fig, const char *dir, const char *stem, int dpi,
+                        cbq_error *err)
 {
     char path[4096];
     CBQ_TRY(cbq_mkdir_p(dir, err));
     int n = snprintf(path, sizeof path, "%s/%s.png", dir, stem);
-    if (n < 0 || (size_t)n >= sizeof path)
+    if (n < 0 || (size_t)n + 1 >= sizeof path)
         return CBQ_FAIL(err, CBQ_ERR_ARG, "%s/%s: path too long", dir, stem);
-    CBQ_TRY(cbq_figure_write_png(fig, path, err));
+    CBQ_TRY(cbq_figure_write_png_dpi(fig, path, dpi, err));
     snprintf(path, sizeof path, "%s/%s.svg", dir, stem);
-    return cbq_figure_write_svg(fig, path, err);
+    CBQ_TRY(cbq_figure_write_svg(fig, path, err));
+    snprintf(path, sizeof path, "%s/%s.pdf", dir, stem);
+    return cbq_figure_write_pdf(fig, path, err);
+}
+
+int cbq_figure_save(const cbq_figure *fig, const char *dir, const char *stem, cbq_error *err)
+{
+    return cbq_figure_save_dpi(fig, dir, stem, CBQ_FIGURE_DPI, err);
 }
 
 typedef struct {
@@ -149,7 +197,7 @@ int cbq_figure_png_bytes(const cbq_figure *fig, unsigned char **png, size_t *len
     *png = NULL;
     *len = 0;
     byte_buffer b = {0};
-    cairo_surface_t *img = render_image(fig);
+    cairo_surface_t *img = render_image(fig, 1.0);
     cairo_status_t st = cairo_surface_status(img);
     if (st == CAIRO_STATUS_SUCCESS)
         st = cairo_surface_write_to_png_stream(img, append_bytes, &b);

@@ -1,5 +1,6 @@
 /* overlay.c - Grad-CAM style montages: grey CT slices with a heat map
- * blended over them, panel titles, and one shared colour bar in map units.
+ * blended over them, panel titles fitted to their panels, and one shared
+ * colour bar in map units.
  *
  * Blending is done here per pixel (not by cairo) so that the colours are
  * exactly "alpha * colormap(t) + (1 - alpha) * grey" whatever the output. */
@@ -9,13 +10,24 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 enum { DEFAULT_PANEL = 240, GAP = 14, BAR_WIDTH = 18 };
 #define ALPHA_RAMP 0.1 /* fraction of the colour scale over which opacity rises */
 
+enum { TITLE_MAX_LINES = 3, TITLE_LINE_CHARS = 320, TITLE_FONT_MIN = 8 };
+
+/* A panel title fitted to its panel's width: its lines and font size. */
+typedef struct {
+    char line[TITLE_MAX_LINES][TITLE_LINE_CHARS];
+    size_t n_lines;
+    double font;
+} panel_title;
+
 typedef struct {
     double panel_w, panel_h;   /* cell size (largest panel) */
     double title_h, caption_h; /* montage title, panel titles */
+    double title_font;         /* of every panel title */
     size_t cols, rows;
     int width, height;
     double bar_left, bar_top, bar_h;
@@ -75,6 +87,74 @@ static int check_montage(const cbq_montage *m, double *lo, double *hi, cbq_error
     return CBQ_OK;
 }
 
+/* Splits `title` at its double spaces (the separators of "id  AE x  k n")
+ * into at most TITLE_MAX_LINES lines of at most max_w pixels at `font`,
+ * joining pieces greedily; 1 when every line fits. */
+static int title_lines_at(cairo_t *cr, const char *title, double max_w, double font, panel_title *t)
+{
+    text_font(cr, font, 0);
+    t->font = font;
+    t->n_lines = 0;
+    for (const char *p = title; *p;) {
+        const char *sep = strstr(p, "  ");
+        size_t n = sep ? (size_t)(sep - p) : strlen(p);
+        int piece = (int)(n < TITLE_LINE_CHARS ? n : TITLE_LINE_CHARS - 1);
+        char *last = t->line[t->n_lines ? t->n_lines - 1 : 0];
+        char joined[2 * TITLE_LINE_CHARS + 2];
+        int len = snprintf(joined, sizeof joined, "%s  %.*s", t->n_lines ? last : "", piece, p);
+        int fits_joined = t->n_lines && len < TITLE_LINE_CHARS && text_width(cr, joined) <= max_w;
+        if (fits_joined || (t->n_lines == TITLE_MAX_LINES && len < TITLE_LINE_CHARS))
+            memcpy(last, joined, (size_t)len + 1); /* the last line takes the rest */
+        else if (t->n_lines < TITLE_MAX_LINES)
+            snprintf(t->line[t->n_lines++], TITLE_LINE_CHARS, "%.*s", piece, p);
+        p += n;
+        while (*p == ' ')
+            p++;
+    }
+    int fits = 1;
+    for (size_t i = 0; i < t->n_lines; i++)
+        fits &= text_width(cr, t->line[i]) <= max_w;
+    return fits;
+}
+
+/* Cuts `line` with an ellipsis until it is at most max_w pixels wide. */
+static void ellipsize(cairo_t *cr, char *line, double max_w)
+{
+    size_t n = strlen(line);
+    if (text_width(cr, line) <= max_w)
+        return;
+    static const char ellipsis[] = "\u2026";
+    char cut[TITLE_LINE_CHARS + sizeof ellipsis];
+    while (n > 0) {
+        do
+            n--;
+        while (n > 0 && ((unsigned char)line[n] & 0xC0) == 0x80); /* whole UTF-8 characters */
+        memcpy(cut, line, n);
+        memcpy(cut + n, ellipsis, sizeof ellipsis);
+        if (text_width(cr, cut) <= max_w)
+            break;
+    }
+    if (n + sizeof ellipsis <= TITLE_LINE_CHARS)
+        memcpy(line, cut, n + sizeof ellipsis);
+}
+
+/* The title as large as it fits within max_w: one line, or broken at its
+ * double spaces, at max_font down to TITLE_FONT_MIN; a piece that fits at
+ * no size is cut with an ellipsis. A title never runs into the next panel
+ * or off the figure. */
+static void fit_panel_title(const char *title, double max_w, double max_font, panel_title *t)
+{
+    cairo_surface_t *scratch = cairo_image_surface_create(CAIRO_FORMAT_A8, 1, 1);
+    cairo_t *cr = cairo_create(scratch);
+    double font = max_font;
+    while (!title_lines_at(cr, title, max_w, font, t) && font > TITLE_FONT_MIN)
+        font -= 1;
+    for (size_t i = 0; i < t->n_lines; i++)
+        ellipsize(cr, t->line[i], max_w);
+    cairo_destroy(cr);
+    cairo_surface_destroy(scratch);
+}
+
 static void montage_layout_of(const cbq_montage *m, montage_layout *L)
 {
     double size = m->panel_size > 0 ? m->panel_size : DEFAULT_PANEL;
@@ -85,14 +165,29 @@ static void montage_layout_of(const cbq_montage *m, montage_layout *L)
         panel_display(&m->panels[i], size, &w, &h);
         L->panel_w = w > L->panel_w ? w : L->panel_w;
         L->panel_h = h > L->panel_h ? h : L->panel_h;
-        any_title |= m->panels[i].title != NULL;
     }
+    /* One font size for every panel title: the largest at which all fit. */
+    L->title_font = FONT_LABEL - 1;
+    for (size_t i = 0; i < m->n_panels; i++)
+        if (m->panels[i].title) {
+            panel_title t;
+            fit_panel_title(m->panels[i].title, L->panel_w, FONT_LABEL - 1, &t);
+            L->title_font = t.font < L->title_font ? t.font : L->title_font;
+            any_title = 1;
+        }
+    size_t title_lines = 0;
+    for (size_t i = 0; i < m->n_panels; i++)
+        if (m->panels[i].title) {
+            panel_title t;
+            fit_panel_title(m->panels[i].title, L->panel_w, L->title_font, &t);
+            title_lines = t.n_lines > title_lines ? t.n_lines : title_lines;
+        }
     L->cols = m->n_cols ? m->n_cols : m->n_panels;
     if (L->cols > m->n_panels)
         L->cols = m->n_panels;
     L->rows = (m->n_panels + L->cols - 1) / L->cols;
     L->title_h = m->title ? FONT_TITLE + 20 : 8;
-    L->caption_h = any_title ? FONT_LABEL + 10 : 0;
+    L->caption_h = any_title ? (double)title_lines * (L->title_font + 3) + 8 : 0;
     double grid_w = L->cols * (L->panel_w + GAP) + GAP;
     double grid_h = L->rows * (L->panel_h + L->caption_h + GAP);
     L->bar_left = grid_w + 6;
@@ -288,9 +383,14 @@ int cbq_montage_draw(cbq_figure **out, const cbq_montage *m, cbq_error *err)
         double rect[4];
         cbq_montage_panel_rect(m, i, rect, NULL);
         if (p->title) {
+            panel_title t;
+            fit_panel_title(p->title, L.panel_w, L.title_font, &t);
             cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
-            text_font(cr, FONT_LABEL - 1, 0);
-            text_draw(cr, rect[0] + rect[2] / 2, rect[1] - 6, p->title, ALIGN_CENTRE, ALIGN_END, 0);
+            text_font(cr, t.font, 0);
+            for (size_t k = 0; k < t.n_lines; k++)
+                text_draw(cr, rect[0] + rect[2] / 2,
+                          rect[1] - 6 - (double)(t.n_lines - 1 - k) * (t.font + 3), t.line[k],
+                          ALIGN_CENTRE, ALIGN_END, 0);
         }
         cairo_surface_t *img = blend_panel(m, p, &cm, lo, hi);
         cairo_save(cr);

@@ -1,6 +1,8 @@
-/* ratings_csv.c - the ratings tables on disk: reads ratings.csv (long
- * format) and raters.csv into a dense [category][volume][rater] score array,
- * validating every row, and writes consensus.csv. The statistics on the
+/* ratings_csv.c - the ratings tables on disk: reads ratings.csv (the long
+ * layout, one row per rating, or the wide one, one row per volume and rater
+ * with a column per category) and raters.csv into a dense
+ * [category][volume][rater] score array, validating every row, and writes
+ * consensus.csv. The statistics on the
  * array live in src/stats. */
 #define _POSIX_C_SOURCE 200809L
 #include "cbctiq/ratings_csv.h"
@@ -11,6 +13,7 @@
 #include <string.h>
 
 #include "cbctiq/csv.h"
+#include "cbctiq/safe_name.h"
 
 /* Names in order of first appearance, with an open-addressing hash index. */
 typedef struct {
@@ -107,11 +110,6 @@ void cbq_ratings_free(cbq_ratings *r)
     memset(r, 0, sizeof *r);
 }
 
-typedef struct {
-    size_t vol, rater, cat;
-    double score;
-} rating_row;
-
 /* r->weight[k] from raters.csv; seen_line[k]: the line that gave it. */
 static int weights_from_table(cbq_ratings *r, const cbq_csv *w, const name_set *raters,
                               size_t *seen_line, cbq_error *err)
@@ -168,71 +166,207 @@ static int read_weights(cbq_ratings *r, const char *path, const name_set *raters
     return rc;
 }
 
-static int parse_rows(const cbq_csv *t, name_set *vols, name_set *raters, name_set *cats,
-                      rating_row *rows, size_t *first_row, cbq_error *err)
+/* One rating as read: indices into the name sets, and where it stood. */
+typedef struct {
+    size_t vol, rater, cat;
+    size_t row, col;
+    double score;
+} rating_row;
+
+/* The two layouts of ratings.csv (docs/formats.md), told apart by the header. */
+typedef enum { LAYOUT_LONG, LAYOUT_WIDE } sheet_layout;
+
+static const char LONG_HEADER[] = "volume_id,rater,category,score";
+static const char WIDE_HEADER[] = "volume_id,rater,<category>,<category>,...";
+
+typedef struct {
+    const cbq_csv *t;
+    sheet_layout layout;
+    size_t c_vol, c_rater, c_cat, c_score; /* c_cat and c_score: long layout only */
+    name_set vols, raters, cats;
+    rating_row *ratings;                   /* cap_ratings entries */
+    size_t n_ratings, cap_ratings;
+    size_t *first_row;                     /* per rater: the row of its first rating */
+} sheet;
+
+/* Blank = "not rated" in both layouts; surrounding spaces do not count. */
+static int is_blank(const char *s)
 {
-    size_t c_vol, c_rater, c_cat, c_score;
-    CBQ_TRY(cbq_csv_require_col(t, "volume_id", &c_vol, err));
-    CBQ_TRY(cbq_csv_require_col(t, "rater", &c_rater, err));
-    CBQ_TRY(cbq_csv_require_col(t, "category", &c_cat, err));
-    CBQ_TRY(cbq_csv_require_col(t, "score", &c_score, err));
-    const size_t name_cols[3] = {c_vol, c_rater, c_cat};
-    static const char *const name_what[3] = {"volume id", "rater", "category"};
-    for (size_t row = 0; row < t->n_rows; row++)
-        for (int j = 0; j < 3; j++)
-            if (!cbq_csv_cell(t, row, name_cols[j])[0])
-                return cbq_csv_fail(t, row, name_cols[j], err, CBQ_ERR_FORMAT, "empty field");
-    for (int j = 0; j < 3; j++)
-        CBQ_TRY(cbq_csv_require_names(t, name_cols[j], name_what[j], err));
+    return s[strspn(s, " \t")] == '\0';
+}
+
+/* A row of blanks only (a spreadsheet's trailing ",,,," line) says nothing. */
+static int row_is_blank(const cbq_csv *t, size_t row)
+{
+    for (size_t c = 0; c < t->n_cols; c++)
+        if (!is_blank(cbq_csv_cell(t, row, c)))
+            return 0;
+    return 1;
+}
+
+/* The layout from the header: long when it has a `category` or `score`
+ * column, else wide. Every required column that is missing is named at
+ * once, with the header each layout expects. */
+static int find_layout(sheet *s, cbq_error *err)
+{
+    static const char *const long_cols[4] = {"volume_id", "rater", "category", "score"};
+    const cbq_csv *t = s->t;
+    s->layout = cbq_csv_col(t, "category") >= 0 || cbq_csv_col(t, "score") >= 0 ? LAYOUT_LONG
+                                                                                : LAYOUT_WIDE;
+    size_t n_required = s->layout == LAYOUT_LONG ? 4 : 2;
+    size_t *cols[4] = {&s->c_vol, &s->c_rater, &s->c_cat, &s->c_score};
+    char missing[128] = "";
+    size_t n_missing = 0;
+    for (size_t i = 0; i < n_required; i++) {
+        long c = cbq_csv_col(t, long_cols[i]);
+        if (c >= 0) {
+            *cols[i] = (size_t)c;
+            continue;
+        }
+        size_t used = strlen(missing);
+        snprintf(missing + used, sizeof missing - used, "%s'%s'", n_missing ? ", " : "",
+                 long_cols[i]);
+        n_missing++;
+    }
+    if (n_missing)
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                        "%s:1: missing column%s %s in the header; expected the header '%s' (one "
+                        "row per rating) or '%s' (one row per volume and rater, one column per "
+                        "category)",
+                        t->name, n_missing > 1 ? "s" : "", missing, LONG_HEADER, WIDE_HEADER);
+    if (s->layout == LAYOUT_WIDE && t->n_cols < 3)
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                        "%s:1: no category column in the header; expected the header '%s' (one "
+                        "row per rating) or '%s' (one row per volume and rater, one column per "
+                        "category)",
+                        t->name, LONG_HEADER, WIDE_HEADER);
+    return CBQ_OK;
+}
+
+static int is_category_col(const sheet *s, size_t col)
+{
+    return col != s->c_vol && col != s->c_rater;
+}
+
+/* In the wide layout the category names are column names: the same rule as
+ * names in cells (safe_name.h). */
+static int check_category_header(const sheet *s, cbq_error *err)
+{
+    for (size_t col = 0; col < s->t->n_cols; col++) {
+        char why[160];
+        if (is_category_col(s, col) && !cbq_name_ok(s->t->header[col], why, sizeof why))
+            return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                            "%s:1: column %zu: category %s (names become parts of file names: "
+                            "no '/', '\\', control characters, '.' or '..')",
+                            s->t->name, col + 1, why);
+    }
+    return CBQ_OK;
+}
+
+static int check_name_cell(const cbq_csv *t, size_t row, size_t col, const char *what,
+                           cbq_error *err)
+{
+    const char *name = cbq_csv_cell(t, row, col);
+    if (!name[0])
+        return cbq_csv_fail(t, row, col, err, CBQ_ERR_FORMAT, "empty field");
+    char why[160];
+    if (!cbq_name_ok(name, why, sizeof why))
+        return cbq_csv_fail(t, row, col, err, CBQ_ERR_FORMAT,
+                            "%s %s (names become parts of file names: no '/', '\\', control "
+                            "characters, '.' or '..')",
+                            what, why);
+    return CBQ_OK;
+}
+
+/* Names of every row that is not blank: empty fields first, then unsafe names. */
+static int check_name_cells(const sheet *s, cbq_error *err)
+{
+    size_t cols[3] = {s->c_vol, s->c_rater, s->c_cat};
+    static const char *const what[3] = {"volume id", "rater", "category"};
+    size_t n = s->layout == LAYOUT_LONG ? 3 : 2;
+    for (size_t row = 0; row < s->t->n_rows; row++)
+        for (size_t j = 0; j < n && !row_is_blank(s->t, row); j++)
+            if (!cbq_csv_cell(s->t, row, cols[j])[0])
+                return cbq_csv_fail(s->t, row, cols[j], err, CBQ_ERR_FORMAT, "empty field");
+    for (size_t j = 0; j < n; j++)
+        for (size_t row = 0; row < s->t->n_rows; row++)
+            if (!row_is_blank(s->t, row))
+                CBQ_TRY(check_name_cell(s->t, row, cols[j], what[j], err));
+    return CBQ_OK;
+}
+
+/* Adds the rating in (row, col) of category `category`, unless it is blank.
+ * Names enter their sets with their first rating, so a wide sheet and the
+ * long sheet without its blank rows give the same table in the same order. */
+static int add_rating(sheet *s, size_t row, size_t col, const char *category, cbq_error *err)
+{
+    const cbq_csv *t = s->t;
+    if (is_blank(cbq_csv_cell(t, row, col)))
+        return CBQ_OK;
+    double score;
+    CBQ_TRY(cbq_csv_get_double(t, row, col, &score, err));
+    if (score < CBQ_SCORE_MIN || score > CBQ_SCORE_MAX)
+        return cbq_csv_fail(t, row, col, err, CBQ_ERR_RANGE, "score %s outside [%g, %g]",
+                            cbq_csv_cell(t, row, col), CBQ_SCORE_MIN, CBQ_SCORE_MAX);
+    long v = name_add(&s->vols, cbq_csv_cell(t, row, s->c_vol));
+    size_t before = s->raters.n;
+    long k = name_add(&s->raters, cbq_csv_cell(t, row, s->c_rater));
+    long c = name_add(&s->cats, category);
+    if (v < 0 || k < 0 || c < 0 || s->n_ratings == s->cap_ratings)
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "%s: out of memory", t->name);
+    if (s->raters.n > before)
+        s->first_row[k] = row;
+    s->ratings[s->n_ratings++] = (rating_row){(size_t)v, (size_t)k, (size_t)c, row, col, score};
+    return CBQ_OK;
+}
+
+static int parse_rows(sheet *s, cbq_error *err)
+{
+    const cbq_csv *t = s->t;
     for (size_t row = 0; row < t->n_rows; row++) {
-        double s;
-        CBQ_TRY(cbq_csv_get_double(t, row, c_score, &s, err));
-        if (s < CBQ_SCORE_MIN || s > CBQ_SCORE_MAX)
-            return cbq_csv_fail(t, row, c_score, err, CBQ_ERR_RANGE, "score %s outside [%g, %g]",
-                                cbq_csv_cell(t, row, c_score), CBQ_SCORE_MIN, CBQ_SCORE_MAX);
-        long v = name_add(vols, cbq_csv_cell(t, row, c_vol));
-        size_t before = raters->n;
-        long k = name_add(raters, cbq_csv_cell(t, row, c_rater));
-        long c = name_add(cats, cbq_csv_cell(t, row, c_cat));
-        if (v < 0 || k < 0 || c < 0)
-            return CBQ_FAIL(err, CBQ_ERR_NOMEM, "%s: out of memory", t->name);
-        if (raters->n > before)
-            first_row[k] = row;
-        rows[row] = (rating_row){(size_t)v, (size_t)k, (size_t)c, s};
+        if (s->layout == LAYOUT_LONG) {
+            if (!row_is_blank(t, row))
+                CBQ_TRY(add_rating(s, row, s->c_score, cbq_csv_cell(t, row, s->c_cat), err));
+            continue;
+        }
+        for (size_t col = 0; col < t->n_cols; col++)
+            if (is_category_col(s, col))
+                CBQ_TRY(add_rating(s, row, col, t->header[col], err));
     }
     return CBQ_OK;
 }
 
 /* Fills the dense array; a second rating of the same cell is an error. */
-static int fill_scores(cbq_ratings *r, const cbq_csv *t, const rating_row *rows, cbq_error *err)
+static int fill_scores(cbq_ratings *r, const sheet *s, cbq_error *err)
 {
+    const cbq_csv *t = s->t;
     size_t cells;
     if (!cbq_size_mul(&cells, r->n_categories, r->n_volumes) || !cbq_size_mul(&cells, cells, r->n_raters))
         return CBQ_FAIL(err, CBQ_ERR_NOMEM, "%s: too many ratings", t->name);
     r->score = malloc((cells ? cells : 1) * sizeof *r->score);
-    size_t *row_of = malloc((cells ? cells : 1) * sizeof *row_of);
-    if (!r->score || !row_of) {
-        free(row_of);
+    size_t *rating_of = malloc((cells ? cells : 1) * sizeof *rating_of);
+    if (!r->score || !rating_of) {
+        free(rating_of);
         return CBQ_FAIL(err, CBQ_ERR_NOMEM, "%s: out of memory", t->name);
     }
     for (size_t i = 0; i < cells; i++)
         r->score[i] = NAN;
     int rc = CBQ_OK;
-    for (size_t row = 0; row < t->n_rows; row++) {
-        size_t i = (rows[row].cat * r->n_volumes + rows[row].vol) * r->n_raters + rows[row].rater;
+    for (size_t j = 0; j < s->n_ratings; j++) {
+        const rating_row *g = &s->ratings[j];
+        size_t i = (g->cat * r->n_volumes + g->vol) * r->n_raters + g->rater;
         if (!isnan(r->score[i])) {
-            long c = cbq_csv_col(t, "volume_id");
-            rc = cbq_csv_fail(t, row, (size_t)c, err, CBQ_ERR_FORMAT,
+            rc = cbq_csv_fail(t, g->row, g->col, err, CBQ_ERR_FORMAT,
                               "duplicate rating of volume '%s' by rater '%s' in category '%s' "
                               "(first on line %zu)",
-                              r->volumes[rows[row].vol], r->raters[rows[row].rater],
-                              r->categories[rows[row].cat], t->line[row_of[i]]);
+                              r->volumes[g->vol], r->raters[g->rater], r->categories[g->cat],
+                              t->line[s->ratings[rating_of[i]].row]);
             break;
         }
-        r->score[i] = rows[row].score;
-        row_of[i] = row;
+        r->score[i] = g->score;
+        rating_of[i] = j;
     }
-    free(row_of);
+    free(rating_of);
     return rc;
 }
 
@@ -247,30 +381,53 @@ static int unit_weights(cbq_ratings *r, const char *ratings_path, cbq_error *err
     return CBQ_OK;
 }
 
-/* Parses the rows of t into r (names, scores) and the weights; r takes the
- * names whatever happens, so that one cbq_ratings_free releases them. */
-static int ratings_from_table(cbq_ratings *r, const cbq_csv *t, const char *raters_path,
-                              rating_row *rows, size_t *first_row, cbq_error *err)
+static int read_sheet(sheet *s, cbq_error *err)
 {
-    name_set vols = {0}, raters = {0}, cats = {0};
-    int rc = parse_rows(t, &vols, &raters, &cats, rows, first_row, err);
-    if (rc == CBQ_OK && t->n_rows == 0)
-        rc = CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s:2: no ratings after the header", t->name);
-    r->volumes = vols.names;
-    r->n_volumes = vols.n;
-    r->raters = raters.names;
-    r->n_raters = raters.n;
-    r->categories = cats.names;
-    r->n_categories = cats.n;
+    CBQ_TRY(find_layout(s, err));
+    if (s->layout == LAYOUT_WIDE)
+        CBQ_TRY(check_category_header(s, err));
+    CBQ_TRY(check_name_cells(s, err));
+    CBQ_TRY(parse_rows(s, err));
+    if (s->n_ratings == 0)
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s:2: no ratings after the header%s", s->t->name,
+                        s->t->n_rows ? " (every score is blank)" : "");
+    return CBQ_OK;
+}
+
+/* Parses the sheet s into r (names, scores) and the weights; r takes the
+ * names whatever happens, so that one cbq_ratings_free releases them. */
+static int ratings_from_sheet(cbq_ratings *r, sheet *s, const char *raters_path, cbq_error *err)
+{
+    int rc = read_sheet(s, err);
+    r->volumes = s->vols.names;
+    r->n_volumes = s->vols.n;
+    r->raters = s->raters.names;
+    r->n_raters = s->raters.n;
+    r->categories = s->cats.names;
+    r->n_categories = s->cats.n;
     if (rc == CBQ_OK)
-        rc = fill_scores(r, t, rows, err);
+        rc = fill_scores(r, s, err);
     if (rc == CBQ_OK)
-        rc = raters_path ? read_weights(r, raters_path, &raters, first_row, t, err)
-                         : unit_weights(r, t->name, err);
-    name_free_index(&vols);
-    name_free_index(&raters);
-    name_free_index(&cats);
+        rc = raters_path ? read_weights(r, raters_path, &s->raters, s->first_row, s->t, err)
+                         : unit_weights(r, s->t->name, err);
+    name_free_index(&s->vols);
+    name_free_index(&s->raters);
+    name_free_index(&s->cats);
     return rc;
+}
+
+/* Room for every cell a rating can come from: one per row (long layout) or
+ * one per row and category column (wide). */
+static int sheet_alloc(sheet *s, cbq_error *err)
+{
+    size_t per_row = s->t->n_cols > 2 ? s->t->n_cols - 2 : 1;
+    if (!cbq_size_mul(&s->cap_ratings, s->t->n_rows, per_row))
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "%s: too many ratings", s->t->name);
+    s->ratings = malloc((s->cap_ratings + 1) * sizeof *s->ratings);
+    s->first_row = malloc((s->t->n_rows + 1) * sizeof *s->first_row);
+    if (!s->ratings || !s->first_row)
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "%s: out of memory", s->t->name);
+    return CBQ_OK;
 }
 
 int cbq_ratings_read(cbq_ratings *r, const char *ratings_path, const char *raters_path,
@@ -279,12 +436,12 @@ int cbq_ratings_read(cbq_ratings *r, const char *ratings_path, const char *rater
     memset(r, 0, sizeof *r);
     cbq_csv t;
     CBQ_TRY(cbq_csv_read(&t, ratings_path, err));
-    rating_row *rows = malloc((t.n_rows + 1) * sizeof *rows);
-    size_t *first_row = malloc((t.n_rows + 1) * sizeof *first_row);
-    int rc = rows && first_row ? ratings_from_table(r, &t, raters_path, rows, first_row, err)
-                               : CBQ_FAIL(err, CBQ_ERR_NOMEM, "%s: out of memory", ratings_path);
-    free(rows);
-    free(first_row);
+    sheet s = {.t = &t};
+    int rc = sheet_alloc(&s, err);
+    if (rc == CBQ_OK)
+        rc = ratings_from_sheet(r, &s, raters_path, err);
+    free(s.ratings);
+    free(s.first_row);
     cbq_csv_free(&t);
     if (rc != CBQ_OK)
         cbq_ratings_free(r);

@@ -134,6 +134,8 @@ static const opt_def OPTS[] = {
      "median rank correlation above which a method survives randomisation (flagged)"},
     {"report.title", OPT_STRING, F(report.title), "Attribution Energy vs expert image quality", 0,
      0, NULL, S(REPORT), "report title"},
+    {"report.dpi", OPT_INT, F(report.dpi), "150", 50, 1200, NULL, S(REPORT),
+     "resolution of the figures' PNG files (300 for print; PDF and SVG beside them are vector)"},
 };
 enum { N_OPTS = sizeof OPTS / sizeof OPTS[0] };
 

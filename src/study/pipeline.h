@@ -106,6 +106,10 @@ int study_given_model(const study_ctx *ctx, const char **dir, cbq_error *err);
  * raters.csv ("" when not given and not beside it). */
 int study_user_tables(const study_ctx *ctx, char *csv, char *ratings, char *raters, size_t cap,
                       cbq_error *err);
+/* For messages about the cohort stage's copy of ratings.csv (`copy`): the
+ * file the user gave (cohort.ratings, or ratings.csv beside cohort.csv), or
+ * the copy itself for the simulated cohort. Opens nothing. */
+void study_ratings_shown(const study_ctx *ctx, const char *copy, char *buf, size_t cap);
 /* buf = the running stage's own folder / name (name NULL: the folder). */
 int study_output_path(const study_ctx *ctx, const char *name, char *buf, size_t cap,
                       cbq_error *err);

@@ -27,6 +27,7 @@ struct cbq_report {
     strbuf body, toc;
     int n_sections, n_figures, n_tables;
     int in_section; /* a <section> is open in body */
+    int dpi;        /* of the PNG files under figures/ */
 };
 
 static void sb_append(strbuf *b, const char *s, size_t n)
@@ -156,7 +157,17 @@ int cbq_report_begin(cbq_report **out, const char *title, const char *dir, cbq_e
         return CBQ_FAIL(err, CBQ_ERR_NOMEM, "report: out of memory");
     }
     strcpy(r->dir, dir);
+    r->dpi = CBQ_FIGURE_DPI;
     *out = r;
+    return CBQ_OK;
+}
+
+int cbq_report_set_dpi(cbq_report *r, int dpi, cbq_error *err)
+{
+    if (dpi < CBQ_FIGURE_DPI_MIN || dpi > CBQ_FIGURE_DPI_MAX)
+        return CBQ_FAIL(err, CBQ_ERR_ARG, "report resolution %d dpi: expected %d..%d", dpi,
+                        CBQ_FIGURE_DPI_MIN, CBQ_FIGURE_DPI_MAX);
+    r->dpi = dpi;
     return CBQ_OK;
 }
 
@@ -315,6 +326,118 @@ static int looks_numeric(const char *s)
     return *end == '\0';
 }
 
+/* ---- tables that wrap ----
+ * A table wider than the page is not cut off behind a scroll bar: its
+ * columns wrap into blocks that fit, each after the first repeating the
+ * first column (the row's name), like a wide table continued in a paper.
+ * Widths are estimated from the text: DejaVu Sans at the table's 0.92em
+ * is about 9 px per character (digits), plus 22 px of padding and border. */
+enum { CHAR_PX = 9, CELL_PAD_PX = 22, PAGE_PX = 1040, SENTENCE_PX = 330 };
+
+typedef struct {
+    size_t n_cols;
+    const char *const *header;
+    size_t n_rows;
+    const char *const *cells;
+} table_shape;
+
+/* Characters (UTF-8 code points) of the longest run of s between breaks. */
+static size_t longest_word(const char *s, const char *breaks)
+{
+    size_t best = 0, run = 0;
+    for (; s && *s; s++) {
+        if (strchr(breaks, *s))
+            run = 0;
+        else if (((unsigned char)*s & 0xC0) != 0x80 && ++run > best)
+            best = run;
+    }
+    return best;
+}
+
+/* The narrowest the column can be: its widest number, its longest word
+ * (header words also break after '_', see html_header), a sentence's
+ * minimum width (td.text). */
+static size_t column_min_px(size_t c, size_t n_cols, const char *const *header, size_t n_rows,
+                            const char *const *cells)
+{
+    size_t px = longest_word(header[c], " _-/") * CHAR_PX;
+    for (size_t i = 0; i < n_rows; i++) {
+        const char *cell = cells[i * n_cols + c];
+        size_t w = looks_numeric(cell)                       ? longest_word(cell, "") * CHAR_PX
+                   : cell && strlen(cell) > LONG_TEXT_CHARS ? SENTENCE_PX
+                                                            : longest_word(cell, " ") * CHAR_PX;
+        if (w > px)
+            px = w;
+    }
+    return px + CELL_PAD_PX;
+}
+
+/* The end of the block of columns that starts at `first`: at least one
+ * column, then as many as fit the page beside column 0 (repeated in every
+ * block after the first). */
+static size_t block_end(const size_t *col_px, size_t n_cols, size_t first)
+{
+    size_t used = first ? col_px[0] : 0, end = first;
+    while (end < n_cols && (end == first || used + col_px[end] <= PAGE_PX))
+        used += col_px[end++];
+    return end;
+}
+
+/* A header cell: may break after '_' (column names such as median_loo_rho). */
+static void html_header(strbuf *b, const char *s)
+{
+    for (const char *p = s; p && *p; p++) {
+        char one[2] = {*p, '\0'};
+        html_text(b, one);
+        if (*p == '_' && p[1])
+            sb_puts(b, "<wbr>");
+    }
+}
+
+static void table_cell(strbuf *b, const char *cell)
+{
+    sb_puts(b, looks_numeric(cell)                       ? "<td class=\"num\">"
+               : cell && strlen(cell) > LONG_TEXT_CHARS ? "<td class=\"text\">"
+                                                        : "<td>");
+    html_text(b, cell);
+    sb_puts(b, "</td>");
+}
+
+/* The j-th column of a block: [first, end), after column 0 when part > 0. */
+static size_t block_col(size_t part, size_t first, size_t j)
+{
+    return part ? (j == 0 ? 0 : first + j - 1) : first + j;
+}
+
+/* Block `part` of table k. */
+static void table_block(strbuf *b, const char *stem, int k, const char *caption, size_t part,
+                        size_t first, size_t end, const table_shape *t)
+{
+    if (part == 0) {
+        sb_printf(b, "<div class=\"table-wrap\"><table id=\"table-%s\">\n<caption>Table %d. ", stem, k);
+        html_text(b, caption);
+        sb_printf(b, " <a class=\"file\" href=\"tables/%s.csv\">CSV</a></caption>\n<thead><tr>", stem);
+    } else {
+        sb_printf(b, "<div class=\"table-wrap\"><table id=\"table-%s-part%zu\" class=\"continued\">\n"
+                     "<caption>Table %d, continued (columns %zu-%zu of %zu)</caption>\n<thead><tr>",
+                  stem, part + 1, k, first + 1, end, t->n_cols);
+    }
+    size_t n_shown = end - first + (part ? 1 : 0);
+    for (size_t j = 0; j < n_shown; j++) {
+        sb_puts(b, "<th>");
+        html_header(b, t->header[block_col(part, first, j)]);
+        sb_puts(b, "</th>");
+    }
+    sb_puts(b, "</tr></thead>\n<tbody>\n");
+    for (size_t i = 0; i < t->n_rows; i++) {
+        sb_puts(b, "<tr>");
+        for (size_t j = 0; j < n_shown; j++)
+            table_cell(b, t->cells[i * t->n_cols + block_col(part, first, j)]);
+        sb_puts(b, "</tr>\n");
+    }
+    sb_puts(b, "</tbody></table></div>\n");
+}
+
 int cbq_report_table(cbq_report *r, const char *stem, const char *caption, size_t n_cols,
                      const char *const *header, size_t n_rows, const char *const *cells, cbq_error *err)
 {
@@ -329,29 +452,19 @@ int cbq_report_table(cbq_report *r, const char *stem, const char *caption, size_
     CBQ_TRY(write_csv(path, n_cols, header, n_rows, cells, err));
 
     int k = ++r->n_tables;
-    strbuf *b = &r->body;
-    sb_printf(b, "<div class=\"table-wrap\"><table id=\"table-%s\">\n<caption>Table %d. ", stem, k);
-    html_text(b, caption);
-    sb_printf(b, " <a class=\"file\" href=\"tables/%s.csv\">CSV</a></caption>\n<thead><tr>", stem);
-    for (size_t c = 0; c < n_cols; c++) {
-        sb_puts(b, "<th>");
-        html_text(b, header[c]);
-        sb_puts(b, "</th>");
+    size_t *col_px = malloc(n_cols * sizeof *col_px);
+    if (!col_px)
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "report table '%s': out of memory", stem);
+    for (size_t c = 0; c < n_cols; c++)
+        col_px[c] = column_min_px(c, n_cols, header, n_rows, cells);
+    const table_shape shape = {n_cols, header, n_rows, cells};
+    size_t part = 0;
+    for (size_t first = 0; first < n_cols; part++) {
+        size_t end = block_end(col_px, n_cols, first);
+        table_block(&r->body, stem, k, caption, part, first, end, &shape);
+        first = end;
     }
-    sb_puts(b, "</tr></thead>\n<tbody>\n");
-    for (size_t i = 0; i < n_rows; i++) {
-        sb_puts(b, "<tr>");
-        for (size_t c = 0; c < n_cols; c++) {
-            const char *cell = cells[i * n_cols + c];
-            sb_puts(b, looks_numeric(cell)                       ? "<td class=\"num\">"
-                       : cell && strlen(cell) > LONG_TEXT_CHARS ? "<td class=\"text\">"
-                                                        : "<td>");
-            html_text(b, cell);
-            sb_puts(b, "</td>");
-        }
-        sb_puts(b, "</tr>\n");
-    }
-    sb_puts(b, "</tbody></table></div>\n");
+    free(col_px);
     return check_memory(r, err);
 }
 
@@ -361,7 +474,7 @@ int cbq_report_figure(cbq_report *r, const cbq_figure *fig, const char *stem, co
     CBQ_TRY(check_stem(stem, "figure", err));
     char dir[4200];
     snprintf(dir, sizeof dir, "%s/figures", r->dir);
-    CBQ_TRY(cbq_figure_save(fig, dir, stem, err));
+    CBQ_TRY(cbq_figure_save_dpi(fig, dir, stem, r->dpi, err));
     unsigned char *png;
     size_t len;
     CBQ_TRY(cbq_figure_png_bytes(fig, &png, &len, err));
@@ -379,7 +492,8 @@ int cbq_report_figure(cbq_report *r, const cbq_figure *fig, const char *stem, co
     sb_printf(b, "\">\n<figcaption>Figure %d. ", k);
     html_text(b, caption);
     sb_printf(b, " <a class=\"file\" href=\"figures/%s.png\">PNG</a> <a class=\"file\" href=\"figures/%s.svg\">SVG</a>"
-                 "</figcaption>\n</figure>\n", stem, stem);
+                 " <a class=\"file\" href=\"figures/%s.pdf\">PDF</a></figcaption>\n</figure>\n",
+              stem, stem, stem);
     return check_memory(r, err);
 }
 

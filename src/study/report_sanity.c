@@ -2,12 +2,16 @@
  * stage's sanity.csv: what the test asks, the cascade's rank correlations
  * per method as a line chart against the threshold, which methods (if any)
  * survive randomisation, the permuted-labels result, and the pooled table
- * (the per-category sanity.csv, a row per category and step, stays a file). */
+ * (the per-category sanity.csv, a row per category and step, stays a file).
+ * The summary and the table judge every comparison by one rule (judge()),
+ * so the words never contradict the numbers below them. */
 #define _POSIX_C_SOURCE 200809L
 #include "study/pipeline.h"
 #include "study/report_figures.h"
 
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -33,10 +37,29 @@ typedef struct {
     char name[32];
     double x[MAX_STEPS + 1], y[MAX_STEPS + 1];
     size_t n;
-    int survives;
     double perm_rho;   /* NaN without a permuted-labels model */
-    int perm_survives;
 } curve;
+
+/* The one judgement the summary and the table both show, so that they
+ * cannot disagree: a comparison's median rho is above the threshold, not,
+ * or undefined (every map constant). A method survives randomisation when
+ * its last cascade step is above (as the sanity stage decides). */
+typedef enum { JUDGED_BELOW, JUDGED_ABOVE, JUDGED_UNDEFINED } judgement;
+
+static judgement judge(double rho, double threshold)
+{
+    return isnan(rho) ? JUDGED_UNDEFINED : rho > threshold ? JUDGED_ABOVE : JUDGED_BELOW;
+}
+
+static const char *judgement_name(judgement j)
+{
+    return j == JUDGED_ABOVE ? "yes" : j == JUDGED_BELOW ? "no" : "undefined";
+}
+
+static judgement last_step(const curve *c, double threshold)
+{
+    return c->n > 1 ? judge(c->y[c->n - 1], threshold) : JUDGED_UNDEFINED;
+}
 
 static curve *curve_of(curve *c, size_t *n, const char *method)
 {
@@ -62,7 +85,7 @@ static int read_curves(const study_ctx *ctx, curve *c, size_t *n, cbq_error *err
     CBQ_TRY(study_input_path(ctx, CBQ_STAGE_SANITY, "pooled.csv", path, sizeof path, err));
     cbq_csv t;
     CBQ_TRY(cbq_csv_read(&t, path, err));
-    size_t cm, ct, cs, cr, cv;
+    size_t cm, ct, cs, cr;
     int rc = cbq_csv_require_col(&t, "method", &cm, err);
     if (rc == CBQ_OK)
         rc = cbq_csv_require_col(&t, "test", &ct, err);
@@ -70,21 +93,16 @@ static int read_curves(const study_ctx *ctx, curve *c, size_t *n, cbq_error *err
         rc = cbq_csv_require_col(&t, "step", &cs, err);
     if (rc == CBQ_OK)
         rc = cbq_csv_require_col(&t, "median_spearman", &cr, err);
-    if (rc == CBQ_OK)
-        rc = cbq_csv_require_col(&t, "survives", &cv, err);
     *n = 0;
     for (size_t r = 0; r < t.n_rows && rc == CBQ_OK; r++) {
         curve *k = curve_of(c, n, cbq_csv_cell(&t, r, cm));
         const char *cell = cbq_csv_cell(&t, r, cr);
         double rho = cell[0] ? strtod(cell, NULL) : NAN;
-        int survives = atoi(cbq_csv_cell(&t, r, cv));
         if (k && strcmp(cbq_csv_cell(&t, r, ct), "permuted_labels") == 0) {
             k->perm_rho = rho;
-            k->perm_survives = survives;
         } else if (k && k->n <= MAX_STEPS) {
             k->x[k->n] = strtod(cbq_csv_cell(&t, r, cs), NULL);
             k->y[k->n++] = rho;
-            k->survives = survives;
         }
     }
     cbq_csv_free(&t);
@@ -108,31 +126,108 @@ static int chart(cbq_report *r, const study_ctx *ctx, const curve *c, size_t n, 
                             "volumes); step 0 is the trained model itself.", err);
 }
 
-/* Which methods survive, and the permuted-labels result, in words. */
+/* Appends printf-style text to text[*len..cap), never past its end. */
+static void append(char *text, size_t cap, size_t *len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void append(char *text, size_t cap, size_t *len, const char *fmt, ...)
+{
+    if (*len >= cap)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(text + *len, cap - *len, fmt, ap);
+    va_end(ap);
+    *len += n > 0 ? (size_t)n : 0;
+}
+
+/* Which methods survive, and the permuted-labels result, in words: each
+ * sentence reads off the rows of the table below (judge()). */
 static int verdict(cbq_report *r, const study_ctx *ctx, const curve *c, size_t n, cbq_error *err)
 {
-    char text[2048];
-    size_t len = (size_t)snprintf(text, sizeof text, "Surviving full randomisation "
-                                  "(median rho above %.2f):", ctx->cfg->sanity.threshold);
-    int any = 0;
-    for (size_t i = 0; i < n && len < sizeof text; i++)
-        if (c[i].survives) {
-            len += (size_t)snprintf(text + len, sizeof text - len, "%s %s", any ? "," : "", c[i].name);
-            any = 1;
-        }
-    if (len < sizeof text)
-        len += (size_t)snprintf(text + len, sizeof text - len, "%s", any ? "." :
-                                " none; every method's maps change with the model.");
-    for (size_t i = 0; i < n && len < sizeof text; i++) {
-        if (isnan(c[i].perm_rho))
-            len += (size_t)snprintf(text + len, sizeof text - len, " %s: no permuted-labels "
-                                    "model.", c[i].name);
+    double th = ctx->cfg->sanity.threshold;
+    char text[4096];
+    size_t len = 0, n_above = 0, n_undefined = 0;
+    append(text, sizeof text, &len, "Surviving full randomisation (median rho at the last step "
+           "above %.2f):", th);
+    for (size_t i = 0; i < n; i++)
+        if (last_step(&c[i], th) == JUDGED_ABOVE)
+            append(text, sizeof text, &len, "%s %s", n_above++ ? "," : "", c[i].name);
         else
-            len += (size_t)snprintf(text + len, sizeof text - len, " %s: the permuted-labels "
-                                    "model's maps correlate at rho %.2f%s.", c[i].name,
-                                    c[i].perm_rho, c[i].perm_survives ? " (survives)" : "");
+            n_undefined += last_step(&c[i], th) == JUDGED_UNDEFINED;
+    if (n_above)
+        append(text, sizeof text, &len, ".");
+    else if (n_undefined)
+        append(text, sizeof text, &len, " none.");
+    else
+        append(text, sizeof text, &len, " none; every method's maps change with the model.");
+    for (size_t i = 0; i < n; i++) {
+        size_t steps_above = 0;
+        for (size_t s = 1; s < c[i].n; s++)
+            steps_above += judge(c[i].y[s], th) == JUDGED_ABOVE;
+        if (last_step(&c[i], th) == JUDGED_UNDEFINED)
+            append(text, sizeof text, &len, " %s: undefined at the last step (every map "
+                   "constant), so it neither survives nor is shown to change.", c[i].name);
+        else if (last_step(&c[i], th) == JUDGED_BELOW && steps_above)
+            append(text, sizeof text, &len, " %s: above %.2f at %zu of %zu steps before the "
+                   "last, below it at the last.", c[i].name, th, steps_above, c[i].n - 1);
+        if (isnan(c[i].perm_rho))
+            append(text, sizeof text, &len, " %s: no permuted-labels comparison.", c[i].name);
+        else
+            append(text, sizeof text, &len, " %s: the permuted-labels model's maps correlate "
+                   "at rho %.2f (%s %.2f).", c[i].name, c[i].perm_rho,
+                   judge(c[i].perm_rho, th) == JUDGED_ABOVE ? "above" : "not above", th);
     }
     return cbq_report_note(r, text, err);
+}
+
+/* pooled.csv as the report shows it: each comparison with its median rho
+ * and whether it is above the threshold (judge(), the summary's rule). */
+static int pooled_table(cbq_report *r, const study_ctx *ctx, cbq_error *err)
+{
+    char path[CBQ_STUDY_PATH_MAX + 32];
+    CBQ_TRY(study_input_path(ctx, CBQ_STAGE_SANITY, "pooled.csv", path, sizeof path, err));
+    cbq_csv t;
+    CBQ_TRY(cbq_csv_read(&t, path, err));
+    enum { COLS = 6, CELL = 96 };
+    static const char *const header[COLS] = {"method", "test", "step", "layer",
+                                             "median rho", "above threshold"};
+    static const char *const from[4] = {"method", "test", "step", "layer"};
+    size_t col[5];
+    int rc = CBQ_OK;
+    for (int k = 0; k < 4 && rc == CBQ_OK; k++)
+        rc = cbq_csv_require_col(&t, from[k], &col[k], err);
+    if (rc == CBQ_OK)
+        rc = cbq_csv_require_col(&t, "median_spearman", &col[4], err);
+    char (*text)[CELL] = calloc(t.n_rows * COLS + 1, CELL);
+    const char **cells = calloc(t.n_rows * COLS + 1, sizeof *cells);
+    if (rc == CBQ_OK && (!text || !cells))
+        rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < t.n_rows && rc == CBQ_OK; i++) {
+        char (*row)[CELL] = text + i * COLS;
+        for (int k = 0; k < 4; k++)
+            snprintf(row[k], CELL, "%s", cbq_csv_cell(&t, i, col[k]));
+        const char *cell = cbq_csv_cell(&t, i, col[4]);
+        double rho = cell[0] ? strtod(cell, NULL) : NAN;
+        cbq_format_rho(row[4], CELL, rho);
+        snprintf(row[5], CELL, "%s", judgement_name(judge(rho, ctx->cfg->sanity.threshold)));
+        for (int k = 0; k < COLS; k++)
+            cells[i * COLS + k] = row[k];
+    }
+    if (rc == CBQ_OK) {
+        char caption[512];
+        snprintf(caption, sizeof caption,
+                 "Per method and comparison: the median rank correlation over all categories "
+                 "and test volumes, and whether it is above the threshold %.2f (n/a where "
+                 "every map was constant: undefined); a method survives when its last step "
+                 "is above. Per category, with minimum, maximum and the AE ratio "
+                 "random/trained: sanity/sanity.csv in the study folder.",
+                 ctx->cfg->sanity.threshold);
+        rc = cbq_report_table(r, "sanity_pooled", caption, COLS, header, t.n_rows, cells, err);
+    }
+    free(text);
+    free(cells);
+    cbq_csv_free(&t);
+    return rc;
 }
 
 /* The sanity stage's notes.txt (why a part did not run), each line a note;
@@ -173,12 +268,7 @@ int report_sanity_section(cbq_report *r, const study_ctx *ctx, cbq_error *err)
     if (rc == CBQ_OK)
         rc = stage_notes(r, ctx, err);
     if (rc == CBQ_OK)
-        rc = report_csv_table(r, ctx, CBQ_STAGE_SANITY, "pooled.csv", "sanity_pooled",
-                              "Per method and comparison: the median rank correlation over all "
-                              "categories and test volumes, which decides whether the method "
-                              "survives; empty where every map was constant (the correlation is "
-                              "undefined). Per category, with minimum, maximum and the AE ratio "
-                              "random/trained: sanity/sanity.csv in the study folder.", err);
+        rc = pooled_table(r, ctx, err);
     free(c);
     return rc;
 }

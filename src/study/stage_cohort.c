@@ -2,8 +2,8 @@
  * cohort.csv (with ratings.csv and optional raters.csv), or the built-in
  * cohort simulated into the stage folder. Writes the study's own
  * cohort.csv (paths relative to it, a split for every volume), and copies
- * of ratings.csv, raters.csv and labels.json, so later stages read only
- * the output folder. */
+ * of ratings.csv (either layout, checked first), raters.csv and
+ * labels.json, so later stages read only the output folder. */
 #define _POSIX_C_SOURCE 200809L
 #include "study/pipeline.h"
 
@@ -14,6 +14,7 @@
 
 #include "cbctiq/atomic_file.h"
 #include "cbctiq/csv.h"
+#include "cbctiq/ratings_csv.h"
 #include "cbctiq/rng.h"
 #include "cbctiq/sim.h"
 #include "cbctiq/cohort.h"
@@ -241,6 +242,17 @@ static int write_outputs(const study_ctx *ctx, const cbq_cohort *c, const size_t
     return CBQ_OK;
 }
 
+/* The ratings are read here, from the files the user gave, before anything
+ * is written: a bad sheet is reported under the user's own file name, not
+ * the copy later stages read, and leaves nothing cached. */
+static int check_ratings(const char *ratings, const char *raters, cbq_error *err)
+{
+    cbq_ratings r;
+    CBQ_TRY(cbq_ratings_read(&r, ratings, raters[0] ? raters : NULL, err));
+    cbq_ratings_free(&r);
+    return CBQ_OK;
+}
+
 int study_stage_cohort(study_ctx *ctx, cbq_error *err)
 {
     const cbq_study_config *cfg = ctx->cfg;
@@ -249,6 +261,7 @@ int study_stage_cohort(study_ctx *ctx, cbq_error *err)
         CBQ_TRY(study_user_tables(ctx, csv, ratings, raters, sizeof csv, err));
     else
         CBQ_TRY(simulate(ctx, csv, ratings, raters, sizeof csv, err));
+    CBQ_TRY(check_ratings(ratings, raters, err));
     cbq_cohort c;
     CBQ_TRY(cbq_cohort_read(&c, csv, err));
     const char *how = "from cohort.csv";

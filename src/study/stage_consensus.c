@@ -81,16 +81,30 @@ static int write_agreement(const study_ctx *ctx, const cbq_ratings *r, const siz
     return rc;
 }
 
+/* The sheet's categories, "a, b, c" (cut short when they do not fit). */
+static void list_categories(const cbq_ratings *r, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    for (size_t c = 0, used = 0; c < r->n_categories && used < cap; c++) {
+        int n = snprintf(buf + used, cap - used, "%s%s", c ? ", " : "", r->categories[c]);
+        used += n > 0 ? (size_t)n : 0;
+    }
+}
+
 /* cats[k]: the index in r of the study's category k; each must have ratings. */
 static int find_categories(const study_ctx *ctx, const cbq_ratings *r, const char *ratings,
                            size_t *cats, cbq_error *err)
 {
     for (size_t k = 0; k < ctx->n_categories; k++) {
         long c = find_category(r, ctx->categories[k]);
-        if (c < 0)
+        if (c < 0) {
+            char have[512];
+            list_categories(r, have, sizeof have);
             return CBQ_FAIL(err, CBQ_ERR_FORMAT,
-                            "%s: no ratings in category '%s' (categories option)", ratings,
-                            ctx->categories[k]);
+                            "%s: no ratings in category '%s' (categories option); the sheet "
+                            "rates %s",
+                            ratings, ctx->categories[k], have);
+        }
         cats[k] = (size_t)c;
     }
     return CBQ_OK;
@@ -125,8 +139,10 @@ int study_stage_consensus(study_ctx *ctx, cbq_error *err)
     int have_raters = stat(raters, &st) == 0;
     cbq_ratings r;
     CBQ_TRY(cbq_ratings_read(&r, ratings, have_raters ? raters : NULL, err));
+    char shown[CBQ_STUDY_PATH_MAX + 32];
+    study_ratings_shown(ctx, ratings, shown, sizeof shown);
     double mean_icc = NAN;
-    int rc = consensus_outputs(ctx, &r, ratings, &mean_icc, err);
+    int rc = consensus_outputs(ctx, &r, shown, &mean_icc, err);
     snprintf(ctx->summary, sizeof ctx->summary,
              "%zu volumes x %zu categories from %zu raters; mean ICC(2,1) %.2f", r.n_volumes,
              ctx->n_categories, r.n_raters, mean_icc);

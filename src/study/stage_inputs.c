@@ -86,6 +86,25 @@ static int file_exists(const char *path)
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* cohort.ratings, or ratings.csv beside cohort.csv. */
+static void user_ratings_path(const cbq_study_config *cfg, char *ratings, size_t cap)
+{
+    const char *slash = strrchr(cfg->cohort.csv, '/');
+    int dl = slash ? (int)(slash - cfg->cohort.csv + 1) : 0;
+    if (cfg->cohort.ratings[0])
+        snprintf(ratings, cap, "%s", cfg->cohort.ratings);
+    else
+        snprintf(ratings, cap, "%.*sratings.csv", dl, cfg->cohort.csv);
+}
+
+void study_ratings_shown(const study_ctx *ctx, const char *copy, char *buf, size_t cap)
+{
+    if (ctx->cfg->cohort.csv[0])
+        user_ratings_path(ctx->cfg, buf, cap);
+    else
+        snprintf(buf, cap, "%s", copy);
+}
+
 int study_user_tables(const study_ctx *ctx, char *csv, char *ratings, char *raters, size_t cap,
                       cbq_error *err)
 {
@@ -94,10 +113,7 @@ int study_user_tables(const study_ctx *ctx, char *csv, char *ratings, char *rate
     const char *slash = strrchr(cfg->cohort.csv, '/');
     int dl = slash ? (int)(slash - cfg->cohort.csv + 1) : 0;
     snprintf(csv, cap, "%s", cfg->cohort.csv);
-    if (cfg->cohort.ratings[0])
-        snprintf(ratings, cap, "%s", cfg->cohort.ratings);
-    else
-        snprintf(ratings, cap, "%.*sratings.csv", dl, cfg->cohort.csv);
+    user_ratings_path(cfg, ratings, cap);
     if (cfg->cohort.raters[0])
         snprintf(raters, cap, "%s", cfg->cohort.raters);
     else {

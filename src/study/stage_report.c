@@ -343,7 +343,9 @@ int study_stage_report(study_ctx *ctx, cbq_error *err)
     char dir[CBQ_STUDY_PATH_MAX];
     CBQ_TRY(study_output_path(ctx, NULL, dir, sizeof dir, err));
     CBQ_TRY(cbq_report_begin(&r, ctx->cfg->report.title, dir, err));
-    int rc = build(r, ctx, err);
+    int rc = cbq_report_set_dpi(r, ctx->cfg->report.dpi, err);
+    if (rc == CBQ_OK)
+        rc = build(r, ctx, err);
     if (rc == CBQ_OK)
         rc = cbq_report_finish(r, err);
     cbq_report_free(r);

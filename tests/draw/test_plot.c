@@ -199,6 +199,52 @@ static void test_montage_blends_exactly(void **state)
     assert_true(r0[2] == 20 && r0[3] == 40);
 }
 
+/* 1 when every pixel of columns [x0, x1) x rows [y0, y1) is white. */
+static int all_white(cairo_surface_t *img, int x0, int x1, int y0, int y1)
+{
+    for (int y = y0; y < y1; y++)
+        for (int x = x0; x < x1; x++) {
+            int rgb[3];
+            pixel(img, x, y, rgb);
+            if (rgb[0] < 250 || rgb[1] < 250 || rgb[2] < 250)
+                return 0;
+        }
+    return 1;
+}
+
+/* Panel titles fit their panels: a long "id  AE x  cons. y  k n" title
+ * breaks at its double spaces, a word too long for any size is cut; no ink
+ * in the margin or the gaps between the panels above them, some above each. */
+static void test_montage_titles_fit(void **state)
+{
+    (void)state;
+    float image[16] = {0};
+    cbq_overlay_panel p[3] = {
+        {.image = image, .width = 4, .height = 4,
+         .title = "HN-CHUM-001_cbct_fraction_01  AE 0.2853  cons. 5.00  k 7"},
+        {.image = image, .width = 4, .height = 4, .title = "v1  AE 0.27  cons. 3.44  k 7"},
+        {.image = image, .width = 4, .height = 4,
+         .title = "a_volume_id_far_too_long_for_any_font_size_of_this_panel_title"}};
+    cbq_montage m = {.panels = p, .n_panels = 3, .panel_size = 120, .window_lo = -100,
+                     .window_hi = 100, .map_lo = 0, .map_hi = 1};
+    cbq_error err = {0};
+    cbq_figure *fig = NULL;
+    assert_int_equal(cbq_montage_draw(&fig, &m, &err), CBQ_OK);
+    cairo_surface_t *img = png_roundtrip(fig, "montage_titles");
+    double r[3][4];
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(cbq_montage_panel_rect(&m, i, r[i], &err), CBQ_OK);
+    int top = (int)r[0][1];
+    assert_true(top > 2 * 13); /* the long title took two or more lines */
+    assert_true(all_white(img, 0, (int)r[0][0] - 1, 0, top));
+    for (size_t i = 0; i + 1 < 3; i++)
+        assert_true(all_white(img, (int)(r[i][0] + r[i][2]) + 1, (int)r[i + 1][0] - 1, 0, top));
+    for (size_t i = 0; i < 3; i++)
+        assert_false(all_white(img, (int)r[i][0], (int)(r[i][0] + r[i][2]), 0, top));
+    cairo_surface_destroy(img);
+    cbq_figure_free(fig);
+}
+
 static double srgb_to_linear(double c)
 {
     return c <= 0.04045 ? c / 12.92 : pow((c + 0.055) / 1.055, 2.4);
@@ -280,6 +326,43 @@ static void test_png_bytes_and_svg(void **state)
     cbq_figure_free(fig);
 }
 
+/* report.dpi: a scatter point at data (x, y) lands at pixel (px, py) on the
+ * page and at (2 px, 2 py) in the 300-dpi file; a resolution outside
+ * CBQ_FIGURE_DPI_MIN..MAX is refused, naming the file, and writes nothing. */
+static void test_png_dpi(void **state)
+{
+    (void)state;
+    double x[1] = {2}, y[1] = {3};
+    cbq_series s = {.kind = CBQ_SERIES_SCATTER, .x = x, .y = y, .n = 1, .color = 0};
+    cbq_chart c = {.series = &s, .n_series = 1, .width = 200, .height = 150, .x_fixed = 1,
+                   .x_max = 4, .y_fixed = 1, .y_max = 6};
+    cbq_error err = {0};
+    cbq_figure *fig = NULL;
+    assert_int_equal(cbq_chart_draw(&fig, &c, &err), CBQ_OK);
+    cbq_axes_frame frame;
+    assert_int_equal(cbq_chart_frame(&c, &frame, &err), CBQ_OK);
+    double px, py;
+    cbq_axes_frame_map(&frame, 2, 3, &px, &py);
+    char path[1200];
+    snprintf(path, sizeof path, "%s/dpi300.png", dir);
+    assert_int_equal(cbq_figure_write_png_dpi(fig, path, 300, &err), CBQ_OK);
+    cairo_surface_t *img = cairo_image_surface_create_from_png(path);
+    assert_int_equal(cairo_surface_status(img), CAIRO_STATUS_SUCCESS);
+    assert_int_equal(cairo_image_surface_get_width(img), 400);
+    assert_int_equal(cairo_image_surface_get_height(img), 300);
+    cairo_surface_flush(img);
+    int rgb[3];
+    pixel(img, (int)(2 * px), (int)(2 * py), rgb);
+    assert_true(rgb[0] < 200 || rgb[1] < 200 || rgb[2] < 200); /* the point, not the white page */
+    cairo_surface_destroy(img);
+    snprintf(path, sizeof path, "%s/dpi_bad.png", dir);
+    assert_int_equal(cbq_figure_write_png_dpi(fig, path, 10, &err), CBQ_ERR_ARG);
+    assert_non_null(strstr(err.msg, "dpi_bad.png: resolution 10 dpi: expected 50..1200"));
+    FILE *fp = fopen(path, "rb");
+    assert_null(fp);
+    cbq_figure_free(fig);
+}
+
 static void test_bad_input_is_refused(void **state)
 {
     (void)state;
@@ -327,8 +410,10 @@ int main(void)
         cmocka_unit_test(test_scatter_points_at_axes_transform),
         cmocka_unit_test(test_line_and_bars),
         cmocka_unit_test(test_montage_blends_exactly),
+        cmocka_unit_test(test_montage_titles_fit),
         cmocka_unit_test(test_colormap_published_colours_and_lightness),
         cmocka_unit_test(test_png_bytes_and_svg),
+        cmocka_unit_test(test_png_dpi),
         cmocka_unit_test(test_bad_input_is_refused),
     };
     int rc = cmocka_run_group_tests(tests, setup, NULL);

@@ -6,7 +6,8 @@ Talks to the browser over the DevTools protocol on --remote-debugging-pipe
 Fails when any <img> did not decode (naturalWidth 0 or not its tag size),
 when the page logs a console error, throws, or fails a load, when it asks
 for anything but file: and data: URLs, when it overflows a 1280 px window
-horizontally, when a sentence cell of a table is squeezed narrower than
+horizontally, when a table is wider than its box (cut off behind a scroll
+bar instead of wrapping), when a sentence cell of a table is squeezed narrower than
 300 px, or when text from the data rendered as markup. With
 --screenshot PATH it also saves a full-page screenshot for people to look
 at (CBQ_BROWSER_TIMING=1 prints how long each step took). --report PATH
@@ -142,6 +143,8 @@ PROBE = """JSON.stringify({
   tables: document.querySelectorAll('table').length,
   textCells: Array.from(document.querySelectorAll('td.text')).map(td => ({
            w: td.getBoundingClientRect().width, text: td.innerText.slice(0, 40)})),
+  cutTables: Array.from(document.querySelectorAll('.table-wrap')).filter(
+           d => d.scrollWidth > d.clientWidth + 1).map(d => d.querySelector('table').id),
   scrollWidth: document.documentElement.scrollWidth,
   clientWidth: document.documentElement.clientWidth,
   text: document.body.innerText,
@@ -217,6 +220,10 @@ if probe["sections"] < 6 or probe["toc"] != probe["sections"]:
     failures.append(f"{probe['sections']} sections, {probe['toc']} contents entries")
 if probe["scrollWidth"] > probe["clientWidth"]:
     failures.append(f"page wider ({probe['scrollWidth']} px) than the 1280 px window")
+# A wide table wraps into blocks that fit instead of hiding columns behind
+# a scroll bar (cut off in print and in screenshots).
+for table_id in probe["cutTables"]:
+    failures.append(f"{table_id} is wider than the page: cut off behind a scroll bar")
 # Sentence cells (e.g. the atypical table's reason) keep a readable width
 # beside many numeric columns instead of wrapping word by word.
 if args.sample and not probe["textCells"]:

@@ -1,6 +1,7 @@
 /* report_sample.c - builds a sample study report from synthetic data, with
  * every kind of figure and block the study uses, for the report tests
- * (file checks and the browser test). Usage: report_sample OUT_DIR */
+ * (file checks and the browser test). Usage: report_sample OUT_DIR [DPI]
+ * (DPI: the resolution of the PNG files beside the report). */
 #include <cairo.h>
 #include <fontconfig/fontconfig.h>
 #include <math.h>
@@ -69,8 +70,8 @@ static int add_chart(cbq_report *r, const cbq_chart *c, const char *stem, const 
 
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: report_sample OUT_DIR\n");
+    if (argc != 2 && argc != 3) {
+        fprintf(stderr, "usage: report_sample OUT_DIR [DPI]\n");
         return 2;
     }
     cbq_error err = {0};
@@ -78,6 +79,8 @@ int main(int argc, char **argv)
     cbq_rng_seed(&rng, 20260127);
     cbq_report *r = NULL;
     TRY(cbq_report_begin(&r, "cbctiq study report (sample <synthetic> data)", argv[1], &err));
+    if (argc == 3)
+        TRY(cbq_report_set_dpi(r, atoi(argv[2]), &err));
 
     /* Cohort and ratings */
     TRY(cbq_report_section(r, "Cohort and ratings", &err));

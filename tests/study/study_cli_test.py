@@ -154,6 +154,44 @@ expect("predict missing volume", run("predict", "--model", "model", "--out", "p2
 if os.path.exists(os.path.join(work, "p2.csv")):
     failures.append("a failed predict left p2.csv")
 
+# A rating sheet as clinics keep it (wide: one row per volume and rater, a
+# blank cell = not rated). One bad score: the cohort stage refuses it under
+# the user's own file name before it copies anything. A good sheet that lacks
+# a category of the categories option: named by the user's file too.
+wide = {}
+for row in csv.DictReader(open(os.path.join(cohort, "ratings.csv"))):
+    wide.setdefault((row["volume_id"], row["rater"]), {})[row["category"]] = row["score"]
+wide_cats = sorted({c for scores in wide.values() for c in scores})
+
+
+def write_wide(name, bad_line):
+    with open(os.path.join(cohort, name), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["volume_id", "rater", *wide_cats])
+        for i, ((vid, rater), scores) in enumerate(wide.items()):
+            cells = [scores.get(c, "") for c in wide_cats]
+            if i % 3 == 1:
+                cells[0] = ""  # not rated
+            if i + 2 == bad_line:
+                cells[-1] = "9"
+            w.writerow([vid, rater, *cells])
+
+
+write_wide("wide_bad.csv", 4)
+write_wide("wide_good.csv", 0)
+for name, extra, fragment in [("wide_bad", {}, "cohort/wide_bad.csv:4: column"),
+                              ("wide_good", {"categories": [*wide_cats, "nosuch"]},
+                               "cohort/wide_good.csv: no ratings in category 'nosuch'")]:
+    with open(os.path.join(work, name + ".json"), "w") as f:
+        json.dump({"cohort": {"csv": "cohort/cohort.csv", "ratings": f"cohort/{name}.csv"},
+                   "train": tiny, **extra}, f)
+    r = run("study", "--config", name + ".json", "--out", name, "--quiet")
+    expect(f"study with {name}.csv", r, 1, fragment)
+    if f"{name}/cohort/ratings.csv" in r.stderr:
+        failures.append(f"study with {name}.csv names the study's copy: {r.stderr.strip()}")
+if os.path.exists(os.path.join(work, "wide_bad", "cohort", "ratings.csv")):
+    failures.append("a bad rating sheet was copied into the study")
+
 os.remove(os.path.join(cohort, "volumes", "v05.nii.gz"))
 with open(os.path.join(work, "s.json"), "w") as f:
     json.dump({"cohort": {"csv": "cohort/cohort.csv"}, "train": tiny}, f)

@@ -32,6 +32,7 @@ import argparse
 import csv
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -423,6 +424,27 @@ if not os.path.exists(shown_pooled) or \
         [r["method"] + r["test"] + r["step"] for r in read_csv(shown_pooled)] != \
         [p["method"] + p["test"] + p["step"] for p in pooled]:
     fail("the report's sanity table is not pooled.csv")
+# The summary above the table never contradicts it: each row's "above
+# threshold" is its median rho against sanity.threshold, and the methods the
+# summary names as surviving are those whose last step is above.
+threshold = config.get("sanity", {}).get("threshold", 0.5)
+shown = read_csv(shown_pooled) if os.path.exists(shown_pooled) else []
+for row, p in zip(shown, pooled):
+    rho = num(p["median_spearman"]) if p["median_spearman"] else math.nan
+    want = "undefined" if math.isnan(rho) else "yes" if rho > threshold else "no"
+    if row["above threshold"] != want:
+        fail(f"sanity table {p['method']} {p['test']} {p['step']}: 'above threshold' "
+             f"{row['above threshold']!r} for rho {rho} (threshold {threshold})")
+last = {}
+for p in pooled:
+    if p["test"] == "cascade":
+        last[p["method"]] = num(p["median_spearman"]) if p["median_spearman"] else math.nan
+surviving = sorted(m for m, rho in last.items() if rho > threshold)
+m = re.search(r"Surviving full randomisation \(median rho at the last step above [0-9.]+\):"
+              r"\s*([^.;]*)[.;]", html)
+named = sorted(w.strip() for w in m.group(1).split(",")) if m else None
+if named != (surviving or ["none"]):
+    fail(f"the sanity summary names {named} as surviving, the table {surviving}")
 # The versions that computed the report, as `cbctiq --version` names them.
 versions = subprocess.run([args.cbctiq, "--version"], capture_output=True, text=True).stdout
 if "Reproducing these results" not in html:
