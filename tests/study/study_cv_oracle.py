@@ -78,6 +78,7 @@ r = subprocess.run([args.cbctiq, "study", "--config", cfg_path, "--out", out, "-
 if r.returncode != 0:
     print(r.stdout, r.stderr)
     sys.exit(f"study failed: {r.returncode}")
+stdout = r.stdout
 if "checked: fold 1's model, seed 1" not in r.stderr:
     fail("the sanity stage's line does not say which model it checked")
 
@@ -191,6 +192,13 @@ for c in CATS:
         for stat, fn in (("median", np.median), ("min", np.min), ("max", np.max)):
             close(f"{c} repeats {name} {stat}", got.get(stat, np.nan), fn(vals))
             close(f"{c} table {name}_seeds_{stat}", t[f"{name}_seeds_{stat}"], fn(vals))
+    # The printed table's spread over seeds carries the same numbers (rounded).
+    spread = stdout[stdout.find("over training seeds"):]
+    line = next((l for l in spread.splitlines() if l.startswith(c + " ")), "")
+    fields = line.replace("[", " ").replace("]", " ").replace(",", " ").split()[1:]
+    want = [f(v) for v in (seed_rho, seed_test) for f in (np.median, np.min, np.max)]
+    if len(fields) != 6 or not np.allclose([float(v) for v in fields], want, atol=6e-4):
+        fail(f"stdout seeds line for {c}: {line!r}, want {want}")
     # The constant predictor: each volume's own fold's training mean.
     base = np.array([np.mean([consensus[(u, c)] for u in fold_train[fold[v]]]) for v in ids])
     close(f"{c} baseline MAE", metrics[c]["baseline_mae"], np.mean(np.abs(base - y)))
