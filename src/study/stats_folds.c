@@ -66,11 +66,13 @@ static int add_folds(const study_ctx *ctx, const ae_table *t, const int *fold, c
         cJSON *list = cJSON_AddArrayToObject(category_of(stats, ctx->categories[k]), "folds");
         for (int f = 1; f <= K && list; f++) {
             size_t n = 0;
-            for (size_t i = 0; i < ac->n; i++)
-                if (fold[cohort_index(&t->cohort, ac->volumes[i])] == f) {
+            for (size_t i = 0; i < ac->n; i++) {
+                long v = cohort_index(&t->cohort, ac->volumes[i]);
+                if (v >= 0 && fold[v] == f) {
                     x[n] = ac->ae[i];
                     y[n++] = ac->consensus[i];
                 }
+            }
             cJSON *item = fold_item(x, y, n, f);
             if (!item || !cJSON_AddItemToArray(list, item)) {
                 cJSON_Delete(item);
