@@ -80,11 +80,13 @@ int study_stage_train(study_ctx *ctx, cbq_error *err)
             epochs += r.epochs_run;
         }
     if (runs > 1) {
+        char folds[64] = "the single split";
+        if (cfg->cohort.folds > 0)
+            snprintf(folds, sizeof folds, "%d folds", cfg->cohort.folds);
         snprintf(ctx->summary, sizeof ctx->summary,
-                 "%s %dx%d: %zu models (%d fold%s x %d seed%s), %zu epochs in all",
-                 cfg->train.arch, cfg->train.input_size, cfg->train.input_size, runs,
-                 cfg->cohort.folds > 0 ? cfg->cohort.folds : 1, cfg->cohort.folds > 1 ? "s" : "",
-                 cfg->train.repeats, cfg->train.repeats > 1 ? "s" : "", epochs);
+                 "%s %dx%d: %zu models (%s x %d seed%s), %zu epochs in all", cfg->train.arch,
+                 cfg->train.input_size, cfg->train.input_size, runs, folds, cfg->train.repeats,
+                 cfg->train.repeats > 1 ? "s" : "", epochs);
         return CBQ_OK;
     }
     snprintf(ctx->summary, sizeof ctx->summary,
