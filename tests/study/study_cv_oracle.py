@@ -18,7 +18,8 @@ synthetic cohort (make_cohort.py: 15 volumes of 32x32x8, a tiny iqnet-s,
   rho_seeds_*, test_rho_seeds_*);
 - evaluate/metrics.csv's constant predictor: each volume's fold's training
   mean (numpy);
-- cohort.folds = 1 is refused before anything is written.
+- cohort.folds = 1 is refused before anything is written, more folds than
+  volumes by the cohort stage, naming both.
 """
 import argparse
 import csv
@@ -213,6 +214,15 @@ r = subprocess.run([args.cbctiq, "study", "--config", bad, "--out", os.path.join
                    capture_output=True, text=True)
 if r.returncode == 0 or "cohort.folds" not in r.stderr or os.path.exists(os.path.join(work, "bad")):
     fail(f"cohort.folds = 1: exit {r.returncode}, stderr {r.stderr!r}")
+
+# More folds than volumes: the cohort stage fails naming both, writes no fold.
+with open(bad, "w") as f:
+    json.dump({"cohort": {"csv": "cohort/cohort.csv", "folds": 16}}, f)
+r = subprocess.run([args.cbctiq, "study", "--config", bad, "--out", os.path.join(work, "bad16")],
+                   capture_output=True, text=True)
+if r.returncode == 0 or "cohort.folds: 16 folds for 15 volumes" not in r.stderr or \
+        os.path.exists(os.path.join(work, "bad16", "cohort", "folds.csv")):
+    fail(f"cohort.folds = 16 of 15 volumes: exit {r.returncode}, stderr {r.stderr!r}")
 
 if failures:
     print("\n".join(failures))
