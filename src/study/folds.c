@@ -151,7 +151,8 @@ int study_read_folds(const study_ctx *ctx, const cbq_cohort *c, int *fold, cbq_e
         rc = cbq_csv_get_int(&t, r, cf, &f, err);
         if (rc == CBQ_OK && (i == c->n || f < 1 || f > ctx->cfg->cohort.folds))
             rc = cbq_csv_fail(&t, r, cf, err, CBQ_ERR_FORMAT,
-                              "expected a volume of cohort.csv and a fold in 1..%d", ctx->cfg->cohort.folds);
+                              "expected a volume of cohort.csv and a fold in 1..%d",
+                              ctx->cfg->cohort.folds);
         if (rc == CBQ_OK)
             fold[i] = (int)f;
     }

@@ -28,7 +28,8 @@ static cJSON *fold_item(const double *x, const double *y, size_t n, int fold)
     cbq_error e;
     if (n < 3 || cbq_spearman(x, y, n, &c, &e) != CBQ_OK)
         c.r = NAN;
-    int ok = cJSON_AddNumberToObject(o, "fold", fold) && cJSON_AddNumberToObject(o, "n", (double)n) &&
+    int ok = cJSON_AddNumberToObject(o, "fold", fold) &&
+             cJSON_AddNumberToObject(o, "n", (double)n) &&
              (isfinite(c.r) ? cJSON_AddNumberToObject(o, "rho", c.r) != NULL
                             : cJSON_AddNullToObject(o, "rho") != NULL);
     if (!ok) {
@@ -145,9 +146,11 @@ static int seed_rhos(const study_ctx *ctx, const ae_table *t, int r, double *rho
             }
         }
         cbq_corr c;
-        cbq_error e;
-        rho_ae[k] = rc == CBQ_OK && cbq_spearman(x, ac->consensus, ac->n, &c, &e) == CBQ_OK ? c.r : NAN;
-        rho_pred[k] = rc == CBQ_OK && cbq_spearman(p, ac->consensus, ac->n, &c, &e) == CBQ_OK ? c.r : NAN;
+        cbq_error e; /* an undefined rho (a constant) is NaN here, null in stats.json */
+        int ok = rc == CBQ_OK && cbq_spearman(x, ac->consensus, ac->n, &c, &e) == CBQ_OK;
+        rho_ae[k] = ok ? c.r : NAN;
+        ok = rc == CBQ_OK && cbq_spearman(p, ac->consensus, ac->n, &c, &e) == CBQ_OK;
+        rho_pred[k] = ok ? c.r : NAN;
     }
     free(buf);
     cbq_ae_table_free(&ae);
@@ -169,16 +172,16 @@ static int add_repeats(const study_ctx *ctx, const ae_table *t, cJSON *stats, cb
         rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
     for (size_t k = 0; k < K && rc == CBQ_OK; k++) {
         cJSON *rep = cJSON_AddObjectToObject(category_of(stats, ctx->categories[k]), "repeats");
-        for (size_t r = 0; r < R; r++)
-            col[r] = rho_ae[r * K + k];
-        cJSON *a = rep ? spread(col, R) : NULL;
-        for (size_t r = 0; r < R; r++)
-            col[r] = rho_pred[r * K + k];
-        cJSON *b = a ? spread(col, R) : NULL;
-        if (!b || !cJSON_AddItemToObject(rep, "rho", a) || !cJSON_AddItemToObject(rep, "test_rho", b)) {
-            cJSON_Delete(a);
-            cJSON_Delete(b);
-            rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
+        static const char *const keys[] = {"rho", "test_rho"};
+        const double *from[] = {rho_ae, rho_pred};
+        for (int which = 0; which < 2 && rc == CBQ_OK; which++) {
+            for (size_t r = 0; r < R; r++)
+                col[r] = from[which][r * K + k];
+            cJSON *item = rep ? spread(col, R) : NULL;
+            if (!item || !cJSON_AddItemToObject(rep, keys[which], item)) {
+                cJSON_Delete(item); /* not added: still ours */
+                rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
+            }
         }
     }
     free(col);
@@ -237,7 +240,8 @@ const char *study_repeat_column(size_t i)
 
 double study_repeat_value(const cJSON *stats, const char *category, size_t i)
 {
-    static const char *const which[] = {"rho", "test_rho"}, *const stat[] = {"median", "min", "max"};
+    static const char *const which[] = {"rho", "test_rho"};
+    static const char *const stat[] = {"median", "min", "max"};
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(
         cJSON_GetObjectItemCaseSensitive(stats, "categories"), category);
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(
