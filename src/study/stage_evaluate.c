@@ -80,7 +80,9 @@ static int predict_volume(study_ctx *ctx, eval_data *d, size_t t, const fold_mod
     if (!cbq_slice_selection_parse(cfg->train.slices, &o.selection))
         return CBQ_FAIL(err, CBQ_ERR_ARG, "train.slices: unknown '%s'", cfg->train.slices);
     cbq_model_input in;
-    CBQ_TRY(cbq_model_input_load(&in, sv, &d->cohort, &cbq_net_spec(m->net[0])->input, &o, err));
+    if (cbq_model_input_load(&in, sv, &d->cohort, &cbq_net_spec(m->net[0])->input, &o, err) !=
+        CBQ_OK)
+        return cbq_error_prefix(err, "%s: ", sv->id);
     int rc = in.n ? CBQ_OK : CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: no slice with a structure",
                                       sv->mask[0] ? sv->mask : sv->rtstruct);
     double *slice_sum = calloc(in.n * K + 1, sizeof *slice_sum);
