@@ -56,6 +56,7 @@ typedef struct {
         char raters[CBQ_STUDY_PATH_MAX];  /* "" = raters.csv beside csv when present */
         double split_train, split_val;    /* fractions when cohort.csv has no split */
         struct { int volumes, size, slices, test, raters; double spacing; } simulate;
+        int folds;                        /* k-fold cross-validation; 0 = the split */
     } cohort;
     struct {
         char model[CBQ_STUDY_PATH_MAX];   /* "" = train; else use this model folder */
@@ -70,6 +71,7 @@ typedef struct {
         char optimizer[CBQ_STUDY_STR_MAX];
         int augment;
         int permute_labels;       /* data-randomisation control (see cbq_study_permute_labels) */
+        int repeats;              /* models (seeds) per fold; their mean is the headline */
     } train;
     struct { int batch; } evaluate;
     struct {

@@ -69,6 +69,10 @@ static const opt_def OPTS[] = {
      "volumes in the simulated test split"},
     {"cohort.simulate.raters", OPT_INT, F(cohort.simulate.raters), "5", 1, 100, NULL, S(COHORT),
      "simulated raters"},
+    {"cohort.folds", OPT_INT, F(cohort.folds), "0", 0, 1000, NULL,
+     S(COHORT) | S(TRAIN) | S(EVALUATE) | S(ATTRIB) | S(STATS) | S(SANITY),
+     "k-fold cross-validation: K >= 2 folds, grouped by volume and stratified by the overall "
+     "consensus, every volume tested once (0 = the single split)"},
     {"train.model", OPT_PATH, F(train.model), "", 0, 0, NULL, S(TRAIN),
      "use this model folder instead of training one"},
     {"train.arch", OPT_STRING, F(train.arch), "iqnet-s", 0, 0, NULL, RECIPE, "architecture preset"},
@@ -100,6 +104,9 @@ static const opt_def OPTS[] = {
      "random flips, shifts and intensity jitter during training"},
     {"train.permute_labels", OPT_BOOL, F(train.permute_labels), "false", 0, 0, NULL, S(TRAIN),
      "train on consensus scores permuted between volumes within each split (a control)"},
+    {"train.repeats", OPT_INT, F(train.repeats), "1", 1, 100, NULL,
+     S(TRAIN) | S(EVALUATE) | S(ATTRIB) | S(STATS) | S(SANITY),
+     "models trained per fold, each with its own seed; predictions and AE are their mean"},
     {"evaluate.batch", OPT_INT, F(evaluate.batch), "64", 1, 4096, NULL,
      S(EVALUATE) | S(ATTRIB) | S(SANITY), "slices per forward pass at prediction"},
     {"attrib.method", OPT_STRING, F(attrib.method), "gradcam", 0, 0, NULL, S(ATTRIB) | S(SANITY),
@@ -481,6 +488,15 @@ static int check_consistency(const cbq_study_config *cfg, const char *source, cb
                         source);
     if (cfg->cohort.split_train <= 0)
         return CBQ_FAIL(err, CBQ_ERR_RANGE, "%s: cohort.split_train must be > 0", source);
+    if (cfg->cohort.folds == 1)
+        return CBQ_FAIL(err, CBQ_ERR_RANGE, "%s: cohort.folds: 1 fold tests no volume out of "
+                        "fold; expected 0 (the single split) or K >= 2", source);
+    if (cfg->cohort.folds > 0 && cfg->train.model[0])
+        return CBQ_FAIL(err, CBQ_ERR_RANGE, "%s: cohort.folds needs a model trained per fold; "
+                        "train.model gives one model (set cohort.folds = 0)", source);
+    if (cfg->train.repeats > 1 && cfg->train.model[0])
+        return CBQ_FAIL(err, CBQ_ERR_RANGE, "%s: train.repeats needs models trained here; "
+                        "train.model gives one model (set train.repeats = 1)", source);
     return check_target_layer(cfg, source, err);
 }
 

@@ -37,25 +37,28 @@ typedef struct {
 
 #define DEP(s) (1u << CBQ_STAGE_##s)
 static const stage_def STAGES[CBQ_STAGE_COUNT] = {
-    [CBQ_STAGE_COHORT] = {study_stage_cohort, 0, READS_USER_TABLES, 1},
+    /* The last bump of cohort, train, evaluate, attrib, stats, sanity: cohort.folds
+     * (folds.csv, fold<f>/cohort.csv, a model per fold) and train.repeats
+     * (a model per seed, their mean as the headline; folds.c). */
+    [CBQ_STAGE_COHORT] = {study_stage_cohort, 0, READS_USER_TABLES, 2},
     [CBQ_STAGE_CONSENSUS] = {study_stage_consensus, DEP(COHORT), 0, 1},
     /* train.slices = structures picks slices by the label volumes */
     [CBQ_STAGE_TRAIN] = {study_stage_train, DEP(COHORT) | DEP(CONSENSUS),
-                         READS_GIVEN_MODEL | READS_VOLUMES | READS_LABELS, 2},
+                         READS_GIVEN_MODEL | READS_VOLUMES | READS_LABELS, 3},
     [CBQ_STAGE_EVALUATE] = {study_stage_evaluate, DEP(COHORT) | DEP(CONSENSUS) | DEP(TRAIN),
-                            READS_VOLUMES | READS_LABELS, 2},
-    /* v6: attrib.save_maps = "dicom" also writes DICOM Parametric Maps */
+                            READS_VOLUMES | READS_LABELS, 3},
+    /* v6: attrib.save_maps = "dicom" also writes DICOM Parametric Maps; v7: folds and repeats */
     [CBQ_STAGE_ATTRIB] = {study_stage_attrib, DEP(COHORT) | DEP(TRAIN),
-                          READS_VOLUMES | READS_STRUCTURES, 6},
+                          READS_VOLUMES | READS_STRUCTURES, 7},
     /* stats and atypical read the test split from cohort.csv (ae_table.c).
      * v2 of train, evaluate, sanity (v7 of report): an RTSTRUCT row with
      * slices = structures uses only the slices its structures reach, and the
      * RTSTRUCT is matched to its DICOM series (the data layer). */
-    [CBQ_STAGE_STATS] = {study_stage_stats, DEP(COHORT) | DEP(CONSENSUS) | DEP(ATTRIB), 0, 1},
+    [CBQ_STAGE_STATS] = {study_stage_stats, DEP(COHORT) | DEP(CONSENSUS) | DEP(ATTRIB), 0, 2},
     [CBQ_STAGE_ATYPICAL] = {study_stage_atypical, DEP(COHORT) | DEP(CONSENSUS) | DEP(ATTRIB), 0,
                             1},
     [CBQ_STAGE_SANITY] = {study_stage_sanity, DEP(COHORT) | DEP(CONSENSUS) | DEP(TRAIN),
-                          READS_VOLUMES | READS_LABELS, 2},
+                          READS_VOLUMES | READS_LABELS, 3},
     [CBQ_STAGE_REPORT] = {study_stage_report,
                           DEP(COHORT) | DEP(CONSENSUS) | DEP(TRAIN) | DEP(EVALUATE) | DEP(ATTRIB) |
                               DEP(STATS) | DEP(ATYPICAL) | DEP(SANITY),

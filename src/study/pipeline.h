@@ -143,6 +143,11 @@ int study_read_cohort_files(const study_ctx *ctx, unsigned reads, cbq_cohort *c,
                             cbq_error *err);
 /* The same for the ids and splits only (no file paths). */
 int study_read_cohort(const study_ctx *ctx, cbq_cohort *c, cbq_error *err);
+/* The same for fold `fold`'s cohort.csv under cohort.folds (its split:
+ * test = the fold, train and val carved from the others); fold 0 is the
+ * study's cohort.csv. */
+int study_read_fold_cohort(const study_ctx *ctx, int fold, unsigned reads, cbq_cohort *c,
+                           cbq_error *err);
 /* consensus.csv into cons[v * n_categories + k] for the cohort's volumes in
  * the study's category order; NaN where a (volume, category) has none. */
 int study_read_consensus(const study_ctx *ctx, const cbq_cohort *c, double *cons,
@@ -156,5 +161,43 @@ int study_model_dir(const study_ctx *ctx, char *buf, size_t cap, cbq_error *err)
  * taken at the slice's centre voxel (in an oblique volume z varies across a
  * slice). profiles.csv's z_mm. */
 double study_slice_z_mm(const cbq_volume *vol, size_t k);
+
+/* ---- cross-validation and repeated seeds (folds.c, stats_folds.c) ----
+ * Under cohort.folds = K the cohort stage writes folds.csv (each volume's
+ * fold, 1..K) and fold<f>/cohort.csv (that fold's split), and its own
+ * cohort.csv marks every volume test: each is tested once, out of fold.
+ * train.repeats = R trains R models per fold. A model run is (fold, repeat):
+ * fold 0 = the single split, repeat 1..R. */
+enum { STUDY_MAX_FOLDS = 1000, STUDY_MAX_REPEATS = 100 };
+
+/* The folds models are trained on: [1, K], or [0, 0] for the single split. */
+int study_first_fold(const cbq_study_config *cfg);
+int study_last_fold(const cbq_study_config *cfg);
+/* Training seed of repeat r (1-based): repeat 1 uses `seed` itself (so one
+ * repeat trains exactly the model of a study without repeats); repeat r >= 2
+ * the first 64-bit draw of the seed's stream 0x5EED0000 + r. */
+uint64_t study_repeat_seed(uint64_t seed, int repeat);
+/* The folder of a model run inside a stage folder, "" for the single
+ * split with one repeat, else "fold<f>/" and/or "seed<r>/" (a trailing
+ * slash), so that train/<prefix>model is its model. */
+void study_run_prefix(const cbq_study_config *cfg, int fold, int repeat, char *buf, size_t cap);
+/* "cohort.csv" for fold 0, else "fold<f>/cohort.csv". */
+void study_fold_cohort_name(int fold, char *buf, size_t cap);
+/* The model folder of a run (train/<prefix>model), declared as a train read. */
+int study_run_model_dir(const study_ctx *ctx, int fold, int repeat, char *buf, size_t cap,
+                        cbq_error *err);
+/* Stratified folds: volumes sorted by stratum (NaN last; ties in a seeded
+ * random order) are dealt in blocks of K, each block a seeded random
+ * permutation of the folds 1..K, so fold sizes differ by at most one and
+ * each fold spans the range of the stratum. fold[i] in 1..K. */
+int study_assign_folds(const double *stratum, size_t n, int K, uint64_t seed, int *fold,
+                       cbq_error *err);
+/* Fold f's split: its volumes test; of the others round(m * split_val /
+ * (split_train + split_val)) val (seeded, at most m - 2), the rest train. */
+int study_fold_split(const int *fold, size_t n, int f, double split_train, double split_val,
+                     uint64_t seed, cbq_split *split, cbq_error *err);
+/* Each cohort volume's fold from cohort/folds.csv (cohort order); all 0
+ * when cohort.folds = 0. */
+int study_read_folds(const study_ctx *ctx, const cbq_cohort *c, int *fold, cbq_error *err);
 
 #endif

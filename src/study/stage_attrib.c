@@ -25,15 +25,22 @@
 static const char *const PROFILE_HEADER[] = {"volume_id", "category", "slice", "z_mm", "ae", "pred"};
 enum { PROFILE_COLS = sizeof PROFILE_HEADER / sizeof PROFILE_HEADER[0] };
 
+/* The models of one fold (one per repeat) with their CAMs; AE, profiles
+ * and maps are the mean over them (the ensemble), and under train.repeats
+ * each model's AE also goes to its own seeds/ae_seed<r>.csv. */
 typedef struct {
     const study_ctx *ctx;
-    cbq_net *net;
-    cbq_cam *cam;
-    size_t out_index[STUDY_MAX_CATEGORIES];
+    cbq_net *net[STUDY_MAX_REPEATS];
+    cbq_cam *cam[STUDY_MAX_REPEATS];
+    size_t out_index[STUDY_MAX_REPEATS][STUDY_MAX_CATEGORIES];
+    int n_models;
     const cbq_cohort *cohort;
     cbq_ae_writer w;
+    cbq_ae_writer seed_w[STUDY_MAX_REPEATS]; /* open under train.repeats > 1 */
     cbq_csv_writer prof;
     size_t n_test;
+    char target_name[128];
+    int identity_holds;
 } attrib_run;
 
 /* One category's maps [n, H, W] back through the input's own resampling
@@ -104,7 +111,7 @@ static int write_maps(attrib_run *a, const cbq_cohort_volume *sv, cbq_model_inpu
     for (size_t k = 0; k < a->ctx->n_categories && rc == CBQ_OK; k++) {
         cbq_dicom_map_label label = {.method = a->ctx->cfg->attrib.method,
                                      .category = a->ctx->categories[k],
-                                     .target_layer = cbq_cam_target_name(a->cam)};
+                                     .target_layer = cbq_cam_target_name(a->cam[0])};
         int len = snprintf(path, sizeof path, "%s/%s_%s.nii.gz", dir, sv->id, a->ctx->categories[k]);
         int dlen = snprintf(dicom_dir, sizeof dicom_dir, "%s/%s_%s", dicom_root, sv->id,
                             a->ctx->categories[k]);
@@ -135,65 +142,160 @@ static int put_profile(attrib_run *a, const cbq_cohort_volume *sv, const cbq_vol
     return CBQ_OK;
 }
 
-/* One test volume through the one model-input path, its AE per category
- * (the study's categories, in its order) and its profiles. */
-static int attrib_volume(attrib_run *a, const cbq_cohort_volume *sv, cbq_error *err)
+/* Adds model b's AE into the ensemble sum e (same slices). */
+static void ae_add(cbq_ae *e, const cbq_ae *b)
+{
+    e->ae += b->ae;
+    e->ae_feature += b->ae_feature;
+    e->ae_feature_pre += b->ae_feature_pre;
+    e->ae_feature_post += b->ae_feature_post;
+    e->pred_sum += b->pred_sum;
+    e->pred_part += b->pred_part;
+    e->ae_in_structure += b->ae_in_structure;
+    e->structure_sum += b->structure_sum;
+    for (size_t i = 0; i < e->n_slices; i++) {
+        e->profile[i] += b->profile[i];
+        e->slice_pred[i] += b->slice_pred[i];
+    }
+}
+
+static void ae_scale(cbq_ae *e, double s)
+{
+    e->ae *= s;
+    e->ae_feature *= s;
+    e->ae_feature_pre *= s;
+    e->ae_feature_post *= s;
+    e->pred_sum *= s;
+    e->pred_part *= s;
+    e->ae_in_structure *= s;
+    e->structure_sum *= s;
+    for (size_t i = 0; i < e->n_slices; i++) {
+        e->profile[i] *= s;
+        e->slice_pred[i] = (float)(e->slice_pred[i] * s);
+    }
+}
+
+/* Takes over model r's AE of category k as the ensemble's start (r = 0) or
+ * adds it in; the ensemble owns what it took. */
+static void ensemble_take(cbq_ae *ens, cbq_ae *ae, int r)
+{
+    if (r == 0) {
+        *ens = *ae;
+        memset(ae, 0, sizeof *ae);
+    } else {
+        ae_add(ens, ae);
+    }
+}
+
+/* Model r's AE and (when saved) maps for the loaded input, per category k
+ * in the study's order: ens[k] and ens_maps[k] accumulate the sum. */
+static int attrib_model(attrib_run *a, int r, cbq_model_input *in, float *const *weights,
+                        cbq_ae *ens, float **ens_maps, const cbq_cohort_volume *sv, cbq_error *err)
 {
     const cbq_study_config *cfg = a->ctx->cfg;
-    size_t K = a->ctx->n_categories, n_out = cbq_cam_n_outputs(a->cam);
-    cbq_model_input_options o = {.with_structures = 1};
-    if (!cbq_slice_selection_parse(cfg->train.slices, &o.selection))
-        return CBQ_FAIL(err, CBQ_ERR_ARG, "train.slices: unknown '%s'", cfg->train.slices);
-    cbq_model_input in;
-    CBQ_TRY(cbq_model_input_load(&in, sv, a->cohort, &cbq_net_spec(a->net)->input, &o, err));
-    float *weights[STUDY_MAX_CATEGORIES] = {0}, *maps[CBQ_MAX_OUTPUTS] = {0};
+    size_t K = a->ctx->n_categories, n_out = cbq_cam_n_outputs(a->cam[r]);
+    size_t plane = in->H * in->W, n = in->n;
+    float *maps[CBQ_MAX_OUTPUTS] = {0};
     const float *struct_by_out[CBQ_MAX_OUTPUTS] = {0};
     cbq_ae ae[CBQ_MAX_OUTPUTS];
     memset(ae, 0, sizeof ae);
-    size_t plane = in.H * in.W, n = in.n;
-    int rc = n ? CBQ_OK : CBQ_FAIL(err, CBQ_ERR_FORMAT, "no slice with a structure");
-    const char *categories[STUDY_MAX_CATEGORIES];
     for (size_t k = 0; k < K; k++)
-        categories[k] = a->ctx->categories[k];
-    if (rc == CBQ_OK)
-        rc = cbq_model_input_structure_weights(&in, categories, K, weights, err);
-    for (size_t k = 0; k < K; k++)
-        struct_by_out[a->out_index[k]] = weights[k];
+        struct_by_out[a->out_index[r][k]] = weights[k];
+    int rc = CBQ_OK;
     for (size_t k = 0; rc == CBQ_OK && cfg->attrib.save_maps && k < K; k++)
-        if (!(maps[a->out_index[k]] = malloc(n * plane * sizeof(float))))
+        if (!(maps[a->out_index[r][k]] = malloc(n * plane * sizeof(float))))
             rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory for maps");
     if (rc == CBQ_OK)
-        rc = cbq_attrib_volume(a->cam, in.x, n, struct_by_out, ae, cfg->attrib.save_maps ? maps : NULL,
-                               NULL, NULL, err);
-    for (size_t k = 0; rc == CBQ_OK && k < K; k++)
-        rc = cbq_ae_writer_put(&a->w, sv->id, a->ctx->categories[k], a->cam, a->out_index[k],
-                               &ae[a->out_index[k]], err);
-    for (size_t k = 0; rc == CBQ_OK && k < K; k++)
-        rc = put_profile(a, sv, &in.canon, k, in.ks, &ae[a->out_index[k]], err);
-    if (rc == CBQ_OK && cfg->attrib.save_maps) {
-        float *by_cat[STUDY_MAX_CATEGORIES];
-        for (size_t k = 0; k < K; k++)
-            by_cat[k] = maps[a->out_index[k]];
-        rc = write_maps(a, sv, &in, by_cat, err);
+        rc = cbq_attrib_volume(a->cam[r], in->x, n, struct_by_out, ae,
+                               cfg->attrib.save_maps ? maps : NULL, NULL, NULL, err);
+    for (size_t k = 0; rc == CBQ_OK && a->n_models > 1 && k < K; k++)
+        rc = cbq_ae_writer_put(&a->seed_w[r], sv->id, a->ctx->categories[k], a->cam[r],
+                               a->out_index[r][k], &ae[a->out_index[r][k]], err);
+    for (size_t k = 0; rc == CBQ_OK && k < K; k++) {
+        size_t o = a->out_index[r][k];
+        ensemble_take(&ens[k], &ae[o], r);
+        if (!maps[o])
+            continue;
+        if (r == 0) {
+            ens_maps[k] = maps[o];
+            maps[o] = NULL;
+        } else {
+            for (size_t i = 0; i < n * plane; i++)
+                ens_maps[k][i] += maps[o][i];
+        }
     }
     for (size_t o_i = 0; o_i < n_out; o_i++)
         cbq_ae_free(&ae[o_i]);
     for (size_t k = 0; k < CBQ_MAX_OUTPUTS; k++)
         free(maps[k]);
+    return rc;
+}
+
+/* The ensemble's rows: ae.csv (with the first model's options and bias),
+ * profiles.csv and the maps. */
+static int write_ensemble(attrib_run *a, const cbq_cohort_volume *sv, cbq_model_input *in,
+                          cbq_ae *ens, float **ens_maps, cbq_error *err)
+{
+    size_t K = a->ctx->n_categories, count = in->n * in->H * in->W;
+    if (a->n_models > 1)
+        for (size_t k = 0; k < K; k++) {
+            ae_scale(&ens[k], 1.0 / a->n_models);
+            for (size_t i = 0; ens_maps[k] && i < count; i++)
+                ens_maps[k][i] = (float)(ens_maps[k][i] / a->n_models);
+        }
     for (size_t k = 0; k < K; k++)
+        CBQ_TRY(cbq_ae_writer_put(&a->w, sv->id, a->ctx->categories[k], a->cam[0],
+                                  a->out_index[0][k], &ens[k], err));
+    for (size_t k = 0; k < K; k++)
+        CBQ_TRY(put_profile(a, sv, &in->canon, k, in->ks, &ens[k], err));
+    if (a->ctx->cfg->attrib.save_maps)
+        CBQ_TRY(write_maps(a, sv, in, ens_maps, err));
+    return CBQ_OK;
+}
+
+/* One test volume through the one model-input path, its AE per category
+ * (the study's categories, in its order) and its profiles: the mean over
+ * the fold's models. */
+static int attrib_volume(attrib_run *a, const cbq_cohort_volume *sv, cbq_error *err)
+{
+    const cbq_study_config *cfg = a->ctx->cfg;
+    size_t K = a->ctx->n_categories;
+    cbq_model_input_options o = {.with_structures = 1};
+    if (!cbq_slice_selection_parse(cfg->train.slices, &o.selection))
+        return CBQ_FAIL(err, CBQ_ERR_ARG, "train.slices: unknown '%s'", cfg->train.slices);
+    cbq_model_input in;
+    CBQ_TRY(cbq_model_input_load(&in, sv, a->cohort, &cbq_net_spec(a->net[0])->input, &o, err));
+    float *weights[STUDY_MAX_CATEGORIES] = {0}, *ens_maps[STUDY_MAX_CATEGORIES] = {0};
+    cbq_ae ens[STUDY_MAX_CATEGORIES];
+    memset(ens, 0, sizeof ens);
+    int rc = in.n ? CBQ_OK : CBQ_FAIL(err, CBQ_ERR_FORMAT, "no slice with a structure");
+    const char *categories[STUDY_MAX_CATEGORIES];
+    for (size_t k = 0; k < K; k++)
+        categories[k] = a->ctx->categories[k];
+    if (rc == CBQ_OK)
+        rc = cbq_model_input_structure_weights(&in, categories, K, weights, err);
+    for (int r = 0; r < a->n_models && rc == CBQ_OK; r++)
+        rc = attrib_model(a, r, &in, weights, ens, ens_maps, sv, err);
+    if (rc == CBQ_OK)
+        rc = write_ensemble(a, sv, &in, ens, ens_maps, err);
+    for (size_t k = 0; k < K; k++) {
+        cbq_ae_free(&ens[k]);
+        free(ens_maps[k]);
         free(weights[k]);
+    }
     cbq_model_input_free(&in);
     return rc == CBQ_OK ? rc : cbq_error_prefix(err, "%s: ", sv->id);
 }
 
-static int open_cam(attrib_run *a, cbq_error *err)
+static int open_cam(attrib_run *a, int fold, int r, cbq_error *err)
 {
     const cbq_study_config *cfg = a->ctx->cfg;
     char model_dir[CBQ_STUDY_PATH_MAX + 16];
-    CBQ_TRY(study_model_dir(a->ctx, model_dir, sizeof model_dir, err));
-    CBQ_TRY(cbq_model_load(model_dir, &a->net, (size_t)cfg->evaluate.batch, err));
-    cbq_net_set_threads(a->net, cfg->threads);
-    CBQ_TRY(study_map_outputs(a->ctx, a->net, a->out_index, model_dir, err));
+    CBQ_TRY(study_run_model_dir(a->ctx, fold, r + 1, model_dir, sizeof model_dir, err));
+    CBQ_TRY(cbq_model_load(model_dir, &a->net[r], (size_t)cfg->evaluate.batch, err));
+    a->n_models = r + 1;
+    cbq_net_set_threads(a->net[r], cfg->threads);
+    CBQ_TRY(study_map_outputs(a->ctx, a->net[r], a->out_index[r], model_dir, err));
     cbq_attrib_options opt;
     cbq_attrib_options_default(&opt);
     if (!cbq_cam_method_parse(cfg->attrib.method, &opt.method))
@@ -202,17 +304,34 @@ static int open_cam(attrib_run *a, cbq_error *err)
     if (strlen(cfg->attrib.target_layer) >= sizeof opt.layer)
         return CBQ_FAIL(err, CBQ_ERR_RANGE, "attrib.target_layer: name too long");
     memcpy(opt.layer, cfg->attrib.target_layer, strlen(cfg->attrib.target_layer) + 1);
-    CBQ_TRY(cbq_cam_create(&a->cam, a->net, (size_t)cfg->evaluate.batch, &opt, err));
+    CBQ_TRY(cbq_cam_create(&a->cam[r], a->net[r], (size_t)cfg->evaluate.batch, &opt, err));
+    snprintf(a->target_name, sizeof a->target_name, "%s", cbq_cam_target_name(a->cam[r]));
+    a->identity_holds = cbq_cam_identity_holds(a->cam[r]);
     return CBQ_OK;
 }
 
-/* Abandons the writers opened (ae.csv, then profiles.csv); aborting one
- * already committed only removes its temporary name, which is gone. An
- * ae.csv committed without its profile leaves the stage unstamped, so the
- * next run empties the folder and redoes it. */
+static void close_cams(attrib_run *a)
+{
+    for (int r = 0; r < a->n_models; r++) {
+        if (a->cam[r])
+            cbq_cam_free(a->cam[r]);
+        if (a->net[r])
+            cbq_net_free(a->net[r]);
+        a->cam[r] = NULL;
+        a->net[r] = NULL;
+    }
+    a->n_models = 0;
+}
+
+/* Abandons the writers opened (ae.csv, profiles.csv, then each seed's
+ * ae.csv); aborting one already committed only removes its temporary
+ * name, which is gone. An ae.csv committed without its profile leaves the
+ * stage unstamped, so the next run empties the folder and redoes it. */
 static void close_writers(attrib_run *a, int n_open)
 {
-    if (n_open == 2)
+    for (int i = 2; i < n_open; i++)
+        cbq_ae_writer_abort(&a->seed_w[i - 2]);
+    if (n_open >= 2)
         cbq_csv_writer_abort(&a->prof);
     if (n_open >= 1)
         cbq_ae_writer_abort(&a->w);
@@ -227,33 +346,72 @@ static int open_writers(attrib_run *a, int *n_open, cbq_error *err)
     CBQ_TRY(study_output_path(a->ctx, "profiles.csv", path, sizeof path, err));
     CBQ_TRY(cbq_csv_writer_open(&a->prof, path, PROFILE_HEADER, PROFILE_COLS, err));
     *n_open = 2;
+    int R = a->ctx->cfg->train.repeats;
+    if (R > 1) {
+        CBQ_TRY(study_output_path(a->ctx, "seeds", path, sizeof path, err));
+        CBQ_TRY(cbq_mkdir_p(path, err));
+    }
+    for (int r = 0; R > 1 && r < R; r++) {
+        char name[64];
+        snprintf(name, sizeof name, "seeds/ae_seed%d.csv", r + 1);
+        CBQ_TRY(study_output_path(a->ctx, name, path, sizeof path, err));
+        CBQ_TRY(cbq_ae_writer_open(&a->seed_w[r], path, err));
+        *n_open = 3 + r;
+    }
     return CBQ_OK;
+}
+
+static int commit_writers(attrib_run *a, cbq_error *err)
+{
+    CBQ_TRY(cbq_ae_writer_commit(&a->w, err));
+    CBQ_TRY(cbq_csv_writer_commit(&a->prof, err));
+    for (int r = 0; a->ctx->cfg->train.repeats > 1 && r < a->ctx->cfg->train.repeats; r++)
+        CBQ_TRY(cbq_ae_writer_commit(&a->seed_w[r], err));
+    return CBQ_OK;
+}
+
+/* Fold f's test volumes (every test volume without folds) through its models. */
+static int attrib_fold(attrib_run *a, const cbq_cohort *c, const int *fold, int f,
+                       cbq_progress *prog, cbq_error *err)
+{
+    int rc = CBQ_OK;
+    for (int r = 0; r < a->ctx->cfg->train.repeats && rc == CBQ_OK; r++)
+        rc = open_cam(a, f, r, err);
+    for (size_t i = 0; i < c->n && rc == CBQ_OK; i++)
+        if (c->v[i].split == CBQ_SPLIT_TEST && fold[i] == f) {
+            rc = attrib_volume(a, &c->v[i], err);
+            cbq_progress_step(prog, 1);
+        }
+    close_cams(a);
+    return rc;
 }
 
 static int attrib_test_volumes(attrib_run *a, const cbq_cohort *c, cbq_error *err)
 {
+    const cbq_study_config *cfg = a->ctx->cfg;
     int n_open = 0;
-    int rc = check_dicom_sources(a, c, err);
+    int *fold = malloc((c->n + 1) * sizeof *fold);
+    int rc = fold ? CBQ_OK : CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
     if (rc == CBQ_OK)
-        rc = open_cam(a, err);
+        rc = check_dicom_sources(a, c, err);
+    if (rc == CBQ_OK)
+        rc = study_read_folds(a->ctx, c, fold, err);
     if (rc == CBQ_OK)
         rc = open_writers(a, &n_open, err);
     size_t n_test = 0;
     for (size_t i = 0; i < c->n; i++)
         n_test += c->v[i].split == CBQ_SPLIT_TEST;
     cbq_progress prog;
-    cbq_progress_begin(&prog, "attrib", n_test, a->ctx->cfg->quiet || rc != CBQ_OK);
-    for (size_t i = 0; i < c->n && rc == CBQ_OK; i++)
-        if (c->v[i].split == CBQ_SPLIT_TEST) {
-            rc = attrib_volume(a, &c->v[i], err);
-            cbq_progress_step(&prog, 1);
-        }
+    cbq_progress_begin(&prog, "attrib", n_test, cfg->quiet || rc != CBQ_OK);
+    for (int f = study_first_fold(cfg); f <= study_last_fold(cfg) && rc == CBQ_OK; f++)
+        rc = attrib_fold(a, c, fold, f, &prog, err);
     cbq_progress_end(&prog);
-    if (rc == CBQ_OK && (rc = cbq_ae_writer_commit(&a->w, err)) == CBQ_OK)
-        rc = cbq_csv_writer_commit(&a->prof, err);
+    if (rc == CBQ_OK)
+        rc = commit_writers(a, err);
     if (rc != CBQ_OK)
         close_writers(a, n_open);
     a->n_test = n_test;
+    free(fold);
     return rc;
 }
 
@@ -268,12 +426,9 @@ int study_stage_attrib(study_ctx *ctx, cbq_error *err)
     int rc = attrib_test_volumes(&a, &c, err);
     snprintf(ctx->summary, sizeof ctx->summary, "%s AE of %zu test volumes x %zu categories on %s%s",
              ctx->cfg->attrib.method, a.n_test, ctx->n_categories,
-             a.cam ? cbq_cam_target_name(a.cam) : "?",
-             a.cam && cbq_cam_identity_holds(a.cam) ? " (GAP+linear identity holds)" : "");
-    if (a.cam)
-        cbq_cam_free(a.cam);
-    if (a.net)
-        cbq_net_free(a.net);
+             a.target_name[0] ? a.target_name : "?",
+             a.identity_holds ? " (GAP+linear identity holds)" : "");
+    close_cams(&a);
     cbq_cohort_free(&c);
     return rc;
 }

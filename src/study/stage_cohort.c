@@ -8,6 +8,7 @@
 #include "study/pipeline.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -214,6 +215,106 @@ static int simulate(study_ctx *ctx, char *csv, char *ratings, char *raters, size
     return CBQ_OK;
 }
 
+/* Each volume's stratum for the folds: its consensus in the category named
+ * "overall" when the ratings have one, else the mean of its categories'
+ * consensus; NaN for a volume nobody rated. Computed here from the ratings
+ * (the consensus stage runs later) with the library's one consensus. */
+static int overall_consensus(const cbq_cohort *c, const char *ratings, const char *raters,
+                             double *stratum, cbq_error *err)
+{
+    cbq_ratings r;
+    CBQ_TRY(cbq_ratings_read(&r, ratings, raters[0] ? raters : NULL, err));
+    cbq_consensus *table = NULL;
+    int rc = cbq_consensus_table(&r, &table, err);
+    size_t overall = r.n_categories;
+    for (size_t k = 0; k < r.n_categories; k++)
+        if (strcmp(r.categories[k], "overall") == 0)
+            overall = k;
+    for (size_t i = 0; i < c->n && rc == CBQ_OK; i++) {
+        size_t v = 0;
+        while (v < r.n_volumes && strcmp(r.volumes[v], c->v[i].id) != 0)
+            v++;
+        double sum = 0;
+        size_t n = 0;
+        for (size_t k = 0; v < r.n_volumes && k < r.n_categories; k++) {
+            double m = table[v * r.n_categories + k].mean;
+            if ((overall == r.n_categories || k == overall) && isfinite(m)) {
+                sum += m;
+                n++;
+            }
+        }
+        stratum[i] = n ? sum / (double)n : NAN;
+    }
+    free(table);
+    cbq_ratings_free(&r);
+    return rc;
+}
+
+/* cohort.folds = K: folds.csv (volume_id, fold, stratum) and each fold's
+ * cohort, fold<f>/cohort.csv, whose split trains on the other folds. */
+static int write_folds(const study_ctx *ctx, cbq_cohort *c, const char *csv, const int *fold,
+                       const double *stratum, cbq_error *err)
+{
+    const cbq_study_config *cfg = ctx->cfg;
+    char path[CBQ_STUDY_PATH_MAX + 32], dir[CBQ_STUDY_PATH_MAX + 32];
+    CBQ_TRY(study_output_path(ctx, "folds.csv", path, sizeof path, err));
+    static const char *const header[] = {"volume_id", "fold", "stratum"};
+    cbq_csv_writer w;
+    CBQ_TRY(cbq_csv_writer_open(&w, path, header, 3, err));
+    int rc = CBQ_OK;
+    for (size_t i = 0; i < c->n && rc == CBQ_OK; i++) {
+        cbq_csv_put_str(&w, c->v[i].id);
+        cbq_csv_put_int(&w, fold[i]);
+        cbq_csv_put_double(&w, stratum[i]);
+        rc = cbq_csv_end_row(&w, err);
+    }
+    if (rc != CBQ_OK) {
+        cbq_csv_writer_abort(&w);
+        return rc;
+    }
+    CBQ_TRY(cbq_csv_writer_commit(&w, err));
+    cbq_split *split = malloc((c->n + 1) * sizeof *split);
+    if (!split)
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
+    for (int f = 1; f <= cfg->cohort.folds && rc == CBQ_OK; f++) {
+        char name[32];
+        snprintf(name, sizeof name, "fold%d", f);
+        rc = study_fold_split(fold, c->n, f, cfg->cohort.split_train, cfg->cohort.split_val,
+                              cfg->seed, split, err);
+        for (size_t i = 0; i < c->n; i++)
+            c->v[i].split = split[i];
+        if (rc == CBQ_OK)
+            rc = study_output_path(ctx, name, dir, sizeof dir, err);
+        if (rc == CBQ_OK)
+            rc = cbq_mkdir_p(dir, err);
+        if (rc == CBQ_OK)
+            rc = write_cohort(c, csv, dir, err);
+    }
+    free(split);
+    return rc;
+}
+
+/* The folds, then every volume marked test in the study's cohort.csv:
+ * each is tested once, by the model of the folds it was not in. */
+static int make_folds(const study_ctx *ctx, cbq_cohort *c, const char *csv, const char *ratings,
+                      const char *raters, cbq_error *err)
+{
+    double *stratum = malloc((c->n + 1) * sizeof *stratum);
+    int *fold = malloc((c->n + 1) * sizeof *fold);
+    int rc = stratum && fold ? CBQ_OK : CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
+    if (rc == CBQ_OK)
+        rc = overall_consensus(c, ratings, raters, stratum, err);
+    if (rc == CBQ_OK)
+        rc = study_assign_folds(stratum, c->n, ctx->cfg->cohort.folds, ctx->cfg->seed, fold, err);
+    if (rc == CBQ_OK)
+        rc = write_folds(ctx, c, csv, fold, stratum, err);
+    for (size_t i = 0; i < c->n; i++)
+        c->v[i].split = CBQ_SPLIT_TEST;
+    free(stratum);
+    free(fold);
+    return rc;
+}
+
 /* Copies `src` into the stage's folder as `name`. */
 static int copy_in(const study_ctx *ctx, const char *src, const char *name, cbq_error *err)
 {
@@ -253,6 +354,24 @@ static int check_ratings(const char *ratings, const char *raters, cbq_error *err
     return CBQ_OK;
 }
 
+/* The cohort under cohort.folds: the folds, the study's cohort.csv with
+ * every volume test, the tables. Frees c. */
+static int cohort_folds(study_ctx *ctx, cbq_cohort *c, const char *csv, const char *ratings,
+                        const char *raters, cbq_error *err)
+{
+    int rc = make_folds(ctx, c, csv, ratings, raters, err);
+    size_t count[4] = {0};
+    count[CBQ_SPLIT_TRAIN] = c->n - c->n / (size_t)ctx->cfg->cohort.folds;
+    count[CBQ_SPLIT_TEST] = c->n;
+    if (rc == CBQ_OK)
+        rc = write_outputs(ctx, c, count, csv, ratings, raters, err);
+    snprintf(ctx->summary, sizeof ctx->summary,
+             "%zu volumes in %d folds (stratified by the overall consensus), each tested once%s",
+             c->n, ctx->cfg->cohort.folds, ctx->cfg->cohort.csv[0] ? "" : ", simulated");
+    cbq_cohort_free(c);
+    return rc;
+}
+
 int study_stage_cohort(study_ctx *ctx, cbq_error *err)
 {
     const cbq_study_config *cfg = ctx->cfg;
@@ -270,6 +389,8 @@ int study_stage_cohort(study_ctx *ctx, cbq_error *err)
         rc = assign_split(&c, cfg, err);
         how = "assigned by seed";
     }
+    if (rc == CBQ_OK && cfg->cohort.folds > 0)
+        return cohort_folds(ctx, &c, csv, ratings, raters, err);
     size_t count[4] = {0};
     for (size_t i = 0; i < c.n; i++)
         count[c.v[i].split]++;

@@ -23,6 +23,8 @@ typedef struct {
     size_t n_test;
     double *pred;        /* [test][category], volume level */
     size_t *n_slices;    /* [test] */
+    double *base;        /* [test][category]: the constant predictor (training mean) */
+    int *fold;           /* [volume]: its fold, 0 without folds */
 } eval_data;
 
 static void eval_free(eval_data *d)
@@ -32,62 +34,147 @@ static void eval_free(eval_data *d)
     free(d->test);
     free(d->pred);
     free(d->n_slices);
+    free(d->base);
+    free(d->fold);
+}
+
+/* The models of one fold (its repeats), loaded together so that each test
+ * volume is read once and their predictions averaged. */
+typedef struct {
+    cbq_net *net[STUDY_MAX_REPEATS];
+    size_t out_index[STUDY_MAX_REPEATS][STUDY_MAX_CATEGORIES];
+    int n;
+} fold_models;
+
+static void fold_models_free(fold_models *m)
+{
+    for (int r = 0; r < m->n; r++)
+        cbq_net_free(m->net[r]);
+    m->n = 0;
+}
+
+static int fold_models_load(study_ctx *ctx, int fold, fold_models *m, cbq_error *err)
+{
+    const cbq_study_config *cfg = ctx->cfg;
+    memset(m, 0, sizeof *m);
+    for (int r = 1; r <= cfg->train.repeats; r++) {
+        char model_dir[CBQ_STUDY_PATH_MAX + 16];
+        CBQ_TRY(study_run_model_dir(ctx, fold, r, model_dir, sizeof model_dir, err));
+        CBQ_TRY(cbq_model_load(model_dir, &m->net[m->n], (size_t)cfg->evaluate.batch, err));
+        cbq_net_set_threads(m->net[m->n], cfg->threads);
+        m->n++;
+        CBQ_TRY(study_map_outputs(ctx, m->net[m->n - 1], m->out_index[m->n - 1], model_dir, err));
+    }
+    return CBQ_OK;
+}
+
+/* Volume-level and per-slice predictions of one test volume: the mean over
+ * the fold's models. */
+static int predict_volume(study_ctx *ctx, eval_data *d, size_t t, const fold_models *m,
+                          cbq_csv_writer *ws, cbq_error *err)
+{
+    const cbq_study_config *cfg = ctx->cfg;
+    size_t K = ctx->n_categories;
+    const cbq_cohort_volume *sv = &d->cohort.v[d->test[t]];
+    cbq_model_input_options o = {0};
+    if (!cbq_slice_selection_parse(cfg->train.slices, &o.selection))
+        return CBQ_FAIL(err, CBQ_ERR_ARG, "train.slices: unknown '%s'", cfg->train.slices);
+    cbq_model_input in;
+    if (cbq_model_input_load(&in, sv, &d->cohort, &cbq_net_spec(m->net[0])->input, &o, err) !=
+        CBQ_OK)
+        return cbq_error_prefix(err, "%s: ", sv->id);
+    int rc = in.n ? CBQ_OK : CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: no slice with a structure",
+                                      sv->mask[0] ? sv->mask : sv->rtstruct);
+    double *slice_sum = calloc(in.n * K + 1, sizeof *slice_sum);
+    for (size_t k = 0; k < K; k++)
+        d->pred[t * K + k] = 0;
+    if (rc == CBQ_OK && !slice_sum)
+        rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
+    size_t *slice = NULL;
+    for (int r = 0; r < m->n && rc == CBQ_OK; r++) {
+        cbq_volume_pred vp = {0};
+        rc = cbq_predict_input(m->net[r], &in, (size_t)cfg->evaluate.batch, &vp, err);
+        for (size_t i = 0; rc == CBQ_OK && i < vp.n_slices; i++)
+            for (size_t k = 0; k < K; k++)
+                slice_sum[i * K + k] += vp.pred[i * vp.n_outputs + m->out_index[r][k]];
+        for (size_t k = 0; rc == CBQ_OK && k < K; k++)
+            d->pred[t * K + k] += vp.mean[m->out_index[r][k]];
+        if (rc == CBQ_OK && r == 0) {
+            slice = vp.slice; /* the same slices for every model */
+            vp.slice = NULL;
+        }
+        cbq_volume_pred_free(&vp);
+    }
+    for (size_t k = 0; k < K; k++)
+        d->pred[t * K + k] /= m->n;
+    for (size_t i = 0; rc == CBQ_OK && i < in.n; i++)
+        for (size_t k = 0; k < K && rc == CBQ_OK; k++) {
+            cbq_csv_put_str(ws, sv->id);
+            cbq_csv_put_int(ws, (long long)cbq_model_input_source_slice(&in, slice[i]));
+            cbq_csv_put_str(ws, ctx->categories[k]);
+            cbq_csv_put_double(ws, slice_sum[i * K + k] / m->n);
+            rc = cbq_csv_end_row(ws, err);
+        }
+    d->n_slices[t] = in.n;
+    free(slice);
+    free(slice_sum);
+    cbq_model_input_free(&in);
+    return rc == CBQ_OK ? rc : cbq_error_prefix(err, "%s: ", sv->id);
+}
+
+/* The constant predictor of each test volume: the mean consensus of the
+ * training split its model was trained on (its fold's, under folds). */
+static int fold_baseline(study_ctx *ctx, eval_data *d, int fold, cbq_error *err)
+{
+    size_t K = ctx->n_categories;
+    cbq_cohort fc;
+    CBQ_TRY(study_read_fold_cohort(ctx, fold, 0, &fc, err));
+    for (size_t k = 0; k < K; k++) {
+        double s = 0;
+        size_t n = 0;
+        for (size_t i = 0; i < fc.n && i < d->cohort.n; i++)
+            if (fc.v[i].split == CBQ_SPLIT_TRAIN && isfinite(d->cons[i * K + k])) {
+                s += d->cons[i * K + k];
+                n++;
+            }
+        for (size_t t = 0; t < d->n_test; t++)
+            if (d->fold[d->test[t]] == fold)
+                d->base[t * K + k] = n ? s / (double)n : NAN;
+    }
+    cbq_cohort_free(&fc);
+    return CBQ_OK;
+}
+
+static int predict_fold(study_ctx *ctx, eval_data *d, int fold, cbq_csv_writer *ws,
+                        cbq_progress *prog, cbq_error *err)
+{
+    fold_models m;
+    int rc = fold_models_load(ctx, fold, &m, err);
+    if (rc == CBQ_OK)
+        rc = fold_baseline(ctx, d, fold, err);
+    for (size_t t = 0; t < d->n_test && rc == CBQ_OK; t++)
+        if (d->fold[d->test[t]] == fold) {
+            rc = predict_volume(ctx, d, t, &m, ws, err);
+            cbq_progress_step(prog, 1);
+        }
+    fold_models_free(&m);
+    return rc;
 }
 
 static int predict_test(study_ctx *ctx, eval_data *d, cbq_error *err)
 {
     const cbq_study_config *cfg = ctx->cfg;
-    size_t K = ctx->n_categories;
-    char model_dir[CBQ_STUDY_PATH_MAX + 16], path[CBQ_STUDY_PATH_MAX + 32];
-    CBQ_TRY(study_model_dir(ctx, model_dir, sizeof model_dir, err));
-    cbq_net *net = NULL;
-    CBQ_TRY(cbq_model_load(model_dir, &net, (size_t)cfg->evaluate.batch, err));
-    cbq_net_set_threads(net, cfg->threads);
-    size_t out_index[STUDY_MAX_CATEGORIES];
-    int rc = study_map_outputs(ctx, net, out_index, model_dir, err);
+    char path[CBQ_STUDY_PATH_MAX + 32];
     static const char *const hs[] = {"volume_id", "slice", "category", "pred"};
     cbq_csv_writer ws;
-    if (rc == CBQ_OK &&
-        (rc = study_output_path(ctx, "pred_slices.csv", path, sizeof path, err)) == CBQ_OK)
-        rc = cbq_csv_writer_open(&ws, path, hs, 4, err);
-    if (rc != CBQ_OK) {
-        cbq_net_free(net);
-        return rc;
-    }
+    CBQ_TRY(study_output_path(ctx, "pred_slices.csv", path, sizeof path, err));
+    CBQ_TRY(cbq_csv_writer_open(&ws, path, hs, 4, err));
     cbq_progress prog;
     cbq_progress_begin(&prog, "evaluate", d->n_test, cfg->quiet);
-    cbq_model_input_options o = {0};
-    if (!cbq_slice_selection_parse(cfg->train.slices, &o.selection))
-        rc = CBQ_FAIL(err, CBQ_ERR_ARG, "train.slices: unknown '%s'", cfg->train.slices);
-    for (size_t t = 0; t < d->n_test && rc == CBQ_OK; t++) {
-        const cbq_cohort_volume *sv = &d->cohort.v[d->test[t]];
-        cbq_model_input in;
-        cbq_volume_pred vp = {0};
-        rc = cbq_model_input_load(&in, sv, &d->cohort, &cbq_net_spec(net)->input, &o, err);
-        if (rc == CBQ_OK && in.n == 0)
-            rc = CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: no slice with a structure",
-                          sv->mask[0] ? sv->mask : sv->rtstruct);
-        if (rc == CBQ_OK)
-            rc = cbq_predict_input(net, &in, (size_t)cfg->evaluate.batch, &vp, err);
-        for (size_t i = 0; rc == CBQ_OK && i < vp.n_slices; i++)
-            for (size_t k = 0; k < K && rc == CBQ_OK; k++) {
-                cbq_csv_put_str(&ws, sv->id);
-                cbq_csv_put_int(&ws, (long long)cbq_model_input_source_slice(&in, vp.slice[i]));
-                cbq_csv_put_str(&ws, ctx->categories[k]);
-                cbq_csv_put_double(&ws, vp.pred[i * vp.n_outputs + out_index[k]]);
-                rc = cbq_csv_end_row(&ws, err);
-            }
-        for (size_t k = 0; rc == CBQ_OK && k < K; k++)
-            d->pred[t * K + k] = vp.mean[out_index[k]];
-        d->n_slices[t] = in.n;
-        if (rc != CBQ_OK)
-            cbq_error_prefix(err, "%s: ", sv->id);
-        cbq_volume_pred_free(&vp);
-        cbq_model_input_free(&in);
-        cbq_progress_step(&prog, 1);
-    }
+    int rc = CBQ_OK;
+    for (int f = study_first_fold(cfg); f <= study_last_fold(cfg) && rc == CBQ_OK; f++)
+        rc = predict_fold(ctx, d, f, &ws, &prog, err);
     cbq_progress_end(&prog);
-    cbq_net_free(net);
     if (rc == CBQ_OK)
         return cbq_csv_writer_commit(&ws, err);
     cbq_csv_writer_abort(&ws);
@@ -119,17 +206,19 @@ static int write_pred(const study_ctx *ctx, const eval_data *d, cbq_error *err)
     return cbq_csv_writer_commit(&w, err);
 }
 
-/* Mean training consensus per category: the constant baseline. */
-static double train_mean(const eval_data *d, size_t K, size_t k)
+/* The baseline column of metrics.csv: the constant predictor's value, or
+ * under folds the mean of the test volumes' fold baselines. */
+static double mean_baseline(const eval_data *d, size_t K, size_t k)
 {
     double s = 0;
-    size_t n = 0;
-    for (size_t i = 0; i < d->cohort.n; i++)
-        if (d->cohort.v[i].split == CBQ_SPLIT_TRAIN && isfinite(d->cons[i * K + k])) {
-            s += d->cons[i * K + k];
-            n++;
-        }
-    return n ? s / (double)n : NAN;
+    int same = 1;
+    for (size_t t = 0; t < d->n_test; t++) {
+        s += d->base[t * K + k];
+        same &= d->base[t * K + k] == d->base[k];
+    }
+    if (!d->n_test)
+        return NAN;
+    return same ? d->base[k] : s / (double)d->n_test; /* one split: its value, unrounded */
 }
 
 static int write_metrics(study_ctx *ctx, const eval_data *d, cbq_error *err)
@@ -153,14 +242,14 @@ static int write_metrics(study_ctx *ctx, const eval_data *d, cbq_error *err)
     double mae_sum = 0, base_sum = 0;
     for (size_t k = 0; k < K && rc == CBQ_OK; k++) {
         size_t n = 0;
-        double base = train_mean(d, K, k);
+        double base = mean_baseline(d, K, k);
         for (size_t t = 0; t < d->n_test; t++) {
             double cv = d->cons[d->test[t] * K + k];
             if (!isfinite(cv))
                 continue;
             p[n] = d->pred[t * K + k];
             c[n] = cv;
-            b[n] = base;
+            b[n] = d->base[t * K + k];
             n++;
         }
         if (n == 0) {
@@ -222,11 +311,15 @@ int study_stage_evaluate(study_ctx *ctx, cbq_error *err)
     d.test = malloc(d.cohort.n * sizeof *d.test);
     d.pred = malloc(d.cohort.n * K * sizeof *d.pred);
     d.n_slices = malloc(d.cohort.n * sizeof *d.n_slices);
+    d.base = malloc(d.cohort.n * K * sizeof *d.base);
+    d.fold = malloc(d.cohort.n * sizeof *d.fold);
     int rc = CBQ_OK;
-    if (!d.cons || !d.test || !d.pred || !d.n_slices)
+    if (!d.cons || !d.test || !d.pred || !d.n_slices || !d.base || !d.fold)
         rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
     if (rc == CBQ_OK)
         rc = study_read_consensus(ctx, &d.cohort, d.cons, err);
+    if (rc == CBQ_OK)
+        rc = study_read_folds(ctx, &d.cohort, d.fold, err);
     for (size_t i = 0; rc == CBQ_OK && i < d.cohort.n; i++)
         if (d.cohort.v[i].split == CBQ_SPLIT_TEST)
             d.test[d.n_test++] = i;

@@ -136,12 +136,19 @@ int study_output_path(const study_ctx *ctx, const char *name, char *buf, size_t 
 int study_read_cohort_files(const study_ctx *ctx, unsigned reads, cbq_cohort *c,
                             cbq_error *err)
 {
+    return study_read_fold_cohort(ctx, 0, reads, c, err);
+}
+
+int study_read_fold_cohort(const study_ctx *ctx, int fold, unsigned reads, cbq_cohort *c,
+                           cbq_error *err)
+{
     unsigned not_in_rows = reads & ~(unsigned)STUDY_READS_COHORT_FILES;
     if (not_in_rows)
         return CBQ_FAIL(err, CBQ_ERR_INTERNAL, "stage %s: cohort.csv names no %s",
                         running_name(ctx), outside_name(not_in_rows));
-    char path[CBQ_STUDY_PATH_MAX + 32];
-    CBQ_TRY(study_input_path(ctx, CBQ_STAGE_COHORT, "cohort.csv", path, sizeof path, err));
+    char path[CBQ_STUDY_PATH_MAX + 32], name[64];
+    study_fold_cohort_name(fold, name, sizeof name);
+    CBQ_TRY(study_input_path(ctx, CBQ_STAGE_COHORT, name, path, sizeof path, err));
     CBQ_TRY(study_input_outside(ctx, reads, err));
     CBQ_TRY(cbq_cohort_read(c, path, err));
     for (size_t i = 0; i < c->n; i++) {

@@ -129,7 +129,9 @@ static int train_permuted(const study_ctx *ctx, char *model_dir, size_t cap, cha
     char log[CBQ_STUDY_PATH_MAX + 64], cohort[CBQ_STUDY_PATH_MAX + 32], cons[CBQ_STUDY_PATH_MAX + 32];
     CBQ_TRY(study_output_path(ctx, "permuted_model", model_dir, cap, err));
     CBQ_TRY(study_path(log, sizeof log, model_dir, "train_log.csv", err));
-    CBQ_TRY(study_input_path(ctx, CBQ_STAGE_COHORT, "cohort.csv", cohort, sizeof cohort, err));
+    char cohort_name[64];
+    study_fold_cohort_name(study_first_fold(ctx->cfg), cohort_name, sizeof cohort_name);
+    CBQ_TRY(study_input_path(ctx, CBQ_STAGE_COHORT, cohort_name, cohort, sizeof cohort, err));
     CBQ_TRY(study_input_path(ctx, CBQ_STAGE_CONSENSUS, "consensus.csv", cons, sizeof cons, err));
     cbq_study_config pcfg = *ctx->cfg;
     pcfg.train.permute_labels = 1;
@@ -201,7 +203,9 @@ static int run_checks(study_ctx *ctx, const cbq_cohort *c, const char *csv_path,
     cbq_net *net = NULL, *permuted = NULL;
     cbq_sanity_volume *vols = NULL;
     size_t n_vols = 0;
-    int rc = study_model_dir(ctx, model, sizeof model, err);
+    /* Under cohort.folds and train.repeats: the first fold's first model
+     * (the study's own seed), on that fold's test volumes. */
+    int rc = study_run_model_dir(ctx, study_first_fold(cfg), 1, model, sizeof model, err);
     if (rc == CBQ_OK && want_permuted) {
         rc = train_permuted(ctx, permuted_dir, sizeof permuted_dir, note, sizeof note, err);
         want_permuted = permuted_dir[0] != '\0';
@@ -220,6 +224,12 @@ static int run_checks(study_ctx *ctx, const cbq_cohort *c, const char *csv_path,
         if (rc == CBQ_OK)
             rc = write_pooled(pooled_path, &res, err);
         summarise(ctx, &res, permuted != NULL, note);
+        size_t len = strlen(ctx->summary);
+        if (cfg->cohort.folds > 0)
+            snprintf(ctx->summary + len, sizeof ctx->summary - len, " (checked: fold 1's model%s)",
+                     cfg->train.repeats > 1 ? ", seed 1" : "");
+        else if (cfg->train.repeats > 1)
+            snprintf(ctx->summary + len, sizeof ctx->summary - len, " (checked: seed 1's model)");
         cbq_sanity_result_free(&res);
     }
     for (size_t v = 0; vols && v < n_vols; v++)
@@ -243,7 +253,8 @@ int study_stage_sanity(study_ctx *ctx, cbq_error *err)
     cbq_sanity_options o;
     CBQ_TRY(make_options(ctx->cfg, &o, err));
     cbq_cohort c;
-    CBQ_TRY(study_read_cohort_files(ctx, study_slice_reads(ctx->cfg), &c, err));
+    CBQ_TRY(study_read_fold_cohort(ctx, study_first_fold(ctx->cfg), study_slice_reads(ctx->cfg),
+                                   &c, err));
     int rc = run_checks(ctx, &c, path, pooled, &o, err);
     cbq_cohort_free(&c);
     return rc;

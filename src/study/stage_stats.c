@@ -19,6 +19,7 @@
 #include "cbctiq/correlate.h"
 #include "cbctiq/csv.h"
 #include "study/ae_table.h"
+#include "study/stats_folds.h"
 
 typedef enum { X_AE, X_AE_PER_SLICE } x_kind;
 typedef enum { Y_CONSENSUS, Y_PRED } y_kind;
@@ -158,8 +159,14 @@ static int write_table(const study_ctx *ctx, const ae_table *t, const cJSON *mai
 {
     char path[CBQ_STUDY_PATH_MAX + 32];
     CBQ_TRY(study_output_path(ctx, "table.csv", path, sizeof path, err));
+    const char *header[TABLE_COLS + 8];
+    size_t n_cols = 0, n_repeat_cols = 0;
+    for (; n_cols < TABLE_COLS; n_cols++)
+        header[n_cols] = TABLE_HEADER[n_cols];
+    while (ctx->cfg->train.repeats > 1 && study_repeat_column(n_repeat_cols))
+        header[n_cols++] = study_repeat_column(n_repeat_cols++);
     cbq_csv_writer w;
-    CBQ_TRY(cbq_csv_writer_open(&w, path, TABLE_HEADER, TABLE_COLS, err));
+    CBQ_TRY(cbq_csv_writer_open(&w, path, header, n_cols, err));
     int boot = strcmp(ctx->cfg->stats.ci, "bootstrap") == 0;
     int rc = CBQ_OK;
     for (size_t k = 0; k < ctx->n_categories && rc == CBQ_OK; k++) {
@@ -189,6 +196,8 @@ static int write_table(const study_ctx *ctx, const ae_table *t, const cJSON *mai
         cbq_csv_put_str(&w, varies(t->cat[k].n_slices, t->cat[k].n) ? "pred+n_slices" : "pred");
         cbq_csv_put_double(&w, num(m, "p_perm"));
         cbq_csv_put_int(&w, cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "p_perm_exact")));
+        for (size_t i = 0; i < n_repeat_cols; i++)
+            cbq_csv_put_double(&w, study_repeat_value(main_j, cat, i));
         rc = cbq_csv_end_row(&w, err);
     }
     if (rc != CBQ_OK) {
@@ -237,6 +246,9 @@ int study_stage_stats(study_ctx *ctx, cbq_error *err)
         rc = write_joined(ctx, &t, err);
     if (rc == CBQ_OK)
         rc = correlate_to(ctx, &t, X_AE, Y_CONSENSUS, 1, "stats.json", &main_j, err);
+    if (rc == CBQ_OK && (ctx->cfg->cohort.folds > 0 || ctx->cfg->train.repeats > 1) &&
+        (rc = study_stats_folds(ctx, &t, main_j, err)) == CBQ_OK)
+        rc = write_json(ctx, "stats.json", main_j, err);
     if (rc == CBQ_OK)
         rc = correlate_to(ctx, &t, X_AE, Y_PRED, 0, "stats_ae_pred.json", &pred_j, err);
     if (rc == CBQ_OK)

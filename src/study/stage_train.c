@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cbctiq/atomic_file.h"
@@ -24,10 +25,45 @@ static int copy_model(const study_ctx *ctx, const char *given, const char *dst, 
     return rc;
 }
 
-int study_stage_train(study_ctx *ctx, cbq_error *err)
+/* One model run: fold f's split (the study's split for fold 0), repeat r's
+ * seed, into train/<prefix>model and train/<prefix>train_log.csv. */
+static int train_run(study_ctx *ctx, int fold, int repeat, cbq_study_train_result *r,
+                     cbq_error *err)
 {
+    char prefix[96], name[128], cohort_name[64];
     char model[CBQ_STUDY_PATH_MAX + 16], log[CBQ_STUDY_PATH_MAX + 32];
     char cohort[CBQ_STUDY_PATH_MAX + 32], cons[CBQ_STUDY_PATH_MAX + 32];
+    study_run_prefix(ctx->cfg, fold, repeat, prefix, sizeof prefix);
+    snprintf(name, sizeof name, "%smodel", prefix);
+    CBQ_TRY(study_output_path(ctx, name, model, sizeof model, err));
+    snprintf(name, sizeof name, "%strain_log.csv", prefix);
+    CBQ_TRY(study_output_path(ctx, name, log, sizeof log, err));
+    if (prefix[0]) {
+        char dir[CBQ_STUDY_PATH_MAX + 16];
+        CBQ_TRY(study_output_path(ctx, prefix, dir, sizeof dir, err));
+        CBQ_TRY(cbq_mkdir_p(dir, err));
+    }
+    study_fold_cohort_name(fold, cohort_name, sizeof cohort_name);
+    CBQ_TRY(study_input_path(ctx, CBQ_STAGE_COHORT, cohort_name, cohort, sizeof cohort, err));
+    CBQ_TRY(study_input_path(ctx, CBQ_STAGE_CONSENSUS, "consensus.csv", cons, sizeof cons, err));
+    /* train.c opens the files cohort.csv's rows name. */
+    CBQ_TRY(study_input_outside(ctx, study_slice_reads(ctx->cfg), err));
+    cbq_study_config *cfg = malloc(sizeof *cfg);
+    if (!cfg)
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
+    *cfg = *ctx->cfg;
+    cfg->seed = study_repeat_seed(ctx->cfg->seed, repeat);
+    int rc = cbq_study_train(cfg, cohort, cons, model, log, r, err);
+    free(cfg);
+    if (rc != CBQ_OK && prefix[0])
+        return cbq_error_prefix(err, "%s: ", prefix);
+    return rc;
+}
+
+int study_stage_train(study_ctx *ctx, cbq_error *err)
+{
+    const cbq_study_config *cfg = ctx->cfg;
+    char model[CBQ_STUDY_PATH_MAX + 16];
     CBQ_TRY(study_output_path(ctx, "model", model, sizeof model, err));
     const char *given;
     CBQ_TRY(study_given_model(ctx, &given, err));
@@ -36,16 +72,26 @@ int study_stage_train(study_ctx *ctx, cbq_error *err)
         snprintf(ctx->summary, sizeof ctx->summary, "using the given model %.900s", given);
         return CBQ_OK;
     }
-    CBQ_TRY(study_output_path(ctx, "train_log.csv", log, sizeof log, err));
-    CBQ_TRY(study_input_path(ctx, CBQ_STAGE_COHORT, "cohort.csv", cohort, sizeof cohort, err));
-    CBQ_TRY(study_input_path(ctx, CBQ_STAGE_CONSENSUS, "consensus.csv", cons, sizeof cons, err));
-    /* train.c opens the files cohort.csv's rows name. */
-    CBQ_TRY(study_input_outside(ctx, study_slice_reads(ctx->cfg), err));
     cbq_study_train_result r;
-    CBQ_TRY(cbq_study_train(ctx->cfg, cohort, cons, model, log, &r, err));
+    size_t runs = 0, epochs = 0;
+    for (int f = study_first_fold(cfg); f <= study_last_fold(cfg); f++)
+        for (int rep = 1; rep <= cfg->train.repeats; rep++, runs++) {
+            CBQ_TRY(train_run(ctx, f, rep, &r, err));
+            epochs += r.epochs_run;
+        }
+    if (runs > 1) {
+        char folds[64] = "the single split";
+        if (cfg->cohort.folds > 0)
+            snprintf(folds, sizeof folds, "%d folds", cfg->cohort.folds);
+        snprintf(ctx->summary, sizeof ctx->summary,
+                 "%s %dx%d: %zu models (%s x %d seed%s), %zu epochs in all", cfg->train.arch,
+                 cfg->train.input_size, cfg->train.input_size, runs, folds, cfg->train.repeats,
+                 cfg->train.repeats > 1 ? "s" : "", epochs);
+        return CBQ_OK;
+    }
     snprintf(ctx->summary, sizeof ctx->summary,
              "%s %dx%d on %zu slices of %zu volumes; best epoch %zu of %zu (val loss %.4f)%s",
-             ctx->cfg->train.arch, ctx->cfg->train.input_size, ctx->cfg->train.input_size,
+             cfg->train.arch, cfg->train.input_size, cfg->train.input_size,
              r.n_train_slices, r.n_train_volumes, r.best_epoch, r.epochs_run, r.best_val_loss,
              r.stopped_early ? ", stopped early" : "");
     return CBQ_OK;

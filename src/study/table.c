@@ -37,6 +37,33 @@ static void put_num(FILE *out, const char *cell, int width, int digits)
         fprintf(out, " %*.*f", width, digits, v);
 }
 
+/* Under train.repeats the spread over seeds (table.csv's rho_seeds_* and
+ * test_rho_seeds_* columns): the headline above is the seeds' ensemble. */
+static void print_seed_spread(FILE *out, const cbq_csv *t)
+{
+    static const char *const cols[] = {"rho_seeds_median", "rho_seeds_min", "rho_seeds_max",
+                                       "test_rho_seeds_median", "test_rho_seeds_min",
+                                       "test_rho_seeds_max"};
+    long c[6];
+    for (int i = 0; i < 6; i++)
+        if ((c[i] = cbq_csv_col(t, cols[i])) < 0)
+            return;
+    fprintf(out, "\nover training seeds (AE above: their mean); median [min, max]\n");
+    fprintf(out, "%-15s%28s%28s\n", "category", "rho(AE, consensus)", "model's test rho");
+    for (size_t r = 0; r < t->n_rows; r++) {
+        fprintf(out, "%-15s", cbq_csv_cell(t, r, 0));
+        for (int g = 0; g < 2; g++) {
+            put_num(out, cbq_csv_cell(t, r, (size_t)c[3 * g]), 7, 3);
+            fprintf(out, "  [");
+            put_num(out, cbq_csv_cell(t, r, (size_t)c[3 * g + 1]), 6, 3);
+            fprintf(out, ",");
+            put_num(out, cbq_csv_cell(t, r, (size_t)c[3 * g + 2]), 6, 3);
+            fprintf(out, " ]");
+        }
+        fprintf(out, "\n");
+    }
+}
+
 int study_print_table(const study_ctx *ctx, FILE *out, cbq_error *err)
 {
     char path[CBQ_STUDY_PATH_MAX + 32];
@@ -73,7 +100,7 @@ int study_print_table(const study_ctx *ctx, FILE *out, cbq_error *err)
         }
         if (any_exact)
             fprintf(out, "p: exact permutation p (all n! pairings) where n is small enough, else "
-                    "the t-test p (table.csv: p, p_perm)\n");
+                    "the t-test p (table.csv: p, p_perm)\n");        print_seed_spread(out, &t);
     }
     cbq_csv_free(&t);
     return rc;
