@@ -17,6 +17,8 @@
   var source = document.getElementById('cbq-viewer-data');
   if (!root || !source) return;
   var data = JSON.parse(source.textContent);
+  /* A category whose test volumes all lack a consensus has nothing to show. */
+  data.categories = data.categories.filter(function (c) { return c.entries.length > 0; });
   if (!data.categories.length || !data.volumes.length) {
     root.textContent = 'No test volume to show.';
     return;
