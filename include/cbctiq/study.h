@@ -91,7 +91,10 @@ typedef struct {
         int max_slices;           /* per volume; 0 = all */
         double threshold;
     } sanity;
-    struct { char title[CBQ_STUDY_STR_MAX]; } report;
+    struct {
+        char title[CBQ_STUDY_STR_MAX];
+        char viewer[16];          /* picks, all or off: the volumes of the map viewer */
+    } report;
 } cbq_study_config;
 
 /* Fills every option with its documented default. */

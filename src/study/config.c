@@ -133,6 +133,9 @@ static const opt_def OPTS[] = {
      "median rank correlation above which a method survives randomisation (flagged)"},
     {"report.title", OPT_STRING, F(report.title), "Attribution Energy vs expert image quality", 0,
      0, NULL, S(REPORT), "report title"},
+    {"report.viewer", OPT_STRING, F(report.viewer), "picks", 0, 0, "|picks|all|off|", S(REPORT),
+     "volumes in the report's map viewer: each category's highest, median and lowest AE; every "
+     "test volume (a larger report); none"},
 };
 enum { N_OPTS = sizeof OPTS / sizeof OPTS[0] };
 

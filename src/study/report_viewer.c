@@ -392,15 +392,21 @@ static const char *pick_role(const ae_category *ac, size_t row)
 }
 
 /* Volume sv (the n_volumes-th written) and its records in every category
- * it has an AE in; *written is 0 when it has none (not a test volume). */
+ * it has an AE in (with report.viewer = picks: only those where it is one
+ * of the category's picks); *written is 0 when it has none. */
 static int add_volume(viewer_data *vd, const ae_table *t, const cbq_cohort *files,
                       const cbq_cohort_volume *sv, size_t n_volumes, FILE *volumes, int *written,
                       cbq_error *err)
 {
+    int picks_only = strcmp(vd->ctx->cfg->report.viewer, "picks") == 0;
     long rows[STUDY_MAX_CATEGORIES];
     int any = 0;
-    for (size_t k = 0; k < t->n_categories; k++)
-        any |= (rows[k] = category_row(&t->cat[k], sv->id)) >= 0;
+    for (size_t k = 0; k < t->n_categories; k++) {
+        rows[k] = category_row(&t->cat[k], sv->id);
+        if (picks_only && rows[k] >= 0 && !pick_role(&t->cat[k], (size_t)rows[k]))
+            rows[k] = -1;
+        any |= rows[k] >= 0;
+    }
     *written = any;
     if (!any)
         return CBQ_OK;
@@ -511,11 +517,11 @@ static int viewer_json(const study_ctx *ctx, const ae_table *t, char **json, cbq
 }
 
 static const char VIEWER_TEXT[] =
-    "Every test volume, slice by slice: choose a category and a volume (the highest, median "
-    "and lowest AE of the category, those of the figures above, are one click away), scroll "
-    "the axial slices with the slider or the mouse wheel over the image, set the map's "
+    "%s, slice by slice: choose a category and a volume (the highest, median and lowest AE "
+    "of the category, those of the figures above, are one click away), scroll the axial "
+    "slices with the slider or the mouse wheel over the image, set the map's "
     "opacity and the CT window, and show or hide the structure's outline. The AE profile "
-    "below the image follows the slider; click it to jump to a slice. Slices are downsampled "
+    "beside the image follows the slider; click it to jump to a slice. Slices are downsampled "
     "to at most %d pixels a side (8 bits: the CT from %g to %g HU, the map over each "
     "volume's range), one colour scale per category in raw map units; axial view, anterior "
     "up, patient right on the left.";
@@ -525,8 +531,15 @@ int report_viewer_section(cbq_report *r, const study_ctx *ctx, const ae_table *t
     /* The script goes into the page as it is: it must not end its element. */
     if (strstr(VIEWER_JS, "</script") || strstr(VIEWER_JS, "<!--"))
         return CBQ_FAIL(err, CBQ_ERR_INTERNAL, "report_viewer.js holds '</script' or '<!--'");
-    char text[1024];
-    snprintf(text, sizeof text, VIEWER_TEXT, REPORT_VIEWER_MAX_SIDE, CT_LO_HU, CT_HI_HU);
+    const char *which = ctx->cfg->report.viewer;
+    if (strcmp(which, "off") == 0)
+        return CBQ_OK;
+    char text[1200];
+    snprintf(text, sizeof text, VIEWER_TEXT,
+             strcmp(which, "all") == 0
+                 ? "Every test volume"
+                 : "The volumes of the figures above (report.viewer = all shows every test volume)",
+             REPORT_VIEWER_MAX_SIDE, CT_LO_HU, CT_HI_HU);
     CBQ_TRY(cbq_report_subsection(r, "Interactive viewer", err));
     CBQ_TRY(cbq_report_paragraph(r, text, err));
     char *json = NULL;

@@ -2,13 +2,16 @@
 """report_viewer_browser_test.py - the report's interactive viewer, used in
 headless Chromium over the DevTools protocol (tests/common/cdp_browser.py)
 on the report of a small study (make_cohort.py: 8 volumes of 129x129x8
-stored in RAS order, 3 in the test split, so the viewer downsamples by 2
-with a cut last block; a 1-epoch model, no sanity stage; seconds).
+stored in RAS order, 4 in the test split, so the viewer downsamples by 2
+with a cut last block; a 1-epoch model, no sanity stage; seconds), with
+report.viewer = all, then picks (the default) and off (the report stage
+alone reruns).
 
 Against independent computations (nibabel, numpy, matplotlib, the study's
 CSVs):
 - the viewer's data (the JSON block): every test volume of cohort.csv in
-  every category, AE as in attrib/ae.csv, the highest/median/lowest roles
+  every category (with report.viewer = picks only the three picks of each
+  category, with off no viewer), AE as in attrib/ae.csv, the highest/median/lowest roles
   as ae.csv ranks them, the profiles as in attrib/profiles.csv;
 - it opens on the first category's highest-AE volume at its peak-AE slice;
 - moving the slider (input events), the mouse wheel over the image and a
@@ -67,30 +70,38 @@ def read_csv(path):
 # ---- the study ---------------------------------------------------------------
 cohort = os.path.join(work, "cohort")
 subprocess.run([sys.executable, os.path.join(HERE, "make_cohort.py"), "--out", cohort, "--n", "8",
-                "--size", str(SIZE), "--slices", str(SLICES), "--test", "3", "--val", "1", "--ras"],
+                "--size", str(SIZE), "--slices", str(SLICES), "--test", "4", "--val", "1", "--ras"],
                check=True)
-config = {"cohort": {"csv": "cohort/cohort.csv"},
-          "train": {"width": 4, "depth": 2, "input_size": 16, "epochs": 1, "batch": 8,
-                    "hu_min": -400, "hu_max": 600},
-          "stats": {"bootstrap": 10, "permutations": 10},
-          "sanity": {"enabled": False}}
-with open(os.path.join(work, "study.json"), "w") as f:
-    json.dump(config, f)
 out = os.path.join(work, "out")
-r = subprocess.run([args.cbctiq, "study", "--config", os.path.join(work, "study.json"), "--out", out,
-                    "--threads", "2", "--quiet"], capture_output=True, text=True, timeout=300)
-if r.returncode != 0:
-    sys.exit(f"study failed ({r.returncode}): {r.stderr}")
-mark("study")
 report = os.path.join(out, "report", "report.html")
-html = open(report, encoding="utf-8").read()
-print(f"report.html: {os.path.getsize(report)} bytes")
+
+
+def run_study(viewer):
+    """The study with report.viewer = viewer (None: the default); the viewer's data."""
+    config = {"cohort": {"csv": "cohort/cohort.csv"},
+              "train": {"width": 4, "depth": 2, "input_size": 16, "epochs": 1, "batch": 8,
+                        "hu_min": -400, "hu_max": 600},
+              "stats": {"bootstrap": 10, "permutations": 10},
+              "sanity": {"enabled": False}}
+    if viewer:
+        config["report"] = {"viewer": viewer}
+    with open(os.path.join(work, "study.json"), "w") as f:
+        json.dump(config, f)
+    r = subprocess.run([args.cbctiq, "study", "--config", os.path.join(work, "study.json"), "--out", out,
+                        "--threads", "2", "--quiet"], capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        sys.exit(f"study failed ({r.returncode}): {r.stderr}")
+    html = open(report, encoding="utf-8").read()
+    print(f"report.viewer = {viewer or 'default'}: report.html {os.path.getsize(report)} bytes")
+    m = re.search(r'<script type="application/json" id="cbq-viewer-data">(.*?)</script>', html, re.S)
+    return json.loads(m.group(1)) if m else None
+
 
 # ---- the data block against the study's tables --------------------------------
-m = re.search(r'<script type="application/json" id="cbq-viewer-data">(.*?)</script>', html, re.S)
-if not m:
+data = run_study("all")
+mark("study")
+if data is None:
     sys.exit("FAIL: no viewer data in report.html")
-data = json.loads(m.group(1))
 tests = [row["volume_id"] for row in read_csv(os.path.join(cohort, "cohort.csv")) if row["split"] == "test"]
 ae = {(row["volume_id"], row["category"]): float(row["ae"])
       for row in read_csv(os.path.join(out, "attrib", "ae.csv"))}
@@ -374,6 +385,22 @@ with CdpBrowser(work) as b:
           f"{n_high} map pixels at full opacity ({best[1]} {best[2]} slice {best[3]})")
     mark("pixels")
     failures += b.page_problems()
+
+# The default (report.viewer = picks): only each category's three picks.
+picks = run_study(None)
+if picks is None:
+    fail("report.viewer = picks: no viewer")
+else:
+    ids = [v["id"] for v in picks["volumes"]]
+    if sorted(ids) != sorted({i for c in cats for i in ROLES[c].values()}):
+        fail(f"report.viewer = picks: volumes {ids}")
+    for c in picks["categories"]:
+        got = {e["role"]: ids[e["volume"]] for e in c["entries"]}
+        if got != ROLES[c["name"]] or len(c["entries"]) != 3:
+            fail(f"report.viewer = picks, {c['name']}: {got}, want {ROLES[c['name']]}")
+if run_study("off") is not None:
+    fail("report.viewer = off: the viewer is still there")
+mark("picks and off")
 
 for f in failures:
     print("FAIL:", f)
