@@ -117,7 +117,7 @@ static int png_rows(FILE *fp, const uint8_t *pixels, size_t width, size_t height
         return 0;
     }
     png_init_io(png, fp);
-    png_set_compression_level(png, 9);
+    png_set_compression_level(png, 6); /* 9 takes 3x the time for 3 % less */
     png_set_IHDR(png, info, (png_uint_32)width, (png_uint_32)height, 8,
                  channels == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
