@@ -1,6 +1,8 @@
 /* report_viewer.c - the data of the report's interactive map viewer: per
- * category and test volume, every axial slice of the CBCT with the
- * category's map and structure, and the volume's AE profile along z. The
+ * category and test volume (report.viewer = all; with picks, the default,
+ * only the category's highest-, median- and lowest-AE volumes), every axial
+ * slice of the CBCT with the category's map and structure, and the
+ * volume's AE profile along z. The
  * slices are downsampled (box means) to at most REPORT_VIEWER_MAX_SIDE
  * pixels a side, quantised to 8 bits and stored as PNG data URIs in a JSON
  * block of the page, so the report stays one file and the browser decodes
