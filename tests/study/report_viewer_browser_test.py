@@ -291,7 +291,7 @@ def check_pixels(b, cat, vid, k):
     return int(high.sum())
 
 
-with CdpBrowser(work) as b:
+with CdpBrowser(work, timeout=120) as b:
     mark("browser")
     b.open("file://" + os.path.abspath(report))
     mark("loaded")
