@@ -34,6 +34,7 @@ pkgs_test=(
   clang-14 libfuzzer-14-dev libclang-rt-14-dev  # fuzz targets, ThreadSanitizer tree
   libomp-14-dev                       # LLVM OpenMP + Archer: ThreadSanitizer tree
   chromium                            # renders the HTML report in its test
+  python3-websocket                   # the DevTools client that drives it (report viewer test)
 )
 pkgs_bench=(
   python3 python3-numpy python3-torch  # PyTorch peer of the layers, iqnet and Grad-CAM

@@ -3,8 +3,9 @@
  * A builder: begin with an output folder, append sections, paragraphs,
  * tables, figures and key-value blocks in reading order, then finish, which
  * writes DIR/report.html atomically. The page needs nothing else to render:
- * CSS is inline, figures are inlined as base64 PNG, there is no JavaScript
- * and no external resource. Beside it, every figure is also saved as
+ * CSS is inline, figures are inlined as base64 PNG, the only JavaScript is
+ * inline (the study's map viewer, cbq_report_markup) and there is no
+ * external resource. Beside it, every figure is also saved as
  * DIR/figures/STEM.png, .svg and .pdf and every table as DIR/tables/STEM.csv, and
  * the page links to those copies. All text is HTML-escaped here; callers
  * pass plain UTF-8.
@@ -69,6 +70,11 @@ int cbq_report_keyvalues(cbq_report *r, size_t n, const char *const *keys, const
                          cbq_error *err);
 /* Preformatted text, e.g. the study's JSON config, with a caption. */
 int cbq_report_preformatted(cbq_report *r, const char *caption, const char *text, cbq_error *err);
+
+/* Markup that cbctiq itself wrote (the study's interactive map viewer:
+ * inline script and its data), appended as it is, NOT escaped: never pass
+ * text that came from data unless the caller escaped it for its context. */
+int cbq_report_markup(cbq_report *r, const char *html, cbq_error *err);
 
 /* Writes DIR/report.html atomically. The report can still be freed after. */
 int cbq_report_finish(cbq_report *r, cbq_error *err);

@@ -98,6 +98,7 @@ typedef struct {
     struct {
         char title[CBQ_STUDY_STR_MAX];
         int dpi;
+        char viewer[16];          /* picks, all or off: the volumes of the map viewer */
     } report;
 } cbq_study_config;
 

@@ -143,6 +143,9 @@ static const opt_def OPTS[] = {
      0, NULL, S(REPORT), "report title"},
     {"report.dpi", OPT_INT, F(report.dpi), "150", 50, 1200, NULL, S(REPORT),
      "resolution of the figures' PNG files (300 for print; PDF and SVG beside them are vector)"},
+    {"report.viewer", OPT_STRING, F(report.viewer), "picks", 0, 0, "|picks|all|off|", S(REPORT),
+     "volumes in the report's map viewer: each category's highest, median and lowest AE; every "
+     "test volume (a larger report); none"},
 };
 enum { N_OPTS = sizeof OPTS / sizeof OPTS[0] };
 

@@ -62,7 +62,7 @@ static const stage_def STAGES[CBQ_STAGE_COUNT] = {
     [CBQ_STAGE_REPORT] = {study_stage_report,
                           DEP(COHORT) | DEP(CONSENSUS) | DEP(TRAIN) | DEP(EVALUATE) | DEP(ATTRIB) |
                               DEP(STATS) | DEP(ATYPICAL) | DEP(SANITY),
-                          READS_VOLUMES | READS_STRUCTURES, 8},
+                          READS_VOLUMES | READS_STRUCTURES, 9}, /* v8: DPI, PDF, wrapped tables; v9: the viewer */
 };
 
 study_inputs study_stage_declared(cbq_study_stage s)

@@ -30,6 +30,17 @@ int report_loo_figure(cbq_report *r, const study_ctx *ctx, cbq_error *err);
  * "profile_CATEGORY"). */
 int report_map_figures(cbq_report *r, const study_ctx *ctx, const ae_table *t, cbq_error *err);
 
+/* Rows of the highest, median and lowest AE of a category (fewer when n < 3,
+ * each row once); the median of an even count is the lower middle one, an
+ * actual volume. The map figures and the viewer show these. */
+enum { REPORT_N_PICKS = 3 };
+size_t report_pick_rows(const ae_category *ac, size_t rows[REPORT_N_PICKS]);
+/* The attribution stage's map of volume `id` for category k
+ * (attrib/maps/ID_CATEGORY.nii.gz) on the canonical grid, which must be
+ * canon's. */
+int report_load_map(const study_ctx *ctx, const char *id, size_t k, const cbq_volume *canon,
+                    cbq_volume *map, cbq_error *err);
+
 /* attrib/profiles.csv (report_profiles.c). */
 typedef struct {
     cbq_csv t;

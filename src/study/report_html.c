@@ -529,6 +529,12 @@ int cbq_report_preformatted(cbq_report *r, const char *caption, const char *text
     return check_memory(r, err);
 }
 
+int cbq_report_markup(cbq_report *r, const char *html, cbq_error *err)
+{
+    sb_puts(&r->body, html);
+    return check_memory(r, err);
+}
+
 /* Readable offline: system fonts, no external resources, prints cleanly. */
 static const char report_css[] =
     "body{font-family:'DejaVu Sans',Verdana,sans-serif;color:#222;background:#fff;margin:0;line-height:1.45}\n"

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { N_PICKS = 3 };
+enum { N_PICKS = REPORT_N_PICKS };
 static const char *const ROLE[N_PICKS] = {"highest", "median", "lowest"};
 
 /* One shown volume and what its figures need, on the canonical grid. */
@@ -28,9 +28,7 @@ typedef struct {
     double z_lo, z_hi;         /* the structure's extent along z (mm), NaN when none */
 } pick_view;
 
-/* Rows of the highest, median and lowest AE (fewer when n < 3); the median
- * of an even count is the lower middle one, an actual volume. */
-static size_t pick_rows(const ae_category *ac, size_t rows[N_PICKS])
+size_t report_pick_rows(const ae_category *ac, size_t rows[REPORT_N_PICKS])
 {
     size_t hi = 0, lo = 0;
     for (size_t i = 1; i < ac->n; i++) {
@@ -122,13 +120,14 @@ static const cbq_cohort_volume *find_volume(const cbq_cohort *c, const char *id)
     return NULL;
 }
 
-static int load_map(const study_ctx *ctx, const char *id, size_t k, pick_view *pv, cbq_error *err)
+int report_load_map(const study_ctx *ctx, const char *id, size_t k, const cbq_volume *canon,
+                    cbq_volume *map, cbq_error *err)
 {
     char name[600], path[CBQ_STUDY_PATH_MAX + 600];
     snprintf(name, sizeof name, "maps/%s_%s.nii.gz", id, ctx->categories[k]);
     CBQ_TRY(study_input_path(ctx, CBQ_STAGE_ATTRIB, name, path, sizeof path, err));
-    CBQ_TRY(cbq_study_load_volume(path, &pv->map, NULL, err)); /* canonical, like the CBCT */
-    if (pv->map.nx != pv->in.canon.nx || pv->map.ny != pv->in.canon.ny || pv->map.nz != pv->in.canon.nz)
+    CBQ_TRY(cbq_study_load_volume(path, map, NULL, err)); /* canonical, like the CBCT */
+    if (map->nx != canon->nx || map->ny != canon->ny || map->nz != canon->nz)
         return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: grid differs from the volume's", path);
     return CBQ_OK;
 }
@@ -144,7 +143,7 @@ static int pick_load(const study_ctx *ctx, const ae_table *t, const cbq_cohort *
     pv->row = row;
     CBQ_TRY(load_structure(ctx, files, sv, k, pv, err));
     if (ctx->cfg->attrib.save_maps)
-        CBQ_TRY(load_map(ctx, id, k, pv, err));
+        CBQ_TRY(report_load_map(ctx, id, k, &pv->in.canon, &pv->map, err));
     choose_slice(pv);
     structure_mask(pv);
     return CBQ_OK;
@@ -236,7 +235,7 @@ static int category_figures(cbq_report *r, const study_ctx *ctx, const ae_table 
                             shown_table *st, cbq_error *err)
 {
     const ae_category *ac = &t->cat[k];
-    size_t rows[N_PICKS], n = pick_rows(ac, rows);
+    size_t rows[N_PICKS], n = report_pick_rows(ac, rows);
     if (n == 0)
         return CBQ_OK;
     pick_view pv[N_PICKS];

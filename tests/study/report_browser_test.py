@@ -5,9 +5,11 @@ Talks to the browser over the DevTools protocol on --remote-debugging-pipe
 (fd 3: commands in, fd 4: replies out, NUL-terminated JSON; stdlib only).
 Fails when any <img> did not decode (naturalWidth 0 or not its tag size),
 when the page logs a console error, throws, or fails a load, when it asks
-for anything but file: and data: URLs, when it overflows a 1280 px window
-horizontally, when a table is wider than its box (cut off behind a scroll
-bar instead of wrapping), when a sentence cell of a table is squeezed narrower than
+for anything but file: and data: URLs, when it has a script (the sample) or
+an external script (any report; a study's has the viewer's inline one), when
+it overflows a 1280 px window horizontally, when a table is wider than its box
+(cut off behind a scroll bar instead of wrapping), when a sentence cell of a
+table is squeezed narrower than
 300 px, or when text from the data rendered as markup. With
 --screenshot PATH it also saves a full-page screenshot for people to look
 at (CBQ_BROWSER_TIMING=1 prints how long each step took). --report PATH
@@ -138,6 +140,7 @@ PROBE = """JSON.stringify({
            nh: i.naturalHeight, w: +i.getAttribute('width'), h: +i.getAttribute('height'),
            alt: i.alt})),
   scripts: document.scripts.length,
+  externalScripts: Array.from(document.scripts).filter(s => s.src).length,
   sections: document.querySelectorAll('section > h2').length,
   toc: document.querySelectorAll('nav.toc a').length,
   tables: document.querySelectorAll('table').length,
@@ -214,8 +217,12 @@ for i, img in enumerate(images):
         failures.append(f"image {i} ({img['alt']}) did not load")
     elif (img["nw"], img["nh"]) != (img["w"], img["h"]):
         failures.append(f"image {i}: decoded {img['nw']}x{img['nh']}, tag says {img['w']}x{img['h']}")
-if probe["scripts"]:
+# The sample has no viewer, so no script; a study's report has the viewer's
+# inline script, and no report loads one from a file or URL.
+if args.sample and probe["scripts"]:
     failures.append(f"{probe['scripts']} script elements in a report that needs none")
+if probe["externalScripts"]:
+    failures.append(f"{probe['externalScripts']} script elements load a file or URL")
 if probe["sections"] < 6 or probe["toc"] != probe["sections"]:
     failures.append(f"{probe['sections']} sections, {probe['toc']} contents entries")
 if probe["scrollWidth"] > probe["clientWidth"]:
