@@ -20,6 +20,7 @@ pkgs_build=(
   libcjson-dev                        # model.json, study.json, stats.json
   libnifti2-dev zlib1g-dev            # NIfTI-1/2 (.nii, .nii.gz)
   libdcmtk-dev                        # DICOM series and RTSTRUCT
+  libopenjp2-7-dev                    # JPEG 2000 pixel data in DICOM (OpenJPEG)
   libgsl-dev                          # distributions for p-values
   libcairo2-dev libpng-dev fonts-dejavu-core  # figures and PNG overlays
 )
@@ -28,6 +29,7 @@ pkgs_test=(
   python3 python3-numpy python3-scipy python3-nibabel python3-pydicom python3-torch  # oracle tests
   python3-matplotlib                  # oracle for the viridis/inferno colour-map tables
   dcmtk dcm2niix                      # DICOM oracle: dcmcrle/dcmcjpeg encode, dcm2niix reads
+  libgdcm-tools python3-pil           # JPEG 2000 oracle: gdcmconv encodes, pydicom decodes through Pillow
   clang-14 libfuzzer-14-dev libclang-rt-14-dev  # fuzz targets, ThreadSanitizer tree
   libomp-14-dev                       # LLVM OpenMP + Archer: ThreadSanitizer tree
   chromium                            # renders the HTML report in its test
