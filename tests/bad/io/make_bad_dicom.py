@@ -135,6 +135,13 @@ ds = pydicom.dcmread(victim)
 stream = b"".join(decode_data_sequence(ds.PixelData))
 ds.PixelData = encapsulate([stream[:len(stream) // 2]])
 ds.save_as(victim)
+# The same codestreams under a header that says 20 rows: the decoder's image
+# size is checked against Rows and Columns before it decodes.
+os.makedirs(os.path.join(out, "j2k_wrong_rows"))
+for f in slice_files("truncated_j2k")[::2]:
+    ds = pydicom.dcmread(f)
+    ds.Rows = 20
+    ds.save_as(os.path.join(out, "j2k_wrong_rows", os.path.basename(f)))
 
 
 # Enhanced CT objects (geometry in the functional groups) that cannot be placed.
