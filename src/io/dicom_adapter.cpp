@@ -1,7 +1,9 @@
 /* dicom_adapter.cpp - the only C++ in cbctiq: DCMTK behind include/cbctiq/dicom.h.
  *
- * Finds image series in a folder tree, checks their geometry, decodes pixel
- * data to HU, and reads RTSTRUCT contours. Every entry point catches all
+ * Finds image series in a folder tree (a slice per file, or a frame of an
+ * enhanced multi-frame object placed by its functional groups), checks
+ * their geometry, decodes pixel data to HU (JPEG 2000 frames through
+ * j2k_decode.c), and reads RTSTRUCT contours. Every entry point catches all
  * exceptions and returns a cbq status; no DCMTK type leaks out.
  * Not here: orientation changes (orient.c), rasterising contours (structures.c).
  */
