@@ -137,6 +137,29 @@ r = subprocess.run([args.cbctiq, "info", os.path.join(args.workdir, "int16_sform
                    capture_output=True, text=True)
 check(r.returncode == 0 and "7 x 5 x 4 voxels" in r.stdout, f"cbctiq info on a pair: {r.stdout}{r.stderr}")
 
+# The model path takes a pair like the .nii nibabel writes from the same
+# voxels: the same pred.csv, the volume id without the extension.
+w = args.workdir
+model = os.path.join(w, "model")
+a = rng.integers(-1000, 1000, (20, 16, 6)).astype(np.int16)
+nib.save(nib.Nifti1Pair(a, np.diag([0.8, 0.8, 2.0, 1.0])), os.path.join(w, "vol.hdr"))
+os.makedirs(os.path.join(w, "single"))
+nib.save(nib.Nifti1Image(a, np.diag([0.8, 0.8, 2.0, 1.0])), os.path.join(w, "single", "vol.nii"))
+preds = []
+for cmd in (["model", "init", "--arch", "iqnet-s", "--seed", "1", "--out", model],
+            ["predict", "--quiet", "--model", model, "--out", os.path.join(w, "pair.csv"),
+             os.path.join(w, "vol.img")],
+            ["predict", "--quiet", "--model", model, "--out", os.path.join(w, "single.csv"),
+             os.path.join(w, "single", "vol.nii")]):
+    r = subprocess.run([args.cbctiq, *cmd], capture_output=True, text=True)
+    check(r.returncode == 0, f"cbctiq {' '.join(cmd[:2])}: {r.stderr.strip()}")
+pair_csv = open(os.path.join(w, "pair.csv")).read() if os.path.exists(os.path.join(w, "pair.csv")) else ""
+check(pair_csv.startswith("volume_id,") and "\nvol," in pair_csv,
+      f"predict on vol.img: volume id is not 'vol':\n{pair_csv}")
+check(os.path.exists(os.path.join(w, "single.csv")) and
+      pair_csv == open(os.path.join(w, "single.csv")).read(),
+      "predict on the pair and on the .nii of the same voxels differ")
+
 if failures:
     print(f"{len(failures)} failures")
     sys.exit(1)
