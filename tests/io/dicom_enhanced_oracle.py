@@ -9,7 +9,8 @@ different per frame. cbctiq's voxels must equal pydicom's pixel_array of
 each frame through that frame's rescale, sorted along the normal, exactly;
 its affine the one pydicom's values give. A Parametric Map written on the
 grid of a classic series must show the same grid in `cbctiq info --json`
-as that series. An Enhanced CT re-encoded with gdcmconv --j2k (one JPEG
+as that series. Frames split over two enhanced files of one series read as
+one stack. An Enhanced CT re-encoded with gdcmconv --j2k (one JPEG
 2000 codestream per frame) must read as the plain one.
 """
 import argparse
@@ -96,6 +97,20 @@ ct = os.path.join(args.workdir, "enhanced_ct", "ct.dcm")
 os.makedirs(os.path.dirname(ct))
 dicomgen.write_enhanced(ct, cells, OBLIQUE, pos, (0.6, 0.8), rescale=rescale)
 compare("enhanced CT, shuffled frames, rescale per frame", ct)
+
+# The same frames split over two enhanced files of one series: one stack.
+split = os.path.join(args.workdir, "enhanced_ct_split")
+os.makedirs(split)
+uids = {"series_uid": pydicom.uid.generate_uid(), "frame_uid": pydicom.uid.generate_uid(),
+        "study_uid": pydicom.uid.generate_uid()}
+for part, frames in (("a", slice(0, 4)), ("b", slice(4, n))):
+    dicomgen.write_enhanced(os.path.join(split, part + ".dcm"), cells[frames], OBLIQUE, pos[frames],
+                            (0.6, 0.8), rescale=rescale[frames], **uids)
+whole, _ = helper_read(ct)
+parts, why = helper_read(split)
+check(whole is not None and parts is not None and np.array_equal(whole[0], parts[0]) and
+      np.allclose(whole[1], parts[1], atol=1e-9),
+      f"enhanced CT split over two files does not read as the single file: {why.strip()}")
 
 # Enhanced CT, shared rescale, descending positions.
 ct2 = os.path.join(args.workdir, "enhanced_ct_shared", "ct.dcm")
