@@ -21,6 +21,7 @@ pkgs_build=(
   libcjson-dev                        # model.json, study.json, stats.json
   libnifti2-dev zlib1g-dev            # NIfTI-1/2 (.nii, .nii.gz)
   libdcmtk-dev                        # DICOM series and RTSTRUCT in; Parametric Maps and Secondary Captures out
+  libopenjp2-7-dev                    # JPEG 2000 pixel data in DICOM (OpenJPEG)
   libgsl-dev                          # distributions for p-values
   libcairo2-dev libpng-dev fonts-dejavu-core  # figures and PNG overlays
 )
@@ -31,6 +32,7 @@ pkgs_test=(
   python3-pip python3-setuptools python3-pytest python3-pandas  # the Python package: install, tests; wide sheets
   dcmtk dcm2niix                      # DICOM oracle: dcmcrle/dcmcjpeg encode, dcm2niix reads
   dicom3tools                         # dciodvfy checks the DICOM maps against the standard's IODs
+  libgdcm-tools python3-pil           # JPEG 2000 oracle: gdcmconv encodes, pydicom decodes through Pillow
   clang-14 libfuzzer-14-dev libclang-rt-14-dev  # fuzz targets, ThreadSanitizer tree
   libomp-14-dev                       # LLVM OpenMP + Archer: ThreadSanitizer tree
   chromium                            # renders the HTML report in its test

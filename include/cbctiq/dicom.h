@@ -11,7 +11,8 @@
  * InstanceNumber. Refused with a message naming the files: mixed
  * orientations or sizes, two slices at one position, a missing slice
  * (a gap about twice the others), uneven gaps, gantry tilt (positions
- * drifting in-plane), zig-zag positions, multi-frame or colour images,
+ * drifting in-plane), zig-zag positions, multi-frame images without
+ * functional groups, colour images,
  * pixel data longer or shorter than Rows x Columns, RescaleSlope 0 or not
  * a number, mixed rescale (some slices without it), and compressed data
  * that the decoder decodes only with a warning.
@@ -19,8 +20,15 @@
  * its own; the stored value is the cell masked to BitsStored, sign-extended
  * when signed), on the DICOM grid: i = column, j = row, k = slice order.
  * The affine maps (i, j, k) to RAS+ mm (DICOM LPS with x, y negated).
+ * Enhanced multi-frame objects (Enhanced CT/MR, Parametric Map: anything
+ * with functional groups) give one slice per frame, placed and rescaled by
+ * the frame's Per-frame (else the Shared) Functional Groups, then sorted
+ * and checked like the slices of a series; Float and Double Float Pixel
+ * Data are read as values (through a rescale where one is given).
  * Transfer syntaxes: anything DCMTK decodes with its RLE, JPEG (baseline,
- * extended, lossless) and JPEG-LS decoders registered; JPEG 2000 is refused.
+ * extended, lossless) and JPEG-LS decoders registered, and JPEG 2000
+ * (lossless and lossy) through OpenJPEG, whose samples are read with the
+ * codestream's precision and sign, as pydicom reads them.
  */
 #ifndef CBCTIQ_DICOM_H
 #define CBCTIQ_DICOM_H

@@ -1,5 +1,10 @@
 /* nifti.h - read and write NIfTI-1 / NIfTI-2 volumes (.nii, .nii.gz).
  *
+ * Reading also takes .hdr/.img pairs (magic "ni1"/"ni2"), named by either
+ * file, each plain or gzipped; the voxels start at vox_offset in the .img.
+ * Analyze 7.5 headers (no NIfTI magic) are refused: they do not record the
+ * patient orientation.
+ *
  * Reading turns any stored real datatype into float32 with scl_slope /
  * scl_inter applied, and picks the geometry the way nibabel's `affine` does:
  * the sform when sform_code != 0, else the qform when qform_code != 0, else
@@ -56,11 +61,12 @@ typedef struct {
     char descrip[81];
     size_t nvox;            /* dim[1] * dim[2] * dim[3] */
     size_t data_bytes;      /* nvox * bytes_per_voxel */
+    int two_file;           /* magic "ni1"/"ni2": voxels in the .img beside the .hdr */
 } cbq_nifti_header;
 
 /* Decodes and validates a header from the first `len` bytes of a file
  * (len >= 348 for NIfTI-1, >= 540 for NIfTI-2). `path` only names the file in
- * messages. Refuses: wrong sizeof_hdr or magic, two-file (.hdr/.img) data,
+ * messages. Refuses: wrong sizeof_hdr or magic (Analyze 7.5 included),
  * dim[0] outside 1..7, non-positive sizes, a 4th+ dimension > 1, unsupported
  * datatypes (complex, RGB, 128-bit), voxel counts whose byte size overflows,
  * bad vox_offset, non-finite geometry or scaling. Pure function: no I/O. */

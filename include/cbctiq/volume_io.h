@@ -1,5 +1,5 @@
 /* volume_io.h - one entry point for "the user's volume": a NIfTI file
- * (.nii, .nii.gz) or a DICOM series (folder, or one file of the series).
+ * (.nii, .nii.gz, or a .hdr/.img pair) or a DICOM series (folder, or one file of the series).
  * The volume comes back on its source grid with exact geometry; bring it
  * to the canonical grid with cbq_volume_canonical (orient.h).
  */
@@ -24,8 +24,13 @@ typedef struct {
     cbq_dicom_meta dicom;     /* kind == CBQ_SOURCE_DICOM */
 } cbq_volume_source;
 
-/* 1 when `path` names a NIfTI file by its extension. */
+/* 1 when `path` names a NIfTI file by its extension (.nii, .nii.gz: what
+ * cbctiq writes). */
 int cbq_path_is_nifti(const char *path);
+
+/* 1 when `path` names a NIfTI input: a .nii(.gz), or either file of a
+ * .hdr/.img pair (.hdr, .img, each possibly .gz). */
+int cbq_path_is_nifti_input(const char *path);
 
 /* Fails, naming the path, when it exists but is neither a regular file nor
  * (folder_ok) a folder: a FIFO, a device or a socket, whose open or read

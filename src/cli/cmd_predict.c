@@ -33,10 +33,14 @@ static void volume_id(const char *path, char *id, size_t cap)
     while (start > 0 && path[start - 1] != '/')
         start--;
     size_t n = len - start;
-    if (n > 7 && strncmp(path + len - 7, ".nii.gz", 7) == 0)
-        n -= 7;
-    else if (n > 4 && strncmp(path + len - 4, ".nii", 4) == 0)
-        n -= 4;
+    static const char *const exts[] = {".nii.gz", ".hdr.gz", ".img.gz", ".nii", ".hdr", ".img"};
+    for (size_t e = 0; e < sizeof exts / sizeof exts[0]; e++) {
+        size_t m = strlen(exts[e]);
+        if (n > m && strncmp(path + len - m, exts[e], m) == 0) {
+            n -= m;
+            break;
+        }
+    }
     snprintf(id, cap, "%.*s", (int)n, path + start);
 }
 

@@ -1,13 +1,16 @@
 /* dicom_adapter.cpp - the only C++ in cbctiq: DCMTK behind include/cbctiq/dicom.h.
  *
- * Finds image series in a folder tree, checks their geometry, decodes pixel
- * data to HU, and reads RTSTRUCT contours. Every entry point catches all
+ * Finds image series in a folder tree (a slice per file, or a frame of an
+ * enhanced multi-frame object placed by its functional groups), checks
+ * their geometry, decodes pixel data to HU (JPEG 2000 frames through
+ * j2k_decode.c), and reads RTSTRUCT contours. Every entry point catches all
  * exceptions and returns a cbq status; no DCMTK type leaks out.
  * Not here: orientation changes (orient.c), rasterising contours (structures.c).
  */
 #include "cbctiq/dicom.h"
 #include "cbctiq/volume_io.h"
 #include "hugepages.h"
+#include "j2k_decode.h"
 
 #include <algorithm>
 #include <cmath>
@@ -25,6 +28,9 @@
 #include <dcmtk/dcmdata/dccodec.h>
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcpixel.h>
+#include <dcmtk/dcmdata/dcpixseq.h>
+#include <dcmtk/dcmdata/dcpxitem.h>
 #include <dcmtk/dcmdata/dcrledrg.h>
 #include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmdata/dcvrds.h>
@@ -88,8 +94,15 @@ void dcmtk_init()
     });
 }
 
+/* One slice: a single-frame file, or one frame of an enhanced multi-frame
+ * file (geometry and rescale from its functional groups). */
 struct SliceHeader {
     std::string path;
+    std::string name;              /* path, or "path frame N" (1-based) in messages */
+    long frame = 0;                /* index of the frame in its file */
+    bool enhanced = false;         /* placed by the functional groups */
+    std::string frame_error;       /* what the functional groups lack, reported when read */
+    bool is_float = false;         /* FloatPixelData / DoubleFloatPixelData: values, not cells */
     std::string series_uid;
     double ipp[3] = {0, 0, 0};
     double iop[6] = {0, 0, 0, 0, 0, 0};
@@ -101,7 +114,7 @@ struct SliceHeader {
     std::string frames_text;       /* NumberOfFrames as written, when present */
     unsigned samples = 1, bits = 0;
     bool encapsulated = false;
-    unsigned long pixel_bytes = 0; /* PixelData value length (native data) */
+    unsigned long pixel_bytes = 0; /* pixel data value length (native data) */
     /* RescaleSlope/Intercept: present or not, as written, and their values
      * once check_slice_headers has parsed them. */
     std::string slope_text, inter_text;
@@ -137,6 +150,22 @@ bool get_doubles(DcmItem *item, const DcmTagKey &tag, double *out, int n)
     return true;
 }
 
+DcmItem *seq_item(DcmItem *item, const DcmTagKey &seq, unsigned long i)
+{
+    DcmItem *out = nullptr;
+    if (item->findAndGetSequenceItem(seq, out, (signed long)i).bad())
+        return nullptr;
+    return out;
+}
+
+unsigned long seq_card(DcmItem *item, const DcmTagKey &seq)
+{
+    DcmSequenceOfItems *s = nullptr;
+    if (item->findAndGetSequence(seq, s).bad() || !s)
+        return 0;
+    return s->card();
+}
+
 bool has_dicm_magic(const char *path)
 {
     FILE *fp = std::fopen(path, "rb");
@@ -146,6 +175,16 @@ bool has_dicm_magic(const char *path)
     size_t got = std::fread(buf, 1, sizeof buf, fp);
     std::fclose(fp);
     return got == sizeof buf && std::memcmp(buf + 128, "DICM", 4) == 0;
+}
+
+/* Integer pixel data, or the float pixel data of parametric maps. */
+const DcmTagKey *pixel_data_tag(DcmItem *ds)
+{
+    static const DcmTagKey tags[] = {DCM_PixelData, DCM_FloatPixelData, DCM_DoubleFloatPixelData};
+    for (const DcmTagKey &t : tags)
+        if (ds->tagExists(t))
+            return &t;
+    return nullptr;
 }
 
 /* A file that says it is DICOM but does not parse is an error, not noise:
@@ -161,9 +200,12 @@ Kind read_header(const std::string &path, SliceHeader &h, DcmFileFormat &ff, std
     }
     DcmDataset *ds = ff.getDataset();
     h.path = path;
+    h.name = path;
     h.series_uid = get_str(ds, DCM_SeriesInstanceUID);
-    if (!ds->tagExists(DCM_PixelData))
+    const DcmTagKey *pixel_tag = pixel_data_tag(ds);
+    if (!pixel_tag)
         return Kind::no_pixels;
+    h.is_float = *pixel_tag != DCM_PixelData;
     Uint16 u16;
     if (ds->findAndGetUint16(DCM_Rows, u16).good())
         h.rows = u16;
@@ -180,7 +222,7 @@ Kind read_header(const std::string &path, SliceHeader &h, DcmFileFormat &ff, std
     h.inter_text = get_str(ds, DCM_RescaleIntercept);
     h.encapsulated = DcmXfer(ds->getOriginalXfer()).isEncapsulated();
     DcmElement *px = nullptr;
-    if (ds->findAndGetElement(DCM_PixelData, px).good() && px)
+    if (ds->findAndGetElement(*pixel_tag, px).good() && px)
         h.pixel_bytes = px->getLength();
     std::error_code ec;
     h.file_bytes = fs::file_size(path, ec);
@@ -210,6 +252,84 @@ void fill_info(cbq_dicom_series_info *info, DcmFileFormat &ff, const SliceHeader
     copy_str(info->transfer_syntax, sizeof info->transfer_syntax, xfer.getXferName());
     copy_str(info->transfer_syntax_uid, sizeof info->transfer_syntax_uid, xfer.getXferID());
     copy_str(info->first_file, sizeof info->first_file, h.path);
+}
+
+bool parse_number(const std::string &text, double *out);
+
+/* The macro `macro` (e.g. PlanePositionSequence) that applies to one frame:
+ * the frame's own Per-frame Functional Group's, else the Shared one's
+ * (PS3.3 C.7.6.16). */
+DcmItem *frame_macro(DcmItem *per_frame, DcmItem *shared, const DcmTagKey &macro)
+{
+    DcmItem *m = per_frame ? seq_item(per_frame, macro, 0) : nullptr;
+    return m ? m : (shared ? seq_item(shared, macro, 0) : nullptr);
+}
+
+/* Position, orientation, pixel size and rescale of one frame from the
+ * functional groups. What is missing goes to frame_error and is refused
+ * when the series is read (a scan that only lists series does not fail). */
+void read_frame_groups(SliceHeader &fh, DcmItem *per_frame, DcmItem *shared)
+{
+    DcmItem *pos = frame_macro(per_frame, shared, DCM_PlanePositionSequence);
+    DcmItem *orient = frame_macro(per_frame, shared, DCM_PlaneOrientationSequence);
+    DcmItem *measures = frame_macro(per_frame, shared, DCM_PixelMeasuresSequence);
+    const char *missing = !pos       ? "PlanePositionSequence"
+                          : !orient  ? "PlaneOrientationSequence"
+                          : !measures ? "PixelMeasuresSequence"
+                                      : nullptr;
+    if (missing) {
+        fh.frame_error = std::string("no ") + missing +
+                         " in its Per-frame or in the Shared Functional Groups: the frame cannot "
+                         "be placed";
+        return;
+    }
+    fh.has_ipp = get_doubles(pos, DCM_ImagePositionPatient, fh.ipp, 3);
+    fh.has_iop = get_doubles(orient, DCM_ImageOrientationPatient, fh.iop, 6);
+    fh.has_spacing = get_doubles(measures, DCM_PixelSpacing, fh.spacing, 2);
+    get_doubles(measures, DCM_SliceThickness, &fh.thickness, 1);
+    DcmItem *rescale = frame_macro(per_frame, shared, DCM_PixelValueTransformationSequence);
+    if (rescale) {
+        fh.has_slope = rescale->tagExists(DCM_RescaleSlope);
+        fh.has_inter = rescale->tagExists(DCM_RescaleIntercept);
+        fh.slope_text = get_str(rescale, DCM_RescaleSlope);
+        fh.inter_text = get_str(rescale, DCM_RescaleIntercept);
+    }
+}
+
+/* The slices of one image file: the file itself, or one per frame of an
+ * enhanced multi-frame object (Enhanced CT/MR, Parametric Map: any object
+ * with functional groups). A multi-frame file without them stays one
+ * entry, which check_slice_headers refuses. */
+void add_slices(std::vector<SliceHeader> &list, DcmDataset *ds, const SliceHeader &h)
+{
+    DcmItem *shared = seq_item(ds, DCM_SharedFunctionalGroupsSequence, 0);
+    unsigned long n_per_frame = seq_card(ds, DCM_PerFrameFunctionalGroupsSequence);
+    double frames = 1;
+    bool frames_ok = h.frames_text.empty() ||
+                     (parse_number(h.frames_text, &frames) && frames == std::floor(frames) &&
+                      frames >= 1 && frames <= 1e6);
+    if ((!shared && n_per_frame == 0) || !frames_ok) {
+        list.push_back(h); /* a bad NumberOfFrames is refused by parse_slice_numbers */
+        return;
+    }
+    if ((unsigned long)frames != n_per_frame) {
+        SliceHeader bad = h;
+        bad.enhanced = true;
+        bad.frame_error = "NumberOfFrames is " + std::to_string((long)frames) +
+                          " but the Per-frame Functional Groups Sequence has " +
+                          std::to_string(n_per_frame) + " items: the frames cannot be placed";
+        list.push_back(bad);
+        return;
+    }
+    for (unsigned long f = 0; f < n_per_frame; f++) {
+        SliceHeader fh = h;
+        fh.frame = (long)f;
+        fh.frames = (long)frames;
+        fh.enhanced = true;
+        fh.name = h.path + " frame " + std::to_string(f + 1);
+        read_frame_groups(fh, seq_item(ds, DCM_PerFrameFunctionalGroupsSequence, f), shared);
+        list.push_back(fh);
+    }
 }
 
 struct Scan {
@@ -263,8 +383,8 @@ int scan_folder(Scan &scan, const std::string &folder, cbq_error *err)
             scan.order.push_back(h.series_uid);
             fill_info(&scan.info[h.series_uid], ff, h);
         }
-        list.push_back(h);
-        scan.info[h.series_uid].n_files = list.size();
+        add_slices(list, ff.getDataset(), h);
+        scan.info[h.series_uid].n_files++;
     }
     return CBQ_OK;
 }
@@ -309,21 +429,21 @@ int parse_slice_numbers(SliceHeader &h, cbq_error *err)
         if (!parse_number(h.frames_text, &v) || v != std::floor(v) || v < 1 || v > 1e9)
             return CBQ_FAIL(err, CBQ_ERR_FORMAT,
                             "%s: NumberOfFrames '%s' is not a whole number >= 1",
-                            h.path.c_str(), h.frames_text.c_str());
+                            h.name.c_str(), h.frames_text.c_str());
         h.frames = (long)v;
     }
     if (h.has_slope) {
         if (!parse_number(h.slope_text, &h.slope))
             return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: RescaleSlope '%s' is not a number",
-                            h.path.c_str(), h.slope_text.c_str());
+                            h.name.c_str(), h.slope_text.c_str());
         if (h.slope == 0)
             return CBQ_FAIL(err, CBQ_ERR_FORMAT,
                             "%s: RescaleSlope is 0: every voxel would read as the intercept",
-                            h.path.c_str());
+                            h.name.c_str());
     }
     if (h.has_inter && !parse_number(h.inter_text, &h.inter))
         return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: RescaleIntercept '%s' is not a number",
-                        h.path.c_str(), h.inter_text.c_str());
+                        h.name.c_str(), h.inter_text.c_str());
     return CBQ_OK;
 }
 
@@ -338,7 +458,7 @@ int check_rescale_consistent(const SliceHeader &h, const SliceHeader &a, cbq_err
             const SliceHeader &with = has_h[i] ? h : a, &without = has_h[i] ? a : h;
             return CBQ_FAIL(err, CBQ_ERR_FORMAT,
                             "%s has no %s but %s has one: mixed rescale in one series",
-                            without.path.c_str(), names[i], with.path.c_str());
+                            without.name.c_str(), names[i], with.name.c_str());
         }
     return CBQ_OK;
 }
@@ -356,7 +476,7 @@ int check_pixel_length(const SliceHeader &h, cbq_error *err)
         if (need > 1100.0 * (double)h.file_bytes + 65536.0)
             return CBQ_FAIL(err, CBQ_ERR_FORMAT,
                             "%s: %.0f bytes of compressed data too short for %ux%u pixels of "
-                            "%u bits: truncated or damaged file", h.path.c_str(),
+                            "%u bits: truncated or damaged file", h.name.c_str(),
                             (double)h.file_bytes, h.cols, h.rows, h.bits);
         return CBQ_OK;
     }
@@ -364,14 +484,14 @@ int check_pixel_length(const SliceHeader &h, cbq_error *err)
     if (have < need)
         return CBQ_FAIL(err, CBQ_ERR_FORMAT,
                         "%s: pixel data (%lu bytes) too short for %ux%u pixels of %u bits "
-                        "(%.0f bytes): truncated or damaged file", h.path.c_str(), h.pixel_bytes,
+                        "(%.0f bytes): truncated or damaged file", h.name.c_str(), h.pixel_bytes,
                         h.cols, h.rows, h.bits, need);
     if (have > need + pad)
         return CBQ_FAIL(err, CBQ_ERR_FORMAT,
                         "%s: pixel data (%lu bytes) too long for %ux%u pixels of %u bits in %ld "
                         "frame(s) (%.0f bytes): %.0f bytes too many; Rows, Columns, "
                         "BitsAllocated or NumberOfFrames disagree with the data",
-                        h.path.c_str(), h.pixel_bytes, h.cols, h.rows, h.bits, h.frames, need,
+                        h.name.c_str(), h.pixel_bytes, h.cols, h.rows, h.bits, h.frames, need,
                         have - need);
     return CBQ_OK;
 }
@@ -382,50 +502,57 @@ int check_slice_headers(std::vector<SliceHeader> &s, cbq_error *err)
         CBQ_TRY(parse_slice_numbers(h, err));
     const SliceHeader &a = s[0];
     for (const SliceHeader &h : s) {
-        if (h.frames != 1)
+        if (!h.frame_error.empty())
+            return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: %s", h.name.c_str(), h.frame_error.c_str());
+        if (h.frames != 1 && !h.enhanced)
             return CBQ_FAIL(err, CBQ_ERR_FORMAT,
-                            "%s: multi-frame image (%ld frames) is not supported; cbctiq reads "
-                            "one slice per file", h.path.c_str(), h.frames);
+                            "%s: multi-frame image (%ld frames) without functional groups: "
+                            "nothing places its frames; cbctiq reads one slice per file or "
+                            "enhanced multi-frame objects", h.name.c_str(), h.frames);
         if (h.samples != 1)
             return CBQ_FAIL(err, CBQ_ERR_FORMAT,
-                            "%s: %u samples per pixel (colour); a CT slice has 1", h.path.c_str(),
+                            "%s: %u samples per pixel (colour); a CT slice has 1", h.name.c_str(),
                             h.samples);
         if (h.rows == 0 || h.cols == 0)
             return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: Rows/Columns missing or zero",
-                            h.path.c_str());
-        if (h.bits != 8 && h.bits != 16 && h.bits != 32)
+                            h.name.c_str());
+        if (!h.is_float && h.bits != 8 && h.bits != 16 && h.bits != 32)
             return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: BitsAllocated = %u, expected 8, 16 or 32",
-                            h.path.c_str(), h.bits);
+                            h.name.c_str(), h.bits);
+        if (h.is_float && h.bits != 32 && h.bits != 64)
+            return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                            "%s: float pixel data with BitsAllocated = %u, expected 32 (Float "
+                            "Pixel Data) or 64 (Double Float Pixel Data)", h.name.c_str(), h.bits);
         CBQ_TRY(check_pixel_length(h, err));
         CBQ_TRY(check_rescale_consistent(h, a, err));
         if (!h.has_ipp || !h.has_iop)
             return CBQ_FAIL(err, CBQ_ERR_FORMAT,
                             "%s: ImagePositionPatient or ImageOrientationPatient missing or not "
-                            "numeric: the slice cannot be placed", h.path.c_str());
+                            "numeric: the slice cannot be placed", h.name.c_str());
         if (!h.has_spacing || !(h.spacing[0] > 0) || !(h.spacing[1] > 0))
             return CBQ_FAIL(err, CBQ_ERR_FORMAT,
-                            "%s: PixelSpacing missing or not positive", h.path.c_str());
+                            "%s: PixelSpacing missing or not positive", h.name.c_str());
         if (h.rows != a.rows || h.cols != a.cols)
             return CBQ_FAIL(err, CBQ_ERR_FORMAT,
                             "%s: %ux%u pixels but %s has %ux%u: mixed image sizes in one series",
-                            h.path.c_str(), h.cols, h.rows, a.path.c_str(), a.cols, a.rows);
+                            h.name.c_str(), h.cols, h.rows, a.name.c_str(), a.cols, a.rows);
         for (int i = 0; i < 6; i++)
             if (std::fabs(h.iop[i] - a.iop[i]) > 1e-4)
                 return CBQ_FAIL(err, CBQ_ERR_FORMAT,
                                 "%s: ImageOrientationPatient differs from %s: mixed orientations "
-                                "in one series", h.path.c_str(), a.path.c_str());
+                                "in one series", h.name.c_str(), a.name.c_str());
         if (std::fabs(h.spacing[0] - a.spacing[0]) > 1e-4 ||
             std::fabs(h.spacing[1] - a.spacing[1]) > 1e-4)
             return CBQ_FAIL(err, CBQ_ERR_FORMAT,
                             "%s: PixelSpacing differs from %s: mixed pixel sizes in one series",
-                            h.path.c_str(), a.path.c_str());
+                            h.name.c_str(), a.name.c_str());
     }
     const double *r = a.iop, *c = a.iop + 3;
     if (std::fabs(dot(r, r) - 1) > 1e-3 || std::fabs(dot(c, c) - 1) > 1e-3 ||
         std::fabs(dot(r, c)) > 1e-3)
         return CBQ_FAIL(err, CBQ_ERR_FORMAT,
                         "%s: ImageOrientationPatient is not two orthogonal unit vectors",
-                        a.path.c_str());
+                        a.name.c_str());
     return CBQ_OK;
 }
 
@@ -454,7 +581,7 @@ int check_on_one_line(const std::vector<SliceHeader> &s, double tol_mm, cbq_erro
                         "%s: ImagePositionPatient lies %.3f mm in-plane off the line from %s to "
                         "%s: slice positions zig-zag along the stack (interleaved stacks or "
                         "wrong positions); a voxel grid cannot hold them",
-                        s[worst_k].path.c_str(), worst, f.path.c_str(), l.path.c_str());
+                        s[worst_k].name.c_str(), worst, f.name.c_str(), l.name.c_str());
     return CBQ_OK;
 }
 
@@ -480,7 +607,7 @@ int sort_and_check_stack(std::vector<SliceHeader> &s, double normal[3], double *
             return CBQ_FAIL(err, CBQ_ERR_FORMAT,
                             "%s and %s: two slices at the same position (%.3f mm along the "
                             "normal): duplicate files or several acquisitions in one series",
-                            s[i].path.c_str(), s[i + 1].path.c_str(), s[i].along);
+                            s[i].name.c_str(), s[i + 1].name.c_str(), s[i].along);
     }
     std::vector<double> sorted = gaps;
     std::nth_element(sorted.begin(), sorted.begin() + (long)sorted.size() / 2, sorted.end());
@@ -493,12 +620,12 @@ int sort_and_check_stack(std::vector<SliceHeader> &s, double normal[3], double *
         if (std::fabs(ratio - std::round(ratio)) * med <= tol && ratio > 1.5)
             return CBQ_FAIL(err, CBQ_ERR_FORMAT,
                             "%s and %s: %.0f slice(s) missing between them (gap %.3f mm, the "
-                            "others %.3f mm)", s[i].path.c_str(), s[i + 1].path.c_str(),
+                            "others %.3f mm)", s[i].name.c_str(), s[i + 1].name.c_str(),
                             std::round(ratio) - 1, g, med);
         return CBQ_FAIL(err, CBQ_ERR_FORMAT,
                         "%s and %s: uneven slice spacing (gap %.3f mm, the others %.3f mm); "
-                        "cbctiq needs evenly spaced slices", s[i].path.c_str(),
-                        s[i + 1].path.c_str(), g, med);
+                        "cbctiq needs evenly spaced slices", s[i].name.c_str(),
+                        s[i + 1].name.c_str(), g, med);
     }
     /* Positions must move along the normal only; an in-plane drift is a
      * gantry tilt (or a sheared stack) that a voxel grid cannot hold. */
@@ -512,7 +639,7 @@ int sort_and_check_stack(std::vector<SliceHeader> &s, double normal[3], double *
         return CBQ_FAIL(err, CBQ_ERR_FORMAT,
                         "%s to %s: slice positions drift %.2f mm in-plane over %.1f mm "
                         "(gantry tilt of %.2f degrees or a sheared stack); resample the series "
-                        "to an orthogonal grid first", f.path.c_str(), l.path.c_str(), drift_mm,
+                        "to an orthogonal grid first", f.name.c_str(), l.name.c_str(), drift_mm,
                         along, std::atan2(drift_mm, along) * 180 / M_PI);
     *spacing = along / (double)(n - 1);
     return CBQ_OK;
@@ -687,29 +814,6 @@ void byteswap_values(T *v, size_t n)
     }
 }
 
-/* Reads n cells of type T, masks them to BitsStored, rescales and marks
- * padding. `order` is the byte order the cells are asked for in (see
- * cell_byte_order). */
-template <typename T>
-int cells_to_hu(DcmElement *px, E_ByteOrder order, size_t n, const PixelFormat &pf,
-                const SliceHeader &h, const Padding &pad, float *out, size_t *n_padding,
-                cbq_error *err)
-{
-    std::vector<T> cells(n);
-    OFCondition cond = px->getPartialValue(cells.data(), 0, (Uint32)(n * sizeof(T)), nullptr,
-                                           order);
-    if (cond.bad())
-        return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: cannot read pixel data: %s", h.path.c_str(),
-                        cond.text());
-    if (order != gLocalByteOrder && sizeof(T) > 1)
-        byteswap_values(cells.data(), n);
-    if (pf.bits_stored < 8 * sizeof(T))
-        mask_to_bits_stored(cells.data(), n, pf.bits_stored, pf.is_signed);
-    to_hu(cells.data(), n, h.slope, h.inter, out);
-    *n_padding = pad.present ? apply_padding(cells.data(), n, pad, out) : 0;
-    return CBQ_OK;
-}
-
 /* The byte order to ask DCMTK for. It hands OW data over as 16-bit words
  * in the order asked for, which is right for 8- and 16-bit cells; a 32-bit
  * cell in OW is two words that only the file's own byte order keeps
@@ -747,38 +851,276 @@ int decompress(DcmDataset *ds, const SliceHeader &h, cbq_error *err)
     return CBQ_OK;
 }
 
-int decode_slice(const SliceHeader &h, float *out, size_t *n_padding, cbq_error *err)
+/* ---- frames: where the cells come from ---------------------------------- */
+
+/* The cells of each frame: native (or DCMTK-decoded) pixel data, or JPEG
+ * 2000 fragments that OpenJPEG decodes one frame at a time. */
+struct FrameSource {
+    DcmElement *px = nullptr;        /* native cells, all frames one after another */
+    E_ByteOrder order = EBO_LittleEndian;
+    DcmPixelSequence *j2k = nullptr; /* JPEG 2000 fragments; item 0 is the offset table */
+};
+
+bool is_jpeg2000(const DcmXfer &xfer)
 {
+    return xfer.getXfer() == EXS_JPEG2000LosslessOnly || xfer.getXfer() == EXS_JPEG2000;
+}
+
+/* A fragment that opens a codestream: SOC and SIZ markers (FF 4F FF 51),
+ * or a JP2 file's signature box. */
+bool starts_codestream(const Uint8 *p, Uint32 len)
+{
+    static const Uint8 soc[] = {0xFF, 0x4F, 0xFF, 0x51};
+    static const Uint8 jp2[] = {0, 0, 0, 0x0C, 'j', 'P', ' ', ' '};
+    return (len >= 4 && std::memcmp(p, soc, 4) == 0) || (len >= 8 && std::memcmp(p, jp2, 8) == 0);
+}
+
+/* The bytes of one frame. A frame may span several fragments (PS3.5 A.4):
+ * with as many fragments as frames each is one frame, a single frame is
+ * all of them, and otherwise a frame starts at each fragment that opens a
+ * codestream. */
+int j2k_frame_bytes(DcmPixelSequence *seq, const SliceHeader &h, std::vector<Uint8> &out,
+                    cbq_error *err)
+{
+    std::vector<std::pair<Uint8 *, Uint32>> frags;
+    for (unsigned long i = 1; i < seq->card(); i++) {
+        DcmPixelItem *item = nullptr;
+        Uint8 *p = nullptr;
+        Uint32 len = 0;
+        if (seq->getItem(item, i).good() && item)
+            len = item->getLength();
+        if (!item || (len && (item->getUint8Array(p).bad() || !p)))
+            return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: cannot read JPEG 2000 fragment %lu",
+                            h.path.c_str(), i);
+        frags.push_back({p, len});
+    }
+    std::vector<size_t> starts;
+    for (size_t i = 0; i < frags.size(); i++)
+        if (frags.size() == (size_t)h.frames || (h.frames == 1 && i == 0) ||
+            (h.frames > 1 && starts_codestream(frags[i].first, frags[i].second)))
+            starts.push_back(i);
+    if (frags.empty() || starts.size() != (size_t)h.frames)
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                        "%s: %zu JPEG 2000 fragments, %zu of them starting a codestream, for %ld "
+                        "frame(s): which fragments hold which frame cannot be told",
+                        h.path.c_str(), frags.size(), starts.size(), h.frames);
+    size_t first = starts[(size_t)h.frame];
+    size_t end = (size_t)h.frame + 1 < starts.size() ? starts[(size_t)h.frame + 1] : frags.size();
+    for (size_t i = first; i < end; i++)
+        out.insert(out.end(), frags[i].first, frags[i].first + frags[i].second);
+    return CBQ_OK;
+}
+
+/* How JPEG 2000 samples become stored values. The codestream's precision
+ * and signedness are what was encoded, and the DICOM header may disagree:
+ * pydicom's J2K_pixelrep_mismatch.dcm has PixelRepresentation 1 over
+ * unsigned 13-bit samples, 693_J2KI.dcm BitsStored 14 over 16-bit ones.
+ * As pydicom (and GDCM) read them, the codestream decides: unsigned
+ * samples under PixelRepresentation 1 are two's complement patterns of
+ * the codestream's precision, sign-extended from its top bit; other
+ * samples are the values. BitsStored is not applied (lossy coding may
+ * overshoot it, and masking would wrap such a value around). Signed
+ * samples under PixelRepresentation 0 have no single reading: refused. */
+int check_j2k_samples(const cbq_j2k_frame &f, const PixelFormat &pf, const SliceHeader &h,
+                      cbq_error *err)
+{
+    if (f.is_signed && !pf.is_signed)
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                        "%s: the JPEG 2000 data holds signed samples but PixelRepresentation is "
+                        "0 (unsigned): which values are meant cannot be told", h.name.c_str());
+    if (f.precision > pf.bits_allocated)
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                        "%s: the JPEG 2000 data has %u-bit samples, more than BitsAllocated (%u)",
+                        h.name.c_str(), f.precision, pf.bits_allocated);
+    return CBQ_OK;
+}
+
+template <typename T>
+int j2k_cells(DcmPixelSequence *seq, const SliceHeader &h, const PixelFormat &pf,
+              std::vector<T> &cells, cbq_error *err)
+{
+    std::vector<Uint8> bytes;
+    CBQ_TRY(j2k_frame_bytes(seq, h, bytes, err));
+    cbq_j2k_frame f;
+    CBQ_TRY(cbq_j2k_decode(&f, bytes.data(), bytes.size(), h.cols, h.rows, h.name.c_str(), err));
+    int rc = check_j2k_samples(f, pf, h, err);
+    bool extend = pf.is_signed && !f.is_signed && f.precision < 32;
+    int64_t sign = extend ? (int64_t)1 << (f.precision - 1) : 0;
+    if (rc == CBQ_OK)
+        for (size_t i = 0; i < cells.size(); i++) {
+            int64_t v = f.samples[i];
+            if (extend && (v & sign))
+                v -= 2 * sign;
+            cells[i] = (T)v; /* fits: precision <= BitsAllocated */
+        }
+    std::free(f.samples);
+    return rc;
+}
+
+/* Reads one frame's cells of type T, masks them to BitsStored, rescales
+ * and marks padding. */
+template <typename T>
+int frame_to_hu(const FrameSource &src, const SliceHeader &h, const PixelFormat &pf,
+                const Padding &pad, float *out, size_t *n_padding, cbq_error *err)
+{
+    size_t n = (size_t)h.rows * h.cols;
+    std::vector<T> cells(n);
+    if (src.j2k) {
+        CBQ_TRY(j2k_cells(src.j2k, h, pf, cells, err));
+    } else {
+        OFCondition cond = src.px->getPartialValue(cells.data(),
+                                                   (Uint32)((size_t)h.frame * n * sizeof(T)),
+                                                   (Uint32)(n * sizeof(T)), nullptr, src.order);
+        if (cond.bad())
+            return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: cannot read pixel data: %s",
+                            h.name.c_str(), cond.text());
+        if (src.order != gLocalByteOrder && sizeof(T) > 1)
+            byteswap_values(cells.data(), n);
+    }
+    if (!src.j2k && pf.bits_stored < 8 * sizeof(T))
+        mask_to_bits_stored(cells.data(), n, pf.bits_stored, pf.is_signed);
+    to_hu(cells.data(), n, h.slope, h.inter, out);
+    *n_padding = pad.present ? apply_padding(cells.data(), n, pad, out) : 0;
+    return CBQ_OK;
+}
+
+int frame_to_hu_any(const FrameSource &src, const SliceHeader &h, const PixelFormat &pf,
+                    const Padding &pad, float *out, size_t *n_padding, cbq_error *err)
+{
+    if (pf.bits_allocated == 8)
+        return pf.is_signed ? frame_to_hu<int8_t>(src, h, pf, pad, out, n_padding, err)
+                            : frame_to_hu<uint8_t>(src, h, pf, pad, out, n_padding, err);
+    if (pf.bits_allocated == 16)
+        return pf.is_signed ? frame_to_hu<int16_t>(src, h, pf, pad, out, n_padding, err)
+                            : frame_to_hu<uint16_t>(src, h, pf, pad, out, n_padding, err);
+    return pf.is_signed ? frame_to_hu<int32_t>(src, h, pf, pad, out, n_padding, err)
+                        : frame_to_hu<uint32_t>(src, h, pf, pad, out, n_padding, err);
+}
+
+/* Float Pixel Data (32-bit) or Double Float Pixel Data (64-bit), as a
+ * Parametric Map holds them: the values themselves, through a rescale only
+ * when one is given. Non-finite values are refused, as in a NIfTI volume. */
+template <typename T>
+int float_frame(DcmElement *px, const SliceHeader &h, float *out, cbq_error *err)
+{
+    size_t n = (size_t)h.rows * h.cols;
+    std::vector<T> v(n);
+    OFCondition cond = px->getPartialValue(v.data(), (Uint32)((size_t)h.frame * n * sizeof(T)),
+                                           (Uint32)(n * sizeof(T)));
+    if (cond.bad())
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: cannot read float pixel data: %s",
+                        h.name.c_str(), cond.text());
+    for (size_t i = 0; i < n; i++) {
+        double x = (double)v[i] * h.slope + h.inter;
+        if (!std::isfinite(x))
+            return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                            "%s: float pixel value at column %zu, row %zu is NaN or infinite; "
+                            "a volume must be finite", h.name.c_str(), i % h.cols, i / h.cols);
+        out[i] = (float)x;
+    }
+    return CBQ_OK;
+}
+
+int float_frames(DcmDataset *ds, const std::vector<SliceHeader> &s, const std::vector<size_t> &ks,
+                 float *data, size_t plane, cbq_error *err)
+{
+    const SliceHeader &h = s[ks[0]];
+    bool is_double = ds->tagExists(DCM_DoubleFloatPixelData);
+    DcmElement *px = nullptr;
+    if (ds->findAndGetElement(is_double ? DCM_DoubleFloatPixelData : DCM_FloatPixelData, px)
+            .bad() || !px)
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: no float pixel data", h.path.c_str());
+    if (h.bits != (is_double ? 64u : 32u))
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: BitsAllocated = %u in %s Float Pixel Data, "
+                        "expected %u", h.path.c_str(), h.bits, is_double ? "Double" : "(single)",
+                        is_double ? 64u : 32u);
+    for (size_t k : ks)
+        CBQ_TRY(is_double ? float_frame<Float64>(px, s[k], data + k * plane, err)
+                          : float_frame<Float32>(px, s[k], data + k * plane, err));
+    return CBQ_OK;
+}
+
+/* Native (or decoded) cells: enough bytes for every frame. */
+int native_cells(DcmDataset *ds, const SliceHeader &h, const PixelFormat &pf, DcmElement **px,
+                 cbq_error *err)
+{
+    if (ds->findAndGetElement(DCM_PixelData, *px).bad() || !*px)
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: no pixel data", h.path.c_str());
+    double need = (double)h.rows * h.cols * (pf.bits_allocated / 8) * (double)h.frames;
+    if ((double)(*px)->getLength() < need || need > (double)0xFFFFFFFFu)
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                        "%s: decoded pixel data holds %lu bytes, %ld frame(s) of %ux%u pixels of "
+                        "%u bits need %.0f: damaged file", h.path.c_str(),
+                        (unsigned long)(*px)->getLength(), h.frames, h.cols, h.rows,
+                        pf.bits_allocated, need);
+    return CBQ_OK;
+}
+
+int j2k_fragments(DcmDataset *ds, const SliceHeader &h, DcmPixelSequence **seq, cbq_error *err)
+{
+    DcmElement *el = nullptr;
+    DcmPixelData *pd = nullptr;
+    if (ds->findAndGetElement(DCM_PixelData, el).good() && el)
+        pd = dynamic_cast<DcmPixelData *>(el);
+    if (!pd || pd->getEncapsulatedRepresentation(ds->getOriginalXfer(), nullptr, *seq).bad() ||
+        !*seq)
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                        "%s: JPEG 2000 transfer syntax but the pixel data is not encapsulated "
+                        "fragments: damaged file", h.path.c_str());
+    return CBQ_OK;
+}
+
+/* Decodes the frames of one file that the series uses (the slices ks of
+ * s): the file is read, and decompressed, once; each frame lands at its
+ * slice k of `data`. */
+int decode_file(const std::vector<SliceHeader> &s, const std::vector<size_t> &ks, float *data,
+                size_t plane, size_t *n_padding, cbq_error *err)
+{
+    const SliceHeader &h = s[ks[0]];
     DcmFileFormat ff;
     OFCondition cond = ff.loadFile(h.path.c_str());
     if (cond.bad())
         return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: cannot read DICOM: %s", h.path.c_str(),
                         cond.text());
     DcmDataset *ds = ff.getDataset();
-    bool was_encapsulated = DcmXfer(ds->getOriginalXfer()).isEncapsulated();
-    if (was_encapsulated)
+    if (h.is_float)
+        return float_frames(ds, s, ks, data, plane, err);
+    DcmXfer xfer(ds->getOriginalXfer());
+    bool was_encapsulated = xfer.isEncapsulated();
+    FrameSource src;
+    if (is_jpeg2000(xfer)) {
+        CBQ_TRY(j2k_fragments(ds, h, &src.j2k, err));
+    } else if (was_encapsulated) {
         CBQ_TRY(decompress(ds, h, err));
+    }
     PixelFormat pf;
     CBQ_TRY(read_pixel_format(ds, h.path, &pf, err));
-    DcmElement *px = nullptr;
-    if (ds->findAndGetElement(DCM_PixelData, px).bad() || !px)
-        return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: no pixel data", h.path.c_str());
-    size_t n = (size_t)h.rows * h.cols, need = n * (pf.bits_allocated / 8);
-    if (px->getLength() < need || need > 0xFFFFFFFFu)
-        return CBQ_FAIL(err, CBQ_ERR_FORMAT,
-                        "%s: decoded pixel data holds %lu bytes, %ux%u pixels of %u bits need "
-                        "%zu: damaged file", h.path.c_str(), (unsigned long)px->getLength(),
-                        h.cols, h.rows, pf.bits_allocated, need);
-    E_ByteOrder order = cell_byte_order(ds, pf.bits_allocated, was_encapsulated);
+    if (!src.j2k) {
+        CBQ_TRY(native_cells(ds, h, pf, &src.px, err));
+        src.order = cell_byte_order(ds, pf.bits_allocated, was_encapsulated);
+    }
     Padding pad = read_padding(ds, pf.is_signed);
-    if (pf.bits_allocated == 8)
-        return pf.is_signed ? cells_to_hu<int8_t>(px, order, n, pf, h, pad, out, n_padding, err)
-                            : cells_to_hu<uint8_t>(px, order, n, pf, h, pad, out, n_padding, err);
-    if (pf.bits_allocated == 16)
-        return pf.is_signed ? cells_to_hu<int16_t>(px, order, n, pf, h, pad, out, n_padding, err)
-                            : cells_to_hu<uint16_t>(px, order, n, pf, h, pad, out, n_padding, err);
-    return pf.is_signed ? cells_to_hu<int32_t>(px, order, n, pf, h, pad, out, n_padding, err)
-                        : cells_to_hu<uint32_t>(px, order, n, pf, h, pad, out, n_padding, err);
+    for (size_t k : ks) {
+        size_t padded = 0;
+        CBQ_TRY(frame_to_hu_any(src, s[k], pf, pad, data + k * plane, &padded, err));
+        *n_padding += padded;
+    }
+    return CBQ_OK;
+}
+
+/* The slices of each file, files in the order of their first slice along
+ * the stack (so that the first bad file met is the one reported). */
+std::vector<std::vector<size_t>> slices_by_file(const std::vector<SliceHeader> &s)
+{
+    std::map<std::string, size_t> index;
+    std::vector<std::vector<size_t>> files;
+    for (size_t k = 0; k < s.size(); k++) {
+        auto it = index.emplace(s[k].path, files.size()).first;
+        if (it->second == files.size())
+            files.emplace_back();
+        files[it->second].push_back(k);
+    }
+    return files;
 }
 
 /* ---- series selection ------------------------------------------------------ */
@@ -868,16 +1210,14 @@ int read_series(cbq_volume *vol, cbq_dicom_meta *meta, const char *path, const c
     size_t plane = (size_t)first.rows * first.cols;
     float lo = INFINITY, hi = -INFINITY;
     size_t n_padding = 0;
-    for (size_t k = 0; k < slices->size(); k++) {
-        size_t padded = 0;
-        int rc = decode_slice((*slices)[k], vol->data + k * plane, &padded, err);
-        n_padding += padded;
+    for (const std::vector<size_t> &ks : slices_by_file(*slices)) {
+        int rc = decode_file(*slices, ks, vol->data, plane, &n_padding, err);
         if (rc != CBQ_OK) {
             cbq_volume_free(vol);
             return rc;
         }
-        slice_range(vol->data + k * plane, plane, &lo, &hi);
     }
+    slice_range(vol->data, plane * slices->size(), &lo, &hi);
     if (meta) {
         std::memset(meta, 0, sizeof *meta);
         meta->info = info;
@@ -893,22 +1233,6 @@ int read_series(cbq_volume *vol, cbq_dicom_meta *meta, const char *path, const c
 }
 
 /* ---- RTSTRUCT ------------------------------------------------------------------ */
-
-DcmItem *seq_item(DcmItem *item, const DcmTagKey &seq, unsigned long i)
-{
-    DcmItem *out = nullptr;
-    if (item->findAndGetSequenceItem(seq, out, (signed long)i).bad())
-        return nullptr;
-    return out;
-}
-
-unsigned long seq_card(DcmItem *item, const DcmTagKey &seq)
-{
-    DcmSequenceOfItems *s = nullptr;
-    if (item->findAndGetSequence(seq, s).bad() || !s)
-        return 0;
-    return s->card();
-}
 
 void read_references(cbq_rtstruct *rs, DcmDataset *ds)
 {

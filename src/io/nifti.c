@@ -164,27 +164,30 @@ static void decode_v2(cbq_nifti_header *h, const unsigned char *b, int s)
     memcpy(h->descrip, b + OFF2(descrip), 80);
 }
 
-static int check_magic(const cbq_nifti_header *h, const unsigned char *b, const char *path,
+/* "n+1"/"n+2": header and voxels in one file; "ni1"/"ni2": a .hdr whose
+ * voxels are in the .img beside it. A version-1 header with neither magic
+ * is Analyze 7.5 (or damage): Analyze does not record how its axes lie in
+ * the patient (readers disagree on left-right), so it is refused rather
+ * than read with a guessed orientation. */
+static int check_magic(cbq_nifti_header *h, const unsigned char *b, const char *path,
                        cbq_error *err)
 {
     if (h->version == 1) {
         const unsigned char *m = b + OFF1(magic);
-        if (memcmp(m, "ni1\0", 4) == 0)
+        h->two_file = memcmp(m, "ni1\0", 4) == 0;
+        if (!h->two_file && memcmp(m, "n+1\0", 4) != 0)
             return CBQ_FAIL(err, CBQ_ERR_FORMAT,
-                            "%s: two-file NIfTI (.hdr/.img pair) is not supported; "
-                            "convert it to a single .nii file", path);
-        if (memcmp(m, "n+1\0", 4) != 0)
-            return CBQ_FAIL(err, CBQ_ERR_FORMAT,
-                            "%s: bad NIfTI-1 magic (expected \"n+1\"): an Analyze file "
-                            "or a damaged header", path);
+                            "%s: bad NIfTI-1 magic (expected \"n+1\" or \"ni1\"): an Analyze 7.5 "
+                            "header or a damaged one; Analyze 7.5 is not read because it does "
+                            "not record the patient orientation (left and right are a guess): "
+                            "convert it to NIfTI with the orientation checked", path);
     } else {
         const unsigned char *m = b + OFF2(magic);
-        if (memcmp(m, "ni2\0", 4) == 0)
+        h->two_file = memcmp(m, "ni2\0\r\n\032\n", 8) == 0;
+        if (!h->two_file && memcmp(m, "n+2\0\r\n\032\n", 8) != 0)
             return CBQ_FAIL(err, CBQ_ERR_FORMAT,
-                            "%s: two-file NIfTI-2 (.hdr/.img pair) is not supported", path);
-        if (memcmp(m, "n+2\0\r\n\032\n", 8) != 0)
-            return CBQ_FAIL(err, CBQ_ERR_FORMAT,
-                            "%s: bad NIfTI-2 magic (expected \"n+2\" and its 4 check bytes)", path);
+                            "%s: bad NIfTI-2 magic (expected \"n+2\" or \"ni2\" and its 4 check "
+                            "bytes)", path);
     }
     return CBQ_OK;
 }
@@ -285,9 +288,13 @@ int cbq_nifti_parse_header(cbq_nifti_header *h, const unsigned char *buf, size_t
                         "(integer or float32/float64)", path, h->datatype,
                         cbq_nifti_dtype_name(h->datatype));
     CBQ_TRY(check_dims(h, path, err));
-    if (h->version == 1 && h->vox_offset == 0)
+    if (h->version == 1 && h->vox_offset == 0 && !h->two_file)
         h->vox_offset = 352; /* 0 is tolerated by readers for single files */
-    if (h->vox_offset < size)
+    if (h->two_file && h->vox_offset < 0)
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                        "%s: vox_offset must be a whole number >= 0 (the offset in the .img)",
+                        path);
+    if (!h->two_file && h->vox_offset < size)
         return CBQ_FAIL(err, CBQ_ERR_FORMAT,
                         "%s: vox_offset must be a whole number >= %lld (the header size)", path,
                         (long long)size);
@@ -399,6 +406,12 @@ static void convert_chunk(convert_ctx *c, const unsigned char *src, float *out, 
 }
 
 /* ---- reading -------------------------------------------------------------- */
+
+static int ends_with_ext(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n > m && strcmp(s + n - m, suffix) == 0;
+}
 
 static int open_read(gzFile *gz, const char *path, cbq_error *err)
 {
@@ -536,16 +549,85 @@ static int check_gzip_end(gzFile gz, const char *path, cbq_error *err)
     return CBQ_OK;
 }
 
+/* A .hdr/.img pair named by either file, each plain or gzipped (as
+ * nifti_clib accepts them): the other file's name, same compression first.
+ * 0 when `path` does not end like a pair. */
+static int pair_partner(const char *path, const char *want_ext, char *out, size_t cap,
+                        int swap_gz)
+{
+    static const char *const exts[] = {".hdr.gz", ".img.gz", ".hdr", ".img"};
+    for (size_t e = 0; e < 4; e++) {
+        if (!ends_with_ext(path, exts[e]))
+            continue;
+        int gz = e < 2;
+        if (swap_gz)
+            gz = !gz;
+        size_t stem = strlen(path) - strlen(exts[e]);
+        int n = snprintf(out, cap, "%.*s%s%s", (int)stem, path, want_ext, gz ? ".gz" : "");
+        return n > 0 && (size_t)n < cap;
+    }
+    return 0;
+}
+
+static int file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* The header file to read for `path`: itself, or for a .img its .hdr
+ * (a missing one is named by the open that fails). */
+static void header_path(const char *path, char *out, size_t cap)
+{
+    int is_img = ends_with_ext(path, ".img") || ends_with_ext(path, ".img.gz");
+    if (!is_img || !pair_partner(path, ".hdr", out, cap, 0)) {
+        snprintf(out, cap, "%s", path);
+        return;
+    }
+    char other[4096];
+    if (!file_exists(out) && pair_partner(path, ".hdr", other, sizeof other, 1) &&
+        file_exists(other))
+        snprintf(out, cap, "%s", other);
+}
+
+/* Opens the .img of the pair whose header is `hdr`. */
+static int open_image(gzFile *gz, char *img, size_t cap, const char *hdr, cbq_error *err)
+{
+    if (!pair_partner(hdr, ".img", img, cap, 0))
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                        "%s: the header says its voxels are in a separate .img file (magic "
+                        "\"ni1\"), but the file is not named .hdr or .hdr.gz", hdr);
+    if (!file_exists(img)) {
+        char other[4096];
+        if (!pair_partner(hdr, ".img", other, sizeof other, 1) || !file_exists(other))
+            return CBQ_FAIL(err, CBQ_ERR_IO,
+                            "%s: no image file %s beside the header: a .hdr/.img pair needs "
+                            "both files", hdr, img);
+        snprintf(img, cap, "%s", other);
+    }
+    return open_read(gz, img, err);
+}
+
 int cbq_nifti_read_ex(cbq_volume *vol, cbq_nifti_header *hdr_out, const char *path,
                       cbq_error *err)
 {
     memset(vol, 0, sizeof *vol);
     cbq_nifti_header h;
+    char hdr[4096], img[4096];
+    header_path(path, hdr, sizeof hdr);
     gzFile gz;
-    CBQ_TRY(open_read(&gz, path, err));
-    int rc = read_header_gz(gz, &h, path, err);
+    CBQ_TRY(open_read(&gz, hdr, err));
+    int rc = read_header_gz(gz, &h, hdr, err);
+    const char *data_path = hdr;
+    if (rc == CBQ_OK && h.two_file) {
+        gzclose(gz);
+        gz = NULL;
+        rc = open_image(&gz, img, sizeof img, hdr, err);
+        if (rc == CBQ_OK)
+            data_path = img;
+    }
     if (rc == CBQ_OK)
-        rc = check_file_size(gz, &h, path, err);
+        rc = check_file_size(gz, &h, data_path, err);
     if (rc == CBQ_OK) {
         rc = cbq_volume_alloc(vol, (size_t)h.dim[1], (size_t)h.dim[2], (size_t)h.dim[3], NULL, 0,
                               err);
@@ -555,13 +637,16 @@ int cbq_nifti_read_ex(cbq_volume *vol, cbq_nifti_header *hdr_out, const char *pa
             cbq_io_advise_huge(vol);
     }
     if (rc == CBQ_OK)
-        rc = set_geometry(vol, &h, path, err);
+        rc = set_geometry(vol, &h, hdr, err);
     if (rc == CBQ_OK)
-        rc = read_voxels(gz, vol, &h, path, err);
+        rc = read_voxels(gz, vol, &h, data_path, err);
     if (rc == CBQ_OK && !gzdirect(gz))
-        rc = check_gzip_end(gz, path, err);
-    gzclose(gz);
+        rc = check_gzip_end(gz, data_path, err);
+    if (gz)
+        gzclose(gz);
     if (rc != CBQ_OK) {
+        if (data_path == img && strcmp(path, img) != 0)
+            cbq_error_prefix(err, "%s: ", path); /* the user named the header */
         cbq_volume_free(vol);
         return rc;
     }

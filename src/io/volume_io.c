@@ -16,6 +16,15 @@ int cbq_path_is_nifti(const char *path)
     return ends_with(path, ".nii") || ends_with(path, ".nii.gz");
 }
 
+int cbq_path_is_nifti_input(const char *path)
+{
+    static const char *const pair[] = {".hdr", ".hdr.gz", ".img", ".img.gz"};
+    for (size_t i = 0; i < sizeof pair / sizeof pair[0]; i++)
+        if (ends_with(path, pair[i]))
+            return 1;
+    return cbq_path_is_nifti(path);
+}
+
 static const char *file_kind(mode_t mode)
 {
     if (S_ISFIFO(mode)) return "a FIFO (named pipe)";
@@ -42,8 +51,9 @@ int cbq_volume_load(cbq_volume *vol, cbq_volume_source *src, const char *path,
     if (!src)
         src = &local;
     memset(src, 0, sizeof *src);
-    CBQ_TRY(cbq_volume_path_check(path, !cbq_path_is_nifti(path), err));
-    if (cbq_path_is_nifti(path)) {
+    int nifti = cbq_path_is_nifti_input(path);
+    CBQ_TRY(cbq_volume_path_check(path, !nifti, err));
+    if (nifti) {
         if (series_uid && series_uid[0])
             return CBQ_FAIL(err, CBQ_ERR_ARG, "%s: a series UID only applies to DICOM input",
                             path);

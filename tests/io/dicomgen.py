@@ -184,3 +184,122 @@ def read_back(folder):
     lps[:3, 3] = p0
     ras = np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
     return hu.transpose(2, 1, 0), ras, dss  # [i=col, j=row, k]
+
+
+ENHANCED_CT = "1.2.840.10008.5.1.4.1.1.2.1"
+ENHANCED_MR = "1.2.840.10008.5.1.4.1.1.4.1"
+PARAMETRIC_MAP = "1.2.840.10008.5.1.4.1.1.30"
+
+
+def _item(**attrs):
+    item = Dataset()
+    for key, value in attrs.items():
+        setattr(item, key, value)
+    return item
+
+
+def write_enhanced(path, frames, iop, positions, spacing, sop_class=ENHANCED_CT, rescale=None,
+                   float_data=None, orientation_per_frame=False, thickness=1.0, ts=None,
+                   frame_uid=None, study_uid=None, series_uid=None):
+    """One enhanced multi-frame object: frames [n, rows, cols] in file
+    order, frame f at positions[f] (LPS), geometry in the functional groups
+    (PS3.3 C.7.6.16): PlanePositionSequence per frame, PlaneOrientation
+    and PixelMeasures shared (orientation per frame when asked). rescale:
+    None, one (slope, intercept) shared, or a list of them per frame.
+    float_data: None (int16 PixelData), "float" (FloatPixelData) or
+    "double" (DoubleFloatPixelData), as a Parametric Map holds them."""
+    n, rows, cols = frames.shape
+    sop = generate_uid()
+    ts = ts or ExplicitVRLittleEndian
+    ds = FileDataset(path, {}, file_meta=_meta(sop_class, sop, ts), preamble=b"\0" * 128)
+    ds.is_little_endian = True
+    ds.is_implicit_VR = ts == ImplicitVRLittleEndian
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = sop
+    ds.StudyInstanceUID = study_uid or generate_uid()
+    ds.SeriesInstanceUID = series_uid or generate_uid()
+    ds.FrameOfReferenceUID = frame_uid or generate_uid()
+    ds.Modality = {ENHANCED_CT: "CT", ENHANCED_MR: "MR"}.get(sop_class, "OT")
+    ds.Manufacturer = "cbctiq-test"
+    ds.SeriesDescription = "synthetic enhanced"
+    ds.PatientName = "Phantom^Test"
+    ds.PatientID = "T1"
+    ds.NumberOfFrames = n
+    ds.Rows, ds.Columns = rows, cols
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    iop_text = [f"{v:.10g}" for v in iop]
+    orientation = Sequence([_item(ImageOrientationPatient=iop_text)])
+    shared = _item(PixelMeasuresSequence=Sequence([_item(
+        PixelSpacing=[f"{spacing[0]:.10g}", f"{spacing[1]:.10g}"],
+        SliceThickness=f"{thickness:.10g}")]))
+    if not orientation_per_frame:
+        shared.PlaneOrientationSequence = orientation
+    if rescale is not None and not isinstance(rescale, list):
+        shared.PixelValueTransformationSequence = Sequence([_item(
+            RescaleSlope=f"{rescale[0]:.10g}", RescaleIntercept=f"{rescale[1]:.10g}",
+            RescaleType="HU")])
+    per_frame = []
+    for f in range(n):
+        item = _item(PlanePositionSequence=Sequence([_item(
+            ImagePositionPatient=[f"{v:.10g}" for v in positions[f]])]))
+        if orientation_per_frame:
+            item.PlaneOrientationSequence = Sequence([_item(ImageOrientationPatient=iop_text)])
+        if isinstance(rescale, list):
+            item.PixelValueTransformationSequence = Sequence([_item(
+                RescaleSlope=f"{rescale[f][0]:.10g}", RescaleIntercept=f"{rescale[f][1]:.10g}",
+                RescaleType="HU")])
+        per_frame.append(item)
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    ds.PerFrameFunctionalGroupsSequence = Sequence(per_frame)
+    if float_data == "float":
+        ds.BitsAllocated = 32
+        ds.FloatPixelData = frames.astype("<f4").tobytes()
+    elif float_data == "double":
+        ds.BitsAllocated = 64
+        ds.DoubleFloatPixelData = frames.astype("<f8").tobytes()
+    else:
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
+        ds.PixelRepresentation = 1
+        ds.PixelData = frames.astype("<i2").tobytes()
+    ds.save_as(path, write_like_original=False)
+    return ds
+
+
+def frame_macro(ds, f, macro):
+    """The functional-group macro that applies to frame f: per-frame, else shared."""
+    per = ds.PerFrameFunctionalGroupsSequence[f]
+    if macro in per:
+        return getattr(per, macro)[0]
+    return getattr(ds.SharedFunctionalGroupsSequence[0], macro)[0]
+
+
+def read_back_enhanced(path):
+    """What pydicom reads from an enhanced object: frames sorted along the
+    normal, each through its own rescale, and the RAS+ affine."""
+    ds = pydicom.dcmread(path)
+    n = int(ds.NumberOfFrames)
+    arr = ds.pixel_array.reshape(n, ds.Rows, ds.Columns).astype(np.float64)
+    iop = np.array(frame_macro(ds, 0, "PlaneOrientationSequence").ImageOrientationPatient, float)
+    r, c = iop[:3], iop[3:]
+    normal = np.cross(r, c)
+    ipp = [np.array(frame_macro(ds, f, "PlanePositionSequence").ImagePositionPatient, float)
+           for f in range(n)]
+    order = sorted(range(n), key=lambda f: float(np.dot(ipp[f], normal)))
+    hu = []
+    for f in order:
+        v = arr[f]
+        per = ds.PerFrameFunctionalGroupsSequence[f]
+        shared = ds.SharedFunctionalGroupsSequence[0]
+        if "PixelValueTransformationSequence" in per or \
+                "PixelValueTransformationSequence" in shared:
+            t = frame_macro(ds, f, "PixelValueTransformationSequence")
+            v = v * float(t.RescaleSlope) + float(t.RescaleIntercept)
+        hu.append(v)
+    ps = np.array(frame_macro(ds, 0, "PixelMeasuresSequence").PixelSpacing, float)
+    lps = np.eye(4)
+    lps[:3, 0] = r * ps[1]
+    lps[:3, 1] = c * ps[0]
+    lps[:3, 2] = (ipp[order[-1]] - ipp[order[0]]) / (n - 1)
+    lps[:3, 3] = ipp[order[0]]
+    return np.stack(hu).transpose(2, 1, 0), np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps

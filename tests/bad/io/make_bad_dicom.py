@@ -121,3 +121,47 @@ sos = stream.find(b"\xff\xda")
 scan_start = sos + 2 + int.from_bytes(stream[sos + 2:sos + 4], "big")
 ds.PixelData = encapsulate([stream[:scan_start + 100] + stream[-2:]])  # keep EOI
 ds.save_as(victim)
+
+# JPEG 2000 lossless series (GDCM's gdcmconv, explicit VR input so that it
+# keeps the VRs) whose second slice lost the second half of its codestream.
+series("truncated_j2k_plain", n=3, ts=pydicom.uid.ExplicitVRLittleEndian)
+os.makedirs(os.path.join(out, "truncated_j2k"))
+for f in slice_files("truncated_j2k_plain"):
+    subprocess.run(["gdcmconv", "--j2k", f, os.path.join(out, "truncated_j2k", os.path.basename(f))],
+                   check=True)
+shutil.rmtree(os.path.join(out, "truncated_j2k_plain"))
+victim = slice_files("truncated_j2k")[1]
+ds = pydicom.dcmread(victim)
+stream = b"".join(decode_data_sequence(ds.PixelData))
+ds.PixelData = encapsulate([stream[:len(stream) // 2]])
+ds.save_as(victim)
+# The same codestreams under a header that says 20 rows: the decoder's image
+# size is checked against Rows and Columns before it decodes.
+os.makedirs(os.path.join(out, "j2k_wrong_rows"))
+for f in slice_files("truncated_j2k")[::2]:
+    ds = pydicom.dcmread(f)
+    ds.Rows = 20
+    ds.save_as(os.path.join(out, "j2k_wrong_rows", os.path.basename(f)))
+
+
+# Enhanced CT objects (geometry in the functional groups) that cannot be placed.
+def enhanced(name, n=4):
+    os.makedirs(os.path.join(out, name))
+    path = os.path.join(out, name, "enhanced.dcm")
+    zs = [np.array([0.0, 0.0, 2.0 * k]) for k in range(n)]
+    dicomgen.write_enhanced(path, rng.integers(-1000, 1000, (n, 8, 8)), AX, zs, (1, 1))
+    return path, pydicom.dcmread(path)
+
+
+path, ds = enhanced("enhanced_frame_count")  # NumberOfFrames 4, three per-frame groups
+del ds.PerFrameFunctionalGroupsSequence[3]
+ds.save_as(path)
+path, ds = enhanced("enhanced_no_position")  # frame 3 has no PlanePositionSequence
+del ds.PerFrameFunctionalGroupsSequence[2].PlanePositionSequence
+ds.save_as(path)
+path, ds = enhanced("enhanced_no_orientation")  # no PlaneOrientationSequence anywhere
+del ds.SharedFunctionalGroupsSequence[0].PlaneOrientationSequence
+ds.save_as(path)
+path, ds = enhanced("enhanced_duplicate_frames")  # two frames at one position
+ds.PerFrameFunctionalGroupsSequence[2].PlanePositionSequence[0].ImagePositionPatient = [0, 0, 2]
+ds.save_as(path)

@@ -73,3 +73,12 @@ open("missing_gzip_trailer.nii.gz", "wb").write(whole[:-8])
 bad_crc = bytearray(whole)
 bad_crc[-8] ^= 0xFF
 open("bad_crc.nii.gz", "wb").write(bytes(bad_crc))
+# A .hdr/.img pair whose .img is missing, one whose .img is too short, and
+# an Analyze 7.5 header (no NIfTI magic: orientation unknown, refused).
+pair = nib.Nifti1Pair(np.arange(48, dtype=np.int16).reshape(4, 4, 3), np.eye(4))
+open("pair_without_img.hdr", "wb").write(pair.header.binaryblock)
+open("pair_short_img.hdr", "wb").write(pair.header.binaryblock)
+open("pair_short_img.img", "wb").write(b"\0" * 40)
+ana = nib.AnalyzeImage(np.zeros((4, 4, 3), np.int16), np.eye(4))
+open("analyze.hdr", "wb").write(ana.header.binaryblock)
+open("analyze.img", "wb").write(b"\0" * 96)
