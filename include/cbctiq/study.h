@@ -74,6 +74,8 @@ typedef struct {
         char method[CBQ_STUDY_STR_MAX];
         char target_layer[CBQ_STUDY_STR_MAX]; /* "" = the model's own */
         int save_maps;
+        char perturbation[CBQ_STUDY_STR_MAX]; /* deletion curves' baseline: none, blur, road */
+        int curve_slices;                     /* slices per volume for the curves (0 = all) */
     } attrib;
     struct {
         char ci[CBQ_STUDY_STR_MAX];       /* "fisher" or "bootstrap" */

@@ -1,8 +1,10 @@
 /* stage_attrib.c - stage 5: Grad-CAM (or the configured CAM method) on every
  * used axial slice of every test volume, Attribution Energy per volume and
  * category (ae.csv through the data layer's one writer, ae_table.h, the
- * same file `cbctiq ae` writes), its per-slice profile along z (profiles.csv, for the report's
- * z-profiles), and optionally the maps as NIfTI volumes on the CBCT's grid. */
+ * same file `cbctiq ae` writes), with where each map points and its
+ * deletion/insertion curves (pointing.h; the curves in curves.csv), its
+ * per-slice profile along z (profiles.csv, for the report's z-profiles), and
+ * optionally the maps as NIfTI volumes on the CBCT's grid. */
 #define _POSIX_C_SOURCE 200809L
 #include "study/pipeline.h"
 
@@ -15,7 +17,7 @@
 #include "cbctiq/csv.h"
 #include "cbctiq/model_file.h"
 #include "cbctiq/model_input.h"
-#include "cbctiq/nifti.h"
+#include "cbctiq/pointing.h"
 #include "cbctiq/progress.h"
 
 static const char *const PROFILE_HEADER[] = {"volume_id", "category", "slice", "z_mm", "ae", "pred"};
@@ -28,26 +30,10 @@ typedef struct {
     size_t out_index[STUDY_MAX_CATEGORIES];
     const cbq_cohort *cohort;
     cbq_ae_writer w;
-    cbq_csv_writer prof;
+    cbq_csv_writer prof, curves;
+    cbq_pointing_options pointing;
     size_t n_test;
 } attrib_run;
-
-/* One category's maps [n, H, W] back through the input's own resampling
- * onto its canonical grid, then on the CBCT's own grid and header geometry,
- * so that viewers overlay the map on the scan without resampling. */
-static int write_map(cbq_model_input *in, const float *maps, cbq_volume *canon_map,
-                     const char *path, cbq_error *err)
-{
-    memset(canon_map->data, 0, cbq_volume_count(canon_map) * sizeof(float));
-    for (size_t i = 0; i < in->n; i++)
-        CBQ_TRY(cbq_slicer_unmap(&in->slicer, maps + i * in->H * in->W, canon_map, in->ks[i], err));
-    cbq_volume src = {0};
-    int rc = cbq_volume_uncanonical(&src, canon_map, &in->xf, err);
-    if (rc == CBQ_OK)
-        rc = cbq_nifti_write(path, &src, CBQ_NIFTI_FLOAT32, err);
-    cbq_volume_free(&src);
-    return rc;
-}
 
 static int write_maps(attrib_run *a, const cbq_cohort_volume *sv, cbq_model_input *in,
                       float *const *maps, cbq_error *err)
@@ -55,19 +41,14 @@ static int write_maps(attrib_run *a, const cbq_cohort_volume *sv, cbq_model_inpu
     char dir[CBQ_STUDY_PATH_MAX + 16], path[CBQ_STUDY_PATH_MAX + 600];
     CBQ_TRY(study_output_path(a->ctx, "maps", dir, sizeof dir, err));
     CBQ_TRY(cbq_mkdir_p(dir, err));
-    const cbq_volume *vol = &in->canon;
-    cbq_volume out = {0};
-    CBQ_TRY(cbq_volume_alloc(&out, vol->nx, vol->ny, vol->nz, vol->spacing, 0, err));
-    memcpy(out.affine, vol->affine, sizeof out.affine);
     int rc = CBQ_OK;
     for (size_t k = 0; k < a->ctx->n_categories && rc == CBQ_OK; k++) {
         int len = snprintf(path, sizeof path, "%s/%s_%s.nii.gz", dir, sv->id, a->ctx->categories[k]);
         if (len < 0 || (size_t)len >= sizeof path)
             rc = CBQ_FAIL(err, CBQ_ERR_ARG, "%s: map path too long", sv->id);
         else
-            rc = write_map(in, maps[k], &out, path, err);
+            rc = cbq_model_input_write_map(in, maps[k], path, err);
     }
-    cbq_volume_free(&out);
     return rc;
 }
 
@@ -112,15 +93,21 @@ static int attrib_volume(attrib_run *a, const cbq_cohort_volume *sv, cbq_error *
         rc = cbq_model_input_structure_weights(&in, categories, K, weights, err);
     for (size_t k = 0; k < K; k++)
         struct_by_out[a->out_index[k]] = weights[k];
-    for (size_t k = 0; rc == CBQ_OK && cfg->attrib.save_maps && k < K; k++)
+    for (size_t k = 0; rc == CBQ_OK && k < K; k++)
         if (!(maps[a->out_index[k]] = malloc(n * plane * sizeof(float))))
             rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory for maps");
     if (rc == CBQ_OK)
-        rc = cbq_attrib_volume(a->cam, in.x, n, struct_by_out, ae, cfg->attrib.save_maps ? maps : NULL,
-                               NULL, NULL, err);
+        rc = cbq_attrib_volume(a->cam, in.x, n, struct_by_out, ae, maps, NULL, NULL, err);
+    cbq_pointing pointing[STUDY_MAX_CATEGORIES];
+    if (rc == CBQ_OK)
+        rc = cbq_pointing_volume(&in, a->net, (size_t)cfg->evaluate.batch, categories, K,
+                                 a->out_index, (const float *const *)maps, &a->pointing, pointing,
+                                 err);
     for (size_t k = 0; rc == CBQ_OK && k < K; k++)
         rc = cbq_ae_writer_put(&a->w, sv->id, a->ctx->categories[k], a->cam, a->out_index[k],
-                               &ae[a->out_index[k]], err);
+                               &ae[a->out_index[k]], &pointing[k], err);
+    for (size_t k = 0; rc == CBQ_OK && k < K; k++)
+        rc = cbq_curves_put(&a->curves, sv->id, a->ctx->categories[k], &pointing[k], err);
     for (size_t k = 0; rc == CBQ_OK && k < K; k++)
         rc = put_profile(a, sv, &in.canon, k, in.ks, &ae[a->out_index[k]], err);
     if (rc == CBQ_OK && cfg->attrib.save_maps) {
@@ -137,6 +124,21 @@ static int attrib_volume(attrib_run *a, const cbq_cohort_volume *sv, cbq_error *
         free(weights[k]);
     cbq_model_input_free(&in);
     return rc == CBQ_OK ? rc : cbq_error_prefix(err, "%s: ", sv->id);
+}
+
+/* The deletion curves: the configured baseline, the study's seed for the
+ * random order, attrib.curve_slices slices per volume. */
+static int pointing_options(attrib_run *a, cbq_error *err)
+{
+    const cbq_study_config *cfg = a->ctx->cfg;
+    const cbq_input_spec *input = &cbq_net_spec(a->net)->input;
+    cbq_faith_options_default(&a->pointing.faith, (size_t)input->height, (size_t)input->width);
+    if (!cbq_perturb_parse(cfg->attrib.perturbation, &a->pointing.faith.baseline))
+        return CBQ_FAIL(err, CBQ_ERR_ARG, "attrib.perturbation: unknown '%s' (none, blur or road)",
+                        cfg->attrib.perturbation);
+    a->pointing.faith.seed = cfg->seed;
+    a->pointing.max_slices = (size_t)cfg->attrib.curve_slices;
+    return CBQ_OK;
 }
 
 static int open_cam(attrib_run *a, cbq_error *err)
@@ -156,16 +158,18 @@ static int open_cam(attrib_run *a, cbq_error *err)
         return CBQ_FAIL(err, CBQ_ERR_RANGE, "attrib.target_layer: name too long");
     memcpy(opt.layer, cfg->attrib.target_layer, strlen(cfg->attrib.target_layer) + 1);
     CBQ_TRY(cbq_cam_create(&a->cam, a->net, (size_t)cfg->evaluate.batch, &opt, err));
-    return CBQ_OK;
+    return pointing_options(a, err);
 }
 
-/* Abandons the writers opened (ae.csv, then profiles.csv); aborting one
- * already committed only removes its temporary name, which is gone. An
- * ae.csv committed without its profile leaves the stage unstamped, so the
- * next run empties the folder and redoes it. */
+/* Abandons the writers opened (ae.csv, profiles.csv, then curves.csv);
+ * aborting one already committed only removes its temporary name, which is
+ * gone. An ae.csv committed without the others leaves the stage unstamped,
+ * so the next run empties the folder and redoes it. */
 static void close_writers(attrib_run *a, int n_open)
 {
-    if (n_open == 2)
+    if (n_open == 3)
+        cbq_csv_writer_abort(&a->curves);
+    if (n_open >= 2)
         cbq_csv_writer_abort(&a->prof);
     if (n_open >= 1)
         cbq_ae_writer_abort(&a->w);
@@ -180,6 +184,9 @@ static int open_writers(attrib_run *a, int *n_open, cbq_error *err)
     CBQ_TRY(study_output_path(a->ctx, "profiles.csv", path, sizeof path, err));
     CBQ_TRY(cbq_csv_writer_open(&a->prof, path, PROFILE_HEADER, PROFILE_COLS, err));
     *n_open = 2;
+    CBQ_TRY(study_output_path(a->ctx, "curves.csv", path, sizeof path, err));
+    CBQ_TRY(cbq_curves_writer_open(&a->curves, path, err));
+    *n_open = 3;
     return CBQ_OK;
 }
 
@@ -200,8 +207,9 @@ static int attrib_test_volumes(attrib_run *a, const cbq_cohort *c, cbq_error *er
             cbq_progress_step(&prog, 1);
         }
     cbq_progress_end(&prog);
-    if (rc == CBQ_OK && (rc = cbq_ae_writer_commit(&a->w, err)) == CBQ_OK)
-        rc = cbq_csv_writer_commit(&a->prof, err);
+    if (rc == CBQ_OK && (rc = cbq_ae_writer_commit(&a->w, err)) == CBQ_OK &&
+        (rc = cbq_csv_writer_commit(&a->prof, err)) == CBQ_OK)
+        rc = cbq_csv_writer_commit(&a->curves, err);
     if (rc != CBQ_OK)
         close_writers(a, n_open);
     a->n_test = n_test;
