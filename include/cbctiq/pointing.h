@@ -33,7 +33,8 @@ extern "C" {
 /* Why cells of a row are empty (bits of cbq_pointing.empty); the names are
  * ae.csv's empty_reason codes. */
 enum {
-    CBQ_EMPTY_NO_STRUCTURE = 1u << 0, /* no structure for the category: energy, hit */
+    CBQ_EMPTY_NO_STRUCTURE = 1u << 0, /* no structure for the category, or not a voxel of it in
+                                         this volume: energy, hit */
     CBQ_EMPTY_ZERO_MAP = 1u << 1,     /* the map is zero everywhere: all six */
     CBQ_EMPTY_MAP_SUM = 1u << 2,      /* the map sums to a negative number: energy */
     CBQ_EMPTY_FLAT_SCORE = 1u << 3,   /* the baseline does not change the score: the AUCs */
@@ -76,7 +77,7 @@ int cbq_model_input_write_map(cbq_model_input *in, const float *maps, const char
                               cbq_error *err);
 
 /* energy_in_structure and pointing_hit of a canonical map and a 0/1 mask
- * on the same grid (NULL: no structure). Sets the CBQ_EMPTY_* bits it
+ * on the same grid (NULL or no voxel set: no structure). Sets the CBQ_EMPTY_* bits it
  * finds into p->empty. */
 void cbq_pointing_energy(const cbq_volume *canon_map, const uint8_t *mask, cbq_pointing *p);
 

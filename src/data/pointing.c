@@ -80,11 +80,13 @@ void cbq_pointing_energy(const cbq_volume *canon_map, const uint8_t *mask, cbq_p
     double total = 0.0, inside = 0.0;
     float max_all = -INFINITY, max_inside = -INFINITY;
     int nonzero = 0;
+    size_t in_mask = 0;
     for (size_t i = 0; i < count; i++) {
         total += m[i];
         nonzero |= m[i] != 0.0f;
         max_all = m[i] > max_all ? m[i] : max_all;
         if (mask && mask[i]) {
+            in_mask++;
             inside += m[i];
             max_inside = m[i] > max_inside ? m[i] : max_inside;
         }
@@ -92,9 +94,10 @@ void cbq_pointing_energy(const cbq_volume *canon_map, const uint8_t *mask, cbq_p
     p->energy_in_structure = p->pointing_hit = NAN;
     if (!nonzero)
         p->empty |= CBQ_EMPTY_ZERO_MAP;
-    if (!mask)
+    /* a structure named in labels.json but absent from this volume is none */
+    if (!in_mask)
         p->empty |= CBQ_EMPTY_NO_STRUCTURE;
-    if (!nonzero || !mask)
+    if (!nonzero || !in_mask)
         return;
     /* a map that sums below zero has no energy to share out */
     if (total > 0.0)
