@@ -50,7 +50,7 @@ const char cli_ae_usage[] =
     "  --perturbation B   baseline replacing the pixels of the deletion curves: blur\n"
     "                     (default: the slice's Gaussian blur), road (noisy linear\n"
     "                     imputation) or none (no curves)\n"
-    "  --curve-slices N   evenly spaced slices per volume for the curves (default 8,\n"
+    "  --curve-slices N   evenly spaced slices per volume for the curves (default 1,\n"
     "                     0 = all)\n"
     "  --seed N           seed of the random pixel order (default 1)\n"
     "  --curves FILE      the curves, one row per step (docs/formats.md, curves.csv)\n"
@@ -91,7 +91,7 @@ static int parse_args(ae_args *a, int argc, char **argv)
     a->batch = 16;
     a->input.step = 1;
     a->perturbation = CBQ_PERTURB_BLUR;
-    a->curve_slices = 8;
+    a->curve_slices = 1;
     a->seed = 1;
     int c;
     uint64_t step, count;

@@ -38,7 +38,7 @@ void cbq_pointing_options_default(cbq_pointing_options *o, const cbq_model_input
 {
     memset(o, 0, sizeof *o);
     cbq_faith_options_default(&o->faith, in->H, in->W);
-    o->max_slices = 8;
+    o->max_slices = 1;
 }
 
 int cbq_pointing_unmap(cbq_model_input *in, const float *maps, cbq_volume *canon_map,

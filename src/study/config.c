@@ -114,7 +114,7 @@ static const opt_def OPTS[] = {
     {"attrib.perturbation", OPT_STRING, F(attrib.perturbation), "blur", 0, 0, "|none|blur|road|",
      S(ATTRIB), "deletion/insertion curves' baseline: blur, road (noisy linear imputation), "
      "or none (no curves)"},
-    {"attrib.curve_slices", OPT_INT, F(attrib.curve_slices), "8", 0, 100000, NULL, S(ATTRIB),
+    {"attrib.curve_slices", OPT_INT, F(attrib.curve_slices), "1", 0, 100000, NULL, S(ATTRIB),
      "evenly spaced slices per test volume for the deletion/insertion curves (0 = all)"},
     {"stats.ci", OPT_STRING, F(stats.ci), "fisher", 0, 0, "|fisher|bootstrap|", S(STATS),
      "the table's confidence interval of rho: Fisher z or bootstrap BCa"},
