@@ -30,6 +30,19 @@ int report_loo_figure(cbq_report *r, const study_ctx *ctx, cbq_error *err);
  * "profile_CATEGORY"). */
 int report_map_figures(cbq_report *r, const study_ctx *ctx, const ae_table *t, cbq_error *err);
 
+/* Rows of category ac's highest, median and lowest AE, in that order
+ * (fewer when n < 3); the median of an even count is the lower middle one,
+ * an actual volume (report_maps.c). */
+size_t report_pick_rows(const ae_category *ac, size_t rows[3]);
+
+/* The section "Where does the map point?" (report_pointing.c): per category
+ * the distribution of energy_in_structure and the pointing hits, the
+ * deletion/insertion curves of the highest-, median- and lowest-AE volumes
+ * against the random order (attrib/curves.csv), stats/pointing.csv, and
+ * what this says about AE in plain words. */
+int report_pointing_section(cbq_report *r, const study_ctx *ctx, const ae_table *t,
+                            cbq_error *err);
+
 /* attrib/profiles.csv (report_profiles.c). */
 typedef struct {
     cbq_csv t;

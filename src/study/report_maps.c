@@ -28,9 +28,7 @@ typedef struct {
     double z_lo, z_hi;         /* the structure's extent along z (mm), NaN when none */
 } pick_view;
 
-/* Rows of the highest, median and lowest AE (fewer when n < 3); the median
- * of an even count is the lower middle one, an actual volume. */
-static size_t pick_rows(const ae_category *ac, size_t rows[N_PICKS])
+size_t report_pick_rows(const ae_category *ac, size_t rows[3])
 {
     size_t hi = 0, lo = 0;
     for (size_t i = 1; i < ac->n; i++) {
@@ -236,7 +234,7 @@ static int category_figures(cbq_report *r, const study_ctx *ctx, const ae_table 
                             shown_table *st, cbq_error *err)
 {
     const ae_category *ac = &t->cat[k];
-    size_t rows[N_PICKS], n = pick_rows(ac, rows);
+    size_t rows[N_PICKS], n = report_pick_rows(ac, rows);
     if (n == 0)
         return CBQ_OK;
     pick_view pv[N_PICKS];
