@@ -196,10 +196,12 @@ static int energy_strip(cbq_report *r, const study_ctx *ctx, const ae_table *t, 
 {
     cbq_series s[STUDY_MAX_CATEGORIES];
     double *kept[STUDY_MAX_CATEGORIES] = {0};
+    const char *names[STUDY_MAX_CATEGORIES];
     size_t n_series = 0;
     int rc = CBQ_OK;
     for (size_t k = 0; k < ctx->n_categories && rc == CBQ_OK; k++) {
         const ae_category *ac = &t->cat[k];
+        names[k] = ctx->categories[k];
         if (!(kept[k] = malloc((ac->n + 1) * sizeof **kept))) {
             rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
             break;
@@ -217,10 +219,9 @@ static int energy_strip(cbq_report *r, const study_ctx *ctx, const ae_table *t, 
         cbq_chart chart = {.title = "Share of the map's energy on the category's structure",
                            .x_label = "category", .y_label = "energy_in_structure",
                            .series = s, .n_series = n_series,
-                           .x_categories = (const char *const *)ctx->categories,
+                           .x_categories = names,
                            .n_categories = ctx->n_categories, .y_fixed = 1, .y_min = 0,
-                           .y_max = 1, .x_fixed = 1, .x_min = -0.5,
-                           .x_max = (double)ctx->n_categories - 0.5};
+                           .y_max = 1};
         rc = report_add_chart(r, &chart, "energy_in_structure",
                               "Per test volume and category: the sum of the map inside the "
                               "category's structure over the sum of the whole map, on the CBCT's "
