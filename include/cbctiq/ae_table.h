@@ -5,7 +5,8 @@
  *
  *     cbq_ae_writer w;
  *     CBQ_TRY(cbq_ae_writer_open(&w, "ae.csv", err));
- *     ... cbq_ae_writer_put(&w, "pt03", "parotid", cam, output, &ae[output], err) ...
+ *     ... cbq_ae_writer_put(&w, "pt03", "parotid", cam, output, &ae[output], &pointing[k],
+ *                           err) ...
  *     cbq_ae_writer_commit(&w, err);            (or cbq_ae_writer_abort(&w))
  *
  *     cbq_ae_table t;
@@ -22,6 +23,7 @@
 #include "cbctiq/attrib.h"
 #include "cbctiq/csv.h"
 #include "cbctiq/error.h"
+#include "cbctiq/pointing.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -39,6 +41,12 @@ typedef struct {
     double identity_holds;                      /* 1 or 0 */
     double ae_selected, ae_feature_post, bias;
     char relu[8], grid[8], sign[4], aggregate[8];
+    /* where the map points and whether it matters (pointing.h); NaN when
+     * empty, with the codes of why in empty_reason */
+    double energy_in_structure, pointing_hit;
+    double deletion_auc, insertion_auc, deletion_auc_random, insertion_auc_random;
+    double curve_slices;
+    char perturbation[8], perturb_seed[24], empty_reason[96];
     size_t line;                                /* in the file, for messages */
 } cbq_ae_row;
 
@@ -64,9 +72,12 @@ typedef struct {
 /* Opens path (atomically: nothing appears under it before commit). */
 int cbq_ae_writer_open(cbq_ae_writer *w, const char *path, cbq_error *err);
 /* One row: AE of output `output` of cam's model for volume_id, written
- * under the name `category`, with cam's options in the option columns. */
+ * under the name `category`, with cam's options in the option columns, and
+ * the category's localisation and faithfulness (NULL: not computed, those
+ * cells empty with the reason not_computed). */
 int cbq_ae_writer_put(cbq_ae_writer *w, const char *volume_id, const char *category,
-                      const cbq_cam *cam, size_t output, const cbq_ae *ae, cbq_error *err);
+                      const cbq_cam *cam, size_t output, const cbq_ae *ae,
+                      const cbq_pointing *pointing, cbq_error *err);
 int cbq_ae_writer_commit(cbq_ae_writer *w, cbq_error *err);
 /* Removes what was written (safe when not open or already committed). */
 void cbq_ae_writer_abort(cbq_ae_writer *w);

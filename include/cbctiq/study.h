@@ -78,6 +78,8 @@ typedef struct {
         char method[CBQ_STUDY_STR_MAX];
         char target_layer[CBQ_STUDY_STR_MAX]; /* "" = the model's own */
         int save_maps;            /* 0 no maps, 1 NIfTI, CBQ_SAVE_MAPS_DICOM NIfTI and DICOM */
+        char perturbation[CBQ_STUDY_STR_MAX]; /* deletion curves' baseline: none, blur, road */
+        int curve_slices;                     /* slices per volume for the curves (0 = all) */
     } attrib;
     struct {
         char ci[CBQ_STUDY_STR_MAX];       /* "fisher" or "bootstrap" */

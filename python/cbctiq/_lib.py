@@ -280,7 +280,7 @@ _PROTOTYPES = {
     "cbq_ae_free": (None, [P(cbq_ae)]),
     "cbq_ae_writer_open": (C.c_int, [P(cbq_ae_writer), C.c_char_p, P(cbq_error)]),
     "cbq_ae_writer_put": (C.c_int, [P(cbq_ae_writer), C.c_char_p, C.c_char_p, VOID_P, c_size,
-                                    P(cbq_ae), P(cbq_error)]),
+                                    P(cbq_ae), VOID_P, P(cbq_error)]),
     "cbq_ae_writer_commit": (C.c_int, [P(cbq_ae_writer), P(cbq_error)]),
     "cbq_ae_writer_abort": (None, [P(cbq_ae_writer)]),
     "cbq_csv_read": (C.c_int, [P(cbq_csv), C.c_char_p, P(cbq_error)]),

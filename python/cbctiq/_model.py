@@ -359,7 +359,7 @@ def _ae_rows(cam, ae, volume_id):
         rc = 0
         for c in range(len(ae)):
             rc = lib.cbq_ae_writer_put(C.byref(w), volume_id.encode(), lib.cbq_cam_category_name(cam.cam, c),
-                                       cam.cam, c, C.byref(ae[c]), C.byref(err))
+                                       cam.cam, c, C.byref(ae[c]), None, C.byref(err))
             if rc != 0:
                 break
         if rc == 0:

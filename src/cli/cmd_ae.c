@@ -12,23 +12,31 @@
 
 #include "attrib_cli.h"
 #include "cbctiq/ae_table.h"
+#include "cbctiq/atomic_file.h"
 #include "cbctiq/cohort.h"
 #include "cbctiq/csv.h"
 #include "cbctiq/model_file.h"
 #include "cbctiq/model_input.h"
+#include "cbctiq/pointing.h"
+#include "cbctiq/safe_name.h"
 #include "cli.h"
 
 const char cli_ae_usage[] =
     "usage: cbctiq ae --model DIR --cohort cohort.csv --out ae.csv [--split NAME]\n"
     "                 [--slices all|structures] [--slice-step N] [--profile profile.csv]\n"
-    "                 [options]\n"
+    "                 [--perturbation blur|road|none] [--curve-slices N] [--seed N]\n"
+    "                 [--curves curves.csv] [--maps DIR] [options]\n"
     "\n"
     "Attribution Energy (AE: the sum of the raw maps over the used axial slices) of\n"
     "every volume in the cohort for every output category, one forward pass per\n"
     "batch of slices and one partial backward per category. With a `mask` column\n"
     "(label NIfTI + labels.json) or an `rtstruct` column (DICOM RTSTRUCT) also the\n"
-    "energy inside each category's structure. With the study's model, cohort and\n"
-    "train.slices it writes the study's attrib/ae.csv.\n"
+    "energy inside each category's structure, the share of the map's energy there\n"
+    "(energy_in_structure) and whether the map's maximum lies there (pointing_hit).\n"
+    "Deletion and insertion curves (20 steps, in the map's order and in a random\n"
+    "order) give deletion_auc, insertion_auc and their random twins. With the\n"
+    "study's model, cohort, train.slices, seed and attrib options it writes the\n"
+    "study's attrib/ae.csv.\n"
     "  --model DIR        model directory\n"
     "  --cohort FILE      volume_id, path[, mask | rtstruct][, split]; paths relative\n"
     "                     to its folder\n"
@@ -39,6 +47,14 @@ const char cli_ae_usage[] =
     "  --slice-step N     every N-th of those slices (default 1)\n"
     "  --out FILE         ae.csv (written atomically)\n"
     "  --profile FILE     per-slice AE profile along z: volume_id, category, slice, ae, pred\n"
+    "  --perturbation B   baseline replacing the pixels of the deletion curves: blur\n"
+    "                     (default: the slice's Gaussian blur), road (noisy linear\n"
+    "                     imputation) or none (no curves)\n"
+    "  --curve-slices N   evenly spaced slices per volume for the curves (default 1,\n"
+    "                     0 = all)\n"
+    "  --seed N           seed of the random pixel order (default 1)\n"
+    "  --curves FILE      the curves, one row per step (docs/formats.md, curves.csv)\n"
+    "  --maps DIR         the maps as DIR/VOLUME_CATEGORY.nii.gz on each CBCT's grid\n"
     ATTRIB_CLI_OPTIONS_USAGE
     "  --threads N        threads (default: all cores)\n"
     "  --quiet            no progress bar\n";
@@ -46,8 +62,11 @@ const char cli_ae_usage[] =
 static const char *const profile_columns[] = {"volume_id", "category", "slice", "ae", "pred"};
 
 typedef struct {
-    const char *model, *cohort, *split, *out, *profile;
+    const char *model, *cohort, *split, *out, *profile, *curves, *maps;
     cbq_model_input_options input;
+    cbq_perturb_baseline perturbation;
+    size_t curve_slices;
+    uint64_t seed;
     cbq_attrib_options opt;
     size_t batch;
     cli_common common;
@@ -61,14 +80,21 @@ static int parse_args(ae_args *a, int argc, char **argv)
         {"profile", required_argument, NULL, 'p'}, {"threads", required_argument, NULL, 't'},
         {"quiet", no_argument, NULL, 'q'},         {"help", no_argument, NULL, 'h'},
         {"slices", required_argument, NULL, 'S'},  {"slice-step", required_argument, NULL, 'k'},
-        ATTRIB_CLI_OPTIONS,                        {NULL, 0, NULL, 0}};
+        {"perturbation", required_argument, NULL, 'P'},
+        {"curve-slices", required_argument, NULL, 'n'},
+        {"seed", required_argument, NULL, 'r'},    {"curves", required_argument, NULL, 'C'},
+        {"maps", required_argument, NULL, 'M'},    ATTRIB_CLI_OPTIONS,
+        {NULL, 0, NULL, 0}};
     memset(a, 0, sizeof *a);
     cbq_attrib_options_default(&a->opt);
     cli_common_defaults(&a->common);
     a->batch = 16;
     a->input.step = 1;
+    a->perturbation = CBQ_PERTURB_BLUR;
+    a->curve_slices = 1;
+    a->seed = 1;
     int c;
-    uint64_t step;
+    uint64_t step, count;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -81,6 +107,22 @@ static int parse_args(ae_args *a, int argc, char **argv)
                 return CLI_EXIT_USAGE;
             a->input.step = (size_t)step;
             break;
+        case 'P':
+            if (!cbq_perturb_parse(optarg, &a->perturbation))
+                return cli_usage_error("ae", "--perturbation expects blur, road or none, got '%s'",
+                                       optarg);
+            break;
+        case 'n':
+            if (!cli_parse_u64("ae", "--curve-slices", optarg, 0, 100000, &count))
+                return CLI_EXIT_USAGE;
+            a->curve_slices = (size_t)count;
+            break;
+        case 'r':
+            if (!cli_parse_u64("ae", "--seed", optarg, 0, UINT64_MAX, &a->seed))
+                return CLI_EXIT_USAGE;
+            break;
+        case 'C': a->curves = optarg; break;
+        case 'M': a->maps = optarg; break;
         case 'm': a->model = optarg; break;
         case 'c': a->cohort = optarg; break;
         case 's': a->split = optarg; break;
@@ -110,8 +152,9 @@ static int parse_args(ae_args *a, int argc, char **argv)
 
 typedef struct {
     cbq_ae_writer ae;
-    cbq_csv_writer profile;
-    int has_profile, profile_open;
+    cbq_csv_writer profile, curves;
+    int has_profile, profile_open, curves_open;
+    const ae_args *args;
 } writers;
 
 static int write_profile(writers *w, const char *volume_id, const cbq_cam *cam,
@@ -131,16 +174,64 @@ static int write_profile(writers *w, const char *volume_id, const cbq_cam *cam,
 
 /* Every output of the model, in its order, named as the model names it. */
 static int write_rows(writers *w, const char *volume_id, const cbq_cam *cam, const cbq_ae *ae,
-                      cbq_error *err)
+                      const cbq_pointing *p, cbq_error *err)
 {
-    for (size_t c = 0; c < cbq_cam_n_outputs(cam); c++)
-        CBQ_TRY(cbq_ae_writer_put(&w->ae, volume_id, cbq_cam_category_name(cam, c), cam, c, &ae[c],
-                                  err));
+    for (size_t c = 0; c < cbq_cam_n_outputs(cam); c++) {
+        const char *category = cbq_cam_category_name(cam, c);
+        CBQ_TRY(cbq_ae_writer_put(&w->ae, volume_id, category, cam, c, &ae[c], &p[c], err));
+        if (w->curves_open)
+            CBQ_TRY(cbq_curves_put(&w->curves, volume_id, category, &p[c], err));
+    }
     return CBQ_OK;
 }
 
-static int process_volume(cbq_cam *cam, const cbq_cohort *cohort, const cbq_cohort_volume *v,
-                          const cbq_model_input_options *opt, writers *w, cbq_error *err)
+/* DIR/VOLUME_CATEGORY.nii.gz for every output: the maps on the CBCT's grid. */
+static int write_maps(const char *dir, const char *volume_id, const cbq_cam *cam,
+                      cbq_model_input *in, float *const *maps, cbq_error *err)
+{
+    char why[128], path[4096];
+    if (!cbq_name_ok(volume_id, why, sizeof why))
+        return CBQ_FAIL(err, CBQ_ERR_ARG, "volume_id '%s' cannot name a map file: %s", volume_id,
+                        why);
+    CBQ_TRY(cbq_mkdir_p(dir, err));
+    for (size_t c = 0; c < cbq_cam_n_outputs(cam); c++) {
+        int len = snprintf(path, sizeof path, "%s/%s_%s.nii.gz", dir, volume_id,
+                           cbq_cam_category_name(cam, c));
+        if (len < 0 || (size_t)len >= sizeof path)
+            return CBQ_FAIL(err, CBQ_ERR_ARG, "%s: map path too long", dir);
+        CBQ_TRY(cbq_model_input_write_map(in, maps[c], path, err));
+    }
+    return CBQ_OK;
+}
+
+/* Where each map points, its curves, and the rows of the volume. */
+static int write_volume(cbq_cam *cam, cbq_net *net, const char *volume_id, cbq_model_input *in,
+                        float *const *maps, const cbq_ae *ae, writers *w, cbq_error *err)
+{
+    const ae_args *a = w->args;
+    size_t no = cbq_cam_n_outputs(cam), index[CBQ_MAX_OUTPUTS];
+    const char *names[CBQ_MAX_OUTPUTS];
+    for (size_t c = 0; c < no; c++) {
+        names[c] = cbq_cam_category_name(cam, c);
+        index[c] = c;
+    }
+    cbq_pointing_options po;
+    cbq_pointing_options_default(&po, in);
+    po.faith.baseline = a->perturbation;
+    po.faith.seed = a->seed;
+    po.max_slices = a->curve_slices;
+    cbq_pointing p[CBQ_MAX_OUTPUTS];
+    CBQ_TRY(cbq_pointing_volume(in, net, a->batch, names, no, index, (const float *const *)maps,
+                                &po, p, err));
+    CBQ_TRY(write_rows(w, volume_id, cam, ae, p, err));
+    if (w->has_profile)
+        CBQ_TRY(write_profile(w, volume_id, cam, in, ae, err));
+    return a->maps ? write_maps(a->maps, volume_id, cam, in, maps, err) : CBQ_OK;
+}
+
+static int process_volume(cbq_cam *cam, cbq_net *net, const cbq_cohort *cohort,
+                          const cbq_cohort_volume *v, const cbq_model_input_options *opt,
+                          writers *w, cbq_error *err)
 {
     size_t h, wd, no = cbq_cam_n_outputs(cam);
     cbq_cam_feature_shape(cam, &h, &wd);
@@ -150,15 +241,21 @@ static int process_volume(cbq_cam *cam, const cbq_cohort *cohort, const cbq_coho
     o.with_structures = 1;
     cbq_model_input in;
     CBQ_TRY(cbq_model_input_load(&in, v, cohort, &cbq_cam_spec(cam)->input, &o, err));
+    float *maps[CBQ_MAX_OUTPUTS] = {0};
     cbq_ae ae[CBQ_MAX_OUTPUTS];
-    int rc = cbq_model_input_attrib(cam, &in, ae, NULL, err);
+    int rc = CBQ_OK;
+    for (size_t c = 0; c < no && rc == CBQ_OK; c++)
+        if (!(maps[c] = malloc(in.n * in.H * in.W * sizeof **maps)))
+            rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory for the maps of %zu slices", in.n);
+    if (rc == CBQ_OK)
+        rc = cbq_model_input_attrib(cam, &in, ae, maps, err);
     if (rc == CBQ_OK) {
-        rc = write_rows(w, v->id, cam, ae, err);
-        if (rc == CBQ_OK && w->has_profile)
-            rc = write_profile(w, v->id, cam, &in, ae, err);
+        rc = write_volume(cam, net, v->id, &in, maps, ae, w, err);
         for (size_t c = 0; c < no; c++)
             cbq_ae_free(&ae[c]);
     }
+    for (size_t c = 0; c < no; c++)
+        free(maps[c]);
     cbq_model_input_free(&in);
     return rc;
 }
@@ -166,10 +263,14 @@ static int process_volume(cbq_cam *cam, const cbq_cohort *cohort, const cbq_coho
 static int open_outputs(const ae_args *a, writers *w, cbq_error *err)
 {
     CBQ_TRY(cbq_ae_writer_open(&w->ae, a->out, err));
-    if (!a->profile)
-        return CBQ_OK;
-    CBQ_TRY(cbq_csv_writer_open(&w->profile, a->profile, profile_columns, 5, err));
-    w->profile_open = 1;
+    if (a->profile) {
+        CBQ_TRY(cbq_csv_writer_open(&w->profile, a->profile, profile_columns, 5, err));
+        w->profile_open = 1;
+    }
+    if (a->curves) {
+        CBQ_TRY(cbq_curves_writer_open(&w->curves, a->curves, err));
+        w->curves_open = 1;
+    }
     return CBQ_OK;
 }
 
@@ -179,11 +280,14 @@ static int commit_outputs(writers *w, cbq_error *err)
     if (w->profile_open)
         CBQ_TRY(cbq_csv_writer_commit(&w->profile, err));
     w->profile_open = 0;
+    if (w->curves_open)
+        CBQ_TRY(cbq_csv_writer_commit(&w->curves, err));
+    w->curves_open = 0;
     return CBQ_OK;
 }
 
-static int attrib_cohort(const ae_args *a, cbq_cam *cam, const cbq_cohort *cohort, writers *w,
-                         cbq_error *err)
+static int attrib_cohort(const ae_args *a, cbq_cam *cam, cbq_net *net, const cbq_cohort *cohort,
+                         writers *w, cbq_error *err)
 {
     size_t todo;
     CBQ_TRY(cbq_cohort_count_split(cohort, a->split, &todo, err));
@@ -195,7 +299,7 @@ static int attrib_cohort(const ae_args *a, cbq_cam *cam, const cbq_cohort *cohor
         const cbq_cohort_volume *v = &cohort->v[r];
         if (!cbq_cohort_in_split(cohort, r, a->split))
             continue;
-        rc = process_volume(cam, cohort, v, &a->input, w, err);
+        rc = process_volume(cam, net, cohort, v, &a->input, w, err);
         if (rc != CBQ_OK)
             cbq_error_prefix(err, "%s:%zu (volume %s): ", a->cohort, v->line, v->id);
         cbq_progress_step(&prog, 1);
@@ -210,18 +314,20 @@ static int run(const ae_args *a, cbq_error *err)
     CBQ_TRY(cbq_cohort_read(&cohort, a->cohort, err));
     cbq_net *net = NULL;
     cbq_cam *cam = NULL;
-    writers w = {.has_profile = a->profile != NULL};
+    writers w = {.has_profile = a->profile != NULL, .args = a};
     int rc = cbq_model_load(a->model, &net, a->batch, err);
     if (rc == CBQ_OK) {
         cbq_net_set_threads(net, a->common.threads);
         rc = cbq_cam_create(&cam, net, a->batch, &a->opt, err);
     }
     if (rc == CBQ_OK)
-        rc = attrib_cohort(a, cam, &cohort, &w, err);
+        rc = attrib_cohort(a, cam, net, &cohort, &w, err);
     if (rc != CBQ_OK) {
         cbq_ae_writer_abort(&w.ae);
         if (w.profile_open)
             cbq_csv_writer_abort(&w.profile);
+        if (w.curves_open)
+            cbq_csv_writer_abort(&w.curves);
     }
     cbq_cam_free(cam);
     cbq_net_free(net);

@@ -27,7 +27,11 @@ static const ae_column COLUMNS[] = {
     NUM(ae_feature_pre), NUM(ae_clipped), NUM(pred_minus_bias_sum), NUM(identity_holds),
     /* how it was made: the options */
     NUM(ae_selected), NUM(ae_feature_post), NUM(bias), TEXT(relu), TEXT(grid), TEXT(sign),
-    TEXT(aggregate)};
+    TEXT(aggregate),
+    /* where the map points, and whether it matters to the prediction (pointing.h) */
+    NUM(energy_in_structure), NUM(pointing_hit), NUM(deletion_auc), NUM(insertion_auc),
+    NUM(deletion_auc_random), NUM(insertion_auc_random), TEXT(perturbation), TEXT(perturb_seed),
+    NUM(curve_slices), TEXT(empty_reason)};
 #undef NUM
 #undef TEXT
 enum { N_COLUMNS = sizeof COLUMNS / sizeof COLUMNS[0] };
@@ -36,9 +40,37 @@ size_t cbq_ae_n_columns(void) { return N_COLUMNS; }
 
 const char *cbq_ae_column_name(size_t i) { return i < N_COLUMNS ? COLUMNS[i].name : NULL; }
 
+/* The localisation and faithfulness columns; a cell is empty (NaN) exactly
+ * when empty_reason names why. */
+static void fill_pointing(cbq_ae_row *r, const cbq_pointing *given)
+{
+    cbq_pointing none = {.energy_in_structure = NAN, .pointing_hit = NAN,
+                         .empty = CBQ_EMPTY_NOT_COMPUTED};
+    const cbq_pointing *p = given ? given : &none;
+    const cbq_faith_curves *c = &p->curves;
+    int curves = c->computed && !(p->empty & (CBQ_EMPTY_NO_CURVES | CBQ_EMPTY_FLAT_SCORE));
+    r->energy_in_structure = p->energy_in_structure;
+    r->pointing_hit = p->pointing_hit;
+    r->deletion_auc = curves ? c->deletion_auc : NAN;
+    r->insertion_auc = curves ? c->insertion_auc : NAN;
+    r->deletion_auc_random = curves ? c->deletion_auc_random : NAN;
+    r->insertion_auc_random = curves ? c->insertion_auc_random : NAN;
+    r->curve_slices = given ? (double)p->curve_slices : 0.0;
+    snprintf(r->perturbation, sizeof r->perturbation, "%s", cbq_perturb_name(p->baseline));
+    snprintf(r->perturb_seed, sizeof r->perturb_seed, "%llu", (unsigned long long)p->seed);
+    cbq_empty_reason_text(p->empty, r->empty_reason, sizeof r->empty_reason);
+}
+
+static int is_integer_column(const char *name)
+{
+    return strcmp(name, "n_slices") == 0 || strcmp(name, "identity_holds") == 0 ||
+           strcmp(name, "pointing_hit") == 0 || strcmp(name, "curve_slices") == 0;
+}
+
 /* The value of each column for one row, in COLUMNS order. */
 static void fill_row(cbq_ae_row *r, const char *volume_id, const char *category,
-                     const cbq_cam *cam, size_t output, const cbq_ae *ae)
+                     const cbq_cam *cam, size_t output, const cbq_ae *ae,
+                     const cbq_pointing *pointing)
 {
     const cbq_attrib_options *o = cbq_cam_options(cam);
     memset(r, 0, sizeof *r);
@@ -65,6 +97,7 @@ static void fill_row(cbq_ae_row *r, const char *volume_id, const char *category,
     snprintf(r->grid, sizeof r->grid, "%s", cbq_grid_name(o->grid));
     snprintf(r->sign, sizeof r->sign, "%s", o->sign > 0 ? "pos" : "neg");
     snprintf(r->aggregate, sizeof r->aggregate, "%s", cbq_aggregate_name(o->aggregate));
+    fill_pointing(r, pointing);
 }
 
 int cbq_ae_writer_open(cbq_ae_writer *w, const char *path, cbq_error *err)
@@ -79,16 +112,16 @@ int cbq_ae_writer_open(cbq_ae_writer *w, const char *path, cbq_error *err)
 }
 
 int cbq_ae_writer_put(cbq_ae_writer *w, const char *volume_id, const char *category,
-                      const cbq_cam *cam, size_t output, const cbq_ae *ae, cbq_error *err)
+                      const cbq_cam *cam, size_t output, const cbq_ae *ae,
+                      const cbq_pointing *pointing, cbq_error *err)
 {
     cbq_ae_row r;
-    fill_row(&r, volume_id, category, cam, output, ae);
+    fill_row(&r, volume_id, category, cam, output, ae, pointing);
     for (size_t c = 0; c < N_COLUMNS; c++) {
         const char *field = (const char *)&r + COLUMNS[c].offset;
         if (COLUMNS[c].text_size)
             cbq_csv_put_str(&w->csv, field);
-        else if (strcmp(COLUMNS[c].name, "n_slices") == 0 ||
-                 strcmp(COLUMNS[c].name, "identity_holds") == 0)
+        else if (is_integer_column(COLUMNS[c].name) && isfinite(*(const double *)field))
             cbq_csv_put_int(&w->csv, (long long)*(const double *)field);
         else
             cbq_csv_put_double(&w->csv, *(const double *)field);

@@ -63,10 +63,18 @@ void ae_table_left_out_text(const ae_table *t, const study_ctx *ctx, char *buf, 
     }
 }
 
+const char *ae_pointing_name(int measure)
+{
+    static const char *const names[AE_N_POINTING] = {
+        "energy_in_structure", "pointing_hit", "deletion_auc", "insertion_auc",
+        "deletion_auc_random", "insertion_auc_random"};
+    return measure >= 0 && measure < AE_N_POINTING ? names[measure] : NULL;
+}
+
 static int alloc_category(ae_category *c, size_t cap)
 {
     c->volumes = calloc(cap + 1, sizeof *c->volumes);
-    c->consensus = malloc((6 * cap + 1) * sizeof *c->consensus);
+    c->consensus = malloc(((6 + AE_N_POINTING) * cap + 1) * sizeof *c->consensus);
     if (!c->volumes || !c->consensus)
         return 0;
     c->ae = c->consensus + cap;
@@ -74,6 +82,8 @@ static int alloc_category(ae_category *c, size_t cap)
     c->pred = c->ae_per_slice + cap;
     c->n_slices = c->pred + cap;
     c->clipped = c->n_slices + cap;
+    for (int m = 0; m < AE_N_POINTING; m++)
+        c->pointing[m] = c->clipped + (size_t)(m + 1) * cap;
     return 1;
 }
 
@@ -84,6 +94,11 @@ static void fill_row(const cbq_ae_row *r, ae_category *ac, size_t i)
     ac->pred[i] = r->pred;
     ac->n_slices[i] = r->n_slices;
     ac->clipped[i] = r->ae_clipped;
+    const double pointing[AE_N_POINTING] = {r->energy_in_structure, r->pointing_hit,
+                                            r->deletion_auc, r->insertion_auc,
+                                            r->deletion_auc_random, r->insertion_auc_random};
+    for (int m = 0; m < AE_N_POINTING; m++)
+        ac->pointing[m][i] = pointing[m];
 }
 
 int ae_table_read(const study_ctx *ctx, ae_table *t, cbq_error *err)

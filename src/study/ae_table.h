@@ -6,10 +6,18 @@
 
 #include "study/pipeline.h"
 
+/* ae.csv's localisation and faithfulness columns, in this order in
+ * ae_category.pointing (names: ae_pointing_name). */
+enum { AE_ENERGY, AE_HIT, AE_DELETION, AE_INSERTION, AE_DELETION_RANDOM, AE_INSERTION_RANDOM,
+       AE_N_POINTING };
+const char *ae_pointing_name(int measure);
+
 typedef struct {
     size_t n;            /* volumes with both AE and consensus */
     char **volumes;      /* n ids (point into the table's storage) */
     double *consensus, *ae, *ae_per_slice, *pred, *n_slices, *clipped;
+    /* where the map points and whether it matters (ae.csv; NaN when empty) */
+    double *pointing[AE_N_POINTING];
 } ae_category;
 
 typedef struct {

@@ -43,8 +43,10 @@ static const opt_def OPTS[] = {
     {"out", OPT_PATH, F(out), "study-out", 0, 0, NULL, 0, "output folder"},
     {"threads", OPT_INT, F(threads), "0", 0, 1024, NULL, 0, "threads (0 = all cores)"},
     {"quiet", OPT_BOOL, F(quiet), "false", 0, 0, NULL, 0, "no progress output"},
-    {"seed", OPT_U64, F(seed), "1", 0, 0, NULL, S(COHORT) | S(TRAIN) | S(STATS) | S(SANITY),
-     "seed of the simulated cohort, the split, training, the bootstrap and the sanity checks"},
+    {"seed", OPT_U64, F(seed), "1", 0, 0, NULL,
+     S(COHORT) | S(TRAIN) | S(ATTRIB) | S(STATS) | S(SANITY),
+     "seed of the simulated cohort, the split, training, the random pixel order of the "
+     "deletion curves, the bootstrap and the sanity checks"},
     {"categories", OPT_LIST, F(categories), "parotid,submandibular,larynx,mandible,overall", 0, 0,
      NULL, FROM(CBQ_STAGE_CONSENSUS), "rating categories, in model-output order"},
     {"cohort.csv", OPT_PATH, F(cohort.csv), "", 0, 0, NULL, S(COHORT),
@@ -117,6 +119,11 @@ static const opt_def OPTS[] = {
     {"attrib.save_maps", OPT_BOOL, F(attrib.save_maps), "true", 0, 0, "|dicom|", S(ATTRIB),
      "write Grad-CAM maps as NIfTI volumes; \"dicom\": also as DICOM Parametric Maps of "
      "the test volumes' DICOM series (refused for NIfTI volumes)"},
+    {"attrib.perturbation", OPT_STRING, F(attrib.perturbation), "blur", 0, 0, "|none|blur|road|",
+     S(ATTRIB), "deletion/insertion curves' baseline: blur, road (noisy linear imputation), "
+     "or none (no curves)"},
+    {"attrib.curve_slices", OPT_INT, F(attrib.curve_slices), "1", 0, 100000, NULL, S(ATTRIB),
+     "evenly spaced slices per test volume for the deletion/insertion curves (0 = all)"},
     {"stats.ci", OPT_STRING, F(stats.ci), "fisher", 0, 0, "|fisher|bootstrap|", S(STATS),
      "the table's confidence interval of rho: Fisher z or bootstrap BCa"},
     {"stats.bootstrap", OPT_INT, F(stats.bootstrap), "10000", 10, 10000000, NULL, S(STATS),

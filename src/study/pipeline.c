@@ -47,14 +47,16 @@ static const stage_def STAGES[CBQ_STAGE_COUNT] = {
                          READS_GIVEN_MODEL | READS_VOLUMES | READS_LABELS, 3},
     [CBQ_STAGE_EVALUATE] = {study_stage_evaluate, DEP(COHORT) | DEP(CONSENSUS) | DEP(TRAIN),
                             READS_VOLUMES | READS_LABELS, 3},
-    /* v6: attrib.save_maps = "dicom" also writes DICOM Parametric Maps; v7: folds and repeats */
+    /* attrib v6: attrib.save_maps = "dicom" also writes DICOM Parametric Maps;
+     * v7: folds and repeats; v8: where the maps point and the deletion/insertion
+     * curves (ae.csv's new columns, curves.csv; stats v3: pointing.csv) */
     [CBQ_STAGE_ATTRIB] = {study_stage_attrib, DEP(COHORT) | DEP(TRAIN),
-                          READS_VOLUMES | READS_STRUCTURES, 7},
+                          READS_VOLUMES | READS_STRUCTURES, 8},
     /* stats and atypical read the test split from cohort.csv (ae_table.c).
      * v2 of train, evaluate, sanity (v7 of report): an RTSTRUCT row with
      * slices = structures uses only the slices its structures reach, and the
      * RTSTRUCT is matched to its DICOM series (the data layer). */
-    [CBQ_STAGE_STATS] = {study_stage_stats, DEP(COHORT) | DEP(CONSENSUS) | DEP(ATTRIB), 0, 2},
+    [CBQ_STAGE_STATS] = {study_stage_stats, DEP(COHORT) | DEP(CONSENSUS) | DEP(ATTRIB), 0, 3},
     [CBQ_STAGE_ATYPICAL] = {study_stage_atypical, DEP(COHORT) | DEP(CONSENSUS) | DEP(ATTRIB), 0,
                             1},
     [CBQ_STAGE_SANITY] = {study_stage_sanity, DEP(COHORT) | DEP(CONSENSUS) | DEP(TRAIN),
@@ -62,7 +64,7 @@ static const stage_def STAGES[CBQ_STAGE_COUNT] = {
     [CBQ_STAGE_REPORT] = {study_stage_report,
                           DEP(COHORT) | DEP(CONSENSUS) | DEP(TRAIN) | DEP(EVALUATE) | DEP(ATTRIB) |
                               DEP(STATS) | DEP(ATYPICAL) | DEP(SANITY),
-                          READS_VOLUMES | READS_STRUCTURES, 9}, /* v8: DPI, PDF, wrapped tables; v9: the viewer */
+                          READS_VOLUMES | READS_STRUCTURES, 10}, /* v8 DPI, PDF, wrapped tables; v9 the viewer; v10 "Where does the map point?" */
 };
 
 study_inputs study_stage_declared(cbq_study_stage s)

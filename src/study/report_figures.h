@@ -40,6 +40,13 @@ size_t report_pick_rows(const ae_category *ac, size_t rows[REPORT_N_PICKS]);
  * canon's. */
 int report_load_map(const study_ctx *ctx, const char *id, size_t k, const cbq_volume *canon,
                     cbq_volume *map, cbq_error *err);
+/* The section "Where does the map point?" (report_pointing.c): per category
+ * the distribution of energy_in_structure and the pointing hits, the
+ * deletion/insertion curves of the highest-, median- and lowest-AE volumes
+ * against the random order (attrib/curves.csv), stats/pointing.csv, and
+ * what this says about AE in plain words. */
+int report_pointing_section(cbq_report *r, const study_ctx *ctx, const ae_table *t,
+                            cbq_error *err);
 
 /* attrib/profiles.csv (report_profiles.c). */
 typedef struct {

@@ -1,10 +1,12 @@
 /* stage_attrib.c - stage 5: Grad-CAM (or the configured CAM method) on every
  * used axial slice of every test volume, Attribution Energy per volume and
  * category (ae.csv through the data layer's one writer, ae_table.h, the
- * same file `cbctiq ae` writes), its per-slice profile along z (profiles.csv, for the report's
- * z-profiles), and optionally the maps as NIfTI volumes on the CBCT's grid
- * (maps/) and, with attrib.save_maps = "dicom", as DICOM Parametric Maps
- * that reference the test volume's DICOM series (dicom/). */
+ * same file `cbctiq ae` writes), with where each map points and its
+ * deletion/insertion curves (pointing.h; the curves in curves.csv), its
+ * per-slice profile along z (profiles.csv, for the report's z-profiles),
+ * and optionally the maps as NIfTI volumes on the CBCT's grid (maps/) and,
+ * with attrib.save_maps = "dicom", as DICOM Parametric Maps that reference
+ * the test volume's DICOM series (dicom/). */
 #define _POSIX_C_SOURCE 200809L
 #include "study/pipeline.h"
 
@@ -18,7 +20,7 @@
 #include "cbctiq/dicom_write.h"
 #include "cbctiq/model_file.h"
 #include "cbctiq/model_input.h"
-#include "cbctiq/nifti.h"
+#include "cbctiq/pointing.h"
 #include "cbctiq/progress.h"
 #include "cbctiq/volume_io.h"
 
@@ -37,28 +39,26 @@ typedef struct {
     const cbq_cohort *cohort;
     cbq_ae_writer w;
     cbq_ae_writer seed_w[STUDY_MAX_REPEATS]; /* open under train.repeats > 1 */
-    cbq_csv_writer prof;
+    cbq_csv_writer prof, curves;
+    cbq_pointing_options pointing;
     size_t n_test;
     char target_name[128];
     int identity_holds;
 } attrib_run;
 
-/* One category's maps [n, H, W] back through the input's own resampling
- * onto its canonical grid, then on the CBCT's own grid and header geometry,
- * so that viewers overlay the map on the scan without resampling. */
-static int write_map(cbq_model_input *in, const float *maps, cbq_volume *canon_map,
-                     const char *path, const cbq_dicom_grid *dicom, const char *dicom_dir,
+/* One category's maps [n, H, W] on the CBCT's own grid: NIfTI through the
+ * data layer (cbq_model_input_write_map) and, for attrib.save_maps =
+ * "dicom", a Parametric Map over the volume's series. */
+static int write_map(cbq_model_input *in, const float *maps, const char *path,
+                     const cbq_dicom_grid *dicom, const char *dicom_dir,
                      const cbq_dicom_map_label *label, cbq_error *err)
 {
-    memset(canon_map->data, 0, cbq_volume_count(canon_map) * sizeof(float));
-    for (size_t i = 0; i < in->n; i++)
-        CBQ_TRY(cbq_slicer_unmap(&in->slicer, maps + i * in->H * in->W, canon_map, in->ks[i], err));
+    CBQ_TRY(cbq_model_input_write_map(in, maps, path, err));
+    if (!dicom)
+        return CBQ_OK;
     cbq_volume src = {0};
-    int rc = cbq_volume_uncanonical(&src, canon_map, &in->xf, err);
-    if (rc == CBQ_OK)
-        rc = cbq_nifti_write(path, &src, CBQ_NIFTI_FLOAT32, err);
-    if (rc == CBQ_OK && dicom)
-        rc = cbq_dicom_write_parametric_map(dicom_dir, dicom, &src, label, err);
+    CBQ_TRY(cbq_model_input_unmap_source(in, maps, &src, err));
+    int rc = cbq_dicom_write_parametric_map(dicom_dir, dicom, &src, label, err);
     cbq_volume_free(&src);
     return rc;
 }
@@ -103,11 +103,7 @@ static int write_maps(attrib_run *a, const cbq_cohort_volume *sv, cbq_model_inpu
     cbq_dicom_grid *dicom = NULL;
     if (a->ctx->cfg->attrib.save_maps == CBQ_SAVE_MAPS_DICOM)
         CBQ_TRY(open_dicom_series(sv, in, &dicom, err));
-    const cbq_volume *vol = &in->canon;
-    cbq_volume out = {0};
-    int rc = cbq_volume_alloc(&out, vol->nx, vol->ny, vol->nz, vol->spacing, 0, err);
-    if (rc == CBQ_OK)
-        memcpy(out.affine, vol->affine, sizeof out.affine);
+    int rc = CBQ_OK;
     for (size_t k = 0; k < a->ctx->n_categories && rc == CBQ_OK; k++) {
         cbq_dicom_map_label label = {.method = a->ctx->cfg->attrib.method,
                                      .category = a->ctx->categories[k],
@@ -118,9 +114,8 @@ static int write_maps(attrib_run *a, const cbq_cohort_volume *sv, cbq_model_inpu
         if (len < 0 || (size_t)len >= sizeof path || dlen < 0 || (size_t)dlen >= sizeof dicom_dir)
             rc = CBQ_FAIL(err, CBQ_ERR_ARG, "%s: map path too long", sv->id);
         else
-            rc = write_map(in, maps[k], &out, path, dicom, dicom_dir, &label, err);
+            rc = write_map(in, maps[k], path, dicom, dicom_dir, &label, err);
     }
-    cbq_volume_free(&out);
     cbq_dicom_grid_free(dicom);
     return rc;
 }
@@ -187,12 +182,11 @@ static void ensemble_take(cbq_ae *ens, cbq_ae *ae, int r)
     }
 }
 
-/* Model r's AE and (when saved) maps for the loaded input, per category k
- * in the study's order: ens[k] and ens_maps[k] accumulate the sum. */
+/* Model r's AE and maps for the loaded input, per category k in the
+ * study's order: ens[k] and ens_maps[k] accumulate the sum. */
 static int attrib_model(attrib_run *a, int r, cbq_model_input *in, float *const *weights,
                         cbq_ae *ens, float **ens_maps, const cbq_cohort_volume *sv, cbq_error *err)
 {
-    const cbq_study_config *cfg = a->ctx->cfg;
     size_t K = a->ctx->n_categories, n_out = cbq_cam_n_outputs(a->cam[r]);
     size_t plane = in->H * in->W, n = in->n;
     float *maps[CBQ_MAX_OUTPUTS] = {0};
@@ -202,15 +196,15 @@ static int attrib_model(attrib_run *a, int r, cbq_model_input *in, float *const 
     for (size_t k = 0; k < K; k++)
         struct_by_out[a->out_index[r][k]] = weights[k];
     int rc = CBQ_OK;
-    for (size_t k = 0; rc == CBQ_OK && cfg->attrib.save_maps && k < K; k++)
+    for (size_t k = 0; rc == CBQ_OK && k < K; k++)
         if (!(maps[a->out_index[r][k]] = malloc(n * plane * sizeof(float))))
             rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory for maps");
     if (rc == CBQ_OK)
-        rc = cbq_attrib_volume(a->cam[r], in->x, n, struct_by_out, ae,
-                               cfg->attrib.save_maps ? maps : NULL, NULL, NULL, err);
+        rc = cbq_attrib_volume(a->cam[r], in->x, n, struct_by_out, ae, maps, NULL, NULL, err);
+    /* a seed's own row: where its map points is the ensemble's (ae.csv) */
     for (size_t k = 0; rc == CBQ_OK && a->n_models > 1 && k < K; k++)
         rc = cbq_ae_writer_put(&a->seed_w[r], sv->id, a->ctx->categories[k], a->cam[r],
-                               a->out_index[r][k], &ae[a->out_index[r][k]], err);
+                               a->out_index[r][k], &ae[a->out_index[r][k]], NULL, err);
     for (size_t k = 0; rc == CBQ_OK && k < K; k++) {
         size_t o = a->out_index[r][k];
         ensemble_take(&ens[k], &ae[o], r);
@@ -231,8 +225,9 @@ static int attrib_model(attrib_run *a, int r, cbq_model_input *in, float *const 
     return rc;
 }
 
-/* The ensemble's rows: ae.csv (with the first model's options and bias),
- * profiles.csv and the maps. */
+/* The ensemble's rows: ae.csv (with the first model's options and bias, and
+ * where the ensemble's map points; its deletion curves score with the
+ * fold's first model), curves.csv, profiles.csv and the maps. */
 static int write_ensemble(attrib_run *a, const cbq_cohort_volume *sv, cbq_model_input *in,
                           cbq_ae *ens, float **ens_maps, cbq_error *err)
 {
@@ -240,12 +235,23 @@ static int write_ensemble(attrib_run *a, const cbq_cohort_volume *sv, cbq_model_
     if (a->n_models > 1)
         for (size_t k = 0; k < K; k++) {
             ae_scale(&ens[k], 1.0 / a->n_models);
-            for (size_t i = 0; ens_maps[k] && i < count; i++)
+            for (size_t i = 0; i < count; i++)
                 ens_maps[k][i] = (float)(ens_maps[k][i] / a->n_models);
         }
+    const char *categories[STUDY_MAX_CATEGORIES];
+    const float *maps_by_out[CBQ_MAX_OUTPUTS] = {0};
+    for (size_t k = 0; k < K; k++) {
+        categories[k] = a->ctx->categories[k];
+        maps_by_out[a->out_index[0][k]] = ens_maps[k];
+    }
+    cbq_pointing pointing[STUDY_MAX_CATEGORIES];
+    CBQ_TRY(cbq_pointing_volume(in, a->net[0], (size_t)a->ctx->cfg->evaluate.batch, categories, K,
+                                a->out_index[0], maps_by_out, &a->pointing, pointing, err));
     for (size_t k = 0; k < K; k++)
         CBQ_TRY(cbq_ae_writer_put(&a->w, sv->id, a->ctx->categories[k], a->cam[0],
-                                  a->out_index[0][k], &ens[k], err));
+                                  a->out_index[0][k], &ens[k], &pointing[k], err));
+    for (size_t k = 0; k < K; k++)
+        CBQ_TRY(cbq_curves_put(&a->curves, sv->id, a->ctx->categories[k], &pointing[k], err));
     for (size_t k = 0; k < K; k++)
         CBQ_TRY(put_profile(a, sv, &in->canon, k, in->ks, &ens[k], err));
     if (a->ctx->cfg->attrib.save_maps)
@@ -287,6 +293,21 @@ static int attrib_volume(attrib_run *a, const cbq_cohort_volume *sv, cbq_error *
     return rc == CBQ_OK ? rc : cbq_error_prefix(err, "%s: ", sv->id);
 }
 
+/* The deletion curves: the configured baseline, the study's seed for the
+ * random order, attrib.curve_slices slices per volume. */
+static int pointing_options(attrib_run *a, cbq_error *err)
+{
+    const cbq_study_config *cfg = a->ctx->cfg;
+    const cbq_input_spec *input = &cbq_net_spec(a->net[0])->input;
+    cbq_faith_options_default(&a->pointing.faith, (size_t)input->height, (size_t)input->width);
+    if (!cbq_perturb_parse(cfg->attrib.perturbation, &a->pointing.faith.baseline))
+        return CBQ_FAIL(err, CBQ_ERR_ARG, "attrib.perturbation: unknown '%s' (none, blur or road)",
+                        cfg->attrib.perturbation);
+    a->pointing.faith.seed = cfg->seed;
+    a->pointing.max_slices = (size_t)cfg->attrib.curve_slices;
+    return CBQ_OK;
+}
+
 static int open_cam(attrib_run *a, int fold, int r, cbq_error *err)
 {
     const cbq_study_config *cfg = a->ctx->cfg;
@@ -307,7 +328,7 @@ static int open_cam(attrib_run *a, int fold, int r, cbq_error *err)
     CBQ_TRY(cbq_cam_create(&a->cam[r], a->net[r], (size_t)cfg->evaluate.batch, &opt, err));
     snprintf(a->target_name, sizeof a->target_name, "%s", cbq_cam_target_name(a->cam[r]));
     a->identity_holds = cbq_cam_identity_holds(a->cam[r]);
-    return CBQ_OK;
+    return r == 0 ? pointing_options(a, err) : CBQ_OK;
 }
 
 static void close_cams(attrib_run *a)
@@ -323,14 +344,16 @@ static void close_cams(attrib_run *a)
     a->n_models = 0;
 }
 
-/* Abandons the writers opened (ae.csv, profiles.csv, then each seed's
- * ae.csv); aborting one already committed only removes its temporary
- * name, which is gone. An ae.csv committed without its profile leaves the
+/* Abandons the writers opened (ae.csv, profiles.csv, curves.csv, then each
+ * seed's ae.csv); aborting one already committed only removes its temporary
+ * name, which is gone. An ae.csv committed without the others leaves the
  * stage unstamped, so the next run empties the folder and redoes it. */
 static void close_writers(attrib_run *a, int n_open)
 {
-    for (int i = 2; i < n_open; i++)
-        cbq_ae_writer_abort(&a->seed_w[i - 2]);
+    for (int i = 3; i < n_open; i++)
+        cbq_ae_writer_abort(&a->seed_w[i - 3]);
+    if (n_open >= 3)
+        cbq_csv_writer_abort(&a->curves);
     if (n_open >= 2)
         cbq_csv_writer_abort(&a->prof);
     if (n_open >= 1)
@@ -346,6 +369,9 @@ static int open_writers(attrib_run *a, int *n_open, cbq_error *err)
     CBQ_TRY(study_output_path(a->ctx, "profiles.csv", path, sizeof path, err));
     CBQ_TRY(cbq_csv_writer_open(&a->prof, path, PROFILE_HEADER, PROFILE_COLS, err));
     *n_open = 2;
+    CBQ_TRY(study_output_path(a->ctx, "curves.csv", path, sizeof path, err));
+    CBQ_TRY(cbq_curves_writer_open(&a->curves, path, err));
+    *n_open = 3;
     int R = a->ctx->cfg->train.repeats;
     if (R > 1) {
         CBQ_TRY(study_output_path(a->ctx, "seeds", path, sizeof path, err));
@@ -356,7 +382,7 @@ static int open_writers(attrib_run *a, int *n_open, cbq_error *err)
         snprintf(name, sizeof name, "seeds/ae_seed%d.csv", r + 1);
         CBQ_TRY(study_output_path(a->ctx, name, path, sizeof path, err));
         CBQ_TRY(cbq_ae_writer_open(&a->seed_w[r], path, err));
-        *n_open = 3 + r;
+        *n_open = 4 + r;
     }
     return CBQ_OK;
 }
@@ -365,6 +391,7 @@ static int commit_writers(attrib_run *a, cbq_error *err)
 {
     CBQ_TRY(cbq_ae_writer_commit(&a->w, err));
     CBQ_TRY(cbq_csv_writer_commit(&a->prof, err));
+    CBQ_TRY(cbq_csv_writer_commit(&a->curves, err));
     for (int r = 0; a->ctx->cfg->train.repeats > 1 && r < a->ctx->cfg->train.repeats; r++)
         CBQ_TRY(cbq_ae_writer_commit(&a->seed_w[r], err));
     return CBQ_OK;

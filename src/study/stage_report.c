@@ -275,7 +275,8 @@ static int ae_sections(cbq_report *r, const study_ctx *ctx, const ae_table *t, c
     CBQ_TRY(pred_scatter(r, ctx, t, err));
     CBQ_TRY(cbq_report_section(r, "Attribution maps", err));
     CBQ_TRY(report_map_figures(r, ctx, t, err));
-    return report_viewer_section(r, ctx, t, err);
+    CBQ_TRY(report_viewer_section(r, ctx, t, err));
+    return report_pointing_section(r, ctx, t, err);
 }
 
 /* The study's configuration as JSON. Run options (folder, threads, quiet) do

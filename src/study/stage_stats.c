@@ -4,8 +4,8 @@
  * (stats.json, formats.md, with the partial Spearman of AE and consensus
  * given the prediction and the slice count); AE against the prediction
  * (stats_ae_pred.json) and AE per slice against consensus
- * (stats_ae_per_slice.json); the joined data (joined.csv) and the poster's
- * table (table.csv). */
+ * (stats_ae_per_slice.json); the joined data (joined.csv), the poster's
+ * table (table.csv) and where the maps point (pointing.csv, stats_pointing.c). */
 #define _POSIX_C_SOURCE 200809L
 #include "study/pipeline.h"
 
@@ -20,6 +20,7 @@
 #include "cbctiq/csv.h"
 #include "study/ae_table.h"
 #include "study/stats_folds.h"
+#include "study/stats_pointing.h"
 
 typedef enum { X_AE, X_AE_PER_SLICE } x_kind;
 typedef enum { Y_CONSENSUS, Y_PRED } y_kind;
@@ -256,6 +257,8 @@ int study_stage_stats(study_ctx *ctx, cbq_error *err)
                           &slice_j, err);
     if (rc == CBQ_OK)
         rc = write_table(ctx, &t, main_j, pred_j, slice_j, err);
+    if (rc == CBQ_OK)
+        rc = stats_pointing_write(ctx, &t, err);
     if (rc == CBQ_OK) {
         size_t len = 0;
         len += (size_t)snprintf(ctx->summary, sizeof ctx->summary, "rho(AE, consensus):");

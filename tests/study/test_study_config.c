@@ -178,7 +178,7 @@ static void test_stage_hashes_follow_dependencies(void **state)
     /* Run options never change a stage's identity. */
     assert_int_equal(changed_by("{\"threads\": 1, \"quiet\": true, \"out\": \"elsewhere\"}"), 0);
     assert_int_equal(changed_by("{\"seed\": 5}"),
-                     BIT(COHORT) | BIT(TRAIN) | BIT(STATS) | BIT(SANITY));
+                     BIT(COHORT) | BIT(TRAIN) | BIT(ATTRIB) | BIT(STATS) | BIT(SANITY));
     /* Every option given at its default value: nothing changes. */
     cbq_study_config d;
     cbq_study_config_defaults(&d);
