@@ -48,7 +48,7 @@ class cbq_nifti_header(C.Structure):
                 ("vox_offset", C.c_int64), ("scl_slope", C.c_double), ("scl_inter", C.c_double),
                 ("qform_code", C.c_int), ("sform_code", C.c_int), ("quatern", C.c_double * 3),
                 ("qoffset", C.c_double * 3), ("srow", (C.c_double * 4) * 3),
-                ("descrip", C.c_char * 81), ("nvox", c_size), ("data_bytes", c_size)]
+                ("descrip", C.c_char * 81), ("nvox", c_size), ("data_bytes", c_size), ("two_file", C.c_int)]
 
 
 class cbq_dicom_series_info(C.Structure):
