@@ -455,7 +455,9 @@ for section, key, value in (("atypical", "mad_threshold", 2.0), ("stats", "boots
     with open(cfg_path, "w") as f:
         json.dump(config, f)
     _, ran, _ = run_study(out, cfg_path)
-    if ran != [section, "report"]:
+    # 6 test volumes are below the atypical stage's 10: it flags nothing at
+    # any threshold, its outputs stay the same and the report is reused.
+    if ran != ([section] if section == "atypical" else [section, "report"]):
         fail(f"changing {section}.{key} reran {ran}")
 after = tree_digest(out)
 for k, v in before.items():
