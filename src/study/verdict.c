@@ -93,7 +93,9 @@ static const char *ae_problem(const double *ae, size_t n)
 }
 
 /* Mean consensus of the training split in category k: the constant the
- * baseline predicts (as the evaluate stage's metrics.csv baseline_pred). */
+ * baseline predicts (as the evaluate stage's metrics.csv baseline_pred).
+ * check_category takes one baseline per test volume, so that a volume
+ * tested in a fold can be given the mean of that fold's training volumes. */
 static double training_mean(const ae_table *t, const double *cons, size_t k)
 {
     double s = 0;
@@ -106,7 +108,9 @@ static double training_mean(const ae_table *t, const double *cons, size_t k)
     return n ? s / (double)n : NAN;
 }
 
-static int baseline_test(const ae_category *ac, double baseline, cat_verdict *cv, cbq_error *err)
+/* baseline[i]: the constant predicted for test volume i. */
+static int baseline_test(const ae_category *ac, const double *baseline, cat_verdict *cv,
+                         cbq_error *err)
 {
     size_t n = ac->n;
     double *e_model = malloc((2 * n + 1) * sizeof *e_model), *e_base = e_model + n;
@@ -114,22 +118,23 @@ static int baseline_test(const ae_category *ac, double baseline, cat_verdict *cv
         return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {
         e_model[i] = fabs(ac->pred[i] - ac->consensus[i]);
-        e_base[i] = fabs(baseline - ac->consensus[i]);
+        e_base[i] = fabs(baseline[i] - ac->consensus[i]);
     }
+    cv->baseline = mean_of(baseline, n);
     cv->mae = mean_of(e_model, n);
     cv->baseline_mae = mean_of(e_base, n);
     int rc = cbq_wilcoxon_signed_rank(e_model, e_base, n, CBQ_ALT_LESS, &cv->test, err);
-    if (rc == CBQ_OK && !isfinite(baseline))
+    if (rc == CBQ_OK && !isfinite(cv->baseline))
         cv->test.reason = "no training volume has a consensus score";
     free(e_model);
     return rc;
 }
 
-static int check_category(const ae_category *ac, double baseline, cat_verdict *cv, cbq_error *err)
+static int check_category(const ae_category *ac, const double *baseline, cat_verdict *cv,
+                          cbq_error *err)
 {
     memset(cv, 0, sizeof *cv);
     cv->n = ac->n;
-    cv->baseline = baseline;
     CBQ_TRY(baseline_test(ac, baseline, cv, err));
     cv->sd_pred = sd_of(ac->pred, ac->n);
     cv->sd_consensus = sd_of(ac->consensus, ac->n);
@@ -312,9 +317,17 @@ static int check_categories(const study_ctx *ctx, const ae_table *t, const doubl
 {
     all[0] = all[1] = 1;
     all[2] = 0;
-    for (size_t k = 0; k < ctx->n_categories; k++) {
+    double *baseline = malloc((t->cohort.n + 1) * sizeof *baseline);
+    if (!baseline)
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
+    int rc = CBQ_OK;
+    for (size_t k = 0; k < ctx->n_categories && rc == CBQ_OK; k++) {
         cat_verdict cv;
-        CBQ_TRY(check_category(&t->cat[k], training_mean(t, cons, k), &cv, err));
+        double mean = training_mean(t, cons, k);
+        for (size_t i = 0; i < t->cat[k].n; i++)
+            baseline[i] = mean;
+        if ((rc = check_category(&t->cat[k], baseline, &cv, err)) != CBQ_OK)
+            break;
         all[0] &= cv.beats;
         all[1] &= cv.varies;
         all[2] |= cv.tracks_slices && !cv.ae_problem;
@@ -322,10 +335,11 @@ static int check_categories(const study_ctx *ctx, const ae_table *t, const doubl
         cJSON *cj = category_json(&cv);
         if (!cj || !cJSON_AddItemToObject(cats, ctx->categories[k], cj)) {
             cJSON_Delete(cj);
-            return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
+            rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
         }
     }
-    return CBQ_OK;
+    free(baseline);
+    return rc;
 }
 
 /* The verdict object: the three answers first (as formats.md lists them),
