@@ -174,8 +174,8 @@ static const char *const W_LEAD[W_KINDS] = {
 
 static const char *const W_TAIL[W_KINDS] = {
     [W_BASELINE] = " (one-sided Wilcoxon signed-rank test of the paired absolute errors, "
-                   "alpha 0.05): whatever AE correlates with, the model learned nothing to "
-                   "credit it with",
+                   "alpha 0.05): there the model is not shown to have learned the score, so its "
+                   "AE cannot be read as what it learned",
     [W_CONSTANT] = " (SD of the test predictions below 10% of the consensus SD): AE then "
                    "follows the slice count and the map's shape, not the model's rating",
     [W_SLICES] = ": rho(AE, consensus) may only restate how many slices the volumes have",
@@ -444,13 +444,13 @@ int study_print_verdict(const study_ctx *ctx, FILE *out, FILE *warn, cbq_error *
     int beats = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "model_beats_baseline"));
     int varies = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "prediction_varies"));
     int tracks = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "ae_tracks_slice_count"));
-    fprintf(out, "verdict: model beats the constant training-mean predictor: %s (in %zu of %zu "
+    fprintf(out, "verdict: model beats the constant training-mean predictor: %s (beats it in %zu of %zu "
             "categories; one-sided Wilcoxon signed-rank test of the absolute errors, p < 0.05)\n",
             beats ? "yes" : "no", count_true(v, "beats_baseline"), K);
-    fprintf(out, "verdict: prediction varies: %s (in %zu of %zu categories; nearly constant = SD "
+    fprintf(out, "verdict: prediction varies: %s (varies in %zu of %zu categories; nearly constant = SD "
             "below 10%% of the consensus SD)\n", varies ? "yes" : "no",
             count_true(v, "prediction_varies"), K);
-    fprintf(out, "verdict: AE tracks the slice count: %s (in %zu of %zu categories)\n",
+    fprintf(out, "verdict: AE tracks the slice count: %s (tracks it in %zu of %zu categories)\n",
             tracks ? "yes" : "no", count_true(v, "ae_tracks_slice_count"), K);
     if (n_warnings)
         fprintf(out, "verdict: %zu warning%s (stderr, and stats.json \"verdict\"): read the table "
