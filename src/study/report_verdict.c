@@ -109,7 +109,7 @@ static int numbers_table(cbq_report *r, const cJSON *cats, cbq_error *err)
         cbq_format_p(row[4], CELL, item_num(cJSON_GetObjectItemCaseSensitive(c, "wilcoxon"), "p"));
         snprintf(row[5], CELL, "%s",
                  cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "beats_baseline")) ? "yes" : "no");
-        cell_num(row[6], item_num(c, "sd_ratio"), "%.3f");
+        cell_num(row[6], item_num(c, "sd_ratio"), "%.3g");
         cbq_format_rho(row[7], CELL, item_num(c, "rho_ae_consensus"));
         cbq_format_rho(row[8], CELL, item_num(c, "rho_ae_n_slices"));
         for (int j = 0; j < VERDICT_COLS; j++)
