@@ -10,6 +10,10 @@ with SciPy from the study's own ae.csv, consensus.csv and cohort.csv:
   null with a reason), no atypical flags (n < 10); the report's first
   section is the verdict and the table is no longer simply "the poster's";
   a cached rerun prints the same;
+- that model with the mandible row of its head zeroed (given as
+  train.model): AE is exactly zero there; the verdict says AE is undefined,
+  stats.json has null with a reason, nothing (stage lines included) prints
+  `nan`, exit 0;
 - a model that learns (12 test volumes): the verdict says it beats the
   baseline in every category, with no warning, and the report calls the
   table the poster's.
@@ -18,7 +22,9 @@ rho(AE, n_slices)) are checked against scipy.stats.wilcoxon / spearmanr."""
 import csv
 import json
 import os
+import re
 import shutil
+import struct
 import subprocess
 import sys
 
@@ -76,14 +82,16 @@ def merged_cohort(out):
             w.writerows(table)
 
 
-def study(name, cohort, lr):
+def study(name, cohort, lr, model=None, quiet=True):
     cfg = {"cohort": {"csv": f"{cohort}/cohort.csv"},
            "train": {"width": 8, "depth": 2, "input_size": 32, "epochs": 8, "batch": 8, "lr": lr},
            "stats": {"bootstrap": 50, "permutations": 50}, "sanity": {"enabled": False}}
+    if model:
+        cfg["train"] = {"model": model}
     with open(os.path.join(work, name + ".json"), "w") as f:
         json.dump(cfg, f)
     r = subprocess.run([args.cbctiq, "study", "--config", name + ".json", "--out", name, "--threads", "1",
-                        "--seed", "1", "--quiet"], capture_output=True, text=True, cwd=work)
+                        "--seed", "1"] + (["--quiet"] if quiet else []), capture_output=True, text=True, cwd=work)
     check(f"{name}: exit 0", r.returncode == 0, r.stderr[-2000:])
     return r
 
@@ -181,6 +189,30 @@ again = subprocess.run([args.cbctiq, "study", "--config", "lr0.json", "--out", "
                         "--quiet"], capture_output=True, text=True, cwd=work)
 check("lr0: a cached rerun prints the same verdict and warnings",
       again.stdout == r.stdout and stderr_warnings(again) == warned, again.stderr[-1000:])
+
+# ---- a model whose mandible output ignores the image: AE exactly zero ------------------------
+shutil.copytree(os.path.join(work, "lr0", "train", "model"), os.path.join(work, "zero_head"))
+weights = os.path.join(work, "zero_head", "weights.safetensors")
+blob = bytearray(open(weights, "rb").read())
+header_len = struct.unpack("<Q", blob[:8])[0]
+head = json.loads(blob[8:8 + header_len])["head.weight"]
+rows, cols = head["shape"]
+row = json.load(open(os.path.join(work, "zero_head", "model.json")))["outputs"].index("mandible")
+start = 8 + header_len + head["data_offsets"][0] + row * cols * 4
+blob[start:start + cols * 4] = bytes(cols * 4)
+open(weights, "wb").write(blob)
+r = study("zeroae", "mixed", 0, model="zero_head", quiet=False)  # the stage lines too
+st, v = check_verdict("zeroae", "zeroae")
+mand = v.get("categories", {}).get("mandible", {})
+check("zeroae: AE undefined in mandible", mand.get("ae_defined") is False and "zero" in mand.get("ae_reason", ""), mand)
+check("zeroae: rho null with a reason", st["categories"]["mandible"].get("rho") is None and
+      isinstance(st["categories"]["mandible"].get("reason"), str), st["categories"]["mandible"].get("reason"))
+check("zeroae: warned", any(w.startswith("AE is undefined in mandible (zero") for w in stderr_warnings(r)), r.stderr[-2000:])
+texts = {"stdout": r.stdout, "stderr": r.stderr,
+         "stats.json": open(os.path.join(work, "zeroae", "stats", "stats.json")).read(),
+         "table.csv": open(os.path.join(work, "zeroae", "stats", "table.csv")).read()}
+for what, text in texts.items():
+    check(f"zeroae: no nan in {what}", not re.search(r"\bnan\b", text, re.IGNORECASE), text[-1500:])
 
 # ---- a model that learns ------------------------------------------------------------------
 make_cohort(os.path.join(work, "learn"), 26, 12, 2, 8, 3)
