@@ -51,7 +51,9 @@ double cbq_corr_t_pvalue(double r, double df);
 /* ---- partial.c ---- */
 /* Partial Spearman of x and y given k covariates z[j][0..n): Pearson
  * correlation of the residuals of rank(x) and rank(y) after least squares on
- * [1, rank(z_1) .. rank(z_k)]; p by t with n-2-k df. */
+ * [1, rank(z_1) .. rank(z_k)]; p by t with n-2-k df. Undefined (NaN and a
+ * reason) below CBQ_PARTIAL_MIN_DF degrees of freedom. */
+enum { CBQ_PARTIAL_MIN_DF = 3 };
 int cbq_partial_spearman(const double *x, const double *y, const double *const *z, size_t k,
                          size_t n, cbq_corr *out, cbq_error *err);
 

@@ -1,7 +1,8 @@
 /* partial.c - partial Spearman correlation of x and y given covariates:
  * rank every variable (average ranks), regress rank(x) and rank(y) on an
  * intercept and the covariates' ranks by least squares, and correlate the
- * residuals (Pearson); p by Student's t with n - 2 - k df. */
+ * residuals (Pearson); p by Student's t with n - 2 - k df, at least
+ * CBQ_PARTIAL_MIN_DF. */
 #include "stats_internal.h"
 
 #include <gsl/gsl_multifit.h>
@@ -36,8 +37,12 @@ int cbq_partial_spearman(const double *x, const double *y, const double *const *
     stats_gsl_quiet();
     out->p_method = "t";
     const char *why = stats_why_undefined(x, y, n);
-    if (!why && n < k + 3)
-        why = "fewer than k + 3 volumes for k covariates";
+    /* The residuals of n points on k + 1 parameters live in n - k - 1
+     * dimensions: at df = n - 2 - k = 1 their correlation is +-1 whatever
+     * the data, and at df = 2 it is little better. */
+    if (!why && n < k + 2 + CBQ_PARTIAL_MIN_DF)
+        why = "fewer than 3 degrees of freedom (n - 2 - k, k covariates): too few volumes for a "
+              "partial correlation";
     for (size_t j = 0; !why && j < k; j++)
         for (size_t i = 0; i < n; i++)
             if (!isfinite(z[j][i]))

@@ -13,6 +13,7 @@
 
 #include "cbctiq/atomic_file.h"
 #include "cbctiq/progress.h"
+#include "study/verdict.h"
 
 /* What each stage reads, declared here and nowhere else: the folders of
  * earlier stages (deps) and files outside the output folder (reads). Its
@@ -55,16 +56,19 @@ static const stage_def STAGES[CBQ_STAGE_COUNT] = {
     /* stats and atypical read the test split from cohort.csv (ae_table.c).
      * v2 of train, evaluate, sanity (v7 of report): an RTSTRUCT row with
      * slices = structures uses only the slices its structures reach, and the
-     * RTSTRUCT is matched to its DICOM series (the data layer). */
-    [CBQ_STAGE_STATS] = {study_stage_stats, DEP(COHORT) | DEP(CONSENSUS) | DEP(ATTRIB), 0, 3},
+     * RTSTRUCT is matched to its DICOM series (the data layer).
+     * stats v4 (report v11): the verdict in stats.json (and the report's
+     * first section), no partial correlation below 3 df; atypical v2: no
+     * flags below STUDY_SMALL_N test volumes. */
+    [CBQ_STAGE_STATS] = {study_stage_stats, DEP(COHORT) | DEP(CONSENSUS) | DEP(ATTRIB), 0, 4},
     [CBQ_STAGE_ATYPICAL] = {study_stage_atypical, DEP(COHORT) | DEP(CONSENSUS) | DEP(ATTRIB), 0,
-                            1},
+                            2},
     [CBQ_STAGE_SANITY] = {study_stage_sanity, DEP(COHORT) | DEP(CONSENSUS) | DEP(TRAIN),
                           READS_VOLUMES | READS_LABELS, 3},
     [CBQ_STAGE_REPORT] = {study_stage_report,
                           DEP(COHORT) | DEP(CONSENSUS) | DEP(TRAIN) | DEP(EVALUATE) | DEP(ATTRIB) |
                               DEP(STATS) | DEP(ATYPICAL) | DEP(SANITY),
-                          READS_VOLUMES | READS_STRUCTURES, 10}, /* v8 DPI, PDF, wrapped tables; v9 the viewer; v10 "Where does the map point?" */
+                          READS_VOLUMES | READS_STRUCTURES, 11}, /* v8 DPI, PDF, wrapped tables; v9 the viewer; v10 "Where does the map point?"; v11 the verdict */
 };
 
 study_inputs study_stage_declared(cbq_study_stage s)
@@ -225,6 +229,8 @@ int study_run(const cbq_study_config *cfg, FILE *table_out, cbq_study_summary *s
     int rc = run_stages(&ctx, summary, used, err);
     if (rc == CBQ_OK && !cfg->quiet)
         fprintf(stderr, "study complete in %.1f s: %s\n", cbq_now() - t_all, cfg->out);
+    if (rc == CBQ_OK && table_out)
+        rc = study_print_verdict(&ctx, table_out, stderr, err);
     if (rc == CBQ_OK && table_out)
         rc = study_print_table(&ctx, table_out, err);
     study_folder_release(&lock);

@@ -4,7 +4,10 @@
  * residual has a robust z-score (median / 1.4826 MAD) beyond
  * atypical.mad_threshold is flagged. The atypical.influential volumes whose
  * removal moves the leave-one-out rho most are listed too. Each row says
- * why (atypical.csv); residuals.csv has every test volume. */
+ * why (atypical.csv); residuals.csv has every test volume. Below
+ * STUDY_SMALL_N test volumes in a category nothing is flagged there: the MAD
+ * of a handful of residuals is itself noise, and so is the volume that
+ * moves a handful-volume rho most. */
 #define _POSIX_C_SOURCE 200809L
 #include "study/pipeline.h"
 
@@ -16,6 +19,7 @@
 #include "cbctiq/robust_fit.h"
 #include "cbctiq/stats.h"
 #include "study/ae_table.h"
+#include "study/verdict.h"
 
 typedef struct {
     double *fit, *resid, *z;
@@ -79,7 +83,7 @@ static int analyse(const study_ctx *ctx, const ae_category *ac, cat_result *r, c
         r->resid[i] = ac->ae[i] - r->fit[i];
     CBQ_TRY(cbq_robust_z(r->resid, n, r->z, &r->scale, err));
     CBQ_TRY(cbq_spearman_loo(ac->ae, ac->consensus, n, c.r, &r->loo, err));
-    if (!r->loo.reason)
+    if (!r->loo.reason && n >= STUDY_SMALL_N)
         rank_influence(&r->loo, n, (size_t)ctx->cfg->atypical.influential, r->rank);
     return CBQ_OK;
 }
@@ -137,13 +141,14 @@ int study_stage_atypical(study_ctx *ctx, cbq_error *err)
     int open_f = rc == CBQ_OK, open_a = 0;
     if (rc == CBQ_OK)
         open_a = (rc = open_writer(ctx, &wa, "residuals.csv", err)) == CBQ_OK;
-    size_t n_flag = 0, n_infl = 0;
+    size_t n_flag = 0, n_infl = 0, n_small = 0;
     for (size_t k = 0; k < ctx->n_categories && rc == CBQ_OK; k++) {
         const ae_category *ac = &t.cat[k];
         cat_result r;
         rc = analyse(ctx, ac, &r, err);
+        n_small += ac->n < STUDY_SMALL_N;
         for (size_t i = 0; i < ac->n && rc == CBQ_OK; i++) {
-            int flagged = fabs(r.z[i]) > ctx->cfg->atypical.mad_threshold;
+            int flagged = ac->n >= STUDY_SMALL_N && fabs(r.z[i]) > ctx->cfg->atypical.mad_threshold;
             const char *flag = flagged && r.rank[i] ? "residual+influential"
                                : flagged            ? "residual"
                                : r.rank[i]          ? "influential"
@@ -166,10 +171,14 @@ int study_stage_atypical(study_ctx *ctx, cbq_error *err)
         rc = cbq_csv_writer_commit(&wa, err);
     else if (open_a)
         cbq_csv_writer_abort(&wa);
-    snprintf(ctx->summary, sizeof ctx->summary,
-             "%zu (volume, category) pairs beyond |robust z| %.1f of the isotonic fit; %zu most "
-             "influential listed",
-             n_flag, ctx->cfg->atypical.mad_threshold, n_infl);
+    int len = snprintf(ctx->summary, sizeof ctx->summary,
+                       "%zu (volume, category) pairs beyond |robust z| %.1f of the isotonic fit; "
+                       "%zu most influential listed", n_flag, ctx->cfg->atypical.mad_threshold,
+                       n_infl);
+    if (n_small && len > 0 && (size_t)len < sizeof ctx->summary)
+        snprintf(ctx->summary + len, sizeof ctx->summary - (size_t)len,
+                 "; none flagged in %zu categor%s with fewer than %d test volumes", n_small,
+                 n_small == 1 ? "y" : "ies", STUDY_SMALL_N);
     ae_table_free(&t);
     return rc;
 }

@@ -17,6 +17,7 @@
 #include "study/ae_table.h"
 #include "study/report_figures.h"
 #include "study/report_viewer.h"
+#include "study/verdict.h"
 
 /* Column order for display: the columns named in `lead` (those present)
  * first, in that order, then the others in file order. */
@@ -311,7 +312,10 @@ static int build(cbq_report *r, const study_ctx *ctx, cbq_error *err)
              "configuration that produced them is at the end.",
              ctx->cfg->attrib.method);
     CBQ_TRY(cbq_report_paragraph(r, intro, err));
-    CBQ_TRY(cbq_report_section(r, "The poster's table", err));
+    size_t n_warnings = 0;
+    CBQ_TRY(report_verdict_section(r, ctx, &n_warnings, err));
+    CBQ_TRY(cbq_report_section(r, n_warnings ? "The poster's table, to be read with the verdict's "
+                                               "warnings (section 1)" : "The poster's table", err));
     CBQ_TRY(report_csv_table(r, ctx, CBQ_STAGE_STATS, "table.csv", "poster_table",
                              "Spearman rho of AE with consensus: leave-one-out medians, full "
                              "sample, confidence interval, Holm and BH adjusted p; then the "

@@ -21,6 +21,7 @@
 #include "study/ae_table.h"
 #include "study/stats_folds.h"
 #include "study/stats_pointing.h"
+#include "study/verdict.h"
 
 typedef enum { X_AE, X_AE_PER_SLICE } x_kind;
 typedef enum { Y_CONSENSUS, Y_PRED } y_kind;
@@ -126,6 +127,8 @@ static int correlate_to(const study_ctx *ctx, const ae_table *t, x_kind xk, y_ki
     o.seed = cfg->seed;
     CBQ_TRY(cbq_correlate(&j, &o, out, err));
     CBQ_TRY(add_left_out(ctx, t, *out, err));
+    if (xk == X_AE && yk == Y_CONSENSUS)
+        CBQ_TRY(study_verdict_add(ctx, t, *out, err));
     return write_json(ctx, name, *out, err);
 }
 
@@ -263,10 +266,17 @@ int study_stage_stats(study_ctx *ctx, cbq_error *err)
         size_t len = 0;
         len += (size_t)snprintf(ctx->summary, sizeof ctx->summary, "rho(AE, consensus):");
         const cJSON *cats = cJSON_GetObjectItemCaseSensitive(main_j, "categories");
-        for (size_t k = 0; k < ctx->n_categories && len < sizeof ctx->summary; k++)
-            len += (size_t)snprintf(ctx->summary + len, sizeof ctx->summary - len, " %s %.2f",
-                                    ctx->categories[k],
-                                    num(cJSON_GetObjectItemCaseSensitive(cats, ctx->categories[k]), "rho"));
+        for (size_t k = 0; k < ctx->n_categories && len < sizeof ctx->summary; k++) {
+            double rho = num(cJSON_GetObjectItemCaseSensitive(cats, ctx->categories[k]), "rho");
+            len += (size_t)(isfinite(rho) ? snprintf(ctx->summary + len, sizeof ctx->summary - len,
+                                                     " %s %.2f", ctx->categories[k], rho)
+                                          : snprintf(ctx->summary + len, sizeof ctx->summary - len,
+                                                     " %s undefined", ctx->categories[k]));
+        }
+        char verdict[256];
+        study_verdict_summary(main_j, verdict, sizeof verdict);
+        if (len < sizeof ctx->summary)
+            len += (size_t)snprintf(ctx->summary + len, sizeof ctx->summary - len, "; %s", verdict);
         if (t.n_left_out && len < sizeof ctx->summary)
             snprintf(ctx->summary + len, sizeof ctx->summary - len, "; %zu test volume%s left "
                      "out (no consensus; stats.json \"dropped\")", t.n_left_out,

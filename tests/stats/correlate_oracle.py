@@ -302,7 +302,11 @@ def main():
         # partial Spearman given z1, z2: numpy least squares on ranks
         z1, z2 = covars[name]
         n = len(x)
-        if n >= 6:
+        if n < 7:  # df = n - 4 below 3: no partial correlation
+            pa = got["partial_spearman"]
+            check(pa["rho"] is None and pa["p"] is None and "degrees of freedom" in pa.get("reason", ""),
+                  f"{name}: partial at df = {n - 4} must be null with a reason: {pa}")
+        else:
             X = np.column_stack([np.ones(n), stats.rankdata(z1), stats.rankdata(z2)])
             ex = stats.rankdata(x) - X @ np.linalg.lstsq(X, stats.rankdata(x), rcond=None)[0]
             ey = stats.rankdata(y) - X @ np.linalg.lstsq(X, stats.rankdata(y), rcond=None)[0]

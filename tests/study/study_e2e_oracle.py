@@ -315,7 +315,7 @@ for c in CATS:
         close(f"{c} {row['volume_id']} fit", row["fit"], f, 1e-9)
         close(f"{c} {row['volume_id']} robust z", row["robust_z"], zz, 1e-7)
         flagged = "residual" in row["flag"]
-        if flagged != (abs(zz) > 3.5):
+        if flagged != (abs(zz) > 3.5 and len(rows) >= 10):  # no flags below 10 volumes
             fail(f"{c} {row['volume_id']}: flag '{row['flag']}' but |z| = {abs(zz)}")
 
 # ---- the report's map figures: which volumes, which slice --------------------------------
@@ -477,7 +477,9 @@ for section, key, value in (("atypical", "mad_threshold", 2.0), ("stats", "boots
     with open(cfg_path, "w") as f:
         json.dump(config, f)
     _, ran, _ = run_study(out, cfg_path)
-    if ran != [section, "report"]:
+    # 6 test volumes are below the atypical stage's 10: it flags nothing at
+    # any threshold, its outputs stay the same and the report is reused.
+    if ran != ([section] if section == "atypical" else [section, "report"]):
         fail(f"changing {section}.{key} reran {ran}")
 after = tree_digest(out)
 for k, v in before.items():
