@@ -45,7 +45,10 @@ int cbq_net_create(cbq_net **net, const cbq_model_spec *spec, size_t max_batch,
  * backward does not read their own output), so that layer's activation
  * holds the relu's output. Outputs and gradients are those of
  * cbq_net_create, with one activation block fewer per conv-BN-relu unit;
- * Grad-CAM at such a layer needs a net from cbq_net_create. */
+ * Grad-CAM at such a layer needs a net from cbq_net_create. Its backward
+ * also writes gradients over the activations of the layers it has passed,
+ * as PyTorch frees them: one backward per forward, and the last forward's
+ * outputs are gone after it (cbq_train_step reads them before). */
 int cbq_net_create_training(cbq_net **net, const cbq_model_spec *spec, size_t max_batch,
                             uint64_t seed, cbq_error *err);
 void cbq_net_free(cbq_net *net);
@@ -93,8 +96,8 @@ int cbq_net_check_outputs(const cbq_net *net, const float *out, size_t n, cbq_er
  * down to and including layer `stop_layer` (0 = all the way to the input).
  * After it, cbq_net_activation_grad(net, stop_layer) holds dLoss/d(output of
  * stop_layer) (Grad-CAM stops at its target layer and reads it); the
- * gradients of the layers above are not kept (two buffers serve the whole
- * chain, which halves training memory); when stop_layer == 0
+ * gradients of the layers above are not kept (they share memory, which
+ * halves training memory); when stop_layer == 0
  * cbq_net_input_grad holds the gradient with respect to the input.
  * Parameter gradients of layers >= stop_layer accumulate when
  * `param_grads` is non-zero (Grad-CAM passes 0 and skips them). */

@@ -4,10 +4,10 @@
  *   params   one block, every trainable tensor in state_dict order
  *   grads    one block, same layout as params
  *   buffers  BN running mean/var (float) and num_batches_tracked (int64)
- *   acts     output of every layer for max_batch samples, then the copy of
- *            the input (backward reads them all)
- *   grad_buf two buffers of the largest layer's output size, alternating
- *            between layers, for dLoss/d(output), and the input's gradient
+ *   acts     the arena: the output of every layer for max_batch samples,
+ *            and each layer's dLoss/d(output) where it cannot meet a live
+ *            activation or gradient (plan_gradients)
+ *   input    the copy of the input, and its gradient
  *   aux      per-layer saved state: BN mean/invstd, dropout masks
  *   scratch  conv im2col workspace and per-thread weight-gradient
  *            accumulators, sized for the largest conv and the most threads
@@ -64,6 +64,44 @@ static int relu_runs_in_place(const cbq_net *net, size_t i)
     return before == CBQ_LAYER_CONV2D || before == CBQ_LAYER_BATCHNORM2D || before == CBQ_LAYER_LINEAR;
 }
 
+static size_t layer_values(const cbq_net *net, size_t k)
+{
+    return plane_of(net->shapes[k]) * net->max_batch;
+}
+
+/* Where each layer's output gradient lives in the arena. grad(k) is written
+ * by layer k+1's backward and read by layer k's, so it is live in those two
+ * steps only, beside grad(k+1) in the first and grad(k-1) in the second:
+ * even layers take the lowest offset above the activations still needed,
+ * odd ones the top of the arena, and the top rises until neighbours cannot
+ * meet. In step k the backward reads the activations of layers <= k; a
+ * training net's backward (one per forward) may overwrite the others, so
+ * at 512x512 the gradients need no memory of their own, as PyTorch frees
+ * what backward has passed. A plain net keeps every activation (Grad-CAM
+ * runs one backward per category after one forward): its gradients all
+ * lie above them. */
+static void plan_gradients(cbq_net *net)
+{
+    const size_t L = net->n_layers;
+    size_t reach = layer_values(net, 0) + net->layer[0].act_off, top = net->act_total;
+    for (size_t k = 0; k < L; k++) {
+        if (k + 1 < L) {
+            size_t end = net->layer[k + 1].act_off + layer_values(net, k + 1);
+            reach = end > reach ? end : reach;
+        }
+        size_t low = net->relu_in_place ? reach : net->act_total, need = low + layer_values(net, k);
+        if (k % 2 == 0) {
+            size_t below = k ? layer_values(net, k - 1) : 0, above = k + 1 < L ? layer_values(net, k + 1) : 0;
+            need += below > above ? below : above;
+        }
+        top = need > top ? need : top;
+        net->layer[k].grad_off = low;
+    }
+    for (size_t k = 1; k < L; k += 2)
+        net->layer[k].grad_off = top - layer_values(net, k);
+    net->arena_total = top;
+}
+
 /* First pass: sizes and offsets of every tensor and buffer. */
 static int plan(cbq_net *net, cbq_error *err)
 {
@@ -86,13 +124,12 @@ static int plan(cbq_net *net, cbq_error *err)
             net->layer[i].act_off = net->layer[i - 1].act_off;
         else
             act_total += per * nb;
-        if (per * nb > net->grad_max)
-            net->grad_max = per * nb;
         const net_layer_ops *ops = net_layer_ops_of(l->kind);
         if (ops->plan)
             ops->plan(net, i, in);
     }
     net->act_total = act_total;
+    plan_gradients(net);
     net->threads_cap = cbq_threads_max();
     return CBQ_OK;
 }
@@ -125,8 +162,8 @@ static int allocate(cbq_net *net, cbq_error *err)
     size_t tws = net->ws_per_thread * (size_t)net->threads_cap;
     size_t tdw = net->dw_per_thread * (size_t)net->threads_cap;
     /* Refuse what cannot fit before calloc overcommits it. */
-    size_t parts[] = {net->n_params, net->n_params, net->n_buffers, net->act_total, net->grad_max,
-                      net->grad_max, in_count, in_count, net->aux_total, tws, tdw,
+    size_t parts[] = {net->n_params, net->n_params, net->n_buffers, net->arena_total,
+                      in_count, in_count, net->aux_total, tws, tdw,
                       plane_of(net->shapes[net->n_layers - 1]) * net->max_batch};
     size_t floats = 0, bytes = 0;
     int fits = 1;
@@ -144,21 +181,19 @@ static int allocate(cbq_net *net, cbq_error *err)
     net->grads = alloc_floats(net->n_params);
     net->buffers = alloc_floats(net->n_buffers);
     net->counters = calloc(net->n_counters ? net->n_counters : 1, sizeof(int64_t));
-    net->acts = alloc_floats(net->act_total + in_count);
-    net->grad_buf[0] = alloc_floats(net->grad_max);
-    net->grad_buf[1] = alloc_floats(net->grad_max);
+    net->acts = alloc_floats(net->arena_total);
+    net->input = alloc_floats(in_count);
     net->input_grad = alloc_floats(in_count);
     net->aux = alloc_floats(net->aux_total);
     net->workspace = alloc_floats(tws);
     net->dw_private = alloc_floats(tdw);
     net->dout_scratch = alloc_floats(plane_of(net->shapes[net->n_layers - 1]) * net->max_batch);
     if (!net->params || !net->grads || !net->buffers || !net->counters || !net->acts ||
-        !net->grad_buf[0] || !net->grad_buf[1] || !net->input_grad || !net->aux || !net->workspace ||
-        !net->dw_private || !net->dout_scratch)
+        !net->input || !net->input_grad || !net->aux || !net->workspace || !net->dw_private ||
+        !net->dout_scratch)
         return CBQ_FAIL(err, CBQ_ERR_NOMEM,
                         "out of memory allocating the network for batch %zu (%zu activation values)",
                         net->max_batch, net->act_total);
-    net->input = net->acts + net->act_total;
     return CBQ_OK;
 }
 
@@ -257,8 +292,7 @@ void cbq_net_free(cbq_net *net)
     free(net->buffers);
     free(net->counters);
     free(net->acts);
-    free(net->grad_buf[0]);
-    free(net->grad_buf[1]);
+    free(net->input);
     free(net->input_grad);
     free(net->aux);
     free(net->workspace);
@@ -323,7 +357,7 @@ const float *cbq_net_activation(const cbq_net *net, size_t layer)
 
 const float *cbq_net_activation_grad(const cbq_net *net, size_t layer)
 {
-    return net->grad_buf[layer % 2];
+    return net->acts + net->layer[layer].grad_off;
 }
 
 const float *cbq_net_input_grad(const cbq_net *net) { return net->input_grad; }

@@ -19,6 +19,7 @@ typedef struct {
 
 typedef struct {
     size_t act_off;    /* into acts, max_batch samples */
+    size_t grad_off;   /* into acts: dLoss/d(output), live in 2 backward steps */
     size_t w_off, b_off; /* into params / grads */
     size_t rm_off;     /* running_mean at rm_off, running_var at rm_off + C */
     size_t nbt_index;  /* into counters */
@@ -39,13 +40,10 @@ struct cbq_net {
     float *params, *grads; size_t n_params;
     float *buffers;        size_t n_buffers;
     int64_t *counters;     size_t n_counters;
-    float *acts; size_t act_total;
-    float *input;          /* tail of acts */
-    /* dLoss/d(output of layer i) lives in grad_buf[i % 2]: backward needs only
-     * a layer's output gradient and its input gradient at once, so two
-     * buffers of the largest layer's size serve the whole chain. */
-    float *grad_buf[2]; size_t grad_max;
-    float *input_grad;
+    float *acts;           /* the arena: activations, then room for gradients */
+    size_t act_total;      /* activations */
+    size_t arena_total;    /* activations and gradients (net.c, plan_gradients) */
+    float *input, *input_grad;
     float *aux;            size_t aux_total;
     float *workspace;      size_t ws_per_thread;
     float *dw_private;     size_t dw_per_thread;

@@ -9,7 +9,7 @@
 #include "nn/net_impl.h"
 
 static float *act(cbq_net *net, size_t i) { return net->acts + net->layer[i].act_off; }
-static float *act_grad(cbq_net *net, size_t i) { return net->grad_buf[i % 2]; }
+static float *act_grad(cbq_net *net, size_t i) { return net->acts + net->layer[i].grad_off; }
 static size_t count3(const size_t s[3]) { return s[0] * s[1] * s[2]; }
 
 static net_layer_call layer_call(cbq_net *net, size_t i, size_t n)
