@@ -22,6 +22,7 @@ pkgs_build=(
   libdcmtk-dev                        # DICOM series and RTSTRUCT
   libgsl-dev                          # distributions for p-values
   libcairo2-dev libpng-dev fonts-dejavu-core  # figures and PNG overlays
+  libopenmpi-dev openmpi-bin          # MPI: mpirun shares the work over ranks (docs/cluster.md)
 )
 pkgs_test=(
   libcmocka-dev libfontconfig-dev     # C unit tests (the figure tests free fontconfig's caches)
