@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """cbctiq under mpirun gives the same files as one process (docs/cluster.md).
 
-simulate and ae run once as a plain process and then as 2 and 3 MPI ranks
+simulate, predict and ae run once as a plain process and then as 2 and 3 MPI ranks
 (3 makes blocks of unequal size); every output file must be byte-identical
 to the one-process run's. Then a rank that fails (its volume is missing)
 must stop the whole job non-zero within seconds, with its message, leaving
@@ -78,6 +78,17 @@ with open(os.path.join(aes[0], "ae.csv")) as f:
     rows = sum(1 for _ in f) - 1
 if rows != 5 * 5:  # 5 volumes x the model's 5 output categories
     failures.append(f"ae: {rows} rows, expected 25")
+
+vols = sorted(os.path.join(sims[0], n) for n in os.listdir(sims[0])
+              if n.endswith(".nii.gz") and "labels" not in n)
+preds = {}
+for ranks in (0, 2, 3):
+    preds[ranks] = os.path.join(W, f"pred_np{ranks}")
+    os.makedirs(preds[ranks])
+    run(ranks, "predict", "--model", model, "--out", os.path.join(preds[ranks], "pred.csv"), "--per-slice",
+        "--threads", "1", "--quiet", *vols)
+same_tree(preds[0], preds[2], "predict: 1 process vs 2 ranks")
+same_tree(preds[0], preds[3], "predict: 1 process vs 3 ranks")
 
 # The last volume (rank 1's block) is missing: rank 0 finishes its block and
 # waits for rank 1 in the gather; rank 1's failure must end the job.
