@@ -66,9 +66,11 @@ int cbq_dist_gather_bytes(const cbq_dist *d, const void *buf, size_t len, void *
  * others). */
 int cbq_dist_broadcast_bytes(const cbq_dist *d, void *buf, size_t len, cbq_error *err);
 
-/* x[i] = sum over ranks of x[i], on every rank. The sum is taken in rank
- * order on rank 0 and broadcast, never in the order messages arrive, so the
- * result does not depend on timing: the same ranks give the same bits. */
+/* x[i] = sum over ranks of x[i], on every rank. Each element is summed in
+ * rank order (rank 0's value first), never in the order messages arrive, so
+ * the result does not depend on timing: the same ranks give the same bits,
+ * and every rank the same bits. Each rank sends and receives about twice
+ * the size of x (a reduce-scatter and an allgather, as a ring allreduce). */
 int cbq_dist_allreduce_sum_double(const cbq_dist *d, double *x, size_t n, cbq_error *err);
 int cbq_dist_allreduce_sum_float(const cbq_dist *d, float *x, size_t n, cbq_error *err);
 

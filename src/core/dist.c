@@ -7,6 +7,7 @@
  * calls here return CBQ_OK or fail on our own checks only. */
 #include "cbctiq/dist.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,30 +187,54 @@ int cbq_dist_broadcast_bytes(const cbq_dist *d, void *buf, size_t len, cbq_error
 #endif
 }
 
-/* Elements reduced per round: bounds rank 0's buffer to size x this. */
-enum { REDUCE_CHUNK = 1 << 18 };
-
 #ifdef CBQ_HAVE_MPI
-/* One macro body for double and float: gather the chunk on rank 0, add the
- * ranks' values in rank order (0, 1, ..., size-1), broadcast the sums. */
+/* A reduce-scatter then an allgather, both through MPI: rank r owns the
+ * r-th block of x; it receives that block from every rank (MPI_Alltoallv)
+ * and adds the copies in rank order (0, 1, ..., size-1), never in the order
+ * messages arrive, so the sums do not depend on timing; then every rank
+ * gets every block (MPI_Allgatherv). Each rank sends and receives about
+ * 2 (size-1)/size of x, as a ring allreduce does. */
 #define DIST_ALLREDUCE_BODY(T, MPI_T)                                                           \
-    T *gathered = NULL;                                                                         \
     size_t p = (size_t)d->size;                                                                 \
-    if (d->rank == 0 && !(gathered = malloc(p * REDUCE_CHUNK * sizeof(T))))                     \
-        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "allreduce: out of memory");                        \
-    for (size_t off = 0; off < n; off += REDUCE_CHUNK) {                                        \
-        size_t m = n - off < REDUCE_CHUNK ? n - off : REDUCE_CHUNK;                             \
-        MPI_Gather(x + off, (int)m, MPI_T, gathered, (int)m, MPI_T, 0, MPI_COMM_WORLD);         \
-        if (d->rank == 0)                                                                       \
-            for (size_t i = 0; i < m; i++) {                                                    \
-                T s = gathered[i];                                                              \
-                for (size_t r = 1; r < p; r++)                                                  \
-                    s += gathered[r * m + i];                                                   \
-                x[off + i] = s;                                                                 \
-            }                                                                                   \
-        MPI_Bcast(x + off, (int)m, MPI_T, 0, MPI_COMM_WORLD);                                   \
+    if (n > (size_t)INT_MAX)                                                                    \
+        return CBQ_FAIL(err, CBQ_ERR_RANGE, "allreduce: %zu values, at most %d", n, INT_MAX);   \
+    int *counts = malloc(2 * p * sizeof *counts), *displs = counts ? counts + p : NULL;         \
+    T *blocks = malloc((n / p + 1) * p * sizeof(T));                                            \
+    int *own_counts = malloc(2 * p * sizeof *own_counts);                                       \
+    int *own_displs = own_counts ? own_counts + p : NULL;                                       \
+    if (!counts || !blocks || !own_counts) {                                                    \
+        free(counts);                                                                           \
+        free(blocks);                                                                           \
+        free(own_counts);                                                                       \
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "allreduce: out of memory for %zu values", n);      \
     }                                                                                           \
-    free(gathered);                                                                             \
+    for (size_t r = 0; r < p; r++) {                                                            \
+        size_t b0, b1;                                                                          \
+        cbq_dist block_of = {.rank = (int)r, .size = d->size};                                  \
+        cbq_dist_block(&block_of, n, &b0, &b1);                                                 \
+        counts[r] = (int)(b1 - b0);                                                             \
+        displs[r] = (int)b0;                                                                    \
+    }                                                                                           \
+    size_t own0, own1;                                                                          \
+    cbq_dist_block(d, n, &own0, &own1);                                                         \
+    size_t mine = own1 - own0;                                                                  \
+    for (size_t r = 0; r < p; r++) {                                                            \
+        own_counts[r] = (int)mine;                                                              \
+        own_displs[r] = (int)(r * mine);                                                        \
+    }                                                                                           \
+    MPI_Alltoallv(x, counts, displs, MPI_T, blocks, own_counts, own_displs, MPI_T,              \
+                  MPI_COMM_WORLD);                                                              \
+    T *own = x + own0;                                                                          \
+    for (size_t i = 0; i < mine; i++) {                                                         \
+        T s = blocks[i];                                                                        \
+        for (size_t r = 1; r < p; r++)                                                          \
+            s += blocks[r * mine + i];                                                          \
+        own[i] = s;                                                                             \
+    }                                                                                           \
+    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_T, x, counts, displs, MPI_T, MPI_COMM_WORLD);           \
+    free(counts);                                                                               \
+    free(blocks);                                                                               \
+    free(own_counts);                                                                           \
     return CBQ_OK;
 #endif
 
