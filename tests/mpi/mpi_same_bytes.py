@@ -5,7 +5,8 @@ simulate, predict and ae run once as a plain process and then as 2 and 3 MPI ran
 (3 makes blocks of unequal size); every output file must be byte-identical
 to the one-process run's. Then a rank that fails (its volume is missing)
 must stop the whole job non-zero within seconds, with its message, leaving
-neither ae.csv nor a rank's part file behind; a command that does not share
+neither ae.csv nor a rank's part file behind, and so must a rank killed
+mid-run; a command that does not share
 its work is refused under more than one rank.
 
 usage: mpi_same_bytes.py --cbctiq BIN --mpirun MPIRUN --workdir DIR
@@ -53,8 +54,9 @@ def same_tree(a, b, what):
     print(f"{what}: {len(names_a)} files identical")
 
 
-SIM = ["--volumes", "5", "--size", "32", "--slices", "24", "--spacing", "4", "--raters", "3",
-       "--test", "1", "--seed", "7", "--threads", "1", "--preview", "--quiet"]
+GRID = ["--size", "32", "--slices", "24", "--spacing", "4", "--raters", "3",
+        "--test", "1", "--seed", "7", "--threads", "1", "--preview", "--quiet"]
+SIM = ["--volumes", "5", *GRID]
 sims = {}
 for ranks in (0, 2, 3):
     sims[ranks] = os.path.join(W, f"sim_np{ranks}")
@@ -109,6 +111,56 @@ if took > 60:
     failures.append(f"failing rank: the job took {took:.1f} s to stop")
 if os.listdir(bad):
     failures.append(f"failing rank: files left behind: {os.listdir(bad)}")
+
+# A rank killed mid-run (SIGKILL: no message, no MPI_Abort of its own): the
+# launcher sees it die and ends the job non-zero; rank 0 never writes the
+# tables.
+def rank_pid(launcher_pid, rank):
+    """The pid of the process the launcher started as `rank` (from its environment)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            if ppid != launcher_pid:
+                continue
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+        except (OSError, ValueError, IndexError):
+            continue
+        if f"OMPI_COMM_WORLD_RANK={rank}".encode() in env:
+            return int(entry)
+    return None
+
+
+killed_dir = os.path.join(W, "sim_killed")
+job = subprocess.Popen([*MPI, "-np", "2", args.cbctiq, "simulate", "--out", killed_dir,
+                        "--volumes", "200", *GRID],  # minutes of work: killed long before its end
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+victim, t_end = None, time.monotonic() + 60
+while victim is None and time.monotonic() < t_end and job.poll() is None:
+    time.sleep(0.2)
+    victim = rank_pid(job.pid, 1)
+if victim is None:
+    job.kill()
+    failures.append("killed rank: rank 1's process was not found under mpirun")
+else:
+    time.sleep(1.0)  # let it get into its block of volumes
+    os.kill(victim, 9)
+    t0 = time.monotonic()
+    try:
+        job.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        job.kill()
+        job.communicate()
+        failures.append("killed rank: the job still ran 60 s after rank 1 was killed")
+    took = time.monotonic() - t0
+    print(f"killed rank: job ended with exit {job.returncode} {took:.1f} s after rank 1 was killed")
+    if job.returncode == 0:
+        failures.append("killed rank: the job exited 0")
+    if os.path.exists(os.path.join(killed_dir, "cohort.csv")):
+        failures.append("killed rank: rank 0 wrote cohort.csv for an incomplete cohort")
 
 # A command that does not share its work would write the same files from
 # every rank at once: refused, naming it.
