@@ -24,6 +24,7 @@ pkgs_build=(
   libopenjp2-7-dev                    # JPEG 2000 pixel data in DICOM (OpenJPEG)
   libgsl-dev                          # distributions for p-values
   libcairo2-dev libpng-dev fonts-dejavu-core  # figures and PNG overlays
+  libopenmpi-dev openmpi-bin          # MPI: mpirun shares the work over ranks (docs/cluster.md)
 )
 pkgs_test=(
   libcmocka-dev libfontconfig-dev     # C unit tests (the figure tests free fontconfig's caches)

@@ -24,6 +24,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "cbctiq/dist.h"
 #include "cbctiq/error.h"
 #include "cbctiq/rng.h"
 #include "cbctiq/volume.h"
@@ -218,6 +219,11 @@ typedef struct {
     const char *anatomy_ct;     /* real CT as anatomy for every volume (NULL: analytic) */
     const char *anatomy_labels; /* its label volume */
     const char *anatomy_dir;    /* folder of subject folders with ct.nii.gz + oar_labels.nii.gz */
+    /* Ranks that share the volumes (NULL: this process alone): each rank
+     * simulates a block and writes its volumes' NIfTI files (the folder is
+     * on a filesystem every rank sees); rank 0 gathers the records and alone
+     * writes the tables and the preview. Same bytes for any number of ranks. */
+    const cbq_dist *dist;
 } cbq_cohort_options;
 
 void cbq_cohort_defaults(cbq_cohort_options *o);

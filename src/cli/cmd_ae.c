@@ -20,6 +20,7 @@
 #include "cbctiq/pointing.h"
 #include "cbctiq/safe_name.h"
 #include "cli.h"
+#include "dist_parts.h"
 
 const char cli_ae_usage[] =
     "usage: cbctiq ae --model DIR --cohort cohort.csv --out ae.csv [--split NAME]\n"
@@ -70,6 +71,7 @@ typedef struct {
     cbq_attrib_options opt;
     size_t batch;
     cli_common common;
+    cbq_dist dist; /* the ranks sharing the volumes (one without mpirun) */
 } ae_args;
 
 static int parse_args(ae_args *a, int argc, char **argv)
@@ -155,6 +157,8 @@ typedef struct {
     cbq_csv_writer profile, curves;
     int has_profile, profile_open, curves_open;
     const ae_args *args;
+    /* this rank's files (dist_parts.h) */
+    char ae_part[4096], profile_part[4096], curves_part[4096];
 } writers;
 
 static int write_profile(writers *w, const char *volume_id, const cbq_cam *cam,
@@ -262,19 +266,25 @@ static int process_volume(cbq_cam *cam, cbq_net *net, const cbq_cohort *cohort,
 
 static int open_outputs(const ae_args *a, writers *w, cbq_error *err)
 {
-    CBQ_TRY(cbq_ae_writer_open(&w->ae, a->out, err));
+    if (!dist_part_path(&a->dist, a->out, w->ae_part, sizeof w->ae_part))
+        return CBQ_FAIL(err, CBQ_ERR_ARG, "%s: path too long", a->out);
+    CBQ_TRY(cbq_ae_writer_open(&w->ae, w->ae_part, err));
     if (a->profile) {
-        CBQ_TRY(cbq_csv_writer_open(&w->profile, a->profile, profile_columns, 5, err));
+        if (!dist_part_path(&a->dist, a->profile, w->profile_part, sizeof w->profile_part))
+            return CBQ_FAIL(err, CBQ_ERR_ARG, "%s: path too long", a->profile);
+        CBQ_TRY(cbq_csv_writer_open(&w->profile, w->profile_part, profile_columns, 5, err));
         w->profile_open = 1;
     }
     if (a->curves) {
-        CBQ_TRY(cbq_curves_writer_open(&w->curves, a->curves, err));
+        if (!dist_part_path(&a->dist, a->curves, w->curves_part, sizeof w->curves_part))
+            return CBQ_FAIL(err, CBQ_ERR_ARG, "%s: path too long", a->curves);
+        CBQ_TRY(cbq_curves_writer_open(&w->curves, w->curves_part, err));
         w->curves_open = 1;
     }
     return CBQ_OK;
 }
 
-static int commit_outputs(writers *w, cbq_error *err)
+static int commit_outputs(const ae_args *a, writers *w, cbq_error *err)
 {
     CBQ_TRY(cbq_ae_writer_commit(&w->ae, err));
     if (w->profile_open)
@@ -283,21 +293,30 @@ static int commit_outputs(writers *w, cbq_error *err)
     if (w->curves_open)
         CBQ_TRY(cbq_csv_writer_commit(&w->curves, err));
     w->curves_open = 0;
+    CBQ_TRY(dist_join_parts(&a->dist, a->out, err));
+    if (a->profile)
+        CBQ_TRY(dist_join_parts(&a->dist, a->profile, err));
+    if (a->curves)
+        CBQ_TRY(dist_join_parts(&a->dist, a->curves, err));
     return CBQ_OK;
 }
 
 static int attrib_cohort(const ae_args *a, cbq_cam *cam, cbq_net *net, const cbq_cohort *cohort,
                          writers *w, cbq_error *err)
 {
-    size_t todo;
+    size_t todo, begin, end, nth = 0;
     CBQ_TRY(cbq_cohort_count_split(cohort, a->split, &todo, err));
     CBQ_TRY(open_outputs(a, w, err));
+    /* This rank's block of the volumes in the split; rank 0 shows its own. */
+    cbq_dist_block(&a->dist, todo, &begin, &end);
     cbq_progress prog;
-    cbq_progress_begin(&prog, "ae", todo, a->common.quiet);
+    cbq_progress_begin(&prog, "ae", end - begin, a->common.quiet || a->dist.rank != 0);
     int rc = CBQ_OK;
     for (size_t r = 0; r < cohort->n && rc == CBQ_OK; r++) {
         const cbq_cohort_volume *v = &cohort->v[r];
         if (!cbq_cohort_in_split(cohort, r, a->split))
+            continue;
+        if (nth++ < begin || nth > end)
             continue;
         rc = process_volume(cam, net, cohort, v, &a->input, w, err);
         if (rc != CBQ_OK)
@@ -305,7 +324,7 @@ static int attrib_cohort(const ae_args *a, cbq_cam *cam, cbq_net *net, const cbq
         cbq_progress_step(&prog, 1);
     }
     cbq_progress_end(&prog);
-    return rc == CBQ_OK ? commit_outputs(w, err) : rc;
+    return rc == CBQ_OK ? commit_outputs(a, w, err) : rc;
 }
 
 static int run(const ae_args *a, cbq_error *err)
@@ -341,6 +360,7 @@ int cli_ae(int argc, char **argv)
     int rc = parse_args(&a, argc, argv);
     if (rc != CLI_EXIT_OK)
         return rc < 0 ? CLI_EXIT_OK : rc;
+    cbq_dist_current(&a.dist);
     cbq_error err = {0};
     return run(&a, &err) == CBQ_OK ? CLI_EXIT_OK : cli_report(&err);
 }

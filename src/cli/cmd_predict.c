@@ -11,6 +11,7 @@
 #include "cbctiq/progress.h"
 #include "cbctiq/study.h"
 #include "cli.h"
+#include "dist_parts.h"
 
 const char cli_predict_usage[] =
     "usage: cbctiq predict --model MODEL --out pred.csv [--per-slice] [--batch N]\n"
@@ -118,13 +119,24 @@ int cli_predict(int argc, char **argv)
     cbq_net_set_threads(net, (int)threads);
     static const char *const h_vol[] = {"volume_id", "category", "pred", "n_slices"};
     static const char *const h_slice[] = {"volume_id", "category", "pred", "slice"};
+    /* Under mpirun each rank predicts a block of the volumes into its part
+     * of --out; rank 0 joins the parts (dist_parts.h). */
+    cbq_dist dist;
+    cbq_dist_current(&dist);
+    size_t begin, end;
+    cbq_dist_block(&dist, (size_t)(argc - optind), &begin, &end);
+    char part[4096];
+    if (!dist_part_path(&dist, out, part, sizeof part)) {
+        cbq_net_free(net);
+        return cli_usage_error("predict", "--out path too long");
+    }
     cbq_csv_writer w;
-    int rc = cbq_csv_writer_open(&w, out, per_slice ? h_slice : h_vol, 4, &err);
+    int rc = cbq_csv_writer_open(&w, part, per_slice ? h_slice : h_vol, 4, &err);
     int opened = rc == CBQ_OK;
     cbq_progress prog;
-    cbq_progress_begin(&prog, "predict", (size_t)(argc - optind), quiet);
-    for (int i = optind; i < argc && rc == CBQ_OK; i++) {
-        rc = predict_one(net, argv[i], (size_t)batch, per_slice, &w, &err);
+    cbq_progress_begin(&prog, "predict", end - begin, quiet || dist.rank != 0);
+    for (size_t i = begin; i < end && rc == CBQ_OK; i++) {
+        rc = predict_one(net, argv[optind + (int)i], (size_t)batch, per_slice, &w, &err);
         cbq_progress_step(&prog, 1);
     }
     cbq_progress_end(&prog);
@@ -132,6 +144,8 @@ int cli_predict(int argc, char **argv)
         rc = cbq_csv_writer_commit(&w, &err);
     else if (opened)
         cbq_csv_writer_abort(&w);
+    if (rc == CBQ_OK)
+        rc = dist_join_parts(&dist, out, &err);
     cbq_net_free(net);
     return rc == CBQ_OK ? CLI_EXIT_OK : cli_report(&err);
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cbctiq/dist.h"
 #include "cbctiq/sim.h"
 
 const char cli_simulate_usage[] =
@@ -128,12 +129,18 @@ int cli_simulate(int argc, char **argv)
         return cli_usage_error("simulate", "--anatomy needs --labels (mandible and larynx place the neck)");
     if (!force && !out_dir_free(o.out_dir))
         return CLI_EXIT_FAIL;
+    cbq_error err = {0};
+    /* Under mpirun every rank checks the folder before any rank writes. */
+    cbq_dist dist;
+    cbq_dist_current(&dist);
+    if (cbq_dist_barrier(&dist, &err) != CBQ_OK)
+        return cli_report(&err);
+    o.dist = &dist;
     if (common.threads > 0)
         omp_set_num_threads(common.threads);
-    cbq_error err = {0};
     if (cbq_cohort_simulate(&o, &err) != CBQ_OK)
         return cli_report(&err);
-    if (!o.quiet)
+    if (!o.quiet && dist.rank == 0)
         fprintf(stderr, "simulate: wrote %zu volumes to %s\n", o.volumes, o.out_dir);
     return CLI_EXIT_OK;
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cbctiq/atomic_file.h"
+#include "cbctiq/dist.h"
 #include "cbctiq/versions.h"
 #include "cli.h"
 
@@ -95,6 +96,39 @@ static void catch_interrupts(void)
     }
 }
 
+/* The commands that share their work over the ranks of an MPI job
+ * (docs/cluster.md). Any other command run by more than one rank would write
+ * the same files from every rank at once, so it is refused. */
+static int runs_distributed(const char *name)
+{
+    static const char *const names[] = {"simulate", "predict", "ae"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (strcmp(names[i], name) == 0)
+            return 1;
+    return 0;
+}
+
+/* Runs the command as one rank of the job. A rank that fails stops every
+ * rank (the others may wait for it in a collective): the job ends non-zero
+ * at once instead of hanging. */
+static int run_as_rank(const command *cmd, int argc, char **argv)
+{
+    cbq_dist dist;
+    cbq_dist_init(&dist, &argc, &argv);
+    if (dist.size > 1 && !runs_distributed(cmd->name)) {
+        char msg[256];
+        snprintf(msg, sizeof msg,
+                 "`cbctiq %s` does not run on %d MPI ranks; run it without mpirun (or -np 1)",
+                 cmd->name, dist.size);
+        cbq_dist_abort(&dist, CLI_EXIT_USAGE, msg);
+    }
+    int rc = cmd->run(argc - 1, argv + 1);
+    if (rc != CLI_EXIT_OK && dist.size > 1)
+        cbq_dist_abort(&dist, rc, "this rank failed (message above): stopping the job");
+    cbq_dist_finalize(&dist);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     catch_interrupts();
@@ -121,5 +155,5 @@ int main(int argc, char **argv)
         cli_usage_print(stdout, cmd->usage);
         return CLI_EXIT_OK;
     }
-    return cmd->run(argc - 1, argv + 1);
+    return run_as_rank(cmd, argc, argv);
 }

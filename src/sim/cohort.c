@@ -14,6 +14,7 @@
 
 #include <dirent.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -365,6 +366,82 @@ static int write_preview(const cbq_cohort_options *o, const volume_record *recs,
     return cbq_sim_preview_png(path, tiles, 9, 3, -400.0, 600.0, err);
 }
 
+/* Volumes [begin, end): this rank's share (all of them for one process). */
+static int simulate_block(const cbq_cohort_options *o, const subject_list *sl, size_t begin, size_t end,
+                          volume_record *recs, int quiet, cbq_error *err)
+{
+    cbq_progress prog;
+    cbq_progress_begin(&prog, "simulate", end - begin, o->quiet || quiet);
+    int rc = CBQ_OK;
+    for (size_t v = begin; v < end && rc == CBQ_OK; v++) {
+        rc = simulate_one(o, sl, v, &recs[v], err);
+        if (rc != CBQ_OK)
+            cbq_error_prefix(err, "volume sim%03zu: ", v);
+        cbq_progress_step(&prog, 1);
+    }
+    cbq_progress_end(&prog);
+    return rc;
+}
+
+/* A record travels as its bytes (the same binary on every rank lays the
+ * struct out the same way) followed by its preview slices when asked for;
+ * the thumbs pointer in the copied bytes is replaced on arrival. */
+static size_t thumbs_floats(const cbq_cohort_options *o)
+{
+    return o->preview ? o->size * o->size * 3 : 0;
+}
+
+static int gather_records(const cbq_cohort_options *o, const cbq_dist *dist, size_t begin, size_t end,
+                          volume_record *recs, cbq_error *err)
+{
+    size_t per = sizeof(volume_record) + thumbs_floats(o) * sizeof(float);
+    char *mine = malloc((end - begin) * per + 1), *p = mine;
+    if (!mine)
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "simulate: out of memory packing %zu records", end - begin);
+    for (size_t v = begin; v < end; v++, p += per) {
+        memcpy(p, &recs[v], sizeof(volume_record));
+        if (thumbs_floats(o))
+            memcpy(p + sizeof(volume_record), recs[v].thumbs.data, thumbs_floats(o) * sizeof(float));
+    }
+    void *all = NULL;
+    size_t all_len = 0;
+    int rc = cbq_dist_gather_bytes(dist, mine, (size_t)(p - mine), &all, &all_len, err);
+    free(mine);
+    if (rc != CBQ_OK || dist->rank != 0)
+        return rc;
+    if (all_len != o->volumes * per) {
+        free(all);
+        return CBQ_FAIL(err, CBQ_ERR_INTERNAL, "simulate: gathered %zu bytes of records, expected %zu", all_len,
+                        o->volumes * per);
+    }
+    p = all;
+    for (size_t v = 0; v < o->volumes && rc == CBQ_OK; v++, p += per) {
+        if (v >= begin && v < end)
+            continue; /* rank 0's own, already in place */
+        memcpy(&recs[v], p, sizeof(volume_record));
+        memset(&recs[v].thumbs, 0, sizeof recs[v].thumbs);
+        if (!thumbs_floats(o))
+            continue;
+        const cbq_volume *t = (const cbq_volume *)(p + offsetof(volume_record, thumbs));
+        rc = cbq_volume_alloc(&recs[v].thumbs, t->nx, t->ny, t->nz, t->spacing, 0, err);
+        if (rc == CBQ_OK)
+            memcpy(recs[v].thumbs.data, p + sizeof(volume_record), thumbs_floats(o) * sizeof(float));
+    }
+    free(all);
+    return rc;
+}
+
+static int write_tables(const cbq_cohort_options *o, const volume_record *recs, cbq_error *err)
+{
+    CBQ_TRY(write_labels_json(o, err));
+    CBQ_TRY(write_cohort_csv(o, err));
+    CBQ_TRY(write_ratings(o, recs, err));
+    CBQ_TRY(write_truth(o, recs, err));
+    if (o->preview)
+        CBQ_TRY(write_preview(o, recs, err));
+    return CBQ_OK;
+}
+
 int cbq_cohort_simulate(const cbq_cohort_options *o, cbq_error *err)
 {
     CBQ_CHECK_ARG(err, o->out_dir && o->out_dir[0], "simulate: no output folder given");
@@ -390,27 +467,21 @@ int cbq_cohort_simulate(const cbq_cohort_options *o, cbq_error *err)
     subject_list sl = {0};
     if (o->anatomy_dir)
         CBQ_TRY(list_subjects(o->anatomy_dir, &sl, err));
+    cbq_dist alone = {.rank = 0, .size = 1, .mpi = 0};
+    const cbq_dist *dist = o->dist ? o->dist : &alone;
     int mk = cbq_mkdir_p(o->out_dir, err);
     volume_record *recs = mk == CBQ_OK ? calloc(o->volumes, sizeof(volume_record)) : NULL;
     if (!recs) {
         free(sl.names);
         return mk != CBQ_OK ? mk : CBQ_FAIL(err, CBQ_ERR_NOMEM, "simulate: out of memory for %zu records", o->volumes);
     }
-    cbq_progress prog;
-    cbq_progress_begin(&prog, "simulate", o->volumes, o->quiet);
-    int rc = CBQ_OK;
-    for (size_t v = 0; v < o->volumes && rc == CBQ_OK; v++) {
-        rc = simulate_one(o, &sl, v, &recs[v], err);
-        if (rc != CBQ_OK)
-            cbq_error_prefix(err, "volume sim%03zu: ", v);
-        cbq_progress_step(&prog, 1);
-    }
-    cbq_progress_end(&prog);
-    if (rc == CBQ_OK) rc = write_labels_json(o, err);
-    if (rc == CBQ_OK) rc = write_cohort_csv(o, err);
-    if (rc == CBQ_OK) rc = write_ratings(o, recs, err);
-    if (rc == CBQ_OK) rc = write_truth(o, recs, err);
-    if (rc == CBQ_OK && o->preview) rc = write_preview(o, recs, err);
+    size_t begin, end;
+    cbq_dist_block(dist, o->volumes, &begin, &end);
+    int rc = simulate_block(o, &sl, begin, end, recs, dist->rank != 0, err);
+    if (rc == CBQ_OK && dist->size > 1)
+        rc = gather_records(o, dist, begin, end, recs, err);
+    if (rc == CBQ_OK && dist->rank == 0)
+        rc = write_tables(o, recs, err);
     for (size_t v = 0; v < o->volumes; v++)
         cbq_volume_free(&recs[v].thumbs);
     free(recs);
