@@ -15,6 +15,9 @@ map of the same command (nibabel) and against the source series' own headers:
 - dciodvfy (dicom3tools) reports no error for either; dcm2niix, a reader
   independent of DCMTK, places the Parametric Map's values where the NIfTI
   map has them;
+- cbctiq reads its own Parametric Map back (`cbctiq info --json`, `cbctiq
+  convert`): the same grid, affine and voxels as the NIfTI map, and the
+  source's study and frame of reference;
 - a NIfTI volume writes DICOM only with --dicom-template, on the same grid
   (here a NIfTI of the series with its axes permuted and flipped by
   nibabel, so the frames are found through the affine, not copied in order); a NIfTI without
@@ -201,6 +204,34 @@ def check_dcm2niix(tag, folder, nifti_path, workdir):
         check(f"{tag}: dcm2niix's values = the NIfTI map's, in world space", err <= 1e-6, f"rel err {err:.2e}")
 
 
+def check_readback(tag, cbctiq, folder, nifti_path, src, workdir):
+    """cbctiq's own reader on the Parametric Map (an enhanced multi-frame
+    object with float pixel data): the grid and voxels of the NIfTI map."""
+    p = run([cbctiq, "info", "--json", folder])
+    check(f"{tag}: cbctiq info reads the Parametric Map", p.returncode == 0, p.stderr.strip()[:300])
+    if p.returncode != 0:
+        return
+    info = json.loads(p.stdout)
+    b = nib.load(nifti_path)
+    check(f"{tag}: info gives the NIfTI map's dims and affine",
+          list(info["dims"]) == list(b.shape) and np.abs(np.array(info["affine"]) - b.affine).max() < 1e-4,
+          f"{info['dims']} {b.shape}")
+    d = info["dicom"]
+    check(f"{tag}: info gives the source's study and frame of reference",
+          d["study_uid"] == src[0].StudyInstanceUID and
+          d["frame_of_reference_uid"] == src[0].FrameOfReferenceUID and
+          d["series_uid"] != src[0].SeriesInstanceUID)
+    back = os.path.join(workdir, f"readback_{tag}.nii.gz")
+    p = run([cbctiq, "convert", "--quiet", folder, back])
+    check(f"{tag}: cbctiq convert reads it to NIfTI", p.returncode == 0, p.stderr.strip()[:300])
+    if p.returncode == 0:
+        a = nib.load(back)
+        va, vb = np.asarray(a.dataobj, np.float64), np.asarray(b.dataobj, np.float64)
+        err = np.abs(va - vb).max() / np.abs(vb).max() if va.shape == vb.shape else np.inf
+        check(f"{tag}: read back voxel for voxel = the NIfTI map", err <= 1e-6 and
+              np.abs(a.affine - b.affine).max() < 1e-4, f"rel err {err:.2e}")
+
+
 def dciodvfy(path):
     p = subprocess.run(["dciodvfy", path], capture_output=True, text=True)
     out = p.stdout + p.stderr
@@ -237,6 +268,7 @@ def main():
         check_parametric_map("PM", os.path.join(pm, "map.dcm"), nifti, src, label)
         dciodvfy(os.path.join(pm, "map.dcm"))
         check_dcm2niix("PM", pm, nifti, w)
+        check_readback("PM", a.cbctiq, pm, nifti, src, w)
         p = run(base + [series, "--out", pm, "--format", "dicom"])
         check("a second write replaces the folder", p.returncode == 0 and os.listdir(pm) == ["map.dcm"])
     sc = os.path.join(w, "sc")
