@@ -1,4 +1,5 @@
-/* dicom_adapter.cpp - DCMTK behind include/cbctiq/dicom.h (the reading half of the only C++ in cbctiq; dicom_map_writer.cpp writes).
+/* dicom_adapter.cpp - DCMTK behind include/cbctiq/dicom.h: the reading half
+ * of the only C++ in cbctiq (dicom_map_writer.cpp writes).
  *
  * Finds image series in a folder tree (a slice per file, or a frame of an
  * enhanced multi-frame object placed by its functional groups), checks
