@@ -207,7 +207,9 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = strtoul(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--repeats") && i + 1 < argc) repeats = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--no-peer")) peer = 0;
-        else { fprintf(stderr, "usage: bench_curves [--slices N] [--batch B] [--repeats R] [--no-peer]\n"); return 2; }
+        /* --quick: every step and the peer once, in seconds (the test bench_quick) */
+        else if (!strcmp(argv[i], "--quick")) n = 1, batch = 16, repeats = 1;
+        else { fprintf(stderr, "usage: bench_curves [--slices N] [--batch B] [--repeats R] [--no-peer] [--quick]\n"); return 2; }
     }
     char dir[] = "/tmp/cbq_bench_curves_XXXXXX", path[4096];
     if (!mkdtemp(dir))
