@@ -7,6 +7,7 @@
 #include "cbctiq/atomic_file.h"
 #include "cbctiq/versions.h"
 #include "cli.h"
+#include "wait_policy.h"
 
 typedef struct {
     const char *name;
@@ -97,6 +98,7 @@ static void catch_interrupts(void)
 
 int main(int argc, char **argv)
 {
+    cli_choose_wait_policy(argc, argv);
     catch_interrupts();
     if (argc < 2) {
         print_overview(stderr);
