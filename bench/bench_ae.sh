@@ -86,7 +86,8 @@ worst = max(abs(a - b) / max(abs(b), 1e-30) for a, b in zip(ours, peer))
 print(f"verify: AE agrees to {worst:.1e} for all 5 categories{'' if worst <= 1e-4 else ' (MISMATCH)'}")
 sys.exit(0 if worst <= 1e-4 else 1)
 PY
-  read -r ow oc < <(best_ours "$threads")
+  times=$(best_ours "$threads") # a failing run fails the benchmark (set -e)
+  read -r ow oc <<<"$times"
   pw=$(awk '$1 == "seconds" {print $2}' "$tmp/peer")
   pc=$(awk '$1 == "cpu_seconds" {print $2}' "$tmp/peer")
   pk=$(awk '$1 == "kernel_cpu_seconds" {print $2}' "$tmp/peer")
