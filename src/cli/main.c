@@ -8,6 +8,7 @@
 #include "cbctiq/dist.h"
 #include "cbctiq/versions.h"
 #include "cli.h"
+#include "wait_policy.h"
 
 typedef struct {
     const char *name;
@@ -131,6 +132,7 @@ static int run_as_rank(const command *cmd, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    cli_choose_wait_policy(argc, argv);
     catch_interrupts();
     if (argc < 2) {
         print_overview(stderr);

@@ -23,17 +23,13 @@
 
 #include "cbctiq/gemm.h"
 #include "cbctiq/mem_limit.h"
+#include "core/zeroed_alloc.h"
 #include "nn/layer_ops.h"
 #include "nn/net_impl.h"
 
 static void *alloc_floats(size_t count)
 {
-    size_t bytes = (count ? count : 1) * sizeof(float);
-    bytes = (bytes + 63) / 64 * 64;
-    void *p = aligned_alloc(64, bytes);
-    if (p)
-        memset(p, 0, bytes);
-    return p;
+    return cbq_alloc_zeroed((count ? count : 1) * sizeof(float));
 }
 
 static size_t plane_of(const size_t s[3]) { return s[0] * s[1] * s[2]; }

@@ -33,6 +33,7 @@ def main():
     assert re.search(r"^verified: ", sections["bench_io.sh"], re.M)
     assert re.search(r"^verify: .*\(ok\)$", sections["bench_sim"], re.M)
     assert re.search(r"AE agrees to", sections["bench_gradcam"])
+    assert re.search(r"^verify: AE agrees to", sections["bench_ae.sh"], re.M)
     print(f"bench_quick: {len(sections)} benchmarks ran to their end")
 
 
