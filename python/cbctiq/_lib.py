@@ -284,6 +284,8 @@ _PROTOTYPES = {
                                     P(c_float_p), P(c_float_p), VOID_P, P(cbq_error)]),
     "cbq_ae_free": (None, [P(cbq_ae)]),
     "cbq_ae_writer_open": (C.c_int, [P(cbq_ae_writer), C.c_char_p, P(cbq_error)]),
+    "cbq_ae_writer_put": (C.c_int, [P(cbq_ae_writer), C.c_char_p, C.c_char_p, VOID_P, c_size,
+                                    P(cbq_ae), VOID_P, P(cbq_error)]),
     "cbq_ae_volume_options_default": (None, [P(cbq_ae_volume_options)]),
     "cbq_ae_writer_put_volume": (C.c_int, [P(cbq_ae_writer), P(cbq_csv_writer), C.c_char_p, VOID_P,
                                            VOID_P, P(cbq_model_input), P(c_float_p), P(cbq_ae),

@@ -325,11 +325,13 @@ def _rows_options(perturbation, seed, curve_slices, batch):
 
 
 def _attribution_tables(model, volume, method, slices, layer, relu, sign, grid, aggregate, slice_step,
-                        ig_steps, batch, mask, rtstruct, perturbation, seed, curve_slices, curves):
+                        ig_steps, batch, mask, rtstruct, perturbation, seed, curve_slices, curves,
+                        localise=True):
     """ae.csv's columns of one volume (and curves.csv's when `curves`),
     written by the library's one function for a volume's rows
     (cbq_ae_writer_put_volume, as `cbctiq ae`), into a temporary folder,
-    and read back."""
+    and read back. localise=False: the AE columns only (the localisation
+    columns not_computed), without the maps of every output in memory."""
     _check_model(model)
     row = None
     if mask is not None or rtstruct is not None:
@@ -348,7 +350,9 @@ def _attribution_tables(model, volume, method, slices, layer, relu, sign, grid, 
         h, w = cam.feature_shape()
         with _ModelInput(volume, model._spec(cam.net), selection.value, step, max(h, 1), max(w, 1),
                          row=row) as mi:
-            maps = {o: np.empty((mi.n, mi.H, mi.W), dtype=np.float32) for o in range(len(model.categories))}
+            maps = None
+            if localise:
+                maps = {o: np.empty((mi.n, mi.H, mi.W), dtype=np.float32) for o in range(len(model.categories))}
             ae = cam.run(mi, volume.name, maps)
             try:
                 return _volume_rows(cam, mi, maps, ae, volume.name, rows, curves)
@@ -357,8 +361,8 @@ def _attribution_tables(model, volume, method, slices, layer, relu, sign, grid, 
 
 
 def _volume_rows(cam, mi, maps, ae, volume_id, rows, curves):
-    """({column: values} of ae.csv, of curves.csv or None) for one volume."""
-    ptrs = (_lib.c_float_p * len(maps))(*(maps[o].ctypes.data_as(_lib.c_float_p) for o in range(len(maps))))
+    """({column: values} of ae.csv, of curves.csv or None) for one volume;
+    maps None: the rows without their localisation columns."""
     with tempfile.TemporaryDirectory(prefix="cbctiq-ae-") as tmp:
         ae_path = os.path.join(tmp, "ae.csv").encode()
         curves_path = os.path.join(tmp, "curves.csv").encode()
@@ -369,8 +373,16 @@ def _volume_rows(cam, mi, maps, ae, volume_id, rows, curves):
         if rc != 0:
             lib.cbq_ae_writer_abort(C.byref(w))
             _lib.check(rc, err)
-        rc = lib.cbq_ae_writer_put_volume(C.byref(w), C.byref(cw) if curves else None, _lib.encode(volume_id),
-                                          cam.cam, cam.net, C.byref(mi), ptrs, ae, C.byref(rows), C.byref(err))
+        if maps is not None:
+            ptrs = (_lib.c_float_p * len(maps))(*(maps[o].ctypes.data_as(_lib.c_float_p) for o in range(len(maps))))
+            rc = lib.cbq_ae_writer_put_volume(C.byref(w), C.byref(cw) if curves else None, _lib.encode(volume_id),
+                                              cam.cam, cam.net, C.byref(mi), ptrs, ae, C.byref(rows), C.byref(err))
+        else:
+            for o in range(len(ae)):
+                rc = lib.cbq_ae_writer_put(C.byref(w), _lib.encode(volume_id), lib.cbq_cam_category_name(cam.cam, o),
+                                           cam.cam, o, C.byref(ae[o]), None, C.byref(err))
+                if rc != 0:
+                    break
         if rc == 0:
             rc = lib.cbq_ae_writer_commit(C.byref(w), C.byref(err))
         if rc == 0 and curves:
@@ -415,7 +427,7 @@ def attribution_energy(model: Model, volume: Union[Volume, PathLike], method: st
     cbctiq.deletion_curves returns the curves themselves."""
     columns, _ = _attribution_tables(model, volume, method, slices, layer, relu, sign, grid, aggregate,
                                      slice_step, ig_steps, batch, mask, rtstruct,
-                                     perturbation if full else "none", seed, curve_slices, False)
+                                     perturbation, seed, curve_slices, False, localise=full)
     if full:
         return _frame_or_dict(columns, index="category")
     return {c: float(v) for c, v in zip(columns["category"], columns["ae_selected"])}
