@@ -7,6 +7,8 @@
  *     CBQ_TRY(cbq_ae_writer_open(&w, "ae.csv", err));
  *     ... cbq_ae_writer_put(&w, "pt03", "parotid", cam, output, &ae[output], &pointing[k],
  *                           err) ...
+ *     (or, for every output of a loaded volume with its localisation columns:
+ *      cbq_ae_writer_put_volume(&w, curves_or_NULL, "pt03", cam, net, &in, maps, ae, &o, err))
  *     cbq_ae_writer_commit(&w, err);            (or cbq_ae_writer_abort(&w))
  *
  *     cbq_ae_table t;
@@ -19,6 +21,7 @@
 #define CBCTIQ_AE_TABLE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "cbctiq/attrib.h"
 #include "cbctiq/csv.h"
@@ -78,6 +81,31 @@ int cbq_ae_writer_open(cbq_ae_writer *w, const char *path, cbq_error *err);
 int cbq_ae_writer_put(cbq_ae_writer *w, const char *volume_id, const char *category,
                       const cbq_cam *cam, size_t output, const cbq_ae *ae,
                       const cbq_pointing *pointing, cbq_error *err);
+
+/* How a volume's rows get their localisation and faithfulness columns:
+ * the curves' baseline, the seed of their random order and how many
+ * slices they run on (`cbctiq ae --perturbation/--seed/--curve-slices`),
+ * and the images per forward pass of the curves. */
+typedef struct {
+    cbq_perturb_baseline perturbation; /* CBQ_PERTURB_NONE: no curves */
+    uint64_t seed;
+    size_t curve_slices; /* evenly spaced among the used slices; 0: all */
+    size_t batch;
+} cbq_ae_volume_options;
+
+/* blur, seed 1, one curve slice, batch 16: `cbctiq ae`'s defaults. */
+void cbq_ae_volume_options_default(cbq_ae_volume_options *o);
+
+/* The rows of one loaded volume, as `cbctiq ae` writes them: every output
+ * of cam's model in its order, named as the model names it, with where
+ * each map points and its deletion/insertion curves (pointing.h; the curves
+ * run on net, the network cam was made on). maps[output] = [in->n, H, W]
+ * and ae[output] from cbq_model_input_attrib. curves (NULL: none) gets the
+ * curves' rows (cbq_curves_put). */
+int cbq_ae_writer_put_volume(cbq_ae_writer *w, cbq_csv_writer *curves, const char *volume_id,
+                             const cbq_cam *cam, cbq_net *net, cbq_model_input *in,
+                             const float *const *maps, const cbq_ae *ae,
+                             const cbq_ae_volume_options *o, cbq_error *err);
 int cbq_ae_writer_commit(cbq_ae_writer *w, cbq_error *err);
 /* Removes what was written (safe when not open or already committed). */
 void cbq_ae_writer_abort(cbq_ae_writer *w);

@@ -66,14 +66,10 @@ typedef struct {
     unsigned empty;                           /* CBQ_EMPTY_* bits */
 } cbq_pointing;
 
-/* The maps [in->n, H, W] of one category back on the canonical grid
- * (canon_map: allocated like in->canon; slices not used stay 0). */
-int cbq_pointing_unmap(cbq_model_input *in, const float *maps, cbq_volume *canon_map,
-                       cbq_error *err);
-
-/* The same maps on the CBCT's own grid and header geometry, written as a
- * float32 NIfTI (atomically), so that viewers overlay it on the scan and
- * anyone can recompute energy_in_structure from it and the mask. */
+/* The maps [in->n, H, W] of one category on the CBCT's own grid and header
+ * geometry (cbq_model_input_unmap_source), written as a float32 NIfTI
+ * (atomically), so that viewers overlay it on the scan and anyone can
+ * recompute energy_in_structure from it and the mask. */
 int cbq_model_input_write_map(cbq_model_input *in, const float *maps, const char *path,
                               cbq_error *err);
 

@@ -9,6 +9,8 @@ second implementation; arrays cross as numpy arrays.
     model.predict(vol)                                # {category: score}
     cbctiq.gradcam(model, vol, "parotid")            # map on the volume's grid
     cbctiq.attribution_energy(model, vol)            # {category: AE}
+    cbctiq.attribution_energy(model, vol, full=True) # ae.csv's rows, as `cbctiq ae`
+    cbctiq.deletion_curves(model, vol)               # curves.csv's rows
     cbctiq.stats.spearman(x, y)                      # (rho, p)
 
 Errors from the library raise cbctiq.Error with its message; wrong argument
@@ -16,7 +18,7 @@ types or shapes raise TypeError or ValueError. docs/python.md has a worked
 example."""
 from ._lib import Error
 from ._volume import Volume, read_volume
-from ._model import Model, gradcam, attribution_energy
+from ._model import Model, gradcam, attribution_energy, deletion_curves
 from ._table import read_table
 from . import stats
 
@@ -25,5 +27,5 @@ try:  # the installed distribution's, which setup.py takes from CMake's project 
     __version__ = _version("cbctiq")
 except Exception:  # imported from the source tree, not installed
     __version__ = "unknown"
-__all__ = ["Error", "Volume", "read_volume", "Model", "gradcam", "attribution_energy",
+__all__ = ["Error", "Volume", "read_volume", "Model", "gradcam", "attribution_energy", "deletion_curves",
            "read_table", "stats"]

@@ -174,6 +174,11 @@ class cbq_ae_writer(C.Structure):
     _fields_ = [("csv", cbq_csv_writer), ("open", C.c_int)]
 
 
+class cbq_ae_volume_options(C.Structure):
+    _fields_ = [("perturbation", C.c_int), ("seed", C.c_uint64), ("curve_slices", c_size),
+                ("batch", c_size)]
+
+
 class cbq_csv(C.Structure):
     _fields_ = [("name", C.c_char_p), ("n_rows", c_size), ("n_cols", c_size),
                 ("header", c_char_pp), ("cells", c_char_pp), ("line", c_size_p),
@@ -217,7 +222,7 @@ STRUCTS = [cbq_error, cbq_volume, cbq_nifti_header, cbq_dicom_series_info, cbq_d
            cbq_slicer, cbq_model_input_options, cbq_model_input, cbq_input_spec, cbq_layer_spec,
            cbq_model_spec, cbq_volume_pred, cbq_attrib_options, cbq_ae, cbq_corr, cbq_perm,
            cbq_boot, cbq_loo, cbq_ratings, cbq_consensus, cbq_atomic_file, cbq_csv_writer,
-           cbq_ae_writer, cbq_csv]
+           cbq_ae_writer, cbq_ae_volume_options, cbq_csv]
 
 
 def _find_library():
@@ -281,6 +286,14 @@ _PROTOTYPES = {
     "cbq_ae_writer_open": (C.c_int, [P(cbq_ae_writer), C.c_char_p, P(cbq_error)]),
     "cbq_ae_writer_put": (C.c_int, [P(cbq_ae_writer), C.c_char_p, C.c_char_p, VOID_P, c_size,
                                     P(cbq_ae), VOID_P, P(cbq_error)]),
+    "cbq_ae_volume_options_default": (None, [P(cbq_ae_volume_options)]),
+    "cbq_ae_writer_put_volume": (C.c_int, [P(cbq_ae_writer), P(cbq_csv_writer), C.c_char_p, VOID_P,
+                                           VOID_P, P(cbq_model_input), P(c_float_p), P(cbq_ae),
+                                           P(cbq_ae_volume_options), P(cbq_error)]),
+    "cbq_perturb_parse": (C.c_int, [C.c_char_p, P(C.c_int)]),
+    "cbq_curves_writer_open": (C.c_int, [P(cbq_csv_writer), C.c_char_p, P(cbq_error)]),
+    "cbq_csv_writer_commit": (C.c_int, [P(cbq_csv_writer), P(cbq_error)]),
+    "cbq_csv_writer_abort": (None, [P(cbq_csv_writer)]),
     "cbq_ae_writer_commit": (C.c_int, [P(cbq_ae_writer), P(cbq_error)]),
     "cbq_ae_writer_abort": (None, [P(cbq_ae_writer)]),
     "cbq_csv_read": (C.c_int, [P(cbq_csv), C.c_char_p, P(cbq_error)]),

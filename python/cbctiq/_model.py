@@ -12,10 +12,10 @@ import numpy as np
 
 from . import _lib
 from ._lib import lib
-from ._table import _read_csv_columns, _frame_or_dict
+from ._table import _read_csv_columns, _frame_or_dict, _pandas
 from ._volume import PathLike, Volume, read_volume, volume_from_c, volume_name
 
-__all__ = ["Model", "gradcam", "attribution_energy"]
+__all__ = ["Model", "gradcam", "attribution_energy", "deletion_curves"]
 
 SLICES_ALL = 0
 
@@ -247,16 +247,17 @@ class _Cam:
         lib.cbq_cam_feature_shape(self.cam, C.byref(h), C.byref(w))
         return h.value, w.value
 
-    def run(self, mi, name, maps_input=None, output=0):
+    def run(self, mi, name, maps=None):
         """Attribution of every selected slice (cbq_model_input_attrib, with
         the structures' weights when the input has them); fills ae (one per
-        output) and, when given, the input-grid maps of `output`."""
+        output) and, when given, the input-grid maps {output: [n, H, W]}."""
         no = lib.cbq_cam_n_outputs(self.cam)
         ae = (_lib.cbq_ae * no)()
         ptrs = None
-        if maps_input is not None:
+        if maps:
             ptrs = (_lib.c_float_p * no)()
-            ptrs[output] = maps_input.ctypes.data_as(_lib.c_float_p)
+            for output, array in maps.items():
+                ptrs[output] = array.ctypes.data_as(_lib.c_float_p)
         err = _lib.new_error()
         rc = lib.cbq_model_input_attrib(self.cam, C.byref(mi), ae, ptrs, C.byref(err))
         if rc != 0:
@@ -292,7 +293,7 @@ def gradcam(model: Model, volume: Union[Volume, PathLike], category: str, method
         h, w = cam.feature_shape()
         with _ModelInput(volume, model._spec(cam.net), min_h=max(h, 1), min_w=max(w, 1)) as mi:
             maps = np.empty((mi.n, mi.H, mi.W), dtype=np.float32)
-            ae = cam.run(mi, volume.name, maps, model.categories.index(category))
+            ae = cam.run(mi, volume.name, {model.categories.index(category): maps})
             cam.free_ae(ae)
             err = _lib.new_error()
             out = _lib.cbq_volume()
@@ -301,26 +302,36 @@ def gradcam(model: Model, volume: Union[Volume, PathLike], category: str, method
             return volume_from_c(out, volume.name).array
 
 
-def attribution_energy(model: Model, volume: Union[Volume, PathLike], method: str = "gradcam",
-                       slices: str = "all", *, layer: Optional[str] = None, relu: bool = True,
-                       sign: int = 1, grid: str = "input", aggregate: str = "sum",
-                       slice_step: int = 1, ig_steps: int = 32, batch: int = 16,
-                       mask: Optional[PathLike] = None, rtstruct: Optional[PathLike] = None,
-                       full: bool = False):
-    """Attribution Energy of one volume for every category: {category:
-    AE}, AE being ae.csv's ae_selected (the sum of the raw maps over the
-    used slices on the grid and with the aggregate chosen; docs/attribution.md).
+def _rows_options(perturbation, seed, curve_slices, batch):
+    """cbq_ae_volume_options from the keywords of `cbctiq ae`'s options."""
+    o = _lib.cbq_ae_volume_options()
+    lib.cbq_ae_volume_options_default(C.byref(o))
+    baseline = C.c_int()
+    if not isinstance(perturbation, str) or not lib.cbq_perturb_parse(perturbation.encode(), C.byref(baseline)):
+        raise ValueError(f"perturbation expects blur, road or none, got {perturbation!r}")
+    o.perturbation = baseline.value
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an integer, got {type(seed).__name__}")
+    if not 0 <= seed < 2 ** 64:
+        raise ValueError(f"seed must be in [0, 2**64), got {seed}")
+    o.seed = int(seed)
+    if isinstance(curve_slices, bool) or not isinstance(curve_slices, (int, np.integer)):
+        raise TypeError(f"curve_slices must be an integer, got {type(curve_slices).__name__}")
+    if not 0 <= curve_slices <= 100000:
+        raise ValueError(f"curve_slices must be in [0, 100000] (0: all), got {curve_slices}")
+    o.curve_slices = int(curve_slices)
+    o.batch = batch
+    return o
 
-    full=True returns the whole decomposition instead, exactly ae.csv's rows
-    (every column `cbctiq ae` writes, from the same writer): a pandas
-    DataFrame with one row per category when pandas is installed, else
-    {category: {column: value}}. slices: "all" or "structures" (the slices
-    where the structures are drawn; without them, every slice).
 
-    mask (a label NIfTI, its labels.json beside it) or rtstruct (a DICOM
-    RTSTRUCT of the volume's series) give the structures, as the columns of
-    a cohort.csv row do: then `volume` must be the volume's path, and the
-    structure columns (ae_in_structure, structure_fraction) are filled."""
+def _attribution_tables(model, volume, method, slices, layer, relu, sign, grid, aggregate, slice_step,
+                        ig_steps, batch, mask, rtstruct, perturbation, seed, curve_slices, curves,
+                        localise=True):
+    """ae.csv's columns of one volume (and curves.csv's when `curves`),
+    written by the library's one function for a volume's rows
+    (cbq_ae_writer_put_volume, as `cbctiq ae`), into a temporary folder,
+    and read back. localise=False: the AE columns only (the localisation
+    columns not_computed), without the maps of every output in memory."""
     _check_model(model)
     row = None
     if mask is not None or rtstruct is not None:
@@ -335,36 +346,110 @@ def attribution_energy(model: Model, volume: Union[Volume, PathLike], method: st
     if not isinstance(slices, str) or not lib.cbq_slice_selection_parse(slices.encode(), C.byref(selection)):
         raise ValueError(f"slices expects all or structures, got {slices!r}")
     with _Cam(model, opt, batch) as cam:
+        rows = _rows_options(perturbation, seed, curve_slices, cam.batch)
         h, w = cam.feature_shape()
         with _ModelInput(volume, model._spec(cam.net), selection.value, step, max(h, 1), max(w, 1),
                          row=row) as mi:
-            ae = cam.run(mi, volume.name)
+            maps = None
+            if localise:
+                maps = {o: np.empty((mi.n, mi.H, mi.W), dtype=np.float32) for o in range(len(model.categories))}
+            ae = cam.run(mi, volume.name, maps)
             try:
-                columns = _ae_rows(cam, ae, volume.name)
+                return _volume_rows(cam, mi, maps, ae, volume.name, rows, curves)
             finally:
                 cam.free_ae(ae)
+
+
+def _volume_rows(cam, mi, maps, ae, volume_id, rows, curves):
+    """({column: values} of ae.csv, of curves.csv or None) for one volume;
+    maps None: the rows without their localisation columns."""
+    with tempfile.TemporaryDirectory(prefix="cbctiq-ae-") as tmp:
+        ae_path = os.path.join(tmp, "ae.csv").encode()
+        curves_path = os.path.join(tmp, "curves.csv").encode()
+        w, cw = _lib.cbq_ae_writer(), _lib.cbq_csv_writer()
+        err = _lib.new_error()
+        _lib.check(lib.cbq_ae_writer_open(C.byref(w), ae_path, C.byref(err)), err)
+        rc = lib.cbq_curves_writer_open(C.byref(cw), curves_path, C.byref(err)) if curves else 0
+        if rc != 0:
+            lib.cbq_ae_writer_abort(C.byref(w))
+            _lib.check(rc, err)
+        if maps is not None:
+            ptrs = (_lib.c_float_p * len(maps))(*(maps[o].ctypes.data_as(_lib.c_float_p) for o in range(len(maps))))
+            rc = lib.cbq_ae_writer_put_volume(C.byref(w), C.byref(cw) if curves else None, _lib.encode(volume_id),
+                                              cam.cam, cam.net, C.byref(mi), ptrs, ae, C.byref(rows), C.byref(err))
+        else:
+            for o in range(len(ae)):
+                rc = lib.cbq_ae_writer_put(C.byref(w), _lib.encode(volume_id), lib.cbq_cam_category_name(cam.cam, o),
+                                           cam.cam, o, C.byref(ae[o]), None, C.byref(err))
+                if rc != 0:
+                    break
+        if rc == 0:
+            rc = lib.cbq_ae_writer_commit(C.byref(w), C.byref(err))
+        if rc == 0 and curves:
+            rc = lib.cbq_csv_writer_commit(C.byref(cw), C.byref(err))
+        if rc != 0:
+            lib.cbq_ae_writer_abort(C.byref(w))
+            if curves:
+                lib.cbq_csv_writer_abort(C.byref(cw))
+            err.msg = (volume_id.encode() + b": " + err.msg)[:1023]
+        _lib.check(rc, err)
+        return _read_csv_columns(ae_path), (_read_csv_columns(curves_path) if curves else None)
+
+
+def attribution_energy(model: Model, volume: Union[Volume, PathLike], method: str = "gradcam",
+                       slices: str = "all", *, layer: Optional[str] = None, relu: bool = True,
+                       sign: int = 1, grid: str = "input", aggregate: str = "sum",
+                       slice_step: int = 1, ig_steps: int = 32, batch: int = 16,
+                       mask: Optional[PathLike] = None, rtstruct: Optional[PathLike] = None,
+                       perturbation: str = "blur", seed: int = 1, curve_slices: int = 1,
+                       full: bool = False):
+    """Attribution Energy of one volume for every category: {category:
+    AE}, AE being ae.csv's ae_selected (the sum of the raw maps over the
+    used slices on the grid and with the aggregate chosen; docs/attribution.md).
+
+    full=True returns the whole decomposition instead, exactly the rows
+    `cbctiq ae` writes to ae.csv (one library function writes both),
+    localisation and faithfulness columns included: a pandas DataFrame with
+    one row per category when pandas is installed, else {category: {column:
+    value}}. slices: "all" or "structures" (the slices where the structures
+    are drawn; without them, every slice).
+
+    mask (a label NIfTI, its labels.json beside it) or rtstruct (a DICOM
+    RTSTRUCT of the volume's series) give the structures, as the columns of
+    a cohort.csv row do: then `volume` must be the volume's path, and the
+    structure columns (ae_in_structure, structure_fraction,
+    energy_in_structure, pointing_hit) are filled.
+
+    perturbation ("blur", "road" or "none"), seed and curve_slices are
+    `cbctiq ae`'s --perturbation, --seed and --curve-slices (same defaults):
+    the deletion/insertion curves behind deletion_auc ... insertion_auc_random
+    (about 230 forward passes per curve slice). They run only with full=True;
+    cbctiq.deletion_curves returns the curves themselves."""
+    columns, _ = _attribution_tables(model, volume, method, slices, layer, relu, sign, grid, aggregate,
+                                     slice_step, ig_steps, batch, mask, rtstruct,
+                                     perturbation, seed, curve_slices, False, localise=full)
     if full:
         return _frame_or_dict(columns, index="category")
     return {c: float(v) for c, v in zip(columns["category"], columns["ae_selected"])}
 
 
-def _ae_rows(cam, ae, volume_id):
-    """ae.csv's rows for one volume, written by the library's one ae.csv
-    writer (into a temporary file) and read back column by column."""
-    with tempfile.TemporaryDirectory(prefix="cbctiq-ae-") as tmp:
-        path = os.path.join(tmp, "ae.csv").encode()
-        w = _lib.cbq_ae_writer()
-        err = _lib.new_error()
-        _lib.check(lib.cbq_ae_writer_open(C.byref(w), path, C.byref(err)), err)
-        rc = 0
-        for c in range(len(ae)):
-            rc = lib.cbq_ae_writer_put(C.byref(w), volume_id.encode(), lib.cbq_cam_category_name(cam.cam, c),
-                                       cam.cam, c, C.byref(ae[c]), None, C.byref(err))
-            if rc != 0:
-                break
-        if rc == 0:
-            rc = lib.cbq_ae_writer_commit(C.byref(w), C.byref(err))
-        else:
-            lib.cbq_ae_writer_abort(C.byref(w))
-        _lib.check(rc, err)
-        return _read_csv_columns(path)
+def deletion_curves(model: Model, volume: Union[Volume, PathLike], method: str = "gradcam",
+                    slices: str = "all", *, layer: Optional[str] = None, relu: bool = True,
+                    sign: int = 1, grid: str = "input", aggregate: str = "sum",
+                    slice_step: int = 1, ig_steps: int = 32, batch: int = 16,
+                    mask: Optional[PathLike] = None, rtstruct: Optional[PathLike] = None,
+                    perturbation: str = "blur", seed: int = 1, curve_slices: int = 1):
+    """The deletion and insertion curves of one volume, every category:
+    exactly the rows `cbctiq ae --curves` writes (docs/formats.md,
+    curves.csv: volume_id, category, order (map | random), curve (deletion
+    | insertion), step, fraction, score, normalised), as a pandas DataFrame,
+    or {column: list} without pandas. The keywords are attribution_energy's;
+    a category whose map is zero everywhere has no curves, and
+    perturbation="none" gives none at all. Costs what
+    attribution_energy(..., full=True) costs; to have both, call that and
+    this with the same keywords (the curves are deterministic)."""
+    _, curves = _attribution_tables(model, volume, method, slices, layer, relu, sign, grid, aggregate,
+                                    slice_step, ig_steps, batch, mask, rtstruct, perturbation, seed,
+                                    curve_slices, True)
+    pd = _pandas()
+    return pd.DataFrame(curves) if pd is not None else curves

@@ -65,9 +65,7 @@ static const char *const profile_columns[] = {"volume_id", "category", "slice", 
 typedef struct {
     const char *model, *cohort, *split, *out, *profile, *curves, *maps;
     cbq_model_input_options input;
-    cbq_perturb_baseline perturbation;
-    size_t curve_slices;
-    uint64_t seed;
+    cbq_ae_volume_options rows; /* the curves' baseline, seed and slices */
     cbq_attrib_options opt;
     size_t batch;
     cli_common common;
@@ -92,9 +90,7 @@ static int parse_args(ae_args *a, int argc, char **argv)
     cli_common_defaults(&a->common);
     a->batch = 16;
     a->input.step = 1;
-    a->perturbation = CBQ_PERTURB_BLUR;
-    a->curve_slices = 1;
-    a->seed = 1;
+    cbq_ae_volume_options_default(&a->rows);
     int c;
     uint64_t step, count;
     optind = 1;
@@ -110,17 +106,17 @@ static int parse_args(ae_args *a, int argc, char **argv)
             a->input.step = (size_t)step;
             break;
         case 'P':
-            if (!cbq_perturb_parse(optarg, &a->perturbation))
+            if (!cbq_perturb_parse(optarg, &a->rows.perturbation))
                 return cli_usage_error("ae", "--perturbation expects blur, road or none, got '%s'",
                                        optarg);
             break;
         case 'n':
             if (!cli_parse_u64("ae", "--curve-slices", optarg, 0, 100000, &count))
                 return CLI_EXIT_USAGE;
-            a->curve_slices = (size_t)count;
+            a->rows.curve_slices = (size_t)count;
             break;
         case 'r':
-            if (!cli_parse_u64("ae", "--seed", optarg, 0, UINT64_MAX, &a->seed))
+            if (!cli_parse_u64("ae", "--seed", optarg, 0, UINT64_MAX, &a->rows.seed))
                 return CLI_EXIT_USAGE;
             break;
         case 'C': a->curves = optarg; break;
@@ -144,6 +140,7 @@ static int parse_args(ae_args *a, int argc, char **argv)
     }
     if (optind < argc)
         return cli_usage_error("ae", "unexpected argument '%s'", argv[optind]);
+    a->rows.batch = a->batch;
     if (!a->model || !a->cohort || !a->out)
         return cli_usage_error("ae", "--model, --cohort and --out are required");
     cbq_split split;
@@ -176,19 +173,6 @@ static int write_profile(writers *w, const char *volume_id, const cbq_cam *cam,
     return CBQ_OK;
 }
 
-/* Every output of the model, in its order, named as the model names it. */
-static int write_rows(writers *w, const char *volume_id, const cbq_cam *cam, const cbq_ae *ae,
-                      const cbq_pointing *p, cbq_error *err)
-{
-    for (size_t c = 0; c < cbq_cam_n_outputs(cam); c++) {
-        const char *category = cbq_cam_category_name(cam, c);
-        CBQ_TRY(cbq_ae_writer_put(&w->ae, volume_id, category, cam, c, &ae[c], &p[c], err));
-        if (w->curves_open)
-            CBQ_TRY(cbq_curves_put(&w->curves, volume_id, category, &p[c], err));
-    }
-    return CBQ_OK;
-}
-
 /* DIR/VOLUME_CATEGORY.nii.gz for every output: the maps on the CBCT's grid. */
 static int write_maps(const char *dir, const char *volume_id, const cbq_cam *cam,
                       cbq_model_input *in, float *const *maps, cbq_error *err)
@@ -208,26 +192,14 @@ static int write_maps(const char *dir, const char *volume_id, const cbq_cam *cam
     return CBQ_OK;
 }
 
-/* Where each map points, its curves, and the rows of the volume. */
+/* The rows of the volume with where each map points and its curves (the
+ * data layer's, as Python's attribution_energy), its profile and maps. */
 static int write_volume(cbq_cam *cam, cbq_net *net, const char *volume_id, cbq_model_input *in,
                         float *const *maps, const cbq_ae *ae, writers *w, cbq_error *err)
 {
     const ae_args *a = w->args;
-    size_t no = cbq_cam_n_outputs(cam), index[CBQ_MAX_OUTPUTS];
-    const char *names[CBQ_MAX_OUTPUTS];
-    for (size_t c = 0; c < no; c++) {
-        names[c] = cbq_cam_category_name(cam, c);
-        index[c] = c;
-    }
-    cbq_pointing_options po;
-    cbq_pointing_options_default(&po, in);
-    po.faith.baseline = a->perturbation;
-    po.faith.seed = a->seed;
-    po.max_slices = a->curve_slices;
-    cbq_pointing p[CBQ_MAX_OUTPUTS];
-    CBQ_TRY(cbq_pointing_volume(in, net, a->batch, names, no, index, (const float *const *)maps,
-                                &po, p, err));
-    CBQ_TRY(write_rows(w, volume_id, cam, ae, p, err));
+    CBQ_TRY(cbq_ae_writer_put_volume(&w->ae, w->curves_open ? &w->curves : NULL, volume_id, cam,
+                                     net, in, (const float *const *)maps, ae, &a->rows, err));
     if (w->has_profile)
         CBQ_TRY(write_profile(w, volume_id, cam, in, ae, err));
     return a->maps ? write_maps(a->maps, volume_id, cam, in, maps, err) : CBQ_OK;

@@ -129,6 +129,41 @@ int cbq_ae_writer_put(cbq_ae_writer *w, const char *volume_id, const char *categ
     return cbq_csv_end_row(&w->csv, err);
 }
 
+void cbq_ae_volume_options_default(cbq_ae_volume_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->perturbation = CBQ_PERTURB_BLUR;
+    o->seed = 1;
+    o->curve_slices = 1;
+    o->batch = 16;
+}
+
+int cbq_ae_writer_put_volume(cbq_ae_writer *w, cbq_csv_writer *curves, const char *volume_id,
+                             const cbq_cam *cam, cbq_net *net, cbq_model_input *in,
+                             const float *const *maps, const cbq_ae *ae,
+                             const cbq_ae_volume_options *o, cbq_error *err)
+{
+    size_t no = cbq_cam_n_outputs(cam), index[CBQ_MAX_OUTPUTS];
+    const char *names[CBQ_MAX_OUTPUTS];
+    for (size_t c = 0; c < no; c++) {
+        names[c] = cbq_cam_category_name(cam, c);
+        index[c] = c;
+    }
+    cbq_pointing_options po;
+    cbq_pointing_options_default(&po, in);
+    po.faith.baseline = o->perturbation;
+    po.faith.seed = o->seed;
+    po.max_slices = o->curve_slices;
+    cbq_pointing p[CBQ_MAX_OUTPUTS];
+    CBQ_TRY(cbq_pointing_volume(in, net, o->batch, names, no, index, maps, &po, p, err));
+    for (size_t c = 0; c < no; c++) {
+        CBQ_TRY(cbq_ae_writer_put(w, volume_id, names[c], cam, c, &ae[c], &p[c], err));
+        if (curves)
+            CBQ_TRY(cbq_curves_put(curves, volume_id, names[c], &p[c], err));
+    }
+    return CBQ_OK;
+}
+
 int cbq_ae_writer_commit(cbq_ae_writer *w, cbq_error *err)
 {
     CBQ_TRY(cbq_csv_writer_commit(&w->csv, err));

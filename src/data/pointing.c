@@ -41,35 +41,17 @@ void cbq_pointing_options_default(cbq_pointing_options *o, const cbq_model_input
     o->max_slices = 1;
 }
 
-int cbq_pointing_unmap(cbq_model_input *in, const float *maps, cbq_volume *canon_map,
-                       cbq_error *err)
-{
-    memset(canon_map->data, 0, cbq_volume_count(canon_map) * sizeof(float));
-    for (size_t i = 0; i < in->n; i++)
-        CBQ_TRY(cbq_slicer_unmap(&in->slicer, maps + i * in->H * in->W, canon_map, in->ks[i], err));
-    return CBQ_OK;
-}
-
-static int alloc_canon_map(const cbq_model_input *in, cbq_volume *canon_map, cbq_error *err)
-{
-    const cbq_volume *c = &in->canon;
-    CBQ_TRY(cbq_volume_alloc(canon_map, c->nx, c->ny, c->nz, c->spacing, 0, err));
-    memcpy(canon_map->affine, c->affine, sizeof canon_map->affine);
-    return CBQ_OK;
-}
-
+/* The maps on the canonical grid are the data layer's
+ * (cbq_model_input_unmap_canonical), back on the CBCT's own grid its
+ * cbq_model_input_unmap_source: the grid the energies are computed on and
+ * the grid of the written map differ by axis permutations and flips only. */
 int cbq_model_input_write_map(cbq_model_input *in, const float *maps, const char *path,
                               cbq_error *err)
 {
-    cbq_volume canon_map = {0}, src = {0};
-    CBQ_TRY(alloc_canon_map(in, &canon_map, err));
-    int rc = cbq_pointing_unmap(in, maps, &canon_map, err);
-    if (rc == CBQ_OK)
-        rc = cbq_volume_uncanonical(&src, &canon_map, &in->xf, err);
-    if (rc == CBQ_OK)
-        rc = cbq_nifti_write(path, &src, CBQ_NIFTI_FLOAT32, err);
+    cbq_volume src;
+    CBQ_TRY(cbq_model_input_unmap_source(in, maps, &src, err));
+    int rc = cbq_nifti_write(path, &src, CBQ_NIFTI_FLOAT32, err);
     cbq_volume_free(&src);
-    cbq_volume_free(&canon_map);
     return rc;
 }
 
@@ -159,15 +141,15 @@ int cbq_pointing_volume(cbq_model_input *in, cbq_net *net, size_t batch,
                         const cbq_pointing_options *o, cbq_pointing *p, cbq_error *err)
 {
     memset(p, 0, n_categories * sizeof *p);
-    cbq_volume canon_map = {0};
-    CBQ_TRY(alloc_canon_map(in, &canon_map, err));
     int rc = CBQ_OK;
     for (size_t k = 0; k < n_categories && rc == CBQ_OK; k++) {
-        rc = cbq_pointing_unmap(in, maps[out_index[k]], &canon_map, err);
-        if (rc == CBQ_OK)
-            cbq_pointing_energy(&canon_map, cbq_model_input_structure(in, categories[k]), &p[k]);
+        cbq_volume canon_map;
+        rc = cbq_model_input_unmap_canonical(in, maps[out_index[k]], &canon_map, err);
+        if (rc != CBQ_OK)
+            break;
+        cbq_pointing_energy(&canon_map, cbq_model_input_structure(in, categories[k]), &p[k]);
+        cbq_volume_free(&canon_map);
     }
-    cbq_volume_free(&canon_map);
     cbq_faith_curves *cur = NULL;
     size_t used = 0;
     if (rc == CBQ_OK && o->faith.baseline != CBQ_PERTURB_NONE) {

@@ -100,20 +100,13 @@ def test_gradcam_dicom_equals_cli(cli, model, model_dir, dicom, tmp_path):
                                   nifti_array(str(out))[0])
 
 
-# ae.csv's localisation and faithfulness columns (energy_in_structure ...
-# empty_reason): `cbctiq ae` fills them, attribution_energy(full=True)
-# leaves them empty with the reason not_computed (docs/python.md).
-LOCALISATION_FIRST = "energy_in_structure"
-
-
-def assert_rows_equal_but_localisation(got, want):
+def assert_rows_equal(got, want):
+    """Every column of ae.csv, the localisation and faithfulness columns
+    (energy_in_structure ... empty_reason) included, exactly equal."""
     assert list(got.columns) == list(want.columns)
-    columns = list(want.columns)
-    first = columns.index(LOCALISATION_FIRST)
-    for column in columns[:first]:
+    assert len(got) == len(want)
+    for column in want.columns:
         np.testing.assert_array_equal(got[column].to_numpy(), want[column].to_numpy(), err_msg=column)
-    assert (got["empty_reason"] == "not_computed").all()
-    assert got[LOCALISATION_FIRST].isna().all()
 
 
 def ae_cli(cli, model_dir, volume_path, tmp_path, *options):
@@ -133,9 +126,40 @@ def ae_cli(cli, model_dir, volume_path, tmp_path, *options):
 def test_attribution_energy_equals_cli(cli, model, model_dir, nifti, tmp_path, options, kwargs):
     want = ae_cli(cli, model_dir, nifti, tmp_path, *options)
     full = cbctiq.attribution_energy(model, nifti, **kwargs, full=True)
-    assert_rows_equal_but_localisation(full, want)
+    assert_rows_equal(full, want)
+    assert np.isfinite(full["deletion_auc"]).all()  # the curves ran (no structures: no energy)
+    assert (full["empty_reason"] == "no_structure").all()
     ae = cbctiq.attribution_energy(model, cbctiq.read_volume(nifti), **kwargs)
     assert ae == dict(zip(want["category"], want["ae_selected"]))
+
+
+def assert_curves_equal(got, want):
+    assert list(got.columns) == list(want.columns)
+    assert len(got) == len(want)
+    for column in want.columns:
+        np.testing.assert_array_equal(got[column].to_numpy(), want[column].to_numpy(), err_msg=column)
+
+
+@pytest.mark.parametrize("options,kwargs", [
+    ((), {}),
+    (("--seed", "7", "--curve-slices", "2"), {"seed": 7, "curve_slices": 2}),
+    (("--perturbation", "road"), {"perturbation": "road"}),
+    (("--perturbation", "none"), {"perturbation": "none"}),
+])
+def test_curve_options_and_curves_equal_cli(cli, model, model_dir, nifti, tmp_path, options, kwargs):
+    """perturbation, seed and curve_slices are `cbctiq ae`'s options, with
+    its defaults: the same ae.csv rows, and deletion_curves the same rows as
+    its --curves file."""
+    curves = tmp_path / "curves.csv"
+    want = ae_cli(cli, model_dir, nifti, tmp_path, "--curves", curves, *options)
+    assert_rows_equal(cbctiq.attribution_energy(model, nifti, full=True, **kwargs), want)
+    got = cbctiq.deletion_curves(model, nifti, **kwargs)
+    want_curves = cbctiq.read_table(curves)
+    assert_curves_equal(got, want_curves)
+    if kwargs.get("perturbation") == "none":
+        assert len(got) == 0 and want["deletion_auc"].isna().all()
+    else:  # four curves of 21 steps for every category
+        assert len(got) == 4 * 21 * len(model.categories)
 
 
 def test_in_memory_volume_equals_file(model, nifti):
@@ -190,6 +214,12 @@ def test_wrong_types_and_shapes(model, nifti):
         cbctiq.attribution_energy(model, nifti, method="cam")
     with pytest.raises(ValueError, match="slices expects"):
         cbctiq.attribution_energy(model, nifti, slices="some")
+    with pytest.raises(ValueError, match="perturbation expects blur, road or none"):
+        cbctiq.attribution_energy(model, nifti, perturbation="noise", full=True)
+    with pytest.raises(TypeError, match="seed"):
+        cbctiq.deletion_curves(model, nifti, seed=1.5)
+    with pytest.raises(ValueError, match="curve_slices"):
+        cbctiq.deletion_curves(model, nifti, curve_slices=-1)
     with pytest.raises(TypeError, match="batch"):
         cbctiq.Model.load(model.path, batch=2.5)
 
@@ -266,8 +296,19 @@ def test_attribution_energy_with_masks_equals_cli(cli, model, model_dir, sim, tm
                                         mask=os.path.join(sim, r["mask"]), full=True)
         mine = want[want["volume_id"] == r["volume_id"]]
         assert len(mine) == len(model.categories)
-        assert_rows_equal_but_localisation(got, mine)
+        assert_rows_equal(got, mine)
         assert np.isfinite(got.loc["parotid", "ae_in_structure"])
+        assert np.isfinite(got.loc["parotid", "energy_in_structure"])
+    r = rows[0]
+    curves = tmp_path / "curves.csv"
+    cohort = tmp_path / "one.csv"
+    cohort.write_text(f"volume_id,path,mask\n{r['volume_id']},{os.path.join(sim, r['path'])},"
+                      f"{os.path.join(sim, r['mask'])}\n")
+    cli("ae", "--model", model_dir, "--cohort", cohort, "--slices", slices, "--out", tmp_path / "one.csv.ae",
+        "--curves", curves, "--quiet")
+    assert_curves_equal(cbctiq.deletion_curves(model, os.path.join(sim, r["path"]), slices=slices,
+                                               mask=os.path.join(sim, r["mask"])),
+                        cbctiq.read_table(curves))
     with pytest.raises(TypeError, match="as a path"):
         cbctiq.attribution_energy(model, cbctiq.read_volume(os.path.join(sim, rows[0]["path"])),
                                   mask=os.path.join(sim, rows[0]["mask"]))
