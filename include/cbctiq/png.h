@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include "cbctiq/error.h"
 #include "cbctiq/structures.h"
 #include "cbctiq/volume.h"
@@ -17,6 +18,10 @@ extern "C" {
  * top row first. */
 int cbq_png_write(const char *path, const uint8_t *pixels, size_t width, size_t height,
                   int channels, cbq_error *err);
+/* The same PNG into an open stream (e.g. an open_memstream for a data URI);
+ * 0 when libpng fails, 1 when written. */
+int cbq_png_write_stream(FILE *fp, const uint8_t *pixels, size_t width, size_t height,
+                         int channels);
 
 /* Axial slice k of a canonical volume as seen from the feet (patient right
  * on the image left, anterior at the top: row = j, column = i), windowed to

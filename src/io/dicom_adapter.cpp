@@ -41,6 +41,8 @@
 #include <dcmtk/oflog/oflog.h>
 #include <dcmtk/oflog/spi/logevent.h>
 
+#include "dicom_item.h"
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -132,24 +134,8 @@ void copy_str(char *dst, size_t cap, const std::string &src)
     std::snprintf(dst, cap, "%s", src.c_str());
 }
 
-std::string get_str(DcmItem *item, const DcmTagKey &tag)
-{
-    OFString v;
-    if (item->findAndGetOFStringArray(tag, v).good())
-        return std::string(v.c_str());
-    return std::string();
-}
-
-bool get_doubles(DcmItem *item, const DcmTagKey &tag, double *out, int n)
-{
-    for (int i = 0; i < n; i++) {
-        Float64 v;
-        if (item->findAndGetFloat64(tag, v, (unsigned long)i).bad() || !std::isfinite(v))
-            return false;
-        out[i] = v;
-    }
-    return true;
-}
+using cbq_dicom::get_doubles;
+using cbq_dicom::get_str;
 
 DcmItem *seq_item(DcmItem *item, const DcmTagKey &seq, unsigned long i)
 {

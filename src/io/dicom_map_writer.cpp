@@ -45,6 +45,8 @@
 #include <dcmtk/dcmpmap/dpmparametricmapiod.h>
 #include <dcmtk/oflog/oflog.h>
 
+#include "dicom_item.h"
+
 #ifndef CBQ_VERSION
 #define CBQ_VERSION "unknown"
 #endif
@@ -69,24 +71,8 @@ struct SourceSlice {
     long slice_index = 0;
 };
 
-std::string get_str(DcmItem *item, const DcmTagKey &tag)
-{
-    OFString v;
-    if (item->findAndGetOFStringArray(tag, v).good())
-        return std::string(v.c_str());
-    return std::string();
-}
-
-bool get_doubles(DcmItem *item, const DcmTagKey &tag, double *out, int n)
-{
-    for (int i = 0; i < n; i++) {
-        Float64 v;
-        if (item->findAndGetFloat64(tag, v, (unsigned long)i).bad() || !std::isfinite(v))
-            return false;
-        out[i] = v;
-    }
-    return true;
-}
+using cbq_dicom::get_doubles;
+using cbq_dicom::get_str;
 
 std::string new_uid(const char *root)
 {

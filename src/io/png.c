@@ -9,7 +9,8 @@
 #include "cbctiq/atomic_file.h"
 
 /* libpng reports errors by longjmp; keep the jump local to this function. */
-static int write_rows(FILE *fp, const uint8_t *pixels, size_t width, size_t height, int channels)
+int cbq_png_write_stream(FILE *fp, const uint8_t *pixels, size_t width, size_t height,
+                         int channels)
 {
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
     png_infop info = png ? png_create_info_struct(png) : NULL;
@@ -42,7 +43,7 @@ int cbq_png_write(const char *path, const uint8_t *pixels, size_t width, size_t 
                   channels);
     cbq_atomic_file af;
     CBQ_TRY(cbq_atomic_open(&af, path, err));
-    if (!write_rows(af.fp, pixels, width, height, channels)) {
+    if (!cbq_png_write_stream(af.fp, pixels, width, height, channels)) {
         cbq_atomic_abort(&af);
         return CBQ_FAIL(err, CBQ_ERR_IO, "%s: cannot write PNG", path);
     }

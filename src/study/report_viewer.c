@@ -27,7 +27,6 @@
 #include "study/report_viewer.h"
 
 #include <math.h>
-#include <png.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +34,7 @@
 
 #include "cbctiq/colormap.h"
 #include "cbctiq/model_input.h"
+#include "cbctiq/png.h"
 #include "study/report_figures.h"
 #include "report_viewer_js.h" /* VIEWER_JS: report_viewer.js, generated at build time */
 
@@ -105,39 +105,13 @@ static void json_number(FILE *fp, double v)
         fputs("null", fp);
 }
 
-/* libpng reports errors by longjmp; the jump stays inside this function. */
-static int png_rows(FILE *fp, const uint8_t *pixels, size_t width, size_t height, int channels)
-{
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
-    png_infop info = png ? png_create_info_struct(png) : NULL;
-    if (!png || !info) {
-        png_destroy_write_struct(&png, &info);
-        return 0;
-    }
-    if (setjmp(png_jmpbuf(png))) {
-        png_destroy_write_struct(&png, &info);
-        return 0;
-    }
-    png_init_io(png, fp);
-    png_set_compression_level(png, 6); /* 9 takes 3x the time for 3 % less */
-    png_set_IHDR(png, info, (png_uint_32)width, (png_uint_32)height, 8,
-                 channels == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
-                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    png_write_info(png, info);
-    for (size_t y = 0; y < height; y++)
-        png_write_row(png, (png_const_bytep)(pixels + y * width * (size_t)channels));
-    png_write_end(png, NULL);
-    png_destroy_write_struct(&png, &info);
-    return 1;
-}
-
 /* The image as a quoted PNG data URI. */
 static int png_data_uri(FILE *out, const uint8_t *pixels, size_t width, size_t height,
                         int channels, cbq_error *err)
 {
     mem_text png;
     CBQ_TRY(mem_open(&png, err));
-    if (!png_rows(png.fp, pixels, width, height, channels)) {
+    if (!cbq_png_write_stream(png.fp, pixels, width, height, channels)) {
         mem_free(&png);
         return CBQ_FAIL(err, CBQ_ERR_NOMEM, "report viewer: cannot encode a %zux%zu PNG", width,
                         height);
