@@ -103,13 +103,22 @@ typedef struct {
     double energy[CBQ_MAX_OUTPUTS];
     unsigned energy_empty[CBQ_MAX_OUTPUTS];
     size_t per_map;
+    size_t cap_maps, cap_input; /* floats each maps[c] / input[c] holds */
 } vol_maps;
 
-static int alloc_maps(float **maps, size_t no, size_t count, cbq_error *err)
+/* Room for `count` floats per output; grown for a volume with more tested
+ * slices than the ones before (volumes differ in nz). */
+static int alloc_maps(float **maps, size_t no, size_t count, size_t *cap, cbq_error *err)
 {
-    for (size_t c = 0; c < no; c++)
-        if (!maps[c] && !(maps[c] = malloc(count * sizeof(float))))
+    if (count <= *cap)
+        return CBQ_OK;
+    for (size_t c = 0; c < no; c++) {
+        float *grown = realloc(maps[c], count * sizeof(float));
+        if (!grown)
             return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
+        maps[c] = grown;
+    }
+    *cap = count;
     return CBQ_OK;
 }
 
@@ -135,9 +144,9 @@ static int compute_maps(cbq_cam *cam, const cbq_sanity_options *o, const cbq_san
     cbq_cam_input_shape(cam, &H, &W);
     int pixel = h * w == 0, want_input = o->energy && !pixel;
     out->per_map = vols[v].nz * (pixel ? H * W : h * w);
-    CBQ_TRY(alloc_maps(out->maps, no, out->per_map, err));
+    CBQ_TRY(alloc_maps(out->maps, no, out->per_map, &out->cap_maps, err));
     if (want_input)
-        CBQ_TRY(alloc_maps(out->input, no, vols[v].nz * H * W, err));
+        CBQ_TRY(alloc_maps(out->input, no, vols[v].nz * H * W, &out->cap_input, err));
     float *const *input = pixel ? out->maps : want_input ? out->input : NULL;
     cbq_ae ae[CBQ_MAX_OUTPUTS];
     CBQ_TRY(cbq_attrib_volume(cam, vols[v].slices, vols[v].nz, NULL, ae, input,

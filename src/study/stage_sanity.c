@@ -256,8 +256,9 @@ int study_stage_sanity(study_ctx *ctx, cbq_error *err)
     cbq_sanity_options o;
     CBQ_TRY(make_options(ctx->cfg, &o, err));
     cbq_cohort c;
-    CBQ_TRY(study_read_fold_cohort(ctx, study_first_fold(ctx->cfg), study_slice_reads(ctx->cfg),
-                                   &c, err));
+    /* the structures whatever train.slices is: the energy columns need them */
+    CBQ_TRY(study_read_fold_cohort(ctx, study_first_fold(ctx->cfg),
+                                   STUDY_READS_VOLUMES | STUDY_READS_STRUCTURES, &c, err));
     int rc = run_checks(ctx, &c, path, pooled, &o, err);
     cbq_cohort_free(&c);
     return rc;
