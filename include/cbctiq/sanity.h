@@ -34,6 +34,16 @@
 extern "C" {
 #endif
 
+/* A per-volume number of each output's maps on the model-input grid,
+ * computed for the trained model's maps and for every comparison's: the
+ * sanity checks report its median over volumes per step (the data layer's
+ * cbq_sanity_energy_of gives ae.csv's energy_in_structure, sanity_energy.h).
+ * maps[output] = [nz, H, W] of volume `volume` (its index in the volumes
+ * given to cbq_sanity_run); writes value[output] (NaN when undefined) and
+ * empty[output] (the hook's own bits saying why; 0 when defined). */
+typedef int (*cbq_sanity_energy_fn)(void *user, size_t volume, const float *const *maps,
+                                    double *value, unsigned *empty, cbq_error *err);
+
 typedef struct {
     cbq_cam_method methods[CBQ_CAM_METHOD_COUNT];
     size_t n_methods;           /* default 1: gradcam */
@@ -42,6 +52,8 @@ typedef struct {
     size_t batch;               /* slices per pass, <= the nets' max_batch; default 16 */
     cbq_attrib_options attrib;  /* layer, relu, ...; its method is ignored */
     int quiet;                  /* no progress bar */
+    cbq_sanity_energy_fn energy; /* NULL (default): no energy columns */
+    void *energy_user;
 } cbq_sanity_options;
 
 void cbq_sanity_options_default(cbq_sanity_options *o);
@@ -73,6 +85,12 @@ typedef struct {
     double threshold;
     double pooled_rho;          /* median over all categories and volumes: the verdict's */
     int survives;               /* pooled_rho > threshold (same on the comparison's rows) */
+    /* options.energy of the maps, median over volumes (NaN when no volume
+     * has it): the trained model's, this comparison's, and their
+     * difference (random - trained); energy_empty: when the comparison's
+     * median is NaN, the union of the volumes' empty bits (0 without a hook) */
+    double median_energy_trained, median_energy_random, energy_change;
+    unsigned energy_empty;
 } cbq_sanity_row;
 
 /* One method's verdicts: medians pooled over categories and volumes. */

@@ -1,7 +1,9 @@
 /* sanity.c - the sanity checks of sanity.h: for each method, the maps of
  * the trained model against those of the cascade's re-initialised models
  * (randomise.c) and of a label-permuted model, summarised per step and
- * category over volumes. It computes and returns rows; writing them is the
+ * category over volumes, with the median of a per-volume number of the
+ * maps (options.energy: the share of the map on the category's structure)
+ * under each model. It computes and returns rows; writing them is the
  * caller's (study's sanity.csv writer), reading volumes too. */
 #include "cbctiq/sanity.h"
 
@@ -91,37 +93,77 @@ static void snapshot_free(snapshot *s)
 }
 
 /* ---- maps of one volume and their comparisons ---- */
-/* Maps of every output for one volume: [n_out][nz * grid]. */
+/* Maps of every output for one volume: [n_out][nz * grid] on the grid the
+ * comparison uses, and, for CAM methods under options.energy, the same maps
+ * on the input grid (the grid of ae.csv's maps) that the energy is of. */
 typedef struct {
     float *maps[CBQ_MAX_OUTPUTS];
+    float *input[CBQ_MAX_OUTPUTS];
     double ae[CBQ_MAX_OUTPUTS];
+    double energy[CBQ_MAX_OUTPUTS];
+    unsigned energy_empty[CBQ_MAX_OUTPUTS];
     size_t per_map;
+    size_t cap_maps, cap_input; /* floats each maps[c] / input[c] holds */
 } vol_maps;
 
-static int compute_maps(cbq_cam *cam, const cbq_sanity_volume *v, vol_maps *out, cbq_error *err)
+/* Room for `count` floats per output; grown for a volume with more tested
+ * slices than the ones before (volumes differ in nz). */
+static int alloc_maps(float **maps, size_t no, size_t count, size_t *cap, cbq_error *err)
+{
+    if (count <= *cap)
+        return CBQ_OK;
+    for (size_t c = 0; c < no; c++) {
+        float *grown = realloc(maps[c], count * sizeof(float));
+        if (!grown)
+            return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
+        maps[c] = grown;
+    }
+    *cap = count;
+    return CBQ_OK;
+}
+
+/* options.energy of the input-grid maps; NaN without a hook. */
+static int map_energy(const cbq_sanity_options *o, size_t v, float *const *input, vol_maps *out,
+                      cbq_error *err)
+{
+    for (size_t c = 0; c < CBQ_MAX_OUTPUTS; c++) {
+        out->energy[c] = NAN;
+        out->energy_empty[c] = 0;
+    }
+    if (!o->energy)
+        return CBQ_OK;
+    return o->energy(o->energy_user, v, (const float *const *)input, out->energy, out->energy_empty,
+                     err);
+}
+
+static int compute_maps(cbq_cam *cam, const cbq_sanity_options *o, const cbq_sanity_volume *vols,
+                        size_t v, vol_maps *out, cbq_error *err)
 {
     size_t h, w, H, W, no = cbq_cam_n_outputs(cam);
     cbq_cam_feature_shape(cam, &h, &w);
     cbq_cam_input_shape(cam, &H, &W);
-    int pixel = h * w == 0;
-    out->per_map = v->nz * (pixel ? H * W : h * w);
-    for (size_t c = 0; c < no; c++)
-        if (!out->maps[c] && !(out->maps[c] = malloc(out->per_map * sizeof(float))))
-            return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
+    int pixel = h * w == 0, want_input = o->energy && !pixel;
+    out->per_map = vols[v].nz * (pixel ? H * W : h * w);
+    CBQ_TRY(alloc_maps(out->maps, no, out->per_map, &out->cap_maps, err));
+    if (want_input)
+        CBQ_TRY(alloc_maps(out->input, no, vols[v].nz * H * W, &out->cap_input, err));
+    float *const *input = pixel ? out->maps : want_input ? out->input : NULL;
     cbq_ae ae[CBQ_MAX_OUTPUTS];
-    CBQ_TRY(cbq_attrib_volume(cam, v->slices, v->nz, NULL, ae, pixel ? out->maps : NULL,
+    CBQ_TRY(cbq_attrib_volume(cam, vols[v].slices, vols[v].nz, NULL, ae, input,
                               pixel ? NULL : out->maps, NULL, err));
     for (size_t c = 0; c < no; c++) {
         out->ae[c] = ae[c].ae;
         cbq_ae_free(&ae[c]);
     }
-    return CBQ_OK;
+    return map_energy(o, v, input, out, err);
 }
 
 static void vol_maps_free(vol_maps *m)
 {
-    for (size_t c = 0; c < CBQ_MAX_OUTPUTS; c++)
+    for (size_t c = 0; c < CBQ_MAX_OUTPUTS; c++) {
         free(m->maps[c]);
+        free(m->input[c]);
+    }
 }
 
 static int cmp_double(const void *pa, const void *pb)
@@ -144,10 +186,13 @@ static double median(double *x, size_t n)
 }
 
 /* Per comparison slot (slot 0: the label-permuted model; slot s >= 1:
- * cascade step s), output and volume: rank correlation and AE ratio. */
+ * cascade step s), output and volume: rank correlation, AE ratio and the
+ * energies of both models' maps. */
 typedef struct {
     size_t n_slots, no, n_vols;
     double *rho, *ratio;   /* [slot][output][volume] */
+    double *energy_t, *energy_r;
+    unsigned *energy_empty; /* [slot][output][volume]: both models' bits */
     double *ae_t, *ae_r;   /* [slot][output], means over volumes */
     double *tmp;           /* [no * n_vols] scratch for medians */
 } comparisons;
@@ -163,7 +208,11 @@ static int comparisons_init(comparisons *cmp, size_t n_slots, size_t no, size_t 
     cmp->ae_t = calloc(n_slots * no + 1, sizeof *cmp->ae_t);
     cmp->ae_r = calloc(n_slots * no + 1, sizeof *cmp->ae_r);
     cmp->tmp = malloc((no * n_vols + 1) * sizeof *cmp->tmp);
-    if (!cmp->rho || !cmp->ratio || !cmp->ae_t || !cmp->ae_r || !cmp->tmp)
+    cmp->energy_t = malloc((cells + 1) * sizeof *cmp->energy_t);
+    cmp->energy_r = malloc((cells + 1) * sizeof *cmp->energy_r);
+    cmp->energy_empty = calloc(cells + 1, sizeof *cmp->energy_empty);
+    if (!cmp->rho || !cmp->ratio || !cmp->ae_t || !cmp->ae_r || !cmp->tmp || !cmp->energy_t ||
+        !cmp->energy_r || !cmp->energy_empty)
         return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
     return CBQ_OK;
 }
@@ -175,6 +224,9 @@ static void comparisons_free(comparisons *cmp)
     free(cmp->ae_t);
     free(cmp->ae_r);
     free(cmp->tmp);
+    free(cmp->energy_t);
+    free(cmp->energy_r);
+    free(cmp->energy_empty);
 }
 
 static void compare_maps(comparisons *cmp, size_t slot, size_t v, const vol_maps *ref,
@@ -186,6 +238,9 @@ static void compare_maps(comparisons *cmp, size_t slot, size_t v, const vol_maps
         cmp->ratio[i] = ref->ae[c] != 0.0 ? cur->ae[c] / ref->ae[c] : NAN;
         cmp->ae_t[slot * cmp->no + c] += ref->ae[c] / (double)cmp->n_vols;
         cmp->ae_r[slot * cmp->no + c] += cur->ae[c] / (double)cmp->n_vols;
+        cmp->energy_t[i] = ref->energy[c];
+        cmp->energy_r[i] = cur->energy[c];
+        cmp->energy_empty[i] = ref->energy_empty[c] | cur->energy_empty[c];
     }
 }
 
@@ -195,6 +250,20 @@ static double slot_median(const comparisons *cmp, size_t slot)
     size_t n = cmp->no * cmp->n_vols;
     memcpy(cmp->tmp, cmp->rho + slot * n, n * sizeof *cmp->tmp);
     return median(cmp->tmp, n);
+}
+
+/* The energy columns of the row of cell range [i, i + n_vols). */
+static void energy_columns(const comparisons *cmp, size_t i, cbq_sanity_row *row)
+{
+    memcpy(cmp->tmp, cmp->energy_t + i, cmp->n_vols * sizeof *cmp->tmp);
+    row->median_energy_trained = median(cmp->tmp, cmp->n_vols);
+    memcpy(cmp->tmp, cmp->energy_r + i, cmp->n_vols * sizeof *cmp->tmp);
+    row->median_energy_random = median(cmp->tmp, cmp->n_vols);
+    row->energy_change = row->median_energy_random - row->median_energy_trained;
+    row->energy_empty = 0;
+    if (isnan(row->median_energy_random) || isnan(row->median_energy_trained))
+        for (size_t v = 0; v < cmp->n_vols; v++)
+            row->energy_empty |= cmp->energy_empty[i + v];
 }
 
 /* The slot's rows, one per output, appended to res. */
@@ -231,6 +300,7 @@ static void add_rows(cbq_sanity_result *res, const comparisons *cmp, size_t slot
         row->threshold = threshold;
         row->pooled_rho = pooled;
         row->survives = survives;
+        energy_columns(cmp, (slot * cmp->no + c) * cmp->n_vols, row);
     }
 }
 
@@ -250,16 +320,16 @@ static int volume_comparisons(const sanity_job *j, cbq_cam *cam, cbq_cam *perm_c
                               comparisons *cmp, vol_maps *ref, vol_maps *cur, cbq_error *err)
 {
     snapshot_restore(j->trained, j->net);
-    CBQ_TRY(compute_maps(cam, &j->vols[v], ref, err));
+    CBQ_TRY(compute_maps(cam, j->o, j->vols, v, ref, err));
     void *work = malloc(cbq_map_spearman_work_bytes(ref->per_map));
     if (!work)
         return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
-    int rc = perm_cam ? compute_maps(perm_cam, &j->vols[v], cur, err) : CBQ_OK;
+    int rc = perm_cam ? compute_maps(perm_cam, j->o, j->vols, v, cur, err) : CBQ_OK;
     if (rc == CBQ_OK && perm_cam)
         compare_maps(cmp, 0, v, ref, cur, work);
     for (size_t s = 1; s <= j->steps && rc == CBQ_OK; s++) {
         if ((rc = cbq_randomise_top(j->net, s, j->o->seed, err)) == CBQ_OK &&
-            (rc = compute_maps(cam, &j->vols[v], cur, err)) == CBQ_OK)
+            (rc = compute_maps(cam, j->o, j->vols, v, cur, err)) == CBQ_OK)
             compare_maps(cmp, s, v, ref, cur, work);
         cbq_progress_step(j->prog, 1);
     }

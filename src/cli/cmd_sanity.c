@@ -17,6 +17,7 @@
 #include "cbctiq/model_file.h"
 #include "cbctiq/model_input.h"
 #include "cbctiq/sanity.h"
+#include "cbctiq/sanity_energy.h"
 #include "cbctiq/study.h"
 #include "cli.h"
 
@@ -35,8 +36,11 @@ const char cli_sanity_usage[] =
     "depend on what the model learned. With --permuted-model, also the data\n"
     "randomisation test: maps of a model trained on permuted labels (`cbctiq train\n"
     "--permute-labels` with the trained model's recipe) against the trained\n"
-    "model's (rows with test = permuted_labels, step 0). `cbctiq study` runs both\n"
-    "tests in its sanity stage.\n"
+    "model's (rows with test = permuted_labels, step 0). Each row also gives the\n"
+    "median over volumes of energy_in_structure (ae.csv's: the share of the map on\n"
+    "the category's structure, from the cohort's masks) under the trained and the\n"
+    "compared model, on the tested slices. `cbctiq study` runs both tests in its\n"
+    "sanity stage.\n"
     "  --methods LIST     default {sanity_methods}\n"
     "  --permuted-model DIR  a model of the same architecture trained on permuted labels\n"
     "  --max-slices N     evenly spaced axial slices per volume (default 16; 0 = all)\n"
@@ -131,28 +135,29 @@ static int parse_args(sanity_args *a, int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
-/* Volumes of the cohort, each reduced to its tested slices as it is read,
- * so that only those stay in memory. */
-static int load_cohort(const sanity_args *a, const cbq_model_spec *spec, cbq_sanity_volume **vols,
-                       cbq_cohort *c, size_t *n_vols, cbq_error *err)
+/* Volumes of the cohort, each reduced to its tested slices and structure
+ * masks as it is read (kept by the energy hook), so that only those stay in
+ * memory. */
+static int load_cohort(const sanity_args *a, const cbq_net *net, cbq_sanity_volume **vols,
+                       cbq_cohort *c, cbq_sanity_energy *energy, cbq_error *err)
 {
     *vols = NULL;
-    *n_vols = 0;
     CBQ_TRY(cbq_cohort_read(c, a->cohort, err));
     size_t todo;
     CBQ_TRY(cbq_cohort_count_split(c, a->split, &todo, err));
-    if (!(*vols = calloc(todo, sizeof **vols)))
+    CBQ_TRY(cbq_sanity_energy_init(energy, net, todo, err));
+    if (!(*vols = calloc(todo + 1, sizeof **vols)))
         return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
-    cbq_model_input_options o = {.max_slices = a->max_slices};
+    cbq_model_input_options o = {.max_slices = a->max_slices, .with_structures = 1};
     for (size_t r = 0; r < c->n; r++) {
         if (!cbq_cohort_in_split(c, r, a->split))
             continue;
         cbq_model_input in;
-        if (cbq_model_input_load(&in, &c->v[r], c, &spec->input, &o, err) != CBQ_OK)
+        if (cbq_model_input_load(&in, &c->v[r], c, &cbq_net_spec(net)->input, &o, err) != CBQ_OK)
             return cbq_error_prefix(err, "%s:%zu: ", a->cohort, c->v[r].line);
-        (*vols)[(*n_vols)++] = (cbq_sanity_volume){.id = c->v[r].id, .slices = in.x, .nz = in.n};
-        in.x = NULL; /* now the cohort's */
-        cbq_model_input_free(&in);
+        CBQ_TRY(cbq_sanity_energy_add(energy, &in, err));
+        const cbq_model_input *kept = &energy->inputs[energy->n - 1];
+        (*vols)[energy->n - 1] = (cbq_sanity_volume){.id = c->v[r].id, .slices = kept->x, .nz = kept->n};
     }
     return CBQ_OK;
 }
@@ -190,10 +195,10 @@ static int run(const sanity_args *a, cbq_error *err)
     cbq_net *net = NULL, *permuted = NULL;
     cbq_sanity_volume *sv = NULL;
     cbq_cohort cohort = {0};
-    size_t n_vols = 0;
+    cbq_sanity_energy energy = {0};
     int rc = load_nets(a, &net, &permuted, err);
     if (rc == CBQ_OK)
-        rc = load_cohort(a, cbq_net_spec(net), &sv, &cohort, &n_vols, err);
+        rc = load_cohort(a, net, &sv, &cohort, &energy, err);
     cbq_sanity_options o;
     cbq_sanity_options_default(&o);
     memcpy(o.methods, a->methods, sizeof o.methods);
@@ -203,16 +208,17 @@ static int run(const sanity_args *a, cbq_error *err)
     o.batch = a->batch;
     o.attrib = a->opt;
     o.quiet = a->common.quiet;
+    cbq_sanity_energy_hook(&energy, &o);
     cbq_sanity_result res;
-    if (rc == CBQ_OK && (rc = cbq_sanity_run(net, permuted, sv, n_vols, &o, &res, err)) == CBQ_OK) {
+    if (rc == CBQ_OK &&
+        (rc = cbq_sanity_run(net, permuted, sv, energy.n, &o, &res, err)) == CBQ_OK) {
         rc = cbq_study_sanity_write(a->out, &res, err);
         if (rc == CBQ_OK && !a->common.quiet)
             print_verdicts(&res, permuted != NULL);
         cbq_sanity_result_free(&res);
     }
-    for (size_t v = 0; v < n_vols; v++)
-        free((float *)sv[v].slices); /* ours; const only to the checks */
-    free(sv);
+    free(sv); /* its slices are energy's */
+    cbq_sanity_energy_free(&energy);
     cbq_cohort_free(&cohort);
     cbq_net_free(permuted);
     cbq_net_free(net);

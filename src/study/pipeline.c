@@ -63,12 +63,14 @@ static const stage_def STAGES[CBQ_STAGE_COUNT] = {
     [CBQ_STAGE_STATS] = {study_stage_stats, DEP(COHORT) | DEP(CONSENSUS) | DEP(ATTRIB), 0, 4},
     [CBQ_STAGE_ATYPICAL] = {study_stage_atypical, DEP(COHORT) | DEP(CONSENSUS) | DEP(ATTRIB), 0,
                             2},
+    /* sanity v4 (report v12): energy_in_structure of the randomised models'
+     * maps (sanity.csv's energy_* columns; the structures are read) */
     [CBQ_STAGE_SANITY] = {study_stage_sanity, DEP(COHORT) | DEP(CONSENSUS) | DEP(TRAIN),
-                          READS_VOLUMES | READS_LABELS, 3},
+                          READS_VOLUMES | READS_STRUCTURES, 4},
     [CBQ_STAGE_REPORT] = {study_stage_report,
                           DEP(COHORT) | DEP(CONSENSUS) | DEP(TRAIN) | DEP(EVALUATE) | DEP(ATTRIB) |
                               DEP(STATS) | DEP(ATYPICAL) | DEP(SANITY),
-                          READS_VOLUMES | READS_STRUCTURES, 11}, /* v8 DPI, PDF, wrapped tables; v9 the viewer; v10 "Where does the map point?"; v11 the verdict */
+                          READS_VOLUMES | READS_STRUCTURES, 12}, /* v8 DPI, PDF, wrapped tables; v9 the viewer; v10 "Where does the map point?"; v11 the verdict; v12 energy under randomisation */
 };
 
 study_inputs study_stage_declared(cbq_study_stage s)

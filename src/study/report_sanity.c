@@ -1,8 +1,11 @@
 /* report_sanity.c - the report's "Sanity checks" section from the sanity
  * stage's sanity.csv: what the test asks, the cascade's rank correlations
  * per method as a line chart against the threshold, which methods (if any)
- * survive randomisation, the permuted-labels result, and the pooled table
- * (the per-category sanity.csv, a row per category and step, stays a file).
+ * survive randomisation, the permuted-labels result, the pooled table
+ * (the per-category sanity.csv, a row per category and step, stays a file),
+ * and how the share of each category's maps on its structure
+ * (energy_in_structure) moves from the trained to the fully randomised
+ * model.
  * The summary and the table judge every comparison by one rule (judge()),
  * so the words never contradict the numbers below them. */
 #define _POSIX_C_SOURCE 200809L
@@ -230,6 +233,143 @@ static int pooled_table(cbq_report *r, const study_ctx *ctx, cbq_error *err)
     return rc;
 }
 
+static const char ENERGY_WHAT[] =
+    "Energy on the structure under randomisation: the median over test volumes of the share of "
+    "each map's sum that lies inside the category's structure (ae.csv's energy_in_structure, "
+    "on the sanity check's slices), for the trained model and for the fully randomised one "
+    "(every parametrised layer re-initialised). If the share stays where it was, the map's "
+    "place on the anatomy comes from the image (bright or large structures), not from what the "
+    "model learned, and energy_in_structure says little about the model; a share that falls "
+    "once the model is random is what the trained model put on the structure. A reading of "
+    "'about the same' is a change within 0.05.";
+
+enum { ENERGY_COLS = 7, ENERGY_CELL = 64 };
+#define ENERGY_SAME 0.05 /* a change of the share within it reads "about the same" */
+
+/* The sanity.csv columns the energy table reads. */
+typedef struct {
+    size_t method, test, step, category, trained, random, change, reason;
+} energy_cols;
+
+static int energy_columns(const cbq_csv *t, energy_cols *c, cbq_error *err)
+{
+    CBQ_TRY(cbq_csv_require_col(t, "method", &c->method, err));
+    CBQ_TRY(cbq_csv_require_col(t, "test", &c->test, err));
+    CBQ_TRY(cbq_csv_require_col(t, "step", &c->step, err));
+    CBQ_TRY(cbq_csv_require_col(t, "category", &c->category, err));
+    CBQ_TRY(cbq_csv_require_col(t, "energy_trained", &c->trained, err));
+    CBQ_TRY(cbq_csv_require_col(t, "energy_random", &c->random, err));
+    CBQ_TRY(cbq_csv_require_col(t, "energy_change", &c->change, err));
+    return cbq_csv_require_col(t, "energy_empty_reason", &c->reason, err);
+}
+
+/* A share as the table shows it: 0.42, or n/a (its reason). */
+static void format_share(char *buf, const char *cell, const char *reason)
+{
+    if (cell[0])
+        snprintf(buf, ENERGY_CELL, "%.2f", strtod(cell, NULL));
+    else
+        snprintf(buf, ENERGY_CELL, "n/a (%s)", reason[0] ? reason : "undefined");
+}
+
+static const char *energy_reading(const char *change)
+{
+    if (!change[0])
+        return "undefined";
+    double d = strtod(change, NULL);
+    return d < -ENERGY_SAME ? "falls" : d > ENERGY_SAME ? "rises" : "about the same";
+}
+
+/* The permuted-labels row of (method, category), or SIZE_MAX. */
+static size_t permuted_row(const cbq_csv *t, const energy_cols *c, size_t row)
+{
+    for (size_t i = 0; i < t->n_rows; i++)
+        if (strcmp(cbq_csv_cell(t, i, c->test), "permuted_labels") == 0 &&
+            strcmp(cbq_csv_cell(t, i, c->method), cbq_csv_cell(t, row, c->method)) == 0 &&
+            strcmp(cbq_csv_cell(t, i, c->category), cbq_csv_cell(t, row, c->category)) == 0)
+            return i;
+    return SIZE_MAX;
+}
+
+/* One table row from the last cascade step's row of sanity.csv. */
+static void energy_row(const cbq_csv *t, const energy_cols *c, size_t i, char (*row)[ENERGY_CELL])
+{
+    const char *reason = cbq_csv_cell(t, i, c->reason);
+    snprintf(row[0], ENERGY_CELL, "%s", cbq_csv_cell(t, i, c->method));
+    snprintf(row[1], ENERGY_CELL, "%s", cbq_csv_cell(t, i, c->category));
+    format_share(row[2], cbq_csv_cell(t, i, c->trained), reason);
+    format_share(row[3], cbq_csv_cell(t, i, c->random), reason);
+    const char *change = cbq_csv_cell(t, i, c->change);
+    if (change[0])
+        snprintf(row[4], ENERGY_CELL, "%+.2f", strtod(change, NULL));
+    else
+        snprintf(row[4], ENERGY_CELL, "n/a");
+    size_t p = permuted_row(t, c, i);
+    if (p == SIZE_MAX)
+        snprintf(row[5], ENERGY_CELL, "not run");
+    else
+        format_share(row[5], cbq_csv_cell(t, p, c->random), cbq_csv_cell(t, p, c->reason));
+    snprintf(row[6], ENERGY_CELL, "%s", energy_reading(change));
+}
+
+/* The last cascade step (the largest step of the method's cascade rows). */
+static int is_last_step(const cbq_csv *t, const energy_cols *c, size_t i)
+{
+    if (strcmp(cbq_csv_cell(t, i, c->test), "cascade") != 0)
+        return 0;
+    long step = strtol(cbq_csv_cell(t, i, c->step), NULL, 10);
+    for (size_t j = 0; j < t->n_rows; j++)
+        if (strcmp(cbq_csv_cell(t, j, c->test), "cascade") == 0 &&
+            strcmp(cbq_csv_cell(t, j, c->method), cbq_csv_cell(t, i, c->method)) == 0 &&
+            strtol(cbq_csv_cell(t, j, c->step), NULL, 10) > step)
+            return 0;
+    return 1;
+}
+
+static int energy_table_of(cbq_report *r, const cbq_csv *t, cbq_error *err)
+{
+    static const char *const header[ENERGY_COLS] = {
+        "method", "category", "trained", "fully randomised", "change", "permuted labels",
+        "reading"};
+    energy_cols c;
+    CBQ_TRY(energy_columns(t, &c, err));
+    char (*text)[ENERGY_CELL] = calloc(t->n_rows * ENERGY_COLS + 1, ENERGY_CELL);
+    const char **cells = calloc(t->n_rows * ENERGY_COLS + 1, sizeof *cells);
+    int rc = text && cells ? CBQ_OK : CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
+    size_t n = 0;
+    for (size_t i = 0; i < t->n_rows && rc == CBQ_OK; i++) {
+        if (!is_last_step(t, &c, i))
+            continue;
+        energy_row(t, &c, i, text + n * ENERGY_COLS);
+        for (int k = 0; k < ENERGY_COLS; k++)
+            cells[n * ENERGY_COLS + k] = text[n * ENERGY_COLS + k];
+        n++;
+    }
+    if (rc == CBQ_OK)
+        rc = cbq_report_table(r, "sanity_energy", "Energy on the structure (median share of the "
+                              "map's sum inside the category's structure over test volumes): "
+                              "trained -> fully randomised, their change, and the permuted-labels "
+                              "model's; n/a gives the reason (no_structure: the category has no "
+                              "structure, e.g. overall). Every step: sanity/sanity.csv.",
+                              ENERGY_COLS, header, n, cells, err);
+    free(text);
+    free(cells);
+    return rc;
+}
+
+static int energy_table(cbq_report *r, const study_ctx *ctx, cbq_error *err)
+{
+    char path[CBQ_STUDY_PATH_MAX + 32];
+    CBQ_TRY(study_input_path(ctx, CBQ_STAGE_SANITY, "sanity.csv", path, sizeof path, err));
+    cbq_csv t;
+    CBQ_TRY(cbq_csv_read(&t, path, err));
+    int rc = cbq_report_paragraph(r, ENERGY_WHAT, err);
+    if (rc == CBQ_OK)
+        rc = energy_table_of(r, &t, err);
+    cbq_csv_free(&t);
+    return rc;
+}
+
 /* The sanity stage's notes.txt (why a part did not run), each line a note;
  * a folder from before notes.txt existed has none. */
 static int stage_notes(cbq_report *r, const study_ctx *ctx, cbq_error *err)
@@ -269,6 +409,8 @@ int report_sanity_section(cbq_report *r, const study_ctx *ctx, cbq_error *err)
         rc = stage_notes(r, ctx, err);
     if (rc == CBQ_OK)
         rc = pooled_table(r, ctx, err);
+    if (rc == CBQ_OK)
+        rc = energy_table(r, ctx, err);
     free(c);
     return rc;
 }

@@ -4,11 +4,15 @@
 #define _POSIX_C_SOURCE 200809L
 #include "cbctiq/study.h"
 
+#include <math.h>
+
 #include "cbctiq/csv.h"
+#include "cbctiq/pointing.h"
 
 static const char *const SANITY_HEADER[] = {
     "method", "test", "step", "layer", "category", "n_volumes", "median_spearman", "min_spearman",
-    "max_spearman", "median_ae_ratio", "mean_ae_trained", "mean_ae_random", "threshold", "survives"};
+    "max_spearman", "median_ae_ratio", "mean_ae_trained", "mean_ae_random", "threshold", "survives", "energy_trained", "energy_random",
+    "energy_change", "energy_empty_reason"};
 enum { SANITY_COLS = sizeof SANITY_HEADER / sizeof SANITY_HEADER[0] };
 
 static void put_row(cbq_csv_writer *w, const cbq_sanity_row *row)
@@ -27,6 +31,16 @@ static void put_row(cbq_csv_writer *w, const cbq_sanity_row *row)
     cbq_csv_put_double(w, row->mean_ae_random);
     cbq_csv_put_double(w, row->threshold);
     cbq_csv_put_int(w, row->survives);
+    cbq_csv_put_double(w, row->median_energy_trained);
+    cbq_csv_put_double(w, row->median_energy_random);
+    cbq_csv_put_double(w, row->energy_change);
+    /* ae.csv's empty_reason codes; not_computed when no hook gave energies */
+    unsigned empty = row->energy_empty;
+    if (!empty && (isnan(row->median_energy_random) || isnan(row->median_energy_trained)))
+        empty = CBQ_EMPTY_NOT_COMPUTED;
+    char reason[128];
+    cbq_empty_reason_text(empty, reason, sizeof reason);
+    cbq_csv_put_str(w, reason);
 }
 
 int cbq_study_sanity_write(const char *path, const cbq_sanity_result *res, cbq_error *err)

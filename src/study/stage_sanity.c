@@ -17,6 +17,7 @@
 #include "cbctiq/model_file.h"
 #include "cbctiq/model_input.h"
 #include "cbctiq/sanity.h"
+#include "cbctiq/sanity_energy.h"
 
 /* pooled.csv: one row per method and comparison with the statistic behind
  * its verdict (the median over all categories and volumes), which
@@ -82,12 +83,15 @@ static int make_options(const cbq_study_config *cfg, cbq_sanity_options *o, cbq_
 }
 
 /* One test volume's tested slices as the model's input: those the study
- * uses (train.slices), at most sanity.max_slices, evenly spaced. */
+ * uses (train.slices), at most sanity.max_slices, evenly spaced; kept with
+ * its structures by the energy hook. */
 static int load_test_volume(const study_ctx *ctx, const cbq_net *net, const cbq_cohort *c,
-                            const cbq_cohort_volume *sv, cbq_sanity_volume *out, cbq_error *err)
+                            const cbq_cohort_volume *sv, cbq_sanity_energy *energy,
+                            cbq_sanity_volume *out, cbq_error *err)
 {
     const cbq_study_config *cfg = ctx->cfg;
-    cbq_model_input_options o = {.max_slices = (size_t)cfg->sanity.max_slices};
+    cbq_model_input_options o = {.max_slices = (size_t)cfg->sanity.max_slices,
+                                 .with_structures = 1};
     if (!cbq_slice_selection_parse(cfg->train.slices, &o.selection))
         return CBQ_FAIL(err, CBQ_ERR_ARG, "train.slices: unknown '%s'", cfg->train.slices);
     cbq_model_input in;
@@ -98,25 +102,23 @@ static int load_test_volume(const study_ctx *ctx, const cbq_net *net, const cbq_
         cbq_model_input_free(&in);
         return cbq_error_prefix(err, "%s: ", sv->id);
     }
-    *out = (cbq_sanity_volume){.id = sv->id, .slices = in.x, .nz = in.n};
-    in.x = NULL; /* now out's */
-    cbq_model_input_free(&in);
+    CBQ_TRY(cbq_sanity_energy_add(energy, &in, err));
+    const cbq_model_input *kept = &energy->inputs[energy->n - 1];
+    *out = (cbq_sanity_volume){.id = sv->id, .slices = kept->x, .nz = kept->n};
     return CBQ_OK;
 }
 
 static int load_test_volumes(const study_ctx *ctx, const cbq_net *net, const cbq_cohort *c,
-                             cbq_sanity_volume **vols, size_t *n, cbq_error *err)
+                             cbq_sanity_energy *energy, cbq_sanity_volume **vols, cbq_error *err)
 {
-    *n = 0;
+    CBQ_TRY(cbq_sanity_energy_init(energy, net, c->n, err));
     *vols = calloc(c->n + 1, sizeof **vols);
     if (!*vols)
         return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < c->n; i++)
-        if (c->v[i].split == CBQ_SPLIT_TEST) {
-            CBQ_TRY(load_test_volume(ctx, net, c, &c->v[i], &(*vols)[*n], err));
-            (*n)++;
-        }
-    return *n ? CBQ_OK : CBQ_FAIL(err, CBQ_ERR_FORMAT, "no test volumes");
+        if (c->v[i].split == CBQ_SPLIT_TEST)
+            CBQ_TRY(load_test_volume(ctx, net, c, &c->v[i], energy, &(*vols)[energy->n], err));
+    return energy->n ? CBQ_OK : CBQ_FAIL(err, CBQ_ERR_FORMAT, "no test volumes");
 }
 
 /* The label-permuted model, trained with the study's recipe into
@@ -190,7 +192,7 @@ static void summarise(study_ctx *ctx, const cbq_sanity_result *res, int permuted
 /* Trains the permuted model when asked, loads the nets and the test
  * volumes, runs the checks and writes sanity.csv. */
 static int run_checks(study_ctx *ctx, const cbq_cohort *c, const char *csv_path,
-                      const char *pooled_path, const cbq_sanity_options *o, cbq_error *err)
+                      const char *pooled_path, cbq_sanity_options *o, cbq_error *err)
 {
     const cbq_study_config *cfg = ctx->cfg;
     char model[CBQ_STUDY_PATH_MAX + 16], permuted_dir[CBQ_STUDY_PATH_MAX + 32];
@@ -202,7 +204,7 @@ static int run_checks(study_ctx *ctx, const cbq_cohort *c, const char *csv_path,
         snprintf(note, sizeof note, "no permuted-labels test: train.model was given");
     cbq_net *net = NULL, *permuted = NULL;
     cbq_sanity_volume *vols = NULL;
-    size_t n_vols = 0;
+    cbq_sanity_energy energy = {0};
     /* Under cohort.folds and train.repeats: the first fold's first model
      * (the study's own seed), on that fold's test volumes. */
     int rc = study_run_model_dir(ctx, study_first_fold(cfg), 1, model, sizeof model, err);
@@ -217,9 +219,11 @@ static int run_checks(study_ctx *ctx, const cbq_cohort *c, const char *csv_path,
     if (rc == CBQ_OK && want_permuted)
         rc = load_net(ctx, permuted_dir, &permuted, err);
     if (rc == CBQ_OK)
-        rc = load_test_volumes(ctx, net, c, &vols, &n_vols, err);
+        rc = load_test_volumes(ctx, net, c, &energy, &vols, err);
+    cbq_sanity_energy_hook(&energy, o);
     cbq_sanity_result res;
-    if (rc == CBQ_OK && (rc = cbq_sanity_run(net, permuted, vols, n_vols, o, &res, err)) == CBQ_OK) {
+    if (rc == CBQ_OK &&
+        (rc = cbq_sanity_run(net, permuted, vols, energy.n, o, &res, err)) == CBQ_OK) {
         rc = cbq_study_sanity_write(csv_path, &res, err);
         if (rc == CBQ_OK)
             rc = write_pooled(pooled_path, &res, err);
@@ -232,9 +236,8 @@ static int run_checks(study_ctx *ctx, const cbq_cohort *c, const char *csv_path,
             snprintf(ctx->summary + len, sizeof ctx->summary - len, " (checked: seed 1's model)");
         cbq_sanity_result_free(&res);
     }
-    for (size_t v = 0; vols && v < n_vols; v++)
-        free((float *)vols[v].slices);
-    free(vols);
+    free(vols); /* its slices are energy's */
+    cbq_sanity_energy_free(&energy);
     cbq_net_free(permuted);
     cbq_net_free(net);
     return rc;
@@ -253,8 +256,9 @@ int study_stage_sanity(study_ctx *ctx, cbq_error *err)
     cbq_sanity_options o;
     CBQ_TRY(make_options(ctx->cfg, &o, err));
     cbq_cohort c;
-    CBQ_TRY(study_read_fold_cohort(ctx, study_first_fold(ctx->cfg), study_slice_reads(ctx->cfg),
-                                   &c, err));
+    /* the structures whatever train.slices is: the energy columns need them */
+    CBQ_TRY(study_read_fold_cohort(ctx, study_first_fold(ctx->cfg),
+                                   STUDY_READS_VOLUMES | STUDY_READS_STRUCTURES, &c, err));
     int rc = run_checks(ctx, &c, path, pooled, &o, err);
     cbq_cohort_free(&c);
     return rc;

@@ -14,10 +14,20 @@ flag. The data-randomisation test gets a genuinely different model (another
 initialisation with other batch-norm statistics) in place of one trained on
 permuted labels, and its rows are recomputed the same way.
 
+The energy columns are recomputed with nibabel/numpy: each model's
+input-grid maps of the tested slices put on the volume's grid (other slices
+0), the share of their sum inside the category's structure from the label
+masks that nibabel reads (ae.csv's energy_in_structure), its median over
+volumes for the trained model and the compared one, and the change. A
+category with no structure in any volume (submandibular, overall) must give
+empty cells with the reason no_structure; a volume without a mask counts as
+having none.
+
 The volumes are canonical (affine diag(-dx, -dy, dz)) and already of the
 model's input size, so they reach the network unresampled."""
 import argparse
 import csv
+import json
 import os
 import shutil
 import subprocess
@@ -36,6 +46,8 @@ PARAM_TYPES = ("conv2d", "batchnorm2d", "linear")
 METHODS = ("gradcam", "gradcam++", "gradxinput")  # hirescam, xgradcam rank like gradcam before a global pool
 RHO_TOL = 1e-3    # absolute; a near-zero map value can fall on either side of the ReLU in float32 (seen: 7e-5)
 RATIO_TOL = 1e-4  # relative
+ENERGY_TOL = 1e-6  # absolute, on a share in [0, 1] (seen: 1.2e-7)
+STRUCT_LABELS = {"parotid": [1, 2], "submandibular": [3], "larynx": [5], "mandible": [4]}
 failures = []
 
 
@@ -75,16 +87,35 @@ def tested_slices(nz, max_slices):
 
 def volume_maps(net, x, method):
     """Per output: the chosen (post-ReLU) map of every slice, flattened, on
-    the grid sanity compares, and its AE (input-grid sum)."""
+    the grid sanity compares, its AE (input-grid sum) and the input-grid
+    maps [n, H, W]."""
     target = net.index(net.spec["target_layer"])
     out = torch_cam(net, torch.from_numpy(x), method, target, 1, True)
     res = out[0] if isinstance(out, tuple) else out
-    maps, ae = [], []
+    maps, ae, ups = [], [], []
     for cam, up in res:
         grid = up if cam is None else torch.relu(cam)
         maps.append(grid.detach().numpy().astype(np.float64).ravel())
         ae.append(up.detach().double().sum().item())
-    return maps, np.array(ae)
+        ups.append(up.detach().numpy().astype(np.float64))
+    return maps, np.array(ae), ups
+
+
+def energy(up, mask):
+    """energy_in_structure of one volume's input-grid maps [n, H, W] on its
+    tested slices and the structure's mask on those slices [n, H, W] (None:
+    no structure): (value, reasons), as ae.csv defines it."""
+    reasons = set()
+    if not up.any():
+        reasons.add("zero_map")
+    if mask is None or not mask.any():
+        reasons.add("no_structure")
+    if reasons:
+        return np.nan, reasons
+    total = up.sum()
+    if total <= 0:
+        return np.nan, {"negative_map_sum"}
+    return (up * mask).sum() / total, set()
 
 
 def spearman(a, b):
@@ -108,19 +139,28 @@ def mixed_net(trained_dir, random_w, layers):
     return net
 
 
-def expected_rows(trained, other_nets, xs, method):
+def expected_rows(trained, other_nets, xs, masks, method):
     """{(test, step): (per-category stats, pooled median)} for one method.
-    other_nets: [(test, step, net)]."""
+    other_nets: [(test, step, net)]; masks[v][category]: [n, H, W] or None."""
     ref = [volume_maps(trained, x, method) for x in xs]
-    no = len(trained.spec["outputs"])
+    cats = trained.spec["outputs"]
+    no = len(cats)
+    ref_e = [[energy(ref[v][2][c], masks[v][cats[c]]) for v in range(len(xs))] for c in range(no)]
     rows = {}
     for test, step, net in other_nets:
         cur = [volume_maps(net, x, method) for x in xs]
         rho = np.array([[spearman(ref[v][0][c], cur[v][0][c]) for v in range(len(xs))] for c in range(no)])
         ratio = np.array([[cur[v][1][c] / ref[v][1][c] if ref[v][1][c] != 0 else np.nan
                            for v in range(len(xs))] for c in range(no)])
-        per_cat = []
+        cur_e = [[energy(cur[v][2][c], masks[v][cats[c]]) for v in range(len(xs))] for c in range(no)]
+        per_cat, energies = [], []
         for c in range(no):
+            et, er = nanmedian([e for e, _ in ref_e[c]]), nanmedian([e for e, _ in cur_e[c]])
+            why = set()
+            if not (np.isfinite(et) and np.isfinite(er)):
+                for _, r in ref_e[c] + cur_e[c]:
+                    why |= r
+            energies.append(({"energy_trained": et, "energy_random": er, "energy_change": er - et}, why))
             fin = rho[c][np.isfinite(rho[c])]
             per_cat.append({"median_spearman": nanmedian(rho[c]),
                             "min_spearman": fin.min() if fin.size else np.nan,
@@ -128,7 +168,7 @@ def expected_rows(trained, other_nets, xs, method):
                             "median_ae_ratio": nanmedian(ratio[c]),
                             "mean_ae_trained": np.mean([ref[v][1][c] for v in range(len(xs))]),
                             "mean_ae_random": np.mean([cur[v][1][c] for v in range(len(xs))])})
-        rows[(test, step)] = (per_cat, nanmedian(rho.ravel()))
+        rows[(test, step)] = (per_cat, nanmedian(rho.ravel()), energies)
     return rows
 
 
@@ -180,18 +220,34 @@ def main():
     # four canonical volumes of 32 x 32 x nz; --max-slices 3 picks slices of the larger ones
     rng = np.random.default_rng(11)
     aff = np.diag([-0.8, -0.8, 2.0, 1.0])
-    lines = ["volume_id,path,split"]
-    xs = []
+    lines = ["volume_id,path,split,mask"]
+    xs, masks = [], []
     spec_in = trained.spec["input"]
     for v, nz in enumerate((5, 6, 7, 3)):
         hu = rng.normal(0, 400, (32, 32, nz)).astype(np.float32)
         hu[8:24, 8:24, :] += 600.0  # a bright square: maps with structure, not only noise
         nib.save(nib.Nifti1Image(hu, aff), os.path.join(wd, f"v{v}.nii.gz"))
-        lines.append(f"v{v},v{v}.nii.gz,test")
+        ks = tested_slices(nz, max_slices)
+        lab = np.zeros(hu.shape, np.int16)
+        lab[4:12, 6:20, :] = 1                # parotid_l
+        lab[20:28, 6:20, nz // 2:] = 2        # parotid_r, not on every slice
+        lab[10 + v:22, 22:30, :] = 5          # larynx
+        lab[14:18, 2:8, 1:] = 4               # mandible; no submandibular anywhere
+        mask_cell = ""
+        if v != 3:  # v3 has no mask: no structure for any category
+            nib.save(nib.Nifti1Image(lab, aff), os.path.join(wd, f"lab{v}.nii.gz"))
+            mask_cell = f"lab{v}.nii.gz"
+        lines.append(f"v{v},v{v}.nii.gz,test,{mask_cell}")
+        # the structures on the tested slices, as the maps index them: [k, j, i]
+        lab_t = np.transpose(lab, (2, 1, 0))[ks]
+        masks.append({c: (np.isin(lab_t, STRUCT_LABELS[c]) if c in STRUCT_LABELS and v != 3 else None)
+                      for c in trained.spec["outputs"]})
         x = np.clip((hu - spec_in["hu_min"]) / (spec_in["hu_max"] - spec_in["hu_min"]), 0, 1).astype(np.float32)
         x = np.transpose(x, (2, 1, 0))[:, None]  # [k, 1, j, i]
-        xs.append(np.ascontiguousarray(x[tested_slices(nz, max_slices)]))
-    lines.append("skipped,nope.nii.gz,train")
+        xs.append(np.ascontiguousarray(x[ks]))
+    with open(os.path.join(wd, "labels.json"), "w") as f:
+        json.dump({"1": "parotid_l", "2": "parotid_r", "4": "mandible", "5": "larynx"}, f)
+    lines.append("skipped,nope.nii.gz,train,")
     cohort = os.path.join(wd, "cohort.csv")
     with open(cohort, "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -214,10 +270,10 @@ def main():
     others += [("cascade", s, mixed_net(trained_dir, random_w, set(steps[:s])))
                for s in range(1, len(steps) + 1)]
     for method in METHODS:
-        want = expected_rows(trained, others, xs, method)
+        want = expected_rows(trained, others, xs, masks, method)
         flags = {}
         for test, step, _ in others:
-            per_cat, pooled = want[(test, step)]
+            per_cat, pooled, energies = want[(test, step)]
             flags.setdefault(test, []).append(pooled)
             for c, cat in enumerate(cats):
                 got = [r for r in rows if r["method"] == method and r["test"] == test
@@ -238,6 +294,18 @@ def main():
                 bad = [f"{k} {r[k]} vs {w:.6g}" for k, w in per_cat[c].items()
                        if not same(r[k], w, RHO_TOL if "spearman" in k else RATIO_TOL, "spearman" not in k)]
                 check(f"{tag}: rho, AE ratio and means = PyTorch", not bad, "; ".join(bad))
+                e_want, why = energies[c]
+                bad = [f"{k} {r[k]} vs {w:.6g}" for k, w in e_want.items() if not same(r[k], w, ENERGY_TOL, False)]
+                for k, w in e_want.items():
+                    if r[k] != "" and np.isfinite(w):
+                        worst[k] = max(worst.get(k, 0.0), abs(float(r[k]) - w))
+                check(f"{tag}: energy_in_structure medians = nibabel/numpy", not bad, "; ".join(bad))
+                got_why = set(filter(None, r["energy_empty_reason"].split(";")))
+                check(f"{tag}: energy_empty_reason {sorted(why)}", got_why == why, r["energy_empty_reason"])
+                if cat in ("submandibular", "overall"):
+                    check(f"{tag}: no structure: energy cells empty, reason no_structure",
+                          r["energy_trained"] == r["energy_random"] == r["energy_change"] == ""
+                          and "no_structure" in got_why, str(r))
         # the flag: pooled median rho over categories and volumes above the threshold
         for test, pooled in flags.items():
             last = pooled[-1]
@@ -247,6 +315,10 @@ def main():
                   got_flags == {want_flag}, str(got_flags))
         print(f"     {method}: pooled median rho, permuted then per step "
               f"{np.round(flags['permuted_labels'] + flags['cascade'], 3).tolist()}")
+        for c, cat in enumerate(cats[:3]):
+            e = [want[(t, s)][2][c][0] for t, s, _ in others]
+            print(f"     {method} {cat}: energy trained {e[0]['energy_trained']:.3f} -> permuted "
+                  f"{e[0]['energy_random']:.3f}, per step {[round(x['energy_random'], 3) for x in e[1:]]}")
 
     print("     worst difference (rho absolute, the rest relative): "
           + ", ".join(f"{k} {v:.1e}" for k, v in worst.items()))

@@ -424,6 +424,36 @@ if not os.path.exists(shown_pooled) or \
         [r["method"] + r["test"] + r["step"] for r in read_csv(shown_pooled)] != \
         [p["method"] + p["test"] + p["step"] for p in pooled]:
     fail("the report's sanity table is not pooled.csv")
+# Energy on the structure under randomisation: every category with a
+# structure (the simulator labels all four) has the trained model's share in
+# [0, 1]; overall has none, empty with its reason; the report's table shows
+# sanity.csv's last cascade step and the permuted-labels row.
+for r in san:
+    tag = f"sanity.csv {r['method']} {r['test']} {r['step']} {r['category']}"
+    if r["category"] == "overall":
+        if r["energy_trained"] or r["energy_random"] or r["energy_change"] or \
+                r["energy_empty_reason"] != "no_structure":
+            fail(f"{tag}: overall has no structure, yet energy {r}")
+    elif not (r["energy_trained"] and 0 <= num(r["energy_trained"]) <= 1):
+        fail(f"{tag}: energy_trained {r['energy_trained']!r} not a share")
+    elif r["energy_random"] and abs(num(r["energy_change"]) - (num(r["energy_random"]) - num(r["energy_trained"]))) > 1e-9:
+        fail(f"{tag}: energy_change is not random - trained")
+shown_energy = os.path.join(out, "report", "tables", "sanity_energy.csv")
+shown_e = read_csv(shown_energy) if os.path.exists(shown_energy) else []
+want_e = []
+for m in methods:
+    for c in CATS:
+        lastrow = next(r for r in san if (r["method"], r["test"], r["step"], r["category"]) ==
+                       (m, "cascade", str(len(param_layers)), c))
+        perm_row = next(r for r in san if (r["method"], r["test"], r["category"]) == (m, "permuted_labels", c))
+        share = (lambda r, k: f"{num(r[k]):.2f}" if r[k] else f"n/a ({r['energy_empty_reason']})")
+        want_e.append([m, c, share(lastrow, "energy_trained"), share(lastrow, "energy_random"),
+                       share(perm_row, "energy_random")])
+got_e = [[r["method"], r["category"], r["trained"], r["fully randomised"], r["permuted labels"]] for r in shown_e]
+if got_e != want_e or "Energy on the structure under randomisation" not in html:
+    fail(f"the report's energy table {got_e[:3]} is not sanity.csv's last step {want_e[:3]}")
+print("sanity: energy on the structure, trained -> fully randomised: "
+      + "; ".join(f"{w[0]} {w[1]} {w[2]} -> {w[3]}" for w in want_e if w[1] in ("parotid", "larynx")))
 # The summary above the table never contradicts it: each row's "above
 # threshold" is its median rho against sanity.threshold, and the methods the
 # summary names as surviving are those whose last step is above.
