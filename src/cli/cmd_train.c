@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cbctiq/atomic_file.h"
+#include "cbctiq/dist.h"
 #include "cbctiq/study.h"
 #include "cli.h"
 
@@ -169,6 +170,13 @@ int cli_train(int argc, char **argv)
     cbq_study_train_result r;
     if (cbq_study_train(&cfg, cohort, consensus, out, log_path, &r, &err) != CBQ_OK)
         return cli_report(&err);
+    cbq_dist dist;
+    cbq_dist_current(&dist);
+    if (dist.rank != 0)
+        return CLI_EXIT_OK; /* rank 0 reports for the job */
+    if (!cfg.quiet && r.ranks > 1)
+        fprintf(stderr, "data-parallel over %zu ranks: gradient allreduce %.3f ms per step (%zu steps)\n",
+                r.ranks, r.steps ? 1e3 * r.allreduce_seconds / (double)r.steps : 0.0, r.steps);
     if (!cfg.quiet)
         fprintf(stderr,
                 "trained on %zu slices of %zu volumes (validation: %zu volumes); best epoch %zu "
