@@ -27,6 +27,8 @@ const char cli_train_usage[] =
     "cohort.csv needs a split column (train/val/test). Writes MODEL/model.json,\n"
     "MODEL/weights.safetensors and the per-epoch log (default MODEL/train_log.csv:\n"
     "epoch, train_loss, val_loss, val_mae_CAT, val_rho_CAT, lr, seconds, improved).\n"
+    "Under `mpirun -np N` it trains data-parallel: each batch split over the ranks,\n"
+    "batch norm and gradients summed over them, rank 0 writes (docs/cluster.md).\n"
     "  --config FILE       a study.json whose train.*, categories and seed apply\n"
     "  --arch NAME         architecture preset (default iqnet-s)\n"
     "  --input-size N      model input height and width (default 64)\n"
