@@ -20,8 +20,8 @@
 #include <string.h>
 
 #include "cbctiq/atomic_file.h"
-#include "cbctiq/dist.h"
 #include "cbctiq/csv.h"
+#include "cbctiq/dist.h"
 #include "cbctiq/model_file.h"
 #include "cbctiq/model_input.h"
 #include "cbctiq/preset.h"
