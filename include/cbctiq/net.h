@@ -24,6 +24,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "cbctiq/dist.h"
 #include "cbctiq/error.h"
 #include "cbctiq/model_spec.h"
 #include "cbctiq/rng.h"
@@ -56,6 +57,15 @@ const cbq_model_spec *cbq_net_spec(const cbq_net *net);
 
 /* 0 = use all cores. */
 void cbq_net_set_threads(cbq_net *net, int threads);
+
+/* Data-parallel training over the ranks of a job (dist.h): each rank runs
+ * its own rows of the batch, and every batch-norm layer in training mode
+ * sums its per-channel statistics over the ranks (SyncBatchNorm): the sum
+ * and sum of squares in the forward, the sums of dy and dy * xhat in the
+ * backward, so every rank normalises with the whole batch's statistics.
+ * Every rank then runs the same forwards and backwards in the same order.
+ * dist must outlive the net or the next call; NULL or one rank: alone. */
+int cbq_net_set_dist(cbq_net *net, const cbq_dist *dist, cbq_error *err);
 /* Training mode: BN uses batch statistics and updates running ones; dropout
  * active (masks drawn from the net's RNG, reseedable). Eval mode otherwise. */
 void cbq_net_set_training(cbq_net *net, int training);

@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "cbctiq/attrib.h"
+#include "cbctiq/dist.h"
 #include "cbctiq/error.h"
 #include "cbctiq/net.h"
 
@@ -54,6 +55,11 @@ typedef struct {
     int quiet;                  /* no progress bar */
     cbq_sanity_energy_fn energy; /* NULL (default): no energy columns */
     void *energy_user;
+    /* The ranks of a job sharing the volumes (contiguous blocks); NULL:
+     * alone. Every rank calls cbq_sanity_run alike; rank 0 gathers the
+     * comparisons and alone gets the result (the same bytes as one
+     * process), the other ranks an empty one. */
+    const cbq_dist *dist;
 } cbq_sanity_options;
 
 void cbq_sanity_options_default(cbq_sanity_options *o);

@@ -205,6 +205,9 @@ typedef struct {
     size_t epochs_run, best_epoch;
     double best_val_loss;
     int stopped_early;
+    size_t ranks;              /* MPI ranks that trained it data-parallel (1 alone) */
+    size_t steps;              /* training steps */
+    double allreduce_seconds;  /* rank 0's wall time in the gradient sums */
 } cbq_study_train_result;
 
 /* Trains cfg->train.arch on the train split of `cohort_csv` (its split
@@ -215,7 +218,9 @@ typedef struct {
  * per-epoch log to `log_csv` (epoch, train_loss, val_loss, val_mae_CAT...,
  * val_rho_CAT..., lr, seconds, improved), each atomically. Outputs are the
  * categories of cfg->categories; slices: train.slices, train.slice_step;
- * seeded by cfg->seed. res may be NULL. */
+ * seeded by cfg->seed. res may be NULL.
+ * Under an MPI launcher with several ranks every rank calls it alike and
+ * they train data-parallel (cbq_trainer_cfg.dist); rank 0 alone writes. */
 int cbq_study_train(const cbq_study_config *cfg, const char *cohort_csv, const char *consensus_csv,
                     const char *model_dir, const char *log_csv, cbq_study_train_result *res,
                     cbq_error *err);

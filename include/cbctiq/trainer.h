@@ -19,6 +19,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "cbctiq/dist.h"
 #include "cbctiq/error.h"
 #include "cbctiq/loss.h"
 #include "cbctiq/net.h"
@@ -93,6 +94,15 @@ typedef struct {
     cbq_augment_cfg augment;
     void (*log)(void *ctx, const cbq_epoch_log *entry);
     void *log_ctx;
+    /* Data-parallel over the ranks of a job (NULL or one rank: alone). Every
+     * rank calls cbq_train with the same arguments; each draws, loads and
+     * augments the whole batch (the RNG stays in step) and trains on its
+     * block of the rows (cbq_dist_block), with batch-norm statistics and
+     * gradients summed over the ranks (cbq_train_step_shard). Validation
+     * runs whole on every rank, so every rank takes the same decisions and
+     * ends with the same weights. Every batch, the last included, needs at
+     * least one slice per rank. */
+    const cbq_dist *dist;
 } cbq_trainer_cfg;
 
 /* Defaults: 30 epochs, batch 32, patience 5, min_delta 0, seed 1, Adam
@@ -106,6 +116,8 @@ typedef struct {
     double best_val_loss;  /* NaN without validation */
     double last_train_loss;
     int stopped_early;
+    size_t steps;              /* training steps run */
+    double allreduce_seconds;  /* wall time in the gradient sums over ranks (0 alone) */
 } cbq_train_result;
 
 /* Trains net on ds[train_idx] and validates on ds[val_idx] (n_val may be 0:

@@ -191,9 +191,10 @@ static double median(double *x, size_t n)
 typedef struct {
     size_t n_slots, no, n_vols;
     double *rho, *ratio;   /* [slot][output][volume] */
-    double *energy_t, *energy_r;
-    unsigned *energy_empty; /* [slot][output][volume]: both models' bits */
-    double *ae_t, *ae_r;   /* [slot][output], means over volumes */
+    /* the energy share of the trained and the other maps, and both models'
+     * reason bits (as doubles, exact, so that they gather with the rest) */
+    double *energy_t, *energy_r, *energy_empty;
+    double *ae_t, *ae_r;   /* [slot][output][volume]: AE of the trained and the other maps */
     double *tmp;           /* [no * n_vols] scratch for medians */
 } comparisons;
 
@@ -205,8 +206,8 @@ static int comparisons_init(comparisons *cmp, size_t n_slots, size_t no, size_t 
     cmp->n_vols = n_vols;
     cmp->rho = malloc((cells + 1) * sizeof *cmp->rho);
     cmp->ratio = malloc((cells + 1) * sizeof *cmp->ratio);
-    cmp->ae_t = calloc(n_slots * no + 1, sizeof *cmp->ae_t);
-    cmp->ae_r = calloc(n_slots * no + 1, sizeof *cmp->ae_r);
+    cmp->ae_t = calloc(cells + 1, sizeof *cmp->ae_t);
+    cmp->ae_r = calloc(cells + 1, sizeof *cmp->ae_r);
     cmp->tmp = malloc((no * n_vols + 1) * sizeof *cmp->tmp);
     cmp->energy_t = malloc((cells + 1) * sizeof *cmp->energy_t);
     cmp->energy_r = malloc((cells + 1) * sizeof *cmp->energy_r);
@@ -236,12 +237,21 @@ static void compare_maps(comparisons *cmp, size_t slot, size_t v, const vol_maps
         size_t i = (slot * cmp->no + c) * cmp->n_vols + v;
         cmp->rho[i] = cbq_map_spearman(ref->maps[c], cur->maps[c], ref->per_map, work);
         cmp->ratio[i] = ref->ae[c] != 0.0 ? cur->ae[c] / ref->ae[c] : NAN;
-        cmp->ae_t[slot * cmp->no + c] += ref->ae[c] / (double)cmp->n_vols;
-        cmp->ae_r[slot * cmp->no + c] += cur->ae[c] / (double)cmp->n_vols;
+        cmp->ae_t[i] = ref->ae[c];
+        cmp->ae_r[i] = cur->ae[c];
         cmp->energy_t[i] = ref->energy[c];
         cmp->energy_r[i] = cur->energy[c];
-        cmp->energy_empty[i] = ref->energy_empty[c] | cur->energy_empty[c];
+        cmp->energy_empty[i] = (double)(ref->energy_empty[c] | cur->energy_empty[c]);
     }
+}
+
+/* Mean over volumes, summed in volume order. */
+static double volume_mean(const double *x, size_t n)
+{
+    double mean = 0.0;
+    for (size_t v = 0; v < n; v++)
+        mean += x[v] / (double)n;
+    return mean;
 }
 
 /* Median rank correlation of `slot`, pooled over outputs and volumes. */
@@ -263,7 +273,7 @@ static void energy_columns(const comparisons *cmp, size_t i, cbq_sanity_row *row
     row->energy_empty = 0;
     if (isnan(row->median_energy_random) || isnan(row->median_energy_trained))
         for (size_t v = 0; v < cmp->n_vols; v++)
-            row->energy_empty |= cmp->energy_empty[i + v];
+            row->energy_empty |= (unsigned)cmp->energy_empty[i + v];
 }
 
 /* The slot's rows, one per output, appended to res. */
@@ -295,13 +305,50 @@ static void add_rows(cbq_sanity_result *res, const comparisons *cmp, size_t slot
         row->max_rho = isfinite(hi) ? hi : NAN;
         memcpy(cmp->tmp, q, cmp->n_vols * sizeof *cmp->tmp);
         row->median_ae_ratio = median(cmp->tmp, cmp->n_vols);
-        row->mean_ae_trained = cmp->ae_t[slot * cmp->no + c];
-        row->mean_ae_random = cmp->ae_r[slot * cmp->no + c];
+        row->mean_ae_trained = volume_mean(cmp->ae_t + (slot * cmp->no + c) * cmp->n_vols, cmp->n_vols);
+        row->mean_ae_random = volume_mean(cmp->ae_r + (slot * cmp->no + c) * cmp->n_vols, cmp->n_vols);
         row->threshold = threshold;
         row->pooled_rho = pooled;
         row->survives = survives;
         energy_columns(cmp, (slot * cmp->no + c) * cmp->n_vols, row);
     }
+}
+
+/* ---- volumes shared over ranks ---- */
+
+/* The ranks' blocks of volumes [begin, end) joined on rank 0: every array
+ * of cmp is [slot][output][volume], so each rank sends, per array and row,
+ * the values of its own volumes, and rank 0 puts every rank's back in its
+ * columns. Rank 0 then holds what one process computes alone. */
+static int gather_comparisons(const cbq_dist *d, comparisons *cmp, cbq_error *err)
+{
+    double *const arrays[] = {cmp->rho,      cmp->ratio,    cmp->ae_t,       cmp->ae_r,
+                              cmp->energy_t, cmp->energy_r, cmp->energy_empty};
+    enum { N_ARRAYS = sizeof arrays / sizeof *arrays };
+    const size_t rows = cmp->n_slots * cmp->no;
+    size_t begin, end;
+    cbq_dist_block(d, cmp->n_vols, &begin, &end);
+    size_t mine = end - begin, at = 0;
+    double *own = malloc((N_ARRAYS * rows * mine + 1) * sizeof *own);
+    if (!own)
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
+    for (size_t a = 0; a < N_ARRAYS; a++)
+        for (size_t r = 0; r < rows; r++, at += mine)
+            memcpy(own + at, arrays[a] + r * cmp->n_vols + begin, mine * sizeof *own);
+    void *all = NULL;
+    size_t all_len = 0;
+    int rc = cbq_dist_gather_bytes(d, own, at * sizeof *own, &all, &all_len, err);
+    free(own);
+    const double *from = all;
+    for (int rank = 0; rc == CBQ_OK && d->rank == 0 && rank < d->size; rank++) {
+        cbq_dist other = {.rank = rank, .size = d->size};
+        cbq_dist_block(&other, cmp->n_vols, &begin, &end);
+        for (size_t a = 0; a < N_ARRAYS; a++)
+            for (size_t r = 0; r < rows; r++, from += end - begin)
+                memcpy(arrays[a] + r * cmp->n_vols + begin, from, (end - begin) * sizeof *from);
+    }
+    free(all);
+    return rc;
 }
 
 /* ---- one method ---- */
@@ -311,6 +358,7 @@ typedef struct {
     const cbq_sanity_volume *vols;
     size_t n_vols, steps;
     const cbq_sanity_options *o;
+    const cbq_dist *dist;  /* o->dist or this process alone */
     cbq_progress *prog;
 } sanity_job;
 
@@ -350,10 +398,14 @@ static int run_method(const sanity_job *j, cbq_cam_method method, cbq_sanity_res
     int rc = comparisons_init(&cmp, j->steps + 1, cbq_cam_n_outputs(cam), j->n_vols, err);
     if (rc == CBQ_OK && j->permuted)
         rc = cbq_cam_create(&perm_cam, j->permuted, j->o->batch, &opt, err);
-    for (size_t v = 0; v < j->n_vols && rc == CBQ_OK; v++)
+    size_t begin, end;
+    cbq_dist_block(j->dist, j->n_vols, &begin, &end);
+    for (size_t v = begin; v < end && rc == CBQ_OK; v++)
         if ((rc = volume_comparisons(j, cam, perm_cam, v, &cmp, &ref, &cur, err)) != CBQ_OK)
             cbq_error_prefix(err, "%s: ", j->vols[v].id ? j->vols[v].id : "volume");
-    if (rc == CBQ_OK) {
+    if (rc == CBQ_OK && j->dist->size > 1)
+        rc = gather_comparisons(j->dist, &cmp, err);
+    if (rc == CBQ_OK && j->dist->rank == 0) {
         double th = j->o->threshold;
         cbq_sanity_method *m = &res->methods[res->n_methods++];
         m->method = method;
@@ -393,8 +445,10 @@ int cbq_sanity_run(cbq_net *net, cbq_net *permuted, const cbq_sanity_volume *vol
     int have_snapshot = rc == CBQ_OK;
     cbq_progress prog;
     cbq_progress_begin(&prog, "sanity", o->n_methods * n_vols * steps, o->quiet || rc != CBQ_OK);
+    const cbq_dist alone = {.rank = 0, .size = 1};
     sanity_job j = {.net = net, .permuted = permuted, .trained = &trained, .vols = vols,
-                    .n_vols = n_vols, .steps = steps, .o = o, .prog = &prog};
+                    .n_vols = n_vols, .steps = steps, .o = o, .dist = o->dist ? o->dist : &alone,
+                    .prog = &prog};
     for (size_t m = 0; m < o->n_methods && rc == CBQ_OK; m++)
         rc = run_method(&j, o->methods[m], &r, err);
     cbq_progress_end(&prog);

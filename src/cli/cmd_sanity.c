@@ -14,6 +14,7 @@
 
 #include "attrib_cli.h"
 #include "cbctiq/cohort.h"
+#include "cbctiq/dist.h"
 #include "cbctiq/model_file.h"
 #include "cbctiq/model_input.h"
 #include "cbctiq/sanity.h"
@@ -207,11 +208,16 @@ static int run(const sanity_args *a, cbq_error *err)
     o.seed = a->common.seed;
     o.batch = a->batch;
     o.attrib = a->opt;
-    o.quiet = a->common.quiet;
+    cbq_dist dist; /* the ranks sharing the volumes (one without mpirun) */
+    cbq_dist_current(&dist);
+    o.dist = &dist;
+    o.quiet = a->common.quiet || dist.rank != 0;
     cbq_sanity_energy_hook(&energy, &o);
     cbq_sanity_result res;
-    if (rc == CBQ_OK &&
-        (rc = cbq_sanity_run(net, permuted, sv, energy.n, &o, &res, err)) == CBQ_OK) {
+    if (rc == CBQ_OK && (rc = cbq_sanity_run(net, permuted, sv, energy.n, &o, &res, err)) == CBQ_OK &&
+        dist.rank != 0) {
+        cbq_sanity_result_free(&res); /* rank 0 writes the job's result */
+    } else if (rc == CBQ_OK) {
         rc = cbq_study_sanity_write(a->out, &res, err);
         if (rc == CBQ_OK && !a->common.quiet)
             print_verdicts(&res, permuted != NULL);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cbctiq/atomic_file.h"
+#include "cbctiq/dist.h"
 #include "cbctiq/study.h"
 #include "cli.h"
 
@@ -26,6 +27,8 @@ const char cli_train_usage[] =
     "cohort.csv needs a split column (train/val/test). Writes MODEL/model.json,\n"
     "MODEL/weights.safetensors and the per-epoch log (default MODEL/train_log.csv:\n"
     "epoch, train_loss, val_loss, val_mae_CAT, val_rho_CAT, lr, seconds, improved).\n"
+    "Under `mpirun -np N` it trains data-parallel: each batch split over the ranks,\n"
+    "batch norm and gradients summed over them, rank 0 writes (docs/cluster.md).\n"
     "  --config FILE       a study.json whose train.*, categories and seed apply\n"
     "  --arch NAME         architecture preset (default iqnet-s)\n"
     "  --input-size N      model input height and width (default 64)\n"
@@ -169,6 +172,13 @@ int cli_train(int argc, char **argv)
     cbq_study_train_result r;
     if (cbq_study_train(&cfg, cohort, consensus, out, log_path, &r, &err) != CBQ_OK)
         return cli_report(&err);
+    cbq_dist dist;
+    cbq_dist_current(&dist);
+    if (dist.rank != 0)
+        return CLI_EXIT_OK; /* rank 0 reports for the job */
+    if (!cfg.quiet && r.ranks > 1)
+        fprintf(stderr, "data-parallel over %zu ranks: gradient allreduce %.3f ms per step (%zu steps)\n",
+                r.ranks, r.steps ? 1e3 * r.allreduce_seconds / (double)r.steps : 0.0, r.steps);
     if (!cfg.quiet)
         fprintf(stderr,
                 "trained on %zu slices of %zu volumes (validation: %zu volumes); best epoch %zu "

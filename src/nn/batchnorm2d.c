@@ -88,6 +88,25 @@ static void channel_affine(float *out, const float *in, size_t c, size_t channel
     }
 }
 
+/* Normalises channel c with its batch mean and biased variance over count
+ * values, saves them for backward and moves the running statistics. */
+static void channel_normalise(float *out, float *save_mean, float *save_invstd, float *running_mean,
+                              float *running_var, const float *in, const float *gamma,
+                              const float *beta, const cbq_batchnorm2d_cfg *cfg, size_t c,
+                              size_t channels, size_t n, size_t hw, double count, double mean,
+                              double var)
+{
+    const double mom = cfg->momentum;
+    double invstd = 1.0 / sqrt(var + cfg->eps);
+    save_mean[c] = (float)mean;
+    save_invstd[c] = (float)invstd;
+    double scale = gamma[c] * invstd;
+    channel_affine(out, in, c, channels, n, hw, (float)scale, (float)(beta[c] - mean * scale));
+    double unbiased = count > 1.0 ? var * count / (count - 1.0) : var;
+    running_mean[c] = (float)((1.0 - mom) * running_mean[c] + mom * mean);
+    running_var[c] = (float)((1.0 - mom) * running_var[c] + mom * unbiased);
+}
+
 void batchnorm2d_forward_train(float *out, float *save_mean, float *save_invstd,
                                float *running_mean, float *running_var,
                                int64_t *num_batches_tracked, const float *in, const float *gamma,
@@ -95,21 +114,47 @@ void batchnorm2d_forward_train(float *out, float *save_mean, float *save_invstd,
                                size_t hw, int threads)
 {
     const long channels = cfg->channels;
-    const double count = (double)(n * hw), mom = cfg->momentum;
+    const double count = (double)(n * hw);
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (long cl = 0; cl < channels; cl++) {
         size_t c = (size_t)cl;
         double mean, var;
         channel_stats(in, c, (size_t)channels, n, hw, &mean, &var);
-        double invstd = 1.0 / sqrt(var + cfg->eps);
-        save_mean[c] = (float)mean;
-        save_invstd[c] = (float)invstd;
-        double scale = gamma[c] * invstd;
-        channel_affine(out, in, c, (size_t)channels, n, hw, (float)scale,
-                       (float)(beta[c] - mean * scale));
-        double unbiased = count > 1.0 ? var * count / (count - 1.0) : var;
-        running_mean[c] = (float)((1.0 - mom) * running_mean[c] + mom * mean);
-        running_var[c] = (float)((1.0 - mom) * running_var[c] + mom * unbiased);
+        channel_normalise(out, save_mean, save_invstd, running_mean, running_var, in, gamma, beta,
+                          cfg, c, (size_t)channels, n, hw, count, mean, var);
+    }
+    (*num_batches_tracked)++;
+}
+
+void batchnorm2d_local_sums(double *sums, const float *in, size_t channels, size_t n, size_t hw,
+                            int threads)
+{
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (long cl = 0; cl < (long)channels; cl++) {
+        size_t c = (size_t)cl;
+        double sum = 0.0, sq = 0.0;
+        for (size_t s = 0; s < n; s++)
+            plane_sums(in + (s * channels + c) * hw, hw, &sum, &sq);
+        sums[c] = sum;
+        sums[channels + c] = sq;
+    }
+}
+
+void batchnorm2d_forward_train_summed(float *out, float *save_mean, float *save_invstd,
+                                      float *running_mean, float *running_var,
+                                      int64_t *num_batches_tracked, const float *in,
+                                      const float *gamma, const float *beta,
+                                      const cbq_batchnorm2d_cfg *cfg, const double *sums,
+                                      double count, size_t n, size_t hw, int threads)
+{
+    const long channels = cfg->channels;
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (long cl = 0; cl < channels; cl++) {
+        size_t c = (size_t)cl;
+        const double mean = sums[c] / count;
+        const double v = sums[channels + c] / count - mean * mean;
+        channel_normalise(out, save_mean, save_invstd, running_mean, running_var, in, gamma, beta,
+                          cfg, c, (size_t)channels, n, hw, count, mean, v > 0.0 ? v : 0.0);
     }
     (*num_batches_tracked)++;
 }
@@ -156,6 +201,48 @@ void batchnorm2d_backward(float *din, float *dgamma, float *dbeta, const float *
          * evaluation: the statistics are constants, dx = gamma*invstd*dy. */
         const double k = gamma[c] * invstd;
         const double mg = training ? sum_g / count : 0.0, mgx = training ? sum_gx / count : 0.0;
+        for (size_t s = 0; s < n; s++) {
+            const float *x = in + (s * channels + c) * hw, *g = dout + (s * channels + c) * hw;
+            float *d = din + (s * channels + c) * hw;
+            for (size_t i = 0; i < hw; i++) {
+                double xhat = (x[i] - mean) * invstd;
+                d[i] = (float)(k * (g[i] - mg - xhat * mgx));
+            }
+        }
+    }
+}
+
+void batchnorm2d_local_grad_sums(double *sums, float *dgamma, float *dbeta, const float *dout,
+                                 const float *in, const float *save_mean, const float *save_invstd,
+                                 size_t channels, size_t n, size_t hw, int threads)
+{
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (long cl = 0; cl < (long)channels; cl++) {
+        size_t c = (size_t)cl;
+        double sum_g = 0.0, sum_gx = 0.0;
+        for (size_t s = 0; s < n; s++)
+            plane_grad_sums(in + (s * channels + c) * hw, dout + (s * channels + c) * hw, hw,
+                            save_mean[c], save_invstd[c], &sum_g, &sum_gx);
+        if (dgamma)
+            dgamma[c] += (float)sum_gx;
+        if (dbeta)
+            dbeta[c] += (float)sum_g;
+        sums[c] = sum_g;
+        sums[channels + c] = sum_gx;
+    }
+}
+
+void batchnorm2d_input_grad_summed(float *din, const float *dout, const float *in,
+                                   const float *gamma, const float *save_mean,
+                                   const float *save_invstd, const double *sums, double count,
+                                   size_t channels, size_t n, size_t hw, int threads)
+{
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (long cl = 0; cl < (long)channels; cl++) {
+        size_t c = (size_t)cl;
+        const double mean = save_mean[c], invstd = save_invstd[c];
+        const double k = gamma[c] * invstd;
+        const double mg = sums[c] / count, mgx = sums[channels + c] / count;
         for (size_t s = 0; s < n; s++) {
             const float *x = in + (s * channels + c) * hw, *g = dout + (s * channels + c) * hw;
             float *d = din + (s * channels + c) * hw;

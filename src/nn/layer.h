@@ -69,6 +69,29 @@ void batchnorm2d_forward_eval(float *out, float *save_mean, float *save_invstd, 
                               const float *gamma, const float *beta, const float *running_mean,
                               const float *running_var, const cbq_batchnorm2d_cfg *cfg, size_t n,
                               size_t hw, int threads);
+/* Synchronised batch norm (the batch split over the ranks of a job):
+ * sums [2C] receives this rank's per-channel sum and sum of squares; the
+ * caller adds them up over the ranks and normalises with the totals over
+ * count values (every rank's n * hw). */
+void batchnorm2d_local_sums(double *sums, const float *in, size_t channels, size_t n, size_t hw,
+                            int threads);
+void batchnorm2d_forward_train_summed(float *out, float *save_mean, float *save_invstd,
+                                      float *running_mean, float *running_var,
+                                      int64_t *num_batches_tracked, const float *in,
+                                      const float *gamma, const float *beta,
+                                      const cbq_batchnorm2d_cfg *cfg, const double *sums,
+                                      double count, size_t n, size_t hw, int threads);
+/* Its backward in two halves around the caller's sum over ranks: sums [2C]
+ * receives this rank's per-channel sum of dy and of dy * xhat, which are
+ * also added to dgamma and dbeta (may be NULL) as this rank's share; then
+ * din from the summed values over count. */
+void batchnorm2d_local_grad_sums(double *sums, float *dgamma, float *dbeta, const float *dout,
+                                 const float *in, const float *save_mean, const float *save_invstd,
+                                 size_t channels, size_t n, size_t hw, int threads);
+void batchnorm2d_input_grad_summed(float *din, const float *dout, const float *in,
+                                   const float *gamma, const float *save_mean,
+                                   const float *save_invstd, const double *sums, double count,
+                                   size_t channels, size_t n, size_t hw, int threads);
 /* `training` selects which forward produced save_*. */
 void batchnorm2d_backward(float *din, float *dgamma, float *dbeta, const float *dout,
                           const float *in, const float *gamma, const float *save_mean,

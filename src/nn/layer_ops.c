@@ -142,6 +142,27 @@ static int batchnorm2d_check_train_batch(const cbq_net *net, size_t layer, size_
     return CBQ_OK;
 }
 
+/* Batch norm over the ranks of a job (cbq_net_set_dist) in training mode. */
+static int batchnorm2d_synced(const net_layer_call *c)
+{
+    const cbq_net *net = c->net;
+    return net->dist && net->dist->size > 1;
+}
+
+/* Sums sums[0 .. n) over the ranks, then the local value count (appended
+ * as sums[n]) into *total. A failure is kept for cbq_net_forward/backward
+ * to return; the pass then runs on with this rank's own values. */
+static void sum_over_ranks(cbq_net *net, size_t n, double count, double *total)
+{
+    net->sync_sums[n] = count;
+    *total = count;
+    if (net->sync_rc != CBQ_OK)
+        return;
+    net->sync_rc = cbq_dist_allreduce_sum_double(net->dist, net->sync_sums, n + 1, &net->sync_err);
+    if (net->sync_rc == CBQ_OK)
+        *total = net->sync_sums[n];
+}
+
 static void batchnorm2d_run_forward(const net_layer_call *c, const float *x, float *y)
 {
     cbq_net *net = c->net;
@@ -149,7 +170,14 @@ static void batchnorm2d_run_forward(const net_layer_call *c, const float *x, flo
     float *mean = net->aux + c->at->aux_off, *invstd = mean + ch;
     float *rm = net->buffers + c->at->rm_off, *rv = rm + ch;
     const float *gamma = param(c, c->at->w_off), *beta = param(c, c->at->b_off);
-    if (net->training)
+    if (net->training && batchnorm2d_synced(c)) {
+        double count;
+        batchnorm2d_local_sums(net->sync_sums, x, ch, c->n, hw, net->threads);
+        sum_over_ranks(net, 2 * ch, (double)(c->n * hw), &count);
+        batchnorm2d_forward_train_summed(y, mean, invstd, rm, rv, net->counters + c->at->nbt_index, x,
+                                         gamma, beta, &c->spec->cfg.bn, net->sync_sums, count, c->n,
+                                         hw, net->threads);
+    } else if (net->training)
         batchnorm2d_forward_train(y, mean, invstd, rm, rv, net->counters + c->at->nbt_index, x, gamma,
                                   beta, &c->spec->cfg.bn, c->n, hw, net->threads);
     else
@@ -157,9 +185,32 @@ static void batchnorm2d_run_forward(const net_layer_call *c, const float *x, flo
                                  net->threads);
 }
 
+/* dgamma and dbeta keep this rank's share (the gradient sum over ranks adds
+ * them up); dx needs the whole batch's sums of dy and dy * xhat. */
+static void batchnorm2d_run_backward_synced(const net_layer_call *c, const float *x, const float *dy,
+                                            float *dx, int param_grads)
+{
+    cbq_net *net = c->net;
+    size_t ch = c->in[0], hw = c->in[1] * c->in[2];
+    const float *mean = net->aux + c->at->aux_off, *gamma = param(c, c->at->w_off);
+    double count;
+    batchnorm2d_local_grad_sums(net->sync_sums, grad_or_null(c, param_grads, 1, c->at->w_off),
+                                grad_or_null(c, param_grads, 1, c->at->b_off), dy, x, mean, mean + ch,
+                                ch, c->n, hw, net->threads);
+    if (!dx)
+        return;
+    sum_over_ranks(net, 2 * ch, (double)(c->n * hw), &count);
+    batchnorm2d_input_grad_summed(dx, dy, x, gamma, mean, mean + ch, net->sync_sums, count, ch, c->n, hw,
+                                  net->threads);
+}
+
 static void batchnorm2d_run_backward(const net_layer_call *c, const float *x, const float *dy,
                                      float *dx, int param_grads)
 {
+    if (c->net->fwd_training && batchnorm2d_synced(c)) {
+        batchnorm2d_run_backward_synced(c, x, dy, dx, param_grads);
+        return;
+    }
     const float *mean = c->net->aux + c->at->aux_off;
     batchnorm2d_backward(dx, grad_or_null(c, param_grads, 1, c->at->w_off),
                          grad_or_null(c, param_grads, 1, c->at->b_off), dy, x,

@@ -278,6 +278,7 @@ void cbq_net_free(cbq_net *net)
 {
     if (!net)
         return;
+    free(net->sync_sums);
     free(net->spec.layers);
     free(net->shapes);
     free(net->layer);
@@ -367,4 +368,23 @@ double cbq_net_forward_flops(const cbq_net *net)
     for (size_t i = 0; i < net->n_layers; i++)
         flops += 2.0 * (double)net->layer[i].fan_in * (double)plane_of(net->shapes[i]);
     return flops;
+}
+
+int cbq_net_set_dist(cbq_net *net, const cbq_dist *dist, cbq_error *err)
+{
+    size_t widest = 0;
+    for (size_t i = 0; i < net->n_layers; i++)
+        if (net->spec.layers[i].kind == CBQ_LAYER_BATCHNORM2D &&
+            (size_t)net->spec.layers[i].cfg.bn.channels > widest)
+            widest = (size_t)net->spec.layers[i].cfg.bn.channels;
+    free(net->sync_sums);
+    net->sync_sums = NULL;
+    net->dist = NULL;
+    if (!dist || dist->size <= 1)
+        return CBQ_OK;
+    net->sync_sums = malloc((2 * widest + 1) * sizeof *net->sync_sums);
+    if (!net->sync_sums)
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory for batch-norm synchronisation");
+    net->dist = dist;
+    return CBQ_OK;
 }

@@ -4,6 +4,7 @@
 #ifndef CBQ_NN_NET_IMPL_H
 #define CBQ_NN_NET_IMPL_H
 
+#include "cbctiq/dist.h"
 #include "cbctiq/net.h"
 
 enum { NET_T_PARAM, NET_T_BUFFER, NET_T_COUNTER };
@@ -54,6 +55,13 @@ struct cbq_net {
     int fwd_training;      /* mode of the last forward */
     size_t batch;          /* n of the last forward */
     cbq_rng dropout_rng;
+
+    /* Data-parallel training (cbq_net_set_dist): the ranks whose batch-norm
+     * statistics are summed; NULL or one rank: this process alone. */
+    const cbq_dist *dist;
+    double *sync_sums;     /* [2 * widest batch norm + 1] */
+    int sync_rc;           /* the first failed sum of this pass, with its error */
+    cbq_error sync_err;
 };
 
 #endif

@@ -18,6 +18,14 @@ static net_layer_call layer_call(cbq_net *net, size_t i, size_t n)
                             .in = i ? net->shapes[i - 1] : net->in_shape, .n = n};
 }
 
+/* A batch-norm sum over the ranks failed during the pass (layer_ops.c). */
+static int sync_failed(const cbq_net *net, cbq_error *err)
+{
+    if (err)
+        *err = net->sync_err;
+    return net->sync_rc;
+}
+
 int cbq_net_check_outputs(const cbq_net *net, const float *out, size_t n, cbq_error *err)
 {
     const cbq_model_spec *spec = &net->spec;
@@ -42,11 +50,14 @@ int cbq_net_forward(cbq_net *net, const float *in, size_t n, const float **out, 
     }
     memcpy(net->input, in, n * count3(net->in_shape) * sizeof *in);
     const float *x = net->input;
+    net->sync_rc = CBQ_OK;
     for (size_t i = 0; i < net->n_layers; i++) {
         net_layer_call call = layer_call(net, i, n);
         net_layer_ops_of(call.spec->kind)->forward(&call, x, act(net, i));
         x = act(net, i);
     }
+    if (net->sync_rc != CBQ_OK)
+        return sync_failed(net, err);
     net->batch = n;
     net->fwd_training = net->training;
     if (out)
@@ -62,6 +73,7 @@ int cbq_net_backward_ex(cbq_net *net, const float *dout, size_t stop_layer, int 
                   stop_layer, net->n_layers);
     const size_t last = net->n_layers - 1;
     float *g = act_grad(net, last);
+    net->sync_rc = CBQ_OK;
     if (dout != g)
         memcpy(g, dout, net->batch * count3(net->shapes[last]) * sizeof *g);
     for (size_t i = last + 1; i-- > stop_layer;) {
@@ -76,6 +88,8 @@ int cbq_net_backward_ex(cbq_net *net, const float *dout, size_t stop_layer, int 
         const float *x = i ? act(net, i - 1) : net->input;
         net_layer_ops_of(call.spec->kind)->backward(&call, x, act_grad(net, i), din, param_grads);
     }
+    if (net->sync_rc != CBQ_OK)
+        return sync_failed(net, err);
     return CBQ_OK;
 }
 

@@ -193,6 +193,13 @@ static int check_setup(cbq_net *net, const cbq_dataset *ds, const size_t *train_
         CBQ_CHECK_ARG(err, val_idx[i] < ds->n, "validation index %zu is beyond the %zu slices", val_idx[i],
                       ds->n);
     CBQ_CHECK_ARG(err, cfg->augment.max_shift >= 0, "augmentation shift must be non-negative");
+    if (cfg->dist && cfg->dist->size > 1) {
+        size_t ranks = (size_t)cfg->dist->size, last = n_train % cfg->batch_size;
+        CBQ_CHECK_ARG(err, cfg->batch_size >= ranks && (last == 0 || last >= ranks),
+                      "%zu ranks need at least one slice each in every batch: batch %zu, last "
+                      "batch of the epoch %zu (%zu training slices); change the batch size",
+                      ranks, cfg->batch_size, last ? last : cfg->batch_size, n_train);
+    }
     return CBQ_OK;
 }
 
@@ -238,10 +245,27 @@ int cbq_evaluate(cbq_net *net, const cbq_dataset *ds, const size_t *idx, size_t 
     return CBQ_OK;
 }
 
+/* One step on the batch of m slices in b: the whole batch alone, or this
+ * rank's block of its rows when the ranks share it. */
+static int train_step(cbq_net *net, const cbq_trainer_cfg *cfg, trainer_buffers *b, size_t m,
+                      double *loss, cbq_train_result *res, cbq_error *err)
+{
+    res->steps++;
+    if (!cfg->dist || cfg->dist->size <= 1)
+        return cbq_train_step(net, b->opt, b->in, b->tgt, m, &cfg->loss, cfg->clip, loss, NULL, err);
+    size_t begin, end;
+    cbq_dist_block(cfg->dist, m, &begin, &end);
+    cbq_train_shard shard = {.dist = cfg->dist, .n = end - begin, .n_global = m,
+                             .allreduce_seconds = &res->allreduce_seconds};
+    return cbq_train_step_shard(net, b->opt, b->in + begin * b->plane, b->tgt + begin * b->k, &shard,
+                                &cfg->loss, cfg->clip, loss, NULL, err);
+}
+
 /* One epoch of training; *mean_loss over its slices. */
 static int train_epoch(cbq_net *net, const cbq_dataset *ds, const size_t *train_idx, size_t n_train,
                        const cbq_trainer_cfg *cfg, trainer_buffers *b, size_t epoch, size_t *step,
-                       size_t total_steps, double *mean_loss, double *lr, cbq_error *err)
+                       size_t total_steps, double *mean_loss, double *lr, cbq_train_result *res,
+                       cbq_error *err)
 {
     cbq_rng rng;
     cbq_rng_stream(&rng, cfg->seed, epoch);
@@ -261,7 +285,7 @@ static int train_epoch(cbq_net *net, const cbq_dataset *ds, const size_t *train_
             cbq_optim_set_lr(b->opt, *lr);
         }
         double loss = 0.0;
-        CBQ_TRY(cbq_train_step(net, b->opt, b->in, b->tgt, m, &cfg->loss, cfg->clip, &loss, NULL, err));
+        CBQ_TRY(train_step(net, cfg, b, m, &loss, res, err));
         if (!isfinite(loss))
             return CBQ_FAIL(err, CBQ_ERR_RANGE,
                             "training diverged: loss %g at epoch %zu, step %zu (lower the learning rate?)",
@@ -283,7 +307,7 @@ static int run_epochs(cbq_net *net, const cbq_dataset *ds, const size_t *train_i
         double t0 = cbq_now(), lr = 0.0;
         cbq_epoch_log log = {.epoch = e, .val_loss = NAN};
         CBQ_TRY(train_epoch(net, ds, train_idx, n_train, cfg, b, e, &step, total_steps, &log.train_loss, &lr,
-                            err));
+                            res, err));
         log.lr = lr;
         res->epochs_run = e;
         res->last_train_loss = log.train_loss;
@@ -325,7 +349,10 @@ int cbq_train(cbq_net *net, const cbq_dataset *ds, const size_t *train_idx, size
     trainer_buffers b;
     int rc = trainer_setup(&b, net, ds, n_train, cfg, err);
     if (rc == CBQ_OK)
+        rc = cbq_net_set_dist(net, cfg->dist, err);
+    if (rc == CBQ_OK)
         rc = run_epochs(net, ds, train_idx, n_train, val_idx, n_val, cfg, &b, res, err);
+    cbq_net_set_dist(net, NULL, NULL);
     buffers_free(&b);
     cbq_net_set_training(net, 0);
     return rc;

@@ -21,6 +21,7 @@
 
 #include "cbctiq/atomic_file.h"
 #include "cbctiq/csv.h"
+#include "cbctiq/dist.h"
 #include "cbctiq/model_file.h"
 #include "cbctiq/model_input.h"
 #include "cbctiq/preset.h"
@@ -58,6 +59,8 @@ typedef struct {
     double *vol_sum;     /* [n_volumes, K] */
     size_t *vol_count;
     cbq_progress prog;
+    cbq_dist dist;       /* the ranks training together (one without mpirun) */
+    int writes;          /* rank 0: the model, the log and permutation.csv */
 } train_run;
 
 static void slice_set_free(slice_set *s)
@@ -268,15 +271,17 @@ static int permute_targets(train_run *t, const cbq_cohort *c, double *target,
     char path[CBQ_STUDY_PATH_MAX + 32];
     if (rc == CBQ_OK && (size_t)snprintf(path, sizeof path, "%s/permutation.csv", model_dir) >= sizeof path)
         rc = CBQ_FAIL(err, CBQ_ERR_ARG, "%s: path too long", model_dir);
-    if (rc == CBQ_OK && (rc = cbq_mkdir_p(model_dir, err)) == CBQ_OK)
+    if (rc == CBQ_OK && t->writes && (rc = cbq_mkdir_p(model_dir, err)) == CBQ_OK)
         t->perm_open = (rc = cbq_csv_writer_open(&t->perm, path, header, 3, err)) == CBQ_OK;
     for (size_t v = 0; v < c->n && rc == CBQ_OK; v++) {
         if (group[v] < 0)
             continue;
+        *n_relabelled += from[v] != v;
+        if (!t->writes)
+            continue;
         cbq_csv_put_str(&t->perm, c->v[v].id);
         cbq_csv_put_str(&t->perm, cbq_split_name(c->v[v].split));
         cbq_csv_put_str(&t->perm, c->v[from[v]].id);
-        *n_relabelled += from[v] != v;
         rc = cbq_csv_end_row(&t->perm, err);
     }
     free(from);
@@ -344,7 +349,7 @@ static int load_slices(train_run *t, const char *cohort_csv, const char *consens
     for (size_t v = 0; v < c.n; v++)
         n_use += c.v[v].split == CBQ_SPLIT_TRAIN || c.v[v].split == CBQ_SPLIT_VAL;
     cbq_progress prog;
-    cbq_progress_begin(&prog, "load slices", n_use, t->cfg->quiet);
+    cbq_progress_begin(&prog, "load slices", n_use, t->cfg->quiet || !t->writes);
     for (size_t v = 0; v < c.n && rc == CBQ_OK; v++) {
         if (c.v[v].split != CBQ_SPLIT_TRAIN && c.v[v].split != CBQ_SPLIT_VAL)
             continue;
@@ -417,6 +422,8 @@ static int validate_volumes(train_run *t, double *mae, double *rho, cbq_error *e
 static void log_epoch(void *ctx, const cbq_epoch_log *e)
 {
     train_run *t = ctx;
+    if (!t->writes)
+        return;
     double mae[MAX_CAT], rho[MAX_CAT];
     for (size_t k = 0; k < t->K; k++)
         mae[k] = rho[k] = NAN;
@@ -556,14 +563,15 @@ static int run_training(train_run *t, const char *model_dir, const char *log_csv
     trainer_config(t->cfg, &tc);
     tc.log = log_epoch;
     tc.log_ctx = t;
+    tc.dist = &t->dist;
     int log_open = 0;
     if (rc == CBQ_OK)
         rc = build_net(t, err);
-    if (rc == CBQ_OK)
+    if (rc == CBQ_OK && t->writes)
         log_open = (rc = open_log(t, log_csv, err)) == CBQ_OK;
     cbq_train_result tr;
     if (rc == CBQ_OK) {
-        cbq_progress_begin(&t->prog, "train", tc.epochs, t->cfg->quiet);
+        cbq_progress_begin(&t->prog, "train", tc.epochs, t->cfg->quiet || !t->writes);
         rc = cbq_train(t->net, &ds, train_idx, n_train, t->val_idx, t->n_val, &tc, &tr, err);
         cbq_progress_end(&t->prog);
     }
@@ -572,9 +580,9 @@ static int run_training(train_run *t, const char *model_dir, const char *log_csv
         if (err)
             *err = t->log_err;
     }
-    if (rc == CBQ_OK)
+    if (rc == CBQ_OK && t->writes)
         rc = cbq_model_save(model_dir, t->net, err);
-    if (rc == CBQ_OK)
+    if (rc == CBQ_OK && log_open)
         rc = cbq_csv_writer_commit(&t->log, err);
     else if (log_open)
         cbq_csv_writer_abort(&t->log);
@@ -587,6 +595,9 @@ static int run_training(train_run *t, const char *model_dir, const char *log_csv
         res->best_epoch = tr.best_epoch;
         res->best_val_loss = tr.best_val_loss;
         res->stopped_early = tr.stopped_early;
+        res->ranks = (size_t)t->dist.size;
+        res->steps = tr.steps;
+        res->allreduce_seconds = tr.allreduce_seconds;
     }
     free(train_idx);
     return rc;
@@ -602,6 +613,8 @@ int cbq_study_train(const cbq_study_config *cfg, const char *cohort_csv, const c
     train_run t;
     memset(&t, 0, sizeof t);
     t.cfg = cfg;
+    cbq_dist_current(&t.dist);
+    t.writes = t.dist.rank == 0;
     t.K = cbq_study_categories(cfg, t.cats, MAX_CAT);
     t.s.H = t.s.W = (size_t)cfg->train.input_size;
     t.s.K = t.K;
