@@ -25,6 +25,7 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import ExplicitVRLittleEndian
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import io_dump_read  # noqa: E402
 import dicomgen  # noqa: E402
 
 ap = argparse.ArgumentParser()
@@ -46,19 +47,7 @@ def check(cond, what):
 
 
 def helper_read(path):
-    prefix = os.path.join(args.workdir, "dump")
-    for ext in (".txt", ".raw"):
-        if os.path.exists(prefix + ext):
-            os.remove(prefix + ext)
-    r = subprocess.run([args.helper, "read", path, prefix], capture_output=True, text=True)
-    if r.returncode != 0:
-        return None, r.stderr
-    with open(prefix + ".txt") as f:
-        lines = f.read().split("\n")
-    nx, ny, nz = (int(v) for v in lines[0].split())
-    aff = np.array([[float(v) for v in lines[2 + r].split()] for r in range(4)])
-    vox = np.fromfile(prefix + ".raw", dtype=np.float32).reshape(nz, ny, nx).transpose(2, 1, 0)
-    return (vox, aff), ""
+    return io_dump_read.read(args.helper, args.workdir, path)
 
 
 def j2k_hu(ds):
