@@ -27,36 +27,12 @@
 #include "cbctiq/progress.h"
 #include "cbctiq/rng.h"
 
+#include "support.h"
+
 static void die(const char *what, const cbq_error *err)
 {
     fprintf(stderr, "bench_curves: %s: %s\n", what, err ? err->msg : "");
     exit(1);
-}
-
-/* A synthetic volume: smooth blobs plus noise in [0, 1], like windowed CT. */
-static float *make_slices(size_t n, size_t side)
-{
-    float *x = malloc(n * side * side * sizeof *x);
-    if (!x)
-        die("out of memory", NULL);
-    cbq_rng rng;
-    cbq_rng_seed(&rng, 2026);
-    for (size_t k = 0; k < n; k++)
-        for (size_t j = 0; j < side; j++)
-            for (size_t i = 0; i < side; i++) {
-                double r = hypot((double)i - side / 2.0, (double)j - side / 2.0) / (side / 2.0);
-                double v = (r < 0.8 ? 0.55 : 0.05) + 0.1 * sin(0.2 * i + 0.05 * k) * cos(0.15 * j) +
-                           0.05 * cbq_rng_normal(&rng);
-                x[(k * side + j) * side + i] = (float)(v < 0 ? 0 : v > 1 ? 1 : v);
-            }
-    return x;
-}
-
-static double cpu_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static void write_f32(const char *path, const float *v, size_t count)
@@ -81,13 +57,13 @@ static double time_ae(bench *b, int repeats, double *cpu)
     cbq_error err = {0};
     for (int r = 0; r < repeats; r++) {
         cbq_ae ae[CBQ_MAX_OUTPUTS];
-        double t0 = cbq_now(), c0 = cpu_seconds();
+        double t0 = cbq_now(), c0 = bench_cpu_seconds();
         if (cbq_attrib_volume(b->cam, b->x, b->n, NULL, ae, b->maps, NULL, NULL, &err) != CBQ_OK)
             die("attribution", &err);
         double t = cbq_now() - t0;
         if (t < best) {
             best = t;
-            *cpu = cpu_seconds() - c0;
+            *cpu = bench_cpu_seconds() - c0;
         }
         for (size_t c = 0; c < b->n_out; c++)
             cbq_ae_free(&ae[c]);
@@ -100,7 +76,7 @@ static double time_curves(bench *b, int repeats, cbq_faith_curves *cur, double *
     double best = INFINITY;
     cbq_error err = {0};
     for (int r = 0; r < repeats; r++) {
-        double t0 = cbq_now(), c0 = cpu_seconds();
+        double t0 = cbq_now(), c0 = bench_cpu_seconds();
         if (cbq_faith_curves_compute(cbq_faith_net_score, b->net, b->batch, b->n_out, b->x, b->n,
                                      b->side, b->side, (const float *const *)b->maps, &b->opt, cur,
                                      &err) != CBQ_OK)
@@ -108,7 +84,7 @@ static double time_curves(bench *b, int repeats, cbq_faith_curves *cur, double *
         double t = cbq_now() - t0;
         if (t < best) {
             best = t;
-            *cpu = cpu_seconds() - c0;
+            *cpu = bench_cpu_seconds() - c0;
         }
     }
     return best;
@@ -180,7 +156,9 @@ static void setup(bench *b, size_t n, size_t batch, char *dir)
     snprintf(path, sizeof path, "%s/model", dir);
     if (cbq_model_save(path, b->net, &err) != CBQ_OK)
         die("save", &err);
-    float *x = make_slices(n, b->side);
+    float *x = bench_synthetic_slices(n, b->side);
+    if (!x)
+        die("out of memory", NULL);
     b->x = x;
     snprintf(path, sizeof path, "%s/slices.f32", dir);
     write_f32(path, x, n * b->side * b->side);

@@ -27,6 +27,8 @@
 #include "cbctiq/progress.h"
 #include "cbctiq/rng.h"
 
+#include "support.h"
+
 static void die(const char *what, const cbq_error *err)
 {
     fprintf(stderr, "bench_gradcam: %s: %s\n", what, err ? err->msg : "");
@@ -38,45 +40,19 @@ typedef struct {
     int repeats, peer;
 } bench_opts;
 
-/* A synthetic volume: smooth blobs plus noise in [0, 1], like windowed CT. */
-static float *make_slices(size_t n, size_t side)
-{
-    float *x = malloc(n * side * side * sizeof *x);
-    if (!x)
-        die("out of memory", NULL);
-    cbq_rng rng;
-    cbq_rng_seed(&rng, 2026);
-    for (size_t k = 0; k < n; k++)
-        for (size_t j = 0; j < side; j++)
-            for (size_t i = 0; i < side; i++) {
-                double r = hypot((double)i - side / 2.0, (double)j - side / 2.0) / (side / 2.0);
-                double v = (r < 0.8 ? 0.55 : 0.05) + 0.1 * sin(0.2 * i + 0.05 * k) * cos(0.15 * j) +
-                           0.05 * cbq_rng_normal(&rng);
-                x[(k * side + j) * side + i] = (float)(v < 0 ? 0 : v > 1 ? 1 : v);
-            }
-    return x;
-}
-
-static double cpu_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Best wall time of `repeats` runs; *cpu gets the CPU time of that run. */
 static double run_ours(cbq_cam *cam, const float *x, size_t n, cbq_ae *ae, int repeats, double *cpu)
 {
     double best = INFINITY;
     cbq_error err = {0};
     for (int r = 0; r < repeats; r++) {
-        double t0 = cbq_now(), c0 = cpu_seconds();
+        double t0 = cbq_now(), c0 = bench_cpu_seconds();
         if (cbq_attrib_volume(cam, x, n, NULL, ae, NULL, NULL, NULL, &err) != CBQ_OK)
             die("attribution", &err);
         double t = cbq_now() - t0;
         if (t < best) {
             best = t;
-            *cpu = cpu_seconds() - c0;
+            *cpu = bench_cpu_seconds() - c0;
         }
         if (r + 1 < repeats)
             for (size_t c = 0; c < cbq_cam_n_outputs(cam); c++)
@@ -150,7 +126,9 @@ int main(int argc, char **argv)
     if (cbq_model_save(model, net, &err) != CBQ_OK)
         die("save", &err);
     size_t side = (size_t)spec.input.height, n = o.n_slices;
-    float *x = make_slices(n, side);
+    float *x = bench_synthetic_slices(n, side);
+    if (!x)
+        die("out of memory", NULL);
     FILE *fp = fopen(slices_path, "wb");
     if (!fp || fwrite(x, sizeof *x, n * side * side, fp) != n * side * side || fclose(fp))
         die("cannot write the slices", NULL);

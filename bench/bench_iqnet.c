@@ -30,6 +30,8 @@
 #include "cbctiq/progress.h"
 #include "cbctiq/rng.h"
 #include "cbctiq/train.h"
+
+#include "support.h"
 #include <time.h>
 
 #define PEAK_PER_CORE 40.7e9
@@ -39,15 +41,6 @@ typedef struct {
     int side;
     size_t batch;
 } bench_case;
-
-/* CPU seconds of the whole process (all threads): survives a loaded machine
- * better than wall time. */
-static double cpu_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 typedef struct {
     double slices_per_s, cpu_ms_per_slice;
@@ -131,7 +124,7 @@ static speed time_cbctiq(const bench_case *c, int threads, double min_s, double 
             fail("step", &err);
         if (warm) {
             t0 = cbq_now();
-            c0 = cpu_now();
+            c0 = bench_cpu_seconds();
             continue;
         }
         n++;
@@ -139,7 +132,7 @@ static speed time_cbctiq(const bench_case *c, int threads, double min_s, double 
         if (n >= 3 && el >= min_s)
             break;
     }
-    double cpu = cpu_now() - c0;
+    double cpu = bench_cpu_seconds() - c0;
     cbq_optim_free(opt);
     cbq_net_free(net);
     free(x);

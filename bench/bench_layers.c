@@ -17,6 +17,8 @@
 
 #include "cbctiq/gemm.h"
 #include "cbctiq/rng.h"
+
+#include "support.h"
 #include "nn/layer.h"
 
 #ifndef CBQ_SOURCE_DIR
@@ -42,13 +44,6 @@ static double now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static double cpu_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -82,9 +77,9 @@ static double time_best(void (*fn)(void *), void *ctx, int reps, double *cores)
     double best = 1e30;
     fn(ctx); /* warm-up */
     for (int r = 0; r < reps; r++) {
-        double t0 = now(), c0 = cpu_now();
+        double t0 = now(), c0 = bench_cpu_seconds();
         fn(ctx);
-        double t = now() - t0, c = cpu_now() - c0;
+        double t = now() - t0, c = bench_cpu_seconds() - c0;
         if (t < best) {
             best = t;
             *cores = c / t;

@@ -17,12 +17,7 @@
 #include "cbctiq/progress.h"
 #include "cbctiq/sim.h"
 
-static double cpu_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "support.h"
 
 int main(int argc, char **argv)
 {
@@ -60,11 +55,11 @@ int main(int argc, char **argv)
     cbq_hu_to_mu(&mu);
     float *proj = malloc(g.nu * g.nv * g.n_proj * sizeof(float));
     double rays = (double)(g.nu * g.nv * g.n_proj), upd = (double)(side * side * depth) * (double)g.n_proj;
-    double w0 = cbq_now(), c0 = cpu_now();
+    double w0 = cbq_now(), c0 = bench_cpu_seconds();
     if (!proj || cbq_sim_project(&mu, &g, 0, g.n_proj, NULL, proj, &err)) return 1;
-    double w1 = cbq_now(), c1 = cpu_now();
+    double w1 = cbq_now(), c1 = bench_cpu_seconds();
     if (cbq_fdk(proj, &g, CBQ_APOD_HANN, &rec, &err)) return 1;
-    double w2 = cbq_now(), c2 = cpu_now();
+    double w2 = cbq_now(), c2 = bench_cpu_seconds();
     cbq_mu_to_hu(&rec);
     /* Verify: muscle-like voxels far from bone agree with the phantom. */
     double s = 0;
@@ -87,9 +82,9 @@ int main(int argc, char **argv)
     printf("FDK:       %.2f s wall (%.2f s CPU): %.3g voxel updates/s wall, %.3g per CPU second\n", w2 - w1,
            c2 - c1, upd / (w2 - w1), upd / (c2 - c1));
     cbq_volume img, ref, lab2;
-    double w3 = cbq_now(), c3 = cpu_now();
+    double w3 = cbq_now(), c3 = bench_cpu_seconds();
     if (cbq_case_simulate(&cp, side, depth, voxel, 7, &img, &ref, &lab2, &err)) return 1;
-    double w4 = cbq_now(), c4 = cpu_now();
+    double w4 = cbq_now(), c4 = bench_cpu_seconds();
     printf("one case:  %.2f s wall (%.2f s CPU)\n", w4 - w3, c4 - c3);
     return 0;
 }

@@ -13,35 +13,21 @@ model is written.
 
 usage: mpi_train.py --cbctiq BIN --mpirun MPIRUN --workdir DIR
 """
-import argparse
 import csv
 import json
 import os
-import shutil
 import struct
-import subprocess
 import sys
 
 import numpy as np
 
-ap = argparse.ArgumentParser()
-ap.add_argument("--cbctiq", required=True)
-ap.add_argument("--mpirun", required=True)
-ap.add_argument("--workdir", required=True)
-args = ap.parse_args()
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mpi_job  # noqa: E402
+
+args = mpi_job.parse_args()
 W = args.workdir
-shutil.rmtree(W, ignore_errors=True)
-os.makedirs(W)
-MPI = [args.mpirun, "--allow-run-as-root", "--oversubscribe", "--bind-to", "none"]
+run = mpi_job.runner(args)
 failures = []
-
-
-def run(ranks, *cmd, expect_ok=True):
-    line = ([*MPI, "-np", str(ranks)] if ranks else []) + [args.cbctiq, *cmd]
-    p = subprocess.run(line, capture_output=True, text=True, timeout=300)
-    if (p.returncode == 0) != expect_ok:
-        sys.exit(f"{' '.join(line)}: exit {p.returncode}\n{p.stdout}{p.stderr}")
-    return p
 
 
 def read_log(path):
