@@ -3,8 +3,10 @@
  *
  * The engine (src/nn) builds a runnable network from a cbq_model_spec; the
  * model files (src/io/model_json.c) read and write it. Layers are in
- * execution order, a plain chain: each layer's input is the previous layer's
- * output (the first layer's input is the preprocessed slice, 1 channel).
+ * execution order and form a graph: a layer reads the outputs of earlier
+ * layers named in its inputs, or by default the previous layer's output (the
+ * first layer's input is the preprocessed slice). The last layer's output is
+ * the network's.
  * Ownership: a spec owns its `layers` array and its strings; release with
  * cbq_model_spec_free.
  */
@@ -18,7 +20,8 @@
 extern "C" {
 #endif
 
-enum { CBQ_NAME_MAX = 64, CBQ_MAX_OUTPUTS = 16 };
+enum { CBQ_NAME_MAX = 64, CBQ_MAX_OUTPUTS = 16,
+       CBQ_MAX_INPUTS = 64 /* a densenet's widest concat has 1 + 48 inputs */ };
 
 /* One value per line of cbctiq/layer_kinds.def: CBQ_LAYER_CONV2D,
  * CBQ_LAYER_BATCHNORM2D, ..., then CBQ_LAYER_KIND_COUNT. */
@@ -34,11 +37,13 @@ const char *cbq_layer_kind_name(cbq_layer_kind kind);
 /* Parses a model.json type string; returns 0 when unknown. */
 int cbq_layer_kind_parse(const char *name, cbq_layer_kind *kind);
 
+/* dilation and groups came later: 0 reads as 1 (PyTorch's default), so that
+ * specs built in C before them keep their meaning. */
 typedef struct { int in_channels, out_channels, kernel_h, kernel_w, stride_h, stride_w,
-                 pad_h, pad_w, bias; } cbq_conv2d_cfg;
+                 pad_h, pad_w, bias, dilation_h, dilation_w, groups; } cbq_conv2d_cfg;
 typedef struct { int channels; double eps, momentum; } cbq_batchnorm2d_cfg;
 typedef struct { double negative_slope; } cbq_leaky_relu_cfg;
-typedef struct { int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w; } cbq_pool2d_cfg;
+typedef struct { int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, ceil_mode; } cbq_pool2d_cfg;
 typedef struct { double p; } cbq_dropout_cfg;
 typedef struct { int in_features, out_features, bias; } cbq_linear_cfg;
 
@@ -53,6 +58,11 @@ typedef struct {
         cbq_dropout_cfg dropout;
         cbq_linear_cfg linear;
     } cfg;
+    /* The layers whose outputs this one reads, in order: n_inputs indices of
+     * earlier layers, -1 for the network's input. n_inputs 0: the previous
+     * layer (the input for the first); cbq_model_spec_input resolves both. */
+    size_t n_inputs;
+    int inputs[CBQ_MAX_INPUTS];
 } cbq_layer_spec;
 
 /* Slice preprocessing: x = clamp((HU - hu_min) / (hu_max - hu_min), 0, 1). */
@@ -77,6 +87,11 @@ void cbq_model_spec_free(cbq_model_spec *spec);
  * {channels, height, width} (1x1 spatial after global pool and linear).
  * Fails with a message naming the layer when shapes do not chain. */
 int cbq_model_spec_shapes(const cbq_model_spec *spec, size_t (*shapes)[3], cbq_error *err);
+
+/* How many inputs layer i reads (at least 1) and the index of its j-th:
+ * an earlier layer, or -1 for the network's input. */
+size_t cbq_model_spec_n_inputs(const cbq_model_spec *spec, size_t i);
+long cbq_model_spec_input(const cbq_model_spec *spec, size_t i, size_t j);
 
 /* Index of the layer with this name, or -1. */
 long cbq_model_spec_find(const cbq_model_spec *spec, const char *name);

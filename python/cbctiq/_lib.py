@@ -18,6 +18,7 @@ c_char_pp = C.POINTER(C.c_char_p)
 
 NAME_MAX = 64
 MAX_OUTPUTS = 16
+MAX_INPUTS = 64
 STRUCT_COUNT = 4  # cbq_structure_kind: parotid, submandibular, larynx, mandible
 
 
@@ -128,12 +129,13 @@ class cbq_batchnorm2d_cfg(C.Structure):
 
 class cbq_layer_cfg(C.Union):
     # The binding reads only a layer's name and kind; the union's members
-    # that set its size and alignment are mirrored (conv: 9 ints, bn).
-    _fields_ = [("conv", C.c_int * 9), ("bn", cbq_batchnorm2d_cfg)]
+    # that set its size and alignment are mirrored (conv: 12 ints, bn).
+    _fields_ = [("conv", C.c_int * 12), ("bn", cbq_batchnorm2d_cfg)]
 
 
 class cbq_layer_spec(C.Structure):
-    _fields_ = [("name", C.c_char * NAME_MAX), ("kind", C.c_int), ("cfg", cbq_layer_cfg)]
+    _fields_ = [("name", C.c_char * NAME_MAX), ("kind", C.c_int), ("cfg", cbq_layer_cfg),
+                ("n_inputs", c_size), ("inputs", C.c_int * MAX_INPUTS)]
 
 
 class cbq_model_spec(C.Structure):

@@ -309,6 +309,36 @@ static const cbq_layer_kind_info linear_kind = {
     .shape = linear_shape, .param_count = linear_param_count, .forward_flops = linear_flops,
 };
 
+/* ---- kinds whose rows are still to come ------------------------------------- */
+
+static int pending_shape(const cbq_layer_spec *l, const size_t in[3], size_t out[3], cbq_error *err)
+{
+    (void)in, (void)out;
+    return CBQ_FAIL(err, CBQ_ERR_FORMAT, "layer '%s' (%s): this layer kind is not implemented yet",
+                    l->name, cbq_layer_kind_name(l->kind));
+}
+
+/* graph kinds: add, concat, mul */
+
+static const cbq_layer_kind_info add_kind = {.name = "add", .shape = pending_shape};
+
+static const cbq_layer_kind_info concat_kind = {.name = "concat", .shape = pending_shape};
+
+static const cbq_layer_kind_info mul_kind = {.name = "mul", .shape = pending_shape};
+
+/* single-input kinds: identity, flatten, sigmoid, silu, adaptive_avgpool2d */
+
+static const cbq_layer_kind_info identity_kind = {.name = "identity", .shape = pending_shape};
+
+static const cbq_layer_kind_info flatten_kind = {.name = "flatten", .shape = pending_shape};
+
+static const cbq_layer_kind_info sigmoid_kind = {.name = "sigmoid", .shape = pending_shape};
+
+static const cbq_layer_kind_info silu_kind = {.name = "silu", .shape = pending_shape};
+
+static const cbq_layer_kind_info adaptive_avgpool2d_kind = {.name = "adaptive_avgpool2d",
+                                                            .shape = pending_shape};
+
 /* ---- the table ----------------------------------------------------------------- */
 
 static const cbq_layer_kind_info *const layer_table[] = {

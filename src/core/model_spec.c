@@ -52,6 +52,17 @@ long cbq_model_spec_find(const cbq_model_spec *spec, const char *name)
     return -1;
 }
 
+size_t cbq_model_spec_n_inputs(const cbq_model_spec *spec, size_t i)
+{
+    return spec->layers[i].n_inputs ? spec->layers[i].n_inputs : 1;
+}
+
+long cbq_model_spec_input(const cbq_model_spec *spec, size_t i, size_t j)
+{
+    const cbq_layer_spec *l = &spec->layers[i];
+    return l->n_inputs ? (long)l->inputs[j] : (long)i - 1;
+}
+
 static int layer_shape(const cbq_layer_spec *l, const size_t in[3], size_t out[3], cbq_error *err)
 {
     const cbq_layer_kind_info *info = cbq_layer_kind_info_of(l->kind);

@@ -56,7 +56,7 @@ static int din_as_conv(const cbq_conv2d_cfg *c)
 static cbq_conv2d_cfg transposed_cfg(const cbq_conv2d_cfg *c)
 {
     cbq_conv2d_cfg t = {c->out_channels, c->in_channels, c->kernel_h, c->kernel_w, 1, 1,
-                        c->kernel_h - 1 - c->pad_h, c->kernel_w - 1 - c->pad_w, 0};
+                        c->kernel_h - 1 - c->pad_h, c->kernel_w - 1 - c->pad_w, 0, 1, 1, 1};
     return t;
 }
 
