@@ -25,10 +25,12 @@ pkgs_build=(
   libgsl-dev                          # distributions for p-values
   libcairo2-dev libpng-dev fonts-dejavu-core  # figures and PNG overlays
   libopenmpi-dev openmpi-bin          # MPI: mpirun shares the work over ranks (docs/cluster.md)
+  libprotobuf-c-dev protobuf-c-compiler libonnx-dev  # ONNX models: protobuf-c code from ONNX's own onnx.proto
 )
 pkgs_test=(
   libcmocka-dev libfontconfig-dev     # C unit tests (the figure tests free fontconfig's caches)
   python3 python3-numpy python3-scipy python3-nibabel python3-pydicom python3-torch  # oracle tests
+  python3-torchvision python3-onnx    # ResNet/DenseNet peers, torch.onnx.export and the ONNX checker
   python3-matplotlib                  # oracle for the viridis/inferno colour-map tables
   python3-pip python3-setuptools python3-pytest python3-pandas  # the Python package: install, tests; wide sheets
   dcmtk dcm2niix                      # DICOM oracle: dcmcrle/dcmcjpeg encode, dcm2niix reads
@@ -41,6 +43,7 @@ pkgs_test=(
 )
 pkgs_bench=(
   python3 python3-numpy python3-torch  # PyTorch peer of the layers, iqnet and Grad-CAM
+  python3-torchvision                 # PyTorch peer of the ResNet presets
   python3-scipy                       # SciPy peer of the statistics
   python3-pydicom python3-nibabel dcm2niix  # DICOM peer: writes the series, checks the grids
 )
