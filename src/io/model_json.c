@@ -495,7 +495,21 @@ static cJSON *hyper_json(const cbq_layer_spec *l, const cbq_hyper_param *h)
     return NULL;
 }
 
-/* Every hyper-parameter explicitly, in the table's order. */
+/* A value of an omit_default key that is its default (layer_table.h). */
+static int at_default(const cbq_layer_spec *l, const cbq_hyper_param *h)
+{
+    if (h->type == CBQ_HYPER_NUMBER)
+        return num_of(l, h->offset) == h->def;
+    int v[2] = {int_of(l, h->offset), h->type == CBQ_HYPER_PAIR ? int_of(l, h->offset_w) : 0};
+    int n = h->type == CBQ_HYPER_PAIR ? 2 : 1;
+    for (int i = 0; i < n; i++)
+        if (!(v[i] == (int)h->def || (v[i] == 0 && h->lo > 0)))
+            return 0;
+    return 1;
+}
+
+/* Every hyper-parameter explicitly, in the table's order, but for
+ * omit_default keys at their default. */
 static cJSON *layer_json(const cbq_layer_spec *l)
 {
     const cbq_layer_kind_info *info = cbq_layer_kind_info_of(l->kind);
@@ -505,7 +519,8 @@ static cJSON *layer_json(const cbq_layer_spec *l)
     cJSON_AddStringToObject(j, "name", l->name);
     cJSON_AddStringToObject(j, "type", info->name);
     for (size_t i = 0; i < info->n_hyper; i++)
-        cJSON_AddItemToObject(j, info->hyper[i].key, hyper_json(l, &info->hyper[i]));
+        if (!(info->hyper[i].omit_default && at_default(l, &info->hyper[i])))
+            cJSON_AddItemToObject(j, info->hyper[i].key, hyper_json(l, &info->hyper[i]));
     return j;
 }
 
