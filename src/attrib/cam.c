@@ -41,11 +41,15 @@ static int resolve_target(cbq_cam *cam, cbq_error *err)
     if (idx < 0)
         return CBQ_FAIL(err, CBQ_ERR_ARG,
                         "unknown target layer '%s'; layers with a spatial grid: %s", want, names);
-    if (!cbq_model_spec_has_grid(spec, (size_t)idx))
+    if (!cbq_model_spec_has_grid(spec, (size_t)idx)) {
+        long flat = 0; /* the first flattening layer: a layer without a grid follows one */
+        while (flat < idx && !cbq_layer_kind_info_of(spec->layers[flat].kind)->flattens)
+            flat++;
         return CBQ_FAIL(err, CBQ_ERR_ARG,
-                        "target layer '%s' comes at or after a global pool/linear layer, where "
-                        "no spatial grid is left; choose one of: %s",
-                        want, names);
+                        "target layer '%s' comes at or after the global pool/linear layer "
+                        "'%s', where no spatial grid is left; choose one of: %s",
+                        want, spec->layers[flat].name, names);
+    }
     cam->target = (size_t)idx;
     snprintf(cam->target_name, sizeof cam->target_name, "%s", want);
     return CBQ_OK;
