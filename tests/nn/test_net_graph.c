@@ -16,8 +16,11 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "cbctiq/attrib.h"
 #include "cbctiq/model_json.h"
 #include "cbctiq/net.h"
+#include "cbctiq/optim.h"
+#include "cbctiq/train.h"
 
 #define CONV(cin, cout, k, with_bias) {.in_channels = cin, .out_channels = cout, .kernel_h = k, \
     .kernel_w = k, .stride_h = 1, .stride_w = 1, .pad_h = (k) / 2, .pad_w = (k) / 2, .bias = with_bias}
@@ -325,6 +328,56 @@ static void test_model_json_inputs(void **state)
     free(text);
 }
 
+/* Training steps through the graph (the training net's plan): a fixed
+ * batch of random targets is learnt, the loss falling to a fifth. */
+static void test_training_learns(void **state)
+{
+    (void)state;
+    enum { N = 8 };
+    cbq_net *net = make_net(12, N, 1);
+    cbq_optim_cfg oc = cbq_optim_defaults(CBQ_OPTIM_ADAM);
+    oc.lr = 1e-2;
+    cbq_optim *opt = NULL;
+    assert_int_equal(cbq_optim_create(&opt, net, &oc, NULL), CBQ_OK);
+    float in[N * HW], tgt[N * N_OUT];
+    fill(in, N * HW, 60);
+    fill(tgt, N * N_OUT, 61);
+    cbq_loss_cfg lc = {CBQ_LOSS_MSE, 0};
+    double first = 0.0, loss = 0.0;
+    for (int s = 0; s < 150; s++) {
+        assert_int_equal(cbq_train_step(net, opt, in, tgt, N, &lc, 0.0, &loss, NULL, NULL), CBQ_OK);
+        if (s == 0)
+            first = loss;
+    }
+    print_message("graph training: loss %.4f -> %.4f\n", first, loss);
+    assert_true(loss < 0.2 * first);
+    cbq_optim_free(opt);
+    cbq_net_free(net);
+}
+
+/* The cascading randomisation goes by layer order over a graph: head,
+ * then fuse, then the probe (a branch nobody reads still has weights). */
+static void test_randomise_by_layer_order(void **state)
+{
+    (void)state;
+    cbq_net *net = make_net(13, 1, 0);
+    assert_int_equal(cbq_randomise_n_steps(net), 11);
+    assert_string_equal(cbq_randomise_step_layer(net, 1), "head");
+    assert_string_equal(cbq_randomise_step_layer(net, 2), "fuse");
+    assert_string_equal(cbq_randomise_step_layer(net, 3), "probe");
+    assert_string_equal(cbq_randomise_step_layer(net, 11), "stem.conv");
+    cbq_tensor_view head, fuse, probe;
+    assert_true(cbq_net_tensor_find(net, "head.weight", &head));
+    assert_true(cbq_net_tensor_find(net, "fuse.weight", &fuse));
+    assert_true(cbq_net_tensor_find(net, "probe.weight", &probe));
+    float h0 = ((float *)head.data)[0], f0 = ((float *)fuse.data)[0], p0 = ((float *)probe.data)[0];
+    assert_int_equal(cbq_randomise_top(net, 2, 99, NULL), CBQ_OK);
+    assert_true(((float *)head.data)[0] != h0);
+    assert_true(((float *)fuse.data)[0] != f0);
+    assert_true(((float *)probe.data)[0] == p0);
+    cbq_net_free(net);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -333,6 +386,8 @@ int main(void)
         cmocka_unit_test(test_training_plan_and_threads),
         cmocka_unit_test(test_bad_inputs),
         cmocka_unit_test(test_model_json_inputs),
+        cmocka_unit_test(test_training_learns),
+        cmocka_unit_test(test_randomise_by_layer_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
