@@ -180,6 +180,21 @@ def gradcam_case(args, model_dir, net, x, layer):
         check(tag + " AE", ae[c, 0], up.double().sum().item(), 1e-4)
 
 
+def check_outputs_tight(args, model_dir, spec, mode, threads, n, seed):
+    """run_case compares outputs to 1e-4; outputs must agree to 1e-5."""
+    ours, _ = npo.read_safetensors(os.path.join(args.workdir, "graph-%s-t%d" % (mode, threads),
+                                                "out.safetensors"))
+    ref = GraphNet(spec)
+    state, _ = npo.read_safetensors(os.path.join(model_dir, "weights.safetensors"))
+    ref.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=True)
+    ref.train(mode == "train")
+    h, w = spec["input"]["height"], spec["input"]["width"]
+    x = np.random.default_rng(seed).random((n, 1, h, w), dtype=np.float32)  # as run_case draws it
+    with torch.no_grad():
+        y, _ = ref(torch.from_numpy(x))
+    check("graph %s %dt output (1e-5)" % (mode, threads), ours["output"], y.numpy(), 1e-5)
+
+
 def check_model_info(args, model_dir, spec, net):
     text = subprocess.run([args.cbctiq, "model", "info", model_dir], check=True, capture_output=True,
                           text=True).stdout
@@ -221,6 +236,7 @@ def main():
     for threads in (1, 2):
         for mode in ("eval", "train"):
             npo.run_case(args, "graph", model_dir, mode, threads, 3, 40 + threads)
+            check_outputs_tight(args, model_dir, spec, mode, threads, 3, 40 + threads)
 
     net = GraphNet(spec)
     state, _ = npo.read_safetensors(os.path.join(model_dir, "weights.safetensors"))
