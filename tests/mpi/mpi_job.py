@@ -8,11 +8,13 @@ import sys
 
 
 def parse_args():
-    """--cbctiq BIN --mpirun MPIRUN --workdir DIR; the work folder is emptied."""
+    """--cbctiq BIN --mpirun MPIRUN --workdir DIR [--data DIR]; the work folder
+    is emptied. --data: the repository's test data (tests/data)."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--cbctiq", required=True)
     ap.add_argument("--mpirun", required=True)
     ap.add_argument("--workdir", required=True)
+    ap.add_argument("--data")
     args = ap.parse_args()
     shutil.rmtree(args.workdir, ignore_errors=True)
     os.makedirs(args.workdir)
