@@ -42,20 +42,21 @@ static const stage_def STAGES[CBQ_STAGE_COUNT] = {
     /* The last bump of cohort, train, evaluate, attrib, stats, sanity: cohort.folds
      * (folds.csv, fold<f>/cohort.csv, a model per fold) and train.repeats
      * (a model per seed, their mean as the headline; folds.c). */
-    /* Under MPI cohort shares the simulation, train the trainings and sanity
-     * the volumes over the ranks (every_rank); the others run on rank 0. */
+    /* Under MPI (every_rank) cohort shares the simulation, train the
+     * trainings, evaluate, attrib and sanity the test volumes over the
+     * ranks; consensus, stats, atypical and report run on rank 0. */
     [CBQ_STAGE_COHORT] = {study_stage_cohort, 0, READS_USER_TABLES, 2, 1},
     [CBQ_STAGE_CONSENSUS] = {study_stage_consensus, DEP(COHORT), 0, 1},
     /* train.slices = structures picks slices by the label volumes */
     [CBQ_STAGE_TRAIN] = {study_stage_train, DEP(COHORT) | DEP(CONSENSUS),
                          READS_GIVEN_MODEL | READS_VOLUMES | READS_LABELS, 3, 1},
     [CBQ_STAGE_EVALUATE] = {study_stage_evaluate, DEP(COHORT) | DEP(CONSENSUS) | DEP(TRAIN),
-                            READS_VOLUMES | READS_LABELS, 3},
+                            READS_VOLUMES | READS_LABELS, 3, 1},
     /* attrib v6: attrib.save_maps = "dicom" also writes DICOM Parametric Maps;
      * v7: folds and repeats; v8: where the maps point and the deletion/insertion
      * curves (ae.csv's new columns, curves.csv; stats v3: pointing.csv) */
     [CBQ_STAGE_ATTRIB] = {study_stage_attrib, DEP(COHORT) | DEP(TRAIN),
-                          READS_VOLUMES | READS_STRUCTURES, 8},
+                          READS_VOLUMES | READS_STRUCTURES, 8, 1},
     /* stats and atypical read the test split from cohort.csv (ae_table.c).
      * v2 of train, evaluate, sanity (v7 of report): an RTSTRUCT row with
      * slices = structures uses only the slices its structures reach, and the

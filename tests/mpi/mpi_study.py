@@ -5,9 +5,10 @@ A small simulated study with cohort.folds = 2 (two trainings, and the
 permuted-labels control of the sanity stage):
 
 - on 2 ranks every training runs on a rank of its own, so the study equals
-  the one-process study bit for bit: stats.json, the models, ae.csv, the
-  predictions, the cascade rows of sanity.csv and the printed verdict and
-  table (the permuted-labels model is trained data-parallel over both
+  the one-process study bit for bit: stats.json, the models, every file
+  of the stages cohort, consensus, evaluate (shared volumes), attrib
+  (shared volumes: maps, ae.csv, profiles, curves), stats and atypical,
+  the cascade rows of sanity.csv and the printed verdict and table (the permuted-labels model is trained data-parallel over both
   ranks: its rows agree to 0.05 in rho); each stage line is printed once
   (rank 0 alone prints) and each stage folder stamped;
 - on 3 ranks fold 1 trains data-parallel on ranks 0 and 1 (its weights
@@ -95,10 +96,31 @@ alone = study(0, "one")
 SAME = [("stats", "stats.json"), ("attrib", "ae.csv"), ("evaluate", "pred.csv"),
         ("train", "fold1", "model", "weights.safetensors"), ("train", "fold2", "model", "weights.safetensors")]
 
+
+
+def stage_files(out, stage):
+    """Every file a stage wrote but its stamp, relative to the study folder."""
+    top = os.path.join(W, out)
+    return sorted(os.path.relpath(os.path.join(d, n), top) for d, _, names in os.walk(os.path.join(top, stage))
+                  for n in names if n != "stage.done")
+
+
 two = study(2, "two")
 for parts in SAME:
     if read("one", *parts) != read("two", *parts):
         failures.append(f"2 ranks: {'/'.join(parts)} differs from one process")
+# Every file of the stages without a training (the simulated volumes, the
+# maps, the tables), byte for byte.
+compared = 0
+for stage in ("cohort", "consensus", "evaluate", "attrib", "stats", "atypical"):
+    names = stage_files("one", stage)
+    if names != stage_files("two", stage):
+        failures.append(f"2 ranks: {stage} wrote {stage_files('two', stage)}, one process {names}")
+        continue
+    differ = [n for n in names if read("one", n) != read("two", n)]
+    compared += len(names)
+    if differ:
+        failures.append(f"2 ranks: {differ} differ from one process")
 if sanity_rows("one", False) != sanity_rows("two", False) or not sanity_rows("one", False):
     failures.append("2 ranks: the cascade rows of sanity.csv differ from one process")
 perm_one, perm_two = sanity_rows("one", True), sanity_rows("two", True)
@@ -113,7 +135,7 @@ for i, name in enumerate(STAGES):
     if not stamped(os.path.join(W, "two", name)):
         failures.append(f"2 ranks: stage {name} not stamped")
 if not failures:
-    print("2 ranks: stats.json, models, ae.csv, pred.csv, sanity cascade: same bytes as one process")
+    print(f"2 ranks: {compared} files of cohort..atypical, the models, the sanity cascade: same bytes as one process")
 
 study(3, "three")
 worst, differs = numbers(json.loads(read("one", "stats", "stats.json")),
