@@ -72,7 +72,7 @@ def launch(ranks, threads, *args):
 def cohort(name, volumes, size, slices, test):
     out = os.path.join(tmp, name)
     subprocess.run([cbctiq, "simulate", "--out", out, "--volumes", str(volumes), "--size", str(size),
-                    "--slices", str(slices), "--spacing", str(128 / size), "--raters", "3", "--test", str(test),
+                    "--slices", str(slices), "--spacing", "4", "--raters", "3", "--test", str(test),
                     "--seed", "7", "--threads", "2", "--quiet"], check=True)
     return out
 
