@@ -4,7 +4,7 @@
  * file again. docs/model-files.md, "Importing a PyTorch model", lists the
  * operators and how each maps onto a layer kind; docs/formats.md the file.
  *
- *   cbq_onnx_import_opts o = {.hu_min = -1000, .hu_max = 1000};
+ *   cbq_onnx_import_opts o = {.hu_min = -1000, .hu_max = 1000};   // or {0}: defaults
  *   cbq_model_spec spec;
  *   cbq_safetensors w;
  *   CBQ_TRY(cbq_onnx_read("resnet.onnx", &o, &spec, &w, &err));
@@ -36,9 +36,10 @@ extern "C" {
 typedef struct {
     int input_size;              /* > 0: input height = width (the graph's may be dynamic);
                                   * 0: the graph input's own fixed height and width */
-    double hu_min, hu_max;       /* the HU window (model.json "input"); hu_min < hu_max */
-    size_t n_outputs;            /* 0: default names (parotid, submandibular, larynx,
-                                  * mandible, overall, then out5, out6, ...) */
+    double hu_min, hu_max;       /* the HU window (model.json "input"), hu_min < hu_max;
+                                  * both 0: the file's (cbctiq's export), else -1000, 1000 */
+    size_t n_outputs;            /* 0: the file's names (cbctiq's export), else parotid,
+                                  * submandibular, larynx, mandible, overall, out5, ... */
     const char *const *outputs;  /* n_outputs category names, one per output unit */
 } cbq_onnx_import_opts;
 
@@ -57,7 +58,10 @@ int cbq_onnx_parse(const void *bytes, size_t size, const char *label, const cbq_
  * is not part of ONNX and is ignored) as an ONNX model (IR 7, opset 13) to
  * `path`, atomically: one graph input "input" [N, 1, H, W] (N dynamic), one
  * output "output" [N, K], node names = layer names, initializers named as
- * the state_dict. Fails on a missing or misshapen tensor, naming it. */
+ * the state_dict, and what ONNX has no place for in metadata_props
+ * (cbctiq.arch, cbctiq.outputs, cbctiq.target_layer, cbctiq.hu_min,
+ * cbctiq.hu_max), which cbq_onnx_read takes back. Fails on a missing or
+ * misshapen tensor, naming it. */
 int cbq_onnx_write(const char *path, const cbq_model_spec *spec, const cbq_st_entry *tensors, size_t n_tensors,
                    cbq_error *err);
 

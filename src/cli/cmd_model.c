@@ -42,9 +42,9 @@ const char cli_model_usage[] =
     "are the PyTorch module paths, the target layer the last activation before the\n"
     "global pool. Unsupported operators are listed, each with its node name.\n"
     "  --out DIR          model directory to create (files replaced atomically)\n"
-    "  --hu-min X         HU mapped to 0 (default -1000)\n"
-    "  --hu-max X         HU mapped to 1 (default 1000)\n"
-    "  --outputs A,B,...  category names, one per output (default as for init)\n"
+    "  --hu-min X         HU mapped to 0 (default: the file's if cbctiq wrote it, else -1000)\n"
+    "  --hu-max X         HU mapped to 1 (default: the file's, else 1000)\n"
+    "  --outputs A,B,...  category names, one per output (default: the file's, else as init)\n"
     "  --input-size N     input height = width (required when the ONNX input's are dynamic)\n"
     "  --quiet            print nothing on success\n"
     "\n"
@@ -206,7 +206,7 @@ static int model_import(int argc, char **argv)
         {0, 0, 0, 0}};
     const char *out = NULL;
     const char *names[CBQ_MAX_OUTPUTS];
-    cbq_onnx_import_opts io = {.hu_min = -1000, .hu_max = 1000};
+    cbq_onnx_import_opts io = {0}; /* HU window and names: the file's (cbctiq's export), else defaults */
     uint64_t v = 0;
     int quiet = 0, c, have_min = 0, have_max = 0;
     optind = 1;
@@ -237,7 +237,7 @@ static int model_import(int argc, char **argv)
         return cli_usage_error("model", "import needs one MODEL.onnx and --out DIR");
     if (have_min != have_max)
         return cli_usage_error("model", "give both --hu-min and --hu-max, or neither");
-    if (!(io.hu_min < io.hu_max))
+    if (have_min && !(io.hu_min < io.hu_max))
         return cli_usage_error("model", "--hu-min must be below --hu-max");
     const char *onnx_path = argv[optind];
     cbq_error err = {0};

@@ -51,9 +51,15 @@ typedef struct {
     char raw_name[CBQ_NAME_MAX];
 } layer_src;
 
+/* cbctiq's own export's metadata_props (onnx_write.c), NULL when absent. */
+typedef struct {
+    const char *arch, *outputs, *target_layer, *hu_min, *hu_max;
+} cbq_metadata;
+
 typedef struct {
     const char *label;
     const cbq_onnx_import_opts *opts;
+    cbq_metadata meta;
     cbq_error *err;
     const Onnx__GraphProto *g;
     value *vals;
@@ -1034,6 +1040,24 @@ static long find_head_pool(const Onnx__GraphProto *g)
 
 static const char *const default_outputs[] = {"parotid", "submandibular", "larynx", "mandible", "overall"};
 
+/* "a,b,c" with exactly spec->n_outputs names that fit: 1, else 0. */
+static int outputs_from_meta(const char *list, cbq_model_spec *spec)
+{
+    size_t count = 0;
+    for (const char *p = list; count <= spec->n_outputs;) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n == 0 || n >= CBQ_NAME_MAX || count == spec->n_outputs)
+            return 0;
+        memcpy(spec->outputs[count], p, n);
+        spec->outputs[count++][n] = '\0';
+        if (!e)
+            break;
+        p = e + 1;
+    }
+    return count == spec->n_outputs;
+}
+
 static int set_outputs(importer *im, cbq_model_spec *spec)
 {
     size_t (*shapes)[3] = malloc(spec->n_layers * sizeof *shapes);
@@ -1054,6 +1078,8 @@ static int set_outputs(importer *im, cbq_model_spec *spec)
         return CBQ_FAIL(im->err, CBQ_ERR_ARG, "%s: the model gives %zu scores but %zu output names were given",
                         im->label, k, o->n_outputs);
     spec->n_outputs = k;
+    if (!o->n_outputs && im->meta.outputs && outputs_from_meta(im->meta.outputs, spec))
+        return CBQ_OK;
     for (size_t i = 0; i < k; i++) {
         if (o->n_outputs)
             snprintf(spec->outputs[i], CBQ_NAME_MAX, "%s", o->outputs[i]);
@@ -1078,6 +1104,11 @@ static int set_target(importer *im, cbq_model_spec *spec)
     if (head == 0 || head == spec->n_layers)
         return CBQ_FAIL(im->err, CBQ_ERR_FORMAT, "%s: no layer with a spatial map before the global pool or "
                         "linear head (nothing for Grad-CAM to explain)", im->label);
+    if (im->meta.target_layer && cbq_model_spec_find(spec, im->meta.target_layer) >= 0 &&
+        strlen(im->meta.target_layer) < CBQ_NAME_MAX) {
+        snprintf(spec->target_layer, CBQ_NAME_MAX, "%s", im->meta.target_layer);
+        return CBQ_OK;
+    }
     size_t t = head - 1;
     for (size_t i = head; i-- > 0;) {
         cbq_layer_kind kd = spec->layers[i].kind;
@@ -1239,9 +1270,22 @@ static int build_spec(importer *im, cbq_model_spec *spec)
         if (l->n_inputs == 1 && l->inputs[0] == (int)i - 1)
             l->n_inputs = 0;
     }
-    snprintf(spec->arch, sizeof spec->arch, "custom");
-    spec->input = (cbq_input_spec){.height = im->input_h, .width = im->input_w, .hu_min = im->opts->hu_min,
-                                   .hu_max = im->opts->hu_max};
+    const cbq_metadata *md = &im->meta;
+    snprintf(spec->arch, sizeof spec->arch, "%s",
+             md->arch && md->arch[0] && strlen(md->arch) < CBQ_NAME_MAX ? md->arch : "custom");
+    spec->input = (cbq_input_spec){.height = im->input_h, .width = im->input_w, .hu_min = -1000, .hu_max = 1000};
+    if (im->opts->hu_min != 0 || im->opts->hu_max != 0) {
+        spec->input.hu_min = im->opts->hu_min;
+        spec->input.hu_max = im->opts->hu_max;
+    } else if (md->hu_min && md->hu_max) {
+        char *end_min, *end_max;
+        double lo = strtod(md->hu_min, &end_min), hi = strtod(md->hu_max, &end_max);
+        if (*end_min || *end_max || !(lo < hi))
+            return CBQ_FAIL(im->err, CBQ_ERR_FORMAT, "%s: metadata cbctiq.hu_min/hu_max ('%.40s', '%.40s') "
+                            "are not two increasing numbers", im->label, md->hu_min, md->hu_max);
+        spec->input.hu_min = lo;
+        spec->input.hu_max = hi;
+    }
     spec->n_layers = im->n_layers;
     spec->layers = im->layers; /* now the spec's; im->layers still reads it */
     CBQ_TRY(set_outputs(im, spec));
@@ -1249,9 +1293,23 @@ static int build_spec(importer *im, cbq_model_spec *spec)
     return cbq_model_spec_validate(spec, im->label, im->err);
 }
 
+static void read_metadata(importer *im, const Onnx__ModelProto *m)
+{
+    struct { const char *key; const char **slot; } keys[] = {
+        {"cbctiq.arch", &im->meta.arch}, {"cbctiq.outputs", &im->meta.outputs},
+        {"cbctiq.target_layer", &im->meta.target_layer}, {"cbctiq.hu_min", &im->meta.hu_min},
+        {"cbctiq.hu_max", &im->meta.hu_max}};
+    for (size_t i = 0; i < m->n_metadata_props; i++)
+        for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
+            if (m->metadata_props[i]->key && m->metadata_props[i]->value &&
+                strcmp(m->metadata_props[i]->key, keys[k].key) == 0)
+                *keys[k].slot = m->metadata_props[i]->value;
+}
+
 static int import_model(importer *im, const Onnx__ModelProto *m, cbq_model_spec *spec, cbq_safetensors *st)
 {
     CBQ_TRY(check_opset(im, m));
+    read_metadata(im, m);
     if (!m->graph)
         return CBQ_FAIL(im->err, CBQ_ERR_FORMAT, "%s: the model has no graph", im->label);
     const Onnx__GraphProto *g = im->g = m->graph;
@@ -1289,7 +1347,7 @@ int cbq_onnx_parse(const void *bytes, size_t size, const char *label, const cbq_
     memset(spec, 0, sizeof *spec);
     memset(weights, 0, sizeof *weights);
     snprintf(weights->path, sizeof weights->path, "%s", label);
-    if (!(opts->hu_min < opts->hu_max))
+    if (!(opts->hu_min < opts->hu_max) && (opts->hu_min != 0 || opts->hu_max != 0))
         return CBQ_FAIL(err, CBQ_ERR_ARG, "%s: hu_min must be below hu_max", label);
     Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, size, bytes);
     if (!m)

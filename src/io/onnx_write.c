@@ -402,6 +402,41 @@ static Onnx__ValueInfoProto *value_info(writer *w, const char *name, size_t n_di
     return vi;
 }
 
+static Onnx__StringStringEntryProto *meta(writer *w, const char *key, char *value)
+{
+    Onnx__StringStringEntryProto *e = pool_calloc(&w->mem, 1, sizeof *e);
+    if (!e || !value)
+        return NULL;
+    onnx__string_string_entry_proto__init(e);
+    e->key = (char *)key;
+    e->value = value;
+    return e;
+}
+
+/* What model.json has and ONNX does not, for cbq_onnx_read to take back. */
+static int add_metadata(writer *w, Onnx__ModelProto *m)
+{
+    const cbq_model_spec *s = w->spec;
+    char outputs[CBQ_MAX_OUTPUTS * CBQ_NAME_MAX + CBQ_MAX_OUTPUTS] = "";
+    for (size_t i = 0; i < s->n_outputs; i++)
+        snprintf(outputs + strlen(outputs), sizeof outputs - strlen(outputs), "%s%s", i ? "," : "", s->outputs[i]);
+    Onnx__StringStringEntryProto **e = pool_calloc(&w->mem, 5, sizeof *e);
+    char *outputs_copy = pool_add(&w->mem, strdup(outputs));
+    if (!e)
+        return CBQ_FAIL(w->err, CBQ_ERR_NOMEM, "%s: out of memory", w->path);
+    e[0] = meta(w, "cbctiq.arch", pool_printf(&w->mem, "%s", s->arch));
+    e[1] = meta(w, "cbctiq.outputs", outputs_copy);
+    e[2] = meta(w, "cbctiq.target_layer", pool_printf(&w->mem, "%s", s->target_layer));
+    e[3] = meta(w, "cbctiq.hu_min", pool_printf(&w->mem, "%.17g", s->input.hu_min));
+    e[4] = meta(w, "cbctiq.hu_max", pool_printf(&w->mem, "%.17g", s->input.hu_max));
+    for (int i = 0; i < 5; i++)
+        if (!e[i])
+            return CBQ_FAIL(w->err, CBQ_ERR_NOMEM, "%s: out of memory", w->path);
+    m->n_metadata_props = 5;
+    m->metadata_props = e;
+    return CBQ_OK;
+}
+
 static int write_file(writer *w, const Onnx__ModelProto *m)
 {
     size_t size = onnx__model_proto__get_packed_size(m);
@@ -439,7 +474,7 @@ static int build_and_write(writer *w)
     opset.domain = (char *)"";
     opset.has_version = 1;
     opset.version = OPSET;
-    g.name = (char *)(s->arch[0] ? s->arch : "cbctiq");
+    g.name = (char *)"cbctiq";
     g.n_node = w->n_nodes;
     g.node = w->nodes;
     g.n_initializer = w->n_inits;
@@ -454,6 +489,7 @@ static int build_and_write(writer *w)
     m.n_opset_import = 1;
     m.opset_import = opsets;
     m.graph = &g;
+    CBQ_TRY(add_metadata(w, &m));
     return write_file(w, &m);
 }
 
