@@ -709,6 +709,19 @@ static int is_op(const Onnx__NodeProto *n, const char *op)
     return n->op_type && strcmp(n->op_type, op) == 0;
 }
 
+static const char *const KNOWN_OPS[] = {
+    "Constant", "Identity", "Conv", "BatchNormalization", "Relu", "Sigmoid", "LeakyRelu", "MaxPool",
+    "AveragePool", "GlobalAveragePool", "ReduceMean", "Add", "Sum", "Concat", "Mul", "Flatten", "Gemm",
+    "MatMul", "Dropout", "Pad", NULL};
+
+static int known_op(const Onnx__NodeProto *n)
+{
+    for (size_t i = 0; KNOWN_OPS[i]; i++)
+        if (is_op(n, KNOWN_OPS[i]))
+            return 1;
+    return 0;
+}
+
 static int map_node(importer *im, size_t k)
 {
     const Onnx__NodeProto *n = im->g->node[k];
@@ -730,7 +743,12 @@ static int map_node(importer *im, size_t k)
             return node_fail(im, n, "only a tensor 'value' is supported");
         return define_outputs(im, n, VAL_CONST, 0, a->t);
     }
-    /* An unsupported node earlier: its readers are not mapped, only listed. */
+    if (!known_op(n)) {
+        note_unsupported(im, n);
+        return define_outputs(im, n, VAL_UNKNOWN, 0, NULL);
+    }
+    /* A supported node reading an unsupported one's output: not mapped, so
+     * that the one error lists every unsupported node. */
     for (size_t j = 0; j < n->n_input; j++) {
         const value *v = n->input[j][0] ? find_value(im, n->input[j]) : NULL;
         if (v && v->kind == VAL_UNKNOWN && im->n_unsupported)
@@ -768,8 +786,7 @@ static int map_node(importer *im, size_t k)
     if (is_op(n, "MatMul")) return map_linear(im, n, 0);
     if (is_op(n, "Dropout")) return map_dropout(im, n);
     if (is_op(n, "Pad")) return map_pad(im, n);
-    note_unsupported(im, n);
-    return define_outputs(im, n, VAL_UNKNOWN, 0, NULL);
+    return CBQ_FAIL(im->err, CBQ_ERR_INTERNAL, "%s: op %s is in KNOWN_OPS but not mapped", im->label, n->op_type);
 }
 
 /* ---- names ------------------------------------------------------------------- */
