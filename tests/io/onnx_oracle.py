@@ -106,12 +106,86 @@ class VGG(nn.Module):
         return self.fc(self.drop(torch.flatten(self.pool(self.features(x)), 1)))
 
 
+class SEBlock(nn.Module):
+    """Squeeze-excitation (Hu et al. 2018): x * sigmoid(fc2(relu(fc1(pool(x)))))."""
+
+    def __init__(self, c, r=4):
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Conv2d(c, c // r, 1)
+        self.relu = nn.ReLU()
+        self.fc2 = nn.Conv2d(c // r, c, 1)
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x):
+        return x * self.gate(self.fc2(self.relu(self.fc1(self.pool(x)))))
+
+
+class SEResBlock(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c)
+        self.conv2 = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c)
+        self.se = SEBlock(c)
+
+    def forward(self, x):
+        y = self.se(self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))))
+        return F.relu(y + x)
+
+
+class SENet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 16, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(16),
+                                  nn.ReLU())
+        self.block = SEResBlock(16)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(16, 5)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.pool(self.block(self.stem(x))), 1))
+
+
+def one_channel(model, attr):
+    """torchvision's ImageNet models take 3 channels; a CT slice is one."""
+    parent, name = model, attr
+    if "." in attr:
+        path, name = attr.rsplit(".", 1)
+        parent = dict(model.named_modules())[path]
+    old = getattr(parent, name)
+    setattr(parent, name, nn.Conv2d(1, old.out_channels, old.kernel_size, old.stride, old.padding, bias=False))
+
+
+# The default Grad-CAM layer `model import` picks: the last activation before the global pool.
+EXPECTED_TARGET = {"vgg": "features.10", "senet": "block.relu", "resnet18": "layer4.1.relu_1",
+                   "resnet34": "layer4.2.relu_1", "densenet121": "relu"}
+
+
 def make_model(name):
+    """The model in eval mode, the Grad-CAM layers as (cbctiq layer, PyTorch
+    module whose output it is), the input side."""
     torch.manual_seed(3)
-    if name.startswith("vgg"):
-        m = VGG()
+    base = name[:-3] if name.endswith("_bn") else name
+    if base == "vgg":
+        m, size = VGG(), 32
         cams = [("features.10", "features.10"), ("features.6", "features.6")]
-        size = 32
+    elif base == "senet":
+        m, size = SENet(), 32
+        cams = [("block.relu", "block"), ("stem.2", "stem")]
+    elif base in ("resnet18", "resnet34"):
+        import torchvision
+        m, size = getattr(torchvision.models, base)(num_classes=5), 64
+        one_channel(m, "conv1")
+        cams = [("layer4.1.relu_1" if base == "resnet18" else "layer4.2.relu_1", "layer4"),
+                ("layer2.1.relu_1", "layer2.1")]
+    elif base == "densenet121":
+        import torchvision
+        m, size = torchvision.models.densenet121(num_classes=5), 64
+        one_channel(m, "features.conv0")
+        cams = [("features.denseblock3.concat", "features.denseblock3"),
+                ("features.transition2.conv", "features.transition2.conv")]
     else:
         sys.exit(f"unknown case {name}")
     randomise_bn(m, 11)
@@ -172,6 +246,11 @@ def compare_case(name):
     mdir = f"{work}/model"
     run(args.cbctiq, "model", "import", onnx_path, "--out", mdir, "--quiet")
     spec = json.load(open(f"{mdir}/model.json"))
+    base = name[:-3] if name.endswith("_bn") else name
+    target_ok = spec["target_layer"] == EXPECTED_TARGET[base]
+    print(f"{'ok' if target_ok else 'FAIL':4} {name}: default target layer {spec['target_layer']}")
+    if not target_ok:
+        failures.append(f"{name} target layer")
     has_bn = any(layer["type"] == "batchnorm2d" for layer in spec["layers"])
     if has_bn != keep_bn:
         print(f"FAIL {name}: batch norm layers {'missing' if keep_bn else 'present'} after import")
