@@ -448,12 +448,39 @@ static size_t consumers(const importer *im, size_t k, const char *name, const ch
     return count;
 }
 
+static int flatten_per_sample(importer *im, const Onnx__NodeProto *n, size_t k);
+
 static int map_flatten(importer *im, const Onnx__NodeProto *n, size_t k)
 {
     int axis = 1;
     CBQ_TRY(attr_int(im, n, "axis", 1, -4, 4, &axis));
     if (axis != 1 && axis != -3)
         return node_fail(im, n, "axis %d: only Flatten(axis=1) (per sample) is supported", axis);
+    return flatten_per_sample(im, n, k);
+}
+
+/* Reshape to [1, -1] or [0, -1]: x.view(1, -1) as a static-batch export
+ * writes x.view(x.size(0), -1), a per-sample flatten. */
+static int map_reshape(importer *im, const Onnx__NodeProto *n, size_t k)
+{
+    const Onnx__TensorProto *t;
+    int64_t shape[2] = {0, 0};
+    CBQ_TRY(const_input(im, n, 1, 1, &t, NULL));
+    int ok = t->dims[0] == 2 && t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__INT64;
+    if (ok && t->has_raw_data && t->raw_data.len == sizeof shape)
+        memcpy(shape, t->raw_data.data, sizeof shape);
+    else if (ok && t->n_int64_data == 2)
+        memcpy(shape, t->int64_data, sizeof shape);
+    else
+        ok = 0;
+    if (!ok || shape[1] != -1 || (shape[0] != 0 && shape[0] != 1))
+        return node_fail(im, n, "only a reshape to [1, -1] (a flatten per sample) is supported; use "
+                                "torch.flatten(x, 1)");
+    return flatten_per_sample(im, n, k);
+}
+
+static int flatten_per_sample(importer *im, const Onnx__NodeProto *n, size_t k)
+{
     long in;
     CBQ_TRY(act_input(im, n, 0, &in));
     /* cbctiq's linear flattens its input itself: a Flatten that only feeds
@@ -712,7 +739,7 @@ static int is_op(const Onnx__NodeProto *n, const char *op)
 static const char *const KNOWN_OPS[] = {
     "Constant", "Identity", "Conv", "BatchNormalization", "Relu", "Sigmoid", "LeakyRelu", "MaxPool",
     "AveragePool", "GlobalAveragePool", "ReduceMean", "Add", "Sum", "Concat", "Mul", "Flatten", "Gemm",
-    "MatMul", "Dropout", "Pad", NULL};
+    "MatMul", "Dropout", "Pad", "Reshape", NULL};
 
 static int known_op(const Onnx__NodeProto *n)
 {
@@ -786,6 +813,7 @@ static int map_node(importer *im, size_t k)
     if (is_op(n, "MatMul")) return map_linear(im, n, 0);
     if (is_op(n, "Dropout")) return map_dropout(im, n);
     if (is_op(n, "Pad")) return map_pad(im, n);
+    if (is_op(n, "Reshape")) return map_reshape(im, n, k);
     return CBQ_FAIL(im->err, CBQ_ERR_INTERNAL, "%s: op %s is in KNOWN_OPS but not mapped", im->label, n->op_type);
 }
 
@@ -1350,8 +1378,11 @@ static int import_model(importer *im, const Onnx__ModelProto *m, cbq_model_spec 
     for (size_t k = 0; k < g->n_node; k++)
         CBQ_TRY(map_node(im, k));
     if (im->n_unsupported)
-        return CBQ_FAIL(im->err, CBQ_ERR_FORMAT, "%s: %zu node%s with operators cbctiq does not support: %s",
-                        im->label, im->n_unsupported, im->n_unsupported == 1 ? "" : "s", im->unsupported);
+        return CBQ_FAIL(im->err, CBQ_ERR_FORMAT, "%s: %zu node%s with operators cbctiq does not support: %s%s",
+                        im->label, im->n_unsupported, im->n_unsupported == 1 ? "" : "s", im->unsupported,
+                        strstr(im->unsupported, "(Shape)") ? " (x.view(x.size(0), -1) with a dynamic batch "
+                                                              "writes Shape and Gather: use torch.flatten(x, 1))"
+                                                            : "");
     if (im->n_layers == 0)
         return CBQ_FAIL(im->err, CBQ_ERR_FORMAT, "%s: the graph computes nothing cbctiq can run", im->label);
     CBQ_TRY(build_spec(im, spec));

@@ -104,6 +104,23 @@ g = graph(nodes=[nodes[0], *extra_nodes, *nodes[2:]])
 expect("unknown_ops", save("unknown_ops", g),
        "2 nodes with operators cbctiq does not support: '/head/Softmax' (Softmax), '/head/Tanh' (Tanh)")
 
+n = graph().node
+# x.view(x.size(0), -1) exported with a dynamic batch: Shape, Gather, Unsqueeze (the Concat and
+# Reshape that read them are not listed again), and a hint.
+view = [n[0], n[1], n[2],
+        helper.make_node("Shape", ["g"], ["shp"], name="/Shape"),
+        helper.make_node("Constant", [], ["zero"], name="/Constant",
+                         value=numpy_helper.from_array(np.array(0, np.int64))),
+        helper.make_node("Gather", ["shp", "zero"], ["n0"], name="/Gather", axis=0),
+        helper.make_node("Unsqueeze", ["n0", "axes"], ["n1"], name="/Unsqueeze"),
+        helper.make_node("Concat", ["n1", "minus1"], ["newshape"], name="/Concat", axis=0),
+        helper.make_node("Reshape", ["g", "newshape"], ["f"], name="/Reshape"), n[4]]
+view_inits = [*graph().initializer, numpy_helper.from_array(np.array([0], np.int64), "axes"),
+              numpy_helper.from_array(np.array([-1], np.int64), "minus1")]
+expect("dynamic_view", save("dynamic_view", graph(nodes=view, inits=view_inits)),
+       "3 nodes with operators cbctiq does not support: '/Shape' (Shape), '/Gather' (Gather), '/Unsqueeze' "
+       "(Unsqueeze) (x.view(x.size(0), -1) with a dynamic batch writes Shape and Gather: use torch.flatten(x, 1))")
+
 # Dynamic height/width: refused, unless --input-size gives them.
 dyn = save("dynamic", graph(in_shape=("N", 1, "H", "W")))
 expect("dynamic_shape", dyn, "the height dimension is dynamic ('H'); cbctiq needs a fixed size (give one with "

@@ -92,8 +92,9 @@ def randomise_bn(model, seed):
 class VGG(nn.Module):
     """A chain: every layer kind the first engine had, plus AvgPool2d (exported as Pad + AveragePool)."""
 
-    def __init__(self):
+    def __init__(self, view):
         super().__init__()
+        self.view = view
         self.features = nn.Sequential(
             nn.Conv2d(1, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.LeakyReLU(0.2), nn.AvgPool2d(2),
@@ -103,7 +104,9 @@ class VGG(nn.Module):
         self.fc = nn.Linear(16, 5)
 
     def forward(self, x):
-        return self.fc(self.drop(torch.flatten(self.pool(self.features(x)), 1)))
+        y = self.pool(self.features(x))
+        # view: a Reshape to a constant [1, -1] once constant folding ran (the default export)
+        return self.fc(self.drop(y.view(y.size(0), -1) if self.view else torch.flatten(y, 1)))
 
 
 class SEBlock(nn.Module):
@@ -169,7 +172,7 @@ def make_model(name):
     torch.manual_seed(3)
     base = name[:-3] if name.endswith("_bn") else name
     if base == "vgg":
-        m, size = VGG(), 32
+        m, size = VGG(view=name == "vgg"), 32
         cams = [("features.10", "features.10"), ("features.6", "features.6")]
     elif base == "senet":
         m, size = SENet(), 32
