@@ -203,6 +203,45 @@ edit_json("zero_input_height", bad_input)
 edit_json("hu_min_above_max", hu_order)
 edit_json("huge_channels", huge_channels)
 edit_json("duplicate_output", duplicate_output)
+
+
+# model.json "inputs" (layers naming what they read)
+
+
+def layer(s, name):
+    """The named layer of the test's good model; a smaller model (the fuzz
+    seeds' iqnet_tiny) gets its fourth layer edited instead."""
+    return next((l for l in s["layers"] if l["name"] == name), s["layers"][min(3, len(s["layers"]) - 1)])
+
+
+def set_inputs(name, inputs):
+    def change(s):
+        layer(s, name)["inputs"] = inputs
+    return change
+
+
+def add_twice(s):
+    relu = layer(s, "block1.relu1")
+    relu["type"], relu["inputs"] = "add", ["block1.bn1", "block1.bn1"]
+
+
+def add_mismatch(s):
+    relu = layer(s, "block2.relu1")
+    relu["type"], relu["inputs"] = "add", ["block2.bn1", "pool1"]
+
+
+def named_input(s):
+    layer(s, "block1.relu1")["name"] = "input"
+
+
+edit_json("inputs_unknown_layer", set_inputs("block1.conv2", ["block1.relu9"]))
+edit_json("inputs_later_layer", set_inputs("block1.conv2", ["pool1"]))
+edit_json("inputs_own_output", set_inputs("block1.conv2", ["block1.conv2"]))
+edit_json("inputs_not_a_list", set_inputs("block1.conv2", "block1.relu1"))
+edit_json("relu_two_inputs", set_inputs("block1.relu1", ["block1.bn1", "block1.conv1"]))
+edit_json("add_same_input_twice", add_twice)
+edit_json("add_shape_mismatch", add_mismatch)
+edit_json("layer_named_input", named_input)
 mj, _ = case("model_json_truncated")
 text = open(mj).read()
 open(mj, "w").write(text[:len(text) // 2])
