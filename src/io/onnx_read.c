@@ -704,6 +704,19 @@ static int map_pad(importer *im, const Onnx__NodeProto *n)
     return CBQ_OK;
 }
 
+/* The head's global pool flattens (global_avgpool); an earlier one keeps
+ * [C, 1, 1] inside the network (adaptive_avgpool2d, output_size 1). */
+static int map_global_pool(importer *im, const Onnx__NodeProto *n, size_t k)
+{
+    long in;
+    CBQ_TRY(act_input(im, n, 0, &in));
+    int head = (long)k == im->last_gap_node;
+    cbq_layer_spec *l = add_layer(im, n, head ? CBQ_LAYER_GLOBAL_AVGPOOL : CBQ_LAYER_ADAPTIVE_AVGPOOL2D, &in, 1);
+    if (!head)
+        l->cfg.adaptive = (cbq_adaptive_pool2d_cfg){.output_h = 1, .output_w = 1};
+    return finish_layer(im, n);
+}
+
 /* ReduceMean over H and W keeping them: x.mean((2, 3), keepdim=True). */
 static int map_reduce_mean(importer *im, const Onnx__NodeProto *n, size_t k)
 {
@@ -715,10 +728,7 @@ static int map_reduce_mean(importer *im, const Onnx__NodeProto *n, size_t k)
         spatial = a->ints[i] == (int64_t)(2 + i) || a->ints[i] == (int64_t)(i) - 2;
     if (!spatial)
         return node_fail(im, n, "only the mean over axes [2, 3] with keepdims=1 is supported");
-    long in;
-    CBQ_TRY(act_input(im, n, 0, &in));
-    add_layer(im, n, (long)k == im->last_gap_node ? CBQ_LAYER_GLOBAL_AVGPOOL : CBQ_LAYER_ADAPTIVE_AVGPOOL2D, &in, 1);
-    return finish_layer(im, n);
+    return map_global_pool(im, n, k);
 }
 
 static void note_unsupported(importer *im, const Onnx__NodeProto *n)
@@ -801,8 +811,7 @@ static int map_node(importer *im, size_t k)
     if (is_op(n, "MaxPool")) return map_pool(im, n, CBQ_LAYER_MAXPOOL2D);
     if (is_op(n, "AveragePool")) return map_pool(im, n, CBQ_LAYER_AVGPOOL2D);
     if (is_op(n, "GlobalAveragePool"))
-        return map_simple(im, n, (long)k == im->last_gap_node ? CBQ_LAYER_GLOBAL_AVGPOOL
-                                                              : CBQ_LAYER_ADAPTIVE_AVGPOOL2D);
+        return map_global_pool(im, n, k);
     if (is_op(n, "ReduceMean")) return map_reduce_mean(im, n, k);
     if (is_op(n, "Add")) return map_add(im, n);
     if (is_op(n, "Sum")) return map_sum(im, n);
