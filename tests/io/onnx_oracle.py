@@ -29,6 +29,7 @@ import sys
 
 import numpy as np
 import onnx
+from onnx import helper, numpy_helper
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -38,8 +39,8 @@ ap.add_argument("--cbctiq", required=True)
 ap.add_argument("--workdir", required=True)
 ap.add_argument("--net-dump", required=True)
 ap.add_argument("--attrib-dump", required=True)
-ap.add_argument("--models", required=True, help="comma-separated cases: vgg, senet, resnet18, resnet34, "
-                "densenet121, each with _bn to keep batch norm")
+ap.add_argument("--models", required=True, help="comma-separated cases: vgg, mixed, senet, resnet18, resnet34, "
+                "densenet121; _bn: batch norm kept, _mm: nn.Linear as MatMul + Add")
 args = ap.parse_args()
 shutil.rmtree(args.workdir, ignore_errors=True)
 os.makedirs(args.workdir)
@@ -152,6 +153,53 @@ class SENet(nn.Module):
         return self.fc(torch.flatten(self.pool(self.block(self.stem(x))), 1))
 
 
+class Mixed(nn.Module):
+    """The single-input kinds and their ONNX forms: dilated and depthwise
+    convolutions, SiLU (Sigmoid + Mul), max pooling with ceil_mode, average
+    pooling with padding (Pad + AveragePool), concat, a squeeze-excitation
+    gate through ReduceMean, LeakyReLU."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 8, 3, padding=2, dilation=2)
+        self.bn = nn.BatchNorm2d(8)
+        self.act = nn.SiLU()
+        self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False)
+        self.pw = nn.Conv2d(8, 8, 1)
+        self.pool = nn.MaxPool2d(3, stride=2, ceil_mode=True)
+        self.avg = nn.AvgPool2d(3, stride=1, padding=1)
+        self.gate1 = nn.Conv2d(16, 4, 1)
+        self.gate2 = nn.Conv2d(4, 16, 1)
+        self.out = nn.LeakyReLU(0.1)
+        self.fc = nn.Linear(16, 5)
+
+    def forward(self, x):
+        a = self.act(self.bn(self.stem(x)))
+        c = self.avg(self.pool(torch.cat([a, self.pw(self.dw(a))], 1)))
+        w = torch.sigmoid(self.gate2(F.relu(self.gate1(c.mean((2, 3), keepdim=True)))))
+        y = self.out(c * w)
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(y, 1), 1))
+
+
+def gemm_to_matmul(path):
+    """nn.Linear as the exporter writes it for inputs of more than 2 dimensions:
+    MatMul by the transposed weight, then Add of the bias."""
+    m = onnx.load(path)
+    g = m.graph
+    k = next(i for i, n in enumerate(g.node) if n.op_type == "Gemm")
+    gemm = g.node[k]
+    inits = {t.name: t for t in g.initializer}
+    w = numpy_helper.to_array(inits[gemm.input[1]])
+    g.initializer.append(numpy_helper.from_array(np.ascontiguousarray(w.T), "onnx::MatMul_w"))
+    mm = helper.make_node("MatMul", [gemm.input[0], "onnx::MatMul_w"], ["mm_out"], name="/fc/MatMul")
+    add = helper.make_node("Add", ["mm_out", gemm.input[2]], [gemm.output[0]], name="/fc/Add")
+    del g.node[k]
+    g.node.insert(k, add)
+    g.node.insert(k, mm)
+    g.initializer.remove(inits[gemm.input[1]])
+    onnx.save(m, path)
+
+
 def one_channel(model, attr):
     """torchvision's ImageNet models take 3 channels; a CT slice is one."""
     parent, name = model, attr
@@ -163,7 +211,7 @@ def one_channel(model, attr):
 
 
 # The default Grad-CAM layer `model import` picks: the last activation before the global pool.
-EXPECTED_TARGET = {"vgg": "features.10", "senet": "block.relu_1", "resnet18": "layer4.1.relu_1",
+EXPECTED_TARGET = {"vgg": "features.10", "mixed": "out", "senet": "block.relu_1", "resnet18": "layer4.1.relu_1",
                    "resnet34": "layer4.2.relu_1", "densenet121": "relu"}
 
 
@@ -171,8 +219,11 @@ def make_model(name):
     """The model in eval mode, the Grad-CAM layers as (cbctiq layer, PyTorch
     module whose output it is), the input side."""
     torch.manual_seed(3)
-    base = name[:-3] if name.endswith("_bn") else name
-    if base == "vgg":
+    base = name[:-3] if name.endswith(("_bn", "_mm")) else name
+    if base == "mixed":
+        m, size = Mixed(), 30
+        cams = [("out", "out"), ("act", "act")]
+    elif base == "vgg":
         m, size = VGG(view=name == "vgg"), 32
         cams = [("features.10", "features.10"), ("features.6", "features.6")]
     elif base == "senet":
@@ -247,10 +298,12 @@ def compare_case(name):
     onnx_path = f"{work}/{name}.onnx"
     kw = dict(training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False) if keep_bn else {}
     torch.onnx.export(model, torch.randn(1, 1, size, size), onnx_path, opset_version=13, **kw)
+    if name.endswith("_mm"):
+        gemm_to_matmul(onnx_path)
     mdir = f"{work}/model"
     run(args.cbctiq, "model", "import", onnx_path, "--out", mdir, "--quiet")
     spec = json.load(open(f"{mdir}/model.json"))
-    base = name[:-3] if name.endswith("_bn") else name
+    base = name[:-3] if name.endswith(("_bn", "_mm")) else name
     target_ok = spec["target_layer"] == EXPECTED_TARGET[base]
     print(f"{'ok' if target_ok else 'FAIL':4} {name}: default target layer {spec['target_layer']}")
     if not target_ok:
