@@ -10,7 +10,8 @@ compared with the same PyTorch module on the same weights:
   input gradient                                        <= 1e-4
   every parameter gradient (exports that keep batch norm: layer names are
   PyTorch's module paths, so grad.<name> is the state_dict name)   <= 1e-4
-  Grad-CAM maps (feature grid and input grid) at the given layers  <= 1e-4
+  Grad-CAM maps (feature grid and input grid) at the given layers,
+  and their Attribution Energy (no mask: the map's sum)            <= 1e-4
 The default export folds batch norm into the convolutions (a Conv with bias,
 no BatchNormalization); its parameters differ from the module's, so only
 outputs, input gradients and maps are compared there.
@@ -270,7 +271,8 @@ def gradcam_maps(model_dir, x, layer, work):
     run(args.attrib_dump, model_dir, f"{work}/slices.f32", n, "gradcam", 1, 1, layer, prefix)
     feat = np.fromfile(prefix + ".feature.f32", np.float32)
     inp = np.fromfile(prefix + ".input.f32", np.float32)
-    return feat, inp
+    ae = np.loadtxt(prefix + ".ae.txt", ndmin=2)  # per output: AE (input grid), AE (feature grid), ...
+    return feat, inp, ae
 
 
 def torch_gradcam(model, module_name, x, n_out):
@@ -336,10 +338,13 @@ def compare_case(name):
         for k in sorted(set(grads) & set(params)):
             check(f"{name} grad {k}", grads[k], params[k].grad.numpy(), 1e-4)
     for layer, module in cams:
-        feat, inp = gradcam_maps(mdir, x, layer, work)
+        feat, inp, ae = gradcam_maps(mdir, x, layer, work)
         tf, ti = torch_gradcam(model, module, x, 5)
         check(f"{name} Grad-CAM at {layer} (feature grid)", feat.reshape(tf.shape), tf, 1e-4)
         check(f"{name} Grad-CAM at {layer} (input grid)", inp.reshape(ti.shape), ti, 1e-4)
+        # Attribution Energy without a mask: the map's sum over the slices, per output.
+        check(f"{name} AE at {layer} (input grid)", ae[:, 0], ti.astype(np.float64).sum((1, 2, 3)), 1e-4)
+        check(f"{name} AE at {layer} (feature grid)", ae[:, 1], tf.astype(np.float64).sum((1, 2, 3)), 1e-4)
     round_trip(name, mdir, work)
 
 
