@@ -19,7 +19,7 @@ export OMP_NUM_THREADS=1   # one thread: reproducible inputs, no time lost to th
 shift 2 || shift $#
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(nifti dicom rtstruct safetensors model_json csv ratings correlate study_config cohort)
+  targets=(nifti dicom rtstruct safetensors model_json onnx csv ratings correlate study_config cohort)
 fi
 cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=Debug \
       -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 >/dev/null

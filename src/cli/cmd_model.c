@@ -1,6 +1,7 @@
-/* cmd_model.c - `cbctiq model init|info`: create a freshly initialised model
- * directory from a preset, and describe one (layers, shapes, parameters,
- * FLOPs). The model files are described in docs/model-files.md. */
+/* cmd_model.c - `cbctiq model init|info|import|export`: create a freshly
+ * initialised model directory from a preset, describe one (layers, shapes,
+ * parameters, FLOPs), import a PyTorch model exported as ONNX, and export a
+ * model as ONNX. The model files are described in docs/model-files.md. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,12 +11,15 @@
 #include "cbctiq/model_file.h"
 #include "cbctiq/model_json.h"
 #include "cbctiq/net.h"
+#include "cbctiq/onnx.h"
 #include "cbctiq/preset.h"
 #include "cli.h"
 
 const char cli_model_usage[] =
     "usage: cbctiq model init --arch NAME --out DIR [options]\n"
     "       cbctiq model info DIR\n"
+    "       cbctiq model import MODEL.onnx --out DIR [options]\n"
+    "       cbctiq model export DIR --onnx OUT.onnx\n"
     "\n"
     "init: writes DIR/model.json and DIR/weights.safetensors with weights drawn as\n"
     "PyTorch initialises them (from --seed).\n"
@@ -31,9 +35,23 @@ const char cli_model_usage[] =
     "  --quiet            print nothing on success\n"
     "\n"
     "info: prints the layers with output shapes, parameters and forward FLOPs per\n"
-    "slice (a multiply-add counts 2), after checking that the weights load.\n";
+    "slice (a multiply-add counts 2), after checking that the weights load.\n"
+    "\n"
+    "import: reads an ONNX file (torch.onnx.export, opset 9 to 17, one input\n"
+    "[N, 1, H, W]) and writes DIR/model.json and DIR/weights.safetensors; layer names\n"
+    "are the PyTorch module paths, the target layer the last activation before the\n"
+    "global pool. Unsupported operators are listed, each with its node name.\n"
+    "  --out DIR          model directory to create (files replaced atomically)\n"
+    "  --hu-min X         HU mapped to 0 (default: the file's if cbctiq wrote it, else -1000)\n"
+    "  --hu-max X         HU mapped to 1 (default: the file's, else 1000)\n"
+    "  --outputs A,B,...  category names, one per output (default: the file's, else as init)\n"
+    "  --input-size N     input height = width (required when the ONNX input's are dynamic)\n"
+    "  --quiet            print nothing on success\n"
+    "\n"
+    "export: writes the model in DIR as ONNX (opset 13) to OUT.onnx, atomically: input\n"
+    "'input' [N, 1, H, W] (the preprocessed slice), output 'output' [N, outputs].\n";
 
-enum { OPT_WIDTH = 256, OPT_DEPTH, OPT_INPUT, OPT_OUTPUTS, OPT_HU_MIN, OPT_HU_MAX };
+enum { OPT_WIDTH = 256, OPT_DEPTH, OPT_INPUT, OPT_OUTPUTS, OPT_HU_MIN, OPT_HU_MAX, OPT_INPUT_SIZE, OPT_ONNX };
 
 /* Splits "a,b,c" in place into at most CBQ_MAX_OUTPUTS names. */
 static int split_outputs(char *list, const char **names, size_t *n)
@@ -187,13 +205,138 @@ static int model_info(int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
+/* The spec and weights of an import become a net (the engine's own strict
+ * weight check), saved as a model directory. */
+static int save_imported(const char *out, const cbq_model_spec *spec, const cbq_safetensors *weights,
+                         cbq_error *err)
+{
+    cbq_net *net = NULL;
+    CBQ_TRY(cbq_net_create(&net, spec, 1, 0, err));
+    int rc = cbq_model_load_weights(net, weights, err);
+    if (rc == CBQ_OK)
+        rc = cbq_model_save(out, net, err);
+    cbq_net_free(net);
+    return rc;
+}
+
+static int model_import(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"out", required_argument, 0, 'o'}, {"outputs", required_argument, 0, OPT_OUTPUTS},
+        {"hu-min", required_argument, 0, OPT_HU_MIN}, {"hu-max", required_argument, 0, OPT_HU_MAX},
+        {"input-size", required_argument, 0, OPT_INPUT_SIZE}, {"quiet", no_argument, 0, 'q'},
+        {0, 0, 0, 0}};
+    const char *out = NULL;
+    const char *names[CBQ_MAX_OUTPUTS];
+    cbq_onnx_import_opts io = {0}; /* HU window and names: the file's (cbctiq's export), else defaults */
+    uint64_t v = 0;
+    int quiet = 0, c, have_min = 0, have_max = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o': out = optarg; break;
+        case 'q': quiet = 1; break;
+        case OPT_INPUT_SIZE:
+            if (!cli_parse_u64("model", "--input-size", optarg, 1, 65536, &v))
+                return CLI_EXIT_USAGE;
+            io.input_size = (int)v;
+            break;
+        case OPT_OUTPUTS:
+            if (split_outputs(optarg, names, &io.n_outputs) != CLI_EXIT_OK)
+                return CLI_EXIT_USAGE;
+            io.outputs = names;
+            break;
+        case OPT_HU_MIN: case OPT_HU_MAX:
+            if (!cli_parse_double("model", c == OPT_HU_MIN ? "--hu-min" : "--hu-max", optarg, -1e6, 1e6,
+                                  c == OPT_HU_MIN ? &io.hu_min : &io.hu_max))
+                return CLI_EXIT_USAGE;
+            *(c == OPT_HU_MIN ? &have_min : &have_max) = 1;
+            break;
+        default: return cli_usage_error("model", "unknown option");
+        }
+    }
+    if (optind + 1 != argc || !out)
+        return cli_usage_error("model", "import needs one MODEL.onnx and --out DIR");
+    if (have_min != have_max)
+        return cli_usage_error("model", "give both --hu-min and --hu-max, or neither");
+    if (have_min && !(io.hu_min < io.hu_max))
+        return cli_usage_error("model", "--hu-min must be below --hu-max");
+    const char *onnx_path = argv[optind];
+    cbq_error err = {0};
+    cbq_model_spec spec;
+    cbq_safetensors weights;
+    if (cbq_onnx_read(onnx_path, &io, &spec, &weights, &err) != CBQ_OK)
+        return cli_report(&err);
+    int rc = save_imported(out, &spec, &weights, &err);
+    if (rc == CBQ_OK && !quiet)
+        printf("imported %s: %zu layers, %zu outputs, target layer %s; wrote %s/model.json and "
+               "%s/weights.safetensors\n", onnx_path, spec.n_layers, spec.n_outputs, spec.target_layer, out, out);
+    cbq_model_spec_free(&spec);
+    cbq_safetensors_free(&weights);
+    return rc == CBQ_OK ? CLI_EXIT_OK : cli_report(&err);
+}
+
+static int export_net(const cbq_net *net, const char *path, cbq_error *err)
+{
+    size_t n = cbq_net_tensor_count(net);
+    cbq_st_entry *e = calloc(n ? n : 1, sizeof *e);
+    cbq_tensor_view *tv = calloc(n ? n : 1, sizeof *tv);
+    if (!e || !tv) {
+        free(e);
+        free(tv);
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "%s: out of memory", path);
+    }
+    for (size_t i = 0; i < n; i++) {
+        cbq_net_tensor(net, i, &tv[i]);
+        e[i] = (cbq_st_entry){.name = tv[i].name, .dtype = tv[i].dtype == CBQ_DTYPE_I64 ? CBQ_ST_I64 : CBQ_ST_F32,
+                              .ndim = tv[i].ndim, .shape = tv[i].shape, .data = tv[i].data};
+    }
+    int rc = cbq_onnx_write(path, cbq_net_spec(net), e, n, err);
+    free(e);
+    free(tv);
+    return rc;
+}
+
+static int model_export(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"onnx", required_argument, 0, OPT_ONNX}, {"quiet", no_argument, 0, 'q'}, {0, 0, 0, 0}};
+    const char *onnx_path = NULL;
+    int quiet = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_ONNX: onnx_path = optarg; break;
+        case 'q': quiet = 1; break;
+        default: return cli_usage_error("model", "unknown option");
+        }
+    }
+    if (optind + 1 != argc || !onnx_path)
+        return cli_usage_error("model", "export needs one model DIR and --onnx OUT.onnx");
+    cbq_error err = {0};
+    cbq_net *net = NULL;
+    if (cbq_model_load(argv[optind], &net, 1, &err) != CBQ_OK)
+        return cli_report(&err);
+    int rc = export_net(net, onnx_path, &err);
+    cbq_net_free(net);
+    if (rc != CBQ_OK)
+        return cli_report(&err);
+    if (!quiet)
+        printf("wrote %s (ONNX opset 13) from %s\n", onnx_path, argv[optind]);
+    return CLI_EXIT_OK;
+}
+
 int cli_model(int argc, char **argv)
 {
     if (argc < 2)
-        return cli_usage_error("model", "expected a subcommand: init or info");
+        return cli_usage_error("model", "expected a subcommand: init, info, import or export");
     if (strcmp(argv[1], "init") == 0)
         return model_init(argc - 1, argv + 1);
     if (strcmp(argv[1], "info") == 0)
         return model_info(argc - 1, argv + 1);
-    return cli_usage_error("model", "unknown subcommand '%s' (init, info)", argv[1]);
+    if (strcmp(argv[1], "import") == 0)
+        return model_import(argc - 1, argv + 1);
+    if (strcmp(argv[1], "export") == 0)
+        return model_export(argc - 1, argv + 1);
+    return cli_usage_error("model", "unknown subcommand '%s' (init, info, import, export)", argv[1]);
 }
