@@ -173,6 +173,7 @@ int cbq_cam_create(cbq_cam **out, cbq_net *net, size_t max_batch, const cbq_attr
     cam->max_batch = max_batch;
     cam->H = (size_t)cam->spec->input.height;
     cam->W = (size_t)cam->spec->input.width;
+    cam->C = cbq_input_channels(&cam->spec->input);
     int rc = CBQ_OK;
     cam->shapes = calloc(cam->spec->n_layers ? cam->spec->n_layers : 1, sizeof *cam->shapes);
     if (!cam->shapes) {
@@ -185,6 +186,13 @@ int cbq_cam_create(cbq_cam **out, cbq_net *net, size_t max_batch, const cbq_attr
     if (cam->n_out == 0 || cam->n_out > CBQ_MAX_OUTPUTS) {
         rc = CBQ_FAIL(err, CBQ_ERR_ARG, "the model has %zu outputs; expected 1 to %d",
                       cam->n_out, CBQ_MAX_OUTPUTS);
+        goto fail;
+    }
+    if (cam->C > 1 && (cbq_cam_method_is_pixel(opt->method) || opt->method == CBQ_CAM_SCORECAM)) {
+        rc = CBQ_FAIL(err, CBQ_ERR_ARG,
+                      "%s works on single-channel inputs; this model's input has %zu channels "
+                      "(model.json input.channels): use a Grad-CAM family method",
+                      cbq_cam_method_name(opt->method), cam->C);
         goto fail;
     }
     if (cbq_cam_method_is_pixel(opt->method)) {
