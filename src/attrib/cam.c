@@ -119,6 +119,7 @@ static void *alloc_floats(size_t a, size_t b, size_t c, int *ok)
 static int alloc_buffers(cbq_cam *cam, cbq_error *err)
 {
     size_t B = cam->max_batch, hw = cam->h * cam->w, HW = cam->H * cam->W, no = cam->n_out;
+    size_t CHW = cam->C * HW; /* one sample of the input */
     int ok = 1;
     cam->pred = alloc_floats(B, no, 1, &ok);
     cam->dout = alloc_floats(B, no, 1, &ok);
@@ -136,16 +137,16 @@ static int alloc_buffers(cbq_cam *cam, cbq_error *err)
     }
     if (cam->opt.method == CBQ_CAM_SCORECAM) {
         cam->act_copy = alloc_floats(B, cam->K, hw, &ok);
-        cam->x_copy = alloc_floats(B, HW, 1, &ok);
-        cam->masks = alloc_floats(cam->K, HW, 1, &ok);
+        cam->x_copy = alloc_floats(B, CHW, 1, &ok);
+        cam->masks = alloc_floats(cam->K, CHW, 1, &ok);
         cam->scores = calloc(cam->K * no, sizeof(double));
         ok = ok && cam->scores;
-        cam->path = alloc_floats(B, HW, 1, &ok);
+        cam->path = alloc_floats(B, CHW, 1, &ok);
     }
     if (cbq_cam_method_is_pixel(cam->opt.method)) {
-        cam->x_copy = alloc_floats(B, HW, 1, &ok);
-        cam->path = alloc_floats(B, HW, 1, &ok);
-        cam->grad_acc = calloc(no * B * HW, sizeof(double));
+        cam->x_copy = alloc_floats(B, CHW, 1, &ok);
+        cam->path = alloc_floats(B, CHW, 1, &ok);
+        cam->grad_acc = calloc(no * B * CHW, sizeof(double));
         cam->slice_of = calloc(B, sizeof(size_t));
         cam->weight_of = calloc(B, sizeof(double));
         ok = ok && cam->grad_acc && cam->slice_of && cam->weight_of;
@@ -186,13 +187,6 @@ int cbq_cam_create(cbq_cam **out, cbq_net *net, size_t max_batch, const cbq_attr
     if (cam->n_out == 0 || cam->n_out > CBQ_MAX_OUTPUTS) {
         rc = CBQ_FAIL(err, CBQ_ERR_ARG, "the model has %zu outputs; expected 1 to %d",
                       cam->n_out, CBQ_MAX_OUTPUTS);
-        goto fail;
-    }
-    if (cam->C > 1 && (cbq_cam_method_is_pixel(opt->method) || opt->method == CBQ_CAM_SCORECAM)) {
-        rc = CBQ_FAIL(err, CBQ_ERR_ARG,
-                      "%s works on single-channel inputs; this model's input has %zu channels "
-                      "(model.json input.channels): use a Grad-CAM family method",
-                      cbq_cam_method_name(opt->method), cam->C);
         goto fail;
     }
     if (cbq_cam_method_is_pixel(opt->method)) {
