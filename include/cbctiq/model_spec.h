@@ -115,6 +115,14 @@ int cbq_model_spec_shapes(const cbq_model_spec *spec, size_t (*shapes)[3], cbq_e
 size_t cbq_model_spec_n_inputs(const cbq_model_spec *spec, size_t i);
 long cbq_model_spec_input(const cbq_model_spec *spec, size_t i, size_t j);
 
+/* 1 when every layer reads just the previous one (a plain chain). */
+int cbq_model_spec_is_chain(const cbq_model_spec *spec);
+
+/* 1 when layer's output still has a spatial grid: some path from the
+ * network's input to it passes no flattening layer (global pool, linear);
+ * attribution targets must have one. */
+int cbq_model_spec_has_grid(const cbq_model_spec *spec, size_t layer);
+
 /* Index of the layer with this name, or -1. */
 long cbq_model_spec_find(const cbq_model_spec *spec, const char *name);
 

@@ -13,14 +13,13 @@
 #include "cam_private.h"
 #include "cbctiq/layer_table.h"
 
-/* The global pool, a linear layer: no spatial grid after them. */
-static int is_spatial_end(cbq_layer_kind k) { return cbq_layer_kind_info_of(k)->flattens; }
-
 static void list_spatial_layers(const cbq_model_spec *spec, char *buf, size_t cap)
 {
     buf[0] = '\0';
     size_t used = 0;
-    for (size_t i = 0; i < spec->n_layers && !is_spatial_end(spec->layers[i].kind); i++) {
+    for (size_t i = 0; i < spec->n_layers; i++) {
+        if (!cbq_model_spec_has_grid(spec, i))
+            continue;
         int k = snprintf(buf + used, cap - used, "%s%s", used ? ", " : "", spec->layers[i].name);
         if (k < 0 || (size_t)k >= cap - used)
             break;
@@ -42,12 +41,15 @@ static int resolve_target(cbq_cam *cam, cbq_error *err)
     if (idx < 0)
         return CBQ_FAIL(err, CBQ_ERR_ARG,
                         "unknown target layer '%s'; layers with a spatial grid: %s", want, names);
-    for (long i = 0; i <= idx; i++)
-        if (is_spatial_end(spec->layers[i].kind))
-            return CBQ_FAIL(err, CBQ_ERR_ARG,
-                            "target layer '%s' comes at or after the global pool/linear layer "
-                            "'%s', where no spatial grid is left; choose one of: %s",
-                            want, spec->layers[i].name, names);
+    if (!cbq_model_spec_has_grid(spec, (size_t)idx)) {
+        long flat = 0; /* the first flattening layer: a layer without a grid follows one */
+        while (flat < idx && !cbq_layer_kind_info_of(spec->layers[flat].kind)->flattens)
+            flat++;
+        return CBQ_FAIL(err, CBQ_ERR_ARG,
+                        "target layer '%s' comes at or after the global pool/linear layer "
+                        "'%s', where no spatial grid is left; choose one of: %s",
+                        want, spec->layers[flat].name, names);
+    }
     cam->target = (size_t)idx;
     snprintf(cam->target_name, sizeof cam->target_name, "%s", want);
     return CBQ_OK;
@@ -60,6 +62,8 @@ static int identity_after(const cbq_model_spec *spec, size_t target)
     int seen_gap = 0, seen_linear = 0;
     for (size_t i = target + 1; i < spec->n_layers; i++) {
         cbq_layer_kind k = spec->layers[i].kind;
+        if (cbq_model_spec_n_inputs(spec, i) != 1 || cbq_model_spec_input(spec, i, 0) != (long)i - 1)
+            return 0; /* a graph after the target: not a plain pool and linear */
         if (k == CBQ_LAYER_DROPOUT && !seen_linear)
             continue;
         if (k == CBQ_LAYER_GLOBAL_AVGPOOL && !seen_gap) {

@@ -144,6 +144,22 @@ static void print_input_channels(const cbq_input_spec *in)
     printf("\n");
 }
 
+/* A graph's layer that does not read just the previous one: "  <- a, b". */
+static void print_inputs(const cbq_model_spec *s, size_t i)
+{
+    size_t n = cbq_model_spec_n_inputs(s, i);
+    if (n == 1 && cbq_model_spec_input(s, i, 0) == (long)i - 1) {
+        printf("\n");
+        return;
+    }
+    printf("  <-");
+    for (size_t j = 0; j < n; j++) {
+        long from = cbq_model_spec_input(s, i, j);
+        printf("%s %s", j ? "," : "", from < 0 ? "input" : s->layers[from].name);
+    }
+    printf("\n");
+}
+
 static int model_info(int argc, char **argv)
 {
     if (argc != 2)
@@ -163,21 +179,26 @@ static int model_info(int argc, char **argv)
     cbq_net_layer_shape(net, (size_t)cbq_model_spec_find(s, s->target_layer), ts);
     printf("\ntarget layer: %s (%zux%zux%zu)\n\n", s->target_layer, ts[0], ts[1], ts[2]);
     printf("%4s  %-20s %-15s %-14s %12s %12s\n", "#", "name", "type", "output", "params", "MFLOP");
-    size_t in[3] = {cbq_input_channels(&s->input), (size_t)s->input.height, (size_t)s->input.width},
-           total_params = 0;
+    const size_t input[3] = {cbq_input_channels(&s->input), (size_t)s->input.height, (size_t)s->input.width};
+    size_t total_params = 0;
     double total_flops = 0.0;
     for (size_t i = 0; i < s->n_layers; i++) {
-        size_t shape[3];
+        size_t shape[3], in[3];
         char buf[48];
+        long first = cbq_model_spec_input(s, i, 0);
+        if (first < 0)
+            memcpy(in, input, sizeof in);
+        else
+            cbq_net_layer_shape(net, (size_t)first, in);
         cbq_net_layer_shape(net, i, shape);
         size_t params = cbq_layer_param_count(&s->layers[i]);
         double flops = cbq_layer_forward_flops(&s->layers[i], in, shape);
         format_shape(buf, sizeof buf, shape);
-        printf("%4zu  %-20s %-15s %-14s %12zu %12.3f\n", i, s->layers[i].name,
+        printf("%4zu  %-20s %-15s %-14s %12zu %12.3f", i, s->layers[i].name,
                cbq_layer_kind_name(s->layers[i].kind), buf, params, flops / 1e6);
+        print_inputs(s, i);
         total_params += params;
         total_flops += flops;
-        memcpy(in, shape, sizeof in);
     }
     printf("\ntotal: %zu parameters, %.4f GFLOP forward per slice (%.4f GFLOP in conv/linear)\n",
            total_params, total_flops / 1e9, cbq_net_forward_flops(net) / 1e9);
