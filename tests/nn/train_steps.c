@@ -2,13 +2,13 @@
  * resnet_preset_oracle.py can compare the losses with PyTorch's on the same
  * weights, data and optimiser.
  *
- *   train_steps MODEL_DIR IN.f32 TARGET.f32 STEPS BATCH LR THREADS LOSSES.f64
+ *   train_steps MODEL_DIR IN.f32 TARGET.f32 STEPS BATCH LR THREADS LOSSES.f64 [OUT_DIR]
  *
  * IN.f32: STEPS x BATCH preprocessed slices [STEPS, BATCH, C, H, W], TARGET.f32
  * [STEPS, BATCH, n_outputs], raw little-endian float32. Each step is one
  * cbq_train_step (training mode, MSE loss, Adam with PyTorch's defaults but
  * lr, no clipping); LOSSES.f64 receives each step's batch loss before its
- * update, little-endian float64.
+ * update, little-endian float64; OUT_DIR (optional) the trained model.
  * Test helper only: exits 1 with a message on any problem.
  */
 #include <stdio.h>
@@ -36,8 +36,8 @@ static float *read_f32(const char *path, size_t count)
 
 int main(int argc, char **argv)
 {
-    if (argc != 9)
-        die("usage: train_steps MODEL_DIR IN.f32 TARGET.f32 STEPS BATCH LR THREADS LOSSES.f64", NULL);
+    if (argc != 9 && argc != 10)
+        die("usage: train_steps MODEL_DIR IN.f32 TARGET.f32 STEPS BATCH LR THREADS LOSSES.f64 [OUT_DIR]", NULL);
     size_t steps = strtoul(argv[4], NULL, 10), batch = strtoul(argv[5], NULL, 10);
     cbq_error err = {0};
     cbq_net *net = NULL;
@@ -64,6 +64,8 @@ int main(int argc, char **argv)
     FILE *fp = fopen(argv[8], "wb");
     if (!fp || fwrite(losses, sizeof *losses, steps, fp) != steps || fclose(fp) != 0)
         die(argv[8], NULL);
+    if (argc == 10 && cbq_model_save(argv[9], net, &err) != CBQ_OK)
+        die("saving the model", &err);
     cbq_optim_free(opt);
     cbq_net_free(net);
     free(losses);
