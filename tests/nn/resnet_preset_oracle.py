@@ -16,6 +16,8 @@
    in float64 (PyTorch's float32 run is printed beside: Adam amplifies the
    rounding of near-zero gradient entries, so float32 runs part from the
    exact trajectory by more than their gradients' error).
+4. `train.arch = resnet18` in a small study trains the preset and attributes
+   at its default target layer.
 Relative error per tensor: max|ours - torch| / max|torch|.
 """
 import argparse
@@ -212,6 +214,35 @@ def check_training(a, gen, steps=4, batch=4, side=64, width=8, lr=1e-3):
     shutil.rmtree(d)
 
 
+def check_study(a):
+    """train.arch resnet18 in a small study: the trained model is the preset,
+    attribution runs at its default target layer."""
+    import csv
+    import json
+    d = os.path.join(a.workdir, "study")
+    subprocess.run([sys.executable, os.path.join(HERE, "..", "study", "make_cohort.py"), "--out",
+                    os.path.join(d, "cohort"), "--n", "8", "--size", "32", "--slices", "8", "--test", "3",
+                    "--val", "2"], check=True, stdout=subprocess.DEVNULL)
+    config = {"cohort": {"csv": "cohort/cohort.csv"},
+              "train": {"arch": "resnet18", "width": 4, "input_size": 32, "epochs": 2, "batch": 8,
+                        "lr": 0.003, "patience": 0},
+              "stats": {"bootstrap": 20, "permutations": 20}, "sanity": {"enabled": False}}
+    with open(os.path.join(d, "study.json"), "w") as f:
+        json.dump(config, f)
+    p = subprocess.run([a.cbctiq, "study", "--config", os.path.join(d, "study.json"), "--out",
+                        os.path.join(d, "out"), "--threads", "2", "--quiet"], capture_output=True, text=True)
+    check("study with train.arch resnet18 exits 0", p.returncode == 0, p.stderr[-300:] if p.returncode else "")
+    if p.returncode:
+        return
+    with open(os.path.join(d, "out", "train", "model", "model.json")) as f:
+        spec = json.load(f)
+    check("the study trained a resnet18", spec["arch"] == "resnet18" and spec["layers"][0]["name"] == "conv1")
+    rows = list(csv.DictReader(open(os.path.join(d, "out", "attrib", "ae.csv"))))
+    check("its ae.csv: 3 test volumes x 5 categories at layer4.1.relu2",
+          len(rows) == 15 and all(r["target_layer"] == "layer4.1.relu2" for r in rows), str(len(rows)))
+    shutil.rmtree(d)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cbctiq", required=True)
@@ -238,6 +269,7 @@ def main():
         randomise_bn(r34, gen)
         run_parity(a, "resnet34_w16", "resnet34", 16, r34, 48, 2, mode, gen)
     check_training(a, gen)
+    check_study(a)
     print(f"{len(failures)} failure(s)")
     return 1 if failures else 0
 
