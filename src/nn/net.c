@@ -157,6 +157,26 @@ static void readers_of(const cbq_net *net, size_t i, size_t *first, size_t *last
             }
 }
 
+/* In a training graph, a ReLU may overwrite its input as in a chain when
+ * that input is a conv, batch norm or linear output (their backward reads
+ * only their own input) that no other layer reads. */
+static int graph_relu_in_place(const cbq_net *net, size_t i)
+{
+    if (!net->relu_in_place || net->spec.layers[i].kind != CBQ_LAYER_RELU)
+        return 0;
+    long from = cbq_model_spec_input(&net->spec, i, 0);
+    if (from < 0)
+        return 0;
+    cbq_layer_kind before = net->spec.layers[from].kind;
+    if (before != CBQ_LAYER_CONV2D && before != CBQ_LAYER_BATCHNORM2D && before != CBQ_LAYER_LINEAR)
+        return 0;
+    size_t reads = 0;
+    for (size_t c = (size_t)from + 1; c < net->n_layers; c++)
+        for (size_t j = 0; j < net->layer[c].n_in; j++)
+            reads += cbq_model_spec_input(&net->spec, c, j) == from;
+    return reads == 1;
+}
+
 /* Activation i is written in the forward and read by its readers' backward
  * steps (a net kept for Grad-CAM keeps it through every step); grad(i) is
  * written first by its last reader's step and read by its own. Blocks alive
@@ -180,11 +200,22 @@ static int plan_graph(cbq_net *net, cbq_error *err)
         blk[L + i] = (arena_block){.size = layer_values(net, i), .first = i,
                                    .last = i + 1 == L ? L : last};
     }
+    /* A ReLU in place has no block of its own: its input's block lives on
+     * for the ReLU's readers (their steps come after the ReLU's own). */
+    for (size_t i = 0; i < L; i++)
+        if (graph_relu_in_place(net, i)) {
+            size_t from = (size_t)cbq_model_spec_input(&net->spec, i, 0);
+            blk[from].first = blk[from].first < blk[i].first ? blk[from].first : blk[i].first;
+            blk[i].size = 0;
+        }
     net->arena_total = pack_blocks(blk, 2 * L, order);
     for (size_t i = 0; i < L; i++) {
         net->layer[i].act_off = blk[i].off;
         net->layer[i].grad_off = blk[L + i].off;
     }
+    for (size_t i = 0; i < L; i++) /* in order: an input is placed before its ReLU */
+        if (graph_relu_in_place(net, i))
+            net->layer[i].act_off = net->layer[cbq_model_spec_input(&net->spec, i, 0)].act_off;
     free(blk);
     free(order);
     return CBQ_OK;

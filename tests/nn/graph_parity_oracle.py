@@ -91,8 +91,8 @@ class GraphNet(nn.Module):
 
 def graph_spec():
     def conv(name, cin, cout, k=3, stride=1, inputs=None):
-        L = {"name": name, "type": "conv2d", "in_channels": cin, "out_channels": cout, "kernel_size": k,
-             "stride": stride, "padding": k // 2, "bias": False}
+        L = {"name": name, "type": "conv2d", "in_channels": cin, "out_channels": cout, "kernel_size": [k, k],
+             "stride": [stride, stride], "padding": [k // 2, k // 2], "bias": False}
         if inputs:
             L["inputs"] = inputs
         return L
@@ -121,18 +121,19 @@ def graph_spec():
         relu("layer2.relu2"),
         # squeeze-excitation scale [8, 1, 1], broadcast over the grid
         {"name": "se.pool", "type": "global_avgpool"},
-        {"name": "se.fc1", "type": "linear", "in_features": 8, "out_features": 3},
+        {"name": "se.fc1", "type": "linear", "in_features": 8, "out_features": 3, "bias": True},
         relu("se.relu"),
-        {"name": "se.fc2", "type": "linear", "in_features": 3, "out_features": 8},
+        {"name": "se.fc2", "type": "linear", "in_features": 3, "out_features": 8, "bias": True},
         {"name": "se.scale", "type": "mul", "inputs": ["layer2.relu2", "se.fc2"]},
         # the input again, at the block's resolution; a three-way concat
-        {"name": "skip.pool", "type": "avgpool2d", "kernel_size": 2, "inputs": ["input"]},
+        {"name": "skip.pool", "type": "avgpool2d", "kernel_size": [2, 2], "stride": [2, 2],
+         "padding": [0, 0], "inputs": ["input"]},
         {"name": "cat", "type": "concat", "inputs": ["layer2.relu2", "se.scale", "skip.pool"]},
         conv("fuse", 17, 6, k=1), relu("fuse_relu"),
         # an add of three, one of them read twice elsewhere
         {"name": "sum3", "type": "add", "inputs": ["fuse_relu", "fuse", "reduce"]},
         {"name": "gap", "type": "global_avgpool"},
-        {"name": "head", "type": "linear", "in_features": 6, "out_features": 3},
+        {"name": "head", "type": "linear", "in_features": 6, "out_features": 3, "bias": True},
     ]
     # reduce: a 1x1 conv of the concat to 6 channels, placed before sum3
     half = conv("reduce", 17, 6, k=1, inputs=["cat"])
@@ -233,6 +234,14 @@ def main():
     y_ours = pred.reshape(4, -1)
     check("attrib_dump predictions (outputs, 1e-5)", y_ours, net(torch.from_numpy(x))[0].detach().numpy(), 1e-5)
     check_model_info(args, model_dir, spec, net)
+    # the attribution oracles' functional builder runs graphs the same way
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "attrib"))
+    import torch_model  # noqa: E402
+    fnet = torch_model.Net(model_dir)
+    y_f, a_f = fnet.forward_layers(torch.from_numpy(x), keep=fnet.index("layer1.add"))
+    y_m, a_m = net(torch.from_numpy(x), "layer1.add")
+    check("torch_model builder: outputs", y_f.detach().numpy(), y_m.detach().numpy(), 1e-6)
+    check("torch_model builder: layer1.add", a_f.detach().numpy(), a_m.detach().numpy(), 1e-6)
 
     print("%d comparisons, %d failed" % (npo.checked, len(npo.failures)))
     if npo.failures:

@@ -188,6 +188,10 @@ static void test_training_plan_and_threads(void **state)
     enum { N = 4 };
     cbq_net *plain = make_net(9, N, 0), *lean = make_net(9, N, 1), *two = make_net(9, N, 0);
     cbq_net_set_threads(two, 2);
+    /* stem.relu overwrites stem.bn (read by it alone); block.conv1 keeps
+     * its own block (its input stem.relu is read three times) */
+    assert_ptr_equal(cbq_net_activation(lean, 1), cbq_net_activation(lean, 2));
+    assert_ptr_not_equal(cbq_net_activation(plain, 1), cbq_net_activation(plain, 2));
     float in[N * HW], r[N * N_OUT];
     for (int step = 0; step < 3; step++) {
         fill(in, N * HW, 40 + (uint64_t)step);
