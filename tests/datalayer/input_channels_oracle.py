@@ -13,7 +13,7 @@ Grad-CAM maps, one per slice (1e-4), and so must Score-CAM's (the same mask
 in every channel), gradient x input's and Integrated Gradients' (the
 channels' attributions summed, one map per slice); the deletion and
 insertion curves perturb a pixel in every channel at once, from each
-channel's own blurred baseline."""
+channel's own blurred baseline; a whole study runs on the 2.5D model."""
 import argparse
 import csv
 import json
@@ -159,6 +159,29 @@ def check_curves(cbctiq, wd, model, net, vol, x):
                       f"{rows[cat]['deletion_auc']} vs {want_auc:.6g}")
 
 
+def check_study(cbctiq, wd, model):
+    """A study on the 2.5D model (train.model): every stage reads its inputs
+    through the same path, the sanity checks (gradient x input among them)
+    and the deletion curves included."""
+    d = os.path.join(wd, "study")
+    subprocess.run([sys.executable, os.path.join(HERE, "..", "study", "make_cohort.py"), "--out",
+                    os.path.join(d, "cohort"), "--n", "8", "--size", "32", "--slices", "8", "--test", "3",
+                    "--val", "2"], check=True, stdout=subprocess.DEVNULL)
+    config = {"cohort": {"csv": "cohort/cohort.csv"}, "train": {"model": model},
+              "stats": {"bootstrap": 20, "permutations": 20}, "sanity": {"enabled": True, "max_slices": 2}}
+    with open(os.path.join(d, "study.json"), "w") as f:
+        json.dump(config, f)
+    p = subprocess.run([cbctiq, "study", "--config", os.path.join(d, "study.json"), "--out", os.path.join(d, "out"),
+                        "--threads", "2", "--quiet"], capture_output=True, text=True)
+    check("study on the 2.5D model exits 0", p.returncode == 0, p.stderr[-300:] if p.returncode else "")
+    if p.returncode:
+        return
+    rows = list(csv.DictReader(open(os.path.join(d, "out", "attrib", "ae.csv"))))
+    check("its ae.csv has curves", len(rows) == 15 and any(r["deletion_auc"] for r in rows), str(len(rows)))
+    san = list(csv.DictReader(open(os.path.join(d, "out", "sanity", "sanity.csv"))))
+    check("its sanity checks ran gradient x input", any(r["method"] == "gradxinput" for r in san))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cbctiq", required=True)
@@ -201,6 +224,7 @@ def main():
         if slices == "adjacent":
             check_other_methods(a.cbctiq, wd, model, net, vol, x, c)
             check_curves(a.cbctiq, wd, model, net, vol, x)
+            check_study(a.cbctiq, wd, model)
     info = run([a.cbctiq, "model", "info", os.path.join(wd, "adjacent")])
     check("model info shows 3 input channels", "input 3x32x32" in info.stdout and "adjacent" in info.stdout)
 
