@@ -201,6 +201,24 @@ def input_channels(**keys):
     return change
 
 
+def conv_groups(s):
+    conv = next(l for l in s["layers"] if l["type"] == "conv2d" and l["in_channels"] == 4)
+    conv["groups"] = 3
+
+
+def conv_dilation_zero(s):
+    s["layers"][0]["dilation"] = 0
+
+
+def adaptive_output_2(s):
+    pool = next(l for l in s["layers"] if l["type"] == "global_avgpool")
+    pool["type"] = "adaptive_avgpool2d"
+    pool["output_size"] = 2
+
+
+edit_json("conv_groups_not_dividing", conv_groups)
+edit_json("conv_dilation_zero", conv_dilation_zero)
+edit_json("adaptive_output_size_2", adaptive_output_2)
 edit_json("unknown_layer_type", unknown_type)
 edit_json("no_target_layer", no_target)
 edit_json("outputs_mismatch", outputs_mismatch)
