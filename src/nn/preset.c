@@ -72,7 +72,7 @@ static int build_iqnet_s(cbq_model_spec *s, const cbq_preset_opts *o, cbq_error 
 
 /* ---- resnet18, resnet34 (torchvision.models.resnet, BasicBlock) ---------- */
 
-/* Appends a layer with a printf-formatted name; NULL when the name does not fit. */
+/* Appends a layer with a printf-formatted name (every preset name fits CBQ_NAME_MAX). */
 static cbq_layer_spec *add_named(cbq_model_spec *s, cbq_layer_kind kind, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
