@@ -34,6 +34,8 @@ typedef struct {
     int rank;  /* 0 .. size-1; rank 0 prints progress and writes the files */
     int size;  /* processes in the job; 1 without MPI or without a launcher */
     int mpi;   /* 1 when MPI was initialised (by this or an earlier init) */
+    void *comm; /* NULL: every process of the job; else a group's own
+                 * communicator (cbq_dist_split), owned by the group */
 } cbq_dist;
 
 /* 1 when this build has MPI compiled in. */
@@ -53,6 +55,14 @@ void cbq_dist_finalize(const cbq_dist *d);
  * sizes differing by at most one, so concatenating the ranks' results in
  * rank order gives the one-process order. */
 void cbq_dist_block(const cbq_dist *d, size_t n, size_t *begin, size_t *end);
+
+/* Splits the ranks of d into groups (a collective of d): the ranks that
+ * pass the same color form *group, numbered in d's order, and the
+ * collectives below on *group involve only them (the study trains
+ * independent models on groups of ranks). Free it with cbq_dist_group_free.
+ * With one rank, *group is d's copy. */
+int cbq_dist_split(const cbq_dist *d, int color, cbq_dist *group, cbq_error *err);
+void cbq_dist_group_free(cbq_dist *group);
 
 int cbq_dist_barrier(const cbq_dist *d, cbq_error *err);
 

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include "cbctiq/dist.h"
 #include "cbctiq/error.h"
 #include "cbctiq/model_input.h"
 #include "cbctiq/net.h"
@@ -224,6 +225,14 @@ typedef struct {
 int cbq_study_train(const cbq_study_config *cfg, const char *cohort_csv, const char *consensus_csv,
                     const char *model_dir, const char *log_csv, cbq_study_train_result *res,
                     cbq_error *err);
+/* The same on the ranks of `dist` (a group of the job, cbq_dist_split):
+ * they train data-parallel and the group's rank 0 alone writes. When the
+ * epoch's batches cannot give every rank a slice (batch or last batch
+ * smaller than the group), each rank trains the whole batch alone instead,
+ * one process's model. */
+int cbq_study_train_on(const cbq_dist *dist, const cbq_study_config *cfg, const char *cohort_csv,
+                       const char *consensus_csv, const char *model_dir, const char *log_csv,
+                       cbq_study_train_result *res, cbq_error *err);
 
 /* The label permutation of `cbctiq train --permute-labels`, the data
  * randomisation test of Adebayo et al. 2018: volume v trains on the targets

@@ -20,7 +20,7 @@
 #include "cbctiq/pointing.h"
 #include "cbctiq/safe_name.h"
 #include "cli.h"
-#include "dist_parts.h"
+#include "cbctiq/dist_parts.h"
 
 const char cli_ae_usage[] =
     "usage: cbctiq ae --model DIR --cohort cohort.csv --out ae.csv [--split NAME]\n"
@@ -238,17 +238,17 @@ static int process_volume(cbq_cam *cam, cbq_net *net, const cbq_cohort *cohort,
 
 static int open_outputs(const ae_args *a, writers *w, cbq_error *err)
 {
-    if (!dist_part_path(&a->dist, a->out, w->ae_part, sizeof w->ae_part))
+    if (!cbq_dist_part_path(&a->dist, a->out, w->ae_part, sizeof w->ae_part))
         return CBQ_FAIL(err, CBQ_ERR_ARG, "%s: path too long", a->out);
     CBQ_TRY(cbq_ae_writer_open(&w->ae, w->ae_part, err));
     if (a->profile) {
-        if (!dist_part_path(&a->dist, a->profile, w->profile_part, sizeof w->profile_part))
+        if (!cbq_dist_part_path(&a->dist, a->profile, w->profile_part, sizeof w->profile_part))
             return CBQ_FAIL(err, CBQ_ERR_ARG, "%s: path too long", a->profile);
         CBQ_TRY(cbq_csv_writer_open(&w->profile, w->profile_part, profile_columns, 5, err));
         w->profile_open = 1;
     }
     if (a->curves) {
-        if (!dist_part_path(&a->dist, a->curves, w->curves_part, sizeof w->curves_part))
+        if (!cbq_dist_part_path(&a->dist, a->curves, w->curves_part, sizeof w->curves_part))
             return CBQ_FAIL(err, CBQ_ERR_ARG, "%s: path too long", a->curves);
         CBQ_TRY(cbq_curves_writer_open(&w->curves, w->curves_part, err));
         w->curves_open = 1;
@@ -265,11 +265,11 @@ static int commit_outputs(const ae_args *a, writers *w, cbq_error *err)
     if (w->curves_open)
         CBQ_TRY(cbq_csv_writer_commit(&w->curves, err));
     w->curves_open = 0;
-    CBQ_TRY(dist_join_parts(&a->dist, a->out, err));
+    CBQ_TRY(cbq_dist_join_parts(&a->dist, a->out, err));
     if (a->profile)
-        CBQ_TRY(dist_join_parts(&a->dist, a->profile, err));
+        CBQ_TRY(cbq_dist_join_parts(&a->dist, a->profile, err));
     if (a->curves)
-        CBQ_TRY(dist_join_parts(&a->dist, a->curves, err));
+        CBQ_TRY(cbq_dist_join_parts(&a->dist, a->curves, err));
     return CBQ_OK;
 }
 

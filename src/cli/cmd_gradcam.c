@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "attrib_cli.h"
+#include "cbctiq/dist.h"
 #include "cbctiq/model_file.h"
 #include "cli.h"
 
@@ -21,6 +22,8 @@ const char cli_gradcam_usage[] =
     "DICOM series) for one output category and writes it as a float32 NIfTI on the\n"
     "volume's own grid (same affine: opens aligned with the CBCT in any viewer).\n"
     "Prints the volume's Attribution Energy (docs/attribution.md).\n"
+    "Under mpirun the ranks share the volume's batches of slices; rank 0 gathers\n"
+    "the maps and alone writes them, the same bytes (docs/cluster.md).\n"
     "  --model DIR        model directory (model.json + weights.safetensors)\n"
     "  --category NAME    one of the model's outputs\n"
     "  --out FILE         map NIfTI, or with --format dicom* a folder (written\n"
@@ -146,6 +149,95 @@ static void print_summary(const gradcam_args *a, const cbq_cam *cam, const cbq_a
                    ? "  (identity: pre-ReLU ae_feature = prediction part)" : "");
 }
 
+/* The slices [*z0, *z1) a rank attributes: a contiguous block of whole
+ * batches, so that every batch holds the slices it holds in one process and
+ * each slice's map has one process's bits. */
+static void rank_slices(const cbq_dist *d, size_t n, size_t batch, size_t *z0, size_t *z1)
+{
+    size_t b0, b1;
+    cbq_dist_block(d, (n + batch - 1) / batch, &b0, &b1);
+    *z0 = b0 * batch < n ? b0 * batch : n;
+    *z1 = b1 * batch < n ? b1 * batch : n;
+}
+
+/* Rank 0 receives every rank's slices [z0, z1) of maps [n, per_slice] into
+ * its own buffer (the blocks in rank order are the slices in order). */
+static int gather_slices(const cbq_dist *d, float *maps, size_t per_slice, size_t z0, size_t z1,
+                         cbq_error *err)
+{
+    if (d->size == 1)
+        return CBQ_OK;
+    void *all = NULL;
+    size_t all_len = 0;
+    CBQ_TRY(cbq_dist_gather_bytes(d, maps + z0 * per_slice, (z1 - z0) * per_slice * sizeof *maps,
+                                  &all, &all_len, err));
+    if (d->rank == 0)
+        memcpy(maps, all, all_len);
+    free(all);
+    return CBQ_OK;
+}
+
+/* A rank's share of one output's AE as rank 0 needs it: the block's three
+ * feature-grid sums, then per slice the input-grid sum and the prediction. */
+enum { BLOCK_SUMS = 3 };
+
+static double *pack_block(const cbq_ae *block, size_t n, size_t *len)
+{
+    *len = BLOCK_SUMS + 2 * n;
+    double *v = malloc(*len * sizeof *v);
+    if (!v)
+        return NULL;
+    v[0] = n ? block->ae_feature : 0.0;
+    v[1] = n ? block->ae_feature_pre : 0.0;
+    v[2] = n ? block->ae_feature_post : 0.0;
+    for (size_t s = 0; s < n; s++) {
+        v[BLOCK_SUMS + 2 * s] = block->profile[s];
+        v[BLOCK_SUMS + 2 * s + 1] = block->slice_pred[s];
+    }
+    return v;
+}
+
+/* The volume's AE (*whole, scalars only) from every rank's block, on rank
+ * 0: the per-slice values are added in slice order from zero, exactly as
+ * one process adds them, so the AE and the prediction have its bits; the
+ * feature-grid sums, kept per block only, are added in rank order (one
+ * process's values to rounding; the same with one rank). */
+static int gather_ae(const cbq_dist *d, const cbq_cam *cam, int sign, size_t c, size_t nz,
+                     size_t batch, const cbq_ae *block, cbq_ae *whole, cbq_error *err)
+{
+    size_t z0, z1, len;
+    rank_slices(d, nz, batch, &z0, &z1);
+    double *mine = pack_block(block, z1 - z0, &len);
+    if (!mine)
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
+    void *all = NULL;
+    size_t all_len = 0;
+    int rc = cbq_dist_gather_bytes(d, mine, len * sizeof *mine, &all, &all_len, err);
+    free(mine);
+    if (rc != CBQ_OK || d->rank != 0)
+        return rc;
+    memset(whole, 0, sizeof *whole);
+    whole->n_slices = nz;
+    double bias = cbq_cam_output_bias(cam, c);
+    const double *v = all;
+    for (int r = 0; r < d->size; r++) {
+        cbq_dist other = {.rank = r, .size = d->size};
+        rank_slices(&other, nz, batch, &z0, &z1);
+        whole->ae_feature += v[0];
+        whole->ae_feature_pre += v[1];
+        whole->ae_feature_post += v[2];
+        for (size_t s = 0; s < z1 - z0; s++) {
+            double y = v[BLOCK_SUMS + 2 * s + 1];
+            whole->ae += v[BLOCK_SUMS + 2 * s];
+            whole->pred_sum += y;
+            whole->pred_part += sign * (y - bias);
+        }
+        v += BLOCK_SUMS + 2 * (z1 - z0);
+    }
+    free(all);
+    return CBQ_OK;
+}
+
 int cli_gradcam(int argc, char **argv)
 {
     gradcam_args a;
@@ -158,7 +250,7 @@ int cli_gradcam(int argc, char **argv)
     cbq_model_input in = {0};
     cbq_dicom_grid *dicom_grid = NULL;
     float *maps = NULL, *fmaps = NULL;
-    cbq_ae ae[CBQ_MAX_OUTPUTS];
+    cbq_ae ae[CBQ_MAX_OUTPUTS], whole = {0};
     int have_ae = 0;
     if (cbq_model_load(a.model, &net, a.batch, &err) != CBQ_OK)
         goto fail;
@@ -194,18 +286,35 @@ int cli_gradcam(int argc, char **argv)
         CBQ_FAIL(&err, CBQ_ERR_NOMEM, "out of memory");
         goto fail;
     }
+    /* Under mpirun each rank attributes its block of whole batches; rank 0
+     * gathers the maps and the AE and alone writes (docs/cluster.md). */
+    cbq_dist dist;
+    cbq_dist_current(&dist);
+    size_t z0, z1;
+    rank_slices(&dist, in.n, a.batch, &z0, &z1);
     float *map_ptrs[CBQ_MAX_OUTPUTS] = {0}, *fmap_ptrs[CBQ_MAX_OUTPUTS] = {0};
-    map_ptrs[cat] = maps;
-    fmap_ptrs[cat] = fmaps;
+    map_ptrs[cat] = maps + z0 * in.H * in.W;
+    fmap_ptrs[cat] = fmaps ? fmaps + z0 * h * w : NULL;
     cbq_progress prog;
-    cbq_progress_begin(&prog, "gradcam", in.n, a.common.quiet);
-    rc = cbq_attrib_volume(cam, in.x, in.n, NULL, ae, map_ptrs, fmap_ptrs, &prog, &err);
+    cbq_progress_begin(&prog, "gradcam", z1 - z0, a.common.quiet || dist.rank != 0);
+    rc = z1 > z0 ? cbq_attrib_volume(cam, in.x + z0 * in.H * in.W, z1 - z0, NULL, ae, map_ptrs,
+                                     fmap_ptrs, &prog, &err)
+                 : CBQ_OK;
     cbq_progress_end(&prog);
     if (rc != CBQ_OK) {
         cbq_error_prefix(&err, "%s: ", a.volume);
         goto fail;
     }
-    have_ae = 1;
+    have_ae = z1 > z0;
+    if (gather_slices(&dist, maps, in.H * in.W, z0, z1, &err) != CBQ_OK ||
+        (fmaps && gather_slices(&dist, fmaps, h * w, z0, z1, &err) != CBQ_OK) ||
+        gather_ae(&dist, cam, a.opt.sign, (size_t)cat, in.n, a.batch, &ae[cat], &whole, &err) !=
+            CBQ_OK)
+        goto fail;
+    if (dist.rank != 0) {
+        rc = CLI_EXIT_OK;
+        goto done;
+    }
     cbq_dicom_map_label label = {.method = cbq_cam_method_name(a.opt.method), .category = a.category,
                                  .target_layer = cbq_cam_target_name(cam)};
     if (dicom_grid)
@@ -226,7 +335,7 @@ int cli_gradcam(int argc, char **argv)
             goto fail;
     }
     if (!a.common.quiet)
-        print_summary(&a, cam, &ae[cat]);
+        print_summary(&a, cam, &whole);
     rc = CLI_EXIT_OK;
     goto done;
 fail:

@@ -11,7 +11,7 @@
 #include "cbctiq/progress.h"
 #include "cbctiq/study.h"
 #include "cli.h"
-#include "dist_parts.h"
+#include "cbctiq/dist_parts.h"
 
 const char cli_predict_usage[] =
     "usage: cbctiq predict --model MODEL --out pred.csv [--per-slice] [--batch N]\n"
@@ -126,7 +126,7 @@ int cli_predict(int argc, char **argv)
     size_t begin, end;
     cbq_dist_block(&dist, (size_t)(argc - optind), &begin, &end);
     char part[4096];
-    if (!dist_part_path(&dist, out, part, sizeof part)) {
+    if (!cbq_dist_part_path(&dist, out, part, sizeof part)) {
         cbq_net_free(net);
         return cli_usage_error("predict", "--out path too long");
     }
@@ -145,7 +145,7 @@ int cli_predict(int argc, char **argv)
     else if (opened)
         cbq_csv_writer_abort(&w);
     if (rc == CBQ_OK)
-        rc = dist_join_parts(&dist, out, &err);
+        rc = cbq_dist_join_parts(&dist, out, &err);
     cbq_net_free(net);
     return rc == CBQ_OK ? CLI_EXIT_OK : cli_report(&err);
 }

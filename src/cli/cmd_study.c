@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cbctiq/dist.h"
 #include "cbctiq/study.h"
 #include "cli.h"
 
@@ -37,6 +38,9 @@ const char cli_study_usage[] =
     "  --seed N         seed of simulation, split, training, bootstrap and sanity\n"
     "                   checks (default 1)\n"
     "  --quiet          no progress or stage lines on stderr\n"
+    "Under mpirun every stage runs on the ranks: the simulation, the trainings\n"
+    "(spread over groups of ranks) and the sanity checks share the work; rank 0\n"
+    "alone prints and writes the cache (docs/cluster.md).\n"
     "See docs/study.md.\n";
 
 int cli_study(int argc, char **argv)
@@ -106,6 +110,10 @@ int cli_study(int argc, char **argv)
     }
     if (cfg.threads > 0)
         omp_set_num_threads(cfg.threads);
+    cbq_dist dist; /* under mpirun, rank 0 alone prints progress */
+    cbq_dist_current(&dist);
+    if (dist.rank != 0)
+        cfg.quiet = 1;
     if (cbq_study_run(&cfg, stdout, NULL, &err) != CBQ_OK)
         return cli_report(&err);
     return CLI_EXIT_OK;

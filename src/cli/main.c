@@ -102,7 +102,7 @@ static void catch_interrupts(void)
  * the same files from every rank at once, so it is refused. */
 static int runs_distributed(const char *name)
 {
-    static const char *const names[] = {"simulate", "predict", "ae", "train", "sanity"};
+    static const char *const names[] = {"simulate", "predict", "ae", "gradcam", "train", "sanity", "study"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
         if (strcmp(names[i], name) == 0)
             return 1;

@@ -40,11 +40,20 @@ static int started_by_launcher(void)
 }
 #endif
 
+#ifdef CBQ_HAVE_MPI
+/* The communicator of d's ranks: the whole job, or a group's own. */
+static MPI_Comm comm_of(const cbq_dist *d)
+{
+    return d->comm ? *(const MPI_Comm *)d->comm : MPI_COMM_WORLD;
+}
+#endif
+
 void cbq_dist_current(cbq_dist *d)
 {
     d->rank = 0;
     d->size = 1;
     d->mpi = 0;
+    d->comm = NULL;
 #ifdef CBQ_HAVE_MPI
     int initialised = 0, finalised = 0;
     MPI_Initialized(&initialised);
@@ -88,12 +97,43 @@ void cbq_dist_block(const cbq_dist *d, size_t n, size_t *begin, size_t *end)
     *end = *begin + n / p + (r < n % p ? 1 : 0);
 }
 
+int cbq_dist_split(const cbq_dist *d, int color, cbq_dist *group, cbq_error *err)
+{
+    *group = *d;
+    group->comm = NULL;
+    if (d->size == 1)
+        return CBQ_OK;
+#ifdef CBQ_HAVE_MPI
+    MPI_Comm *comm = malloc(sizeof *comm);
+    if (!comm)
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
+    MPI_Comm_split(comm_of(d), color, d->rank, comm);
+    MPI_Comm_rank(*comm, &group->rank);
+    MPI_Comm_size(*comm, &group->size);
+    group->comm = comm;
+    return CBQ_OK;
+#else
+    (void)color;
+    return CBQ_FAIL(err, CBQ_ERR_INTERNAL, "split: %d ranks without MPI", d->size);
+#endif
+}
+
+void cbq_dist_group_free(cbq_dist *group)
+{
+#ifdef CBQ_HAVE_MPI
+    if (group->comm)
+        MPI_Comm_free((MPI_Comm *)group->comm);
+#endif
+    free(group->comm);
+    group->comm = NULL;
+}
+
 int cbq_dist_barrier(const cbq_dist *d, cbq_error *err)
 {
     (void)err;
 #ifdef CBQ_HAVE_MPI
     if (d->size > 1)
-        MPI_Barrier(MPI_COMM_WORLD);
+        MPI_Barrier(comm_of(d));
 #else
     (void)d;
 #endif
@@ -104,19 +144,19 @@ int cbq_dist_barrier(const cbq_dist *d, cbq_error *err)
 /* MPI counts are int: messages go in pieces of at most this many bytes. */
 enum { PIECE = 1 << 30 };
 
-static void send_bytes(const char *buf, size_t len, int to)
+static void send_bytes(const char *buf, size_t len, int to, MPI_Comm comm)
 {
     for (size_t off = 0; off < len; off += PIECE) {
         size_t n = len - off < PIECE ? len - off : PIECE;
-        MPI_Send(buf + off, (int)n, MPI_BYTE, to, 0, MPI_COMM_WORLD);
+        MPI_Send(buf + off, (int)n, MPI_BYTE, to, 0, comm);
     }
 }
 
-static void receive_bytes(char *buf, size_t len, int from)
+static void receive_bytes(char *buf, size_t len, int from, MPI_Comm comm)
 {
     for (size_t off = 0; off < len; off += PIECE) {
         size_t n = len - off < PIECE ? len - off : PIECE;
-        MPI_Recv(buf + off, (int)n, MPI_BYTE, from, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        MPI_Recv(buf + off, (int)n, MPI_BYTE, from, 0, comm, MPI_STATUS_IGNORE);
     }
 }
 #endif
@@ -139,9 +179,9 @@ int cbq_dist_gather_bytes(const cbq_dist *d, const void *buf, size_t len, void *
     uint64_t mine = len, *lens = NULL;
     if (d->rank == 0 && !(lens = malloc((size_t)d->size * sizeof *lens)))
         return CBQ_FAIL(err, CBQ_ERR_NOMEM, "gather: out of memory");
-    MPI_Gather(&mine, 1, MPI_UINT64_T, lens, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
+    MPI_Gather(&mine, 1, MPI_UINT64_T, lens, 1, MPI_UINT64_T, 0, comm_of(d));
     if (d->rank != 0) {
-        send_bytes(buf, len, 0);
+        send_bytes(buf, len, 0, comm_of(d));
         return CBQ_OK;
     }
     size_t total = 0;
@@ -157,7 +197,7 @@ int cbq_dist_gather_bytes(const cbq_dist *d, const void *buf, size_t len, void *
         memcpy(out, buf, len);
     size_t off = len;
     for (int r = 1; r < d->size; r++) {
-        receive_bytes(out + off, (size_t)lens[r], r);
+        receive_bytes(out + off, (size_t)lens[r], r, comm_of(d));
         off += (size_t)lens[r];
     }
     free(lens);
@@ -179,7 +219,7 @@ int cbq_dist_broadcast_bytes(const cbq_dist *d, void *buf, size_t len, cbq_error
 #ifdef CBQ_HAVE_MPI
     for (size_t off = 0; off < len; off += PIECE) {
         size_t n = len - off < PIECE ? len - off : PIECE;
-        MPI_Bcast((char *)buf + off, (int)n, MPI_BYTE, 0, MPI_COMM_WORLD);
+        MPI_Bcast((char *)buf + off, (int)n, MPI_BYTE, 0, comm_of(d));
     }
     return CBQ_OK;
 #else
@@ -223,7 +263,7 @@ int cbq_dist_broadcast_bytes(const cbq_dist *d, void *buf, size_t len, cbq_error
         own_displs[r] = (int)(r * mine);                                                        \
     }                                                                                           \
     MPI_Alltoallv(x, counts, displs, MPI_T, blocks, own_counts, own_displs, MPI_T,              \
-                  MPI_COMM_WORLD);                                                              \
+                  comm_of(d));                                                              \
     T *own = x + own0;                                                                          \
     for (size_t i = 0; i < mine; i++) {                                                         \
         T s = blocks[i];                                                                        \
@@ -231,7 +271,7 @@ int cbq_dist_broadcast_bytes(const cbq_dist *d, void *buf, size_t len, cbq_error
             s += blocks[r * mine + i];                                                          \
         own[i] = s;                                                                             \
     }                                                                                           \
-    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_T, x, counts, displs, MPI_T, MPI_COMM_WORLD);           \
+    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_T, x, counts, displs, MPI_T, comm_of(d));           \
     free(counts);                                                                               \
     free(blocks);                                                                               \
     free(own_counts);                                                                           \

@@ -34,6 +34,7 @@ typedef struct {
     unsigned deps; /* bit s: reads stage s's folder */
     unsigned reads;
     int version;
+    int every_rank; /* under MPI: runs on every rank, sharing its work (else rank 0 alone) */
 } stage_def;
 
 #define DEP(s) (1u << CBQ_STAGE_##s)
@@ -41,18 +42,21 @@ static const stage_def STAGES[CBQ_STAGE_COUNT] = {
     /* The last bump of cohort, train, evaluate, attrib, stats, sanity: cohort.folds
      * (folds.csv, fold<f>/cohort.csv, a model per fold) and train.repeats
      * (a model per seed, their mean as the headline; folds.c). */
-    [CBQ_STAGE_COHORT] = {study_stage_cohort, 0, READS_USER_TABLES, 2},
+    /* Under MPI (every_rank) cohort shares the simulation, train the
+     * trainings, evaluate, attrib and sanity the test volumes over the
+     * ranks; consensus, stats, atypical and report run on rank 0. */
+    [CBQ_STAGE_COHORT] = {study_stage_cohort, 0, READS_USER_TABLES, 2, 1},
     [CBQ_STAGE_CONSENSUS] = {study_stage_consensus, DEP(COHORT), 0, 1},
     /* train.slices = structures picks slices by the label volumes */
     [CBQ_STAGE_TRAIN] = {study_stage_train, DEP(COHORT) | DEP(CONSENSUS),
-                         READS_GIVEN_MODEL | READS_VOLUMES | READS_LABELS, 3},
+                         READS_GIVEN_MODEL | READS_VOLUMES | READS_LABELS, 3, 1},
     [CBQ_STAGE_EVALUATE] = {study_stage_evaluate, DEP(COHORT) | DEP(CONSENSUS) | DEP(TRAIN),
-                            READS_VOLUMES | READS_LABELS, 3},
+                            READS_VOLUMES | READS_LABELS, 3, 1},
     /* attrib v6: attrib.save_maps = "dicom" also writes DICOM Parametric Maps;
      * v7: folds and repeats; v8: where the maps point and the deletion/insertion
      * curves (ae.csv's new columns, curves.csv; stats v3: pointing.csv) */
     [CBQ_STAGE_ATTRIB] = {study_stage_attrib, DEP(COHORT) | DEP(TRAIN),
-                          READS_VOLUMES | READS_STRUCTURES, 8},
+                          READS_VOLUMES | READS_STRUCTURES, 8, 1},
     /* stats and atypical read the test split from cohort.csv (ae_table.c).
      * v2 of train, evaluate, sanity (v7 of report): an RTSTRUCT row with
      * slices = structures uses only the slices its structures reach, and the
@@ -66,7 +70,7 @@ static const stage_def STAGES[CBQ_STAGE_COUNT] = {
     /* sanity v4 (report v12): energy_in_structure of the randomised models'
      * maps (sanity.csv's energy_* columns; the structures are read) */
     [CBQ_STAGE_SANITY] = {study_stage_sanity, DEP(COHORT) | DEP(CONSENSUS) | DEP(TRAIN),
-                          READS_VOLUMES | READS_STRUCTURES, 4},
+                          READS_VOLUMES | READS_STRUCTURES, 4, 1},
     [CBQ_STAGE_REPORT] = {study_stage_report,
                           DEP(COHORT) | DEP(CONSENSUS) | DEP(TRAIN) | DEP(EVALUATE) | DEP(ATTRIB) |
                               DEP(STATS) | DEP(ATYPICAL) | DEP(SANITY),
@@ -131,18 +135,26 @@ static int run_stage(study_ctx *ctx, cbq_study_stage s, cbq_stage_stamp *stamp,
                      study_inputs *used, cbq_error *err)
 {
     const char *dir = ctx->dir[s];
+    int leader = ctx->dist.rank == 0;
     /* Marks the folder "running" before emptying it: a kill from here on
      * leaves a folder the next run recognises as its own and unfinished. */
-    CBQ_TRY(cbq_stage_dir_begin(dir, err));
+    if (leader)
+        CBQ_TRY(cbq_stage_dir_begin(dir, err));
+    /* Under MPI the other ranks write into the folder only once it is
+     * emptied, and rank 0 stamps it only once every rank is done. A rank
+     * that fails does not reach the barrier: the command line stops the
+     * job (cbq_dist_abort), so the others never wait for ever. */
+    CBQ_TRY(cbq_dist_barrier(&ctx->dist, err));
     ctx->summary[0] = '\0';
     ctx->stage = s;
     ctx->used = used;
-    int rc = STAGES[s].run(ctx, err);
+    int rc = leader || STAGES[s].every_rank ? STAGES[s].run(ctx, err) : CBQ_OK;
     ctx->stage = STUDY_PIPELINE;
     ctx->used = NULL;
     if (rc != CBQ_OK)
         return cbq_error_prefix(err, "stage %s: ", cbq_study_stage_name(s));
-    return cbq_stage_stamp_write(dir, stamp, err);
+    CBQ_TRY(cbq_dist_barrier(&ctx->dist, err));
+    return leader ? cbq_stage_stamp_write(dir, stamp, err) : CBQ_OK;
 }
 
 /* *cached = 1 when stage s's stamp carries `identity` and its folder still
@@ -160,47 +172,62 @@ static int stage_is_cached(const study_ctx *ctx, cbq_study_stage s, const char i
     return cbq_stage_verify(ctx->dir[s], cached, why, cap, err);
 }
 
+/* Rank 0's decision whether stage s is cached (identity, stamp, folder);
+ * *cached = 1 when it is. Prints what it found unless quiet. */
+static int stage_check(study_ctx *ctx, cbq_study_stage s, cbq_stage_stamp stamps[CBQ_STAGE_COUNT],
+                       int *cached, cbq_error *err)
+{
+    const char *name = cbq_study_stage_name(s);
+    int quiet = ctx->cfg->quiet;
+    char why[CBQ_STUDY_PATH_MAX + 128];
+    CBQ_TRY(stage_identity(ctx, s, stamps, stamps[s].input_hash, err));
+    cbq_stage_stamp old;
+    CBQ_TRY(stage_is_cached(ctx, s, stamps[s].input_hash, &old, cached, why, sizeof why, err));
+    if (*cached) {
+        stamps[s] = old;
+        if (!quiet)
+            fprintf(stderr, "[%d/%d] %-9s up to date (cached)\n", (int)s + 1, CBQ_STAGE_COUNT,
+                    name);
+        return CBQ_OK;
+    }
+    if (!quiet && why[0])
+        fprintf(stderr, "[%d/%d] %-9s outputs changed since it ran: %s\n", (int)s + 1,
+                CBQ_STAGE_COUNT, name, why);
+    if (!quiet)
+        fprintf(stderr, "[%d/%d] %-9s running...\n", (int)s + 1, CBQ_STAGE_COUNT, name);
+    return CBQ_OK;
+}
+
 static int run_stages(study_ctx *ctx, cbq_study_summary *summary,
                       study_inputs used[CBQ_STAGE_COUNT], cbq_error *err)
 {
     const cbq_study_config *cfg = ctx->cfg;
+    int leader = ctx->dist.rank == 0;
     /* Every stage folder is checked before any work: a folder that is not
      * cbctiq's stops the run before anything is written. */
-    for (int s = 0; s < CBQ_STAGE_COUNT; s++)
+    for (int s = 0; s < CBQ_STAGE_COUNT && leader; s++)
         CBQ_TRY(cbq_stage_dir_check(ctx->dir[s], err));
     cbq_stage_stamp stamps[CBQ_STAGE_COUNT];
     memset(stamps, 0, sizeof stamps);
     for (int si = 0; si < CBQ_STAGE_COUNT; si++) {
         cbq_study_stage s = (cbq_study_stage)si;
-        const char *name = cbq_study_stage_name(s);
-        char identity[65], why[CBQ_STUDY_PATH_MAX + 128];
-        CBQ_TRY(stage_identity(ctx, s, stamps, identity, err));
-        cbq_stage_stamp old;
-        int cached;
-        CBQ_TRY(stage_is_cached(ctx, s, identity, &old, &cached, why, sizeof why, err));
-        if (cached) {
-            stamps[s] = old;
-            if (!cfg->quiet)
-                fprintf(stderr, "[%d/%d] %-9s up to date (cached)\n", si + 1, CBQ_STAGE_COUNT,
-                        name);
+        int cached = 0;
+        if (leader)
+            CBQ_TRY(stage_check(ctx, s, stamps, &cached, err));
+        /* Every rank follows rank 0's decision. */
+        CBQ_TRY(cbq_dist_broadcast_bytes(&ctx->dist, &cached, sizeof cached, err));
+        if (cached)
             continue;
-        }
-        if (!cfg->quiet && why[0])
-            fprintf(stderr, "[%d/%d] %-9s outputs changed since it ran: %s\n", si + 1,
-                    CBQ_STAGE_COUNT, name, why);
-        if (!cfg->quiet)
-            fprintf(stderr, "[%d/%d] %-9s running...\n", si + 1, CBQ_STAGE_COUNT, name);
         double t0 = cbq_now();
-        memcpy(stamps[s].input_hash, identity, sizeof identity);
         CBQ_TRY(run_stage(ctx, s, &stamps[s], used ? &used[s] : NULL, err));
         double dt = cbq_now() - t0;
         if (summary) {
             summary->ran[s] = 1;
             summary->seconds[s] = dt;
         }
-        if (!cfg->quiet)
-            fprintf(stderr, "[%d/%d] %-9s done in %.1f s: %s\n", si + 1, CBQ_STAGE_COUNT, name,
-                    dt, ctx->summary[0] ? ctx->summary : "ok");
+        if (!cfg->quiet && leader)
+            fprintf(stderr, "[%d/%d] %-9s done in %.1f s: %s\n", si + 1, CBQ_STAGE_COUNT,
+                    cbq_study_stage_name(s), dt, ctx->summary[0] ? ctx->summary : "ok");
     }
     return CBQ_OK;
 }
@@ -212,6 +239,7 @@ int study_run(const cbq_study_config *cfg, FILE *table_out, cbq_study_summary *s
     memset(&ctx, 0, sizeof ctx);
     ctx.cfg = cfg;
     ctx.stage = STUDY_PIPELINE;
+    cbq_dist_current(&ctx.dist);
     if (used)
         memset(used, 0, CBQ_STAGE_COUNT * sizeof *used);
     ctx.n_categories = cbq_study_categories(cfg, ctx.categories, STUDY_MAX_CATEGORIES);
@@ -225,17 +253,24 @@ int study_run(const cbq_study_config *cfg, FILE *table_out, cbq_study_summary *s
         CBQ_TRY(study_path(ctx.dir[s], sizeof ctx.dir[s], cfg->out,
                            cbq_study_stage_name((cbq_study_stage)s), err));
     }
-    study_folder_lock lock;
-    CBQ_TRY(study_folder_claim(cfg->out, &lock, err));
+    /* Under MPI rank 0 holds the folder for the job; the others reach it
+     * only after rank 0's first broadcast (run_stages). */
+    int leader = ctx.dist.rank == 0;
+    study_folder_lock lock = {.fd = -1};
+    if (leader)
+        CBQ_TRY(study_folder_claim(cfg->out, &lock, err));
+    if (!leader)
+        table_out = NULL;
     double t_all = cbq_now();
     int rc = run_stages(&ctx, summary, used, err);
-    if (rc == CBQ_OK && !cfg->quiet)
+    if (rc == CBQ_OK && !cfg->quiet && leader)
         fprintf(stderr, "study complete in %.1f s: %s\n", cbq_now() - t_all, cfg->out);
     if (rc == CBQ_OK && table_out)
         rc = study_print_verdict(&ctx, table_out, stderr, err);
     if (rc == CBQ_OK && table_out)
         rc = study_print_table(&ctx, table_out, err);
-    study_folder_release(&lock);
+    if (leader)
+        study_folder_release(&lock);
     return rc;
 }
 

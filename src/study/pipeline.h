@@ -12,6 +12,7 @@
 #include "cbctiq/report.h"
 #include "cbctiq/study.h"
 #include "cbctiq/cohort.h"
+#include "cbctiq/dist.h"
 #include "study/sha256.h"
 
 enum { STUDY_MAX_CATEGORIES = 16 };
@@ -63,6 +64,12 @@ typedef struct {
      * stage first needs them (after the cohort stage). */
     char files_hex[STUDY_FILES_KINDS][65];
     int files_hashed;
+    /* The ranks of an MPI job (one process without mpirun). Rank 0 decides
+     * what is cached, prints, and stamps; a stage marked every_rank in
+     * STAGES runs on every rank and shares its work (writing only from
+     * rank 0, or a training group's first rank), any other on rank 0 alone
+     * while the others wait (docs/cluster.md). */
+    cbq_dist dist;
 } study_ctx;
 
 /* The output folder, held for one run (study_folder.c). */

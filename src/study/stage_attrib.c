@@ -6,7 +6,10 @@
  * per-slice profile along z (profiles.csv, for the report's z-profiles),
  * and optionally the maps as NIfTI volumes on the CBCT's grid (maps/) and,
  * with attrib.save_maps = "dicom", as DICOM Parametric Maps that reference
- * the test volume's DICOM series (dicom/). */
+ * the test volume's DICOM series (dicom/). Under MPI the ranks share the
+ * test volumes in contiguous blocks, each writing its volumes' maps and its
+ * rows into part files, which rank 0 joins (dist_parts.h): the bytes of
+ * one process. */
 #define _POSIX_C_SOURCE 200809L
 #include "study/pipeline.h"
 
@@ -18,6 +21,7 @@
 #include "cbctiq/attrib.h"
 #include "cbctiq/csv.h"
 #include "cbctiq/dicom_write.h"
+#include "cbctiq/dist_parts.h"
 #include "cbctiq/model_file.h"
 #include "cbctiq/model_input.h"
 #include "cbctiq/pointing.h"
@@ -44,6 +48,10 @@ typedef struct {
     size_t n_test;
     char target_name[128];
     int identity_holds;
+    /* Under MPI this rank's block [first, end) of the test volumes in the
+     * order they are attributed (fold by fold), and the next one's number;
+     * each rank writes its rows into part files that rank 0 joins. */
+    size_t first, end, next;
 } attrib_run;
 
 /* One category's maps [n, H, W] on the CBCT's own grid: NIfTI through the
@@ -360,16 +368,32 @@ static void close_writers(attrib_run *a, int n_open)
         cbq_ae_writer_abort(&a->w);
 }
 
-static int open_writers(attrib_run *a, int *n_open, cbq_error *err)
+/* The tables the stage writes, in the order open_writers opens them; the
+ * seeds' tables (train.repeats > 1) follow as seeds/ae_seed<r>.csv. */
+static const char *const TABLES[] = {"ae.csv", "profiles.csv", "curves.csv"};
+enum { N_TABLES = sizeof TABLES / sizeof TABLES[0] };
+
+/* This rank's file of a table: the table itself as one process, else its
+ * part (dist_parts.h). */
+static int part_path(const attrib_run *a, const char *name, char *buf, size_t cap, cbq_error *err)
 {
     char path[CBQ_STUDY_PATH_MAX + 32];
-    CBQ_TRY(study_output_path(a->ctx, "ae.csv", path, sizeof path, err));
+    CBQ_TRY(study_output_path(a->ctx, name, path, sizeof path, err));
+    if (!cbq_dist_part_path(&a->ctx->dist, path, buf, cap))
+        return CBQ_FAIL(err, CBQ_ERR_ARG, "%s: path too long", path);
+    return CBQ_OK;
+}
+
+static int open_writers(attrib_run *a, int *n_open, cbq_error *err)
+{
+    char path[CBQ_STUDY_PATH_MAX + 64];
+    CBQ_TRY(part_path(a, TABLES[0], path, sizeof path, err));
     CBQ_TRY(cbq_ae_writer_open(&a->w, path, err));
     *n_open = 1;
-    CBQ_TRY(study_output_path(a->ctx, "profiles.csv", path, sizeof path, err));
+    CBQ_TRY(part_path(a, TABLES[1], path, sizeof path, err));
     CBQ_TRY(cbq_csv_writer_open(&a->prof, path, PROFILE_HEADER, PROFILE_COLS, err));
     *n_open = 2;
-    CBQ_TRY(study_output_path(a->ctx, "curves.csv", path, sizeof path, err));
+    CBQ_TRY(part_path(a, TABLES[2], path, sizeof path, err));
     CBQ_TRY(cbq_curves_writer_open(&a->curves, path, err));
     *n_open = 3;
     int R = a->ctx->cfg->train.repeats;
@@ -380,7 +404,7 @@ static int open_writers(attrib_run *a, int *n_open, cbq_error *err)
     for (int r = 0; R > 1 && r < R; r++) {
         char name[64];
         snprintf(name, sizeof name, "seeds/ae_seed%d.csv", r + 1);
-        CBQ_TRY(study_output_path(a->ctx, name, path, sizeof path, err));
+        CBQ_TRY(part_path(a, name, path, sizeof path, err));
         CBQ_TRY(cbq_ae_writer_open(&a->seed_w[r], path, err));
         *n_open = 4 + r;
     }
@@ -397,6 +421,24 @@ static int commit_writers(attrib_run *a, cbq_error *err)
     return CBQ_OK;
 }
 
+/* Under MPI (a collective): rank 0 joins every table's parts in rank order,
+ * which is the one-process row order (the blocks are contiguous). */
+static int join_tables(attrib_run *a, cbq_error *err)
+{
+    char path[CBQ_STUDY_PATH_MAX + 32];
+    for (int t = 0; t < N_TABLES; t++) {
+        CBQ_TRY(study_output_path(a->ctx, TABLES[t], path, sizeof path, err));
+        CBQ_TRY(cbq_dist_join_parts(&a->ctx->dist, path, err));
+    }
+    for (int r = 0; a->ctx->cfg->train.repeats > 1 && r < a->ctx->cfg->train.repeats; r++) {
+        char name[64];
+        snprintf(name, sizeof name, "seeds/ae_seed%d.csv", r + 1);
+        CBQ_TRY(study_output_path(a->ctx, name, path, sizeof path, err));
+        CBQ_TRY(cbq_dist_join_parts(&a->ctx->dist, path, err));
+    }
+    return CBQ_OK;
+}
+
 /* Fold f's test volumes (every test volume without folds) through its models. */
 static int attrib_fold(attrib_run *a, const cbq_cohort *c, const int *fold, int f,
                        cbq_progress *prog, cbq_error *err)
@@ -406,6 +448,9 @@ static int attrib_fold(attrib_run *a, const cbq_cohort *c, const int *fold, int 
         rc = open_cam(a, f, r, err);
     for (size_t i = 0; i < c->n && rc == CBQ_OK; i++)
         if (c->v[i].split == CBQ_SPLIT_TEST && fold[i] == f) {
+            size_t at = a->next++;
+            if (at < a->first || at >= a->end)
+                continue;
             rc = attrib_volume(a, &c->v[i], err);
             cbq_progress_step(prog, 1);
         }
@@ -428,8 +473,9 @@ static int attrib_test_volumes(attrib_run *a, const cbq_cohort *c, cbq_error *er
     size_t n_test = 0;
     for (size_t i = 0; i < c->n; i++)
         n_test += c->v[i].split == CBQ_SPLIT_TEST;
+    cbq_dist_block(&a->ctx->dist, n_test, &a->first, &a->end);
     cbq_progress prog;
-    cbq_progress_begin(&prog, "attrib", n_test, cfg->quiet || rc != CBQ_OK);
+    cbq_progress_begin(&prog, "attrib", a->end - a->first, cfg->quiet || rc != CBQ_OK);
     for (int f = study_first_fold(cfg); f <= study_last_fold(cfg) && rc == CBQ_OK; f++)
         rc = attrib_fold(a, c, fold, f, &prog, err);
     cbq_progress_end(&prog);
@@ -437,6 +483,8 @@ static int attrib_test_volumes(attrib_run *a, const cbq_cohort *c, cbq_error *er
         rc = commit_writers(a, err);
     if (rc != CBQ_OK)
         close_writers(a, n_open);
+    if (rc == CBQ_OK)
+        rc = join_tables(a, err);
     a->n_test = n_test;
     free(fold);
     return rc;

@@ -202,6 +202,7 @@ static int simulate(study_ctx *ctx, char *csv, char *ratings, char *raters, size
     o.n_test = (size_t)cfg->cohort.simulate.test;
     o.n_raters = (size_t)cfg->cohort.simulate.raters;
     o.quiet = cfg->quiet;
+    o.dist = &ctx->dist; /* under MPI the ranks share the volumes; rank 0 writes the tables */
     if (o.n_test + 2 > o.volumes)
         return CBQ_FAIL(err, CBQ_ERR_RANGE,
                         "cohort.simulate.test (%zu) must leave at least 2 volumes for training",
@@ -380,6 +381,9 @@ int study_stage_cohort(study_ctx *ctx, cbq_error *err)
         CBQ_TRY(study_user_tables(ctx, csv, ratings, raters, sizeof csv, err));
     else
         CBQ_TRY(simulate(ctx, csv, ratings, raters, sizeof csv, err));
+    /* Under MPI the other ranks' share ends with the simulated volumes. */
+    if (ctx->dist.rank != 0)
+        return CBQ_OK;
     CBQ_TRY(check_ratings(ratings, raters, err));
     cbq_cohort c;
     CBQ_TRY(cbq_cohort_read(&c, csv, err));

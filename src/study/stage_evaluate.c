@@ -2,7 +2,9 @@
  * level prediction (mean over the used slices) against the consensus, per
  * category: MAE, RMSE, Spearman, quadratic-weighted kappa on rounded scores
  * and the confusion matrix, next to the constant predictor that always says
- * the training split's mean consensus (the bar a model must clear). */
+ * the training split's mean consensus (the bar a model must clear). Under
+ * MPI the ranks share the test volumes in contiguous blocks; rank 0 gathers
+ * the predictions and writes the tables, the bytes of one process. */
 #define _POSIX_C_SOURCE 200809L
 #include "study/pipeline.h"
 
@@ -14,6 +16,7 @@
 #include "cbctiq/likert_metrics.h"
 #include "cbctiq/model_file.h"
 #include "cbctiq/model_input.h"
+#include "cbctiq/dist_parts.h"
 #include "cbctiq/progress.h"
 
 typedef struct {
@@ -25,6 +28,9 @@ typedef struct {
     size_t *n_slices;    /* [test] */
     double *base;        /* [test][category]: the constant predictor (training mean) */
     int *fold;           /* [volume]: its fold, 0 without folds */
+    /* Under MPI this rank's block [first, end) of the test volumes in the
+     * order they are predicted (fold by fold), and the next one's number. */
+    size_t first, end, next;
 } eval_data;
 
 static void eval_free(eval_data *d)
@@ -154,6 +160,9 @@ static int predict_fold(study_ctx *ctx, eval_data *d, int fold, cbq_csv_writer *
         rc = fold_baseline(ctx, d, fold, err);
     for (size_t t = 0; t < d->n_test && rc == CBQ_OK; t++)
         if (d->fold[d->test[t]] == fold) {
+            size_t at = d->next++;
+            if (at < d->first || at >= d->end)
+                continue;
             rc = predict_volume(ctx, d, t, &m, ws, err);
             cbq_progress_step(prog, 1);
         }
@@ -161,24 +170,69 @@ static int predict_fold(study_ctx *ctx, eval_data *d, int fold, cbq_csv_writer *
     return rc;
 }
 
+/* Under MPI (a collective): rank 0 receives every other rank's volume
+ * predictions and slice counts, as (test index, K predictions, slices)
+ * records; the bits travel unchanged. */
+static int gather_predictions(const study_ctx *ctx, eval_data *d, cbq_error *err)
+{
+    if (ctx->dist.size == 1)
+        return CBQ_OK;
+    size_t K = ctx->n_categories, rec = K + 2, n = 0;
+    double *mine = malloc((d->n_test * rec + 1) * sizeof *mine);
+    if (!mine)
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
+    d->next = 0;
+    for (int f = study_first_fold(ctx->cfg); f <= study_last_fold(ctx->cfg); f++)
+        for (size_t t = 0; t < d->n_test; t++)
+            if (d->fold[d->test[t]] == f) {
+                size_t at = d->next++;
+                if (at < d->first || at >= d->end)
+                    continue;
+                double *r = mine + n++ * rec;
+                r[0] = (double)t;
+                memcpy(r + 1, d->pred + t * K, K * sizeof *r);
+                r[K + 1] = (double)d->n_slices[t];
+            }
+    void *all = NULL;
+    size_t all_len = 0;
+    int rc = cbq_dist_gather_bytes(&ctx->dist, mine, n * rec * sizeof *mine, &all, &all_len, err);
+    free(mine);
+    const double *r = all;
+    for (size_t i = 0; rc == CBQ_OK && i < all_len / (rec * sizeof *r); i++, r += rec) {
+        size_t t = (size_t)r[0];
+        memcpy(d->pred + t * K, r + 1, K * sizeof *r);
+        d->n_slices[t] = (size_t)r[K + 1];
+    }
+    free(all);
+    return rc;
+}
+
 static int predict_test(study_ctx *ctx, eval_data *d, cbq_error *err)
 {
     const cbq_study_config *cfg = ctx->cfg;
-    char path[CBQ_STUDY_PATH_MAX + 32];
+    char path[CBQ_STUDY_PATH_MAX + 32], part[CBQ_STUDY_PATH_MAX + 64];
     static const char *const hs[] = {"volume_id", "slice", "category", "pred"};
     cbq_csv_writer ws;
     CBQ_TRY(study_output_path(ctx, "pred_slices.csv", path, sizeof path, err));
-    CBQ_TRY(cbq_csv_writer_open(&ws, path, hs, 4, err));
+    /* Under MPI each rank predicts its block into its part of the table,
+     * which rank 0 joins (dist_parts.h): one process's bytes. */
+    if (!cbq_dist_part_path(&ctx->dist, path, part, sizeof part))
+        return CBQ_FAIL(err, CBQ_ERR_ARG, "%s: path too long", path);
+    cbq_dist_block(&ctx->dist, d->n_test, &d->first, &d->end);
+    CBQ_TRY(cbq_csv_writer_open(&ws, part, hs, 4, err));
     cbq_progress prog;
-    cbq_progress_begin(&prog, "evaluate", d->n_test, cfg->quiet);
+    cbq_progress_begin(&prog, "evaluate", d->end - d->first, cfg->quiet);
     int rc = CBQ_OK;
     for (int f = study_first_fold(cfg); f <= study_last_fold(cfg) && rc == CBQ_OK; f++)
         rc = predict_fold(ctx, d, f, &ws, &prog, err);
     cbq_progress_end(&prog);
-    if (rc == CBQ_OK)
-        return cbq_csv_writer_commit(&ws, err);
-    cbq_csv_writer_abort(&ws);
-    return rc;
+    if (rc != CBQ_OK) {
+        cbq_csv_writer_abort(&ws);
+        return rc;
+    }
+    CBQ_TRY(cbq_csv_writer_commit(&ws, err));
+    CBQ_TRY(cbq_dist_join_parts(&ctx->dist, path, err));
+    return gather_predictions(ctx, d, err);
 }
 
 static int write_pred(const study_ctx *ctx, const eval_data *d, cbq_error *err)
@@ -325,9 +379,10 @@ int study_stage_evaluate(study_ctx *ctx, cbq_error *err)
             d.test[d.n_test++] = i;
     if (rc == CBQ_OK)
         rc = predict_test(ctx, &d, err);
-    if (rc == CBQ_OK)
+    /* Under MPI the tables of every volume are rank 0's to write. */
+    if (rc == CBQ_OK && ctx->dist.rank == 0)
         rc = write_pred(ctx, &d, err);
-    if (rc == CBQ_OK)
+    if (rc == CBQ_OK && ctx->dist.rank == 0)
         rc = write_metrics(ctx, &d, err);
     eval_free(&d);
     return rc;

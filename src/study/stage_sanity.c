@@ -145,7 +145,10 @@ static int train_permuted(const study_ctx *ctx, char *model_dir, size_t cap, cha
         return CBQ_OK;
     }
     CBQ_TRY(cbq_mkdir_p(model_dir, err));
-    return cbq_study_train(&pcfg, cohort, cons, model_dir, log, NULL, err);
+    /* Under MPI every rank trains it, data-parallel; rank 0 writes it, and
+     * the others read it once it is written. */
+    CBQ_TRY(cbq_study_train_on(&ctx->dist, &pcfg, cohort, cons, model_dir, log, NULL, err));
+    return cbq_dist_barrier(&ctx->dist, err);
 }
 
 /* sanity/notes.txt: why a part of the checks did not run, one line each,
@@ -212,7 +215,8 @@ static int run_checks(study_ctx *ctx, const cbq_cohort *c, const char *csv_path,
         rc = train_permuted(ctx, permuted_dir, sizeof permuted_dir, note, sizeof note, err);
         want_permuted = permuted_dir[0] != '\0';
     }
-    if (rc == CBQ_OK)
+    int leader = ctx->dist.rank == 0; /* under MPI rank 0 alone writes */
+    if (rc == CBQ_OK && leader)
         rc = write_notes(ctx, note, err);
     if (rc == CBQ_OK)
         rc = load_net(ctx, model, &net, err);
@@ -221,9 +225,12 @@ static int run_checks(study_ctx *ctx, const cbq_cohort *c, const char *csv_path,
     if (rc == CBQ_OK)
         rc = load_test_volumes(ctx, net, c, &energy, &vols, err);
     cbq_sanity_energy_hook(&energy, o);
+    o->dist = &ctx->dist; /* the volumes shared over the ranks, gathered on rank 0 */
     cbq_sanity_result res;
     if (rc == CBQ_OK &&
-        (rc = cbq_sanity_run(net, permuted, vols, energy.n, o, &res, err)) == CBQ_OK) {
+        (rc = cbq_sanity_run(net, permuted, vols, energy.n, o, &res, err)) == CBQ_OK && !leader)
+        cbq_sanity_result_free(&res);
+    else if (rc == CBQ_OK) {
         rc = cbq_study_sanity_write(csv_path, &res, err);
         if (rc == CBQ_OK)
             rc = write_pooled(pooled_path, &res, err);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cbctiq/atomic_file.h"
+#include "cbctiq/dist.h"
 #include "cbctiq/model_file.h"
 
 static int copy_model(const study_ctx *ctx, const char *given, const char *dst, cbq_error *err)
@@ -27,8 +28,8 @@ static int copy_model(const study_ctx *ctx, const char *given, const char *dst, 
 
 /* One model run: fold f's split (the study's split for fold 0), repeat r's
  * seed, into train/<prefix>model and train/<prefix>train_log.csv. */
-static int train_run(study_ctx *ctx, int fold, int repeat, cbq_study_train_result *r,
-                     cbq_error *err)
+static int train_run(study_ctx *ctx, const cbq_dist *group, int fold, int repeat,
+                     cbq_study_train_result *r, cbq_error *err)
 {
     char prefix[96], name[128], cohort_name[64];
     char model[CBQ_STUDY_PATH_MAX + 16], log[CBQ_STUDY_PATH_MAX + 32];
@@ -53,7 +54,7 @@ static int train_run(study_ctx *ctx, int fold, int repeat, cbq_study_train_resul
         return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
     *cfg = *ctx->cfg;
     cfg->seed = study_repeat_seed(ctx->cfg->seed, repeat);
-    int rc = cbq_study_train(cfg, cohort, cons, model, log, r, err);
+    int rc = cbq_study_train_on(group, cfg, cohort, cons, model, log, r, err);
     free(cfg);
     if (rc != CBQ_OK && prefix[0])
         return cbq_error_prefix(err, "%s: ", prefix);
@@ -72,13 +73,45 @@ int study_stage_train(study_ctx *ctx, cbq_error *err)
         snprintf(ctx->summary, sizeof ctx->summary, "using the given model %.900s", given);
         return CBQ_OK;
     }
+    /* The model runs (fold, repeat) are independent: under MPI they are
+     * dealt to groups of ranks, contiguous blocks of runs to contiguous
+     * groups of ranks (as many groups as runs, at most one per rank), and
+     * each group trains its runs data-parallel (alone for a group of one:
+     * one process's model). */
+    int n_folds = study_last_fold(cfg) - study_first_fold(cfg) + 1, repeats = cfg->train.repeats;
+    size_t runs = (size_t)n_folds * (size_t)repeats;
+    size_t groups = (size_t)ctx->dist.size < runs ? (size_t)ctx->dist.size : runs;
+    size_t my_group = 0, r0, r1;
+    for (size_t g = 0; g < groups; g++) {
+        cbq_dist grouping = {.rank = (int)g, .size = (int)groups};
+        cbq_dist_block(&grouping, (size_t)ctx->dist.size, &r0, &r1);
+        if ((size_t)ctx->dist.rank >= r0 && (size_t)ctx->dist.rank < r1)
+            my_group = g;
+    }
+    cbq_dist group;
+    CBQ_TRY(cbq_dist_split(&ctx->dist, (int)my_group, &group, err));
+    cbq_dist run_block = {.rank = (int)my_group, .size = (int)groups};
+    cbq_dist_block(&run_block, runs, &r0, &r1);
+    /* epochs[i]: run i's epochs from its group's rank 0, summed over the job */
+    double *epochs = calloc(runs, sizeof *epochs);
     cbq_study_train_result r;
-    size_t runs = 0, epochs = 0;
-    for (int f = study_first_fold(cfg); f <= study_last_fold(cfg); f++)
-        for (int rep = 1; rep <= cfg->train.repeats; rep++, runs++) {
-            CBQ_TRY(train_run(ctx, f, rep, &r, err));
-            epochs += r.epochs_run;
-        }
+    memset(&r, 0, sizeof r);
+    int rc = epochs ? CBQ_OK : CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");
+    for (size_t i = r0; i < r1 && rc == CBQ_OK; i++) {
+        rc = train_run(ctx, &group, study_first_fold(cfg) + (int)(i / (size_t)repeats),
+                       1 + (int)(i % (size_t)repeats), &r, err);
+        epochs[i] = group.rank == 0 ? (double)r.epochs_run : 0.0;
+    }
+    cbq_dist_group_free(&group);
+    if (rc == CBQ_OK)
+        rc = cbq_dist_allreduce_sum_double(&ctx->dist, epochs, runs, err);
+    double epochs_all = 0;
+    for (size_t i = 0; i < runs && rc == CBQ_OK; i++)
+        epochs_all += epochs[i];
+    free(epochs);
+    if (rc != CBQ_OK)
+        return rc;
+    size_t epochs_sum = (size_t)epochs_all;
     if (runs > 1) {
         char folds[64] = "the single split";
         if (cfg->cohort.folds > 0)
@@ -86,7 +119,7 @@ int study_stage_train(study_ctx *ctx, cbq_error *err)
         snprintf(ctx->summary, sizeof ctx->summary,
                  "%s %dx%d: %zu models (%s x %d seed%s), %zu epochs in all", cfg->train.arch,
                  cfg->train.input_size, cfg->train.input_size, runs, folds, cfg->train.repeats,
-                 cfg->train.repeats > 1 ? "s" : "", epochs);
+                 cfg->train.repeats > 1 ? "s" : "", epochs_sum);
         return CBQ_OK;
     }
     snprintf(ctx->summary, sizeof ctx->summary,

@@ -61,6 +61,7 @@ typedef struct {
     cbq_progress prog;
     cbq_dist dist;       /* the ranks training together (one without mpirun) */
     int writes;          /* rank 0: the model, the log and permutation.csv */
+    int alone_if_unshared; /* batches without a slice per rank: each rank trains alone */
 } train_run;
 
 static void slice_set_free(slice_set *s)
@@ -563,7 +564,14 @@ static int run_training(train_run *t, const char *model_dir, const char *log_csv
     trainer_config(t->cfg, &tc);
     tc.log = log_epoch;
     tc.log_ctx = t;
-    tc.dist = &t->dist;
+    /* Data-parallel only when every batch of the epoch has a slice for
+     * every rank; else each rank trains alone (the same model, rank 0
+     * writes), rather than refuse a study that runs as one process. */
+    const cbq_dist alone = {.rank = 0, .size = 1};
+    size_t ranks = (size_t)t->dist.size, batch = (size_t)t->cfg->train.batch;
+    size_t last = n_train % batch;
+    int shared = ranks > 1 && batch >= ranks && (last == 0 || last >= ranks);
+    tc.dist = shared || !t->alone_if_unshared ? &t->dist : &alone;
     int log_open = 0;
     if (rc == CBQ_OK)
         rc = build_net(t, err);
@@ -595,7 +603,7 @@ static int run_training(train_run *t, const char *model_dir, const char *log_csv
         res->best_epoch = tr.best_epoch;
         res->best_val_loss = tr.best_val_loss;
         res->stopped_early = tr.stopped_early;
-        res->ranks = (size_t)t->dist.size;
+        res->ranks = (size_t)tc.dist->size;
         res->steps = tr.steps;
         res->allreduce_seconds = tr.allreduce_seconds;
     }
@@ -603,9 +611,11 @@ static int run_training(train_run *t, const char *model_dir, const char *log_csv
     return rc;
 }
 
-int cbq_study_train(const cbq_study_config *cfg, const char *cohort_csv, const char *consensus_csv,
-                    const char *model_dir, const char *log_csv, cbq_study_train_result *res_out,
-                    cbq_error *err)
+/* cbq_study_train on the ranks of dist; alone_if_unshared: see
+ * cbq_study_train_on (the train command refuses such a batch instead). */
+static int train_on(const cbq_dist *dist, int alone_if_unshared, const cbq_study_config *cfg,
+                    const char *cohort_csv, const char *consensus_csv, const char *model_dir,
+                    const char *log_csv, cbq_study_train_result *res_out, cbq_error *err)
 {
     cbq_study_train_result res_local;
     cbq_study_train_result *res = res_out ? res_out : &res_local;
@@ -613,8 +623,9 @@ int cbq_study_train(const cbq_study_config *cfg, const char *cohort_csv, const c
     train_run t;
     memset(&t, 0, sizeof t);
     t.cfg = cfg;
-    cbq_dist_current(&t.dist);
+    t.dist = *dist;
     t.writes = t.dist.rank == 0;
+    t.alone_if_unshared = alone_if_unshared;
     t.K = cbq_study_categories(cfg, t.cats, MAX_CAT);
     t.s.H = t.s.W = (size_t)cfg->train.input_size;
     t.s.K = t.K;
@@ -631,4 +642,20 @@ int cbq_study_train(const cbq_study_config *cfg, const char *cohort_csv, const c
     free(t.vol_count);
     slice_set_free(&t.s);
     return rc;
+}
+
+int cbq_study_train(const cbq_study_config *cfg, const char *cohort_csv, const char *consensus_csv,
+                    const char *model_dir, const char *log_csv, cbq_study_train_result *res_out,
+                    cbq_error *err)
+{
+    cbq_dist job;
+    cbq_dist_current(&job);
+    return train_on(&job, 0, cfg, cohort_csv, consensus_csv, model_dir, log_csv, res_out, err);
+}
+
+int cbq_study_train_on(const cbq_dist *dist, const cbq_study_config *cfg, const char *cohort_csv,
+                       const char *consensus_csv, const char *model_dir, const char *log_csv,
+                       cbq_study_train_result *res_out, cbq_error *err)
+{
+    return train_on(dist, 1, cfg, cohort_csv, consensus_csv, model_dir, log_csv, res_out, err);
 }

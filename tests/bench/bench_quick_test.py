@@ -34,6 +34,7 @@ def main():
     assert re.search(r"^verify: .*\(ok\)$", sections["bench_sim"], re.M)
     assert re.search(r"AE agrees to", sections["bench_gradcam"])
     assert re.search(r"^verify: AE agrees to", sections["bench_ae.sh"], re.M)
+    assert re.search(r"^ae.csv: 2 ranks x 1 thread = 1 rank x 1 thread", sections["bench_mpi.sh"], re.M)
     print(f"bench_quick: {len(sections)} benchmarks ran to their end")
 
 

@@ -8,11 +8,13 @@ import sys
 
 
 def parse_args():
-    """--cbctiq BIN --mpirun MPIRUN --workdir DIR; the work folder is emptied."""
+    """--cbctiq BIN --mpirun MPIRUN --workdir DIR [--data DIR]; the work folder
+    is emptied. --data: the repository's test data (tests/data)."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--cbctiq", required=True)
     ap.add_argument("--mpirun", required=True)
     ap.add_argument("--workdir", required=True)
+    ap.add_argument("--data")
     args = ap.parse_args()
     shutil.rmtree(args.workdir, ignore_errors=True)
     os.makedirs(args.workdir)
@@ -31,3 +33,23 @@ def runner(args):
             sys.exit(f"{' '.join(line)}: exit {p.returncode}\n{p.stdout}{p.stderr}")
         return p
     return run
+
+
+def rank_pid(launcher_pid, rank):
+    """The pid of the process an Open MPI launcher started as `rank` (found
+    by its parent and its environment), or None."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            if ppid != launcher_pid:
+                continue
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+        except (OSError, ValueError, IndexError):
+            continue
+        if f"OMPI_COMM_WORLD_RANK={rank}".encode() in env:
+            return int(entry)
+    return None

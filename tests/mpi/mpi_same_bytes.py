@@ -19,6 +19,9 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mpi_job  # noqa: E402
+
 ap = argparse.ArgumentParser()
 ap.add_argument("--cbctiq", required=True)
 ap.add_argument("--mpirun", required=True)
@@ -115,25 +118,6 @@ if os.listdir(bad):
 # A rank killed mid-run (SIGKILL: no message, no MPI_Abort of its own): the
 # launcher sees it die and ends the job non-zero; rank 0 never writes the
 # tables.
-def rank_pid(launcher_pid, rank):
-    """The pid of the process the launcher started as `rank` (from its environment)."""
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            if ppid != launcher_pid:
-                continue
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                env = f.read().split(b"\0")
-        except (OSError, ValueError, IndexError):
-            continue
-        if f"OMPI_COMM_WORLD_RANK={rank}".encode() in env:
-            return int(entry)
-    return None
-
-
 killed_dir = os.path.join(W, "sim_killed")
 job = subprocess.Popen([*MPI, "-np", "2", args.cbctiq, "simulate", "--out", killed_dir,
                         "--volumes", "200", *GRID],  # minutes of work: killed long before its end
@@ -141,7 +125,7 @@ job = subprocess.Popen([*MPI, "-np", "2", args.cbctiq, "simulate", "--out", kill
 victim, t_end = None, time.monotonic() + 60
 while victim is None and time.monotonic() < t_end and job.poll() is None:
     time.sleep(0.2)
-    victim = rank_pid(job.pid, 1)
+    victim = mpi_job.rank_pid(job.pid, 1)
 if victim is None:
     job.kill()
     failures.append("killed rank: rank 1's process was not found under mpirun")

@@ -112,6 +112,35 @@ static void check_gather(const cbq_dist *d)
     free(all);
 }
 
+/* Groups by parity of the rank: each group numbers its ranks in the job's
+ * order, and its sums and gathers involve its own ranks only. */
+static void check_split(const cbq_dist *d)
+{
+    cbq_dist g;
+    cbq_error err = {0};
+    if (cbq_dist_split(d, d->rank % 2, &g, &err) != CBQ_OK) {
+        EXPECT(0, "split: %s", err.msg);
+        return;
+    }
+    int expect_size = d->size / 2 + (d->rank % 2 == 0 ? d->size % 2 : 0);
+    EXPECT(g.size == expect_size && g.rank == d->rank / 2, "split: rank %d of %d, expected %d of %d",
+           g.rank, g.size, d->rank / 2, expect_size);
+    double x = (double)(d->rank + 1), expect = 0;
+    for (int r = d->rank % 2; r < d->size; r += 2)
+        expect += (double)(r + 1);
+    EXPECT(cbq_dist_allreduce_sum_double(&g, &x, 1, &err) == CBQ_OK && x == expect,
+           "group sum %g, expected %g", x, expect);
+    unsigned char mine = (unsigned char)d->rank;
+    void *all = NULL;
+    size_t all_len = 0;
+    EXPECT(cbq_dist_gather_bytes(&g, &mine, 1, &all, &all_len, &err) == CBQ_OK, "group gather: %s", err.msg);
+    for (size_t i = 0; g.rank == 0 && i < all_len; i++)
+        EXPECT(((unsigned char *)all)[i] == d->rank % 2 + 2 * i, "group gather: byte %zu", i);
+    EXPECT(g.rank != 0 || all_len == (size_t)g.size, "group gather: %zu bytes", all_len);
+    free(all);
+    cbq_dist_group_free(&g);
+}
+
 int main(int argc, char **argv)
 {
     int expect_size = argc > 1 ? atoi(argv[1]) : 1;
@@ -122,12 +151,13 @@ int main(int argc, char **argv)
     check_blocks(&d);
     check_allreduce(&d);
     check_gather(&d);
+    check_split(&d);
     cbq_error err = {0};
     EXPECT(cbq_dist_barrier(&d, &err) == CBQ_OK, "barrier: %s", err.msg);
     if (failures)
         cbq_dist_abort(&d, 1, "test_dist failed");
     if (d.rank == 0)
-        printf("test_dist: %d rank(s), blocks, allreduce and gather as expected\n", d.size);
+        printf("test_dist: %d rank(s), blocks, allreduce, gather and groups as expected\n", d.size);
     cbq_dist_finalize(&d);
     return 0;
 }

@@ -1,5 +1,5 @@
 /* dist_parts.c - joining the ranks' part files of one table (dist_parts.h). */
-#include "dist_parts.h"
+#include "cbctiq/dist_parts.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,7 +8,7 @@
 #include "cbctiq/atomic_file.h"
 #include "cbctiq/text_file.h"
 
-int dist_part_path(const cbq_dist *d, const char *final, char *buf, size_t cap)
+int cbq_dist_part_path(const cbq_dist *d, const char *final, char *buf, size_t cap)
 {
     int n = d->size == 1 ? snprintf(buf, cap, "%s", final)
                          : snprintf(buf, cap, "%s.rank%d-of-%d.part", final, d->rank, d->size);
@@ -20,7 +20,7 @@ static int read_part(const cbq_dist *d, const char *final, char **text, size_t *
                      cbq_error *err)
 {
     char part[4096];
-    if (!dist_part_path(d, final, part, sizeof part))
+    if (!cbq_dist_part_path(d, final, part, sizeof part))
         return CBQ_FAIL(err, CBQ_ERR_ARG, "%s: path too long", final);
     CBQ_TRY(cbq_read_text_file(part, 0, text, len, err));
     remove(part);
@@ -43,7 +43,7 @@ static int write_joined(const char *final, const char *bytes, size_t len, cbq_er
     return cbq_atomic_commit(&af, err);
 }
 
-int dist_join_parts(const cbq_dist *d, const char *final, cbq_error *err)
+int cbq_dist_join_parts(const cbq_dist *d, const char *final, cbq_error *err)
 {
     if (d->size == 1)
         return CBQ_OK;
