@@ -127,6 +127,7 @@ static void *alloc_floats(size_t a, size_t b, size_t c, int *ok)
 static int alloc_buffers(cbq_cam *cam, cbq_error *err)
 {
     size_t B = cam->max_batch, hw = cam->h * cam->w, HW = cam->H * cam->W, no = cam->n_out;
+    size_t CHW = cam->C * HW; /* one sample of the input */
     int ok = 1;
     cam->pred = alloc_floats(B, no, 1, &ok);
     cam->dout = alloc_floats(B, no, 1, &ok);
@@ -144,16 +145,16 @@ static int alloc_buffers(cbq_cam *cam, cbq_error *err)
     }
     if (cam->opt.method == CBQ_CAM_SCORECAM) {
         cam->act_copy = alloc_floats(B, cam->K, hw, &ok);
-        cam->x_copy = alloc_floats(B, HW, 1, &ok);
-        cam->masks = alloc_floats(cam->K, HW, 1, &ok);
+        cam->x_copy = alloc_floats(B, CHW, 1, &ok);
+        cam->masks = alloc_floats(cam->K, CHW, 1, &ok);
         cam->scores = calloc(cam->K * no, sizeof(double));
         ok = ok && cam->scores;
-        cam->path = alloc_floats(B, HW, 1, &ok);
+        cam->path = alloc_floats(B, CHW, 1, &ok);
     }
     if (cbq_cam_method_is_pixel(cam->opt.method)) {
-        cam->x_copy = alloc_floats(B, HW, 1, &ok);
-        cam->path = alloc_floats(B, HW, 1, &ok);
-        cam->grad_acc = calloc(no * B * HW, sizeof(double));
+        cam->x_copy = alloc_floats(B, CHW, 1, &ok);
+        cam->path = alloc_floats(B, CHW, 1, &ok);
+        cam->grad_acc = calloc(no * B * CHW, sizeof(double));
         cam->slice_of = calloc(B, sizeof(size_t));
         cam->weight_of = calloc(B, sizeof(double));
         ok = ok && cam->grad_acc && cam->slice_of && cam->weight_of;
@@ -181,6 +182,7 @@ int cbq_cam_create(cbq_cam **out, cbq_net *net, size_t max_batch, const cbq_attr
     cam->max_batch = max_batch;
     cam->H = (size_t)cam->spec->input.height;
     cam->W = (size_t)cam->spec->input.width;
+    cam->C = cbq_input_channels(&cam->spec->input);
     int rc = CBQ_OK;
     cam->shapes = calloc(cam->spec->n_layers ? cam->spec->n_layers : 1, sizeof *cam->shapes);
     if (!cam->shapes) {

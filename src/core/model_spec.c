@@ -63,6 +63,27 @@ long cbq_model_spec_input(const cbq_model_spec *spec, size_t i, size_t j)
     return l->n_inputs ? (long)l->inputs[j] : (long)i - 1;
 }
 
+size_t cbq_input_channels(const cbq_input_spec *input)
+{
+    return input->channels > 0 ? (size_t)input->channels : 1;
+}
+
+int cbq_input_slices_parse(const char *s, cbq_input_slices *out)
+{
+    if (strcmp(s, "replicate") == 0)
+        *out = CBQ_INPUT_REPLICATE;
+    else if (strcmp(s, "adjacent") == 0)
+        *out = CBQ_INPUT_ADJACENT;
+    else
+        return 0;
+    return 1;
+}
+
+const char *cbq_input_slices_name(cbq_input_slices s)
+{
+    return s == CBQ_INPUT_ADJACENT ? "adjacent" : "replicate";
+}
+
 /* Checks layer i's input indices (earlier layers or -1) and gathers their
  * shapes: the network input's is `input`. */
 static int gather_inputs(const cbq_model_spec *spec, size_t i, size_t (*shapes)[3],
@@ -105,7 +126,8 @@ int cbq_model_spec_shapes(const cbq_model_spec *spec, size_t (*shapes)[3], cbq_e
     if (spec->input.height <= 0 || spec->input.width <= 0)
         return CBQ_FAIL(err, CBQ_ERR_FORMAT, "input: height and width must be positive (got %dx%d)",
                         spec->input.height, spec->input.width);
-    const size_t input[3] = {1, (size_t)spec->input.height, (size_t)spec->input.width};
+    const size_t input[3] = {cbq_input_channels(&spec->input), (size_t)spec->input.height,
+                             (size_t)spec->input.width};
     if (input[1] * input[2] > CBQ_MAX_ACTIVATION)
         return CBQ_FAIL(err, CBQ_ERR_RANGE, "input: %zux%zu is too large", input[1], input[2]);
     for (size_t i = 0; i < spec->n_layers; i++) {

@@ -310,6 +310,27 @@ static int is_path_prefix(const char *a, const char *b)
     return strncmp(a, b, n) == 0 && b[n] == '.';
 }
 
+/* What parse_input_channels guarantees, for specs built in memory. */
+static int validate_input_channels(const ctx *c, const cbq_input_spec *in)
+{
+    size_t channels = cbq_input_channels(in);
+    if (in->channels < 0 || channels > CBQ_MAX_INPUT_CHANNELS)
+        return fail(c, "input.channels", "expected an integer in [1, %d] (got %d)", CBQ_MAX_INPUT_CHANNELS,
+                    in->channels);
+    if (in->slices != CBQ_INPUT_REPLICATE && in->slices != CBQ_INPUT_ADJACENT)
+        return fail(c, "input.slices", "expected \"replicate\" or \"adjacent\"");
+    if (in->slices == CBQ_INPUT_ADJACENT && channels % 2 == 0)
+        return fail(c, "input.slices", "\"adjacent\" needs an odd input.channels (got %zu)", channels);
+    if (in->n_norm != 0 && in->n_norm != channels)
+        return fail(c, "input.mean", "expected %zu values, one per input channel (got %zu)", channels,
+                    in->n_norm);
+    for (size_t ch = 0; ch < in->n_norm; ch++)
+        if (!isfinite(in->mean[ch]) || !isfinite(in->std[ch]) || in->std[ch] == 0.0)
+            return fail(c, "input.std", "channel %zu: mean %g and std %g must be finite, std not 0", ch,
+                        in->mean[ch], in->std[ch]);
+    return CBQ_OK;
+}
+
 static const char *input_name(const cbq_model_spec *spec, long from)
 {
     return from < 0 ? "input" : spec->layers[from].name;
@@ -358,6 +379,7 @@ static int validate(const ctx *c, const cbq_model_spec *spec)
         !isfinite(spec->input.hu_max))
         return fail(c, "input", "hu_min must be below hu_max (got %g, %g)", spec->input.hu_min,
                     spec->input.hu_max);
+    CBQ_TRY(validate_input_channels(c, &spec->input));
     for (size_t i = 0; i < spec->n_layers; i++) {
         const cbq_layer_spec *l = &spec->layers[i];
         snprintf(p, sizeof p, "layers[%zu].name", i);
@@ -423,9 +445,63 @@ static int get_string(const ctx *c, const cJSON *obj, const char *key, char *out
     return CBQ_OK;
 }
 
+/* input.mean or input.std: absent, or one finite number per channel (std
+ * non-zero); returns in *n how many were read. */
+static int parse_norm_array(const ctx *c, const cJSON *input, const char *key, size_t channels,
+                            double *out, size_t *n)
+{
+    char p[64];
+    *n = 0;
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(input, key);
+    if (!j)
+        return CBQ_OK;
+    snprintf(p, sizeof p, "input.%s", key);
+    if (!cJSON_IsArray(j) || (size_t)cJSON_GetArraySize(j) != channels)
+        return fail(c, p, "expected an array of %zu numbers, one per input channel (input.channels)",
+                    channels);
+    for (const cJSON *v = j->child; v; v = v->next, (*n)++) {
+        snprintf(p, sizeof p, "input.%s[%zu]", key, *n);
+        if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || fabs(v->valuedouble) > 1e6)
+            return fail(c, p, "expected a finite number in [-1e6, 1e6]");
+        if (strcmp(key, "std") == 0 && v->valuedouble == 0.0)
+            return fail(c, p, "a standard deviation must not be 0 (it divides)");
+        out[*n] = v->valuedouble;
+    }
+    return CBQ_OK;
+}
+
+/* input.channels, input.slices, input.mean, input.std: how a slice fills the
+ * channels; all optional, their defaults are a single windowed slice. */
+static int parse_input_channels(const ctx *c, const cJSON *j, cbq_input_spec *in)
+{
+    CBQ_TRY(get_int(c, j, "input", "channels", 0, 1, 1, CBQ_MAX_INPUT_CHANNELS, &in->channels));
+    const cJSON *slices = cJSON_GetObjectItemCaseSensitive(j, "slices");
+    in->slices = CBQ_INPUT_REPLICATE;
+    if (slices && !(cJSON_IsString(slices) && cbq_input_slices_parse(slices->valuestring, &in->slices)))
+        return fail(c, "input.slices", "expected \"replicate\" or \"adjacent\"");
+    if (in->slices == CBQ_INPUT_ADJACENT && in->channels % 2 == 0)
+        return fail(c, "input.slices", "\"adjacent\" centres the channels on the slice, so "
+                                       "input.channels must be odd (got %d)", in->channels);
+    size_t n_mean = 0, n_std = 0, channels = (size_t)in->channels;
+    double ones[CBQ_MAX_INPUT_CHANNELS];
+    CBQ_TRY(parse_norm_array(c, j, "mean", channels, in->mean, &n_mean));
+    CBQ_TRY(parse_norm_array(c, j, "std", channels, in->std, &n_std));
+    if (n_mean == 0 && n_std == 0)
+        return CBQ_OK;
+    for (size_t ch = 0; ch < channels; ch++)
+        ones[ch] = 1.0;
+    if (n_mean == 0)
+        memset(in->mean, 0, sizeof in->mean);
+    if (n_std == 0)
+        memcpy(in->std, ones, channels * sizeof *ones);
+    in->n_norm = channels;
+    return CBQ_OK;
+}
+
 static int parse_input(const ctx *c, const cJSON *root, cbq_input_spec *in)
 {
-    static const char *const keys[] = {"height", "width", "hu_min", "hu_max", NULL};
+    static const char *const keys[] = {"height", "width", "hu_min", "hu_max", "channels", "slices",
+                                       "mean", "std", NULL};
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, "input");
     if (!cJSON_IsObject(j))
         return fail(c, "input", "missing or not an object {height, width, hu_min, hu_max}");
@@ -433,7 +509,8 @@ static int parse_input(const ctx *c, const cJSON *root, cbq_input_spec *in)
     CBQ_TRY(get_int(c, j, "input", "height", 1, 0, 1, MAX_INPUT_SIDE, &in->height));
     CBQ_TRY(get_int(c, j, "input", "width", 1, 0, 1, MAX_INPUT_SIDE, &in->width));
     CBQ_TRY(get_num(c, j, "input", "hu_min", 1, 0, -1e6, 1e6, &in->hu_min));
-    return get_num(c, j, "input", "hu_max", 1, 0, -1e6, 1e6, &in->hu_max);
+    CBQ_TRY(get_num(c, j, "input", "hu_max", 1, 0, -1e6, 1e6, &in->hu_max));
+    return parse_input_channels(c, j, in);
 }
 
 static int parse_outputs(const ctx *c, const cJSON *root, cbq_model_spec *spec)
@@ -637,6 +714,21 @@ static int append_json(char **buf, size_t *len, size_t *cap, cJSON *item)
     return ok;
 }
 
+/* The channel keys only where they differ from a single windowed slice, so
+ * that files written before them are written byte-identical. */
+static void add_input_channels(cJSON *input, const cbq_input_spec *in)
+{
+    size_t channels = cbq_input_channels(in);
+    if (channels != 1 || in->slices != CBQ_INPUT_REPLICATE) {
+        cJSON_AddNumberToObject(input, "channels", (double)channels);
+        cJSON_AddStringToObject(input, "slices", cbq_input_slices_name(in->slices));
+    }
+    if (in->n_norm) {
+        cJSON_AddItemToObject(input, "mean", cJSON_CreateDoubleArray(in->mean, (int)in->n_norm));
+        cJSON_AddItemToObject(input, "std", cJSON_CreateDoubleArray(in->std, (int)in->n_norm));
+    }
+}
+
 char *cbq_model_json_format(const cbq_model_spec *spec, cbq_error *err)
 {
     if (cbq_model_spec_validate(spec, "model", err) != CBQ_OK)
@@ -649,6 +741,7 @@ char *cbq_model_json_format(const cbq_model_spec *spec, cbq_error *err)
         cJSON_AddNumberToObject(input, "width", spec->input.width);
         cJSON_AddNumberToObject(input, "hu_min", spec->input.hu_min);
         cJSON_AddNumberToObject(input, "hu_max", spec->input.hu_max);
+        add_input_channels(input, &spec->input);
     }
     const char *names[CBQ_MAX_OUTPUTS];
     for (size_t i = 0; i < spec->n_outputs; i++)

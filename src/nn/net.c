@@ -436,7 +436,7 @@ static int create(cbq_net **out, const cbq_model_spec *spec, size_t max_batch, u
     net->n_layers = spec->n_layers;
     net->max_batch = max_batch;
     net->relu_in_place = relu_in_place;
-    net->in_shape[0] = 1;
+    net->in_shape[0] = cbq_input_channels(&spec->input);
     net->in_shape[1] = (size_t)spec->input.height;
     net->in_shape[2] = (size_t)spec->input.width;
     int rc = build(net, spec, err);

@@ -195,8 +195,16 @@ def duplicate_output(s):
     s["outputs"][1] = s["outputs"][0]
 
 
+def input_channels(**keys):
+    def change(s):
+        s["input"].update(keys)
+    return change
+
+
 def conv_groups(s):
-    conv = next(l for l in s["layers"] if l["type"] == "conv2d" and l["in_channels"] == 4)
+    convs = [l for l in s["layers"] if l["type"] == "conv2d" and l["in_channels"] > 1]
+    # 4 channels in the test model (cases.txt names them); the fuzz seeds' tiny model has 2
+    conv = next((l for l in convs if l["in_channels"] == 4), convs[0])
     conv["groups"] = 3
 
 
@@ -221,6 +229,13 @@ edit_json("zero_input_height", bad_input)
 edit_json("hu_min_above_max", hu_order)
 edit_json("huge_channels", huge_channels)
 edit_json("duplicate_output", duplicate_output)
+edit_json("zero_input_channels", input_channels(channels=0))
+edit_json("input_mean_length", input_channels(mean=[0.5, 0.5]))
+edit_json("input_std_zero", input_channels(std=[0]))
+edit_json("adjacent_even_channels", input_channels(channels=2, slices="adjacent"))
+edit_json("unknown_input_slices", input_channels(slices="stack"))
+# 3 channels for a first conv that takes 1
+edit_json("channels_vs_first_conv", input_channels(channels=3))
 
 
 # model.json "inputs" (layers naming what they read)
