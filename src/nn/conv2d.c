@@ -231,9 +231,21 @@ static void din_by_conv(float *din, const float *dout, const float *wt, const cb
     }
 }
 
-/* One sample's backward, block by block: dW (private) and din. `wt` is the
- * flipped kernel when din_as_conv, else NULL. */
-static void backward_sample(float *din, float *pdw, const float *dout, const float *in,
+/* Adds each output channel's sum of dout over the block's columns to the
+ * private bias gradient (pdb [Cout]). */
+static void bias_grad_add(float *pdb, const float *g, size_t cout, size_t plane, size_t cols)
+{
+    for (size_t o = 0; o < cout; o++) {
+        float acc = 0.0f;
+        for (size_t i = 0; i < cols; i++)
+            acc += g[o * plane + i];
+        pdb[o] += acc;
+    }
+}
+
+/* One sample's backward, block by block: dW (private) and, with want_db,
+ * dbias after it. `wt` is the flipped kernel when din_as_conv, else NULL. */
+static void backward_sample(float *din, float *pdw, int want_db, const float *dout, const float *in,
                             const float *weight, const float *wt, const cbq_conv2d_cfg *cfg,
                             size_t h, size_t w, float *col)
 {
@@ -261,12 +273,9 @@ static void backward_sample(float *din, float *pdw, const float *dout, const flo
             }
             /* dW [Cout, K] += dout_blk [Cout, cols] * col^T [cols, K] */
             cbq_sgemm(0, 1, cout, k, cols, 1.0f, g, plane, b, ldb, 1.0f, pdw, k);
-            for (size_t o = 0; o < cout; o++) {
-                float acc = 0.0f;
-                for (size_t i = 0; i < cols; i++)
-                    acc += g[o * plane + i];
-                pdw[cout * k + o] += acc;
-            }
+            /* a serial sum, latency-bound: only when the layer has a bias */
+            if (want_db)
+                bias_grad_add(pdw + cout * k, g, cout, plane, cols);
         }
         if (din) {
             /* col [K, cols] = W^T [K, Cout] * dout_blk [Cout, cols] */
@@ -307,7 +316,7 @@ void conv2d_backward(float *din, float *dweight, float *dbias, const float *dout
             flip_transpose(wt, weight, cfg);
         }
         for (size_t s = n * t / nt; s < n * (t + 1) / nt; s++)
-            backward_sample(din ? din + s * in_size : NULL, pdw, dout + s * cout * plane,
+            backward_sample(din ? din + s * in_size : NULL, pdw, dbias != NULL, dout + s * cout * plane,
                             in + s * in_size, weight, wt, cfg, h, w, col);
     }
     if (!want_dw)

@@ -129,6 +129,29 @@ def simple_case(a, rng, op, tag, threads, n, ch, h, w, fn, x=None, **kw):
     c.compare("din", tx.grad)
 
 
+def nan_case(a, rng, threads):
+    """2x2 max-pool on rows wide enough for the vectorised loop (and its
+    remainder), with ties and one NaN in some windows: the NaN is the
+    maximum and takes the gradient, as in PyTorch. Compared exactly."""
+    x = np.round(rng.standard_normal((2, 3, 6, 42)))
+    x[:, :, ::2, 4::9] = np.nan
+    c = Case(a.workdir, a.helper, "maxpool_nan2x2_t%d" % threads)
+    tx = t32(x, True)
+    y = F.max_pool2d(tx, 2, 2)
+    g = rng.standard_normal(tuple(y.shape))
+    c.put("in", x)
+    c.put("dout", g)
+    c.run("maxpool", n=2, c=3, h=6, w=42, threads=threads, kh=2, kw=2, sh=2, sw=2, ph=0, pw=0)
+    y.backward(t32(g))
+    global checked
+    for key, ref in (("out", y), ("din", tx.grad)):
+        checked += 1
+        same = np.array_equal(c.get(key), ref.detach().numpy().ravel(), equal_nan=True)
+        print("%-40s %-8s exact (NaN where PyTorch has NaN) %s" % (c.name, key, "ok" if same else "FAIL"))
+        if not same:
+            failures.append("%s/%s" % (c.name, key))
+
+
 def linear_case(a, rng, tag, bias, n, fin, fout):
     c = Case(a.workdir, a.helper, "linear_" + tag)
     x, wt, b = rng.standard_normal((n, fin)), rng.standard_normal((fout, fin)), rng.standard_normal(fout)
@@ -246,6 +269,7 @@ def main():
                 x=ties, kh=3, kw=3, sh=1, sw=1, ph=1, pw=1)
     simple_case(a, rng, "maxpool", "ties2x2", t, 2, 3, 8, 6, lambda x: F.max_pool2d(x, 2, 2),
                 x=np.round(rng.standard_normal((2, 3, 8, 6))), kh=2, kw=2, sh=2, sw=2, ph=0, pw=0)
+    nan_case(a, rng, t)
     simple_case(a, rng, "avgpool", "k3s2p1", t, 2, 3, 9, 8,
                 lambda x: F.avg_pool2d(x, 3, 2, 1, count_include_pad=True),
                 kh=3, kw=3, sh=2, sw=2, ph=1, pw=1)
