@@ -94,18 +94,67 @@ static void valid_cols(const cbq_conv2d_cfg *c, size_t w, size_t ow, int kj, siz
     *hi = (size_t)h;
 }
 
+/* Output rows [*ya, *yb) within [y0, y1) whose input row for kernel row ki
+ * lies inside the image. */
+static void valid_rows(const cbq_conv2d_cfg *c, size_t h, int ki, size_t y0, size_t y1, size_t *ya,
+                       size_t *yb)
+{
+    size_t a = y0, b = y1;
+    while (a < b && (long)(a * (size_t)c->stride_h) - c->pad_h + ki < 0)
+        a++;
+    while (b > a && (long)((b - 1) * (size_t)c->stride_h) - c->pad_h + ki >= (long)h)
+        b--;
+    *ya = a;
+    *yb = b;
+}
+
+/* One unfolded row (c, ki, kj) of a "same"-width stride-1 convolution
+ * (OW == W): the valid output rows read one contiguous run of the input
+ * shifted by kj - pw, so they are copied with one memcpy, and the columns
+ * that wrapped around a row edge are zeroed after it. Equal to the row-by-row
+ * copy, in a few large moves instead of one small one per output row. */
+static void unfold_row_same_width(float *row, const float *plane, const cbq_conv2d_cfg *c,
+                                  size_t h, size_t w, int ki, int kj, size_t y0, size_t y1)
+{
+    size_t lo, hi, ya, yb;
+    valid_cols(c, w, w, kj, &lo, &hi);
+    valid_rows(c, h, ki, y0, y1, &ya, &yb);
+    const long off = kj - c->pad_w;
+    memset(row, 0, (ya - y0) * w * sizeof *row);
+    memset(row + (yb - y0) * w, 0, (y1 - yb) * w * sizeof *row);
+    if (ya == yb)
+        return;
+    const size_t iy = (size_t)((long)ya - c->pad_h + ki), n_rows = yb - ya;
+    float *dst = row + (ya - y0) * w;
+    if (hi > lo)
+        memcpy(dst + lo, plane + iy * w + (size_t)((long)lo + off),
+               ((n_rows - 1) * w + hi - lo) * sizeof *dst);
+    for (size_t r = 0; r < n_rows; r++) {
+        float *d = dst + r * w;
+        for (size_t x = 0; x < lo; x++)
+            d[x] = 0.0f;
+        for (size_t x = hi > lo ? hi : lo; x < w; x++)
+            d[x] = 0.0f;
+    }
+}
+
 /* col [K, (y1-y0)*OW]: row (c, ki, kj), column (y-y0)*OW + x holds
  * in[c][y*sh - ph + ki][x*sw - pw + kj], zero in the padding. */
 static void im2col(float *col, const float *in, const cbq_conv2d_cfg *c, size_t h, size_t w,
                    size_t ow, size_t y0, size_t y1)
 {
     const size_t cols = (y1 - y0) * ow;
+    const int same_width = c->stride_w == 1 && c->stride_h == 1 && ow == w;
     for (size_t ch = 0; ch < (size_t)c->in_channels; ch++) {
         const float *plane = in + ch * h * w;
         for (int ki = 0; ki < c->kernel_h; ki++) {
             for (int kj = 0; kj < c->kernel_w; kj++) {
                 float *row = col + ((ch * (size_t)c->kernel_h + (size_t)ki) * (size_t)c->kernel_w +
                                     (size_t)kj) * cols;
+                if (same_width) {
+                    unfold_row_same_width(row, plane, c, h, w, ki, kj, y0, y1);
+                    continue;
+                }
                 size_t lo, hi;
                 valid_cols(c, w, ow, kj, &lo, &hi);
                 long off = kj - c->pad_w;

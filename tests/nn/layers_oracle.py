@@ -254,6 +254,10 @@ def main():
         conv_case(a, rng, "5x3s2", t, 4, 6, 5, 3, 2, 1, 2, 1, False, 3, 11, 10)
         conv_case(a, rng, "1x1", t, 8, 4, 1, 1, 1, 1, 0, 0, True, 2, 5, 6)
         conv_case(a, rng, "16to32", t, 16, 32, 3, 3, 1, 1, 1, 1, True, 4, 16, 16)
+        # "same"-width stride-1 unfolding (one copy per kernel tap): a kernel
+        # taller and wider than the image, and a 3x5 kernel padded (2, 2)
+        conv_case(a, rng, "5x5p2_small", t, 3, 4, 5, 5, 1, 1, 2, 2, False, 2, 3, 4)
+        conv_case(a, rng, "3x5p2", t, 3, 4, 3, 5, 1, 1, 2, 2, True, 2, 6, 9)
         bn_case(a, rng, "train", t, True, 4, 6, 5, 7)
         bn_case(a, rng, "train_mom", t, True, 3, 5, 4, 4, eps=1e-3, momentum=0.3)
         bn_case(a, rng, "eval", t, False, 4, 6, 5, 7)
