@@ -258,6 +258,10 @@ def main():
         # taller and wider than the image, and a 3x5 kernel padded (2, 2)
         conv_case(a, rng, "5x5p2_small", t, 3, 4, 5, 5, 1, 1, 2, 2, False, 2, 3, 4)
         conv_case(a, rng, "3x5p2", t, 3, 4, 3, 5, 1, 1, 2, 2, True, 2, 6, 9)
+        # small output planes: several samples per GEMM, a shorter last group
+        conv_case(a, rng, "grouped3x3", t, 6, 5, 3, 3, 1, 1, 1, 1, True, 5, 5, 6)
+        conv_case(a, rng, "grouped3x3s2", t, 4, 6, 3, 3, 2, 2, 1, 1, True, 7, 7, 7)
+        conv_case(a, rng, "grouped1x1s2", t, 8, 4, 1, 1, 2, 2, 0, 0, False, 4, 6, 6)
         bn_case(a, rng, "train", t, True, 4, 6, 5, 7)
         bn_case(a, rng, "train_mom", t, True, 3, 5, 4, 4, eps=1e-3, momentum=0.3)
         bn_case(a, rng, "eval", t, False, 4, 6, 5, 7)
