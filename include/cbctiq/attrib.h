@@ -2,8 +2,8 @@
  * Integrated Gradients) on every axial slice of a volume, and Attribution
  * Energy (AE): the sum of the raw maps over a volume.
  *
- * Works on preprocessed slices [n, 1, H, W] (the model's input grid) and a
- * cbq_net; reading volumes, resampling and writing maps belong to src/io and
+ * Works on preprocessed slices [n, C, H, W] (the model's input grid; C its
+ * input channels, model_spec.h) and a cbq_net; reading volumes, resampling and writing maps belong to src/io and
  * the CLI. Every map is RAW: no per-slice min-max normalisation; the only
  * clipping is the optional ReLU (the poster's reading, default on).
  *
@@ -193,7 +193,7 @@ double cbq_ae_structure_fraction(const cbq_ae *ae);     /* ae_in_structure / ae,
 double cbq_ae_selected(const cbq_ae *ae, const cbq_attrib_options *opt);
 void cbq_ae_free(cbq_ae *ae);
 
-/* Runs the cam over all nz slices [nz, 1, H, W] in batches and fills
+/* Runs the cam over all nz slices [nz, C, H, W] in batches and fills
  * ae[n_outputs] (each freed by the caller with cbq_ae_free). Optional:
  * structures[c] = weights in [0, 1] on the input grid [nz, H, W] for output
  * c (NULL array or NULL entry: none); maps_input[c] / maps_feature[c] =

@@ -52,6 +52,13 @@ typedef struct {
      * hyper-parameters against the input, failing with a message that names
      * the layer. */
     int (*shape)(const cbq_layer_spec *layer, const size_t in[3], size_t out[3], cbq_error *err);
+    /* Multi-input kinds (add, concat, mul): the most inputs the kind reads
+     * (0 reads as 1: a single-input kind, which refuses more) and the shape
+     * rule over all of them, in input order, used instead of `shape`; it
+     * also checks their number. NULL for single-input kinds. */
+    size_t max_inputs;
+    int (*shape_n)(const cbq_layer_spec *layer, const size_t (*in)[3], size_t n_in, size_t out[3],
+                   cbq_error *err);
     /* Trainable parameters (model_cost.h); NULL for kinds without trainable
      * tensors. */
     size_t (*param_count)(const cbq_layer_spec *layer);

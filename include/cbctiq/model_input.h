@@ -4,7 +4,9 @@
  *   -> structures on that grid (label mask or RTSTRUCT, structures.h)
  *   -> selected axial slices (all / those with a structure, every step-th,
  *      at most max_slices evenly spaced)
- *   -> windowed and resampled batch [n, 1, H, W] (slices.h)
+ *   -> windowed and resampled batch [n, C, H, W] (slices.h), each slice's C
+ *      channels filled and normalised as input.channels, slices, mean and std
+ *      say (model_spec.h; cbq_model_input_load is the one place that does it)
  *   -> structure weights per category on the same model-input grid.
  *
  * Training, prediction, attribution and the sanity checks of both the study
@@ -64,10 +66,11 @@ typedef struct {
     int has_structures;        /* a mask or RTSTRUCT was read */
     cbq_slicer slicer;         /* canonical plane -> model input */
     size_t H, W;               /* model input */
+    size_t channels;           /* its channels per slice (cbq_input_channels) */
     double hu_min, hu_max;     /* its window */
     size_t n;                  /* selected slices (may be 0 only with STRUCTURES) */
     size_t *ks;                /* [n] canonical axial indices, ascending */
-    float *x;                  /* [n, 1, H, W] the model's input */
+    float *x;                  /* [n, channels, H, W] the model's input */
 } cbq_model_input;
 
 /* Loads row v of cohort c (c gives the labels.json; may be NULL) for a

@@ -65,11 +65,33 @@ typedef struct {
     int inputs[CBQ_MAX_INPUTS];
 } cbq_layer_spec;
 
-/* Slice preprocessing: x = clamp((HU - hu_min) / (hu_max - hu_min), 0, 1). */
+enum { CBQ_MAX_INPUT_CHANNELS = 16 };
+
+/* Which axial slices fill the input channels of one sample centred on slice k. */
+typedef enum {
+    CBQ_INPUT_REPLICATE = 0, /* slice k in every channel */
+    CBQ_INPUT_ADJACENT       /* k - c/2 .. k + c/2 (c odd), the edge slice repeated past the ends */
+} cbq_input_slices;
+
+/* Slice preprocessing, per channel ch:
+ *   w = clamp((HU - hu_min) / (hu_max - hu_min), 0, 1), x = (w - mean[ch]) / std[ch].
+ * The fields after hu_max came later and their zero reads as before: channels 0
+ * reads as 1, n_norm 0 as mean 0 and std 1 in every channel (else n_norm ==
+ * channels values each). */
 typedef struct {
     int height, width;
     double hu_min, hu_max;
+    int channels;
+    cbq_input_slices slices;
+    size_t n_norm;
+    double mean[CBQ_MAX_INPUT_CHANNELS], std[CBQ_MAX_INPUT_CHANNELS];
 } cbq_input_spec;
+
+/* The input's channel count (channels, or 1 when 0). */
+size_t cbq_input_channels(const cbq_input_spec *input);
+/* "replicate" / "adjacent"; 0 when unknown. */
+int cbq_input_slices_parse(const char *s, cbq_input_slices *out);
+const char *cbq_input_slices_name(cbq_input_slices s);
 
 typedef struct {
     char arch[CBQ_NAME_MAX];                 /* e.g. "iqnet-s", or "custom" */
@@ -92,6 +114,14 @@ int cbq_model_spec_shapes(const cbq_model_spec *spec, size_t (*shapes)[3], cbq_e
  * an earlier layer, or -1 for the network's input. */
 size_t cbq_model_spec_n_inputs(const cbq_model_spec *spec, size_t i);
 long cbq_model_spec_input(const cbq_model_spec *spec, size_t i, size_t j);
+
+/* 1 when every layer reads just the previous one (a plain chain). */
+int cbq_model_spec_is_chain(const cbq_model_spec *spec);
+
+/* 1 when layer's output still has a spatial grid: some path from the
+ * network's input to it passes no flattening layer (global pool, linear);
+ * attribution targets must have one. */
+int cbq_model_spec_has_grid(const cbq_model_spec *spec, size_t layer);
 
 /* Index of the layer with this name, or -1. */
 long cbq_model_spec_find(const cbq_model_spec *spec, const char *name);

@@ -9,6 +9,20 @@
  *   Defaults: width 16, depth 4 (16, 32, 64, 128 channels), input 128x128,
  *   hu_min -1000, hu_max 1000, outputs parotid, submandibular, larynx,
  *   mandible, overall. Convolutions have no bias because batch norm follows.
+ * resnet18, resnet34 (torchvision.models.resnet18/34 with one input
+ *   channel): conv1 (7x7, stride 2, pad 3, no bias) -> bn1 -> relu ->
+ *   maxpool (3x3, stride 2, pad 1) -> layer1..layer4 of 2, 2, 2, 2 (resnet18)
+ *   or 3, 4, 6, 3 (resnet34) BasicBlocks with width, 2, 4, 8 x width
+ *   channels (stride 2 in the first block of layer2..4) -> avgpool (global
+ *   average pool) -> fc (linear to the outputs, with bias). Block
+ *   layer{s}.{b}: conv1 (3x3, the stride) -> bn1 -> relu1 -> conv2 -> bn2;
+ *   the block's input, through downsample.0 (1x1 conv, the stride) and
+ *   downsample.1 (batch norm) where the stride or the width changes, is
+ *   added by layer{s}.{b}.add -> relu2. Layer names are torchvision's module
+ *   paths (relu1, relu2 and add are the calls torchvision makes of its
+ *   block's relu and "+"), so torchvision's state_dict loads as it is.
+ *   Width default 64 (torchvision's), input 128x128; depth is fixed.
+ *   Target layer: layer4's last relu2 (the last activation before the pool).
  * Layer names contain dots; they are PyTorch module paths (block1.conv1 is
  * submodule conv1 of block1), so state_dict names are block1.conv1.weight.
  */

@@ -65,7 +65,7 @@ typedef struct {
 void cbq_sanity_options_default(cbq_sanity_options *o);
 
 /* One volume as the model's input: its tested slices, already windowed and
- * resampled ([nz, 1, H, W]). Borrowed: the caller keeps it alive. */
+ * resampled ([nz, C, H, W]). Borrowed: the caller keeps it alive. */
 typedef struct {
     const char *id;             /* for error messages */
     const float *slices;

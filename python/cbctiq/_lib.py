@@ -18,6 +18,7 @@ c_char_pp = C.POINTER(C.c_char_p)
 
 NAME_MAX = 64
 MAX_OUTPUTS = 16
+MAX_INPUT_CHANNELS = 16
 MAX_INPUTS = 64
 STRUCT_COUNT = 4  # cbq_structure_kind: parotid, submandibular, larynx, mandible
 
@@ -109,7 +110,8 @@ class cbq_model_input_options(C.Structure):
 class cbq_model_input(C.Structure):
     _fields_ = [("canon", cbq_volume), ("src", cbq_volume_source), ("xf", cbq_reorient),
                 ("structures", cbq_structures), ("has_structures", C.c_int),
-                ("slicer", cbq_slicer), ("H", c_size), ("W", c_size), ("hu_min", C.c_double),
+                ("slicer", cbq_slicer), ("H", c_size), ("W", c_size), ("channels", c_size),
+                ("hu_min", C.c_double),
                 ("hu_max", C.c_double), ("n", c_size), ("ks", c_size_p), ("x", c_float_p)]
 
 
@@ -120,7 +122,9 @@ class cbq_cohort_volume(C.Structure):
 
 class cbq_input_spec(C.Structure):
     _fields_ = [("height", C.c_int), ("width", C.c_int), ("hu_min", C.c_double),
-                ("hu_max", C.c_double)]
+                ("hu_max", C.c_double), ("channels", C.c_int), ("slices", C.c_int),
+                ("n_norm", c_size), ("mean", C.c_double * MAX_INPUT_CHANNELS),
+                ("std", C.c_double * MAX_INPUT_CHANNELS)]
 
 
 class cbq_batchnorm2d_cfg(C.Structure):

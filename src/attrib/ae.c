@@ -132,7 +132,7 @@ int cbq_attrib_volume(cbq_cam *cam, const float *slices, size_t nz,
     }
     for (size_t z0 = 0; z0 < nz; z0 += cam->max_batch) {
         size_t n = nz - z0 < cam->max_batch ? nz - z0 : cam->max_batch;
-        int rc = cbq_cam_run(cam, slices + z0 * HW, n, err);
+        int rc = cbq_cam_run(cam, slices + z0 * cam->C * HW, n, err);
         if (rc != CBQ_OK) {
             for (size_t c = 0; c < cam->n_out; c++)
                 cbq_ae_free(&ae[c]);

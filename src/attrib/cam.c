@@ -13,14 +13,13 @@
 #include "cam_private.h"
 #include "cbctiq/layer_table.h"
 
-/* The global pool, a linear layer: no spatial grid after them. */
-static int is_spatial_end(cbq_layer_kind k) { return cbq_layer_kind_info_of(k)->flattens; }
-
 static void list_spatial_layers(const cbq_model_spec *spec, char *buf, size_t cap)
 {
     buf[0] = '\0';
     size_t used = 0;
-    for (size_t i = 0; i < spec->n_layers && !is_spatial_end(spec->layers[i].kind); i++) {
+    for (size_t i = 0; i < spec->n_layers; i++) {
+        if (!cbq_model_spec_has_grid(spec, i))
+            continue;
         int k = snprintf(buf + used, cap - used, "%s%s", used ? ", " : "", spec->layers[i].name);
         if (k < 0 || (size_t)k >= cap - used)
             break;
@@ -42,12 +41,15 @@ static int resolve_target(cbq_cam *cam, cbq_error *err)
     if (idx < 0)
         return CBQ_FAIL(err, CBQ_ERR_ARG,
                         "unknown target layer '%s'; layers with a spatial grid: %s", want, names);
-    for (long i = 0; i <= idx; i++)
-        if (is_spatial_end(spec->layers[i].kind))
-            return CBQ_FAIL(err, CBQ_ERR_ARG,
-                            "target layer '%s' comes at or after the global pool/linear layer "
-                            "'%s', where no spatial grid is left; choose one of: %s",
-                            want, spec->layers[i].name, names);
+    if (!cbq_model_spec_has_grid(spec, (size_t)idx)) {
+        long flat = 0; /* the first flattening layer: a layer without a grid follows one */
+        while (flat < idx && !cbq_layer_kind_info_of(spec->layers[flat].kind)->flattens)
+            flat++;
+        return CBQ_FAIL(err, CBQ_ERR_ARG,
+                        "target layer '%s' comes at or after the global pool/linear layer "
+                        "'%s', where no spatial grid is left; choose one of: %s",
+                        want, spec->layers[flat].name, names);
+    }
     cam->target = (size_t)idx;
     snprintf(cam->target_name, sizeof cam->target_name, "%s", want);
     return CBQ_OK;
@@ -60,6 +62,8 @@ static int identity_after(const cbq_model_spec *spec, size_t target)
     int seen_gap = 0, seen_linear = 0;
     for (size_t i = target + 1; i < spec->n_layers; i++) {
         cbq_layer_kind k = spec->layers[i].kind;
+        if (cbq_model_spec_n_inputs(spec, i) != 1 || cbq_model_spec_input(spec, i, 0) != (long)i - 1)
+            return 0; /* a graph after the target: not a plain pool and linear */
         if (k == CBQ_LAYER_DROPOUT && !seen_linear)
             continue;
         if (k == CBQ_LAYER_GLOBAL_AVGPOOL && !seen_gap) {
@@ -119,6 +123,7 @@ static void *alloc_floats(size_t a, size_t b, size_t c, int *ok)
 static int alloc_buffers(cbq_cam *cam, cbq_error *err)
 {
     size_t B = cam->max_batch, hw = cam->h * cam->w, HW = cam->H * cam->W, no = cam->n_out;
+    size_t CHW = cam->C * HW; /* one sample of the input */
     int ok = 1;
     cam->pred = alloc_floats(B, no, 1, &ok);
     cam->dout = alloc_floats(B, no, 1, &ok);
@@ -136,16 +141,16 @@ static int alloc_buffers(cbq_cam *cam, cbq_error *err)
     }
     if (cam->opt.method == CBQ_CAM_SCORECAM) {
         cam->act_copy = alloc_floats(B, cam->K, hw, &ok);
-        cam->x_copy = alloc_floats(B, HW, 1, &ok);
-        cam->masks = alloc_floats(cam->K, HW, 1, &ok);
+        cam->x_copy = alloc_floats(B, CHW, 1, &ok);
+        cam->masks = alloc_floats(cam->K, CHW, 1, &ok);
         cam->scores = calloc(cam->K * no, sizeof(double));
         ok = ok && cam->scores;
-        cam->path = alloc_floats(B, HW, 1, &ok);
+        cam->path = alloc_floats(B, CHW, 1, &ok);
     }
     if (cbq_cam_method_is_pixel(cam->opt.method)) {
-        cam->x_copy = alloc_floats(B, HW, 1, &ok);
-        cam->path = alloc_floats(B, HW, 1, &ok);
-        cam->grad_acc = calloc(no * B * HW, sizeof(double));
+        cam->x_copy = alloc_floats(B, CHW, 1, &ok);
+        cam->path = alloc_floats(B, CHW, 1, &ok);
+        cam->grad_acc = calloc(no * B * CHW, sizeof(double));
         cam->slice_of = calloc(B, sizeof(size_t));
         cam->weight_of = calloc(B, sizeof(double));
         ok = ok && cam->grad_acc && cam->slice_of && cam->weight_of;
@@ -173,6 +178,7 @@ int cbq_cam_create(cbq_cam **out, cbq_net *net, size_t max_batch, const cbq_attr
     cam->max_batch = max_batch;
     cam->H = (size_t)cam->spec->input.height;
     cam->W = (size_t)cam->spec->input.width;
+    cam->C = cbq_input_channels(&cam->spec->input);
     int rc = CBQ_OK;
     cam->shapes = calloc(cam->spec->n_layers ? cam->spec->n_layers : 1, sizeof *cam->shapes);
     if (!cam->shapes) {

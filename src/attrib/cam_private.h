@@ -15,7 +15,7 @@ struct cbq_cam {
     size_t target;                /* layer index */
     char target_name[CBQ_NAME_MAX];
     size_t K, h, w;               /* target activation per slice */
-    size_t H, W;                  /* model input */
+    size_t C, H, W;               /* model input: channels and size */
     int identity;
     double bias[CBQ_MAX_OUTPUTS];
     float *pred;                  /* [B, n_out] */

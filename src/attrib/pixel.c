@@ -8,6 +8,9 @@
  *     trapezoid rule: j = 0..m, w_0 = w_m = 1/(2m), else 1/m;
  *     right Riemann sum: j = 1..m, w_j = 1/m.
  * Path points of all slices of a batch are packed into network batches.
+ * An input of several channels (model_spec.h) gets one map per slice, the
+ * sum over its channels of the per-channel attributions (Captum's
+ * attribution summed over the channel dimension).
  */
 #include <string.h>
 
@@ -16,15 +19,15 @@
 static int accumulate_input_grads(cbq_cam *cam, size_t nb, const size_t *slice_of,
                                   const double *weight_of, cbq_error *err)
 {
-    size_t HW = cam->H * cam->W;
+    size_t CHW = cam->C * cam->H * cam->W;
     for (size_t c = 0; c < cam->n_out; c++) {
         cam_fill_dout(cam, nb, c);
         CBQ_TRY(cbq_net_backward(cam->net, cam->dout, 0, 0, err));
         const float *g = cbq_net_input_grad(cam->net);
         for (size_t b = 0; b < nb; b++) {
-            double *acc = cam->grad_acc + (c * cam->max_batch + slice_of[b]) * HW;
-            for (size_t i = 0; i < HW; i++)
-                acc[i] += weight_of[b] * g[b * HW + i];
+            double *acc = cam->grad_acc + (c * cam->max_batch + slice_of[b]) * CHW;
+            for (size_t i = 0; i < CHW; i++)
+                acc[i] += weight_of[b] * g[b * CHW + i];
         }
     }
     return CBQ_OK;
@@ -32,7 +35,7 @@ static int accumulate_input_grads(cbq_cam *cam, size_t nb, const size_t *slice_o
 
 static int run_ig_path(cbq_cam *cam, size_t n, cbq_error *err)
 {
-    size_t HW = cam->H * cam->W, B = cam->max_batch, m = (size_t)cam->opt.ig_steps;
+    size_t CHW = cam->C * cam->H * cam->W, B = cam->max_batch, m = (size_t)cam->opt.ig_steps;
     size_t j0 = cam->opt.ig_rule == CBQ_IG_TRAPEZOID ? 0 : 1, per_slice = m + 1 - j0;
     size_t *slice_of = cam->slice_of;
     double *weight_of = cam->weight_of;
@@ -47,9 +50,9 @@ static int run_ig_path(cbq_cam *cam, size_t n, cbq_error *err)
                 w *= 0.5;
             slice_of[b] = s;
             weight_of[b] = w;
-            const float *xs = cam->x_copy + s * HW;
-            float *p = cam->path + b * HW;
-            for (size_t i = 0; i < HW; i++)
+            const float *xs = cam->x_copy + s * CHW;
+            float *p = cam->path + b * CHW;
+            for (size_t i = 0; i < CHW; i++)
                 p[i] = alpha * xs[i];
         }
         const float *out = NULL;
@@ -61,9 +64,9 @@ static int run_ig_path(cbq_cam *cam, size_t n, cbq_error *err)
 
 int cam_run_pixel(cbq_cam *cam, const float *x, size_t n, cbq_error *err)
 {
-    size_t HW = cam->H * cam->W;
-    memcpy(cam->x_copy, x, n * HW * sizeof(float));
-    memset(cam->grad_acc, 0, cam->n_out * cam->max_batch * HW * sizeof(double));
+    size_t HW = cam->H * cam->W, CHW = cam->C * HW;
+    memcpy(cam->x_copy, x, n * CHW * sizeof(float));
+    memset(cam->grad_acc, 0, cam->n_out * cam->max_batch * CHW * sizeof(double));
     if (cam->opt.method == CBQ_CAM_IG) {
         CBQ_TRY(run_ig_path(cam, n, err));
     } else { /* gradient x input: the forward of cbq_cam_run is the point */
@@ -75,10 +78,13 @@ int cam_run_pixel(cbq_cam *cam, const float *x, size_t n, cbq_error *err)
     }
     for (size_t c = 0; c < cam->n_out; c++) {
         for (size_t s = 0; s < n; s++) {
-            const double *acc = cam->grad_acc + (c * cam->max_batch + s) * HW;
-            const float *xs = cam->x_copy + s * HW;
+            const double *acc = cam->grad_acc + (c * cam->max_batch + s) * CHW;
+            const float *xs = cam->x_copy + s * CHW;
             for (size_t i = 0; i < HW; i++)
                 cam->pre_input[i] = (float)(xs[i] * acc[i]);
+            for (size_t ch = 1; ch < cam->C; ch++)
+                for (size_t i = 0; i < HW; i++)
+                    cam->pre_input[i] += (float)(xs[ch * HW + i] * acc[ch * HW + i]);
             cam_finish_input(cam, c, s, cam->pre_input);
         }
     }

@@ -19,11 +19,11 @@ const char cli_model_usage[] =
     "\n"
     "init: writes DIR/model.json and DIR/weights.safetensors with weights drawn as\n"
     "PyTorch initialises them (from --seed).\n"
-    "  --arch NAME        architecture preset: iqnet-s\n"
+    "  --arch NAME        architecture preset: iqnet-s, resnet18, resnet34\n"
     "  --out DIR          model directory to create (files replaced atomically)\n"
-    "  --width N          base channels (iqnet-s: 16)\n"
-    "  --depth N          blocks (iqnet-s: 4)\n"
-    "  --input N          input height = width in pixels (iqnet-s: 128)\n"
+    "  --width N          base channels (iqnet-s: 16, resnet18/34: 64)\n"
+    "  --depth N          blocks (iqnet-s: 4; the resnets' depth is fixed)\n"
+    "  --input N          input height = width in pixels (default 128)\n"
     "  --outputs A,B,...  category names (default: parotid,submandibular,larynx,mandible,overall)\n"
     "  --hu-min X         HU mapped to 0 (default -1000)\n"
     "  --hu-max X         HU mapped to 1 (default 1000)\n"
@@ -126,6 +126,40 @@ static void format_shape(char *buf, size_t cap, const size_t s[3])
     snprintf(buf, cap, "%zux%zux%zu", s[0], s[1], s[2]);
 }
 
+/* How a slice fills the channels, when it is more than one windowed slice. */
+static void print_input_channels(const cbq_input_spec *in)
+{
+    size_t channels = cbq_input_channels(in);
+    if (channels > 1)
+        printf("channels: %s slices%s\n", cbq_input_slices_name(in->slices),
+               in->slices == CBQ_INPUT_ADJACENT ? " (k - c/2 .. k + c/2, edge slice repeated)" : "");
+    if (!in->n_norm)
+        return;
+    printf("per channel, after the window: (x - mean) / std, mean");
+    for (size_t ch = 0; ch < channels; ch++)
+        printf(" %g", in->mean[ch]);
+    printf(", std");
+    for (size_t ch = 0; ch < channels; ch++)
+        printf(" %g", in->std[ch]);
+    printf("\n");
+}
+
+/* A graph's layer that does not read just the previous one: "  <- a, b". */
+static void print_inputs(const cbq_model_spec *s, size_t i)
+{
+    size_t n = cbq_model_spec_n_inputs(s, i);
+    if (n == 1 && cbq_model_spec_input(s, i, 0) == (long)i - 1) {
+        printf("\n");
+        return;
+    }
+    printf("  <-");
+    for (size_t j = 0; j < n; j++) {
+        long from = cbq_model_spec_input(s, i, j);
+        printf("%s %s", j ? "," : "", from < 0 ? "input" : s->layers[from].name);
+    }
+    printf("\n");
+}
+
 static int model_info(int argc, char **argv)
 {
     if (argc != 2)
@@ -135,8 +169,9 @@ static int model_info(int argc, char **argv)
     if (cbq_model_load(argv[1], &net, 1, &err) != CBQ_OK)
         return cli_report(&err);
     const cbq_model_spec *s = cbq_net_spec(net);
-    printf("model %s: arch %s, input 1x%dx%d, HU window [%g, %g] mapped to [0, 1]\n", argv[1], s->arch,
-           s->input.height, s->input.width, s->input.hu_min, s->input.hu_max);
+    printf("model %s: arch %s, input %zux%dx%d, HU window [%g, %g] mapped to [0, 1]\n", argv[1], s->arch,
+           cbq_input_channels(&s->input), s->input.height, s->input.width, s->input.hu_min, s->input.hu_max);
+    print_input_channels(&s->input);
     printf("outputs (%zu):", s->n_outputs);
     for (size_t i = 0; i < s->n_outputs; i++)
         printf(" %s", s->outputs[i]);
@@ -144,20 +179,26 @@ static int model_info(int argc, char **argv)
     cbq_net_layer_shape(net, (size_t)cbq_model_spec_find(s, s->target_layer), ts);
     printf("\ntarget layer: %s (%zux%zux%zu)\n\n", s->target_layer, ts[0], ts[1], ts[2]);
     printf("%4s  %-20s %-15s %-14s %12s %12s\n", "#", "name", "type", "output", "params", "MFLOP");
-    size_t in[3] = {1, (size_t)s->input.height, (size_t)s->input.width}, total_params = 0;
+    const size_t input[3] = {cbq_input_channels(&s->input), (size_t)s->input.height, (size_t)s->input.width};
+    size_t total_params = 0;
     double total_flops = 0.0;
     for (size_t i = 0; i < s->n_layers; i++) {
-        size_t shape[3];
+        size_t shape[3], in[3];
         char buf[48];
+        long first = cbq_model_spec_input(s, i, 0);
+        if (first < 0)
+            memcpy(in, input, sizeof in);
+        else
+            cbq_net_layer_shape(net, (size_t)first, in);
         cbq_net_layer_shape(net, i, shape);
         size_t params = cbq_layer_param_count(&s->layers[i]);
         double flops = cbq_layer_forward_flops(&s->layers[i], in, shape);
         format_shape(buf, sizeof buf, shape);
-        printf("%4zu  %-20s %-15s %-14s %12zu %12.3f\n", i, s->layers[i].name,
+        printf("%4zu  %-20s %-15s %-14s %12zu %12.3f", i, s->layers[i].name,
                cbq_layer_kind_name(s->layers[i].kind), buf, params, flops / 1e6);
+        print_inputs(s, i);
         total_params += params;
         total_flops += flops;
-        memcpy(in, shape, sizeof in);
     }
     printf("\ntotal: %zu parameters, %.4f GFLOP forward per slice (%.4f GFLOP in conv/linear)\n",
            total_params, total_flops / 1e9, cbq_net_forward_flops(net) / 1e9);

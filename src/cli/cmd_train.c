@@ -30,7 +30,7 @@ const char cli_train_usage[] =
     "Under `mpirun -np N` it trains data-parallel: each batch split over the ranks,\n"
     "batch norm and gradients summed over them, rank 0 writes (docs/cluster.md).\n"
     "  --config FILE       a study.json whose train.*, categories and seed apply\n"
-    "  --arch NAME         architecture preset (default iqnet-s)\n"
+    "  --arch NAME         architecture preset: iqnet-s (default), resnet18, resnet34\n"
     "  --input-size N      model input height and width (default 64)\n"
     "  --width, --depth N  base channels and blocks of the preset (0 = its default)\n"
     "  --epochs N          maximum epochs (default 16)\n"

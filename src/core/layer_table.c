@@ -318,13 +318,111 @@ static int pending_shape(const cbq_layer_spec *l, const size_t in[3], size_t out
                     l->name, cbq_layer_kind_name(l->kind));
 }
 
-/* graph kinds: add, concat, mul */
+/* ---- graph kinds: add, concat, mul ------------------------------------------ */
 
-static const cbq_layer_kind_info add_kind = {.name = "add", .shape = pending_shape};
+/* What a layer's inputs are called in messages: "input 2 (3x8x8)". */
+#define SHAPE_FMT "%zux%zux%zu"
+#define SHAPE_ARGS(s) (s)[0], (s)[1], (s)[2]
 
-static const cbq_layer_kind_info concat_kind = {.name = "concat", .shape = pending_shape};
+static int count_inputs(const cbq_layer_spec *l, size_t n_in, size_t lo, size_t hi, cbq_error *err)
+{
+    if (n_in >= lo && n_in <= hi)
+        return CBQ_OK;
+    const char *kind = cbq_layer_kind_name(l->kind);
+    if (lo == hi)
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT, "layer '%s' (%s): expected %zu inputs, got %zu", l->name,
+                        kind, lo, n_in);
+    return CBQ_FAIL(err, CBQ_ERR_FORMAT, "layer '%s' (%s): expected %zu to %zu inputs, got %zu",
+                    l->name, kind, lo, hi, n_in);
+}
 
-static const cbq_layer_kind_info mul_kind = {.name = "mul", .shape = pending_shape};
+/* torch.add / operator +: every input the same shape (no broadcasting). */
+static int add_shape_n(const cbq_layer_spec *l, const size_t (*in)[3], size_t n_in, size_t out[3],
+                       cbq_error *err)
+{
+    CBQ_TRY(count_inputs(l, n_in, 2, CBQ_MAX_INPUTS, err));
+    for (size_t j = 1; j < n_in; j++)
+        if (in[j][0] != in[0][0] || in[j][1] != in[0][1] || in[j][2] != in[0][2])
+            return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                            "layer '%s' (add): input %zu is " SHAPE_FMT " but input 0 is " SHAPE_FMT
+                            " (add needs equal shapes)",
+                            l->name, j, SHAPE_ARGS(in[j]), SHAPE_ARGS(in[0]));
+    for (int d = 0; d < 3; d++)
+        out[d] = in[0][d];
+    return CBQ_OK;
+}
+
+/* n_in - 1 additions per value */
+static double add_flops(const cbq_layer_spec *l, const size_t in[3], const size_t out[3])
+{
+    (void)in;
+    size_t n_in = l->n_inputs ? l->n_inputs : 1;
+    return (double)(n_in - 1) * numel(out);
+}
+
+static const cbq_layer_kind_info add_kind = {
+    .name = "add", .max_inputs = CBQ_MAX_INPUTS, .shape_n = add_shape_n, .forward_flops = add_flops,
+};
+
+/* torch.cat(dim=1): equal height and width, channels summed in input order. */
+static int concat_shape_n(const cbq_layer_spec *l, const size_t (*in)[3], size_t n_in, size_t out[3],
+                          cbq_error *err)
+{
+    CBQ_TRY(count_inputs(l, n_in, 1, CBQ_MAX_INPUTS, err));
+    size_t channels = 0;
+    for (size_t j = 0; j < n_in; j++) {
+        if (in[j][1] != in[0][1] || in[j][2] != in[0][2])
+            return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                            "layer '%s' (concat): input %zu is " SHAPE_FMT " but input 0 is " SHAPE_FMT
+                            " (concat needs equal height and width)",
+                            l->name, j, SHAPE_ARGS(in[j]), SHAPE_ARGS(in[0]));
+        if (in[j][0] > MAX_FEATURES - channels)
+            return CBQ_FAIL(err, CBQ_ERR_FORMAT, "layer '%s' (concat): too many channels", l->name);
+        channels += in[j][0];
+    }
+    out[0] = channels;
+    out[1] = in[0][1];
+    out[2] = in[0][2];
+    return CBQ_OK;
+}
+
+/* a copy */
+static double no_flops(const cbq_layer_spec *l, const size_t in[3], const size_t out[3])
+{
+    (void)l, (void)in, (void)out;
+    return 0.0;
+}
+
+static const cbq_layer_kind_info concat_kind = {
+    .name = "concat", .max_inputs = CBQ_MAX_INPUTS, .shape_n = concat_shape_n,
+    .forward_flops = no_flops,
+};
+
+/* torch.mul / operator *: two inputs of the same shape, or one of them
+ * [C, 1, 1] against [C, H, W] (channel-wise, squeeze-excitation's scale);
+ * the output has the larger shape. */
+static int mul_shape_n(const cbq_layer_spec *l, const size_t (*in)[3], size_t n_in, size_t out[3],
+                       cbq_error *err)
+{
+    CBQ_TRY(count_inputs(l, n_in, 2, 2, err));
+    const size_t *a = in[0], *b = in[1];
+    int same = a[0] == b[0] && a[1] == b[1] && a[2] == b[2];
+    int b_scales = b[0] == a[0] && b[1] == 1 && b[2] == 1;
+    int a_scales = a[0] == b[0] && a[1] == 1 && a[2] == 1;
+    if (!same && !b_scales && !a_scales)
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                        "layer '%s' (mul): inputs " SHAPE_FMT " and " SHAPE_FMT " do not match "
+                        "(mul needs equal shapes, or one of them Cx1x1 with the other's C)",
+                        l->name, SHAPE_ARGS(a), SHAPE_ARGS(b));
+    const size_t *big = a_scales && !same ? b : a;
+    for (int d = 0; d < 3; d++)
+        out[d] = big[d];
+    return CBQ_OK;
+}
+
+static const cbq_layer_kind_info mul_kind = {
+    .name = "mul", .max_inputs = 2, .shape_n = mul_shape_n, .forward_flops = one_per_value,
+};
 
 /* single-input kinds: identity, flatten, sigmoid, silu, adaptive_avgpool2d */
 

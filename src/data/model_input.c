@@ -145,20 +145,72 @@ static int select_slices(cbq_model_input *in, const cbq_cohort_volume *v,
     return CBQ_OK;
 }
 
+/* Channel ch of sample i reads canonical slice ks[i] (replicate) or
+ * ks[i] + ch - C/2 (adjacent), the edge slice repeating past either end as
+ * replicate-padding along z would. */
+static size_t channel_slice(const cbq_input_spec *input, size_t C, size_t k, size_t ch, size_t nz)
+{
+    if (input->slices != CBQ_INPUT_ADJACENT)
+        return k;
+    long z = (long)k + (long)ch - (long)(C / 2);
+    return z < 0 ? 0 : z >= (long)nz ? nz - 1 : (size_t)z;
+}
+
+/* x = (w - mean) / std of one channel, in place over a plane. */
+static void normalise_plane(const cbq_input_spec *input, size_t ch, float *x, size_t HW)
+{
+    if (!input->n_norm)
+        return;
+    float mean = (float)input->mean[ch], std = (float)input->std[ch];
+    for (size_t p = 0; p < HW; p++)
+        x[p] = (x[p] - mean) / std;
+}
+
+/* in->x [n, C, H, W]: each channel's slices windowed and resampled into
+ * `planes` [n, H, W], then copied into place and normalised. */
+static int fill_channels(cbq_model_input *in, const cbq_input_spec *input, size_t *ks, float *planes,
+                         cbq_error *err)
+{
+    size_t C = in->channels, HW = in->H * in->W;
+    for (size_t ch = 0; ch < C; ch++) {
+        if (ch == 0 || input->slices == CBQ_INPUT_ADJACENT) {
+            for (size_t i = 0; i < in->n; i++)
+                ks[i] = channel_slice(input, C, in->ks[i], ch, in->canon.nz);
+            CBQ_TRY(cbq_slicer_fill(&in->slicer, &in->canon, ks, in->n, planes, err));
+        }
+        for (size_t i = 0; i < in->n; i++) {
+            float *x = in->x + (i * C + ch) * HW;
+            memcpy(x, planes + i * HW, HW * sizeof *x);
+            normalise_plane(input, ch, x, HW);
+        }
+    }
+    return CBQ_OK;
+}
+
 static int fill_batch(cbq_model_input *in, const cbq_input_spec *input, cbq_error *err)
 {
     in->H = (size_t)input->height;
     in->W = (size_t)input->width;
+    in->channels = cbq_input_channels(input);
     in->hu_min = input->hu_min;
     in->hu_max = input->hu_max;
     cbq_slice_spec ss = {.height = in->H, .width = in->W, .hu_min = input->hu_min,
                          .hu_max = input->hu_max};
     CBQ_TRY(cbq_slicer_init(&in->slicer, in->canon.nx, in->canon.ny, &ss, err));
-    size_t count;
-    if (!cbq_size_mul(&count, in->n ? in->n : 1, in->H * in->W) ||
+    size_t n = in->n ? in->n : 1, plane_count, count;
+    if (!cbq_size_mul(&plane_count, n, in->H * in->W) ||
+        !cbq_size_mul(&count, plane_count, in->channels) ||
         !(in->x = malloc(count * sizeof *in->x)))
         return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory for %zu slices", in->n);
-    return cbq_slicer_fill(&in->slicer, &in->canon, in->ks, in->n, in->x, err);
+    if (in->channels == 1 && !input->n_norm) /* the common case needs no copy */
+        return cbq_slicer_fill(&in->slicer, &in->canon, in->ks, in->n, in->x, err);
+    size_t *ks = malloc(n * sizeof *ks);
+    float *planes = malloc(plane_count * sizeof *planes);
+    int rc = ks && planes ? fill_channels(in, input, ks, planes, err)
+                          : CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory for %zu slices", in->n);
+    free(ks);
+    free(planes);
+    return rc;
 }
 
 /* Structures, slices and the batch of a model input whose canonical volume

@@ -118,12 +118,19 @@ static int volume_curves(const cbq_model_input *in, cbq_net *net, size_t batch,
     return rc;
 }
 
-static void set_curves(const cbq_pointing_options *o, const cbq_faith_curves *cur,
-                       size_t used, cbq_pointing *p)
+/* Deletion curves perturb the pixels of a single-channel slice; a model
+ * with several input channels gets none (flagged no_curves). */
+static int wants_curves(const cbq_model_input *in, const cbq_pointing_options *o)
+{
+    return o->faith.baseline != CBQ_PERTURB_NONE && in->channels <= 1;
+}
+
+static void set_curves(const cbq_model_input *in, const cbq_pointing_options *o,
+                       const cbq_faith_curves *cur, size_t used, cbq_pointing *p)
 {
     p->baseline = o->faith.baseline;
     p->seed = o->faith.seed;
-    if (o->faith.baseline == CBQ_PERTURB_NONE) {
+    if (!wants_curves(in, o)) {
         p->empty |= CBQ_EMPTY_NO_CURVES;
         return;
     }
@@ -152,13 +159,13 @@ int cbq_pointing_volume(cbq_model_input *in, cbq_net *net, size_t batch,
     }
     cbq_faith_curves *cur = NULL;
     size_t used = 0;
-    if (rc == CBQ_OK && o->faith.baseline != CBQ_PERTURB_NONE) {
+    if (rc == CBQ_OK && wants_curves(in, o)) {
         if (!(cur = calloc(CBQ_MAX_OUTPUTS, sizeof *cur)))
             return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory for deletion curves");
         rc = volume_curves(in, net, batch, maps, o, cur, &used, err);
     }
     for (size_t k = 0; k < n_categories && rc == CBQ_OK; k++)
-        set_curves(o, cur ? &cur[out_index[k]] : NULL, used, &p[k]);
+        set_curves(in, o, cur ? &cur[out_index[k]] : NULL, used, &p[k]);
     free(cur);
     return rc;
 }

@@ -203,12 +203,12 @@ static int parse_one_hyper(const ctx *c, const cJSON *j, const char *path,
 static int parse_hyper(const ctx *c, const cJSON *j, const char *path, cbq_layer_spec *l)
 {
     const cbq_layer_kind_info *info = cbq_layer_kind_info_of(l->kind);
-    const char *keys[2 + CBQ_HYPER_MAX + 1] = {"name", "type"};
+    const char *keys[3 + CBQ_HYPER_MAX + 1] = {"name", "type", "inputs"};
     if (info->n_hyper > CBQ_HYPER_MAX)
         return fail(c, path, "the %s row of the layer table has more than %d keys", info->name,
                     CBQ_HYPER_MAX);
     for (size_t i = 0; i < info->n_hyper; i++)
-        keys[2 + i] = info->hyper[i].key;
+        keys[3 + i] = info->hyper[i].key;
     CBQ_TRY(check_keys(c, j, path, keys, info->name));
     for (size_t i = 0; i < info->n_hyper; i++)
         CBQ_TRY(parse_one_hyper(c, j, path, info, &info->hyper[i], l));
@@ -248,6 +248,42 @@ static int parse_layer(const ctx *c, const cJSON *j, size_t index, cbq_layer_spe
     return parse_hyper(c, j, path, l);
 }
 
+/* The layer's "inputs", names of earlier layers or "input" (the network's),
+ * into indices; absent: the previous layer (n_inputs 0). Layers are parsed
+ * first so that a later layer's name gets its own message. */
+static int parse_inputs(const ctx *c, const cJSON *j, size_t index, cbq_model_spec *spec)
+{
+    cbq_layer_spec *l = &spec->layers[index];
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(j, "inputs");
+    char path[64], p[96];
+    snprintf(path, sizeof path, "layers[%zu].inputs", index);
+    if (!list)
+        return CBQ_OK;
+    int n = cJSON_GetArraySize(list);
+    if (!cJSON_IsArray(list) || n < 1 || n > CBQ_MAX_INPUTS)
+        return fail(c, path, "layer \"%s\": expected an array of 1 to %d names of earlier layers "
+                             "(or \"input\")", l->name, CBQ_MAX_INPUTS);
+    size_t k = 0;
+    for (const cJSON *item = list->child; item; item = item->next, k++) {
+        snprintf(p, sizeof p, "%s[%zu]", path, k);
+        if (!cJSON_IsString(item))
+            return fail(c, p, "layer \"%s\": expected the name of an earlier layer or \"input\"",
+                        l->name);
+        const char *want = item->valuestring;
+        long from = strcmp(want, "input") == 0 ? -1 : cbq_model_spec_find(spec, want);
+        if (from == -1 && strcmp(want, "input") != 0)
+            return fail(c, p, "layer \"%s\": no layer is named \"%.64s\"", l->name, want);
+        if (from == (long)index)
+            return fail(c, p, "layer \"%s\" cannot read its own output", l->name);
+        if (from > (long)index)
+            return fail(c, p, "layer \"%s\": \"%s\" is layers[%ld], after it (layers are in "
+                              "execution order: a layer reads earlier ones only)", l->name, want, from);
+        l->inputs[k] = (int)from;
+    }
+    l->n_inputs = k;
+    return CBQ_OK;
+}
+
 /* A layer name must work as a PyTorch module path: dot-separated parts of
  * letters, digits and '_'. */
 static int name_ok(const char *s)
@@ -274,6 +310,56 @@ static int is_path_prefix(const char *a, const char *b)
     return strncmp(a, b, n) == 0 && b[n] == '.';
 }
 
+/* What parse_input_channels guarantees, for specs built in memory. */
+static int validate_input_channels(const ctx *c, const cbq_input_spec *in)
+{
+    size_t channels = cbq_input_channels(in);
+    if (in->channels < 0 || channels > CBQ_MAX_INPUT_CHANNELS)
+        return fail(c, "input.channels", "expected an integer in [1, %d] (got %d)", CBQ_MAX_INPUT_CHANNELS,
+                    in->channels);
+    if (in->slices != CBQ_INPUT_REPLICATE && in->slices != CBQ_INPUT_ADJACENT)
+        return fail(c, "input.slices", "expected \"replicate\" or \"adjacent\"");
+    if (in->slices == CBQ_INPUT_ADJACENT && channels % 2 == 0)
+        return fail(c, "input.slices", "\"adjacent\" needs an odd input.channels (got %zu)", channels);
+    if (in->n_norm != 0 && in->n_norm != channels)
+        return fail(c, "input.mean", "expected %zu values, one per input channel (got %zu)", channels,
+                    in->n_norm);
+    for (size_t ch = 0; ch < in->n_norm; ch++)
+        if (!isfinite(in->mean[ch]) || !isfinite(in->std[ch]) || in->std[ch] == 0.0)
+            return fail(c, "input.std", "channel %zu: mean %g and std %g must be finite, std not 0", ch,
+                        in->mean[ch], in->std[ch]);
+    return CBQ_OK;
+}
+
+static const char *input_name(const cbq_model_spec *spec, long from)
+{
+    return from < 0 ? "input" : spec->layers[from].name;
+}
+
+/* Layer i's inputs: earlier layers or the input (specs built in C come here
+ * without the parser's checks), an add's all different. */
+static int validate_inputs(const ctx *c, const cbq_model_spec *spec, size_t i)
+{
+    const cbq_layer_spec *l = &spec->layers[i];
+    char p[96];
+    snprintf(p, sizeof p, "layers[%zu].inputs", i);
+    if (l->n_inputs > CBQ_MAX_INPUTS)
+        return fail(c, p, "layer \"%s\": %zu inputs, at most %d", l->name, l->n_inputs,
+                    CBQ_MAX_INPUTS);
+    for (size_t j = 0; j < l->n_inputs; j++) {
+        int from = l->inputs[j];
+        if (from < -1 || from >= (int)i)
+            return fail(c, p, "layer \"%s\": input %zu is layer index %d; expected an earlier "
+                              "layer or -1 (the network's input)", l->name, j, from);
+        for (size_t k = 0; k < j && l->kind == CBQ_LAYER_ADD; k++)
+            if (l->inputs[k] == from)
+                return fail(c, p, "layer \"%s\" (add): \"%s\" is named twice (add sums different "
+                                  "tensors; scale by 2 with a mul if that is meant)",
+                            l->name, input_name(spec, from));
+    }
+    return CBQ_OK;
+}
+
 static int validate(const ctx *c, const cbq_model_spec *spec)
 {
     char p[96];
@@ -293,6 +379,7 @@ static int validate(const ctx *c, const cbq_model_spec *spec)
         !isfinite(spec->input.hu_max))
         return fail(c, "input", "hu_min must be below hu_max (got %g, %g)", spec->input.hu_min,
                     spec->input.hu_max);
+    CBQ_TRY(validate_input_channels(c, &spec->input));
     for (size_t i = 0; i < spec->n_layers; i++) {
         const cbq_layer_spec *l = &spec->layers[i];
         snprintf(p, sizeof p, "layers[%zu].name", i);
@@ -306,6 +393,10 @@ static int validate(const ctx *c, const cbq_model_spec *spec)
                 return fail(c, p, "\"%s\" and layers[%zu] \"%s\" clash as PyTorch module paths", l->name, k,
                             spec->layers[k].name);
         }
+        if (strcmp(l->name, "input") == 0)
+            return fail(c, p, "\"input\" names the network's input in \"inputs\"; choose another "
+                              "layer name");
+        CBQ_TRY(validate_inputs(c, spec, i));
         if (cbq_layer_param_count(l) > MAX_LAYER_PARAMS)
             return fail(c, p, "layer \"%s\" would have more than %zu parameters", l->name, MAX_LAYER_PARAMS);
     }
@@ -325,11 +416,10 @@ static int validate(const ctx *c, const cbq_model_spec *spec)
     long t = cbq_model_spec_find(spec, spec->target_layer);
     if (t < 0)
         return fail(c, "target_layer", "no layer is named \"%s\"", spec->target_layer);
-    for (long i = 0; i <= t; i++)
-        if (cbq_layer_kind_info_of(spec->layers[i].kind)->flattens)
-            return fail(c, "target_layer",
-                        "\"%s\" must come before the global pool and linear layers (it has no spatial "
-                        "map there)", spec->target_layer);
+    if (!cbq_model_spec_has_grid(spec, (size_t)t))
+        return fail(c, "target_layer",
+                    "\"%s\" must come before the global pool and linear layers (it has no spatial "
+                    "map there)", spec->target_layer);
     return CBQ_OK;
 }
 
@@ -355,9 +445,63 @@ static int get_string(const ctx *c, const cJSON *obj, const char *key, char *out
     return CBQ_OK;
 }
 
+/* input.mean or input.std: absent, or one finite number per channel (std
+ * non-zero); returns in *n how many were read. */
+static int parse_norm_array(const ctx *c, const cJSON *input, const char *key, size_t channels,
+                            double *out, size_t *n)
+{
+    char p[64];
+    *n = 0;
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(input, key);
+    if (!j)
+        return CBQ_OK;
+    snprintf(p, sizeof p, "input.%s", key);
+    if (!cJSON_IsArray(j) || (size_t)cJSON_GetArraySize(j) != channels)
+        return fail(c, p, "expected an array of %zu numbers, one per input channel (input.channels)",
+                    channels);
+    for (const cJSON *v = j->child; v; v = v->next, (*n)++) {
+        snprintf(p, sizeof p, "input.%s[%zu]", key, *n);
+        if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || fabs(v->valuedouble) > 1e6)
+            return fail(c, p, "expected a finite number in [-1e6, 1e6]");
+        if (strcmp(key, "std") == 0 && v->valuedouble == 0.0)
+            return fail(c, p, "a standard deviation must not be 0 (it divides)");
+        out[*n] = v->valuedouble;
+    }
+    return CBQ_OK;
+}
+
+/* input.channels, input.slices, input.mean, input.std: how a slice fills the
+ * channels; all optional, their defaults are a single windowed slice. */
+static int parse_input_channels(const ctx *c, const cJSON *j, cbq_input_spec *in)
+{
+    CBQ_TRY(get_int(c, j, "input", "channels", 0, 1, 1, CBQ_MAX_INPUT_CHANNELS, &in->channels));
+    const cJSON *slices = cJSON_GetObjectItemCaseSensitive(j, "slices");
+    in->slices = CBQ_INPUT_REPLICATE;
+    if (slices && !(cJSON_IsString(slices) && cbq_input_slices_parse(slices->valuestring, &in->slices)))
+        return fail(c, "input.slices", "expected \"replicate\" or \"adjacent\"");
+    if (in->slices == CBQ_INPUT_ADJACENT && in->channels % 2 == 0)
+        return fail(c, "input.slices", "\"adjacent\" centres the channels on the slice, so "
+                                       "input.channels must be odd (got %d)", in->channels);
+    size_t n_mean = 0, n_std = 0, channels = (size_t)in->channels;
+    double ones[CBQ_MAX_INPUT_CHANNELS];
+    CBQ_TRY(parse_norm_array(c, j, "mean", channels, in->mean, &n_mean));
+    CBQ_TRY(parse_norm_array(c, j, "std", channels, in->std, &n_std));
+    if (n_mean == 0 && n_std == 0)
+        return CBQ_OK;
+    for (size_t ch = 0; ch < channels; ch++)
+        ones[ch] = 1.0;
+    if (n_mean == 0)
+        memset(in->mean, 0, sizeof in->mean);
+    if (n_std == 0)
+        memcpy(in->std, ones, channels * sizeof *ones);
+    in->n_norm = channels;
+    return CBQ_OK;
+}
+
 static int parse_input(const ctx *c, const cJSON *root, cbq_input_spec *in)
 {
-    static const char *const keys[] = {"height", "width", "hu_min", "hu_max", NULL};
+    static const char *const keys[] = {"height", "width", "hu_min", "hu_max", "channels", "slices",
+                                       "mean", "std", NULL};
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, "input");
     if (!cJSON_IsObject(j))
         return fail(c, "input", "missing or not an object {height, width, hu_min, hu_max}");
@@ -365,7 +509,8 @@ static int parse_input(const ctx *c, const cJSON *root, cbq_input_spec *in)
     CBQ_TRY(get_int(c, j, "input", "height", 1, 0, 1, MAX_INPUT_SIDE, &in->height));
     CBQ_TRY(get_int(c, j, "input", "width", 1, 0, 1, MAX_INPUT_SIDE, &in->width));
     CBQ_TRY(get_num(c, j, "input", "hu_min", 1, 0, -1e6, 1e6, &in->hu_min));
-    return get_num(c, j, "input", "hu_max", 1, 0, -1e6, 1e6, &in->hu_max);
+    CBQ_TRY(get_num(c, j, "input", "hu_max", 1, 0, -1e6, 1e6, &in->hu_max));
+    return parse_input_channels(c, j, in);
 }
 
 static int parse_outputs(const ctx *c, const cJSON *root, cbq_model_spec *spec)
@@ -417,6 +562,9 @@ static int parse_root(const ctx *c, const cJSON *root, cbq_model_spec *spec)
         CBQ_TRY(parse_layer(c, l, i, &spec->layers[i]));
         spec->n_layers = i + 1;
     }
+    i = 0;
+    for (const cJSON *l = layers->child; l; l = l->next, i++)
+        CBQ_TRY(parse_inputs(c, l, i, spec));
     return validate(c, spec);
 }
 
@@ -495,15 +643,30 @@ static cJSON *hyper_json(const cbq_layer_spec *l, const cbq_hyper_param *h)
     return NULL;
 }
 
-/* Every hyper-parameter explicitly, in the table's order. */
-static cJSON *layer_json(const cbq_layer_spec *l)
+/* Exactly the previous layer's output: "inputs" is left out. */
+static int reads_previous(const cbq_model_spec *spec, size_t index)
 {
+    return cbq_model_spec_n_inputs(spec, index) == 1 &&
+           cbq_model_spec_input(spec, index, 0) == (long)index - 1;
+}
+
+/* Every hyper-parameter explicitly, in the table's order; "inputs" after
+ * "type" unless the layer reads the previous one. */
+static cJSON *layer_json(const cbq_model_spec *spec, size_t index)
+{
+    const cbq_layer_spec *l = &spec->layers[index];
     const cbq_layer_kind_info *info = cbq_layer_kind_info_of(l->kind);
     cJSON *j = cJSON_CreateObject();
     if (!j)
         return NULL;
     cJSON_AddStringToObject(j, "name", l->name);
     cJSON_AddStringToObject(j, "type", info->name);
+    if (!reads_previous(spec, index)) {
+        cJSON *list = cJSON_AddArrayToObject(j, "inputs");
+        for (size_t k = 0; list && k < cbq_model_spec_n_inputs(spec, index); k++)
+            cJSON_AddItemToArray(list, cJSON_CreateString(
+                                           input_name(spec, cbq_model_spec_input(spec, index, k))));
+    }
     for (size_t i = 0; i < info->n_hyper; i++)
         cJSON_AddItemToObject(j, info->hyper[i].key, hyper_json(l, &info->hyper[i]));
     return j;
@@ -536,6 +699,21 @@ static int append_json(char **buf, size_t *len, size_t *cap, cJSON *item)
     return ok;
 }
 
+/* The channel keys only where they differ from a single windowed slice, so
+ * that files written before them are written byte-identical. */
+static void add_input_channels(cJSON *input, const cbq_input_spec *in)
+{
+    size_t channels = cbq_input_channels(in);
+    if (channels != 1 || in->slices != CBQ_INPUT_REPLICATE) {
+        cJSON_AddNumberToObject(input, "channels", (double)channels);
+        cJSON_AddStringToObject(input, "slices", cbq_input_slices_name(in->slices));
+    }
+    if (in->n_norm) {
+        cJSON_AddItemToObject(input, "mean", cJSON_CreateDoubleArray(in->mean, (int)in->n_norm));
+        cJSON_AddItemToObject(input, "std", cJSON_CreateDoubleArray(in->std, (int)in->n_norm));
+    }
+}
+
 char *cbq_model_json_format(const cbq_model_spec *spec, cbq_error *err)
 {
     if (cbq_model_spec_validate(spec, "model", err) != CBQ_OK)
@@ -548,6 +726,7 @@ char *cbq_model_json_format(const cbq_model_spec *spec, cbq_error *err)
         cJSON_AddNumberToObject(input, "width", spec->input.width);
         cJSON_AddNumberToObject(input, "hu_min", spec->input.hu_min);
         cJSON_AddNumberToObject(input, "hu_max", spec->input.hu_max);
+        add_input_channels(input, &spec->input);
     }
     const char *names[CBQ_MAX_OUTPUTS];
     for (size_t i = 0; i < spec->n_outputs; i++)
@@ -564,7 +743,7 @@ char *cbq_model_json_format(const cbq_model_spec *spec, cbq_error *err)
              append(&buf, &len, &cap, ",\n  \"layers\": [");
     for (size_t i = 0; ok && i < spec->n_layers; i++)
         ok = append(&buf, &len, &cap, i ? ",\n    " : "\n    ") &&
-             append_json(&buf, &len, &cap, layer_json(&spec->layers[i]));
+             append_json(&buf, &len, &cap, layer_json(spec, i));
     ok = ok && append(&buf, &len, &cap, "\n  ]\n}\n");
     if (!ok) {
         free(buf);

@@ -135,4 +135,23 @@ void linear_forward(float *out,          /* [n, out_f] */
 void linear_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
                      const float *weight, const cbq_linear_cfg *cfg, size_t n);
 
+/* ---- add.c, concat.c, mul.c: the graph kinds --------------------------------- */
+/* out = ins[0] + ... + ins[n_in - 1], all [count]. */
+void add_forward(float *out, const float *const *ins, size_t n_in, size_t count, int threads);
+/* dins[j] = dout (skipped where NULL). */
+void add_backward(float *const *dins, const float *dout, size_t n_in, size_t count);
+/* acc += x: the engine's sum of the gradients of a tensor read twice. */
+void add_accumulate(float *acc, const float *x, size_t count, int threads);
+/* out [n, sum C_j, hw] from ins[j] [n, C_j, hw]. */
+void concat_forward(float *out, const float *const *ins, const size_t *channels, size_t n_in,
+                    size_t n, size_t hw, int threads);
+void concat_backward(float *const *dins, const float *dout, const size_t *channels, size_t n_in,
+                     size_t n, size_t hw, int threads);
+/* out [planes, hw] = a [planes, hw_a] * b [planes, hw_b], hw_a and hw_b each
+ * hw or 1 (broadcast); planes = n * C. */
+void mul_forward(float *out, const float *a, const float *b, size_t planes, size_t hw, size_t hw_a,
+                 size_t hw_b, int threads);
+void mul_backward(float *da, float *db, const float *dout, const float *a, const float *b,
+                  size_t planes, size_t hw, size_t hw_a, size_t hw_b, int threads);
+
 #endif

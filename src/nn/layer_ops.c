@@ -133,7 +133,7 @@ static void batchnorm2d_init(cbq_net *net, size_t layer, cbq_rng *rng)
 
 static int batchnorm2d_check_train_batch(const cbq_net *net, size_t layer, size_t n, cbq_error *err)
 {
-    const size_t *s = layer ? net->shapes[layer - 1] : net->in_shape;
+    const size_t *s = net->shapes[layer]; /* its input's shape too */
     if (n * s[1] * s[2] < 2)
         return CBQ_FAIL(err, CBQ_ERR_ARG,
                         "layer '%s' (batchnorm2d): training needs more than 1 value per "
@@ -390,13 +390,66 @@ static const net_layer_ops linear_ops = {
 
 /* ---- kinds whose rows are still to come: their shape rule refuses them ---- */
 
-/* graph kinds */
+/* ---- graph kinds: add, concat, mul ------------------------------------------- */
 
-static const net_layer_ops add_ops = {0};
+static void add_run_forward(const net_layer_call *c, const float *const *xs, float *y)
+{
+    add_forward(y, xs, c->n_in, c->n * count3(c->in), c->net->threads);
+}
 
-static const net_layer_ops concat_ops = {0};
+static void add_run_backward(const net_layer_call *c, const float *const *xs, const float *dy,
+                             float *const *dxs, int param_grads)
+{
+    (void)xs, (void)param_grads;
+    add_backward(dxs, dy, c->n_in, c->n * count3(c->in));
+}
 
-static const net_layer_ops mul_ops = {0};
+static const net_layer_ops add_ops = {.forward_n = add_run_forward, .backward_n = add_run_backward};
+
+static void concat_channels(const net_layer_call *c, size_t *channels)
+{
+    for (size_t j = 0; j < c->n_in; j++)
+        channels[j] = c->ins[j][0];
+}
+
+static void concat_run_forward(const net_layer_call *c, const float *const *xs, float *y)
+{
+    size_t channels[CBQ_MAX_INPUTS];
+    concat_channels(c, channels);
+    concat_forward(y, xs, channels, c->n_in, c->n, c->in[1] * c->in[2], c->net->threads);
+}
+
+static void concat_run_backward(const net_layer_call *c, const float *const *xs, const float *dy,
+                                float *const *dxs, int param_grads)
+{
+    (void)xs, (void)param_grads;
+    size_t channels[CBQ_MAX_INPUTS];
+    concat_channels(c, channels);
+    concat_backward(dxs, dy, channels, c->n_in, c->n, c->in[1] * c->in[2], c->net->threads);
+}
+
+static const net_layer_ops concat_ops = {
+    .forward_n = concat_run_forward, .backward_n = concat_run_backward,
+};
+
+/* the output's grid; each input's is it or 1x1 (layer_table.c checked) */
+static size_t mul_hw(const net_layer_call *c) { return c->out[1] * c->out[2]; }
+
+static void mul_run_forward(const net_layer_call *c, const float *const *xs, float *y)
+{
+    mul_forward(y, xs[0], xs[1], c->n * c->ins[0][0], mul_hw(c), c->ins[0][1] * c->ins[0][2],
+                c->ins[1][1] * c->ins[1][2], c->net->threads);
+}
+
+static void mul_run_backward(const net_layer_call *c, const float *const *xs, const float *dy,
+                             float *const *dxs, int param_grads)
+{
+    (void)param_grads;
+    mul_backward(dxs[0], dxs[1], dy, xs[0], xs[1], c->n * c->ins[0][0], mul_hw(c),
+                 c->ins[0][1] * c->ins[0][2], c->ins[1][1] * c->ins[1][2], c->net->threads);
+}
+
+static const net_layer_ops mul_ops = {.forward_n = mul_run_forward, .backward_n = mul_run_backward};
 
 /* single-input kinds */
 

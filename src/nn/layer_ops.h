@@ -16,7 +16,10 @@ typedef struct {
     cbq_net *net;
     const cbq_layer_spec *spec;
     const net_layer *at;   /* its offsets into the net's blocks */
-    const size_t *in;      /* its input's shape {C, H, W} */
+    const size_t *in;      /* its (first) input's shape {C, H, W} */
+    const size_t (*ins)[3]; /* every input's shape, in input order */
+    size_t n_in;           /* how many inputs it reads */
+    const size_t *out;     /* its output's shape */
     size_t n;              /* batch */
 } net_layer_call;
 
@@ -38,6 +41,14 @@ typedef struct {
      * last forward (net->fwd_training). */
     void (*backward)(const net_layer_call *call, const float *x, const float *dy, float *dx,
                      int param_grads);
+    /* Multi-input kinds (add, concat, mul) have these instead of forward and
+     * backward: xs[j] is input j ([n, call->ins[j]]); dxs[j] receives
+     * dLoss/dxs[j] (overwritten, skipped where NULL; the engine sums a
+     * tensor's gradients when several layers, or several slots of one, read
+     * it). */
+    void (*forward_n)(const net_layer_call *call, const float *const *xs, float *y);
+    void (*backward_n)(const net_layer_call *call, const float *const *xs, const float *dy,
+                       float *const *dxs, int param_grads);
 } net_layer_ops;
 
 /* The row of a valid kind (the spec was validated before the net exists). */

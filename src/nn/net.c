@@ -54,7 +54,7 @@ void net_add_tensor(cbq_net *net, size_t layer, const char *suffix, int kind, si
  * from a layer whose backward reads only that layer's own input. */
 static int relu_runs_in_place(const cbq_net *net, size_t i)
 {
-    if (!net->relu_in_place || i == 0 || net->spec.layers[i].kind != CBQ_LAYER_RELU)
+    if (!net->relu_in_place || !net->chain || i == 0 || net->spec.layers[i].kind != CBQ_LAYER_RELU)
         return 0;
     cbq_layer_kind before = net->spec.layers[i - 1].kind;
     return before == CBQ_LAYER_CONV2D || before == CBQ_LAYER_BATCHNORM2D || before == CBQ_LAYER_LINEAR;
@@ -98,6 +98,153 @@ static void plan_gradients(cbq_net *net)
     net->arena_total = top;
 }
 
+/* ---- graphs: a plan from the lifetimes of activations and gradients -------- */
+
+/* A block of the arena alive over backward steps [first, last] (step i runs
+ * layer i's backward; the forward counts as step n_layers + 1, before them). */
+typedef struct {
+    size_t size, first, last, off;
+} arena_block;
+
+static int blocks_meet(const arena_block *a, const arena_block *b)
+{
+    return a->first <= b->last && b->first <= a->last;
+}
+
+/* Offsets at the lowest address where each block meets no block placed
+ * before it that is alive at the same time; largest first. Returns the end
+ * of the highest block. */
+static size_t pack_blocks(arena_block *blk, size_t n, size_t *order)
+{
+    for (size_t i = 0; i < n; i++)
+        order[i] = i;
+    for (size_t i = 1; i < n; i++) /* insertion sort: size descending, stable */
+        for (size_t j = i; j > 0 && blk[order[j]].size > blk[order[j - 1]].size; j--) {
+            size_t t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    size_t top = 0;
+    for (size_t a = 0; a < n; a++) {
+        arena_block *b = &blk[order[a]];
+        size_t off = 0;
+        for (int moved = 1; moved;) { /* rise above every clash until none is left */
+            moved = 0;
+            for (size_t p = 0; p < a; p++) {
+                const arena_block *q = &blk[order[p]];
+                if (blocks_meet(b, q) && off < q->off + q->size && q->off < off + b->size) {
+                    off = q->off + q->size;
+                    moved = 1;
+                }
+            }
+        }
+        b->off = off;
+        top = off + b->size > top ? off + b->size : top;
+    }
+    return top;
+}
+
+/* Layer i's first and last readers (i itself when none reads it). */
+static void readers_of(const cbq_net *net, size_t i, size_t *first, size_t *last)
+{
+    *first = *last = i;
+    for (size_t c = i + 1; c < net->n_layers; c++)
+        for (size_t j = 0; j < net->layer[c].n_in; j++)
+            if (cbq_model_spec_input(&net->spec, c, j) == (long)i) {
+                if (*first == i)
+                    *first = c;
+                *last = c;
+            }
+}
+
+/* In a training graph, a ReLU may overwrite its input as in a chain when
+ * that input is a conv, batch norm or linear output (their backward reads
+ * only their own input) that no other layer reads. */
+static int graph_relu_in_place(const cbq_net *net, size_t i)
+{
+    if (!net->relu_in_place || net->spec.layers[i].kind != CBQ_LAYER_RELU)
+        return 0;
+    long from = cbq_model_spec_input(&net->spec, i, 0);
+    if (from < 0)
+        return 0;
+    cbq_layer_kind before = net->spec.layers[from].kind;
+    if (before != CBQ_LAYER_CONV2D && before != CBQ_LAYER_BATCHNORM2D && before != CBQ_LAYER_LINEAR)
+        return 0;
+    size_t reads = 0;
+    for (size_t c = (size_t)from + 1; c < net->n_layers; c++)
+        for (size_t j = 0; j < net->layer[c].n_in; j++)
+            reads += cbq_model_spec_input(&net->spec, c, j) == from;
+    return reads == 1;
+}
+
+/* Activation i is written in the forward and read by its readers' backward
+ * steps (a net kept for Grad-CAM keeps it through every step); grad(i) is
+ * written first by its last reader's step and read by its own. Blocks alive
+ * at different times share memory, so a training net's gradients take the
+ * place of activations that backward has passed. */
+static int plan_graph(cbq_net *net, cbq_error *err)
+{
+    const size_t L = net->n_layers;
+    arena_block *blk = calloc(2 * L, sizeof *blk);
+    size_t *order = calloc(2 * L, sizeof *order);
+    if (!blk || !order) {
+        free(blk);
+        free(order);
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory planning the network");
+    }
+    for (size_t i = 0; i < L; i++) {
+        size_t first, last;
+        readers_of(net, i, &first, &last);
+        blk[i] = (arena_block){.size = layer_values(net, i), .first = net->relu_in_place ? first : 0,
+                               .last = L + 1};
+        blk[L + i] = (arena_block){.size = layer_values(net, i), .first = i,
+                                   .last = i + 1 == L ? L : last};
+    }
+    /* A ReLU in place has no block of its own: its input's block lives on
+     * for the ReLU's readers (their steps come after the ReLU's own). */
+    for (size_t i = 0; i < L; i++)
+        if (graph_relu_in_place(net, i)) {
+            size_t from = (size_t)cbq_model_spec_input(&net->spec, i, 0);
+            blk[from].first = blk[from].first < blk[i].first ? blk[from].first : blk[i].first;
+            blk[i].size = 0;
+        }
+    net->arena_total = pack_blocks(blk, 2 * L, order);
+    for (size_t i = 0; i < L; i++) {
+        net->layer[i].act_off = blk[i].off;
+        net->layer[i].grad_off = blk[L + i].off;
+    }
+    for (size_t i = 0; i < L; i++) /* in order: an input is placed before its ReLU */
+        if (graph_relu_in_place(net, i))
+            net->layer[i].act_off = net->layer[cbq_model_spec_input(&net->spec, i, 0)].act_off;
+    free(blk);
+    free(order);
+    return CBQ_OK;
+}
+
+/* The gradient of a tensor read by several layers or slots: its second and
+ * later contributions need room of their own, at most all of one layer's
+ * inputs at once (none in a chain). */
+static int plan_fanout(cbq_net *net, cbq_error *err)
+{
+    size_t *reads = calloc(net->n_layers + 1, sizeof *reads); /* [k + 1]: reads of k */
+    if (!reads)
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory planning the network");
+    for (size_t i = 0; i < net->n_layers; i++)
+        for (size_t j = 0; j < net->layer[i].n_in; j++)
+            reads[cbq_model_spec_input(&net->spec, i, j) + 1]++;
+    for (size_t i = 0; i < net->n_layers; i++) {
+        size_t need = 0;
+        for (size_t j = 0; j < net->layer[i].n_in; j++) {
+            long from = cbq_model_spec_input(&net->spec, i, j);
+            if (reads[from + 1] > 1)
+                need += plane_of(net->in_shapes[net->layer[i].in_first + j]) * net->max_batch;
+        }
+        net->fanout_total = need > net->fanout_total ? need : net->fanout_total;
+    }
+    free(reads);
+    return CBQ_OK;
+}
+
 /* First pass: sizes and offsets of every tensor and buffer. */
 static int plan(cbq_net *net, cbq_error *err)
 {
@@ -105,7 +252,7 @@ static int plan(cbq_net *net, cbq_error *err)
     size_t act_total = 0;
     for (size_t i = 0; i < net->n_layers; i++) {
         const cbq_layer_spec *l = &net->spec.layers[i];
-        const size_t *in = i ? net->shapes[i - 1] : net->in_shape;
+        const size_t *in = net->in_shapes[net->layer[i].in_first];
         size_t per = plane_of(net->shapes[i]), bytes;
         if (!cbq_size_mul(&bytes, per, nb) || !cbq_size_mul(&bytes, bytes, 4 * sizeof(float)))
             return CBQ_FAIL(err, CBQ_ERR_NOMEM, "layer '%s': activations for batch %zu overflow",
@@ -125,9 +272,13 @@ static int plan(cbq_net *net, cbq_error *err)
             ops->plan(net, i, in);
     }
     net->act_total = act_total;
-    plan_gradients(net);
     net->threads_cap = cbq_threads_max();
-    return CBQ_OK;
+    if (net->chain) {
+        plan_gradients(net);
+        return CBQ_OK;
+    }
+    CBQ_TRY(plan_fanout(net, err));
+    return plan_graph(net, err);
 }
 
 /* One random stream for all layers, drawn in layer order. */
@@ -160,7 +311,7 @@ static int allocate(cbq_net *net, cbq_error *err)
     /* Refuse what cannot fit before calloc overcommits it. */
     size_t parts[] = {net->n_params, net->n_params, net->n_buffers, net->arena_total,
                       in_count, in_count, net->aux_total, tws, tdw,
-                      plane_of(net->shapes[net->n_layers - 1]) * net->max_batch};
+                      plane_of(net->shapes[net->n_layers - 1]) * net->max_batch, net->fanout_total};
     size_t floats = 0, bytes = 0;
     int fits = 1;
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
@@ -184,9 +335,11 @@ static int allocate(cbq_net *net, cbq_error *err)
     net->workspace = alloc_floats(tws);
     net->dw_private = alloc_floats(tdw);
     net->dout_scratch = alloc_floats(plane_of(net->shapes[net->n_layers - 1]) * net->max_batch);
+    net->fanout = alloc_floats(net->fanout_total);
+    net->written = calloc(net->n_layers + 1, 1);
     if (!net->params || !net->grads || !net->buffers || !net->counters || !net->acts ||
         !net->input || !net->input_grad || !net->aux || !net->workspace || !net->dw_private ||
-        !net->dout_scratch)
+        !net->dout_scratch || !net->fanout || !net->written)
         return CBQ_FAIL(err, CBQ_ERR_NOMEM,
                         "out of memory allocating the network for batch %zu (%zu activation values)",
                         net->max_batch, net->act_total);
@@ -212,6 +365,30 @@ static void make_views(cbq_net *net)
     }
 }
 
+/* Every layer's inputs and their shapes, once (the spec's shapes passed). */
+static int gather_input_shapes(cbq_net *net, cbq_error *err)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < net->n_layers; i++)
+        total += cbq_model_spec_n_inputs(&net->spec, i);
+    net->in_shapes = calloc(total, sizeof *net->in_shapes);
+    if (!net->in_shapes)
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory creating the network");
+    size_t at = 0;
+    for (size_t i = 0; i < net->n_layers; i++) {
+        net_layer *nl = &net->layer[i];
+        nl->in_first = at;
+        nl->n_in = cbq_model_spec_n_inputs(&net->spec, i);
+        for (size_t j = 0; j < nl->n_in; j++, at++) {
+            long from = cbq_model_spec_input(&net->spec, i, j);
+            memcpy(net->in_shapes[at], from < 0 ? net->in_shape : net->shapes[from],
+                   sizeof net->in_shapes[at]);
+        }
+    }
+    net->chain = cbq_model_spec_is_chain(&net->spec);
+    return CBQ_OK;
+}
+
 /* Everything cbq_net_create makes; on failure the caller frees the net. */
 static int build(cbq_net *net, const cbq_model_spec *spec, cbq_error *err)
 {
@@ -220,8 +397,9 @@ static int build(cbq_net *net, const cbq_model_spec *spec, cbq_error *err)
     net->layer = calloc(net->n_layers, sizeof *net->layer);
     if (!net->shapes || !net->layer)
         return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory creating the network");
-    /* also refuses kinds outside the layer table */
+    /* also refuses kinds outside the layer table and bad inputs */
     CBQ_TRY(cbq_model_spec_shapes(&net->spec, net->shapes, err));
+    CBQ_TRY(gather_input_shapes(net, err));
     for (size_t i = 0; i < net->n_layers; i++)
         net->max_tensors += net_layer_ops_of(spec->layers[i].kind)->max_tensors;
     net->tensors = calloc(net->max_tensors ? net->max_tensors : 1, sizeof *net->tensors);
@@ -246,7 +424,7 @@ static int create(cbq_net **out, const cbq_model_spec *spec, size_t max_batch, u
     net->n_layers = spec->n_layers;
     net->max_batch = max_batch;
     net->relu_in_place = relu_in_place;
-    net->in_shape[0] = 1;
+    net->in_shape[0] = cbq_input_channels(&spec->input);
     net->in_shape[1] = (size_t)spec->input.height;
     net->in_shape[2] = (size_t)spec->input.width;
     int rc = build(net, spec, err);
@@ -281,7 +459,10 @@ void cbq_net_free(cbq_net *net)
     free(net->sync_sums);
     free(net->spec.layers);
     free(net->shapes);
+    free(net->in_shapes);
     free(net->layer);
+    free(net->fanout);
+    free(net->written);
     free(net->tensors);
     free(net->views);
     free(net->params);

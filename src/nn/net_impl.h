@@ -26,6 +26,8 @@ typedef struct {
     size_t nbt_index;  /* into counters */
     size_t aux_off;    /* BN: mean [C], invstd [C]; dropout: mask */
     size_t fan_in;     /* conv/linear: inputs per output unit */
+    size_t in_first;   /* its inputs' shapes: in_shapes[in_first ..] */
+    size_t n_in;       /* how many inputs it reads */
 } net_layer;
 
 struct cbq_net {
@@ -33,6 +35,8 @@ struct cbq_net {
     size_t n_layers, max_batch;
     size_t in_shape[3];
     size_t (*shapes)[3];   /* per layer output {C, H, W} */
+    size_t (*in_shapes)[3]; /* per layer its inputs' shapes, in order (net_layer.in_first) */
+    int chain;             /* every layer reads the previous one (cbq_model_spec_is_chain) */
     net_layer *layer;
     net_tensor *tensors;
     cbq_tensor_view *views;
@@ -49,6 +53,12 @@ struct cbq_net {
     float *workspace;      size_t ws_per_thread;
     float *dw_private;     size_t dw_per_thread;
     float *dout_scratch;   /* [max_batch, outputs] for the training step */
+    /* Graphs: a tensor read by several layers (or slots) gets its gradient
+     * summed: every contribution after the first lands in fanout, then is
+     * added (net_run.c). written[k + 1]: grad(k) (or, at 0, the input's)
+     * has its first contribution in this backward. */
+    float *fanout;         size_t fanout_total;
+    unsigned char *written;
 
     int relu_in_place;     /* cbq_net_create_training */
     int threads, threads_cap, training;

@@ -77,7 +77,7 @@ static const opt_def OPTS[] = {
      "consensus, every volume tested once (0 = the single split)"},
     {"train.model", OPT_PATH, F(train.model), "", 0, 0, NULL, S(TRAIN),
      "use this model folder instead of training one"},
-    {"train.arch", OPT_STRING, F(train.arch), "iqnet-s", 0, 0, NULL, RECIPE, "architecture preset"},
+    {"train.arch", OPT_STRING, F(train.arch), "iqnet-s", 0, 0, NULL, RECIPE, "architecture preset: iqnet-s, resnet18 or resnet34"},
     {"train.width", OPT_INT, F(train.width), "0", 0, 1024, NULL, RECIPE,
      "base channels of the preset (0 = its default)"},
     {"train.depth", OPT_INT, F(train.depth), "0", 0, 16, NULL, RECIPE,

@@ -35,7 +35,7 @@ int cbq_predict_input(cbq_net *net, const cbq_model_input *in, size_t batch, cbq
 {
     memset(out, 0, sizeof *out);
     const cbq_model_spec *spec = cbq_net_spec(net);
-    size_t K = spec->n_outputs, n = in->n, plane = in->H * in->W;
+    size_t K = spec->n_outputs, n = in->n, plane = in->channels * in->H * in->W;
     CBQ_CHECK_ARG(err, K >= 1 && K <= 16, "model has %zu outputs (1..16 supported)", K);
     CBQ_CHECK_ARG(err, batch >= 1, "batch must be at least 1");
     CBQ_CHECK_ARG(err, n >= 1, "no slices to predict");

@@ -68,7 +68,7 @@ def torch_cam(net, x, method, target, sign, relu):
                 xx = x.clone().requires_grad_(True)
                 y, _ = net.forward_layers(xx)
                 (g,) = torch.autograd.grad(sign * y[:, c].sum(), xx)
-                m = (x * g)[:, 0]
+                m = (x * g).sum(1)  # one map per slice: the channels summed
             else:
                 steps = 32
                 acc = torch.zeros_like(x)
@@ -78,7 +78,7 @@ def torch_cam(net, x, method, target, sign, relu):
                     y, _ = net.forward_layers(xx)
                     (g,) = torch.autograd.grad(sign * y[:, c].sum(), xx)
                     acc += wj * g.double().float()
-                m = (x * acc)[:, 0]
+                m = (x * acc).sum(1)
             res.append((None, F.relu(m) if relu else m))
         return res
     x = x.clone().requires_grad_(True)  # so that the graph reaches A

@@ -1,7 +1,8 @@
 """Builds a PyTorch network from a cbctiq model directory (model.json +
 weights.safetensors) with nothing but json, numpy and torch, for the
-attribution oracles. Layers run in model.json order; `forward_layers`
-returns every layer's output so that tests can hook any target layer."""
+attribution oracles. Layers run in model.json order, each on the outputs it
+names in "inputs" (graphs) or the previous layer's; `forward_layers` returns
+the output and any one layer's, so that tests can hook any target layer."""
 import json
 import struct
 
@@ -76,18 +77,38 @@ class Net:
             return x.mean(dim=(2, 3), keepdim=True)
         if t == "dropout":
             return x  # eval mode
-        if t == "linear":
-            return F.linear(x.flatten(1), self.t[n + ".weight"], self.t.get(n + ".bias") if l.get("bias") else None)
+        if t == "linear":  # [n, out, 1, 1] as cbctiq holds it, so that a mul can scale by it
+            y = F.linear(x.flatten(1), self.t[n + ".weight"], self.t.get(n + ".bias") if l.get("bias") else None)
+            return y[:, :, None, None]
         raise ValueError(f"layer type {t}")
 
+    def _graph_layer(self, l, xs):
+        """The kinds that read several inputs (model.json "inputs")."""
+        t = l["type"]
+        if t == "add":
+            y = xs[0]
+            for other in xs[1:]:
+                y = y + other
+            return y
+        if t == "concat":
+            return torch.cat(xs, dim=1)
+        if t == "mul":
+            return xs[0] * xs[1]
+        (x,) = xs
+        return self._layer(l, x)
+
     def forward_layers(self, x, keep=None):
-        """Returns (output, activation of layer `keep`)."""
+        """Returns (output [n, outputs], activation of layer `keep`). A layer
+        reads its "inputs" ("input": the network's), else the previous layer."""
         kept = None
+        outs = {"input": x}
         for i, l in enumerate(self.layers):
-            x = self._layer(l, x)
+            names = l.get("inputs", [self.names[i - 1] if i else "input"])
+            x = self._graph_layer(l, [outs[name] for name in names])
+            outs[l["name"]] = x
             if i == keep:
                 kept = x
-        return x, kept
+        return x.flatten(1), kept
 
     def gradcam_feature_maps(self, x, sign=1):
         """Grad-CAM of every output (of sign * y) at the model's target layer,

@@ -6,6 +6,7 @@
  * plane, so the resampling is the identity and every expected sum is
  * worked out by hand below. */
 #define _POSIX_C_SOURCE 200809L
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -204,6 +205,61 @@ static void test_unmap(void **state)
     cbq_model_input_free(&in);
 }
 
+/* Channel ch of a sample on slice k against the single-channel batch of
+ * every slice, x1 [NZ, H, W]: slice z (given) normalised by channel ch. */
+static void check_channel(const cbq_model_input *in, const float *x1, const cbq_input_spec *spec,
+                          size_t s, size_t ch, size_t z)
+{
+    size_t plane = NX * NY;
+    const float *got = in->x + (s * in->channels + ch) * plane;
+    for (size_t p = 0; p < plane; p++) {
+        double want = ((double)x1[z * plane + p] - spec->mean[ch]) / spec->std[ch];
+        if (fabs(got[p] - want) > 1e-6)
+            fail_msg("slice %zu channel %zu pixel %zu: %g, expected slice %zu's %g", in->ks[s], ch, p,
+                     (double)got[p], z, want);
+    }
+}
+
+/* 2.5D: the channels of a selected slice are its canonical neighbours
+ * (whether selected or not), the edge slice repeated past either end; each
+ * channel normalised by its own mean and std. Replicate puts the slice in
+ * every channel. */
+static void test_channels(void **state)
+{
+    (void)state;
+    cbq_model_input one, in;
+    load(&one, &(cbq_model_input_options){0});
+    cbq_error err = {0};
+    cbq_input_spec adj = INPUT;
+    adj.channels = 5;
+    adj.slices = CBQ_INPUT_ADJACENT;
+    adj.n_norm = 5;
+    for (size_t ch = 0; ch < 5; ch++) {
+        adj.mean[ch] = 0.1 * (double)ch;
+        adj.std[ch] = 0.5 + (double)ch;
+    }
+    cbq_model_input_options o = {.selection = CBQ_SLICES_STRUCTURES};
+    assert_int_equal(cbq_model_input_load(&in, &row, NULL, &adj, &o, &err), CBQ_OK);
+    assert_int_equal(in.n, 3); /* slices 1, 3, 4 */
+    assert_int_equal(in.channels, 5);
+    static const size_t want_z[3][5] = {{0, 0, 1, 2, 3}, {1, 2, 3, 4, 4}, {2, 3, 4, 4, 4}};
+    for (size_t s = 0; s < 3; s++)
+        for (size_t ch = 0; ch < 5; ch++)
+            check_channel(&in, one.x, &adj, s, ch, want_z[s][ch]);
+    cbq_model_input_free(&in);
+
+    cbq_input_spec rep = adj;
+    rep.channels = 3;
+    rep.slices = CBQ_INPUT_REPLICATE;
+    rep.n_norm = 3;
+    assert_int_equal(cbq_model_input_load(&in, &row, NULL, &rep, &o, &err), CBQ_OK);
+    for (size_t s = 0; s < 3; s++)
+        for (size_t ch = 0; ch < 3; ch++)
+            check_channel(&in, one.x, &rep, s, ch, in.ks[s]);
+    cbq_model_input_free(&in);
+    cbq_model_input_free(&one);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -213,6 +269,7 @@ int main(void)
         cmocka_unit_test(test_too_small),
         cmocka_unit_test(test_from_volume),
         cmocka_unit_test(test_unmap),
+        cmocka_unit_test(test_channels),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -133,6 +133,67 @@ typedef struct {
     const char *from, *to, *expect;
 } bad_edit;
 
+/* A model without the channel keys is written without them, in the form
+ * every model.json had before them (byte-identical), and the channel keys
+ * round-trip when present. */
+static void test_input_channels_round_trip(void **state)
+{
+    (void)state;
+    cbq_model_spec s, back;
+    cbq_error err = {0};
+    assert_int_equal(parse(&s, minimal, &err), CBQ_OK);
+    assert_int_equal(cbq_input_channels(&s.input), 1);
+    assert_true(s.input.slices == CBQ_INPUT_REPLICATE && s.input.n_norm == 0);
+    char *text = cbq_model_json_format(&s, &err);
+    assert_non_null(strstr(text, "\"input\": {\"height\":33,\"width\":20,\"hu_min\":-500,\"hu_max\":1500},\n"));
+    free(text);
+    cbq_model_spec_free(&s);
+
+    char *three = edit("\"in_channels\":1", "\"in_channels\":3");
+    char *with = NULL;
+    {
+        const char *at = strstr(three, "\"hu_max\":1500");
+        const char *keys = ",\"channels\":3,\"slices\":\"adjacent\",\"mean\":[0.485,0.456,0.406],"
+                           "\"std\":[0.229,0.224,0.225]";
+        size_t head = (size_t)(at - three) + strlen("\"hu_max\":1500"), n = strlen(three) + strlen(keys) + 1;
+        with = malloc(n);
+        snprintf(with, n, "%.*s%s%s", (int)head, three, keys, three + head);
+    }
+    assert_int_equal(parse(&s, with, &err), CBQ_OK);
+    assert_int_equal(cbq_input_channels(&s.input), 3);
+    assert_true(s.input.slices == CBQ_INPUT_ADJACENT && s.input.n_norm == 3);
+    assert_true(s.input.mean[1] == 0.456 && s.input.std[2] == 0.225);
+    size_t shapes[7][3];
+    assert_int_equal(cbq_model_spec_shapes(&s, shapes, &err), CBQ_OK);
+    text = cbq_model_json_format(&s, &err);
+    assert_non_null(strstr(text, "\"channels\":3,\"slices\":\"adjacent\",\"mean\":[0.485,0.456,0.406]"));
+    assert_int_equal(parse(&back, text, &err), CBQ_OK);
+    assert_memory_equal(&back.input, &s.input, sizeof s.input);
+    char *again = cbq_model_json_format(&back, &err);
+    assert_string_equal(text, again);
+    s.input.std[0] = 0.0; /* a spec built in memory is checked as a file is */
+    assert_null(cbq_model_json_format(&s, &err));
+    assert_non_null(strstr(err.msg, "input.std"));
+    free(again);
+    free(text);
+    free(with);
+    free(three);
+    cbq_model_spec_free(&s);
+    cbq_model_spec_free(&back);
+
+    /* mean alone: std defaults to 1 in every channel */
+    char *mean_only = edit("\"hu_max\":1500", "\"hu_max\":1500,\"mean\":[0.25]");
+    assert_int_equal(parse(&s, mean_only, &err), CBQ_OK);
+    assert_true(s.input.n_norm == 1 && s.input.mean[0] == 0.25 && s.input.std[0] == 1.0);
+    cbq_model_spec_free(&s);
+    free(mean_only);
+    /* a 3-channel input meets the first conv's in_channels */
+    char *mismatch = edit("\"hu_max\":1500", "\"hu_max\":1500,\"channels\":3");
+    assert_int_not_equal(parse(&s, mismatch, &err), CBQ_OK);
+    assert_non_null(strstr(err.msg, "layer 'c' (conv2d): in_channels is 1 but its input has 3 channels"));
+    free(mismatch);
+}
+
 static void test_malformed_cases_name_file_and_path(void **state)
 {
     (void)state;
@@ -180,6 +241,16 @@ static void test_malformed_cases_name_file_and_path(void **state)
         {"\"layers\":[", "\"layers\":[7,", "layers[0]: expected an object"},
         {"\"layers\":[", "\"layerz\":[", "layers: missing"},
         {"\"input\":{", "\"input\":{\"depth\":3,", "input.depth: unknown key"},
+        {"\"input\":{", "\"input\":{\"channels\":0,", "input.channels: expected an integer in [1, 16]"},
+        {"\"input\":{", "\"input\":{\"channels\":17,", "input.channels: expected an integer in [1, 16]"},
+        {"\"input\":{", "\"input\":{\"slices\":\"stack\",", "input.slices: expected \"replicate\" or \"adjacent\""},
+        {"\"input\":{", "\"input\":{\"channels\":2,\"slices\":\"adjacent\",",
+         "input.slices: \"adjacent\" centres the channels on the slice, so input.channels must be odd (got 2)"},
+        {"\"input\":{", "\"input\":{\"mean\":[0.5,0.5],", "input.mean: expected an array of 1 numbers"},
+        {"\"input\":{", "\"input\":{\"channels\":3,\"std\":[1,2],", "input.std: expected an array of 3 numbers"},
+        {"\"input\":{", "\"input\":{\"std\":0.5,", "input.std: expected an array of 1 numbers"},
+        {"\"input\":{", "\"input\":{\"channels\":2,\"std\":[1,0],", "input.std[1]: a standard deviation must not be 0"},
+        {"\"input\":{", "\"input\":{\"mean\":[\"a\"],", "input.mean[0]: expected a finite number"},
         {"2}]}", "2}]} extra", "model.json: unexpected text after the JSON object"},
         {"2}]}", "2}]", "model.json: not valid JSON"},
         /* 65536 x 65536 x 3 x 3 weights: far beyond any model; refused before allocation. */
@@ -259,6 +330,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults_and_shapes_follow_pytorch),
         cmocka_unit_test(test_round_trip_preset),
+        cmocka_unit_test(test_input_channels_round_trip),
         cmocka_unit_test(test_malformed_cases_name_file_and_path),
         cmocka_unit_test(test_missing_file_and_write_refuses_invalid),
         cmocka_unit_test(test_fuzz_flips_and_truncations),

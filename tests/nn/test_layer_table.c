@@ -37,6 +37,10 @@ static const cbq_layer_spec examples[CBQ_LAYER_KIND_COUNT] = {
     [CBQ_LAYER_DROPOUT] = {.name = "ex", .cfg.dropout = {.p = 0.3}},
     [CBQ_LAYER_LINEAR] = {.name = "ex", .cfg.linear = {.in_features = 3 * 8 * 6, .out_features = 5,
                                                        .bias = 0}},
+    /* multi-input kinds read "pre" (1 channel for them) and the input */
+    [CBQ_LAYER_ADD] = {.name = "ex", .n_inputs = 2, .inputs = {0, -1}},
+    [CBQ_LAYER_CONCAT] = {.name = "ex", .n_inputs = 3, .inputs = {-1, 0, -1}},
+    [CBQ_LAYER_MUL] = {.name = "ex", .n_inputs = 2, .inputs = {0, -1}},
 };
 
 enum { MAX_LAYERS = 4, BATCH = 2 };
@@ -56,6 +60,8 @@ static void make_spec(cbq_model_spec *s, cbq_layer_spec *layers, cbq_layer_kind 
     memset(layers, 0, MAX_LAYERS * sizeof *layers);
     layers[0] = (cbq_layer_spec){.name = "pre", .kind = CBQ_LAYER_CONV2D,
                                  .cfg.conv = {1, 3, 3, 3, 1, 1, 1, 1, 1}};
+    if (cbq_layer_kind_info_of(kind)->max_inputs > 1)
+        layers[0].cfg.conv.out_channels = 1;
     layers[1] = examples[kind];
     layers[1].kind = kind;
     s->n_layers = 2;
@@ -88,7 +94,7 @@ static void test_rows_are_complete(void **state)
         const cbq_layer_kind_info *info = cbq_layer_kind_info_of((cbq_layer_kind)k);
         assert_non_null(info);
         assert_non_null(info->name);
-        assert_non_null(info->shape);
+        assert_true(info->shape != NULL || info->shape_n != NULL);
         assert_non_null(info->forward_flops);
         assert_true(info->n_hyper <= CBQ_HYPER_MAX);
         assert_true(info->n_hyper == 0 || info->hyper != NULL);

@@ -195,6 +195,12 @@ def duplicate_output(s):
     s["outputs"][1] = s["outputs"][0]
 
 
+def input_channels(**keys):
+    def change(s):
+        s["input"].update(keys)
+    return change
+
+
 edit_json("unknown_layer_type", unknown_type)
 edit_json("no_target_layer", no_target)
 edit_json("outputs_mismatch", outputs_mismatch)
@@ -203,6 +209,50 @@ edit_json("zero_input_height", bad_input)
 edit_json("hu_min_above_max", hu_order)
 edit_json("huge_channels", huge_channels)
 edit_json("duplicate_output", duplicate_output)
+edit_json("zero_input_channels", input_channels(channels=0))
+edit_json("input_mean_length", input_channels(mean=[0.5, 0.5]))
+edit_json("input_std_zero", input_channels(std=[0]))
+edit_json("adjacent_even_channels", input_channels(channels=2, slices="adjacent"))
+edit_json("unknown_input_slices", input_channels(slices="stack"))
+# 3 channels for a first conv that takes 1
+edit_json("channels_vs_first_conv", input_channels(channels=3))
+
+
+# model.json "inputs" (layers naming what they read)
+
+
+def layer(s, name):
+    return next(l for l in s["layers"] if l["name"] == name)
+
+
+def set_inputs(name, inputs):
+    def change(s):
+        layer(s, name)["inputs"] = inputs
+    return change
+
+
+def add_twice(s):
+    relu = layer(s, "block1.relu1")
+    relu["type"], relu["inputs"] = "add", ["block1.bn1", "block1.bn1"]
+
+
+def add_mismatch(s):
+    relu = layer(s, "block2.relu1")
+    relu["type"], relu["inputs"] = "add", ["block2.bn1", "pool1"]
+
+
+def named_input(s):
+    layer(s, "block1.relu1")["name"] = "input"
+
+
+edit_json("inputs_unknown_layer", set_inputs("block1.conv2", ["block1.relu9"]))
+edit_json("inputs_later_layer", set_inputs("block1.conv2", ["pool1"]))
+edit_json("inputs_own_output", set_inputs("block1.conv2", ["block1.conv2"]))
+edit_json("inputs_not_a_list", set_inputs("block1.conv2", "block1.relu1"))
+edit_json("relu_two_inputs", set_inputs("block1.relu1", ["block1.bn1", "block1.conv1"]))
+edit_json("add_same_input_twice", add_twice)
+edit_json("add_shape_mismatch", add_mismatch)
+edit_json("layer_named_input", named_input)
 mj, _ = case("model_json_truncated")
 text = open(mj).read()
 open(mj, "w").write(text[:len(text) // 2])
