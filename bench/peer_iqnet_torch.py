@@ -31,15 +31,28 @@ def make_layer(L):
     t = L["type"]
     if t == "conv2d":
         return nn.Conv2d(L["in_channels"], L["out_channels"], pair(L["kernel_size"]), pair(L["stride"]),
-                         pair(L["padding"]), bias=L["bias"])
+                         pair(L["padding"]), bias=L["bias"], dilation=pair(L.get("dilation", 1)),
+                         groups=L.get("groups", 1))
     if t == "batchnorm2d":
         return nn.BatchNorm2d(L["num_features"], eps=L["eps"], momentum=L["momentum"])
     if t == "relu":
         return nn.ReLU()
     if t == "maxpool2d":
-        return nn.MaxPool2d(pair(L["kernel_size"]), pair(L["stride"]), pair(L["padding"]))
-    if t == "global_avgpool":
+        return nn.MaxPool2d(pair(L["kernel_size"]), pair(L["stride"]), pair(L["padding"]),
+                            ceil_mode=L.get("ceil_mode", False))
+    if t == "avgpool2d":
+        return nn.AvgPool2d(pair(L["kernel_size"]), pair(L["stride"]), pair(L["padding"]),
+                            ceil_mode=L.get("ceil_mode", False))
+    if t in ("global_avgpool", "adaptive_avgpool2d"):
         return nn.AdaptiveAvgPool2d(1)
+    if t == "identity":
+        return nn.Identity()
+    if t == "flatten":
+        return nn.Flatten()
+    if t == "sigmoid":
+        return nn.Sigmoid()
+    if t == "silu":
+        return nn.SiLU()
     if t == "linear":
         return FlatLinear(L["in_features"], L["out_features"], bias=L["bias"])
     raise ValueError(t)

@@ -159,7 +159,7 @@ typedef struct {
     double feature_post;   /* clipped (post-ReLU) map summed on the feature grid */
 } cbq_cam_slice_sum;
 
-/* Runs the method for every output on x [n, 1, H, W] (n <= max_batch): one
+/* Runs the method for every output on x [n, C, H, W] (n <= max_batch): one
  * forward, then one backward to the target layer per output. Afterwards the
  * accessors below describe this batch (valid until the next run). */
 int cbq_cam_run(cbq_cam *cam, const float *x, size_t n, cbq_error *err);

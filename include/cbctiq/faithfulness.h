@@ -45,6 +45,8 @@ typedef struct {
     double blur_sigma;  /* pixels of the model input */
     double road_noise;  /* standard deviation of ROAD's added noise (input units) */
     uint64_t seed;      /* the random pixel order (and ROAD's noise) */
+    size_t channels;    /* channels per slice of the images (0 reads as 1): a pixel is
+                           deleted or inserted in every channel at once */
 } cbq_faith_options;
 
 /* Blur baseline, sigma = max(H, W) / 16 pixels, ROAD noise 0.01, seed 1. */
@@ -62,7 +64,7 @@ typedef struct {
     double deletion_auc, insertion_auc, deletion_auc_random, insertion_auc_random;
 } cbq_faith_curves;
 
-/* Scores of n images [n, 1, H, W] (n at most the batch the scorer was made
+/* Scores of n images [n, C, H, W] (n at most the batch the scorer was made
  * for): scores[n, n_outputs]. */
 typedef int (*cbq_faith_score_fn)(void *ctx, const float *x, size_t n, float *scores,
                                   cbq_error *err);
@@ -70,8 +72,10 @@ typedef int (*cbq_faith_score_fn)(void *ctx, const float *x, size_t n, float *sc
 int cbq_faith_net_score(void *net, const float *x, size_t n, float *scores, cbq_error *err);
 
 /* The curves of every output c with maps[c] != NULL (maps[c] = [n, H, W] on
- * the input's grid) for the slices x [n, 1, H, W]; cur[n_out]. Images go to
- * `score` in batches of `batch`. An all-zero map gives computed = 0. */
+ * the input's grid) for the slices x [n, C, H, W] (C = o->channels); cur[n_out].
+ * Images go to `score` in batches of `batch`. An all-zero map gives computed = 0.
+ * Each channel has its own baseline (blurred, or ROAD-imputed with its own
+ * noise); the pixel orders are per slice, shared by its channels. */
 int cbq_faith_curves_compute(cbq_faith_score_fn score, void *ctx, size_t batch, size_t n_out,
                              const float *x, size_t n, size_t H, size_t W,
                              const float *const *maps, const cbq_faith_options *o,

@@ -38,6 +38,11 @@ typedef struct {
     double lo, hi;            /* accepted range */
     const char *default_from; /* PAIR: when absent, the value of this earlier key
                                * instead of def (pooling: stride = kernel_size) */
+    int omit_default;         /* written only when it differs from def: keys added
+                               * after a kind's first release (conv dilation,
+                               * groups; pool ceil_mode), so that files without
+                               * them write back byte-identical; a 0 below lo
+                               * (a C spec built before the key) counts as def */
 } cbq_hyper_param;
 
 enum { CBQ_HYPER_MAX = 8 }; /* most hyper-parameters of one kind */

@@ -3,10 +3,12 @@
  * benchmarks that report a fraction of peak.
  *
  * FLOP convention (stated once): a multiply-add counts 2. Convolution and
- * linear layers count 2*fan_in per output value plus 1 per output for a
+ * linear layers count 2*fan_in per output value (convolution: fan_in =
+ * in_channels/groups * kernel_h * kernel_w) plus 1 per output for a
  * bias; batch norm 2 per value (scale and shift, eval mode); ReLU, leaky ReLU
- * 1 per value; max/avg pooling kernel_h*kernel_w per output value; global
- * average pooling 1 per input value; dropout 0 (identity in eval mode).
+ * 1 per value; sigmoid 3 per value (exp, add, divide), SiLU 4; max/avg
+ * pooling kernel_h*kernel_w per output value; global and adaptive average
+ * pooling 1 per input value; dropout, identity and flatten 0 (copies).
  */
 #ifndef CBCTIQ_MODEL_COST_H
 #define CBCTIQ_MODEL_COST_H

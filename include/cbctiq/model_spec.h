@@ -46,6 +46,8 @@ typedef struct { double negative_slope; } cbq_leaky_relu_cfg;
 typedef struct { int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, ceil_mode; } cbq_pool2d_cfg;
 typedef struct { double p; } cbq_dropout_cfg;
 typedef struct { int in_features, out_features, bias; } cbq_linear_cfg;
+/* output_size: only 1x1 is supported (the shape rule refuses others). */
+typedef struct { int output_h, output_w; } cbq_adaptive_pool2d_cfg;
 
 typedef struct {
     char name[CBQ_NAME_MAX];   /* unique; prefix of the state_dict tensor names */
@@ -57,6 +59,7 @@ typedef struct {
         cbq_pool2d_cfg pool;       /* maxpool2d and avgpool2d */
         cbq_dropout_cfg dropout;
         cbq_linear_cfg linear;
+        cbq_adaptive_pool2d_cfg adaptive; /* adaptive_avgpool2d */
     } cfg;
     /* The layers whose outputs this one reads, in order: n_inputs indices of
      * earlier layers, -1 for the network's input. n_inputs 0: the previous

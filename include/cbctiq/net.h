@@ -93,8 +93,9 @@ void cbq_net_tensor(const cbq_net *net, size_t index, cbq_tensor_view *view);
 int cbq_net_tensor_find(const cbq_net *net, const char *name, cbq_tensor_view *view);
 
 /* ---- running -------------------------------------------------------------- */
-/* in: [n, 1, H, W] preprocessed slices (n <= max_batch). Computes every
- * layer's activation; returns the output [n, n_outputs]. */
+/* in: [n, C, H, W] preprocessed slices (n <= max_batch; C: the input
+ * channels). Computes every layer's activation; returns the output
+ * [n, n_outputs]. */
 int cbq_net_forward(cbq_net *net, const float *in, size_t n, const float **out, cbq_error *err);
 
 /* Fails, naming the output, when an output of cbq_net_forward
@@ -116,7 +117,7 @@ int cbq_net_backward(cbq_net *net, const float *dout, size_t stop_layer, int par
 
 const float *cbq_net_activation(const cbq_net *net, size_t layer);      /* output of layer */
 const float *cbq_net_activation_grad(const cbq_net *net, size_t layer); /* d/d output of layer */
-const float *cbq_net_input_grad(const cbq_net *net);                    /* [n, 1, H, W] */
+const float *cbq_net_input_grad(const cbq_net *net);                    /* [n, C, H, W] */
 void cbq_net_zero_grad(cbq_net *net);
 
 /* ---- for optimisers and the training step -------------------------------- */

@@ -38,8 +38,7 @@ enum {
     CBQ_EMPTY_ZERO_MAP = 1u << 1,     /* the map is zero everywhere: all six */
     CBQ_EMPTY_MAP_SUM = 1u << 2,      /* the map sums to a negative number: energy */
     CBQ_EMPTY_FLAT_SCORE = 1u << 3,   /* the baseline does not change the score: the AUCs */
-    CBQ_EMPTY_NO_CURVES = 1u << 4,    /* curves not asked for (perturbation none), or a model
-                                         with several input channels: the AUCs */
+    CBQ_EMPTY_NO_CURVES = 1u << 4,    /* curves not asked for (perturbation none): the AUCs */
     CBQ_EMPTY_NOT_COMPUTED = 1u << 5, /* the writer was given none of them: all six */
     CBQ_EMPTY_COUNT = 6
 };

@@ -126,8 +126,9 @@ int cbq_sanity_run(cbq_net *net, cbq_net *permuted, const cbq_sanity_volume *vol
                    const cbq_sanity_options *o, cbq_sanity_result *res, cbq_error *err);
 void cbq_sanity_result_free(cbq_sanity_result *res);
 
-/* 1 when both models take the same input (size, window) and have the same
- * outputs in the same order: the condition for comparing their maps. */
+/* 1 when both models take the same input (size, window, channels and their
+ * normalisation) and have the same outputs in the same order: the condition
+ * for comparing their maps. */
 int cbq_sanity_same_outputs(const cbq_net *a, const cbq_net *b);
 
 #ifdef __cplusplus

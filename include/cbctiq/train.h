@@ -15,7 +15,7 @@
 extern "C" {
 #endif
 
-/* batch_in [n, 1, H, W], targets [n, n_outputs]; clip <= 0: no clipping.
+/* batch_in [n, C, H, W] (C: the input channels), targets [n, n_outputs]; clip <= 0: no clipping.
  * *loss (may be NULL) receives the batch loss before the update; *grad_norm
  * (may be NULL) the gradient norm before clipping. The net is left in
  * training mode. */

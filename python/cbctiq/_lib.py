@@ -263,6 +263,8 @@ _PROTOTYPES = {
     "cbq_net_spec": (P(cbq_model_spec), [VOID_P]),
     "cbq_net_set_threads": (None, [VOID_P, C.c_int]),
     "cbq_layer_kind_name": (C.c_char_p, [C.c_int]),
+    "cbq_input_channels": (c_size, [P(cbq_input_spec)]),
+    "cbq_input_slices_name": (C.c_char_p, [C.c_int]),
     "cbq_model_input_from_volume": (C.c_int, [P(cbq_model_input), P(cbq_volume), C.c_char_p,
                                               P(cbq_input_spec), P(cbq_model_input_options),
                                               P(cbq_error)]),

@@ -106,7 +106,11 @@ class Model:
         self._info = {
             "arch": spec.arch.decode(),
             "input": {"height": spec.input.height, "width": spec.input.width,
-                      "hu_min": spec.input.hu_min, "hu_max": spec.input.hu_max},
+                      "hu_min": spec.input.hu_min, "hu_max": spec.input.hu_max,
+                      "channels": lib.cbq_input_channels(C.byref(spec.input)),
+                      "slices": lib.cbq_input_slices_name(spec.input.slices).decode(),
+                      "mean": list(spec.input.mean[:spec.input.n_norm]) or None,
+                      "std": list(spec.input.std[:spec.input.n_norm]) or None},
             "outputs": list(self.categories),
             "target_layer": spec.target_layer.decode(),
             "layers": [{"name": spec.layers[i].name.decode(),
@@ -153,7 +157,8 @@ class Model:
         return f"Model({self.path!r}, outputs={self.categories})"
 
     def info(self) -> dict:
-        """The architecture: arch, input (size and HU window), outputs,
+        """The architecture: arch, input (size, HU window, channels: how many,
+        "replicate" or "adjacent" slices, per-channel mean and std or None), outputs,
         target_layer, and the layers (name and type) in order."""
         return {k: (list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v)
                 for k, v in self._info.items()}

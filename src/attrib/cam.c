@@ -55,8 +55,10 @@ static int resolve_target(cbq_cam *cam, cbq_error *err)
     return CBQ_OK;
 }
 
-/* The identity needs: after the target only dropout, then exactly one global
- * average pool, then dropout, then exactly one final linear layer. */
+/* The identity needs: after the target only dropout and identity layers,
+ * then exactly one global average pool (global_avgpool, or
+ * adaptive_avgpool2d to 1x1 and a flatten of its 1x1 grid, as torchvision's
+ * ResNets end), then dropout, then exactly one final linear layer. */
 static int identity_after(const cbq_model_spec *spec, size_t target)
 {
     int seen_gap = 0, seen_linear = 0;
@@ -64,12 +66,14 @@ static int identity_after(const cbq_model_spec *spec, size_t target)
         cbq_layer_kind k = spec->layers[i].kind;
         if (cbq_model_spec_n_inputs(spec, i) != 1 || cbq_model_spec_input(spec, i, 0) != (long)i - 1)
             return 0; /* a graph after the target: not a plain pool and linear */
-        if (k == CBQ_LAYER_DROPOUT && !seen_linear)
+        if ((k == CBQ_LAYER_DROPOUT || k == CBQ_LAYER_IDENTITY) && !seen_linear)
             continue;
-        if (k == CBQ_LAYER_GLOBAL_AVGPOOL && !seen_gap) {
+        if ((k == CBQ_LAYER_GLOBAL_AVGPOOL || k == CBQ_LAYER_ADAPTIVE_AVGPOOL2D) && !seen_gap) {
             seen_gap = 1;
             continue;
         }
+        if (k == CBQ_LAYER_FLATTEN && seen_gap && !seen_linear)
+            continue;
         if (k == CBQ_LAYER_LINEAR && seen_gap && !seen_linear) {
             seen_linear = 1;
             continue;

@@ -161,8 +161,16 @@ static void road_impute(float *img, const unsigned char *removed, size_t H, size
             img[p] += (float)(noise * cbq_rng_normal(rng));
 }
 
-int cbq_faith_baseline(const float *x, size_t H, size_t W, const cbq_faith_options *o,
-                       size_t slice, float *out, cbq_error *err)
+/* ROAD's noise stream of channel ch: channel 0 keeps the single-channel
+ * stream, the others set high bits no slice or step index reaches. */
+static uint64_t channel_stream(uint64_t stream, size_t ch)
+{
+    return stream ^ ((uint64_t)ch << 56);
+}
+
+/* The baseline of one channel plane; ROAD draws its noise from `stream`. */
+static int baseline_plane(const float *x, size_t H, size_t W, const cbq_faith_options *o,
+                          uint64_t stream, float *out, cbq_error *err)
 {
     if (o->baseline != CBQ_PERTURB_ROAD)
         return blur(x, H, W, o->blur_sigma, out, err);
@@ -171,10 +179,16 @@ int cbq_faith_baseline(const float *x, size_t H, size_t W, const cbq_faith_optio
         return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory for a baseline slice");
     memset(all, 1, H * W);
     cbq_rng rng;
-    cbq_rng_stream(&rng, o->seed, slice);
+    cbq_rng_stream(&rng, o->seed, stream);
     road_impute(out, all, H, W, o->road_noise, &rng);
     free(all);
     return CBQ_OK;
+}
+
+int cbq_faith_baseline(const float *x, size_t H, size_t W, const cbq_faith_options *o,
+                       size_t slice, float *out, cbq_error *err)
+{
+    return baseline_plane(x, H, W, o, slice, out, err);
 }
 
 /* ---- pixel orders ------------------------------------------------------- */
@@ -232,12 +246,12 @@ typedef struct {
 typedef struct {
     cbq_faith_score_fn score;
     void *ctx;
-    size_t batch, n_out, n, H, W;
-    const float *x;
-    float *base;         /* [n, HW] baseline images */
+    size_t batch, n_out, n, C, H, W; /* C: channels per slice */
+    const float *x;      /* [n, C, HW] */
+    float *base;         /* [n, C, HW] baseline images */
     uint32_t *orders;    /* [(n_out + 1), n, HW]; random last */
     const cbq_faith_options *opt;
-    float *images;       /* [batch, HW] */
+    float *images;       /* [batch, C, HW] */
     float *scores;       /* [batch, n_out] */
     job *jobs;           /* [batch] */
     size_t filled;
@@ -255,19 +269,20 @@ static double *acc_at(curve_run *r, size_t order, int kind, size_t step)
 
 static void build_image(curve_run *r, const job *j, float *img)
 {
-    size_t HW = r->H * r->W;
-    const float *x = r->x + j->slice * HW, *b = r->base + j->slice * HW;
+    size_t HW = r->H * r->W, CHW = r->C * HW;
+    const float *x = r->x + j->slice * CHW, *b = r->base + j->slice * CHW;
     if (j->order < 0) {
-        memcpy(img, j->order == -1 ? x : b, HW * sizeof *img);
+        memcpy(img, j->order == -1 ? x : b, CHW * sizeof *img);
         return;
     }
     const uint32_t *ord = r->orders + ((size_t)j->order * r->n + j->slice) * HW;
     size_t m = pixels_at(j->step, HW);
     /* deletion: the first m pixels from the baseline; insertion: only they from the slice */
     const float *first = j->kind == DELETION ? b : x, *rest = j->kind == DELETION ? x : b;
-    memcpy(img, rest, HW * sizeof *img);
-    for (size_t p = 0; p < m; p++)
-        img[ord[p]] = first[ord[p]];
+    memcpy(img, rest, CHW * sizeof *img);
+    for (size_t ch = 0; ch < r->C; ch++)
+        for (size_t p = 0; p < m; p++)
+            img[ch * HW + ord[p]] = first[ch * HW + ord[p]];
     if (r->opt->baseline != CBQ_PERTURB_ROAD)
         return;
     /* ROAD imputes the pixels not (yet) the slice's own from those that are */
@@ -277,13 +292,16 @@ static void build_image(curve_run *r, const job *j, float *img)
         if (!from_slice)
             r->removed[ord[p]] = 1;
     }
-    for (size_t p = 0; p < HW; p++)
-        img[p] = r->removed[p] ? 0.0f : x[p];
-    cbq_rng rng;
-    cbq_rng_stream(&rng, r->opt->seed,
-                   ((((uint64_t)j->order * 2 + (uint64_t)j->kind) * (CBQ_CURVE_STEPS + 1) + j->step)
-                    << 32) + j->slice + 1);
-    road_impute(img, r->removed, r->H, r->W, r->opt->road_noise, &rng);
+    uint64_t stream = ((((uint64_t)j->order * 2 + (uint64_t)j->kind) * (CBQ_CURVE_STEPS + 1) + j->step)
+                       << 32) + j->slice + 1;
+    for (size_t ch = 0; ch < r->C; ch++) {
+        float *plane = img + ch * HW;
+        for (size_t p = 0; p < HW; p++)
+            plane[p] = r->removed[p] ? 0.0f : x[ch * HW + p];
+        cbq_rng rng;
+        cbq_rng_stream(&rng, r->opt->seed, channel_stream(stream, ch));
+        road_impute(plane, r->removed, r->H, r->W, r->opt->road_noise, &rng);
+    }
 }
 
 static int flush(curve_run *r, cbq_error *err)
@@ -309,7 +327,7 @@ static int flush(curve_run *r, cbq_error *err)
 static int push(curve_run *r, job j, cbq_error *err)
 {
     r->jobs[r->filled] = j;
-    build_image(r, &j, r->images + r->filled * r->H * r->W);
+    build_image(r, &j, r->images + r->filled * r->C * r->H * r->W);
     if (++r->filled == r->batch)
         return flush(r, err);
     return CBQ_OK;
@@ -390,13 +408,13 @@ static void free_run(curve_run *r)
 
 static int alloc_run(curve_run *r, cbq_error *err)
 {
-    size_t HW = r->H * r->W, orders = 0, accs = 0;
+    size_t HW = r->H * r->W, CHW = r->C * HW, orders = 0, accs = 0;
     int ok = cbq_size_mul(&orders, r->n_out + 1, r->n * HW) &&
              cbq_size_mul(&accs, (r->n_out + 1) * 2 * (CBQ_CURVE_STEPS + 1), r->n_out);
     if (ok) {
-        r->base = malloc(r->n * HW * sizeof *r->base);
+        r->base = malloc(r->n * CHW * sizeof *r->base);
         r->orders = malloc(orders * sizeof *r->orders);
-        r->images = malloc(r->batch * HW * sizeof *r->images);
+        r->images = malloc(r->batch * CHW * sizeof *r->images);
         r->scores = malloc(r->batch * r->n_out * sizeof *r->scores);
         r->jobs = malloc(r->batch * sizeof *r->jobs);
         r->acc = calloc(accs, sizeof *r->acc);
@@ -427,7 +445,11 @@ static int prepare(curve_run *r, const float *const *maps, int *wanted, cbq_erro
     make_order(NULL, r->n, HW, r->opt->seed, tmp, r->orders + r->n_out * r->n * HW);
     free(tmp);
     for (size_t s = 0; s < r->n; s++)
-        CBQ_TRY(cbq_faith_baseline(r->x + s * HW, r->H, r->W, r->opt, s, r->base + s * HW, err));
+        for (size_t ch = 0; ch < r->C; ch++) {
+            size_t at = (s * r->C + ch) * HW;
+            CBQ_TRY(baseline_plane(r->x + at, r->H, r->W, r->opt, channel_stream(s, ch), r->base + at,
+                                   err));
+        }
     return CBQ_OK;
 }
 
@@ -441,7 +463,7 @@ int cbq_faith_curves_compute(cbq_faith_score_fn score, void *ctx, size_t batch, 
     CBQ_CHECK_ARG(err, H * W <= UINT32_MAX, "a slice of %zu x %zu pixels is too large", H, W);
     memset(cur, 0, n_out * sizeof *cur);
     curve_run r = {.score = score, .ctx = ctx, .batch = batch, .n_out = n_out, .n = n,
-                   .H = H, .W = W, .x = x, .opt = o};
+                   .C = o->channels ? o->channels : 1, .H = H, .W = W, .x = x, .opt = o};
     CBQ_TRY(alloc_run(&r, err));
     int *wanted = calloc(n_out, sizeof *wanted);
     int rc = wanted ? CBQ_OK : CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory");

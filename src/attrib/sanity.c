@@ -35,12 +35,25 @@ size_t cbq_sanity_slice_index(size_t nz, size_t n, size_t i)
     return (nz * (2 * i + 1)) / (2 * n);
 }
 
+/* The same channels filled the same way (model_spec.h). */
+static int same_channels(const cbq_input_spec *x, const cbq_input_spec *y)
+{
+    size_t channels = cbq_input_channels(x);
+    if (channels != cbq_input_channels(y) || (channels > 1 && x->slices != y->slices) ||
+        x->n_norm != y->n_norm)
+        return 0;
+    for (size_t ch = 0; ch < x->n_norm; ch++)
+        if (x->mean[ch] != y->mean[ch] || x->std[ch] != y->std[ch])
+            return 0;
+    return 1;
+}
+
 int cbq_sanity_same_outputs(const cbq_net *a, const cbq_net *b)
 {
     const cbq_model_spec *x = cbq_net_spec(a), *y = cbq_net_spec(b);
     if (x->n_outputs != y->n_outputs || x->input.height != y->input.height ||
         x->input.width != y->input.width || x->input.hu_min != y->input.hu_min ||
-        x->input.hu_max != y->input.hu_max)
+        x->input.hu_max != y->input.hu_max || !same_channels(&x->input, &y->input))
         return 0;
     for (size_t c = 0; c < x->n_outputs; c++)
         if (strcmp(x->outputs[c], y->outputs[c]) != 0)

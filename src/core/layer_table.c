@@ -5,8 +5,11 @@
  * Hyper-parameter names and defaults are PyTorch's (torch.nn.Conv2d,
  * BatchNorm2d, LeakyReLU, MaxPool2d, AvgPool2d, Dropout, Linear), so that
  * model.json maps one to one onto PyTorch modules. Shape rules are PyTorch's
- * too (ceil_mode=False, dilation 1):
- *   conv/pool: out = floor((in + 2*pad - kernel) / stride) + 1
+ * too:
+ *   conv/pool: out = floor((in + 2*pad - reach) / stride) + 1, reach =
+ *     dilation*(kernel-1)+1 (pools: dilation 1); with ceil_mode the division
+ *     rounds up, but the last window must start inside the input or its
+ *     left padding (out-1)*stride < in + pad, else out is one less
  *   linear: flattens its input (C*H*W must equal in_features)
  * Pooling also follows PyTorch in refusing pad > kernel/2. The FLOP
  * convention is stated once in include/cbctiq/model_cost.h.
@@ -27,31 +30,40 @@ static double numel(const size_t s[3]) { return (double)s[0] * (double)s[1] * (d
 
 /* ---- window ops (conv2d, pooling) ------------------------------------------ */
 
+/* One axis of a window op: kernel, stride, padding, dilation (1 for pools). */
+typedef struct { int kernel, stride, pad, dilation; } window_axis;
+
 /* One spatial axis of a window op; 0 on success, else fills why. */
-static int window_out(size_t in, int kernel, int stride, int pad, size_t *out, const char **why)
+static int window_out(size_t in, window_axis a, int ceil_mode, size_t *out, const char **why)
 {
-    if (kernel <= 0 || stride <= 0 || pad < 0) {
-        *why = "kernel and stride must be positive and padding non-negative";
+    if (a.kernel <= 0 || a.stride <= 0 || a.pad < 0 || a.dilation <= 0) {
+        *why = "kernel, stride and dilation must be positive and padding non-negative";
         return -1;
     }
-    size_t padded = in + 2 * (size_t)pad; /* in < 2^34, pad < 2^31: no overflow */
-    if (padded < (size_t)kernel) {
+    size_t padded = in + 2 * (size_t)a.pad; /* in < 2^34, pad < 2^31: no overflow */
+    size_t reach = (size_t)a.dilation * (size_t)(a.kernel - 1) + 1;
+    if (padded < reach) {
         *why = "the kernel is larger than the padded input";
         return -1;
     }
-    *out = (padded - (size_t)kernel) / (size_t)stride + 1;
+    size_t span = padded - reach, stride = (size_t)a.stride;
+    *out = (ceil_mode ? (span + stride - 1) / stride : span / stride) + 1;
+    if (ceil_mode && (*out - 1) * stride >= in + (size_t)a.pad)
+        (*out)--; /* PyTorch: no window may start in the right padding */
     return 0;
 }
 
-static int window_shape(const char *layer, const char *kind, int kh, int kw, int sh, int sw,
-                        int ph, int pw, const size_t in[3], size_t out[3], cbq_error *err)
+static int window_shape(const char *layer, const char *kind, window_axis ah, window_axis aw,
+                        int ceil_mode, const size_t in[3], size_t out[3], cbq_error *err)
 {
     const char *why = NULL;
-    if (window_out(in[1], kh, sh, ph, &out[1], &why) || window_out(in[2], kw, sw, pw, &out[2], &why))
+    if (window_out(in[1], ah, ceil_mode, &out[1], &why) ||
+        window_out(in[2], aw, ceil_mode, &out[2], &why))
         return CBQ_FAIL(err, CBQ_ERR_FORMAT,
                         "layer '%s' (%s): input %zux%zux%zu: %s (kernel %dx%d, stride %dx%d, "
-                        "padding %dx%d)",
-                        layer, kind, in[0], in[1], in[2], why, kh, kw, sh, sw, ph, pw);
+                        "padding %dx%d, dilation %dx%d)",
+                        layer, kind, in[0], in[1], in[2], why, ah.kernel, aw.kernel, ah.stride,
+                        aw.stride, ah.pad, aw.pad, ah.dilation, aw.dilation);
     return CBQ_OK;
 }
 
@@ -69,7 +81,14 @@ static const cbq_hyper_param conv2d_hyper[] = {
     {.key = "padding", .type = CBQ_HYPER_PAIR, .offset = AT(conv.pad_h), .offset_w = AT(conv.pad_w),
      .def = 0, .lo = 0, .hi = MAX_WINDOW},
     {.key = "bias", .type = CBQ_HYPER_BOOL, .offset = AT(conv.bias), .def = 1},
+    {.key = "dilation", .type = CBQ_HYPER_PAIR, .offset = AT(conv.dilation_h),
+     .offset_w = AT(conv.dilation_w), .def = 1, .lo = 1, .hi = MAX_WINDOW, .omit_default = 1},
+    {.key = "groups", .type = CBQ_HYPER_INT, .offset = AT(conv.groups), .def = 1, .lo = 1,
+     .hi = MAX_CHANNELS, .omit_default = 1},
 };
+
+/* dilation and groups: 0 (a spec built in C before they existed) reads as 1 */
+static int or_one(int v) { return v ? v : 1; }
 
 static int conv2d_shape(const cbq_layer_spec *l, const size_t in[3], size_t out[3], cbq_error *err)
 {
@@ -81,24 +100,32 @@ static int conv2d_shape(const cbq_layer_spec *l, const size_t in[3], size_t out[
         return CBQ_FAIL(err, CBQ_ERR_FORMAT,
                         "layer '%s' (conv2d): in_channels is %d but its input has %zu channels",
                         l->name, c->in_channels, in[0]);
-    CBQ_TRY(window_shape(l->name, "conv2d", c->kernel_h, c->kernel_w, c->stride_h, c->stride_w,
-                         c->pad_h, c->pad_w, in, out, err));
+    int groups = or_one(c->groups);
+    if (groups < 0 || c->in_channels % groups || c->out_channels % groups)
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                        "layer '%s' (conv2d): groups %d must divide both in_channels %d and "
+                        "out_channels %d",
+                        l->name, c->groups, c->in_channels, c->out_channels);
+    window_axis ah = {c->kernel_h, c->stride_h, c->pad_h, or_one(c->dilation_h)};
+    window_axis aw = {c->kernel_w, c->stride_w, c->pad_w, or_one(c->dilation_w)};
+    CBQ_TRY(window_shape(l->name, "conv2d", ah, aw, 0, in, out, err));
     out[0] = (size_t)c->out_channels;
     return CBQ_OK;
 }
 
+/* weight [Cout, Cin/groups, KH, KW] */
 static size_t conv2d_param_count(const cbq_layer_spec *l)
 {
     const cbq_conv2d_cfg *c = &l->cfg.conv;
-    return (size_t)c->out_channels * (size_t)c->in_channels * (size_t)c->kernel_h *
-               (size_t)c->kernel_w + (c->bias ? (size_t)c->out_channels : 0);
+    return (size_t)c->out_channels * (size_t)(c->in_channels / or_one(c->groups)) *
+               (size_t)c->kernel_h * (size_t)c->kernel_w + (c->bias ? (size_t)c->out_channels : 0);
 }
 
 static double conv2d_flops(const cbq_layer_spec *l, const size_t in[3], const size_t out[3])
 {
     (void)in;
     const cbq_conv2d_cfg *c = &l->cfg.conv;
-    double fan_in = (double)c->in_channels * c->kernel_h * c->kernel_w;
+    double fan_in = (double)(c->in_channels / or_one(c->groups)) * c->kernel_h * c->kernel_w;
     return numel(out) * (2.0 * fan_in + (c->bias ? 1.0 : 0.0));
 }
 
@@ -214,6 +241,8 @@ static const cbq_hyper_param pool2d_hyper[] = {
      .default_from = "kernel_size"}, /* PyTorch: stride defaults to kernel_size */
     {.key = "padding", .type = CBQ_HYPER_PAIR, .offset = AT(pool.pad_h), .offset_w = AT(pool.pad_w),
      .def = 0, .lo = 0, .hi = MAX_WINDOW},
+    {.key = "ceil_mode", .type = CBQ_HYPER_BOOL, .offset = AT(pool.ceil_mode), .def = 0,
+     .omit_default = 1},
 };
 
 static int pool2d_shape(const cbq_layer_spec *l, const size_t in[3], size_t out[3], cbq_error *err)
@@ -224,8 +253,9 @@ static int pool2d_shape(const cbq_layer_spec *l, const size_t in[3], size_t out[
         return CBQ_FAIL(err, CBQ_ERR_FORMAT,
                         "layer '%s' (%s): padding %dx%d must be at most half the kernel %dx%d",
                         l->name, kind, p->pad_h, p->pad_w, p->kernel_h, p->kernel_w);
-    return window_shape(l->name, kind, p->kernel_h, p->kernel_w, p->stride_h, p->stride_w,
-                        p->pad_h, p->pad_w, in, out, err);
+    window_axis ah = {p->kernel_h, p->stride_h, p->pad_h, 1};
+    window_axis aw = {p->kernel_w, p->stride_w, p->pad_w, 1};
+    return window_shape(l->name, kind, ah, aw, p->ceil_mode, in, out, err);
 }
 
 static double pool2d_flops(const cbq_layer_spec *l, const size_t in[3], const size_t out[3])
@@ -308,15 +338,6 @@ static const cbq_layer_kind_info linear_kind = {
     .name = "linear", .hyper = linear_hyper, .n_hyper = N_OF(linear_hyper), .flattens = 1,
     .shape = linear_shape, .param_count = linear_param_count, .forward_flops = linear_flops,
 };
-
-/* ---- kinds whose rows are still to come ------------------------------------- */
-
-static int pending_shape(const cbq_layer_spec *l, const size_t in[3], size_t out[3], cbq_error *err)
-{
-    (void)in, (void)out;
-    return CBQ_FAIL(err, CBQ_ERR_FORMAT, "layer '%s' (%s): this layer kind is not implemented yet",
-                    l->name, cbq_layer_kind_name(l->kind));
-}
 
 /* ---- graph kinds: add, concat, mul ------------------------------------------ */
 
@@ -424,18 +445,72 @@ static const cbq_layer_kind_info mul_kind = {
     .name = "mul", .max_inputs = 2, .shape_n = mul_shape_n, .forward_flops = one_per_value,
 };
 
-/* single-input kinds: identity, flatten, sigmoid, silu, adaptive_avgpool2d */
+/* ---- single-input kinds: identity, flatten, sigmoid, silu, adaptive_avgpool2d */
 
-static const cbq_layer_kind_info identity_kind = {.name = "identity", .shape = pending_shape};
+static const cbq_layer_kind_info identity_kind = {
+    .name = "identity", .shape = same_shape, .forward_flops = no_flops,
+};
 
-static const cbq_layer_kind_info flatten_kind = {.name = "flatten", .shape = pending_shape};
+/* torch.flatten(x, 1): [C, H, W] -> [C*H*W, 1, 1], the same values in the same order */
+static int flatten_shape(const cbq_layer_spec *l, const size_t in[3], size_t out[3], cbq_error *err)
+{
+    (void)l, (void)err;
+    out[0] = in[0] * in[1] * in[2]; /* below the spec's activation limit */
+    out[1] = out[2] = 1;
+    return CBQ_OK;
+}
 
-static const cbq_layer_kind_info sigmoid_kind = {.name = "sigmoid", .shape = pending_shape};
+static const cbq_layer_kind_info flatten_kind = {
+    .name = "flatten", .flattens = 1, .shape = flatten_shape, .forward_flops = no_flops,
+};
 
-static const cbq_layer_kind_info silu_kind = {.name = "silu", .shape = pending_shape};
+/* The convention counts an exponential, a division and an addition as one
+ * operation each: sigmoid 1/(1+exp(-x)) is 3 per value, silu x*sigmoid(x) 4. */
+static double sigmoid_flops(const cbq_layer_spec *l, const size_t in[3], const size_t out[3])
+{
+    (void)l, (void)in;
+    return 3.0 * numel(out);
+}
 
-static const cbq_layer_kind_info adaptive_avgpool2d_kind = {.name = "adaptive_avgpool2d",
-                                                            .shape = pending_shape};
+static double silu_flops(const cbq_layer_spec *l, const size_t in[3], const size_t out[3])
+{
+    (void)l, (void)in;
+    return 4.0 * numel(out);
+}
+
+static const cbq_layer_kind_info sigmoid_kind = {
+    .name = "sigmoid", .shape = same_shape, .forward_flops = sigmoid_flops,
+};
+
+static const cbq_layer_kind_info silu_kind = {
+    .name = "silu", .shape = same_shape, .forward_flops = silu_flops,
+};
+
+static const cbq_hyper_param adaptive_avgpool2d_hyper[] = {
+    {.key = "output_size", .type = CBQ_HYPER_PAIR, .offset = AT(adaptive.output_h),
+     .offset_w = AT(adaptive.output_w), .def = 1, .lo = 1, .hi = MAX_WINDOW},
+};
+
+/* nn.AdaptiveAvgPool2d(1): [C, H, W] -> [C, 1, 1], still a grid (not flattened) */
+static int adaptive_avgpool2d_shape(const cbq_layer_spec *l, const size_t in[3], size_t out[3],
+                                    cbq_error *err)
+{
+    (void)in;
+    const cbq_adaptive_pool2d_cfg *a = &l->cfg.adaptive;
+    if (a->output_h != 1 || a->output_w != 1)
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT,
+                        "layer '%s' (adaptive_avgpool2d): output_size %dx%d is not supported "
+                        "(only 1: the mean of each channel)",
+                        l->name, a->output_h, a->output_w);
+    out[1] = out[2] = 1;
+    return CBQ_OK;
+}
+
+static const cbq_layer_kind_info adaptive_avgpool2d_kind = {
+    .name = "adaptive_avgpool2d", .hyper = adaptive_avgpool2d_hyper,
+    .n_hyper = N_OF(adaptive_avgpool2d_hyper), .shape = adaptive_avgpool2d_shape,
+    .forward_flops = global_avgpool_flops,
+};
 
 /* ---- the table ----------------------------------------------------------------- */
 

@@ -94,23 +94,25 @@ static int volume_curves(const cbq_model_input *in, cbq_net *net, size_t batch,
                          const float *const *maps, const cbq_pointing_options *o,
                          cbq_faith_curves *cur, size_t *used, cbq_error *err)
 {
-    size_t n_out = cbq_net_spec(net)->n_outputs, HW = in->H * in->W;
+    size_t n_out = cbq_net_spec(net)->n_outputs, HW = in->H * in->W, CHW = in->channels * HW;
     size_t m = cbq_sanity_n_slices(in->n, o->max_slices);
-    float *x = malloc(m * HW * sizeof *x), *sub[CBQ_MAX_OUTPUTS] = {0};
+    float *x = malloc(m * CHW * sizeof *x), *sub[CBQ_MAX_OUTPUTS] = {0};
+    cbq_faith_options faith = o->faith;
+    faith.channels = in->channels;
     int rc = x ? CBQ_OK : CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory for deletion curves");
     for (size_t c = 0; c < n_out && rc == CBQ_OK; c++)
         if (maps[c] && !(sub[c] = malloc(m * HW * sizeof **sub)))
             rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory for deletion curves");
     for (size_t i = 0; i < m && rc == CBQ_OK; i++) {
         size_t s = cbq_sanity_slice_index(in->n, m, i);
-        memcpy(x + i * HW, in->x + s * HW, HW * sizeof *x);
+        memcpy(x + i * CHW, in->x + s * CHW, CHW * sizeof *x);
         for (size_t c = 0; c < n_out; c++)
             if (sub[c])
                 memcpy(sub[c] + i * HW, maps[c] + s * HW, HW * sizeof *x);
     }
     if (rc == CBQ_OK)
         rc = cbq_faith_curves_compute(cbq_faith_net_score, net, batch, n_out, x, m, in->H, in->W,
-                                      (const float *const *)sub, &o->faith, cur, err);
+                                      (const float *const *)sub, &faith, cur, err);
     *used = m;
     free(x);
     for (size_t c = 0; c < n_out; c++)
@@ -118,19 +120,12 @@ static int volume_curves(const cbq_model_input *in, cbq_net *net, size_t batch,
     return rc;
 }
 
-/* Deletion curves perturb the pixels of a single-channel slice; a model
- * with several input channels gets none (flagged no_curves). */
-static int wants_curves(const cbq_model_input *in, const cbq_pointing_options *o)
-{
-    return o->faith.baseline != CBQ_PERTURB_NONE && in->channels <= 1;
-}
-
-static void set_curves(const cbq_model_input *in, const cbq_pointing_options *o,
-                       const cbq_faith_curves *cur, size_t used, cbq_pointing *p)
+static void set_curves(const cbq_pointing_options *o, const cbq_faith_curves *cur,
+                       size_t used, cbq_pointing *p)
 {
     p->baseline = o->faith.baseline;
     p->seed = o->faith.seed;
-    if (!wants_curves(in, o)) {
+    if (o->faith.baseline == CBQ_PERTURB_NONE) {
         p->empty |= CBQ_EMPTY_NO_CURVES;
         return;
     }
@@ -159,13 +154,13 @@ int cbq_pointing_volume(cbq_model_input *in, cbq_net *net, size_t batch,
     }
     cbq_faith_curves *cur = NULL;
     size_t used = 0;
-    if (rc == CBQ_OK && wants_curves(in, o)) {
+    if (rc == CBQ_OK && o->faith.baseline != CBQ_PERTURB_NONE) {
         if (!(cur = calloc(CBQ_MAX_OUTPUTS, sizeof *cur)))
             return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory for deletion curves");
         rc = volume_curves(in, net, batch, maps, o, cur, &used, err);
     }
     for (size_t k = 0; k < n_categories && rc == CBQ_OK; k++)
-        set_curves(in, o, cur ? &cur[out_index[k]] : NULL, used, &p[k]);
+        set_curves(o, cur ? &cur[out_index[k]] : NULL, used, &p[k]);
     free(cur);
     return rc;
 }

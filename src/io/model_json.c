@@ -643,6 +643,19 @@ static cJSON *hyper_json(const cbq_layer_spec *l, const cbq_hyper_param *h)
     return NULL;
 }
 
+/* A value of an omit_default key that is its default (layer_table.h). */
+static int at_default(const cbq_layer_spec *l, const cbq_hyper_param *h)
+{
+    if (h->type == CBQ_HYPER_NUMBER)
+        return num_of(l, h->offset) == h->def;
+    int v[2] = {int_of(l, h->offset), h->type == CBQ_HYPER_PAIR ? int_of(l, h->offset_w) : 0};
+    int n = h->type == CBQ_HYPER_PAIR ? 2 : 1;
+    for (int i = 0; i < n; i++)
+        if (!(v[i] == (int)h->def || (v[i] == 0 && h->lo > 0)))
+            return 0;
+    return 1;
+}
+
 /* Exactly the previous layer's output: "inputs" is left out. */
 static int reads_previous(const cbq_model_spec *spec, size_t index)
 {
@@ -650,8 +663,9 @@ static int reads_previous(const cbq_model_spec *spec, size_t index)
            cbq_model_spec_input(spec, index, 0) == (long)index - 1;
 }
 
-/* Every hyper-parameter explicitly, in the table's order; "inputs" after
- * "type" unless the layer reads the previous one. */
+/* Every hyper-parameter explicitly, in the table's order, but for
+ * omit_default keys at their default; "inputs" after "type" unless the layer
+ * reads the previous one. */
 static cJSON *layer_json(const cbq_model_spec *spec, size_t index)
 {
     const cbq_layer_spec *l = &spec->layers[index];
@@ -668,7 +682,8 @@ static cJSON *layer_json(const cbq_model_spec *spec, size_t index)
                                            input_name(spec, cbq_model_spec_input(spec, index, k))));
     }
     for (size_t i = 0; i < info->n_hyper; i++)
-        cJSON_AddItemToObject(j, info->hyper[i].key, hyper_json(l, &info->hyper[i]));
+        if (!(info->hyper[i].omit_default && at_default(l, &info->hyper[i])))
+            cJSON_AddItemToObject(j, info->hyper[i].key, hyper_json(l, &info->hyper[i]));
     return j;
 }
 

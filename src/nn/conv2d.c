@@ -1,5 +1,6 @@
 /* conv2d.c - 2-D convolution as im2col + one SGEMM per sample (PyTorch
- * torch.nn.Conv2d, dilation 1, groups 1, zero padding).
+ * torch.nn.Conv2d, dilation 1, groups 1, zero padding; other dilations and
+ * groups go to conv2d_general.c).
  *
  * Work is split over samples: each OpenMP thread unfolds its own samples
  * into its own slice of the workspace and calls single-threaded BLAS, so
@@ -111,6 +112,8 @@ static size_t grouped_aux_floats(const cbq_conv2d_cfg *c, size_t h, size_t w, si
 
 size_t conv2d_workspace_floats(const cbq_conv2d_cfg *cfg, size_t h, size_t w)
 {
+    if (conv2d_is_general(cfg))
+        return conv2d_general_workspace_floats(cfg, h, w);
     if (is_pointwise(cfg))
         return 0;
     size_t oh = conv2d_out_size(h, cfg->kernel_h, cfg->stride_h, cfg->pad_h);
@@ -132,6 +135,8 @@ size_t conv2d_workspace_floats(const cbq_conv2d_cfg *cfg, size_t h, size_t w)
 
 size_t conv2d_dw_private_floats(const cbq_conv2d_cfg *cfg)
 {
+    if (conv2d_is_general(cfg))
+        return conv2d_general_dw_private_floats(cfg);
     return (size_t)cfg->out_channels * (patch_len(cfg) + 1);
 }
 
@@ -319,6 +324,10 @@ void conv2d_forward(float *out, const float *in, const float *weight, const floa
                     const cbq_conv2d_cfg *cfg, size_t n, size_t h, size_t w, float *workspace,
                     int threads)
 {
+    if (conv2d_is_general(cfg)) {
+        conv2d_general_forward(out, in, weight, bias, cfg, n, h, w, workspace, threads);
+        return;
+    }
     const size_t oh = conv2d_out_size(h, cfg->kernel_h, cfg->stride_h, cfg->pad_h);
     const size_t ow = conv2d_out_size(w, cfg->kernel_w, cfg->stride_w, cfg->pad_w);
     const size_t cout = (size_t)cfg->out_channels, k = patch_len(cfg), plane = oh * ow;
@@ -498,6 +507,11 @@ void conv2d_backward(float *din, float *dweight, float *dbias, const float *dout
                      const float *weight, const cbq_conv2d_cfg *cfg, size_t n, size_t h, size_t w,
                      float *workspace, float *dw_private, int threads)
 {
+    if (conv2d_is_general(cfg)) {
+        conv2d_general_backward(din, dweight, dbias, dout, in, weight, cfg, n, h, w, workspace,
+                                dw_private, threads);
+        return;
+    }
     const size_t oh = conv2d_out_size(h, cfg->kernel_h, cfg->stride_h, cfg->pad_h);
     const size_t ow = conv2d_out_size(w, cfg->kernel_w, cfg->stride_w, cfg->pad_w);
     const size_t cout = (size_t)cfg->out_channels, k = patch_len(cfg), plane = oh * ow;
@@ -550,35 +564,41 @@ void conv2d_backward(float *din, float *dweight, float *dbias, const float *dout
 
 /* ---- reference ------------------------------------------------------------ */
 
+/* dilation and groups: 0 (a spec built before they existed) reads as 1 */
+static int or_one(int v) { return v > 0 ? v : 1; }
+
 /* Input index of output (y, x) and kernel tap (ki, kj), or -1 in the padding. */
 static long tap(const cbq_conv2d_cfg *c, size_t h, size_t w, size_t y, size_t x, int ki, int kj)
 {
-    long iy = (long)(y * (size_t)c->stride_h) - c->pad_h + ki;
-    long ix = (long)(x * (size_t)c->stride_w) - c->pad_w + kj;
+    long iy = (long)(y * (size_t)c->stride_h) - c->pad_h + (long)ki * or_one(c->dilation_h);
+    long ix = (long)(x * (size_t)c->stride_w) - c->pad_w + (long)kj * or_one(c->dilation_w);
     if (iy < 0 || iy >= (long)h || ix < 0 || ix >= (long)w)
         return -1;
     return iy * (long)w + ix;
 }
 
+/* Output o reads input channels [first, first + cin/groups) through weight
+ * [o, 0 .. cin/groups). */
 void conv2d_forward_ref(float *out, const float *in, const float *weight, const float *bias,
                         const cbq_conv2d_cfg *c, size_t n, size_t h, size_t w)
 {
-    const size_t oh = conv2d_out_size(h, c->kernel_h, c->stride_h, c->pad_h);
-    const size_t ow = conv2d_out_size(w, c->kernel_w, c->stride_w, c->pad_w);
+    const size_t oh = conv2d_out_h(c, h), ow = conv2d_out_w(c, w);
     const size_t cin = (size_t)c->in_channels, cout = (size_t)c->out_channels;
+    const size_t groups = (size_t)or_one(c->groups), cin_g = cin / groups, cout_g = cout / groups;
     const size_t kk = (size_t)c->kernel_h * (size_t)c->kernel_w;
     for (size_t s = 0; s < n; s++)
         for (size_t o = 0; o < cout; o++)
             for (size_t y = 0; y < oh; y++)
                 for (size_t x = 0; x < ow; x++) {
                     double acc = bias ? bias[o] : 0.0;
-                    for (size_t ci = 0; ci < cin; ci++)
+                    const size_t first = o / cout_g * cin_g;
+                    for (size_t ci = 0; ci < cin_g; ci++)
                         for (int ki = 0; ki < c->kernel_h; ki++)
                             for (int kj = 0; kj < c->kernel_w; kj++) {
                                 long p = tap(c, h, w, y, x, ki, kj);
                                 if (p >= 0)
-                                    acc += (double)in[(s * cin + ci) * h * w + (size_t)p] *
-                                           weight[(o * cin + ci) * kk + (size_t)ki * (size_t)c->kernel_w + (size_t)kj];
+                                    acc += (double)in[(s * cin + first + ci) * h * w + (size_t)p] *
+                                           weight[(o * cin_g + ci) * kk + (size_t)ki * (size_t)c->kernel_w + (size_t)kj];
                             }
                     out[((s * cout + o) * oh + y) * ow + x] = (float)acc;
                 }
@@ -588,9 +608,9 @@ void conv2d_backward_ref(float *din, float *dweight, float *dbias, const float *
                          const float *in, const float *weight, const cbq_conv2d_cfg *c, size_t n,
                          size_t h, size_t w)
 {
-    const size_t oh = conv2d_out_size(h, c->kernel_h, c->stride_h, c->pad_h);
-    const size_t ow = conv2d_out_size(w, c->kernel_w, c->stride_w, c->pad_w);
+    const size_t oh = conv2d_out_h(c, h), ow = conv2d_out_w(c, w);
     const size_t cin = (size_t)c->in_channels, cout = (size_t)c->out_channels;
+    const size_t groups = (size_t)or_one(c->groups), cin_g = cin / groups, cout_g = cout / groups;
     const size_t kk = (size_t)c->kernel_h * (size_t)c->kernel_w;
     if (din)
         memset(din, 0, n * cin * h * w * sizeof *din);
@@ -599,16 +619,17 @@ void conv2d_backward_ref(float *din, float *dweight, float *dbias, const float *
             for (size_t y = 0; y < oh; y++)
                 for (size_t x = 0; x < ow; x++) {
                     float g = dout[((s * cout + o) * oh + y) * ow + x];
+                    const size_t first = o / cout_g * cin_g;
                     if (dbias)
                         dbias[o] += g;
-                    for (size_t ci = 0; ci < cin; ci++)
+                    for (size_t ci = 0; ci < cin_g; ci++)
                         for (int ki = 0; ki < c->kernel_h; ki++)
                             for (int kj = 0; kj < c->kernel_w; kj++) {
                                 long p = tap(c, h, w, y, x, ki, kj);
                                 if (p < 0)
                                     continue;
-                                size_t wi = (o * cin + ci) * kk + (size_t)ki * (size_t)c->kernel_w + (size_t)kj;
-                                size_t ii = (s * cin + ci) * h * w + (size_t)p;
+                                size_t wi = (o * cin_g + ci) * kk + (size_t)ki * (size_t)c->kernel_w + (size_t)kj;
+                                size_t ii = (s * cin + first + ci) * h * w + (size_t)p;
                                 if (dweight)
                                     dweight[wi] += g * in[ii];
                                 if (din)

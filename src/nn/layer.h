@@ -51,6 +51,24 @@ void conv2d_backward_ref(float *din, float *dweight, float *dbias, const float *
                          const float *in, const float *weight, const cbq_conv2d_cfg *cfg, size_t n,
                          size_t h, size_t w);
 
+/* ---- conv2d_general.c: dilation and groups --------------------------------- */
+/* conv2d_forward/backward and the two size functions above hand a
+ * convolution with dilation or groups != 1 (0 reads as 1) to these; the
+ * weight is then [Cout, Cin/groups, KH, KW]. */
+int conv2d_is_general(const cbq_conv2d_cfg *cfg);
+/* Output height and width with dilation (PyTorch's formula). */
+size_t conv2d_out_h(const cbq_conv2d_cfg *cfg, size_t h);
+size_t conv2d_out_w(const cbq_conv2d_cfg *cfg, size_t w);
+size_t conv2d_general_workspace_floats(const cbq_conv2d_cfg *cfg, size_t h, size_t w);
+size_t conv2d_general_dw_private_floats(const cbq_conv2d_cfg *cfg);
+void conv2d_general_forward(float *out, const float *in, const float *weight, const float *bias,
+                            const cbq_conv2d_cfg *cfg, size_t n, size_t h, size_t w,
+                            float *workspace, int threads);
+void conv2d_general_backward(float *din, float *dweight, float *dbias, const float *dout,
+                             const float *in, const float *weight, const cbq_conv2d_cfg *cfg,
+                             size_t n, size_t h, size_t w, float *workspace, float *dw_private,
+                             int threads);
+
 /* ---- batchnorm2d.c --------------------------------------------------------- */
 /* Training: normalises with the batch mean and biased variance, saves them
  * for backward, updates running stats with the unbiased variance. */
@@ -105,7 +123,15 @@ void leaky_relu_forward(float *out, const float *in, float slope, size_t count, 
 void leaky_relu_backward(float *din, const float *dout, const float *in, float slope, size_t count,
                          int threads);
 
+/* ---- sigmoid.c (sigmoid and silu: x * sigmoid(x)) ------------------------ */
+void sigmoid_forward(float *out, const float *in, size_t count, int threads);
+void sigmoid_backward(float *din, const float *dout, const float *in, size_t count, int threads);
+void silu_forward(float *out, const float *in, size_t count, int threads);
+void silu_backward(float *din, const float *dout, const float *in, size_t count, int threads);
+
 /* ---- maxpool2d.c, avgpool2d.c: planes = n * C ----------------------------- */
+/* Output size of one axis (PyTorch's pooling_output_shape, dilation 1). */
+size_t pool2d_out_size(size_t in, int kernel, int stride, int pad, int ceil_mode);
 void maxpool2d_forward(float *out, const float *in, const cbq_pool2d_cfg *cfg, size_t planes,
                        size_t h, size_t w, int threads);
 void maxpool2d_backward(float *din, const float *dout, const float *in, const cbq_pool2d_cfg *cfg,

@@ -54,7 +54,8 @@ static void init_fan_in_uniform(cbq_net *net, size_t layer, size_t outputs, int 
 static void conv2d_plan(cbq_net *net, size_t layer, const size_t in[3])
 {
     const cbq_conv2d_cfg *c = &net->spec.layers[layer].cfg.conv;
-    size_t ws[4] = {(size_t)c->out_channels, (size_t)c->in_channels, (size_t)c->kernel_h,
+    size_t groups = c->groups > 0 ? (size_t)c->groups : 1; /* 0 reads as 1 */
+    size_t ws[4] = {(size_t)c->out_channels, (size_t)c->in_channels / groups, (size_t)c->kernel_h,
                     (size_t)c->kernel_w};
     plan_weight_bias(net, layer, 4, ws, c->bias);
     size_t wsz = conv2d_workspace_floats(c, in[1], in[2]);
@@ -388,8 +389,6 @@ static const net_layer_ops linear_ops = {
     .forward = linear_run_forward, .backward = linear_run_backward,
 };
 
-/* ---- kinds whose rows are still to come: their shape rule refuses them ---- */
-
 /* ---- graph kinds: add, concat, mul ------------------------------------------- */
 
 static void add_run_forward(const net_layer_call *c, const float *const *xs, float *y)
@@ -451,17 +450,69 @@ static void mul_run_backward(const net_layer_call *c, const float *const *xs, co
 
 static const net_layer_ops mul_ops = {.forward_n = mul_run_forward, .backward_n = mul_run_backward};
 
-/* single-input kinds */
+/* ---- identity, flatten: copies (flatten keeps the order of [C, H, W]) ---- */
 
-static const net_layer_ops identity_ops = {0};
+static void copy_run_forward(const net_layer_call *c, const float *x, float *y)
+{
+    memcpy(y, x, c->n * count3(c->in) * sizeof *y);
+}
 
-static const net_layer_ops flatten_ops = {0};
+static void copy_run_backward(const net_layer_call *c, const float *x, const float *dy, float *dx,
+                              int param_grads)
+{
+    (void)x, (void)param_grads;
+    if (dx)
+        memcpy(dx, dy, c->n * count3(c->in) * sizeof *dx);
+}
 
-static const net_layer_ops sigmoid_ops = {0};
+static const net_layer_ops identity_ops = {
+    .forward = copy_run_forward, .backward = copy_run_backward,
+};
 
-static const net_layer_ops silu_ops = {0};
+static const net_layer_ops flatten_ops = {
+    .forward = copy_run_forward, .backward = copy_run_backward,
+};
 
-static const net_layer_ops adaptive_avgpool2d_ops = {0};
+/* ---- sigmoid, silu -------------------------------------------------------------- */
+
+static void sigmoid_run_forward(const net_layer_call *c, const float *x, float *y)
+{
+    sigmoid_forward(y, x, c->n * count3(c->in), c->net->threads);
+}
+
+static void sigmoid_run_backward(const net_layer_call *c, const float *x, const float *dy, float *dx,
+                                 int param_grads)
+{
+    (void)param_grads;
+    if (dx)
+        sigmoid_backward(dx, dy, x, c->n * count3(c->in), c->net->threads);
+}
+
+static const net_layer_ops sigmoid_ops = {
+    .forward = sigmoid_run_forward, .backward = sigmoid_run_backward,
+};
+
+static void silu_run_forward(const net_layer_call *c, const float *x, float *y)
+{
+    silu_forward(y, x, c->n * count3(c->in), c->net->threads);
+}
+
+static void silu_run_backward(const net_layer_call *c, const float *x, const float *dy, float *dx,
+                              int param_grads)
+{
+    (void)param_grads;
+    if (dx)
+        silu_backward(dx, dy, x, c->n * count3(c->in), c->net->threads);
+}
+
+static const net_layer_ops silu_ops = {.forward = silu_run_forward, .backward = silu_run_backward};
+
+/* ---- adaptive_avgpool2d (output_size 1): global_avgpool's kernels, whose
+ * [planes] output is the [C, 1, 1] grid of each sample ---------------------- */
+
+static const net_layer_ops adaptive_avgpool2d_ops = {
+    .forward = global_avgpool_run_forward, .backward = global_avgpool_run_backward,
+};
 
 /* ---- the table ---------------------------------------------------------------- */
 

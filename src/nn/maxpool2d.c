@@ -1,5 +1,6 @@
-/* maxpool2d.c - torch.nn.MaxPool2d (dilation 1, ceil_mode False). Padding
- * counts as -inf. Ties go to the FIRST maximum in row-major window order,
+/* maxpool2d.c - torch.nn.MaxPool2d (dilation 1). Padding counts as -inf;
+ * with ceil_mode the last window may hang over the bottom/right edge, and
+ * only its part inside the input counts. Ties go to the FIRST maximum in row-major window order,
  * as PyTorch's CPU kernel does (it replaces only on a strictly greater value);
  * NaN wins like in PyTorch. Backward finds the same index again from the
  * input instead of storing indices, so it needs no extra memory. */
@@ -9,9 +10,15 @@
 
 #include "nn/layer.h"
 
-static size_t pool_out(size_t in, int k, int s, int p)
+/* PyTorch's pooling_output_shape; the shape rule (layer_table.c) has
+ * checked that the padded input holds one kernel. */
+size_t pool2d_out_size(size_t in, int kernel, int stride, int pad, int ceil_mode)
 {
-    return (in + 2 * (size_t)p - (size_t)k) / (size_t)s + 1;
+    size_t span = in + 2 * (size_t)pad - (size_t)kernel, s = (size_t)stride;
+    size_t out = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
+    if (ceil_mode && (out - 1) * s >= in + (size_t)pad)
+        out--; /* the last window must start inside the input or the left padding */
+    return out;
 }
 
 /* Index in the plane of the window's first maximum; -1 if all padding. */
@@ -45,7 +52,7 @@ static long window_argmax(const float *x, const cbq_pool2d_cfg *c, size_t h, siz
 static int is_2x2(const cbq_pool2d_cfg *c)
 {
     return c->kernel_h == 2 && c->kernel_w == 2 && c->stride_h == 2 && c->stride_w == 2 &&
-           c->pad_h == 0 && c->pad_w == 0;
+           c->pad_h == 0 && c->pad_w == 0 && !c->ceil_mode;
 }
 
 /* Does v replace the current maximum m? When greater, or when NaN while m is
@@ -131,8 +138,8 @@ static void pool2x2_plane_back(float *restrict d, const float *restrict g, const
 void maxpool2d_forward(float *out, const float *in, const cbq_pool2d_cfg *cfg, size_t planes,
                        size_t h, size_t w, int threads)
 {
-    const size_t oh = pool_out(h, cfg->kernel_h, cfg->stride_h, cfg->pad_h);
-    const size_t ow = pool_out(w, cfg->kernel_w, cfg->stride_w, cfg->pad_w);
+    const size_t oh = pool2d_out_size(h, cfg->kernel_h, cfg->stride_h, cfg->pad_h, cfg->ceil_mode);
+    const size_t ow = pool2d_out_size(w, cfg->kernel_w, cfg->stride_w, cfg->pad_w, cfg->ceil_mode);
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (long pl = 0; pl < (long)planes; pl++) {
         const float *x = in + (size_t)pl * h * w;
@@ -152,8 +159,8 @@ void maxpool2d_forward(float *out, const float *in, const cbq_pool2d_cfg *cfg, s
 void maxpool2d_backward(float *din, const float *dout, const float *in, const cbq_pool2d_cfg *cfg,
                         size_t planes, size_t h, size_t w, int threads)
 {
-    const size_t oh = pool_out(h, cfg->kernel_h, cfg->stride_h, cfg->pad_h);
-    const size_t ow = pool_out(w, cfg->kernel_w, cfg->stride_w, cfg->pad_w);
+    const size_t oh = pool2d_out_size(h, cfg->kernel_h, cfg->stride_h, cfg->pad_h, cfg->ceil_mode);
+    const size_t ow = pool2d_out_size(w, cfg->kernel_w, cfg->stride_w, cfg->pad_w, cfg->ceil_mode);
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (long pl = 0; pl < (long)planes; pl++) {
         const float *x = in + (size_t)pl * h * w;

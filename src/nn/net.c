@@ -111,33 +111,43 @@ static int blocks_meet(const arena_block *a, const arena_block *b)
     return a->first <= b->last && b->first <= a->last;
 }
 
+typedef struct {
+    size_t off, end;
+} arena_span;
+
+static int by_size_then_index(const void *a, const void *b)
+{
+    const arena_block *x = *(const arena_block *const *)a, *y = *(const arena_block *const *)b;
+    if (x->size != y->size)
+        return x->size > y->size ? -1 : 1;
+    return x < y ? -1 : x > y;
+}
+
+static int by_offset(const void *a, const void *b)
+{
+    const arena_span *x = a, *y = b;
+    return x->off < y->off ? -1 : x->off > y->off;
+}
+
 /* Offsets at the lowest address where each block meets no block placed
- * before it that is alive at the same time; largest first. Returns the end
- * of the highest block. */
-static size_t pack_blocks(arena_block *blk, size_t n, size_t *order)
+ * before it that is alive at the same time; largest first (ties in index
+ * order, so the plan is reproducible). order and spans: n entries of
+ * scratch. Returns the end of the highest block. */
+static size_t pack_blocks(arena_block *blk, size_t n, arena_block **order, arena_span *spans)
 {
     for (size_t i = 0; i < n; i++)
-        order[i] = i;
-    for (size_t i = 1; i < n; i++) /* insertion sort: size descending, stable */
-        for (size_t j = i; j > 0 && blk[order[j]].size > blk[order[j - 1]].size; j--) {
-            size_t t = order[j];
-            order[j] = order[j - 1];
-            order[j - 1] = t;
-        }
+        order[i] = &blk[i];
+    qsort(order, n, sizeof *order, by_size_then_index);
     size_t top = 0;
     for (size_t a = 0; a < n; a++) {
-        arena_block *b = &blk[order[a]];
-        size_t off = 0;
-        for (int moved = 1; moved;) { /* rise above every clash until none is left */
-            moved = 0;
-            for (size_t p = 0; p < a; p++) {
-                const arena_block *q = &blk[order[p]];
-                if (blocks_meet(b, q) && off < q->off + q->size && q->off < off + b->size) {
-                    off = q->off + q->size;
-                    moved = 1;
-                }
-            }
-        }
+        arena_block *b = order[a];
+        size_t m = 0, off = 0;
+        for (size_t p = 0; p < a; p++)
+            if (order[p]->size && blocks_meet(b, order[p]))
+                spans[m++] = (arena_span){order[p]->off, order[p]->off + order[p]->size};
+        qsort(spans, m, sizeof *spans, by_offset);
+        for (size_t k = 0; k < m && spans[k].off < off + b->size; k++)
+            off = spans[k].end > off ? spans[k].end : off;
         b->off = off;
         top = off + b->size > top ? off + b->size : top;
     }
@@ -185,11 +195,12 @@ static int graph_relu_in_place(const cbq_net *net, size_t i)
 static int plan_graph(cbq_net *net, cbq_error *err)
 {
     const size_t L = net->n_layers;
-    arena_block *blk = calloc(2 * L, sizeof *blk);
-    size_t *order = calloc(2 * L, sizeof *order);
-    if (!blk || !order) {
+    arena_block *blk = calloc(2 * L, sizeof *blk), **order = calloc(2 * L, sizeof *order);
+    arena_span *spans = calloc(2 * L, sizeof *spans);
+    if (!blk || !order || !spans) {
         free(blk);
         free(order);
+        free(spans);
         return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory planning the network");
     }
     for (size_t i = 0; i < L; i++) {
@@ -208,7 +219,7 @@ static int plan_graph(cbq_net *net, cbq_error *err)
             blk[from].first = blk[from].first < blk[i].first ? blk[from].first : blk[i].first;
             blk[i].size = 0;
         }
-    net->arena_total = pack_blocks(blk, 2 * L, order);
+    net->arena_total = pack_blocks(blk, 2 * L, order, spans);
     for (size_t i = 0; i < L; i++) {
         net->layer[i].act_off = blk[i].off;
         net->layer[i].grad_off = blk[L + i].off;
@@ -218,6 +229,7 @@ static int plan_graph(cbq_net *net, cbq_error *err)
             net->layer[i].act_off = net->layer[cbq_model_spec_input(&net->spec, i, 0)].act_off;
     free(blk);
     free(order);
+    free(spans);
     return CBQ_OK;
 }
 

@@ -25,7 +25,8 @@ static void add_conv_bn_relu(cbq_model_spec *s, int block, int unit, int cin, in
 {
     cbq_layer_spec *c = add(s, CBQ_LAYER_CONV2D, "block%d.conv%d", block, unit);
     c->cfg.conv = (cbq_conv2d_cfg){.in_channels = cin, .out_channels = cout, .kernel_h = 3, .kernel_w = 3,
-                                   .stride_h = 1, .stride_w = 1, .pad_h = 1, .pad_w = 1, .bias = 0};
+                                   .stride_h = 1, .stride_w = 1, .pad_h = 1, .pad_w = 1, .bias = 0,
+                                   .dilation_h = 1, .dilation_w = 1, .groups = 1};
     cbq_layer_spec *b = add(s, CBQ_LAYER_BATCHNORM2D, "block%d.bn%d", block, unit);
     b->cfg.bn = (cbq_batchnorm2d_cfg){.channels = cout, .eps = 1e-5, .momentum = 0.1};
     add(s, CBQ_LAYER_RELU, "block%d.relu%d", block, unit);
@@ -71,7 +72,7 @@ static int build_iqnet_s(cbq_model_spec *s, const cbq_preset_opts *o, cbq_error 
 
 /* ---- resnet18, resnet34 (torchvision.models.resnet, BasicBlock) ---------- */
 
-/* Appends a layer with a printf-formatted name; NULL when the name does not fit. */
+/* Appends a layer with a printf-formatted name (every preset name fits CBQ_NAME_MAX). */
 static cbq_layer_spec *add_named(cbq_model_spec *s, cbq_layer_kind kind, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -184,6 +184,10 @@ static int check_setup(cbq_net *net, const cbq_dataset *ds, const size_t *train_
                            ds->n_outputs == s->n_outputs,
                   "dataset: slices %zux%zu with %zu targets, the model expects %dx%d with %zu", ds->height,
                   ds->width, ds->n_outputs, s->input.height, s->input.width, s->n_outputs);
+    CBQ_CHECK_ARG(err, cbq_input_channels(&s->input) == 1,
+                  "dataset: single-channel slices, but the model takes %zu input channels "
+                  "(model.json input.channels): the trainer trains single-channel models",
+                  cbq_input_channels(&s->input));
     CBQ_CHECK_ARG(err, n_train > 0, "no training slices");
     CBQ_CHECK_ARG(err, cfg->batch_size > 0 && cfg->epochs > 0, "epochs and batch size must be positive");
     for (size_t i = 0; i < n_train; i++)

@@ -73,30 +73,32 @@ def random_order(seed, slice_index, hw):
 
 
 def blurred(x, sigma):
-    """Gaussian blur of slices [n, 1, H, W]: radius ceil(3 sigma), mirror border."""
+    """Gaussian blur of slices [n, C, H, W], each channel alone: radius ceil(3 sigma), mirror border."""
     r = min(math.ceil(3 * sigma), min(x.shape[-2:]) - 1)
     d = np.arange(-r, r + 1, dtype=np.float64)
     k = np.exp(-0.5 * d * d / sigma ** 2)
     k = torch.from_numpy(k / k.sum())
-    t = F.pad(torch.from_numpy(x).double(), (r, r, r, r), mode="reflect")
+    t = torch.from_numpy(x).double().reshape(-1, 1, *x.shape[-2:])
+    t = F.pad(t, (r, r, r, r), mode="reflect")
     t = F.conv2d(t, k.view(1, 1, 1, -1))
     t = F.conv2d(t, k.view(1, 1, -1, 1))
-    return t.float().numpy()
+    return t.float().numpy().reshape(x.shape)
 
 
 def torch_curves(net, x, base, orders, c):
     """Mean score of output c over the slices at each step, deleting (from
-    the baseline) and inserting (into it) the pixels in the given orders."""
+    the baseline) and inserting (into it) the pixels in the given orders, a
+    pixel in every channel at once."""
     n, hw = x.shape[0], x.shape[2] * x.shape[3]
-    flat_x, flat_b = x.reshape(n, hw), base.reshape(n, hw)
+    flat_x, flat_b = x.reshape(n, x.shape[1], hw), base.reshape(n, x.shape[1], hw)
     dele, ins = [], []
     for t in range(STEPS + 1):
         m = t * hw // STEPS
         d, i = flat_x.copy(), flat_b.copy()
         for s in range(n):
             top = orders[s][:m]
-            d[s, top] = flat_b[s, top]
-            i[s, top] = flat_x[s, top]
+            d[s, :, top] = flat_b[s, :, top]
+            i[s, :, top] = flat_x[s, :, top]
         for img, out in ((d, dele), (i, ins)):
             with torch.no_grad():
                 y, _ = net.forward_layers(torch.from_numpy(img.reshape(x.shape)))

@@ -538,6 +538,55 @@ static void test_sanity_run(void **state)
     free_fixture(f);
 }
 
+/* The identity also holds for a torchvision-style end: the target, an
+ * identity, adaptive_avgpool2d(1), flatten, the linear head. */
+static void test_identity_adaptive_pool_flatten(void **state)
+{
+    (void)state;
+    fixture f = {0};
+    make_spec(&f.spec, 1, IN);
+    cbq_layer_spec *l = realloc(f.spec.layers, (f.spec.n_layers + 2) * sizeof *l);
+    assert_non_null(l);
+    f.spec.layers = l;
+    l[9] = l[7];                                          /* head */
+    l[6] = simple("id", CBQ_LAYER_IDENTITY);
+    l[7] = simple("pool", CBQ_LAYER_ADAPTIVE_AVGPOOL2D);
+    l[7].cfg.adaptive = (cbq_adaptive_pool2d_cfg){1, 1};
+    l[8] = simple("flat", CBQ_LAYER_FLATTEN);
+    f.spec.n_layers += 2;
+    cbq_error err = {0};
+    if (cbq_net_create(&f.net, &f.spec, 4, 7, &err) != CBQ_OK)
+        fail_msg("%s", err.msg);
+    randomise_all(f.net, 11);
+    float *x = random_slices(4, IN, 5);
+    cbq_cam *cam = make_cam(&f, 4, CBQ_CAM_GRADCAM, 1, 1);
+    assert_true(cbq_cam_identity_holds(cam));
+    assert_int_equal(cbq_cam_run(cam, x, 4, &err), CBQ_OK);
+    const float *y = cbq_cam_pred(cam);
+    for (size_t c = 0; c < 3; c++) {
+        const cbq_cam_slice_sum *s = cbq_cam_sums(cam, c);
+        for (size_t i = 0; i < 4; i++)
+            assert_near(s[i].feature_pre, y[i * 3 + c] - cbq_cam_output_bias(cam, c), 1e-5,
+                        "pre-ReLU sum");
+    }
+    cbq_cam_free(cam);
+    /* a flatten before the pool leaves no grid to pool: no identity */
+    cbq_net_free(f.net);
+    l[6] = simple("flat0", CBQ_LAYER_FLATTEN);
+    l[8] = simple("id", CBQ_LAYER_IDENTITY);
+    l[9].cfg.linear.in_features = 4 * 4 * 4;
+    l[7] = l[9];
+    f.spec.n_layers = 8;
+    if (cbq_net_create(&f.net, &f.spec, 4, 7, &err) != CBQ_OK)
+        fail_msg("%s", err.msg);
+    cam = make_cam(&f, 4, CBQ_CAM_GRADCAM, 1, 1);
+    assert_false(cbq_cam_identity_holds(cam));
+    cbq_cam_free(cam);
+    cbq_net_free(f.net);
+    cbq_model_spec_free(&f.spec);
+    free(x);
+}
+
 static void test_bad_layers(void **state)
 {
     (void)state;
@@ -573,6 +622,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_identity),
+        cmocka_unit_test(test_identity_adaptive_pool_flatten),
         cmocka_unit_test(test_head_scaling),
         cmocka_unit_test(test_zero_slice),
         cmocka_unit_test(test_batch_independence),

@@ -133,6 +133,63 @@ static void test_batch_size_changes_nothing(void **state)
     assert_true(many[1].deletion[0] == -many[0].deletion[0]);
 }
 
+/* The linear model on one channel of two-channel images. */
+typedef struct {
+    linear_model *model;
+    size_t channel;
+} channel_model;
+
+static int channel_score(void *ctx, const float *x, size_t n, float *scores, cbq_error *err)
+{
+    const channel_model *cm = ctx;
+    float plane[N * HW];
+    for (size_t i = 0; i < n; i++) /* n <= N: the batch below */
+        memcpy(plane + i * HW, x + (i * 2 + cm->channel) * HW, HW * sizeof *plane);
+    return linear_score(cm->model, plane, n, scores, err);
+}
+
+/* Two channels per slice: a pixel goes in both at once, each channel from
+ * its own baseline. A model reading channel 0 sees exactly the curves of the
+ * single-channel slices (blur and ROAD: channel 0 keeps their noise); one
+ * reading channel 1, which holds the same slices, too (blur). */
+static void test_channels_perturb_together(void **state)
+{
+    (void)state;
+    static fixture f;
+    make_fixture(&f);
+    static float two[N * 2 * HW];
+    for (size_t s = 0; s < N; s++)
+        for (size_t p = 0; p < HW; p++) {
+            two[(s * 2 + 1) * HW + p] = f.x[s * HW + p];
+            two[(s * 2) * HW + p] = f.x[s * HW + p];
+        }
+    const float *maps[2] = {f.map, f.map};
+    cbq_error err = {0};
+    for (int road = 0; road <= 1; road++) {
+        cbq_faith_options o = f.opt;
+        o.baseline = road ? CBQ_PERTURB_ROAD : CBQ_PERTURB_BLUR;
+        for (size_t ch = 0; ch < (road ? 1u : 2u); ch++) {
+            for (size_t s = 0; s < N; s++) /* the other channel: unlike the slice */
+                for (size_t p = 0; p < HW; p++)
+                    two[(s * 2 + 1 - ch) * HW + p] = 1.0f - f.x[s * HW + p];
+            cbq_faith_curves one[2], both[2];
+            o.channels = 1;
+            assert_int_equal(cbq_faith_curves_compute(linear_score, &f.model, N, 2, f.x, N, H, W, maps,
+                                                      &o, one, &err), CBQ_OK);
+            channel_model cm = {&f.model, ch};
+            o.channels = 2;
+            assert_int_equal(cbq_faith_curves_compute(channel_score, &cm, N, 2, two, N, H, W, maps, &o,
+                                                      both, &err), CBQ_OK);
+            if (memcmp(one, both, sizeof one) != 0)
+                fail_msg("%s, model on channel %zu: the curves differ from the single channel's",
+                         road ? "road" : "blur", ch);
+            for (size_t s = 0; s < N; s++) /* restore */
+                for (size_t p = 0; p < HW; p++)
+                    two[(s * 2 + 1 - ch) * HW + p] = f.x[s * HW + p];
+        }
+    }
+}
+
 static void test_zero_map_and_flat_score_are_empty(void **state)
 {
     (void)state;
@@ -206,6 +263,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear_model_deletion_falls_fastest_in_map_order),
         cmocka_unit_test(test_batch_size_changes_nothing),
+        cmocka_unit_test(test_channels_perturb_together),
         cmocka_unit_test(test_zero_map_and_flat_score_are_empty),
         cmocka_unit_test(test_energy_and_hit_by_hand),
     };

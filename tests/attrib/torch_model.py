@@ -60,7 +60,8 @@ class Net:
         n, t = l["name"], l["type"]
         if t == "conv2d":
             return F.conv2d(x, self.t[n + ".weight"], self.t.get(n + ".bias") if l.get("bias") else None,
-                            stride=tuple(l["stride"]), padding=tuple(l["padding"]))
+                            stride=tuple(l["stride"]), padding=tuple(l["padding"]),
+                            dilation=tuple(l.get("dilation", [1, 1])), groups=l.get("groups", 1))
         if t == "batchnorm2d":
             return F.batch_norm(x, self.t[n + ".running_mean"], self.t[n + ".running_var"],
                                 self.t[n + ".weight"], self.t[n + ".bias"], training=False,
@@ -70,11 +71,21 @@ class Net:
         if t == "leaky_relu":
             return F.leaky_relu(x, l.get("negative_slope", 0.01))
         if t == "maxpool2d":
-            return F.max_pool2d(x, tuple(l["kernel_size"]), tuple(l["stride"]), tuple(l["padding"]))
+            return F.max_pool2d(x, tuple(l["kernel_size"]), tuple(l["stride"]), tuple(l["padding"]),
+                                ceil_mode=l.get("ceil_mode", False))
         if t == "avgpool2d":
-            return F.avg_pool2d(x, tuple(l["kernel_size"]), tuple(l["stride"]), tuple(l["padding"]))
-        if t == "global_avgpool":
+            return F.avg_pool2d(x, tuple(l["kernel_size"]), tuple(l["stride"]), tuple(l["padding"]),
+                                ceil_mode=l.get("ceil_mode", False))
+        if t in ("global_avgpool", "adaptive_avgpool2d"):
             return x.mean(dim=(2, 3), keepdim=True)
+        if t == "identity":
+            return x
+        if t == "flatten":
+            return x.flatten(1)[:, :, None, None]  # cbctiq's [C*H*W, 1, 1]
+        if t == "sigmoid":
+            return torch.sigmoid(x)
+        if t == "silu":
+            return F.silu(x)
         if t == "dropout":
             return x  # eval mode
         if t == "linear":  # [n, out, 1, 1] as cbctiq holds it, so that a mul can scale by it

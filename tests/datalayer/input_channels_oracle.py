@@ -11,7 +11,9 @@ PyTorch recomputes the whole input: window, stack, normalise. `cbctiq predict
 --per-slice` must equal PyTorch's outputs (1e-5), `cbctiq gradcam` its
 Grad-CAM maps, one per slice (1e-4), and so must Score-CAM's (the same mask
 in every channel), gradient x input's and Integrated Gradients' (the
-channels' attributions summed, one map per slice)."""
+channels' attributions summed, one map per slice); the deletion and
+insertion curves perturb a pixel in every channel at once, from each
+channel's own blurred baseline; a whole study runs on the 2.5D model."""
 import argparse
 import csv
 import json
@@ -29,6 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "attrib"))
 from torch_model import Net, read_safetensors, write_safetensors  # noqa: E402
 from gradcam_oracle import torch_cam  # noqa: E402
+from pointing_oracle import auc, blurred, random_order, torch_curves  # noqa: E402
 
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 HU_MIN, HU_MAX = -1000.0, 1000.0
@@ -121,6 +124,64 @@ def check_other_methods(cbctiq, wd, model, net, vol, x, c):
         close(f"adjacent: {method} map = PyTorch", got, maps[c][1].detach().numpy(), 1e-4)
 
 
+def check_curves(cbctiq, wd, model, net, vol, x):
+    """Deletion and insertion curves of a 3-channel input: each channel
+    blurred alone for the baseline, a pixel deleted or inserted in every
+    channel at once (the orders are per slice)."""
+    cohort, aecsv, curves, mapdir = (os.path.join(wd, f) for f in ("cohort.csv", "ae.csv", "curves.csv", "maps"))
+    with open(cohort, "w") as f:
+        f.write(f"volume_id,path\nv,{vol}\n")
+    seed = 20261205
+    run([cbctiq, "ae", "--model", model, "--cohort", cohort, "--out", aecsv, "--curves", curves, "--maps", mapdir,
+         "--curve-slices", "0", "--seed", str(seed), "--threads", "1", "--quiet"])
+    rows = {r["category"]: r for r in csv.DictReader(open(aecsv))}
+    crow = list(csv.DictReader(open(curves)))
+    n, hw = x.shape[0], x.shape[2] * x.shape[3]
+    base = blurred(x, x.shape[-1] / 16)
+    rnd = [random_order(seed, s, hw) for s in range(n)]
+    cats = net.spec["outputs"]
+    for cat in ("larynx", "overall"):
+        c = cats.index(cat)
+        m = np.transpose(np.asarray(nib.load(os.path.join(mapdir, f"v_{cat}.nii.gz")).dataobj), (2, 1, 0))
+        orders = [np.argsort(-m[s].reshape(-1).astype(np.float64), kind="stable") for s in range(n)]
+        for order, o in (("map", orders), ("random", rnd)):
+            d, i = torch_curves(net, x, base, o, c)
+            for kind, want in (("deletion", d), ("insertion", i)):
+                got = sorted((r for r in crow if r["category"] == cat and r["order"] == order and r["curve"] == kind),
+                             key=lambda r: int(r["step"]))
+                close(f"adjacent: {cat} {kind} curve ({order} order) = PyTorch", [float(r["score"]) for r in got],
+                      want, 1e-4)
+            if order == "map":
+                orig, b = d[0], d[-1]
+                want_auc = auc(d, orig, b)
+                check(f"adjacent: {cat} deletion_auc = PyTorch",
+                      abs(float(rows[cat]["deletion_auc"]) - want_auc) <= 1e-4 * max(np.abs((d - b) / (orig - b)).max(), 1),
+                      f"{rows[cat]['deletion_auc']} vs {want_auc:.6g}")
+
+
+def check_study(cbctiq, wd, model):
+    """A study on the 2.5D model (train.model): every stage reads its inputs
+    through the same path, the sanity checks (gradient x input among them)
+    and the deletion curves included."""
+    d = os.path.join(wd, "study")
+    subprocess.run([sys.executable, os.path.join(HERE, "..", "study", "make_cohort.py"), "--out",
+                    os.path.join(d, "cohort"), "--n", "8", "--size", "32", "--slices", "8", "--test", "3",
+                    "--val", "2"], check=True, stdout=subprocess.DEVNULL)
+    config = {"cohort": {"csv": "cohort/cohort.csv"}, "train": {"model": model},
+              "stats": {"bootstrap": 20, "permutations": 20}, "sanity": {"enabled": True, "max_slices": 2}}
+    with open(os.path.join(d, "study.json"), "w") as f:
+        json.dump(config, f)
+    p = subprocess.run([cbctiq, "study", "--config", os.path.join(d, "study.json"), "--out", os.path.join(d, "out"),
+                        "--threads", "2", "--quiet"], capture_output=True, text=True)
+    check("study on the 2.5D model exits 0", p.returncode == 0, p.stderr[-300:] if p.returncode else "")
+    if p.returncode:
+        return
+    rows = list(csv.DictReader(open(os.path.join(d, "out", "attrib", "ae.csv"))))
+    check("its ae.csv has curves", len(rows) == 15 and any(r["deletion_auc"] for r in rows), str(len(rows)))
+    san = list(csv.DictReader(open(os.path.join(d, "out", "sanity", "sanity.csv"))))
+    check("its sanity checks ran gradient x input", any(r["method"] == "gradxinput" for r in san))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cbctiq", required=True)
@@ -162,6 +223,8 @@ def main():
 
         if slices == "adjacent":
             check_other_methods(a.cbctiq, wd, model, net, vol, x, c)
+            check_curves(a.cbctiq, wd, model, net, vol, x)
+            check_study(a.cbctiq, wd, model)
     info = run([a.cbctiq, "model", "info", os.path.join(wd, "adjacent")])
     check("model info shows 3 input channels", "input 3x32x32" in info.stdout and "adjacent" in info.stdout)
 

@@ -56,10 +56,12 @@ static void test_defaults_and_shapes_follow_pytorch(void **state)
     const cbq_conv2d_cfg *c = &s.layers[0].cfg.conv;
     assert_true(c->kernel_h == 3 && c->kernel_w == 3 && c->stride_h == 2 && c->pad_w == 1);
     assert_int_equal(c->bias, 1);                               /* nn.Conv2d(bias=True) */
+    assert_true(c->dilation_h == 1 && c->dilation_w == 1 && c->groups == 1); /* dilation=1, groups=1 */
     assert_true(s.layers[1].cfg.bn.eps == 1e-5 && s.layers[1].cfg.bn.momentum == 0.1);
     assert_true(s.layers[2].cfg.leaky.negative_slope == 0.01); /* nn.LeakyReLU default */
     const cbq_pool2d_cfg *p = &s.layers[3].cfg.pool;
     assert_true(p->stride_h == 3 && p->stride_w == 2 && p->pad_h == 0); /* stride = kernel_size */
+    assert_int_equal(p->ceil_mode, 0);                                   /* ceil_mode=False */
     assert_true(s.layers[4].cfg.dropout.p == 0.5);
     assert_int_equal(s.layers[6].cfg.linear.bias, 1);
     size_t shapes[7][3];
@@ -116,6 +118,86 @@ static void test_round_trip_preset(void **state)
     o = (cbq_preset_opts){.depth = 8, .input = 64};
     assert_int_equal(cbq_preset_build(&s, "iqnet-s", &o, &err), CBQ_ERR_ARG);
     assert_int_equal(cbq_preset_build(&s, "resnet", NULL, &err), CBQ_ERR_ARG);
+}
+
+/* The keys that came with graph networks (conv dilation and groups, pool
+ * ceil_mode, adaptive_avgpool2d's output_size) and the single-input kinds:
+ * values, PyTorch's output sizes, and the writer, which leaves the later keys
+ * out at their defaults so that a file of the earlier format writes back
+ * byte for byte as that format's writer wrote it. */
+static void test_graph_kind_keys(void **state)
+{
+    (void)state;
+    static const char text[] =
+        HEAD "\"outputs\":[\"a\",\"b\"],\"target_layer\":\"s\",\"layers\":["
+        "{\"name\":\"c\",\"type\":\"conv2d\",\"in_channels\":1,\"out_channels\":4,\"kernel_size\":3,"
+        "\"padding\":1,\"dilation\":[2,3]},"
+        "{\"name\":\"d\",\"type\":\"conv2d\",\"in_channels\":4,\"out_channels\":8,\"kernel_size\":3,"
+        "\"groups\":4,\"bias\":false},"
+        "{\"name\":\"s\",\"type\":\"silu\"},"
+        "{\"name\":\"m\",\"type\":\"maxpool2d\",\"kernel_size\":2,\"ceil_mode\":true},"
+        "{\"name\":\"q\",\"type\":\"avgpool2d\",\"kernel_size\":3,\"stride\":2,\"padding\":1,"
+        "\"ceil_mode\":false},"
+        "{\"name\":\"i\",\"type\":\"identity\"},"
+        "{\"name\":\"g\",\"type\":\"sigmoid\"},"
+        "{\"name\":\"a\",\"type\":\"adaptive_avgpool2d\",\"output_size\":1},"
+        "{\"name\":\"f\",\"type\":\"flatten\"},"
+        "{\"name\":\"h\",\"type\":\"linear\",\"in_features\":8,\"out_features\":2}]}";
+    cbq_model_spec s, back;
+    cbq_error err = {0};
+    assert_int_equal(parse(&s, text, &err), CBQ_OK);
+    const cbq_conv2d_cfg *c = &s.layers[0].cfg.conv, *d = &s.layers[1].cfg.conv;
+    assert_true(c->dilation_h == 2 && c->dilation_w == 3 && c->groups == 1);
+    assert_true(d->dilation_h == 1 && d->dilation_w == 1 && d->groups == 4 && d->bias == 0);
+    assert_true(s.layers[3].cfg.pool.ceil_mode == 1 && s.layers[4].cfg.pool.ceil_mode == 0);
+    assert_true(s.layers[7].cfg.adaptive.output_h == 1 && s.layers[7].cfg.adaptive.output_w == 1);
+    size_t shapes[10][3];
+    assert_int_equal(cbq_model_spec_shapes(&s, shapes, &err), CBQ_OK);
+    /* conv: floor((in + 2p - d(k-1) - 1) / s) + 1: (33 + 2 - 4 - 1) + 1 = 31,
+     * (20 + 2 - 6 - 1) + 1 = 16; then 3x3 unpadded: 29 x 14 */
+    assert_true(shapes[0][0] == 4 && shapes[0][1] == 31 && shapes[0][2] == 16);
+    assert_true(shapes[1][0] == 8 && shapes[1][1] == 29 && shapes[1][2] == 14);
+    /* ceil_mode max-pool 2/2 on 29 x 14: ceil(27/2) + 1 = 15 (floor: 14), 7 */
+    assert_true(shapes[3][1] == 15 && shapes[3][2] == 7);
+    /* avg-pool 3/2/1 without ceil_mode: floor(14/2) + 1 = 8, floor(6/2) + 1 = 4 */
+    assert_true(shapes[4][1] == 8 && shapes[4][2] == 4);
+    assert_true(shapes[7][0] == 8 && shapes[7][1] == 1 && shapes[7][2] == 1);
+    assert_true(shapes[8][0] == 8 && shapes[8][1] == 1 && shapes[8][2] == 1);
+    char *out = cbq_model_json_format(&s, &err);
+    assert_non_null(out);
+    assert_non_null(strstr(out, "\"padding\":[1,1],\"bias\":true,\"dilation\":[2,3]}"));
+    assert_non_null(strstr(out, "\"bias\":false,\"groups\":4}"));
+    assert_non_null(strstr(out, "\"padding\":[0,0],\"ceil_mode\":true}"));
+    assert_non_null(strstr(out, "{\"name\":\"q\",\"type\":\"avgpool2d\",\"kernel_size\":[3,3],"
+                            "\"stride\":[2,2],\"padding\":[1,1]}"));
+    assert_non_null(strstr(out, "{\"name\":\"a\",\"type\":\"adaptive_avgpool2d\",\"output_size\":[1,1]}"));
+    assert_non_null(strstr(out, "{\"name\":\"f\",\"type\":\"flatten\"}"));
+    assert_int_equal(cbq_model_json_parse(&back, out, strlen(out), "model.json", &err), CBQ_OK);
+    for (size_t i = 0; i < s.n_layers; i++)
+        assert_memory_equal(&back.layers[i].cfg, &s.layers[i].cfg, sizeof s.layers[i].cfg);
+    char *again = cbq_model_json_format(&back, &err);
+    assert_string_equal(again, out);
+    free(again);
+    free(out);
+    cbq_model_spec_free(&back);
+    cbq_model_spec_free(&s);
+
+    /* The earlier format: these layer lines are what its writer wrote. */
+    assert_int_equal(parse(&s, minimal, &err), CBQ_OK);
+    out = cbq_model_json_format(&s, &err);
+    assert_non_null(strstr(out, "{\"name\":\"c\",\"type\":\"conv2d\",\"in_channels\":1,"
+                            "\"out_channels\":4,\"kernel_size\":[3,3],\"stride\":[2,2],"
+                            "\"padding\":[1,1],\"bias\":true},"));
+    assert_non_null(strstr(out, "{\"name\":\"p\",\"type\":\"maxpool2d\",\"kernel_size\":[3,2],"
+                            "\"stride\":[3,2],\"padding\":[0,0]},"));
+    free(out);
+    /* A spec built in C before the keys existed (0) writes the same way. */
+    s.layers[0].cfg.conv.dilation_h = s.layers[0].cfg.conv.dilation_w = s.layers[0].cfg.conv.groups = 0;
+    out = cbq_model_json_format(&s, &err);
+    assert_null(strstr(out, "dilation"));
+    assert_null(strstr(out, "groups"));
+    free(out);
+    cbq_model_spec_free(&s);
 }
 
 /* Replaces the first occurrence of `from` in minimal by `to`. */
@@ -253,6 +335,18 @@ static void test_malformed_cases_name_file_and_path(void **state)
         {"\"input\":{", "\"input\":{\"mean\":[\"a\"],", "input.mean[0]: expected a finite number"},
         {"2}]}", "2}]} extra", "model.json: unexpected text after the JSON object"},
         {"2}]}", "2}]", "model.json: not valid JSON"},
+        /* the keys of graph networks */
+        {"\"padding\":1}", "\"padding\":1,\"dilation\":0}", "layers[0].dilation: expected a positive integer"},
+        {"\"padding\":1}", "\"padding\":1,\"dilation\":[2,-1]}", "layers[0].dilation: expected a positive integer"},
+        {"\"padding\":1}", "\"padding\":1,\"groups\":0}", "layers[0].groups: expected an integer in [1, 65536]"},
+        {"\"padding\":1}", "\"padding\":1,\"groups\":3}",
+         "layer 'c' (conv2d): groups 3 must divide both in_channels 1 and out_channels 4"},
+        {"\"padding\":1}", "\"padding\":1,\"dilation\":20}", "layer 'c' (conv2d): input 1x33x20: the kernel is larger"},
+        {"\"kernel_size\":[3,2]}", "\"kernel_size\":[3,2],\"ceil_mode\":1}", "layers[3].ceil_mode: expected true or false"},
+        {"{\"name\":\"d\",\"type\":\"dropout\"}", "{\"name\":\"d\",\"type\":\"adaptive_avgpool2d\",\"output_size\":2}",
+         "layer 'd' (adaptive_avgpool2d): output_size 2x2 is not supported (only 1"},
+        {"{\"name\":\"d\",\"type\":\"dropout\"}", "{\"name\":\"d\",\"type\":\"sigmoid\",\"p\":1}",
+         "layers[4].p: unknown key for a sigmoid layer"},
         /* 65536 x 65536 x 3 x 3 weights: far beyond any model; refused before allocation. */
         {"\"in_channels\":1,\"out_channels\":4", "\"in_channels\":65536,\"out_channels\":65536",
          "more than 4294967296 parameters"},
@@ -331,6 +425,7 @@ int main(void)
         cmocka_unit_test(test_defaults_and_shapes_follow_pytorch),
         cmocka_unit_test(test_round_trip_preset),
         cmocka_unit_test(test_input_channels_round_trip),
+        cmocka_unit_test(test_graph_kind_keys),
         cmocka_unit_test(test_malformed_cases_name_file_and_path),
         cmocka_unit_test(test_missing_file_and_write_refuses_invalid),
         cmocka_unit_test(test_fuzz_flips_and_truncations),

@@ -18,6 +18,9 @@ statistics), written by net_parity_oracle's safetensors writer.
    pytorch-grad-cam's formula, 1e-4.
 3. `cbctiq model info`: per-layer output shape, parameter count and the
    inputs a layer reads ("<- a, b").
+4. torchvision's resnet18 (1 input channel, 64x64) with its own state_dict:
+   the model.json builder against torchvision's forward, then 1 and 2 as
+   above (eval and train; Grad-CAM at layer4 and at layer3.0's add).
 """
 import argparse
 import json
@@ -144,6 +147,83 @@ def graph_spec():
             "outputs": ["a", "b", "c"], "target_layer": "layer1.add", "layers": layers}
 
 
+def resnet18_spec(size, outputs):
+    """torchvision's resnet18 (1 input channel) as model.json: module paths as
+    layer names, so its state_dict loads as it is; the block's second ReLU
+    (torchvision reuses one module) is named relu_1."""
+    def conv(name, cin, cout, k, stride, inputs=None):
+        L = {"name": name, "type": "conv2d", "in_channels": cin, "out_channels": cout,
+             "kernel_size": [k, k], "stride": [stride, stride], "padding": [k // 2, k // 2], "bias": False}
+        if inputs:
+            L["inputs"] = inputs
+        return L
+
+    def bn(name, c):
+        return {"name": name, "type": "batchnorm2d", "num_features": c, "eps": 1e-5, "momentum": 0.1}
+
+    layers = [conv("conv1", 1, 64, 7, 2), bn("bn1", 64), {"name": "relu", "type": "relu"},
+              {"name": "maxpool", "type": "maxpool2d", "kernel_size": [3, 3], "stride": [2, 2],
+               "padding": [1, 1]}]
+    cin, last = 64, "maxpool"
+    for stage, cout in enumerate((64, 128, 256, 512), 1):
+        for b in range(2):
+            p = "layer%d.%d." % (stage, b)
+            stride = 2 if stage > 1 and b == 0 else 1
+            layers += [conv(p + "conv1", cin, cout, 3, stride), bn(p + "bn1", cout),
+                       {"name": p + "relu", "type": "relu"}, conv(p + "conv2", cout, cout, 3, 1),
+                       bn(p + "bn2", cout)]
+            skip = last
+            if stride != 1 or cin != cout:
+                layers += [conv(p + "downsample.0", cin, cout, 1, stride, inputs=[last]),
+                           bn(p + "downsample.1", cout)]
+                skip = p + "downsample.1"
+            layers += [{"name": p + "add", "type": "add", "inputs": [p + "bn2", skip]},
+                       {"name": p + "relu_1", "type": "relu"}]
+            cin, last = cout, p + "relu_1"
+    layers += [{"name": "avgpool", "type": "global_avgpool"},
+               {"name": "fc", "type": "linear", "in_features": 512, "out_features": len(outputs),
+                "bias": True}]
+    return {"format_version": 1, "arch": "custom",
+            "input": {"height": size, "width": size, "hu_min": -1000, "hu_max": 1000},
+            "outputs": outputs, "target_layer": "layer4.1.relu_1", "layers": layers}
+
+
+def resnet18_case(args):
+    """torchvision's own resnet18 on its own weights: our model.json builder
+    and cbctiq against it, every gradient, Grad-CAM at layer4 and at an inner
+    block's add."""
+    import torchvision
+    size, outputs = 64, ["a", "b", "c", "d", "e"]
+    tv = torchvision.models.resnet18(num_classes=len(outputs))
+    tv.conv1 = nn.Conv2d(1, 64, 7, 2, 3, bias=False)
+    g = torch.Generator().manual_seed(3)
+    for m in tv.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.2)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+    spec = resnet18_spec(size, outputs)
+    d = os.path.join(args.workdir, "resnet18")
+    os.makedirs(d)
+    with open(os.path.join(d, "model.json"), "w") as f:
+        json.dump(spec, f, indent=1)
+    npo.write_safetensors(os.path.join(d, "weights.safetensors"),
+                          [(k, v.numpy()) for k, v in tv.state_dict().items()])
+    net = GraphNet(spec)
+    net.load_state_dict(tv.state_dict(), strict=True)
+    net.eval()
+    tv.eval()
+    x = np.random.default_rng(8).random((2, 1, size, size), dtype=np.float32)
+    with torch.no_grad():
+        check("resnet18: model.json builder = torchvision", net(torch.from_numpy(x))[0].numpy(),
+              tv(torch.from_numpy(x)).numpy(), 1e-6)
+    for mode in ("eval", "train"):
+        npo.run_case(args, "resnet18", d, mode, 2, 2, 60)
+    for layer in ("layer4.1.relu_1", "layer3.0.add"):
+        gradcam_case(args, d, net, x, layer)
+
+
 def check(label, got, want, rel):
     npo.checked += 1
     got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
@@ -178,6 +258,21 @@ def gradcam_case(args, model_dir, net, x, layer):
         check(tag + " feature map", feat[c], cam.detach().numpy(), 1e-4)
         check(tag + " input map", inp[c], up.detach().numpy(), 1e-4)
         check(tag + " AE", ae[c, 0], up.double().sum().item(), 1e-4)
+
+
+def check_outputs_tight(args, model_dir, spec, mode, threads, n, seed):
+    """run_case compares outputs to 1e-4; outputs must agree to 1e-5."""
+    ours, _ = npo.read_safetensors(os.path.join(args.workdir, "graph-%s-t%d" % (mode, threads),
+                                                "out.safetensors"))
+    ref = GraphNet(spec)
+    state, _ = npo.read_safetensors(os.path.join(model_dir, "weights.safetensors"))
+    ref.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=True)
+    ref.train(mode == "train")
+    h, w = spec["input"]["height"], spec["input"]["width"]
+    x = np.random.default_rng(seed).random((n, 1, h, w), dtype=np.float32)  # as run_case draws it
+    with torch.no_grad():
+        y, _ = ref(torch.from_numpy(x))
+    check("graph %s %dt output (1e-5)" % (mode, threads), ours["output"], y.numpy(), 1e-5)
 
 
 def check_model_info(args, model_dir, spec, net):
@@ -221,6 +316,7 @@ def main():
     for threads in (1, 2):
         for mode in ("eval", "train"):
             npo.run_case(args, "graph", model_dir, mode, threads, 3, 40 + threads)
+            check_outputs_tight(args, model_dir, spec, mode, threads, 3, 40 + threads)
 
     net = GraphNet(spec)
     state, _ = npo.read_safetensors(os.path.join(model_dir, "weights.safetensors"))
@@ -234,6 +330,7 @@ def main():
     y_ours = pred.reshape(4, -1)
     check("attrib_dump predictions (outputs, 1e-5)", y_ours, net(torch.from_numpy(x))[0].detach().numpy(), 1e-5)
     check_model_info(args, model_dir, spec, net)
+    resnet18_case(args)
     # the attribution oracles' functional builder runs graphs the same way
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "attrib"))
     import torch_model  # noqa: E402

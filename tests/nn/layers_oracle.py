@@ -4,7 +4,10 @@ For each case the script writes random inputs as raw float32 files, runs the
 C helper nn_layer_dump on them and computes the same operation with torch
 (float32, CPU). Every output is compared by relative error
 max|ours - torch| / max(max|torch|, 1e-6) <= 1e-4 (optimisers: 1e-5 after
-several steps; loss values: 1e-5). Cases run with 1 and 2 threads.
+several steps; loss values: 1e-5; the outputs of the layers that came with
+graph networks - conv dilation and groups, ceil_mode pools, identity, flatten,
+sigmoid, silu, adaptive average pooling - 1e-5). Cases run with 1 and 2
+threads.
 Gradient clipping is checked after every SGD step, with per-step norms on
 both sides of the threshold.
 """
@@ -19,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 TOL = 1e-4
+OUT_TOL = 1e-5  # outputs of the graph-network layer kinds
 failures = []
 checked = 0
 
@@ -63,22 +67,24 @@ def t32(a, grad=False):
     return torch.tensor(np.asarray(a, dtype=np.float32), requires_grad=grad)
 
 
-def conv_case(a, rng, tag, threads, cin, cout, kh, kw, sh, sw, ph, pw, bias, n, h, w):
+def conv_case(a, rng, tag, threads, cin, cout, kh, kw, sh, sw, ph, pw, bias, n, h, w,
+              dil=(1, 1), groups=1, out_tol=TOL):
     c = Case(a.workdir, a.helper, "conv2d_%s_t%d" % (tag, threads))
     x = rng.standard_normal((n, cin, h, w))
-    wt = rng.standard_normal((cout, cin, kh, kw)) * 0.3
+    wt = rng.standard_normal((cout, cin // groups, kh, kw)) * 0.3
     b = rng.standard_normal(cout)
-    oh = (h + 2 * ph - kh) // sh + 1
-    ow = (w + 2 * pw - kw) // sw + 1
+    oh = (h + 2 * ph - dil[0] * (kh - 1) - 1) // sh + 1
+    ow = (w + 2 * pw - dil[1] * (kw - 1) - 1) // sw + 1
     g = rng.standard_normal((n, cout, oh, ow))
     for k, v in (("in", x), ("w", wt), ("b", b), ("dout", g)):
         c.put(k, v)
     c.run("conv2d", cin=cin, cout=cout, kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw, bias=int(bias),
-          n=n, h=h, w=w, threads=threads)
+          n=n, h=h, w=w, threads=threads, dh=dil[0], dw=dil[1], groups=groups)
     tx, tw, tb = t32(x, True), t32(wt, True), t32(b, True)
-    y = F.conv2d(tx, tw, tb if bias else None, stride=(sh, sw), padding=(ph, pw))
+    y = F.conv2d(tx, tw, tb if bias else None, stride=(sh, sw), padding=(ph, pw), dilation=dil,
+                 groups=groups)
     y.backward(t32(g))
-    c.compare("out", y)
+    c.compare("out", y, tol=out_tol)
     c.compare("din", tx.grad)
     c.compare("dw", tw.grad)
     if bias:
@@ -114,7 +120,7 @@ def bn_case(a, rng, tag, threads, train, n, ch, h, w, eps=1e-5, momentum=0.1):
     c.compare("rv_new", bn.running_var)
 
 
-def simple_case(a, rng, op, tag, threads, n, ch, h, w, fn, x=None, **kw):
+def simple_case(a, rng, op, tag, threads, n, ch, h, w, fn, x=None, out_tol=TOL, **kw):
     c = Case(a.workdir, a.helper, "%s_%s_t%d" % (op, tag, threads))
     if x is None:
         x = rng.standard_normal((n, ch, h, w))
@@ -125,7 +131,7 @@ def simple_case(a, rng, op, tag, threads, n, ch, h, w, fn, x=None, **kw):
     c.put("dout", g)
     c.run(op, n=n, c=ch, h=h, w=w, threads=threads, **kw)
     y.backward(t32(g))
-    c.compare("out", y)
+    c.compare("out", y, tol=out_tol)
     c.compare("din", tx.grad)
 
 
@@ -265,6 +271,19 @@ def main():
         bn_case(a, rng, "train", t, True, 4, 6, 5, 7)
         bn_case(a, rng, "train_mom", t, True, 3, 5, 4, 4, eps=1e-3, momentum=0.3)
         bn_case(a, rng, "eval", t, False, 4, 6, 5, 7)
+        # conv2d_general.c: dilation, groups, depthwise (with a channel multiplier), both
+        conv_case(a, rng, "dil2", t, 3, 5, 3, 3, 1, 1, 2, 2, True, 3, 11, 9, dil=(2, 2), out_tol=OUT_TOL)
+        conv_case(a, rng, "dil2x3s2", t, 4, 4, 3, 3, 2, 2, 1, 3, False, 2, 12, 13, dil=(2, 3),
+                  out_tol=OUT_TOL)
+        conv_case(a, rng, "groups2", t, 6, 8, 3, 3, 1, 1, 1, 1, True, 3, 9, 8, groups=2, out_tol=OUT_TOL)
+        conv_case(a, rng, "depthwise", t, 8, 8, 3, 3, 1, 1, 1, 1, True, 3, 10, 9, groups=8,
+                  out_tol=OUT_TOL)
+        conv_case(a, rng, "depthwise_x2s2", t, 4, 8, 5, 5, 2, 2, 2, 2, False, 2, 11, 10, groups=4,
+                  out_tol=OUT_TOL)
+        conv_case(a, rng, "groups4_dil2", t, 8, 12, 3, 3, 1, 1, 2, 2, True, 2, 9, 9, dil=(2, 2),
+                  groups=4, out_tol=OUT_TOL)
+        conv_case(a, rng, "groups3_1x1", t, 6, 9, 1, 1, 1, 1, 0, 0, True, 2, 5, 6, groups=3,
+                  out_tol=OUT_TOL)
     t = 2
     simple_case(a, rng, "relu", "x", t, 2, 3, 5, 6, F.relu)
     simple_case(a, rng, "leaky", "x", t, 2, 3, 5, 6, lambda x: F.leaky_relu(x, 0.2), slope=0.2)
@@ -284,6 +303,35 @@ def main():
     simple_case(a, rng, "avgpool", "k2s2", t, 2, 3, 8, 6, lambda x: F.avg_pool2d(x, 2, 2),
                 kh=2, kw=2, sh=2, sw=2, ph=0, pw=0)
     simple_case(a, rng, "gap", "x", t, 3, 4, 5, 7, lambda x: F.adaptive_avg_pool2d(x, 1))
+    for t in (1, 2):
+        simple_case(a, rng, "sigmoid", "x", t, 2, 3, 5, 6, torch.sigmoid, x=rng.standard_normal((2, 3, 5, 6)) * 4,
+                    out_tol=OUT_TOL)
+        simple_case(a, rng, "silu", "x", t, 2, 3, 5, 6, F.silu, x=rng.standard_normal((2, 3, 5, 6)) * 4,
+                    out_tol=OUT_TOL)
+        # ceil_mode, odd sizes: the last window hangs over the bottom/right edge
+        simple_case(a, rng, "maxpool", "ceil_k3s2", t, 2, 3, 7, 6,
+                    lambda x: F.max_pool2d(x, 3, 2, 0, ceil_mode=True), out_tol=OUT_TOL,
+                    kh=3, kw=3, sh=2, sw=2, ph=0, pw=0, ceil=1)
+        simple_case(a, rng, "maxpool", "ceil_k2s2", t, 2, 3, 7, 5,
+                    lambda x: F.max_pool2d(x, 2, 2, 0, ceil_mode=True), out_tol=OUT_TOL,
+                    kh=2, kw=2, sh=2, sw=2, ph=0, pw=0, ceil=1)
+        simple_case(a, rng, "maxpool", "ceil_k3s2p1", t, 2, 3, 9, 8,
+                    lambda x: F.max_pool2d(x, 3, 2, 1, ceil_mode=True), out_tol=OUT_TOL,
+                    kh=3, kw=3, sh=2, sw=2, ph=1, pw=1, ceil=1)
+        simple_case(a, rng, "avgpool", "ceil_k3s2p1", t, 2, 3, 7, 6,
+                    lambda x: F.avg_pool2d(x, 3, 2, 1, ceil_mode=True, count_include_pad=True),
+                    out_tol=OUT_TOL, kh=3, kw=3, sh=2, sw=2, ph=1, pw=1, ceil=1)
+        simple_case(a, rng, "avgpool", "ceil_k2x3s2", t, 2, 3, 7, 6,
+                    lambda x: F.avg_pool2d(x, (2, 3), 2, (0, 1), ceil_mode=True),
+                    out_tol=OUT_TOL, kh=2, kw=3, sh=2, sw=2, ph=0, pw=1, ceil=1)
+        simple_case(a, rng, "avgpool", "ceil_k3s3", t, 2, 3, 8, 7,
+                    lambda x: F.avg_pool2d(x, 3, 3, 0, ceil_mode=True),
+                    out_tol=OUT_TOL, kh=3, kw=3, sh=3, sw=3, ph=0, pw=0, ceil=1)
+        # through a one-layer net (the engine's rows); the net's input has 1 channel
+        simple_case(a, rng, "identity", "net", t, 3, 1, 5, 4, torch.nn.Identity(), out_tol=OUT_TOL)
+        simple_case(a, rng, "flatten", "net", t, 3, 1, 5, 4, torch.nn.Flatten(), out_tol=OUT_TOL)
+        simple_case(a, rng, "adaptive", "net", t, 3, 1, 6, 5, torch.nn.AdaptiveAvgPool2d(1),
+                    out_tol=OUT_TOL)
     linear_case(a, rng, "bias", True, 5, 12, 4)
     linear_case(a, rng, "nobias", False, 3, 7, 5)
 

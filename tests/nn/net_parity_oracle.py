@@ -91,7 +91,8 @@ def make_layer(L):
     t = L["type"]
     if t == "conv2d":
         return nn.Conv2d(L["in_channels"], L["out_channels"], pair(L["kernel_size"]),
-                         pair(L.get("stride", 1)), pair(L.get("padding", 0)), bias=L.get("bias", True))
+                         pair(L.get("stride", 1)), pair(L.get("padding", 0)), bias=L.get("bias", True),
+                         dilation=pair(L.get("dilation", 1)), groups=L.get("groups", 1))
     if t == "batchnorm2d":
         return nn.BatchNorm2d(L["num_features"], eps=L.get("eps", 1e-5), momentum=L.get("momentum", 0.1))
     if t == "relu":
@@ -101,9 +102,20 @@ def make_layer(L):
     if t in ("maxpool2d", "avgpool2d"):
         k = pair(L["kernel_size"])
         cls = nn.MaxPool2d if t == "maxpool2d" else nn.AvgPool2d
-        return cls(k, pair(L.get("stride", list(k))), pair(L.get("padding", 0)))
+        return cls(k, pair(L.get("stride", list(k))), pair(L.get("padding", 0)),
+                   ceil_mode=L.get("ceil_mode", False))
     if t == "global_avgpool":
         return nn.AdaptiveAvgPool2d(1)
+    if t == "adaptive_avgpool2d":
+        return nn.AdaptiveAvgPool2d(pair(L.get("output_size", 1)))
+    if t == "identity":
+        return nn.Identity()
+    if t == "flatten":
+        return nn.Flatten()
+    if t == "sigmoid":
+        return nn.Sigmoid()
+    if t == "silu":
+        return nn.SiLU()
     if t == "dropout":
         return nn.Dropout(L.get("p", 0.5))
     if t == "linear":
@@ -240,6 +252,34 @@ def custom_spec(with_dropout):
             "outputs": ["a", "b", "c"], "target_layer": "body.2", "layers": layers}
 
 
+def kinds_spec():
+    """The single-input kinds of graph networks: dilated, grouped and
+    depthwise convolutions, ceil_mode pools on odd sizes (windows hanging over
+    the edge), SiLU, sigmoid, identity, adaptive pooling, flatten."""
+    layers = [
+        {"name": "stem.conv", "type": "conv2d", "in_channels": 1, "out_channels": 4, "kernel_size": 3,
+         "padding": 2, "dilation": 2},
+        {"name": "stem.bn", "type": "batchnorm2d", "num_features": 4},
+        {"name": "stem.act", "type": "silu"},
+        {"name": "down", "type": "maxpool2d", "kernel_size": 2, "ceil_mode": True},
+        {"name": "dw.conv", "type": "conv2d", "in_channels": 4, "out_channels": 8, "kernel_size": 3,
+         "padding": 1, "groups": 4, "bias": False},
+        {"name": "dw.bn", "type": "batchnorm2d", "num_features": 8},
+        {"name": "dw.act", "type": "sigmoid"},
+        {"name": "grp.conv", "type": "conv2d", "in_channels": 8, "out_channels": 8, "kernel_size": 3,
+         "padding": [2, 3], "dilation": [2, 3], "groups": 2},
+        {"name": "grp.act", "type": "relu"},
+        {"name": "smooth", "type": "avgpool2d", "kernel_size": 2, "ceil_mode": True},
+        {"name": "skip", "type": "identity"},
+        {"name": "pool", "type": "adaptive_avgpool2d", "output_size": 1},
+        {"name": "flat", "type": "flatten"},
+        {"name": "fc", "type": "linear", "in_features": 8, "out_features": 3},
+    ]
+    return {"format_version": 1, "arch": "custom",
+            "input": {"height": 21, "width": 13, "hu_min": -1024, "hu_max": 3071},
+            "outputs": ["a", "b", "c"], "target_layer": "grp.act", "layers": layers}
+
+
 def torch_weights_dir(args, label, spec, seed):
     """A model directory whose weights PyTorch made and this script wrote."""
     d = os.path.join(args.workdir, label)
@@ -286,7 +326,7 @@ def check_model_info(args, model_dir):
         shape = "x".join(str(d) for d in (list(y.shape[1:]) + [1, 1])[:3])
         flops = None
         if isinstance(mod, nn.Conv2d):
-            fan_in = mod.in_channels * mod.kernel_size[0] * mod.kernel_size[1]
+            fan_in = mod.in_channels // mod.groups * mod.kernel_size[0] * mod.kernel_size[1]
             flops = y.numel() * (2 * fan_in + (1 if mod.bias is not None else 0))
         elif isinstance(mod, nn.Linear):
             flops = y.numel() * (2 * mod.in_features + (1 if mod.bias is not None else 0))
@@ -332,6 +372,12 @@ def main():
         run_case(args, "torch-dropout", drop_dir, "eval", threads, 4, 20 + threads)
         for mode in ("eval", "train"):
             run_case(args, "torch-plain", plain_dir, mode, threads, 4, 30 + threads)
+
+    kinds_dir = torch_weights_dir(args, "torch-kinds", kinds_spec(), 5)
+    check_model_info(args, kinds_dir)
+    for threads in (1, 2):
+        for mode in ("eval", "train"):
+            run_case(args, "torch-kinds", kinds_dir, mode, threads, 4, 40 + threads)
 
     print("%d comparisons, %d failed" % (checked, len(failures)))
     if failures:

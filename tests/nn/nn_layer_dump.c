@@ -5,9 +5,11 @@
  *
  * Reads DIR/<name>.f32 (little-endian float32, sizes implied by the keys),
  * writes DIR/<result>.f32. OPs and their files:
- *   conv2d   in w [b] dout          -> out din dw [db]
+ *   conv2d   in w [b] dout          -> out din dw [db]  (dh, dw, groups: default 1)
  *   bn       in gamma beta rm rv dout (train=0/1) -> out din dgamma dbeta rm_new rv_new
- *   relu / leaky / maxpool / avgpool / gap   in dout -> out din
+ *   relu / leaky / sigmoid / silu / maxpool / avgpool (ceil=0/1) / gap /
+ *   identity / flatten / adaptive   in dout -> out din (the last three through
+ *            a one-layer net, so that the engine's rows are what is tested)
  *   linear   in w [b] dout          -> out din dw [db]
  *   loss     pred target            -> loss (1 value) dpred
  *   optim    p g (steps x count)    -> p_new, p_steps (steps x count: the
@@ -85,12 +87,13 @@ static void run_conv(void)
 {
     cbq_conv2d_cfg c = {(int)geti("cin"), (int)geti("cout"), (int)geti("kh"), (int)geti("kw"),
                         (int)geti("sh"), (int)geti("sw"), (int)geti("ph"), (int)geti("pw"),
-                        (int)geti("bias")};
+                        (int)geti("bias"), (int)get("dh", 1), (int)get("dw", 1),
+                        (int)get("groups", 1)};
     size_t n = geti("n"), h = geti("h"), w = geti("w");
-    size_t oh = conv2d_out_size(h, c.kernel_h, c.stride_h, c.pad_h);
-    size_t ow = conv2d_out_size(w, c.kernel_w, c.stride_w, c.pad_w);
+    size_t oh = conv2d_out_h(&c, h), ow = conv2d_out_w(&c, w);
     size_t nin = n * (size_t)c.in_channels * h * w, nout = n * (size_t)c.out_channels * oh * ow;
-    size_t nw = (size_t)c.out_channels * (size_t)c.in_channels * (size_t)(c.kernel_h * c.kernel_w);
+    size_t nw = (size_t)c.out_channels * (size_t)(c.in_channels / c.groups) *
+                (size_t)(c.kernel_h * c.kernel_w);
     int t = threads();
     float *in = load("in", nin), *wt = load("w", nw), *dout = load("dout", nout);
     float *b = c.bias ? load("b", (size_t)c.out_channels) : NULL;
@@ -133,11 +136,11 @@ static void run_simple(const char *op)
 {
     size_t n = geti("n"), ch = geti("c"), h = geti("h"), w = geti("w");
     cbq_pool2d_cfg p = {(int)geti("kh"), (int)geti("kw"), (int)geti("sh"), (int)geti("sw"),
-                        (int)geti("ph"), (int)geti("pw")};
+                        (int)geti("ph"), (int)geti("pw"), (int)geti("ceil")};
     size_t oh = h, ow = w;
     if (!strcmp(op, "maxpool") || !strcmp(op, "avgpool")) {
-        oh = (h + 2 * (size_t)p.pad_h - (size_t)p.kernel_h) / (size_t)p.stride_h + 1;
-        ow = (w + 2 * (size_t)p.pad_w - (size_t)p.kernel_w) / (size_t)p.stride_w + 1;
+        oh = pool2d_out_size(h, p.kernel_h, p.stride_h, p.pad_h, p.ceil_mode);
+        ow = pool2d_out_size(w, p.kernel_w, p.stride_w, p.pad_w, p.ceil_mode);
     } else if (!strcmp(op, "gap")) {
         oh = ow = 1;
     }
@@ -152,6 +155,12 @@ static void run_simple(const char *op)
     } else if (!strcmp(op, "leaky")) {
         leaky_relu_forward(out, in, slope, nin, t);
         leaky_relu_backward(din, dout, in, slope, nin, t);
+    } else if (!strcmp(op, "sigmoid")) {
+        sigmoid_forward(out, in, nin, t);
+        sigmoid_backward(din, dout, in, nin, t);
+    } else if (!strcmp(op, "silu")) {
+        silu_forward(out, in, nin, t);
+        silu_backward(din, dout, in, nin, t);
     } else if (!strcmp(op, "maxpool")) {
         maxpool2d_forward(out, in, &p, n * ch, h, w, t);
         maxpool2d_backward(din, dout, in, &p, n * ch, h, w, t);
@@ -164,6 +173,42 @@ static void run_simple(const char *op)
     }
     save("out", out, nout);
     save("din", din, nin);
+}
+
+/* A one-layer net of the kind `op` (identity, flatten, adaptive): forward,
+ * then backward from dout; out and din come from the engine's buffers. */
+static void run_net_layer(const char *op)
+{
+    size_t n = geti("n"), ch = geti("c"), h = geti("h"), w = geti("w");
+    cbq_layer_spec layer = {.name = "x"};
+    if (!strcmp(op, "adaptive")) {
+        layer.kind = CBQ_LAYER_ADAPTIVE_AVGPOOL2D;
+        layer.cfg.adaptive = (cbq_adaptive_pool2d_cfg){1, 1};
+    } else
+        layer.kind = !strcmp(op, "flatten") ? CBQ_LAYER_FLATTEN : CBQ_LAYER_IDENTITY;
+    if (ch != 1) {
+        fprintf(stderr, "nn_layer_dump: %s runs on 1-channel input (the net's input)\n", op);
+        exit(1);
+    }
+    cbq_model_spec spec = {.arch = "custom", .input = {(int)h, (int)w, 0.0, 1.0}, .n_layers = 1,
+                           .layers = &layer, .n_outputs = 0};
+    cbq_net *net = NULL;
+    cbq_error err = {0};
+    if (cbq_net_create(&net, &spec, n, 1, &err)) {
+        fprintf(stderr, "nn_layer_dump: %s\n", err.msg);
+        exit(1);
+    }
+    cbq_net_set_threads(net, threads());
+    size_t nin = n * h * w, nout = layer.kind == CBQ_LAYER_ADAPTIVE_AVGPOOL2D ? n : nin;
+    float *in = load("in", nin), *dout = load("dout", nout);
+    const float *out = NULL;
+    if (cbq_net_forward(net, in, n, &out, &err) || cbq_net_backward(net, dout, 0, 1, &err)) {
+        fprintf(stderr, "nn_layer_dump: %s\n", err.msg);
+        exit(1);
+    }
+    save("out", out, nout);
+    save("din", cbq_net_input_grad(net), nin);
+    cbq_net_free(net);
 }
 
 static void run_linear(void)
@@ -259,8 +304,11 @@ int main(int argc, char **argv)
     else if (!strcmp(op, "optim"))
         run_optim();
     else if (!strcmp(op, "relu") || !strcmp(op, "leaky") || !strcmp(op, "maxpool") ||
-             !strcmp(op, "avgpool") || !strcmp(op, "gap"))
+             !strcmp(op, "avgpool") || !strcmp(op, "gap") || !strcmp(op, "sigmoid") ||
+             !strcmp(op, "silu"))
         run_simple(op);
+    else if (!strcmp(op, "identity") || !strcmp(op, "flatten") || !strcmp(op, "adaptive"))
+        run_net_layer(op);
     else {
         fprintf(stderr, "nn_layer_dump: unknown op %s\n", op);
         return 2;

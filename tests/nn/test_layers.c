@@ -76,10 +76,18 @@ static void fd_check(const char *what, const fd_op *op, float *in, float *params
 }
 
 /* ---- conv2d --------------------------------------------------------------- */
+/* weight [Cout, Cin/groups, KH, KW] (groups 0 reads as 1) */
+static size_t conv_weights(const cbq_conv2d_cfg *c)
+{
+    size_t groups = c->groups > 0 ? (size_t)c->groups : 1;
+    return (size_t)c->out_channels * ((size_t)c->in_channels / groups) * (size_t)c->kernel_h *
+           (size_t)c->kernel_w;
+}
+
 static void conv_fwd(const fd_op *op, float *out, const float *in, const float *p)
 {
     const cbq_conv2d_cfg *c = op->cfg;
-    size_t nw = (size_t)c->out_channels * (size_t)(c->in_channels * c->kernel_h * c->kernel_w);
+    size_t nw = conv_weights(c);
     conv2d_forward(out, in, p, c->bias ? p + nw : NULL, c, op->n, op->h, op->w, op->scratch, 1);
 }
 
@@ -87,9 +95,8 @@ static void check_conv(const cbq_conv2d_cfg *c, size_t n, size_t h, size_t w)
 {
     cbq_rng rng;
     cbq_rng_seed(&rng, 11);
-    size_t oh = conv2d_out_size(h, c->kernel_h, c->stride_h, c->pad_h);
-    size_t ow = conv2d_out_size(w, c->kernel_w, c->stride_w, c->pad_w);
-    size_t nw = (size_t)c->out_channels * (size_t)(c->in_channels * c->kernel_h * c->kernel_w);
+    size_t oh = conv2d_out_h(c, h), ow = conv2d_out_w(c, w);
+    size_t nw = conv_weights(c);
     size_t np = nw + (c->bias ? (size_t)c->out_channels : 0);
     fd_op op = {conv_fwd, n * (size_t)c->in_channels * h * w, np,
                 n * (size_t)c->out_channels * oh * ow, c, n, h, w, NULL};
@@ -106,12 +113,28 @@ static void check_conv(const cbq_conv2d_cfg *c, size_t n, size_t h, size_t w)
 static void test_conv2d_fd(void **state)
 {
     (void)state;
-    cbq_conv2d_cfg a = {2, 3, 3, 3, 1, 1, 1, 1, 1};
+    cbq_conv2d_cfg a = {2, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1};
     check_conv(&a, 2, 5, 4);
-    cbq_conv2d_cfg b = {3, 2, 3, 2, 2, 1, 1, 0, 0}; /* non-square, strided, no bias */
+    cbq_conv2d_cfg b = {3, 2, 3, 2, 2, 1, 1, 0, 0, 1, 1, 1}; /* non-square, strided, no bias */
     check_conv(&b, 2, 6, 5);
-    cbq_conv2d_cfg c = {4, 3, 1, 1, 1, 1, 0, 0, 1}; /* pointwise path */
+    cbq_conv2d_cfg c = {4, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1}; /* pointwise path */
     check_conv(&c, 2, 3, 3);
+}
+
+/* conv2d_general.c: dilation, groups, depthwise */
+static void test_conv2d_general_fd(void **state)
+{
+    (void)state;
+    cbq_conv2d_cfg dil = {2, 3, 3, 3, 1, 1, 2, 2, 1, 2, 2, 1}; /* dilation 2, "same" padding */
+    check_conv(&dil, 2, 7, 6);
+    cbq_conv2d_cfg dil_s = {2, 2, 3, 2, 2, 1, 1, 0, 0, 2, 3, 1}; /* strided, dilation 2x3 */
+    check_conv(&dil_s, 1, 8, 7);
+    cbq_conv2d_cfg grp = {4, 6, 3, 3, 1, 2, 1, 1, 1, 1, 1, 2}; /* groups 2 */
+    check_conv(&grp, 2, 5, 6);
+    cbq_conv2d_cfg dw = {3, 6, 3, 3, 2, 2, 1, 1, 1, 1, 1, 3}; /* depthwise, multiplier 2 */
+    check_conv(&dw, 2, 6, 5);
+    cbq_conv2d_cfg both = {4, 4, 3, 3, 1, 1, 2, 2, 0, 2, 2, 2}; /* groups 2, dilation 2 */
+    check_conv(&both, 1, 6, 6);
 }
 
 /* ---- batchnorm2d -------------------------------------------------------------- */
@@ -167,7 +190,7 @@ static void test_batchnorm_fd(void **state)
 
 /* ---- elementwise, pooling, linear ----------------------------------------- */
 typedef struct { int kind; cbq_pool2d_cfg pool; cbq_linear_cfg lin; float slope; } misc_ctx;
-enum { K_RELU, K_LEAKY, K_MAX, K_AVG, K_GAP, K_LINEAR };
+enum { K_RELU, K_LEAKY, K_SIGMOID, K_SILU, K_MAX, K_AVG, K_GAP, K_LINEAR };
 
 static void misc_fwd(const fd_op *op, float *out, const float *in, const float *p)
 {
@@ -176,6 +199,8 @@ static void misc_fwd(const fd_op *op, float *out, const float *in, const float *
     switch (m->kind) {
     case K_RELU: relu_forward(out, in, op->n_in, 1); break;
     case K_LEAKY: leaky_relu_forward(out, in, m->slope, op->n_in, 1); break;
+    case K_SIGMOID: sigmoid_forward(out, in, op->n_in, 1); break;
+    case K_SILU: silu_forward(out, in, op->n_in, 1); break;
     case K_MAX: maxpool2d_forward(out, in, &m->pool, planes, op->h, op->w, 1); break;
     case K_AVG: avgpool2d_forward(out, in, &m->pool, planes, op->h, op->w, 1); break;
     case K_GAP: global_avgpool_forward(out, in, planes, op->h * op->w, 1); break;
@@ -191,6 +216,8 @@ static void misc_bwd(const fd_op *op, float *din, float *dp, const float *r, con
     switch (m->kind) {
     case K_RELU: relu_backward(din, r, in, op->n_in, 1); break;
     case K_LEAKY: leaky_relu_backward(din, r, in, m->slope, op->n_in, 1); break;
+    case K_SIGMOID: sigmoid_backward(din, r, in, op->n_in, 1); break;
+    case K_SILU: silu_backward(din, r, in, op->n_in, 1); break;
     case K_MAX: maxpool2d_backward(din, r, in, &m->pool, planes, op->h, op->w, 1); break;
     case K_AVG: avgpool2d_backward(din, r, &m->pool, planes, op->h, op->w, 1); break;
     case K_GAP: global_avgpool_backward(din, r, planes, op->h * op->w, 1); break;
@@ -237,12 +264,29 @@ static void test_misc_fd(void **state)
     check_misc("relu", &relu, 1, 1, 1, 40, 0, 40);
     misc_ctx leaky = {.kind = K_LEAKY, .slope = 0.2f};
     check_misc("leaky_relu", &leaky, 1, 1, 1, 40, 0, 40);
-    misc_ctx mp = {.kind = K_MAX, .pool = {3, 2, 2, 1, 1, 0}};
+    misc_ctx sig = {.kind = K_SIGMOID};
+    check_misc("sigmoid", &sig, 1, 1, 1, 40, 0, 40);
+    misc_ctx silu = {.kind = K_SILU};
+    check_misc("silu", &silu, 1, 1, 1, 40, 0, 40);
+    misc_ctx mp = {.kind = K_MAX, .pool = {3, 2, 2, 1, 1, 0, 0}};
     check_misc("maxpool2d", &mp, 2, 7, 6, 2 * 42, 0, 2 * 4 * 5);
-    misc_ctx mp2 = {.kind = K_MAX, .pool = {2, 2, 2, 2, 0, 0}}; /* unrolled 2x2 path */
+    misc_ctx mp2 = {.kind = K_MAX, .pool = {2, 2, 2, 2, 0, 0, 0}}; /* unrolled 2x2 path */
     check_misc("maxpool2d 2x2", &mp2, 2, 7, 5, 2 * 35, 0, 2 * 3 * 2); /* odd h and w */
-    misc_ctx ap = {.kind = K_AVG, .pool = {3, 3, 2, 2, 1, 1}};
+    misc_ctx ap = {.kind = K_AVG, .pool = {3, 3, 2, 2, 1, 1, 0}};
     check_misc("avgpool2d", &ap, 2, 7, 6, 2 * 42, 0, 2 * 4 * 3);
+    /* ceil_mode, odd sizes: the last window hangs over the bottom/right edge
+     * (7x6, k3 s2 p0: 3x3 windows, floor would give 3x2; 2x2 s2 on 7x5: 4x3) */
+    misc_ctx mpc = {.kind = K_MAX, .pool = {3, 3, 2, 2, 0, 0, 1}};
+    assert_int_equal(pool2d_out_size(6, 3, 2, 0, 1), 3);
+    check_misc("maxpool2d ceil", &mpc, 2, 7, 6, 2 * 42, 0, 2 * 3 * 3);
+    misc_ctx mpc2 = {.kind = K_MAX, .pool = {2, 2, 2, 2, 0, 0, 1}};
+    check_misc("maxpool2d 2x2 ceil", &mpc2, 2, 7, 5, 2 * 35, 0, 2 * 4 * 3);
+    misc_ctx apc = {.kind = K_AVG, .pool = {3, 3, 2, 2, 1, 1, 1}};
+    /* h 7: ceil and floor agree (4); w 6: 4 windows where floor gives 3, the
+     * last starting at 5 and cut at w + pad = 7 (divisor 3x2, not 3x3) */
+    check_misc("avgpool2d ceil", &apc, 2, 7, 6, 2 * 42, 0, 2 * 4 * 4);
+    misc_ctx apc2 = {.kind = K_AVG, .pool = {2, 3, 2, 2, 0, 1, 1}}; /* divisor shrinks */
+    check_misc("avgpool2d ceil p0", &apc2, 2, 7, 6, 2 * 42, 0, 2 * 4 * 4);
     misc_ctx gap = {.kind = K_GAP};
     check_misc("global_avgpool", &gap, 3, 4, 5, 60, 0, 3);
     misc_ctx lin = {.kind = K_LINEAR, .lin = {6, 4, 1}};
@@ -317,10 +361,9 @@ static void conv_vs_ref(const cbq_conv2d_cfg *c, size_t n, size_t h, size_t w, i
 {
     cbq_rng rng;
     cbq_rng_seed(&rng, 16);
-    size_t oh = conv2d_out_size(h, c->kernel_h, c->stride_h, c->pad_h);
-    size_t ow = conv2d_out_size(w, c->kernel_w, c->stride_w, c->pad_w);
+    size_t oh = conv2d_out_h(c, h), ow = conv2d_out_w(c, w);
     size_t nin = n * (size_t)c->in_channels * h * w, nout = n * (size_t)c->out_channels * oh * ow;
-    size_t nw = (size_t)c->out_channels * (size_t)(c->in_channels * c->kernel_h * c->kernel_w);
+    size_t nw = conv_weights(c);
     size_t co = (size_t)c->out_channels;
     float *in = randn(&rng, nin, 1.0), *wt = randn(&rng, nw, 0.3), *b = randn(&rng, co, 1.0);
     float *g = randn(&rng, nout, 1.0);
@@ -351,8 +394,13 @@ static void test_conv_vs_ref(void **state)
 {
     (void)state;
     const cbq_conv2d_cfg cfgs[] = {
-        {3, 8, 3, 3, 1, 1, 1, 1, 1}, {4, 5, 5, 3, 2, 2, 2, 1, 0},
-        {6, 4, 1, 1, 1, 1, 0, 0, 1}, {2, 3, 2, 2, 2, 2, 0, 0, 1}, {1, 16, 3, 3, 1, 1, 1, 1, 1}};
+        {3, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}, {4, 5, 5, 3, 2, 2, 2, 1, 0, 1, 1, 1},
+        {6, 4, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1}, {2, 3, 2, 2, 2, 2, 0, 0, 1, 1, 1, 1},
+        {1, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+        /* conv2d_general.c: dilation, groups, depthwise, both, a pointwise group conv */
+        {3, 8, 3, 3, 1, 1, 2, 2, 1, 2, 2, 1}, {4, 6, 3, 2, 2, 1, 1, 1, 0, 1, 1, 2},
+        {8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 8}, {4, 8, 3, 3, 2, 2, 3, 3, 1, 3, 2, 4},
+        {6, 9, 1, 1, 1, 1, 0, 0, 1, 1, 1, 3}};
     for (size_t i = 0; i < sizeof cfgs / sizeof cfgs[0]; i++)
         for (int t = 1; t <= 2; t++)
             conv_vs_ref(&cfgs[i], 5, 10, 9, t);
@@ -396,7 +444,8 @@ int main(void)
 {
     cbq_threads_init(0);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_conv2d_fd),    cmocka_unit_test(test_batchnorm_fd),
+        cmocka_unit_test(test_conv2d_fd),    cmocka_unit_test(test_conv2d_general_fd),
+        cmocka_unit_test(test_batchnorm_fd),
         cmocka_unit_test(test_misc_fd),      cmocka_unit_test(test_loss_fd),
         cmocka_unit_test(test_gemm_vs_ref),  cmocka_unit_test(test_conv_vs_ref),
         cmocka_unit_test(test_dropout_mask),

@@ -151,6 +151,33 @@ static void test_early_stopping_keeps_best(void **state)
     cbq_net_free(net);
 }
 
+/* The dataset holds single-channel slices: a model reading three channels
+ * per slice is refused before any step, naming model.json's field. */
+static void test_multi_channel_model_refused(void **state)
+{
+    (void)state;
+    static task t;
+    make_task(&t, 2);
+    static const char json[] =
+        "{\"format_version\":1,\"input\":{\"height\":12,\"width\":12,\"hu_min\":0,\"hu_max\":1,"
+        "\"channels\":3},\"outputs\":[\"mean\"],\"target_layer\":\"conv\",\"layers\":["
+        "{\"name\":\"conv\",\"type\":\"conv2d\",\"in_channels\":3,\"out_channels\":4,\"kernel_size\":3},"
+        "{\"name\":\"gap\",\"type\":\"global_avgpool\"},"
+        "{\"name\":\"head\",\"type\":\"linear\",\"in_features\":4,\"out_features\":1}]}";
+    cbq_model_spec spec;
+    cbq_error err = {0};
+    assert_int_equal(cbq_model_json_parse(&spec, json, sizeof json - 1, "three", &err), CBQ_OK);
+    cbq_net *net = NULL;
+    assert_int_equal(cbq_net_create(&net, &spec, 16, 1, &err), CBQ_OK);
+    cbq_model_spec_free(&spec);
+    cbq_trainer_cfg cfg = base_cfg();
+    cbq_train_result res;
+    assert_int_not_equal(cbq_train(net, &t.ds, t.train, N_TRAIN, t.val + N_TRAIN, N_VAL, &cfg, &res, &err),
+                         CBQ_OK);
+    assert_non_null(strstr(err.msg, "the model takes 3 input channels (model.json input.channels)"));
+    cbq_net_free(net);
+}
+
 static void test_deterministic_for_a_seed(void **state)
 {
     (void)state;
@@ -295,6 +322,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_learns_mean_intensity),
+        cmocka_unit_test(test_multi_channel_model_refused),
         cmocka_unit_test(test_early_stopping_keeps_best),
         cmocka_unit_test(test_deterministic_for_a_seed),
         cmocka_unit_test(test_split_keeps_volumes_whole),

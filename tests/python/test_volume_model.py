@@ -232,6 +232,7 @@ def test_info(model, model_dir):
     assert info["target_layer"] == spec["target_layer"]
     assert [(l["name"], l["type"]) for l in info["layers"]] == [(l["name"], l["type"]) for l in spec["layers"]]
     assert (info["input"]["height"], info["input"]["width"]) == (64, 64)
+    assert (info["input"]["channels"], info["input"]["slices"], info["input"]["mean"]) == (1, "replicate", None)
 
 
 def test_two_threads_predict_as_one(model, nifti, data):

@@ -39,6 +39,13 @@ spec["target_layer"] = json.load(open(os.path.join(model, "model.json")))["targe
 spec["outputs"] = ["x" + o for o in spec["outputs"]]
 json.dump(spec, open(os.path.join(d, "model.json"), "w"))
 
+# The same model normalising its input channel: the same outputs, another input.
+d = os.path.join(gen, "other_input_norm")
+shutil.copytree(model, d)
+spec = json.load(open(os.path.join(model, "model.json")))
+spec["input"].update({"mean": [0.5], "std": [0.25]})
+json.dump(spec, open(os.path.join(d, "model.json"), "w"))
+
 
 def cohort(name, rows, header=("volume_id", "path")):
     with open(os.path.join(gen, name), "w", newline="") as f:
