@@ -44,17 +44,26 @@ typedef struct {
 enum { HEADER = 64 };
 static const size_t huge = (size_t)2 << 20;
 
+/* From the heap: the block starts `align` bytes into the allocation, the
+ * header just before it. */
 static void *heap_block(size_t bytes)
 {
-    if (bytes > SIZE_MAX - HEADER)
+    const int big = bytes >= 2 * huge;
+    const size_t align = big ? huge : HEADER;
+    if (bytes > SIZE_MAX - 2 * align)
         return NULL;
-    char *base = aligned_alloc(HEADER, (bytes + HEADER + HEADER - 1) / HEADER * HEADER);
+    char *base = aligned_alloc(align, (bytes + 2 * align - 1) / align * align);
     if (!base)
         return NULL;
-    memset(base + HEADER, 0, bytes);
+    char *p = base + align;
+#ifdef MADV_HUGEPAGE
+    if (big)
+        (void)madvise(p, (bytes + huge - 1) / huge * huge, MADV_HUGEPAGE);
+#endif
+    memset(p, 0, bytes);
     block_header h = {base, 0};
-    memcpy(base, &h, sizeof h);
-    return base + HEADER;
+    memcpy(p - HEADER, &h, sizeof h);
+    return p;
 }
 
 #if CBQ_ZEROED_MMAP
