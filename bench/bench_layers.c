@@ -1,9 +1,14 @@
 /* bench_layers.c - per-layer forward/backward speed of the engine's conv2d
- * on the shapes of iqnet-s (128x128 input, batch 32), in GFLOP/s and % of
- * the machine's FP32 peak, next to PyTorch timing the same layers in the
- * same run (bench/peer_torch.py).
+ * in GFLOP/s, as a fraction of the SGEMM ceiling measured in the same run,
+ * next to PyTorch timing the same layers in the same run
+ * (bench/peer_torch.py). Two sets of shapes:
+ *   iqnet-s: its eight 3x3 convolutions at --size (128) input, --batch (32);
+ *   resnet18: every distinct convolution of torchvision's resnet18 with one
+ *     input channel (7x7/2 stem, 3x3 and 3x3/2, 1x1/2 downsampling) at 224
+ *     and 128 input, --resnet-batch (16).
  *
- *   bench_layers [--threads N] [--batch N] [--size S] [--peak GFLOPS] [--no-peer]
+ *   bench_layers [--threads N] [--batch N] [--size S] [--resnet-batch N]
+ *                [--set iqnet|resnet18|all] [--peak GFLOPS] [--no-peer] [--quick]
  *
  * Verifies each conv against the naive reference on one sample before
  * timing it. Peak default: 40.7 GFLOP/s per core (docs/machine.md).
@@ -25,17 +30,32 @@
 #define CBQ_SOURCE_DIR "."
 #endif
 
-typedef struct { const char *name; int cin, cout, res_div; } conv_shape;
+/* One convolution: kernel k x k, stride, padding k/2 (torchvision's), input
+ * side = the set's input size / in_div. */
+typedef struct { const char *name; int cin, cout, k, stride, in_div; } conv_shape;
 
 /* iqnet-s: four stages of two 3x3 convs (16, 32, 64, 128 channels) at
  * full, 1/2, 1/4, 1/8 resolution. */
-static const conv_shape shapes[] = {
-    {"s1.conv_a 1->16", 1, 16, 1},    {"s1.conv_b 16->16", 16, 16, 1},
-    {"s2.conv_a 16->32", 16, 32, 2},  {"s2.conv_b 32->32", 32, 32, 2},
-    {"s3.conv_a 32->64", 32, 64, 4},  {"s3.conv_b 64->64", 64, 64, 4},
-    {"s4.conv_a 64->128", 64, 128, 8}, {"s4.conv_b 128->128", 128, 128, 8},
+static const conv_shape iqnet_shapes[] = {
+    {"s1.conv_a 1->16", 1, 16, 3, 1, 1},    {"s1.conv_b 16->16", 16, 16, 3, 1, 1},
+    {"s2.conv_a 16->32", 16, 32, 3, 1, 2},  {"s2.conv_b 32->32", 32, 32, 3, 1, 2},
+    {"s3.conv_a 32->64", 32, 64, 3, 1, 4},  {"s3.conv_b 64->64", 64, 64, 3, 1, 4},
+    {"s4.conv_a 64->128", 64, 128, 3, 1, 8}, {"s4.conv_b 128->128", 128, 128, 3, 1, 8},
 };
-enum { N_SHAPES = sizeof shapes / sizeof shapes[0] };
+
+/* resnet18 (1 input channel): the stem, then per stage its 3x3 conv, the
+ * first block's strided 3x3 and its 1x1 strided downsampling. */
+static const conv_shape resnet_shapes[] = {
+    {"conv1 7x7/2 1->64", 1, 64, 7, 2, 1},
+    {"layer1 3x3 64", 64, 64, 3, 1, 4},
+    {"layer2 3x3/2 64->128", 64, 128, 3, 2, 4},   {"layer2 3x3 128", 128, 128, 3, 1, 8},
+    {"layer2 1x1/2 64->128", 64, 128, 1, 2, 4},
+    {"layer3 3x3/2 128->256", 128, 256, 3, 2, 8}, {"layer3 3x3 256", 256, 256, 3, 1, 16},
+    {"layer3 1x1/2 128->256", 128, 256, 1, 2, 8},
+    {"layer4 3x3/2 256->512", 256, 512, 3, 2, 16}, {"layer4 3x3 512", 512, 512, 3, 1, 32},
+    {"layer4 1x1/2 256->512", 256, 512, 1, 2, 16},
+};
+enum { MAX_SHAPES = 16 };
 
 /* The shared benchmark machine is often loaded by other jobs; besides wall
  * time we read the process CPU time, whose ratio to wall time shows how
@@ -58,7 +78,8 @@ static float *randn(cbq_rng *rng, size_t count)
 static int verify(const cbq_conv2d_cfg *c, const float *in, const float *w, const float *b,
                   const float *out, size_t h, size_t wd)
 {
-    size_t count = (size_t)c->out_channels * h * wd;
+    size_t count = (size_t)c->out_channels * conv2d_out_size(h, c->kernel_h, c->stride_h, c->pad_h) *
+                   conv2d_out_size(wd, c->kernel_w, c->stride_w, c->pad_w);
     float *ref = malloc(count * sizeof *ref);
     conv2d_forward_ref(ref, in, w, b, c, 1, h, wd);
     double md = 0, mr = 1e-12;
@@ -127,13 +148,25 @@ static void run_bwd(void *p)
                     &r->cfg, r->n, r->h, r->w, r->ws, r->priv, r->threads);
 }
 
-/* Peer timings: "name fwd_ms bwd_ms" lines from peer_torch.py. */
-static int read_peer(int threads, size_t batch, size_t size, double pf[], double pb[],
-                     double pfc[], double pbc[])
+/* The shapes as peer_torch.py reads them: "cin,cout,k,stride,side;..." */
+static void shapes_arg(char *buf, size_t cap, const conv_shape *shapes, int n, size_t size)
 {
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/bench/peer_torch.py layers --threads %d --batch %zu --size %zu",
-             CBQ_SOURCE_DIR, threads, batch, size);
+    size_t used = 0;
+    buf[0] = 0;
+    for (int i = 0; i < n && used < cap; i++)
+        used += (size_t)snprintf(buf + used, cap - used, "%s%d,%d,%d,%d,%zu", i ? ";" : "",
+                                 shapes[i].cin, shapes[i].cout, shapes[i].k, shapes[i].stride,
+                                 size / (size_t)shapes[i].in_div);
+}
+
+/* Peer timings: "layer I fwd_ms bwd_ms fwd_cpu_ms bwd_cpu_ms" lines from peer_torch.py. */
+static int read_peer(int threads, size_t batch, const conv_shape *shapes, int n, size_t size,
+                     double pf[], double pb[], double pfc[], double pbc[])
+{
+    char cmd[2048], arg[1024];
+    shapes_arg(arg, sizeof arg, shapes, n, size);
+    snprintf(cmd, sizeof cmd, "%s %s/bench/peer_torch.py layers --threads %d --batch %zu --shapes '%s'",
+             CBQ_PYTHON, CBQ_SOURCE_DIR, threads, batch, arg);
     FILE *f = popen(cmd, "r");
     if (!f)
         return 0;
@@ -143,7 +176,7 @@ static int read_peer(int threads, size_t batch, size_t size, double pf[], double
         int idx;
         double a, b, c, d;
         if (sscanf(line, "layer %d %lf %lf %lf %lf", &idx, &a, &b, &c, &d) == 5 && idx >= 0 &&
-            idx < N_SHAPES) {
+            idx < n) {
             pf[idx] = a;
             pb[idx] = b;
             pfc[idx] = c;
@@ -151,63 +184,43 @@ static int read_peer(int threads, size_t batch, size_t size, double pf[], double
             got++;
         }
     }
-    return pclose(f) == 0 && got == N_SHAPES;
+    return pclose(f) == 0 && got == n;
 }
 
-int main(int argc, char **argv)
+typedef struct {
+    int threads, peer;
+    double peak_core, ceiling;
+} bench_opts;
+
+/* Times one set of shapes at one input size; returns 0 when a check or the peer failed. */
+static int run_set(const char *title, const conv_shape *shapes, int n_shapes, size_t batch,
+                   size_t size, const bench_opts *o)
 {
-    int threads = 2, peer = 1;
-    size_t batch = 32, size = 128;
-    double peak_core = 40.7;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--threads") && i + 1 < argc)
-            threads = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
-            batch = (size_t)atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--size") && i + 1 < argc)
-            size = (size_t)atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--peak") && i + 1 < argc)
-            peak_core = atof(argv[++i]);
-        else if (!strcmp(argv[i], "--no-peer"))
-            peer = 0;
-        else if (!strcmp(argv[i], "--quick")) /* every code path once, in seconds */
-            batch = 2, size = 32;
-        else {
-            fprintf(stderr, "usage: bench_layers [--threads N] [--batch N] [--size S] [--peak GFLOPS_PER_CORE] [--no-peer] [--quick]\n");
-            return 2;
-        }
-    }
-    threads = cbq_threads_init(threads);
-    printf("bench_layers: conv2d 3x3 pad 1, batch %zu, %zux%zu input, %d threads, OpenBLAS "
-           "single-threaded under OpenMP\n", batch, size, size, threads);
-    printf("peak %.1f GFLOP/s per core; GF/cs = GFLOP per CPU-second (per-core speed, robust to "
-           "other jobs), %%pk = GF/cs of the per-core peak\n", peak_core);
-    {
-        cbq_rng g_rng;
-        cbq_rng_seed(&g_rng, 3);
-        double ceil = sgemm_ceiling(&g_rng);
-        printf("this CPU: OpenBLAS SGEMM 1024^3 on one core: %.1f GFLOP per CPU-second (%.0f%% of "
-               "the nominal per-core peak)\n", ceil, 100 * ceil / peak_core);
-    }
-    double pf[N_SHAPES] = {0}, pb[N_SHAPES] = {0}, pfc[N_SHAPES] = {0}, pbc[N_SHAPES] = {0};
-    int have_peer = peer && read_peer(threads, batch, size, pf, pb, pfc, pbc);
-    if (peer && !have_peer) {
+    const int threads = o->threads;
+    double pf[MAX_SHAPES] = {0}, pb[MAX_SHAPES] = {0}, pfc[MAX_SHAPES] = {0}, pbc[MAX_SHAPES] = {0};
+    int have_peer = o->peer && read_peer(threads, batch, shapes, n_shapes, size, pf, pb, pfc, pbc);
+    if (o->peer && !have_peer) {
         fprintf(stderr, "bench_layers: the PyTorch peer failed (--no-peer times cbctiq alone)\n");
-        return 1;
+        return 0;
     }
-    printf("%-19s %8s %7s %6s %4s | %8s %7s %6s %4s | %6s %6s %6s %6s\n", "layer", "fwd ms",
-           "GF/s", "GF/cs", "%pk", "bwd ms", "GF/s", "GF/cs", "%pk", "fwd x", "bwd x", "fwdc x",
-           "bwdc x");
+    printf("\n%s: %zux%zu input, batch %zu, %d threads\n", title, size, size, batch, threads);
+    printf("%-26s %8s %7s %6s %4s | %8s %7s %6s %4s | %6s %6s %6s %6s\n", "layer (input side)",
+           "fwd ms", "GF/s", "GF/cs", "%sg", "bwd ms", "GF/s", "GF/cs", "%sg", "fwd x", "bwd x",
+           "fwdc x", "bwdc x");
     cbq_rng rng;
     cbq_rng_seed(&rng, 1);
     double tot[4] = {0}, ptot[4] = {0}, flop_f = 0, flop_b = 0, cores_sum = 0;
-    for (int s = 0; s < N_SHAPES; s++) {
-        conv_run r = {.cfg = {shapes[s].cin, shapes[s].cout, 3, 3, 1, 1, 1, 1, 1}, .n = batch,
-                      .h = size / (size_t)shapes[s].res_div, .w = size / (size_t)shapes[s].res_div};
+    for (int s = 0; s < n_shapes; s++) {
+        const conv_shape *sh = &shapes[s];
+        conv_run r = {.cfg = {sh->cin, sh->cout, sh->k, sh->k, sh->stride, sh->stride, sh->k / 2,
+                              sh->k / 2, 1},
+                      .n = batch, .h = size / (size_t)sh->in_div, .w = size / (size_t)sh->in_div};
         r.threads = threads;
+        const size_t oh = conv2d_out_size(r.h, sh->k, sh->stride, sh->k / 2);
+        const size_t ow = conv2d_out_size(r.w, sh->k, sh->stride, sh->k / 2);
         size_t nin = r.n * (size_t)r.cfg.in_channels * r.h * r.w;
-        size_t nout = r.n * (size_t)r.cfg.out_channels * r.h * r.w;
-        size_t nw = (size_t)r.cfg.out_channels * (size_t)r.cfg.in_channels * 9;
+        size_t nout = r.n * (size_t)r.cfg.out_channels * oh * ow;
+        size_t nw = (size_t)r.cfg.out_channels * (size_t)r.cfg.in_channels * (size_t)(sh->k * sh->k);
         r.in = randn(&rng, nin);
         r.wt = randn(&rng, nw);
         r.b = randn(&rng, (size_t)r.cfg.out_channels);
@@ -220,22 +233,24 @@ int main(int argc, char **argv)
         r.priv = calloc((size_t)threads * conv2d_dw_private_floats(&r.cfg), 4);
         run_fwd(&r);
         if (!verify(&r.cfg, r.in, r.wt, r.b, r.out, r.h, r.w)) {
-            fprintf(stderr, "bench_layers: %s disagrees with the reference\n", shapes[s].name);
-            return 1;
+            fprintf(stderr, "bench_layers: %s disagrees with the reference\n", sh->name);
+            return 0;
         }
         double cf = 0, cb = 0;
         double tf = time_best(run_fwd, &r, 7, &cf), tb = time_best(run_bwd, &r, 7, &cb);
-        double ff = 2.0 * (double)nw * (double)(r.h * r.w) * (double)r.n;
-        /* backward: dW always, din except for the first layer (input needs none) */
+        double ff = 2.0 * (double)nw * (double)(oh * ow) * (double)r.n;
+        /* backward: dW always, din except for a first layer (input needs none) */
         double fb = ff * (r.cfg.in_channels > 1 ? 2.0 : 1.0);
         double tfc = tf * cf, tbc = tb * cb; /* CPU seconds */
         cores_sum += cf + cb;
         tot[0] += tf; tot[1] += tb; tot[2] += tfc; tot[3] += tbc;
         flop_f += ff;
         flop_b += fb;
-        printf("%-19s %8.2f %7.1f %6.1f %3.0f%% | %8.2f %7.1f %6.1f %3.0f%%", shapes[s].name,
-               tf * 1e3, ff / tf * 1e-9, ff / tfc * 1e-9, 100 * ff / tfc * 1e-9 / peak_core,
-               tb * 1e3, fb / tb * 1e-9, fb / tbc * 1e-9, 100 * fb / tbc * 1e-9 / peak_core);
+        char label[64];
+        snprintf(label, sizeof label, "%s (%zu)", sh->name, r.h);
+        printf("%-26s %8.2f %7.1f %6.1f %3.0f%% | %8.2f %7.1f %6.1f %3.0f%%", label,
+               tf * 1e3, ff / tf * 1e-9, ff / tfc * 1e-9, 100 * ff / tfc * 1e-9 / o->ceiling,
+               tb * 1e3, fb / tb * 1e-9, fb / tbc * 1e-9, 100 * fb / tbc * 1e-9 / o->ceiling);
         if (have_peer) {
             printf(" | %6.2f %6.2f %6.2f %6.2f", pf[s] / (tf * 1e3), pb[s] / (tb * 1e3),
                    pfc[s] / (tfc * 1e3), pbc[s] / (tbc * 1e3));
@@ -245,15 +260,75 @@ int main(int argc, char **argv)
         free(r.in); free(r.wt); free(r.b); free(r.dout); free(r.out); free(r.din); free(r.dw);
         free(r.db); free(r.ws); free(r.priv);
     }
-    printf("%-19s %8.2f %7.1f %6.1f %3.0f%% | %8.2f %7.1f %6.1f %3.0f%%", "all convs",
+    printf("%-26s %8.2f %7.1f %6.1f %3.0f%% | %8.2f %7.1f %6.1f %3.0f%%", "all convs",
            tot[0] * 1e3, flop_f / tot[0] * 1e-9, flop_f / tot[2] * 1e-9,
-           100 * flop_f / tot[2] * 1e-9 / peak_core, tot[1] * 1e3, flop_b / tot[1] * 1e-9,
-           flop_b / tot[3] * 1e-9, 100 * flop_b / tot[3] * 1e-9 / peak_core);
+           100 * flop_f / tot[2] * 1e-9 / o->ceiling, tot[1] * 1e3, flop_b / tot[1] * 1e-9,
+           flop_b / tot[3] * 1e-9, 100 * flop_b / tot[3] * 1e-9 / o->ceiling);
     if (have_peer)
         printf(" | %6.2f %6.2f %6.2f %6.2f", ptot[0] / (tot[0] * 1e3), ptot[1] / (tot[1] * 1e3),
                ptot[2] / (tot[2] * 1e3), ptot[3] / (tot[3] * 1e3));
-    printf("\nmean CPU use while timed: %.2f cores of %d\n", cores_sum / (2 * N_SHAPES), threads);
-    printf("(x = PyTorch time / cbctiq time, same shapes, threads and run, wall and CPU (c); "
-           "> 1 means cbctiq is faster)\n");
+    printf("\nmean CPU use while timed: %.2f cores of %d\n", cores_sum / (2 * n_shapes), threads);
+    fflush(stdout);
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    int threads = 2, peer = 1;
+    size_t batch = 32, size = 128, resnet_batch = 16;
+    size_t resnet_sizes[2] = {224, 128};
+    const char *set = "all";
+    double peak_core = 40.7;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
+            batch = (size_t)atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--size") && i + 1 < argc)
+            size = (size_t)atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--resnet-batch") && i + 1 < argc)
+            resnet_batch = (size_t)atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--set") && i + 1 < argc)
+            set = argv[++i];
+        else if (!strcmp(argv[i], "--peak") && i + 1 < argc)
+            peak_core = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--no-peer"))
+            peer = 0;
+        else if (!strcmp(argv[i], "--quick")) { /* every code path once, in seconds */
+            batch = 2, size = 32, resnet_batch = 1;
+            resnet_sizes[0] = 64, resnet_sizes[1] = 32;
+        } else {
+            fprintf(stderr, "usage: bench_layers [--threads N] [--batch N] [--size S] [--resnet-batch N] "
+                            "[--set iqnet|resnet18|all] [--peak GFLOPS_PER_CORE] [--no-peer] [--quick]\n");
+            return 2;
+        }
+    }
+    const int want_iqnet = !strcmp(set, "all") || !strcmp(set, "iqnet");
+    const int want_resnet = !strcmp(set, "all") || !strcmp(set, "resnet18");
+    if (!want_iqnet && !want_resnet) {
+        fprintf(stderr, "bench_layers: --set %s: expected iqnet, resnet18 or all\n", set);
+        return 2;
+    }
+    bench_opts o = {.threads = cbq_threads_init(threads), .peer = peer, .peak_core = peak_core};
+    printf("bench_layers: conv2d, OpenBLAS single-threaded under OpenMP, %d threads\n", o.threads);
+    {
+        cbq_rng g_rng;
+        cbq_rng_seed(&g_rng, 3);
+        o.ceiling = sgemm_ceiling(&g_rng);
+        printf("this CPU: OpenBLAS SGEMM 1024^3 on one core: %.1f GFLOP per CPU-second (%.0f%% of "
+               "the nominal per-core peak %.1f)\n", o.ceiling, 100 * o.ceiling / peak_core, peak_core);
+    }
+    printf("GF/cs = GFLOP per CPU-second (per-core speed, robust to other jobs); %%sg = GF/cs as a "
+           "fraction of that SGEMM ceiling\n");
+    printf("x = PyTorch time / cbctiq time, same shapes, threads and run, wall and CPU (c); "
+           "> 1 means cbctiq is faster\n");
+    if (want_iqnet && !run_set("iqnet-s 3x3 convolutions", iqnet_shapes,
+                               (int)(sizeof iqnet_shapes / sizeof iqnet_shapes[0]), batch, size, &o))
+        return 1;
+    for (int i = 0; want_resnet && i < 2; i++)
+        if (!run_set("resnet18 convolutions", resnet_shapes,
+                     (int)(sizeof resnet_shapes / sizeof resnet_shapes[0]), resnet_batch,
+                     resnet_sizes[i], &o))
+            return 1;
     return 0;
 }

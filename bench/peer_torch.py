@@ -2,8 +2,9 @@
 times, printed as plain lines it reads in the same run (the whole network's
 peer is peer_iqnet_torch.py, on bench_iqnet's model.json).
 
-  peer_torch.py layers --threads N --batch B --size S
-      "layer I fwd_ms bwd_ms fwd_cpu_ms bwd_cpu_ms" for the iqnet-s convs
+  peer_torch.py layers --threads N --batch B --shapes "CIN,COUT,K,STRIDE,SIDE;..."
+      "layer I fwd_ms bwd_ms fwd_cpu_ms bwd_cpu_ms" for each shape, in order
+      (a K x K convolution with padding K // 2 and a bias on a SIDE x SIDE input)
 
 Each figure is the fastest of several repetitions (the least disturbed by
 other jobs on a shared machine), wall and process CPU time. Run with
@@ -14,10 +15,6 @@ import time
 
 import torch
 import torch.nn as nn
-
-SHAPES = [(1, 16, 1), (16, 16, 1), (16, 32, 2), (32, 32, 2), (32, 64, 4), (64, 64, 4),
-          (64, 128, 8), (128, 128, 8)]
-
 
 def best(fn, reps):
     fn()
@@ -32,11 +29,11 @@ def best(fn, reps):
 
 
 def layers(a):
-    for i, (cin, cout, div) in enumerate(SHAPES):
-        s = a.size // div
-        conv = nn.Conv2d(cin, cout, 3, padding=1)
+    shapes = [tuple(int(v) for v in item.split(",")) for item in a.shapes.split(";")]
+    for i, (cin, cout, k, stride, s) in enumerate(shapes):
+        conv = nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2)
         x = torch.randn(a.batch, cin, s, s, requires_grad=cin > 1)
-        g = torch.randn(a.batch, cout, s, s)
+        g = torch.randn(conv(x).shape)
 
         def fwd():
             with torch.no_grad():
@@ -56,7 +53,7 @@ def main():
     ap.add_argument("mode", choices=["layers"])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--shapes", required=True)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)

@@ -61,6 +61,55 @@ static cbq_conv2d_cfg transposed_cfg(const cbq_conv2d_cfg *c)
     return t;
 }
 
+/* Output planes smaller than this many pixels are unfolded several samples
+ * side by side, so that one GEMM has at least this many columns: one GEMM
+ * per sample on a 7x7 or 4x4 plane re-reads (and OpenBLAS re-packs) the whole
+ * weight matrix for a few dozen columns, and its weight gradient is a sum of
+ * rank-49 or rank-16 updates of the whole [Cout, K] accumulator. */
+enum { GROUP_MIN_COLS = 256 };
+
+/* Most samples one GEMM takes for this shape (1: one sample, or a block of
+ * one sample's rows, as before). A pointwise convolution reads its input in
+ * place and is never grouped. */
+static size_t group_max(const cbq_conv2d_cfg *c, size_t oplane)
+{
+    if (is_pointwise(c) || oplane >= GROUP_MIN_COLS)
+        return 1;
+    return (GROUP_MIN_COLS + oplane - 1) / oplane;
+}
+
+/* Samples per GEMM for a batch of n: at most half the batch, so that two
+ * threads both have work. It depends on the shape and n only, never on the
+ * thread count, so the forward stays bit-identical for any thread count. */
+static size_t group_size(const cbq_conv2d_cfg *c, size_t oplane, size_t n)
+{
+    size_t g = group_max(c, oplane), half = n / 2;
+    if (g > half)
+        g = half;
+    return g < 1 ? 1 : g;
+}
+
+/* Grouped scratch: the unfolded columns of g samples (input, or dout under
+ * the transposed kernel), then an output / gradient block of g samples. */
+static size_t grouped_col_floats(const cbq_conv2d_cfg *c, size_t h, size_t w, size_t oplane,
+                                 size_t g)
+{
+    size_t col = patch_len(c) * g * oplane;
+    if (din_as_conv(c)) {
+        cbq_conv2d_cfg t = transposed_cfg(c);
+        size_t back = patch_len(&t) * g * h * w;
+        col = col > back ? col : back;
+    }
+    return col;
+}
+
+static size_t grouped_aux_floats(const cbq_conv2d_cfg *c, size_t h, size_t w, size_t oplane,
+                                 size_t g)
+{
+    size_t out = (size_t)c->out_channels * g * oplane, in = (size_t)c->in_channels * g * h * w;
+    return out > in ? out : in;
+}
+
 size_t conv2d_workspace_floats(const cbq_conv2d_cfg *cfg, size_t h, size_t w)
 {
     if (conv2d_is_general(cfg))
@@ -70,6 +119,12 @@ size_t conv2d_workspace_floats(const cbq_conv2d_cfg *cfg, size_t h, size_t w)
     size_t oh = conv2d_out_size(h, cfg->kernel_h, cfg->stride_h, cfg->pad_h);
     size_t ow = conv2d_out_size(w, cfg->kernel_w, cfg->stride_w, cfg->pad_w);
     size_t fwd = patch_len(cfg) * block_rows(cfg, oh, ow) * ow;
+    const size_t g = group_max(cfg, oh * ow);
+    if (g > 1) {
+        size_t grouped = grouped_col_floats(cfg, h, w, oh * ow, g) +
+                         grouped_aux_floats(cfg, h, w, oh * ow, g);
+        fwd = fwd > grouped ? fwd : grouped;
+    }
     if (!din_as_conv(cfg))
         return fwd;
     cbq_conv2d_cfg t = transposed_cfg(cfg);
@@ -99,18 +154,68 @@ static void valid_cols(const cbq_conv2d_cfg *c, size_t w, size_t ow, int kj, siz
     *hi = (size_t)h;
 }
 
-/* col [K, (y1-y0)*OW]: row (c, ki, kj), column (y-y0)*OW + x holds
- * in[c][y*sh - ph + ki][x*sw - pw + kj], zero in the padding. */
-static void im2col(float *col, const float *in, const cbq_conv2d_cfg *c, size_t h, size_t w,
-                   size_t ow, size_t y0, size_t y1)
+/* Output rows [*ya, *yb) within [y0, y1) whose input row for kernel row ki
+ * lies inside the image. */
+static void valid_rows(const cbq_conv2d_cfg *c, size_t h, int ki, size_t y0, size_t y1, size_t *ya,
+                       size_t *yb)
 {
-    const size_t cols = (y1 - y0) * ow;
+    size_t a = y0, b = y1;
+    while (a < b && (long)(a * (size_t)c->stride_h) - c->pad_h + ki < 0)
+        a++;
+    while (b > a && (long)((b - 1) * (size_t)c->stride_h) - c->pad_h + ki >= (long)h)
+        b--;
+    *ya = a;
+    *yb = b;
+}
+
+/* One unfolded row (c, ki, kj) of a "same"-width stride-1 convolution
+ * (OW == W): the valid output rows read one contiguous run of the input
+ * shifted by kj - pw, so they are copied with one memcpy, and the columns
+ * that wrapped around a row edge are zeroed after it. Equal to the row-by-row
+ * copy, in a few large moves instead of one small one per output row. */
+static void unfold_row_same_width(float *row, const float *plane, const cbq_conv2d_cfg *c,
+                                  size_t h, size_t w, int ki, int kj, size_t y0, size_t y1)
+{
+    size_t lo, hi, ya, yb;
+    valid_cols(c, w, w, kj, &lo, &hi);
+    valid_rows(c, h, ki, y0, y1, &ya, &yb);
+    const long off = kj - c->pad_w;
+    memset(row, 0, (ya - y0) * w * sizeof *row);
+    memset(row + (yb - y0) * w, 0, (y1 - yb) * w * sizeof *row);
+    if (ya == yb)
+        return;
+    const size_t iy = (size_t)((long)ya - c->pad_h + ki), n_rows = yb - ya;
+    float *dst = row + (ya - y0) * w;
+    if (hi > lo)
+        memcpy(dst + lo, plane + iy * w + (size_t)((long)lo + off),
+               ((n_rows - 1) * w + hi - lo) * sizeof *dst);
+    for (size_t r = 0; r < n_rows; r++) {
+        float *d = dst + r * w;
+        for (size_t x = 0; x < lo; x++)
+            d[x] = 0.0f;
+        for (size_t x = hi > lo ? hi : lo; x < w; x++)
+            d[x] = 0.0f;
+    }
+}
+
+/* col [K, (y1-y0)*OW] with rows ld floats apart: row (c, ki, kj), column
+ * (y-y0)*OW + x holds in[c][y*sh - ph + ki][x*sw - pw + kj], zero in the
+ * padding. ld > (y1-y0)*OW leaves room for other samples' columns. */
+static void im2col_ld(float *col, size_t ld, const float *in, const cbq_conv2d_cfg *c, size_t h,
+                      size_t w, size_t ow, size_t y0, size_t y1)
+{
+    const size_t cols = ld;
+    const int same_width = c->stride_w == 1 && c->stride_h == 1 && ow == w;
     for (size_t ch = 0; ch < (size_t)c->in_channels; ch++) {
         const float *plane = in + ch * h * w;
         for (int ki = 0; ki < c->kernel_h; ki++) {
             for (int kj = 0; kj < c->kernel_w; kj++) {
                 float *row = col + ((ch * (size_t)c->kernel_h + (size_t)ki) * (size_t)c->kernel_w +
                                     (size_t)kj) * cols;
+                if (same_width) {
+                    unfold_row_same_width(row, plane, c, h, w, ki, kj, y0, y1);
+                    continue;
+                }
                 size_t lo, hi;
                 valid_cols(c, w, ow, kj, &lo, &hi);
                 long off = kj - c->pad_w;
@@ -135,11 +240,17 @@ static void im2col(float *col, const float *in, const cbq_conv2d_cfg *c, size_t 
     }
 }
 
-/* The adjoint of im2col for output rows [y0, y1): din += each entry at its place. */
-static void col2im_add(float *in, const float *col, const cbq_conv2d_cfg *c, size_t h, size_t w,
-                       size_t ow, size_t y0, size_t y1)
+static void im2col(float *col, const float *in, const cbq_conv2d_cfg *c, size_t h, size_t w,
+                   size_t ow, size_t y0, size_t y1)
 {
-    const size_t cols = (y1 - y0) * ow;
+    im2col_ld(col, (y1 - y0) * ow, in, c, h, w, ow, y0, y1);
+}
+
+/* The adjoint of im2col_ld for output rows [y0, y1): din += each entry at its place. */
+static void col2im_add_ld(float *in, const float *col, size_t ld, const cbq_conv2d_cfg *c, size_t h,
+                          size_t w, size_t ow, size_t y0, size_t y1)
+{
+    const size_t cols = ld;
     for (size_t ch = 0; ch < (size_t)c->in_channels; ch++) {
         float *plane = in + ch * h * w;
         for (int ki = 0; ki < c->kernel_h; ki++) {
@@ -169,6 +280,46 @@ static void col2im_add(float *in, const float *col, const cbq_conv2d_cfg *c, siz
     }
 }
 
+static void col2im_add(float *in, const float *col, const cbq_conv2d_cfg *c, size_t h, size_t w,
+                       size_t ow, size_t y0, size_t y1)
+{
+    col2im_add_ld(in, col, (y1 - y0) * ow, c, h, w, ow, y0, y1);
+}
+
+/* Forward of samples grouped g at a time (small output planes): the g
+ * samples' columns side by side, one GEMM into a block [Cout, g*plane],
+ * then each sample's channels copied to their place. */
+static void forward_grouped(float *out, const float *in, const float *weight, const float *bias,
+                            const cbq_conv2d_cfg *cfg, size_t n, size_t h, size_t w,
+                            float *workspace, int threads, size_t g)
+{
+    const size_t oh = conv2d_out_size(h, cfg->kernel_h, cfg->stride_h, cfg->pad_h);
+    const size_t ow = conv2d_out_size(w, cfg->kernel_w, cfg->stride_w, cfg->pad_w);
+    const size_t cout = (size_t)cfg->out_channels, k = patch_len(cfg), plane = oh * ow;
+    const size_t in_size = (size_t)cfg->in_channels * h * w, ws = conv2d_workspace_floats(cfg, h, w);
+    const size_t col_n = grouped_col_floats(cfg, h, w, plane, group_max(cfg, plane));
+    const size_t groups = (n + g - 1) / g;
+#pragma omp parallel num_threads(threads)
+    {
+        const size_t t = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
+        float *col = workspace + t * ws, *block = col + col_n;
+        for (size_t it = groups * t / nt; it < groups * (t + 1) / nt; it++) {
+            const size_t s0 = it * g, gs = n - s0 < g ? n - s0 : g, ld = gs * plane;
+            for (size_t j = 0; j < gs; j++)
+                im2col_ld(col + j * plane, ld, in + (s0 + j) * in_size, cfg, h, w, ow, 0, oh);
+            if (bias)
+                for (size_t o = 0; o < cout; o++)
+                    for (size_t i = 0; i < ld; i++)
+                        block[o * ld + i] = bias[o];
+            cbq_sgemm(0, 0, cout, ld, k, 1.0f, weight, k, col, ld, bias ? 1.0f : 0.0f, block, ld);
+            for (size_t j = 0; j < gs; j++)
+                for (size_t o = 0; o < cout; o++)
+                    memcpy(out + ((s0 + j) * cout + o) * plane, block + o * ld + j * plane,
+                           plane * sizeof *out);
+        }
+    }
+}
+
 void conv2d_forward(float *out, const float *in, const float *weight, const float *bias,
                     const cbq_conv2d_cfg *cfg, size_t n, size_t h, size_t w, float *workspace,
                     int threads)
@@ -181,6 +332,11 @@ void conv2d_forward(float *out, const float *in, const float *weight, const floa
     const size_t ow = conv2d_out_size(w, cfg->kernel_w, cfg->stride_w, cfg->pad_w);
     const size_t cout = (size_t)cfg->out_channels, k = patch_len(cfg), plane = oh * ow;
     const size_t in_size = (size_t)cfg->in_channels * h * w, ws = conv2d_workspace_floats(cfg, h, w);
+    const size_t g = group_size(cfg, plane, n);
+    if (g > 1) {
+        forward_grouped(out, in, weight, bias, cfg, n, h, w, workspace, threads, g);
+        return;
+    }
     const int direct = is_pointwise(cfg);
     const size_t rows = direct ? oh : block_rows(cfg, oh, ow);
     const size_t blocks = (oh + rows - 1) / rows, items = n * blocks;
@@ -240,9 +396,21 @@ static void din_by_conv(float *din, const float *dout, const float *wt, const cb
     }
 }
 
-/* One sample's backward, block by block: dW (private) and din. `wt` is the
- * flipped kernel when din_as_conv, else NULL. */
-static void backward_sample(float *din, float *pdw, const float *dout, const float *in,
+/* Adds each output channel's sum of dout over the block's columns to the
+ * private bias gradient (pdb [Cout]). */
+static void bias_grad_add(float *pdb, const float *g, size_t cout, size_t plane, size_t cols)
+{
+    for (size_t o = 0; o < cout; o++) {
+        float acc = 0.0f;
+        for (size_t i = 0; i < cols; i++)
+            acc += g[o * plane + i];
+        pdb[o] += acc;
+    }
+}
+
+/* One sample's backward, block by block: dW (private) and, with want_db,
+ * dbias after it. `wt` is the flipped kernel when din_as_conv, else NULL. */
+static void backward_sample(float *din, float *pdw, int want_db, const float *dout, const float *in,
                             const float *weight, const float *wt, const cbq_conv2d_cfg *cfg,
                             size_t h, size_t w, float *col)
 {
@@ -270,12 +438,9 @@ static void backward_sample(float *din, float *pdw, const float *dout, const flo
             }
             /* dW [Cout, K] += dout_blk [Cout, cols] * col^T [cols, K] */
             cbq_sgemm(0, 1, cout, k, cols, 1.0f, g, plane, b, ldb, 1.0f, pdw, k);
-            for (size_t o = 0; o < cout; o++) {
-                float acc = 0.0f;
-                for (size_t i = 0; i < cols; i++)
-                    acc += g[o * plane + i];
-                pdw[cout * k + o] += acc;
-            }
+            /* a serial sum, latency-bound: only when the layer has a bias */
+            if (want_db)
+                bias_grad_add(pdw + cout * k, g, cout, plane, cols);
         }
         if (din) {
             /* col [K, cols] = W^T [K, Cout] * dout_blk [Cout, cols] */
@@ -286,6 +451,55 @@ static void backward_sample(float *din, float *pdw, const float *dout, const flo
                 col2im_add(din, col, cfg, h, w, ow, y0, y1);
             }
         }
+    }
+}
+
+/* Backward of the g samples s0.. (small output planes), as forward_grouped:
+ * dout of the g samples gathered into `block` [Cout, g*plane], their input
+ * unfolded side by side in `col`, one GEMM for dW; din by one GEMM for the
+ * group too (with the flipped kernel `wt` when din_as_conv), scattered back
+ * to each sample. */
+static void backward_grouped(float *din, float *pdw, int want_db, const float *dout,
+                             const float *in, const float *weight, const float *wt,
+                             const cbq_conv2d_cfg *cfg, size_t h, size_t w, float *col,
+                             float *block, size_t s0, size_t gs)
+{
+    const size_t oh = conv2d_out_size(h, cfg->kernel_h, cfg->stride_h, cfg->pad_h);
+    const size_t ow = conv2d_out_size(w, cfg->kernel_w, cfg->stride_w, cfg->pad_w);
+    const size_t cout = (size_t)cfg->out_channels, cin = (size_t)cfg->in_channels;
+    const size_t k = patch_len(cfg), plane = oh * ow, hw = h * w, ld = gs * plane;
+    const int need_block = pdw || (din && !wt);
+    for (size_t j = 0; need_block && j < gs; j++)
+        for (size_t o = 0; o < cout; o++)
+            memcpy(block + o * ld + j * plane, dout + ((s0 + j) * cout + o) * plane,
+                   plane * sizeof *block);
+    if (pdw) {
+        for (size_t j = 0; j < gs; j++)
+            im2col_ld(col + j * plane, ld, in + (s0 + j) * cin * hw, cfg, h, w, ow, 0, oh);
+        /* dW [Cout, K] += dout [Cout, g*plane] * col^T [g*plane, K] */
+        cbq_sgemm(0, 1, cout, k, ld, 1.0f, block, ld, col, ld, 1.0f, pdw, k);
+        if (want_db)
+            bias_grad_add(pdw + cout * k, block, cout, ld, ld);
+    }
+    if (!din)
+        return;
+    if (wt) {
+        const cbq_conv2d_cfg t = transposed_cfg(cfg);
+        const size_t kt = patch_len(&t), ldt = gs * hw;
+        for (size_t j = 0; j < gs; j++)
+            im2col_ld(col + j * hw, ldt, dout + (s0 + j) * cout * plane, &t, oh, ow, w, 0, h);
+        cbq_sgemm(0, 0, cin, ldt, kt, 1.0f, wt, kt, col, ldt, 0.0f, block, ldt);
+        for (size_t j = 0; j < gs; j++)
+            for (size_t c = 0; c < cin; c++)
+                memcpy(din + ((s0 + j) * cin + c) * hw, block + c * ldt + j * hw, hw * sizeof *din);
+        return;
+    }
+    /* col [K, g*plane] = W^T [K, Cout] * dout [Cout, g*plane], then col2im per sample */
+    cbq_sgemm(1, 0, k, ld, cout, 1.0f, weight, k, block, ld, 0.0f, col, ld);
+    for (size_t j = 0; j < gs; j++) {
+        float *d = din + (s0 + j) * cin * hw;
+        memset(d, 0, cin * hw * sizeof *d);
+        col2im_add_ld(d, col + j * plane, ld, cfg, h, w, ow, 0, oh);
     }
 }
 
@@ -304,6 +518,7 @@ void conv2d_backward(float *din, float *dweight, float *dbias, const float *dout
     const size_t in_size = (size_t)cfg->in_channels * h * w, ws = conv2d_workspace_floats(cfg, h, w);
     const size_t priv = conv2d_dw_private_floats(cfg);
     const int want_dw = dweight != NULL || dbias != NULL;
+    const size_t g = group_size(cfg, plane, n);
     int used = 1;
     /* Samples are split statically over threads; weight gradients go to
      * per-thread accumulators summed below in thread order. */
@@ -320,9 +535,19 @@ void conv2d_backward(float *din, float *dweight, float *dbias, const float *dout
             wt = col + ws - cout * k;
             flip_transpose(wt, weight, cfg);
         }
-        for (size_t s = n * t / nt; s < n * (t + 1) / nt; s++)
-            backward_sample(din ? din + s * in_size : NULL, pdw, dout + s * cout * plane,
-                            in + s * in_size, weight, wt, cfg, h, w, col);
+        if (g > 1) {
+            const size_t groups = (n + g - 1) / g;
+            float *block = col + grouped_col_floats(cfg, h, w, plane, group_max(cfg, plane));
+            for (size_t it = groups * t / nt; it < groups * (t + 1) / nt; it++) {
+                const size_t s0 = it * g;
+                backward_grouped(din, pdw, dbias != NULL, dout, in, weight, wt, cfg, h, w, col,
+                                 block, s0, n - s0 < g ? n - s0 : g);
+            }
+        } else {
+            for (size_t s = n * t / nt; s < n * (t + 1) / nt; s++)
+                backward_sample(din ? din + s * in_size : NULL, pdw, dbias != NULL,
+                                dout + s * cout * plane, in + s * in_size, weight, wt, cfg, h, w, col);
+        }
     }
     if (!want_dw)
         return;

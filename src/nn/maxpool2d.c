@@ -5,6 +5,7 @@
  * NaN wins like in PyTorch. Backward finds the same index again from the
  * input instead of storing indices, so it needs no extra memory. */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "nn/layer.h"
@@ -54,43 +55,76 @@ static int is_2x2(const cbq_pool2d_cfg *c)
            c->pad_h == 0 && c->pad_w == 0 && !c->ceil_mode;
 }
 
+/* Does v replace the current maximum m? When greater, or when NaN while m is
+ * not (PyTorch's rule above). Written so that GCC if-converts and vectorises
+ * the 2x2 loops below (bitwise | and & on the comparisons keep it from
+ * doing so; so does an early return). */
+static inline int replaces(float v, float m) { return v > m || (v != v && m == m); }
+
+/* Index 0..3 of the first maximum of a 2x2 window in row-major order. */
 static inline int argmax4(float a, float b, float c, float d)
 {
-    int i = 0;
     float m = a;
-    if (b > m || isnan(b)) { if (!isnan(m)) { m = b; i = 1; } }
-    if (c > m || isnan(c)) { if (!isnan(m)) { m = c; i = 2; } }
-    if (d > m || isnan(d)) { if (!isnan(m)) { i = 3; } }
+    int i = 0;
+    if (replaces(b, m)) {
+        m = b;
+        i = 1;
+    }
+    if (replaces(c, m)) {
+        m = c;
+        i = 2;
+    }
+    if (replaces(d, m))
+        i = 3;
     return i;
 }
 
-static void pool2x2_plane(float *o, const float *x, size_t h, size_t w, size_t oh, size_t ow)
+/* v where keep, else +0.0, by masking the bits: a float select in a loop
+ * with interleaved stores is not vectorised, an integer AND is. */
+static inline float keep_if(float v, int keep)
+{
+    uint32_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    bits &= -(uint32_t)(keep != 0);
+    memcpy(&v, &bits, sizeof v);
+    return v;
+}
+
+static void pool2x2_plane(float *restrict o, const float *restrict x, size_t h, size_t w, size_t oh,
+                          size_t ow)
 {
     (void)h;
     for (size_t y = 0; y < oh; y++) {
         const float *r0 = x + 2 * y * w, *r1 = r0 + w;
+        float *row = o + y * ow;
         for (size_t xo = 0; xo < ow; xo++) {
-            float v[4] = {r0[2 * xo], r0[2 * xo + 1], r1[2 * xo], r1[2 * xo + 1]};
-            o[y * ow + xo] = v[argmax4(v[0], v[1], v[2], v[3])];
+            float m = r0[2 * xo];
+            if (replaces(r0[2 * xo + 1], m))
+                m = r0[2 * xo + 1];
+            if (replaces(r1[2 * xo], m))
+                m = r1[2 * xo];
+            if (replaces(r1[2 * xo + 1], m))
+                m = r1[2 * xo + 1];
+            row[xo] = m;
         }
     }
 }
 
 /* Windows do not overlap: every covered input gets its value or 0 written,
  * so only an odd last row/column needs zeroing. */
-static void pool2x2_plane_back(float *d, const float *g, const float *x, size_t h, size_t w,
-                               size_t oh, size_t ow)
+static void pool2x2_plane_back(float *restrict d, const float *restrict g, const float *restrict x,
+                               size_t h, size_t w, size_t oh, size_t ow)
 {
     for (size_t y = 0; y < oh; y++) {
-        const float *r0 = x + 2 * y * w, *r1 = r0 + w;
+        const float *r0 = x + 2 * y * w, *r1 = r0 + w, *gy = g + y * ow;
         float *d0 = d + 2 * y * w, *d1 = d0 + w;
         for (size_t xo = 0; xo < ow; xo++) {
             int i = argmax4(r0[2 * xo], r0[2 * xo + 1], r1[2 * xo], r1[2 * xo + 1]);
-            float v = g[y * ow + xo];
-            d0[2 * xo] = i == 0 ? v : 0.0f;
-            d0[2 * xo + 1] = i == 1 ? v : 0.0f;
-            d1[2 * xo] = i == 2 ? v : 0.0f;
-            d1[2 * xo + 1] = i == 3 ? v : 0.0f;
+            float v = gy[xo];
+            d0[2 * xo] = keep_if(v, i == 0);
+            d0[2 * xo + 1] = keep_if(v, i == 1);
+            d1[2 * xo] = keep_if(v, i == 2);
+            d1[2 * xo + 1] = keep_if(v, i == 3);
         }
         if (w > 2 * ow) {
             d0[w - 1] = 0.0f;

@@ -473,21 +473,21 @@ void cbq_net_free(cbq_net *net)
     free(net->shapes);
     free(net->in_shapes);
     free(net->layer);
-    free(net->fanout);
+    cbq_free_zeroed(net->fanout);
     free(net->written);
     free(net->tensors);
     free(net->views);
-    free(net->params);
-    free(net->grads);
-    free(net->buffers);
+    cbq_free_zeroed(net->params);
+    cbq_free_zeroed(net->grads);
+    cbq_free_zeroed(net->buffers);
     free(net->counters);
-    free(net->acts);
-    free(net->input);
-    free(net->input_grad);
-    free(net->aux);
-    free(net->workspace);
-    free(net->dw_private);
-    free(net->dout_scratch);
+    cbq_free_zeroed(net->acts);
+    cbq_free_zeroed(net->input);
+    cbq_free_zeroed(net->input_grad);
+    cbq_free_zeroed(net->aux);
+    cbq_free_zeroed(net->workspace);
+    cbq_free_zeroed(net->dw_private);
+    cbq_free_zeroed(net->dout_scratch);
     free(net);
 }
 

@@ -35,6 +35,8 @@ def main():
     assert re.search(r"AE agrees to", sections["bench_gradcam"])
     assert re.search(r"^verify: AE agrees to", sections["bench_ae.sh"], re.M)
     assert re.search(r"^ae.csv: 2 ranks x 1 thread = 1 rank x 1 thread", sections["bench_mpi.sh"], re.M)
+    assert re.search(r"^verify \d+x\d+: outputs equal torchvision's resnet18", sections["bench_resnet"], re.M)
+    assert re.search(r"^resnet18 convolutions: ", sections["bench_layers"], re.M)
     print(f"bench_quick: {len(sections)} benchmarks ran to their end")
 
 

@@ -1,6 +1,7 @@
 /* test_zeroed_alloc.c - cbq_alloc_zeroed: every byte zero, 64-byte (from
  * 4 MiB on 2 MiB) alignment, also when the allocator hands back memory that
- * was written and freed before; 0 bytes and impossible sizes give NULL. */
+ * was written and released before (cbq_free_zeroed, which takes NULL too);
+ * 0 bytes and impossible sizes give NULL. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -36,7 +37,7 @@ static void test_zeroed_and_aligned(void **state)
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
         unsigned char *p = cbq_alloc_zeroed(sizes[i]);
         check_block(p, sizes[i]);
-        free(p);
+        cbq_free_zeroed(p);
     }
 }
 
@@ -54,7 +55,7 @@ static void test_reused_memory_is_zeroed(void **state)
             memset(p[i], 0xA5, sizes[i]);
         }
         for (size_t i = 0; i < n; i++)
-            free(p[i]);
+            cbq_free_zeroed(p[i]);
     }
 }
 
@@ -64,6 +65,7 @@ static void test_impossible_sizes(void **state)
     assert_null(cbq_alloc_zeroed(0));
     assert_null(cbq_alloc_zeroed(SIZE_MAX));
     assert_null(cbq_alloc_zeroed(SIZE_MAX - 100));
+    cbq_free_zeroed(NULL); /* does nothing */
 }
 
 int main(void)

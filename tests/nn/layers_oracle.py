@@ -135,6 +135,29 @@ def simple_case(a, rng, op, tag, threads, n, ch, h, w, fn, x=None, out_tol=TOL, 
     c.compare("din", tx.grad)
 
 
+def nan_case(a, rng, threads):
+    """2x2 max-pool on rows wide enough for the vectorised loop (and its
+    remainder), with ties and one NaN in some windows: the NaN is the
+    maximum and takes the gradient, as in PyTorch. Compared exactly."""
+    x = np.round(rng.standard_normal((2, 3, 6, 42)))
+    x[:, :, ::2, 4::9] = np.nan
+    c = Case(a.workdir, a.helper, "maxpool_nan2x2_t%d" % threads)
+    tx = t32(x, True)
+    y = F.max_pool2d(tx, 2, 2)
+    g = rng.standard_normal(tuple(y.shape))
+    c.put("in", x)
+    c.put("dout", g)
+    c.run("maxpool", n=2, c=3, h=6, w=42, threads=threads, kh=2, kw=2, sh=2, sw=2, ph=0, pw=0)
+    y.backward(t32(g))
+    global checked
+    for key, ref in (("out", y), ("din", tx.grad)):
+        checked += 1
+        same = np.array_equal(c.get(key), ref.detach().numpy().ravel(), equal_nan=True)
+        print("%-40s %-8s exact (NaN where PyTorch has NaN) %s" % (c.name, key, "ok" if same else "FAIL"))
+        if not same:
+            failures.append("%s/%s" % (c.name, key))
+
+
 def linear_case(a, rng, tag, bias, n, fin, fout):
     c = Case(a.workdir, a.helper, "linear_" + tag)
     x, wt, b = rng.standard_normal((n, fin)), rng.standard_normal((fout, fin)), rng.standard_normal(fout)
@@ -237,6 +260,14 @@ def main():
         conv_case(a, rng, "5x3s2", t, 4, 6, 5, 3, 2, 1, 2, 1, False, 3, 11, 10)
         conv_case(a, rng, "1x1", t, 8, 4, 1, 1, 1, 1, 0, 0, True, 2, 5, 6)
         conv_case(a, rng, "16to32", t, 16, 32, 3, 3, 1, 1, 1, 1, True, 4, 16, 16)
+        # "same"-width stride-1 unfolding (one copy per kernel tap): a kernel
+        # taller and wider than the image, and a 3x5 kernel padded (2, 2)
+        conv_case(a, rng, "5x5p2_small", t, 3, 4, 5, 5, 1, 1, 2, 2, False, 2, 3, 4)
+        conv_case(a, rng, "3x5p2", t, 3, 4, 3, 5, 1, 1, 2, 2, True, 2, 6, 9)
+        # small output planes: several samples per GEMM, a shorter last group
+        conv_case(a, rng, "grouped3x3", t, 6, 5, 3, 3, 1, 1, 1, 1, True, 5, 5, 6)
+        conv_case(a, rng, "grouped3x3s2", t, 4, 6, 3, 3, 2, 2, 1, 1, True, 7, 7, 7)
+        conv_case(a, rng, "grouped1x1s2", t, 8, 4, 1, 1, 2, 2, 0, 0, False, 4, 6, 6)
         bn_case(a, rng, "train", t, True, 4, 6, 5, 7)
         bn_case(a, rng, "train_mom", t, True, 3, 5, 4, 4, eps=1e-3, momentum=0.3)
         bn_case(a, rng, "eval", t, False, 4, 6, 5, 7)
@@ -265,6 +296,7 @@ def main():
                 x=ties, kh=3, kw=3, sh=1, sw=1, ph=1, pw=1)
     simple_case(a, rng, "maxpool", "ties2x2", t, 2, 3, 8, 6, lambda x: F.max_pool2d(x, 2, 2),
                 x=np.round(rng.standard_normal((2, 3, 8, 6))), kh=2, kw=2, sh=2, sw=2, ph=0, pw=0)
+    nan_case(a, rng, t)
     simple_case(a, rng, "avgpool", "k3s2p1", t, 2, 3, 9, 8,
                 lambda x: F.avg_pool2d(x, 3, 2, 1, count_include_pad=True),
                 kh=3, kw=3, sh=2, sw=2, ph=1, pw=1)
