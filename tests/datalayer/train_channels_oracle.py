@@ -15,7 +15,8 @@
    writes keeps input.channels, slices and mean/std; a model.json whose
    outputs are not the categories is refused, naming the file.
 3. A small study with train.arch = the 2.5D model.json trains it and
-   attributes: ae.csv has every test volume and category, with finite AE.
+   attributes: ae.csv has every test volume and category, with finite AE;
+   an edit of that model.json makes the study train again.
 """
 import argparse
 import copy
@@ -208,6 +209,15 @@ def check_study(a, wd, cohort):
     ae = [float(r["ae"]) for r in rows if r.get("ae")]
     check("its ae.csv has every test volume and category, AE finite",
           len(rows) == 15 and len(ae) == 15 and all(math.isfinite(v) for v in ae), f"{len(rows)} rows, {len(ae)} AE")
+    # An edit of the model.json is a new recipe: the train stage runs again.
+    spec = model_json(32, CATS)
+    spec["input"]["std"] = [0.25, 0.25, 0.25]
+    write_model(os.path.join(d, "arch"), spec)
+    p = subprocess.run([a.cbctiq, "study", "--config", os.path.join(d, "study.json"), "--out",
+                        os.path.join(d, "out"), "--threads", "2", "--quiet"], capture_output=True, text=True)
+    inp = json.load(open(os.path.join(d, "out", "train", "model", "model.json")))["input"]
+    check("after an edit of train.arch's model.json the study trains again", p.returncode == 0 and
+          inp.get("std") == [0.25, 0.25, 0.25], str(inp.get("std")) + p.stderr[-200:])
 
 
 def main():
