@@ -371,7 +371,10 @@ static int set_option(cbq_study_config *cfg, const opt_def *o, const cJSON *item
             return CBQ_FAIL(err, CBQ_ERR_RANGE, "%s: %s: expected one of %s, got '%s'", source,
                             o->key, o->choices, v);
     }
-    if (o->type == OPT_PATH)
+    /* train.arch naming a model.json is a path like train.model's: relative
+     * to the config file's folder. */
+    int arch_file = strcmp(o->key, "train.arch") == 0 && cbq_study_arch_is_file(v);
+    if (o->type == OPT_PATH || arch_file)
         return resolve_path(field(cfg, o), o->size, v, base_dir, source, o->key, err);
     if (strlen(v) >= o->size)
         return CBQ_FAIL(err, CBQ_ERR_RANGE, "%s: %s: longer than %zu characters", source, o->key,

@@ -15,7 +15,7 @@
    writes keeps input.channels, slices and mean/std; a model.json whose
    outputs are not the categories is refused, naming the file.
 3. A small study with train.arch = the 2.5D model.json trains it and
-   attributes: ae.csv has every test volume and category, with finite AE;
+   attributes (the path relative to study.json's folder): ae.csv has every test volume and category, with finite AE;
    an edit of that model.json makes the study train again.
 """
 import argparse
@@ -194,13 +194,14 @@ def check_study(a, wd, cohort):
     os.makedirs(d)
     arch = write_model(os.path.join(d, "arch"), model_json(32, CATS))
     config = {"cohort": {"csv": os.path.join(cohort, "cohort.csv")},
-              "train": {"arch": arch, "epochs": 2, "batch": 8},
+              "train": {"arch": "arch/model.json", "epochs": 2, "batch": 8},  # beside study.json
               "stats": {"bootstrap": 20, "permutations": 20}, "sanity": {"enabled": False}}
     with open(os.path.join(d, "study.json"), "w") as f:
         json.dump(config, f)
     p = subprocess.run([a.cbctiq, "study", "--config", os.path.join(d, "study.json"), "--out",
                         os.path.join(d, "out"), "--threads", "2", "--quiet"], capture_output=True, text=True)
-    check("a study with train.arch = a 2.5D model.json exits 0", p.returncode == 0, p.stderr[-300:])
+    check("a study with train.arch = a 2.5D model.json (relative to study.json) exits 0", p.returncode == 0,
+          p.stderr[-300:])
     if p.returncode:
         return
     inp = json.load(open(os.path.join(d, "out", "train", "model", "model.json")))["input"]
