@@ -249,6 +249,12 @@ int cbq_study_train_on(const cbq_dist *dist, const cbq_study_config *cfg, const 
 int cbq_study_permute_labels(uint64_t seed, const int *group, size_t n, size_t K, double *target,
                              size_t *from, cbq_error *err);
 
+/* Whether train.arch names a model.json file (it ends in ".json") rather
+ * than a preset: its layers and input (size, HU window, channels, slices,
+ * mean/std) are trained from freshly initialised weights, and its outputs
+ * must be the study's categories in order. */
+int cbq_study_arch_is_file(const char *arch);
+
 /* Whether cbq_study_train can run under train.permute_labels with these
  * inputs: why[0] = '\0' when it can, else why not (a split whose volumes
  * with complete consensus number one), in words. Fails only when the files

@@ -30,12 +30,16 @@
 extern "C" {
 #endif
 
-/* n slices [1, height, width] with targets [n_outputs] each and the id of
- * the volume each slice comes from. Either arrays (slices [n, 1, H, W],
- * targets [n, n_outputs]) or, when slices is NULL, a fetch callback that
- * fills one sample (returns CBQ_OK or an error). Not owned by the trainer. */
+/* n samples [channels, height, width] with targets [n_outputs] each and the
+ * id of the volume each sample comes from. Either arrays (slices [n, C, H,
+ * W], targets [n, n_outputs]) or, when slices is NULL, a fetch callback that
+ * fills one sample (returns CBQ_OK or an error). channels (0 reads as 1)
+ * must be the model's input channels: the samples are the model's input as
+ * cbq_model_input_load builds it (model_input.h), channels filled and
+ * normalised as model.json's input says. Not owned by the trainer. */
 typedef struct {
     size_t n, height, width, n_outputs;
+    size_t channels;
     const float *slices;
     const float *targets;
     const size_t *volume;          /* [n]; may be NULL (every slice its own volume) */
@@ -69,6 +73,13 @@ typedef struct {
 /* Applies cfg to one slice in place; scratch holds height*width floats. */
 void cbq_augment_slice(const cbq_augment_cfg *cfg, float *slice, float *scratch, size_t height,
                        size_t width, cbq_rng *rng);
+
+/* Applies cfg to one sample of `channels` planes in place: one draw (the
+ * same draws, in the same order, as cbq_augment_slice) moves every channel
+ * alike, so a 2.5D sample's neighbouring slices stay aligned; the hook runs
+ * on each channel in turn. One channel is exactly cbq_augment_slice. */
+void cbq_augment_sample(const cbq_augment_cfg *cfg, float *sample, size_t channels, float *scratch,
+                        size_t height, size_t width, cbq_rng *rng);
 
 typedef struct {
     size_t epoch;          /* 1-based */

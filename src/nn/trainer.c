@@ -99,33 +99,41 @@ static double uniform_sym(cbq_rng *rng, double half_width)
     return (2.0 * cbq_rng_uniform(rng) - 1.0) * half_width;
 }
 
-void cbq_augment_slice(const cbq_augment_cfg *cfg, float *slice, float *scratch, size_t h, size_t w,
-                       cbq_rng *rng)
+void cbq_augment_sample(const cbq_augment_cfg *cfg, float *sample, size_t channels, float *scratch,
+                        size_t h, size_t w, cbq_rng *rng)
 {
+    size_t HW = h * w;
     if (cfg->hflip && (cbq_rng_u64(rng) >> 63))
-        flip_rows(slice, h, w);
+        for (size_t ch = 0; ch < channels; ch++)
+            flip_rows(sample + ch * HW, h, w);
     if (cfg->max_shift > 0) {
         uint64_t span = 2 * (uint64_t)cfg->max_shift + 1;
         long dy = (long)cbq_rng_below(rng, span) - cfg->max_shift;
         long dx = (long)cbq_rng_below(rng, span) - cfg->max_shift;
-        if (dy || dx)
-            shift(slice, scratch, h, w, dy, dx);
+        for (size_t ch = 0; (dy || dx) && ch < channels; ch++)
+            shift(sample + ch * HW, scratch, h, w, dy, dx);
     }
     if (cfg->jitter_scale > 0.0 || cfg->jitter_offset > 0.0) {
         float a = (float)(1.0 + uniform_sym(rng, cfg->jitter_scale));
         float b = (float)uniform_sym(rng, cfg->jitter_offset);
-        for (size_t i = 0; i < h * w; i++)
-            slice[i] = a * slice[i] + b;
+        for (size_t i = 0; i < channels * HW; i++)
+            sample[i] = a * sample[i] + b;
     }
-    if (cfg->hook)
-        cfg->hook(cfg->hook_ctx, slice, h, w, rng);
+    for (size_t ch = 0; cfg->hook && ch < channels; ch++)
+        cfg->hook(cfg->hook_ctx, sample + ch * HW, h, w, rng);
+}
+
+void cbq_augment_slice(const cbq_augment_cfg *cfg, float *slice, float *scratch, size_t h, size_t w,
+                       cbq_rng *rng)
+{
+    cbq_augment_sample(cfg, slice, 1, scratch, h, w, rng);
 }
 
 /* ---- the loop ------------------------------------------------------------- */
 
 typedef struct {
-    size_t plane, k;
-    float *in, *tgt, *scratch;   /* batch_size samples; one plane */
+    size_t plane, k;             /* floats per sample (channels x H x W); targets per sample */
+    float *in, *tgt, *scratch;   /* batch_size samples; one channel's plane */
     size_t *order;               /* n_train */
     unsigned char *best;         /* snapshot of every state_dict tensor */
     size_t best_bytes;
@@ -163,9 +171,13 @@ static void snapshot(cbq_net *net, unsigned char *buf, int save)
     }
 }
 
+static size_t dataset_channels(const cbq_dataset *ds) { return ds->channels ? ds->channels : 1; }
+
+static size_t sample_floats(const cbq_dataset *ds) { return dataset_channels(ds) * ds->height * ds->width; }
+
 static int load_sample(const cbq_dataset *ds, size_t i, float *slice, float *target, cbq_error *err)
 {
-    size_t plane = ds->height * ds->width;
+    size_t plane = sample_floats(ds);
     if (ds->slices) {
         memcpy(slice, ds->slices + i * plane, plane * sizeof *slice);
         memcpy(target, ds->targets + i * ds->n_outputs, ds->n_outputs * sizeof *target);
@@ -184,10 +196,10 @@ static int check_setup(cbq_net *net, const cbq_dataset *ds, const size_t *train_
                            ds->n_outputs == s->n_outputs,
                   "dataset: slices %zux%zu with %zu targets, the model expects %dx%d with %zu", ds->height,
                   ds->width, ds->n_outputs, s->input.height, s->input.width, s->n_outputs);
-    CBQ_CHECK_ARG(err, cbq_input_channels(&s->input) == 1,
-                  "dataset: single-channel slices, but the model takes %zu input channels "
-                  "(model.json input.channels): the trainer trains single-channel models",
-                  cbq_input_channels(&s->input));
+    CBQ_CHECK_ARG(err, dataset_channels(ds) == cbq_input_channels(&s->input),
+                  "dataset: %zu channels per slice, but the model takes %zu input channels "
+                  "(model.json input.channels); build the samples with the model's input",
+                  dataset_channels(ds), cbq_input_channels(&s->input));
     CBQ_CHECK_ARG(err, n_train > 0, "no training slices");
     CBQ_CHECK_ARG(err, cfg->batch_size > 0 && cfg->epochs > 0, "epochs and batch size must be positive");
     for (size_t i = 0; i < n_train; i++)
@@ -211,7 +223,7 @@ static int trainer_setup(trainer_buffers *b, cbq_net *net, const cbq_dataset *ds
                          const cbq_trainer_cfg *cfg, cbq_error *err)
 {
     memset(b, 0, sizeof *b);
-    b->plane = ds->height * ds->width;
+    b->plane = sample_floats(ds);
     b->k = ds->n_outputs;
     size_t n_in = 0;
     if (!cbq_size_mul(&n_in, cfg->batch_size, b->plane))
@@ -223,7 +235,7 @@ static int trainer_setup(trainer_buffers *b, cbq_net *net, const cbq_dataset *ds
     }
     b->in = malloc(n_in * sizeof *b->in);
     b->tgt = malloc(cfg->batch_size * b->k * sizeof *b->tgt);
-    b->scratch = malloc(b->plane * sizeof *b->scratch);
+    b->scratch = malloc(ds->height * ds->width * sizeof *b->scratch);
     b->order = malloc(n_train * sizeof *b->order);
     b->best = malloc(b->best_bytes ? b->best_bytes : 1);
     if (!b->in || !b->tgt || !b->scratch || !b->order || !b->best)
@@ -234,7 +246,7 @@ static int trainer_setup(trainer_buffers *b, cbq_net *net, const cbq_dataset *ds
 int cbq_evaluate(cbq_net *net, const cbq_dataset *ds, const size_t *idx, size_t n, size_t batch_size,
                  const cbq_loss_cfg *loss, float *in, float *tgt, double *mean_loss, cbq_error *err)
 {
-    size_t plane = ds->height * ds->width, k = ds->n_outputs;
+    size_t plane = sample_floats(ds), k = ds->n_outputs;
     double sum = 0.0;
     cbq_net_set_training(net, 0);
     for (size_t at = 0; at < n; at += batch_size) {
@@ -282,7 +294,8 @@ static int train_epoch(cbq_net *net, const cbq_dataset *ds, const size_t *train_
         for (size_t j = 0; j < m; j++) {
             float *slice = b->in + j * b->plane;
             CBQ_TRY(load_sample(ds, b->order[at + j], slice, b->tgt + j * b->k, err));
-            cbq_augment_slice(&cfg->augment, slice, b->scratch, ds->height, ds->width, &rng);
+            cbq_augment_sample(&cfg->augment, slice, dataset_channels(ds), b->scratch, ds->height,
+                               ds->width, &rng);
         }
         if (cfg->cosine) {
             *lr = cbq_lr_cosine(*step, total_steps, cfg->warmup_steps, cfg->optim.lr, cfg->min_lr);

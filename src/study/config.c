@@ -77,7 +77,7 @@ static const opt_def OPTS[] = {
      "consensus, every volume tested once (0 = the single split)"},
     {"train.model", OPT_PATH, F(train.model), "", 0, 0, NULL, S(TRAIN),
      "use this model folder instead of training one"},
-    {"train.arch", OPT_STRING, F(train.arch), "iqnet-s", 0, 0, NULL, RECIPE, "architecture preset: iqnet-s, resnet18 or resnet34"},
+    {"train.arch", OPT_STRING, F(train.arch), "iqnet-s", 0, 0, NULL, RECIPE, "architecture preset: iqnet-s, resnet18 or resnet34; or a model.json file (NAME.json) whose layers and input (size, window, channels, mean/std) are trained from scratch"},
     {"train.width", OPT_INT, F(train.width), "0", 0, 1024, NULL, RECIPE,
      "base channels of the preset (0 = its default)"},
     {"train.depth", OPT_INT, F(train.depth), "0", 0, 16, NULL, RECIPE,
@@ -371,7 +371,10 @@ static int set_option(cbq_study_config *cfg, const opt_def *o, const cJSON *item
             return CBQ_FAIL(err, CBQ_ERR_RANGE, "%s: %s: expected one of %s, got '%s'", source,
                             o->key, o->choices, v);
     }
-    if (o->type == OPT_PATH)
+    /* train.arch naming a model.json is a path like train.model's: relative
+     * to the config file's folder. */
+    int arch_file = strcmp(o->key, "train.arch") == 0 && cbq_study_arch_is_file(v);
+    if (o->type == OPT_PATH || arch_file)
         return resolve_path(field(cfg, o), o->size, v, base_dir, source, o->key, err);
     if (strlen(v) >= o->size)
         return CBQ_FAIL(err, CBQ_ERR_RANGE, "%s: %s: longer than %zu characters", source, o->key,
@@ -429,8 +432,16 @@ static int check_methods(const char *list, const char *source, cbq_error *err)
     return CBQ_OK;
 }
 
+int cbq_study_arch_is_file(const char *arch)
+{
+    size_t n = strlen(arch);
+    return n > 5 && strcmp(arch + n - 5, ".json") == 0;
+}
+
 static int check_arch(const char *arch, const char *source, cbq_error *err)
 {
+    if (cbq_study_arch_is_file(arch))
+        return CBQ_OK; /* read, and checked, by the train stage */
     char known[256] = "";
     for (size_t i = 0; cbq_preset_names[i]; i++) {
         if (strcmp(cbq_preset_names[i], arch) == 0)
@@ -438,8 +449,8 @@ static int check_arch(const char *arch, const char *source, cbq_error *err)
         size_t len = strlen(known);
         snprintf(known + len, sizeof known - len, "%s%s", i ? ", " : "", cbq_preset_names[i]);
     }
-    return CBQ_FAIL(err, CBQ_ERR_RANGE, "%s: train.arch: unknown architecture '%s' (one of %s)",
-                    source, arch, known);
+    return CBQ_FAIL(err, CBQ_ERR_RANGE, "%s: train.arch: unknown architecture '%s' (one of %s, "
+                    "or a model.json file)", source, arch, known);
 }
 
 /* attrib.target_layer must be a layer with a spatial grid (before the
@@ -448,7 +459,7 @@ static int check_arch(const char *arch, const char *source, cbq_error *err)
  * is only known once that model is read (the attrib stage checks it then). */
 static int check_target_layer(const cbq_study_config *cfg, const char *source, cbq_error *err)
 {
-    if (!cfg->attrib.target_layer[0] || cfg->train.model[0])
+    if (!cfg->attrib.target_layer[0] || cfg->train.model[0] || cbq_study_arch_is_file(cfg->train.arch))
         return CBQ_OK;
     char cats[16][64];
     const char *outs[16];

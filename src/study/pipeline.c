@@ -102,6 +102,12 @@ static int hash_declared_reads(study_ctx *ctx, cbq_study_stage s, cbq_sha256 *h,
         CBQ_TRY(cbq_hash_path(ctx->cfg->train.model, model_hash, err));
         cbq_sha256_update(h, model_hash, 64);
     }
+    /* train.arch naming a model.json: an edit of that file is a new recipe. */
+    if ((reads & READS_GIVEN_MODEL) && cbq_study_arch_is_file(ctx->cfg->train.arch)) {
+        char arch_hash[65];
+        CBQ_TRY(cbq_hash_path(ctx->cfg->train.arch, arch_hash, err));
+        cbq_sha256_update(h, arch_hash, 64);
+    }
     for (int k = 0; k < STUDY_FILES_KINDS; k++)
         if (reads & STUDY_READS_FILES(k)) {
             CBQ_TRY(study_cohort_files_hash(ctx, err));

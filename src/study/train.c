@@ -24,6 +24,7 @@
 #include "cbctiq/dist.h"
 #include "cbctiq/model_file.h"
 #include "cbctiq/model_input.h"
+#include "cbctiq/model_json.h"
 #include "cbctiq/preset.h"
 #include "cbctiq/progress.h"
 #include "cbctiq/rng.h"
@@ -34,8 +35,8 @@
 enum { MAX_CAT = 16 };
 
 typedef struct {
-    size_t n, cap, H, W, K;
-    float *x;            /* [n, 1, H, W] */
+    size_t n, cap, H, W, C, K;
+    float *x;            /* [n, C, H, W]: the model's input (cbq_model_input_load) */
     float *y;            /* [n, K] */
     size_t *volume;      /* [n] dataset volume index */
     size_t n_volumes;
@@ -80,7 +81,7 @@ static int grow(slice_set *s, size_t need, cbq_error *err)
     size_t cap = s->cap ? s->cap : 256;
     while (cap < need)
         cap *= 2;
-    size_t plane = s->H * s->W, bytes;
+    size_t plane = s->C * s->H * s->W, bytes;
     if (!cbq_size_mul(&bytes, cap, plane * sizeof(float)))
         return CBQ_FAIL(err, CBQ_ERR_NOMEM, "too many training slices");
     float *x = realloc(s->x, bytes), *y = x ? realloc(s->y, cap * s->K * sizeof *y) : NULL;
@@ -295,7 +296,7 @@ static int permute_targets(train_run *t, const cbq_cohort *c, double *target,
 static int append_slices(slice_set *s, const cbq_model_input *in, const double *target,
                          int is_val, cbq_error *err)
 {
-    size_t m = in->n, vi = s->n_volumes, plane = s->H * s->W;
+    size_t m = in->n, vi = s->n_volumes, plane = s->C * s->H * s->W;
     CBQ_TRY(grow(s, s->n + m, err));
     memcpy(s->x + s->n * plane, in->x, m * plane * sizeof *in->x);
     for (size_t i = 0; i < m; i++) {
@@ -317,10 +318,11 @@ static int add_volume(train_run *t, const cbq_cohort *c, const cbq_cohort_volume
     cbq_model_input_options o = {.step = (size_t)cfg->train.slice_step};
     if (!cbq_slice_selection_parse(cfg->train.slices, &o.selection))
         return CBQ_FAIL(err, CBQ_ERR_ARG, "train.slices: unknown '%s'", cfg->train.slices);
-    cbq_input_spec input = {.height = (int)t->s.H, .width = (int)t->s.W,
-                            .hu_min = cfg->train.hu_min, .hu_max = cfg->train.hu_max};
+    /* The model's own input (size, window, channels, mean/std): what it
+     * trains on is what predict and ae give it later. */
+    const cbq_input_spec *input = &cbq_net_spec(t->net)->input;
     cbq_model_input in;
-    int rc = cbq_model_input_load(&in, sv, c, &input, &o, err);
+    int rc = cbq_model_input_load(&in, sv, c, input, &o, err);
     if (rc == CBQ_OK)
         rc = append_slices(&t->s, &in, target, is_val, err);
     cbq_model_input_free(&in);
@@ -381,7 +383,7 @@ static int load_slices(train_run *t, const char *cohort_csv, const char *consens
 static int validate_volumes(train_run *t, double *mae, double *rho, cbq_error *err)
 {
     slice_set *s = &t->s;
-    size_t K = t->K, plane = s->H * s->W, batch = (size_t)t->cfg->train.batch;
+    size_t K = t->K, plane = s->C * s->H * s->W, batch = (size_t)t->cfg->train.batch;
     memset(t->vol_sum, 0, s->n_volumes * K * sizeof *t->vol_sum);
     memset(t->vol_count, 0, s->n_volumes * sizeof *t->vol_count);
     cbq_net_set_training(t->net, 0);
@@ -520,23 +522,56 @@ static void init_head_bias(train_run *t)
     }
 }
 
-static int build_net(train_run *t, cbq_error *err)
+/* A model.json given as train.arch must rate the study's categories, in
+ * its order: the outputs are what the study's tables and AE are keyed by. */
+static int check_custom_outputs(const train_run *t, const cbq_model_spec *spec, cbq_error *err)
+{
+    const char *path = t->cfg->train.arch;
+    if (spec->n_outputs != t->K)
+        return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: outputs: %zu outputs, the study rates %zu categories",
+                        path, spec->n_outputs, t->K);
+    for (size_t k = 0; k < t->K; k++)
+        if (strcmp(spec->outputs[k], t->cats[k]) != 0)
+            return CBQ_FAIL(err, CBQ_ERR_FORMAT, "%s: outputs[%zu]: '%s', expected category '%s' "
+                            "(the study's categories, in order)", path, k, spec->outputs[k], t->cats[k]);
+    return CBQ_OK;
+}
+
+/* The architecture: a preset with the train.* options, or the model.json
+ * file train.arch names (its own input size, window and channels). */
+static int build_spec(const train_run *t, cbq_model_spec *spec, cbq_error *err)
 {
     const cbq_study_config *cfg = t->cfg;
+    if (cbq_study_arch_is_file(cfg->train.arch)) {
+        CBQ_TRY(cbq_model_json_read(spec, cfg->train.arch, err));
+        int rc = check_custom_outputs(t, spec, err);
+        if (rc != CBQ_OK)
+            cbq_model_spec_free(spec);
+        return rc;
+    }
     const char *outs[MAX_CAT];
     for (size_t k = 0; k < t->K; k++)
         outs[k] = t->cats[k];
     cbq_preset_opts po = {.width = cfg->train.width, .depth = cfg->train.depth,
                           .input = cfg->train.input_size, .hu_min = cfg->train.hu_min,
                           .hu_max = cfg->train.hu_max, .n_outputs = t->K, .outputs = outs};
+    return cbq_preset_build(spec, cfg->train.arch, &po, err);
+}
+
+static int build_net(train_run *t, cbq_error *err)
+{
+    const cbq_study_config *cfg = t->cfg;
     cbq_model_spec spec;
-    CBQ_TRY(cbq_preset_build(&spec, cfg->train.arch, &po, err));
+    CBQ_TRY(build_spec(t, &spec, err));
     int rc = cbq_net_create_training(&t->net, &spec, (size_t)cfg->train.batch, cfg->seed, err);
     cbq_model_spec_free(&spec);
     if (rc != CBQ_OK)
         return rc;
     cbq_net_set_threads(t->net, cfg->threads);
-    init_head_bias(t);
+    const cbq_input_spec *input = &cbq_net_spec(t->net)->input;
+    t->s.H = (size_t)input->height;
+    t->s.W = (size_t)input->width;
+    t->s.C = cbq_input_channels(input);
     return CBQ_OK;
 }
 
@@ -546,7 +581,7 @@ static int run_training(train_run *t, const char *model_dir, const char *log_csv
     slice_set *s = &t->s;
     size_t *train_idx = malloc((s->n + 1) * sizeof *train_idx);
     t->val_idx = malloc((s->n + 1) * sizeof *t->val_idx);
-    t->buf = malloc((size_t)t->cfg->train.batch * s->H * s->W * sizeof *t->buf);
+    t->buf = malloc((size_t)t->cfg->train.batch * s->C * s->H * s->W * sizeof *t->buf);
     t->vol_sum = malloc((s->n_volumes * t->K + 1) * sizeof *t->vol_sum);
     t->vol_count = malloc((s->n_volumes + 1) * sizeof *t->vol_count);
     int rc = train_idx && t->val_idx && t->buf && t->vol_sum && t->vol_count
@@ -558,7 +593,7 @@ static int run_training(train_run *t, const char *model_dir, const char *log_csv
         else
             train_idx[n_train++] = i;
     }
-    cbq_dataset ds = {.n = s->n, .height = s->H, .width = s->W, .n_outputs = t->K,
+    cbq_dataset ds = {.n = s->n, .height = s->H, .width = s->W, .channels = s->C, .n_outputs = t->K,
                       .slices = s->x, .targets = s->y, .volume = s->volume};
     cbq_trainer_cfg tc;
     trainer_config(t->cfg, &tc);
@@ -574,7 +609,7 @@ static int run_training(train_run *t, const char *model_dir, const char *log_csv
     tc.dist = shared || !t->alone_if_unshared ? &t->dist : &alone;
     int log_open = 0;
     if (rc == CBQ_OK)
-        rc = build_net(t, err);
+        init_head_bias(t);
     if (rc == CBQ_OK && t->writes)
         log_open = (rc = open_log(t, log_csv, err)) == CBQ_OK;
     cbq_train_result tr;
@@ -627,9 +662,10 @@ static int train_on(const cbq_dist *dist, int alone_if_unshared, const cbq_study
     t.writes = t.dist.rank == 0;
     t.alone_if_unshared = alone_if_unshared;
     t.K = cbq_study_categories(cfg, t.cats, MAX_CAT);
-    t.s.H = t.s.W = (size_t)cfg->train.input_size;
     t.s.K = t.K;
-    int rc = load_slices(&t, cohort_csv, consensus_csv, model_dir, res, err);
+    int rc = build_net(&t, err); /* first: its input spec says how to read the slices */
+    if (rc == CBQ_OK)
+        rc = load_slices(&t, cohort_csv, consensus_csv, model_dir, res, err);
     if (rc == CBQ_OK)
         rc = run_training(&t, model_dir, log_csv, res, err);
     if (t.perm_open)

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "cbctiq/model_input.h"
 #include "cbctiq/model_json.h"
 #include "cbctiq/net.h"
 #include "cbctiq/trainer.h"
@@ -151,16 +152,52 @@ static void test_early_stopping_keeps_best(void **state)
     cbq_net_free(net);
 }
 
-/* The dataset holds single-channel slices: a model reading three channels
- * per slice is refused before any step, naming model.json's field. */
-static void test_multi_channel_model_refused(void **state)
+/* A 3-channel replicate model with ImageNet-style mean/std trains on what
+ * the model-input path builds for it, and that is the 1-channel input of
+ * the same volume repeated in every channel and normalised per channel:
+ * every plane the trainer puts into a batch is checked (the augmentation
+ * hook sees each channel of each sample as it goes into the batch). */
+enum { NZ = 5, CH = 3 };
+static const double MEAN3[CH] = {0.485, 0.456, 0.406}, STD3[CH] = {0.229, 0.224, 0.225};
+
+typedef struct {
+    const float *one;      /* [NZ, S, S]: the 1-channel input */
+    const float *three;    /* [NZ, CH, S, S]: the 3-channel input */
+    size_t sample, channel, planes_checked;
+    double max_err;
+} batch_probe;
+
+static int probe_fetch(void *ctx, size_t i, float *x, float *y, cbq_error *err)
 {
-    (void)state;
-    static task t;
-    make_task(&t, 2);
+    (void)err;
+    batch_probe *p = ctx;
+    p->sample = i;
+    p->channel = 0;
+    memcpy(x, p->three + i * CH * S * S, CH * S * S * sizeof *x);
+    y[0] = (float)i;
+    return CBQ_OK;
+}
+
+static void probe_plane(void *ctx, float *plane, size_t h, size_t w, cbq_rng *rng)
+{
+    (void)rng;
+    batch_probe *p = ctx;
+    size_t ch = p->channel++;
+    assert_true(ch < CH && h == S && w == S);
+    for (size_t q = 0; q < S * S; q++) {
+        float want = (p->one[p->sample * S * S + q] - (float)MEAN3[ch]) / (float)STD3[ch];
+        double e = fabs((double)plane[q] - want);
+        p->max_err = e > p->max_err ? e : p->max_err;
+    }
+    p->planes_checked++;
+}
+
+static cbq_net *replicate_net(void)
+{
     static const char json[] =
-        "{\"format_version\":1,\"input\":{\"height\":12,\"width\":12,\"hu_min\":0,\"hu_max\":1,"
-        "\"channels\":3},\"outputs\":[\"mean\"],\"target_layer\":\"conv\",\"layers\":["
+        "{\"format_version\":1,\"input\":{\"height\":12,\"width\":12,\"hu_min\":-100,\"hu_max\":100,"
+        "\"channels\":3,\"slices\":\"replicate\",\"mean\":[0.485,0.456,0.406],\"std\":[0.229,0.224,0.225]},"
+        "\"outputs\":[\"mean\"],\"target_layer\":\"conv\",\"layers\":["
         "{\"name\":\"conv\",\"type\":\"conv2d\",\"in_channels\":3,\"out_channels\":4,\"kernel_size\":3},"
         "{\"name\":\"gap\",\"type\":\"global_avgpool\"},"
         "{\"name\":\"head\",\"type\":\"linear\",\"in_features\":4,\"out_features\":1}]}";
@@ -170,12 +207,82 @@ static void test_multi_channel_model_refused(void **state)
     cbq_net *net = NULL;
     assert_int_equal(cbq_net_create(&net, &spec, 16, 1, &err), CBQ_OK);
     cbq_model_spec_free(&spec);
+    cbq_net_set_threads(net, 1);
+    return net;
+}
+
+static void test_replicate_batch_is_normalised_repeat(void **state)
+{
+    (void)state;
+    cbq_error err = {0};
+    cbq_volume vol;
+    const double spacing[3] = {1.0, 1.0, 2.0};
+    assert_int_equal(cbq_volume_alloc(&vol, S, S, NZ, spacing, 0, &err), CBQ_OK);
+    cbq_rng rng;
+    cbq_rng_seed(&rng, 14);
+    for (size_t i = 0; i < (size_t)S * S * NZ; i++)
+        vol.data[i] = (float)(300.0 * cbq_rng_uniform(&rng) - 150.0); /* some clip at the window */
+    cbq_net *net = replicate_net();
+    cbq_input_spec one_channel = cbq_net_spec(net)->input;
+    one_channel.channels = 1;
+    one_channel.n_norm = 0;
+    cbq_model_input_options o = {0};
+    cbq_model_input in1, in3;
+    assert_int_equal(cbq_model_input_from_volume(&in1, &vol, "v", &one_channel, &o, &err), CBQ_OK);
+    assert_int_equal(cbq_model_input_from_volume(&in3, &vol, "v", &cbq_net_spec(net)->input, &o, &err), CBQ_OK);
+    assert_int_equal(in1.n, NZ);
+    assert_int_equal(in3.n, NZ);
+    assert_int_equal(in3.channels, CH);
+    batch_probe probe = {.one = in1.x, .three = in3.x};
+    cbq_dataset ds = {.n = NZ, .height = S, .width = S, .channels = CH, .n_outputs = 1,
+                      .fetch = probe_fetch, .fetch_ctx = &probe};
+    size_t idx[NZ] = {0, 1, 2, 3, 4};
     cbq_trainer_cfg cfg = base_cfg();
+    cfg.epochs = 2;
+    cfg.batch_size = 2;
+    cfg.augment = (cbq_augment_cfg){.hook = probe_plane, .hook_ctx = &probe};
     cbq_train_result res;
-    assert_int_not_equal(cbq_train(net, &t.ds, t.train, N_TRAIN, t.val + N_TRAIN, N_VAL, &cfg, &res, &err),
-                         CBQ_OK);
-    assert_non_null(strstr(err.msg, "the model takes 3 input channels (model.json input.channels)"));
+    assert_int_equal(cbq_train(net, &ds, idx, NZ, NULL, 0, &cfg, &res, &err), CBQ_OK);
+    print_message("replicate: %zu planes, max |batch - (x - mean) / std| = %.2e\n", probe.planes_checked,
+                  probe.max_err);
+    assert_int_equal(probe.planes_checked, 2 * NZ * CH);
+    assert_true(probe.max_err <= 1e-6);
+    assert_int_equal(res.steps, 2 * 3);
+    /* The trainer refuses samples of another channel count than the model's. */
+    ds.channels = 1;
+    assert_int_not_equal(cbq_train(net, &ds, idx, NZ, NULL, 0, &cfg, &res, &err), CBQ_OK);
+    assert_non_null(strstr(err.msg, "1 channels per slice, but the model takes 3 input channels"));
+    cbq_model_input_free(&in1);
+    cbq_model_input_free(&in3);
+    cbq_volume_free(&vol);
     cbq_net_free(net);
+}
+
+/* One augmentation draw moves every channel of a sample alike (a 2.5D
+ * sample's neighbouring slices stay aligned), and one channel is
+ * cbq_augment_slice exactly. */
+static void test_augment_sample_moves_channels_alike(void **state)
+{
+    (void)state;
+    enum { H = 6, W = 7 };
+    float x[3 * H * W], ref[H * W], scratch[H * W];
+    for (size_t i = 0; i < 3 * H * W; i++)
+        x[i] = (float)(i % (H * W)) * 0.25f - 2.0f;
+    memcpy(ref, x, sizeof ref);
+    cbq_augment_cfg a = {.hflip = 1, .max_shift = 2, .jitter_scale = 0.1, .jitter_offset = 0.1};
+    for (uint64_t seed = 1; seed <= 8; seed++) {
+        float y[3 * H * W], one[H * W];
+        memcpy(y, x, sizeof y);
+        memcpy(one, ref, sizeof one);
+        cbq_rng r1, r2;
+        cbq_rng_seed(&r1, seed);
+        cbq_rng_seed(&r2, seed);
+        cbq_augment_sample(&a, y, 3, scratch, H, W, &r1);
+        cbq_augment_slice(&a, one, scratch, H, W, &r2);
+        for (size_t ch = 0; ch < 3; ch++)
+            assert_memory_equal(y + ch * H * W, one, sizeof one);
+        assert_int_equal(cbq_rng_u64(&r1), cbq_rng_u64(&r2)); /* the same draws */
+    }
 }
 
 static void test_deterministic_for_a_seed(void **state)
@@ -322,7 +429,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_learns_mean_intensity),
-        cmocka_unit_test(test_multi_channel_model_refused),
+        cmocka_unit_test(test_replicate_batch_is_normalised_repeat),
+        cmocka_unit_test(test_augment_sample_moves_channels_alike),
         cmocka_unit_test(test_early_stopping_keeps_best),
         cmocka_unit_test(test_deterministic_for_a_seed),
         cmocka_unit_test(test_split_keeps_volumes_whole),

@@ -104,7 +104,7 @@ static void test_checked_when_read(void **state)
     expect_error("{\"train\": {\"depth\": 2}, \"attrib\": {\"target_layer\": \"block3.relu2\"}}",
                  "one of block1.conv1,");
     expect_error("{\"train\": {\"arch\": \"resnet50\"}}",
-                 "train.arch: unknown architecture 'resnet50' (one of iqnet-s, resnet18, resnet34)");
+                 "train.arch: unknown architecture 'resnet50' (one of iqnet-s, resnet18, resnet34, or a model.json file)");
     expect_error("{\"categories\": [\"a\", \"b\", \"a\"]}", "categories: 'a' appears twice");
     expect_error("{\"categories\": [\"../x\"]}", "'../x' contains a path separator");
     expect_error("{\"categories\": [\"a\\\\b\"]}", "contains a path separator");
