@@ -264,10 +264,9 @@ typedef struct {
     double mean[CBQ_MAX_INPUT_CHANNELS], std[CBQ_MAX_INPUT_CHANNELS];
 } channel_opts;
 
-/* "m1,m2,..." into at most CBQ_MAX_INPUT_CHANNELS finite numbers; std ones > 0. */
+/* "m1,m2,..." into at most CBQ_MAX_INPUT_CHANNELS finite numbers. */
 static int parse_channel_values(const char *opt, const char *text, double *out, size_t *n)
 {
-    int is_std = strcmp(opt, "--std") == 0;
     const char *p = text;
     for (*n = 0;; (*n)++) {
         char *end;
@@ -278,9 +277,6 @@ static int parse_channel_values(const char *opt, const char *text, double *out, 
         if (end == p || (*end != ',' && *end != '\0') || !isfinite(out[*n]) || fabs(out[*n]) > 1e6)
             return cli_usage_error("model", "%s: expected comma-separated finite numbers, one per input "
                                    "channel (got '%s')", opt, text);
-        if (is_std && !(out[*n] > 0))
-            return cli_usage_error("model", "--std: value %zu is %g; a standard deviation must be > 0 (it "
-                                   "divides)", *n + 1, out[*n]);
         if (*end == '\0') {
             (*n)++;
             return CLI_EXIT_OK;
@@ -305,6 +301,10 @@ static int apply_channel_opts(const char *onnx_path, const channel_opts *co, cbq
             return cli_usage_error("model", "import %s: %s has %zu value%s, expected %zu (the graph input's "
                                    "channels)", onnx_path, given[i].opt, given[i].n, given[i].n == 1 ? "" : "s",
                                    channels);
+    for (size_t ch = 0; ch < co->n_std; ch++)
+        if (!(co->std[ch] > 0))
+            return cli_usage_error("model", "import %s: --std value %zu is %g; a standard deviation must be > 0 "
+                                   "(it divides)", onnx_path, ch + 1, co->std[ch]);
     if (!co->n_mean && !co->n_std)
         return CLI_EXIT_OK;
     if (!in->n_norm)
