@@ -57,8 +57,8 @@ const char cli_model_usage[] =
     "'input' [N, C, H, W] (the preprocessed slice), output 'output' [N, outputs]; the\n"
     "window, slices, mean and std go into the metadata, so importing it gives DIR back.\n";
 
-enum { OPT_WIDTH = 256, OPT_DEPTH, OPT_INPUT, OPT_OUTPUTS, OPT_HU_MIN, OPT_HU_MAX, OPT_INPUT_SIZE, OPT_ONNX, OPT_SLICES, OPT_MEAN,
-       OPT_STD };
+enum { OPT_WIDTH = 256, OPT_DEPTH, OPT_INPUT, OPT_OUTPUTS, OPT_HU_MIN, OPT_HU_MAX, OPT_INPUT_SIZE, OPT_ONNX,
+       OPT_SLICES, OPT_MEAN, OPT_STD };
 
 /* Splits "a,b,c" in place into at most CBQ_MAX_OUTPUTS names. */
 static int split_outputs(char *list, const char **names, size_t *n)

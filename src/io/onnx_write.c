@@ -480,7 +480,8 @@ static int build_and_write(writer *w)
     const cbq_model_spec *s = w->spec;
     for (size_t i = 0; i < s->n_layers; i++)
         CBQ_TRY(write_layer(w, i));
-    long in_dims[3] = {(long)cbq_input_channels(&s->input), s->input.height, s->input.width}, out_dims[1] = {(long)s->n_outputs};
+    long in_dims[3] = {(long)cbq_input_channels(&s->input), s->input.height, s->input.width};
+    long out_dims[1] = {(long)s->n_outputs};
     Onnx__ValueInfoProto *in = value_info(w, "input", 3, in_dims), *out = value_info(w, "output", 1, out_dims);
     Onnx__OperatorSetIdProto opset = ONNX__OPERATOR_SET_ID_PROTO__INIT;
     Onnx__OperatorSetIdProto *opsets[1] = {&opset};
