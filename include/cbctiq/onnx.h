@@ -13,8 +13,8 @@
  *
  * The reader refuses, naming the file and the node: a protobuf that does not
  * parse (truncated, garbled), an opset outside 9..17, more than one graph
- * input or output, an input whose channels, height or width are not fixed
- * (unless input_size gives them), a node that reads a tensor defined later
+ * input or output, an input whose channels (1 to 16), height or width are
+ * not fixed (unless input_size gives them), a node that reads a tensor defined later
  * or never (a cycle or a dangling edge), attributes outside what the layer
  * kinds express (asymmetric padding, SAME auto-padding, ...), weights that
  * are not float, and shapes that do not chain. Every unsupported operator is
@@ -46,8 +46,11 @@ typedef struct {
 /* Reads an ONNX file into *spec (free with cbq_model_spec_free) and
  * *weights (every tensor the spec's layers need, named as PyTorch's
  * state_dict, F32, plus num_batches_tracked = 0 as I64 for batch norms; free
- * with cbq_safetensors_free; weights->path is the ONNX file). On failure
- * both are empty and safe to free. */
+ * with cbq_safetensors_free; weights->path is the ONNX file). The input's
+ * channel count is the graph input's C; its slices, mean and std are the
+ * file's metadata (cbctiq's export), else one replicated slice without
+ * normalisation: callers with other values set spec->input afterwards. On
+ * failure both are empty and safe to free. */
 int cbq_onnx_read(const char *path, const cbq_onnx_import_opts *opts, cbq_model_spec *spec,
                   cbq_safetensors *weights, cbq_error *err);
 /* Same from bytes in memory; `label` names the source in messages. */
@@ -56,11 +59,12 @@ int cbq_onnx_parse(const void *bytes, size_t size, const char *label, const cbq_
 
 /* Writes spec with the tensors (found by state_dict name; num_batches_tracked
  * is not part of ONNX and is ignored) as an ONNX model (IR 7, opset 13) to
- * `path`, atomically: one graph input "input" [N, 1, H, W] (N dynamic), one
+ * `path`, atomically: one graph input "input" [N, C, H, W] (N dynamic), one
  * output "output" [N, K], node names = layer names, initializers named as
  * the state_dict, and what ONNX has no place for in metadata_props
  * (cbctiq.arch, cbctiq.outputs, cbctiq.target_layer, cbctiq.hu_min,
- * cbctiq.hu_max), which cbq_onnx_read takes back. Fails on a missing or
+ * cbctiq.hu_max, cbctiq.slices, and cbctiq.mean / cbctiq.std when the input
+ * is normalised), which cbq_onnx_read takes back. Fails on a missing or
  * misshapen tensor, naming it. */
 int cbq_onnx_write(const char *path, const cbq_model_spec *spec, const cbq_st_entry *tensors, size_t n_tensors,
                    cbq_error *err);

@@ -3,6 +3,7 @@
  * parameters, FLOPs), import a PyTorch model exported as ONNX, and export a
  * model as ONNX. The model files are described in docs/model-files.md. */
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,20 +39,26 @@ const char cli_model_usage[] =
     "slice (a multiply-add counts 2), after checking that the weights load.\n"
     "\n"
     "import: reads an ONNX file (torch.onnx.export, opset 9 to 17, one input\n"
-    "[N, 1, H, W]) and writes DIR/model.json and DIR/weights.safetensors; layer names\n"
-    "are the PyTorch module paths, the target layer the last activation before the\n"
-    "global pool. Unsupported operators are listed, each with its node name.\n"
+    "[N, C, H, W], C 1 to 16) and writes DIR/model.json and DIR/weights.safetensors;\n"
+    "layer names are the PyTorch module paths, the target layer the last activation\n"
+    "before the global pool. Unsupported operators are listed, each with its node name.\n"
     "  --out DIR          model directory to create (files replaced atomically)\n"
     "  --hu-min X         HU mapped to 0 (default: the file's if cbctiq wrote it, else -1000)\n"
     "  --hu-max X         HU mapped to 1 (default: the file's, else 1000)\n"
     "  --outputs A,B,...  category names, one per output (default: the file's, else as init)\n"
     "  --input-size N     input height = width (required when the ONNX input's are dynamic)\n"
+    "  --slices MODE      how a slice fills the C channels: replicate (slice k in each) or\n"
+    "                     adjacent (k - C/2 .. k + C/2, C odd); default: the file's, else replicate\n"
+    "  --mean M1,M2,...   per channel, subtracted after the HU window (C values; default 0)\n"
+    "  --std S1,S2,...    per channel, divided by after the mean (C values > 0; default 1)\n"
     "  --quiet            print nothing on success\n"
     "\n"
     "export: writes the model in DIR as ONNX (opset 13) to OUT.onnx, atomically: input\n"
-    "'input' [N, 1, H, W] (the preprocessed slice), output 'output' [N, outputs].\n";
+    "'input' [N, C, H, W] (the preprocessed slice), output 'output' [N, outputs]; the\n"
+    "window, slices, mean and std go into the metadata, so importing it gives DIR back.\n";
 
-enum { OPT_WIDTH = 256, OPT_DEPTH, OPT_INPUT, OPT_OUTPUTS, OPT_HU_MIN, OPT_HU_MAX, OPT_INPUT_SIZE, OPT_ONNX };
+enum { OPT_WIDTH = 256, OPT_DEPTH, OPT_INPUT, OPT_OUTPUTS, OPT_HU_MIN, OPT_HU_MAX, OPT_INPUT_SIZE, OPT_ONNX,
+       OPT_SLICES, OPT_MEAN, OPT_STD };
 
 /* Splits "a,b,c" in place into at most CBQ_MAX_OUTPUTS names. */
 static int split_outputs(char *list, const char **names, size_t *n)
@@ -139,6 +146,16 @@ static int model_init(int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
+/* The type column fits every layer kind's name, so that the columns after it line up. */
+static size_t kind_name_width(void)
+{
+    size_t width = strlen("type");
+    for (int k = 0; k < CBQ_LAYER_KIND_COUNT; k++)
+        if (strlen(cbq_layer_kind_name((cbq_layer_kind)k)) > width)
+            width = strlen(cbq_layer_kind_name((cbq_layer_kind)k));
+    return width;
+}
+
 static void format_shape(char *buf, size_t cap, const size_t s[3])
 {
     snprintf(buf, cap, "%zux%zux%zu", s[0], s[1], s[2]);
@@ -196,7 +213,8 @@ static int model_info(int argc, char **argv)
     size_t ts[3];
     cbq_net_layer_shape(net, (size_t)cbq_model_spec_find(s, s->target_layer), ts);
     printf("\ntarget layer: %s (%zux%zux%zu)\n\n", s->target_layer, ts[0], ts[1], ts[2]);
-    printf("%4s  %-20s %-15s %-14s %12s %12s\n", "#", "name", "type", "output", "params", "MFLOP");
+    int type_width = (int)kind_name_width();
+    printf("%4s  %-20s %-*s %-14s %12s %12s\n", "#", "name", type_width, "type", "output", "params", "MFLOP");
     const size_t input[3] = {cbq_input_channels(&s->input), (size_t)s->input.height, (size_t)s->input.width};
     size_t total_params = 0;
     double total_flops = 0.0;
@@ -212,7 +230,7 @@ static int model_info(int argc, char **argv)
         size_t params = cbq_layer_param_count(&s->layers[i]);
         double flops = cbq_layer_forward_flops(&s->layers[i], in, shape);
         format_shape(buf, sizeof buf, shape);
-        printf("%4zu  %-20s %-15s %-14s %12zu %12.3f", i, s->layers[i].name,
+        printf("%4zu  %-20s %-*s %-14s %12zu %12.3f", i, s->layers[i].name, type_width,
                cbq_layer_kind_name(s->layers[i].kind), buf, params, flops / 1e6);
         print_inputs(s, i);
         total_params += params;
@@ -238,16 +256,82 @@ static int save_imported(const char *out, const cbq_model_spec *spec, const cbq_
     return rc;
 }
 
+/* --slices, --mean and --std as given; n_mean / n_std 0 when absent. */
+typedef struct {
+    int has_slices;
+    cbq_input_slices slices;
+    size_t n_mean, n_std;
+    double mean[CBQ_MAX_INPUT_CHANNELS], std[CBQ_MAX_INPUT_CHANNELS];
+} channel_opts;
+
+/* "m1,m2,..." into at most CBQ_MAX_INPUT_CHANNELS finite numbers. */
+static int parse_channel_values(const char *opt, const char *text, double *out, size_t *n)
+{
+    const char *p = text;
+    for (*n = 0;; (*n)++) {
+        char *end;
+        if (*n == CBQ_MAX_INPUT_CHANNELS)
+            return cli_usage_error("model", "%s: at most %d values (one per input channel)", opt,
+                                   CBQ_MAX_INPUT_CHANNELS);
+        out[*n] = strtod(p, &end);
+        if (end == p || (*end != ',' && *end != '\0') || !isfinite(out[*n]) || fabs(out[*n]) > 1e6)
+            return cli_usage_error("model", "%s: expected comma-separated finite numbers, one per input "
+                                   "channel (got '%s')", opt, text);
+        if (*end == '\0') {
+            (*n)++;
+            return CLI_EXIT_OK;
+        }
+        p = end + 1;
+    }
+}
+
+/* Puts the channel options into the imported spec, now that the graph
+ * input's channel count is known; messages name the file and the option. */
+static int apply_channel_opts(const char *onnx_path, const channel_opts *co, cbq_input_spec *in)
+{
+    size_t channels = cbq_input_channels(in);
+    if (co->has_slices)
+        in->slices = co->slices;
+    if (in->slices == CBQ_INPUT_ADJACENT && channels % 2 == 0)
+        return cli_usage_error("model", "import %s: --slices adjacent centres the channels on the slice, so it "
+                               "needs an odd channel count; the graph input has %zu", onnx_path, channels);
+    const struct { const char *opt; size_t n; } given[] = {{"--mean", co->n_mean}, {"--std", co->n_std}};
+    for (size_t i = 0; i < 2; i++)
+        if (given[i].n && given[i].n != channels)
+            return cli_usage_error("model", "import %s: %s has %zu value%s, expected %zu (the graph input's "
+                                   "channels)", onnx_path, given[i].opt, given[i].n, given[i].n == 1 ? "" : "s",
+                                   channels);
+    for (size_t ch = 0; ch < co->n_std; ch++)
+        if (!(co->std[ch] > 0))
+            return cli_usage_error("model", "import %s: --std value %zu is %g; a standard deviation must be > 0 "
+                                   "(it divides)", onnx_path, ch + 1, co->std[ch]);
+    if (!co->n_mean && !co->n_std)
+        return CLI_EXIT_OK;
+    if (!in->n_norm)
+        for (size_t ch = 0; ch < channels; ch++) {
+            in->mean[ch] = 0.0;
+            in->std[ch] = 1.0;
+        }
+    if (co->n_mean)
+        memcpy(in->mean, co->mean, channels * sizeof *in->mean);
+    if (co->n_std)
+        memcpy(in->std, co->std, channels * sizeof *in->std);
+    in->n_norm = channels;
+    return CLI_EXIT_OK;
+}
+
 static int model_import(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"out", required_argument, 0, 'o'}, {"outputs", required_argument, 0, OPT_OUTPUTS},
         {"hu-min", required_argument, 0, OPT_HU_MIN}, {"hu-max", required_argument, 0, OPT_HU_MAX},
-        {"input-size", required_argument, 0, OPT_INPUT_SIZE}, {"quiet", no_argument, 0, 'q'},
-        {0, 0, 0, 0}};
+        {"input-size", required_argument, 0, OPT_INPUT_SIZE}, {"slices", required_argument, 0, OPT_SLICES},
+        {"mean", required_argument, 0, OPT_MEAN}, {"std", required_argument, 0, OPT_STD},
+        {"quiet", no_argument, 0, 'q'}, {0, 0, 0, 0}};
     const char *out = NULL;
     const char *names[CBQ_MAX_OUTPUTS];
     cbq_onnx_import_opts io = {0}; /* HU window and names: the file's (cbctiq's export), else defaults */
+    channel_opts co = {0};
     uint64_t v = 0;
     int quiet = 0, c, have_min = 0, have_max = 0;
     optind = 1;
@@ -271,6 +355,16 @@ static int model_import(int argc, char **argv)
                 return CLI_EXIT_USAGE;
             *(c == OPT_HU_MIN ? &have_min : &have_max) = 1;
             break;
+        case OPT_SLICES:
+            if (!cbq_input_slices_parse(optarg, &co.slices))
+                return cli_usage_error("model", "--slices: expected replicate or adjacent (got '%s')", optarg);
+            co.has_slices = 1;
+            break;
+        case OPT_MEAN: case OPT_STD:
+            if (parse_channel_values(c == OPT_MEAN ? "--mean" : "--std", optarg, c == OPT_MEAN ? co.mean : co.std,
+                                     c == OPT_MEAN ? &co.n_mean : &co.n_std) != CLI_EXIT_OK)
+                return CLI_EXIT_USAGE;
+            break;
         default: return cli_usage_error("model", "unknown option");
         }
     }
@@ -286,10 +380,18 @@ static int model_import(int argc, char **argv)
     cbq_safetensors weights;
     if (cbq_onnx_read(onnx_path, &io, &spec, &weights, &err) != CBQ_OK)
         return cli_report(&err);
+    int usage = apply_channel_opts(onnx_path, &co, &spec.input);
+    if (usage != CLI_EXIT_OK) {
+        cbq_model_spec_free(&spec);
+        cbq_safetensors_free(&weights);
+        return usage;
+    }
     int rc = save_imported(out, &spec, &weights, &err);
     if (rc == CBQ_OK && !quiet)
-        printf("imported %s: %zu layers, %zu outputs, target layer %s; wrote %s/model.json and "
-               "%s/weights.safetensors\n", onnx_path, spec.n_layers, spec.n_outputs, spec.target_layer, out, out);
+        printf("imported %s: %zu layers, %zu outputs, %zu input channel%s, target layer %s; wrote %s/model.json "
+               "and %s/weights.safetensors\n", onnx_path, spec.n_layers, spec.n_outputs,
+               cbq_input_channels(&spec.input), cbq_input_channels(&spec.input) == 1 ? "" : "s",
+               spec.target_layer, out, out);
     cbq_model_spec_free(&spec);
     cbq_safetensors_free(&weights);
     return rc == CBQ_OK ? CLI_EXIT_OK : cli_report(&err);

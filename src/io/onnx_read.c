@@ -53,7 +53,7 @@ typedef struct {
 
 /* cbctiq's own export's metadata_props (onnx_write.c), NULL when absent. */
 typedef struct {
-    const char *arch, *outputs, *target_layer, *hu_min, *hu_max;
+    const char *arch, *outputs, *target_layer, *hu_min, *hu_max, *slices, *mean, *std;
 } cbq_metadata;
 
 typedef struct {
@@ -68,7 +68,7 @@ typedef struct {
     layer_src *src;
     size_t n_layers, cap_layers;
     long last_gap_node;             /* the GlobalAveragePool that becomes global_avgpool */
-    int input_h, input_w;
+    int input_h, input_w, input_channels;
     char unsupported[MAX_UNSUPPORTED_TEXT];
     size_t n_unsupported;
 } importer;
@@ -1048,13 +1048,14 @@ static int read_graph_input(importer *im)
     const Onnx__TensorShapeProto *s = tp->tensor_type->shape;
     if (!s || s->n_dim != 4)
         return CBQ_FAIL(im->err, CBQ_ERR_FORMAT, "%s: graph input '%.200s' has %s, expected 4 dimensions "
-                        "[N, 1, H, W]", im->label, in->name, s ? "a different number of dimensions" : "no shape");
+                        "[N, C, H, W]", im->label, in->name, s ? "a different number of dimensions" : "no shape");
     long dims[4];
     for (size_t d = 0; d < 4; d++)
         CBQ_TRY(read_dim(im, in, s, d, &dims[d]));
-    if (dims[1] != 1)
-        return CBQ_FAIL(im->err, CBQ_ERR_FORMAT, "%s: graph input '%.200s' has %ld channels; cbctiq feeds one "
-                        "CT slice (1 channel)", im->label, in->name, dims[1]);
+    if (dims[1] > CBQ_MAX_INPUT_CHANNELS)
+        return CBQ_FAIL(im->err, CBQ_ERR_FORMAT, "%s: graph input '%.200s' has %ld channels; cbctiq fills 1 to %d "
+                        "channels from CT slices", im->label, in->name, dims[1], CBQ_MAX_INPUT_CHANNELS);
+    im->input_channels = (int)dims[1];
     im->input_h = im->opts->input_size > 0 ? im->opts->input_size : (int)dims[2];
     im->input_w = im->opts->input_size > 0 ? im->opts->input_size : (int)dims[3];
     if (im->input_h > MAX_SIDE || im->input_w > MAX_SIDE)
@@ -1307,6 +1308,47 @@ static int build_weights(importer *im, cbq_safetensors *st)
     return rc;
 }
 
+/* Metadata cbctiq.mean or cbctiq.std: exactly `channels` comma-separated
+ * finite numbers (std non-zero), as onnx_write.c writes them. */
+static int parse_norm_list(const importer *im, const char *key, const char *text, size_t channels, double *out)
+{
+    const char *p = text;
+    for (size_t ch = 0; ch < channels; ch++) {
+        char *end;
+        out[ch] = strtod(p, &end);
+        int sep_ok = ch + 1 < channels ? *end == ',' : *end == '\0';
+        if (end == p || !sep_ok || !isfinite(out[ch]) || (strcmp(key, "cbctiq.std") == 0 && out[ch] == 0.0))
+            return CBQ_FAIL(im->err, CBQ_ERR_FORMAT, "%s: metadata %s ('%.80s') is not %zu comma-separated finite "
+                            "numbers (one per input channel%s)", im->label, key, text, channels,
+                            strcmp(key, "cbctiq.std") == 0 ? ", none 0" : "");
+        p = end + 1;
+    }
+    return CBQ_OK;
+}
+
+/* The channel count is the graph input's; how slices fill the channels and
+ * their normalisation come from cbctiq's own export's metadata, else one
+ * replicated slice without normalisation (the import options override). */
+static int set_input_channels(const importer *im, cbq_input_spec *in)
+{
+    const cbq_metadata *md = &im->meta;
+    size_t channels = (size_t)im->input_channels;
+    in->channels = im->input_channels;
+    in->slices = CBQ_INPUT_REPLICATE;
+    if (md->slices && !cbq_input_slices_parse(md->slices, &in->slices))
+        return CBQ_FAIL(im->err, CBQ_ERR_FORMAT, "%s: metadata cbctiq.slices is '%.40s', expected replicate or "
+                        "adjacent", im->label, md->slices);
+    if (!md->mean && !md->std)
+        return CBQ_OK;
+    if (!md->mean || !md->std)
+        return CBQ_FAIL(im->err, CBQ_ERR_FORMAT, "%s: metadata has only one of cbctiq.mean and cbctiq.std",
+                        im->label);
+    CBQ_TRY(parse_norm_list(im, "cbctiq.mean", md->mean, channels, in->mean));
+    CBQ_TRY(parse_norm_list(im, "cbctiq.std", md->std, channels, in->std));
+    in->n_norm = channels;
+    return CBQ_OK;
+}
+
 static int build_spec(importer *im, cbq_model_spec *spec)
 {
     const Onnx__GraphProto *g = im->g;
@@ -1340,6 +1382,7 @@ static int build_spec(importer *im, cbq_model_spec *spec)
         spec->input.hu_min = lo;
         spec->input.hu_max = hi;
     }
+    CBQ_TRY(set_input_channels(im, &spec->input));
     spec->n_layers = im->n_layers;
     spec->layers = im->layers; /* now the spec's; im->layers still reads it */
     CBQ_TRY(set_outputs(im, spec));
@@ -1352,7 +1395,8 @@ static void read_metadata(importer *im, const Onnx__ModelProto *m)
     struct { const char *key; const char **slot; } keys[] = {
         {"cbctiq.arch", &im->meta.arch}, {"cbctiq.outputs", &im->meta.outputs},
         {"cbctiq.target_layer", &im->meta.target_layer}, {"cbctiq.hu_min", &im->meta.hu_min},
-        {"cbctiq.hu_max", &im->meta.hu_max}};
+        {"cbctiq.hu_max", &im->meta.hu_max}, {"cbctiq.slices", &im->meta.slices},
+        {"cbctiq.mean", &im->meta.mean}, {"cbctiq.std", &im->meta.std}};
     for (size_t i = 0; i < m->n_metadata_props; i++)
         for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
             if (m->metadata_props[i]->key && m->metadata_props[i]->value &&

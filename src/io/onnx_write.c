@@ -413,26 +413,43 @@ static Onnx__StringStringEntryProto *meta(writer *w, const char *key, char *valu
     return e;
 }
 
-/* What model.json has and ONNX does not, for cbq_onnx_read to take back. */
+/* "v0,v1,..." with round-trip precision, from the writer's pool. */
+static char *number_list(writer *w, const double *v, size_t n)
+{
+    char text[CBQ_MAX_INPUT_CHANNELS * 26] = "";
+    for (size_t i = 0; i < n; i++)
+        snprintf(text + strlen(text), sizeof text - strlen(text), "%s%.17g", i ? "," : "", v[i]);
+    return pool_add(&w->mem, strdup(text));
+}
+
+/* What model.json has and ONNX does not, for cbq_onnx_read to take back
+ * (the input's channel count is the graph input's shape). */
 static int add_metadata(writer *w, Onnx__ModelProto *m)
 {
+    enum { MAX_META = 8 };
     const cbq_model_spec *s = w->spec;
     char outputs[CBQ_MAX_OUTPUTS * CBQ_NAME_MAX + CBQ_MAX_OUTPUTS] = "";
     for (size_t i = 0; i < s->n_outputs; i++)
         snprintf(outputs + strlen(outputs), sizeof outputs - strlen(outputs), "%s%s", i ? "," : "", s->outputs[i]);
-    Onnx__StringStringEntryProto **e = pool_calloc(&w->mem, 5, sizeof *e);
+    Onnx__StringStringEntryProto **e = pool_calloc(&w->mem, MAX_META, sizeof *e);
     char *outputs_copy = pool_add(&w->mem, strdup(outputs));
     if (!e)
         return CBQ_FAIL(w->err, CBQ_ERR_NOMEM, "%s: out of memory", w->path);
-    e[0] = meta(w, "cbctiq.arch", pool_printf(&w->mem, "%s", s->arch));
-    e[1] = meta(w, "cbctiq.outputs", outputs_copy);
-    e[2] = meta(w, "cbctiq.target_layer", pool_printf(&w->mem, "%s", s->target_layer));
-    e[3] = meta(w, "cbctiq.hu_min", pool_printf(&w->mem, "%.17g", s->input.hu_min));
-    e[4] = meta(w, "cbctiq.hu_max", pool_printf(&w->mem, "%.17g", s->input.hu_max));
-    for (int i = 0; i < 5; i++)
+    size_t n = 0;
+    e[n++] = meta(w, "cbctiq.arch", pool_printf(&w->mem, "%s", s->arch));
+    e[n++] = meta(w, "cbctiq.outputs", outputs_copy);
+    e[n++] = meta(w, "cbctiq.target_layer", pool_printf(&w->mem, "%s", s->target_layer));
+    e[n++] = meta(w, "cbctiq.hu_min", pool_printf(&w->mem, "%.17g", s->input.hu_min));
+    e[n++] = meta(w, "cbctiq.hu_max", pool_printf(&w->mem, "%.17g", s->input.hu_max));
+    e[n++] = meta(w, "cbctiq.slices", pool_printf(&w->mem, "%s", cbq_input_slices_name(s->input.slices)));
+    if (s->input.n_norm) {
+        e[n++] = meta(w, "cbctiq.mean", number_list(w, s->input.mean, s->input.n_norm));
+        e[n++] = meta(w, "cbctiq.std", number_list(w, s->input.std, s->input.n_norm));
+    }
+    for (size_t i = 0; i < n; i++)
         if (!e[i])
             return CBQ_FAIL(w->err, CBQ_ERR_NOMEM, "%s: out of memory", w->path);
-    m->n_metadata_props = 5;
+    m->n_metadata_props = n;
     m->metadata_props = e;
     return CBQ_OK;
 }
@@ -463,7 +480,8 @@ static int build_and_write(writer *w)
     const cbq_model_spec *s = w->spec;
     for (size_t i = 0; i < s->n_layers; i++)
         CBQ_TRY(write_layer(w, i));
-    long in_dims[3] = {1, s->input.height, s->input.width}, out_dims[1] = {(long)s->n_outputs};
+    long in_dims[3] = {(long)cbq_input_channels(&s->input), s->input.height, s->input.width};
+    long out_dims[1] = {(long)s->n_outputs};
     Onnx__ValueInfoProto *in = value_info(w, "input", 3, in_dims), *out = value_info(w, "output", 1, out_dims);
     Onnx__OperatorSetIdProto opset = ONNX__OPERATOR_SET_ID_PROTO__INIT;
     Onnx__OperatorSetIdProto *opsets[1] = {&opset};

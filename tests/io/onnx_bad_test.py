@@ -128,7 +128,22 @@ expect("dynamic_shape", dyn, "the height dimension is dynamic ('H'); cbctiq need
 expect("dynamic_with_size", dyn, "", extra=("--input-size", "16"), code=0)
 expect("dynamic_channels", save("dyn_channels", graph(in_shape=(1, "C", 8, 8))), "the channels dimension is "
        "dynamic ('C')")
-expect("three_channels", save("rgb", graph(in_shape=(1, 3, 8, 8))), "has 3 channels")
+
+# Several input channels: C from the graph input, 1 to 16; --mean/--std one
+# value per channel, std > 0; adjacent slices need an odd C. Usage errors: exit 2.
+def channels_graph(c):
+    inits = [init("c.weight", 4, c, 3, 3), init("c.bias", 4), init("fc.weight", 3, 4), init("fc.bias", 3)]
+    return graph(inits=inits, in_shape=(1, c, 8, 8))
+
+
+rgb = save("rgb", channels_graph(3))
+expect("three_channels", rgb, "", extra=("--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225"), code=0)
+expect("mean_count", rgb, "--mean has 2 values, expected 3 (the graph input's channels)",
+       extra=("--mean", "0.5,0.5"), code=2)
+expect("std_zero", rgb, "--std value 2 is 0; a standard deviation must be > 0", extra=("--std", "1,0,1"), code=2)
+expect("adjacent_even", save("two_channels", channels_graph(2)), "--slices adjacent centres the channels on the "
+       "slice, so it needs an odd channel count; the graph input has 2", extra=("--slices", "adjacent"), code=2)
+expect("seventeen_channels", save("c17", channels_graph(17)), "has 17 channels; cbctiq fills 1 to 16 channels")
 
 # A cycle: Relu reads the pool's output, which is computed after it.
 n = graph().node

@@ -19,8 +19,17 @@ Then `cbctiq model export` writes each imported model back: onnx.checker
 (full_check, with shape inference) must pass, the graph input and output must
 be what the export promises, and importing the exported file again must give
 byte-identical model.json and weights.safetensors.
+
+Several input channels (rgb: torchvision's resnet18 with its 3-channel conv1,
+replicate; 25d: the same with adjacent slices k-1, k, k+1): exported with a
+[1, 3, H, W] input and imported with ImageNet's --mean/--std; `cbctiq predict
+--per-slice` and `cbctiq gradcam` on a small NIfTI volume must equal the
+PyTorch module fed the windowed, stacked and normalised slices (outputs 1e-5,
+Grad-CAM at layer4 1e-4), and the export -> import round trip keeps the
+channel count, slices and normalisation (through the ONNX metadata).
 """
 import argparse
+import csv
 import json
 import os
 import shutil
@@ -28,6 +37,7 @@ import struct
 import subprocess
 import sys
 
+import nibabel as nib
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
@@ -41,7 +51,8 @@ ap.add_argument("--workdir", required=True)
 ap.add_argument("--net-dump", required=True)
 ap.add_argument("--attrib-dump", required=True)
 ap.add_argument("--models", required=True, help="comma-separated cases: vgg, mixed, senet, resnet18, resnet34, "
-                "densenet121; _bn: batch norm kept, _mm: nn.Linear as MatMul + Add")
+                "densenet121; _bn: batch norm kept, _mm: nn.Linear as MatMul + Add; resnet18_rgb, resnet18_25d: "
+                "3 input channels (replicate, adjacent) through predict and gradcam")
 args = ap.parse_args()
 shutil.rmtree(args.workdir, ignore_errors=True)
 os.makedirs(args.workdir)
@@ -348,6 +359,75 @@ def compare_case(name):
     round_trip(name, mdir, work)
 
 
+# ---- several input channels: the CLI on a volume against PyTorch -------------
+
+IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+HU_MIN, HU_MAX = -1000.0, 1000.0
+
+
+def torch_input(hu, slices):
+    """[k, 3, H, W] as a PyTorch user builds it from hu[i, j, k]: window,
+    stack (slice k three times, or k-1, k, k+1 with the edge slice repeated),
+    normalise per channel."""
+    w = torch.from_numpy(np.clip((hu - HU_MIN) / (HU_MAX - HU_MIN), 0, 1).astype(np.float32)).permute(2, 1, 0)
+    nz = w.shape[0]
+    if slices == "replicate":
+        x = w[:, None].repeat(1, 3, 1, 1)
+    else:
+        k = torch.arange(nz)
+        x = torch.stack([w[(k + d).clamp(0, nz - 1)] for d in (-1, 0, 1)], dim=1)
+    mean, std = torch.tensor(IMAGENET_MEAN)[None, :, None, None], torch.tensor(IMAGENET_STD)[None, :, None, None]
+    return ((x - mean) / std).contiguous()
+
+
+def compare_channels_case(name):
+    work = os.path.join(args.workdir, name)
+    os.makedirs(work)
+    import torchvision
+    torch.manual_seed(3)
+    model = torchvision.models.resnet18(num_classes=5)  # conv1 as torchvision has it: 3 input channels
+    randomise_bn(model, 11)
+    model.eval()
+    slices, size = ("replicate" if name.endswith("_rgb") else "adjacent"), 64
+    onnx_path = f"{work}/{name}.onnx"
+    torch.onnx.export(model, torch.randn(1, 3, size, size), onnx_path, opset_version=13)
+    mdir = f"{work}/model"
+    to_list = lambda v: ",".join(map(str, v))  # noqa: E731
+    run(args.cbctiq, "model", "import", onnx_path, "--out", mdir, "--slices", slices, "--mean",
+        to_list(IMAGENET_MEAN), "--std", to_list(IMAGENET_STD), "--quiet")
+    inp = json.load(open(f"{mdir}/model.json"))["input"]
+    want_inp = {"channels": 3, "slices": slices, "mean": IMAGENET_MEAN, "std": IMAGENET_STD}
+    ok = all(inp.get(k) == v for k, v in want_inp.items())
+    print(f"{'ok' if ok else 'FAIL':4} {name}: model.json input {inp}")
+    if not ok:
+        failures.append(f"{name} model.json input")
+
+    rng = np.random.default_rng(14)
+    hu = rng.normal(0, 500, (size, size, 3)).astype(np.float32)
+    hu[:, :, 0] += 300  # end slices unlike their neighbours: the edge rule shows
+    hu[:, :, 2] -= 300
+    vol = f"{work}/v.nii.gz"
+    nib.save(nib.Nifti1Image(hu, np.diag([-0.8, -0.8, 2.0, 1.0])), vol)
+    x = torch_input(hu, slices)
+    cats = ["parotid", "submandibular", "larynx", "mandible", "overall"]
+    pred = f"{work}/pred.csv"
+    run(args.cbctiq, "predict", "--model", mdir, "--out", pred, "--per-slice", "--threads", "1", "--quiet", vol)
+    got = np.full((hu.shape[2], 5), np.nan)
+    for r in csv.DictReader(open(pred)):
+        got[int(r["slice"]), cats.index(r["category"])] = float(r["pred"])
+    with torch.no_grad():
+        want = model(x).numpy()
+    check(f"{name} predict --per-slice", got, want, 1e-5)
+    c = cats.index("larynx")
+    cam = f"{work}/cam.nii.gz"
+    run(args.cbctiq, "gradcam", "--model", mdir, "--category", "larynx", "--layer", "layer4.1.relu_1", vol,
+        "--out", cam, "--threads", "1", "--quiet")
+    got_cam = np.transpose(np.asarray(nib.load(cam).dataobj), (2, 1, 0))
+    _, ups = torch_gradcam(model, "layer4", x, 5)
+    check(f"{name} gradcam at layer4", got_cam, ups[c], 1e-4)
+    round_trip(name, mdir, work)
+
+
 def round_trip(name, mdir, work):
     out = f"{work}/exported.onnx"
     run(args.cbctiq, "model", "export", mdir, "--onnx", out, "--quiet")
@@ -373,7 +453,7 @@ def round_trip(name, mdir, work):
 
 
 for case in args.models.split(","):
-    compare_case(case)
+    (compare_channels_case if case.endswith(("_rgb", "_25d")) else compare_case)(case)
 if failures:
     sys.exit(f"{len(failures)} failures: {', '.join(failures)}")
 print("all ONNX checks passed")

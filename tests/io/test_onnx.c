@@ -31,17 +31,33 @@ static int setup(void **state)
     return cbq_mkdir_p(dir, &err);
 }
 
-/* A small iqnet-s with weights drawn from a seed. */
-static cbq_net *small_net(void)
+/* A small iqnet-s with weights drawn from a seed; channels > 1: a 2.5D
+ * input with per-channel mean and std that %.15g would not round-trip. */
+static cbq_net *small_net_channels(int channels)
 {
     cbq_preset_opts po = {.width = 2, .depth = 2, .input = 12};
     cbq_model_spec spec;
     cbq_error err = {0};
     assert_int_equal(cbq_preset_build(&spec, "iqnet-s", &po, &err), CBQ_OK);
+    if (channels > 1) {
+        spec.input.channels = channels;
+        spec.input.slices = CBQ_INPUT_ADJACENT;
+        spec.input.n_norm = (size_t)channels;
+        for (int ch = 0; ch < channels; ch++) {
+            spec.input.mean[ch] = 0.1 * ch + 0.2;
+            spec.input.std[ch] = 1.0 / (3.0 + ch);
+        }
+        spec.layers[0].cfg.conv.in_channels = channels;
+    }
     cbq_net *net = NULL;
     assert_int_equal(cbq_net_create(&net, &spec, 1, 7, &err), CBQ_OK);
     cbq_model_spec_free(&spec);
     return net;
+}
+
+static cbq_net *small_net(void)
+{
+    return small_net_channels(1);
 }
 
 static void write_net(const cbq_net *net, const char *path)
@@ -74,6 +90,58 @@ static unsigned char *slurp(const char *path, size_t *len)
     assert_int_equal(fread(buf, 1, *len, fp), *len);
     fclose(fp);
     return buf;
+}
+
+/* Written and read back: the same model.json text and tensors. */
+static void check_round_trip(const cbq_net *net, const char *path)
+{
+    write_net(net, path);
+    cbq_onnx_import_opts opts = {0};
+    cbq_model_spec spec;
+    cbq_safetensors w;
+    cbq_error err = {0};
+    assert_int_equal(cbq_onnx_read(path, &opts, &spec, &w, &err), CBQ_OK);
+    char *want = cbq_model_json_format(cbq_net_spec(net), &err), *got = cbq_model_json_format(&spec, &err);
+    assert_non_null(want);
+    assert_non_null(got);
+    assert_string_equal(got, want);
+    size_t n = cbq_net_tensor_count(net);
+    assert_int_equal(w.n_tensors, n);
+    for (size_t i = 0; i < n; i++) {
+        cbq_tensor_view v;
+        cbq_net_tensor(net, i, &v);
+        const cbq_st_tensor *t = cbq_safetensors_find(&w, v.name);
+        assert_non_null(t);
+        assert_int_equal(t->numel, v.numel);
+        assert_memory_equal(t->data, v.data, t->nbytes);
+    }
+    free(want);
+    free(got);
+    cbq_model_spec_free(&spec);
+    cbq_safetensors_free(&w);
+}
+
+/* Three adjacent, normalised channels: the graph input carries C, the
+ * metadata slices, mean and std, exactly. */
+static void test_round_trip_channels(void **state)
+{
+    (void)state;
+    cbq_net *net = small_net_channels(3);
+    char path[1200];
+    snprintf(path, sizeof path, "%s/iqnet_25d.onnx", dir);
+    check_round_trip(net, path);
+    cbq_model_spec spec;
+    cbq_safetensors w;
+    cbq_error err = {0};
+    cbq_onnx_import_opts opts = {0};
+    assert_int_equal(cbq_onnx_read(path, &opts, &spec, &w, &err), CBQ_OK);
+    assert_int_equal(spec.input.channels, 3);
+    assert_int_equal(spec.input.slices, CBQ_INPUT_ADJACENT);
+    assert_int_equal(spec.input.n_norm, 3);
+    assert_true(spec.input.mean[1] == 0.1 * 1 + 0.2 && spec.input.std[2] == 1.0 / 5.0);
+    cbq_model_spec_free(&spec);
+    cbq_safetensors_free(&w);
+    cbq_net_free(net);
 }
 
 static void test_round_trip(void **state)
@@ -176,6 +244,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_round_trip_channels),
         cmocka_unit_test(test_truncations_and_flips),
     };
     return cmocka_run_group_tests(tests, setup, NULL);

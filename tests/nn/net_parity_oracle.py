@@ -342,6 +342,19 @@ def check_model_info(args, model_dir):
     if "total: %d parameters" % total not in text:
         print("model info total: expected %d parameters FAIL" % total)
         failures.append("model info total")
+    # The columns line up: each row's output shape starts under the header's
+    # "output", whatever the length of its type (adaptive_avgpool2d is the longest).
+    checked += 1
+    lines = text.splitlines()
+    header = next(line for line in lines if line.split()[:3] == ["#", "name", "type"])
+    starts = {header.index(" output") + 1}
+    for line in lines:
+        f = line.split()
+        if len(f) == 6 and f[0].isdigit():
+            starts.add(line.index(" " + f[3], line.index(" " + f[2]) + len(f[2])) + 1)
+    if len(starts) != 1:
+        print("model info: the output column starts at %s, not at one place FAIL" % sorted(starts))
+        failures.append("model info columns")
 
 
 def main():
