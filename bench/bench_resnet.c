@@ -28,9 +28,7 @@
 
 #include "support.h"
 
-typedef struct {
-    double slices_per_s, cpu_ms_per_slice;
-} speed;
+typedef bench_speed speed;
 
 static void fail(const char *what, const cbq_error *err)
 {
@@ -115,37 +113,13 @@ static speed time_cbctiq(int train, int side, size_t batch, int threads, double 
     cbq_model_spec_free(&spec);
     cbq_net_set_threads(net, threads);
     float *x = uniform(batch * plane, 7), *y = uniform(batch * k, 8);
-    cbq_optim_cfg ocfg = cbq_optim_defaults(CBQ_OPTIM_ADAM);
-    cbq_optim *opt = NULL;
-    if (cbq_optim_create(&opt, net, &ocfg, &err) != CBQ_OK)
-        fail("optimiser", &err);
-    cbq_loss_cfg loss = {.kind = CBQ_LOSS_MSE};
-    cbq_net_set_training(net, train);
-    size_t n = 0;
-    double t0 = 0.0, el = 0.0, c0 = 0.0;
-    for (int warm = 1;; warm = 0) {
-        double l = 0.0;
-        const float *out = NULL;
-        int rc = train ? cbq_train_step(net, opt, x, y, batch, &loss, 0.0, &l, NULL, &err)
-                       : cbq_net_forward(net, x, batch, &out, &err);
-        if (rc != CBQ_OK || (train && !isfinite(l)))
-            fail("step", &err);
-        if (warm) {
-            t0 = cbq_now();
-            c0 = bench_cpu_seconds();
-            continue;
-        }
-        n++;
-        el = cbq_now() - t0;
-        if (n >= 2 && el >= min_s)
-            break;
-    }
-    double cpu = bench_cpu_seconds() - c0;
-    cbq_optim_free(opt);
+    speed v;
+    if (bench_time_net_steps(net, x, y, batch, train, 2, min_s, &v, &err) != CBQ_OK)
+        fail("step", &err);
     cbq_net_free(net);
     free(x);
     free(y);
-    return (speed){(double)(n * batch) / el, 1e3 * cpu / (double)(n * batch)};
+    return v;
 }
 
 static speed time_peer(int train, int side, size_t batch, int threads, double min_s)
@@ -153,15 +127,8 @@ static speed time_peer(int train, int side, size_t batch, int threads, double mi
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "'%s' '%s/bench/peer_resnet_torch.py' %s %d %d %zu %g 2>&1", CBQ_PYTHON,
              CBQ_SOURCE_DIR, train ? "train" : "infer", side, threads, batch, min_s);
-    speed v = {NAN, NAN};
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        fail("cannot start the PyTorch peer", NULL);
-    char line[512];
-    while (fgets(line, sizeof line, p))
-        if (sscanf(line, "slices_per_s %lf cpu_ms_per_slice %lf", &v.slices_per_s, &v.cpu_ms_per_slice) != 2)
-            fputs(line, stderr);
-    if (pclose(p) != 0 || !isfinite(v.slices_per_s))
+    speed v;
+    if (bench_run_peer(cmd, &v) != 0)
         fail("the PyTorch peer failed", NULL);
     return v;
 }

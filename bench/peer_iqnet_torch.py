@@ -10,52 +10,18 @@ process's peak resident set>" (interpreter and libraries included, as in
 cbctiq's figure).
 """
 import json
+import os
 import resource
 import sys
-import time
 
 import torch
 import torch.nn as nn
 
-
-class FlatLinear(nn.Linear):
-    def forward(self, x):
-        return super().forward(x.flatten(1))
-
-
-def pair(v):
-    return tuple(v) if isinstance(v, list) else (v, v)
-
-
-def make_layer(L):
-    t = L["type"]
-    if t == "conv2d":
-        return nn.Conv2d(L["in_channels"], L["out_channels"], pair(L["kernel_size"]), pair(L["stride"]),
-                         pair(L["padding"]), bias=L["bias"], dilation=pair(L.get("dilation", 1)),
-                         groups=L.get("groups", 1))
-    if t == "batchnorm2d":
-        return nn.BatchNorm2d(L["num_features"], eps=L["eps"], momentum=L["momentum"])
-    if t == "relu":
-        return nn.ReLU()
-    if t == "maxpool2d":
-        return nn.MaxPool2d(pair(L["kernel_size"]), pair(L["stride"]), pair(L["padding"]),
-                            ceil_mode=L.get("ceil_mode", False))
-    if t == "avgpool2d":
-        return nn.AvgPool2d(pair(L["kernel_size"]), pair(L["stride"]), pair(L["padding"]),
-                            ceil_mode=L.get("ceil_mode", False))
-    if t in ("global_avgpool", "adaptive_avgpool2d"):
-        return nn.AdaptiveAvgPool2d(1)
-    if t == "identity":
-        return nn.Identity()
-    if t == "flatten":
-        return nn.Flatten()
-    if t == "sigmoid":
-        return nn.Sigmoid()
-    if t == "silu":
-        return nn.SiLU()
-    if t == "linear":
-        return FlatLinear(L["in_features"], L["out_features"], bias=L["bias"])
-    raise ValueError(t)
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "nn"))
+# The same model.json -> PyTorch builder the network parity oracle checks.
+from net_parity_oracle import make_layer  # noqa: E402
+from peer_timing import make_step, time_steps  # noqa: E402
 
 
 def main():
@@ -68,34 +34,13 @@ def main():
     torch.manual_seed(0)
     x = torch.rand(batch, 1, h, w)
     y = torch.rand(batch, k)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    loss_fn = nn.MSELoss()
-
-    def step():
-        if mode in ("train", "memory"):
-            opt.zero_grad()
-            loss = loss_fn(net(x), y)
-            loss.backward()
-            opt.step()
-        else:
-            with torch.no_grad():
-                net(x)
-
-    net.train(mode != "infer")
-    step()  # warm-up: allocations, oneDNN primitive creation
+    step = make_step(net, x, y, mode != "infer")
     if mode == "memory":
+        step()
         step()
         print("peak_rss_kb %d" % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
         return
-    n, t0, c0 = 0, time.perf_counter(), time.process_time()
-    while True:
-        step()
-        n += 1
-        el = time.perf_counter() - t0
-        if n >= 3 and el >= min_s:
-            break
-    cpu = time.process_time() - c0
-    print("slices_per_s %.4f cpu_ms_per_slice %.4f" % (n * batch / el, 1e3 * cpu / (n * batch)))
+    time_steps(step, batch, 3, min_s)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ resnet18 with a 1-channel conv1 and 5 outputs, what the resnet18 preset is.
 import json
 import os
 import sys
-import time
 
 import numpy as np
 import torch
@@ -23,6 +22,7 @@ from torchvision.models import resnet18
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "attrib"))
 from torch_model import read_safetensors  # noqa: E402
+from peer_timing import make_step, time_steps  # noqa: E402
 
 
 def model():
@@ -54,29 +54,7 @@ def timed(mode, side, threads, batch, min_s):
     net = model()
     x = torch.rand(batch, 1, side, side)
     y = torch.rand(batch, 5)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    loss_fn = nn.MSELoss()
-
-    def step():
-        if mode == "train":
-            opt.zero_grad()
-            loss_fn(net(x), y).backward()
-            opt.step()
-        else:
-            with torch.no_grad():
-                net(x)
-
-    net.train(mode == "train")
-    step()  # warm-up: allocations, oneDNN primitive creation
-    n, t0, c0 = 0, time.perf_counter(), time.process_time()
-    while True:
-        step()
-        n += 1
-        el = time.perf_counter() - t0
-        if n >= 2 and el >= min_s:
-            break
-    cpu = time.process_time() - c0
-    print("slices_per_s %.4f cpu_ms_per_slice %.4f" % (n * batch / el, 1e3 * cpu / (n * batch)))
+    time_steps(make_step(net, x, y, mode == "train"), batch, 2, min_s)
     return 0
 
 

@@ -3,10 +3,14 @@
 #include "support.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
+#include "cbctiq/optim.h"
+#include "cbctiq/progress.h"
 #include "cbctiq/rng.h"
+#include "cbctiq/train.h"
 
 double bench_cpu_seconds(void)
 {
@@ -31,4 +35,57 @@ float *bench_synthetic_slices(size_t n, size_t side)
                 x[(k * side + j) * side + i] = (float)(v < 0 ? 0 : v > 1 ? 1 : v);
             }
     return x;
+}
+
+int bench_time_net_steps(cbq_net *net, const float *x, const float *y, size_t batch, int train,
+                         size_t min_steps, double min_s, bench_speed *speed, cbq_error *err)
+{
+    cbq_optim_cfg ocfg = cbq_optim_defaults(CBQ_OPTIM_ADAM);
+    cbq_optim *opt = NULL;
+    int rc = cbq_optim_create(&opt, net, &ocfg, err);
+    if (rc != CBQ_OK)
+        return rc;
+    cbq_loss_cfg loss = {.kind = CBQ_LOSS_MSE};
+    cbq_net_set_training(net, train);
+    size_t n = 0;
+    double t0 = 0.0, el = 0.0, c0 = 0.0;
+    for (int warm = 1;; warm = 0) {
+        double l = 0.0;
+        const float *out = NULL;
+        rc = train ? cbq_train_step(net, opt, x, y, batch, &loss, 0.0, &l, NULL, err)
+                       : cbq_net_forward(net, x, batch, &out, err);
+        if (rc == CBQ_OK && train && !isfinite(l))
+            rc = cbq_error_set(err, CBQ_ERR_RANGE, __FILE__, __LINE__, "the training loss is not finite");
+        if (rc != CBQ_OK) {
+            cbq_optim_free(opt);
+            return rc;
+        }
+        if (warm) {
+            t0 = cbq_now();
+            c0 = bench_cpu_seconds();
+            continue;
+        }
+        n++;
+        el = cbq_now() - t0;
+        if (n >= min_steps && el >= min_s)
+            break;
+    }
+    double cpu = bench_cpu_seconds() - c0;
+    cbq_optim_free(opt);
+    *speed = (bench_speed){(double)(n * batch) / el, 1e3 * cpu / (double)(n * batch)};
+    return CBQ_OK;
+}
+
+int bench_run_peer(const char *cmd, bench_speed *speed)
+{
+    bench_speed v = {NAN, NAN};
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    char line[512];
+    while (fgets(line, sizeof line, p))
+        if (sscanf(line, "slices_per_s %lf cpu_ms_per_slice %lf", &v.slices_per_s, &v.cpu_ms_per_slice) != 2)
+            fputs(line, stderr);
+    *speed = v;
+    return pclose(p) == 0 && isfinite(v.slices_per_s) ? 0 : -1;
 }

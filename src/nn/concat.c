@@ -4,12 +4,18 @@
 
 #include "nn/layer.h"
 
-void concat_forward(float *out, const float *const *ins, const size_t *channels, size_t n_in,
-                    size_t n, size_t hw, int threads)
+static size_t sum_channels(const size_t *channels, size_t n_in)
 {
     size_t total = 0;
     for (size_t j = 0; j < n_in; j++)
         total += channels[j];
+    return total;
+}
+
+void concat_forward(float *out, const float *const *ins, const size_t *channels, size_t n_in,
+                    size_t n, size_t hw, int threads)
+{
+    const size_t total = sum_channels(channels, n_in);
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (long s = 0; s < (long)n; s++) {
         float *o = out + (size_t)s * total * hw;
@@ -24,9 +30,7 @@ void concat_forward(float *out, const float *const *ins, const size_t *channels,
 void concat_backward(float *const *dins, const float *dout, const size_t *channels, size_t n_in,
                      size_t n, size_t hw, int threads)
 {
-    size_t total = 0;
-    for (size_t j = 0; j < n_in; j++)
-        total += channels[j];
+    const size_t total = sum_channels(channels, n_in);
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (long s = 0; s < (long)n; s++) {
         const float *g = dout + (size_t)s * total * hw;

@@ -551,14 +551,20 @@ void conv2d_backward(float *din, float *dweight, float *dbias, const float *dout
     }
     if (!want_dw)
         return;
+    conv2d_sum_private_dw(dweight, dbias, dw_private, used, priv, cout * k, cout);
+}
+
+void conv2d_sum_private_dw(float *dweight, float *dbias, const float *dw_private, int used, size_t priv,
+                           size_t n_weight, size_t cout)
+{
     for (int t = 0; t < used; t++) {
         const float *pdw = dw_private + (size_t)t * priv;
         if (dweight)
-            for (size_t i = 0; i < cout * k; i++)
+            for (size_t i = 0; i < n_weight; i++)
                 dweight[i] += pdw[i];
         if (dbias)
             for (size_t o = 0; o < cout; o++)
-                dbias[o] += pdw[cout * k + o];
+                dbias[o] += pdw[n_weight + o];
     }
 }
 

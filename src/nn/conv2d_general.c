@@ -239,13 +239,5 @@ void conv2d_general_backward(float *din, float *dweight, float *dbias, const flo
     }
     if (!want_dw)
         return;
-    for (int t = 0; t < used; t++) {
-        const float *pdw = dw_private + (size_t)t * priv;
-        if (dweight)
-            for (size_t i = 0; i < cout * k; i++)
-                dweight[i] += pdw[i];
-        if (dbias)
-            for (size_t o = 0; o < cout; o++)
-                dbias[o] += pdw[cout * k + o];
-    }
+    conv2d_sum_private_dw(dweight, dbias, dw_private, used, priv, cout * k, cout);
 }

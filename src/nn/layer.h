@@ -44,6 +44,12 @@ void conv2d_backward(float *din,           /* [n, Cin, h, w] or NULL */
                      float *workspace,     /* [threads * conv2d_workspace_floats] */
                      float *dw_private,    /* [threads * conv2d_dw_private_floats] */
                      int threads);
+/* Adds the gradients backward's first `used` threads accumulated privately
+ * (each at dw_private + t * priv: n_weight weight floats, then cout bias
+ * floats) into dweight and dbias (either may be NULL), thread 0 first, so
+ * that the sum does not depend on scheduling. */
+void conv2d_sum_private_dw(float *dweight, float *dbias, const float *dw_private, int used, size_t priv,
+                           size_t n_weight, size_t cout);
 /* The same convolution as plain loops (double accumulation), for tests. */
 void conv2d_forward_ref(float *out, const float *in, const float *weight, const float *bias,
                         const cbq_conv2d_cfg *cfg, size_t n, size_t h, size_t w);

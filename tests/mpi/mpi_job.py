@@ -1,10 +1,12 @@
-"""What the MPI tests share: their arguments (a fresh work folder) and a
-runner of cbctiq as one process (ranks 0) or under mpirun."""
+"""What the MPI tests share: their arguments (a fresh work folder), a
+runner of cbctiq as one process (ranks 0) or under mpirun, and killing one
+rank of a running job."""
 import argparse
 import os
 import shutil
 import subprocess
 import sys
+import time
 
 
 def parse_args():
@@ -53,3 +55,20 @@ def rank_pid(launcher_pid, rank):
         if f"OMPI_COMM_WORLD_RANK={rank}".encode() in env:
             return int(entry)
     return None
+
+
+def kill_rank_and_wait(job, victim, rank, failures):
+    """Kills pid victim (the job's rank `rank`) and waits up to 60 s for the
+    mpirun job to end (killing it then, as a failure); prints and returns the
+    seconds the job took to end after the kill."""
+    os.kill(victim, 9)
+    t0 = time.monotonic()
+    try:
+        job.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        job.kill()
+        job.communicate()
+        failures.append(f"killed rank: the job still ran 60 s after rank {rank} was killed")
+    took = time.monotonic() - t0
+    print(f"killed rank: job ended with exit {job.returncode} {took:.1f} s after rank {rank} was killed")
+    return took

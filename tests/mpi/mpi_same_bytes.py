@@ -131,16 +131,7 @@ if victim is None:
     failures.append("killed rank: rank 1's process was not found under mpirun")
 else:
     time.sleep(1.0)  # let it get into its block of volumes
-    os.kill(victim, 9)
-    t0 = time.monotonic()
-    try:
-        job.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        job.kill()
-        job.communicate()
-        failures.append("killed rank: the job still ran 60 s after rank 1 was killed")
-    took = time.monotonic() - t0
-    print(f"killed rank: job ended with exit {job.returncode} {took:.1f} s after rank 1 was killed")
+    mpi_job.kill_rank_and_wait(job, victim, 1, failures)
     if job.returncode == 0:
         failures.append("killed rank: the job exited 0")
     if os.path.exists(os.path.join(killed_dir, "cohort.csv")):

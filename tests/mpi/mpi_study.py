@@ -179,16 +179,7 @@ victim = mpi_job.rank_pid(job.pid, 1)
 if victim is None or job.poll() is not None:
     job.kill()
     sys.exit(f"killed rank: rank 1 not found while training:\n{job.stderr.read()}")
-os.kill(victim, 9)
-t0 = time.monotonic()
-try:
-    job.communicate(timeout=60)
-except subprocess.TimeoutExpired:
-    job.kill()
-    job.communicate()
-    failures.append("killed rank: the job still ran 60 s after rank 1 was killed")
-took = time.monotonic() - t0
-print(f"killed rank: job ended with exit {job.returncode} {took:.1f} s after rank 1 was killed")
+took = mpi_job.kill_rank_and_wait(job, victim, 1, failures)
 if job.returncode == 0 or took > 30:
     failures.append(f"killed rank: exit {job.returncode} after {took:.1f} s")
 if stamped(os.path.join(killed, "train")) or not stamped(os.path.join(killed, "consensus")):

@@ -50,13 +50,7 @@ class GraphNet(nn.Module):
         for L in self.layers:
             if L["type"] in GRAPH_KINDS:
                 continue
-            parts = L["name"].split(".")
-            parent = self
-            for p in parts[:-1]:
-                if p not in parent._modules:
-                    parent.add_module(p, nn.Module())
-                parent = parent._modules[p]
-            parent.add_module(parts[-1], npo.make_layer(L))
+            npo.add_at_path(self, L["name"], npo.make_layer(L))
 
     def inputs_of(self, i):
         L = self.layers[i]

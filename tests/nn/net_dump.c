@@ -22,20 +22,16 @@
 #include "cbctiq/net.h"
 #include "cbctiq/safetensors.h"
 
+#include "helper_io.h"
+
 static int die(const char *what, const cbq_error *err)
 {
-    fprintf(stderr, "net_dump: %s%s%s\n", what, err ? ": " : "", err ? err->msg : "");
-    exit(1);
+    helper_die("net_dump", what, err);
 }
 
 static float *read_f32(const char *path, size_t count)
 {
-    float *buf = malloc(count * sizeof *buf);
-    FILE *fp = fopen(path, "rb");
-    if (!buf || !fp || fread(buf, sizeof *buf, count, fp) != count)
-        die(path, NULL);
-    fclose(fp);
-    return buf;
+    return helper_read_f32("net_dump", path, count);
 }
 
 int main(int argc, char **argv)

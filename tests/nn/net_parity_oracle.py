@@ -123,18 +123,24 @@ def make_layer(L):
     raise ValueError("unknown layer type " + t)
 
 
+def add_at_path(root, name, module):
+    """Adds module to root under a layer name read as a module path
+    ("block1.conv1": submodule conv1 of block1, created empty when new)."""
+    parts = name.split(".")
+    parent = root
+    for p in parts[:-1]:
+        if p not in parent._modules:
+            parent.add_module(p, nn.Module())
+        parent = parent._modules[p]
+    parent.add_module(parts[-1], module)
+
+
 class Net(nn.Module):
     def __init__(self, spec):
         super().__init__()
         self.names = []
         for L in spec["layers"]:
-            parts = L["name"].split(".")
-            parent = self
-            for p in parts[:-1]:
-                if p not in parent._modules:
-                    parent.add_module(p, nn.Module())
-                parent = parent._modules[p]
-            parent.add_module(parts[-1], make_layer(L))
+            add_at_path(self, L["name"], make_layer(L))
             self.names.append(L["name"])
 
     def forward(self, x, target):

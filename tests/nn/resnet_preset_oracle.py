@@ -36,25 +36,11 @@ from torchvision.models.resnet import BasicBlock, conv1x1
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "attrib"))
 from torch_model import read_safetensors, write_safetensors  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "common"))
+from oracle_checks import check, close, failures  # noqa: E402
 
 OUTPUTS = "a,b,c,d,e"
 BLOCKS = {"resnet18": [2, 2, 2, 2], "resnet34": [3, 4, 6, 3]}
-failures = []
-
-
-def check(name, ok, detail=""):
-    print(f"{'ok' if ok else 'FAIL':4} {name} {detail}")
-    if not ok:
-        failures.append(name)
-
-
-def close(name, got, want, rel):
-    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
-    if got.shape != want.shape:
-        check(name, False, f"shape {got.shape} != {want.shape}")
-        return
-    err = np.abs(got - want).max() / max(np.abs(want).max(), 1e-12)
-    check(name, err <= rel, f"rel err {err:.2e}")
 
 
 def safetensors_header(path):
