@@ -208,6 +208,11 @@ int cbq_cam_create(cbq_cam **out, cbq_net *net, size_t max_batch, const cbq_attr
         cam->w = cam->shapes[cam->target][2];
         cam->identity = identity_after(cam->spec, cam->target);
     }
+    /* Every method but the pixel ones reads the target layer and what lies
+     * above it only, so the layers below may share memory; the pixel
+     * methods' backward goes down to the input and needs them all. */
+    if ((rc = cbq_net_keep_activations_from(net, cam->target, err)) != CBQ_OK)
+        goto fail;
     read_output_bias(cam);
     if ((rc = alloc_buffers(cam, err)) != CBQ_OK)
         goto fail;

@@ -257,6 +257,33 @@ static int plan_fanout(cbq_net *net, cbq_error *err)
     return CBQ_OK;
 }
 
+/* A chain's activation offsets. Below keep_from (a net kept for
+ * attribution at that layer) no backward reads an activation: only the
+ * forward of the next layer does, so those layers alternate between two
+ * blocks (even layers in the first, odd ones in the second) and never
+ * overwrite the input they read. The layers from keep_from on keep a block
+ * each, as every layer does otherwise. */
+static void plan_chain_activations(cbq_net *net)
+{
+    size_t shared[2] = {0, 0};
+    for (size_t i = 0; i < net->keep_from; i++) {
+        size_t v = layer_values(net, i);
+        shared[i % 2] = v > shared[i % 2] ? v : shared[i % 2];
+    }
+    size_t act_total = shared[0] + shared[1];
+    for (size_t i = 0; i < net->n_layers; i++) {
+        if (i < net->keep_from)
+            net->layer[i].act_off = i % 2 ? shared[0] : 0;
+        else if (relu_runs_in_place(net, i))
+            net->layer[i].act_off = net->layer[i - 1].act_off;
+        else {
+            net->layer[i].act_off = act_total;
+            act_total += layer_values(net, i);
+        }
+    }
+    net->act_total = act_total;
+}
+
 /* First pass: sizes and offsets of every tensor and buffer. */
 static int plan(cbq_net *net, cbq_error *err)
 {
@@ -274,11 +301,7 @@ static int plan(cbq_net *net, cbq_error *err)
         if (act_total > SIZE_MAX / 16 - per * nb)
             return CBQ_FAIL(err, CBQ_ERR_NOMEM, "layer '%s': activations for batch %zu overflow",
                             l->name, nb);
-        net->layer[i].act_off = act_total;
-        if (relu_runs_in_place(net, i))
-            net->layer[i].act_off = net->layer[i - 1].act_off;
-        else
-            act_total += per * nb;
+        act_total += per * nb;
         const net_layer_ops *ops = net_layer_ops_of(l->kind);
         if (ops->plan)
             ops->plan(net, i, in);
@@ -286,6 +309,7 @@ static int plan(cbq_net *net, cbq_error *err)
     net->act_total = act_total;
     net->threads_cap = cbq_threads_max();
     if (net->chain) {
+        plan_chain_activations(net);
         plan_gradients(net);
         return CBQ_OK;
     }
@@ -462,6 +486,30 @@ int cbq_net_create_training(cbq_net **out, const cbq_model_spec *spec, size_t ma
                             cbq_error *err)
 {
     return create(out, spec, max_batch, seed, 1, err);
+}
+
+int cbq_net_keep_activations_from(cbq_net *net, size_t layer, cbq_error *err)
+{
+    CBQ_CHECK_ARG(err, layer < net->n_layers, "network: keep activations from layer %zu, it has %zu",
+                  layer, net->n_layers);
+    if (net->relu_in_place || !net->chain || layer == net->keep_from)
+        return CBQ_OK;
+    size_t was = net->keep_from;
+    net->keep_from = layer;
+    plan_chain_activations(net);
+    plan_gradients(net);
+    float *arena = alloc_floats(net->arena_total);
+    if (!arena) {
+        net->keep_from = was;
+        plan_chain_activations(net);
+        plan_gradients(net);
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory re-planning the network for batch %zu",
+                        net->max_batch);
+    }
+    cbq_free_zeroed(net->acts);
+    net->acts = arena;
+    net->batch = 0; /* the last forward's activations are gone */
+    return CBQ_OK;
 }
 
 void cbq_net_free(cbq_net *net)

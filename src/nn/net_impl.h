@@ -61,6 +61,8 @@ struct cbq_net {
     unsigned char *written;
 
     int relu_in_place;     /* cbq_net_create_training */
+    size_t keep_from;      /* chains: activations below it share two blocks
+                            * (cbq_net_keep_activations_from); 0 = keep all */
     int threads, threads_cap, training;
     int fwd_training;      /* mode of the last forward */
     size_t batch;          /* n of the last forward */

@@ -149,6 +149,9 @@ int cbq_net_backward_ex(cbq_net *net, const float *dout, size_t stop_layer, int 
     CBQ_CHECK_ARG(err, net->batch > 0, "backward: no forward pass to go back through");
     CBQ_CHECK_ARG(err, stop_layer < net->n_layers, "backward: stop layer %zu, the network has %zu",
                   stop_layer, net->n_layers);
+    CBQ_CHECK_ARG(err, stop_layer >= net->keep_from,
+                  "backward: stop layer %zu, the network keeps activations from layer %zu on only "
+                  "(cbq_net_keep_activations_from)", stop_layer, net->keep_from);
     const size_t last = net->n_layers - 1;
     float *g = act_grad(net, last);
     net->sync_rc = CBQ_OK;

@@ -216,6 +216,76 @@ static void test_partial_backward(void **state)
     cbq_net_free(net);
 }
 
+/* A net kept for attribution at a layer shares memory below it and gives
+ * the same bytes as a net that keeps everything: output, the activations
+ * from the target on, and the target's gradient, over batches that reuse
+ * the shared blocks. */
+static size_t layer_count(const cbq_net *net, size_t layer, size_t n)
+{
+    size_t shape[3];
+    cbq_net_layer_shape(net, layer, shape);
+    return n * shape[0] * shape[1] * shape[2];
+}
+
+static void check_kept_from(size_t target)
+{
+    const size_t n = 2;
+    cbq_net *full = make_net(4, n), *kept = make_net(4, n);
+    cbq_error err = {0};
+    assert_int_equal(cbq_net_keep_activations_from(kept, target, &err), CBQ_OK);
+    /* Below the target, layers two apart share a block. */
+    assert_ptr_equal(cbq_net_activation(kept, 0), cbq_net_activation(kept, 2));
+    assert_ptr_not_equal(cbq_net_activation(full, 0), cbq_net_activation(full, 2));
+    cbq_net_set_training(full, 0);
+    cbq_net_set_training(kept, 0);
+    float in[2 * 64], r[4];
+    for (uint64_t batch = 0; batch < 3; batch++) {
+        fill(in, 2 * 64, 40 + batch);
+        fill(r, 4, 50 + batch);
+        size_t m = batch == 1 ? 1 : n;
+        const float *out_full, *out_kept;
+        assert_int_equal(cbq_net_forward(full, in, m, &out_full, NULL), CBQ_OK);
+        assert_int_equal(cbq_net_forward(kept, in, m, &out_kept, NULL), CBQ_OK);
+        assert_memory_equal(out_full, out_kept, m * 2 * sizeof(float));
+        for (size_t c = 0; c < 2; c++) { /* one backward per category, as Grad-CAM */
+            float dout[4] = {0};
+            for (size_t s = 0; s < m; s++)
+                dout[s * 2 + c] = r[s * 2 + c];
+            assert_int_equal(cbq_net_backward(full, dout, target, 0, NULL), CBQ_OK);
+            assert_int_equal(cbq_net_backward(kept, dout, target, 0, NULL), CBQ_OK);
+            for (size_t l = target; l < N_LAYERS; l++)
+                assert_memory_equal(cbq_net_activation(full, l), cbq_net_activation(kept, l),
+                                    layer_count(full, l, m) * sizeof(float));
+            assert_memory_equal(cbq_net_activation_grad(full, target),
+                                cbq_net_activation_grad(kept, target),
+                                layer_count(full, target, m) * sizeof(float));
+        }
+    }
+    /* Nothing below the target is kept: a deeper backward is refused... */
+    assert_int_equal(cbq_net_backward(kept, r, target - 1, 0, &err), CBQ_ERR_ARG);
+    assert_non_null(strstr(err.msg, "keeps activations from layer"));
+    assert_int_equal(cbq_net_keep_activations_from(kept, N_LAYERS, &err), CBQ_ERR_ARG);
+    /* ...until the net keeps everything again: then the input's gradient
+     * matches the full net's. */
+    assert_int_equal(cbq_net_keep_activations_from(kept, 0, &err), CBQ_OK);
+    assert_int_equal(cbq_net_backward(kept, r, 0, 0, &err), CBQ_ERR_ARG); /* no forward since */
+    assert_int_equal(cbq_net_forward(full, in, n, NULL, NULL), CBQ_OK);
+    assert_int_equal(cbq_net_forward(kept, in, n, NULL, NULL), CBQ_OK);
+    assert_int_equal(cbq_net_backward(full, r, 0, 0, NULL), CBQ_OK);
+    assert_int_equal(cbq_net_backward(kept, r, 0, 0, NULL), CBQ_OK);
+    assert_memory_equal(cbq_net_input_grad(full), cbq_net_input_grad(kept), n * 64 * sizeof(float));
+    cbq_net_free(full);
+    cbq_net_free(kept);
+}
+
+static void test_keep_activations_from(void **state)
+{
+    (void)state;
+    check_kept_from(4); /* conv2: an even number of layers below */
+    check_kept_from(6); /* act2, the model's target layer */
+    check_kept_from(3); /* pool1: an odd number */
+}
+
 static void test_bn_modes_and_counter(void **state)
 {
     (void)state;
@@ -430,6 +500,7 @@ int main(void)
         cmocka_unit_test(test_reproducible),     cmocka_unit_test(test_convergence),
         cmocka_unit_test(test_training_net_relu_in_place),
         cmocka_unit_test(test_lr_cosine),
+        cmocka_unit_test(test_keep_activations_from),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
