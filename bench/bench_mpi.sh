@@ -30,7 +30,7 @@ fi
 build="${1:-$root/build}"
 cbctiq="$build/cbctiq"
 mpirun="$(command -v mpirun || true)"
-if [ -z "$mpirun" ] || ! ldd "$cbctiq" | grep -q 'libmpi'; then
+if [ -z "$mpirun" ] || [[ "$(ldd "$cbctiq")" != *libmpi* ]]; then
   echo "bench_mpi: no mpirun, or cbctiq built without MPI (libopenmpi-dev): nothing to measure"
   exit 0
 fi
