@@ -36,26 +36,12 @@ import torch.nn as nn
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "attrib"))
 from torch_model import write_safetensors  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "common"))
+from oracle_checks import check, close, failures  # noqa: E402
 
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 HU_MIN, HU_MAX = -1000.0, 1000.0
 CATS = ["parotid", "submandibular", "larynx", "mandible", "overall"]
-failures = []
-
-
-def check(name, ok, detail=""):
-    print(f"{'ok' if ok else 'FAIL':4} {name} {detail}")
-    if not ok:
-        failures.append(name)
-
-
-def close(name, got, want, rel):
-    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
-    if got.shape != want.shape:
-        check(name, False, f"shape {got.shape} != {want.shape}")
-        return
-    err = np.abs(got - want).max() / max(np.abs(want).max(), 1e-12)
-    check(name, err <= rel, f"rel err {err:.2e}")
 
 
 class Net25(nn.Module):
