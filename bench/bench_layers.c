@@ -109,25 +109,6 @@ static double time_best(void (*fn)(void *), void *ctx, int reps, double *cores)
     return best;
 }
 
-typedef struct { float *a, *b, *c; } gemm_run;
-
-static void run_gemm(void *p)
-{
-    gemm_run *g = p;
-    cbq_sgemm(0, 0, 1024, 1024, 1024, 1.0f, g->a, 1024, g->b, 1024, 0.0f, g->c, 1024);
-}
-
-/* What this CPU attains in SGEMM 1024^3 on one core, per CPU-second: the
- * practical ceiling the conv figures are compared with. */
-static double sgemm_ceiling(cbq_rng *rng)
-{
-    gemm_run g = {randn(rng, 1 << 20), randn(rng, 1 << 20), calloc(1 << 20, 4)};
-    double cores = 0;
-    double t = time_best(run_gemm, &g, 5, &cores);
-    free(g.a); free(g.b); free(g.c);
-    return 2.0 * 1024 * 1024 * 1024 / (t * cores) * 1e-9;
-}
-
 typedef struct {
     cbq_conv2d_cfg cfg;
     size_t n, h, w;
@@ -312,9 +293,7 @@ int main(int argc, char **argv)
     bench_opts o = {.threads = cbq_threads_init(threads), .peer = peer, .peak_core = peak_core};
     printf("bench_layers: conv2d, OpenBLAS single-threaded under OpenMP, %d threads\n", o.threads);
     {
-        cbq_rng g_rng;
-        cbq_rng_seed(&g_rng, 3);
-        o.ceiling = sgemm_ceiling(&g_rng);
+        o.ceiling = bench_sgemm_ceiling();
         printf("this CPU: OpenBLAS SGEMM 1024^3 on one core: %.1f GFLOP per CPU-second (%.0f%% of "
                "the nominal per-core peak %.1f)\n", o.ceiling, 100 * o.ceiling / peak_core, peak_core);
     }

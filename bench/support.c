@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "cbctiq/gemm.h"
 #include "cbctiq/optim.h"
 #include "cbctiq/progress.h"
 #include "cbctiq/rng.h"
@@ -17,6 +18,24 @@ double bench_cpu_seconds(void)
     struct timespec ts;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+double bench_sgemm_ceiling(void)
+{
+    enum { N = 1024 };
+    float *a = bench_synthetic_slices(1, N), *b = bench_synthetic_slices(1, N);
+    float *c = calloc((size_t)N * N, sizeof *c);
+    double best = INFINITY;
+    for (int rep = 0; a && b && c && rep < 5; rep++) {
+        double c0 = bench_cpu_seconds();
+        cbq_sgemm(0, 0, N, N, N, 1.0f, a, N, b, N, 0.0f, c, N);
+        double t = bench_cpu_seconds() - c0;
+        best = t < best ? t : best;
+    }
+    free(a);
+    free(b);
+    free(c);
+    return isfinite(best) && best > 0 ? 2.0 * N * N * N / best * 1e-9 : NAN;
 }
 
 float *bench_synthetic_slices(size_t n, size_t side)

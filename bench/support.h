@@ -17,6 +17,12 @@ typedef struct {
  * better than wall time. */
 double bench_cpu_seconds(void);
 
+/* What this CPU attains in SGEMM 1024^3 on one core, in GFLOP per
+ * CPU-second (best of 5): the practical ceiling that engine figures are
+ * compared with, measured in the same run (nominal peaks of another CPU
+ * would mislead); NaN when out of memory. */
+double bench_sgemm_ceiling(void);
+
 /* n slices of side x side: smooth blobs plus noise in [0, 1], like windowed
  * CT, from a fixed seed; NULL when out of memory. The caller frees. */
 float *bench_synthetic_slices(size_t n, size_t side);
