@@ -80,7 +80,10 @@ typedef struct {
     size_t n_inits, cap_inits;
 } writer;
 
-static Onnx__AttributeProto *attr_int(writer *w, const char *name, long v)
+/* An attribute of `type` named name, its value still to set; NULL when the
+ * pool is out of memory. */
+static Onnx__AttributeProto *attr_new(writer *w, const char *name,
+                                      Onnx__AttributeProto__AttributeType type)
 {
     Onnx__AttributeProto *a = pool_calloc(&w->mem, 1, sizeof *a);
     if (!a)
@@ -88,7 +91,15 @@ static Onnx__AttributeProto *attr_int(writer *w, const char *name, long v)
     onnx__attribute_proto__init(a);
     a->name = (char *)name;
     a->has_type = 1;
-    a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
+    a->type = type;
+    return a;
+}
+
+static Onnx__AttributeProto *attr_int(writer *w, const char *name, long v)
+{
+    Onnx__AttributeProto *a = attr_new(w, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
+    if (!a)
+        return NULL;
     a->has_i = 1;
     a->i = v;
     return a;
@@ -96,13 +107,9 @@ static Onnx__AttributeProto *attr_int(writer *w, const char *name, long v)
 
 static Onnx__AttributeProto *attr_float(writer *w, const char *name, double v)
 {
-    Onnx__AttributeProto *a = pool_calloc(&w->mem, 1, sizeof *a);
+    Onnx__AttributeProto *a = attr_new(w, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
     if (!a)
         return NULL;
-    onnx__attribute_proto__init(a);
-    a->name = (char *)name;
-    a->has_type = 1;
-    a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT;
     a->has_f = 1;
     a->f = (float)v;
     return a;
@@ -110,14 +117,10 @@ static Onnx__AttributeProto *attr_float(writer *w, const char *name, double v)
 
 static Onnx__AttributeProto *attr_ints(writer *w, const char *name, size_t n, const long *v)
 {
-    Onnx__AttributeProto *a = pool_calloc(&w->mem, 1, sizeof *a);
+    Onnx__AttributeProto *a = attr_new(w, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS);
     int64_t *ints = pool_calloc(&w->mem, n, sizeof *ints);
     if (!a || !ints)
         return NULL;
-    onnx__attribute_proto__init(a);
-    a->name = (char *)name;
-    a->has_type = 1;
-    a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
     for (size_t i = 0; i < n; i++)
         ints[i] = v[i];
     a->n_ints = n;
