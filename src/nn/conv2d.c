@@ -110,10 +110,30 @@ static size_t grouped_aux_floats(const cbq_conv2d_cfg *c, size_t h, size_t w, si
     return out > in ? out : in;
 }
 
+static size_t gemm_workspace_floats(const cbq_conv2d_cfg *cfg, size_t h, size_t w);
+
+/* Winograd's transforms, and im2col's unfolding for the weight gradient
+ * where Winograd does not compute it. */
+static size_t winograd_workspace_floats(const cbq_conv2d_cfg *cfg, size_t h, size_t w)
+{
+    size_t ws = conv2d_winograd_workspace_floats(cfg, h, w);
+    size_t wg = conv2d_winograd_wgrad_eligible(cfg, h, w)
+                    ? conv2d_winograd_wgrad_workspace_floats(cfg, h, w)
+                    : gemm_workspace_floats(cfg, h, w);
+    return ws > wg ? ws : wg;
+}
+
 size_t conv2d_workspace_floats(const cbq_conv2d_cfg *cfg, size_t h, size_t w)
 {
     if (conv2d_is_general(cfg))
         return conv2d_general_workspace_floats(cfg, h, w);
+    if (conv2d_winograd_eligible(cfg, h, w))
+        return winograd_workspace_floats(cfg, h, w);
+    return gemm_workspace_floats(cfg, h, w);
+}
+
+static size_t gemm_workspace_floats(const cbq_conv2d_cfg *cfg, size_t h, size_t w)
+{
     if (is_pointwise(cfg))
         return 0;
     size_t oh = conv2d_out_size(h, cfg->kernel_h, cfg->stride_h, cfg->pad_h);
@@ -328,6 +348,10 @@ void conv2d_forward(float *out, const float *in, const float *weight, const floa
         conv2d_general_forward(out, in, weight, bias, cfg, n, h, w, workspace, threads);
         return;
     }
+    if (conv2d_winograd_eligible(cfg, h, w)) {
+        conv2d_winograd_forward(out, in, weight, bias, cfg, n, h, w, workspace, threads);
+        return;
+    }
     const size_t oh = conv2d_out_size(h, cfg->kernel_h, cfg->stride_h, cfg->pad_h);
     const size_t ow = conv2d_out_size(w, cfg->kernel_w, cfg->stride_w, cfg->pad_w);
     const size_t cout = (size_t)cfg->out_channels, k = patch_len(cfg), plane = oh * ow;
@@ -511,6 +535,18 @@ void conv2d_backward(float *din, float *dweight, float *dbias, const float *dout
         conv2d_general_backward(din, dweight, dbias, dout, in, weight, cfg, n, h, w, workspace,
                                 dw_private, threads);
         return;
+    }
+    if (conv2d_winograd_eligible(cfg, h, w)) {
+        if (din)
+            conv2d_winograd_backward_data(din, dout, weight, cfg, n, h, w, workspace, threads);
+        if (!dweight && !dbias)
+            return;
+        if (conv2d_winograd_wgrad_eligible(cfg, h, w)) {
+            conv2d_winograd_backward_weight(dweight, dbias, dout, in, cfg, n, h, w, workspace,
+                                            threads);
+            return;
+        }
+        din = NULL; /* the weight gradient by im2col below */
     }
     const size_t oh = conv2d_out_size(h, cfg->kernel_h, cfg->stride_h, cfg->pad_h);
     const size_t ow = conv2d_out_size(w, cfg->kernel_w, cfg->stride_w, cfg->pad_w);

@@ -75,6 +75,33 @@ void conv2d_general_backward(float *din, float *dweight, float *dbias, const flo
                              size_t n, size_t h, size_t w, float *workspace, float *dw_private,
                              int threads);
 
+/* ---- conv2d_winograd.c: 3x3 stride-1 convolutions by Winograd F(4x4, 3x3) --
+ * conv2d_forward/backward and conv2d_workspace_floats hand an eligible
+ * convolution (3x3, stride 1, dilation 1, groups 1, where the transform is
+ * faster than im2col + GEMM) to these. Forward and the input gradient give
+ * the same bits for every thread count. */
+int conv2d_winograd_eligible(const cbq_conv2d_cfg *cfg, size_t h, size_t w);
+/* Per-thread scratch (floats) for forward and backward_data: a team of T
+ * threads gets T times this, contiguous (room for a transform shared by the
+ * team, at the start, plus each thread's own blocks). */
+size_t conv2d_winograd_workspace_floats(const cbq_conv2d_cfg *cfg, size_t h, size_t w);
+void conv2d_winograd_forward(float *out, const float *in, const float *weight, const float *bias,
+                             const cbq_conv2d_cfg *cfg, size_t n, size_t h, size_t w,
+                             float *workspace, int threads);
+/* din [n, Cin, h, w] is overwritten. */
+void conv2d_winograd_backward_data(float *din, const float *dout, const float *weight,
+                                   const cbq_conv2d_cfg *cfg, size_t n, size_t h, size_t w,
+                                   float *workspace, int threads);
+
+/* ---- conv2d_winograd_wgrad.c: the weight gradient of the same convolutions -- */
+int conv2d_winograd_wgrad_eligible(const cbq_conv2d_cfg *cfg, size_t h, size_t w);
+/* Per-thread scratch (floats), in the same sense as above. */
+size_t conv2d_winograd_wgrad_workspace_floats(const cbq_conv2d_cfg *cfg, size_t h, size_t w);
+/* dweight, dbias (either may be NULL) += the gradients over the n samples. */
+void conv2d_winograd_backward_weight(float *dweight, float *dbias, const float *dout,
+                                     const float *in, const cbq_conv2d_cfg *cfg, size_t n,
+                                     size_t h, size_t w, float *workspace, int threads);
+
 /* ---- batchnorm2d.c --------------------------------------------------------- */
 /* Training: normalises with the batch mean and biased variance, saves them
  * for backward, updates running stats with the unbiased variance. */
