@@ -123,13 +123,24 @@ static size_t winograd_workspace_floats(const cbq_conv2d_cfg *cfg, size_t h, siz
     return ws > wg ? ws : wg;
 }
 
+/* A convolution with few input channels that Winograd does not take is
+ * computed directly (conv2d_direct.c), except its input gradient. */
+static int use_direct(const cbq_conv2d_cfg *cfg, size_t h, size_t w)
+{
+    return conv2d_direct_eligible(cfg) && !conv2d_winograd_eligible(cfg, h, w);
+}
+
 size_t conv2d_workspace_floats(const cbq_conv2d_cfg *cfg, size_t h, size_t w)
 {
     if (conv2d_is_general(cfg))
         return conv2d_general_workspace_floats(cfg, h, w);
     if (conv2d_winograd_eligible(cfg, h, w))
         return winograd_workspace_floats(cfg, h, w);
-    return gemm_workspace_floats(cfg, h, w);
+    size_t gemm = gemm_workspace_floats(cfg, h, w);
+    if (!use_direct(cfg, h, w))
+        return gemm;
+    size_t direct = conv2d_direct_workspace_floats(cfg, h, w); /* the input gradient: by GEMM */
+    return direct > gemm ? direct : gemm;
 }
 
 static size_t gemm_workspace_floats(const cbq_conv2d_cfg *cfg, size_t h, size_t w)
@@ -352,6 +363,10 @@ void conv2d_forward(float *out, const float *in, const float *weight, const floa
         conv2d_winograd_forward(out, in, weight, bias, cfg, n, h, w, workspace, threads);
         return;
     }
+    if (use_direct(cfg, h, w)) {
+        conv2d_direct_forward(out, in, weight, bias, cfg, n, h, w, workspace, threads);
+        return;
+    }
     const size_t oh = conv2d_out_size(h, cfg->kernel_h, cfg->stride_h, cfg->pad_h);
     const size_t ow = conv2d_out_size(w, cfg->kernel_w, cfg->stride_w, cfg->pad_w);
     const size_t cout = (size_t)cfg->out_channels, k = patch_len(cfg), plane = oh * ow;
@@ -547,6 +562,13 @@ void conv2d_backward(float *din, float *dweight, float *dbias, const float *dout
             return;
         }
         din = NULL; /* the weight gradient by im2col below */
+    }
+    if (use_direct(cfg, h, w) && (dweight || dbias)) {
+        conv2d_direct_backward_weight(dweight, dbias, dout, in, cfg, n, h, w, workspace, dw_private,
+                                      threads);
+        if (!din)
+            return;
+        dweight = dbias = NULL; /* the input gradient by GEMM below */
     }
     const size_t oh = conv2d_out_size(h, cfg->kernel_h, cfg->stride_h, cfg->pad_h);
     const size_t ow = conv2d_out_size(w, cfg->kernel_w, cfg->stride_w, cfg->pad_w);

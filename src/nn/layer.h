@@ -75,6 +75,23 @@ void conv2d_general_backward(float *din, float *dweight, float *dbias, const flo
                              size_t n, size_t h, size_t w, float *workspace, float *dw_private,
                              int threads);
 
+/* ---- conv2d_direct.c: few input channels (a first layer), no im2col ------
+ * conv2d_forward/backward and conv2d_workspace_floats hand an eligible
+ * convolution that Winograd does not take here; the input gradient, when
+ * asked for, stays on conv2d.c's GEMM path. Forward: the same bits for any
+ * thread count. */
+int conv2d_direct_eligible(const cbq_conv2d_cfg *cfg);
+/* Per-thread scratch (floats). */
+size_t conv2d_direct_workspace_floats(const cbq_conv2d_cfg *cfg, size_t h, size_t w);
+void conv2d_direct_forward(float *out, const float *in, const float *weight, const float *bias,
+                           const cbq_conv2d_cfg *cfg, size_t n, size_t h, size_t w,
+                           float *workspace, int threads);
+/* Adds the weight and bias gradients (either may be NULL) through per-thread
+ * accumulators dw_private, as conv2d_backward. */
+void conv2d_direct_backward_weight(float *dweight, float *dbias, const float *dout,
+                                   const float *in, const cbq_conv2d_cfg *cfg, size_t n, size_t h,
+                                   size_t w, float *workspace, float *dw_private, int threads);
+
 /* ---- conv2d_winograd.c: 3x3 stride-1 convolutions by Winograd F(4x4, 3x3) --
  * conv2d_forward/backward and conv2d_workspace_floats hand an eligible
  * convolution (3x3, stride 1, dilation 1, groups 1, where the transform is
