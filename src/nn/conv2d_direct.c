@@ -75,12 +75,12 @@ static size_t phase_floats(const cbq_conv2d_cfg *c, const direct_geom *g)
 }
 
 /* Per thread: the phase buffer, the weights packed [Cout/4][taps][4], and
- * the weight gradient's lane sums [Cout][taps][8]. */
+ * the weight gradient's lane sums [Cout][taps + 1][8] (the bias last). */
 size_t conv2d_direct_workspace_floats(const cbq_conv2d_cfg *cfg, size_t h, size_t w)
 {
     direct_geom g = geom_of(cfg, h, w);
     size_t cout = (size_t)cfg->out_channels;
-    return phase_floats(cfg, &g) + cout * g.taps + cout * g.taps * LANES;
+    return phase_floats(cfg, &g) + cout * g.taps + cout * (g.taps + 1) * LANES;
 }
 
 /* Phase buffer rows for output rows [y0, y0 + ITEM_ROWS): padded row r is
@@ -177,6 +177,12 @@ static void forward_item(float *out, const float *q, const size_t *offs, const f
                 forward_block(dst + x0, plane, row, offs, wb, b, g->taps, x0);
             if (x0 == g->ow)
                 continue;
+            if (g->ow >= WIDE) {
+                /* the last WIDE columns again: an output column's value
+                 * does not depend on the block it is computed in */
+                forward_block(dst + g->ow - WIDE, plane, row, offs, wb, b, g->taps, g->ow - WIDE);
+                continue;
+            }
             forward_block(tail, WIDE, row, offs, wb, b, g->taps, x0);
             for (size_t j = 0; j < OUT_BLOCK; j++)
                 memcpy(dst + j * plane + x0, tail + j * WIDE, (g->ow - x0) * sizeof *dst);
@@ -278,8 +284,31 @@ static void wgrad_taps1(float *lanes, size_t taps, const float *dout, size_t pla
     wgrad_block(lanes, taps, dout, plane, row0, offs, 1, ny, ow, row_step);
 }
 
-/* One item's contribution to the lane sums, and with pdb, to the bias gradient. */
-static void wgrad_item(float *lanes, float *pdb, const float *dout, const float *q,
+/* bias_lanes [Cout][8] += dout [Cout] over rows [0, ny) (rows ow apart,
+ * channels plane apart), column x into lane x mod 8 of its full vector, the
+ * partial last vector's columns into lanes 0.. : eight independent sums
+ * where one serial sum per channel would wait on each add's latency and
+ * take longer than the weight gradient itself. */
+static void bias_lanes_add(float *restrict bias_lanes, const float *restrict dout, size_t cout,
+                           size_t plane, size_t ny, size_t ow)
+{
+    const size_t full = ow / LANES * LANES;
+    for (size_t o = 0; o < cout; o++) {
+        float *restrict bl = bias_lanes + o * LANES;
+        for (size_t y = 0; y < ny; y++) {
+            const float *restrict d = dout + o * plane + y * ow;
+            for (size_t x0 = 0; x0 < full; x0 += LANES)
+                for (size_t l = 0; l < LANES; l++)
+                    bl[l] += d[x0 + l];
+            for (size_t x = full; x < ow; x++)
+                bl[x - full] += d[x];
+        }
+    }
+}
+
+/* One item's contribution to the lane sums of the weights and, with
+ * bias_lanes, of the bias. */
+static void wgrad_item(float *lanes, float *bias_lanes, const float *dout, const float *q,
                        const size_t *offs, const cbq_conv2d_cfg *c, const direct_geom *g,
                        size_t y0, size_t y1)
 {
@@ -294,12 +323,8 @@ static void wgrad_item(float *lanes, float *pdb, const float *dout, const float 
         for (; t0 < taps; t0++)
             wgrad_taps1(lb + t0 * LANES, taps, d, plane, q, offs + t0, ny, g->ow, row_step);
     }
-    for (size_t o = 0; pdb && o < cout; o++) {
-        float acc = 0.0f;
-        for (size_t i = 0; i < ny * g->ow; i++)
-            acc += dout[o * plane + y0 * g->ow + i];
-        pdb[o] += acc;
-    }
+    if (bias_lanes)
+        bias_lanes_add(bias_lanes, dout + y0 * g->ow, cout, plane, ny, g->ow);
 }
 
 void conv2d_direct_backward_weight(float *dweight, float *dbias, const float *dout,
@@ -320,7 +345,8 @@ void conv2d_direct_backward_weight(float *dweight, float *dbias, const float *do
         direct_ws d = carve(workspace + t * ws, cfg, &g);
         float *pdw = dw_private + t * priv;
         memset(pdw, 0, priv * sizeof *pdw);
-        memset(d.lanes, 0, n_weight * LANES * sizeof *d.lanes);
+        float *bias_lanes = dbias ? d.lanes + n_weight * LANES : NULL;
+        memset(d.lanes, 0, (n_weight + cout) * LANES * sizeof *d.lanes);
         size_t offs[MAX_TAPS];
         for (size_t k = 0; k < g.taps; k++)
             offs[k] = tap_offset(cfg, &g, k);
@@ -328,11 +354,11 @@ void conv2d_direct_backward_weight(float *dweight, float *dbias, const float *do
             const size_t s = it / blocks, y0 = it % blocks * ITEM_ROWS;
             const size_t y1 = y0 + ITEM_ROWS < g.oh ? y0 + ITEM_ROWS : g.oh;
             fill_phases(d.phases, in + s * in_size, cfg, h, w, &g, y0);
-            wgrad_item(d.lanes, dbias ? pdw + n_weight : NULL, dout + s * cout * g.oh * g.ow,
+            wgrad_item(d.lanes, bias_lanes, dout + s * cout * g.oh * g.ow,
                        d.phases, offs, cfg, &g, y0, y1);
         }
-        /* the lanes of each weight, added in lane order */
-        for (size_t k = 0; k < n_weight; k++) {
+        /* the lanes of each weight, then of each bias, added in lane order */
+        for (size_t k = 0; k < n_weight + (dbias ? cout : 0); k++) {
             float acc = 0.0f;
             for (size_t l = 0; l < LANES; l++)
                 acc += d.lanes[k * LANES + l];
