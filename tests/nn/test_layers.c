@@ -408,6 +408,47 @@ static void test_conv_vs_ref(void **state)
     conv_vs_ref(&cfgs[0], 1, 10, 9, 2);
 }
 
+/* conv2d_direct.c (few input channels): odd sizes that exercise full
+ * 24-column blocks, the overlapping last block and the narrow-row scratch
+ * block, strides 1 and 2, with and without bias, 1 and 3 input channels;
+ * against the double reference (forward, weight, bias and, by the GEMM
+ * path, input gradients), and the forward bit-identical for 1, 2 and 3
+ * threads. */
+static void test_conv_direct(void **state)
+{
+    (void)state;
+    const cbq_conv2d_cfg cfgs[] = {
+        {1, 8, 7, 7, 2, 2, 3, 3, 1, 1, 1, 1},  /* resnet18's stem, narrower */
+        {1, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}, /* iqnet-s's first convolution */
+        {3, 4, 5, 3, 2, 1, 2, 0, 0, 1, 1, 1},  /* 3 channels, non-square, no bias */
+        {2, 12, 3, 3, 1, 2, 0, 1, 1, 1, 1, 1}, /* stride 1 x 2, padding in x only */
+    };
+    const size_t sizes[][2] = {{10, 9}, {13, 53}, {9, 61}};
+    for (size_t i = 0; i < sizeof cfgs / sizeof cfgs[0]; i++) {
+        const cbq_conv2d_cfg *c = &cfgs[i];
+        assert_true(conv2d_direct_eligible(c));
+        for (size_t z = 0; z < sizeof sizes / sizeof sizes[0]; z++) {
+            const size_t n = 3, h = sizes[z][0], w = sizes[z][1];
+            for (int t = 1; t <= 2; t++)
+                conv_vs_ref(c, n, h, w, t);
+            cbq_rng rng;
+            cbq_rng_seed(&rng, 18);
+            const size_t nin = n * (size_t)c->in_channels * h * w;
+            const size_t nout = n * (size_t)c->out_channels * conv2d_out_h(c, h) * conv2d_out_w(c, w);
+            float *in = randn(&rng, nin, 1.0), *wt = randn(&rng, conv_weights(c), 0.3);
+            float *b = randn(&rng, (size_t)c->out_channels, 1.0);
+            float *ws = calloc(3 * conv2d_workspace_floats(c, h, w), 4);
+            float *o1 = calloc(nout, 4), *o2 = calloc(nout, 4);
+            conv2d_forward(o1, in, wt, c->bias ? b : NULL, c, n, h, w, ws, 1);
+            for (int t = 2; t <= 3; t++) {
+                conv2d_forward(o2, in, wt, c->bias ? b : NULL, c, n, h, w, ws, t);
+                assert_memory_equal(o1, o2, nout * 4);
+            }
+            free(in); free(wt); free(b); free(ws); free(o1); free(o2);
+        }
+    }
+}
+
 /* ---- dropout ---------------------------------------------------------------------- */
 static void test_dropout_mask(void **state)
 {
@@ -448,6 +489,7 @@ int main(void)
         cmocka_unit_test(test_batchnorm_fd),
         cmocka_unit_test(test_misc_fd),      cmocka_unit_test(test_loss_fd),
         cmocka_unit_test(test_gemm_vs_ref),  cmocka_unit_test(test_conv_vs_ref),
+        cmocka_unit_test(test_conv_direct),
         cmocka_unit_test(test_dropout_mask),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
