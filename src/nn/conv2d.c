@@ -229,6 +229,22 @@ static void unfold_row_same_width(float *row, const float *plane, const cbq_conv
     }
 }
 
+/* dst[x] = src[2x], x < n: with the stride a constant GCC vectorises the
+ * gather (a shuffle of two loads), which it cannot for a variable stride;
+ * every stride-2 convolution's unfold and its adjoint go through these. */
+static void gather_stride2(float *restrict dst, const float *restrict src, size_t n)
+{
+    for (size_t x = 0; x < n; x++)
+        dst[x] = src[2 * x];
+}
+
+/* dst[2x] += src[x], x < n. */
+static void scatter_add_stride2(float *restrict dst, const float *restrict src, size_t n)
+{
+    for (size_t x = 0; x < n; x++)
+        dst[2 * x] += src[x];
+}
+
 /* col [K, (y1-y0)*OW] with rows ld floats apart: row (c, ki, kj), column
  * (y-y0)*OW + x holds in[c][y*sh - ph + ki][x*sw - pw + kj], zero in the
  * padding. ld > (y1-y0)*OW leaves room for other samples' columns. */
@@ -261,6 +277,8 @@ static void im2col_ld(float *col, size_t ld, const float *in, const cbq_conv2d_c
                     memset(dst, 0, lo * sizeof *dst);
                     if (c->stride_w == 1)
                         memcpy(dst + lo, src + (long)lo + off, (hi - lo) * sizeof *dst);
+                    else if (c->stride_w == 2)
+                        gather_stride2(dst + lo, src + (long)(2 * lo) + off, hi - lo);
                     else
                         for (size_t x = lo; x < hi; x++)
                             dst[x] = src[(long)(x * (size_t)c->stride_w) + off];
@@ -301,6 +319,8 @@ static void col2im_add_ld(float *in, const float *col, size_t ld, const cbq_conv
                         float *d = dst + (long)lo + off;
                         for (size_t x = lo; x < hi; x++)
                             d[x - lo] += src[x];
+                    } else if (c->stride_w == 2) {
+                        scatter_add_stride2(dst + (long)(2 * lo) + off, src + lo, hi - lo);
                     } else {
                         for (size_t x = lo; x < hi; x++)
                             dst[(long)(x * (size_t)c->stride_w) + off] += src[x];
@@ -435,14 +455,27 @@ static void din_by_conv(float *din, const float *dout, const float *wt, const cb
     }
 }
 
+enum { SUM_LANES = 8 };
+
 /* Adds each output channel's sum of dout over the block's columns to the
- * private bias gradient (pdb [Cout]). */
+ * private bias gradient (pdb [Cout]): column i into lane i mod 8 of its
+ * full vector (the last, partial vector's into lanes 0..), the lanes added
+ * in order at the end. Eight independent sums: one serial sum waits on each
+ * add's latency, which took as long as a 1x1 layer's GEMMs. */
 static void bias_grad_add(float *pdb, const float *g, size_t cout, size_t plane, size_t cols)
 {
+    const size_t full = cols / SUM_LANES * SUM_LANES;
     for (size_t o = 0; o < cout; o++) {
+        const float *restrict row = g + o * plane;
+        float lanes[SUM_LANES] = {0};
+        for (size_t i0 = 0; i0 < full; i0 += SUM_LANES)
+            for (size_t l = 0; l < SUM_LANES; l++)
+                lanes[l] += row[i0 + l];
+        for (size_t i = full; i < cols; i++)
+            lanes[i - full] += row[i];
         float acc = 0.0f;
-        for (size_t i = 0; i < cols; i++)
-            acc += g[o * plane + i];
+        for (size_t l = 0; l < SUM_LANES; l++)
+            acc += lanes[l];
         pdb[o] += acc;
     }
 }
