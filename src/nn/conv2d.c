@@ -274,7 +274,9 @@ static void im2col_ld(float *col, size_t ld, const float *in, const cbq_conv2d_c
                         continue;
                     }
                     const float *src = plane + (size_t)iy * w;
-                    memset(dst, 0, lo * sizeof *dst);
+                    /* the edges are empty in most rows: no call for nothing */
+                    if (lo > 0)
+                        memset(dst, 0, lo * sizeof *dst);
                     if (c->stride_w == 1)
                         memcpy(dst + lo, src + (long)lo + off, (hi - lo) * sizeof *dst);
                     else if (c->stride_w == 2)
@@ -282,7 +284,8 @@ static void im2col_ld(float *col, size_t ld, const float *in, const cbq_conv2d_c
                     else
                         for (size_t x = lo; x < hi; x++)
                             dst[x] = src[(long)(x * (size_t)c->stride_w) + off];
-                    memset(dst + hi, 0, (ow - hi) * sizeof *dst);
+                    if (hi < ow)
+                        memset(dst + hi, 0, (ow - hi) * sizeof *dst);
                 }
             }
         }
