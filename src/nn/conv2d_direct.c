@@ -45,6 +45,7 @@ static size_t taps_of(const cbq_conv2d_cfg *c)
     return (size_t)c->in_channels * (size_t)c->kernel_h * (size_t)c->kernel_w;
 }
 
+/* A 1x1 convolution is a GEMM on the input in place (conv2d.c). */
 int conv2d_direct_eligible(const cbq_conv2d_cfg *cfg)
 {
     return cfg->in_channels <= DIRECT_MAX_CIN && cfg->out_channels % OUT_BLOCK == 0 &&
@@ -62,7 +63,7 @@ static direct_geom geom_of(const cbq_conv2d_cfg *c, size_t h, size_t w)
     g.oh = conv2d_out_size(h, c->kernel_h, c->stride_h, c->pad_h);
     g.ow = conv2d_out_size(w, c->kernel_w, c->stride_w, c->pad_w);
     g.rows = (ITEM_ROWS - 1) * (size_t)c->stride_h + (size_t)c->kernel_h;
-    /* the last block may run up to WIDE-1 columns past ow; those are never stored */
+    /* a row narrower than WIDE is computed as one whole block: room for it */
     size_t ow_padded = (g.ow + WIDE - 1) / WIDE * WIDE;
     g.width = ow_padded + (size_t)(c->kernel_w - 1) / (size_t)c->stride_w;
     g.taps = taps_of(c);
