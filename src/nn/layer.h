@@ -169,6 +169,12 @@ void maxpool2d_forward(float *out, const float *in, const cbq_pool2d_cfg *cfg, s
                        size_t h, size_t w, int threads);
 void maxpool2d_backward(float *din, const float *dout, const float *in, const cbq_pool2d_cfg *cfg,
                         size_t planes, size_t h, size_t w, int threads);
+/* The same pooling one window at a time (the rule the kernels above
+ * reorder for speed and must match bit for bit), for tests. */
+void maxpool2d_forward_ref(float *out, const float *in, const cbq_pool2d_cfg *cfg, size_t planes,
+                           size_t h, size_t w);
+void maxpool2d_backward_ref(float *din, const float *dout, const float *in, const cbq_pool2d_cfg *cfg,
+                            size_t planes, size_t h, size_t w);
 void avgpool2d_forward(float *out, const float *in, const cbq_pool2d_cfg *cfg, size_t planes,
                        size_t h, size_t w, int threads);
 void avgpool2d_backward(float *din, const float *dout, const cbq_pool2d_cfg *cfg, size_t planes,
