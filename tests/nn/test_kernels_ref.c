@@ -1,7 +1,9 @@
 /* test_kernels_ref.c - the reordered fast paths of the non-convolution
  * kernels against their one-element-at-a-time references, bit for bit:
  * max pooling (every window shape resnet and iqnet use, plus padding,
- * ceil_mode, ties, NaN and -inf), with 1 and 3 threads.
+ * ceil_mode, ties, NaN and -inf), with 1 and 3 threads; and a training net,
+ * where batch norm and the ReLU after it run as one pass, against a net
+ * made by cbq_net_create, which runs them apart.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +15,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "cbctiq/net.h"
+#include "cbctiq/preset.h"
 #include "cbctiq/rng.h"
 #include "nn/layer.h"
 
@@ -85,10 +89,92 @@ static void test_maxpool_vs_ref(void **state)
         }
 }
 
+static cbq_net *preset_net(const char *arch, int side, size_t batch, int training)
+{
+    cbq_model_spec spec;
+    cbq_preset_opts o = {.input = side, .width = 8};
+    cbq_error err = {0};
+    assert_int_equal(cbq_preset_build(&spec, arch, &o, &err), CBQ_OK);
+    cbq_net *net = NULL;
+    int rc = (training ? cbq_net_create_training : cbq_net_create)(&net, &spec, batch, 3, &err);
+    cbq_model_spec_free(&spec);
+    assert_int_equal(rc, CBQ_OK);
+    return net;
+}
+
+/* Output, loss gradients of every parameter and the running statistics
+ * after one training-mode step, and the output in evaluation mode. */
+static void net_step(cbq_net *net, const float *x, const float *dout, size_t batch, float *out,
+                     size_t k, float *grads, float *eval_out)
+{
+    cbq_error err = {0};
+    const float *y = NULL;
+    cbq_net_set_threads(net, 2);
+    cbq_net_set_training(net, 1);
+    cbq_net_zero_grad(net);
+    assert_int_equal(cbq_net_forward(net, x, batch, &y, &err), CBQ_OK);
+    memcpy(out, y, batch * k * sizeof *out);
+    assert_int_equal(cbq_net_backward_ex(net, dout, 0, 1, 0, &err), CBQ_OK);
+    size_t count;
+    const float *g = cbq_net_grads(net, &count);
+    memcpy(grads, g, count * sizeof *grads);
+    cbq_net_set_training(net, 0);
+    assert_int_equal(cbq_net_forward(net, x, batch, &y, &err), CBQ_OK);
+    memcpy(eval_out, y, batch * k * sizeof *eval_out);
+}
+
+static void check_fused_net(const char *arch, int side)
+{
+    const size_t batch = 3, plane = (size_t)side * (size_t)side;
+    cbq_net *fused = preset_net(arch, side, batch, 1), *plain = preset_net(arch, side, batch, 0);
+    const size_t k = cbq_net_spec(fused)->n_outputs;
+    size_t n_params;
+    cbq_net_grads(fused, &n_params);
+    cbq_rng rng;
+    cbq_rng_seed(&rng, 41);
+    float *x = malloc(batch * plane * sizeof *x), *dout = malloc(batch * k * sizeof *dout);
+    float *out[2], *grads[2], *eval_out[2];
+    for (int j = 0; j < 2; j++) {
+        out[j] = malloc(batch * k * sizeof *out[j]);
+        eval_out[j] = malloc(batch * k * sizeof *eval_out[j]);
+        grads[j] = malloc(n_params * sizeof *grads[j]);
+    }
+    for (size_t i = 0; i < batch * plane; i++)
+        x[i] = (float)cbq_rng_uniform(&rng) - 0.5f;
+    for (size_t i = 0; i < batch * k; i++)
+        dout[i] = (float)cbq_rng_uniform(&rng) - 0.5f;
+    net_step(fused, x, dout, batch, out[0], k, grads[0], eval_out[0]);
+    net_step(plain, x, dout, batch, out[1], k, grads[1], eval_out[1]);
+    char what[64];
+    snprintf(what, sizeof what, "%s: training output", arch);
+    assert_same_bits(what, out[0], out[1], batch * k);
+    snprintf(what, sizeof what, "%s: parameter gradients", arch);
+    assert_same_bits(what, grads[0], grads[1], n_params);
+    snprintf(what, sizeof what, "%s: evaluation output", arch);
+    assert_same_bits(what, eval_out[0], eval_out[1], batch * k);
+    for (int j = 0; j < 2; j++) {
+        free(out[j]);
+        free(eval_out[j]);
+        free(grads[j]);
+    }
+    free(x);
+    free(dout);
+    cbq_net_free(fused);
+    cbq_net_free(plain);
+}
+
+static void test_batchnorm_relu_fused(void **state)
+{
+    (void)state;
+    check_fused_net("resnet18", 32); /* a graph: conv, bn, relu in every block */
+    check_fused_net("iqnet-s", 32);  /* a chain */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_maxpool_vs_ref),
+        cmocka_unit_test(test_batchnorm_relu_fused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
