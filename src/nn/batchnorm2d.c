@@ -76,15 +76,22 @@ static void channel_stats(const float *in, size_t c, size_t channels, size_t n, 
     *var = v > 0.0 ? v : 0.0;
 }
 
-/* y = x * scale + shift for one channel of every sample. */
+/* y = x * scale + shift for one channel of every sample; with relu,
+ * max(y, 0) as relu_forward writes it. out may be in (in place). */
 static void channel_affine(float *out, const float *in, size_t c, size_t channels, size_t n,
-                           size_t hw, float scale, float shift)
+                           size_t hw, float scale, float shift, int relu)
 {
     for (size_t s = 0; s < n; s++) {
         const float *x = in + (s * channels + c) * hw;
         float *y = out + (s * channels + c) * hw;
-        for (size_t i = 0; i < hw; i++)
-            y[i] = x[i] * scale + shift;
+        if (relu)
+            for (size_t i = 0; i < hw; i++) {
+                float v = x[i] * scale + shift;
+                y[i] = v > 0.0f ? v : 0.0f;
+            }
+        else
+            for (size_t i = 0; i < hw; i++)
+                y[i] = x[i] * scale + shift;
     }
 }
 
@@ -94,14 +101,14 @@ static void channel_normalise(float *out, float *save_mean, float *save_invstd, 
                               float *running_var, const float *in, const float *gamma,
                               const float *beta, const cbq_batchnorm2d_cfg *cfg, size_t c,
                               size_t channels, size_t n, size_t hw, double count, double mean,
-                              double var)
+                              double var, int relu)
 {
     const double mom = cfg->momentum;
     double invstd = 1.0 / sqrt(var + cfg->eps);
     save_mean[c] = (float)mean;
     save_invstd[c] = (float)invstd;
     double scale = gamma[c] * invstd;
-    channel_affine(out, in, c, channels, n, hw, (float)scale, (float)(beta[c] - mean * scale));
+    channel_affine(out, in, c, channels, n, hw, (float)scale, (float)(beta[c] - mean * scale), relu);
     double unbiased = count > 1.0 ? var * count / (count - 1.0) : var;
     running_mean[c] = (float)((1.0 - mom) * running_mean[c] + mom * mean);
     running_var[c] = (float)((1.0 - mom) * running_var[c] + mom * unbiased);
@@ -111,7 +118,7 @@ void batchnorm2d_forward_train(float *out, float *save_mean, float *save_invstd,
                                float *running_mean, float *running_var,
                                int64_t *num_batches_tracked, const float *in, const float *gamma,
                                const float *beta, const cbq_batchnorm2d_cfg *cfg, size_t n,
-                               size_t hw, int threads)
+                               size_t hw, int relu, int threads)
 {
     const long channels = cfg->channels;
     const double count = (double)(n * hw);
@@ -121,7 +128,7 @@ void batchnorm2d_forward_train(float *out, float *save_mean, float *save_invstd,
         double mean, var;
         channel_stats(in, c, (size_t)channels, n, hw, &mean, &var);
         channel_normalise(out, save_mean, save_invstd, running_mean, running_var, in, gamma, beta,
-                          cfg, c, (size_t)channels, n, hw, count, mean, var);
+                          cfg, c, (size_t)channels, n, hw, count, mean, var, relu);
     }
     (*num_batches_tracked)++;
 }
@@ -145,7 +152,7 @@ void batchnorm2d_forward_train_summed(float *out, float *save_mean, float *save_
                                       int64_t *num_batches_tracked, const float *in,
                                       const float *gamma, const float *beta,
                                       const cbq_batchnorm2d_cfg *cfg, const double *sums,
-                                      double count, size_t n, size_t hw, int threads)
+                                      double count, size_t n, size_t hw, int relu, int threads)
 {
     const long channels = cfg->channels;
 #pragma omp parallel for num_threads(threads) schedule(static)
@@ -154,7 +161,7 @@ void batchnorm2d_forward_train_summed(float *out, float *save_mean, float *save_
         const double mean = sums[c] / count;
         const double v = sums[channels + c] / count - mean * mean;
         channel_normalise(out, save_mean, save_invstd, running_mean, running_var, in, gamma, beta,
-                          cfg, c, (size_t)channels, n, hw, count, mean, v > 0.0 ? v : 0.0);
+                          cfg, c, (size_t)channels, n, hw, count, mean, v > 0.0 ? v : 0.0, relu);
     }
     (*num_batches_tracked)++;
 }
@@ -162,7 +169,7 @@ void batchnorm2d_forward_train_summed(float *out, float *save_mean, float *save_
 void batchnorm2d_forward_eval(float *out, float *save_mean, float *save_invstd, const float *in,
                               const float *gamma, const float *beta, const float *running_mean,
                               const float *running_var, const cbq_batchnorm2d_cfg *cfg, size_t n,
-                              size_t hw, int threads)
+                              size_t hw, int relu, int threads)
 {
     const long channels = cfg->channels;
 #pragma omp parallel for num_threads(threads) schedule(static)
@@ -173,7 +180,7 @@ void batchnorm2d_forward_eval(float *out, float *save_mean, float *save_invstd, 
         save_invstd[c] = (float)invstd;
         double scale = gamma[c] * invstd;
         channel_affine(out, in, c, (size_t)channels, n, hw, (float)scale,
-                       (float)(beta[c] - running_mean[c] * scale));
+                       (float)(beta[c] - running_mean[c] * scale), relu);
     }
 }
 

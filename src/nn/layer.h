@@ -121,7 +121,9 @@ void conv2d_winograd_backward_weight(float *dweight, float *dbias, const float *
 
 /* ---- batchnorm2d.c --------------------------------------------------------- */
 /* Training: normalises with the batch mean and biased variance, saves them
- * for backward, updates running stats with the unbiased variance. */
+ * for backward, updates running stats with the unbiased variance.
+ * relu (all three forwards): 1 writes max(y, 0), a ReLU that reads this
+ * output and nothing else fused in, with the bits of the two passes. */
 void batchnorm2d_forward_train(float *out,          /* [n, C, hw] */
                                float *save_mean,    /* [C] */
                                float *save_invstd,  /* [C] */
@@ -131,12 +133,13 @@ void batchnorm2d_forward_train(float *out,          /* [n, C, hw] */
                                const float *in,     /* [n, C, hw] */
                                const float *gamma,  /* [C] */
                                const float *beta,   /* [C] */
-                               const cbq_batchnorm2d_cfg *cfg, size_t n, size_t hw, int threads);
+                               const cbq_batchnorm2d_cfg *cfg, size_t n, size_t hw, int relu,
+                               int threads);
 /* Evaluation: running statistics; save_* receive them (mean, 1/sqrt(var+eps)). */
 void batchnorm2d_forward_eval(float *out, float *save_mean, float *save_invstd, const float *in,
                               const float *gamma, const float *beta, const float *running_mean,
                               const float *running_var, const cbq_batchnorm2d_cfg *cfg, size_t n,
-                              size_t hw, int threads);
+                              size_t hw, int relu, int threads);
 /* Synchronised batch norm (the batch split over the ranks of a job):
  * sums [2C] receives this rank's per-channel sum and sum of squares; the
  * caller adds them up over the ranks and normalises with the totals over
@@ -148,7 +151,7 @@ void batchnorm2d_forward_train_summed(float *out, float *save_mean, float *save_
                                       int64_t *num_batches_tracked, const float *in,
                                       const float *gamma, const float *beta,
                                       const cbq_batchnorm2d_cfg *cfg, const double *sums,
-                                      double count, size_t n, size_t hw, int threads);
+                                      double count, size_t n, size_t hw, int relu, int threads);
 /* Its backward in two halves around the caller's sum over ranks: sums [2C]
  * receives this rank's per-channel sum of dy and of dy * xhat, which are
  * also added to dgamma and dbeta (may be NULL) as this rank's share; then
@@ -186,6 +189,12 @@ void maxpool2d_forward(float *out, const float *in, const cbq_pool2d_cfg *cfg, s
                        size_t h, size_t w, int threads);
 void maxpool2d_backward(float *din, const float *dout, const float *in, const cbq_pool2d_cfg *cfg,
                         size_t planes, size_t h, size_t w, int threads);
+/* The same pooling one window at a time (the rule the kernels above
+ * reorder for speed and must match bit for bit), for tests. */
+void maxpool2d_forward_ref(float *out, const float *in, const cbq_pool2d_cfg *cfg, size_t planes,
+                           size_t h, size_t w);
+void maxpool2d_backward_ref(float *din, const float *dout, const float *in, const cbq_pool2d_cfg *cfg,
+                            size_t planes, size_t h, size_t w);
 void avgpool2d_forward(float *out, const float *in, const cbq_pool2d_cfg *cfg, size_t planes,
                        size_t h, size_t w, int threads);
 void avgpool2d_backward(float *din, const float *dout, const cbq_pool2d_cfg *cfg, size_t planes,

@@ -167,6 +167,7 @@ static void sum_over_ranks(cbq_net *net, size_t n, double count, double *total)
 static void batchnorm2d_run_forward(const net_layer_call *c, const float *x, float *y)
 {
     cbq_net *net = c->net;
+    const int relu = c->at->relu_fused;
     size_t ch = c->in[0], hw = c->in[1] * c->in[2];
     float *mean = net->aux + c->at->aux_off, *invstd = mean + ch;
     float *rm = net->buffers + c->at->rm_off, *rv = rm + ch;
@@ -177,13 +178,13 @@ static void batchnorm2d_run_forward(const net_layer_call *c, const float *x, flo
         sum_over_ranks(net, 2 * ch, (double)(c->n * hw), &count);
         batchnorm2d_forward_train_summed(y, mean, invstd, rm, rv, net->counters + c->at->nbt_index, x,
                                          gamma, beta, &c->spec->cfg.bn, net->sync_sums, count, c->n,
-                                         hw, net->threads);
+                                         hw, relu, net->threads);
     } else if (net->training)
         batchnorm2d_forward_train(y, mean, invstd, rm, rv, net->counters + c->at->nbt_index, x, gamma,
-                                  beta, &c->spec->cfg.bn, c->n, hw, net->threads);
+                                  beta, &c->spec->cfg.bn, c->n, hw, relu, net->threads);
     else
         batchnorm2d_forward_eval(y, mean, invstd, x, gamma, beta, rm, rv, &c->spec->cfg.bn, c->n, hw,
-                                 net->threads);
+                                 relu, net->threads);
 }
 
 /* dgamma and dbeta keep this rank's share (the gradient sum over ranks adds
@@ -229,6 +230,8 @@ static const net_layer_ops batchnorm2d_ops = {
 
 static void relu_run_forward(const net_layer_call *c, const float *x, float *y)
 {
+    if (c->at->relu_done) /* the batch norm before it wrote max(y, 0) in place (plan_fusion) */
+        return;
     relu_forward(y, x, c->n * count3(c->in), c->net->threads);
 }
 

@@ -21,7 +21,8 @@ size_t pool2d_out_size(size_t in, int kernel, int stride, int pad, int ceil_mode
     return out;
 }
 
-/* Index in the plane of the window's first maximum; -1 if all padding. */
+/* Index in the plane of the window's first maximum; -1 if all padding.
+ * The reference rule, one window at a time (maxpool2d_forward_ref). */
 static long window_argmax(const float *x, const cbq_pool2d_cfg *c, size_t h, size_t w, size_t y,
                           size_t xo)
 {
@@ -90,6 +91,118 @@ static inline float keep_if(float v, int keep)
     return v;
 }
 
+/* ---- any window, one output row at a time --------------------------------
+ * The same rule as window_argmax, reordered so that GCC vectorises it: for
+ * each input row and kernel column of the window (row-major order, as in
+ * window_argmax), one pass over the output columns updates every window's
+ * running maximum. Each window still sees its elements in row-major order,
+ * so the value (and, in backward, the index) is window_argmax's, bit for
+ * bit. The maximum starts at -inf on the window's first element inside the
+ * input: -inf never replaces it, and a window of -inf keeps that element,
+ * as PyTorch does. */
+
+/* Input rows [*lo, *hi) of window `o` along one axis that lie inside the input. */
+static void window_span(size_t o, int stride, int pad, int kernel, size_t extent, long *lo, long *hi)
+{
+    long start = (long)(o * (size_t)stride) - pad;
+    long end = start + kernel;
+    *lo = start < 0 ? 0 : start;
+    *hi = end > (long)extent ? (long)extent : end;
+}
+
+/* Output columns [*lo, *hi) of [b, e) whose windows lie wholly inside the row. */
+static void interior_columns(const cbq_pool2d_cfg *c, size_t w, size_t b, size_t e, size_t *lo,
+                             size_t *hi)
+{
+    const size_t s = (size_t)c->stride_w, pad = (size_t)c->pad_w, k = (size_t)c->kernel_w;
+    size_t first = (pad + s - 1) / s, end = w + pad >= k ? (w + pad - k) / s + 1 : 0;
+    *lo = first < b ? b : first > e ? e : first;
+    *hi = end > e ? e : end < *lo ? *lo : end;
+}
+
+/* m[j] = maximum of window (y, b + j), for j < e - b; idx[j] its index in
+ * the plane (skipped when idx is NULL). */
+static void row_argmax(float *restrict m, int32_t *restrict idx, const float *restrict x,
+                       const cbq_pool2d_cfg *c, size_t h, size_t w, size_t y, size_t b, size_t e)
+{
+    const size_t s = (size_t)c->stride_w, count = e - b;
+    long iy0, iy1, ix0, ix1;
+    size_t lo, hi;
+    window_span(y, c->stride_h, c->pad_h, c->kernel_h, h, &iy0, &iy1);
+    interior_columns(c, w, b, e, &lo, &hi);
+    for (size_t j = 0; j < count; j++) {
+        m[j] = -INFINITY;
+        if (idx) {
+            window_span(b + j, c->stride_w, c->pad_w, c->kernel_w, w, &ix0, &ix1);
+            idx[j] = iy0 < iy1 && ix0 < ix1 ? (int32_t)(iy0 * (long)w + ix0) : -1;
+        }
+    }
+    for (long iy = iy0; iy < iy1; iy++) {
+        const float *xr = x + (size_t)iy * w;
+        for (int kx = 0; kx < c->kernel_w; kx++) {
+            const long shift = kx - c->pad_w; /* input column of window xo: xo * s + shift */
+            const size_t edges[2][2] = {{b, lo}, {hi, e}}; /* windows that reach the padding */
+            for (int part = 0; part < 2; part++)
+                for (size_t xo = edges[part][0]; xo < edges[part][1]; xo++) {
+                    long ix = (long)(xo * s) + shift;
+                    if (ix < 0 || ix >= (long)w || !replaces(xr[ix], m[xo - b]))
+                        continue;
+                    m[xo - b] = xr[ix];
+                    if (idx)
+                        idx[xo - b] = (int32_t)(iy * (long)w + ix);
+                }
+            if (lo == hi)
+                continue;
+            const float *xk = xr + (long)(lo * s) + shift;
+            float *mk = m + (lo - b);
+            const size_t n = hi - lo;
+            if (!idx) {
+                for (size_t j = 0; j < n; j++) {
+                    float v = xk[j * s], cur = mk[j];
+                    mk[j] = replaces(v, cur) ? v : cur;
+                }
+                continue;
+            }
+            int32_t *ik = idx + (lo - b);
+            const int32_t at = (int32_t)(iy * (long)w + (long)(lo * s) + shift);
+            for (size_t j = 0; j < n; j++) {
+                float v = xk[j * s], cur = mk[j];
+                int r = replaces(v, cur);
+                mk[j] = r ? v : cur;
+                ik[j] = r ? at + (int32_t)(j * s) : ik[j];
+            }
+        }
+    }
+}
+
+/* Output columns per row_argmax call in backward (its stack buffers). */
+enum { POOL_CHUNK = 256 };
+
+static void pool_plane(float *restrict o, const float *restrict x, const cbq_pool2d_cfg *c, size_t h,
+                       size_t w, size_t oh, size_t ow)
+{
+    for (size_t y = 0; y < oh; y++)
+        row_argmax(o + y * ow, NULL, x, c, h, w, y, 0, ow);
+}
+
+/* Windows overlap: gradients are added in the reference's order (output
+ * rows, then columns), so the sums are its bits too. */
+static void pool_plane_back(float *restrict d, const float *restrict g, const float *restrict x,
+                            const cbq_pool2d_cfg *c, size_t h, size_t w, size_t oh, size_t ow)
+{
+    float m[POOL_CHUNK];
+    int32_t idx[POOL_CHUNK];
+    memset(d, 0, h * w * sizeof *d);
+    for (size_t y = 0; y < oh; y++)
+        for (size_t b = 0; b < ow; b += POOL_CHUNK) {
+            size_t e = ow - b < POOL_CHUNK ? ow : b + POOL_CHUNK;
+            row_argmax(m, idx, x, c, h, w, y, b, e);
+            for (size_t j = 0; j < e - b; j++)
+                if (idx[j] >= 0)
+                    d[idx[j]] += g[y * ow + b + j];
+        }
+}
+
 static void pool2x2_plane(float *restrict o, const float *restrict x, size_t h, size_t w, size_t oh,
                           size_t ow)
 {
@@ -148,11 +261,7 @@ void maxpool2d_forward(float *out, const float *in, const cbq_pool2d_cfg *cfg, s
             pool2x2_plane(o, x, h, w, oh, ow);
             continue;
         }
-        for (size_t y = 0; y < oh; y++)
-            for (size_t xo = 0; xo < ow; xo++) {
-                long idx = window_argmax(x, cfg, h, w, y, xo);
-                o[y * ow + xo] = idx < 0 ? -INFINITY : x[idx];
-            }
+        pool_plane(o, x, cfg, h, w, oh, ow);
     }
 }
 
@@ -170,12 +279,40 @@ void maxpool2d_backward(float *din, const float *dout, const float *in, const cb
             pool2x2_plane_back(d, g, x, h, w, oh, ow);
             continue;
         }
-        memset(d, 0, h * w * sizeof *d);
+        if (h * w <= INT32_MAX) /* row_argmax's indices are int32, 8 to a vector */
+            pool_plane_back(d, g, x, cfg, h, w, oh, ow);
+        else
+            maxpool2d_backward_ref(d, g, x, cfg, 1, h, w);
+    }
+}
+
+void maxpool2d_forward_ref(float *out, const float *in, const cbq_pool2d_cfg *cfg, size_t planes,
+                           size_t h, size_t w)
+{
+    const size_t oh = pool2d_out_size(h, cfg->kernel_h, cfg->stride_h, cfg->pad_h, cfg->ceil_mode);
+    const size_t ow = pool2d_out_size(w, cfg->kernel_w, cfg->stride_w, cfg->pad_w, cfg->ceil_mode);
+    for (size_t pl = 0; pl < planes; pl++) {
+        const float *x = in + pl * h * w;
+        float *o = out + pl * oh * ow;
         for (size_t y = 0; y < oh; y++)
             for (size_t xo = 0; xo < ow; xo++) {
                 long idx = window_argmax(x, cfg, h, w, y, xo);
-                if (idx >= 0)
-                    d[idx] += g[y * ow + xo];
+                o[y * ow + xo] = idx < 0 ? -INFINITY : x[idx];
             }
     }
+}
+
+void maxpool2d_backward_ref(float *din, const float *dout, const float *in, const cbq_pool2d_cfg *cfg,
+                            size_t planes, size_t h, size_t w)
+{
+    const size_t oh = pool2d_out_size(h, cfg->kernel_h, cfg->stride_h, cfg->pad_h, cfg->ceil_mode);
+    const size_t ow = pool2d_out_size(w, cfg->kernel_w, cfg->stride_w, cfg->pad_w, cfg->ceil_mode);
+    memset(din, 0, planes * h * w * sizeof *din);
+    for (size_t pl = 0; pl < planes; pl++)
+        for (size_t y = 0; y < oh; y++)
+            for (size_t xo = 0; xo < ow; xo++) {
+                long idx = window_argmax(in + pl * h * w, cfg, h, w, y, xo);
+                if (idx >= 0)
+                    din[pl * h * w + (size_t)idx] += dout[(pl * oh + y) * ow + xo];
+            }
 }

@@ -284,6 +284,25 @@ static void plan_chain_activations(cbq_net *net)
     net->act_total = act_total;
 }
 
+/* Fuses each ReLU that runs in place on a batch norm's output (a training
+ * net: the ReLU overwrites that output anyway, so no one can see the
+ * values in between) into the batch norm's forward: one pass instead of
+ * two. Offsets decide, so that this follows whatever the planning chose. */
+static void plan_fusion(cbq_net *net)
+{
+    for (size_t i = 0; i < net->n_layers; i++)
+        net->layer[i].relu_fused = net->layer[i].relu_done = 0;
+    for (size_t i = 0; i < net->n_layers && net->relu_in_place; i++) {
+        long from = cbq_model_spec_input(&net->spec, i, 0);
+        if (net->spec.layers[i].kind != CBQ_LAYER_RELU || net->layer[i].n_in != 1 || from < 0 ||
+            net->spec.layers[from].kind != CBQ_LAYER_BATCHNORM2D ||
+            net->layer[i].act_off != net->layer[from].act_off)
+            continue;
+        net->layer[from].relu_fused = 1;
+        net->layer[i].relu_done = 1;
+    }
+}
+
 /* First pass: sizes and offsets of every tensor and buffer. */
 static int plan(cbq_net *net, cbq_error *err)
 {
@@ -311,10 +330,13 @@ static int plan(cbq_net *net, cbq_error *err)
     if (net->chain) {
         plan_chain_activations(net);
         plan_gradients(net);
+        plan_fusion(net);
         return CBQ_OK;
     }
     CBQ_TRY(plan_fanout(net, err));
-    return plan_graph(net, err);
+    CBQ_TRY(plan_graph(net, err));
+    plan_fusion(net);
+    return CBQ_OK;
 }
 
 /* One random stream for all layers, drawn in layer order. */

@@ -120,9 +120,9 @@ static void run_bn(void)
     float *mean = zeros(ch), *invstd = zeros(ch);
     int64_t nbt = 0;
     if (train)
-        batchnorm2d_forward_train(out, mean, invstd, rm, rv, &nbt, in, g, b, &c, n, hw, t);
+        batchnorm2d_forward_train(out, mean, invstd, rm, rv, &nbt, in, g, b, &c, n, hw, 0, t);
     else
-        batchnorm2d_forward_eval(out, mean, invstd, in, g, b, rm, rv, &c, n, hw, t);
+        batchnorm2d_forward_eval(out, mean, invstd, in, g, b, rm, rv, &c, n, hw, 0, t);
     batchnorm2d_backward(din, dg, dbeta, dout, in, g, mean, invstd, train, ch, n, hw, t);
     save("out", out, count);
     save("din", din, count);

@@ -150,10 +150,10 @@ static void bn_fwd(const fd_op *op, float *out, const float *in, const float *p)
     memcpy(rv, b->rv, sizeof rv);
     if (b->train)
         batchnorm2d_forward_train(out, mean, invstd, rm, rv, &nbt, in, p, p + ch, &b->bn, op->n,
-                                  op->h * op->w, 1);
+                                  op->h * op->w, 0, 1);
     else
         batchnorm2d_forward_eval(out, mean, invstd, in, p, p + ch, rm, rv, &b->bn, op->n,
-                                 op->h * op->w, 1);
+                                 op->h * op->w, 0, 1);
 }
 
 static void check_bn(int train)
@@ -171,9 +171,9 @@ static void check_bn(int train)
     memcpy(rm, b.rm, sizeof rm);
     memcpy(rv, b.rv, sizeof rv);
     if (train)
-        batchnorm2d_forward_train(out, mean, invstd, rm, rv, &nbt, in, p, p + ch, &b.bn, n, h * w, 1);
+        batchnorm2d_forward_train(out, mean, invstd, rm, rv, &nbt, in, p, p + ch, &b.bn, n, h * w, 0, 1);
     else
-        batchnorm2d_forward_eval(out, mean, invstd, in, p, p + ch, rm, rv, &b.bn, n, h * w, 1);
+        batchnorm2d_forward_eval(out, mean, invstd, in, p, p + ch, rm, rv, &b.bn, n, h * w, 0, 1);
     batchnorm2d_backward(din, dp, dp + ch, r, in, p, mean, invstd, train, ch, n, h * w, 1);
     fd_check(train ? "bn(train) din" : "bn(eval) din", &op, in, p, r, in, count, din);
     fd_check("bn dgamma/dbeta", &op, in, p, r, p, 2 * ch, dp);
