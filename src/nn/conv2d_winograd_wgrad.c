@@ -1,24 +1,467 @@
 /* conv2d_winograd_wgrad.c - the weight gradient of 3x3 stride-1
- * convolutions by Winograd F(4x4, 3x3).
- * Placeholder: nothing is eligible yet, so conv2d.c keeps im2col. */
+ * convolutions by Winograd F(4x4, 3x3) (Lavin & Gray 2016, interpolation
+ * points 0, +-1, +-2): the exact chain rule through the forward's transforms.
+ * Not the forward or the input gradient (conv2d_winograd.c).
+ *
+ * The forward computes each 4x4 output tile as Y = A^T [U .* V] A with
+ * U = G g G^T (the kernel) and V = B^T d B (the tile's 6x6 input patch,
+ * origin at -pad, zero outside the image). So with dM = A dY A^T (the
+ * tile's output gradient, zero outside the output),
+ *   dU[xi][o][c] = sum over tiles of dM[xi][o][tile] * V[xi][c][tile]
+ * for each of the 36 points xi: 36 GEMMs [Cout, P] x [P, Cin] over the P
+ * tiles of all samples, 4x fewer multiplications than im2col's
+ * [Cout, P*16] x [P*16, Cin*9], and dweight += G^T dU G.
+ *
+ * Parallel scheme, with a result that does not depend on the thread count:
+ * the tiles (index = sample, tile row, tile column) are cut into blocks
+ * whose size depends on the channels only. For each block, in order, the
+ * team transforms the block's input and output gradient (split over
+ * channels), then each thread adds the block's GEMMs of its own fixed share
+ * of the 36 points into dU. Every dU element is thus the same sequence of
+ * GEMMs whoever computes it; G^T dU G is computed per (Cout, Cin) pair.
+ *
+ * Workspace (floats, offsets from its start): dU [36][Cout][Cin], then the
+ * block's V [36][Cin][Pb] and dM [36][Cout][Pb], then each thread's scratch
+ * rows for the transforms.
+ *
+ * The transforms run row-wise and vectorise over tile columns: first the
+ * 1-D transform down each column of a tile row (contiguous rows of the
+ * plane), then the rows are split into their four phases x = 4t + m so that
+ * the 1-D transform along each row reads tile t's columns at unit stride.
+ */
+#include <omp.h>
+#include <string.h>
+
+#include "cbctiq/gemm.h"
 #include "nn/layer.h"
+
+enum { TILE = 4, PATCH = 6, POINTS = PATCH * PATCH };
+
+/* Tiles per block: V + dM of a block near BLOCK_FLOATS floats (4 MiB), but
+ * at least MIN_TILES (the GEMMs' inner dimension; below it every block
+ * re-reads and re-writes all of dU for little work) and at most MAX_TILES. */
+enum { BLOCK_FLOATS = 1 << 20, MIN_TILES = 64, MAX_TILES = 512, TILE_ROUND = 16 };
+
+/* One call's shapes: n samples of Cin planes h x w, Cout output planes
+ * oh x ow, tiles_y x tiles_x tiles per sample. */
+typedef struct {
+    size_t cin, cout, n, h, w, oh, ow, pad_y, pad_x;
+    size_t tiles_y, tiles_x, tiles, block, blocks;
+} wgrad_plan;
+
+static int is_one(int v) { return v == 0 || v == 1; } /* 0: a spec from before the field */
+
+static int wgrad_supported(const cbq_conv2d_cfg *c, size_t h, size_t w)
+{
+    return c->kernel_h == 3 && c->kernel_w == 3 && c->stride_h == 1 && c->stride_w == 1 &&
+           is_one(c->dilation_h) && is_one(c->dilation_w) && is_one(c->groups) && c->pad_h >= 0 &&
+           c->pad_h <= 2 && c->pad_w >= 0 && c->pad_w <= 2 && h + 2 * (size_t)c->pad_h >= 3 &&
+           w + 2 * (size_t)c->pad_w >= 3 && c->in_channels > 0 && c->out_channels > 0;
+}
 
 int conv2d_winograd_wgrad_eligible(const cbq_conv2d_cfg *cfg, size_t h, size_t w)
 {
-    (void)cfg, (void)h, (void)w;
-    return 0;
+    return wgrad_supported(cfg, h, w);
 }
+
+static size_t block_tiles(size_t cin, size_t cout)
+{
+    size_t pb = BLOCK_FLOATS / (POINTS * (cin + cout));
+    pb = pb / TILE_ROUND * TILE_ROUND;
+    if (pb < MIN_TILES)
+        pb = MIN_TILES;
+    return pb > MAX_TILES ? MAX_TILES : pb;
+}
+
+static wgrad_plan plan_make(const cbq_conv2d_cfg *cfg, size_t n, size_t h, size_t w)
+{
+    wgrad_plan p = {.cin = (size_t)cfg->in_channels, .cout = (size_t)cfg->out_channels, .n = n,
+                    .h = h, .w = w, .pad_y = (size_t)cfg->pad_h, .pad_x = (size_t)cfg->pad_w};
+    p.oh = h + 2 * p.pad_y - 2;
+    p.ow = w + 2 * p.pad_x - 2;
+    p.tiles_y = (p.oh + TILE - 1) / TILE;
+    p.tiles_x = (p.ow + TILE - 1) / TILE;
+    p.tiles = n * p.tiles_y * p.tiles_x;
+    p.block = block_tiles(p.cin, p.cout);
+    p.blocks = (p.tiles + p.block - 1) / p.block;
+    return p;
+}
+
+/* A tile row's scratch: one zero row of the plane, six column-transformed
+ * rows of 4 * tiles_x + 4 floats, and their four phases. */
+static size_t row_floats(const wgrad_plan *p) { return TILE * p->tiles_x + TILE; }
+
+static size_t scratch_floats(const wgrad_plan *p)
+{
+    const size_t zero = p->w > p->ow ? p->w : p->ow;
+    return zero + PATCH * row_floats(p) + TILE * (p->tiles_x + 1);
+}
+
+static size_t du_floats(const wgrad_plan *p) { return POINTS * p->cout * p->cin; }
+static size_t block_floats(const wgrad_plan *p) { return POINTS * (p->cin + p->cout) * p->block; }
 
 size_t conv2d_winograd_wgrad_workspace_floats(const cbq_conv2d_cfg *cfg, size_t h, size_t w)
 {
-    (void)cfg, (void)h, (void)w;
-    return 0;
+    if (!wgrad_supported(cfg, h, w))
+        return 0;
+    const wgrad_plan p = plan_make(cfg, 1, h, w);
+    /* a team of one needs the shared part and one scratch */
+    return du_floats(&p) + block_floats(&p) + scratch_floats(&p);
+}
+
+/* ---- input transform: V = B^T d B ----------------------------------------- */
+
+/* dst[x] = sum_r bt[r] * rows[r][x] for the six rows of B^T's row bt; the
+ * coefficients are Lavin & Gray's: B^T =
+ *   4  0 -5  0  1  0
+ *   0 -4 -4  1  1  0
+ *   0  4 -4 -1  1  0
+ *   0 -2 -1  2  1  0
+ *   0  2 -1 -2  1  0
+ *   0  4  0 -5  0  1 */
+static void input_columns(float *const dst[PATCH], const float *const src[PATCH], size_t count)
+{
+    const float *restrict d0 = src[0], *restrict d1 = src[1], *restrict d2 = src[2];
+    const float *restrict d3 = src[3], *restrict d4 = src[4], *restrict d5 = src[5];
+    float *restrict o0 = dst[0], *restrict o1 = dst[1], *restrict o2 = dst[2];
+    float *restrict o3 = dst[3], *restrict o4 = dst[4], *restrict o5 = dst[5];
+    for (size_t x = 0; x < count; x++) {
+        const float a = d1[x], b = d2[x], c = d3[x], e = d4[x];
+        o0[x] = 4.0f * d0[x] - 5.0f * b + e;
+        o1[x] = -4.0f * (a + b) + c + e;
+        o2[x] = 4.0f * (a - b) - c + e;
+        o3[x] = -2.0f * (a - c) - b + e;
+        o4[x] = 2.0f * (a - c) - b + e;
+        o5[x] = 4.0f * a - 5.0f * c + d5[x];
+    }
+}
+
+/* ph[m][t] = row[4t + m] for t < count (the row holds 4 * count floats). */
+static void split_phases(float *restrict ph, size_t ld, const float *restrict row, size_t count)
+{
+    float *restrict q0 = ph, *restrict q1 = ph + ld, *restrict q2 = ph + 2 * ld;
+    float *restrict q3 = ph + 3 * ld;
+    for (size_t t = 0; t < count; t++) {
+        q0[t] = row[4 * t];
+        q1[t] = row[4 * t + 1];
+        q2[t] = row[4 * t + 2];
+        q3[t] = row[4 * t + 3];
+    }
+}
+
+/* The same six rows of B^T along a row: tile t reads the row's columns
+ * 4t .. 4t+5, i.e. phases 0-3 at t and phases 0-1 at t + 1. */
+static void input_row(float *v, size_t xi_stride, const float *ph, size_t ld, size_t count)
+{
+    const float *restrict d0 = ph, *restrict d1 = ph + ld, *restrict d2 = ph + 2 * ld;
+    const float *restrict d3 = ph + 3 * ld, *restrict d4 = ph + 1, *restrict d5 = ph + ld + 1;
+    float *restrict o0 = v, *restrict o1 = v + xi_stride, *restrict o2 = v + 2 * xi_stride;
+    float *restrict o3 = v + 3 * xi_stride, *restrict o4 = v + 4 * xi_stride;
+    float *restrict o5 = v + 5 * xi_stride;
+    for (size_t t = 0; t < count; t++) {
+        const float a = d1[t], b = d2[t], c = d3[t], e = d4[t];
+        o0[t] = 4.0f * d0[t] - 5.0f * b + e;
+        o1[t] = -4.0f * (a + b) + c + e;
+        o2[t] = 4.0f * (a - b) - c + e;
+        o3[t] = -2.0f * (a - c) - b + e;
+        o4[t] = 2.0f * (a - c) - b + e;
+        o5[t] = 4.0f * a - 5.0f * c + d5[t];
+    }
+}
+
+/* The padded columns x0 .. x0+count-1 of a row (plane column = padded
+ * column - pad): the first `lead` lie left of the plane, the next `inside`
+ * start at plane column `start`, the rest lie right of it. */
+typedef struct { size_t lead, inside, start; } row_span;
+
+static row_span span_of(size_t x0, size_t count, size_t pad, size_t width)
+{
+    row_span s = {0, 0, 0};
+    s.lead = x0 < pad ? pad - x0 : 0;
+    if (s.lead > count)
+        s.lead = count;
+    s.start = x0 + s.lead - pad;
+    s.inside = s.start < width ? width - s.start : 0;
+    if (s.inside > count - s.lead)
+        s.inside = count - s.lead;
+    return s;
+}
+
+/* V[xi][t] for tiles t = 0 .. count-1 of tile row ty, tile columns
+ * tx0 .. tx0+count-1, of one plane h x w (origin -pad_y, -pad_x): V is
+ * written at v + xi * xi_stride + t. Shareable with the forward, which
+ * needs the same V. */
+static void input_tiles_row(float *v, size_t xi_stride, const float *plane, const wgrad_plan *p,
+                            size_t ty, size_t tx0, size_t count, float *scratch)
+{
+    const float *zero = scratch;
+    float *cols = scratch + (p->w > p->ow ? p->w : p->ow);
+    const size_t ld = row_floats(p), padded = TILE * (count + 1);
+    float *ph = cols + PATCH * ld;
+    const row_span span = span_of(TILE * tx0, TILE * count + 2, p->pad_x, p->w);
+    const float *src[PATCH];
+    float *dst[PATCH];
+    for (size_t r = 0; r < PATCH; r++) {
+        const size_t y = TILE * ty + r; /* padded row */
+        const int inside = y >= p->pad_y && y - p->pad_y < p->h;
+        src[r] = (inside ? plane + (y - p->pad_y) * p->w : zero) + span.start;
+        dst[r] = cols + r * ld;
+        memset(dst[r], 0, span.lead * sizeof(float));
+        memset(dst[r] + span.lead + span.inside, 0,
+               (padded - span.lead - span.inside) * sizeof(float));
+        dst[r] += span.lead;
+    }
+    /* down the columns inside the plane (zero columns transform to zero) */
+    input_columns(dst, src, span.inside);
+    /* along the rows: column-transformed row k gives points k*6 .. k*6+5 */
+    for (size_t k = 0; k < PATCH; k++) {
+        split_phases(ph, p->tiles_x + 1, cols + k * ld, count + 1);
+        input_row(v + k * PATCH * xi_stride, xi_stride, ph, p->tiles_x + 1, count);
+    }
+}
+
+/* V[xi][c][t - first] for tiles first .. first+count-1 (across samples) of
+ * input channel c. */
+static void input_tiles(float *v, size_t xi_stride, const float *in, const wgrad_plan *p, size_t c,
+                        size_t first, size_t count, float *scratch)
+{
+    const size_t per_sample = p->tiles_y * p->tiles_x;
+    for (size_t t = first; t < first + count;) {
+        const size_t s = t / per_sample, ty = t % per_sample / p->tiles_x, tx = t % p->tiles_x;
+        size_t run = p->tiles_x - tx;
+        if (run > first + count - t)
+            run = first + count - t;
+        input_tiles_row(v + (t - first), xi_stride, in + (s * p->cin + c) * p->h * p->w, p, ty,
+                        tx, run, scratch);
+        t += run;
+    }
+}
+
+/* ---- output-gradient transform: dM = A dY A^T ----------------------------- */
+
+/* dst[k][x] = sum_a A^T[a][k] * rows[a][x], A^T =
+ *   1  1  1  1  1  0
+ *   0  1 -1  2 -2  0
+ *   0  1  1  4  4  0
+ *   0  1 -1  8 -8  1 */
+static void grad_columns(float *const dst[PATCH], const float *const src[TILE], size_t count)
+{
+    const float *restrict y0 = src[0], *restrict y1 = src[1], *restrict y2 = src[2];
+    const float *restrict y3 = src[3];
+    float *restrict o0 = dst[0], *restrict o1 = dst[1], *restrict o2 = dst[2];
+    float *restrict o3 = dst[3], *restrict o4 = dst[4], *restrict o5 = dst[5];
+    for (size_t x = 0; x < count; x++) {
+        const float s02 = y0[x] + y2[x], d13 = y1[x] + y3[x];
+        const float s02b = y0[x] + 4.0f * y2[x], d13b = 2.0f * y1[x] + 8.0f * y3[x];
+        o0[x] = y0[x];
+        o1[x] = s02 + d13;
+        o2[x] = s02 - d13;
+        o3[x] = s02b + d13b;
+        o4[x] = s02b - d13b;
+        o5[x] = y3[x];
+    }
+}
+
+/* The same along a row: tile t reads phases 0-3 at t. */
+static void grad_row(float *m, size_t xi_stride, const float *ph, size_t ld, size_t count)
+{
+    const float *restrict y0 = ph, *restrict y1 = ph + ld, *restrict y2 = ph + 2 * ld;
+    const float *restrict y3 = ph + 3 * ld;
+    float *restrict o0 = m, *restrict o1 = m + xi_stride, *restrict o2 = m + 2 * xi_stride;
+    float *restrict o3 = m + 3 * xi_stride, *restrict o4 = m + 4 * xi_stride;
+    float *restrict o5 = m + 5 * xi_stride;
+    for (size_t t = 0; t < count; t++) {
+        const float s02 = y0[t] + y2[t], d13 = y1[t] + y3[t];
+        const float s02b = y0[t] + 4.0f * y2[t], d13b = 2.0f * y1[t] + 8.0f * y3[t];
+        o0[t] = y0[t];
+        o1[t] = s02 + d13;
+        o2[t] = s02 - d13;
+        o3[t] = s02b + d13b;
+        o4[t] = s02b - d13b;
+        o5[t] = y3[t];
+    }
+}
+
+/* dM[xi][t] for tiles t = 0 .. count-1 of tile row ty, tile columns
+ * tx0 .., of one output-gradient plane oh x ow (zero outside it). */
+static void grad_tiles_row(float *m, size_t xi_stride, const float *plane, const wgrad_plan *p,
+                           size_t ty, size_t tx0, size_t count, float *scratch)
+{
+    const float *zero = scratch;
+    float *cols = scratch + (p->w > p->ow ? p->w : p->ow);
+    const size_t ld = row_floats(p), x0 = TILE * tx0, width = TILE * count;
+    float *ph = cols + PATCH * ld;
+    const size_t inside = x0 + width <= p->ow ? width : p->ow - x0;
+    const float *src[TILE];
+    float *dst[PATCH];
+    for (size_t a = 0; a < TILE; a++) {
+        const size_t y = TILE * ty + a;
+        src[a] = y < p->oh ? plane + y * p->ow + x0 : zero;
+    }
+    for (size_t k = 0; k < PATCH; k++) {
+        dst[k] = cols + k * ld;
+        memset(dst[k] + inside, 0, (width - inside) * sizeof(float));
+    }
+    grad_columns(dst, src, inside);
+    for (size_t k = 0; k < PATCH; k++) {
+        split_phases(ph, p->tiles_x + 1, cols + k * ld, count);
+        grad_row(m + k * PATCH * xi_stride, xi_stride, ph, p->tiles_x + 1, count);
+    }
+}
+
+/* dM[xi][o][t - first] for tiles first .. first+count-1 of output channel o. */
+static void grad_tiles(float *m, size_t xi_stride, const float *dout, const wgrad_plan *p,
+                       size_t o, size_t first, size_t count, float *scratch)
+{
+    const size_t per_sample = p->tiles_y * p->tiles_x;
+    for (size_t t = first; t < first + count;) {
+        const size_t s = t / per_sample, ty = t % per_sample / p->tiles_x, tx = t % p->tiles_x;
+        size_t run = p->tiles_x - tx;
+        if (run > first + count - t)
+            run = first + count - t;
+        grad_tiles_row(m + (t - first), xi_stride, dout + (s * p->cout + o) * p->oh * p->ow, p,
+                       ty, tx, run, scratch);
+        t += run;
+    }
+}
+
+/* ---- dweight += G^T dU G ---------------------------------------------------- */
+
+enum { PAIR_LANES = 16 };
+
+/* out[j][l] = sum_b G[b][j] in[b * step][l], in double (the sums cancel
+ * much of dU), with Lavin & Gray's G =
+ *   1/4     0     0
+ *  -1/6  -1/6  -1/6
+ *  -1/6   1/6  -1/6
+ *   1/24  1/12  1/6
+ *   1/24 -1/12  1/6
+ *   0     0     1 */
+static void weight_points(double (*restrict out)[PAIR_LANES], size_t out_step,
+                          const double (*restrict in)[PAIR_LANES], size_t step)
+{
+    const double *u0 = in[0], *u1 = in[step], *u2 = in[2 * step], *u3 = in[3 * step];
+    const double *u4 = in[4 * step], *u5 = in[5 * step];
+    double *g0 = out[0], *g1 = out[out_step], *g2 = out[2 * out_step];
+    for (size_t l = 0; l < PAIR_LANES; l++) {
+        const double s12 = u1[l] + u2[l], s34 = u3[l] + u4[l];
+        g0[l] = u0[l] / 4.0 - s12 / 6.0 + s34 / 24.0;
+        g1[l] = (u2[l] - u1[l]) / 6.0 + (u3[l] - u4[l]) / 12.0;
+        g2[l] = (s34 - s12) / 6.0 + u5[l];
+    }
+}
+
+/* dweight[pair][3][3] += G^T dU[.][pair] G for pairs q0 .. q1-1 (pair =
+ * o * Cin + c), PAIR_LANES pairs at a time. */
+static void weight_grad_pairs(float *dweight, const float *du, size_t pairs, size_t q0, size_t q1)
+{
+    double u[POINTS][PAIR_LANES], r[PATCH * 3][PAIR_LANES], g[9][PAIR_LANES];
+    for (size_t q = q0; q < q1; q += PAIR_LANES) {
+        const size_t lanes = q1 - q < PAIR_LANES ? q1 - q : PAIR_LANES;
+        for (size_t xi = 0; xi < POINTS; xi++)
+            for (size_t l = 0; l < PAIR_LANES; l++)
+                u[xi][l] = l < lanes ? du[xi * pairs + q + l] : 0.0;
+        for (size_t a = 0; a < PATCH; a++) /* r [6][3] = dU G */
+            weight_points(&r[a * 3], 1, (const double (*)[PAIR_LANES])&u[a * PATCH], 1);
+        for (size_t j = 0; j < 3; j++) /* g [3][3] = G^T r */
+            weight_points(&g[j], 3, (const double (*)[PAIR_LANES])&r[j], 3);
+        for (size_t l = 0; l < lanes; l++)
+            for (size_t e = 0; e < 9; e++)
+                dweight[(q + l) * 9 + e] += (float)g[e][l];
+    }
+}
+
+/* dbias[o] += the sum of dout over samples and pixels, in a fixed order. */
+static void bias_grad(float *dbias, const float *dout, const wgrad_plan *p, size_t o)
+{
+    enum { LANES = 16 };
+    const size_t plane = p->oh * p->ow;
+    float acc[LANES] = {0};
+    for (size_t s = 0; s < p->n; s++) {
+        const float *g = dout + (s * p->cout + o) * plane;
+        size_t i = 0;
+        for (; i + LANES <= plane; i += LANES)
+            for (size_t l = 0; l < LANES; l++)
+                acc[l] += g[i + l];
+        for (; i < plane; i++)
+            acc[i % LANES] += g[i];
+    }
+    float sum = 0.0f;
+    for (size_t l = 0; l < LANES; l++)
+        sum += acc[l];
+    dbias[o] += sum;
+}
+
+/* ---- the whole weight gradient --------------------------------------------- */
+
+/* Thread t's share [*lo, *hi) of `items` items split over nt threads. */
+static void share(size_t items, size_t t, size_t nt, size_t *lo, size_t *hi)
+{
+    *lo = items * t / nt;
+    *hi = items * (t + 1) / nt;
+}
+
+/* The team's transforms of block b: input channels first, then output
+ * channels, split statically over the threads. */
+static void transform_block(float *v, float *m, const float *dout, const float *in,
+                            const wgrad_plan *p, size_t b, float *scratch, size_t t, size_t nt)
+{
+    const size_t first = b * p->block;
+    const size_t count = p->tiles - first < p->block ? p->tiles - first : p->block;
+    size_t lo, hi;
+    share(p->cin + p->cout, t, nt, &lo, &hi);
+    for (size_t it = lo; it < hi; it++) {
+        if (it < p->cin)
+            input_tiles(v + it * p->block, p->cin * p->block, in, p, it, first, count, scratch);
+        else
+            grad_tiles(m + (it - p->cin) * p->block, p->cout * p->block, dout, p, it - p->cin,
+                       first, count, scratch);
+    }
+}
+
+/* dU[xi] += dM[xi] [Cout, count] * V[xi]^T [count, Cin] for this thread's points. */
+static void gemm_block(float *du, const float *v, const float *m, const wgrad_plan *p, size_t b,
+                       size_t t, size_t nt)
+{
+    const size_t first = b * p->block;
+    const size_t count = p->tiles - first < p->block ? p->tiles - first : p->block;
+    size_t lo, hi;
+    share(POINTS, t, nt, &lo, &hi);
+    for (size_t xi = lo; xi < hi; xi++)
+        cbq_sgemm(0, 1, p->cout, p->cin, count, 1.0f, m + xi * p->cout * p->block, p->block,
+                  v + xi * p->cin * p->block, p->block, 1.0f, du + xi * p->cout * p->cin, p->cin);
 }
 
 void conv2d_winograd_backward_weight(float *dweight, float *dbias, const float *dout,
                                      const float *in, const cbq_conv2d_cfg *cfg, size_t n,
                                      size_t h, size_t w, float *workspace, int threads)
 {
-    (void)dweight, (void)dbias, (void)dout, (void)in, (void)cfg, (void)n, (void)h, (void)w;
-    (void)workspace, (void)threads;
+    const wgrad_plan p = plan_make(cfg, n, h, w);
+    float *du = workspace, *v = du + du_floats(&p), *m = v + POINTS * p.cin * p.block;
+    float *scratch_base = m + POINTS * p.cout * p.block;
+    const size_t pairs = p.cout * p.cin, scratch_n = scratch_floats(&p);
+#pragma omp parallel num_threads(threads)
+    {
+        const size_t t = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
+        float *scratch = scratch_base + t * scratch_n;
+        memset(scratch, 0, (p.w > p.ow ? p.w : p.ow) * sizeof(float)); /* the zero row */
+        size_t lo, hi;
+        if (dweight) {
+            share(POINTS * pairs, t, nt, &lo, &hi);
+            memset(du + lo, 0, (hi - lo) * sizeof *du);
+            for (size_t b = 0; b < p.blocks; b++) {
+                transform_block(v, m, dout, in, &p, b, scratch, t, nt);
+#pragma omp barrier
+                gemm_block(du, v, m, &p, b, t, nt);
+#pragma omp barrier
+            }
+            share(pairs, t, nt, &lo, &hi);
+            weight_grad_pairs(dweight, du, pairs, lo, hi);
+        }
+        if (dbias) {
+            share(p.cout, t, nt, &lo, &hi);
+            for (size_t o = lo; o < hi; o++)
+                bias_grad(dbias, dout, &p, o);
+        }
+    }
 }
