@@ -26,8 +26,7 @@
  *
  * The transforms run row-wise and vectorise over tile columns: first the
  * 1-D transform down each column of a tile row (contiguous rows of the
- * plane), then the rows are split into their four phases x = 4t + m so that
- * the 1-D transform along each row reads tile t's columns at unit stride.
+ * plane), then along each resulting row, tile t reading columns 4t.. .
  */
 #include <omp.h>
 #include <string.h>
@@ -47,7 +46,14 @@ enum { BLOCK_FLOATS = 1 << 20, MIN_TILES = 64, MAX_TILES = 512, TILE_ROUND = 16 
 typedef struct {
     size_t cin, cout, n, h, w, oh, ow, pad_y, pad_x;
     size_t tiles_y, tiles_x, tiles, block, blocks;
+    size_t du_ld, v_ld, m_ld; /* floats from one point's matrix to the next */
 } wgrad_plan;
+
+/* The 36 matrices of dU, V and dM lie this many floats (a cache line) more
+ * than their size apart: at power-of-two strides (512 x 512 floats), the 36
+ * reads of one (Cout, Cin) pair all fall in the same cache set and evict
+ * each other. */
+enum { POINT_PAD = 16 };
 
 static int is_one(int v) { return v == 0 || v == 1; } /* 0: a spec from before the field */
 
@@ -84,47 +90,65 @@ static wgrad_plan plan_make(const cbq_conv2d_cfg *cfg, size_t n, size_t h, size_
     p.tiles = n * p.tiles_y * p.tiles_x;
     p.block = block_tiles(p.cin, p.cout);
     p.blocks = (p.tiles + p.block - 1) / p.block;
+    p.du_ld = p.cout * p.cin + POINT_PAD;
+    p.v_ld = p.cin * p.block + POINT_PAD;
+    p.m_ld = p.cout * p.block + POINT_PAD;
     return p;
 }
 
-/* A tile row's scratch: one zero row of the plane, six column-transformed
- * rows of 4 * tiles_x + 4 floats, and their four phases. */
+/* A tile row's scratch: a zero row, as long as a plane row or a padded tile
+ * row, then six column-transformed rows of 4 * tiles_x + 4 floats. */
 static size_t row_floats(const wgrad_plan *p) { return TILE * p->tiles_x + TILE; }
 
-static size_t scratch_floats(const wgrad_plan *p)
+static size_t zero_floats(const wgrad_plan *p)
 {
-    const size_t zero = p->w > p->ow ? p->w : p->ow;
-    return zero + PATCH * row_floats(p) + TILE * (p->tiles_x + 1);
+    return p->w > row_floats(p) ? p->w : row_floats(p);
 }
 
-static size_t du_floats(const wgrad_plan *p) { return POINTS * p->cout * p->cin; }
-static size_t block_floats(const wgrad_plan *p) { return POINTS * (p->cin + p->cout) * p->block; }
+static size_t scratch_floats(const wgrad_plan *p) { return zero_floats(p) + PATCH * row_floats(p); }
 
+static size_t du_floats(const wgrad_plan *p) { return POINTS * p->du_ld; }
+static size_t block_floats(const wgrad_plan *p) { return POINTS * (p->v_ld + p->m_ld); }
+
+/* When all tiles fit in one block, dU is computed CHUNK_ROWS output
+ * channels at a time into each thread's own [36][rows][Cin] and turned into
+ * dweight at once, while it is still in cache (at 512 x 512 channels the
+ * whole dU, 38 MB, would go to memory and back). Measured at 512 channels,
+ * 7x7 and 4x4 planes: 64 rows beat 16, 32 and all 512 (the GEMMs re-pack V
+ * once per chunk). */
+enum { CHUNK_ROWS = 64 };
+
+static size_t chunk_rows(const wgrad_plan *p) { return p->cout < CHUNK_ROWS ? p->cout : CHUNK_ROWS; }
+static size_t chunk_ld(const wgrad_plan *p) { return chunk_rows(p) * p->cin + POINT_PAD; }
+
+/* Layout: V, dM, each thread's scratch, then dU (several blocks) or each
+ * thread's dU chunk (one block). A team of one needs the largest of these. */
 size_t conv2d_winograd_wgrad_workspace_floats(const cbq_conv2d_cfg *cfg, size_t h, size_t w)
 {
     if (!wgrad_supported(cfg, h, w))
         return 0;
     const wgrad_plan p = plan_make(cfg, 1, h, w);
-    /* a team of one needs the shared part and one scratch */
-    return du_floats(&p) + block_floats(&p) + scratch_floats(&p);
+    const size_t du = du_floats(&p), chunk = POINTS * chunk_ld(&p);
+    return block_floats(&p) + scratch_floats(&p) + (du > chunk ? du : chunk);
 }
 
 /* ---- input transform: V = B^T d B ----------------------------------------- */
 
-/* dst[x] = sum_r bt[r] * rows[r][x] for the six rows of B^T's row bt; the
- * coefficients are Lavin & Gray's: B^T =
+/* o_i[x] = sum_j B^T[i][j] d_j[x] for x < count, with Lavin & Gray's
+ * B^T =
  *   4  0 -5  0  1  0
  *   0 -4 -4  1  1  0
  *   0  4 -4 -1  1  0
  *   0 -2 -1  2  1  0
  *   0  2 -1 -2  1  0
- *   0  4  0 -5  0  1 */
-static void input_columns(float *const dst[PATCH], const float *const src[PATCH], size_t count)
+ *   0  4  0 -5  0  1
+ * (restrict parameters, not locals: GCC 12 vectorises only those). */
+static void input_points(float *restrict o0, float *restrict o1, float *restrict o2,
+                         float *restrict o3, float *restrict o4, float *restrict o5,
+                         const float *restrict d0, const float *restrict d1,
+                         const float *restrict d2, const float *restrict d3,
+                         const float *restrict d4, const float *restrict d5, size_t count)
 {
-    const float *restrict d0 = src[0], *restrict d1 = src[1], *restrict d2 = src[2];
-    const float *restrict d3 = src[3], *restrict d4 = src[4], *restrict d5 = src[5];
-    float *restrict o0 = dst[0], *restrict o1 = dst[1], *restrict o2 = dst[2];
-    float *restrict o3 = dst[3], *restrict o4 = dst[4], *restrict o5 = dst[5];
     for (size_t x = 0; x < count; x++) {
         const float a = d1[x], b = d2[x], c = d3[x], e = d4[x];
         o0[x] = 4.0f * d0[x] - 5.0f * b + e;
@@ -136,37 +160,35 @@ static void input_columns(float *const dst[PATCH], const float *const src[PATCH]
     }
 }
 
-/* ph[m][t] = row[4t + m] for t < count (the row holds 4 * count floats). */
-static void split_phases(float *restrict ph, size_t ld, const float *restrict row, size_t count)
+/* Down the columns: dst[i][x] from the six rows src[j][x]. */
+static void input_columns(float *const dst[PATCH], const float *const src[PATCH], size_t count)
 {
-    float *restrict q0 = ph, *restrict q1 = ph + ld, *restrict q2 = ph + 2 * ld;
-    float *restrict q3 = ph + 3 * ld;
-    for (size_t t = 0; t < count; t++) {
-        q0[t] = row[4 * t];
-        q1[t] = row[4 * t + 1];
-        q2[t] = row[4 * t + 2];
-        q3[t] = row[4 * t + 3];
-    }
+    input_points(dst[0], dst[1], dst[2], dst[3], dst[4], dst[5], src[0], src[1], src[2], src[3],
+                 src[4], src[5], count);
 }
 
-/* The same six rows of B^T along a row: tile t reads the row's columns
- * 4t .. 4t+5, i.e. phases 0-3 at t and phases 0-1 at t + 1. */
-static void input_row(float *v, size_t xi_stride, const float *ph, size_t ld, size_t count)
+/* Along a row: tile t reads the row's columns 4t .. 4t+5 (a stride-4
+ * group GCC vectorises with shuffles); point i goes to v + i * xi_stride. */
+static void input_row_points(float *restrict o0, float *restrict o1, float *restrict o2,
+                             float *restrict o3, float *restrict o4, float *restrict o5,
+                             const float *restrict row, size_t count)
 {
-    const float *restrict d0 = ph, *restrict d1 = ph + ld, *restrict d2 = ph + 2 * ld;
-    const float *restrict d3 = ph + 3 * ld, *restrict d4 = ph + 1, *restrict d5 = ph + ld + 1;
-    float *restrict o0 = v, *restrict o1 = v + xi_stride, *restrict o2 = v + 2 * xi_stride;
-    float *restrict o3 = v + 3 * xi_stride, *restrict o4 = v + 4 * xi_stride;
-    float *restrict o5 = v + 5 * xi_stride;
     for (size_t t = 0; t < count; t++) {
-        const float a = d1[t], b = d2[t], c = d3[t], e = d4[t];
-        o0[t] = 4.0f * d0[t] - 5.0f * b + e;
+        const float *d = row + TILE * t;
+        const float a = d[1], b = d[2], c = d[3], e = d[4];
+        o0[t] = 4.0f * d[0] - 5.0f * b + e;
         o1[t] = -4.0f * (a + b) + c + e;
         o2[t] = 4.0f * (a - b) - c + e;
         o3[t] = -2.0f * (a - c) - b + e;
         o4[t] = 2.0f * (a - c) - b + e;
-        o5[t] = 4.0f * a - 5.0f * c + d5[t];
+        o5[t] = 4.0f * a - 5.0f * c + d[5];
     }
+}
+
+static void input_row(float *v, size_t xi_stride, const float *row, size_t count)
+{
+    input_row_points(v, v + xi_stride, v + 2 * xi_stride, v + 3 * xi_stride, v + 4 * xi_stride,
+                     v + 5 * xi_stride, row, count);
 }
 
 /* The padded columns x0 .. x0+count-1 of a row (plane column = padded
@@ -195,9 +217,8 @@ static void input_tiles_row(float *v, size_t xi_stride, const float *plane, cons
                             size_t ty, size_t tx0, size_t count, float *scratch)
 {
     const float *zero = scratch;
-    float *cols = scratch + (p->w > p->ow ? p->w : p->ow);
+    float *cols = scratch + zero_floats(p);
     const size_t ld = row_floats(p), padded = TILE * (count + 1);
-    float *ph = cols + PATCH * ld;
     const row_span span = span_of(TILE * tx0, TILE * count + 2, p->pad_x, p->w);
     const float *src[PATCH];
     float *dst[PATCH];
@@ -214,10 +235,8 @@ static void input_tiles_row(float *v, size_t xi_stride, const float *plane, cons
     /* down the columns inside the plane (zero columns transform to zero) */
     input_columns(dst, src, span.inside);
     /* along the rows: column-transformed row k gives points k*6 .. k*6+5 */
-    for (size_t k = 0; k < PATCH; k++) {
-        split_phases(ph, p->tiles_x + 1, cols + k * ld, count + 1);
-        input_row(v + k * PATCH * xi_stride, xi_stride, ph, p->tiles_x + 1, count);
-    }
+    for (size_t k = 0; k < PATCH; k++)
+        input_row(v + k * PATCH * xi_stride, xi_stride, cols + k * ld, count);
 }
 
 /* V[xi][c][t - first] for tiles first .. first+count-1 (across samples) of
@@ -239,46 +258,42 @@ static void input_tiles(float *v, size_t xi_stride, const float *in, const wgrad
 
 /* ---- output-gradient transform: dM = A dY A^T ----------------------------- */
 
-/* dst[k][x] = sum_a A^T[a][k] * rows[a][x], A^T =
+/* o_k[x] = sum_a A^T[a][k] y_a[x] for the four middle points k = 1..4;
+ * points 0 and 5 are y_0 and y_3 themselves. A^T =
  *   1  1  1  1  1  0
  *   0  1 -1  2 -2  0
  *   0  1  1  4  4  0
  *   0  1 -1  8 -8  1 */
-static void grad_columns(float *const dst[PATCH], const float *const src[TILE], size_t count)
+static void grad_mid_points(float *restrict o1, float *restrict o2, float *restrict o3,
+                            float *restrict o4, const float *restrict y0,
+                            const float *restrict y1, const float *restrict y2,
+                            const float *restrict y3, size_t count)
 {
-    const float *restrict y0 = src[0], *restrict y1 = src[1], *restrict y2 = src[2];
-    const float *restrict y3 = src[3];
-    float *restrict o0 = dst[0], *restrict o1 = dst[1], *restrict o2 = dst[2];
-    float *restrict o3 = dst[3], *restrict o4 = dst[4], *restrict o5 = dst[5];
     for (size_t x = 0; x < count; x++) {
-        const float s02 = y0[x] + y2[x], d13 = y1[x] + y3[x];
-        const float s02b = y0[x] + 4.0f * y2[x], d13b = 2.0f * y1[x] + 8.0f * y3[x];
-        o0[x] = y0[x];
-        o1[x] = s02 + d13;
-        o2[x] = s02 - d13;
-        o3[x] = s02b + d13b;
-        o4[x] = s02b - d13b;
-        o5[x] = y3[x];
+        const float s02 = y0[x] + y2[x], s13 = y1[x] + y3[x];
+        const float s02b = y0[x] + 4.0f * y2[x], s13b = 2.0f * y1[x] + 8.0f * y3[x];
+        o1[x] = s02 + s13;
+        o2[x] = s02 - s13;
+        o3[x] = s02b + s13b;
+        o4[x] = s02b - s13b;
     }
 }
 
-/* The same along a row: tile t reads phases 0-3 at t. */
-static void grad_row(float *m, size_t xi_stride, const float *ph, size_t ld, size_t count)
+/* All six points along a row: tile t reads the row's columns 4t .. 4t+3. */
+static void grad_row_points(float *restrict o0, float *restrict o1, float *restrict o2,
+                            float *restrict o3, float *restrict o4, float *restrict o5,
+                            const float *restrict row, size_t count)
 {
-    const float *restrict y0 = ph, *restrict y1 = ph + ld, *restrict y2 = ph + 2 * ld;
-    const float *restrict y3 = ph + 3 * ld;
-    float *restrict o0 = m, *restrict o1 = m + xi_stride, *restrict o2 = m + 2 * xi_stride;
-    float *restrict o3 = m + 3 * xi_stride, *restrict o4 = m + 4 * xi_stride;
-    float *restrict o5 = m + 5 * xi_stride;
     for (size_t t = 0; t < count; t++) {
-        const float s02 = y0[t] + y2[t], d13 = y1[t] + y3[t];
-        const float s02b = y0[t] + 4.0f * y2[t], d13b = 2.0f * y1[t] + 8.0f * y3[t];
-        o0[t] = y0[t];
-        o1[t] = s02 + d13;
-        o2[t] = s02 - d13;
-        o3[t] = s02b + d13b;
-        o4[t] = s02b - d13b;
-        o5[t] = y3[t];
+        const float *y = row + TILE * t;
+        const float s02 = y[0] + y[2], s13 = y[1] + y[3];
+        const float s02b = y[0] + 4.0f * y[2], s13b = 2.0f * y[1] + 8.0f * y[3];
+        o0[t] = y[0];
+        o1[t] = s02 + s13;
+        o2[t] = s02 - s13;
+        o3[t] = s02b + s13b;
+        o4[t] = s02b - s13b;
+        o5[t] = y[3];
     }
 }
 
@@ -288,24 +303,34 @@ static void grad_tiles_row(float *m, size_t xi_stride, const float *plane, const
                            size_t ty, size_t tx0, size_t count, float *scratch)
 {
     const float *zero = scratch;
-    float *cols = scratch + (p->w > p->ow ? p->w : p->ow);
+    float *cols = scratch + zero_floats(p);
     const size_t ld = row_floats(p), x0 = TILE * tx0, width = TILE * count;
-    float *ph = cols + PATCH * ld;
     const size_t inside = x0 + width <= p->ow ? width : p->ow - x0;
-    const float *src[TILE];
-    float *dst[PATCH];
+    const float *src[TILE], *rows[PATCH];
     for (size_t a = 0; a < TILE; a++) {
         const size_t y = TILE * ty + a;
         src[a] = y < p->oh ? plane + y * p->ow + x0 : zero;
     }
+    /* down the columns: points 0 and 5 are rows 0 and 3, copied only where
+     * the last tile runs past the plane's edge and needs zeros */
     for (size_t k = 0; k < PATCH; k++) {
-        dst[k] = cols + k * ld;
-        memset(dst[k] + inside, 0, (width - inside) * sizeof(float));
+        float *row = cols + k * ld;
+        memset(row + inside, 0, (width - inside) * sizeof(float));
+        rows[k] = row;
     }
-    grad_columns(dst, src, inside);
+    if (inside == width) {
+        rows[0] = src[0];
+        rows[5] = src[3];
+    } else {
+        memcpy(cols, src[0], inside * sizeof(float));
+        memcpy(cols + 5 * ld, src[3], inside * sizeof(float));
+    }
+    grad_mid_points(cols + ld, cols + 2 * ld, cols + 3 * ld, cols + 4 * ld, src[0], src[1], src[2],
+                    src[3], inside);
     for (size_t k = 0; k < PATCH; k++) {
-        split_phases(ph, p->tiles_x + 1, cols + k * ld, count);
-        grad_row(m + k * PATCH * xi_stride, xi_stride, ph, p->tiles_x + 1, count);
+        float *o = m + k * PATCH * xi_stride;
+        grad_row_points(o, o + xi_stride, o + 2 * xi_stride, o + 3 * xi_stride,
+                        o + 4 * xi_stride, o + 5 * xi_stride, rows[k], count);
     }
 }
 
@@ -329,46 +354,56 @@ static void grad_tiles(float *m, size_t xi_stride, const float *dout, const wgra
 
 enum { PAIR_LANES = 16 };
 
-/* out[j][l] = sum_b G[b][j] in[b * step][l], in double (the sums cancel
- * much of dU), with Lavin & Gray's G =
+/* out[j][l] = sum_b G[b][j] in[b * step][l], with Lavin & Gray's G =
  *   1/4     0     0
  *  -1/6  -1/6  -1/6
  *  -1/6   1/6  -1/6
  *   1/24  1/12  1/6
  *   1/24 -1/12  1/6
  *   0     0     1 */
-static void weight_points(double (*restrict out)[PAIR_LANES], size_t out_step,
-                          const double (*restrict in)[PAIR_LANES], size_t step)
+static void weight_points(float (*restrict out)[PAIR_LANES], size_t out_step,
+                          const float (*restrict in)[PAIR_LANES], size_t step)
 {
-    const double *u0 = in[0], *u1 = in[step], *u2 = in[2 * step], *u3 = in[3 * step];
-    const double *u4 = in[4 * step], *u5 = in[5 * step];
-    double *g0 = out[0], *g1 = out[out_step], *g2 = out[2 * out_step];
+    const float *u0 = in[0], *u1 = in[step], *u2 = in[2 * step], *u3 = in[3 * step];
+    const float *u4 = in[4 * step], *u5 = in[5 * step];
+    float *g0 = out[0], *g1 = out[out_step], *g2 = out[2 * out_step];
     for (size_t l = 0; l < PAIR_LANES; l++) {
-        const double s12 = u1[l] + u2[l], s34 = u3[l] + u4[l];
-        g0[l] = u0[l] / 4.0 - s12 / 6.0 + s34 / 24.0;
-        g1[l] = (u2[l] - u1[l]) / 6.0 + (u3[l] - u4[l]) / 12.0;
-        g2[l] = (s34 - s12) / 6.0 + u5[l];
+        const float s12 = u1[l] + u2[l], s34 = u3[l] + u4[l];
+        g0[l] = u0[l] * (1.0f / 4.0f) - s12 * (1.0f / 6.0f) + s34 * (1.0f / 24.0f);
+        g1[l] = (u2[l] - u1[l]) * (1.0f / 6.0f) + (u3[l] - u4[l]) * (1.0f / 12.0f);
+        g2[l] = (s34 - s12) * (1.0f / 6.0f) + u5[l];
     }
 }
 
-/* dweight[pair][3][3] += G^T dU[.][pair] G for pairs q0 .. q1-1 (pair =
- * o * Cin + c), PAIR_LANES pairs at a time. */
-static void weight_grad_pairs(float *dweight, const float *du, size_t pairs, size_t q0, size_t q1)
+/* dweight[pair][3][3] += G^T dU[.][pair] G for pairs q .. q+lanes-1 (pair =
+ * o * Cin + c); lanes past `lanes` read zeros. */
+static void weight_grad_lanes(float *dweight, const float *du, size_t du_ld, size_t q,
+                              size_t lanes)
 {
-    double u[POINTS][PAIR_LANES], r[PATCH * 3][PAIR_LANES], g[9][PAIR_LANES];
-    for (size_t q = q0; q < q1; q += PAIR_LANES) {
-        const size_t lanes = q1 - q < PAIR_LANES ? q1 - q : PAIR_LANES;
-        for (size_t xi = 0; xi < POINTS; xi++)
+    float u[POINTS][PAIR_LANES], r[PATCH * 3][PAIR_LANES], g[9][PAIR_LANES];
+    for (size_t xi = 0; xi < POINTS; xi++) {
+        const float *src = du + xi * du_ld + q;
+        if (lanes == PAIR_LANES) {
             for (size_t l = 0; l < PAIR_LANES; l++)
-                u[xi][l] = l < lanes ? du[xi * pairs + q + l] : 0.0;
-        for (size_t a = 0; a < PATCH; a++) /* r [6][3] = dU G */
-            weight_points(&r[a * 3], 1, (const double (*)[PAIR_LANES])&u[a * PATCH], 1);
-        for (size_t j = 0; j < 3; j++) /* g [3][3] = G^T r */
-            weight_points(&g[j], 3, (const double (*)[PAIR_LANES])&r[j], 3);
-        for (size_t l = 0; l < lanes; l++)
-            for (size_t e = 0; e < 9; e++)
-                dweight[(q + l) * 9 + e] += (float)g[e][l];
+                u[xi][l] = src[l];
+            continue;
+        }
+        for (size_t l = 0; l < PAIR_LANES; l++)
+            u[xi][l] = l < lanes ? src[l] : 0.0f;
     }
+    for (size_t a = 0; a < PATCH; a++) /* r [6][3] = dU G */
+        weight_points(&r[a * 3], 1, (const float (*)[PAIR_LANES])&u[a * PATCH], 1);
+    for (size_t j = 0; j < 3; j++) /* g [3][3] = G^T r */
+        weight_points(&g[j], 3, (const float (*)[PAIR_LANES])&r[j], 3);
+    for (size_t l = 0; l < lanes; l++)
+        for (size_t e = 0; e < 9; e++)
+            dweight[(q + l) * 9 + e] += g[e][l];
+}
+
+static void weight_grad_pairs(float *dweight, const float *du, size_t du_ld, size_t q0, size_t q1)
+{
+    for (size_t q = q0; q < q1; q += PAIR_LANES)
+        weight_grad_lanes(dweight, du, du_ld, q, q1 - q < PAIR_LANES ? q1 - q : PAIR_LANES);
 }
 
 /* dbias[o] += the sum of dout over samples and pixels, in a fixed order. */
@@ -412,14 +447,15 @@ static void transform_block(float *v, float *m, const float *dout, const float *
     share(p->cin + p->cout, t, nt, &lo, &hi);
     for (size_t it = lo; it < hi; it++) {
         if (it < p->cin)
-            input_tiles(v + it * p->block, p->cin * p->block, in, p, it, first, count, scratch);
+            input_tiles(v + it * p->block, p->v_ld, in, p, it, first, count, scratch);
         else
-            grad_tiles(m + (it - p->cin) * p->block, p->cout * p->block, dout, p, it - p->cin,
+            grad_tiles(m + (it - p->cin) * p->block, p->m_ld, dout, p, it - p->cin,
                        first, count, scratch);
     }
 }
 
-/* dU[xi] += dM[xi] [Cout, count] * V[xi]^T [count, Cin] for this thread's points. */
+/* dU[xi] (+)= dM[xi] [Cout, count] * V[xi]^T [count, Cin] for this thread's
+ * points; the first block sets dU. */
 static void gemm_block(float *du, const float *v, const float *m, const wgrad_plan *p, size_t b,
                        size_t t, size_t nt)
 {
@@ -428,8 +464,25 @@ static void gemm_block(float *du, const float *v, const float *m, const wgrad_pl
     size_t lo, hi;
     share(POINTS, t, nt, &lo, &hi);
     for (size_t xi = lo; xi < hi; xi++)
-        cbq_sgemm(0, 1, p->cout, p->cin, count, 1.0f, m + xi * p->cout * p->block, p->block,
-                  v + xi * p->cin * p->block, p->block, 1.0f, du + xi * p->cout * p->cin, p->cin);
+        cbq_sgemm(0, 1, p->cout, p->cin, count, 1.0f, m + xi * p->m_ld, p->block,
+                  v + xi * p->v_ld, p->block, b == 0 ? 0.0f : 1.0f, du + xi * p->du_ld, p->cin);
+}
+
+/* One block: dweight += G^T dU G for this thread's chunks of output
+ * channels, each chunk's dU [36][rows][Cin] computed into `du` just before. */
+static void gemm_chunks(float *dweight, float *du, const float *v, const float *m,
+                        const wgrad_plan *p, size_t t, size_t nt)
+{
+    const size_t rows = chunk_rows(p), chunks = (p->cout + rows - 1) / rows, ld = chunk_ld(p);
+    size_t lo, hi;
+    share(chunks, t, nt, &lo, &hi);
+    for (size_t c = lo; c < hi; c++) {
+        const size_t o0 = c * rows, r = p->cout - o0 < rows ? p->cout - o0 : rows;
+        for (size_t xi = 0; xi < POINTS; xi++)
+            cbq_sgemm(0, 1, r, p->cin, p->tiles, 1.0f, m + xi * p->m_ld + o0 * p->block, p->block,
+                      v + xi * p->v_ld, p->block, 0.0f, du + xi * ld, p->cin);
+        weight_grad_pairs(dweight + o0 * p->cin * 9, du, ld, 0, r * p->cin);
+    }
 }
 
 void conv2d_winograd_backward_weight(float *dweight, float *dbias, const float *dout,
@@ -437,18 +490,20 @@ void conv2d_winograd_backward_weight(float *dweight, float *dbias, const float *
                                      size_t h, size_t w, float *workspace, int threads)
 {
     const wgrad_plan p = plan_make(cfg, n, h, w);
-    float *du = workspace, *v = du + du_floats(&p), *m = v + POINTS * p.cin * p.block;
-    float *scratch_base = m + POINTS * p.cout * p.block;
+    float *v = workspace, *m = v + POINTS * p.v_ld, *scratch_base = m + POINTS * p.m_ld;
     const size_t pairs = p.cout * p.cin, scratch_n = scratch_floats(&p);
+    float *du = scratch_base + (size_t)threads * scratch_n; /* or the threads' chunks */
 #pragma omp parallel num_threads(threads)
     {
         const size_t t = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
         float *scratch = scratch_base + t * scratch_n;
-        memset(scratch, 0, (p.w > p.ow ? p.w : p.ow) * sizeof(float)); /* the zero row */
+        memset(scratch, 0, zero_floats(&p) * sizeof(float));
         size_t lo, hi;
-        if (dweight) {
-            share(POINTS * pairs, t, nt, &lo, &hi);
-            memset(du + lo, 0, (hi - lo) * sizeof *du);
+        if (dweight && p.blocks == 1) {
+            transform_block(v, m, dout, in, &p, 0, scratch, t, nt);
+#pragma omp barrier
+            gemm_chunks(dweight, du + t * POINTS * chunk_ld(&p), v, m, &p, t, nt);
+        } else if (dweight) {
             for (size_t b = 0; b < p.blocks; b++) {
                 transform_block(v, m, dout, in, &p, b, scratch, t, nt);
 #pragma omp barrier
@@ -456,7 +511,7 @@ void conv2d_winograd_backward_weight(float *dweight, float *dbias, const float *
 #pragma omp barrier
             }
             share(pairs, t, nt, &lo, &hi);
-            weight_grad_pairs(dweight, du, pairs, lo, hi);
+            weight_grad_pairs(dweight, du, p.du_ld, lo, hi);
         }
         if (dbias) {
             share(p.cout, t, nt, &lo, &hi);
