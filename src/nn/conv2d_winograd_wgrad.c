@@ -14,15 +14,18 @@
  *
  * Parallel scheme, with a result that does not depend on the thread count:
  * the tiles (index = sample, tile row, tile column) are cut into blocks
- * whose size depends on the channels only. For each block, in order, the
- * team transforms the block's input and output gradient (split over
- * channels), then each thread adds the block's GEMMs of its own fixed share
- * of the 36 points into dU. Every dU element is thus the same sequence of
- * GEMMs whoever computes it; G^T dU G is computed per (Cout, Cin) pair.
+ * whose size depends on the channels only. Each thread owns a fixed share
+ * of the 36 points: for each block, in order, it computes its points of the
+ * block's V and dM (every channel) and adds its points' GEMMs into dU. No
+ * thread waits for another until dU is complete (a barrier per block costs
+ * more than the transforms when the cores are shared). Every dU element is
+ * thus the same sequence of operations whoever computes it; G^T dU G is
+ * then computed per (Cout, Cin) pair. When one block holds every tile, dU is
+ * computed and transformed in chunks of output channels instead (below).
  *
- * Workspace (floats, offsets from its start): dU [36][Cout][Cin], then the
- * block's V [36][Cin][Pb] and dM [36][Cout][Pb], then each thread's scratch
- * rows for the transforms.
+ * Workspace (floats, offsets from its start): the block's V [36][Cin][Pb]
+ * and dM [36][Cout][Pb], each thread's scratch rows for the transforms, then
+ * dU [36][Cout][Cin] or each thread's dU chunk.
  *
  * The transforms run row-wise and vectorise over tile columns: first the
  * 1-D transform down each column of a tile row (contiguous rows of the
@@ -97,7 +100,8 @@ static wgrad_plan plan_make(const cbq_conv2d_cfg *cfg, size_t n, size_t h, size_
 }
 
 /* A tile row's scratch: a zero row, as long as a plane row or a padded tile
- * row, then six column-transformed rows of 4 * tiles_x + 4 floats. */
+ * row, a column-transformed row of 4 * tiles_x + 4 floats, and the six
+ * points of a row that the thread owns only some of. */
 static size_t row_floats(const wgrad_plan *p) { return TILE * p->tiles_x + TILE; }
 
 static size_t zero_floats(const wgrad_plan *p)
@@ -105,7 +109,10 @@ static size_t zero_floats(const wgrad_plan *p)
     return p->w > row_floats(p) ? p->w : row_floats(p);
 }
 
-static size_t scratch_floats(const wgrad_plan *p) { return zero_floats(p) + PATCH * row_floats(p); }
+static size_t scratch_floats(const wgrad_plan *p)
+{
+    return zero_floats(p) + row_floats(p) + PATCH * p->tiles_x;
+}
 
 static size_t du_floats(const wgrad_plan *p) { return POINTS * p->du_ld; }
 static size_t block_floats(const wgrad_plan *p) { return POINTS * (p->v_ld + p->m_ld); }
@@ -134,8 +141,8 @@ size_t conv2d_winograd_wgrad_workspace_floats(const cbq_conv2d_cfg *cfg, size_t 
 
 /* ---- input transform: V = B^T d B ----------------------------------------- */
 
-/* o_i[x] = sum_j B^T[i][j] d_j[x] for x < count, with Lavin & Gray's
- * B^T =
+/* Point k of B^T d down the columns: o[x] = sum_j B^T[k][j] d_j[x], with
+ * Lavin & Gray's B^T =
  *   4  0 -5  0  1  0
  *   0 -4 -4  1  1  0
  *   0  4 -4 -1  1  0
@@ -143,28 +150,37 @@ size_t conv2d_winograd_wgrad_workspace_floats(const cbq_conv2d_cfg *cfg, size_t 
  *   0  2 -1 -2  1  0
  *   0  4  0 -5  0  1
  * (restrict parameters, not locals: GCC 12 vectorises only those). */
-static void input_points(float *restrict o0, float *restrict o1, float *restrict o2,
-                         float *restrict o3, float *restrict o4, float *restrict o5,
-                         const float *restrict d0, const float *restrict d1,
-                         const float *restrict d2, const float *restrict d3,
-                         const float *restrict d4, const float *restrict d5, size_t count)
+static void input_column(size_t k, float *restrict o, const float *restrict d0,
+                         const float *restrict d1, const float *restrict d2,
+                         const float *restrict d3, const float *restrict d4,
+                         const float *restrict d5, size_t count)
 {
-    for (size_t x = 0; x < count; x++) {
-        const float a = d1[x], b = d2[x], c = d3[x], e = d4[x];
-        o0[x] = 4.0f * d0[x] - 5.0f * b + e;
-        o1[x] = -4.0f * (a + b) + c + e;
-        o2[x] = 4.0f * (a - b) - c + e;
-        o3[x] = -2.0f * (a - c) - b + e;
-        o4[x] = 2.0f * (a - c) - b + e;
-        o5[x] = 4.0f * a - 5.0f * c + d5[x];
+    switch (k) {
+    case 0:
+        for (size_t x = 0; x < count; x++)
+            o[x] = 4.0f * d0[x] - 5.0f * d2[x] + d4[x];
+        break;
+    case 1:
+        for (size_t x = 0; x < count; x++)
+            o[x] = -4.0f * (d1[x] + d2[x]) + d3[x] + d4[x];
+        break;
+    case 2:
+        for (size_t x = 0; x < count; x++)
+            o[x] = 4.0f * (d1[x] - d2[x]) - d3[x] + d4[x];
+        break;
+    case 3:
+        for (size_t x = 0; x < count; x++)
+            o[x] = -2.0f * (d1[x] - d3[x]) - d2[x] + d4[x];
+        break;
+    case 4:
+        for (size_t x = 0; x < count; x++)
+            o[x] = 2.0f * (d1[x] - d3[x]) - d2[x] + d4[x];
+        break;
+    default:
+        for (size_t x = 0; x < count; x++)
+            o[x] = 4.0f * d1[x] - 5.0f * d3[x] + d5[x];
+        break;
     }
-}
-
-/* Down the columns: dst[i][x] from the six rows src[j][x]. */
-static void input_columns(float *const dst[PATCH], const float *const src[PATCH], size_t count)
-{
-    input_points(dst[0], dst[1], dst[2], dst[3], dst[4], dst[5], src[0], src[1], src[2], src[3],
-                 src[4], src[5], count);
 }
 
 /* Along a row: tile t reads the row's columns 4t .. 4t+5 (a stride-4
@@ -185,12 +201,6 @@ static void input_row_points(float *restrict o0, float *restrict o1, float *rest
     }
 }
 
-static void input_row(float *v, size_t xi_stride, const float *row, size_t count)
-{
-    input_row_points(v, v + xi_stride, v + 2 * xi_stride, v + 3 * xi_stride, v + 4 * xi_stride,
-                     v + 5 * xi_stride, row, count);
-}
-
 /* The padded columns x0 .. x0+count-1 of a row (plane column = padded
  * column - pad): the first `lead` lie left of the plane, the next `inside`
  * start at plane column `start`, the rest lie right of it. */
@@ -209,40 +219,63 @@ static row_span span_of(size_t x0, size_t count, size_t pad, size_t width)
     return s;
 }
 
-/* V[xi][t] for tiles t = 0 .. count-1 of tile row ty, tile columns
- * tx0 .. tx0+count-1, of one plane h x w (origin -pad_y, -pad_x): V is
- * written at v + xi * xi_stride + t. Shareable with the forward, which
- * needs the same V. */
+/* The points [lo, hi) this thread owns, of a tile row's 36. */
+typedef struct { size_t lo, hi; } point_range;
+
+/* Row k (points 6k .. 6k+5) of a 6-point transform along a row: written in
+ * place when the thread owns all six points, else through `tmp` [6][count]
+ * and only the owned points copied. */
+typedef void (*row_points_fn)(float *restrict, float *restrict, float *restrict, float *restrict,
+                              float *restrict, float *restrict, const float *restrict, size_t);
+
+static void row_owned(row_points_fn fn, float *dst, size_t xi_stride, const float *row,
+                      size_t count, size_t k, point_range own, float *tmp)
+{
+    const size_t first = PATCH * k;
+    if (own.lo <= first && first + PATCH <= own.hi) {
+        float *o = dst + first * xi_stride;
+        fn(o, o + xi_stride, o + 2 * xi_stride, o + 3 * xi_stride, o + 4 * xi_stride,
+           o + 5 * xi_stride, row, count);
+        return;
+    }
+    fn(tmp, tmp + count, tmp + 2 * count, tmp + 3 * count, tmp + 4 * count, tmp + 5 * count, row,
+       count);
+    for (size_t j = 0; j < PATCH; j++)
+        if (first + j >= own.lo && first + j < own.hi)
+            memcpy(dst + (first + j) * xi_stride, tmp + j * count, count * sizeof(float));
+}
+
+/* The owned points of V[xi][t] for tiles t = 0 .. count-1 of tile row ty,
+ * tile columns tx0 .. tx0+count-1, of one plane h x w (origin -pad_y,
+ * -pad_x): V is written at v + xi * xi_stride + t. */
 static void input_tiles_row(float *v, size_t xi_stride, const float *plane, const wgrad_plan *p,
-                            size_t ty, size_t tx0, size_t count, float *scratch)
+                            size_t ty, size_t tx0, size_t count, point_range own, float *scratch)
 {
     const float *zero = scratch;
-    float *cols = scratch + zero_floats(p);
-    const size_t ld = row_floats(p), padded = TILE * (count + 1);
+    float *col = scratch + zero_floats(p), *tmp = col + row_floats(p);
+    const size_t padded = TILE * (count + 1);
     const row_span span = span_of(TILE * tx0, TILE * count + 2, p->pad_x, p->w);
     const float *src[PATCH];
-    float *dst[PATCH];
     for (size_t r = 0; r < PATCH; r++) {
         const size_t y = TILE * ty + r; /* padded row */
         const int inside = y >= p->pad_y && y - p->pad_y < p->h;
         src[r] = (inside ? plane + (y - p->pad_y) * p->w : zero) + span.start;
-        dst[r] = cols + r * ld;
-        memset(dst[r], 0, span.lead * sizeof(float));
-        memset(dst[r] + span.lead + span.inside, 0,
-               (padded - span.lead - span.inside) * sizeof(float));
-        dst[r] += span.lead;
     }
-    /* down the columns inside the plane (zero columns transform to zero) */
-    input_columns(dst, src, span.inside);
-    /* along the rows: column-transformed row k gives points k*6 .. k*6+5 */
-    for (size_t k = 0; k < PATCH; k++)
-        input_row(v + k * PATCH * xi_stride, xi_stride, cols + k * ld, count);
+    memset(col, 0, span.lead * sizeof(float));
+    memset(col + span.lead + span.inside, 0, (padded - span.lead - span.inside) * sizeof(float));
+    for (size_t k = own.lo / PATCH; k * PATCH < own.hi; k++) {
+        /* down the columns inside the plane (zero columns transform to zero),
+         * then along the row: column-transformed row k gives points 6k .. */
+        input_column(k, col + span.lead, src[0], src[1], src[2], src[3], src[4], src[5],
+                     span.inside);
+        row_owned(input_row_points, v, xi_stride, col, count, k, own, tmp);
+    }
 }
 
 /* V[xi][c][t - first] for tiles first .. first+count-1 (across samples) of
  * input channel c. */
 static void input_tiles(float *v, size_t xi_stride, const float *in, const wgrad_plan *p, size_t c,
-                        size_t first, size_t count, float *scratch)
+                        size_t first, size_t count, point_range own, float *scratch)
 {
     const size_t per_sample = p->tiles_y * p->tiles_x;
     for (size_t t = first; t < first + count;) {
@@ -251,31 +284,40 @@ static void input_tiles(float *v, size_t xi_stride, const float *in, const wgrad
         if (run > first + count - t)
             run = first + count - t;
         input_tiles_row(v + (t - first), xi_stride, in + (s * p->cin + c) * p->h * p->w, p, ty,
-                        tx, run, scratch);
+                        tx, run, own, scratch);
         t += run;
     }
 }
 
 /* ---- output-gradient transform: dM = A dY A^T ----------------------------- */
 
-/* o_k[x] = sum_a A^T[a][k] y_a[x] for the four middle points k = 1..4;
+/* Point k = 1..4 of A dY down the columns: o[x] = sum_a A^T[a][k] y_a[x];
  * points 0 and 5 are y_0 and y_3 themselves. A^T =
  *   1  1  1  1  1  0
  *   0  1 -1  2 -2  0
  *   0  1  1  4  4  0
  *   0  1 -1  8 -8  1 */
-static void grad_mid_points(float *restrict o1, float *restrict o2, float *restrict o3,
-                            float *restrict o4, const float *restrict y0,
-                            const float *restrict y1, const float *restrict y2,
-                            const float *restrict y3, size_t count)
+static void grad_column(size_t k, float *restrict o, const float *restrict y0,
+                        const float *restrict y1, const float *restrict y2,
+                        const float *restrict y3, size_t count)
 {
-    for (size_t x = 0; x < count; x++) {
-        const float s02 = y0[x] + y2[x], s13 = y1[x] + y3[x];
-        const float s02b = y0[x] + 4.0f * y2[x], s13b = 2.0f * y1[x] + 8.0f * y3[x];
-        o1[x] = s02 + s13;
-        o2[x] = s02 - s13;
-        o3[x] = s02b + s13b;
-        o4[x] = s02b - s13b;
+    switch (k) {
+    case 1:
+        for (size_t x = 0; x < count; x++)
+            o[x] = (y0[x] + y2[x]) + (y1[x] + y3[x]);
+        break;
+    case 2:
+        for (size_t x = 0; x < count; x++)
+            o[x] = (y0[x] + y2[x]) - (y1[x] + y3[x]);
+        break;
+    case 3:
+        for (size_t x = 0; x < count; x++)
+            o[x] = (y0[x] + 4.0f * y2[x]) + (2.0f * y1[x] + 8.0f * y3[x]);
+        break;
+    default:
+        for (size_t x = 0; x < count; x++)
+            o[x] = (y0[x] + 4.0f * y2[x]) - (2.0f * y1[x] + 8.0f * y3[x]);
+        break;
     }
 }
 
@@ -297,46 +339,39 @@ static void grad_row_points(float *restrict o0, float *restrict o1, float *restr
     }
 }
 
-/* dM[xi][t] for tiles t = 0 .. count-1 of tile row ty, tile columns
- * tx0 .., of one output-gradient plane oh x ow (zero outside it). */
+/* The owned points of dM[xi][t] for tiles t = 0 .. count-1 of tile row ty,
+ * tile columns tx0 .., of one output-gradient plane oh x ow (zero outside
+ * it). */
 static void grad_tiles_row(float *m, size_t xi_stride, const float *plane, const wgrad_plan *p,
-                           size_t ty, size_t tx0, size_t count, float *scratch)
+                           size_t ty, size_t tx0, size_t count, point_range own, float *scratch)
 {
     const float *zero = scratch;
-    float *cols = scratch + zero_floats(p);
-    const size_t ld = row_floats(p), x0 = TILE * tx0, width = TILE * count;
+    float *col = scratch + zero_floats(p), *tmp = col + row_floats(p);
+    const size_t x0 = TILE * tx0, width = TILE * count;
     const size_t inside = x0 + width <= p->ow ? width : p->ow - x0;
-    const float *src[TILE], *rows[PATCH];
+    const float *src[TILE];
     for (size_t a = 0; a < TILE; a++) {
         const size_t y = TILE * ty + a;
         src[a] = y < p->oh ? plane + y * p->ow + x0 : zero;
     }
-    /* down the columns: points 0 and 5 are rows 0 and 3, copied only where
-     * the last tile runs past the plane's edge and needs zeros */
-    for (size_t k = 0; k < PATCH; k++) {
-        float *row = cols + k * ld;
-        memset(row + inside, 0, (width - inside) * sizeof(float));
-        rows[k] = row;
-    }
-    if (inside == width) {
-        rows[0] = src[0];
-        rows[5] = src[3];
-    } else {
-        memcpy(cols, src[0], inside * sizeof(float));
-        memcpy(cols + 5 * ld, src[3], inside * sizeof(float));
-    }
-    grad_mid_points(cols + ld, cols + 2 * ld, cols + 3 * ld, cols + 4 * ld, src[0], src[1], src[2],
-                    src[3], inside);
-    for (size_t k = 0; k < PATCH; k++) {
-        float *o = m + k * PATCH * xi_stride;
-        grad_row_points(o, o + xi_stride, o + 2 * xi_stride, o + 3 * xi_stride,
-                        o + 4 * xi_stride, o + 5 * xi_stride, rows[k], count);
+    memset(col + inside, 0, (width - inside) * sizeof(float));
+    for (size_t k = own.lo / PATCH; k * PATCH < own.hi; k++) {
+        /* down the columns; points 0 and 5 are rows 0 and 3, copied only
+         * where the last tile runs past the plane's edge and needs zeros */
+        const float *row = col;
+        if ((k == 0 || k == 5) && inside == width)
+            row = src[k == 0 ? 0 : 3];
+        else if (k == 0 || k == 5)
+            memcpy(col, src[k == 0 ? 0 : 3], inside * sizeof(float));
+        else
+            grad_column(k, col, src[0], src[1], src[2], src[3], inside);
+        row_owned(grad_row_points, m, xi_stride, row, count, k, own, tmp);
     }
 }
 
 /* dM[xi][o][t - first] for tiles first .. first+count-1 of output channel o. */
 static void grad_tiles(float *m, size_t xi_stride, const float *dout, const wgrad_plan *p,
-                       size_t o, size_t first, size_t count, float *scratch)
+                       size_t o, size_t first, size_t count, point_range own, float *scratch)
 {
     const size_t per_sample = p->tiles_y * p->tiles_x;
     for (size_t t = first; t < first + count;) {
@@ -345,7 +380,7 @@ static void grad_tiles(float *m, size_t xi_stride, const float *dout, const wgra
         if (run > first + count - t)
             run = first + count - t;
         grad_tiles_row(m + (t - first), xi_stride, dout + (s * p->cout + o) * p->oh * p->ow, p,
-                       ty, tx, run, scratch);
+                       ty, tx, run, own, scratch);
         t += run;
     }
 }
@@ -436,34 +471,26 @@ static void share(size_t items, size_t t, size_t nt, size_t *lo, size_t *hi)
     *hi = items * (t + 1) / nt;
 }
 
-/* The team's transforms of block b: input channels first, then output
- * channels, split statically over the threads. */
+/* This thread's points of block b's V and dM, every channel. */
 static void transform_block(float *v, float *m, const float *dout, const float *in,
-                            const wgrad_plan *p, size_t b, float *scratch, size_t t, size_t nt)
+                            const wgrad_plan *p, size_t b, point_range own, float *scratch)
 {
     const size_t first = b * p->block;
     const size_t count = p->tiles - first < p->block ? p->tiles - first : p->block;
-    size_t lo, hi;
-    share(p->cin + p->cout, t, nt, &lo, &hi);
-    for (size_t it = lo; it < hi; it++) {
-        if (it < p->cin)
-            input_tiles(v + it * p->block, p->v_ld, in, p, it, first, count, scratch);
-        else
-            grad_tiles(m + (it - p->cin) * p->block, p->m_ld, dout, p, it - p->cin,
-                       first, count, scratch);
-    }
+    for (size_t c = 0; c < p->cin; c++)
+        input_tiles(v + c * p->block, p->v_ld, in, p, c, first, count, own, scratch);
+    for (size_t o = 0; o < p->cout; o++)
+        grad_tiles(m + o * p->block, p->m_ld, dout, p, o, first, count, own, scratch);
 }
 
 /* dU[xi] (+)= dM[xi] [Cout, count] * V[xi]^T [count, Cin] for this thread's
  * points; the first block sets dU. */
 static void gemm_block(float *du, const float *v, const float *m, const wgrad_plan *p, size_t b,
-                       size_t t, size_t nt)
+                       point_range own)
 {
     const size_t first = b * p->block;
     const size_t count = p->tiles - first < p->block ? p->tiles - first : p->block;
-    size_t lo, hi;
-    share(POINTS, t, nt, &lo, &hi);
-    for (size_t xi = lo; xi < hi; xi++)
+    for (size_t xi = own.lo; xi < own.hi; xi++)
         cbq_sgemm(0, 1, p->cout, p->cin, count, 1.0f, m + xi * p->m_ld, p->block,
                   v + xi * p->v_ld, p->block, b == 0 ? 0.0f : 1.0f, du + xi * p->du_ld, p->cin);
 }
@@ -499,17 +526,18 @@ void conv2d_winograd_backward_weight(float *dweight, float *dbias, const float *
         float *scratch = scratch_base + t * scratch_n;
         memset(scratch, 0, zero_floats(&p) * sizeof(float));
         size_t lo, hi;
+        point_range own;
+        share(POINTS, t, nt, &own.lo, &own.hi);
         if (dweight && p.blocks == 1) {
-            transform_block(v, m, dout, in, &p, 0, scratch, t, nt);
+            transform_block(v, m, dout, in, &p, 0, own, scratch);
 #pragma omp barrier
             gemm_chunks(dweight, du + t * POINTS * chunk_ld(&p), v, m, &p, t, nt);
         } else if (dweight) {
             for (size_t b = 0; b < p.blocks; b++) {
-                transform_block(v, m, dout, in, &p, b, scratch, t, nt);
-#pragma omp barrier
-                gemm_block(du, v, m, &p, b, t, nt);
-#pragma omp barrier
+                transform_block(v, m, dout, in, &p, b, own, scratch);
+                gemm_block(du, v, m, &p, b, own);
             }
+#pragma omp barrier
             share(pairs, t, nt, &lo, &hi);
             weight_grad_pairs(dweight, du, p.du_ld, lo, hi);
         }

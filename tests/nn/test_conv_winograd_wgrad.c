@@ -156,6 +156,7 @@ static void test_against_double(void **state)
         {1, 16, 5, 7, 5, 0},    {16, 1, 5, 7, 2, 1},  {7, 9, 5, 7, 3, 2},   {32, 32, 13, 17, 2, 1},
         {64, 64, 13, 17, 1, 0}, {17, 33, 13, 17, 3, 2}, {64, 48, 5, 7, 5, 1}, {16, 24, 56, 56, 2, 1},
         {3, 5, 56, 56, 1, 0},   {8, 8, 56, 56, 1, 2},   {64, 64, 56, 56, 2, 1},
+        {24, 130, 6, 5, 3, 1}, /* one block, three chunks of output channels */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         check_case(&cases[i]);
