@@ -68,11 +68,6 @@ static int wgrad_supported(const cbq_conv2d_cfg *c, size_t h, size_t w)
            w + 2 * (size_t)c->pad_w >= 3 && c->in_channels > 0 && c->out_channels > 0;
 }
 
-int conv2d_winograd_wgrad_eligible(const cbq_conv2d_cfg *cfg, size_t h, size_t w)
-{
-    return wgrad_supported(cfg, h, w);
-}
-
 static size_t block_tiles(size_t cin, size_t cout)
 {
     size_t pb = BLOCK_FLOATS / (POINTS * (cin + cout));
@@ -97,6 +92,23 @@ static wgrad_plan plan_make(const cbq_conv2d_cfg *cfg, size_t n, size_t h, size_
     p.v_ld = p.cin * p.block + POINT_PAD;
     p.m_ld = p.cout * p.block + POINT_PAD;
     return p;
+}
+
+/* Where Winograd's weight gradient beats im2col's (CPU time, one thread,
+ * batch 16-32, measured with bench_layers and alone per shape): every
+ * resnet18 and iqnet-s 3x3 stride-1 layer at 128 and 224 input (1.4x at
+ * 512 channels on 4x4 planes to 2.5x), except iqnet-s's first, one input
+ * channel (0.8x: its transforms outweigh a GEMM with K = 9). It loses where
+ * the 4x4 tiles are mostly padding: 1x1 to 3x3 planes (0.4-0.6x), 5x5 even;
+ * 6x6 wins (1.2x). So: at least two input channels and nine in all, planes
+ * at least 4 wide whose tiles are at least half used. */
+int conv2d_winograd_wgrad_eligible(const cbq_conv2d_cfg *cfg, size_t h, size_t w)
+{
+    if (!wgrad_supported(cfg, h, w) || cfg->in_channels < 2 ||
+        cfg->in_channels + cfg->out_channels < 9)
+        return 0;
+    const wgrad_plan p = plan_make(cfg, 1, h, w);
+    return p.oh >= TILE && p.ow >= TILE && 2 * p.oh * p.ow >= p.tiles * TILE * TILE;
 }
 
 /* A tile row's scratch: a zero row, as long as a plane row or a padded tile

@@ -193,6 +193,22 @@ static void test_shapes_accepted(void **state)
         assert_false(conv2d_winograd_wgrad_eligible(&refused[i], 32, 32));
         assert_int_equal(conv2d_winograd_wgrad_workspace_floats(&refused[i], 32, 32), 0);
     }
+    /* computed, but left to im2col where that is faster: one input channel,
+     * few channels, planes of mostly padded tiles */
+    const cbq_conv2d_cfg first = {1, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1};
+    const cbq_conv2d_cfg narrow = {4, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1};
+    const cbq_conv2d_cfg wide = {512, 512, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1};
+    assert_true(conv2d_winograd_wgrad_eligible(&ok, 9, 9));
+    assert_true(conv2d_winograd_wgrad_eligible(&old, 56, 56));
+    assert_true(conv2d_winograd_wgrad_eligible(&wide, 4, 4));
+    assert_true(conv2d_winograd_wgrad_eligible(&wide, 7, 7));
+    assert_true(conv2d_winograd_wgrad_eligible(&wide, 6, 6));
+    assert_false(conv2d_winograd_wgrad_eligible(&first, 128, 128));
+    assert_false(conv2d_winograd_wgrad_eligible(&narrow, 128, 128));
+    assert_false(conv2d_winograd_wgrad_eligible(&wide, 3, 3));
+    assert_false(conv2d_winograd_wgrad_eligible(&wide, 5, 5));
+    assert_false(conv2d_winograd_wgrad_eligible(&wide, 2, 64));
+    assert_true(conv2d_winograd_wgrad_workspace_floats(&first, 128, 128) > 0);
     /* no output pixel: a 1x1 plane without padding */
     const cbq_conv2d_cfg unpadded = {8, 8, 3, 3, 1, 1, 0, 0, 1, 1, 1, 1};
     assert_false(conv2d_winograd_wgrad_eligible(&unpadded, 1, 1));
