@@ -84,13 +84,23 @@ static double rel_err(const float *got, const float *start, const double *ref, s
 
 typedef struct { size_t cin, cout, h, w, n; int pad; } wgrad_case;
 
+/* A square convolution with a bias (designated: the struct may grow). */
+static cbq_conv2d_cfg conv_cfg(int cin, int cout, int k, int stride, int pad, int dilation,
+                               int groups)
+{
+    return (cbq_conv2d_cfg){.in_channels = cin, .out_channels = cout, .kernel_h = k,
+                            .kernel_w = k, .stride_h = stride, .stride_w = stride, .pad_h = pad,
+                            .pad_w = pad, .bias = 1, .dilation_h = dilation,
+                            .dilation_w = dilation, .groups = groups};
+}
+
 static double worst_seen, worst_im2col;
 
 /* One shape: dW and db (starting non-zero) against the double loops for
  * threads 1, 2, 3 (bit-identical), and with dbias NULL. */
 static void check_case(const wgrad_case *k)
 {
-    const cbq_conv2d_cfg c = {(int)k->cin, (int)k->cout, 3, 3, 1, 1, k->pad, k->pad, 1, 1, 1, 1};
+    const cbq_conv2d_cfg c = conv_cfg((int)k->cin, (int)k->cout, 3, 1, k->pad, 1, 1);
     assert_true(conv2d_winograd_wgrad_workspace_floats(&c, k->h, k->w) > 0);
     const size_t oh = k->h + 2 * (size_t)k->pad - 2, ow = k->w + 2 * (size_t)k->pad - 2;
     const size_t nin = k->n * k->cin * k->h * k->w, nout = k->n * k->cout * oh * ow;
@@ -177,15 +187,15 @@ static void test_many_blocks(void **state)
 static void test_shapes_accepted(void **state)
 {
     (void)state;
-    const cbq_conv2d_cfg ok = {8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1};
-    const cbq_conv2d_cfg old = {8, 8, 3, 3, 1, 1, 1, 1, 1, 0, 0, 0}; /* 0 reads as 1 */
+    const cbq_conv2d_cfg ok = conv_cfg(8, 8, 3, 1, 1, 1, 1);
+    const cbq_conv2d_cfg old = conv_cfg(8, 8, 3, 1, 1, 0, 0); /* 0 reads as 1 */
     const cbq_conv2d_cfg refused[] = {
-        {8, 8, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1}, /* stride 2 */
-        {8, 8, 5, 5, 1, 1, 2, 2, 1, 1, 1, 1}, /* 5x5 */
-        {8, 8, 3, 3, 1, 1, 2, 2, 1, 2, 2, 1}, /* dilation 2 */
-        {8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 2}, /* groups */
-        {8, 8, 3, 3, 1, 1, 3, 3, 1, 1, 1, 1}, /* pad 3 */
-        {8, 8, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1}, /* 1x1 */
+        conv_cfg(8, 8, 3, 2, 1, 1, 1), /* stride 2 */
+        conv_cfg(8, 8, 5, 1, 2, 1, 1), /* 5x5 */
+        conv_cfg(8, 8, 3, 1, 2, 2, 1), /* dilation 2 */
+        conv_cfg(8, 8, 3, 1, 1, 1, 2), /* groups */
+        conv_cfg(8, 8, 3, 1, 3, 1, 1), /* pad 3 */
+        conv_cfg(8, 8, 1, 1, 0, 1, 1), /* 1x1 */
     };
     assert_true(conv2d_winograd_wgrad_workspace_floats(&ok, 9, 9) > 0);
     assert_true(conv2d_winograd_wgrad_workspace_floats(&old, 9, 9) > 0);
@@ -195,9 +205,9 @@ static void test_shapes_accepted(void **state)
     }
     /* computed, but left to im2col where that is faster: one input channel,
      * few channels, planes of mostly padded tiles */
-    const cbq_conv2d_cfg first = {1, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1};
-    const cbq_conv2d_cfg narrow = {4, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1};
-    const cbq_conv2d_cfg wide = {512, 512, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1};
+    const cbq_conv2d_cfg first = conv_cfg(1, 16, 3, 1, 1, 1, 1);
+    const cbq_conv2d_cfg narrow = conv_cfg(4, 4, 3, 1, 1, 1, 1);
+    const cbq_conv2d_cfg wide = conv_cfg(512, 512, 3, 1, 1, 1, 1);
     assert_true(conv2d_winograd_wgrad_eligible(&ok, 9, 9));
     assert_true(conv2d_winograd_wgrad_eligible(&old, 56, 56));
     assert_true(conv2d_winograd_wgrad_eligible(&wide, 4, 4));
@@ -210,7 +220,7 @@ static void test_shapes_accepted(void **state)
     assert_false(conv2d_winograd_wgrad_eligible(&wide, 2, 64));
     assert_true(conv2d_winograd_wgrad_workspace_floats(&first, 128, 128) > 0);
     /* no output pixel: a 1x1 plane without padding */
-    const cbq_conv2d_cfg unpadded = {8, 8, 3, 3, 1, 1, 0, 0, 1, 1, 1, 1};
+    const cbq_conv2d_cfg unpadded = conv_cfg(8, 8, 3, 1, 0, 1, 1);
     assert_false(conv2d_winograd_wgrad_eligible(&unpadded, 1, 1));
     assert_int_equal(conv2d_winograd_wgrad_workspace_floats(&unpadded, 1, 1), 0);
 }
