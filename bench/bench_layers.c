@@ -112,7 +112,7 @@ static double time_best(void (*fn)(void *), void *ctx, int reps, double *cores)
 typedef struct {
     cbq_conv2d_cfg cfg;
     size_t n, h, w;
-    float *in, *wt, *b, *out, *dout, *din, *dw, *db, *ws, *priv;
+    float *in, *wt, *b, *out, *dout, *din, *dw, *db, *ws, *priv, *wgws;
     int threads;
 } conv_run;
 
@@ -128,6 +128,45 @@ static void run_bwd(void *p)
     conv2d_backward(r->cfg.in_channels > 1 ? r->din : NULL, r->dw, r->db, r->dout, r->in, r->wt,
                     &r->cfg, r->n, r->h, r->w, r->ws, r->priv, r->threads);
 }
+
+/* The weight gradient alone (dW, no bias), by im2col + GEMM and by Winograd. */
+static void run_wgrad_im2col(void *p)
+{
+    conv_run *r = p;
+    conv2d_backward_im2col(NULL, r->dw, NULL, r->dout, r->in, r->wt, &r->cfg, r->n, r->h, r->w,
+                           r->ws, r->priv, r->threads);
+}
+
+static void run_wgrad_winograd(void *p)
+{
+    conv_run *r = p;
+    conv2d_winograd_backward_weight(r->dw, NULL, r->dout, r->in, &r->cfg, r->n, r->h, r->w,
+                                    r->wgws, r->threads);
+}
+
+/* The Winograd weight gradient against the im2col one on one sample: both
+ * against the double reference would cost seconds, so the tolerance is
+ * Winograd's error bound (tests/nn/test_conv_winograd_wgrad.c). */
+static int verify_wgrad(conv_run *r)
+{
+    const size_t nw = (size_t)r->cfg.out_channels * (size_t)r->cfg.in_channels * 9;
+    float *a = calloc(nw, sizeof *a), *b = calloc(nw, sizeof *b);
+    conv2d_backward_im2col(NULL, a, NULL, r->dout, r->in, r->wt, &r->cfg, 1, r->h, r->w, r->ws,
+                           r->priv, r->threads);
+    conv2d_winograd_backward_weight(b, NULL, r->dout, r->in, &r->cfg, 1, r->h, r->w, r->wgws,
+                                    r->threads);
+    double md = 0, mr = 1e-12;
+    for (size_t i = 0; i < nw; i++) {
+        md = fmax(md, fabs((double)a[i] - b[i]));
+        mr = fmax(mr, fabs((double)a[i]));
+    }
+    free(a);
+    free(b);
+    return md / mr < 5e-5;
+}
+
+/* CPU ms of the weight gradient by im2col and Winograd, per 3x3 stride-1 shape. */
+typedef struct { double im2col_ms, winograd_ms; int eligible; } wgrad_time;
 
 /* The shapes as peer_torch.py reads them: "cin,cout,k,stride,side;..." */
 static void shapes_arg(char *buf, size_t cap, const conv_shape *shapes, int n, size_t size)
@@ -168,6 +207,49 @@ static int read_peer(int threads, size_t batch, const conv_shape *shapes, int n,
     return pclose(f) == 0 && got == n;
 }
 
+/* Times the weight gradient of a shape Winograd computes (else leaves *t
+ * zero); 0 when the two disagree. */
+static int time_wgrad(conv_run *r, wgrad_time *t)
+{
+    const size_t per_thread = conv2d_winograd_wgrad_workspace_floats(&r->cfg, r->h, r->w);
+    if (per_thread == 0)
+        return 1;
+    r->wgws = calloc((size_t)r->threads * per_thread, sizeof *r->wgws);
+    int ok = verify_wgrad(r);
+    if (ok) {
+        double ci = 0, cw = 0;
+        t->im2col_ms = 1e3 * time_best(run_wgrad_im2col, r, 7, &ci);
+        t->winograd_ms = 1e3 * time_best(run_wgrad_winograd, r, 7, &cw);
+        t->im2col_ms *= ci; /* CPU ms */
+        t->winograd_ms *= cw;
+        t->eligible = conv2d_winograd_wgrad_eligible(&r->cfg, r->h, r->w);
+    }
+    free(r->wgws);
+    r->wgws = NULL;
+    return ok;
+}
+
+/* The weight gradient alone, per shape Winograd computes: CPU ms by im2col
+ * and by Winograd, and PyTorch's whole backward (input and weight
+ * gradients) for scale. */
+static void print_wgrad(const conv_shape *shapes, int n_shapes, const wgrad_time *wg,
+                        const double *peer_bwd_cpu)
+{
+    printf("weight gradient alone (dW), CPU ms: im2col vs Winograd F(4x4,3x3); eligible = the "
+           "engine's choice%s\n", peer_bwd_cpu ? "; PyTorch: its whole backward (din + dW)" : "");
+    printf("%-26s %10s %10s %7s %8s %12s\n", "layer", "im2col", "winograd", "x", "eligible",
+           peer_bwd_cpu ? "torch bwd" : "");
+    for (int s = 0; s < n_shapes; s++) {
+        if (wg[s].winograd_ms <= 0)
+            continue;
+        printf("%-26s %10.2f %10.2f %7.2f %8s", shapes[s].name, wg[s].im2col_ms,
+               wg[s].winograd_ms, wg[s].im2col_ms / wg[s].winograd_ms, wg[s].eligible ? "yes" : "no");
+        if (peer_bwd_cpu)
+            printf(" %12.2f", peer_bwd_cpu[s]);
+        printf("\n");
+    }
+}
+
 typedef struct {
     int threads, peer;
     double peak_core, ceiling;
@@ -191,6 +273,7 @@ static int run_set(const char *title, const conv_shape *shapes, int n_shapes, si
     cbq_rng rng;
     cbq_rng_seed(&rng, 1);
     double tot[4] = {0}, ptot[4] = {0}, flop_f = 0, flop_b = 0, cores_sum = 0;
+    wgrad_time wg[MAX_SHAPES] = {{0}};
     for (int s = 0; s < n_shapes; s++) {
         const conv_shape *sh = &shapes[s];
         conv_run r = {.cfg = {sh->cin, sh->cout, sh->k, sh->k, sh->stride, sh->stride, sh->k / 2,
@@ -238,6 +321,11 @@ static int run_set(const char *title, const conv_shape *shapes, int n_shapes, si
             ptot[0] += pf[s]; ptot[1] += pb[s]; ptot[2] += pfc[s]; ptot[3] += pbc[s];
         }
         printf("\n");
+        if (!time_wgrad(&r, &wg[s])) {
+            fprintf(stderr, "bench_layers: %s: the Winograd weight gradient disagrees with im2col\n",
+                    sh->name);
+            return 0;
+        }
         free(r.in); free(r.wt); free(r.b); free(r.dout); free(r.out); free(r.din); free(r.dw);
         free(r.db); free(r.ws); free(r.priv);
     }
@@ -249,6 +337,7 @@ static int run_set(const char *title, const conv_shape *shapes, int n_shapes, si
         printf(" | %6.2f %6.2f %6.2f %6.2f", ptot[0] / (tot[0] * 1e3), ptot[1] / (tot[1] * 1e3),
                ptot[2] / (tot[2] * 1e3), ptot[3] / (tot[3] * 1e3));
     printf("\nmean CPU use while timed: %.2f cores of %d\n", cores_sum / (2 * n_shapes), threads);
+    print_wgrad(shapes, n_shapes, wg, have_peer ? pbc : NULL);
     fflush(stdout);
     return 1;
 }

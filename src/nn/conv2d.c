@@ -113,14 +113,17 @@ static size_t grouped_aux_floats(const cbq_conv2d_cfg *c, size_t h, size_t w, si
 static size_t gemm_workspace_floats(const cbq_conv2d_cfg *cfg, size_t h, size_t w);
 
 /* Winograd's transforms, and im2col's unfolding for the weight gradient
- * where Winograd does not compute it. */
+ * where Winograd does not compute it (always room for it: the size is
+ * rarely the largest, and conv2d_backward_im2col can then run any shape). */
 static size_t winograd_workspace_floats(const cbq_conv2d_cfg *cfg, size_t h, size_t w)
 {
     size_t ws = conv2d_winograd_workspace_floats(cfg, h, w);
     size_t wg = conv2d_winograd_wgrad_eligible(cfg, h, w)
                     ? conv2d_winograd_wgrad_workspace_floats(cfg, h, w)
-                    : gemm_workspace_floats(cfg, h, w);
-    return ws > wg ? ws : wg;
+                    : 0;
+    size_t gemm = gemm_workspace_floats(cfg, h, w);
+    ws = ws > wg ? ws : wg;
+    return ws > gemm ? ws : gemm;
 }
 
 /* A convolution with few input channels that Winograd does not take is
@@ -606,6 +609,15 @@ void conv2d_backward(float *din, float *dweight, float *dbias, const float *dout
             return;
         dweight = dbias = NULL; /* the input gradient by GEMM below */
     }
+    conv2d_backward_im2col(din, dweight, dbias, dout, in, weight, cfg, n, h, w, workspace,
+                           dw_private, threads);
+}
+
+void conv2d_backward_im2col(float *din, float *dweight, float *dbias, const float *dout,
+                            const float *in, const float *weight, const cbq_conv2d_cfg *cfg,
+                            size_t n, size_t h, size_t w, float *workspace, float *dw_private,
+                            int threads)
+{
     const size_t oh = conv2d_out_size(h, cfg->kernel_h, cfg->stride_h, cfg->pad_h);
     const size_t ow = conv2d_out_size(w, cfg->kernel_w, cfg->stride_w, cfg->pad_w);
     const size_t cout = (size_t)cfg->out_channels, k = patch_len(cfg), plane = oh * ow;

@@ -44,6 +44,13 @@ void conv2d_backward(float *din,           /* [n, Cin, h, w] or NULL */
                      float *workspace,     /* [threads * conv2d_workspace_floats] */
                      float *dw_private,    /* [threads * conv2d_dw_private_floats] */
                      int threads);
+/* conv2d_backward's im2col + GEMM path whatever the Winograd dispatch would
+ * choose (dilation 1, groups 1; the same workspace and dw_private): the
+ * baseline the Winograd paths are measured against. */
+void conv2d_backward_im2col(float *din, float *dweight, float *dbias, const float *dout,
+                            const float *in, const float *weight, const cbq_conv2d_cfg *cfg,
+                            size_t n, size_t h, size_t w, float *workspace, float *dw_private,
+                            int threads);
 /* Adds the gradients backward's first `used` threads accumulated privately
  * (each at dw_private + t * priv: n_weight weight floats, then cout bias
  * floats) into dweight and dbias (either may be NULL), thread 0 first, so
