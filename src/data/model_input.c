@@ -40,15 +40,12 @@ size_t cbq_model_input_source_slice(const cbq_model_input *in, size_t k)
     return in->xf.flip[2] ? in->canon.nz - 1 - k : k;
 }
 
-/* The volume on the canonical grid, checked against the smallest plane the
- * caller can use; `name` (a path, or what a caller calls an in-memory
- * volume) begins every message. */
-static int canonical_volume(cbq_model_input *in, const cbq_volume *src, const char *name,
-                            const cbq_model_input_options *o, cbq_error *err)
+/* The canonical volume checked against the smallest plane the caller can
+ * use; `name` (a path, or what a caller calls an in-memory volume) begins
+ * every message. */
+static int check_canonical(const cbq_model_input *in, const char *name,
+                           const cbq_model_input_options *o, cbq_error *err)
 {
-    int rc = cbq_volume_canonical(&in->canon, src, &in->xf, err);
-    if (rc != CBQ_OK)
-        return cbq_error_prefix(err, "%s: ", name), rc;
     if (in->canon.nz < 1 || in->canon.nx < o->min_w || in->canon.ny < o->min_h)
         return CBQ_FAIL(err, CBQ_ERR_RANGE,
                         "%s: %zu x %zu pixels in plane, %zu axial slices; attribution needs at "
@@ -57,14 +54,25 @@ static int canonical_volume(cbq_model_input *in, const cbq_volume *src, const ch
     return CBQ_OK;
 }
 
+/* A borrowed volume (a program's) copied onto the canonical grid. */
+static int canonical_volume(cbq_model_input *in, const cbq_volume *src, const char *name,
+                            const cbq_model_input_options *o, cbq_error *err)
+{
+    int rc = cbq_volume_canonical(&in->canon, src, &in->xf, err);
+    if (rc != CBQ_OK)
+        return cbq_error_prefix(err, "%s: ", name), rc;
+    return check_canonical(in, name, o, err);
+}
+
 static int load_volume(cbq_model_input *in, const char *path, const cbq_model_input_options *o,
                        cbq_error *err)
 {
     cbq_volume src;
     CBQ_TRY(cbq_volume_load(&src, &in->src, path, NULL, err));
-    int rc = canonical_volume(in, &src, path, o, err);
-    cbq_volume_free(&src);
-    return rc;
+    int rc = cbq_volume_canonical_move(&in->canon, &src, &in->xf, err); /* frees src */
+    if (rc != CBQ_OK)
+        return cbq_error_prefix(err, "%s: ", path), rc;
+    return check_canonical(in, path, o, err);
 }
 
 /* The row's structures on the canonical grid: from its label mask, or from
@@ -93,8 +101,7 @@ static int mask_slices(const cbq_model_input *in, const char *mask_path, size_t 
 {
     cbq_volume raw, mask;
     CBQ_TRY(cbq_volume_load(&raw, NULL, mask_path, NULL, err));
-    int rc = cbq_volume_canonical(&mask, &raw, NULL, err);
-    cbq_volume_free(&raw);
+    int rc = cbq_volume_canonical_move(&mask, &raw, NULL, err); /* frees raw */
     if (rc != CBQ_OK)
         return rc;
     const cbq_volume *vol = &in->canon;
