@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cbctiq/mem_limit.h"
 #include "cbctiq/sanity.h"
 
 int cbq_slice_selection_parse(const char *s, cbq_slice_selection *out)
@@ -209,6 +210,7 @@ static int fill_batch(cbq_model_input *in, const cbq_input_spec *input, cbq_erro
         !cbq_size_mul(&count, plane_count, in->channels) ||
         !(in->x = malloc(count * sizeof *in->x)))
         return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory for %zu slices", in->n);
+    cbq_mem_advise_huge(in->x, count * sizeof *in->x);
     if (in->channels == 1 && !input->n_norm) /* the common case needs no copy */
         return cbq_slicer_fill(&in->slicer, &in->canon, in->ks, in->n, in->x, err);
     size_t *ks = malloc(n * sizeof *ks);
@@ -281,6 +283,7 @@ int cbq_model_input_unmap_canonical(const cbq_model_input *in, const float *maps
 {
     CBQ_TRY(cbq_volume_alloc(out, in->canon.nx, in->canon.ny, in->canon.nz, in->canon.spacing, 0,
                              err));
+    cbq_mem_advise_huge(out->data, cbq_volume_count(out) * sizeof *out->data);
     memcpy(out->affine, in->canon.affine, sizeof out->affine);
     /* cbq_slicer_unmap only reads its tables and writes into its scratch,
      * which belongs to this model input. */
