@@ -144,14 +144,17 @@ int cbq_pointing_volume(cbq_model_input *in, cbq_net *net, size_t batch,
 {
     memset(p, 0, n_categories * sizeof *p);
     int rc = CBQ_OK;
+    /* One canonical volume for every category: each overwrites the same
+     * selected slices, the others stay 0. */
+    cbq_volume canon_map = {0};
     for (size_t k = 0; k < n_categories && rc == CBQ_OK; k++) {
-        cbq_volume canon_map;
-        rc = cbq_model_input_unmap_canonical(in, maps[out_index[k]], &canon_map, err);
-        if (rc != CBQ_OK)
-            break;
-        cbq_pointing_energy(&canon_map, cbq_model_input_structure(in, categories[k]), &p[k]);
-        cbq_volume_free(&canon_map);
+        const float *map = maps[out_index[k]];
+        rc = k == 0 ? cbq_model_input_unmap_canonical(in, map, &canon_map, err)
+                    : cbq_model_input_unmap_canonical_into(in, map, &canon_map, err);
+        if (rc == CBQ_OK)
+            cbq_pointing_energy(&canon_map, cbq_model_input_structure(in, categories[k]), &p[k]);
     }
+    cbq_volume_free(&canon_map);
     cbq_faith_curves *cur = NULL;
     size_t used = 0;
     if (rc == CBQ_OK && o->faith.baseline != CBQ_PERTURB_NONE) {
