@@ -106,11 +106,6 @@ int cbq_model_input_unmap_canonical(const cbq_model_input *in, const float *maps
                                     cbq_error *err);
 int cbq_model_input_unmap_source(const cbq_model_input *in, const float *maps, cbq_volume *out,
                                  cbq_error *err);
-/* As unmap_canonical, into a volume it made before for this model input
- * (`out`): the selected slices are overwritten, the others stay as they
- * are (0), so that one volume serves the maps of every category. */
-int cbq_model_input_unmap_canonical_into(const cbq_model_input *in, const float *maps,
-                                         cbq_volume *out, cbq_error *err);
 
 /* The 0/1 mask on the canonical grid of a category's structure (a category
  * name: parotid, submandibular, larynx, mandible), or NULL when the volume

@@ -285,20 +285,16 @@ int cbq_model_input_unmap_canonical(const cbq_model_input *in, const float *maps
                              err));
     cbq_mem_advise_huge(out->data, cbq_volume_count(out) * sizeof *out->data);
     memcpy(out->affine, in->canon.affine, sizeof out->affine);
-    int rc = cbq_model_input_unmap_canonical_into(in, maps, out, err);
-    if (rc != CBQ_OK)
-        cbq_volume_free(out);
-    return rc;
-}
-
-int cbq_model_input_unmap_canonical_into(const cbq_model_input *in, const float *maps,
-                                         cbq_volume *out, cbq_error *err)
-{
     /* cbq_slicer_unmap only reads its tables and writes into its scratch,
      * which belongs to this model input. */
     cbq_slicer *slicer = (cbq_slicer *)&in->slicer;
-    for (size_t i = 0; i < in->n; i++)
-        CBQ_TRY(cbq_slicer_unmap(slicer, maps + i * in->H * in->W, out, in->ks[i], err));
+    for (size_t i = 0; i < in->n; i++) {
+        int rc = cbq_slicer_unmap(slicer, maps + i * in->H * in->W, out, in->ks[i], err);
+        if (rc != CBQ_OK) {
+            cbq_volume_free(out);
+            return rc;
+        }
+    }
     return CBQ_OK;
 }
 
