@@ -7,6 +7,7 @@
 #ifndef CBCTIQ_MEM_LIMIT_H
 #define CBCTIQ_MEM_LIMIT_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include "cbctiq/error.h"
 
@@ -22,6 +23,13 @@ uint64_t cbq_mem_available(void);
 /* CBQ_OK when `bytes` fit in cbq_mem_available(); otherwise CBQ_ERR_NOMEM
  * with "WHAT needs X GiB but only Y GiB of memory are available". */
 int cbq_mem_check(uint64_t bytes, const char *what, cbq_error *err);
+
+/* Advice that the fresh buffer p[bytes] (not yet written) is about to be
+ * filled: its 2 MiB-aligned interior is backed by huge pages where the
+ * kernel allows it, so that the first touch takes one page fault per 2 MiB
+ * instead of one per 4 KiB (the main cost of filling a buffer of a few MiB
+ * on Linux). Advice only: nothing changes where it is refused. */
+void cbq_mem_advise_huge(void *p, size_t bytes);
 
 #ifdef __cplusplus
 }

@@ -44,6 +44,12 @@ void cbq_reorient_plan(cbq_reorient *xf, const cbq_volume *vol);
  * xf receives the transform (may be NULL). */
 int cbq_volume_canonical(cbq_volume *out, const cbq_volume *in, cbq_reorient *xf, cbq_error *err);
 
+/* As cbq_volume_canonical, but consumes `in` (left empty, its voxels freed
+ * or moved): a volume already in canonical voxel order gives its voxels to
+ * *out without a copy, so that reading a volume costs one buffer, not two.
+ * The result is the same as cbq_volume_canonical's. */
+int cbq_volume_canonical_move(cbq_volume *out, cbq_volume *in, cbq_reorient *xf, cbq_error *err);
+
 /* Inverse: *out = `canon` (on the canonical grid of xf) put back on the
  * source grid, with the source's affine and spacing restored exactly.
  * `canon` must have the canonical dimensions of xf. */

@@ -64,9 +64,10 @@ static int ae_init(cbq_ae *ae, size_t nz, int pixel, int has_structure, cbq_erro
     return CBQ_OK;
 }
 
-/* Adds the batch's slices [z0, z0 + n) of output c. */
+/* Adds the batch's slices [z0, z0 + n) of output c (its input-grid maps
+ * are already in place: see maps_to). */
 static void ae_add_batch(const cbq_cam *cam, size_t c, size_t z0, size_t n, const float *structure,
-                         cbq_ae *ae, float *map_input, float *map_feature)
+                         cbq_ae *ae, float *map_feature)
 {
     size_t HW = cam->H * cam->W, hw = cam->h * cam->w;
     const cbq_cam_slice_sum *sums = cbq_cam_sums(cam, c);
@@ -92,11 +93,18 @@ static void ae_add_batch(const cbq_cam *cam, size_t c, size_t z0, size_t n, cons
             ae->ae_in_structure += in;
             ae->structure_sum += wsum;
         }
-        if (map_input)
-            memcpy(map_input + (z0 + s) * HW, im, HW * sizeof *im);
         if (map_feature && fmaps)
             memcpy(map_feature + (z0 + s) * hw, fmaps + s * hw, hw * sizeof *fmaps);
     }
+}
+
+/* The cam writes the input-grid maps of the coming batch straight into
+ * the caller's maps_input[c] at `offset` (NULL array or entry: into its
+ * own buffer): a copy per map and a buffer of the batch's maps fewer. */
+static void maps_to(cbq_cam *cam, float *const *maps_input, size_t offset)
+{
+    for (size_t c = 0; c < cam->n_out; c++)
+        cam->map_input_dst[c] = maps_input && maps_input[c] ? maps_input[c] + offset : NULL;
 }
 
 /* Finite outputs can still give maps whose sum overflows (huge gradients):
@@ -132,17 +140,20 @@ int cbq_attrib_volume(cbq_cam *cam, const float *slices, size_t nz,
     }
     for (size_t z0 = 0; z0 < nz; z0 += cam->max_batch) {
         size_t n = nz - z0 < cam->max_batch ? nz - z0 : cam->max_batch;
+        maps_to(cam, maps_input, z0 * HW);
         int rc = cbq_cam_run(cam, slices + z0 * cam->C * HW, n, err);
         if (rc != CBQ_OK) {
+            maps_to(cam, NULL, 0);
             for (size_t c = 0; c < cam->n_out; c++)
                 cbq_ae_free(&ae[c]);
             return rc;
         }
         for (size_t c = 0; c < cam->n_out; c++)
             ae_add_batch(cam, c, z0, n, structures ? structures[c] : NULL, &ae[c],
-                         maps_input ? maps_input[c] : NULL, maps_feature ? maps_feature[c] : NULL);
+                         maps_feature ? maps_feature[c] : NULL);
         if (progress)
             cbq_progress_step(progress, n);
     }
+    maps_to(cam, NULL, 0);
     return check_finite(cam, ae, err);
 }

@@ -286,9 +286,18 @@ const float *cbq_cam_map_feature(const cbq_cam *cam, size_t output)
     return cam->map_feature + output * cam->max_batch * cam->h * cam->w;
 }
 
+/* Where slice s of this batch's map of output c lives on the input grid. */
+static float *input_map(const cbq_cam *cam, size_t c, size_t s)
+{
+    size_t HW = cam->H * cam->W;
+    if (cam->map_input_dst[c])
+        return cam->map_input_dst[c] + s * HW;
+    return cam->map_input + (c * cam->max_batch + s) * HW;
+}
+
 const float *cbq_cam_map_input(const cbq_cam *cam, size_t output)
 {
-    return output < cam->n_out ? cam->map_input + output * cam->max_batch * cam->H * cam->W : NULL;
+    return output < cam->n_out ? input_map(cam, output, 0) : NULL;
 }
 
 const cbq_cam_slice_sum *cbq_cam_sums(const cbq_cam *cam, size_t output)
@@ -310,7 +319,7 @@ void cam_finish_feature(cbq_cam *cam, size_t c, size_t s, const float *pre)
         fmap[i] = cam->opt.relu ? clipped : v;
         sum_chosen += fmap[i];
     }
-    float *imap = cam->map_input + (c * cam->max_batch + s) * HW;
+    float *imap = input_map(cam, c, s);
     cbq_resize_bilinear(fmap, 1, cam->h, cam->w, imap, cam->H, cam->W, 0);
     double sum_input = 0.0;
     for (size_t i = 0; i < HW; i++)
@@ -326,7 +335,7 @@ void cam_finish_feature(cbq_cam *cam, size_t c, size_t s, const float *pre)
 void cam_finish_input(cbq_cam *cam, size_t c, size_t s, const float *pre)
 {
     size_t HW = cam->H * cam->W;
-    float *imap = cam->map_input + (c * cam->max_batch + s) * HW;
+    float *imap = input_map(cam, c, s);
     double sum = 0.0;
     for (size_t i = 0; i < HW; i++) {
         float v = pre[i];

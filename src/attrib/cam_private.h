@@ -22,6 +22,9 @@ struct cbq_cam {
     float *dout;                  /* [B, n_out] */
     float *map_feature;           /* [n_out, B, h, w] chosen maps */
     float *map_input;             /* [n_out, B, H, W] chosen maps */
+    float *map_input_dst[CBQ_MAX_OUTPUTS]; /* NULL, or where this batch's maps of output c go
+                                              instead of map_input: the caller's [n, H, W]
+                                              (cbq_attrib_volume), saving a copy and a buffer */
     float *pre_feature;           /* [B, h, w] scratch */
     float *pre_input;             /* [B, H, W] scratch */
     cbq_cam_slice_sum *sums;      /* [n_out, B] */

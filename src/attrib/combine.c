@@ -62,6 +62,27 @@ static double channel_weight(cbq_cam_method m, const float *a, const float *g, s
     }
 }
 
+enum { GROUP = 8 }; /* channels whose weights are reduced side by side */
+
+/* Grad-CAM's weights of n <= GROUP channels g [n, hw]: each channel's sum
+ * in double in pixel order, exactly plane_sum's, but n sums advance
+ * together so that the additions of one do not wait on the previous one
+ * (a lone double sum is bound by the adder's latency). */
+static void gradient_means(const float *g, size_t n, size_t hw, double *out)
+{
+    double s[GROUP] = {0};
+    if (n == GROUP) {
+        for (size_t i = 0; i < hw; i++)
+            for (size_t j = 0; j < GROUP; j++)
+                s[j] += g[j * hw + i];
+    } else {
+        for (size_t j = 0; j < n; j++)
+            s[j] = plane_sum(g + j * hw, hw);
+    }
+    for (size_t j = 0; j < n; j++)
+        out[j] = s[j] / (double)hw;
+}
+
 void cbq_cam_combine(cbq_cam_method m, const float *A, const float *G, size_t K, size_t h,
                      size_t w, float *map)
 {
@@ -81,10 +102,19 @@ void cbq_cam_combine(cbq_cam_method m, const float *A, const float *G, size_t K,
     }
     for (size_t i = 0; i < hw; i++)
         map[i] = 0.0f;
-    for (size_t k = 0; k < K; k++) {
-        float wk = (float)channel_weight(m, A + k * hw, G + k * hw, hw);
-        const float *a = A + k * hw;
-        for (size_t i = 0; i < hw; i++)
-            map[i] += wk * a[i];
+    for (size_t k0 = 0; k0 < K; k0 += GROUP) {
+        size_t n = K - k0 < GROUP ? K - k0 : GROUP;
+        double wd[GROUP];
+        if (m == CBQ_CAM_GRADCAM)
+            gradient_means(G + k0 * hw, n, hw, wd);
+        else
+            for (size_t j = 0; j < n; j++)
+                wd[j] = channel_weight(m, A + (k0 + j) * hw, G + (k0 + j) * hw, hw);
+        for (size_t j = 0; j < n; j++) {
+            float wk = (float)wd[j];
+            const float *a = A + (k0 + j) * hw;
+            for (size_t i = 0; i < hw; i++)
+                map[i] += wk * a[i];
+        }
     }
 }

@@ -15,6 +15,7 @@
 #include "cbctiq/atomic_file.h"
 #include "cbctiq/cohort.h"
 #include "cbctiq/csv.h"
+#include "cbctiq/mem_limit.h"
 #include "cbctiq/model_file.h"
 #include "cbctiq/model_input.h"
 #include "cbctiq/pointing.h"
@@ -223,6 +224,8 @@ static int process_volume(cbq_cam *cam, cbq_net *net, const cbq_cohort *cohort,
     for (size_t c = 0; c < no && rc == CBQ_OK; c++)
         if (!(maps[c] = malloc(in.n * in.H * in.W * sizeof **maps)))
             rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory for the maps of %zu slices", in.n);
+        else
+            cbq_mem_advise_huge(maps[c], in.n * in.H * in.W * sizeof **maps);
     if (rc == CBQ_OK)
         rc = cbq_model_input_attrib(cam, &in, ae, maps, err);
     if (rc == CBQ_OK) {

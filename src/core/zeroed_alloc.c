@@ -16,6 +16,8 @@
 #define _DEFAULT_SOURCE /* madvise, MAP_ANONYMOUS */
 #include "core/zeroed_alloc.h"
 
+#include "cbctiq/mem_limit.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,4 +114,17 @@ void cbq_free_zeroed(void *p)
     }
 #endif
     free(h.base);
+}
+
+void cbq_mem_advise_huge(void *p, size_t bytes)
+{
+#ifdef MADV_HUGEPAGE
+    uintptr_t start = ((uintptr_t)p + huge - 1) / huge * huge;
+    uintptr_t end = ((uintptr_t)p + bytes) / huge * huge;
+    if (p && end > start)
+        (void)madvise((void *)start, end - start, MADV_HUGEPAGE);
+#else
+    (void)p;
+    (void)bytes;
+#endif
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cbctiq/mem_limit.h"
 #include "cbctiq/sanity.h"
 
 int cbq_slice_selection_parse(const char *s, cbq_slice_selection *out)
@@ -40,15 +41,12 @@ size_t cbq_model_input_source_slice(const cbq_model_input *in, size_t k)
     return in->xf.flip[2] ? in->canon.nz - 1 - k : k;
 }
 
-/* The volume on the canonical grid, checked against the smallest plane the
- * caller can use; `name` (a path, or what a caller calls an in-memory
- * volume) begins every message. */
-static int canonical_volume(cbq_model_input *in, const cbq_volume *src, const char *name,
-                            const cbq_model_input_options *o, cbq_error *err)
+/* The canonical volume checked against the smallest plane the caller can
+ * use; `name` (a path, or what a caller calls an in-memory volume) begins
+ * every message. */
+static int check_canonical(const cbq_model_input *in, const char *name,
+                           const cbq_model_input_options *o, cbq_error *err)
 {
-    int rc = cbq_volume_canonical(&in->canon, src, &in->xf, err);
-    if (rc != CBQ_OK)
-        return cbq_error_prefix(err, "%s: ", name), rc;
     if (in->canon.nz < 1 || in->canon.nx < o->min_w || in->canon.ny < o->min_h)
         return CBQ_FAIL(err, CBQ_ERR_RANGE,
                         "%s: %zu x %zu pixels in plane, %zu axial slices; attribution needs at "
@@ -57,14 +55,25 @@ static int canonical_volume(cbq_model_input *in, const cbq_volume *src, const ch
     return CBQ_OK;
 }
 
+/* A borrowed volume (a program's) copied onto the canonical grid. */
+static int canonical_volume(cbq_model_input *in, const cbq_volume *src, const char *name,
+                            const cbq_model_input_options *o, cbq_error *err)
+{
+    int rc = cbq_volume_canonical(&in->canon, src, &in->xf, err);
+    if (rc != CBQ_OK)
+        return cbq_error_prefix(err, "%s: ", name), rc;
+    return check_canonical(in, name, o, err);
+}
+
 static int load_volume(cbq_model_input *in, const char *path, const cbq_model_input_options *o,
                        cbq_error *err)
 {
     cbq_volume src;
     CBQ_TRY(cbq_volume_load(&src, &in->src, path, NULL, err));
-    int rc = canonical_volume(in, &src, path, o, err);
-    cbq_volume_free(&src);
-    return rc;
+    int rc = cbq_volume_canonical_move(&in->canon, &src, &in->xf, err); /* frees src */
+    if (rc != CBQ_OK)
+        return cbq_error_prefix(err, "%s: ", path), rc;
+    return check_canonical(in, path, o, err);
 }
 
 /* The row's structures on the canonical grid: from its label mask, or from
@@ -93,8 +102,7 @@ static int mask_slices(const cbq_model_input *in, const char *mask_path, size_t 
 {
     cbq_volume raw, mask;
     CBQ_TRY(cbq_volume_load(&raw, NULL, mask_path, NULL, err));
-    int rc = cbq_volume_canonical(&mask, &raw, NULL, err);
-    cbq_volume_free(&raw);
+    int rc = cbq_volume_canonical_move(&mask, &raw, NULL, err); /* frees raw */
     if (rc != CBQ_OK)
         return rc;
     const cbq_volume *vol = &in->canon;
@@ -202,6 +210,7 @@ static int fill_batch(cbq_model_input *in, const cbq_input_spec *input, cbq_erro
         !cbq_size_mul(&count, plane_count, in->channels) ||
         !(in->x = malloc(count * sizeof *in->x)))
         return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory for %zu slices", in->n);
+    cbq_mem_advise_huge(in->x, count * sizeof *in->x);
     if (in->channels == 1 && !input->n_norm) /* the common case needs no copy */
         return cbq_slicer_fill(&in->slicer, &in->canon, in->ks, in->n, in->x, err);
     size_t *ks = malloc(n * sizeof *ks);
@@ -274,6 +283,7 @@ int cbq_model_input_unmap_canonical(const cbq_model_input *in, const float *maps
 {
     CBQ_TRY(cbq_volume_alloc(out, in->canon.nx, in->canon.ny, in->canon.nz, in->canon.spacing, 0,
                              err));
+    cbq_mem_advise_huge(out->data, cbq_volume_count(out) * sizeof *out->data);
     memcpy(out->affine, in->canon.affine, sizeof out->affine);
     /* cbq_slicer_unmap only reads its tables and writes into its scratch,
      * which belongs to this model input. */

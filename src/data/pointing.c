@@ -6,6 +6,7 @@
 #include "cbctiq/pointing.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,38 +56,83 @@ int cbq_model_input_write_map(cbq_model_input *in, const float *maps, const char
     return rc;
 }
 
-void cbq_pointing_energy(const cbq_volume *canon_map, const uint8_t *mask, cbq_pointing *p)
+/* The sums and maxima of cbq_pointing_energy, fed in pieces in canonical
+ * voxel order, so that a volume's map can be fed slice by slice. */
+typedef struct {
+    double total, inside;
+    float max_all, max_inside;
+    int nonzero;
+    size_t in_mask;
+} energy_sums;
+
+static void energy_begin(energy_sums *e)
 {
-    size_t count = cbq_volume_count(canon_map);
-    const float *m = canon_map->data;
-    double total = 0.0, inside = 0.0;
-    float max_all = -INFINITY, max_inside = -INFINITY;
-    int nonzero = 0;
-    size_t in_mask = 0;
+    *e = (energy_sums){.max_all = -INFINITY, .max_inside = -INFINITY};
+}
+
+static void energy_add(energy_sums *e, const float *m, const uint8_t *mask, size_t count)
+{
     for (size_t i = 0; i < count; i++) {
-        total += m[i];
-        nonzero |= m[i] != 0.0f;
-        max_all = m[i] > max_all ? m[i] : max_all;
+        e->total += m[i];
+        e->nonzero |= m[i] != 0.0f;
+        e->max_all = m[i] > e->max_all ? m[i] : e->max_all;
         if (mask && mask[i]) {
-            in_mask++;
-            inside += m[i];
-            max_inside = m[i] > max_inside ? m[i] : max_inside;
+            e->in_mask++;
+            e->inside += m[i];
+            e->max_inside = m[i] > e->max_inside ? m[i] : e->max_inside;
         }
     }
+}
+
+static void energy_end(const energy_sums *e, cbq_pointing *p)
+{
     p->energy_in_structure = p->pointing_hit = NAN;
-    if (!nonzero)
+    if (!e->nonzero)
         p->empty |= CBQ_EMPTY_ZERO_MAP;
     /* a structure named in labels.json but absent from this volume is none */
-    if (!in_mask)
+    if (!e->in_mask)
         p->empty |= CBQ_EMPTY_NO_STRUCTURE;
-    if (!nonzero || !in_mask)
+    if (!e->nonzero || !e->in_mask)
         return;
     /* a map that sums below zero has no energy to share out */
-    if (total > 0.0)
-        p->energy_in_structure = inside / total;
+    if (e->total > 0.0)
+        p->energy_in_structure = e->inside / e->total;
     else
         p->empty |= CBQ_EMPTY_MAP_SUM;
-    p->pointing_hit = max_inside == max_all;
+    p->pointing_hit = e->max_inside == e->max_all;
+}
+
+void cbq_pointing_energy(const cbq_volume *canon_map, const uint8_t *mask, cbq_pointing *p)
+{
+    energy_sums e;
+    energy_begin(&e);
+    energy_add(&e, canon_map->data, mask, cbq_volume_count(canon_map));
+    energy_end(&e, p);
+}
+
+/* cbq_pointing_energy of the maps [n, H, W] unmapped onto the canonical
+ * grid (cbq_model_input_unmap_canonical), without that volume: each
+ * canonical slice is unmapped into `plane` (a one-slice volume) when it was
+ * selected, read from `zeros` when not, and fed in the volume's order. */
+static int slice_energy(cbq_model_input *in, const float *maps, const uint8_t *mask,
+                        cbq_volume *plane, const float *zeros, cbq_pointing *p, cbq_error *err)
+{
+    size_t count = in->canon.nx * in->canon.ny, s = 0;
+    energy_sums e;
+    energy_begin(&e);
+    for (size_t k = 0; k < in->canon.nz; k++) {
+        const float *m = zeros;
+        size_t last = SIZE_MAX; /* ks ascends; of equal entries the last one lands */
+        while (s < in->n && in->ks[s] == k)
+            last = s++;
+        if (last != SIZE_MAX) {
+            CBQ_TRY(cbq_slicer_unmap(&in->slicer, maps + last * in->H * in->W, plane, 0, err));
+            m = plane->data;
+        }
+        energy_add(&e, m, mask ? mask + k * count : NULL, count);
+    }
+    energy_end(&e, p);
+    return CBQ_OK;
 }
 
 /* The curves on at most o->max_slices evenly spaced slices of the volume. */
@@ -143,15 +189,18 @@ int cbq_pointing_volume(cbq_model_input *in, cbq_net *net, size_t batch,
                         const cbq_pointing_options *o, cbq_pointing *p, cbq_error *err)
 {
     memset(p, 0, n_categories * sizeof *p);
-    int rc = CBQ_OK;
-    for (size_t k = 0; k < n_categories && rc == CBQ_OK; k++) {
-        cbq_volume canon_map;
-        rc = cbq_model_input_unmap_canonical(in, maps[out_index[k]], &canon_map, err);
-        if (rc != CBQ_OK)
-            break;
-        cbq_pointing_energy(&canon_map, cbq_model_input_structure(in, categories[k]), &p[k]);
-        cbq_volume_free(&canon_map);
-    }
+    /* Slice by slice: two planes instead of a canonical volume per map. */
+    size_t count = in->canon.nx * in->canon.ny;
+    cbq_volume plane = {.nx = in->canon.nx, .ny = in->canon.ny, .nz = 1};
+    float *zeros = calloc(count, sizeof *zeros);
+    plane.data = malloc(count * sizeof *plane.data);
+    int rc = zeros && plane.data ? CBQ_OK
+                                 : CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory for a map slice");
+    for (size_t k = 0; k < n_categories && rc == CBQ_OK; k++)
+        rc = slice_energy(in, maps[out_index[k]], cbq_model_input_structure(in, categories[k]),
+                          &plane, zeros, &p[k], err);
+    free(zeros);
+    free(plane.data);
     cbq_faith_curves *cur = NULL;
     size_t used = 0;
     if (rc == CBQ_OK && o->faith.baseline != CBQ_PERTURB_NONE) {

@@ -100,6 +100,28 @@ static void transfer(float *canon, float *src, const cbq_reorient *xf, int to_ca
         }
 }
 
+/* The canonical grid's affine and spacing, from the source's as xf keeps
+ * them. Canonical index c_a = source index s or (n_s - 1 - s): world(c) =
+ * A_src * M * c, with M the signed permutation plus the flip offsets. */
+static void canonical_geometry(cbq_volume *out, const cbq_reorient *xf)
+{
+    memset(out->affine, 0, sizeof out->affine);
+    for (int r = 0; r < 3; r++) {
+        double t = xf->src_affine[r][3];
+        for (int a = 0; a < 3; a++) {
+            int s = xf->perm[a];
+            double col = xf->src_affine[r][s];
+            out->affine[r][a] = xf->flip[a] ? -col : col;
+            if (xf->flip[a])
+                t += col * (double)(xf->src_dims[s] - 1);
+        }
+        out->affine[r][3] = t;
+    }
+    out->affine[3][3] = 1;
+    for (int a = 0; a < 3; a++)
+        out->spacing[a] = xf->src_spacing[xf->perm[a]];
+}
+
 int cbq_volume_canonical(cbq_volume *out, const cbq_volume *in, cbq_reorient *xf_out,
                          cbq_error *err)
 {
@@ -111,23 +133,36 @@ int cbq_volume_canonical(cbq_volume *out, const cbq_volume *in, cbq_reorient *xf
     CBQ_TRY(cbq_volume_alloc(out, cd[0], cd[1], cd[2], NULL, 0, err));
     cbq_io_advise_huge(out);
     transfer(out->data, in->data, &xf, 1);
-    /* Canonical index c_a = source index s or (n_s - 1 - s): world(c) =
-     * A_src * M * c, with M the signed permutation plus the flip offsets. */
-    memset(out->affine, 0, sizeof out->affine);
-    for (int r = 0; r < 3; r++) {
-        double t = in->affine[r][3];
-        for (int a = 0; a < 3; a++) {
-            int s = xf.perm[a];
-            double col = in->affine[r][s];
-            out->affine[r][a] = xf.flip[a] ? -col : col;
-            if (xf.flip[a])
-                t += col * (double)(xf.src_dims[s] - 1);
-        }
-        out->affine[r][3] = t;
-    }
-    out->affine[3][3] = 1;
+    canonical_geometry(out, &xf);
+    if (xf_out)
+        *xf_out = xf;
+    return CBQ_OK;
+}
+
+static int keeps_voxel_order(const cbq_reorient *xf)
+{
     for (int a = 0; a < 3; a++)
-        out->spacing[a] = in->spacing[xf.perm[a]];
+        if (xf->perm[a] != a || xf->flip[a])
+            return 0;
+    return 1;
+}
+
+int cbq_volume_canonical_move(cbq_volume *out, cbq_volume *in, cbq_reorient *xf_out,
+                              cbq_error *err)
+{
+    cbq_reorient xf;
+    cbq_reorient_plan(&xf, in);
+    if (!keeps_voxel_order(&xf)) {
+        int rc = cbq_volume_canonical(out, in, xf_out, err);
+        cbq_volume_free(in);
+        return rc;
+    }
+    /* Already in canonical voxel order (a volume written by cbctiq, or on
+     * the model's grid): the voxels move, only the affine is rebuilt, as
+     * cbq_volume_canonical rebuilds it. */
+    *out = *in;
+    memset(in, 0, sizeof *in);
+    canonical_geometry(out, &xf);
     if (xf_out)
         *xf_out = xf;
     return CBQ_OK;

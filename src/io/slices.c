@@ -96,6 +96,15 @@ void cbq_resample2d(const cbq_resample_axis *ax, const cbq_resample_axis *ay, co
                     float *tmp, float *out)
 {
     size_t nxi = ax->n_in, nxo = ax->n_out, nyo = ay->n_out;
+    if (nxi == nxo && ay->n_in == nyo) {
+        /* Same size on both axes (a volume already on the model's grid):
+         * the tables are 1.0 weights, and both passes below reduce to
+         * 0 + x, which turns -0 into +0 and leaves every other value as it
+         * is; so does x + 0. */
+        for (size_t i = 0; i < nxo * nyo; i++)
+            out[i] = in[i] + 0.0f;
+        return;
+    }
     for (size_t y = 0; y < ay->n_in; y++) {
         const float *row = in + y * nxi;
         float *dst = tmp + y * nxo;

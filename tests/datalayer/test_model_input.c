@@ -19,6 +19,7 @@
 #include "cbctiq/atomic_file.h"
 #include "cbctiq/model_input.h"
 #include "cbctiq/nifti.h"
+#include "cbctiq/orient.h"
 
 enum { NX = 8, NY = 6, NZ = 5 };
 static char dir[1024];
@@ -260,6 +261,40 @@ static void test_channels(void **state)
     cbq_model_input_free(&one);
 }
 
+/* cbq_volume_canonical_move equals cbq_volume_canonical (voxels, affine,
+ * spacing, transform) whether the voxels move (already canonical: LPS) or
+ * are copied (RAS: two flips; a permutation), and leaves its input empty. */
+static void test_canonical_move(void **state)
+{
+    (void)state;
+    const double affines[3][4][4] = {
+        {{-0.5, 0, 0, 3}, {0, -0.7, 0, -2}, {0, 0, 2, 1}, {0, 0, 0, 1}},
+        {{0.5, 0, 0, 3}, {0, 0.7, 0, -2}, {0, 0, 2, 1}, {0, 0, 0, 1}},
+        {{0, -0.5, 0, 3}, {0, 0, -0.7, -2}, {2, 0, 0, 1}, {0, 0, 0, 1}}};
+    for (int a = 0; a < 3; a++) {
+        cbq_error err = {0};
+        cbq_volume src, moved, want;
+        const double sp[3] = {0.5, 0.7, 2.0};
+        assert_int_equal(cbq_volume_alloc(&src, NX, NY, NZ, sp, 0, &err), CBQ_OK);
+        memcpy(src.affine, affines[a], sizeof src.affine);
+        for (size_t i = 0; i < cbq_volume_count(&src); i++)
+            src.data[i] = (float)i - 7.5f;
+        cbq_reorient xf_want, xf_got;
+        assert_int_equal(cbq_volume_canonical(&want, &src, &xf_want, &err), CBQ_OK);
+        assert_int_equal(cbq_volume_canonical_move(&moved, &src, &xf_got, &err), CBQ_OK);
+        assert_null(src.data);
+        assert_int_equal(moved.nx, want.nx);
+        assert_int_equal(moved.ny, want.ny);
+        assert_int_equal(moved.nz, want.nz);
+        assert_memory_equal(moved.affine, want.affine, sizeof want.affine);
+        assert_memory_equal(moved.spacing, want.spacing, sizeof want.spacing);
+        assert_memory_equal(moved.data, want.data, cbq_volume_count(&want) * sizeof *want.data);
+        assert_memory_equal(&xf_got, &xf_want, sizeof xf_want);
+        cbq_volume_free(&moved);
+        cbq_volume_free(&want);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -270,6 +305,7 @@ int main(void)
         cmocka_unit_test(test_from_volume),
         cmocka_unit_test(test_unmap),
         cmocka_unit_test(test_channels),
+        cmocka_unit_test(test_canonical_move),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
