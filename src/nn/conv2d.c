@@ -57,7 +57,8 @@ static int din_as_conv(const cbq_conv2d_cfg *c)
 static cbq_conv2d_cfg transposed_cfg(const cbq_conv2d_cfg *c)
 {
     cbq_conv2d_cfg t = {c->out_channels, c->in_channels, c->kernel_h, c->kernel_w, 1, 1,
-                        c->kernel_h - 1 - c->pad_h, c->kernel_w - 1 - c->pad_w, 0, 1, 1, 1};
+                        c->kernel_h - 1 - c->pad_h, c->kernel_w - 1 - c->pad_w, 0, 1, 1, 1,
+                        c->algorithm};
     return t;
 }
 
@@ -113,22 +114,28 @@ static size_t grouped_aux_floats(const cbq_conv2d_cfg *c, size_t h, size_t w, si
 static size_t gemm_workspace_floats(const cbq_conv2d_cfg *cfg, size_t h, size_t w);
 
 /* Winograd's transforms, and im2col's unfolding for the weight gradient
- * where Winograd does not compute it. */
+ * where Winograd does not compute it and for a net switched to
+ * CBQ_CONV_GEMM after its workspace was sized. */
 static size_t winograd_workspace_floats(const cbq_conv2d_cfg *cfg, size_t h, size_t w)
 {
     size_t ws = conv2d_winograd_workspace_floats(cfg, h, w);
     size_t wg = conv2d_winograd_wgrad_eligible(cfg, h, w)
                     ? conv2d_winograd_wgrad_workspace_floats(cfg, h, w)
-                    : gemm_workspace_floats(cfg, h, w);
-    return ws > wg ? ws : wg;
+                    : 0;
+    size_t gemm = gemm_workspace_floats(cfg, h, w);
+    ws = ws > wg ? ws : wg;
+    return ws > gemm ? ws : gemm;
 }
 
 size_t conv2d_workspace_floats(const cbq_conv2d_cfg *cfg, size_t h, size_t w)
 {
     if (conv2d_is_general(cfg))
         return conv2d_general_workspace_floats(cfg, h, w);
-    if (conv2d_winograd_eligible(cfg, h, w))
-        return winograd_workspace_floats(cfg, h, w);
+    /* sized for either algorithm (cbq_net_set_conv_algorithm may switch) */
+    cbq_conv2d_cfg any = *cfg;
+    any.algorithm = CBQ_CONV_AUTO;
+    if (conv2d_winograd_eligible(&any, h, w))
+        return winograd_workspace_floats(&any, h, w);
     return gemm_workspace_floats(cfg, h, w);
 }
 

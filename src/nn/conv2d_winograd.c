@@ -58,7 +58,7 @@ static int winograd_supported(const cbq_conv2d_cfg *c, size_t h, size_t w)
 
 int conv2d_winograd_eligible(const cbq_conv2d_cfg *cfg, size_t h, size_t w)
 {
-    return winograd_supported(cfg, h, w) && cfg->in_channels >= 16 && cfg->out_channels >= 16;
+    return cfg->algorithm != CBQ_CONV_GEMM && winograd_supported(cfg, h, w) && cfg->in_channels >= 16 && cfg->out_channels >= 16;
 }
 
 static size_t round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }

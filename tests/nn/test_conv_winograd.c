@@ -214,12 +214,68 @@ static void test_ineligible_shapes(void **state)
     assert_int_equal(conv2d_winograd_workspace_floats(&bad, 1, 1), 0);
 }
 
+/* in [C, h, w] unfolded to col [C*9, h*w] (padding 1, stride 1), zeros
+ * outside the image: the plain im2col the GEMM algorithm computes. */
+static void unfold_3x3(float *col, const float *in, size_t c, size_t h, size_t w)
+{
+    for (size_t ch = 0; ch < c; ch++)
+        for (size_t k = 0; k < 9; k++)
+            for (size_t y = 0; y < h; y++)
+                for (size_t x = 0; x < w; x++) {
+                    long iy = (long)y + (long)(k / 3) - 1, ix = (long)x + (long)(k % 3) - 1;
+                    int inside = iy >= 0 && ix >= 0 && iy < (long)h && ix < (long)w;
+                    col[((ch * 9 + k) * h + y) * w + x] =
+                        inside ? in[(ch * h + (size_t)iy) * w + (size_t)ix] : 0.0f;
+                }
+}
+
+/* CBQ_CONV_GEMM: an eligible layer computed by im2col + GEMM, the same
+ * bits as one GEMM per sample over its unfolded input (bias first, then
+ * accumulated), as before Winograd; CBQ_CONV_AUTO gives other bits. */
+static void test_gemm_algorithm_keeps_im2col_bits(void **state)
+{
+    (void)state;
+    cbq_threads_init(2);
+    cbq_rng rng;
+    cbq_rng_stream(&rng, 14, 2);
+    const wino_case c = {32, 24, 20, 20, 1, 1, 3};
+    case_data d;
+    case_data_init(&d, &c, &rng);
+    assert_true(conv2d_winograd_eligible(&d.cfg, c.h, c.w));
+    const size_t plane = c.h * c.w, k = c.cin * 9;
+    float *expect = malloc(d.out_count * sizeof *expect), *col = malloc(k * plane * sizeof *col);
+    for (size_t s = 0; s < c.n; s++) {
+        float *y = expect + s * c.cout * plane;
+        unfold_3x3(col, d.in + s * c.cin * plane, c.cin, c.h, c.w);
+        for (size_t o = 0; o < c.cout; o++)
+            for (size_t i = 0; i < plane; i++)
+                y[o * plane + i] = d.bias[o];
+        cbq_sgemm(0, 0, c.cout, plane, k, 1.0f, d.weight, k, col, plane, 1.0f, y, plane);
+    }
+    float *got = malloc(d.out_count * sizeof *got);
+    float *ws = calloc(2 * conv2d_workspace_floats(&d.cfg, c.h, c.w), sizeof *ws);
+    d.cfg.algorithm = CBQ_CONV_GEMM;
+    assert_false(conv2d_winograd_eligible(&d.cfg, c.h, c.w));
+    conv2d_forward(got, d.in, d.weight, d.bias, &d.cfg, c.n, c.h, c.w, ws, 2);
+    assert_memory_equal(got, expect, d.out_count * sizeof *got);
+    d.cfg.algorithm = CBQ_CONV_AUTO;
+    conv2d_forward(got, d.in, d.weight, d.bias, &d.cfg, c.n, c.h, c.w, ws, 2);
+    assert_true(memcmp(got, expect, d.out_count * sizeof *got) != 0);
+    assert_true(relative_error(got, expect, d.out_count) <= WINO_RTOL);
+    free(ws);
+    free(got);
+    free(col);
+    free(expect);
+    case_data_free(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forward_matches_reference),
         cmocka_unit_test(test_input_gradient_matches_reference),
         cmocka_unit_test(test_ineligible_shapes),
+        cmocka_unit_test(test_gemm_algorithm_keeps_im2col_bits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
