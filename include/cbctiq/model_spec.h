@@ -42,7 +42,8 @@ int cbq_layer_kind_parse(const char *name, cbq_layer_kind *kind);
  * copy by cbq_net_set_conv_algorithm (net.h). */
 typedef enum {
     CBQ_CONV_AUTO = 0, /* Winograd F(4x4, 3x3) where it is faster, else im2col + GEMM */
-    CBQ_CONV_GEMM      /* always im2col + GEMM (the arithmetic of releases before Winograd) */
+    CBQ_CONV_GEMM,     /* always im2col + GEMM (the arithmetic of releases before Winograd) */
+    CBQ_CONV_WINOGRAD  /* Winograd for every 3x3 stride-1 layer it can compute (benchmarks) */
 } cbq_conv_algorithm;
 
 /* dilation and groups came later: 0 reads as 1 (PyTorch's default), so that

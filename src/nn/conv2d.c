@@ -131,9 +131,9 @@ size_t conv2d_workspace_floats(const cbq_conv2d_cfg *cfg, size_t h, size_t w)
 {
     if (conv2d_is_general(cfg))
         return conv2d_general_workspace_floats(cfg, h, w);
-    /* sized for either algorithm (cbq_net_set_conv_algorithm may switch) */
+    /* sized for any algorithm (cbq_net_set_conv_algorithm may switch) */
     cbq_conv2d_cfg any = *cfg;
-    any.algorithm = CBQ_CONV_AUTO;
+    any.algorithm = CBQ_CONV_WINOGRAD;
     if (conv2d_winograd_eligible(&any, h, w))
         return winograd_workspace_floats(&any, h, w);
     return gemm_workspace_floats(cfg, h, w);

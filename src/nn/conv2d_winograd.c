@@ -56,9 +56,19 @@ static int winograd_supported(const cbq_conv2d_cfg *c, size_t h, size_t w)
            w + 2 * (size_t)c->pad_w >= 3;
 }
 
+/* Where Winograd is faster than im2col + GEMM (bench_layers, forward and
+ * input gradient, see docs/performance.md). */
+static int winograd_pays(const cbq_conv2d_cfg *c, size_t h, size_t w)
+{
+    (void)h, (void)w;
+    return c->in_channels >= 16 && c->out_channels >= 16;
+}
+
 int conv2d_winograd_eligible(const cbq_conv2d_cfg *cfg, size_t h, size_t w)
 {
-    return cfg->algorithm != CBQ_CONV_GEMM && winograd_supported(cfg, h, w) && cfg->in_channels >= 16 && cfg->out_channels >= 16;
+    if (cfg->algorithm == CBQ_CONV_GEMM || !winograd_supported(cfg, h, w))
+        return 0;
+    return cfg->algorithm == CBQ_CONV_WINOGRAD || winograd_pays(cfg, h, w);
 }
 
 static size_t round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }

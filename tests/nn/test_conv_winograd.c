@@ -269,6 +269,31 @@ static void test_gemm_algorithm_keeps_im2col_bits(void **state)
     case_data_free(&d);
 }
 
+/* conv2d_workspace_floats leaves room for Winograd wherever it can run,
+ * whatever the algorithm now (a net may be switched later): here a
+ * one-channel layer AUTO leaves to im2col, forced to Winograd, whose
+ * blocks take their largest size. */
+static void test_workspace_fits_every_algorithm(void **state)
+{
+    (void)state;
+    cbq_threads_init(2);
+    cbq_rng rng;
+    cbq_rng_stream(&rng, 14, 3);
+    const wino_case c = {1, 16, 64, 64, 1, 1, 8};
+    case_data d;
+    case_data_init(&d, &c, &rng);
+    d.cfg.algorithm = CBQ_CONV_WINOGRAD;
+    float *ws = calloc(2 * conv2d_workspace_floats(&d.cfg, c.h, c.w), sizeof *ws);
+    float *got = malloc(d.out_count * sizeof *got), *ref = malloc(d.out_count * sizeof *ref);
+    conv2d_forward(got, d.in, d.weight, d.bias, &d.cfg, c.n, c.h, c.w, ws, 2);
+    conv2d_forward_ref(ref, d.in, d.weight, d.bias, &d.cfg, c.n, c.h, c.w);
+    assert_true(relative_error(got, ref, d.out_count) <= WINO_RTOL);
+    free(ref);
+    free(got);
+    free(ws);
+    case_data_free(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -276,6 +301,7 @@ int main(void)
         cmocka_unit_test(test_input_gradient_matches_reference),
         cmocka_unit_test(test_ineligible_shapes),
         cmocka_unit_test(test_gemm_algorithm_keeps_im2col_bits),
+        cmocka_unit_test(test_workspace_fits_every_algorithm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
