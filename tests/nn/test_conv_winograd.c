@@ -212,6 +212,18 @@ static void test_ineligible_shapes(void **state)
     bad.pad_h = bad.pad_w = 0;
     assert_false(conv2d_winograd_eligible(&bad, 1, 1)); /* no output pixel */
     assert_int_equal(conv2d_winograd_workspace_floats(&bad, 1, 1), 0);
+    /* where it does not pay: one input channel, 4x4 planes; CBQ_CONV_WINOGRAD
+     * still takes them, CBQ_CONV_GEMM nothing */
+    assert_true(conv2d_winograd_eligible(&c, 7, 7));
+    assert_false(conv2d_winograd_eligible(&c, 4, 4));
+    bad = c;
+    bad.in_channels = 1;
+    assert_false(conv2d_winograd_eligible(&bad, 56, 56));
+    bad.algorithm = CBQ_CONV_WINOGRAD;
+    assert_true(conv2d_winograd_eligible(&bad, 56, 56));
+    bad = c;
+    bad.algorithm = CBQ_CONV_GEMM;
+    assert_false(conv2d_winograd_eligible(&bad, 56, 56));
 }
 
 /* in [C, h, w] unfolded to col [C*9, h*w] (padding 1, stride 1), zeros
