@@ -156,14 +156,27 @@ static void weight_points(float (*restrict out)[LANES], const float (*restrict i
     }
 }
 
-/* Kernel tap (i, j) of the convolution's output channel o and input
- * channel c: w[o][c][i][j], or for the input gradient w[c][o][2-i][2-j]. */
-static float kernel_tap(const float *weight, const wino_plan *p, size_t o, size_t c, size_t i,
-                        size_t j)
+/* The 3x3 kernel g[e = 3i + j][lane] of output channel o and input channels
+ * c0 + lane: w[o][c][i][j], or for the input gradient w[c][o][2-i][2-j],
+ * which is that kernel's taps in reverse order. Lanes past C read 0. */
+static void gather_kernels(float (*restrict g)[LANES], const float *weight, const wino_plan *p,
+                           size_t o, size_t c0, size_t lanes)
 {
-    if (p->flipped)
-        return weight[((c * p->k + o) * 3 + 2 - i) * 3 + 2 - j];
-    return weight[((o * p->c + c) * 3 + i) * 3 + j];
+    for (size_t l = 0; l < lanes; l++) {
+        const size_t c = c0 + l;
+        if (p->flipped) {
+            const float *src = weight + (c * p->k + o) * 9;
+            for (size_t e = 0; e < 9; e++)
+                g[e][l] = src[8 - e];
+        } else {
+            const float *src = weight + (o * p->c + c) * 9;
+            for (size_t e = 0; e < 9; e++)
+                g[e][l] = src[e];
+        }
+    }
+    for (size_t l = lanes; l < LANES; l++)
+        for (size_t e = 0; e < 9; e++)
+            g[e][l] = 0.0f;
 }
 
 /* U[xi][o][c0 .. c0+LANES) for one output channel o. */
@@ -172,16 +185,16 @@ static void weight_transform_lanes(float *u, const float *weight, const wino_pla
 {
     float g[9][LANES], t[PATCH * 3][LANES], v[POINTS][LANES];
     const size_t lanes = p->c - c0 < LANES ? p->c - c0 : LANES;
-    for (size_t e = 0; e < 9; e++)
-        for (size_t l = 0; l < LANES; l++)
-            g[e][l] = l < lanes ? kernel_tap(weight, p, o, c0 + l, e / 3, e % 3) : 0.0f;
+    gather_kernels(g, weight, p, o, c0, lanes);
     for (size_t j = 0; j < 3; j++) /* columns: t [6][3] = G g */
         weight_points(&t[j], (const float (*)[LANES]) & g[j], 3, 3);
     for (size_t i = 0; i < PATCH; i++) /* rows: v [6][6] = t G^T */
         weight_points(&v[i * PATCH], (const float (*)[LANES]) & t[i * 3], 1, 1);
     const size_t kc = p->k * p->c;
+    float *dst = u + o * p->c + c0;
     for (size_t xi = 0; xi < POINTS; xi++)
-        memcpy(u + xi * kc + o * p->c + c0, v[xi], lanes * sizeof(float));
+        for (size_t l = 0; l < lanes; l++)
+            dst[xi * kc + l] = v[xi][l];
 }
 
 /* This thread's share of U: (output channel, lane group) items split
