@@ -1,7 +1,7 @@
 /* test_conv_winograd.c - the Winograd F(4x4, 3x3) convolution (forward and
  * input gradient) against the naive double-accumulating loops
  * (conv2d_forward_ref / conv2d_backward_ref) on odd plane sizes, paddings
- * 0..2, with and without bias, 1 to 64 channels; the same bits for 1, 2 and
+ * 0..2, with and without bias, 1 to 512 channels; the same bits for 1, 2 and
  * 3 threads; conv2d_forward / conv2d_backward hand eligible layers to it.
  *
  * Error bound: the worst |winograd - ref| over a case, relative to the
