@@ -37,10 +37,20 @@ const char *cbq_layer_kind_name(cbq_layer_kind kind);
 /* Parses a model.json type string; returns 0 when unknown. */
 int cbq_layer_kind_parse(const char *name, cbq_layer_kind *kind);
 
+/* How a convolution is computed. Not a property of the model: never read
+ * from or written to model.json, hashed or exported; set on a net's own spec
+ * copy by cbq_net_set_conv_algorithm (net.h). */
+typedef enum {
+    CBQ_CONV_AUTO = 0, /* Winograd F(4x4, 3x3) where it is faster, else im2col + GEMM */
+    CBQ_CONV_GEMM,     /* always im2col + GEMM (no Winograd, no direct kernel) */
+    CBQ_CONV_WINOGRAD  /* Winograd for every 3x3 stride-1 layer it can compute (benchmarks) */
+} cbq_conv_algorithm;
+
 /* dilation and groups came later: 0 reads as 1 (PyTorch's default), so that
- * specs built in C before them keep their meaning. */
+ * specs built in C before them keep their meaning. algorithm: runtime only
+ * (cbq_conv_algorithm above), 0 = automatic. */
 typedef struct { int in_channels, out_channels, kernel_h, kernel_w, stride_h, stride_w,
-                 pad_h, pad_w, bias, dilation_h, dilation_w, groups; } cbq_conv2d_cfg;
+                 pad_h, pad_w, bias, dilation_h, dilation_w, groups, algorithm; } cbq_conv2d_cfg;
 typedef struct { int channels; double eps, momentum; } cbq_batchnorm2d_cfg;
 typedef struct { double negative_slope; } cbq_leaky_relu_cfg;
 typedef struct { int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, ceil_mode; } cbq_pool2d_cfg;

@@ -71,6 +71,14 @@ const cbq_model_spec *cbq_net_spec(const cbq_net *net);
 /* 0 = use all cores. */
 void cbq_net_set_threads(cbq_net *net, int threads);
 
+/* How the net's convolutions are computed from now on: CBQ_CONV_AUTO (the
+ * default: Winograd F(4x4, 3x3) for the 3x3 stride-1 layers where it is
+ * faster, a direct kernel for first layers with few input channels) or
+ * CBQ_CONV_GEMM (im2col + GEMM for every convolution: the forward
+ * arithmetic of releases before those kernels). Runtime only: the model, its files and hashes are
+ * unchanged. Any time between passes; the workspace already fits both. */
+void cbq_net_set_conv_algorithm(cbq_net *net, cbq_conv_algorithm algorithm);
+
 /* Data-parallel training over the ranks of a job (dist.h): each rank runs
  * its own rows of the batch, and every batch-norm layer in training mode
  * sums its per-channel statistics over the ranks (SyncBatchNorm): the sum

@@ -133,8 +133,8 @@ class cbq_batchnorm2d_cfg(C.Structure):
 
 class cbq_layer_cfg(C.Union):
     # The binding reads only a layer's name and kind; the union's members
-    # that set its size and alignment are mirrored (conv: 12 ints, bn).
-    _fields_ = [("conv", C.c_int * 12), ("bn", cbq_batchnorm2d_cfg)]
+    # that set its size and alignment are mirrored (conv: 13 ints, bn).
+    _fields_ = [("conv", C.c_int * 13), ("bn", cbq_batchnorm2d_cfg)]
 
 
 class cbq_layer_spec(C.Structure):

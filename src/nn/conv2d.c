@@ -57,7 +57,8 @@ static int din_as_conv(const cbq_conv2d_cfg *c)
 static cbq_conv2d_cfg transposed_cfg(const cbq_conv2d_cfg *c)
 {
     cbq_conv2d_cfg t = {c->out_channels, c->in_channels, c->kernel_h, c->kernel_w, 1, 1,
-                        c->kernel_h - 1 - c->pad_h, c->kernel_w - 1 - c->pad_w, 0, 1, 1, 1};
+                        c->kernel_h - 1 - c->pad_h, c->kernel_w - 1 - c->pad_w, 0, 1, 1, 1,
+                        c->algorithm};
     return t;
 }
 
@@ -113,8 +114,9 @@ static size_t grouped_aux_floats(const cbq_conv2d_cfg *c, size_t h, size_t w, si
 static size_t gemm_workspace_floats(const cbq_conv2d_cfg *cfg, size_t h, size_t w);
 
 /* Winograd's transforms, and im2col's unfolding for the weight gradient
- * where Winograd does not compute it (always room for it: the size is
- * rarely the largest, and conv2d_backward_im2col can then run any shape). */
+ * where Winograd does not compute it and for a net switched to
+ * CBQ_CONV_GEMM after its workspace was sized (conv2d_backward_im2col can
+ * then run any shape). */
 static size_t winograd_workspace_floats(const cbq_conv2d_cfg *cfg, size_t h, size_t w)
 {
     size_t ws = conv2d_winograd_workspace_floats(cfg, h, w);
@@ -127,18 +129,23 @@ static size_t winograd_workspace_floats(const cbq_conv2d_cfg *cfg, size_t h, siz
 }
 
 /* A convolution with few input channels that Winograd does not take is
- * computed directly (conv2d_direct.c), except its input gradient. */
+ * computed directly (conv2d_direct.c), except its input gradient; not in
+ * CBQ_CONV_GEMM mode, which promises im2col + GEMM's arithmetic. */
 static int use_direct(const cbq_conv2d_cfg *cfg, size_t h, size_t w)
 {
-    return conv2d_direct_eligible(cfg) && !conv2d_winograd_eligible(cfg, h, w);
+    return cfg->algorithm != CBQ_CONV_GEMM && conv2d_direct_eligible(cfg) &&
+           !conv2d_winograd_eligible(cfg, h, w);
 }
 
 size_t conv2d_workspace_floats(const cbq_conv2d_cfg *cfg, size_t h, size_t w)
 {
     if (conv2d_is_general(cfg))
         return conv2d_general_workspace_floats(cfg, h, w);
-    if (conv2d_winograd_eligible(cfg, h, w))
-        return winograd_workspace_floats(cfg, h, w);
+    /* sized for any algorithm (cbq_net_set_conv_algorithm may switch) */
+    cbq_conv2d_cfg any = *cfg;
+    any.algorithm = CBQ_CONV_WINOGRAD;
+    if (conv2d_winograd_eligible(&any, h, w))
+        return winograd_workspace_floats(&any, h, w);
     size_t gemm = gemm_workspace_floats(cfg, h, w);
     if (!use_direct(cfg, h, w))
         return gemm;

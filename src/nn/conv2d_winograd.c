@@ -1,31 +1,408 @@
-/* conv2d_winograd.c - 3x3 stride-1 convolutions by Winograd F(4x4, 3x3).
- * Placeholder: no convolution is eligible yet, so conv2d.c keeps im2col. */
+/* conv2d_winograd.c - 3x3 stride-1 convolutions by Winograd F(4x4, 3x3)
+ * (Lavin & Gray 2016, interpolation points 0, +-1, +-2).
+ *
+ * A 4x4 output tile needs a 6x6 input tile d; with the weight transform
+ * U = G g G^T and the input transform V = B^T d B, the tile is
+ * A^T (U .* V) A. Summed over input channels, the 36 element-wise products
+ * become 36 GEMMs M[xi] [K, P] = U[xi] [K, C] * V[xi] [C, P] over P tiles,
+ * 2.25x fewer multiplications than the direct 3x3 convolution.
+ *
+ * Layout: U [36][K][C] is computed by the whole team at the start of the
+ * workspace; then the tiles of all samples (tile index = sample, tile row,
+ * tile column) are cut into blocks of block_tiles() tiles, each thread taking
+ * a contiguous run of blocks into its own V [36][C][Pb] and M [36][K][Pb].
+ * A block's size depends on the shape and batch only, and each output value
+ * is computed inside one block by the same operations, so the forward gives
+ * the same bits for any thread count.
+ *
+ * The input gradient of a stride-1 convolution is a convolution of dout
+ * with the flipped, transposed kernel and padding 2 - pad: the same code
+ * with the weight transform reading the kernel that way.
+ *
+ * Transforms run on LANES tiles (or input channels) at a time, the lane
+ * index innermost, so that GCC vectorises them.
+ */
+#include <omp.h>
+#include <string.h>
+
+#include "cbctiq/gemm.h"
 #include "nn/layer.h"
+
+enum { TILE = 4, PATCH = 6, POINTS = PATCH * PATCH, LANES = 16 };
+
+/* Blocks of tiles: V + M near this many floats (1 MiB, the L2 here), but
+ * never fewer than MIN_TILES tiles, so that each GEMM has enough columns to
+ * run near the SGEMM ceiling. */
+enum { BLOCK_FLOATS = 1 << 18, MIN_TILES = 32, MAX_TILES = 256 };
+
+/* The work of one call: a convolution with C input and K output channels,
+ * 3x3 kernel, stride 1, padding pad, of n planes ih x iw into oh x ow. */
+typedef struct {
+    size_t c, k, n, ih, iw, oh, ow, pad_y, pad_x;
+    size_t tiles_h, tiles_w, tiles, block, blocks;
+    int flipped; /* weights [C, K, 3, 3] read flipped: the input gradient */
+} wino_plan;
+
+static int is_one(int v) { return v == 0 || v == 1; } /* 0: a spec from before the field */
+
+/* The shapes this file computes: 3x3, stride 1, dilation 1, one group,
+ * zero padding up to 2 (so that the input gradient's padding 2 - pad is one
+ * too), and at least one output pixel. */
+static int winograd_supported(const cbq_conv2d_cfg *c, size_t h, size_t w)
+{
+    return c->kernel_h == 3 && c->kernel_w == 3 && c->stride_h == 1 && c->stride_w == 1 &&
+           is_one(c->dilation_h) && is_one(c->dilation_w) && is_one(c->groups) && c->pad_h >= 0 &&
+           c->pad_h <= 2 && c->pad_w >= 0 && c->pad_w <= 2 && h + 2 * (size_t)c->pad_h >= 3 &&
+           w + 2 * (size_t)c->pad_w >= 3;
+}
+
+/* Where Winograd is faster than im2col + GEMM (bench_layers, one thread,
+ * docs/performance.md): from 16 channels in and out, on output planes of
+ * 5x5 and up (1.3-2.9x the GEMM's speed on iqnet-s's and resnet18's 3x3
+ * layers from 7x7 to 128x128). Not with one input channel (a GEMM with
+ * K = 9 is cheap and the transforms are not: 0.5x), nor on 4x4 planes,
+ * where a 6x6 tile holds one 4x4 output and the 36 transformed weight
+ * matrices (4x the kernel) are streamed for a handful of tiles (0.9x at
+ * 512 channels). */
+enum { MIN_CHANNELS = 16, MIN_PLANE = 25 };
+
+static int winograd_pays(const cbq_conv2d_cfg *c, size_t h, size_t w)
+{
+    const size_t oh = h + 2 * (size_t)c->pad_h - 2, ow = w + 2 * (size_t)c->pad_w - 2;
+    return c->in_channels >= MIN_CHANNELS && c->out_channels >= MIN_CHANNELS &&
+           oh * ow >= MIN_PLANE;
+}
 
 int conv2d_winograd_eligible(const cbq_conv2d_cfg *cfg, size_t h, size_t w)
 {
-    (void)cfg, (void)h, (void)w;
-    return 0;
+    if (cfg->algorithm == CBQ_CONV_GEMM || !winograd_supported(cfg, h, w))
+        return 0;
+    return cfg->algorithm == CBQ_CONV_WINOGRAD || winograd_pays(cfg, h, w);
 }
 
+static size_t round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }
+
+static size_t block_tiles(size_t c, size_t k, size_t tiles)
+{
+    size_t pb = BLOCK_FLOATS / (POINTS * (c + k));
+    pb = pb / LANES * LANES;
+    if (pb < MIN_TILES)
+        pb = MIN_TILES;
+    if (pb > MAX_TILES)
+        pb = MAX_TILES;
+    /* at least two blocks where there are tiles for two, so two threads
+     * share the work; this depends on the batch, not the thread count */
+    const size_t half = round_up((tiles + 1) / 2, LANES);
+    return pb < half ? pb : half;
+}
+
+static wino_plan plan_make(size_t c, size_t k, size_t n, size_t ih, size_t iw, size_t pad_y,
+                           size_t pad_x, int flipped)
+{
+    wino_plan p = {.c = c, .k = k, .n = n, .ih = ih, .iw = iw, .pad_y = pad_y, .pad_x = pad_x,
+                   .flipped = flipped};
+    p.oh = ih + 2 * pad_y - 2;
+    p.ow = iw + 2 * pad_x - 2;
+    p.tiles_h = (p.oh + TILE - 1) / TILE;
+    p.tiles_w = (p.ow + TILE - 1) / TILE;
+    p.tiles = n * p.tiles_h * p.tiles_w;
+    p.block = block_tiles(c, k, p.tiles);
+    p.blocks = (p.tiles + p.block - 1) / p.block;
+    return p;
+}
+
+static size_t plan_shared_floats(const wino_plan *p) { return POINTS * p->k * p->c; }
+
+static size_t plan_thread_floats(const wino_plan *p)
+{
+    return POINTS * (p->c + p->k) * p->block + 2 * POINTS * LANES;
+}
+
+/* The larger of the forward's and the input gradient's needs, with room for
+ * U in every thread's share (a team of one still needs all of it). */
 size_t conv2d_winograd_workspace_floats(const cbq_conv2d_cfg *cfg, size_t h, size_t w)
 {
-    (void)cfg, (void)h, (void)w;
-    return 0;
+    if (!winograd_supported(cfg, h, w))
+        return 0;
+    const size_t c = (size_t)cfg->in_channels, k = (size_t)cfg->out_channels;
+    const size_t py = (size_t)cfg->pad_h, px = (size_t)cfg->pad_w;
+    /* a block's size grows with the batch up to its cap: plan for a batch
+     * large enough that blocks take their full size */
+    const size_t big = (size_t)1 << 12;
+    const wino_plan fwd = plan_make(c, k, big, h, w, py, px, 0);
+    const wino_plan bwd = plan_make(k, c, big, fwd.oh, fwd.ow, 2 - py, 2 - px, 1);
+    const size_t a = plan_shared_floats(&fwd) + plan_thread_floats(&fwd);
+    const size_t b = plan_shared_floats(&bwd) + plan_thread_floats(&bwd);
+    return a > b ? a : b;
+}
+
+/* ---- weight transform: U = G g G^T ---------------------------------------- */
+
+/* One 3-point column to 6 points, LANES lanes: out[i] = sum_j G[i][j] in[j]. */
+static void weight_points(float (*restrict out)[LANES], const float (*restrict in)[LANES],
+                          size_t in_step, size_t out_step)
+{
+    const float *g0 = in[0], *g1 = in[in_step], *g2 = in[2 * in_step];
+    float *u0 = out[0], *u1 = out[out_step], *u2 = out[2 * out_step];
+    float *u3 = out[3 * out_step], *u4 = out[4 * out_step], *u5 = out[5 * out_step];
+    for (size_t l = 0; l < LANES; l++) {
+        const float a = g0[l], b = g1[l], c = g2[l];
+        u0[l] = a * (1.0f / 4.0f);
+        u1[l] = (a + b + c) * (-1.0f / 6.0f);
+        u2[l] = (a - b + c) * (-1.0f / 6.0f);
+        u3[l] = a * (1.0f / 24.0f) + b * (1.0f / 12.0f) + c * (1.0f / 6.0f);
+        u4[l] = a * (1.0f / 24.0f) - b * (1.0f / 12.0f) + c * (1.0f / 6.0f);
+        u5[l] = c;
+    }
+}
+
+/* The 3x3 kernel g[e = 3i + j][lane] of output channel o and input channels
+ * c0 + lane: w[o][c][i][j], or for the input gradient w[c][o][2-i][2-j],
+ * which is that kernel's taps in reverse order. Lanes past C read 0. */
+static void gather_kernels(float (*restrict g)[LANES], const float *weight, const wino_plan *p,
+                           size_t o, size_t c0, size_t lanes)
+{
+    for (size_t l = 0; l < lanes; l++) {
+        const size_t c = c0 + l;
+        if (p->flipped) {
+            const float *src = weight + (c * p->k + o) * 9;
+            for (size_t e = 0; e < 9; e++)
+                g[e][l] = src[8 - e];
+        } else {
+            const float *src = weight + (o * p->c + c) * 9;
+            for (size_t e = 0; e < 9; e++)
+                g[e][l] = src[e];
+        }
+    }
+    for (size_t l = lanes; l < LANES; l++)
+        for (size_t e = 0; e < 9; e++)
+            g[e][l] = 0.0f;
+}
+
+/* U[xi][o][c0 .. c0+LANES) for one output channel o. */
+static void weight_transform_lanes(float *u, const float *weight, const wino_plan *p, size_t o,
+                                   size_t c0)
+{
+    float g[9][LANES], t[PATCH * 3][LANES], v[POINTS][LANES];
+    const size_t lanes = p->c - c0 < LANES ? p->c - c0 : LANES;
+    gather_kernels(g, weight, p, o, c0, lanes);
+    for (size_t j = 0; j < 3; j++) /* columns: t [6][3] = G g */
+        weight_points(&t[j], (const float (*)[LANES]) & g[j], 3, 3);
+    for (size_t i = 0; i < PATCH; i++) /* rows: v [6][6] = t G^T */
+        weight_points(&v[i * PATCH], (const float (*)[LANES]) & t[i * 3], 1, 1);
+    const size_t kc = p->k * p->c;
+    float *dst = u + o * p->c + c0;
+    for (size_t xi = 0; xi < POINTS; xi++)
+        for (size_t l = 0; l < lanes; l++)
+            dst[xi * kc + l] = v[xi][l];
+}
+
+/* This thread's share of U: (output channel, lane group) items split
+ * statically; every element is computed the same way whoever computes it. */
+static void weight_transform_share(float *u, const float *weight, const wino_plan *p, size_t t,
+                                   size_t nt)
+{
+    const size_t groups = (p->c + LANES - 1) / LANES, items = p->k * groups;
+    for (size_t it = items * t / nt; it < items * (t + 1) / nt; it++)
+        weight_transform_lanes(u, weight, p, it / groups, it % groups * LANES);
+}
+
+/* ---- input transform: V = B^T d B ----------------------------------------- */
+
+/* One 6-point line, LANES lanes: out[i] = sum_j B^T[i][j] in[j]. */
+static void input_points(float (*restrict out)[LANES], const float (*restrict in)[LANES],
+                         size_t step)
+{
+    const float *d0 = in[0], *d1 = in[step], *d2 = in[2 * step], *d3 = in[3 * step];
+    const float *d4 = in[4 * step], *d5 = in[5 * step];
+    float *o0 = out[0], *o1 = out[step], *o2 = out[2 * step], *o3 = out[3 * step];
+    float *o4 = out[4 * step], *o5 = out[5 * step];
+    for (size_t l = 0; l < LANES; l++) {
+        o0[l] = 4.0f * d0[l] - 5.0f * d2[l] + d4[l];
+        o1[l] = -4.0f * (d1[l] + d2[l]) + d3[l] + d4[l];
+        o2[l] = 4.0f * (d1[l] - d2[l]) - d3[l] + d4[l];
+        o3[l] = -2.0f * (d1[l] - d3[l]) - d2[l] + d4[l];
+        o4[l] = 2.0f * (d1[l] - d3[l]) - d2[l] + d4[l];
+        o5[l] = 4.0f * d1[l] - 5.0f * d3[l] + d5[l];
+    }
+}
+
+/* Where a lane's tile starts: its sample and the top-left corner of its
+ * input patch (may lie in the padding) and of its output tile. */
+typedef struct { size_t sample; long iy, ix; size_t oy, ox; int valid; } tile_pos;
+
+static void tile_positions(tile_pos *pos, const wino_plan *p, size_t first)
+{
+    const size_t per_sample = p->tiles_h * p->tiles_w;
+    for (size_t l = 0; l < LANES; l++) {
+        const size_t tile = first + l;
+        pos[l].valid = tile < p->tiles;
+        if (!pos[l].valid)
+            continue;
+        const size_t in_sample = tile % per_sample;
+        pos[l].sample = tile / per_sample;
+        pos[l].oy = in_sample / p->tiles_w * TILE;
+        pos[l].ox = in_sample % p->tiles_w * TILE;
+        pos[l].iy = (long)pos[l].oy - (long)p->pad_y;
+        pos[l].ix = (long)pos[l].ox - (long)p->pad_x;
+    }
+}
+
+/* d[y*6+x][l] = the lane's 6x6 patch of one input plane, 0 outside it. */
+static void gather_patches(float (*restrict d)[LANES], const float *in, size_t channel,
+                           const tile_pos *pos, const wino_plan *p)
+{
+    const long ih = (long)p->ih, iw = (long)p->iw;
+    for (size_t l = 0; l < LANES; l++) {
+        const tile_pos *tp = &pos[l];
+        if (!tp->valid) {
+            for (size_t e = 0; e < POINTS; e++)
+                d[e][l] = 0.0f;
+            continue;
+        }
+        const float *plane = in + (tp->sample * p->c + channel) * p->ih * p->iw;
+        const int inside = tp->iy >= 0 && tp->ix >= 0 && tp->iy + PATCH <= ih && tp->ix + PATCH <= iw;
+        for (long y = 0; y < PATCH; y++) {
+            const long sy = tp->iy + y;
+            const float *row = plane + sy * iw;
+            for (long x = 0; x < PATCH; x++) {
+                const long sx = tp->ix + x;
+                float v = 0.0f;
+                if (inside || (sy >= 0 && sy < ih && sx >= 0 && sx < iw))
+                    v = row[sx];
+                d[y * PATCH + x][l] = v;
+            }
+        }
+    }
+}
+
+/* V[xi][c][lane0 .. lane0+LANES) for every input channel c. */
+static void input_transform_lanes(float *v, const float *in, const tile_pos *pos,
+                                  const wino_plan *p, size_t lane0, float (*scratch)[LANES])
+{
+    float (*d)[LANES] = scratch, (*t)[LANES] = scratch + POINTS;
+    const size_t cp = p->c * p->block;
+    for (size_t c = 0; c < p->c; c++) {
+        gather_patches(d, in, c, pos, p);
+        for (size_t x = 0; x < PATCH; x++) /* columns */
+            input_points(&t[x], (const float (*)[LANES]) & d[x], PATCH);
+        for (size_t y = 0; y < PATCH; y++) /* rows */
+            input_points(&d[y * PATCH], (const float (*)[LANES]) & t[y * PATCH], 1);
+        float *dst = v + c * p->block + lane0;
+        for (size_t xi = 0; xi < POINTS; xi++)
+            memcpy(dst + xi * cp, d[xi], LANES * sizeof(float));
+    }
+}
+
+/* ---- output transform: Y = A^T M A ----------------------------------------- */
+
+/* One 6-point line to 4 points, LANES lanes: out[i] = sum_j A^T[i][j] in[j]. */
+static void output_points(float (*restrict out)[LANES], const float (*restrict in)[LANES],
+                          size_t in_step, size_t out_step)
+{
+    const float *m0 = in[0], *m1 = in[in_step], *m2 = in[2 * in_step], *m3 = in[3 * in_step];
+    const float *m4 = in[4 * in_step], *m5 = in[5 * in_step];
+    float *o0 = out[0], *o1 = out[out_step], *o2 = out[2 * out_step], *o3 = out[3 * out_step];
+    for (size_t l = 0; l < LANES; l++) {
+        const float s12 = m1[l] + m2[l], d12 = m1[l] - m2[l];
+        const float s34 = m3[l] + m4[l], d34 = m3[l] - m4[l];
+        o0[l] = m0[l] + s12 + s34;
+        o1[l] = d12 + 2.0f * d34;
+        o2[l] = s12 + 4.0f * s34;
+        o3[l] = d12 + 8.0f * d34 + m5[l];
+    }
+}
+
+/* Each lane's 4x4 tile of output channel o (+ bias), clipped at the edges. */
+static void scatter_tiles(float *out, const float (*y)[LANES], const tile_pos *pos,
+                          const wino_plan *p, size_t o, float bias)
+{
+    for (size_t l = 0; l < LANES; l++) {
+        const tile_pos *tp = &pos[l];
+        if (!tp->valid)
+            continue;
+        float *plane = out + (tp->sample * p->k + o) * p->oh * p->ow;
+        const size_t rows = p->oh - tp->oy < TILE ? p->oh - tp->oy : TILE;
+        const size_t cols = p->ow - tp->ox < TILE ? p->ow - tp->ox : TILE;
+        for (size_t r = 0; r < rows; r++)
+            for (size_t x = 0; x < cols; x++)
+                plane[(tp->oy + r) * p->ow + tp->ox + x] = y[r * TILE + x][l] + bias;
+    }
+}
+
+static void output_transform_lanes(float *out, const float *m, const float *bias,
+                                   const tile_pos *pos, const wino_plan *p, size_t lane0,
+                                   float (*scratch)[LANES])
+{
+    float (*g)[LANES] = scratch, (*t)[LANES] = scratch + POINTS;
+    const size_t kp = p->k * p->block;
+    for (size_t o = 0; o < p->k; o++) {
+        const float *src = m + o * p->block + lane0;
+        for (size_t xi = 0; xi < POINTS; xi++)
+            memcpy(g[xi], src + xi * kp, LANES * sizeof(float));
+        for (size_t x = 0; x < PATCH; x++) /* columns: t [4][6] */
+            output_points(&t[x], (const float (*)[LANES]) & g[x], PATCH, PATCH);
+        for (size_t r = 0; r < TILE; r++) /* rows: g [4][4] */
+            output_points(&g[r * TILE], (const float (*)[LANES]) & t[r * PATCH], 1, 1);
+        scatter_tiles(out, (const float (*)[LANES])g, pos, p, o, bias ? bias[o] : 0.0f);
+    }
+}
+
+/* ---- one block, and the whole convolution ---------------------------------- */
+
+static void run_block(float *out, const float *in, const float *bias, const float *u,
+                      const wino_plan *p, size_t block, float *own)
+{
+    float *v = own, *m = own + POINTS * p->c * p->block;
+    float (*scratch)[LANES] = (float (*)[LANES])(m + POINTS * p->k * p->block);
+    const size_t first = block * p->block;
+    const size_t count = p->tiles - first < p->block ? p->tiles - first : p->block;
+    const size_t cols = round_up(count, LANES); /* lanes past the end hold zeros */
+    tile_pos pos[LANES];
+    for (size_t lane0 = 0; lane0 < cols; lane0 += LANES) {
+        tile_positions(pos, p, first + lane0);
+        input_transform_lanes(v, in, pos, p, lane0, scratch);
+    }
+    for (size_t xi = 0; xi < POINTS; xi++)
+        cbq_sgemm(0, 0, p->k, cols, p->c, 1.0f, u + xi * p->k * p->c, p->c,
+                  v + xi * p->c * p->block, p->block, 0.0f, m + xi * p->k * p->block, p->block);
+    for (size_t lane0 = 0; lane0 < cols; lane0 += LANES) {
+        tile_positions(pos, p, first + lane0);
+        output_transform_lanes(out, m, bias, pos, p, lane0, scratch);
+    }
+}
+
+static void winograd_run(float *out, const float *in, const float *weight, const float *bias,
+                         const wino_plan *p, float *workspace, int threads)
+{
+    float *u = workspace;
+    float *own_base = workspace + plan_shared_floats(p);
+    const size_t own_n = plan_thread_floats(p);
+#pragma omp parallel num_threads(threads)
+    {
+        const size_t t = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
+        weight_transform_share(u, weight, p, t, nt);
+#pragma omp barrier
+        for (size_t b = p->blocks * t / nt; b < p->blocks * (t + 1) / nt; b++)
+            run_block(out, in, bias, u, p, b, own_base + t * own_n);
+    }
 }
 
 void conv2d_winograd_forward(float *out, const float *in, const float *weight, const float *bias,
                              const cbq_conv2d_cfg *cfg, size_t n, size_t h, size_t w,
                              float *workspace, int threads)
 {
-    (void)out, (void)in, (void)weight, (void)bias, (void)cfg, (void)n, (void)h, (void)w;
-    (void)workspace, (void)threads;
+    const wino_plan p = plan_make((size_t)cfg->in_channels, (size_t)cfg->out_channels, n, h, w,
+                                  (size_t)cfg->pad_h, (size_t)cfg->pad_w, 0);
+    winograd_run(out, in, weight, bias, &p, workspace, threads);
 }
 
 void conv2d_winograd_backward_data(float *din, const float *dout, const float *weight,
                                    const cbq_conv2d_cfg *cfg, size_t n, size_t h, size_t w,
                                    float *workspace, int threads)
 {
-    (void)din, (void)dout, (void)weight, (void)cfg, (void)n, (void)h, (void)w;
-    (void)workspace, (void)threads;
+    const size_t py = (size_t)cfg->pad_h, px = (size_t)cfg->pad_w;
+    const wino_plan p = plan_make((size_t)cfg->out_channels, (size_t)cfg->in_channels, n,
+                                  h + 2 * py - 2, w + 2 * px - 2, 2 - py, 2 - px, 1);
+    winograd_run(din, dout, weight, NULL, &p, workspace, threads);
 }

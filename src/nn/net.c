@@ -570,6 +570,13 @@ void cbq_net_set_threads(cbq_net *net, int threads)
         net->threads = net->threads_cap;
 }
 
+void cbq_net_set_conv_algorithm(cbq_net *net, cbq_conv_algorithm algorithm)
+{
+    for (size_t i = 0; i < net->spec.n_layers; i++)
+        if (net->spec.layers[i].kind == CBQ_LAYER_CONV2D)
+            net->spec.layers[i].cfg.conv.algorithm = (int)algorithm;
+}
+
 int cbq_net_threads(const cbq_net *net) { return net->threads; }
 void cbq_net_set_training(cbq_net *net, int training) { net->training = training != 0; }
 void cbq_net_seed_dropout(cbq_net *net, uint64_t seed) { cbq_rng_stream(&net->dropout_rng, seed, 1); }

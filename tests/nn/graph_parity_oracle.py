@@ -212,8 +212,14 @@ def resnet18_case(args):
     with torch.no_grad():
         check("resnet18: model.json builder = torchvision", net(torch.from_numpy(x))[0].numpy(),
               tv(torch.from_numpy(x)).numpy(), 1e-6)
+    # im2col + GEMM arithmetic: this random network on this input has ReLU
+    # inputs within 1e-6 of their largest value from zero (7.4e-6 in
+    # layer3.0), which Winograd's float rounding (3e-6 of the largest output
+    # at 64 channels) flips, changing gradients by 1e-2. What this case checks
+    # is the graph; Winograd against PyTorch is checked by onnx_oracle and
+    # resnet_preset_oracle.
     for mode in ("eval", "train"):
-        npo.run_case(args, "resnet18", d, mode, 2, 2, 60)
+        npo.run_case(args, "resnet18", d, mode, 2, 2, 60, helper_extra=["gemm"])
     for layer in ("layer4.1.relu_1", "layer3.0.add"):
         gradcam_case(args, d, net, x, layer)
 

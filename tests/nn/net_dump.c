@@ -36,8 +36,9 @@ static float *read_f32(const char *path, size_t count)
 
 int main(int argc, char **argv)
 {
-    if (argc != 8)
-        die("usage: net_dump MODEL_DIR IN.f32 DOUT.f32 N eval|train THREADS OUT.safetensors", NULL);
+    if (argc != 8 && !(argc == 9 && strcmp(argv[8], "gemm") == 0))
+        die("usage: net_dump MODEL_DIR IN.f32 DOUT.f32 N eval|train THREADS OUT.safetensors [gemm]",
+            NULL);
     size_t n = strtoul(argv[4], NULL, 10);
     int train = strcmp(argv[5], "train") == 0;
     cbq_error err = {0};
@@ -45,6 +46,8 @@ int main(int argc, char **argv)
     if (n == 0 || cbq_model_load(argv[1], &net, n, &err) != CBQ_OK)
         die("loading the model", &err);
     cbq_net_set_threads(net, atoi(argv[6]));
+    if (argc == 9) /* im2col + GEMM for every convolution */
+        cbq_net_set_conv_algorithm(net, CBQ_CONV_GEMM);
     const cbq_model_spec *spec = cbq_net_spec(net);
     size_t hw = (size_t)spec->input.height * (size_t)spec->input.width, k = spec->n_outputs;
     float *in = read_f32(argv[2], n * hw), *dout = read_f32(argv[3], n * k);

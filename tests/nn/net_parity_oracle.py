@@ -180,7 +180,7 @@ def compare_exact(label, ours, ref):
         failures.append(label)
 
 
-def run_case(args, label, model_dir, mode, threads, n, seed):
+def run_case(args, label, model_dir, mode, threads, n, seed, helper_extra=()):
     spec = json.load(open(os.path.join(model_dir, "model.json")))
     weights, order = read_safetensors(os.path.join(model_dir, "weights.safetensors"))
     torch.manual_seed(0)
@@ -198,7 +198,7 @@ def run_case(args, label, model_dir, mode, threads, n, seed):
     dout.tofile(os.path.join(work, "dout.f32"))
     out_path = os.path.join(work, "out.safetensors")
     subprocess.run([args.helper, model_dir, os.path.join(work, "in.f32"), os.path.join(work, "dout.f32"),
-                    str(n), mode, str(threads), out_path], check=True)
+                    str(n), mode, str(threads), out_path] + list(helper_extra), check=True)
     ours, _ = read_safetensors(out_path)
 
     xt = torch.from_numpy(x).requires_grad_(True)

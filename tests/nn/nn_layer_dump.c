@@ -88,7 +88,7 @@ static void run_conv(void)
     cbq_conv2d_cfg c = {(int)geti("cin"), (int)geti("cout"), (int)geti("kh"), (int)geti("kw"),
                         (int)geti("sh"), (int)geti("sw"), (int)geti("ph"), (int)geti("pw"),
                         (int)geti("bias"), (int)get("dh", 1), (int)get("dw", 1),
-                        (int)get("groups", 1)};
+                        (int)get("groups", 1), CBQ_CONV_AUTO};
     size_t n = geti("n"), h = geti("h"), w = geti("w");
     size_t oh = conv2d_out_h(&c, h), ow = conv2d_out_w(&c, w);
     size_t nin = n * (size_t)c.in_channels * h * w, nout = n * (size_t)c.out_channels * oh * ow;

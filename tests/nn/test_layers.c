@@ -113,11 +113,11 @@ static void check_conv(const cbq_conv2d_cfg *c, size_t n, size_t h, size_t w)
 static void test_conv2d_fd(void **state)
 {
     (void)state;
-    cbq_conv2d_cfg a = {2, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1};
+    cbq_conv2d_cfg a = {2, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0};
     check_conv(&a, 2, 5, 4);
-    cbq_conv2d_cfg b = {3, 2, 3, 2, 2, 1, 1, 0, 0, 1, 1, 1}; /* non-square, strided, no bias */
+    cbq_conv2d_cfg b = {3, 2, 3, 2, 2, 1, 1, 0, 0, 1, 1, 1, 0}; /* non-square, strided, no bias */
     check_conv(&b, 2, 6, 5);
-    cbq_conv2d_cfg c = {4, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1}; /* pointwise path */
+    cbq_conv2d_cfg c = {4, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 0}; /* pointwise path */
     check_conv(&c, 2, 3, 3);
 }
 
@@ -125,15 +125,15 @@ static void test_conv2d_fd(void **state)
 static void test_conv2d_general_fd(void **state)
 {
     (void)state;
-    cbq_conv2d_cfg dil = {2, 3, 3, 3, 1, 1, 2, 2, 1, 2, 2, 1}; /* dilation 2, "same" padding */
+    cbq_conv2d_cfg dil = {2, 3, 3, 3, 1, 1, 2, 2, 1, 2, 2, 1, 0}; /* dilation 2, "same" padding */
     check_conv(&dil, 2, 7, 6);
-    cbq_conv2d_cfg dil_s = {2, 2, 3, 2, 2, 1, 1, 0, 0, 2, 3, 1}; /* strided, dilation 2x3 */
+    cbq_conv2d_cfg dil_s = {2, 2, 3, 2, 2, 1, 1, 0, 0, 2, 3, 1, 0}; /* strided, dilation 2x3 */
     check_conv(&dil_s, 1, 8, 7);
-    cbq_conv2d_cfg grp = {4, 6, 3, 3, 1, 2, 1, 1, 1, 1, 1, 2}; /* groups 2 */
+    cbq_conv2d_cfg grp = {4, 6, 3, 3, 1, 2, 1, 1, 1, 1, 1, 2, 0}; /* groups 2 */
     check_conv(&grp, 2, 5, 6);
-    cbq_conv2d_cfg dw = {3, 6, 3, 3, 2, 2, 1, 1, 1, 1, 1, 3}; /* depthwise, multiplier 2 */
+    cbq_conv2d_cfg dw = {3, 6, 3, 3, 2, 2, 1, 1, 1, 1, 1, 3, 0}; /* depthwise, multiplier 2 */
     check_conv(&dw, 2, 6, 5);
-    cbq_conv2d_cfg both = {4, 4, 3, 3, 1, 1, 2, 2, 0, 2, 2, 2}; /* groups 2, dilation 2 */
+    cbq_conv2d_cfg both = {4, 4, 3, 3, 1, 1, 2, 2, 0, 2, 2, 2, 0}; /* groups 2, dilation 2 */
     check_conv(&both, 1, 6, 6);
 }
 
@@ -394,13 +394,13 @@ static void test_conv_vs_ref(void **state)
 {
     (void)state;
     const cbq_conv2d_cfg cfgs[] = {
-        {3, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}, {4, 5, 5, 3, 2, 2, 2, 1, 0, 1, 1, 1},
-        {6, 4, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1}, {2, 3, 2, 2, 2, 2, 0, 0, 1, 1, 1, 1},
-        {1, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+        {3, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0}, {4, 5, 5, 3, 2, 2, 2, 1, 0, 1, 1, 1, 0},
+        {6, 4, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 0}, {2, 3, 2, 2, 2, 2, 0, 0, 1, 1, 1, 1, 0},
+        {1, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0},
         /* conv2d_general.c: dilation, groups, depthwise, both, a pointwise group conv */
-        {3, 8, 3, 3, 1, 1, 2, 2, 1, 2, 2, 1}, {4, 6, 3, 2, 2, 1, 1, 1, 0, 1, 1, 2},
-        {8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 8}, {4, 8, 3, 3, 2, 2, 3, 3, 1, 3, 2, 4},
-        {6, 9, 1, 1, 1, 1, 0, 0, 1, 1, 1, 3}};
+        {3, 8, 3, 3, 1, 1, 2, 2, 1, 2, 2, 1, 0}, {4, 6, 3, 2, 2, 1, 1, 1, 0, 1, 1, 2, 0},
+        {8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 8, 0}, {4, 8, 3, 3, 2, 2, 3, 3, 1, 3, 2, 4, 0},
+        {6, 9, 1, 1, 1, 1, 0, 0, 1, 1, 1, 3, 0}};
     for (size_t i = 0; i < sizeof cfgs / sizeof cfgs[0]; i++)
         for (int t = 1; t <= 2; t++)
             conv_vs_ref(&cfgs[i], 5, 10, 9, t);
@@ -418,10 +418,10 @@ static void test_conv_direct(void **state)
 {
     (void)state;
     const cbq_conv2d_cfg cfgs[] = {
-        {1, 8, 7, 7, 2, 2, 3, 3, 1, 1, 1, 1},  /* resnet18's stem, narrower */
-        {1, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}, /* iqnet-s's first convolution */
-        {3, 4, 5, 3, 2, 1, 2, 0, 0, 1, 1, 1},  /* 3 channels, non-square, no bias */
-        {2, 12, 3, 3, 1, 2, 0, 1, 1, 1, 1, 1}, /* stride 1 x 2, padding in x only */
+        {1, 8, 7, 7, 2, 2, 3, 3, 1, 1, 1, 1, 0}, /* resnet18's stem, narrower */
+        {1, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0}, /* iqnet-s's first convolution */
+        {3, 4, 5, 3, 2, 1, 2, 0, 0, 1, 1, 1, 0},/* 3 channels, non-square, no bias */
+        {2, 12, 3, 3, 1, 2, 0, 1, 1, 1, 1, 1, 0}, /* stride 1 x 2, padding in x only */
     };
     const size_t sizes[][2] = {{10, 9}, {13, 53}, {9, 61}};
     for (size_t i = 0; i < sizeof cfgs / sizeof cfgs[0]; i++) {
