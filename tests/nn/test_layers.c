@@ -420,7 +420,7 @@ static void test_conv_direct(void **state)
     const cbq_conv2d_cfg cfgs[] = {
         {1, 8, 7, 7, 2, 2, 3, 3, 1, 1, 1, 1, 0}, /* resnet18's stem, narrower */
         {1, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0}, /* iqnet-s's first convolution */
-        {3, 4, 5, 3, 2, 1, 2, 0, 0, 1, 1, 1, 0},/* 3 channels, non-square, no bias */
+        {3, 4, 5, 3, 2, 1, 2, 0, 0, 1, 1, 1, 0}, /* 3 channels, non-square, no bias */
         {2, 12, 3, 3, 1, 2, 0, 1, 1, 1, 1, 1, 0}, /* stride 1 x 2, padding in x only */
     };
     const size_t sizes[][2] = {{10, 9}, {13, 53}, {9, 61}};
