@@ -222,6 +222,12 @@ int main(int argc, char **argv)
     const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     printf("bench_resnet: resnet18 (1 input channel, 5 outputs), float32, batch %zu; PyTorch: "
            "torchvision's resnet18, same threads\n", batch);
+    /* libgomp's waiting threads spin (about 3 ms by default) before they
+     * sleep; on a loaded machine that spinning is most of two threads' extra
+     * CPU time, and only the environment sets it (docs/performance.md). */
+    const char *policy = getenv("OMP_WAIT_POLICY"), *spin = getenv("GOMP_SPINCOUNT");
+    printf("OpenMP waits: OMP_WAIT_POLICY=%s GOMP_SPINCOUNT=%s (the PyTorch peer inherits them)\n",
+           policy ? policy : "(unset)", spin ? spin : "(unset)");
     printf("wall: slices/s; cpu: CPU-ms per slice (all threads); GF/cs: GFLOP per CPU-second; "
            "ratios > 1: cbctiq faster\n");
     printf("%-6s %-8s %3s %11s %7s %7s %10s %7s %7s %7s\n", "mode", "input", "thr", "cbctiq sl/s",
