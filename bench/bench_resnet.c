@@ -10,6 +10,10 @@
  * largest output); a training step must give a finite loss.
  *
  *   bench_resnet [--min-seconds S] [--batch N] [--no-peer] [--quick]
+ *                [--threads N] [--mode train|infer] [--size 128|224]
+ *
+ * --threads, --mode and --size keep one row (or a few) of the table, so
+ * that it can be profiled alone (perf record -g); the default is all rows.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -148,12 +152,50 @@ static double forward_flops(int side)
     return f;
 }
 
+#define USAGE                                                                                     \
+    "usage: bench_resnet [--min-seconds S] [--batch N] [--no-peer] [--quick] [--threads N]\n"    \
+    "                    [--mode train|infer] [--size 128|224]\n"
+
+/* The rows to run: 0 in a field means every value. */
+typedef struct { int threads, mode, size; } row_filter; /* mode: 1 train, 2 infer */
+
+static int keep_row(const row_filter *f, int train, int side, int threads)
+{
+    return (!f->threads || f->threads == threads) && (!f->mode || f->mode == (train ? 1 : 2)) &&
+           (!f->size || f->size == side);
+}
+
+static int parse_filter(row_filter *f, const char *opt, const char *val)
+{
+    if (strcmp(opt, "--threads") == 0)
+        return (f->threads = atoi(val)) >= 1 ? 0 : -1;
+    if (strcmp(opt, "--mode") == 0) {
+        f->mode = strcmp(val, "train") == 0 ? 1 : strcmp(val, "infer") == 0 ? 2 : 0;
+        return f->mode ? 0 : -1;
+    }
+    if (strcmp(opt, "--size") == 0) {
+        f->size = atoi(val);
+        return f->size == 128 || f->size == 224 ? 0 : -1;
+    }
+    return 1; /* not a filter option */
+}
+
 int main(int argc, char **argv)
 {
     double min_s = 3.0;
     size_t batch = 16;
     int peer = 1, quick = 0;
+    row_filter filter = {0, 0, 0};
     for (int i = 1; i < argc; i++) {
+        const int filt = i + 1 < argc ? parse_filter(&filter, argv[i], argv[i + 1]) : 1;
+        if (filt < 0) {
+            fprintf(stderr, "bench_resnet: bad value '%s' for %s\n" USAGE, argv[i + 1], argv[i]);
+            return 2;
+        }
+        if (filt == 0) {
+            i++;
+            continue;
+        }
         if (strcmp(argv[i], "--min-seconds") == 0 && i + 1 < argc)
             min_s = atof(argv[++i]);
         else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc)
@@ -163,7 +205,7 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--quick") == 0)
             quick = 1;
         else {
-            fprintf(stderr, "usage: bench_resnet [--min-seconds S] [--batch N] [--no-peer] [--quick]\n");
+            fputs(USAGE, stderr);
             return 2;
         }
     }
@@ -172,7 +214,7 @@ int main(int argc, char **argv)
     const int *sides = quick ? quick_sides : full_sides;
     const size_t n_sides = quick ? 1 : 2;
     /* quick: one thread (two threads run the same code), batch 2 */
-    const int max_threads = quick ? 1 : 2;
+    const int max_threads = quick ? 1 : filter.threads > 2 ? filter.threads : 2;
     if (quick)
         min_s = 0.0, batch = 2;
     if (batch < 2)
@@ -180,17 +222,27 @@ int main(int argc, char **argv)
     const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     printf("bench_resnet: resnet18 (1 input channel, 5 outputs), float32, batch %zu; PyTorch: "
            "torchvision's resnet18, same threads\n", batch);
+    /* libgomp's waiting threads spin (about 3 ms by default) before they
+     * sleep; on a loaded machine that spinning is most of two threads' extra
+     * CPU time, and only the environment sets it (docs/performance.md). */
+    const char *policy = getenv("OMP_WAIT_POLICY"), *spin = getenv("GOMP_SPINCOUNT");
+    printf("OpenMP waits: OMP_WAIT_POLICY=%s GOMP_SPINCOUNT=%s (the PyTorch peer inherits them)\n",
+           policy ? policy : "(unset)", spin ? spin : "(unset)");
     printf("wall: slices/s; cpu: CPU-ms per slice (all threads); GF/cs: GFLOP per CPU-second; "
            "ratios > 1: cbctiq faster\n");
     printf("%-6s %-8s %3s %11s %7s %7s %10s %7s %7s %7s\n", "mode", "input", "thr", "cbctiq sl/s",
            "cpu ms", "GF/cs", "torch sl/s", "cpu ms", "r wall", "r cpu");
     for (size_t si = 0; si < n_sides; si++) {
         const int side = sides[si];
+        if (!quick && filter.size && filter.size != side)
+            continue;
         if (peer)
             verify(tmp, side);
         const double fwd = forward_flops(side);
         for (int train = 1; train >= 0; train--)
             for (int threads = 1; threads <= max_threads; threads++) {
+                if (!quick && !keep_row(&filter, train, side, threads))
+                    continue;
                 speed ours = time_cbctiq(train, side, batch, threads, min_s);
                 speed theirs = peer ? time_peer(train, side, batch, threads, min_s) : (speed){NAN, NAN};
                 /* training: forward, weight gradients, input gradients (all but the stem's) */

@@ -2,6 +2,7 @@
  * optim.h, PyTorch 1.13 single-tensor code paths). Updates are computed in
  * double per element and stored as float, one pass per parameter. */
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -132,22 +133,40 @@ static inline void adam_update(float *restrict p, float *restrict m1, float *res
     }
 }
 
+/* Where thread t's range of count elements starts, over nt threads:
+ * multiples of 16 floats (a cache line), so no line is written by two. */
+static size_t adam_range_start(size_t count, size_t t, size_t nt)
+{
+    const size_t lines = (count + 15) / 16, start = lines * t / nt * 16;
+    return start < count ? start : count;
+}
+
 static void adam_step(cbq_optim *o, float *p, const float *grad, int decoupled)
 {
     const cbq_optim_cfg *c = &o->cfg;
-    const double t = (double)(o->steps + 1);
-    const double bc1 = 1.0 - pow(c->beta1, t);
+    const double step = (double)(o->steps + 1);
+    const double bc1 = 1.0 - pow(c->beta1, step);
     const adam_consts k = {.beta1 = c->beta1, .one_minus_beta1 = 1.0 - c->beta1,
                            .beta2 = c->beta2, .one_minus_beta2 = 1.0 - c->beta2,
-                           .bc2_sqrt = sqrt(1.0 - pow(c->beta2, t)), .eps = c->eps,
+                           .bc2_sqrt = sqrt(1.0 - pow(c->beta2, step)), .eps = c->eps,
                            .step_size = c->lr / bc1, .decay = 1.0 - c->lr * c->weight_decay,
                            .l2 = c->weight_decay};
-    if (decoupled)
-        adam_update(p, o->m, o->v, grad, o->count, &k, 1, 0);
-    else if (c->weight_decay != 0.0)
-        adam_update(p, o->m, o->v, grad, o->count, &k, 0, 1);
-    else
-        adam_update(p, o->m, o->v, grad, o->count, &k, 0, 0);
+    /* Each element's update depends on that element only, so the net's
+     * threads share the block in contiguous ranges with the same bits as one
+     * thread; done serially, the other threads would spin-wait through it
+     * (libgomp's default wait), and it takes 3-4% of a resnet18 step. */
+#pragma omp parallel num_threads(cbq_net_threads(o->net))
+    {
+        const size_t t = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
+        const size_t lo = adam_range_start(o->count, t, nt);
+        const size_t n = adam_range_start(o->count, t + 1, nt) - lo;
+        if (decoupled)
+            adam_update(p + lo, o->m + lo, o->v + lo, grad + lo, n, &k, 1, 0);
+        else if (c->weight_decay != 0.0)
+            adam_update(p + lo, o->m + lo, o->v + lo, grad + lo, n, &k, 0, 1);
+        else
+            adam_update(p + lo, o->m + lo, o->v + lo, grad + lo, n, &k, 0, 0);
+    }
 }
 
 void cbq_optim_step(cbq_optim *opt)

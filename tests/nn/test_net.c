@@ -380,6 +380,60 @@ static void test_training_net_relu_in_place(void **state)
     cbq_net_free(lean);
 }
 
+/* An optimiser step reads each element's gradient and state only, so the
+ * net's threads share the block: 1, 2 and 3 threads give the same bits, and
+ * one element follows PyTorch's Adam(W) formula (optim.h). */
+static void optim_steps_with_threads(cbq_net *net, int threads, cbq_optim_kind kind, float *out)
+{
+    size_t n;
+    float *p = cbq_net_params(net, &n), *g = cbq_net_grads(net, &n);
+    for (size_t i = 0; i < n; i++)
+        p[i] = 0.01f * (float)(i % 97) - 0.4f;
+    cbq_net_set_threads(net, threads);
+    cbq_optim_cfg oc = cbq_optim_defaults(kind);
+    cbq_optim *opt = NULL;
+    assert_int_equal(cbq_optim_create(&opt, net, &oc, NULL), CBQ_OK);
+    for (int s = 0; s < 3; s++) {
+        for (size_t i = 0; i < n; i++)
+            g[i] = 0.001f * (float)((i * 7 + (size_t)s * 13) % 101) - 0.05f;
+        cbq_optim_step(opt);
+    }
+    memcpy(out, p, n * sizeof *out);
+    cbq_optim_free(opt);
+}
+
+static void test_optim_threads(void **state)
+{
+    (void)state;
+    cbq_net *net = make_net(5, 4);
+    size_t n;
+    cbq_net_params(net, &n);
+    float *one = malloc(n * sizeof *one), *more = malloc(n * sizeof *more);
+    const cbq_optim_kind kinds[] = {CBQ_OPTIM_ADAM, CBQ_OPTIM_ADAMW};
+    for (size_t k = 0; k < 2; k++) {
+        optim_steps_with_threads(net, 1, kinds[k], one);
+        for (int t = 2; t <= 3; t++) {
+            optim_steps_with_threads(net, t, kinds[k], more);
+            assert_memory_equal(one, more, n * sizeof *one);
+        }
+        /* element 5, three steps by the formula in double */
+        const cbq_optim_cfg c = cbq_optim_defaults(kinds[k]);
+        double w = 0.01f * 5.0f - 0.4f, m = 0.0, v = 0.0;
+        for (int s = 0; s < 3; s++) {
+            double g = (float)(0.001f * (float)((5 * 7 + s * 13) % 101) - 0.05f);
+            w *= 1.0 - c.lr * c.weight_decay;
+            m = c.beta1 * m + (1.0 - c.beta1) * g;
+            v = c.beta2 * v + (1.0 - c.beta2) * g * g;
+            const double bc1 = 1.0 - pow(c.beta1, s + 1), bc2 = 1.0 - pow(c.beta2, s + 1);
+            w -= c.lr / bc1 * m / (sqrt(v) / sqrt(bc2) + c.eps);
+        }
+        assert_true(fabs(one[5] - w) < 1e-6);
+    }
+    free(one);
+    free(more);
+    cbq_net_free(net);
+}
+
 static void test_reproducible(void **state)
 {
     (void)state;
@@ -498,6 +552,7 @@ int main(void)
         cmocka_unit_test(test_net_gradients_fd), cmocka_unit_test(test_partial_backward),
         cmocka_unit_test(test_bn_modes_and_counter), cmocka_unit_test(test_errors),
         cmocka_unit_test(test_reproducible),     cmocka_unit_test(test_convergence),
+        cmocka_unit_test(test_optim_threads),
         cmocka_unit_test(test_training_net_relu_in_place),
         cmocka_unit_test(test_lr_cosine),
         cmocka_unit_test(test_keep_activations_from),
