@@ -8,10 +8,10 @@
  * become 36 GEMMs M[xi] [K, P] = U[xi] [K, C] * V[xi] [C, P] over P tiles,
  * 2.25x fewer multiplications than the direct 3x3 convolution (4x counting
  * the tiles' overlap). F(2x2, 3x3) is the same scheme with 2x2 output tiles,
- * 4x4 input tiles and 16 points (2.25x): on a plane of 8x8 or less its
- * transformed weights are 16, not 36, matrices and each GEMM gets 4x the
- * tiles, which is what the wide, small layers (resnet18's layer3 and layer4)
- * need; its transforms only add and halve, so it is also the more exact.
+ * 4x4 input tiles and 16 points (2.25x): on a 4x4 plane its transformed
+ * weights are 16, not 36, matrices and each GEMM gets 4x the tiles, which
+ * is what a wide layer on a small plane (resnet18's layer4 at 128 input)
+ * needs; its transforms only add and halve, so it is also the more exact.
  *
  * Layout: U [points][K][C] is computed by the whole team at the start of the
  * workspace; then the tiles of all samples (tile index = sample, tile row,
