@@ -11,8 +11,9 @@
  *                [--set iqnet|resnet18|all] [--peak GFLOPS] [--no-peer] [--quick]
  *                [--algorithm auto|gemm|winograd]
  *
- * Column "alg": how the layer ran (wino: Winograd F(4x4, 3x3) for the
- * forward and input gradient; gemm: im2col + GEMM). GF/s and GF/cs always
+ * Column "alg": how the layer ran (F4x4 / F2x2: Winograd F(4x4, 3x3) or,
+ * on 4x4 planes, F(2x2, 3x3) for the forward and input gradient; gemm:
+ * im2col + GEMM). GF/s and GF/cs always
  * count the direct convolution's FLOPs (2 * K * C * 9 * OH * OW per
  * sample), so Winograd's fewer multiplications show as a higher rate.
  *
@@ -264,6 +265,14 @@ typedef struct {
 } bench_opts;
 
 /* Times one set of shapes at one input size; returns 0 when a check or the peer failed. */
+/* The "alg" column: how conv2d computes this layer's forward. */
+static const char *algorithm_label(const cbq_conv2d_cfg *c, size_t h, size_t w)
+{
+    if (!conv2d_winograd_eligible(c, h, w))
+        return "gemm";
+    return conv2d_winograd_tile(c, h, w) == 2 ? "F2x2" : "F4x4";
+}
+
 static int run_set(const char *title, const conv_shape *shapes, int n_shapes, size_t batch,
                    size_t size, const bench_opts *o)
 {
@@ -321,7 +330,7 @@ static int run_set(const char *title, const conv_shape *shapes, int n_shapes, si
         char label[64];
         snprintf(label, sizeof label, "%s (%zu)", sh->name, r.h);
         printf("%-26s %4s %8.2f %7.1f %6.1f %3.0f%% | %8.2f %7.1f %6.1f %3.0f%%", label,
-               conv2d_winograd_eligible(&r.cfg, r.h, r.w) ? "wino" : "gemm", tf * 1e3, ff / tf * 1e-9, ff / tfc * 1e-9, 100 * ff / tfc * 1e-9 / o->ceiling,
+               algorithm_label(&r.cfg, r.h, r.w), tf * 1e3, ff / tf * 1e-9, ff / tfc * 1e-9, 100 * ff / tfc * 1e-9 / o->ceiling,
                tb * 1e3, fb / tb * 1e-9, fb / tbc * 1e-9, 100 * fb / tbc * 1e-9 / o->ceiling);
         if (have_peer) {
             printf(" | %6.2f %6.2f %6.2f %6.2f", pf[s] / (tf * 1e3), pb[s] / (tb * 1e3),

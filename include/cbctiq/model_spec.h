@@ -41,7 +41,8 @@ int cbq_layer_kind_parse(const char *name, cbq_layer_kind *kind);
  * from or written to model.json, hashed or exported; set on a net's own spec
  * copy by cbq_net_set_conv_algorithm (net.h). */
 typedef enum {
-    CBQ_CONV_AUTO = 0, /* Winograd F(4x4, 3x3) where it is faster, else im2col + GEMM */
+    CBQ_CONV_AUTO = 0, /* Winograd F(4x4, 3x3) (F(2x2, 3x3) on 4x4 planes) where it is
+                          faster, else im2col + GEMM */
     CBQ_CONV_GEMM,     /* always im2col + GEMM (no Winograd, no direct kernel) */
     CBQ_CONV_WINOGRAD  /* Winograd for every 3x3 stride-1 layer it can compute (benchmarks) */
 } cbq_conv_algorithm;

@@ -72,8 +72,9 @@ const cbq_model_spec *cbq_net_spec(const cbq_net *net);
 void cbq_net_set_threads(cbq_net *net, int threads);
 
 /* How the net's convolutions are computed from now on: CBQ_CONV_AUTO (the
- * default: Winograd F(4x4, 3x3) for the 3x3 stride-1 layers where it is
- * faster, a direct kernel for first layers with few input channels) or
+ * default: Winograd F(4x4, 3x3), or F(2x2, 3x3) on 4x4 planes, for the 3x3
+ * stride-1 layers where it is faster, a direct kernel for first layers with
+ * few input channels) or
  * CBQ_CONV_GEMM (im2col + GEMM for every convolution: the forward
  * arithmetic of releases before those kernels). Runtime only: the model, its files and hashes are
  * unchanged. Any time between passes; the workspace already fits both. */

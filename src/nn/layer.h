@@ -99,12 +99,15 @@ void conv2d_direct_backward_weight(float *dweight, float *dbias, const float *do
                                    const float *in, const cbq_conv2d_cfg *cfg, size_t n, size_t h,
                                    size_t w, float *workspace, float *dw_private, int threads);
 
-/* ---- conv2d_winograd.c: 3x3 stride-1 convolutions by Winograd F(4x4, 3x3) --
+/* ---- conv2d_winograd.c: 3x3 stride-1 convolutions by Winograd F(4x4, 3x3)
+ * or, on small planes, F(2x2, 3x3) --
  * conv2d_forward/backward and conv2d_workspace_floats hand an eligible
  * convolution (3x3, stride 1, dilation 1, groups 1, where the transform is
  * faster than im2col + GEMM) to these. Forward and the input gradient give
  * the same bits for every thread count. */
 int conv2d_winograd_eligible(const cbq_conv2d_cfg *cfg, size_t h, size_t w);
+/* The output tile's side this layer runs with on h x w inputs: 4 or 2. */
+size_t conv2d_winograd_tile(const cbq_conv2d_cfg *cfg, size_t h, size_t w);
 /* Per-thread scratch (floats) for forward and backward_data: a team of T
  * threads gets T times this, contiguous (room for a transform shared by the
  * team, at the start, plus each thread's own blocks). */

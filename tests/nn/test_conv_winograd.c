@@ -1,5 +1,5 @@
-/* test_conv_winograd.c - the Winograd F(4x4, 3x3) convolution (forward and
- * input gradient) against the naive double-accumulating loops
+/* test_conv_winograd.c - the Winograd F(4x4, 3x3) and F(2x2, 3x3)
+ * convolutions (forward and input gradient) against the naive double-accumulating loops
  * (conv2d_forward_ref / conv2d_backward_ref) on odd plane sizes, paddings
  * 0..2, with and without bias, 1 to 512 channels; the same bits for 1, 2 and
  * 3 threads; conv2d_forward / conv2d_backward hand eligible layers to it.
@@ -10,8 +10,9 @@
  * growing with the channels summed: 7e-6 at 64, 1.1e-5 (forward) and
  * 1.4e-5 (input gradient) at 256. F(4x4, 3x3) in float is that much less
  * exact than the direct sum (~1e-7): its transforms scale terms by up to 8
- * before they cancel. A wrong coefficient or a misplaced tile gives errors
- * of order 1.
+ * before they cancel. F(2x2, 3x3) (output planes up to 4x4) only adds and
+ * halves: 6e-7 (forward) and 2e-6 (input gradient) at 256 and 512 channels.
+ * A wrong coefficient or a misplaced tile gives errors of order 1.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -39,6 +40,9 @@ static const wino_case cases[] = {
     {64, 32, 4, 4, 1, 1, 9},  {24, 40, 56, 56, 1, 1, 2}, {64, 64, 56, 56, 1, 0, 1},
     {64, 64, 16, 16, 1, 0, 2}, {128, 128, 8, 8, 1, 0, 2}, {256, 256, 4, 4, 1, 0, 2},
     {512, 512, 2, 2, 1, 0, 2},
+    /* F(2x2, 3x3): output planes up to 4x4, paddings 0-2, several blocks */
+    {24, 16, 6, 6, 0, 1, 3},  {5, 6, 6, 5, 0, 0, 2},    {8, 8, 2, 2, 2, 1, 2},
+    {17, 19, 3, 4, 1, 0, 3},  {32, 32, 4, 4, 1, 1, 40}, {16, 16, 4, 4, 1, 0, 200},
 };
 enum { N_CASES = sizeof cases / sizeof cases[0] };
 
@@ -139,8 +143,9 @@ static void test_forward_matches_reference(void **state)
             forward_threads(got[t], &d, c, t + 1);
         }
         const double err = relative_error(got[0], ref, d.out_count);
-        printf("forward  C %2zu K %2zu %2zux%-2zu pad %d bias %d: rel err %.2e\n", c->cin, c->cout,
-               c->h, c->w, c->pad, c->bias, err);
+        printf("forward  F(%zu) C %2zu K %2zu %2zux%-2zu pad %d bias %d n %3zu: rel err %.2e\n",
+               conv2d_winograd_tile(&d.cfg, c->h, c->w), c->cin, c->cout, c->h, c->w, c->pad,
+               c->bias, c->n, err);
         worst = fmax(worst, err);
         assert_true(err <= WINO_RTOL);
         assert_memory_equal(got[0], got[1], d.out_count * sizeof(float));
@@ -172,8 +177,9 @@ static void test_input_gradient_matches_reference(void **state)
             backward_threads(got[t], &d, c, t + 1);
         }
         const double err = relative_error(got[0], ref, d.in_count);
-        printf("backward C %2zu K %2zu %2zux%-2zu pad %d: rel err %.2e\n", c->cin, c->cout, c->h,
-               c->w, c->pad, err);
+        printf("backward F(%zu) C %2zu K %2zu %2zux%-2zu pad %d n %3zu: rel err %.2e\n",
+               conv2d_winograd_tile(&d.cfg, c->h, c->w), c->cin, c->cout, c->h, c->w, c->pad,
+               c->n, err);
         worst = fmax(worst, err);
         assert_true(err <= WINO_RTOL);
         assert_memory_equal(got[0], got[1], d.in_count * sizeof(float));
@@ -184,6 +190,26 @@ static void test_input_gradient_matches_reference(void **state)
         case_data_free(&d);
     }
     printf("input gradient worst relative error %.2e (bound %.0e)\n", worst, WINO_RTOL);
+}
+
+/* The cases run both tile sizes, each with paddings 0, 1 and 2. */
+static void test_cases_cover_both_tiles(void **state)
+{
+    (void)state;
+    unsigned pads_seen[5] = {0};
+    for (size_t i = 0; i < N_CASES; i++) {
+        const cbq_conv2d_cfg cfg = case_cfg(&cases[i]);
+        const size_t tile = conv2d_winograd_tile(&cfg, cases[i].h, cases[i].w);
+        assert_true(tile == 2 || tile == 4);
+        pads_seen[tile] |= 1u << cases[i].pad;
+    }
+    assert_int_equal(pads_seen[2], 7);
+    assert_int_equal(pads_seen[4], 7);
+    /* output planes up to 4x4 take F(2x2), larger ones F(4x4) */
+    const cbq_conv2d_cfg c = case_cfg(&(wino_case){64, 64, 4, 4, 1, 0, 1});
+    assert_int_equal(conv2d_winograd_tile(&c, 4, 4), 2);
+    assert_int_equal(conv2d_winograd_tile(&c, 4, 5), 4);
+    assert_int_equal(conv2d_winograd_tile(&c, 7, 7), 4);
 }
 
 /* Shapes the transforms cannot take are never eligible. */
@@ -212,10 +238,14 @@ static void test_ineligible_shapes(void **state)
     bad.pad_h = bad.pad_w = 0;
     assert_false(conv2d_winograd_eligible(&bad, 1, 1)); /* no output pixel */
     assert_int_equal(conv2d_winograd_workspace_floats(&bad, 1, 1), 0);
-    /* where it does not pay: one input channel, 4x4 planes; CBQ_CONV_WINOGRAD
-     * still takes them, CBQ_CONV_GEMM nothing */
+    /* where it does not pay: one input channel, planes under 4x4 (and under
+     * 5x5 unless F(2x2) takes them); CBQ_CONV_WINOGRAD still takes them,
+     * CBQ_CONV_GEMM nothing */
     assert_true(conv2d_winograd_eligible(&c, 7, 7));
-    assert_false(conv2d_winograd_eligible(&c, 4, 4));
+    assert_true(conv2d_winograd_eligible(&c, 4, 4));
+    assert_false(conv2d_winograd_eligible(&c, 3, 3));
+    assert_false(conv2d_winograd_eligible(&c, 2, 2));
+    assert_false(conv2d_winograd_eligible(&c, 4, 5)); /* F(4x4), 20 pixels */
     bad = c;
     bad.in_channels = 1;
     assert_false(conv2d_winograd_eligible(&bad, 56, 56));
@@ -311,6 +341,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forward_matches_reference),
         cmocka_unit_test(test_input_gradient_matches_reference),
+        cmocka_unit_test(test_cases_cover_both_tiles),
         cmocka_unit_test(test_ineligible_shapes),
         cmocka_unit_test(test_gemm_algorithm_keeps_im2col_bits),
         cmocka_unit_test(test_workspace_fits_every_algorithm),
