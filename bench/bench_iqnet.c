@@ -90,6 +90,9 @@ static speed time_cbctiq(const bench_case *c, int threads, double min_s, double 
     int train = strcmp(c->mode, "train") == 0;
     if ((train ? cbq_net_create_training : cbq_net_create)(&net, &spec, c->batch, 1, &err) != CBQ_OK)
         fail("net", &err);
+    /* inference reads the output only, as cbctiq predict does */
+    if (!train && cbq_net_keep_activations_from(net, spec.n_layers - 1, &err) != CBQ_OK)
+        fail("net", &err);
     cbq_net_set_threads(net, threads);
     size_t plane = (size_t)c->side * (size_t)c->side, k = spec.n_outputs;
     const cbq_layer_spec *l0 = &spec.layers[0];

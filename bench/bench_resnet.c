@@ -79,6 +79,9 @@ static void verify(const char *tmp, int side)
     if (cbq_net_create(&net, &spec, n, 11, &err) != CBQ_OK)
         fail("net", &err);
     cbq_model_spec_free(&spec);
+    /* the plan time_cbctiq's inference times: only the output kept */
+    if (cbq_net_keep_activations_from(net, cbq_net_spec(net)->n_layers - 1, &err) != CBQ_OK)
+        fail("net", &err);
     char dir[1024], path[1200], cmd[4096];
     snprintf(dir, sizeof dir, "%s/bench_resnet_%ld_%d", tmp, (long)getpid(), side);
     if (cbq_model_save(dir, net, &err) != CBQ_OK)
@@ -112,6 +115,9 @@ static speed time_cbctiq(int train, int side, size_t batch, int threads, double 
     cbq_net *net = NULL;
     cbq_error err = {0};
     if ((train ? cbq_net_create_training : cbq_net_create)(&net, &spec, batch, 1, &err) != CBQ_OK)
+        fail("net", &err);
+    /* inference reads the output only, as cbctiq predict does */
+    if (!train && cbq_net_keep_activations_from(net, spec.n_layers - 1, &err) != CBQ_OK)
         fail("net", &err);
     const size_t plane = (size_t)side * (size_t)side, k = spec.n_outputs;
     cbq_model_spec_free(&spec);

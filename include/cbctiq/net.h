@@ -53,17 +53,21 @@ int cbq_net_create(cbq_net **net, const cbq_model_spec *spec, size_t max_batch,
 int cbq_net_create_training(cbq_net **net, const cbq_model_spec *spec, size_t max_batch,
                             uint64_t seed, cbq_error *err);
 /* For attribution at `layer` (Grad-CAM and the other methods that read
- * that layer's activation and gradient only): after it, a chain keeps the
- * activations of layers >= `layer` only; the layers below share two blocks
- * that each forward overwrites as it goes (only the next layer's forward
- * reads them), so a batch faults in far less memory. Outputs are
+ * that layer's activation and gradient only), or, with the last layer,
+ * for a net whose outputs alone are read (prediction): after it, a chain
+ * keeps the activations of layers >= `layer` only; the layers below share
+ * two blocks that each forward overwrites as it goes (only the next
+ * layer's forward reads them), so a batch faults in far less memory. In
+ * a chain or a graph, a batch norm or add below `layer` whose only reader
+ * is a ReLU writes that ReLU's output itself, in one pass, and the ReLU
+ * runs in its block. Outputs, the activations of layers >= `layer` and
+ * the gradients of backward passes that stop at `layer` or above are
  * bit-identical to a net that keeps everything; cbq_net_activation of a
  * layer below `layer` is then undefined, and cbq_net_backward refuses a
  * stop layer below it (0, the input's gradient, included). 0 keeps
  * everything again (gradient x input, Integrated Gradients). Reallocates
  * the activations: call it before a forward (the last one's outputs are
- * gone). A graph keeps its own plan (it already reuses memory by
- * liveness), and so does a training net (cbq_net_create_training). */
+ * gone). A training net (cbq_net_create_training) keeps its own plan. */
 int cbq_net_keep_activations_from(cbq_net *net, size_t layer, cbq_error *err);
 void cbq_net_free(cbq_net *net);
 const cbq_model_spec *cbq_net_spec(const cbq_net *net);

@@ -114,8 +114,13 @@ int cli_predict(int argc, char **argv)
         omp_set_num_threads((int)threads);
     cbq_error err = {0};
     cbq_net *net = NULL;
-    if (cbq_model_load(model, &net, (size_t)batch, &err) != CBQ_OK)
+    /* Only the outputs are read: the layers below may share memory and fuse
+     * their ReLUs (cbq_net_keep_activations_from). */
+    if (cbq_model_load(model, &net, (size_t)batch, &err) != CBQ_OK ||
+        cbq_net_keep_activations_from(net, cbq_net_spec(net)->n_layers - 1, &err) != CBQ_OK) {
+        cbq_net_free(net);
         return cli_report(&err);
+    }
     cbq_net_set_threads(net, (int)threads);
     static const char *const h_vol[] = {"volume_id", "category", "pred", "n_slices"};
     static const char *const h_slice[] = {"volume_id", "category", "pred", "slice"};

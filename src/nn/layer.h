@@ -231,8 +231,10 @@ void linear_backward(float *din, float *dweight, float *dbias, const float *dout
                      const float *weight, const cbq_linear_cfg *cfg, size_t n);
 
 /* ---- add.c, concat.c, mul.c: the graph kinds --------------------------------- */
-/* out = ins[0] + ... + ins[n_in - 1], all [count]. */
-void add_forward(float *out, const float *const *ins, size_t n_in, size_t count, int threads);
+/* out = ins[0] + ... + ins[n_in - 1], all [count]; with relu, max(out, 0)
+ * (a residual block's ReLU fused in: the bits of the two passes). */
+void add_forward(float *out, const float *const *ins, size_t n_in, size_t count, int relu,
+                 int threads);
 /* dins[j] = dout (skipped where NULL). */
 void add_backward(float *const *dins, const float *dout, size_t n_in, size_t count);
 /* acc += x: the engine's sum of the gradients of a tensor read twice. */

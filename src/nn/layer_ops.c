@@ -230,7 +230,7 @@ static const net_layer_ops batchnorm2d_ops = {
 
 static void relu_run_forward(const net_layer_call *c, const float *x, float *y)
 {
-    if (c->at->relu_done) /* the batch norm before it wrote max(y, 0) in place (plan_fusion) */
+    if (c->at->relu_done) /* its input layer wrote max(y, 0) in place (net.c, plan_fusion) */
         return;
     relu_forward(y, x, c->n * count3(c->in), c->net->threads);
 }
@@ -396,7 +396,7 @@ static const net_layer_ops linear_ops = {
 
 static void add_run_forward(const net_layer_call *c, const float *const *xs, float *y)
 {
-    add_forward(y, xs, c->n_in, c->n * count3(c->in), c->net->threads);
+    add_forward(y, xs, c->n_in, c->n * count3(c->in), c->at->relu_fused, c->net->threads);
 }
 
 static void add_run_backward(const net_layer_call *c, const float *const *xs, const float *dy,

@@ -167,6 +167,16 @@ static void readers_of(const cbq_net *net, size_t i, size_t *first, size_t *last
             }
 }
 
+/* How many input slots of later layers read layer `from`'s output. */
+static size_t reads_of(const cbq_net *net, size_t from)
+{
+    size_t reads = 0;
+    for (size_t c = from + 1; c < net->n_layers; c++)
+        for (size_t j = 0; j < net->layer[c].n_in; j++)
+            reads += cbq_model_spec_input(&net->spec, c, j) == (long)from;
+    return reads;
+}
+
 /* In a training graph, a ReLU may overwrite its input as in a chain when
  * that input is a conv, batch norm or linear output (their backward reads
  * only their own input) that no other layer reads. */
@@ -180,11 +190,26 @@ static int graph_relu_in_place(const cbq_net *net, size_t i)
     cbq_layer_kind before = net->spec.layers[from].kind;
     if (before != CBQ_LAYER_CONV2D && before != CBQ_LAYER_BATCHNORM2D && before != CBQ_LAYER_LINEAR)
         return 0;
-    size_t reads = 0;
-    for (size_t c = (size_t)from + 1; c < net->n_layers; c++)
-        for (size_t j = 0; j < net->layer[c].n_in; j++)
-            reads += cbq_model_spec_input(&net->spec, c, j) == from;
-    return reads == 1;
+    return reads_of(net, (size_t)from) == 1;
+}
+
+/* In a net kept from keep_from (cbq_net_keep_activations_from), whether
+ * ReLU i runs in place on a batch norm or add output below keep_from that
+ * it alone reads: nobody is promised that output, the ReLU's own output is
+ * the same, and its backward gives the same gradient from max(y, 0) as
+ * from y (both > 0 exactly where y > 0), so plan_fusion can make the pair
+ * one pass. */
+static int relu_hides_input(const cbq_net *net, size_t i)
+{
+    if (net->relu_in_place || net->spec.layers[i].kind != CBQ_LAYER_RELU || net->layer[i].n_in != 1)
+        return 0;
+    long from = cbq_model_spec_input(&net->spec, i, 0);
+    if (from < 0 || (size_t)from >= net->keep_from)
+        return 0;
+    cbq_layer_kind before = net->spec.layers[from].kind;
+    if (before != CBQ_LAYER_BATCHNORM2D && before != CBQ_LAYER_ADD)
+        return 0;
+    return reads_of(net, (size_t)from) == 1;
 }
 
 /* Activation i is written in the forward and read by its readers' backward
@@ -214,7 +239,7 @@ static int plan_graph(cbq_net *net, cbq_error *err)
     /* A ReLU in place has no block of its own: its input's block lives on
      * for the ReLU's readers (their steps come after the ReLU's own). */
     for (size_t i = 0; i < L; i++)
-        if (graph_relu_in_place(net, i)) {
+        if (graph_relu_in_place(net, i) || relu_hides_input(net, i)) {
             size_t from = (size_t)cbq_model_spec_input(&net->spec, i, 0);
             blk[from].first = blk[from].first < blk[i].first ? blk[from].first : blk[i].first;
             blk[i].size = 0;
@@ -225,7 +250,7 @@ static int plan_graph(cbq_net *net, cbq_error *err)
         net->layer[i].grad_off = blk[L + i].off;
     }
     for (size_t i = 0; i < L; i++) /* in order: an input is placed before its ReLU */
-        if (graph_relu_in_place(net, i))
+        if (graph_relu_in_place(net, i) || relu_hides_input(net, i))
             net->layer[i].act_off = net->layer[cbq_model_spec_input(&net->spec, i, 0)].act_off;
     free(blk);
     free(order);
@@ -260,21 +285,26 @@ static int plan_fanout(cbq_net *net, cbq_error *err)
 /* A chain's activation offsets. Below keep_from (a net kept for
  * attribution at that layer) no backward reads an activation: only the
  * forward of the next layer does, so those layers alternate between two
- * blocks (even layers in the first, odd ones in the second) and never
- * overwrite the input they read. The layers from keep_from on keep a block
- * each, as every layer does otherwise. */
+ * blocks and never overwrite the input they read; a ReLU that hides its
+ * input (relu_hides_input) stays in its input's block, the one exception,
+ * and may be layer keep_from itself (no later layer writes that block).
+ * The other layers from keep_from on keep a block each, as every layer
+ * does otherwise. */
 static void plan_chain_activations(cbq_net *net)
 {
-    size_t shared[2] = {0, 0};
-    for (size_t i = 0; i < net->keep_from; i++) {
+    size_t shared[2] = {0, 0}, side = 1;
+    for (size_t i = 0; i < net->keep_from; i++) { /* act_off: the side, for now */
+        if (!relu_hides_input(net, i))
+            side ^= 1;
         size_t v = layer_values(net, i);
-        shared[i % 2] = v > shared[i % 2] ? v : shared[i % 2];
+        shared[side] = v > shared[side] ? v : shared[side];
+        net->layer[i].act_off = side;
     }
     size_t act_total = shared[0] + shared[1];
     for (size_t i = 0; i < net->n_layers; i++) {
         if (i < net->keep_from)
-            net->layer[i].act_off = i % 2 ? shared[0] : 0;
-        else if (relu_runs_in_place(net, i))
+            net->layer[i].act_off = net->layer[i].act_off ? shared[0] : 0;
+        else if (relu_runs_in_place(net, i) || relu_hides_input(net, i))
             net->layer[i].act_off = net->layer[i - 1].act_off;
         else {
             net->layer[i].act_off = act_total;
@@ -284,23 +314,39 @@ static void plan_chain_activations(cbq_net *net)
     net->act_total = act_total;
 }
 
-/* Fuses each ReLU that runs in place on a batch norm's output (a training
- * net: the ReLU overwrites that output anyway, so no one can see the
- * values in between) into the batch norm's forward: one pass instead of
- * two. Offsets decide, so that this follows whatever the planning chose. */
+/* Fuses each ReLU that runs in place on a batch norm's or add's output
+ * (a training net's batch norm, or an input below keep_from: the ReLU
+ * overwrites that output anyway, so no one can see the values in between)
+ * into that layer's forward: one pass instead of two. Offsets decide, so
+ * that this follows whatever the planning chose. */
 static void plan_fusion(cbq_net *net)
 {
     for (size_t i = 0; i < net->n_layers; i++)
         net->layer[i].relu_fused = net->layer[i].relu_done = 0;
-    for (size_t i = 0; i < net->n_layers && net->relu_in_place; i++) {
+    for (size_t i = 0; i < net->n_layers; i++) {
         long from = cbq_model_spec_input(&net->spec, i, 0);
-        if (net->spec.layers[i].kind != CBQ_LAYER_RELU || net->layer[i].n_in != 1 || from < 0 ||
-            net->spec.layers[from].kind != CBQ_LAYER_BATCHNORM2D ||
+        if (net->spec.layers[i].kind != CBQ_LAYER_RELU || net->layer[i].n_in != 1 || from < 0)
+            continue;
+        cbq_layer_kind before = net->spec.layers[from].kind;
+        if ((before != CBQ_LAYER_BATCHNORM2D && before != CBQ_LAYER_ADD) ||
             net->layer[i].act_off != net->layer[from].act_off)
             continue;
         net->layer[from].relu_fused = 1;
         net->layer[i].relu_done = 1;
     }
+}
+
+/* The activation plan for the current keep_from: a chain's shared blocks
+ * and gradients, or a graph's liveness plan; then the fusions it allows. */
+static int plan_activations(cbq_net *net, cbq_error *err)
+{
+    if (net->chain) {
+        plan_chain_activations(net);
+        plan_gradients(net);
+    } else
+        CBQ_TRY(plan_graph(net, err));
+    plan_fusion(net);
+    return CBQ_OK;
 }
 
 /* First pass: sizes and offsets of every tensor and buffer. */
@@ -327,16 +373,9 @@ static int plan(cbq_net *net, cbq_error *err)
     }
     net->act_total = act_total;
     net->threads_cap = cbq_threads_max();
-    if (net->chain) {
-        plan_chain_activations(net);
-        plan_gradients(net);
-        plan_fusion(net);
-        return CBQ_OK;
-    }
-    CBQ_TRY(plan_fanout(net, err));
-    CBQ_TRY(plan_graph(net, err));
-    plan_fusion(net);
-    return CBQ_OK;
+    if (!net->chain)
+        CBQ_TRY(plan_fanout(net, err));
+    return plan_activations(net, err);
 }
 
 /* One random stream for all layers, drawn in layer order. */
@@ -514,20 +553,29 @@ int cbq_net_keep_activations_from(cbq_net *net, size_t layer, cbq_error *err)
 {
     CBQ_CHECK_ARG(err, layer < net->n_layers, "network: keep activations from layer %zu, it has %zu",
                   layer, net->n_layers);
-    if (net->relu_in_place || !net->chain || layer == net->keep_from)
+    if (net->relu_in_place || layer == net->keep_from)
         return CBQ_OK;
-    size_t was = net->keep_from;
+    /* the plan as it is, put back if the new one cannot be made */
+    net_layer *was = malloc(net->n_layers * sizeof *was);
+    if (!was)
+        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory re-planning the network");
+    memcpy(was, net->layer, net->n_layers * sizeof *was);
+    size_t was_keep = net->keep_from, was_acts = net->act_total, was_arena = net->arena_total;
     net->keep_from = layer;
-    plan_chain_activations(net);
-    plan_gradients(net);
-    float *arena = alloc_floats(net->arena_total);
-    if (!arena) {
-        net->keep_from = was;
-        plan_chain_activations(net);
-        plan_gradients(net);
-        return CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory re-planning the network for batch %zu",
-                        net->max_batch);
+    int rc = plan_activations(net, err);
+    float *arena = rc == CBQ_OK ? alloc_floats(net->arena_total) : NULL;
+    if (rc == CBQ_OK && !arena)
+        rc = CBQ_FAIL(err, CBQ_ERR_NOMEM, "out of memory re-planning the network for batch %zu",
+                      net->max_batch);
+    if (rc != CBQ_OK) {
+        memcpy(net->layer, was, net->n_layers * sizeof *was);
+        net->keep_from = was_keep;
+        net->act_total = was_acts;
+        net->arena_total = was_arena;
+        free(was);
+        return rc;
     }
+    free(was);
     cbq_free_zeroed(net->acts);
     net->acts = arena;
     net->batch = 0; /* the last forward's activations are gone */

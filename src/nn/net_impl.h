@@ -28,9 +28,10 @@ typedef struct {
     size_t fan_in;     /* conv/linear: inputs per output unit */
     size_t in_first;   /* its inputs' shapes: in_shapes[in_first ..] */
     size_t n_in;       /* how many inputs it reads */
-    /* A batch norm whose only reader is a ReLU running in place on its
-     * output: the batch norm writes max(y, 0) itself (relu_fused) and the
-     * ReLU's forward has nothing left to do (relu_done). net.c, plan_fusion. */
+    /* A batch norm (or, in a net whose activations below keep_from are not
+     * kept, an add) whose only reader is a ReLU running in place on its
+     * output: it writes max(y, 0) itself (relu_fused) and the ReLU's
+     * forward has nothing left to do (relu_done). net.c, plan_fusion. */
     int relu_fused, relu_done;
 } net_layer;
 

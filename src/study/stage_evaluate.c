@@ -67,8 +67,11 @@ static int fold_models_load(study_ctx *ctx, int fold, fold_models *m, cbq_error 
         char model_dir[CBQ_STUDY_PATH_MAX + 16];
         CBQ_TRY(study_run_model_dir(ctx, fold, r, model_dir, sizeof model_dir, err));
         CBQ_TRY(cbq_model_load(model_dir, &m->net[m->n], (size_t)cfg->evaluate.batch, err));
-        cbq_net_set_threads(m->net[m->n], cfg->threads);
         m->n++;
+        cbq_net *net = m->net[m->n - 1];
+        cbq_net_set_threads(net, cfg->threads);
+        /* only the outputs are read (cbq_net_keep_activations_from) */
+        CBQ_TRY(cbq_net_keep_activations_from(net, cbq_net_spec(net)->n_layers - 1, err));
         CBQ_TRY(study_map_outputs(ctx, m->net[m->n - 1], m->out_index[m->n - 1], model_dir, err));
     }
     return CBQ_OK;

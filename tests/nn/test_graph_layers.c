@@ -98,7 +98,7 @@ static void check_op(graph_op *op, uint64_t seed)
 
 static void add_fwd(const graph_op *op, float *out, const float *const *ins)
 {
-    add_forward(out, ins, op->n_in, op->n_out, op->threads);
+    add_forward(out, ins, op->n_in, op->n_out, 0, op->threads);
 }
 
 static void add_bwd(const graph_op *op, float *const *dins, const float *dout, const float *const *ins)

@@ -1,9 +1,11 @@
 /* test_kernels_ref.c - the reordered fast paths of the non-convolution
  * kernels against their one-element-at-a-time references, bit for bit:
  * max pooling (every window shape resnet and iqnet use, plus padding,
- * ceil_mode, ties, NaN and -inf), with 1 and 3 threads; and a training net,
+ * ceil_mode, ties, NaN and -inf), with 1 and 3 threads; a training net,
  * where batch norm and the ReLU after it run as one pass, against a net
- * made by cbq_net_create, which runs them apart.
+ * made by cbq_net_create, which runs them apart; and a net kept from a
+ * layer (cbq_net_keep_activations_from), whose batch norms and residual
+ * adds below that layer write their ReLU's output themselves.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +21,7 @@
 #include "cbctiq/preset.h"
 #include "cbctiq/rng.h"
 #include "nn/layer.h"
+#include "nn/net_impl.h"
 
 /* Values on a coarse grid (many ties), with some NaN, -inf and -0.0. */
 static float *awkward_values(cbq_rng *rng, size_t count)
@@ -170,11 +173,129 @@ static void test_batchnorm_relu_fused(void **state)
     check_fused_net("iqnet-s", 32);  /* a chain */
 }
 
+static size_t layer_named(const cbq_net *net, const char *name)
+{
+    const cbq_model_spec *spec = cbq_net_spec(net);
+    if (!name)
+        return spec->n_layers - 1;
+    for (size_t i = 0; i < spec->n_layers; i++)
+        if (strcmp(spec->layers[i].name, name) == 0)
+            return i;
+    fail_msg("no layer '%s'", name);
+    return 0;
+}
+
+/* ReLUs whose input layer writes their output (plan_fusion), by the kind
+ * of that input. */
+static void count_fused(const cbq_net *net, size_t *after_bn, size_t *after_add)
+{
+    *after_bn = *after_add = 0;
+    for (size_t i = 0; i < net->n_layers; i++) {
+        long from = cbq_model_spec_input(&net->spec, i, 0);
+        if (!net->layer[i].relu_done)
+            continue;
+        assert_true(from >= 0 && net->layer[from].relu_fused);
+        assert_ptr_equal(cbq_net_activation(net, i), cbq_net_activation(net, (size_t)from));
+        *after_bn += net->spec.layers[from].kind == CBQ_LAYER_BATCHNORM2D;
+        *after_add += net->spec.layers[from].kind == CBQ_LAYER_ADD;
+    }
+}
+
+static void forward_copy(cbq_net *net, const float *x, size_t batch, int training, int threads,
+                         float *out, size_t k)
+{
+    cbq_error err = {0};
+    const float *y = NULL;
+    cbq_net_set_threads(net, threads);
+    cbq_net_set_training(net, training);
+    assert_int_equal(cbq_net_forward(net, x, batch, &y, &err), CBQ_OK);
+    memcpy(out, y, batch * k * sizeof *out);
+}
+
+/* A net kept from `keep_name` (NULL: the output only, as predict) against
+ * one that keeps everything and fuses nothing: the same bits for the
+ * training-mode output, the evaluation output at 1 and 2 threads, the
+ * activations from the kept layer on and, one backward per output down to
+ * that layer as Grad-CAM runs, its gradient. */
+static void check_kept_net(const char *arch, const char *keep_name, size_t want_bn, size_t want_add)
+{
+    const size_t batch = 2, side = 32, plane = side * side;
+    cbq_net *kept = preset_net(arch, (int)side, batch, 0), *plain = preset_net(arch, (int)side, batch, 0);
+    const size_t keep = layer_named(kept, keep_name), k = cbq_net_spec(kept)->n_outputs;
+    cbq_error err = {0};
+    assert_int_equal(cbq_net_keep_activations_from(kept, keep, &err), CBQ_OK);
+    size_t after_bn, after_add;
+    count_fused(plain, &after_bn, &after_add);
+    assert_int_equal(after_bn + after_add, 0);
+    count_fused(kept, &after_bn, &after_add);
+    assert_int_equal(after_bn, want_bn);
+    assert_int_equal(after_add, want_add);
+    cbq_rng rng;
+    cbq_rng_seed(&rng, 43);
+    float *x = malloc(batch * plane * sizeof *x), out[2][64], dout[64];
+    assert_true(batch * k <= 64);
+    for (size_t i = 0; i < batch * plane; i++)
+        x[i] = (float)cbq_rng_uniform(&rng) - 0.5f;
+    char what[96];
+    snprintf(what, sizeof what, "%s kept from %zu: training output", arch, keep);
+    forward_copy(kept, x, batch, 1, 2, out[0], k); /* also moves the running statistics */
+    forward_copy(plain, x, batch, 1, 2, out[1], k);
+    assert_same_bits(what, out[0], out[1], batch * k);
+    snprintf(what, sizeof what, "%s kept from %zu: evaluation output", arch, keep);
+    forward_copy(kept, x, batch, 0, 1, out[0], k);
+    forward_copy(plain, x, batch, 0, 2, out[1], k);
+    assert_same_bits(what, out[0], out[1], batch * k);
+    for (size_t l = keep; l < cbq_net_spec(kept)->n_layers; l++) {
+        size_t shape[3];
+        cbq_net_layer_shape(kept, l, shape);
+        snprintf(what, sizeof what, "%s kept from %zu: activation %zu", arch, keep, l);
+        assert_same_bits(what, cbq_net_activation(kept, l), cbq_net_activation(plain, l),
+                         batch * shape[0] * shape[1] * shape[2]);
+    }
+    size_t shape[3];
+    cbq_net_layer_shape(kept, keep, shape);
+    for (size_t c = 0; c < k; c++) {
+        for (size_t i = 0; i < batch * k; i++)
+            dout[i] = i % k == c ? 1.0f : 0.0f;
+        assert_int_equal(cbq_net_backward(kept, dout, keep, 0, &err), CBQ_OK);
+        assert_int_equal(cbq_net_backward(plain, dout, keep, 0, &err), CBQ_OK);
+        snprintf(what, sizeof what, "%s kept from %zu: gradient, output %zu", arch, keep, c);
+        assert_same_bits(what, cbq_net_activation_grad(kept, keep), cbq_net_activation_grad(plain, keep),
+                         batch * shape[0] * shape[1] * shape[2]);
+    }
+    free(x);
+    cbq_net_free(kept);
+    cbq_net_free(plain);
+}
+
+static void test_kept_net_fused(void **state)
+{
+    (void)state;
+    /* resnet18: the stem's and every block's bn1 + relu1 (9), and every
+     * block's add + relu2 (8), below the output */
+    check_kept_net("resnet18", NULL, 9, 8);
+    /* Grad-CAM's default target, the last block's relu2: in the add's block */
+    check_kept_net("resnet18", "layer4.1.relu2", 9, 8);
+    /* an inner block: its downsample branch reads layer2's output from
+     * below the kept layer; the stem, layer1, layer2 and layer3.0.bn1 */
+    check_kept_net("resnet18", "layer3.0.relu1", 6, 4);
+    /* a batch norm kept: its ReLU stays a pass of its own */
+    check_kept_net("resnet18", "layer3.0.bn1", 5, 4);
+    /* iqnet-s (4 blocks of two conv, bn, relu), a chain: the output only,
+     * its target (block4.relu2, in the block of block4.bn2 below it), and
+     * block2.relu1, which leaves two blocks of its own below it */
+    check_kept_net("iqnet-s", NULL, 8, 0);
+    check_kept_net("iqnet-s", "block4.relu2", 8, 0);
+    check_kept_net("iqnet-s", "block2.relu1", 3, 0);
+    check_kept_net("iqnet-s", "block2.bn1", 2, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_maxpool_vs_ref),
         cmocka_unit_test(test_batchnorm_relu_fused),
+        cmocka_unit_test(test_kept_net_fused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
