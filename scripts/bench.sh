@@ -8,6 +8,11 @@
 # every peer once, figures meaningless (the test bench_quick, so that no
 # benchmark can rot unnoticed).
 set -euo pipefail
+# Both sides of every comparison wait the way the cbctiq command does
+# (src/cli/wait_policy.c): idle OpenMP threads sleep instead of spinning.
+# The PyTorch peers inherit it; set OMP_WAIT_POLICY yourself to compare
+# libgomp's default.
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 quick=()
 if [ "${1:-}" = --quick ]; then quick=(--quick); shift; fi
 build=$(cd "${1:-build}" && pwd)

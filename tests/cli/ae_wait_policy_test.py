@@ -1,10 +1,11 @@
 #!/usr/bin/python3
-"""`cbctiq ae` runs its OpenMP threads with OMP_WAIT_POLICY=passive (idle
+"""The commands that run the network (`cbctiq ae` here in detail, `predict`
+as another) run their OpenMP threads with OMP_WAIT_POLICY=passive (idle
 workers sleep instead of spinning) unless the user chose a wait policy, as
 libgomp itself reports it (OMP_DISPLAY_ENV=verbose, printed while the
 library starts: the last report is the process that did the work); with
---threads 1 and for other commands nothing changes; ae.csv is the same bytes
-under either policy."""
+--threads 1 and for commands that only read and write files nothing
+changes; ae.csv is the same bytes under either policy."""
 import argparse
 import os
 import re
@@ -68,6 +69,12 @@ def main():
     env = dict(os.environ, OMP_DISPLAY_ENV="verbose")
     env.pop("OMP_WAIT_POLICY", None)
     env.pop("GOMP_SPINCOUNT", None)
+    pred = subprocess.run([a.cbctiq, "predict", "--model", model, "--out", os.path.join(wd, "pred.csv"),
+                           "--threads", "2", "--quiet", os.path.join(wd, "v1.nii.gz")],
+                          env=env, capture_output=True, text=True)
+    got = reports(pred.stderr)
+    check("predict, 2 threads: the working process is passive",
+          pred.returncode == 0 and got and got[-1] == ("PASSIVE", "0"), str(got) + pred.stderr[-300:])
     info = subprocess.run([a.cbctiq, "model", "info", model], env=env, capture_output=True, text=True)
     got = reports(info.stderr)
     check("other commands keep libgomp's default", info.returncode == 0 and len(got) == 1
