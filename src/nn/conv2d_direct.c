@@ -119,13 +119,15 @@ static void fill_phases(float *q, const float *in, const cbq_conv2d_cfg *c, size
             }
 }
 
-/* Offset in the phase buffer of tap t = (ci, ki, kj) for the item's first
- * output row. */
-static size_t tap_offset(const cbq_conv2d_cfg *c, const direct_geom *g, size_t t)
+/* offs[t]: the offset in the phase buffer of tap t = (ci, ki, kj) for the
+ * item's first output row, for every tap. */
+static void tap_offsets(size_t *offs, const cbq_conv2d_cfg *c, const direct_geom *g)
 {
     const size_t kw = (size_t)c->kernel_w, kk = (size_t)c->kernel_h * kw, sw = (size_t)c->stride_w;
-    const size_t ci = t / kk, ki = t % kk / kw, kj = t % kw;
-    return ((ci * sw + kj % sw) * g->rows + ki) * g->width + kj / sw;
+    for (size_t t = 0; t < g->taps; t++) {
+        const size_t ci = t / kk, ki = t % kk / kw, kj = t % kw;
+        offs[t] = ((ci * sw + kj % sw) * g->rows + ki) * g->width + kj / sw;
+    }
 }
 
 /* wp [Cout/4][taps][4] = w [Cout][taps]: a block's 4 weights of a tap adjacent. */
@@ -219,8 +221,7 @@ void conv2d_direct_forward(float *out, const float *in, const float *weight, con
         direct_ws d = carve(workspace + t * ws, cfg, &g);
         pack_weights(d.packed, weight, cout, g.taps);
         size_t offs[MAX_TAPS];
-        for (size_t k = 0; k < g.taps; k++)
-            offs[k] = tap_offset(cfg, &g, k);
+        tap_offsets(offs, cfg, &g);
         for (size_t it = items * t / nt; it < items * (t + 1) / nt; it++) {
             const size_t s = it / blocks, y0 = it % blocks * ITEM_ROWS;
             const size_t y1 = y0 + ITEM_ROWS < g.oh ? y0 + ITEM_ROWS : g.oh;
@@ -349,8 +350,7 @@ void conv2d_direct_backward_weight(float *dweight, float *dbias, const float *do
         float *bias_lanes = dbias ? d.lanes + n_weight * LANES : NULL;
         memset(d.lanes, 0, (n_weight + cout) * LANES * sizeof *d.lanes);
         size_t offs[MAX_TAPS];
-        for (size_t k = 0; k < g.taps; k++)
-            offs[k] = tap_offset(cfg, &g, k);
+        tap_offsets(offs, cfg, &g);
         for (size_t it = items * t / nt; it < items * (t + 1) / nt; it++) {
             const size_t s = it / blocks, y0 = it % blocks * ITEM_ROWS;
             const size_t y1 = y0 + ITEM_ROWS < g.oh ? y0 + ITEM_ROWS : g.oh;
